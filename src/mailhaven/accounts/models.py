@@ -1,0 +1,44 @@
+"""An account is a customer; its API keys are stored only as digests."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped
+
+from mailhaven.storage.base import Base
+from mailhaven.storage.inventory import ACCOUNT_HOLDER, OWNERSHIP, TECHNICAL, classified, column
+
+KEY_DIGEST = classified(
+    "non-personal", "none", "authentication", "until the key is revoked",
+    note="SHA-256 of a 160-bit random key; the key itself is shown once and never stored",
+)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)
+    name: Mapped[str] = column(String(200), data=ACCOUNT_HOLDER)
+    email_key_id: Mapped[str | None] = column(String(24), data=TECHNICAL)
+    email_sealed: Mapped[bytes | None] = column(
+        LargeBinary, data=classified(
+            "personal", "account holder", "account management", "life of the account",
+            note="sealed under the account holder's vault key",
+        ),
+    )
+    region: Mapped[str] = column(String(8), default="us", data=TECHNICAL)
+    created_at: Mapped[float] = column(Float, data=TECHNICAL)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)
+    account_id: Mapped[str] = column(
+        String(24), ForeignKey("accounts.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
+    )
+    digest: Mapped[str] = column(String(64), unique=True, data=KEY_DIGEST)
+    hint: Mapped[str] = column(String(16), data=TECHNICAL)  # last characters, for listing
+    description: Mapped[str] = column(String(200), default="", data=TECHNICAL)
+    created_at: Mapped[float] = column(Float, data=TECHNICAL)
+    revoked_at: Mapped[float | None] = column(Float, data=TECHNICAL)

@@ -1,0 +1,41 @@
+"""The HTTP API: FastAPI over the capability routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mailhaven import __version__, http
+from mailhaven.domains.router import router as domains_router
+from mailhaven.events.router import router as events_router
+from mailhaven.sending.router import router as sending_router
+from mailhaven.services import Services
+
+
+def create_app(services: Services, *, dev: bool = False) -> FastAPI:
+    app = FastAPI(title="Mailhaven", version=__version__,
+                  description="Mailgun-compatible email delivery with an executable privacy notice")
+    app.state.services = services
+    http.install(app)
+    app.include_router(domains_router)
+    app.include_router(sending_router)
+    app.include_router(events_router)
+    if dev:
+        from mailhaven.dev.router import router as dev_router
+        app.include_router(dev_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        try:
+            ok = services.db.ping()
+        except Exception:  # the database is down: say so, don't crash
+            ok = False
+        return JSONResponse({"status": "ok" if ok else "unavailable"},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

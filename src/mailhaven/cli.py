@@ -1,0 +1,168 @@
+"""The `mailhaven` command: serve, worker, migrate, and the admin commands of the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mailhaven.config import Settings
+from mailhaven.services import Services
+
+app = typer.Typer(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Accounts and their API keys.", no_args_is_help=True)
+domains_app = typer.Typer(help="Sending domains.", no_args_is_help=True)
+mailbox_app = typer.Typer(help="The development mailbox (serve --dev).", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(domains_app, name="domains")
+app.add_typer(mailbox_app, name="mailbox")
+
+console = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+
+
+def _services() -> Services:
+    return Services.start(Settings.from_env())
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    _services().close()
+    console.print("[green]Database is at the newest schema.[/green]")
+
+
+@app.command()
+def serve(
+    dev: Annotated[bool, typer.Option(help="Deliver to a local capture mailbox, not to MX.")]
+    = False,
+    host: Annotated[str | None, typer.Option(help="HTTP host (MAILHAVEN_HTTP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (MAILHAVEN_HTTP_PORT).")] = None,
+) -> None:
+    """Run the HTTP API and the delivery worker in one process."""
+    from mailhaven.server import run_server
+
+    _logging()
+    settings = Settings.from_env()
+    settings = settings.with_(http_host=host or settings.http_host,
+                              http_port=port or settings.http_port)
+    asyncio.run(run_server(settings, dev=dev))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Attempts in flight at once.")] = None,
+) -> None:
+    """Run a delivery worker; any number of them may share one PostgreSQL."""
+    from mailhaven.server import run_worker
+
+    _logging()
+    asyncio.run(run_worker(Settings.from_env(), concurrency=concurrency))
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Option(help="Account (company) name.")],
+    email: Annotated[str, typer.Option(help="Account holder's email.")],
+    region: Annotated[str, typer.Option(help="us or eu.")] = "us",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an account and print its first API key (shown once)."""
+    from mailhaven.accounts.service import create_account
+
+    services = _services()
+    try:
+        with services.db.transaction() as session:
+            issued = create_account(session, services.vault, name=name, email=email,
+                                    region=region, clock=services.clock)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        services.close()
+    result = {"account_id": issued.account_id, "api_key": issued.api_key}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print(f"Account [bold]{issued.account_id}[/bold] created.")
+        console.print(f"API key (shown once): [bold yellow]{issued.api_key}[/bold yellow]")
+
+
+@domains_app.command("add")
+def domains_add(
+    name: Annotated[str, typer.Argument(help="Domain name, e.g. mg.example.com.")],
+    account: Annotated[str, typer.Option(help="Account id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a sending domain with a fresh DKIM key; print the DNS records to publish."""
+    from mailhaven.accounts.models import Account
+    from mailhaven.domains.service import create_domain, domain_response
+    from mailhaven.errors import MailhavenError
+
+    services = _services()
+    try:
+        with services.db.transaction() as session:
+            if session.get(Account, account) is None:
+                raise MailhavenError(f"Account not found: {account}")
+            domain = create_domain(session, services.vault, account, {"name": name},
+                                   services.clock)
+            body = domain_response(domain, services.settings.hostname)
+    except MailhavenError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        services.close()
+    if as_json:
+        print(json.dumps(body))
+        return
+    console.print(f"Domain [bold]{name}[/bold] added. Publish these records:")
+    table = Table("type", "name", "value")
+    for record in body["sending_dns_records"] + body["receiving_dns_records"]:
+        table.add_row(record["record_type"], record["name"], record["value"])
+    console.print(table)
+
+
+def _mailbox_folder() -> Path:
+    return Settings.from_env().data_dir / "dev-mailbox"
+
+
+@mailbox_app.command("list")
+def mailbox_list(as_json: JsonOpt = False) -> None:
+    """List the messages the development mailbox captured, newest first."""
+    from mailhaven.dev.mailbox import list_captured
+
+    messages = list_captured(_mailbox_folder())
+    if as_json:
+        print(json.dumps([{"id": m.id, "to": m.rcpt_tos, "subject": m.subject,
+                           "received_at": m.received_at} for m in messages]))
+        return
+    table = Table("id", "to", "subject")
+    for m in messages:
+        table.add_row(m.id, ", ".join(m.rcpt_tos), m.subject)
+    console.print(table)
+
+
+@mailbox_app.command("show")
+def mailbox_show(message_id: str) -> None:
+    """Print one captured message as received."""
+    from mailhaven.dev.mailbox import read_captured
+
+    captured = read_captured(_mailbox_folder(), message_id)
+    if captured is None:
+        err.print(f"[red]No captured message {message_id}[/red]")
+        raise typer.Exit(1)
+    sys.stdout.write(captured.data.decode("utf-8", "replace"))

@@ -1,0 +1,72 @@
+"""Settings read once from the environment (SPEC interface contract)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"MAILHAVEN_{name}", default)
+
+
+def _hostport(value: str) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host:
+        return value, 25
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8700
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    relayhost: tuple[str, int] | None = None
+    master_key_file: Path | None = None
+    hostname: str = field(default_factory=socket.getfqdn)
+    smtp_delivery_port: int = 25
+    dns_nameserver: tuple[str, int] | None = None
+    lease_seconds: int = 300
+    max_message_age_seconds: int = 5 * 24 * 3600
+    worker_concurrency: int = 50
+    dev_capture_port: int = 2526
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'mailhaven.db'}"
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        key_file = _env("MASTER_KEY_FILE", "")
+        return cls(
+            data_dir=Path(_env("DATA_DIR", "var")),
+            database_url=_env("DATABASE_URL", ""),
+            http_host=_env("HTTP_HOST", "127.0.0.1"),
+            http_port=int(_env("HTTP_PORT", "8700")),
+            smtp_host=_env("SMTP_HOST", "127.0.0.1"),
+            smtp_port=int(_env("SMTP_PORT", "2525")),
+            relayhost=_hostport(_env("RELAYHOST", "")),
+            master_key_file=Path(key_file) if key_file else None,
+            hostname=_env("HOSTNAME", socket.getfqdn()),
+            smtp_delivery_port=int(_env("SMTP_DELIVERY_PORT", "25")),
+            dns_nameserver=_hostport(_env("DNS_NAMESERVER", "")),
+            lease_seconds=int(_env("LEASE_SECONDS", "300")),
+            max_message_age_seconds=int(_env("MAX_MESSAGE_AGE_SECONDS", str(5 * 24 * 3600))),
+            worker_concurrency=int(_env("WORKER_CONCURRENCY", "50")),
+            dev_capture_port=int(_env("DEV_CAPTURE_PORT", "2526")),
+        )

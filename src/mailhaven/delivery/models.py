@@ -1,0 +1,48 @@
+"""The queue: one row per (message, recipient); a claim is a lease on `next_attempt_at`."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped
+
+from mailhaven.storage.base import Base, BigId
+from mailhaven.storage.inventory import (
+    DELIVERY_STATE,
+    OWNERSHIP,
+    RECIPIENT_SEALED,
+    TECHNICAL,
+    classified,
+    column,
+)
+
+RECIPIENT_DOMAIN = classified(
+    "non-personal", "none", "email delivery", "life of the message",
+    note="the domain part only (e.g. example.com), needed to route and shape delivery",
+)
+
+QUEUED, DELIVERED, FAILED, CANCELLED = "queued", "delivered", "failed", "cancelled"
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
+    message_id: Mapped[str] = column(
+        String(24), ForeignKey("messages.id", ondelete="CASCADE"), index=True, data=TECHNICAL
+    )
+    account_id: Mapped[str] = column(String(24), index=True, data=OWNERSHIP)
+    domain_id: Mapped[str] = column(String(24), data=OWNERSHIP)
+    subject_key_id: Mapped[str | None] = column(
+        String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
+        data=TECHNICAL,
+    )
+    address_sealed: Mapped[bytes] = column(LargeBinary, data=RECIPIENT_SEALED)
+    variables_sealed: Mapped[bytes | None] = column(LargeBinary, data=RECIPIENT_SEALED)
+    recipient_domain: Mapped[str] = column(String(253), data=RECIPIENT_DOMAIN)
+    status: Mapped[str] = column(String(12), default=QUEUED, data=DELIVERY_STATE)
+    attempts: Mapped[int] = column(Integer, default=0, data=DELIVERY_STATE)
+    next_attempt_at: Mapped[float] = column(Float, data=DELIVERY_STATE)
+    lease_owner: Mapped[str | None] = column(String(40), data=TECHNICAL)
+    created_at: Mapped[float] = column(Float, data=TECHNICAL)
+    updated_at: Mapped[float] = column(Float, data=TECHNICAL)

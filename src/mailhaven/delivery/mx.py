@@ -1,0 +1,86 @@
+"""Where mail for a domain goes: MX records, implicit MX, null MX — with a short cache."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from mailhaven.delivery.replies import DeliveryFailure, local_failure
+
+CACHE_SECONDS_MAX = 300
+NEGATIVE_CACHE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class MailHost:
+    name: str  # the MX host name (what TLS certificates name)
+    address: str  # the IP we connect to
+    port: int
+
+
+class MxResolver:
+    def __init__(self, *, nameserver: tuple[str, int] | None = None, port: int = 25) -> None:
+        self._resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
+        if nameserver is not None:
+            self._resolver.nameservers = [nameserver[0]]
+            self._resolver.port = nameserver[1]
+        self._resolver.lifetime = 10.0
+        self._port = port
+        self._cache: dict[str, tuple[float, list[MailHost] | DeliveryFailure]] = {}
+
+    async def hosts(self, domain: str) -> list[MailHost]:
+        """MX hosts in preference order, each with its addresses; raises a DeliveryFailure."""
+        domain = domain.lower().rstrip(".")
+        cached = self._cache.get(domain)
+        if cached and cached[0] > time.monotonic():
+            if isinstance(cached[1], DeliveryFailure):
+                raise cached[1]
+            return cached[1]
+        try:
+            hosts, ttl = await self._lookup(domain)
+        except DeliveryFailure as failure:
+            if failure.permanent:
+                self._cache[domain] = (time.monotonic() + NEGATIVE_CACHE_SECONDS, failure)
+            raise
+        self._cache[domain] = (time.monotonic() + min(ttl, CACHE_SECONDS_MAX), hosts)
+        return hosts
+
+    async def _lookup(self, domain: str) -> tuple[list[MailHost], float]:
+        try:
+            answer = await self._resolver.resolve(domain, "MX")
+            records = sorted(answer, key=lambda r: r.preference)
+            ttl = float(answer.rrset.ttl) if answer.rrset is not None else 60.0
+            if len(records) == 1 and str(records[0].exchange) == ".":
+                raise local_failure(556, "5.1.10", f"Domain {domain} does not accept mail "
+                                    "(null MX)", permanent=True)
+            names = [str(r.exchange).rstrip(".") for r in records]
+        except dns.resolver.NXDOMAIN as exc:
+            raise local_failure(550, "5.1.2", f"Domain {domain} does not exist",
+                                permanent=True) from exc
+        except dns.resolver.NoAnswer:
+            names, ttl = [domain], 60.0  # RFC 5321 §5.1: the implicit MX
+        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+            raise local_failure(451, "4.4.3", f"DNS lookup for {domain} failed",
+                                permanent=False) from exc
+        hosts = []
+        for name in names:
+            hosts.extend(MailHost(name, ip, self._port) for ip in await self._addresses(name))
+        if not hosts:
+            raise local_failure(451, "4.4.4", f"No address for the mail hosts of {domain}",
+                                permanent=False)
+        return hosts, ttl
+
+    async def _addresses(self, name: str) -> list[str]:
+        found: list[str] = []
+        for rdtype in ("A", "AAAA"):
+            try:
+                answer = await self._resolver.resolve(name, rdtype)
+                found.extend(r.address for r in answer)
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.exception.Timeout,
+                    dns.resolver.NoNameservers):
+                continue
+        return found

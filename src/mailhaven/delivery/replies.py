@@ -1,0 +1,73 @@
+"""SMTP replies, classified once: everything past this boundary sees Temporary or Permanent."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+_WAIT = re.compile(
+    r"(?:try|retry)(?:\s+again)?\s+(?:in|after)\s+(\d+)\s*(s|sec|second|m|min|minute|h|hour)",
+    re.IGNORECASE,
+)
+_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class SmtpReply:
+    code: int
+    enhanced: str
+    text: str
+
+    @classmethod
+    def parse(cls, code: int, message: str) -> SmtpReply:
+        text = " ".join(message.split())
+        match = _ENHANCED.match(text)
+        enhanced = match.group(1) if match else ""
+        if match:
+            text = text[match.end():].strip()
+        return cls(code, enhanced, text)
+
+    def wait_hint(self) -> float | None:
+        """Seconds the server asked us to wait ("try again in 5 minutes"), if it said."""
+        match = _WAIT.search(self.text)
+        if not match:
+            return None
+        return float(match.group(1)) * _UNIT[match.group(2)[0].lower()]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.enhanced} {self.text}".replace("  ", " ")
+
+
+class DeliveryFailure(Exception):
+    """A delivery attempt that did not end in a 2xx for the message."""
+
+    permanent = False
+
+    def __init__(self, reply: SmtpReply, mx_host: str = "", reason: str = "generic") -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+        self.mx_host = mx_host
+        self.reason = reason
+
+
+class TemporaryFailure(DeliveryFailure):
+    permanent = False
+
+
+class PermanentFailure(DeliveryFailure):
+    permanent = True
+
+
+def failure_for(reply: SmtpReply, mx_host: str) -> DeliveryFailure:
+    """The failure a non-2xx reply stands for: 5xx is permanent, anything else is retried."""
+    if 500 <= reply.code < 600:
+        return PermanentFailure(reply, mx_host, reason="bounce")
+    return TemporaryFailure(reply, mx_host)
+
+
+def local_failure(code: int, enhanced: str, text: str, *, permanent: bool,
+                  mx_host: str = "", reason: str = "generic") -> DeliveryFailure:
+    """A failure we decide ourselves (DNS, TLS, connection), in the same shape as a reply."""
+    cls = PermanentFailure if permanent else TemporaryFailure
+    return cls(SmtpReply(code, enhanced, text), mx_host, reason)

@@ -1,0 +1,173 @@
+"""The delivery worker: claim due copies, sign, send over SMTP, settle — many at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+
+from prometheus_client import Counter
+
+from mailhaven.delivery import queue
+from mailhaven.delivery.backoff import retry_delay
+from mailhaven.delivery.mx import MailHost, MxResolver
+from mailhaven.delivery.replies import DeliveryFailure, SmtpReply
+from mailhaven.delivery.signing import dkim_sign, return_path
+from mailhaven.delivery.transport import Delivered, SmtpTransport
+from mailhaven.domains.models import Domain
+from mailhaven.domains.service import dkim_private_key
+from mailhaven.runner import Runner
+from mailhaven.sending import content
+from mailhaven.services import Services
+
+log = logging.getLogger("mailhaven.delivery")
+
+ATTEMPTS = Counter("mailhaven_delivery_attempts_total", "Delivery attempts by outcome",
+                   ["outcome"])
+TEST_MODE = SmtpReply(650, "", "Test mode")
+
+
+class DeliveryWorker(Runner):
+    name = "delivery"
+
+    def __init__(self, services: Services, *, owner: str | None = None,
+                 concurrency: int | None = None) -> None:
+        settings = services.settings
+        self.services = services
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.transport = SmtpTransport(settings.hostname)
+        self.resolver = MxResolver(nameserver=settings.dns_nameserver,
+                                   port=settings.smtp_delivery_port)
+        self._inflight: set[asyncio.Task] = set()
+        self._dkim_keys: dict[str, tuple[str, bytes]] = {}
+
+    # -- the loop ----------------------------------------------------------------------
+    async def run_once(self) -> int:
+        """Top up the in-flight set from the queue, then wait for one attempt to finish."""
+        free = self.concurrency - len(self._inflight)
+        started = 0
+        if free > 0:
+            services = self.services
+            jobs = await asyncio.to_thread(
+                queue.claim, services.db, services.vault, owner=self.owner,
+                now=services.clock.now(), limit=free,
+                lease_seconds=services.settings.lease_seconds)
+            for job in jobs:
+                task = asyncio.create_task(self.attempt(job))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            started = len(jobs)
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=self.idle_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        return started + len(self._inflight)
+
+    async def drain(self) -> None:
+        """Deliver everything due now, then return (tests, `mailhaven deliver`)."""
+        while await self.run_once():
+            pass
+
+    async def close(self) -> None:
+        if self._inflight:
+            await asyncio.wait(self._inflight)
+        await self.transport.close()
+
+    # -- one attempt --------------------------------------------------------------------
+    async def attempt(self, job: queue.Job) -> None:
+        try:
+            if job.facts.testmode:
+                await self._settle_delivered(job, Delivered(TEST_MODE, "", False, False, 0.0))
+                return
+            data = await asyncio.to_thread(self._build, job)
+            hosts = await self._route(job.email)
+            delivered = await self.transport.deliver(
+                hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
+                job.email, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
+        except DeliveryFailure as failure:
+            await self._settle_failed(job, failure)
+            return
+        except Exception:  # never lose the copy: log and let the lease expire into a retry
+            log.exception("delivery %s: unexpected error", job.delivery_id)
+            ATTEMPTS.labels("error").inc()
+            return
+        await self._settle_delivered(job, delivered)
+
+    def _build(self, job: queue.Job) -> bytes:
+        data = content.render(job.document, job.recipient, job.variables)
+        if not job.dkim:
+            return data
+        selector, private_pem = self._dkim_key(job.domain_id)
+        return dkim_sign(data, domain=job.domain_name, selector=selector,
+                         private_pem=private_pem)
+
+    def _dkim_key(self, domain_id: str) -> tuple[str, bytes]:
+        cached = self._dkim_keys.get(domain_id)
+        if cached is None:
+            with self.services.db.sessions() as session:
+                domain = session.get(Domain, domain_id)
+                assert domain is not None
+                cached = (domain.dkim_selector, dkim_private_key(self.services.vault, domain))
+            self._dkim_keys[domain_id] = cached
+        return cached
+
+    async def _route(self, email: str) -> list[MailHost]:
+        relay = self.services.settings.relayhost
+        if relay is not None:
+            return [MailHost(relay[0], relay[0], relay[1])]
+        return await self.resolver.hosts(email.rpartition("@")[2])
+
+    # -- outcomes -----------------------------------------------------------------------
+    async def _settle_delivered(self, job: queue.Job, result: Delivered) -> None:
+        now = self.services.clock.now()
+        status = _delivery_status(job, result.reply, result.mx_host) | {
+            "tls": result.tls, "certificate-verified": result.certificate_verified,
+            "session-seconds": round(result.session_seconds, 3),
+        }
+        await self._settle(job, "delivered", now=now, status=queue.DELIVERED,
+                           next_attempt_at=None, extra={"delivery-status": status})
+
+    async def _settle_failed(self, job: queue.Job, failure: DeliveryFailure) -> None:
+        now = self.services.clock.now()
+        status = _delivery_status(job, failure.reply, failure.mx_host)
+        too_old = now - job.created_at >= self.services.settings.max_message_age_seconds
+        if failure.permanent or too_old:
+            reason = failure.reason if failure.permanent else "old"
+            if too_old and not failure.permanent:
+                status["description"] = "Too old: gave up retrying"
+            await self._settle(job, "failed", now=now, status=queue.FAILED, next_attempt_at=None,
+                               extra={"severity": "permanent", "reason": reason,
+                                      "delivery-status": status})
+            return
+        delay = retry_delay(job.attempts, failure.reply.wait_hint())
+        status["retry-seconds"] = int(delay)
+        await self._settle(job, "failed", now=now, status=queue.QUEUED,
+                           next_attempt_at=now + delay,
+                           extra={"severity": "temporary", "reason": failure.reason,
+                                  "delivery-status": status})
+
+    async def _settle(self, job: queue.Job, event: str, *, now: float, status: str,
+                      next_attempt_at: float | None, extra: dict) -> None:
+        outcome = event if event == "delivered" else f"{extra['severity']}_failure"
+        services = self.services
+        recorded = await asyncio.to_thread(
+            queue.settle, services.db, services.vault, job, now=now, status=status,
+            next_attempt_at=next_attempt_at, event=event, extra=extra)
+        ATTEMPTS.labels(outcome if recorded else "lease_lost").inc()
+        log.info(json.dumps({
+            "kind": "delivery", "delivery": job.delivery_id, "message": job.facts.storage_key,
+            "attempt": job.attempts, "outcome": outcome if recorded else "lease_lost",
+            "code": extra["delivery-status"]["code"],
+            "mx": extra["delivery-status"]["mx-host"],
+        }))
+
+
+def _delivery_status(job: queue.Job, reply: SmtpReply, mx_host: str) -> dict:
+    return {
+        "code": reply.code, "message": reply.text, "description": "",
+        "enhanced-code": reply.enhanced, "attempt-no": job.attempts, "mx-host": mx_host,
+        "utf8": True, "tls": False, "certificate-verified": False, "session-seconds": 0.0,
+    }

@@ -1,0 +1,52 @@
+"""FastAPI dependencies: the services, the authenticated account, a database session."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from mailhaven.accounts.service import account_for_key
+from mailhaven.errors import Unauthorized
+from mailhaven.services import Services
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _api_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return password if user == "api" and password else None
+
+
+async def current_account(request: Request, services: ServicesDep) -> str:
+    api_key = _api_key(request)
+    if api_key is None:
+        raise Unauthorized("Invalid private key")
+
+    def lookup() -> str | None:
+        with services.db.sessions() as session:
+            return account_for_key(session, api_key)
+
+    account_id = await run_in_threadpool(lookup)
+    if account_id is None:
+        raise Unauthorized("Invalid private key")
+    request.state.account_id = account_id
+    return account_id
+
+
+AccountDep = Annotated[str, Depends(current_account)]

@@ -1,0 +1,1 @@
+"""Sending domains, their DKIM keys and the DNS records to publish (SPEC P2)."""

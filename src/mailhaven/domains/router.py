@@ -1,0 +1,59 @@
+"""`/v3/domains` and `/v4/domains`: Mailgun's domain endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from mailhaven.deps import AccountDep, ServicesDep
+from mailhaven.domains import service
+from mailhaven.http import field_dict, read_form
+
+router = APIRouter(tags=["domains"])
+
+
+@router.get("/v3/domains")
+@router.get("/v4/domains")
+async def list_domains(services: ServicesDep, account_id: AccountDep,
+                       limit: int = Query(100, ge=1, le=1000), skip: int = Query(0, ge=0),
+                       state: str | None = None, search: str | None = None) -> dict:
+    def run() -> dict:
+        with services.db.sessions() as session:
+            total, items = service.list_domains(session, account_id, limit=limit, skip=skip,
+                                                state=state, search=search)
+            return {"total_count": total, "items": [service.domain_json(d) for d in items]}
+    return await run_in_threadpool(run)
+
+
+@router.post("/v3/domains")
+@router.post("/v4/domains")
+async def create_domain(request: Request, services: ServicesDep, account_id: AccountDep) -> dict:
+    fields, _ = await read_form(request)
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            domain = service.create_domain(session, services.vault, account_id,
+                                           field_dict(fields), services.clock)
+            return {"message": "Domain DNS records have been created",
+                    **service.domain_response(domain, services.settings.hostname)}
+    return await run_in_threadpool(run)
+
+
+@router.get("/v3/domains/{name}")
+@router.get("/v4/domains/{name}")
+async def get_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
+    def run() -> dict:
+        with services.db.sessions() as session:
+            domain = service.owned_domain(session, account_id, name)
+            return service.domain_response(domain, services.settings.hostname)
+    return await run_in_threadpool(run)
+
+
+@router.delete("/v3/domains/{name}")
+@router.delete("/v4/domains/{name}")
+async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
+    def run() -> None:
+        with services.db.transaction() as session:
+            service.delete_domain(session, account_id, name)
+    await run_in_threadpool(run)
+    return {"message": "Domain will be deleted in the background"}

@@ -1,0 +1,149 @@
+"""Create, find, list and delete domains; describe the DNS records they need."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.domains.dkim import KEY_SIZES, generate_rsa
+from mailhaven.domains.models import Domain
+from mailhaven.errors import BadRequest, NotFound
+from mailhaven.storage.base import new_id
+from mailhaven.vault import Vault
+
+_DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$"
+)
+SPAM_ACTIONS = ("disabled", "block", "tag")
+
+
+def rfc2822(epoch: float) -> str:
+    return format_datetime(datetime.fromtimestamp(epoch, UTC), usegmt=True)
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("yes", "true", "1", "on")
+
+
+def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[str, str],
+                  clock: Clock = SYSTEM_CLOCK) -> Domain:
+    name = (fields.get("name") or "").strip().lower().rstrip(".")
+    if not name:
+        raise BadRequest("Missing mandatory parameter: name")
+    if not _DOMAIN_RE.match(name):
+        raise BadRequest(f"'{name}' is not a valid domain name")
+    if session.scalar(select(Domain.id).where(Domain.name == name)):
+        raise BadRequest(f"The domain name {name} is already taken")
+    spam_action = fields.get("spam_action") or "disabled"
+    if spam_action not in SPAM_ACTIONS:
+        raise BadRequest("spam_action must be one of disabled, block, tag")
+    try:
+        key_size = int(fields.get("dkim_key_size") or 2048)
+    except ValueError:
+        key_size = 0
+    if key_size not in KEY_SIZES:
+        raise BadRequest("dkim_key_size must be 1024 or 2048")
+    selector = fields.get("dkim_selector") or "mh" + datetime.fromtimestamp(
+        clock.now(), UTC).strftime("%Y%m")
+    keys = generate_rsa(key_size)
+    domain = Domain(
+        id=new_id(), account_id=account_id, name=name, state="unverified",
+        spam_action=spam_action, wildcard=_flag(fields.get("wildcard")),
+        require_tls=_flag(fields.get("require_tls")),
+        skip_verification=_flag(fields.get("skip_verification")),
+        web_prefix=fields.get("web_prefix") or "email",
+        web_scheme=fields.get("web_scheme") or "http",
+        dkim_selector=selector, dkim_key_size=key_size,
+        dkim_public_key=keys.public_b64, created_at=clock.now(),
+    )
+    domain.dkim_private_key = vault.seal_secret(f"dkim:{domain.id}", keys.private_pem)
+    session.add(domain)
+    session.flush()
+    return domain
+
+
+def owned_domain(session: Session, account_id: str, name: str) -> Domain:
+    """The account's domain by name; another account's domain is as absent as a missing one."""
+    domain = session.scalar(select(Domain).where(
+        Domain.name == name.strip().lower(), Domain.account_id == account_id))
+    if domain is None:
+        raise NotFound("Domain not found")
+    return domain
+
+
+def list_domains(session: Session, account_id: str, *, limit: int, skip: int,
+                 state: str | None = None, search: str | None = None) -> tuple[int, list[Domain]]:
+    query = select(Domain).where(Domain.account_id == account_id)
+    if state:
+        query = query.where(Domain.state == state)
+    if search:
+        query = query.where(Domain.name.contains(search.lower(), autoescape=True))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(query.order_by(Domain.created_at, Domain.name)
+                            .offset(skip).limit(limit)).all()
+    return total, list(items)
+
+
+def delete_domain(session: Session, account_id: str, name: str) -> None:
+    session.delete(owned_domain(session, account_id, name))
+
+
+def dkim_private_key(vault: Vault, domain: Domain) -> bytes:
+    return vault.open_secret(f"dkim:{domain.id}", domain.dkim_private_key)
+
+
+# -- Mailgun's shapes -------------------------------------------------------------------
+def domain_json(domain: Domain) -> dict:
+    return {
+        "id": domain.id,
+        "name": domain.name,
+        "state": domain.state,
+        "type": "custom",
+        "created_at": rfc2822(domain.created_at),
+        "smtp_login": f"postmaster@{domain.name}",
+        "spam_action": domain.spam_action,
+        "require_tls": domain.require_tls,
+        "skip_verification": domain.skip_verification,
+        "web_prefix": domain.web_prefix,
+        "web_scheme": domain.web_scheme,
+        "wildcard": domain.wildcard,
+        "is_disabled": False,
+        "use_automatic_sender_security": False,
+        "message_ttl": 259200,
+    }
+
+
+def _record(record_type: str, name: str, value: str, priority: str | None = None) -> dict:
+    record = {"record_type": record_type, "name": name, "value": value, "valid": "unknown",
+              "cached": [], "is_active": True}
+    if priority is not None:
+        record["priority"] = priority
+    return record
+
+
+def sending_dns_records(domain: Domain, hostname: str) -> list[dict]:
+    return [
+        _record("TXT", domain.name, f"v=spf1 a:{hostname} ~all"),
+        _record("TXT", f"{domain.dkim_selector}._domainkey.{domain.name}",
+                f"k=rsa; p={domain.dkim_public_key}"),
+        _record("CNAME", f"{domain.web_prefix}.{domain.name}", hostname),
+    ]
+
+
+def receiving_dns_records(domain: Domain, hostname: str) -> list[dict]:
+    return [_record("MX", domain.name, hostname, priority="10")]
+
+
+def domain_response(domain: Domain, hostname: str) -> dict:
+    return {
+        "domain": domain_json(domain),
+        "receiving_dns_records": receiving_dns_records(domain, hostname),
+        "sending_dns_records": sending_dns_records(domain, hostname),
+    }

@@ -1,0 +1,27 @@
+"""Domain errors that the HTTP layer turns into Mailgun's status codes and bodies, in one place."""
+
+from __future__ import annotations
+
+
+class MailhavenError(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(MailhavenError):
+    status = 400
+
+
+class Unauthorized(MailhavenError):
+    status = 401
+
+
+class NotFound(MailhavenError):
+    status = 404
+
+
+class TooLarge(MailhavenError):
+    status = 413

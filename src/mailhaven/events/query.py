@@ -1,0 +1,179 @@
+"""The Events API query: filters, a time range, and keyset paging both ways.
+
+A page's links carry an opaque token (the query plus a pivot event), so following `next`
+or `previous` walks the range without gaps or repeats even while new events arrive.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import asdict, dataclass, field, replace
+from email.utils import parsedate_to_datetime
+
+from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from mailhaven.errors import BadRequest
+from mailhaven.events.models import Event
+from mailhaven.events.service import open_payload
+from mailhaven.vault import Vault
+
+MAX_LIMIT = 300
+DEFAULT_LIMIT = 100
+FILTERS = ("event", "recipient", "tags", "message-id", "severity")
+
+
+@dataclass(frozen=True)
+class Pivot:
+    timestamp: float
+    id: int
+    inclusive: bool = False
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    ascending: bool
+    begin: float | None
+    end: float | None
+    limit: int
+    filters: dict[str, str] = field(default_factory=dict)
+    backward: bool = False  # read towards the start of the range ("previous", "last")
+    pivot: Pivot | None = None
+
+    def token(self) -> str:
+        data = asdict(self)
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def from_token(cls, token: str) -> EventQuery:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            data = json.loads(raw)
+            pivot = Pivot(**data.pop("pivot")) if data.get("pivot") else None
+            return cls(**{**data, "pivot": pivot})
+        except (ValueError, TypeError, binascii.Error, AttributeError) as exc:
+            raise BadRequest("Invalid page token") from exc
+
+
+def _time(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError) as exc:
+        raise BadRequest(f"Invalid '{name}' parameter: {value}") from exc
+
+
+def parse_query(params: dict[str, str]) -> EventQuery:
+    begin = _time(params["begin"], "begin") if params.get("begin") else None
+    end = _time(params["end"], "end") if params.get("end") else None
+    asc_param = params.get("ascending")
+    if asc_param is not None:
+        if asc_param not in ("yes", "no", "true", "false"):
+            raise BadRequest("Invalid 'ascending' parameter: must be yes or no")
+        ascending = asc_param in ("yes", "true")
+    elif begin is not None and end is not None:
+        ascending = begin <= end
+    else:
+        ascending = begin is not None
+    try:
+        limit = int(params.get("limit") or DEFAULT_LIMIT)
+    except ValueError as exc:
+        raise BadRequest("Invalid 'limit' parameter") from exc
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"'limit' must be between 1 and {MAX_LIMIT}")
+    filters = {k: params[k] for k in FILTERS if params.get(k)}
+    return EventQuery(ascending=ascending, begin=begin, end=end, limit=limit, filters=filters)
+
+
+def _word_filter(column, value: str):  # type: ignore[no-untyped-def]
+    """`a OR b`, `NOT a`, `a b` (either): the subset of Mailgun's filter syntax we honour."""
+    include, exclude, negate = [], [], False
+    for word in value.replace("(", " ").replace(")", " ").split():
+        if word.upper() in ("OR", "AND"):
+            continue
+        if word.upper() == "NOT":
+            negate = True
+            continue
+        (exclude if negate else include).append(word.strip('"'))
+        negate = False
+    clauses = []
+    if include:
+        clauses.append(column.in_(include))
+    if exclude:
+        clauses.append(column.not_in(exclude))
+    return and_(*clauses)
+
+
+def _conditions(query: EventQuery, vault: Vault, account_id: str, domain_id: str) -> list:
+    lo, hi = (query.begin, query.end) if query.ascending else (query.end, query.begin)
+    conds = [Event.account_id == account_id, Event.domain_id == domain_id]
+    if lo is not None:
+        conds.append(Event.timestamp >= lo)
+    if hi is not None:
+        conds.append(Event.timestamp <= hi)
+    f = query.filters
+    if "event" in f:
+        conds.append(_word_filter(Event.event, f["event"]))
+    if "severity" in f:
+        conds.append(_word_filter(Event.severity, f["severity"]))
+    if "recipient" in f:
+        conds.append(Event.recipient_index == vault.blind_index(account_id, f["recipient"]))
+    if "message-id" in f:
+        conds.append(Event.message_id == f["message-id"].strip().strip("<>"))
+    if "tags" in f:
+        tags = [t for t in f["tags"].split() if t.upper() not in ("OR", "AND")]
+        conds.append(or_(*(Event.tags.contains(json.dumps(t), autoescape=True) for t in tags)))
+    return conds
+
+
+def _pivot_condition(query: EventQuery):  # type: ignore[no-untyped-def]
+    pivot = query.pivot
+    assert pivot is not None
+    key, at = tuple_(Event.timestamp, Event.id), tuple_(pivot.timestamp, pivot.id)
+    later = query.ascending != query.backward  # reading towards larger keys
+    if later:
+        return key >= at if pivot.inclusive else key > at
+    return key <= at if pivot.inclusive else key < at
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict]
+    next: EventQuery
+    previous: EventQuery
+    first: EventQuery
+    last: EventQuery
+
+
+def fetch(session: Session, vault: Vault, account_id: str, domain_id: str,
+          query: EventQuery) -> Page:
+    conds = _conditions(query, vault, account_id, domain_id)
+    if query.pivot is not None:
+        conds.append(_pivot_condition(query))
+    towards_larger = query.ascending != query.backward
+    order = (Event.timestamp.asc(), Event.id.asc()) if towards_larger else (
+        Event.timestamp.desc(), Event.id.desc())
+    rows = list(session.scalars(select(Event).where(*conds).order_by(*order).limit(query.limit)))
+    if query.backward:
+        rows.reverse()  # pages are always shown in the query's own order
+    start = replace(query, backward=False, pivot=None)
+    first, last = start, replace(start, backward=True)
+    if rows:
+        nxt = replace(start, pivot=Pivot(rows[-1].timestamp, rows[-1].id))
+        prev = replace(start, backward=True, pivot=Pivot(rows[0].timestamp, rows[0].id))
+    elif query.pivot is None:
+        nxt, prev = (first, last) if not query.backward else (first, query)
+    elif query.backward:  # ran off the start: next resumes at the pivot itself
+        nxt = replace(start, pivot=replace(query.pivot, inclusive=not query.pivot.inclusive))
+        prev = query
+    else:  # ran off the end: poll here; previous includes the pivot
+        nxt = query
+        prev = replace(query, backward=True,
+                       pivot=replace(query.pivot, inclusive=not query.pivot.inclusive))
+    return Page(open_payload(session, vault, rows), nxt, prev, first, last)

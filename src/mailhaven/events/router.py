@@ -1,0 +1,43 @@
+"""`GET /v3/{domain}/events` and the page URLs it hands out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from mailhaven.deps import AccountDep, ServicesDep
+from mailhaven.domains.service import owned_domain
+from mailhaven.events.query import EventQuery, fetch, parse_query
+
+router = APIRouter(tags=["events"])
+
+
+async def _page(domain_name: str, query: EventQuery, request: Request, services: ServicesDep,
+                account_id: str) -> dict:
+    base = f"{str(request.base_url).rstrip('/')}/v3/{domain_name}/events"
+
+    def run() -> dict:
+        with services.db.sessions() as session:
+            domain = owned_domain(session, account_id, domain_name)
+            page = fetch(session, services.vault, account_id, domain.id, query)
+        for item in page.items:
+            item["storage"]["url"] = (f"{str(request.base_url).rstrip('/')}/v3/domains/"
+                                      f"{domain_name}/messages/{item['storage']['key']}")
+        return {"items": page.items, "paging": {
+            "first": f"{base}/{page.first.token()}", "last": f"{base}/{page.last.token()}",
+            "next": f"{base}/{page.next.token()}", "previous": f"{base}/{page.previous.token()}",
+        }}
+    return await run_in_threadpool(run)
+
+
+@router.get("/v3/{domain_name}/events")
+async def list_events(domain_name: str, request: Request, services: ServicesDep,
+                      account_id: AccountDep) -> dict:
+    query = parse_query(dict(request.query_params))
+    return await _page(domain_name, query, request, services, account_id)
+
+
+@router.get("/v3/{domain_name}/events/{token}")
+async def events_page(domain_name: str, token: str, request: Request, services: ServicesDep,
+                      account_id: AccountDep) -> dict:
+    return await _page(domain_name, EventQuery.from_token(token), request, services, account_id)

@@ -1,0 +1,98 @@
+"""Record events in Mailgun's JSON and read them back for the Events API."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from email.utils import parseaddr
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from mailhaven.events.models import Event
+from mailhaven.sending.content import MessageFacts
+from mailhaven.vault import Vault, VaultKey
+
+LOG_LEVELS = {"failed": "error", "rejected": "warn"}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A recipient as events see it: the address and the subject key that seals it."""
+
+    email: str
+    key: VaultKey
+
+
+def new_event_id() -> str:
+    return secrets.token_urlsafe(16)[:22]
+
+
+def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float,
+               extra: dict | None = None) -> dict:
+    data = {
+        "id": new_event_id(),
+        "event": event,
+        "timestamp": timestamp,
+        "log-level": LOG_LEVELS.get(event, "info"),
+        "recipient": recipient,
+        "recipient-domain": recipient.rpartition("@")[2].lower(),
+        "message": {"headers": facts.headers, "attachments": facts.attachments,
+                    "size": facts.size},
+        "tags": facts.tags,
+        "campaigns": [],
+        "user-variables": facts.user_variables,
+        "flags": {"is-authenticated": True, "is-routed": False, "is-system-test": False,
+                  "is-test-mode": facts.testmode},
+        "envelope": {"transport": "smtp", "targets": recipient,
+                     "sender": parseaddr(facts.headers["from"])[1]},
+        "storage": {"key": facts.storage_key},
+        "method": "http",
+    }
+    if extra:
+        data.update(extra)
+    if event == "failed":
+        data["log-level"] = "error" if data.get("severity") == "permanent" else "warn"
+    return data
+
+
+def record_many(session: Session, vault: Vault, *, account_id: str, domain_id: str,
+                facts: MessageFacts, event: str, recipients: list[Recipient], timestamp: float,
+                extra: dict | None = None) -> list[dict]:
+    """Store one event per recipient, each sealed under that recipient's key."""
+    rows, documents = [], []
+    for recipient in recipients:
+        doc = event_json(facts, event, recipient.email, timestamp, extra)
+        documents.append(doc)
+        rows.append({
+            "event_id": doc["id"], "account_id": account_id, "domain_id": domain_id,
+            "storage_key": facts.storage_key, "event": event, "timestamp": timestamp,
+            "severity": doc.get("severity"), "message_id": facts.message_id,
+            "tags": json.dumps(facts.tags),
+            "recipient_index": vault.blind_index(account_id, recipient.email),
+            "key_id": recipient.key.id,
+            "payload": vault.seal(recipient.key, json.dumps(doc).encode(), doc["id"]),
+        })
+    if rows:
+        session.execute(insert(Event), rows)
+    return documents
+
+
+def record(session: Session, vault: Vault, *, account_id: str, domain_id: str,
+           facts: MessageFacts, event: str, recipient: Recipient, timestamp: float,
+           extra: dict | None = None) -> dict:
+    return record_many(session, vault, account_id=account_id, domain_id=domain_id, facts=facts,
+                       event=event, recipients=[recipient], timestamp=timestamp, extra=extra)[0]
+
+
+def open_payload(session: Session, vault: Vault, rows: list[Event]) -> list[dict]:
+    """Decrypt event rows; an event whose key was erased is left out."""
+    key_ids = {row.key_id for row in rows if row.key_id}
+    keys = {k.id: k for k in session.scalars(select(VaultKey).where(VaultKey.id.in_(key_ids)))}
+    documents = []
+    for row in rows:
+        key = keys.get(row.key_id or "")
+        if key is not None:
+            documents.append(json.loads(vault.open(key, row.payload, row.event_id)))
+    return documents

@@ -1,0 +1,13 @@
+"""Every table, imported once so the metadata (and Alembic) sees the whole schema."""
+
+from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.delivery.models import Delivery
+from mailhaven.domains.models import Domain
+from mailhaven.events.models import Event
+from mailhaven.sending.models import Message
+from mailhaven.storage.base import Base
+from mailhaven.vault.models import VaultKey
+
+metadata = Base.metadata
+
+__all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "VaultKey", "metadata"]

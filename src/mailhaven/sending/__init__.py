@@ -1,0 +1,1 @@
+"""Accepting mail through Mailgun's send API (SPEC P3)."""

@@ -1,0 +1,143 @@
+"""The stored form of a message and the MIME built from it for one recipient.
+
+Content is stored once per message; batch sends keep `%recipient.x%` placeholders and are
+rendered per recipient at delivery, so 1000 personalised copies cost one stored body.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailhaven.sending.request import SendRequest
+
+RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
+_MIME_POLICY = policy.SMTP.clone(max_line_length=998)
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What events say about a message (Mailgun's `message` block and friends)."""
+
+    storage_key: str
+    message_id: str  # without <>
+    headers: dict[str, str]  # to, from, subject
+    attachments: list[dict]
+    size: int
+    tags: list[str]
+    user_variables: dict[str, str]
+    testmode: bool
+
+
+def dump(request: SendRequest, *, message_id: str, created_at: float) -> bytes:
+    doc: dict = {
+        "v": 1, "message_id": message_id, "created_at": created_at,
+        "from": request.sender.formatted(),
+        "to": [a.formatted() for a in request.to],
+        "cc": [a.formatted() for a in request.cc],
+        "subject": request.subject, "text": request.text, "html": request.html,
+        "amp_html": request.amp_html, "headers": request.headers,
+        "variables": request.variables, "batch": request.recipient_variables is not None,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "inline": a.inline,
+             "data": base64.b64encode(a.data).decode()} for a in request.attachments
+        ],
+        "mime": base64.b64encode(request.mime).decode() if request.mime is not None else None,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def load(blob: bytes) -> dict:
+    return json.loads(blob)
+
+
+def facts(doc: dict, *, storage_key: str, size: int, tags: list[str],
+          testmode: bool) -> MessageFacts:
+    if doc["mime"] is not None:
+        parsed = message_from_bytes(base64.b64decode(doc["mime"]), policy=policy.default)
+        headers = {"to": str(parsed.get("To", "")), "from": str(parsed.get("From", "")),
+                   "subject": str(parsed.get("Subject", ""))}
+        attachments: list[dict] = [
+            {"filename": part.get_filename(), "content-type": part.get_content_type(),
+             "size": len(part.get_payload(decode=True) or b"")}
+            for part in parsed.iter_attachments()
+        ] if parsed.is_multipart() else []
+    else:
+        headers = {"to": ", ".join(doc["to"]), "from": doc["from"], "subject": doc["subject"]}
+        attachments = [
+            {"filename": a["filename"], "content-type": a["content_type"],
+             "size": len(base64.b64decode(a["data"]))}
+            for a in doc["attachments"] if not a["inline"]
+        ]
+    headers["message-id"] = doc["message_id"]
+    return MessageFacts(storage_key, doc["message_id"], headers, attachments, size, tags,
+                        dict(doc["variables"]), testmode)
+
+
+def substitute(text: str, variables: dict | None) -> str:
+    if variables is None or "%recipient" not in text:
+        return text
+    return RECIPIENT_VAR.sub(lambda m: str(variables.get(m.group(1), "")), text)
+
+
+def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
+    """The MIME bytes (CRLF) delivered to one recipient."""
+    if doc["mime"] is not None:
+        raw = base64.b64decode(doc["mime"])
+        if b"\nmessage-id:" not in b"\n" + raw.split(b"\r\n\r\n", 1)[0].lower().replace(
+                b"\r\n", b"\n"):
+            raw = f"Message-ID: <{doc['message_id']}>\r\n".encode() + raw
+        return raw
+    sub = (lambda s: substitute(s, variables)) if doc["batch"] else (lambda s: s)
+    msg = EmailMessage(policy=_MIME_POLICY)
+    msg["From"] = doc["from"]
+    msg["To"] = recipient if doc["batch"] else ", ".join(doc["to"])
+    if doc["cc"]:
+        msg["Cc"] = ", ".join(doc["cc"])
+    msg["Subject"] = sub(doc["subject"])
+    msg["Date"] = format_datetime(datetime.fromtimestamp(doc["created_at"], UTC))
+    custom = {name.lower() for name, _ in doc["headers"]}
+    if "message-id" not in custom:
+        msg["Message-ID"] = f"<{doc['message_id']}>"
+    for name, value in doc["headers"]:
+        msg[name] = sub(value)
+    if doc["variables"]:
+        user_vars = {k: sub(v) for k, v in doc["variables"].items()}
+        msg["X-Mailgun-Variables"] = json.dumps(user_vars)
+    _add_body(msg, doc, sub)
+    return msg.as_bytes()
+
+
+def _add_body(msg: EmailMessage, doc: dict, sub) -> None:  # type: ignore[no-untyped-def]
+    text, html = doc["text"], doc["html"]
+    if text is not None:
+        msg.set_content(sub(text))
+    if html is not None:
+        if text is not None:
+            msg.add_alternative(sub(html), subtype="html")
+        else:
+            msg.set_content(sub(html), subtype="html")
+    elif text is None and doc["amp_html"] is not None:
+        msg.set_content(sub(doc["amp_html"]), subtype="html")
+    inline = [a for a in doc["attachments"] if a["inline"]]
+    if inline and html is not None:
+        html_part = msg.get_body(preferencelist=("html",))
+        for a in inline:
+            maintype, _, subtype = a["content_type"].partition("/")
+            html_part.add_related(base64.b64decode(a["data"]), maintype or "application",
+                                  subtype or "octet-stream", cid=f"<{a['filename']}>",
+                                  filename=a["filename"], disposition="inline")
+    for a in doc["attachments"]:
+        if a["inline"] and html is not None:
+            continue
+        maintype, _, subtype = a["content_type"].partition("/")
+        msg.add_attachment(base64.b64decode(a["data"]), maintype or "application",
+                           subtype or "octet-stream", filename=a["filename"],
+                           disposition="inline" if a["inline"] else "attachment")
+

@@ -1,0 +1,48 @@
+"""An accepted message: its sealed content, stored once however many recipients it has."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped
+
+from mailhaven.storage.base import Base
+from mailhaven.storage.inventory import (
+    CONTENT_SEALED,
+    DELIVERY_STATE,
+    OWNERSHIP,
+    TECHNICAL,
+    classified,
+    column,
+)
+
+TAGS = classified(
+    "non-personal", "none", "reporting", "life of the message",
+    note="customer-chosen labels; customers are told not to put personal data in tags",
+)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)  # storage key
+    account_id: Mapped[str] = column(
+        String(24), ForeignKey("accounts.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
+    )
+    domain_id: Mapped[str] = column(
+        String(24), ForeignKey("domains.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
+    )
+    message_id: Mapped[str] = column(String(255), index=True, data=TECHNICAL)  # no <>
+    content_key_id: Mapped[str] = column(
+        String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
+        data=TECHNICAL,
+    )
+    content_sealed: Mapped[bytes | None] = column(LargeBinary, data=CONTENT_SEALED)
+    kind: Mapped[str] = column(String(8), data=TECHNICAL)  # "form" | "mime"
+    size: Mapped[int] = column(Integer, data=TECHNICAL)
+    batch: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)
+    tags: Mapped[str] = column(Text, default="[]", data=TAGS)  # JSON array
+    testmode: Mapped[bool] = column(Boolean, default=False, data=DELIVERY_STATE)
+    dkim: Mapped[bool] = column(Boolean, default=True, data=DELIVERY_STATE)
+    require_tls: Mapped[bool] = column(Boolean, default=False, data=DELIVERY_STATE)
+    skip_verification: Mapped[bool] = column(Boolean, default=False, data=DELIVERY_STATE)
+    created_at: Mapped[float] = column(Float, data=TECHNICAL)

@@ -1,0 +1,49 @@
+"""`POST /v3/{domain}/messages` and `/messages.mime`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import Counter
+from starlette.concurrency import run_in_threadpool
+
+from mailhaven.deps import AccountDep, ServicesDep
+from mailhaven.domains.service import owned_domain
+from mailhaven.errors import NotFound
+from mailhaven.http import read_form
+from mailhaven.sending.request import build_request
+from mailhaven.sending.service import accept
+
+router = APIRouter(tags=["messages"])
+
+ACCEPTED = Counter("mailhaven_messages_accepted_total", "Messages accepted for delivery")
+RECIPIENTS = Counter("mailhaven_recipients_accepted_total", "Recipients queued for delivery")
+
+
+async def _send(domain_name: str, request: Request, services: ServicesDep, account_id: str,
+                *, mime: bool) -> dict:
+    fields, files = await read_form(request)
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            try:
+                domain = owned_domain(session, account_id, domain_name)
+            except NotFound as exc:
+                raise NotFound(f"Domain not found: {domain_name}") from exc
+            accepted = accept(session, services.vault, domain,
+                              build_request(fields, files, mime=mime), services.clock)
+        ACCEPTED.inc()
+        RECIPIENTS.inc(accepted.recipients)
+        return {"id": accepted.id, "message": "Queued. Thank you."}
+    return await run_in_threadpool(run)
+
+
+@router.post("/v3/{domain_name}/messages")
+async def send_message(domain_name: str, request: Request, services: ServicesDep,
+                       account_id: AccountDep) -> dict:
+    return await _send(domain_name, request, services, account_id, mime=False)
+
+
+@router.post("/v3/{domain_name}/messages.mime")
+async def send_mime(domain_name: str, request: Request, services: ServicesDep,
+                    account_id: AccountDep) -> dict:
+    return await _send(domain_name, request, services, account_id, mime=True)

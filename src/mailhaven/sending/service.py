@@ -1,0 +1,90 @@
+"""Accept a message: seal it, queue one delivery per recipient, emit `accepted` — one commit."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.delivery.models import QUEUED, Delivery
+from mailhaven.domains.models import Domain
+from mailhaven.events.service import Recipient, record_many
+from mailhaven.sending import content
+from mailhaven.sending.models import Message
+from mailhaven.sending.request import SendRequest
+from mailhaven.storage.base import new_id
+from mailhaven.vault import Vault
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: str  # "<message-id>", as Mailgun returns it
+    storage_key: str
+    recipients: int
+
+
+def new_message_id(domain: str, now: float) -> str:
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d%H%M%S")
+    return f"{stamp}.{secrets.token_hex(8)}@{domain}"
+
+
+def _custom_message_id(request: SendRequest) -> str | None:
+    for name, value in request.headers:
+        if name.lower() == "message-id" and value.strip("<> "):
+            return value.strip().strip("<>")
+    return None
+
+
+def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
+           clock: Clock = SYSTEM_CLOCK) -> Accepted:
+    now = clock.now()
+    storage_key = new_id()
+    message_id = _custom_message_id(request) or new_message_id(domain.name, now)
+    content_key = vault.new_content_key(session, domain.account_id)
+    document = content.dump(request, message_id=message_id, created_at=now)
+    session.add(Message(
+        id=storage_key, account_id=domain.account_id, domain_id=domain.id,
+        message_id=message_id, content_key_id=content_key.id,
+        content_sealed=vault.seal(content_key, document, f"message:{storage_key}"),
+        kind="mime" if request.mime is not None else "form", size=request.size,
+        batch=request.recipient_variables is not None, tags=json.dumps(request.tags),
+        testmode=request.testmode, dkim=request.dkim if request.dkim is not None else True,
+        require_tls=request.require_tls or domain.require_tls,
+        skip_verification=request.skip_verification or domain.skip_verification,
+        created_at=now,
+    ))
+    recipients = request.recipients
+    subjects = vault.subjects(session, domain.account_id, [r.email for r in recipients])
+    due = max(now, request.deliverytime or now)
+    rows = []
+    for address in recipients:
+        key = subjects[address.email.strip().lower()]
+        variables = None
+        if request.recipient_variables is not None:
+            own = request.recipient_variables.get(address.email.strip().lower(), {})
+            variables = vault.seal(key, json.dumps(own).encode(), "delivery.variables")
+        rows.append({
+            "message_id": storage_key, "account_id": domain.account_id,
+            "domain_id": domain.id, "subject_key_id": key.id,
+            "address_sealed": vault.seal_text(key, address.formatted(), "delivery.address"),
+            "variables_sealed": variables,
+            "recipient_domain": address.email.rpartition("@")[2].lower(),
+            "status": QUEUED, "attempts": 0, "next_attempt_at": due,
+            "created_at": now, "updated_at": now,
+        })
+    session.flush()
+    session.execute(insert(Delivery), rows)
+    facts = content.facts(content.load(document), storage_key=storage_key, size=request.size,
+                          tags=request.tags, testmode=request.testmode)
+    record_many(
+        session, vault, account_id=domain.account_id, domain_id=domain.id, facts=facts,
+        event="accepted",
+        recipients=[Recipient(r.email, subjects[r.email.strip().lower()]) for r in recipients],
+        timestamp=now,
+    )
+    return Accepted(f"<{message_id}>", storage_key, len(recipients))

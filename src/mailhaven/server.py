@@ -1,0 +1,61 @@
+"""Process roles: `serve` (API + worker [+ dev mailbox]) and `worker`, on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+
+import uvicorn
+
+from mailhaven.app import create_app
+from mailhaven.config import Settings
+from mailhaven.delivery.worker import DeliveryWorker
+from mailhaven.services import Services
+
+log = logging.getLogger("mailhaven.server")
+
+
+async def run_server(settings: Settings, *, dev: bool = False) -> None:
+    capture = None
+    if dev:
+        from mailhaven.dev.demo import ensure_demo, print_welcome
+        from mailhaven.dev.mailbox import start_capture
+
+        settings = settings.with_(relayhost=("127.0.0.1", settings.dev_capture_port))
+        capture = await start_capture(settings.data_dir / "dev-mailbox", "127.0.0.1",
+                                      settings.dev_capture_port)
+    services = await asyncio.to_thread(Services.start, settings)
+    if dev:
+        demo = await asyncio.to_thread(ensure_demo, services)
+        print_welcome(settings, demo)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
+        log_config=None, access_log=False, lifespan="off"))
+    stop = asyncio.Event()
+    worker = DeliveryWorker(services)
+    worker_task = asyncio.create_task(worker.run(stop))
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        await worker_task
+        if capture is not None:
+            capture.close()
+        services.close()
+
+
+async def run_worker(settings: Settings, *, concurrency: int | None = None) -> None:
+    services = await asyncio.to_thread(Services.start, settings)
+    worker = DeliveryWorker(services, concurrency=concurrency)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
+    try:
+        await worker.run(stop)
+    finally:
+        services.close()
+        log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "stopped"}))

@@ -1,0 +1,30 @@
+"""The parts every role shares, built once per process: settings, database, vault, clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.config import Settings
+from mailhaven.storage.db import Database
+from mailhaven.vault import Vault, load_or_create_keyring
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    vault: Vault
+    clock: Clock
+
+    @classmethod
+    def start(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK,
+              migrate: bool = True) -> Services:
+        db = Database(settings.resolved_database_url)
+        if migrate:
+            db.migrate()
+        vault = Vault(load_or_create_keyring(settings.resolved_master_key_file), clock)
+        return cls(settings, db, vault, clock)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,1 @@
+"""Storage: the database, its migrations, and the data inventory every column declares."""

@@ -1,0 +1,61 @@
+"""The data inventory (SPEC N1): every stored column says what it holds and why.
+
+A column is declared with `column(..., data=SOME_CLASS)`; the classification lands in the
+column's `info`, where the inventory test and, later, `mailhaven privacy inventory` read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.orm import mapped_column
+
+Category = Literal["personal", "non-personal"]
+LegalBasis = Literal["contract", "consent", "legal obligation", "legitimate interest"]
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: Category
+    subject: str
+    purposes: tuple[str, ...]
+    legal_basis: LegalBasis
+    retention: str
+    note: str = ""
+
+
+def column(*args: Any, data: Classification, **kwargs: Any) -> Any:
+    """`mapped_column` that refuses to exist without a classification."""
+    info = dict(kwargs.pop("info", {}))
+    info["classification"] = data
+    return mapped_column(*args, info=info, **kwargs)
+
+
+def classified(category: Category, subject: str, purpose: str, retention: str,
+               basis: LegalBasis = "contract", note: str = "") -> Classification:
+    return Classification(category, subject, (purpose,), basis, retention, note)
+
+
+# The classifications most columns share, named once.
+TECHNICAL = classified("non-personal", "none", "service operation", "life of the record")
+OWNERSHIP = classified("non-personal", "none", "tenant isolation", "life of the record")
+DELIVERY_STATE = classified(
+    "non-personal", "none", "email delivery", "life of the message (events: 30 days)"
+)
+RECIPIENT_SEALED = classified(
+    "personal", "recipient", "email delivery",
+    "until the recipient's subject key is erased or retention expires",
+    note="ciphertext under the recipient's vault key; erasure of the key makes it unreadable",
+)
+RECIPIENT_INDEX = classified(
+    "personal", "recipient", "email delivery", "life of the subject",
+    note="keyed blind index (HMAC); finds a subject without storing the address",
+)
+CONTENT_SEALED = classified(
+    "personal", "recipient", "email delivery", "stored message bodies: 3 days after final state",
+    note="ciphertext under the message's content key",
+)
+ACCOUNT_HOLDER = classified(
+    "personal", "account holder", "account management", "life of the account"
+)

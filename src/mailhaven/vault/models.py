@@ -1,0 +1,28 @@
+"""Vault keys: one wrapped AES key per data subject, and one per stored message body."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped
+
+from mailhaven.storage.base import Base
+from mailhaven.storage.inventory import OWNERSHIP, RECIPIENT_INDEX, TECHNICAL, classified, column
+
+WRAPPED_KEY = classified(
+    "non-personal", "none", "encryption of personal data", "until erasure or retention expiry",
+    note="a data key wrapped by the master key; deleting it erases what it encrypts",
+)
+
+
+class VaultKey(Base):
+    __tablename__ = "vault_keys"
+    __table_args__ = (UniqueConstraint("account_id", "purpose", "blind_index"),)
+
+    id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)
+    account_id: Mapped[str] = column(
+        String(24), ForeignKey("accounts.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
+    )
+    purpose: Mapped[str] = column(String(16), data=TECHNICAL)  # "subject" | "content"
+    blind_index: Mapped[str | None] = column(String(64), data=RECIPIENT_INDEX)
+    wrapped_key: Mapped[bytes] = column(LargeBinary, data=WRAPPED_KEY)
+    created_at: Mapped[float] = column(Float, data=TECHNICAL)

@@ -1,0 +1,133 @@
+"""Seal and open personal data under per-subject keys; find subjects by blind index.
+
+Every personal value at rest is AES-256-GCM ciphertext under a data key, and every data
+key is stored only wrapped by the master key. Erasing a subject is deleting its key row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.storage.base import new_id
+from mailhaven.vault.keyring import Keyring
+from mailhaven.vault.models import VaultKey
+
+_NONCE = 12
+_CACHE_SIZE = 4096
+
+
+def normalize_address(address: str) -> str:
+    """The form an address is indexed under: trimmed and lower-cased."""
+    return address.strip().lower()
+
+
+class Vault:
+    def __init__(self, keyring: Keyring, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._kek = AESGCM(keyring.kek)
+        self._index_key = keyring.index_key
+        self._clock = clock
+        self._unwrapped: OrderedDict[str, AESGCM] = OrderedDict()
+
+    # -- blind index ---------------------------------------------------------------
+    def blind_index(self, account_id: str, value: str) -> str:
+        """A keyed hash, scoped by account, so equal addresses can be found but not read."""
+        msg = f"{account_id}\x00{normalize_address(value)}".encode()
+        return hmac.new(self._index_key, msg, hashlib.sha256).hexdigest()
+
+    # -- keys ------------------------------------------------------------------------
+    def _wrap(self, key_id: str, raw: bytes) -> bytes:
+        nonce = secrets.token_bytes(_NONCE)
+        return nonce + self._kek.encrypt(nonce, raw, key_id.encode())
+
+    def _cipher(self, key: VaultKey) -> AESGCM:
+        cipher = self._unwrapped.get(key.id)
+        if cipher is None:
+            blob = key.wrapped_key
+            raw = self._kek.decrypt(blob[:_NONCE], blob[_NONCE:], key.id.encode())
+            cipher = AESGCM(raw)
+            self._unwrapped[key.id] = cipher
+            if len(self._unwrapped) > _CACHE_SIZE:
+                self._unwrapped.popitem(last=False)
+        else:
+            self._unwrapped.move_to_end(key.id)
+        return cipher
+
+    def _new_key_row(self, account_id: str, purpose: str, blind_index: str | None) -> dict:
+        key_id = new_id()
+        return {
+            "id": key_id, "account_id": account_id, "purpose": purpose,
+            "blind_index": blind_index, "created_at": self._clock.now(),
+            "wrapped_key": self._wrap(key_id, AESGCM.generate_key(bit_length=256)),
+        }
+
+    def new_content_key(self, session: Session, account_id: str) -> VaultKey:
+        key = VaultKey(**self._new_key_row(account_id, "content", None))
+        session.add(key)
+        session.flush()  # rows that reference it are inserted with plain INSERTs
+        return key
+
+    def subjects(self, session: Session, account_id: str,
+                 addresses: Iterable[str]) -> dict[str, VaultKey]:
+        """The subject key of each address, created where missing (safe under concurrency)."""
+        by_index = {self.blind_index(account_id, a): normalize_address(a) for a in addresses}
+        found = self._find(session, account_id, list(by_index))
+        missing = [i for i in by_index if i not in found]
+        if missing:
+            pg = session.get_bind().dialect.name == "postgresql"
+            insert = postgresql.insert if pg else sqlite.insert
+            rows = [self._new_key_row(account_id, "subject", i) for i in missing]
+            session.execute(insert(VaultKey).on_conflict_do_nothing(), rows)
+            found.update(self._find(session, account_id, missing))
+        return {by_index[i]: key for i, key in found.items()}
+
+    def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
+        index = self.blind_index(account_id, address)
+        return self._find(session, account_id, [index]).get(index)
+
+    @staticmethod
+    def _find(session: Session, account_id: str, indexes: list[str]) -> dict[str, VaultKey]:
+        found: dict[str, VaultKey] = {}
+        for start in range(0, len(indexes), 500):
+            chunk = indexes[start:start + 500]
+            rows = session.scalars(select(VaultKey).where(
+                VaultKey.account_id == account_id, VaultKey.purpose == "subject",
+                VaultKey.blind_index.in_(chunk),
+            ))
+            found.update({row.blind_index: row for row in rows if row.blind_index})
+        return found
+
+    # -- sealing ---------------------------------------------------------------------
+    def seal(self, key: VaultKey, plaintext: bytes, context: str = "") -> bytes:
+        nonce = secrets.token_bytes(_NONCE)
+        return nonce + self._cipher(key).encrypt(nonce, plaintext, context.encode())
+
+    def open(self, key: VaultKey, sealed: bytes, context: str = "") -> bytes:
+        return self._cipher(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], context.encode())
+
+    def seal_text(self, key: VaultKey, text: str, context: str = "") -> bytes:
+        return self.seal(key, text.encode(), context)
+
+    def open_text(self, key: VaultKey, sealed: bytes, context: str = "") -> str:
+        return self.open(key, sealed, context).decode()
+
+    # -- platform secrets (DKIM private keys): wrapped by the master key directly ----
+    def seal_secret(self, label: str, secret: bytes) -> bytes:
+        return self._wrap(label, secret)
+
+    def open_secret(self, label: str, sealed: bytes) -> bytes:
+        return self._kek.decrypt(sealed[:_NONCE], sealed[_NONCE:], label.encode())
+
+    # -- short authenticators for tokens we hand out (VERP return paths, later links) -----
+    def token_mac(self, value: str, length: int = 12) -> str:
+        key = hmac.new(self._index_key, b"mailhaven token mac", hashlib.sha256).digest()
+        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:length]
