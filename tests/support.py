@@ -1,0 +1,154 @@
+"""Test helpers: a live HTTP server, SMTP sinks that play the recipient's MX, a worker run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+
+import httpx
+import uvicorn
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailhaven.app import create_app
+from mailhaven.delivery.worker import DeliveryWorker
+from mailhaven.services import Services
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The real app on uvicorn in a thread, with an httpx client pointed at it."""
+
+    def __init__(self, services: Services, *, dev: bool = False) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(services, dev=dev), host="127.0.0.1",
+                                port=self.port, log_config=None, access_log=False,
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        auth = ("api", api_key) if api_key else None
+        return httpx.Client(base_url=self.base_url, auth=auth, timeout=60)
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self):  # type: ignore[no-untyped-def]
+        return message_from_bytes(self.data, policy=policy.default)
+
+
+@dataclass
+class SinkBehaviour:
+    """How the sink answers. Each callable gets the recipient (or None) and may return a
+    reply string such as "450 4.2.0 Mailbox busy" to refuse; None accepts."""
+
+    rcpt: Callable[[str], str | None] = lambda rcpt: None
+    data: Callable[[list[str]], str | None] = lambda rcpts: None
+    drop_during_data: int = 0  # close the connection instead of answering DATA, N times
+
+
+class _Handler:
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        self.sink.rcpt_attempts.append(address)
+        refusal = self.sink.behaviour.rcpt(address)
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        sink = self.sink
+        if sink.behaviour.drop_during_data > 0:
+            sink.behaviour.drop_during_data -= 1
+            sink.dropped += 1
+            assert server.transport is not None
+            server.transport.abort()  # the client never sees a reply to its message
+            return "421 4.4.2 dropped"
+        refusal = sink.behaviour.data(list(envelope.rcpt_tos))
+        if refusal:
+            return refusal
+        sink.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
+                                      envelope.original_content or b""))
+        return "250 2.0.0 OK queued"
+
+
+class Sink:
+    """An aiosmtpd server on loopback playing the recipient's mail server."""
+
+    def __init__(self, behaviour: SinkBehaviour | None = None, *, tls_context=None,  # type: ignore[no-untyped-def]
+                 require_starttls: bool = False) -> None:
+        self.behaviour = behaviour or SinkBehaviour()
+        self.received: list[Received] = []
+        self.rcpt_attempts: list[str] = []
+        self.dropped = 0
+        self.port = free_port()
+        kwargs = {}
+        if tls_context is not None:
+            kwargs = {"tls_context": tls_context, "require_starttls": require_starttls}
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                     server_hostname="mx.sink.test", **kwargs)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def __enter__(self) -> Sink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+
+def with_relay(services: Services, sink: Sink) -> Services:
+    return dataclasses.replace(services, settings=services.settings.with_(relayhost=sink.address))
+
+
+def deliver_due(services: Services, sink: Sink | None = None) -> None:
+    """Run one worker until nothing is due now (what `mailhaven worker` does forever)."""
+    if sink is not None:
+        services = with_relay(services, sink)
+
+    async def run() -> None:
+        worker = DeliveryWorker(services, concurrency=20)
+        try:
+            await worker.drain()
+        finally:
+            await worker.close()
+
+    asyncio.run(run())
