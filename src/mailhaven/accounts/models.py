@@ -6,8 +6,12 @@ from sqlalchemy import Float, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base
-from mailhaven.storage.inventory import ACCOUNT_HOLDER, OWNERSHIP, TECHNICAL, classified, column
+from mailhaven.storage.inventory import OWNERSHIP, TECHNICAL, classified, column
 
+HOLDER_SEALED = classified(
+    "personal", "account holder", "account management", "life of the account",
+    note="sealed under the account holder's vault key",
+)
 KEY_DIGEST = classified(
     "non-personal", "none", "authentication", "until the key is revoked",
     note="SHA-256 of a 160-bit random key; the key itself is shown once and never stored",
@@ -18,14 +22,9 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)
-    name: Mapped[str] = column(String(200), data=ACCOUNT_HOLDER)
-    email_key_id: Mapped[str | None] = column(String(24), data=TECHNICAL)
-    email_sealed: Mapped[bytes | None] = column(
-        LargeBinary, data=classified(
-            "personal", "account holder", "account management", "life of the account",
-            note="sealed under the account holder's vault key",
-        ),
-    )
+    holder_key_id: Mapped[str | None] = column(String(24), data=TECHNICAL)
+    name_sealed: Mapped[bytes | None] = column(LargeBinary, data=HOLDER_SEALED)
+    email_sealed: Mapped[bytes | None] = column(LargeBinary, data=HOLDER_SEALED)
     region: Mapped[str] = column(String(8), default="us", data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
 

@@ -33,11 +33,12 @@ def create_account(session: Session, vault: Vault, *, name: str, email: str,
                    region: str = "us", clock: Clock = SYSTEM_CLOCK) -> IssuedKey:
     if region not in REGIONS:
         raise ValueError(f"region must be one of {', '.join(REGIONS)}")
-    account = Account(id=new_id(), name=name, region=region, created_at=clock.now())
+    account = Account(id=new_id(), region=region, created_at=clock.now())
     session.add(account)
     session.flush()
     holder = vault.subjects(session, account.id, [email])[email.strip().lower()]
-    account.email_key_id = holder.id
+    account.holder_key_id = holder.id
+    account.name_sealed = vault.seal_text(holder, name, "account.name")
     account.email_sealed = vault.seal_text(holder, email, "account.email")
     return IssuedKey(account.id, issue_key(session, account.id, clock=clock))
 

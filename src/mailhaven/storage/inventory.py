@@ -56,6 +56,3 @@ CONTENT_SEALED = classified(
     "personal", "recipient", "email delivery", "stored message bodies: 3 days after final state",
     note="ciphertext under the message's content key",
 )
-ACCOUNT_HOLDER = classified(
-    "personal", "account holder", "account management", "life of the account"
-)
