@@ -1,0 +1,106 @@
+"""The admin CLI of the contract, and the first start that `make run` gives a newcomer."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.support import free_port
+
+CLI = [sys.executable, "-c", "from mailhaven.cli import app; app()"]
+
+
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_accounts_create_and_domains_add_print_json_the_api_accepts(settings, services) -> None:
+    env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
+           "MAILHAVEN_DATA_DIR": str(settings.data_dir), "MAILHAVEN_HOSTNAME": "mx.test"}
+    made = _cli(env, "accounts", "create", "--name", "Initech", "--email", "it@initech.test",
+                "--json")
+    assert made.returncode == 0, made.stderr
+    account = json.loads(made.stdout)
+    assert set(account) == {"account_id", "api_key"}
+
+    added = _cli(env, "domains", "add", "--account", account["account_id"], "mg.initech.test",
+                 "--json")
+    assert added.returncode == 0, added.stderr
+    body = json.loads(added.stdout)
+    assert body["domain"]["name"] == "mg.initech.test"
+    types = [r["record_type"] for r in body["sending_dns_records"]]
+    assert types == ["TXT", "TXT", "CNAME"]
+
+    again = _cli(env, "domains", "add", "--account", account["account_id"], "mg.initech.test")
+    assert again.returncode == 2 and "already taken" in again.stderr
+
+    from tests.support import LiveServer
+    with LiveServer(services) as live, live.client(account["api_key"]) as api:
+        listed = api.get("/v3/domains").json()
+    assert [d["name"] for d in listed["items"]] == ["mg.initech.test"]
+
+
+def test_accounts_create_rejects_an_unknown_region(settings) -> None:
+    env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
+           "MAILHAVEN_DATA_DIR": str(settings.data_dir)}
+    made = _cli(env, "accounts", "create", "--name", "X", "--email", "x@x.test",
+                "--region", "mars")
+    assert made.returncode == 2 and "region" in made.stderr
+
+
+def test_serve_dev_prints_a_curl_line_that_sends_a_signed_message(tmp_path) -> None:
+    http_port, capture_port = free_port(), free_port()
+    env = {**os.environ, "MAILHAVEN_DATA_DIR": str(tmp_path / "var"),
+           "MAILHAVEN_HTTP_PORT": str(http_port),
+           "MAILHAVEN_DEV_CAPTURE_PORT": str(capture_port), "COLUMNS": "400"}
+    env.pop("MAILHAVEN_DATABASE_URL", None)
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = subprocess.Popen([*CLI, "serve", "--dev"], env=env, stdout=subprocess.PIPE,
+                                  stderr=log, text=True)
+    try:
+        assert server.stdout is not None
+        output = ""
+        deadline = time.monotonic() + 60
+        while "curl" not in output:
+            assert time.monotonic() < deadline and server.poll() is None, output
+            output += server.stdout.readline()
+        curl = re.search(r"^\s*(curl .*)$", output, re.M).group(1)
+        base = f"http://127.0.0.1:{http_port}"
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+        sent = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
+        assert json.loads(sent.stdout)["message"] == "Queued. Thank you."
+
+        page = ""
+        while "valid signature" not in page:
+            assert time.monotonic() < deadline, page
+            time.sleep(0.2)
+            page = httpx.get(f"{base}/dev/mailbox").text
+        assert "Hello from Mailhaven" in page and "no valid signature" not in page
+
+        listed = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path / "var")}, "mailbox", "list",
+                      "--json")
+        captured = json.loads(listed.stdout)
+        assert [m["subject"] for m in captured] == ["Hello from Mailhaven"]
+        shown = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path / "var")}, "mailbox", "show",
+                     captured[0]["id"])
+        assert "DKIM-Signature:" in shown.stdout and "It works." in shown.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()
