@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 7_734_201  # PostgreSQL advisory lock id: one migrator at a time
+_READ_ONLY = "mailhaven_read_only"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -29,13 +30,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        # IMMEDIATE takes the write lock up front: two writers queue on busy_timeout
-        # instead of failing when a read transaction tries to become a write.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers BEGIN IMMEDIATE: they take the write lock up front and queue on
+        # busy_timeout, instead of failing when a read transaction tries to become a write.
+        # Readers (the `sessions` factory) take a plain snapshot and never block writers.
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
-    """One engine and its session factory; `transaction()` is the unit of work."""
+    """One engine; `sessions()` for reading, `transaction()` for a unit of work that writes."""
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -50,11 +55,13 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.engine.execution_options(**{_READ_ONLY: True}),
+                                     expire_on_commit=False)
+        self._writers = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self.sessions() as session, session.begin():
+        with self._writers() as session, session.begin():
             yield session
 
     def migrate(self) -> None:
