@@ -34,7 +34,7 @@ class Settings:
     hostname: str = field(default_factory=socket.getfqdn)
     smtp_delivery_port: int = 25
     dns_nameserver: tuple[str, int] | None = None
-    lease_seconds: int = 300
+    lease_seconds: int = 600
     max_message_age_seconds: int = 5 * 24 * 3600
     worker_concurrency: int = 50
     dev_capture_port: int = 2526
@@ -65,7 +65,7 @@ class Settings:
             hostname=_env("HOSTNAME", socket.getfqdn()),
             smtp_delivery_port=int(_env("SMTP_DELIVERY_PORT", "25")),
             dns_nameserver=_hostport(_env("DNS_NAMESERVER", "")),
-            lease_seconds=int(_env("LEASE_SECONDS", "300")),
+            lease_seconds=int(_env("LEASE_SECONDS", "600")),
             max_message_age_seconds=int(_env("MAX_MESSAGE_AGE_SECONDS", str(5 * 24 * 3600))),
             worker_concurrency=int(_env("WORKER_CONCURRENCY", "50")),
             dev_capture_port=int(_env("DEV_CAPTURE_PORT", "2526")),

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 _WAIT = re.compile(
-    r"(?:try|retry)(?:\s+again)?\s+(?:in|after)\s+(\d+)\s*(s|sec|second|m|min|minute|h|hour)",
+    r"(?:try|retry)(?:\s+again)?\s+(?:in|after)\s+(\d+)\s*"
+    r"(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b",
     re.IGNORECASE,
 )
 _UNIT = {"s": 1, "m": 60, "h": 3600}
@@ -21,12 +22,13 @@ class SmtpReply:
 
     @classmethod
     def parse(cls, code: int, message: str) -> SmtpReply:
-        text = " ".join(message.split())
-        match = _ENHANCED.match(text)
+        lines = [line.strip() for line in message.splitlines()] or [""]
+        match = _ENHANCED.match(lines[0])
         enhanced = match.group(1) if match else ""
-        if match:
-            text = text[match.end():].strip()
-        return cls(code, enhanced, text)
+        if enhanced:
+            # Each line of a multiline reply repeats the code ("550-5.1.1 …"): keep it once.
+            lines = [_without_code(line, enhanced) for line in lines]
+        return cls(code, enhanced, " ".join(" ".join(lines).split()))
 
     def wait_hint(self) -> float | None:
         """Seconds the server asked us to wait ("try again in 5 minutes"), if it said."""
@@ -39,6 +41,11 @@ class SmtpReply:
         return f"{self.code} {self.enhanced} {self.text}".replace("  ", " ")
 
 
+def _without_code(line: str, enhanced: str) -> str:
+    match = _ENHANCED.match(line)
+    return line[match.end():] if match and match.group(1) == enhanced else line
+
+
 class DeliveryFailure(Exception):
     """A delivery attempt that did not end in a 2xx for the message."""
 
@@ -49,6 +56,8 @@ class DeliveryFailure(Exception):
         self.reply = reply
         self.mx_host = mx_host
         self.reason = reason
+        self.tls = False  # whether the SMTP session it happened in was encrypted
+        self.certificate_verified = False
 
 
 class TemporaryFailure(DeliveryFailure):

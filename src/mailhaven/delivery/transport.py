@@ -20,7 +20,11 @@ from mailhaven.delivery.replies import (
 
 IDLE_SECONDS = 30.0
 CONNECTIONS_PER_HOST = 10
-COMMAND_TIMEOUT = 120.0
+# RFC 5321 §4.5.3.2 suggests longer waits; these keep a whole attempt (connect, TLS,
+# MAIL, RCPT, DATA) well inside the default lease, so no other worker takes the copy.
+CONNECT_TIMEOUT = 30.0
+COMMAND_TIMEOUT = 60.0
+DATA_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -79,27 +83,32 @@ class SmtpTransport:
         reused = self._take_idle(key)
         conn = reused or await self._connect(host, require_tls, verify_tls)
         try:
-            reply = await self._transaction(conn, sender, recipient, data)
-        except aiosmtplib.SMTPServerDisconnected as exc:
-            conn.client.close()
-            if reused is None:
-                raise local_failure(421, "4.4.2", f"Connection lost: {exc}", permanent=False,
-                                    mx_host=host.name) from exc
-            # A pooled connection the server had closed while idle: one fresh try.
-            conn = await self._connect(host, require_tls, verify_tls)
             try:
                 reply = await self._transaction(conn, sender, recipient, data)
-            except aiosmtplib.SMTPServerDisconnected as again:
+            except aiosmtplib.SMTPServerDisconnected:
+                if reused is None:
+                    raise
+                # A pooled connection the server had closed while idle: one fresh try,
+                # whose outcome is classified like any other.
                 conn.client.close()
-                raise local_failure(421, "4.4.2", f"Connection lost: {again}",
-                                    permanent=False, mx_host=host.name) from again
-        except (aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            conn.client.close()
-            raise local_failure(421, "4.4.2", f"Connection failed: {exc}", permanent=False,
-                                mx_host=host.name) from exc
+                conn = await self._connect(host, require_tls, verify_tls)
+                reply = await self._transaction(conn, sender, recipient, data)
+        except DeliveryFailure as failure:
+            self._release(key, conn)  # refused before a command was sent: the session is fine
+            _in_session(failure, conn)
+            raise
         except aiosmtplib.SMTPResponseException as exc:
             await self._release_after_error(key, conn)
-            raise failure_for(SmtpReply.parse(exc.code, exc.message), host.name) from exc
+            raise _in_session(failure_for(SmtpReply.parse(exc.code, exc.message), host.name),
+                              conn) from exc
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            conn.client.close()
+            raise _in_session(local_failure(421, "4.4.2", f"Connection lost: {exc}",
+                                            permanent=False, mx_host=host.name), conn) from exc
+        except (aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            conn.client.close()
+            raise _in_session(local_failure(421, "4.4.2", f"Connection failed: {exc}",
+                                            permanent=False, mx_host=host.name), conn) from exc
         self._release(key, conn)
         return Delivered(reply, host.name, conn.tls, conn.verified,
                          time.monotonic() - started)
@@ -108,14 +117,20 @@ class SmtpTransport:
     async def _transaction(conn: _Connection, sender: str, recipient: str,
                            data: bytes) -> SmtpReply:
         client = conn.client
-        await client.mail(sender, timeout=COMMAND_TIMEOUT)
-        await client.rcpt(recipient, timeout=COMMAND_TIMEOUT)
-        response = await client.data(data, timeout=COMMAND_TIMEOUT * 5)
+        utf8 = not (sender + recipient).isascii()
+        if utf8 and not client.supports_extension("smtputf8"):
+            raise local_failure(553, "5.6.7", f"SMTPUTF8 is required, but was not offered by "
+                                f"{conn.host.name}", permanent=True, mx_host=conn.host.name)
+        encoding, options = ("utf-8", ["SMTPUTF8"]) if utf8 else ("ascii", [])
+        await client.mail(sender, options=options, encoding=encoding, timeout=COMMAND_TIMEOUT)
+        await client.rcpt(recipient, encoding=encoding, timeout=COMMAND_TIMEOUT)
+        response = await client.data(data, timeout=DATA_TIMEOUT)
         return SmtpReply.parse(response.code, response.message)
 
     async def _connect(self, host: MailHost, require_tls: bool, verify_tls: bool) -> _Connection:
         client = aiosmtplib.SMTP(hostname=host.address, port=host.port,
-                                 local_hostname=self._helo, start_tls=False, timeout=60)
+                                 local_hostname=self._helo, start_tls=False,
+                                 timeout=CONNECT_TIMEOUT)
         try:
             await client.connect()
             await client.ehlo()
@@ -125,13 +140,16 @@ class SmtpTransport:
                     await client.starttls(server_hostname=host.name,
                                           tls_context=_tls_context(verify_tls))
                     tls, verified = True, verify_tls
-                except aiosmtplib.SMTPException:
-                    if require_tls:
-                        raise
+                    await client.ehlo()  # RFC 3207: what the server offers may change under TLS
+                except (aiosmtplib.SMTPException, ssl.SSLError) as exc:
                     client.close()  # a failed handshake leaves the session unusable
+                    if require_tls:
+                        raise _Unreachable(local_failure(
+                            421, "4.7.5", f"TLS with {host.name} failed: {exc}",
+                            permanent=False, mx_host=host.name, reason="tls")) from exc
                     client = aiosmtplib.SMTP(hostname=host.address, port=host.port,
                                              local_hostname=self._helo, start_tls=False,
-                                             timeout=60)
+                                             timeout=CONNECT_TIMEOUT)
                     await client.connect()
                     await client.ehlo()
             if require_tls and not tls:
@@ -180,6 +198,23 @@ class SmtpTransport:
                 except (aiosmtplib.SMTPException, OSError):
                     conn.client.close()
         self._idle.clear()
+
+
+def envelope_address(email: str) -> str:
+    """The address as SMTP carries it: an internationalised domain in its ASCII (IDNA)
+    form; a non-ASCII local part stays as it is, for SMTPUTF8."""
+    local, _, domain = email.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError as exc:
+        raise local_failure(553, "5.1.3", f"Invalid domain in {email}",
+                            permanent=True) from exc
+
+
+def _in_session(failure: DeliveryFailure, conn: _Connection) -> DeliveryFailure:
+    """The failure, marked with the TLS state of the session it happened in."""
+    failure.tls, failure.certificate_verified = conn.tls, conn.verified
+    return failure
 
 
 class _Unreachable(Exception):

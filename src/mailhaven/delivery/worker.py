@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -14,9 +15,9 @@ from prometheus_client import Counter
 from mailhaven.delivery import queue
 from mailhaven.delivery.backoff import retry_delay
 from mailhaven.delivery.mx import MailHost, MxResolver
-from mailhaven.delivery.replies import DeliveryFailure, SmtpReply
+from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
 from mailhaven.delivery.signing import dkim_sign, return_path
-from mailhaven.delivery.transport import Delivered, SmtpTransport
+from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import dkim_private_key
 from mailhaven.runner import Runner
@@ -83,16 +84,18 @@ class DeliveryWorker(Runner):
                 await self._settle_delivered(job, Delivered(TEST_MODE, "", False, False, 0.0))
                 return
             data = await asyncio.to_thread(self._build, job)
-            hosts = await self._route(job.email)
+            recipient = envelope_address(job.email)
+            hosts = await self._route(recipient)
             delivered = await self.transport.deliver(
                 hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
-                job.email, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
+                recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
         except DeliveryFailure as failure:
             await self._settle_failed(job, failure)
             return
-        except Exception:  # never lose the copy: log and let the lease expire into a retry
+        except Exception:  # a bug must not lose the copy: report it and retry like a 4xx
             log.exception("delivery %s: unexpected error", job.delivery_id)
-            ATTEMPTS.labels("error").inc()
+            await self._settle_failed(job, local_failure(
+                451, "4.3.0", "Local error in processing", permanent=False))
             return
         await self._settle_delivered(job, delivered)
 
@@ -132,7 +135,9 @@ class DeliveryWorker(Runner):
 
     async def _settle_failed(self, job: queue.Job, failure: DeliveryFailure) -> None:
         now = self.services.clock.now()
-        status = _delivery_status(job, failure.reply, failure.mx_host)
+        status = _delivery_status(job, failure.reply, failure.mx_host) | {
+            "tls": failure.tls, "certificate-verified": failure.certificate_verified,
+        }
         too_old = now - job.created_at >= self.services.settings.max_message_age_seconds
         if failure.permanent or too_old:
             reason = failure.reason if failure.permanent else "old"
@@ -142,8 +147,9 @@ class DeliveryWorker(Runner):
                                extra={"severity": "permanent", "reason": reason,
                                       "delivery-status": status})
             return
-        delay = retry_delay(job.attempts, failure.reply.wait_hint())
-        status["retry-seconds"] = int(delay)
+        # Whole seconds, so the copy is due exactly when `retry-seconds` says.
+        delay = math.ceil(retry_delay(job.attempts, failure.reply.wait_hint()))
+        status["retry-seconds"] = delay
         await self._settle(job, "failed", now=now, status=queue.QUEUED,
                            next_attempt_at=now + delay,
                            extra={"severity": "temporary", "reason": failure.reason,
