@@ -1,0 +1,247 @@
+"""Shared helpers of the benchmarks: a throwaway database, seeding, child processes, statistics.
+
+Run as a script it is the SMTP sink of `delivery.py`: an aiosmtpd server on 127.0.0.1 that
+accepts every message and keeps nothing (`python bench/common.py sink --port 2600`). It runs
+in its own process so that, on a small machine, the sink does not share the GIL with the
+sender being measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from mailhaven.config import Settings
+
+HOSTNAME = "bench.mailhaven.test"  # HELO name and Settings.hostname; never resolved
+DOMAIN = "mg.bench.test"  # the sending domain the benchmarks create
+TEXT = ("Hello {i},\n\nYour order #{i} has shipped and should arrive within three working "
+        "days. You can follow the parcel from your account page at any time.\n\n") * 6
+
+
+# -- processes and ports ---------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Block until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"child exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+        time.sleep(0.05)
+
+
+def stop_child(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the child we started, then SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc); 0.0 where unavailable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+# -- database -------------------------------------------------------------------------
+@contextlib.contextmanager
+def throwaway_database(server_url: str | None) -> Iterator[str | None]:
+    """With a PostgreSQL URL: a database of this run's own, dropped at the end; else None.
+
+    `server_url` is any database on the server we may connect to to run CREATE DATABASE,
+    e.g. postgresql://postgres@127.0.0.1:5432/postgres.
+    """
+    if not server_url:
+        yield None
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    if url.get_backend_name() != "postgresql":
+        raise SystemExit("--database-url must be a postgresql:// URL (SQLite is the default)")
+    url = url.set(drivername="postgresql+psycopg")
+    name = f"mailhaven_bench_{os.getpid()}_{secrets.token_hex(4)}"
+    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench_settings(data_dir: Path, database_url: str | None, **changes: object) -> Settings:
+    settings = Settings(data_dir=data_dir, database_url=database_url or "", hostname=HOSTNAME)
+    return settings.with_(**changes) if changes else settings
+
+
+def backend_name(database_url: str | None) -> str:
+    return "postgresql" if database_url else "sqlite"
+
+
+def seed(settings: Settings) -> tuple[str, str]:
+    """Migrate, then create an account and its domain through the services; (account, key)."""
+    from mailhaven.accounts.service import create_account
+    from mailhaven.domains.service import create_domain
+    from mailhaven.services import Services
+
+    services = Services.start(settings)
+    try:
+        with services.db.transaction() as session:
+            issued = create_account(session, services.vault, name="Bench", email="ops@bench.test",
+                                    clock=services.clock)
+            create_domain(session, services.vault, issued.account_id, {"name": DOMAIN},
+                          services.clock)
+    finally:
+        services.close()
+    return issued.account_id, issued.api_key
+
+
+# -- the message every benchmark sends -------------------------------------------------
+def send_fields(i: int) -> list[tuple[str, str]]:
+    """The form of one `POST /messages`, shaped like a transactional send (~1 KB of text)."""
+    return [
+        ("from", f"Bench Shop <orders@{DOMAIN}>"),
+        ("to", f"Customer {i} <customer{i}@example.com>"),
+        ("subject", f"Your order #{i} has shipped"),
+        ("text", TEXT.format(i=i)),
+        ("o:tag", "shipping"),
+        ("o:tag", "transactional"),
+        ("v:order-id", str(i)),
+        ("v:campaign", "bench"),
+    ]
+
+
+def send_body(i: int) -> bytes:
+    return urlencode(send_fields(i)).encode()
+
+
+# -- statistics -----------------------------------------------------------------------
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest-rank on the sorted values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    width: int
+    fmt: str
+
+
+def table(columns: Sequence[Column], rows: Sequence[Sequence[object]]) -> str:
+    head = "  ".join(c.title.rjust(c.width) for c in columns)
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        cells = []
+        for c, value in zip(columns, row, strict=True):
+            text = value if isinstance(value, str) else format(value, c.fmt)
+            cells.append(text.rjust(c.width))
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+# -- the SMTP sink (child process) ------------------------------------------------------
+class _Accept:
+    """aiosmtpd handler: every recipient and every message accepted, nothing kept."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.messages += 1
+        return "250 2.0.0 OK queued"
+
+
+async def _run_sink(port: int) -> int:
+    from aiosmtpd.smtp import SMTP
+
+    handler = _Accept()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="sink.bench.test", data_size_limit=50 * 1024 * 1024),
+        host="127.0.0.1", port=port)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    server.close()
+    return handler.messages
+
+
+def start_sink(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, __file__, "sink", "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    wait_for_port(port, 30, proc)
+    return proc
+
+
+def stop_sink(proc: subprocess.Popen) -> int:
+    """Stop the sink and return how many messages it accepted (-1 if it did not say)."""
+    stop_child(proc)
+    out = proc.stdout.read() if proc.stdout else ""
+    for line in out.splitlines():
+        if line.startswith("received "):
+            return int(line.split()[1])
+    return -1
+
+
+def main() -> None:
+    import logging
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="role", required=True)
+    sink = sub.add_parser("sink", help="an SMTP server on 127.0.0.1 that accepts everything")
+    sink.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    received = asyncio.run(_run_sink(args.port))
+    print(f"received {received}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
