@@ -16,7 +16,7 @@ from mailhaven.delivery import queue
 from mailhaven.delivery.backoff import retry_delay
 from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
-from mailhaven.delivery.signing import dkim_sign, return_path
+from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import dkim_private_key
@@ -44,7 +44,7 @@ class DeliveryWorker(Runner):
         self.resolver = MxResolver(nameserver=settings.dns_nameserver,
                                    port=settings.smtp_delivery_port)
         self._inflight: set[asyncio.Task] = set()
-        self._dkim_keys: dict[str, tuple[str, bytes]] = {}
+        self._signers: dict[str, DkimSigner] = {}
 
     # -- the loop ----------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -103,19 +103,18 @@ class DeliveryWorker(Runner):
         data = content.render(job.document, job.recipient, job.variables)
         if not job.dkim:
             return data
-        selector, private_pem = self._dkim_key(job.domain_id)
-        return dkim_sign(data, domain=job.domain_name, selector=selector,
-                         private_pem=private_pem)
+        return self._signer(job.domain_id).sign(data, timestamp=int(self.services.clock.now()))
 
-    def _dkim_key(self, domain_id: str) -> tuple[str, bytes]:
-        cached = self._dkim_keys.get(domain_id)
-        if cached is None:
+    def _signer(self, domain_id: str) -> DkimSigner:
+        signer = self._signers.get(domain_id)
+        if signer is None:
             with self.services.db.sessions() as session:
                 domain = session.get(Domain, domain_id)
                 assert domain is not None
-                cached = (domain.dkim_selector, dkim_private_key(self.services.vault, domain))
-            self._dkim_keys[domain_id] = cached
-        return cached
+                signer = DkimSigner(domain=domain.name, selector=domain.dkim_selector,
+                                    private_pem=dkim_private_key(self.services.vault, domain))
+            self._signers[domain_id] = signer
+        return signer
 
     async def _route(self, email: str) -> list[MailHost]:
         relay = self.services.settings.relayhost
