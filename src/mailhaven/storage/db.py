@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -59,9 +60,13 @@ class Database:
                                      expire_on_commit=False)
         self._writers = sessionmaker(self.engine, expire_on_commit=False)
 
+        # SQLite has one writer at a time; threads of this process queue on a lock, which
+        # wakes the next writer at once, instead of in SQLite's sleeping busy handler.
+        self._write_lock = threading.Lock() if self.is_sqlite else nullcontext()
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self._writers() as session, session.begin():
+        with self._write_lock, self._writers() as session, session.begin():
             yield session
 
     def migrate(self) -> None:
