@@ -85,9 +85,15 @@ class Vault:
         if missing:
             pg = session.get_bind().dialect.name == "postgresql"
             insert = postgresql.insert if pg else sqlite.insert
-            rows = [self._new_key_row(account_id, "subject", i) for i in missing]
-            session.execute(insert(VaultKey).on_conflict_do_nothing(), rows)
-            found.update(self._find(session, account_id, missing))
+            rows = {i: self._new_key_row(account_id, "subject", i) for i in missing}
+            inserted = session.execute(
+                insert(VaultKey).on_conflict_do_nothing().returning(VaultKey.blind_index),
+                list(rows.values()),
+            ).scalars().all()
+            found.update({i: VaultKey(**rows[i]) for i in inserted})
+            raced = [i for i in missing if i not in found]  # another writer inserted them
+            if raced:
+                found.update(self._find(session, account_id, raced))
         return {by_index[i]: key for i, key in found.items()}
 
     def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
