@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -28,7 +27,7 @@ def _api_key(request: Request) -> str | None:
         return None
     try:
         user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # bad base64 (binascii.Error), non-ASCII text, bad UTF-8
         return None
     return password if user == "api" and password else None
 

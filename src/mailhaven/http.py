@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,8 +13,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive
 
-from mailhaven.errors import MailhavenError, TooLarge
+from mailhaven.errors import BadRequest, MailhavenError, TooLarge
 from mailhaven.sending.request import Attachment
 
 log = logging.getLogger("mailhaven.http")
@@ -25,28 +27,61 @@ HTTP_SECONDS = Histogram("mailhaven_http_request_seconds", "HTTP request latency
 MAX_REQUEST_BYTES = int(52.4 * 1024 * 1024)
 MAX_PART_BYTES = 30 * 1024 * 1024
 FILE_FIELDS = ("attachment", "inline", "message")
+TOO_LARGE = "request size exceeds 52.4MiB limit"
+
+
+def _limited(receive: Receive, *, gzip: bool) -> Receive:
+    """`receive`, refusing a body past the limit as it arrives (chunked bodies declare no
+    length) and inflating a gzip body, whose inflated size is what counts."""
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+    seen = 0
+
+    async def limited() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        body = message.get("body", b"")
+        if inflate is not None:
+            try:
+                body = inflate.decompress(body, MAX_REQUEST_BYTES + 1 - seen)
+                if not message.get("more_body", False):
+                    body += inflate.flush()
+            except zlib.error as exc:
+                raise BadRequest("Request body is not valid gzip") from exc
+        seen += len(body)
+        if seen > MAX_REQUEST_BYTES:
+            raise TooLarge(TOO_LARGE)
+        return {**message, "body": body}
+
+    return limited
 
 
 async def read_form(request: Request) -> tuple[list[tuple[str, str]], list[tuple[str, Attachment]]]:
     """Fields and file parts of an urlencoded or multipart body, repeated fields kept."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-        raise TooLarge("Request entity too large")
-    form = await request.form(max_files=2000, max_fields=20000, max_part_size=MAX_PART_BYTES)
+        raise TooLarge(TOO_LARGE)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise BadRequest(f"Unsupported Content-Encoding: {encoding}")
+    body = Request(request.scope, _limited(request.receive, gzip=encoding == "gzip"))
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, Attachment]] = []
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            data = await value.read()
-            if key in FILE_FIELDS:
-                files.append((key, Attachment(
-                    filename=value.filename or "attachment",
-                    content_type=value.content_type or "application/octet-stream",
-                    data=data, inline=key == "inline")))
+    async with body.form(max_files=2000, max_fields=20000,
+                         max_part_size=MAX_PART_BYTES) as form:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                if key in FILE_FIELDS:
+                    files.append((key, Attachment(
+                        filename=value.filename or "attachment",
+                        content_type=value.content_type or "application/octet-stream",
+                        data=data, inline=key == "inline")))
+                else:
+                    fields.append((key, data.decode("utf-8", "replace")))
             else:
-                fields.append((key, data.decode("utf-8", "replace")))
-        else:
-            fields.append((key, value))
+                fields.append((key, value))
     return fields, files
 
 
@@ -84,6 +119,13 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, _route(request))
         return JSONResponse({"message": "Internal Server Error"}, status_code=500)
+
+    @app.middleware("http")
+    async def _refuse_nul(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # PostgreSQL text cannot hold NUL, and no name, address or filter contains one.
+        if b"%00" in request.scope.get("raw_path", b"") + request.scope.get("query_string", b""):
+            return JSONResponse({"message": "Invalid NUL byte in request URL"}, status_code=400)
+        return await call_next(request)
 
     @app.middleware("http")
     async def _log_and_count(request: Request, call_next):  # type: ignore[no-untyped-def]

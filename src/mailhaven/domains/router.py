@@ -15,7 +15,8 @@ router = APIRouter(tags=["domains"])
 @router.get("/v3/domains")
 @router.get("/v4/domains")
 async def list_domains(services: ServicesDep, account_id: AccountDep,
-                       limit: int = Query(100, ge=1, le=1000), skip: int = Query(0, ge=0),
+                       limit: int = Query(100, ge=1, le=1000),
+                       skip: int = Query(0, ge=0, le=service.MAX_SKIP),
                        state: str | None = None, search: str | None = None) -> dict:
     def run() -> dict:
         with services.db.sessions() as session:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock
@@ -19,7 +20,11 @@ from mailhaven.vault import Vault
 _DOMAIN_RE = re.compile(
     r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$"
 )
+_LABELS = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
 SPAM_ACTIONS = ("disabled", "block", "tag")
+WEB_SCHEMES = ("http", "https")
+MAX_SKIP = 2**31 - 1  # far past any real list, and an OFFSET every database can take
+MAX_LABEL = 63  # one DNS label; also the width of the selector and web_prefix columns
 
 
 def rfc2822(epoch: float) -> str:
@@ -34,38 +39,49 @@ def _flag(value: str | None, default: bool = False) -> bool:
 
 def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[str, str],
                   clock: Clock = SYSTEM_CLOCK) -> Domain:
-    name = (fields.get("name") or "").strip().lower().rstrip(".")
+    name = (fields.get("name") or "").strip().lower().removesuffix(".")
     if not name:
         raise BadRequest("Missing mandatory parameter: name")
-    if not _DOMAIN_RE.match(name):
+    if not _DOMAIN_RE.match(name) or name.rpartition(".")[2].isdigit():
         raise BadRequest(f"'{name}' is not a valid domain name")
+    taken = BadRequest(f"The domain name {name} is already taken")
     if session.scalar(select(Domain.id).where(Domain.name == name)):
-        raise BadRequest(f"The domain name {name} is already taken")
+        raise taken
     spam_action = fields.get("spam_action") or "disabled"
     if spam_action not in SPAM_ACTIONS:
         raise BadRequest("spam_action must be one of disabled, block, tag")
+    web_scheme = fields.get("web_scheme") or "http"
+    if web_scheme not in WEB_SCHEMES:
+        raise BadRequest("web_scheme must be one of http, https")
+    web_prefix = (fields.get("web_prefix") or "email").strip().lower()
+    if len(web_prefix) > MAX_LABEL or not _LABELS.match(web_prefix):
+        raise BadRequest(f"'{web_prefix}' is not a valid web_prefix")
     try:
         key_size = int(fields.get("dkim_key_size") or 2048)
     except ValueError:
         key_size = 0
     if key_size not in KEY_SIZES:
         raise BadRequest("dkim_key_size must be 1024 or 2048")
-    selector = fields.get("dkim_selector") or "mh" + datetime.fromtimestamp(
-        clock.now(), UTC).strftime("%Y%m")
+    selector = (fields.get("dkim_selector") or "mh" + datetime.fromtimestamp(
+        clock.now(), UTC).strftime("%Y%m")).strip().lower()
+    if len(selector) > MAX_LABEL or not _LABELS.match(selector):
+        raise BadRequest(f"'{selector}' is not a valid dkim_selector")
     keys = generate_rsa(key_size)
     domain = Domain(
         id=new_id(), account_id=account_id, name=name, state="unverified",
         spam_action=spam_action, wildcard=_flag(fields.get("wildcard")),
         require_tls=_flag(fields.get("require_tls")),
         skip_verification=_flag(fields.get("skip_verification")),
-        web_prefix=fields.get("web_prefix") or "email",
-        web_scheme=fields.get("web_scheme") or "http",
+        web_prefix=web_prefix, web_scheme=web_scheme,
         dkim_selector=selector, dkim_key_size=key_size,
         dkim_public_key=keys.public_b64, created_at=clock.now(),
     )
     domain.dkim_private_key = vault.seal_secret(f"dkim:{domain.id}", keys.private_pem)
     session.add(domain)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # created meanwhile by a concurrent request
+        raise taken from exc
     return domain
 
 

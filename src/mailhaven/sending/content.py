@@ -9,16 +9,21 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from mailhaven.sending.request import SendRequest
+from mailhaven.sending.request import SendRequest, header_text
 
 RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
+_NEWLINE = re.compile(rb"\r?\n|\r")
 _MIME_POLICY = policy.SMTP.clone(max_line_length=998)
+# An address that is not ASCII can't be an encoded-word (RFC 2047 §5): such a message
+# carries its headers in UTF-8 (RFC 6532), and needs SMTPUTF8 on the way anyway.
+_UTF8_POLICY = _MIME_POLICY.clone(utf8=True)
 
 
 @dataclass(frozen=True)
@@ -80,33 +85,59 @@ def facts(doc: dict, *, storage_key: str, size: int, tags: list[str],
                         dict(doc["variables"]), testmode)
 
 
+def personalised(facts: MessageFacts) -> bool:
+    """Whether the user variables differ per recipient (`v:k=%recipient.k%`)."""
+    return any("%recipient" in v for v in facts.user_variables.values())
+
+
+def for_recipient(facts: MessageFacts, variables: dict) -> MessageFacts:
+    """A batch copy's facts, its `%recipient.x%` user variables filled in."""
+    filled = {k: substitute(v, variables) for k, v in facts.user_variables.items()}
+    return replace(facts, user_variables=filled)
+
+
 def substitute(text: str, variables: dict | None) -> str:
     if variables is None or "%recipient" not in text:
         return text
     return RECIPIENT_VAR.sub(lambda m: str(variables.get(m.group(1), "")), text)
 
 
+def _crlf(raw: bytes) -> bytes:
+    return _NEWLINE.sub(b"\r\n", raw)
+
+
 def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
     """The MIME bytes (CRLF) delivered to one recipient."""
     if doc["mime"] is not None:
-        raw = base64.b64decode(doc["mime"])
-        if b"\nmessage-id:" not in b"\n" + raw.split(b"\r\n\r\n", 1)[0].lower().replace(
-                b"\r\n", b"\n"):
+        raw = _crlf(base64.b64decode(doc["mime"]))
+        if b"\r\nmessage-id:" not in b"\r\n" + raw.split(b"\r\n\r\n", 1)[0].lower():
             raw = f"Message-ID: <{doc['message_id']}>\r\n".encode() + raw
         return raw
-    sub = (lambda s: substitute(s, variables)) if doc["batch"] else (lambda s: s)
-    msg = EmailMessage(policy=_MIME_POLICY)
+    batch_variables = variables if doc["batch"] else None
+
+    def sub(text: str) -> str:
+        return substitute(text, batch_variables)
+
+    def sub_header(text: str) -> str:
+        # Variables come from the client's JSON: whatever they hold stays in its header.
+        return header_text(sub(text))
+
+    # Display names are encoded-words by now (Address.formatted): only an address isn't ASCII.
+    international = not all(a.isascii() for a in (doc["from"], recipient, *doc["to"], *doc["cc"]))
+    msg = EmailMessage(policy=_UTF8_POLICY if international else _MIME_POLICY)
     msg["From"] = doc["from"]
-    msg["To"] = recipient if doc["batch"] else ", ".join(doc["to"])
+    msg["To"] = _batch_to(doc, recipient) if doc["batch"] else ", ".join(doc["to"])
     if doc["cc"]:
         msg["Cc"] = ", ".join(doc["cc"])
-    msg["Subject"] = sub(doc["subject"])
+    msg["Subject"] = sub_header(doc["subject"])
     msg["Date"] = format_datetime(datetime.fromtimestamp(doc["created_at"], UTC))
-    custom = {name.lower() for name, _ in doc["headers"]}
-    if "message-id" not in custom:
-        msg["Message-ID"] = f"<{doc['message_id']}>"
+    msg["Message-ID"] = f"<{doc['message_id']}>"  # the client's own h:Message-ID, if it gave one
     for name, value in doc["headers"]:
-        msg[name] = sub(value)
+        if name.lower() == "message-id":
+            continue
+        if msg.policy.header_max_count(name) == 1:
+            del msg[name]  # h:Subject, h:Reply-To twice...: the client's last value wins
+        msg[name] = sub_header(value)
     if doc["variables"]:
         user_vars = {k: sub(v) for k, v in doc["variables"].items()}
         msg["X-Mailgun-Variables"] = json.dumps(user_vars)
@@ -114,7 +145,13 @@ def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
     return msg.as_bytes()
 
 
-def _add_body(msg: EmailMessage, doc: dict, sub) -> None:  # type: ignore[no-untyped-def]
+def _batch_to(doc: dict, recipient: str) -> str:
+    """A batch copy is addressed to its own recipient alone; a cc or bcc recipient's copy
+    names no one, so neither the batch nor a bcc shows up in a header."""
+    return recipient if recipient in doc["to"] else "undisclosed-recipients:;"
+
+
+def _add_body(msg: EmailMessage, doc: dict, sub: Callable[[str], str]) -> None:
     text, html = doc["text"], doc["html"]
     if text is not None:
         msg.set_content(sub(text))

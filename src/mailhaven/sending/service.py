@@ -33,18 +33,11 @@ def new_message_id(domain: str, now: float) -> str:
     return f"{stamp}.{secrets.token_hex(8)}@{domain}"
 
 
-def _custom_message_id(request: SendRequest) -> str | None:
-    for name, value in request.headers:
-        if name.lower() == "message-id" and value.strip("<> "):
-            return value.strip().strip("<>")
-    return None
-
-
 def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
            clock: Clock = SYSTEM_CLOCK) -> Accepted:
     now = clock.now()
     storage_key = new_id()
-    message_id = _custom_message_id(request) or new_message_id(domain.name, now)
+    message_id = request.message_id or new_message_id(domain.name, now)
     content_key = vault.new_content_key(session, domain.account_id)
     document = content.dump(request, message_id=message_id, created_at=now)
     session.add(Message(
@@ -81,10 +74,14 @@ def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
     session.execute(insert(Delivery), rows)
     facts = content.facts(content.load(document), storage_key=storage_key, size=request.size,
                           tags=request.tags, testmode=request.testmode)
-    record_many(
-        session, vault, account_id=domain.account_id, domain_id=domain.id, facts=facts,
-        event="accepted",
-        recipients=[Recipient(r.email, subjects[r.email.strip().lower()]) for r in recipients],
-        timestamp=now,
-    )
+    accepted = [Recipient(r.email, subjects[r.email.strip().lower()]) for r in recipients]
+    if request.recipient_variables is None or not content.personalised(facts):
+        record_many(session, vault, account_id=domain.account_id, domain_id=domain.id,
+                    facts=facts, event="accepted", recipients=accepted, timestamp=now)
+    else:  # `v:k=%recipient.k%`: each recipient's event carries its own values
+        for recipient in accepted:
+            own = request.recipient_variables.get(recipient.email.strip().lower(), {})
+            record_many(session, vault, account_id=domain.account_id, domain_id=domain.id,
+                        facts=content.for_recipient(facts, own), event="accepted",
+                        recipients=[recipient], timestamp=now)
     return Accepted(f"<{message_id}>", storage_key, len(recipients))
