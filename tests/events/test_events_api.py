@@ -137,3 +137,19 @@ def test_a_forged_page_token_is_a_400_not_a_500(api, domain) -> None:
     for token in ("not-base64!!", "eyJmb28iOjF9", "e30"):
         reply = api.get(f"/v3/{domain}/events/{token}")
         assert reply.status_code == 400, (token, reply.text)
+
+
+def test_a_refused_send_is_reported_as_a_rejected_event(api, domain) -> None:
+    refused = api.post(f"/v3/{domain}/messages", data={
+        "to": "Ann <ann@example.org>", "subject": "no sender", "text": "t"})
+    assert refused.status_code == 400
+    nobody = api.post(f"/v3/{domain}/messages", data={
+        "from": f"ops@{domain}", "subject": "nobody", "text": "t"})
+    assert nobody.status_code == 400
+    items = api.get(f"/v3/{domain}/events", params={"event": "rejected"}).json()["items"]
+    assert [(e["recipient"], e["reject"]["reason"]) for e in items] == [
+        ("", "to parameter is missing"), ("ann@example.org", "from parameter is missing")]
+    assert items[1]["message"]["headers"]["subject"] == "no sender"
+    assert "storage" not in items[1]
+    mine = api.get(f"/v3/{domain}/events", params={"recipient": "ann@example.org"}).json()
+    assert [e["event"] for e in mine["items"]] == ["rejected"]

@@ -80,6 +80,11 @@ def events(api: httpx.Client, domain: str, **filters: str) -> list[dict]:
     return reply.json()["items"]
 
 
+def not_rejected(api: httpx.Client, domain: str) -> list[dict]:
+    """Events other than `rejected`: what a refused send must not have produced."""
+    return [e for e in events(api, domain) if e["event"] != "rejected"]
+
+
 def addresses(header: str | None) -> list[str]:
     return sorted(addr for _, addr in getaddresses([header or ""]))
 
@@ -147,7 +152,9 @@ def test_invalid_sends_get_mailgun_400_bodies(api, domain) -> None:
             if (reply.status_code, reply.json()) != (400, {"message": message}):
                 wrong.append((case, encoding, reply.status_code, reply.text))
     assert wrong == []
-    assert events(api, domain) == []
+    assert not_rejected(api, domain) == []
+    reasons = [e["reject"]["reason"] for e in events(api, domain, event="rejected")]
+    assert reasons == [message for _, message in REFUSED.values() for _ in range(2)]
 
 
 def test_more_than_1000_recipients_is_refused(api, domain) -> None:
@@ -161,12 +168,14 @@ def test_more_than_1000_recipients_is_refused(api, domain) -> None:
         reply = send(api, domain, fields)
         assert reply.status_code == 400
         assert reply.json() == {"message": "Too many recipients, max is 1000"}
-    assert events(api, domain) == []
+    assert not_rejected(api, domain) == []
 
 
 def test_a_refused_send_queues_nothing(api, services, domain) -> None:
     send(api, domain, [("from", FROM), ("to", "ann@example.org")])
-    assert events(api, domain) == []
+    assert not_rejected(api, domain) == []
+    [rejected] = events(api, domain)
+    assert rejected["event"] == "rejected" and rejected["recipient"] == "ann@example.org"
     assert delivered(services) == []
 
 
@@ -193,7 +202,7 @@ def test_a_message_over_25mb_is_413(api, services, domain) -> None:
     big = b"\0" * (25 * 1024 * 1024 + 1)
     reply = send(api, domain, minimal(), files=[("attachment", ("big.bin", big, "x/y"))])
     assert reply.status_code == 413, reply.text
-    assert events(api, domain) == []
+    assert not_rejected(api, domain) == []
 
 
 def test_a_request_declaring_more_than_52_4_mib_is_413_before_its_body(live, account,
@@ -634,7 +643,7 @@ def test_messages_mime_refuses_what_cannot_be_delivered(api, services, domain) -
         reply = send(api, domain, [("to", "ann@example.org")], files=files,
                      path="messages.mime")
         assert (reply.status_code, reply.json()) == (400, {"message": message}), junk
-    assert events(api, domain) == []
+    assert not_rejected(api, domain) == []
 
 
 def test_messages_mime_odd_but_deliverable(api, services, domain) -> None:

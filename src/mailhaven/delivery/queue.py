@@ -95,7 +95,7 @@ def _jobs(session: Session, vault: Vault, rows: list[Delivery], owner: str) -> l
         variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
                      if row.variables_sealed is not None else None)
         if variables is not None:
-            facts = _with_user_variables(facts, doc, variables)
+            facts = content.for_recipient(facts, variables)
         jobs.append(Job(
             delivery_id=row.id, attempts=row.attempts, owner=owner,
             account_id=row.account_id, domain_id=row.domain_id,
@@ -106,12 +106,6 @@ def _jobs(session: Session, vault: Vault, rows: list[Delivery], owner: str) -> l
             created_at=message.created_at,
         ))
     return jobs
-
-
-def _with_user_variables(facts: MessageFacts, doc: dict, variables: dict) -> MessageFacts:
-    """A batch copy's `user-variables`, with its `%recipient.x%` values filled in."""
-    filled = {k: content.substitute(v, variables) for k, v in doc["variables"].items()}
-    return MessageFacts(**{**facts.__dict__, "user_variables": filled})
 
 
 def _settle(session: Session, job: Job, now: float, **values: object) -> bool:

@@ -83,7 +83,12 @@ class DeliveryWorker(Runner):
             if job.facts.testmode:
                 await self._settle_delivered(job, Delivered(TEST_MODE, "", False, False, 0.0))
                 return
-            data = await asyncio.to_thread(self._build, job)
+            try:
+                data = await asyncio.to_thread(self._build, job)
+            except Exception as exc:  # the same message fails the same way every time
+                log.exception("delivery %s: could not build the message", job.delivery_id)
+                raise local_failure(554, "5.6.0", "Message could not be rendered or signed",
+                                    permanent=True) from exc
             recipient = envelope_address(job.email)
             hosts = await self._route(recipient)
             delivered = await self.transport.deliver(

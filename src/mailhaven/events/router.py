@@ -20,7 +20,7 @@ async def _page(domain_name: str, query: EventQuery, request: Request, services:
         with services.db.sessions() as session:
             domain = owned_domain(session, account_id, domain_name)
             page = fetch(session, services.vault, account_id, domain.id, query)
-        for item in page.items:
+        for item in (i for i in page.items if "storage" in i):
             item["storage"]["url"] = (f"{str(request.base_url).rstrip('/')}/v3/domains/"
                                       f"{domain_name}/messages/{item['storage']['key']}")
         return {"items": page.items, "paging": {

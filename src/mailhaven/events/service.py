@@ -47,9 +47,10 @@ def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float
                   "is-test-mode": facts.testmode},
         "envelope": {"transport": "smtp", "targets": recipient,
                      "sender": parseaddr(facts.headers["from"])[1]},
-        "storage": {"key": facts.storage_key},
         "method": "http",
     }
+    if facts.storage_key:
+        data["storage"] = {"key": facts.storage_key}
     if extra:
         data.update(extra)
     if event == "failed":
@@ -67,10 +68,11 @@ def record_many(session: Session, vault: Vault, *, account_id: str, domain_id: s
         documents.append(doc)
         rows.append({
             "event_id": doc["id"], "account_id": account_id, "domain_id": domain_id,
-            "storage_key": facts.storage_key, "event": event, "timestamp": timestamp,
+            "storage_key": facts.storage_key or None, "event": event, "timestamp": timestamp,
             "severity": doc.get("severity"), "message_id": facts.message_id,
             "tags": json.dumps(facts.tags),
-            "recipient_index": vault.blind_index(account_id, recipient.email),
+            "recipient_index": (vault.blind_index(account_id, recipient.email)
+                                if recipient.email else None),
             "key_id": recipient.key.id,
             "payload": vault.seal(recipient.key, json.dumps(doc).encode(), doc["id"]),
         })

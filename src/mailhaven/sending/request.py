@@ -153,6 +153,18 @@ def parse_addresses(values: list[str], field_name: str) -> list[Address]:
     return parsed
 
 
+def valid_addresses(values: list[str]) -> list[Address]:
+    """The well-formed addresses among `values`, skipping the rest (for reporting a
+    refused request, where the addresses it did name are still worth a record)."""
+    found = []
+    for value in values:
+        for item in _split_list(value):
+            name, email = _parse_one(item)
+            if _is_valid(email):
+                found.append(Address(name, email))
+    return found
+
+
 def _header(name: str, value: str) -> tuple[str, str]:
     if not name.isascii():
         raise BadRequest(f"Header name must be pure ASCII: {name}")

@@ -8,10 +8,10 @@ from starlette.concurrency import run_in_threadpool
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
-from mailhaven.errors import NotFound
+from mailhaven.errors import MailhavenError, NotFound
 from mailhaven.http import read_form
 from mailhaven.sending.request import build_request
-from mailhaven.sending.service import accept
+from mailhaven.sending.service import accept, reject
 
 router = APIRouter(tags=["messages"])
 
@@ -24,13 +24,19 @@ async def _send(domain_name: str, request: Request, services: ServicesDep, accou
     fields, files = await read_form(request)
 
     def run() -> dict:
-        with services.db.transaction() as session:
+        with services.db.sessions() as session:
             try:
                 domain = owned_domain(session, account_id, domain_name)
             except NotFound as exc:
                 raise NotFound(f"Domain not found: {domain_name}") from exc
-            accepted = accept(session, services.vault, domain,
-                              build_request(fields, files, mime=mime), services.clock)
+        try:
+            message = build_request(fields, files, mime=mime)
+        except MailhavenError as exc:
+            with services.db.transaction() as session:
+                reject(session, services.vault, domain, fields, exc.message, services.clock)
+            raise
+        with services.db.transaction() as session:
+            accepted = accept(session, services.vault, domain, message, services.clock)
         ACCEPTED.inc()
         RECIPIENTS.inc(accepted.recipients)
         return {"id": accepted.id, "message": "Queued. Thank you."}

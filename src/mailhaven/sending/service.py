@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
-from mailhaven.events.service import Recipient, record_many
+from mailhaven.events.service import Recipient, record, record_many
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
-from mailhaven.sending.request import SendRequest
+from mailhaven.sending.request import SendRequest, header_text, valid_addresses
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
 
@@ -85,3 +85,27 @@ def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
                         facts=content.for_recipient(facts, own), event="accepted",
                         recipients=[recipient], timestamp=now)
     return Accepted(f"<{message_id}>", storage_key, len(recipients))
+
+
+def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[str, str]],
+           reason: str, clock: Clock = SYSTEM_CLOCK) -> None:
+    """Record a `rejected` event for a send refused after its domain was known, so the
+    sender sees it in the logs; sealed under the first recipient named, if any."""
+    values = [v for k, v in fields if k in ("to", "cc", "bcc")]
+    named = valid_addresses(values)
+    sender = next((v for k, v in fields if k == "from"), "")
+    subject = next((v for k, v in fields if k == "subject"), "")
+    facts = content.MessageFacts(
+        storage_key="", message_id="",
+        headers={"to": ", ".join(a.formatted() for a in named), "from": header_text(sender),
+                 "subject": header_text(subject), "message-id": ""},
+        attachments=[], size=0, tags=[v for k, v in fields if k == "o:tag"],
+        user_variables={}, testmode=False)
+    if named:
+        email = named[0].email
+        key = vault.subjects(session, domain.account_id, [email])[email.strip().lower()]
+    else:
+        email, key = "", vault.new_content_key(session, domain.account_id)
+    record(session, vault, account_id=domain.account_id, domain_id=domain.id, facts=facts,
+           event="rejected", recipient=Recipient(email, key), timestamp=clock.now(),
+           extra={"reject": {"reason": reason, "description": ""}})
