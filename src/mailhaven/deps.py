@@ -6,10 +6,10 @@ import base64
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
-from mailhaven.accounts.service import account_for_key
+from mailhaven.accounts.service import account_for_digest, key_digest
 from mailhaven.errors import Unauthorized
+from mailhaven.http import in_thread
 from mailhaven.services import Services
 
 
@@ -37,13 +37,17 @@ async def current_account(request: Request, services: ServicesDep) -> str:
     if api_key is None:
         raise Unauthorized("Invalid private key")
 
-    def lookup() -> str | None:
-        with services.db.sessions() as session:
-            return account_for_key(session, api_key)
-
-    account_id = await run_in_threadpool(lookup)
+    digest = key_digest(api_key)
+    account_id = services.key_cache.get(digest)
     if account_id is None:
-        raise Unauthorized("Invalid private key")
+        def lookup() -> str | None:
+            with services.db.sessions() as session:
+                return account_for_digest(session, digest)
+
+        account_id = await in_thread(lookup)
+        if account_id is None:
+            raise Unauthorized("Invalid private key")
+        services.key_cache.put(digest, account_id)
     request.state.account_id = account_id
     return account_id
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from mailhaven.accounts.service import KeyCache
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.config import Settings
 from mailhaven.storage.db import Database
@@ -16,6 +17,10 @@ class Services:
     db: Database
     vault: Vault
     clock: Clock
+    key_cache: KeyCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key_cache = KeyCache(self.clock)
 
     @classmethod
     def start(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK,

@@ -8,7 +8,7 @@ import base64
 import httpx
 import pytest
 
-from mailhaven.accounts.service import create_account, issue_key, revoke_keys
+from mailhaven.accounts.service import KeyCache, create_account, issue_key, revoke_keys
 from mailhaven.domains.service import create_domain
 from tests.support import Sink, deliver_due
 
@@ -82,13 +82,17 @@ def test_an_unauthenticated_send_queues_nothing(live, services, account, domain)
 
 
 def test_a_revoked_key_stops_working_and_another_key_still_works(live, services, account,
-                                                                 domain) -> None:
+                                                                 domain, clock) -> None:
     with services.db.transaction() as session:
         second = issue_key(session, account[0], description="ci", clock=services.clock)
     with live.client(second) as client:
         assert client.get("/v3/domains").status_code == 200
     with services.db.transaction() as session:
         revoke_keys(session, account[0], description="ci", clock=services.clock)
+    with live.client(second) as client:
+        # A key this process has just seen is trusted for a few seconds more (KeyCache).
+        assert client.get("/v3/domains").status_code == 200
+    clock.advance(KeyCache.TTL + 0.1)
     with live.client(second) as client:
         assert client.get("/v3/domains").json() == {"message": "Invalid private key"}
         assert client.post(f"/v3/{domain}/messages", data=SEND).text == "Forbidden"

@@ -23,7 +23,7 @@ class IssuedKey:
     api_key: str  # shown once
 
 
-def _digest(api_key: str) -> str:
+def key_digest(api_key: str) -> str:
     # API keys carry 160 random bits, so a fast hash is as strong as a slow one here and
     # keeps authentication off the hot path; passwords (low entropy) get argon2id.
     return hashlib.sha256(api_key.encode()).hexdigest()
@@ -47,7 +47,7 @@ def issue_key(session: Session, account_id: str, *, description: str = "",
               clock: Clock = SYSTEM_CLOCK) -> str:
     api_key = f"key-{secrets.token_hex(20)}"
     session.add(ApiKey(
-        id=new_id(), account_id=account_id, digest=_digest(api_key), hint=api_key[-4:],
+        id=new_id(), account_id=account_id, digest=key_digest(api_key), hint=api_key[-4:],
         description=description, created_at=clock.now(),
     ))
     return api_key
@@ -64,8 +64,39 @@ def revoke_keys(session: Session, account_id: str, *, description: str,
 
 def account_for_key(session: Session, api_key: str) -> str | None:
     """The account id an API key belongs to, or None; the lookup is by digest."""
+    return account_for_digest(session, key_digest(api_key))
+
+
+def account_for_digest(session: Session, digest: str) -> str | None:
     row = session.execute(
-        select(ApiKey.account_id).where(ApiKey.digest == _digest(api_key),
-                                        ApiKey.revoked_at.is_(None))
+        select(ApiKey.account_id).where(ApiKey.digest == digest, ApiKey.revoked_at.is_(None))
     ).first()
     return row[0] if row else None
+
+
+class KeyCache:
+    """API keys seen in the last few seconds (by digest), so most requests skip a query.
+
+    The price: a key revoked by another process keeps working here for up to `TTL`
+    seconds. Only valid keys are cached; a wrong key always costs a lookup.
+    """
+
+    TTL = 10.0
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK, size: int = 10_000) -> None:
+        self._clock, self._size = clock, size
+        self._known: dict[str, tuple[str, float]] = {}
+
+    def get(self, digest: str) -> str | None:
+        hit = self._known.get(digest)
+        if hit is None or hit[1] < self._clock.now():
+            return None
+        return hit[0]
+
+    def put(self, digest: str, account_id: str) -> None:
+        if len(self._known) >= self._size:
+            self._known.clear()
+        self._known[digest] = (account_id, self._clock.now() + self.TTL)
+
+    def forget(self) -> None:
+        self._known.clear()

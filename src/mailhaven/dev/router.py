@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
 
 from mailhaven.deps import ServicesDep
 from mailhaven.dev.mailbox import list_captured, read_captured, verify_dkim
 from mailhaven.errors import NotFound
+from mailhaven.http import in_thread
 
 router = APIRouter(include_in_schema=False)
 templates = Environment(loader=PackageLoader("mailhaven", "web/templates"),
@@ -22,7 +22,7 @@ async def mailbox(services: ServicesDep) -> HTMLResponse:
         folder = services.settings.data_dir / "dev-mailbox"
         rows = [(m, verify_dkim(services.db, m.data)) for m in list_captured(folder)]
         return templates.get_template("mailbox.html").render(rows=rows)
-    return HTMLResponse(await run_in_threadpool(run))
+    return HTMLResponse(await in_thread(run))
 
 
 @router.get("/dev/mailbox/{message_id}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains import service
-from mailhaven.http import field_dict, read_form
+from mailhaven.http import field_dict, in_thread, read_form
 
 router = APIRouter(tags=["domains"])
 
@@ -23,7 +22,7 @@ async def list_domains(services: ServicesDep, account_id: AccountDep,
             total, items = service.list_domains(session, account_id, limit=limit, skip=skip,
                                                 state=state, search=search)
             return {"total_count": total, "items": [service.domain_json(d) for d in items]}
-    return await run_in_threadpool(run)
+    return await in_thread(run)
 
 
 @router.post("/v3/domains")
@@ -37,7 +36,7 @@ async def create_domain(request: Request, services: ServicesDep, account_id: Acc
                                            field_dict(fields), services.clock)
             return {"message": "Domain DNS records have been created",
                     **service.domain_response(domain, services.settings.hostname)}
-    return await run_in_threadpool(run)
+    return await in_thread(run)
 
 
 @router.get("/v3/domains/{name}")
@@ -47,7 +46,7 @@ async def get_domain(name: str, services: ServicesDep, account_id: AccountDep) -
         with services.db.sessions() as session:
             domain = service.owned_domain(session, account_id, name)
             return service.domain_response(domain, services.settings.hostname)
-    return await run_in_threadpool(run)
+    return await in_thread(run)
 
 
 @router.delete("/v3/domains/{name}")
@@ -56,5 +55,5 @@ async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep
     def run() -> None:
         with services.db.transaction() as session:
             service.delete_domain(session, account_id, name)
-    await run_in_threadpool(run)
+    await in_thread(run)
     return {"message": "Domain will be deleted in the background"}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.events.query import EventQuery, fetch, parse_query
+from mailhaven.http import in_thread
 
 router = APIRouter(tags=["events"])
 
@@ -27,7 +27,7 @@ async def _page(domain_name: str, query: EventQuery, request: Request, services:
             "first": f"{base}/{page.first.token()}", "last": f"{base}/{page.last.token()}",
             "next": f"{base}/{page.next.token()}", "previous": f"{base}/{page.previous.token()}",
         }}
-    return await run_in_threadpool(run)
+    return await in_thread(run)
 
 
 @router.get("/v3/{domain_name}/events")

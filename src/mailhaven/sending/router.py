@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from prometheus_client import Counter
-from starlette.concurrency import run_in_threadpool
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import MailhavenError, NotFound
-from mailhaven.http import read_form
+from mailhaven.http import in_thread, read_form
 from mailhaven.sending.request import build_request
 from mailhaven.sending.service import accept, reject
 
@@ -40,7 +39,7 @@ async def _send(domain_name: str, request: Request, services: ServicesDep, accou
         ACCEPTED.inc()
         RECIPIENTS.inc(accepted.recipients)
         return {"id": accepted.id, "message": "Queued. Thank you."}
-    return await run_in_threadpool(run)
+    return await in_thread(run)
 
 
 @router.post("/v3/{domain_name}/messages")
