@@ -11,6 +11,7 @@ from mailhaven.errors import MailhavenError, NotFound
 from mailhaven.http import in_thread, read_form
 from mailhaven.sending.request import build_request
 from mailhaven.sending.service import accept, reject
+from mailhaven.sending.stored import stored_json, stored_mime
 
 router = APIRouter(tags=["messages"])
 
@@ -52,3 +53,16 @@ async def send_message(domain_name: str, request: Request, services: ServicesDep
 async def send_mime(domain_name: str, request: Request, services: ServicesDep,
                     account_id: AccountDep) -> dict:
     return await _send(domain_name, request, services, account_id, mime=True)
+
+
+@router.get("/v3/domains/{domain_name}/messages/{storage_key}")
+async def get_stored(domain_name: str, storage_key: str, request: Request,
+                     services: ServicesDep, account_id: AccountDep) -> dict:
+    as_mime = "message/rfc2822" in request.headers.get("accept", "")
+
+    def run() -> dict:
+        with services.db.sessions() as session:
+            domain = owned_domain(session, account_id, domain_name)
+            raw = stored_mime(session, services.vault, domain.id, storage_key)
+        return stored_json(raw, mime=as_mime)
+    return await in_thread(run)

@@ -1,0 +1,54 @@
+"""Stored messages: `GET /v3/domains/{domain}/messages/{storage_key}`, as events link them."""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes, policy
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailhaven.errors import NotFound
+from mailhaven.sending import content
+from mailhaven.sending.models import Message
+from mailhaven.vault import Vault, VaultKey
+
+NOT_FOUND = "Message not found"
+
+
+def stored_mime(session: Session, vault: Vault, domain_id: str, storage_key: str) -> bytes:
+    """The message as it was accepted, before per-recipient rendering of a batch."""
+    message = session.get(Message, storage_key)
+    if message is None or message.domain_id != domain_id or message.content_sealed is None:
+        raise NotFound(NOT_FOUND)
+    key = session.scalar(select(VaultKey).where(VaultKey.id == message.content_key_id))
+    if key is None:  # its content key was erased
+        raise NotFound(NOT_FOUND)
+    doc = content.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
+    return content.render(doc, ", ".join(doc["to"]), None)
+
+
+def stored_json(raw: bytes, *, mime: bool) -> dict:
+    """Mailgun's stored-message shape: parsed parts, or `body-mime` for message/rfc2822."""
+    parsed = message_from_bytes(raw, policy=policy.default)
+    basics = {"recipients": str(parsed.get("To", "")), "from": str(parsed.get("From", "")),
+              "subject": str(parsed.get("Subject", ""))}
+    if mime:
+        return {**basics, "body-mime": raw.decode("utf-8", "replace")}
+    plain = parsed.get_body(preferencelist=("plain",))
+    html = parsed.get_body(preferencelist=("html",))
+    return {
+        **basics,
+        "sender": str(parsed.get("From", "")),
+        "Subject": basics["subject"], "From": basics["from"], "To": basics["recipients"],
+        "Message-Id": str(parsed.get("Message-ID", "")),
+        "body-plain": plain.get_content() if plain is not None else "",
+        "body-html": html.get_content() if html is not None else "",
+        "message-headers": [[name, str(value)] for name, value in parsed.items()],
+        "attachments": [
+            {"filename": part.get_filename(), "content-type": part.get_content_type(),
+             "size": len(part.get_payload(decode=True) or b"")}
+            for part in parsed.iter_attachments()
+        ] if parsed.is_multipart() else [],
+        "X-Mailgun-Variables": json.loads(parsed.get("X-Mailgun-Variables", "{}") or "{}"),
+    }
