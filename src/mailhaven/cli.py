@@ -66,11 +66,17 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Attempts in flight at once.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
 ) -> None:
     """Run a delivery worker; any number of them may share one PostgreSQL."""
     from mailhaven.server import run_worker
 
     _logging()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     asyncio.run(run_worker(Settings.from_env(), concurrency=concurrency))
 
 
