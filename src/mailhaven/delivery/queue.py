@@ -8,13 +8,15 @@ Settling is fenced by `lease_owner`, so a worker that lost its lease can't overw
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mailhaven.delivery.models import DELIVERED, FAILED, QUEUED, Delivery
+from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.service import Recipient, record
 from mailhaven.sending import content
@@ -22,6 +24,8 @@ from mailhaven.sending.content import MessageFacts
 from mailhaven.sending.models import Message
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault, VaultKey
+
+log = logging.getLogger("mailhaven.delivery")
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Job:
     dkim: bool
     require_tls: bool
     verify_tls: bool
-    created_at: float
+    due_since: float  # accepted, or the scheduled time: the give-up age counts from here
 
 
 def _due_ids(session: Session, now: float, limit: int) -> list[int]:
@@ -58,6 +62,7 @@ def _due_ids(session: Session, now: float, limit: int) -> list[int]:
 
 def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
           lease_seconds: float) -> list[Job]:
+    """Lease up to `limit` due copies to `owner` and return them ready to send."""
     with db.transaction() as session:
         ids = _due_ids(session, now, limit)
         if not ids:
@@ -68,55 +73,78 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
                     attempts=Delivery.attempts + 1, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+    # Decrypting and parsing bodies happens after the commit, outside the write lock.
+    with db.sessions() as session:
         rows = session.scalars(select(Delivery).where(Delivery.id.in_(ids))).all()
-        return _jobs(session, vault, rows, owner)
+        jobs, unreadable = _jobs(session, vault, list(rows), owner)
+    if unreadable:
+        with db.transaction() as session:
+            _settle_many(session, unreadable, owner, now, status=CANCELLED)
+    return jobs
 
 
-def _jobs(session: Session, vault: Vault, rows: list[Delivery], owner: str) -> list[Job]:
+def _jobs(session: Session, vault: Vault, rows: list[Delivery],
+          owner: str) -> tuple[list[Job], list[int]]:
+    """The jobs for `rows`, and the ids of rows that can no longer be read (an erased key,
+    a missing message): those are cancelled, never allowed to stall the queue."""
     messages = {m.id: m for m in session.scalars(
         select(Message).where(Message.id.in_({r.message_id for r in rows})))}
     domains = {d.id: d for d in session.scalars(
         select(Domain).where(Domain.id.in_({m.domain_id for m in messages.values()})))}
-    key_ids = {r.subject_key_id for r in rows} | {m.content_key_id for m in messages.values()}
-    keys = {k.id: k for k in session.scalars(select(VaultKey).where(VaultKey.id.in_(key_ids)))}
+    keys = vault.keys(session, {r.subject_key_id for r in rows}
+                      | {m.content_key_id for m in messages.values()})
     documents: dict[str, tuple[dict, MessageFacts]] = {}
-    jobs = []
+    jobs, unreadable = [], []
     for row in rows:
-        message = messages[row.message_id]
-        if message.id not in documents:
-            doc = content.load(vault.open(keys[message.content_key_id], message.content_sealed,
-                                          f"message:{message.id}"))
-            documents[message.id] = (doc, content.facts(
-                doc, storage_key=message.id, size=message.size,
-                tags=json.loads(message.tags), testmode=message.testmode))
-        doc, facts = documents[message.id]
-        key = keys[row.subject_key_id]
-        recipient = vault.open_text(key, row.address_sealed, "delivery.address")
-        variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
-                     if row.variables_sealed is not None else None)
-        if variables is not None:
-            facts = content.for_recipient(facts, variables)
-        jobs.append(Job(
-            delivery_id=row.id, attempts=row.attempts, owner=owner,
-            account_id=row.account_id, domain_id=row.domain_id,
-            domain_name=domains[message.domain_id].name, recipient=recipient,
-            email=parseaddr(recipient)[1], variables=variables, document=doc, facts=facts,
-            subject_key=key, dkim=message.dkim, require_tls=message.require_tls,
-            verify_tls=message.require_tls and not message.skip_verification,
-            created_at=message.created_at,
-        ))
-    return jobs
+        try:
+            jobs.append(_job(vault, row, messages[row.message_id], domains, keys, documents,
+                             owner))
+        except (KeyError, InvalidTag, ValueError):
+            log.warning("delivery %s cannot be read any more; cancelled", row.id)
+            unreadable.append(row.id)
+    return jobs, unreadable
 
 
-def _settle(session: Session, job: Job, now: float, **values: object) -> bool:
+def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domain],
+         keys: dict[str, VaultKey], documents: dict[str, tuple[dict, MessageFacts]],
+         owner: str) -> Job:
+    if message.id not in documents:
+        doc = content.load(vault.open(keys[message.content_key_id or ""],
+                                      message.content_sealed or b"", f"message:{message.id}"))
+        documents[message.id] = (doc, content.facts(
+            doc, storage_key=message.id, size=message.size,
+            tags=json.loads(message.tags), testmode=message.testmode))
+    doc, facts = documents[message.id]
+    key = keys[row.subject_key_id or ""]
+    recipient = vault.open_text(key, row.address_sealed, "delivery.address")
+    variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
+                 if row.variables_sealed is not None else None)
+    if variables is not None:
+        facts = content.for_recipient(facts, variables)
+    return Job(
+        delivery_id=row.id, attempts=row.attempts, owner=owner,
+        account_id=row.account_id, domain_id=row.domain_id,
+        domain_name=domains[message.domain_id].name, recipient=recipient,
+        email=parseaddr(recipient)[1], variables=variables, document=doc, facts=facts,
+        subject_key=key, dkim=message.dkim, require_tls=message.require_tls,
+        verify_tls=message.require_tls and not message.skip_verification,
+        due_since=max(message.created_at, doc.get("deliverytime") or 0.0),
+    )
+
+
+def _settle_many(session: Session, ids: list[int], owner: str, now: float,
+                 **values: object) -> int:
     result = session.execute(
         update(Delivery)
-        .where(Delivery.id == job.delivery_id, Delivery.lease_owner == job.owner,
-               Delivery.status == QUEUED)
+        .where(Delivery.id.in_(ids), Delivery.lease_owner == owner, Delivery.status == QUEUED)
         .values(lease_owner=None, updated_at=now, **values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return result.rowcount
+
+
+def _settle(session: Session, job: Job, now: float, **values: object) -> bool:
+    return _settle_many(session, [job.delivery_id], job.owner, now, **values) == 1
 
 
 def settle(db: Database, vault: Vault, job: Job, *, now: float, status: str,

@@ -109,6 +109,9 @@ class SmtpTransport:
             conn.client.close()
             raise _in_session(local_failure(421, "4.4.2", f"Connection failed: {exc}",
                                             permanent=False, mx_host=host.name), conn) from exc
+        except asyncio.CancelledError:  # the attempt's deadline: the session is mid-command
+            conn.client.close()
+            raise
         self._release(key, conn)
         return Delivered(reply, host.name, conn.tls, conn.verified,
                          time.monotonic() - started)
@@ -117,20 +120,25 @@ class SmtpTransport:
     async def _transaction(conn: _Connection, sender: str, recipient: str,
                            data: bytes) -> SmtpReply:
         client = conn.client
-        utf8 = not (sender + recipient).isascii()
+        # RFC 6531: UTF-8 in the envelope or in the headers needs SMTPUTF8.
+        utf8 = not (sender + recipient).isascii() or not data.split(b"\r\n\r\n", 1)[0].isascii()
         if utf8 and not client.supports_extension("smtputf8"):
             raise local_failure(553, "5.6.7", f"SMTPUTF8 is required, but was not offered by "
                                 f"{conn.host.name}", permanent=True, mx_host=conn.host.name)
         encoding, options = ("utf-8", ["SMTPUTF8"]) if utf8 else ("ascii", [])
+        if not data.isascii() and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")  # RFC 6152
         await client.mail(sender, options=options, encoding=encoding, timeout=COMMAND_TIMEOUT)
         await client.rcpt(recipient, encoding=encoding, timeout=COMMAND_TIMEOUT)
         response = await client.data(data, timeout=DATA_TIMEOUT)
         return SmtpReply.parse(response.code, response.message)
 
+    def _client(self, host: MailHost) -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(hostname=host.address, port=host.port, local_hostname=self._helo,
+                               start_tls=False, timeout=CONNECT_TIMEOUT)
+
     async def _connect(self, host: MailHost, require_tls: bool, verify_tls: bool) -> _Connection:
-        client = aiosmtplib.SMTP(hostname=host.address, port=host.port,
-                                 local_hostname=self._helo, start_tls=False,
-                                 timeout=CONNECT_TIMEOUT)
+        client = self._client(host)
         try:
             await client.connect()
             await client.ehlo()
@@ -147,9 +155,7 @@ class SmtpTransport:
                         raise _Unreachable(local_failure(
                             421, "4.7.5", f"TLS with {host.name} failed: {exc}",
                             permanent=False, mx_host=host.name, reason="tls")) from exc
-                    client = aiosmtplib.SMTP(hostname=host.address, port=host.port,
-                                             local_hostname=self._helo, start_tls=False,
-                                             timeout=CONNECT_TIMEOUT)
+                    client = self._client(host)
                     await client.connect()
                     await client.ehlo()
             if require_tls and not tls:
@@ -167,6 +173,9 @@ class SmtpTransport:
             raise _Unreachable(local_failure(421, "4.4.1", f"Could not connect to {host.name}:"
                                              f" {exc}", permanent=False,
                                              mx_host=host.name)) from exc
+        except asyncio.CancelledError:
+            client.close()
+            raise
 
     def _take_idle(self, key: tuple) -> _Connection | None:
         pool = self._idle[key]

@@ -29,6 +29,7 @@ log = logging.getLogger("mailhaven.delivery")
 ATTEMPTS = Counter("mailhaven_delivery_attempts_total", "Delivery attempts by outcome",
                    ["outcome"])
 TEST_MODE = SmtpReply(650, "", "Test mode")
+LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
 
 
 class DeliveryWorker(Runner):
@@ -79,23 +80,19 @@ class DeliveryWorker(Runner):
 
     # -- one attempt --------------------------------------------------------------------
     async def attempt(self, job: queue.Job) -> None:
+        # The whole attempt ends well inside the lease, so no other worker can take the copy
+        # while this one may still be sending it.
+        deadline = self.services.settings.lease_seconds * LEASE_SHARE
         try:
-            if job.facts.testmode:
-                await self._settle_delivered(job, Delivered(TEST_MODE, "", False, False, 0.0))
-                return
-            try:
-                data = await asyncio.to_thread(self._build, job)
-            except Exception as exc:  # the same message fails the same way every time
-                log.exception("delivery %s: could not build the message", job.delivery_id)
-                raise local_failure(554, "5.6.0", "Message could not be rendered or signed",
-                                    permanent=True) from exc
-            recipient = envelope_address(job.email)
-            hosts = await self._route(recipient)
-            delivered = await self.transport.deliver(
-                hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
-                recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
+            async with asyncio.timeout(deadline):
+                delivered = await self._send(job)
         except DeliveryFailure as failure:
             await self._settle_failed(job, failure)
+            return
+        except TimeoutError:
+            await self._settle_failed(job, local_failure(
+                451, "4.4.7", f"Delivery attempt took longer than {deadline:.0f}s",
+                permanent=False))
             return
         except Exception:  # a bug must not lose the copy: report it and retry like a 4xx
             log.exception("delivery %s: unexpected error", job.delivery_id)
@@ -103,6 +100,21 @@ class DeliveryWorker(Runner):
                 451, "4.3.0", "Local error in processing", permanent=False))
             return
         await self._settle_delivered(job, delivered)
+
+    async def _send(self, job: queue.Job) -> Delivered:
+        if job.facts.testmode:
+            return Delivered(TEST_MODE, "", False, False, 0.0)
+        try:
+            data = await asyncio.to_thread(self._build, job)
+        except Exception as exc:  # the same message fails the same way every time
+            log.exception("delivery %s: could not build the message", job.delivery_id)
+            raise local_failure(554, "5.6.0", "Message could not be rendered or signed",
+                                permanent=True) from exc
+        recipient = envelope_address(job.email)
+        hosts = await self._route(recipient)
+        return await self.transport.deliver(
+            hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
+            recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
 
     def _build(self, job: queue.Job) -> bytes:
         data = content.render(job.document, job.recipient, job.variables)
@@ -142,7 +154,7 @@ class DeliveryWorker(Runner):
         status = _delivery_status(job, failure.reply, failure.mx_host) | {
             "tls": failure.tls, "certificate-verified": failure.certificate_verified,
         }
-        too_old = now - job.created_at >= self.services.settings.max_message_age_seconds
+        too_old = now - job.due_since >= self.services.settings.max_message_age_seconds
         if failure.permanent or too_old:
             reason = failure.reason if failure.permanent else "old"
             if too_old and not failure.permanent:

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailhaven.events.models import Event
@@ -90,8 +90,7 @@ def record(session: Session, vault: Vault, *, account_id: str, domain_id: str,
 
 def open_payload(session: Session, vault: Vault, rows: list[Event]) -> list[dict]:
     """Decrypt event rows; an event whose key was erased is left out."""
-    key_ids = {row.key_id for row in rows if row.key_id}
-    keys = {k.id: k for k in session.scalars(select(VaultKey).where(VaultKey.id.in_(key_ids)))}
+    keys = vault.keys(session, (row.key_id for row in rows))
     documents = []
     for row in rows:
         key = keys.get(row.key_id or "")

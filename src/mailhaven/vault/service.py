@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -37,6 +38,7 @@ class Vault:
         self._index_key = keyring.index_key
         self._clock = clock
         self._unwrapped: OrderedDict[str, AESGCM] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- blind index ---------------------------------------------------------------
     def blind_index(self, account_id: str, value: str) -> str:
@@ -50,17 +52,23 @@ class Vault:
         return nonce + self._kek.encrypt(nonce, raw, key_id.encode())
 
     def _cipher(self, key: VaultKey) -> AESGCM:
-        cipher = self._unwrapped.get(key.id)
-        if cipher is None:
-            blob = key.wrapped_key
-            raw = self._kek.decrypt(blob[:_NONCE], blob[_NONCE:], key.id.encode())
-            cipher = AESGCM(raw)
+        with self._cache_lock:  # API and worker threads share the cache
+            cipher = self._unwrapped.get(key.id)
+            if cipher is not None:
+                self._unwrapped.move_to_end(key.id)
+                return cipher
+        blob = key.wrapped_key
+        cipher = AESGCM(self._kek.decrypt(blob[:_NONCE], blob[_NONCE:], key.id.encode()))
+        with self._cache_lock:
             self._unwrapped[key.id] = cipher
             if len(self._unwrapped) > _CACHE_SIZE:
                 self._unwrapped.popitem(last=False)
-        else:
-            self._unwrapped.move_to_end(key.id)
         return cipher
+
+    def forget(self, key_id: str) -> None:
+        """Drop an unwrapped key from memory (after its row is erased)."""
+        with self._cache_lock:
+            self._unwrapped.pop(key_id, None)
 
     def _new_key_row(self, account_id: str, purpose: str, blind_index: str | None) -> dict:
         key_id = new_id()
@@ -95,6 +103,14 @@ class Vault:
             if raced:
                 found.update(self._find(session, account_id, raced))
         return {by_index[i]: key for i, key in found.items()}
+
+    @staticmethod
+    def keys(session: Session, ids: Iterable[str | None]) -> dict[str, VaultKey]:
+        """The keys with these ids that still exist (an erased key is simply absent)."""
+        wanted = {i for i in ids if i}
+        if not wanted:
+            return {}
+        return {k.id: k for k in session.scalars(select(VaultKey).where(VaultKey.id.in_(wanted)))}
 
     def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
         index = self.blind_index(account_id, address)
