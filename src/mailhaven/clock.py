@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 
 
 class Clock:
@@ -11,9 +12,6 @@ class Clock:
 
     def now(self) -> float:
         return time.time()
-
-    def utcnow(self) -> datetime:
-        return datetime.fromtimestamp(self.now(), UTC)
 
 
 class FrozenClock(Clock):
@@ -28,3 +26,19 @@ class FrozenClock(Clock):
 
 
 SYSTEM_CLOCK = Clock()
+
+
+def format_rfc2822(epoch: float) -> str:
+    """Mailgun's date format: `Thu, 13 Oct 2011 18:02:00 GMT`."""
+    return format_datetime(datetime.fromtimestamp(epoch, UTC), usegmt=True)
+
+
+def parse_rfc2822(value: str) -> float | None:
+    """Epoch seconds of an RFC 2822 date, or None; `-0000` (zone unknown) is taken as UTC."""
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 
@@ -134,9 +136,33 @@ def test_bad_query_parameters_get_a_400(api, domain, params) -> None:
 
 
 def test_a_forged_page_token_is_a_400_not_a_500(api, domain) -> None:
-    for token in ("not-base64!!", "eyJmb28iOjF9", "e30"):
+    real = api.get(f"/v3/{domain}/events", params={"limit": 5}).json()["paging"]["next"]
+    body, mac = real.rsplit("/", 1)[1].split(".")
+    widened = base64.urlsafe_b64encode(
+        base64.urlsafe_b64decode(body + "==").replace(b'"limit":5', b'"limit":100000'))
+    for token in ("not-base64!!", "eyJmb28iOjF9", "e30", f"{widened.decode()}.{mac}",
+                  f"{body}.{'0' * len(mac)}", body):
         reply = api.get(f"/v3/{domain}/events/{token}")
         assert reply.status_code == 400, (token, reply.text)
+        assert reply.json() == {"message": "Invalid page token"}
+
+
+def test_page_links_carry_no_address(api, domain) -> None:
+    _send(api, domain, "zelda@example.org")
+    body = api.get(f"/v3/{domain}/events", params={"recipient": "zelda@example.org"}).json()
+    assert len(body["items"]) == 1
+    for link in body["paging"].values():
+        token = link.rsplit("/", 1)[1].split(".")[0]
+        decoded = base64.urlsafe_b64decode(token + "==")
+        assert b"zelda" not in decoded and b"example.org" not in decoded
+    assert api.get(body["paging"]["first"]).json()["items"] == body["items"]
+
+
+@pytest.mark.parametrize("name", ["from", "to", "subject", "size"])
+def test_filters_we_cannot_apply_are_refused_not_ignored(api, domain, name) -> None:
+    reply = api.get(f"/v3/{domain}/events", params={name: "x"})
+    assert reply.status_code == 400
+    assert reply.json() == {"message": f"Filter '{name}' is not supported"}
 
 
 def test_a_refused_send_is_reported_as_a_rejected_event(api, domain) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822
 from mailhaven.domains.dkim import KEY_SIZES, generate_rsa
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
@@ -25,10 +24,6 @@ SPAM_ACTIONS = ("disabled", "block", "tag")
 WEB_SCHEMES = ("http", "https")
 MAX_SKIP = 2**31 - 1  # far past any real list, and an OFFSET every database can take
 MAX_LABEL = 63  # one DNS label; also the width of the selector and web_prefix columns
-
-
-def rfc2822(epoch: float) -> str:
-    return format_datetime(datetime.fromtimestamp(epoch, UTC), usegmt=True)
 
 
 def _flag(value: str | None, default: bool = False) -> bool:
@@ -122,7 +117,7 @@ def domain_json(domain: Domain) -> dict:
         "name": domain.name,
         "state": domain.state,
         "type": "custom",
-        "created_at": rfc2822(domain.created_at),
+        "created_at": format_rfc2822(domain.created_at),
         "smtp_login": f"postmaster@{domain.name}",
         "spam_action": domain.spam_action,
         "require_tls": domain.require_tls,

@@ -24,8 +24,8 @@ async def _page(domain_name: str, query: EventQuery, request: Request, services:
             item["storage"]["url"] = (f"{str(request.base_url).rstrip('/')}/v3/domains/"
                                       f"{domain_name}/messages/{item['storage']['key']}")
         return {"items": page.items, "paging": {
-            "first": f"{base}/{page.first.token()}", "last": f"{base}/{page.last.token()}",
-            "next": f"{base}/{page.next.token()}", "previous": f"{base}/{page.previous.token()}",
+            name: f"{base}/{getattr(page, name).token(services.vault)}"
+            for name in ("first", "last", "next", "previous")
         }}
     return await in_thread(run)
 
@@ -33,11 +33,13 @@ async def _page(domain_name: str, query: EventQuery, request: Request, services:
 @router.get("/v3/{domain_name}/events")
 async def list_events(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
-    query = parse_query(dict(request.query_params))
+    query = parse_query(dict(request.query_params),
+                        lambda address: services.vault.blind_index(account_id, address))
     return await _page(domain_name, query, request, services, account_id)
 
 
 @router.get("/v3/{domain_name}/events/{token}")
 async def events_page(domain_name: str, token: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
-    return await _page(domain_name, EventQuery.from_token(token), request, services, account_id)
+    query = EventQuery.from_token(token, services.vault)
+    return await _page(domain_name, query, request, services, account_id)
