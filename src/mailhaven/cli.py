@@ -116,17 +116,16 @@ def domains_add(
 ) -> None:
     """Add a sending domain with a fresh DKIM key; print the DNS records to publish."""
     from mailhaven.accounts.models import Account
-    from mailhaven.domains.service import create_domain, domain_response
+    from mailhaven.domains.service import add_domain, domain_response, new_domain
     from mailhaven.errors import MailhavenError
 
     services = _services()
     try:
+        domain = new_domain(services.vault, account, {"name": name}, services.clock)
         with services.db.transaction() as session:
             if session.get(Account, account) is None:
                 raise MailhavenError(f"Account not found: {account}")
-            domain = create_domain(session, services.vault, account, {"name": name},
-                                   services.clock)
-            body = domain_response(domain, services.settings.hostname)
+            body = domain_response(add_domain(session, domain), services.settings.hostname)
     except MailhavenError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from exc

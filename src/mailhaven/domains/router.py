@@ -31,9 +31,10 @@ async def create_domain(request: Request, services: ServicesDep, account_id: Acc
     fields, _ = await read_form(request)
 
     def run() -> dict:
+        domain = service.new_domain(services.vault, account_id, field_dict(fields),
+                                    services.clock)
         with services.db.transaction() as session:
-            domain = service.create_domain(session, services.vault, account_id,
-                                           field_dict(fields), services.clock)
+            service.add_domain(session, domain)
             return {"message": "Domain DNS records have been created",
                     **service.domain_response(domain, services.settings.hostname)}
     return await in_thread(run)

@@ -34,14 +34,18 @@ def _flag(value: str | None, default: bool = False) -> bool:
 
 def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[str, str],
                   clock: Clock = SYSTEM_CLOCK) -> Domain:
+    return add_domain(session, new_domain(vault, account_id, fields, clock))
+
+
+def new_domain(vault: Vault, account_id: str, fields: dict[str, str],
+               clock: Clock = SYSTEM_CLOCK) -> Domain:
+    """A validated domain with a fresh DKIM key, not yet stored: key generation takes up to
+    a few hundred milliseconds, which must not be spent inside a write transaction."""
     name = (fields.get("name") or "").strip().lower().removesuffix(".")
     if not name:
         raise BadRequest("Missing mandatory parameter: name")
     if not _DOMAIN_RE.match(name) or name.rpartition(".")[2].isdigit():
         raise BadRequest(f"'{name}' is not a valid domain name")
-    taken = BadRequest(f"The domain name {name} is already taken")
-    if session.scalar(select(Domain.id).where(Domain.name == name)):
-        raise taken
     spam_action = fields.get("spam_action") or "disabled"
     if spam_action not in SPAM_ACTIONS:
         raise BadRequest("spam_action must be one of disabled, block, tag")
@@ -72,6 +76,13 @@ def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[
         dkim_public_key=keys.public_b64, created_at=clock.now(),
     )
     domain.dkim_private_key = vault.seal_secret(f"dkim:{domain.id}", keys.private_pem)
+    return domain
+
+
+def add_domain(session: Session, domain: Domain) -> Domain:
+    taken = BadRequest(f"The domain name {domain.name} is already taken")
+    if session.scalar(select(Domain.id).where(Domain.name == domain.name)):
+        raise taken
     session.add(domain)
     try:
         session.flush()
