@@ -104,3 +104,38 @@ def test_serve_dev_prints_a_curl_line_that_sends_a_signed_message(tmp_path) -> N
         server.wait(timeout=30)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def test_a_worker_process_delivers_and_serves_its_metrics(api, settings, domain) -> None:
+    from tests.support import Sink
+
+    assert api.post(f"/v3/{domain}/messages", data={
+        "from": f"ops@{domain}", "to": "ann@example.org", "text": "hi"}).status_code == 200
+    port = free_port()
+    with Sink() as sink, open(settings.data_dir / "worker.log", "wb") as log:
+        env = {**os.environ, "MAILHAVEN_DATABASE_URL": settings.database_url,
+               "MAILHAVEN_DATA_DIR": str(settings.data_dir),
+               "MAILHAVEN_RELAYHOST": f"127.0.0.1:{sink.port}"}
+        worker = subprocess.Popen([*CLI, "worker", "--metrics-port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.monotonic() + 60
+            while not sink.received:
+                assert time.monotonic() < deadline and worker.poll() is None
+                time.sleep(0.1)
+            metrics = ""
+            while 'outcome="delivered"} 1.0' not in metrics:
+                assert time.monotonic() < deadline, metrics
+                time.sleep(0.1)
+                metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert worker.returncode == 0
+    assert b'"outcome": "delivered"' in (settings.data_dir / "worker.log").read_bytes()
+
+
+def test_serve_dev_refuses_to_listen_beyond_loopback(tmp_path) -> None:
+    for host in ("0.0.0.0", "192.0.2.7", "mail.example.com"):
+        refused = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path)}, "serve", "--dev", "--host", host)
+        assert refused.returncode == 2 and "loopback" in refused.stderr

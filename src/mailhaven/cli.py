@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import sys
@@ -35,6 +36,15 @@ def _logging() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
 def _services() -> Services:
     return Services.start(Settings.from_env())
 
@@ -52,14 +62,29 @@ def serve(
     = False,
     host: Annotated[str | None, typer.Option(help="HTTP host (MAILHAVEN_HTTP_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (MAILHAVEN_HTTP_PORT).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="MAILHAVEN_DATA_DIR.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="MAILHAVEN_DATABASE_URL.")] = None,
+    relayhost: Annotated[str | None, typer.Option(help="host:port (MAILHAVEN_RELAYHOST).")]
+    = None,
+    master_key_file: Annotated[Path | None, typer.Option(
+        help="MAILHAVEN_MASTER_KEY_FILE.")] = None,
 ) -> None:
     """Run the HTTP API and the delivery worker in one process."""
+    from mailhaven.config import parse_hostport
     from mailhaven.server import run_server
 
     _logging()
     settings = Settings.from_env()
-    settings = settings.with_(http_host=host or settings.http_host,
-                              http_port=port or settings.http_port)
+    settings = settings.with_(
+        http_host=host or settings.http_host, http_port=port or settings.http_port,
+        data_dir=data_dir or settings.data_dir,
+        database_url=database_url or settings.database_url,
+        relayhost=parse_hostport(relayhost) if relayhost else settings.relayhost,
+        master_key_file=master_key_file or settings.master_key_file)
+    if dev and not _is_loopback(settings.http_host):
+        err.print("[red]--dev serves the captured mail without a password: "
+                  "it listens on loopback only.[/red]")
+        raise typer.Exit(2)
     asyncio.run(run_server(settings, dev=dev))
 
 

@@ -12,7 +12,7 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"MAILHAVEN_{name}", default)
 
 
-def _hostport(value: str) -> tuple[str, int] | None:
+def parse_hostport(value: str) -> tuple[str, int] | None:
     if not value:
         return None
     host, _, port = value.rpartition(":")
@@ -60,11 +60,11 @@ class Settings:
             http_port=int(_env("HTTP_PORT", "8700")),
             smtp_host=_env("SMTP_HOST", "127.0.0.1"),
             smtp_port=int(_env("SMTP_PORT", "2525")),
-            relayhost=_hostport(_env("RELAYHOST", "")),
+            relayhost=parse_hostport(_env("RELAYHOST", "")),
             master_key_file=Path(key_file) if key_file else None,
             hostname=_env("HOSTNAME", socket.getfqdn()),
             smtp_delivery_port=int(_env("SMTP_DELIVERY_PORT", "25")),
-            dns_nameserver=_hostport(_env("DNS_NAMESERVER", "")),
+            dns_nameserver=parse_hostport(_env("DNS_NAMESERVER", "")),
             lease_seconds=int(_env("LEASE_SECONDS", "600")),
             max_message_age_seconds=int(_env("MAX_MESSAGE_AGE_SECONDS", str(5 * 24 * 3600))),
             worker_concurrency=int(_env("WORKER_CONCURRENCY", "50")),
