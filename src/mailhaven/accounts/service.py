@@ -62,12 +62,8 @@ def revoke_keys(session: Session, account_id: str, *, description: str,
         key.revoked_at = clock.now()
 
 
-def account_for_key(session: Session, api_key: str) -> str | None:
-    """The account id an API key belongs to, or None; the lookup is by digest."""
-    return account_for_digest(session, key_digest(api_key))
-
-
 def account_for_digest(session: Session, digest: str) -> str | None:
+    """The account id an API key (by its digest) belongs to, or None."""
     row = session.execute(
         select(ApiKey.account_id).where(ApiKey.digest == digest, ApiKey.revoked_at.is_(None))
     ).first()
@@ -97,6 +93,3 @@ class KeyCache:
         if len(self._known) >= self._size:
             self._known.clear()
         self._known[digest] = (account_id, self._clock.now() + self.TTL)
-
-    def forget(self) -> None:
-        self._known.clear()

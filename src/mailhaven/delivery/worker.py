@@ -69,7 +69,7 @@ class DeliveryWorker(Runner):
         return started + len(self._inflight)
 
     async def drain(self) -> None:
-        """Deliver everything due now, then return (tests, `mailhaven deliver`)."""
+        """Deliver everything due now, then return (tests and benchmarks)."""
         while await self.run_once():
             pass
 

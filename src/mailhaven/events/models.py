@@ -5,13 +5,13 @@ from __future__ import annotations
 from sqlalchemy import Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped
 
-from mailhaven.sending.models import TAGS
 from mailhaven.storage.base import Base, BigId
 from mailhaven.storage.inventory import (
     DELIVERY_STATE,
     OWNERSHIP,
     RECIPIENT_INDEX,
     RECIPIENT_SEALED,
+    TAGS,
     TECHNICAL,
     column,
 )

@@ -10,14 +10,9 @@ from mailhaven.storage.inventory import (
     CONTENT_SEALED,
     DELIVERY_STATE,
     OWNERSHIP,
+    TAGS,
     TECHNICAL,
-    classified,
     column,
-)
-
-TAGS = classified(
-    "non-personal", "none", "reporting", "life of the message",
-    note="customer-chosen labels; customers are told not to put personal data in tags",
 )
 
 

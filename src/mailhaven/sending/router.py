@@ -7,10 +7,8 @@ from prometheus_client import Counter
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
-from mailhaven.errors import MailhavenError, NotFound
 from mailhaven.http import in_thread, read_form
-from mailhaven.sending.request import build_request
-from mailhaven.sending.service import accept, reject
+from mailhaven.sending.service import send
 from mailhaven.sending.stored import stored_json, stored_mime
 
 router = APIRouter(tags=["messages"])
@@ -22,25 +20,12 @@ RECIPIENTS = Counter("mailhaven_recipients_accepted_total", "Recipients queued f
 async def _send(domain_name: str, request: Request, services: ServicesDep, account_id: str,
                 *, mime: bool) -> dict:
     fields, files = await read_form(request)
-
-    def run() -> dict:
-        with services.db.sessions() as session:
-            try:
-                domain = owned_domain(session, account_id, domain_name)
-            except NotFound as exc:
-                raise NotFound(f"Domain not found: {domain_name}") from exc
-        try:
-            message = build_request(fields, files, mime=mime)
-        except MailhavenError as exc:
-            with services.db.transaction() as session:
-                reject(session, services.vault, domain, fields, exc.message, services.clock)
-            raise
-        with services.db.transaction() as session:
-            accepted = accept(session, services.vault, domain, message, services.clock)
-        ACCEPTED.inc()
-        RECIPIENTS.inc(accepted.recipients)
-        return {"id": accepted.id, "message": "Queued. Thank you."}
-    return await in_thread(run)
+    accepted = await in_thread(lambda: send(
+        services.db, services.vault, account_id, domain_name, fields, files, mime=mime,
+        clock=services.clock))
+    ACCEPTED.inc()
+    RECIPIENTS.inc(accepted.recipients)
+    return {"id": accepted.id, "message": "Queued. Thank you."}
 
 
 @router.post("/v3/{domain_name}/messages")

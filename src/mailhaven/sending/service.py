@@ -13,11 +13,20 @@ from sqlalchemy.orm import Session
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
+from mailhaven.domains.service import owned_domain
+from mailhaven.errors import MailhavenError, NotFound
 from mailhaven.events.service import Recipient, record, record_many
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
-from mailhaven.sending.request import SendRequest, header_text, valid_addresses
+from mailhaven.sending.request import (
+    Attachment,
+    SendRequest,
+    build_request,
+    header_text,
+    valid_addresses,
+)
 from mailhaven.storage.base import new_id
+from mailhaven.storage.db import Database
 from mailhaven.vault import Vault
 
 
@@ -31,6 +40,26 @@ class Accepted:
 def new_message_id(domain: str, now: float) -> str:
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d%H%M%S")
     return f"{stamp}.{secrets.token_hex(8)}@{domain}"
+
+
+def send(db: Database, vault: Vault, account_id: str, domain_name: str,
+         fields: list[tuple[str, str]], files: list[tuple[str, Attachment]], *, mime: bool,
+         clock: Clock = SYSTEM_CLOCK) -> Accepted:
+    """Validate and accept one send request in one transaction; a refused request is
+    committed as a `rejected` event before its error goes back to the client."""
+    with db.transaction() as session:
+        try:
+            domain = owned_domain(session, account_id, domain_name)
+        except NotFound as exc:
+            raise NotFound(f"Domain not found: {domain_name}") from exc
+        try:
+            request = build_request(fields, files, mime=mime)
+        except MailhavenError as exc:
+            reject(session, vault, domain, fields, exc.message, clock)
+            refusal = exc
+        else:
+            return accept(session, vault, domain, request, clock)
+    raise refusal
 
 
 def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,

@@ -41,7 +41,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """One engine; `sessions()` for reading, `transaction()` for a unit of work that writes."""
+    """One engine; `sessions()` for reading (on SQLite without the write lock),
+    `transaction()` for a unit of work that writes."""
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)

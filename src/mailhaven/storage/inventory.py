@@ -56,3 +56,7 @@ CONTENT_SEALED = classified(
     "personal", "recipient", "email delivery", "stored message bodies: 3 days after final state",
     note="ciphertext under the message's content key",
 )
+TAGS = classified(
+    "non-personal", "none", "reporting", "life of the message",
+    note="customer-chosen labels; customers are told not to put personal data in tags",
+)
