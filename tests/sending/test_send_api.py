@@ -18,7 +18,14 @@ from urllib.parse import urlencode
 import dkim
 import httpx
 import pytest
+from sqlalchemy import select
 
+from mailhaven.clock import format_rfc2822
+from mailhaven.errors import BadRequest
+from mailhaven.sending import content
+from mailhaven.sending.models import Message
+from mailhaven.sending.request import build_request
+from mailhaven.vault import VaultKey
 from tests.support import Received, Sink, deliver_due
 
 FROM = "Acme <news@mg.acme.test>"
@@ -121,6 +128,8 @@ REFUSED: dict[str, tuple[list[tuple[str, str]], str]] = {
                  "'recipient-variables' parameter is not a valid JSON"),
     "rv-not-objects": (minimal(**{"recipient-variables": '{"ann@example.org": "x"}'}),
                        "'recipient-variables' parameter is not a valid JSON"),
+    "rv-too-deep": (minimal(**{"recipient-variables": "[" * 100_000}),
+                    "'recipient-variables' parameter is not a valid JSON"),
     "to-invalid": (minimal(to="ann"), NOT_AN_ADDRESS.format("to")),
     "to-second-invalid": (minimal(to="ann@example.org, bob@"), NOT_AN_ADDRESS.format("to")),
     "to-two-in-one": (minimal(to="ann@example.org bob@example.org"),
@@ -164,11 +173,40 @@ def test_more_than_1000_recipients_is_refused(api, domain) -> None:
         [("from", FROM), ("to", ", ".join(to)), ("text", "x")],
         [("from", FROM), ("to", ", ".join(to[:600])), ("cc", ", ".join(to[600:900])),
          ("bcc", ", ".join(to[900:])), ("text", "x")],
+        # parsing stops at the 1001st address: what follows is never looked at
+        [("from", FROM), ("to", ", ".join([*to, "not an address"])), ("text", "x")],
     ):
         reply = send(api, domain, fields)
         assert reply.status_code == 400
         assert reply.json() == {"message": "Too many recipients, max is 1000"}
     assert not_rejected(api, domain) == []
+
+
+def test_address_lists_longer_than_1000_recipients_can_be_are_refused_unread(
+        api, domain) -> None:
+    """The parse loop costs CPU by the character: 512 KB is past any 1000 real addresses."""
+    junk = "x" * (512 * 1024)
+    for fields in (
+        [("from", FROM), ("to", f"ann@example.org, {junk}"), ("text", "x")],
+        [("from", FROM), ("to", "ann@example.org"), ("cc", junk[:300_000]),
+         ("bcc", junk[:300_000]), ("text", "x")],
+    ):
+        reply = send(api, domain, fields)
+        assert (reply.status_code, reply.json()) == (
+            400, {"message": "Too many recipients, max is 1000"})
+    reply = send(api, domain, minimal(**{"from": f"a@mg.acme.test{junk}"}))
+    assert (reply.status_code, reply.json()) == (400, {"message": NOT_AN_ADDRESS.format("from")})
+    assert not_rejected(api, domain) == []
+
+
+def test_a_refused_send_reports_no_more_recipients_than_a_send_may_have(api, domain) -> None:
+    to = ", ".join(f"user{i}@example.org" for i in range(1500))
+    reply = send(api, domain, [("from", FROM), ("to", to), ("text", "x")])
+    assert reply.status_code == 400
+    [rejected] = events(api, domain, event="rejected")
+    named = addresses(rejected["message"]["headers"]["to"])
+    assert len(named) == 1000
+    assert rejected["recipient"] == "user0@example.org"
 
 
 def test_a_refused_send_queues_nothing(api, services, domain) -> None:
@@ -341,7 +379,7 @@ ODD_BUT_VALID: dict[str, dict[str, str]] = {
     "nameless-variable": {"v:": "nameless"},
     "empty-tag": {"o:tag": ""},
     "long-tag": {"o:tag": "x" * 2000},
-    "deliverytime-0000": {"o:deliverytime": "Wed, 02 Jan 2030 03:04:05 -0000"},
+    "deliverytime-0000": {},  # a day ahead of the test's clock, set in the test
     "deliverytime-past": {"o:deliverytime": "Mon, 01 Jan 2001 00:00:00 +0000"},
     "testmode-garbage": {"o:testmode": "maybe"},
     "display-name-crlf": {"to": '"Ann\r\nBcc: evil@attacker.test" <display-name-crlf@x.org>'},
@@ -359,6 +397,10 @@ def test_odd_but_acceptable_fields_are_sent_safely(api, services, clock, domain)
         if case == "attachment-odd-type":
             files = [("attachment", ("a\r\nb.txt", b"x", "bogus; x=\"y\"")),
                      ("inline", ('q"uote.png', PNG, "image"))]
+        if case == "deliverytime-0000":  # no zone: UTC (RFC 5322 3.3); naive dates get -0000
+            tomorrow = datetime.fromtimestamp(clock.now() + 86400, UTC).replace(tzinfo=None)
+            fields = {"o:deliverytime": format_datetime(tomorrow)}
+            assert fields["o:deliverytime"].endswith(" -0000")
         reply = send(api, domain, minimal(**{"to": f"{case}@x.org", **fields}), files=files)
         assert reply.status_code == 200, (case, reply.text)
     clock.advance(30 * 365 * 86400)  # past any o:deliverytime above
@@ -555,6 +597,42 @@ def test_deliverytime_holds_the_message_until_the_clock_reaches_it(api, services
     assert [e["event"] for e in events(api, domain)] == ["accepted", "delivered"]
 
 
+def test_deliverytime_may_be_at_most_3_days_ahead() -> None:
+    """Mailgun's documented maximum, checked against the clock the caller passes in."""
+    now = 1_900_000_000.0
+
+    def at(offset: float) -> list[tuple[str, str]]:
+        stamp = format_datetime(datetime.fromtimestamp(now + offset, UTC), usegmt=True)
+        return minimal(**{"o:deliverytime": stamp})
+
+    assert build_request(at(3 * 86400), [], now=now).deliverytime == now + 3 * 86400
+    with pytest.raises(BadRequest) as refused:
+        build_request(at(3 * 86400 + 1), [], now=now)
+    assert refused.value.message == "o:deliverytime can't be more than 3 days in the future"
+    assert build_request(at(-86400), [], now=now).deliverytime == now - 86400  # sends now
+    assert build_request(at(30 * 86400), []).deliverytime == now + 30 * 86400  # no clock
+
+
+def _stored_documents(services) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The content documents as sealed, opened the way the worker opens them."""
+    with services.db.sessions() as session:
+        return [content.load(services.vault.open(
+                    session.scalars(select(VaultKey).where(
+                        VaultKey.id == message.content_key_id)).one(),
+                    message.content_sealed, f"message:{message.id}"))
+                for message in session.scalars(select(Message))]
+
+
+def test_the_stored_content_says_when_a_message_is_scheduled(api, services, clock,
+                                                            domain) -> None:
+    """The worker gives up 5 days after the schedule, not after the send."""
+    when = datetime.fromtimestamp(int(clock.now()) + 7200, UTC)
+    queued(send(api, domain, minimal(**{"o:deliverytime": format_datetime(when, usegmt=True)})))
+    queued(send(api, domain, minimal()))
+    scheduled = [doc["deliverytime"] for doc in _stored_documents(services)]
+    assert sorted(scheduled, key=lambda t: t or 0) == [None, when.timestamp()]
+
+
 def _published_dkim_record(api: httpx.Client, domain: str) -> tuple[str, bytes]:
     records = api.get(f"/v3/domains/{domain}").json()["sending_dns_records"]
     dkim_record = next(r for r in records if "._domainkey." in r["name"])
@@ -625,6 +703,43 @@ def test_messages_mime_with_bare_newlines_and_no_message_id(api, services, domai
     assert _verifies(api, domain, got.data)
 
 
+def test_messages_mime_carries_the_headers_and_variables_given_with_it(api, services,
+                                                                     domain) -> None:
+    raw = _mime("<client-made.2@acme.test>")
+    files = [("message", ("message.mime", raw, "message/rfc822"))]
+    fields = [("to", "ann@example.org"), ("h:X-Campaign", "Grüße aus Köln"),
+              ("h:Reply-To", "Help <help@acme.test>"), ("h:Subject", "First"),
+              ("h:Subject", "Chosen by the request"), ("h:Message-ID", "<not-this@acme.test>"),
+              ("v:order", "42")]
+    queued(send(api, domain, fields, files=files, path="messages.mime"))
+    (got,) = delivered(services)
+    head, _, body = got.data.partition(b"\r\n\r\n")
+    assert head.isascii()  # the non-ASCII value as RFC 2047 encoded-words
+    assert raw.endswith(b"\r\n\r\n" + body)  # the body as given
+    msg = got.message
+    assert msg["X-Campaign"] == "Grüße aus Köln"
+    assert msg["Reply-To"] == "Help <help@acme.test>"
+    assert msg.get_all("Subject") == ["Chosen by the request"]  # replaced, not doubled
+    assert msg.get_all("Message-ID") == ["<client-made.2@acme.test>"]
+    assert json.loads(msg["X-Mailgun-Variables"]) == {"order": "42"}
+    assert _verifies(api, domain, got.data)
+    [delivered_event] = events(api, domain, event="delivered")
+    assert delivered_event["user-variables"] == {"order": "42"}
+
+
+def test_a_utf8_body_goes_out_7bit_safe(api, services, domain) -> None:
+    """Not every server offers 8BITMIME: non-ASCII text is quoted-printable or base64."""
+    text, html = "Grüße aus Köln — ✓\n", "<p>Schöne Grüße</p>\n"
+    queued(send(api, domain, minimal(text=text, html=html, subject="Grüße")))
+    (got,) = delivered(services)
+    assert got.data.isascii()
+    for subtype, sent in (("plain", text), ("html", html)):
+        part = got.message.get_body((subtype,))
+        assert part["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+        assert part.get_content().replace("\r\n", "\n") == sent
+    assert _verifies(api, domain, got.data)
+
+
 NOT_MIME = "message parameter is not a valid MIME message"
 UNDELIVERABLE_MIME = {
     b"\xff\xfe\x00garbage": NOT_MIME,
@@ -659,3 +774,13 @@ def test_percent_encoded_and_upper_case_domain_in_the_path(api, services, domain
     queued(api.post("/v3/mg%2Eacme%2Etest/messages", data=dict(minimal())))
     queued(api.post("/v3/MG.Acme.Test/messages", data=dict(minimal())))
     assert len(delivered(services)) == 2
+
+
+def test_deliverytime_more_than_3_days_ahead_is_400(api, clock, domain) -> None:
+    too_far = format_rfc2822(clock.now() + 3 * 86400 + 60)
+    reply = send(api, domain, minimal(**{"o:deliverytime": too_far}))
+    assert (reply.status_code, reply.json()) == (
+        400, {"message": "o:deliverytime can't be more than 3 days in the future"})
+    assert not_rejected(api, domain) == []
+    in_time = format_rfc2822(clock.now() + 3 * 86400 - 60)
+    assert send(api, domain, minimal(**{"o:deliverytime": in_time})).status_code == 200

@@ -36,3 +36,47 @@ def test_a_stored_message_is_404_for_other_accounts_and_unknown_keys(api, live, 
     with live.client(other.api_key) as intruder:
         reply = intruder.get(url)
     assert reply.status_code == 404
+
+
+def _accepted_urls(api, domain: str) -> list[str]:  # type: ignore[no-untyped-def]
+    reply = api.get(f"/v3/{domain}/events", params={"event": "accepted", "ascending": "yes"})
+    return [event["storage"]["url"] for event in reply.json()["items"]]
+
+
+def test_variables_that_are_not_a_json_object_read_as_none(api, domain) -> None:
+    """An `h:X-Mailgun-Variables` is the client's text: the stored message still reads."""
+    odd = ["notjson", "[1, 2]", "[" * 5000]  # the last too deep for the JSON parser
+    for value in odd:
+        reply = api.post(f"/v3/{domain}/messages", data={
+            "from": f"Shop <shop@{domain}>", "to": "ann@example.org", "text": "Hi",
+            "h:X-Mailgun-Variables": value})
+        assert reply.status_code == 200, reply.text
+    urls = _accepted_urls(api, domain)
+    assert len(urls) == len(odd)
+    for url in urls:
+        stored = api.get(url)
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["X-Mailgun-Variables"] == {}
+        assert stored.json()["body-plain"].strip() == "Hi"
+
+
+ODD_MIME = (b"From: Shop <shop@mg.acme.test>\r\nTo: ann@example.org\r\nSubject: Odd\r\n"
+            b"X-Mailgun-Variables: notjson\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n'
+            b"--b\r\nContent-Type: text/plain; charset=x-unknown\r\n\r\nplain \xff text\r\n"
+            b"--b\r\nContent-Type: text/html; charset=x-unknown\r\n\r\n<p>\xc3\xa9t\xc3\xa9</p>\r\n"
+            b"--b--\r\n")
+
+
+def test_a_mime_message_in_an_unknown_charset_reads_with_replacement(api, domain) -> None:
+    reply = api.post(f"/v3/{domain}/messages.mime", data={"to": "ann@example.org"},
+                     files={"message": ("m.eml", ODD_MIME, "message/rfc822")})
+    assert reply.status_code == 200, reply.text
+    [url] = _accepted_urls(api, domain)
+    stored = api.get(url)
+    assert stored.status_code == 200, stored.text
+    body = stored.json()
+    assert body["subject"] == "Odd"
+    assert body["body-plain"].strip() == "plain \ufffd text"
+    assert body["body-html"].strip() == "<p>été</p>"
+    assert body["X-Mailgun-Variables"] == {}

@@ -13,6 +13,7 @@ from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822
 from mailhaven.domains.dkim import KEY_SIZES, generate_rsa
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
+from mailhaven.sending.request import flag
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
 
@@ -25,11 +26,6 @@ WEB_SCHEMES = ("http", "https")
 MAX_SKIP = 2**31 - 1  # far past any real list, and an OFFSET every database can take
 MAX_LABEL = 63  # one DNS label; also the width of the selector and web_prefix columns
 
-
-def _flag(value: str | None, default: bool = False) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in ("yes", "true", "1", "on")
 
 
 def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[str, str],
@@ -68,9 +64,9 @@ def new_domain(vault: Vault, account_id: str, fields: dict[str, str],
     keys = generate_rsa(key_size)
     domain = Domain(
         id=new_id(), account_id=account_id, name=name, state="unverified",
-        spam_action=spam_action, wildcard=_flag(fields.get("wildcard")),
-        require_tls=_flag(fields.get("require_tls")),
-        skip_verification=_flag(fields.get("skip_verification")),
+        spam_action=spam_action, wildcard=flag(fields.get("wildcard")),
+        require_tls=flag(fields.get("require_tls")),
+        skip_verification=flag(fields.get("skip_verification")),
         web_prefix=web_prefix, web_scheme=web_scheme,
         dkim_selector=selector, dkim_key_size=key_size,
         dkim_public_key=keys.public_b64, created_at=clock.now(),

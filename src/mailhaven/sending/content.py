@@ -20,10 +20,12 @@ from mailhaven.sending.request import SendRequest, header_text
 
 RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
 _NEWLINE = re.compile(rb"\r?\n|\r")
-_MIME_POLICY = policy.SMTP.clone(max_line_length=998)
+# 7-bit bodies (non-ASCII text goes quoted-printable or base64): the receiving server may
+# not offer 8BITMIME, and we don't downgrade on the way.
+_MIME_POLICY = policy.SMTP.clone(max_line_length=998, cte_type="7bit")
 # An address that is not ASCII can't be an encoded-word (RFC 2047 §5): such a message
-# carries its headers in UTF-8 (RFC 6532), and needs SMTPUTF8 on the way anyway.
-_UTF8_POLICY = _MIME_POLICY.clone(utf8=True)
+# carries its headers in UTF-8 (RFC 6532), and needs SMTPUTF8 (which implies 8BITMIME).
+_UTF8_POLICY = policy.SMTP.clone(max_line_length=998, utf8=True)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ def dump(request: SendRequest, *, message_id: str, created_at: float) -> bytes:
              "data": base64.b64encode(a.data).decode()} for a in request.attachments
         ],
         "mime": base64.b64encode(request.mime).decode() if request.mime is not None else None,
+        "deliverytime": request.deliverytime,  # None unless scheduled
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -62,17 +65,22 @@ def load(blob: bytes) -> dict:
     return json.loads(blob)
 
 
+def attachment_summaries(message: EmailMessage) -> list[dict]:
+    """Mailgun's `attachments` list (filename, content type, size) of a parsed message."""
+    if not message.is_multipart():
+        return []
+    return [{"filename": part.get_filename(), "content-type": part.get_content_type(),
+             "size": len(part.get_payload(decode=True) or b"")}
+            for part in message.iter_attachments()]
+
+
 def facts(doc: dict, *, storage_key: str, size: int, tags: list[str],
           testmode: bool) -> MessageFacts:
     if doc["mime"] is not None:
         parsed = message_from_bytes(base64.b64decode(doc["mime"]), policy=policy.default)
         headers = {"to": str(parsed.get("To", "")), "from": str(parsed.get("From", "")),
                    "subject": str(parsed.get("Subject", ""))}
-        attachments: list[dict] = [
-            {"filename": part.get_filename(), "content-type": part.get_content_type(),
-             "size": len(part.get_payload(decode=True) or b"")}
-            for part in parsed.iter_attachments()
-        ] if parsed.is_multipart() else []
+        attachments = attachment_summaries(parsed)
     else:
         headers = {"to": ", ".join(doc["to"]), "from": doc["from"], "subject": doc["subject"]}
         attachments = [
@@ -108,11 +116,6 @@ def _crlf(raw: bytes) -> bytes:
 
 def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
     """The MIME bytes (CRLF) delivered to one recipient."""
-    if doc["mime"] is not None:
-        raw = _crlf(base64.b64decode(doc["mime"]))
-        if b"\r\nmessage-id:" not in b"\r\n" + raw.split(b"\r\n\r\n", 1)[0].lower():
-            raw = f"Message-ID: <{doc['message_id']}>\r\n".encode() + raw
-        return raw
     batch_variables = variables if doc["batch"] else None
 
     def sub(text: str) -> str:
@@ -121,6 +124,9 @@ def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
     def sub_header(text: str) -> str:
         # Variables come from the client's JSON: whatever they hold stays in its header.
         return header_text(sub(text))
+
+    if doc["mime"] is not None:
+        return _render_mime(doc, sub_header)
 
     # Display names are encoded-words by now (Address.formatted): only an address isn't ASCII.
     international = not all(a.isascii() for a in (doc["from"], recipient, *doc["to"], *doc["cc"]))
@@ -143,6 +149,55 @@ def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
         msg["X-Mailgun-Variables"] = json.dumps(user_vars)
     _add_body(msg, doc, sub)
     return msg.as_bytes()
+
+
+def _render_mime(doc: dict, sub_header: Callable[[str], str]) -> bytes:
+    """The client's MIME with the `h:` headers and `v:` variables given beside it on top.
+    A header a message may carry once is replaced, not doubled (two From or Subject fields
+    get a copy refused or misread): the request's value wins, as on `/messages`."""
+    added = [(name, sub_header(value)) for name, value in doc["headers"]
+             if name.lower() != "message-id"]  # the message's own, or ours below
+    if doc["variables"]:
+        user_vars = {k: sub_header(v) for k, v in doc["variables"].items()}
+        added.append(("X-Mailgun-Variables", json.dumps(user_vars)))
+    added = _last_of_unique(added)
+    replaced = {name.lower().encode() for name, _ in added
+                if name.lower() == "x-mailgun-variables"
+                or _MIME_POLICY.header_max_count(name) == 1}
+    head, blank, body = _crlf(base64.b64decode(doc["mime"])).partition(b"\r\n\r\n")
+    kept = [f for f in _header_fields(head) if _field_name(f) not in replaced]
+    ours = [_folded(name, value) for name, value in added]
+    if not any(_field_name(f) == b"message-id" for f in kept):
+        ours.insert(0, f"Message-ID: <{doc['message_id']}>".encode())
+    return b"\r\n".join([*ours, *kept]) + blank + body
+
+
+def _last_of_unique(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The fields, with only the last of those a message may carry once."""
+    last = {name.lower(): i for i, (name, _) in enumerate(fields)}
+    return [(name, value) for i, (name, value) in enumerate(fields)
+            if _MIME_POLICY.header_max_count(name) != 1 or last[name.lower()] == i]
+
+
+def _folded(name: str, value: str) -> bytes:
+    """One header field as /messages writes it: non-ASCII as RFC 2047 encoded-words."""
+    folded = _MIME_POLICY.header_factory(name, value).fold(policy=_MIME_POLICY)
+    return folded.removesuffix("\r\n").encode()
+
+
+def _header_fields(head: bytes) -> list[bytes]:
+    """The fields of a CRLF header block, each with its folded continuation lines."""
+    fields: list[bytes] = []
+    for line in head.split(b"\r\n"):
+        if fields and line[:1] in (b" ", b"\t"):
+            fields[-1] += b"\r\n" + line
+        else:
+            fields.append(line)
+    return fields
+
+
+def _field_name(field: bytes) -> bytes:
+    return field.partition(b":")[0].strip().lower()
 
 
 def _batch_to(doc: dict, recipient: str) -> str:

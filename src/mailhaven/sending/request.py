@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC
 from email.headerregistry import Address as HeaderAddress
@@ -15,9 +16,16 @@ from mailhaven.errors import BadRequest, TooLarge
 MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+# 1000 recipients of at most 320 characters each (RFC 5321's 64 + 1 + 255) fit with room
+# for display names; past this, a request can only be refused.
+MAX_ADDRESS_CHARS = 512 * 1024
+MAX_DELIVERY_DELAY = 3 * 86400  # Mailgun's documented maximum for o:deliverytime
 _TRUE = ("yes", "true", "1", "on")
 
 BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified"
+TOO_MANY_RECIPIENTS = f"Too many recipients, max is {MAX_RECIPIENTS}"
+NOT_AN_ADDRESS = "{} parameter is not a valid address. please check documentation"
+DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
 OPTIONS_TOO_LARGE = ("Send options (parameters starting with o:, h:, or v:) are limited to 16KB "
                      "total")
 
@@ -102,15 +110,33 @@ def header_text(value: str) -> str:
     return _CONTROLS.sub("", _LINE_BREAKS.sub(" ", value))
 
 
+def flag(value: str | None, default: bool = False) -> bool:
+    """Mailgun's truthy option values ("yes", "true", ...); `default` when not given."""
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in _TRUE
+
+
+def json_object(text: str) -> dict | None:
+    """`text` as a JSON object, or None for anything else. Nesting too deep for the parser
+    (RecursionError) is as bad as broken JSON: both are the client's mistake, not ours."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _is_valid(address: str) -> bool:
     local, at, domain = address.rpartition("@")
     return bool(at and len(local) <= 64 and len(domain) <= 253
                 and _LOCAL_PART.fullmatch(local) and _DOMAIN.fullmatch(domain))
 
 
-def _split_list(value: str) -> list[str]:
-    """Split an address list on the commas outside quotes and angle brackets."""
-    items, current = [], []
+def _split_list(value: str) -> Iterator[str]:
+    """The items of an address list, split on the commas outside quotes and angle brackets;
+    lazily, so a caller that has seen enough stops the character loop."""
+    current: list[str] = []
     quoted = angle = escaped = False
     for char in value:
         if escaped:
@@ -122,12 +148,13 @@ def _split_list(value: str) -> list[str]:
         elif not quoted and char in "<>":
             angle = char == "<"
         elif char == "," and not quoted and not angle:
-            items.append("".join(current))
+            if item := "".join(current).strip():
+                yield item
             current = []
             continue
         current.append(char)
-    items.append("".join(current))
-    return [item.strip() for item in items if item.strip()]
+    if item := "".join(current).strip():
+        yield item
 
 
 def _parse_one(text: str) -> tuple[str, str]:
@@ -141,27 +168,56 @@ def _parse_one(text: str) -> tuple[str, str]:
     return header_text(name).strip(), email.strip()
 
 
-def parse_addresses(values: list[str], field_name: str) -> list[Address]:
-    parsed = []
+def _mailboxes(values: list[str]) -> Iterator[tuple[Address, bool]]:
+    """Each address named in `values`, and whether it is well formed."""
     for value in values:
         for item in _split_list(value):
             name, email = _parse_one(item)
-            if not _is_valid(email):
-                raise BadRequest(f"{field_name} parameter is not a valid address. "
-                                 "please check documentation")
-            parsed.append(Address(name, email))
+            yield Address(name, email), _is_valid(email)
+
+
+def _check_list_size(values: list[str]) -> None:
+    """Refuse address lists longer than any 1000 recipients can be, before reading them:
+    the parse loop is Python, one character at a time."""
+    if sum(len(v) for v in values) > MAX_ADDRESS_CHARS:
+        raise BadRequest(TOO_MANY_RECIPIENTS)
+
+
+def parse_addresses(values: list[str], field_name: str,
+                    limit: int = MAX_RECIPIENTS) -> list[Address]:
+    """The addresses of one field; a malformed one is a 400, and so is more than `limit`
+    (found without reading past the first one too many)."""
+    _check_list_size(values)
+    parsed: list[Address] = []
+    for address, valid in _mailboxes(values):
+        if not valid:
+            raise BadRequest(NOT_AN_ADDRESS.format(field_name))
+        if len(parsed) >= limit:
+            raise BadRequest(TOO_MANY_RECIPIENTS)
+        parsed.append(address)
     return parsed
+
+
+def _within_size(values: list[str]) -> Iterator[str]:
+    """The values while their total stays within what `parse_addresses` would read."""
+    total = 0
+    for value in values:
+        total += len(value)
+        if total > MAX_ADDRESS_CHARS:
+            return
+        yield value
 
 
 def valid_addresses(values: list[str]) -> list[Address]:
     """The well-formed addresses among `values`, skipping the rest (for reporting a
-    refused request, where the addresses it did name are still worth a record)."""
+    refused request, where the addresses it did name are still worth a record); no more
+    than a request may have, read from no more text than a request may send."""
     found = []
-    for value in values:
-        for item in _split_list(value):
-            name, email = _parse_one(item)
-            if _is_valid(email):
-                found.append(Address(name, email))
+    for address, valid in _mailboxes(list(_within_size(values))):
+        if valid:
+            found.append(address)
+            if len(found) == MAX_RECIPIENTS:
+                break
     return found
 
 
@@ -204,11 +260,9 @@ def _attachment(part: Attachment) -> Attachment:
         else "application/octet-stream")
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in _TRUE
-
-
-def _deliverytime(value: str) -> float:
+def _deliverytime(value: str, now: float | None) -> float:
+    """The epoch of an RFC 2822 date; past dates send now, but no more than Mailgun's
+    3 days ahead when `now` is known."""
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -217,96 +271,141 @@ def _deliverytime(value: str) -> float:
         raise BadRequest("o:deliverytime is not a valid RFC 2822 date")
     if when.tzinfo is None:  # "-0000": UTC, local offset unknown (RFC 5322 3.3)
         when = when.replace(tzinfo=UTC)
+    if now is not None and when.timestamp() > now + MAX_DELIVERY_DELAY:
+        raise BadRequest(DELIVERYTIME_TOO_FAR)
     return when.timestamp()
 
 
-def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachment]],
-                  *, mime: bool = False) -> SendRequest:
-    """Validate the fields of `POST /messages` (or `/messages.mime`) as Mailgun does."""
-    values: dict[str, list[str]] = {}
+# -- build_request, in the order Mailgun checks: the first failing check names the 400 --
+Values = dict[str, list[str]]
+
+
+def _grouped(fields: list[tuple[str, str]]) -> Values:
+    values: Values = {}
     for key, value in fields:
         values.setdefault(key, []).append(value)
+    return values
 
-    def first(key: str) -> str | None:
-        got = values.get(key)
-        return got[0] if got else None
 
-    options_size = sum(len(k.encode()) + len(v.encode())
-                       for k, v in fields if k[:2] in ("o:", "h:", "v:", "t:"))
-    if options_size > MAX_OPTIONS_BYTES:
+def _first(values: Values, key: str) -> str | None:
+    got = values.get(key)
+    return got[0] if got else None
+
+
+def _check_options_size(fields: list[tuple[str, str]]) -> None:
+    size = sum(len(k.encode()) + len(v.encode())
+               for k, v in fields if k[:2] in ("o:", "h:", "v:", "t:"))
+    if size > MAX_OPTIONS_BYTES:
         raise BadRequest(OPTIONS_TOO_LARGE)
 
-    message_file = next((a for k, a in files if k == "message"), None)
-    if mime:
-        if message_file is None and first("message") is None:
-            raise BadRequest("message parameter is missing")
-        raw = message_file.data if message_file else (first("message") or "").encode()
-        if not raw.strip():
-            raise BadRequest("message parameter is missing")
-        _check_mime(raw)
-        sender_values: list[str] = []
-    else:
-        raw = None
-        sender_values = values.get("from", [])
-        if not any(v.strip() for v in sender_values):
-            raise BadRequest("from parameter is missing")
 
+def _mime_message(values: Values, files: list[tuple[str, Attachment]]) -> bytes:
+    """The `message` of `/messages.mime`, as a file part or a plain field."""
+    message_file = next((a for k, a in files if k == "message"), None)
+    if message_file is None and _first(values, "message") is None:
+        raise BadRequest("message parameter is missing")
+    raw = message_file.data if message_file else (_first(values, "message") or "").encode()
+    if not raw.strip():
+        raise BadRequest("message parameter is missing")
+    _check_mime(raw)
+    return raw
+
+
+def _recipients(values: Values) -> tuple[list[Address], list[Address], list[Address]]:
+    """to, cc and bcc: at least one `to`, at most 1000 in all (duplicates count)."""
     if not any(v.strip() for v in values.get("to", [])):
         raise BadRequest("to parameter is missing")
+    _check_list_size([v for key in ("to", "cc", "bcc") for v in values.get(key, [])])
     to = parse_addresses(values["to"], "to")
     if not to:
         raise BadRequest("to parameter is missing")
-    cc = parse_addresses(values.get("cc", []), "cc")
-    bcc = parse_addresses(values.get("bcc", []), "bcc")
-    if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
-        raise BadRequest(f"Too many recipients, max is {MAX_RECIPIENTS}")
+    cc = parse_addresses(values.get("cc", []), "cc", MAX_RECIPIENTS - len(to))
+    bcc = parse_addresses(values.get("bcc", []), "bcc", MAX_RECIPIENTS - len(to) - len(cc))
+    return to, cc, bcc
 
-    if mime:
-        sender = Address("", "")
-    else:
-        senders = parse_addresses(sender_values[:1], "from")
-        if not senders:
-            raise BadRequest("from parameter is missing")
-        sender = senders[0]
-        template = first("template")
-        if template and not any(first(k) for k in ("text", "html", "amp-html")):
-            raise BadRequest(f"template '{template}' not found")
-        if not any(first(k) for k in ("text", "html", "amp-html")):
-            raise BadRequest(BODY_MISSING)
 
-    recipient_variables = None
-    if first("recipient-variables") is not None:
-        try:
-            recipient_variables = json.loads(first("recipient-variables") or "")
-        except ValueError:
-            recipient_variables = None
-        if not isinstance(recipient_variables, dict) or not all(
-            isinstance(v, dict) for v in recipient_variables.values()
-        ):
-            raise BadRequest("'recipient-variables' parameter is not a valid JSON")
-        recipient_variables = {k.strip().lower(): v for k, v in recipient_variables.items()}
+def _sender(values: Values) -> Address:
+    """The first address of the first `from`; any other there must be well formed too."""
+    value = _first(values, "from") or ""
+    if len(value) > MAX_ADDRESS_CHARS:  # no sender is that long; don't loop over it
+        raise BadRequest(NOT_AN_ADDRESS.format("from"))
+    mailboxes = list(_mailboxes([value]))
+    if not mailboxes:
+        raise BadRequest("from parameter is missing")
+    if not all(valid for _, valid in mailboxes):
+        raise BadRequest(NOT_AN_ADDRESS.format("from"))
+    return mailboxes[0][0]
 
-    headers = [_header(k[2:], v) for k, v in fields if k.startswith("h:") and k[2:]]
+
+def _check_body(values: Values) -> None:
+    """A form send needs a body; templates are not stored here, so any is unknown."""
+    if any(_first(values, k) for k in ("text", "html", "amp-html")):
+        return
+    if template := _first(values, "template"):
+        raise BadRequest(f"template '{template}' not found")
+    raise BadRequest(BODY_MISSING)
+
+
+def _recipient_variables(value: str | None) -> dict[str, dict] | None:
+    """Batch sending's per-recipient variables, keyed by lower-case address."""
+    if value is None:
+        return None
+    parsed = json_object(value)
+    if parsed is None or not all(isinstance(v, dict) for v in parsed.values()):
+        raise BadRequest("'recipient-variables' parameter is not a valid JSON")
+    return {k.strip().lower(): v for k, v in parsed.items()}
+
+
+def _custom_id(raw: bytes | None, headers: list[tuple[str, str]]) -> str | None:
+    """The client's Message-ID: the MIME message's own, or an `h:Message-ID`."""
     if raw is not None:
-        custom_id = BytesHeaderParser().parsebytes(raw).get("Message-ID")
+        custom = BytesHeaderParser().parsebytes(raw).get("Message-ID")
     else:
-        custom_id = next((v for k, v in headers if k.lower() == "message-id"), None)
-    request = SendRequest(
+        custom = next((v for k, v in headers if k.lower() == "message-id"), None)
+    return _message_id(None if custom is None else str(custom))
+
+
+def _with_options(request: SendRequest, values: Values, now: float | None) -> SendRequest:
+    """The `o:` options Mailhaven acts on."""
+    dkim = _first(values, "o:dkim")
+    deliverytime = _first(values, "o:deliverytime")
+    return replace(
+        request,
+        tags=[t for t in values.get("o:tag", []) if t],
+        testmode=flag(_first(values, "o:testmode")),
+        dkim=None if dkim is None else flag(dkim),
+        require_tls=flag(_first(values, "o:require-tls")),
+        skip_verification=flag(_first(values, "o:skip-verification")),
+        deliverytime=_deliverytime(deliverytime, now) if deliverytime else None)
+
+
+def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachment]],
+                  *, mime: bool = False, now: float | None = None) -> SendRequest:
+    """Validate the fields of `POST /messages` (or `/messages.mime`) as Mailgun does.
+    `now` bounds o:deliverytime to 3 days ahead; None leaves it unbounded."""
+    values = _grouped(fields)
+    _check_options_size(fields)
+    raw = _mime_message(values, files) if mime else None
+    if raw is None and not any(v.strip() for v in values.get("from", [])):
+        raise BadRequest("from parameter is missing")
+    to, cc, bcc = _recipients(values)
+    sender = Address("", "")
+    if raw is None:
+        sender = _sender(values)
+        _check_body(values)
+    recipient_variables = _recipient_variables(_first(values, "recipient-variables"))
+    headers = [_header(k[2:], v) for k, v in fields if k.startswith("h:") and k[2:]]
+    request = _with_options(SendRequest(
         sender=sender, to=to, cc=cc, bcc=bcc,
-        subject=header_text(first("subject") or ""),
-        text=first("text"), html=first("html"), amp_html=first("amp-html"), mime=raw,
+        subject=header_text(_first(values, "subject") or ""),
+        text=_first(values, "text"), html=_first(values, "html"),
+        amp_html=_first(values, "amp-html"), mime=raw,
         attachments=[_attachment(a) for k, a in files if k in ("attachment", "inline")],
         headers=headers,
         variables={k[2:]: v for k, v in fields if k.startswith("v:") and k[2:]},
         recipient_variables=recipient_variables,
-        tags=[t for t in values.get("o:tag", []) if t],
-        testmode=_flag(first("o:testmode") or ""),
-        dkim=None if first("o:dkim") is None else _flag(first("o:dkim") or ""),
-        require_tls=_flag(first("o:require-tls") or ""),
-        skip_verification=_flag(first("o:skip-verification") or ""),
-        deliverytime=_deliverytime(d) if (d := first("o:deliverytime")) else None,
-        message_id=_message_id(None if custom_id is None else str(custom_id)),
-    )
+    ), values, now)
+    request.message_id = _custom_id(raw, headers)
     if request.size > MAX_MESSAGE_BYTES:
         raise TooLarge("Message size exceeds the 25MB limit")
     return request

@@ -53,7 +53,7 @@ def send(db: Database, vault: Vault, account_id: str, domain_name: str,
         except NotFound as exc:
             raise NotFound(f"Domain not found: {domain_name}") from exc
         try:
-            request = build_request(fields, files, mime=mime)
+            request = build_request(fields, files, mime=mime, now=clock.now())
         except MailhavenError as exc:
             reject(session, vault, domain, fields, exc.message, clock)
             refusal = exc

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from mailhaven.errors import NotFound
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
+from mailhaven.sending.request import json_object
 from mailhaven.vault import Vault, VaultKey
 
 NOT_FOUND = "Message not found"
@@ -42,13 +43,21 @@ def stored_json(raw: bytes, *, mime: bool) -> dict:
         "sender": str(parsed.get("From", "")),
         "Subject": basics["subject"], "From": basics["from"], "To": basics["recipients"],
         "Message-Id": str(parsed.get("Message-ID", "")),
-        "body-plain": plain.get_content() if plain is not None else "",
-        "body-html": html.get_content() if html is not None else "",
+        "body-plain": _text(plain),
+        "body-html": _text(html),
         "message-headers": [[name, str(value)] for name, value in parsed.items()],
-        "attachments": [
-            {"filename": part.get_filename(), "content-type": part.get_content_type(),
-             "size": len(part.get_payload(decode=True) or b"")}
-            for part in parsed.iter_attachments()
-        ] if parsed.is_multipart() else [],
-        "X-Mailgun-Variables": json.loads(parsed.get("X-Mailgun-Variables", "{}") or "{}"),
+        "attachments": content.attachment_summaries(parsed),
+        # a .mime message or an h: header may carry anything there
+        "X-Mailgun-Variables": json_object(str(parsed.get("X-Mailgun-Variables", ""))) or {},
     }
+
+
+def _text(part: EmailMessage | None) -> str:
+    """A text part's content; one in a charset Python doesn't know is read as UTF-8, its
+    undecodable bytes replaced, as a mail client would still show it."""
+    if part is None:
+        return ""
+    try:
+        return part.get_content()
+    except (LookupError, UnicodeError):
+        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
