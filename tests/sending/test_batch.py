@@ -164,3 +164,16 @@ def test_batch_cc_and_bcc_each_get_a_copy_that_hides_the_bcc(api, services, doma
     assert copies["ann@example.org"].message["Subject"] == "Hi Ann"
     for got in copies.values():
         assert b"hidden.example" not in got.data
+
+
+def test_a_batch_copy_s_events_name_only_its_own_recipient(api, services, domain) -> None:
+    to = ["ann@example.org", "bob@example.org", "cy@example.org"]
+    queued(api.post(f"/v3/{domain}/messages", data={
+        "from": f"news@{domain}", "to": to, "text": "hi %recipient.n%",
+        "recipient-variables": json.dumps({a: {"n": a[:3]} for a in to})}))
+    with Sink() as sink:
+        deliver_due(services, sink)
+    seen = events(api, domain)
+    assert len(seen) == 6
+    for event in seen:
+        assert event["message"]["headers"]["to"] == event["recipient"]

@@ -120,7 +120,7 @@ def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domai
     variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
                  if row.variables_sealed is not None else None)
     if variables is not None:
-        facts = content.for_recipient(facts, variables)
+        facts = content.for_recipient(facts, doc, recipient, variables)
     return Job(
         delivery_id=row.id, attempts=row.attempts, owner=owner,
         account_id=row.account_id, domain_id=row.domain_id,

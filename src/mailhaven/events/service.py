@@ -62,8 +62,17 @@ def record_many(session: Session, vault: Vault, *, account_id: str, domain_id: s
                 facts: MessageFacts, event: str, recipients: list[Recipient], timestamp: float,
                 extra: dict | None = None) -> list[dict]:
     """Store one event per recipient, each sealed under that recipient's key."""
+    return record_each(session, vault, account_id=account_id, domain_id=domain_id,
+                       event=event, copies=[(facts, r) for r in recipients],
+                       timestamp=timestamp, extra=extra)
+
+
+def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: str,
+                event: str, copies: list[tuple[MessageFacts, Recipient]], timestamp: float,
+                extra: dict | None = None) -> list[dict]:
+    """Store one event per copy (its own facts, its recipient), in one INSERT."""
     rows, documents = [], []
-    for recipient in recipients:
+    for facts, recipient in copies:
         doc = event_json(facts, event, recipient.email, timestamp, extra)
         documents.append(doc)
         rows.append({

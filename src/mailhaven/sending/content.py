@@ -93,15 +93,14 @@ def facts(doc: dict, *, storage_key: str, size: int, tags: list[str],
                         dict(doc["variables"]), testmode)
 
 
-def personalised(facts: MessageFacts) -> bool:
-    """Whether the user variables differ per recipient (`v:k=%recipient.k%`)."""
-    return any("%recipient" in v for v in facts.user_variables.values())
 
 
-def for_recipient(facts: MessageFacts, variables: dict) -> MessageFacts:
-    """A batch copy's facts, its `%recipient.x%` user variables filled in."""
+def for_recipient(facts: MessageFacts, doc: dict, recipient: str,
+                  variables: dict) -> MessageFacts:
+    """A batch copy's facts: addressed to its own recipient alone, with its own values."""
     filled = {k: substitute(v, variables) for k, v in facts.user_variables.items()}
-    return replace(facts, user_variables=filled)
+    return replace(facts, user_variables=filled,
+                   headers={**facts.headers, "to": _batch_to(doc, recipient)})
 
 
 def substitute(text: str, variables: dict | None) -> str:

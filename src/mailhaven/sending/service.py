@@ -15,7 +15,7 @@ from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import MailhavenError, NotFound
-from mailhaven.events.service import Recipient, record, record_many
+from mailhaven.events.service import Recipient, record, record_each, record_many
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
 from mailhaven.sending.request import (
@@ -28,6 +28,7 @@ from mailhaven.sending.request import (
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault
+from mailhaven.vault.service import normalize_address
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,10 @@ def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
     due = max(now, request.deliverytime or now)
     rows = []
     for address in recipients:
-        key = subjects[address.email.strip().lower()]
+        key = subjects[normalize_address(address.email)]
         variables = None
         if request.recipient_variables is not None:
-            own = request.recipient_variables.get(address.email.strip().lower(), {})
+            own = request.recipient_variables.get(normalize_address(address.email), {})
             variables = vault.seal(key, json.dumps(own).encode(), "delivery.variables")
         rows.append({
             "message_id": storage_key, "account_id": domain.account_id,
@@ -101,18 +102,23 @@ def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
         })
     session.flush()
     session.execute(insert(Delivery), rows)
-    facts = content.facts(content.load(document), storage_key=storage_key, size=request.size,
-                          tags=request.tags, testmode=request.testmode)
-    accepted = [Recipient(r.email, subjects[r.email.strip().lower()]) for r in recipients]
-    if request.recipient_variables is None or not content.personalised(facts):
+    doc = content.load(document)
+    facts = content.facts(doc, storage_key=storage_key, size=request.size, tags=request.tags,
+                          testmode=request.testmode)
+    if request.recipient_variables is None:
         record_many(session, vault, account_id=domain.account_id, domain_id=domain.id,
-                    facts=facts, event="accepted", recipients=accepted, timestamp=now)
-    else:  # `v:k=%recipient.k%`: each recipient's event carries its own values
-        for recipient in accepted:
-            own = request.recipient_variables.get(recipient.email.strip().lower(), {})
-            record_many(session, vault, account_id=domain.account_id, domain_id=domain.id,
-                        facts=content.for_recipient(facts, own), event="accepted",
-                        recipients=[recipient], timestamp=now)
+                    facts=facts, event="accepted", timestamp=now,
+                    recipients=[Recipient(r.email, subjects[normalize_address(r.email)])
+                                for r in recipients])
+    else:  # a batch: each copy's event names its own recipient and its own values
+        copies = []
+        for address in recipients:
+            email = normalize_address(address.email)
+            own = content.for_recipient(facts, doc, address.formatted(),
+                                        request.recipient_variables.get(email, {}))
+            copies.append((own, Recipient(address.email, subjects[email])))
+        record_each(session, vault, account_id=domain.account_id, domain_id=domain.id,
+                    event="accepted", copies=copies, timestamp=now)
     return Accepted(f"<{message_id}>", storage_key, len(recipients))
 
 
@@ -132,7 +138,7 @@ def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[st
         user_variables={}, testmode=False)
     if named:
         email = named[0].email
-        key = vault.subjects(session, domain.account_id, [email])[email.strip().lower()]
+        key = vault.subjects(session, domain.account_id, [email])[normalize_address(email)]
     else:
         email, key = "", vault.new_content_key(session, domain.account_id)
     record(session, vault, account_id=domain.account_id, domain_id=domain.id, facts=facts,
