@@ -6,11 +6,11 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC
 from email.headerregistry import Address as HeaderAddress
 from email.parser import BytesHeaderParser
-from email.utils import formataddr, parsedate_to_datetime
+from email.utils import formataddr
 
+from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
 
 MAX_RECIPIENTS = 1000
@@ -263,17 +263,12 @@ def _attachment(part: Attachment) -> Attachment:
 def _deliverytime(value: str, now: float | None) -> float:
     """The epoch of an RFC 2822 date; past dates send now, but no more than Mailgun's
     3 days ahead when `now` is known."""
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        when = None
+    when = parse_rfc2822(value)
     if when is None:
         raise BadRequest("o:deliverytime is not a valid RFC 2822 date")
-    if when.tzinfo is None:  # "-0000": UTC, local offset unknown (RFC 5322 3.3)
-        when = when.replace(tzinfo=UTC)
-    if now is not None and when.timestamp() > now + MAX_DELIVERY_DELAY:
+    if now is not None and when > now + MAX_DELIVERY_DELAY:
         raise BadRequest(DELIVERYTIME_TOO_FAR)
-    return when.timestamp()
+    return when
 
 
 # -- build_request, in the order Mailgun checks: the first failing check names the 400 --
