@@ -13,6 +13,7 @@ from mailhaven.delivery.replies import DeliveryFailure, local_failure
 
 CACHE_SECONDS_MAX = 300
 NEGATIVE_CACHE_SECONDS = 60
+CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,18 @@ class MxResolver:
             hosts, ttl = await self._lookup(domain)
         except DeliveryFailure as failure:
             if failure.permanent:
-                self._cache[domain] = (time.monotonic() + NEGATIVE_CACHE_SECONDS, failure)
+                self._remember(domain, (time.monotonic() + NEGATIVE_CACHE_SECONDS, failure))
             raise
-        self._cache[domain] = (time.monotonic() + min(ttl, CACHE_SECONDS_MAX), hosts)
+        self._remember(domain, (time.monotonic() + min(ttl, CACHE_SECONDS_MAX), hosts))
         return hosts
+
+    def _remember(self, domain: str, entry: tuple[float, list[MailHost] | DeliveryFailure]) -> None:
+        if len(self._cache) >= CACHE_ENTRIES:  # a long-lived worker meets many domains
+            now = time.monotonic()
+            self._cache = {d: e for d, e in self._cache.items() if e[0] > now}
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
+        self._cache[domain] = entry
 
     async def _lookup(self, domain: str) -> tuple[list[MailHost], float]:
         try:

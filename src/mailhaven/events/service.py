@@ -44,7 +44,7 @@ def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float
         "campaigns": [],
         "user-variables": facts.user_variables,
         "flags": {"is-authenticated": True, "is-routed": False, "is-system-test": False,
-                  "is-test-mode": facts.testmode},
+                  "is-test-mode": facts.testmode, "is-delayed-bounce": False},
         "envelope": {"transport": "smtp", "targets": recipient,
                      "sender": parseaddr(facts.headers["from"])[1]},
         "method": "http",
