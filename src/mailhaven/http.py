@@ -31,7 +31,7 @@ HTTP_SECONDS = Histogram("mailhaven_http_request_seconds", "HTTP request latency
 
 MAX_REQUEST_BYTES = int(52.4 * 1024 * 1024)
 MAX_PART_BYTES = 30 * 1024 * 1024
-FILE_FIELDS = ("attachment", "inline", "message")
+FILE_FIELDS = ("attachment", "inline", "message", "file")
 TOO_LARGE = "request size exceeds 52.4MiB limit"
 
 

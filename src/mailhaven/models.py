@@ -6,8 +6,10 @@ from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.sending.models import Message
 from mailhaven.storage.base import Base
+from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.models import VaultKey
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "VaultKey", "metadata"]
+__all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "Suppression", "VaultKey",
+           "metadata"]

@@ -1,0 +1,1 @@
+"""Suppressions: bounces, unsubscribes, complaints and the allowlist (SPEC P7)."""

@@ -1,0 +1,161 @@
+"""`/v3/{domain}/bounces|unsubscribes|complaints|whitelists`: Mailgun's suppression lists."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from mailhaven.deps import AccountDep, ServicesDep
+from mailhaven.domains.models import Domain
+from mailhaven.domains.service import owned_domain
+from mailhaven.errors import BadRequest
+from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.services import Services
+from mailhaven.suppressions import service
+from mailhaven.suppressions.models import KINDS
+
+router = APIRouter(tags=["suppressions"])
+
+ADDED = {"bounces": "Address has been added to the bounces table",
+         "unsubscribes": "Address has been added to the unsubscribes table",
+         "complaints": "Address has been added to the complaints table",
+         "whitelists": "Address/Domain has been added to the allowlists table"}
+REMOVED = {"bounces": "Bounced address has been removed",
+           "unsubscribes": "Unsubscribe event has been removed",
+           "complaints": "Spam complaint has been removed",
+           "whitelists": "Allowlist address/domain has been removed"}
+CLEARED = {"bounces": "Bounced addresses for this domain have been removed",
+           "unsubscribes": "Unsubscribe addresses for this domain have been removed",
+           "complaints": "Complaint addresses for this domain have been removed",
+           "whitelists": "Allowlist addresses/domains for this domain have been removed"}
+IMPORTED = "file uploaded successfully for processing. standby..."
+
+
+def _batch_message(kind: str, count: int) -> str:
+    if kind == "complaints":
+        return f"{count} complaint addresses have been added to the complaints table"
+    if kind == "whitelists":
+        return f"{count} addresses/domains have been added to the allowlists table"
+    return f"{count} addresses have been added to the {kind} table"
+
+
+async def _on_domain(services: Services, account_id: str, domain_name: str,
+                     work: Callable[..., object], *, write: bool = False) -> object:
+    def run() -> object:
+        with (services.db.transaction() if write else services.db.sessions()) as session:
+            return work(session, owned_domain(session, account_id, domain_name))
+    return await in_thread(run)
+
+
+def _routes(kind: str) -> None:
+    base_path = f"/v3/{{domain_name}}/{kind}"
+
+    async def list_items(domain_name: str, request: Request, services: ServicesDep,
+                         account_id: AccountDep, limit: int = Query(100, ge=1, le=1000),
+                         page: str | None = None, address: str | None = None) -> dict:
+        if page not in (None, "first", "next", "previous", "last"):
+            raise BadRequest("page must be one of first, next, previous, last")
+
+        def work(session, domain: Domain) -> list[dict]:  # type: ignore[no-untyped-def]
+            rows = service.page(session, services.vault, domain, kind, limit=limit,
+                                direction=page, pivot=address)
+            keys = services.vault.keys(session, (r.key_id for r in rows))
+            return [d for r in rows if (d := service.as_json(services.vault, keys, kind, r))]
+
+        items = await _on_domain(services, account_id, domain_name, work)
+        url = f"{str(request.base_url).rstrip('/')}/v3/{domain_name}/{kind}"
+        edge = "value" if kind == "whitelists" else "address"
+        first = items[0][edge] if items else address  # type: ignore[index]
+        last = items[-1][edge] if items else address  # type: ignore[index]
+
+        def link(**params: object) -> str:
+            return f"{url}?{urlencode({k: v for k, v in params.items() if v})}"
+        return {"items": items, "paging": {
+            "first": link(limit=limit), "last": link(page="last", limit=limit),
+            "next": link(page="next", address=last, limit=limit),
+            "previous": link(page="previous", address=first, limit=limit)}}
+
+    async def add_items(domain_name: str, request: Request, services: ServicesDep,
+                        account_id: AccountDep) -> dict:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                records = json.loads(await request.body())
+            except ValueError as exc:
+                raise BadRequest("Request body is not valid JSON") from exc
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise BadRequest("Request body must be a JSON array of objects")
+            if len(records) > service.MAX_BATCH:
+                raise BadRequest("Batch size should be less than 1000")
+            entries = [service.entry_from(kind, r) for r in records]
+        else:
+            fields, _ = await read_form(request)
+            record: dict = field_dict(fields)
+            record["tags"] = [v for k, v in fields if k in ("tag", "tags")]
+            entries = [service.entry_from(kind, record)]
+
+        def work(session, domain: Domain) -> int:  # type: ignore[no-untyped-def]
+            return service.add(session, services.vault, domain, kind, entries, services.clock)
+
+        count = await _on_domain(services, account_id, domain_name, work, write=True)
+        if request.headers.get("content-type", "").startswith("application/json"):
+            return {"message": _batch_message(kind, int(count))}  # type: ignore[call-overload]
+        if kind == "whitelists":
+            return {"message": ADDED[kind], "type": entries[0].value_type,
+                    "value": entries[0].value}
+        return {"message": ADDED[kind], "address": entries[0].value}
+
+    async def import_items(domain_name: str, request: Request, services: ServicesDep,
+                           account_id: AccountDep) -> JSONResponse:
+        _, files = await read_form(request)
+        upload = next((a for k, a in files if k in ("file", "attachment")), None)
+        if upload is None:
+            raise BadRequest("file parameter is missing")
+        reader = csv.DictReader(io.StringIO(upload.data.decode("utf-8-sig", "replace")))
+        entries = [service.entry_from(kind, {k.strip().lower(): v for k, v in row.items() if k})
+                   for row in reader]
+        for start in range(0, len(entries), service.MAX_BATCH):
+            chunk = entries[start:start + service.MAX_BATCH]
+
+            def work(session, domain: Domain, chunk=chunk) -> int:  # type: ignore[no-untyped-def]
+                return service.add(session, services.vault, domain, kind, chunk, services.clock)
+            await _on_domain(services, account_id, domain_name, work, write=True)
+        return JSONResponse({"message": IMPORTED}, status_code=202)
+
+    async def get_item(domain_name: str, value: str, services: ServicesDep,
+                       account_id: AccountDep) -> dict:
+        def work(session, domain: Domain) -> dict:  # type: ignore[no-untyped-def]
+            row = service.find(session, services.vault, domain, kind, value)
+            keys = services.vault.keys(session, [row.key_id])
+            return service.as_json(services.vault, keys, kind, row) or {}
+        return await _on_domain(services, account_id, domain_name, work)  # type: ignore[return-value]
+
+    async def delete_item(domain_name: str, value: str, services: ServicesDep,
+                          account_id: AccountDep, tag: str | None = None) -> dict:
+        def work(session, domain: Domain) -> None:  # type: ignore[no-untyped-def]
+            service.remove(session, services.vault, domain, kind, value, tag)
+        await _on_domain(services, account_id, domain_name, work, write=True)
+        return {"message": REMOVED[kind], "value" if kind == "whitelists" else "address": value}
+
+    async def clear_items(domain_name: str, services: ServicesDep,
+                          account_id: AccountDep) -> dict:
+        def work(session, domain: Domain) -> None:  # type: ignore[no-untyped-def]
+            service.clear(session, domain, kind)
+        await _on_domain(services, account_id, domain_name, work, write=True)
+        return {"message": CLEARED[kind]}
+
+    router.add_api_route(base_path, list_items, methods=["GET"])
+    router.add_api_route(base_path, add_items, methods=["POST"])
+    router.add_api_route(base_path, clear_items, methods=["DELETE"])
+    router.add_api_route(f"{base_path}/import", import_items, methods=["POST"])
+    router.add_api_route(f"{base_path}/{{value}}", get_item, methods=["GET"])
+    router.add_api_route(f"{base_path}/{{value}}", delete_item, methods=["DELETE"])
+
+
+for _kind in KINDS:
+    _routes(_kind)

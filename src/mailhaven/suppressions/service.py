@@ -1,0 +1,185 @@
+"""Add, find, list, remove suppressions; and the check every delivery attempt makes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.orm import Session
+
+from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822, parse_rfc2822
+from mailhaven.domains.models import Domain
+from mailhaven.errors import BadRequest, NotFound
+from mailhaven.sending.request import parse_addresses
+from mailhaven.suppressions.models import Suppression
+from mailhaven.vault import Vault, VaultKey
+from mailhaven.vault.service import normalize_address
+
+MAX_BATCH = 1000
+TABLE = {"bounces": "bounces", "unsubscribes": "unsubscribers", "complaints": "complaints",
+         "whitelists": "allowlist"}
+ALL_TAGS = "*"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record as a client gives it (form fields, a JSON object or a CSV row)."""
+
+    value: str
+    value_type: str = "address"
+    code: str | None = None
+    detail: str | None = None
+    tags: tuple[str, ...] = ()
+    created_at: float | None = None
+
+
+def entry_from(kind: str, record: dict) -> Entry:
+    """Validate one record of `kind`: 400 for what Mailgun would refuse."""
+    if kind == "whitelists" and record.get("domain") and not record.get("address"):
+        domain = str(record["domain"]).strip().lower()
+        if "." not in domain or "@" in domain or " " in domain:
+            raise BadRequest(f"'{domain}' is not a valid domain")
+        return Entry(domain, "domain", detail=str(record.get("reason") or "") or None)
+    raw = str(record.get("address") or "").strip()
+    if not raw:
+        raise BadRequest("address parameter is missing")
+    [address] = parse_addresses([raw], "address", limit=1) or [None]
+    if address is None:
+        raise BadRequest("address parameter is missing")
+    created = parse_rfc2822(str(record["created_at"])) if record.get("created_at") else None
+    tags = record.get("tags") or ([record["tag"]] if record.get("tag") else [])
+    if isinstance(tags, str):
+        tags = [tags]
+    return Entry(
+        address.email, code=str(record.get("code") or "550") if kind == "bounces" else None,
+        detail=str(record.get("error") or record.get("reason") or "") or None,
+        tags=tuple(str(t) for t in tags) if kind == "unsubscribes" else (),
+        created_at=created)
+
+
+def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list[Entry],
+        clock: Clock = SYSTEM_CLOCK) -> int:
+    """Insert or update each entry (an unsubscribe gains tags; a bounce takes the new code)."""
+    if len(entries) > MAX_BATCH:
+        raise BadRequest("Batch size should be less than 1000")
+    keys = vault.subjects(session, domain.account_id, [e.value for e in entries])
+    existing = {row.value_index: row for row in _rows(
+        session, domain, kind, [vault.blind_index(domain.account_id, e.value) for e in entries])}
+    for entry in entries:
+        key = keys[normalize_address(entry.value)]
+        index = vault.blind_index(domain.account_id, entry.value)
+        row = existing.get(index)
+        if row is None:
+            row = Suppression(account_id=domain.account_id, domain_id=domain.id, kind=kind,
+                              value_index=index, key_id=key.id, value_type=entry.value_type,
+                              created_at=entry.created_at or clock.now(), tags="[]",
+                              value_sealed=vault.seal_text(key, entry.value, "suppression"))
+            session.add(row)
+            existing[index] = row
+        row.code = entry.code
+        if entry.detail is not None:
+            row.detail_sealed = vault.seal_text(key, entry.detail, "suppression.detail")
+        if kind == "unsubscribes":
+            tags = set(json.loads(row.tags)) | set(entry.tags or (ALL_TAGS,))
+            row.tags = json.dumps(sorted(tags))
+    session.flush()
+    return len(entries)
+
+
+def _rows(session: Session, domain: Domain, kind: str,
+          indexes: Iterable[str]) -> list[Suppression]:
+    return list(session.scalars(select(Suppression).where(
+        Suppression.domain_id == domain.id, Suppression.kind == kind,
+        Suppression.value_index.in_(list(indexes)))))
+
+
+def find(session: Session, vault: Vault, domain: Domain, kind: str, value: str) -> Suppression:
+    rows = _rows(session, domain, kind, [vault.blind_index(domain.account_id, value)])
+    if not rows:
+        raise NotFound(f"Address not found in {TABLE[kind]} table")
+    return rows[0]
+
+
+def remove(session: Session, vault: Vault, domain: Domain, kind: str, value: str,
+           tag: str | None = None) -> None:
+    """Delete one record; for an unsubscribe with `tag`, only that tag."""
+    row = find(session, vault, domain, kind, value)
+    if kind == "unsubscribes" and tag:
+        tags = [t for t in json.loads(row.tags) if t != tag]
+        if tags:
+            row.tags = json.dumps(tags)
+            return
+    session.delete(row)
+
+
+def clear(session: Session, domain: Domain, kind: str) -> None:
+    session.execute(delete(Suppression).where(Suppression.domain_id == domain.id,
+                                              Suppression.kind == kind))
+
+
+def page(session: Session, vault: Vault, domain: Domain, kind: str, *, limit: int,
+         direction: str | None, pivot: str | None) -> list[Suppression]:
+    """A page in creation order; `pivot` is the address at the page's edge (Mailgun's
+    query-based paging), found again through its blind index."""
+    query = select(Suppression).where(Suppression.domain_id == domain.id,
+                                      Suppression.kind == kind)
+    key = tuple_(Suppression.created_at, Suppression.id)
+    backward = direction in ("previous", "last")
+    if direction in ("next", "previous") and pivot:
+        at = find(session, vault, domain, kind, pivot)
+        edge = tuple_(at.created_at, at.id)
+        query = query.where(key < edge if backward else key > edge)
+    order = (Suppression.created_at.desc(), Suppression.id.desc()) if backward else (
+        Suppression.created_at.asc(), Suppression.id.asc())
+    rows = list(session.scalars(query.order_by(*order).limit(limit)))
+    return rows[::-1] if backward else rows
+
+
+def as_json(vault: Vault, keys: dict[str, VaultKey], kind: str, row: Suppression) -> dict | None:
+    """Mailgun's shape of one record; None when its subject was erased."""
+    key = keys.get(row.key_id or "")
+    if key is None:
+        return None
+    value = vault.open_text(key, row.value_sealed, "suppression")
+    detail = (vault.open_text(key, row.detail_sealed, "suppression.detail")
+              if row.detail_sealed is not None else "")
+    created = format_rfc2822(row.created_at)
+    if kind == "bounces":
+        return {"address": value, "code": row.code or "550", "error": detail,
+                "created_at": created}
+    if kind == "unsubscribes":
+        return {"address": value, "tags": json.loads(row.tags), "created_at": created}
+    if kind == "complaints":
+        return {"address": value, "created_at": created}
+    return {"type": row.value_type, "value": value, "reason": detail, "createdAt": created}
+
+
+def suppressed(session: Session, vault: Vault, account_id: str, domain_id: str, email: str,
+               tags: list[str]) -> str | None:
+    """Why mail to `email` must not be sent, as Mailgun's `reason`; None if it may be."""
+    index = vault.blind_index(account_id, email)
+    rows = session.execute(select(Suppression.kind, Suppression.tags).where(
+        Suppression.domain_id == domain_id, Suppression.value_index == index,
+        Suppression.kind != "whitelists")).all()
+    kinds = {kind: json.loads(t) for kind, t in rows}
+    if "bounces" in kinds:
+        return "suppress-bounce"
+    if "complaints" in kinds:
+        return "suppress-complaint"
+    unsubscribed = kinds.get("unsubscribes")
+    if unsubscribed is not None and (ALL_TAGS in unsubscribed or set(unsubscribed) & set(tags)):
+        return "suppress-unsubscribe"
+    return None
+
+
+def allowlisted(session: Session, vault: Vault, account_id: str, domain_id: str,
+                email: str) -> bool:
+    """The allowlist keeps an address (or every address of a domain) off the bounce list."""
+    indexes = [vault.blind_index(account_id, email),
+               vault.blind_index(account_id, email.rpartition("@")[2])]
+    return session.scalar(select(Suppression.id).where(
+        Suppression.domain_id == domain_id, Suppression.kind == "whitelists",
+        Suppression.value_index.in_(indexes)).limit(1)) is not None
+

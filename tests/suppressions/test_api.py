@@ -1,0 +1,108 @@
+"""Suppression lists over HTTP, shaped as Mailgun clients send them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_add_get_list_and_delete_a_bounce(api, domain) -> None:
+    added = api.post(f"/v3/{domain}/bounces", data={
+        "address": "Ann@Example.org", "code": "550", "error": "No such mailbox"})
+    assert added.json() == {"message": "Address has been added to the bounces table",
+                            "address": "Ann@Example.org"}
+    got = api.get(f"/v3/{domain}/bounces/ann%40example.org").json()
+    assert got["address"] == "Ann@Example.org" and got["code"] == "550"
+    assert got["error"] == "No such mailbox" and got["created_at"].endswith("GMT")
+    listed = api.get(f"/v3/{domain}/bounces").json()
+    assert [i["address"] for i in listed["items"]] == ["Ann@Example.org"]
+    assert set(listed["paging"]) == {"first", "last", "next", "previous"}
+    removed = api.delete(f"/v3/{domain}/bounces/ann@example.org").json()
+    assert removed == {"message": "Bounced address has been removed",
+                       "address": "ann@example.org"}
+    missing = api.get(f"/v3/{domain}/bounces/ann@example.org")
+    assert missing.status_code == 404
+    assert missing.json() == {"message": "Address not found in bounces table"}
+
+
+def test_unsubscribes_are_tag_scoped(api, domain) -> None:
+    api.post(f"/v3/{domain}/unsubscribes", data={"address": "bob@example.org", "tag": "news"})
+    api.post(f"/v3/{domain}/unsubscribes", data={"address": "bob@example.org",
+                                                   "tag": "promo"})
+    got = api.get(f"/v3/{domain}/unsubscribes/bob@example.org").json()
+    assert got["tags"] == ["news", "promo"]
+    api.delete(f"/v3/{domain}/unsubscribes/bob@example.org", params={"tag": "news"})
+    assert api.get(f"/v3/{domain}/unsubscribes/bob@example.org").json()["tags"] == ["promo"]
+    api.post(f"/v3/{domain}/unsubscribes", data={"address": "cy@example.org"})
+    assert api.get(f"/v3/{domain}/unsubscribes/cy@example.org").json()["tags"] == ["*"]
+
+
+def test_a_json_batch_and_its_limit(api, domain) -> None:
+    batch = [{"address": f"u{i}@example.org", "created_at": "Thu, 13 Oct 2011 18:02:00 UTC"}
+             for i in range(5)]
+    added = api.post(f"/v3/{domain}/complaints", content=json.dumps(batch),
+                     headers={"Content-Type": "application/json"})
+    assert added.json() == {"message": "5 complaint addresses have been added to the "
+                                       "complaints table"}
+    too_many = [{"address": f"u{i}@example.org"} for i in range(1001)]
+    refused = api.post(f"/v3/{domain}/bounces", content=json.dumps(too_many),
+                       headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400
+    assert refused.json() == {"message": "Batch size should be less than 1000"}
+
+
+def test_csv_import_and_clear(api, domain) -> None:
+    csv = b"address,code,error\nann@example.org,550,gone\nbob@example.org,551,moved\n"
+    imported = api.post(f"/v3/{domain}/bounces/import",
+                        files={"file": ("b.csv", csv, "text/csv")})
+    assert imported.status_code == 202
+    items = api.get(f"/v3/{domain}/bounces").json()["items"]
+    assert {(i["address"], i["code"]) for i in items} == {("ann@example.org", "550"),
+                                                          ("bob@example.org", "551")}
+    cleared = api.delete(f"/v3/{domain}/bounces").json()
+    assert cleared == {"message": "Bounced addresses for this domain have been removed"}
+    assert api.get(f"/v3/{domain}/bounces").json()["items"] == []
+
+
+def test_paging_follows_next_links_to_the_end(api, domain) -> None:
+    batch = [{"address": f"p{i:02d}@example.org"} for i in range(23)]
+    api.post(f"/v3/{domain}/bounces", content=json.dumps(batch),
+             headers={"Content-Type": "application/json"})
+    url, seen = f"/v3/{domain}/bounces?limit=10", []
+    while True:
+        body = api.get(url).json()
+        if not body["items"]:
+            break
+        seen += [i["address"] for i in body["items"]]
+        url = body["paging"]["next"]
+    assert sorted(seen) == sorted(b["address"] for b in batch) and len(seen) == 23
+    last = api.get(api.get(f"/v3/{domain}/bounces?limit=10").json()["paging"]["last"]).json()
+    assert [i["address"] for i in last["items"]] == seen[-10:]
+
+
+def test_allowlist_takes_addresses_and_domains(api, domain) -> None:
+    one = api.post(f"/v3/{domain}/whitelists", data={"address": "vip@example.org"}).json()
+    assert one == {"message": "Address/Domain has been added to the allowlists table",
+                   "type": "address", "value": "vip@example.org"}
+    two = api.post(f"/v3/{domain}/whitelists", data={"domain": "partner.example"}).json()
+    assert two["type"] == "domain"
+    items = api.get(f"/v3/{domain}/whitelists").json()["items"]
+    assert {(i["type"], i["value"]) for i in items} == {("address", "vip@example.org"),
+                                                        ("domain", "partner.example")}
+    assert "createdAt" in items[0]
+
+
+@pytest.mark.parametrize("fields", [{}, {"address": "not an address"}])
+def test_bad_records_are_400(api, domain, fields) -> None:
+    assert api.post(f"/v3/{domain}/bounces", data=fields).status_code == 400
+
+
+def test_another_account_cannot_read_the_lists(api, live, services, domain) -> None:
+    from mailhaven.accounts.service import create_account
+    api.post(f"/v3/{domain}/bounces", data={"address": "ann@example.org"})
+    with services.db.transaction() as session:
+        other = create_account(session, services.vault, name="O", email="o@o.test")
+    with live.client(other.api_key) as intruder:
+        assert intruder.get(f"/v3/{domain}/bounces").status_code == 404
+        assert intruder.delete(f"/v3/{domain}/bounces").status_code == 404
