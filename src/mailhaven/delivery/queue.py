@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
@@ -23,6 +24,7 @@ from mailhaven.sending import content
 from mailhaven.sending.content import MessageFacts
 from mailhaven.sending.models import Message
 from mailhaven.storage.db import Database
+from mailhaven.suppressions import service as suppressions
 from mailhaven.vault import Vault, VaultKey
 
 log = logging.getLogger("mailhaven.delivery")
@@ -48,6 +50,7 @@ class Job:
     require_tls: bool
     verify_tls: bool
     due_since: float  # accepted, or the scheduled time: the give-up age counts from here
+    suppressed: str | None = None  # "suppress-bounce"…: on a list, so it must not be sent
 
 
 def _due_ids(session: Session, now: float, limit: int) -> list[int]:
@@ -77,6 +80,7 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
     with db.sessions() as session:
         rows = session.scalars(select(Delivery).where(Delivery.id.in_(ids))).all()
         jobs, unreadable = _jobs(session, vault, list(rows), owner)
+        jobs = _with_suppressions(session, vault, jobs)
     if unreadable:
         with db.transaction() as session:
             _settle_many(session, unreadable, owner, now, status=CANCELLED)
@@ -103,6 +107,16 @@ def _jobs(session: Session, vault: Vault, rows: list[Delivery],
             log.warning("delivery %s cannot be read any more; cancelled", row.id)
             unreadable.append(row.id)
     return jobs, unreadable
+
+
+def _with_suppressions(session: Session, vault: Vault, jobs: list[Job]) -> list[Job]:
+    """Each job with the suppression that stops it, looked up for the whole claim at once."""
+    index = {j.delivery_id: (j.domain_id, vault.blind_index(j.account_id, j.email))
+             for j in jobs}
+    listed = suppressions.lookup(session, index.values())
+    return [replace(j, suppressed=suppressions.reason_for(listed[index[j.delivery_id]],
+                                                          j.facts.tags))
+            if index[j.delivery_id] in listed else j for j in jobs]
 
 
 def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domain],
@@ -148,14 +162,18 @@ def _settle(session: Session, job: Job, now: float, **values: object) -> bool:
 
 
 def settle(db: Database, vault: Vault, job: Job, *, now: float, status: str,
-           next_attempt_at: float | None, event: str, extra: dict) -> dict | None:
-    """Record an attempt's outcome and its event; None if the lease was lost meanwhile."""
+           next_attempt_at: float | None, event: str, extra: dict,
+           then: Callable[[Session], None] | None = None) -> dict | None:
+    """Record an attempt's outcome and its event, and `then` (a bounce to list) in the same
+    transaction; None if the lease was lost meanwhile."""
     values: dict[str, object] = {"status": status}
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
     with db.transaction() as session:
         if not _settle(session, job, now, **values):
             return None
+        if then is not None:
+            then(session)
         return record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
                       facts=job.facts, event=event,
                       recipient=Recipient(job.email, job.subject_key), timestamp=now,

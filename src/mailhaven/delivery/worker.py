@@ -9,8 +9,10 @@ import math
 import os
 import secrets
 import socket
+from collections.abc import Callable
 
 from prometheus_client import Counter
+from sqlalchemy.orm import Session
 
 from mailhaven.delivery import queue
 from mailhaven.delivery.backoff import retry_delay
@@ -23,12 +25,18 @@ from mailhaven.domains.service import dkim_private_key
 from mailhaven.runner import Runner
 from mailhaven.sending import content
 from mailhaven.services import Services
+from mailhaven.suppressions import service as suppressions
 
 log = logging.getLogger("mailhaven.delivery")
 
 ATTEMPTS = Counter("mailhaven_delivery_attempts_total", "Delivery attempts by outcome",
                    ["outcome"])
 TEST_MODE = SmtpReply(650, "", "Test mode")
+SUPPRESSED = {
+    "suppress-bounce": "Not delivering to previously bounced address",
+    "suppress-unsubscribe": "Not delivering to unsubscribed address",
+    "suppress-complaint": "Not delivering to a user who marked your messages as spam",
+}
 LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
 
 
@@ -102,6 +110,9 @@ class DeliveryWorker(Runner):
         await self._settle_delivered(job, delivered)
 
     async def _send(self, job: queue.Job) -> Delivered:
+        if job.suppressed:
+            raise local_failure(605, "", SUPPRESSED[job.suppressed], permanent=True,
+                                reason=job.suppressed)
         if job.facts.testmode:
             return Delivered(TEST_MODE, "", False, False, 0.0)
         try:
@@ -161,7 +172,9 @@ class DeliveryWorker(Runner):
                 status["description"] = "Too old: gave up retrying"
             await self._settle(job, "failed", now=now, status=queue.FAILED, next_attempt_at=None,
                                extra={"severity": "permanent", "reason": reason,
-                                      "delivery-status": status})
+                                      "delivery-status": status},
+                               then=self._list_bounce(job, failure.reply)
+                               if _lists_a_bounce(failure) else None)
             return
         # Whole seconds, so the copy is due exactly when `retry-seconds` says.
         delay = math.ceil(retry_delay(job.attempts, failure.reply.wait_hint()))
@@ -171,13 +184,29 @@ class DeliveryWorker(Runner):
                            extra={"severity": "temporary", "reason": failure.reason,
                                   "delivery-status": status})
 
+    def _list_bounce(self, job: queue.Job, reply: SmtpReply) -> Callable[[Session], None]:
+        """Put the address on the domain's bounce list (unless allowlisted), as Mailgun does
+        after a permanent failure, in the transaction that records the failure."""
+        services = self.services
+
+        def add(session: Session) -> None:
+            domain = session.get(Domain, job.domain_id)
+            if domain is None or suppressions.allowlisted(
+                    session, services.vault, job.account_id, job.domain_id, job.email):
+                return
+            entry = suppressions.Entry(job.email, code=str(reply.code), detail=str(reply))
+            suppressions.add(session, services.vault, domain, "bounces", [entry],
+                             services.clock)
+        return add
+
     async def _settle(self, job: queue.Job, event: str, *, now: float, status: str,
-                      next_attempt_at: float | None, extra: dict) -> None:
+                      next_attempt_at: float | None, extra: dict,
+                      then: Callable[[Session], None] | None = None) -> None:
         outcome = event if event == "delivered" else f"{extra['severity']}_failure"
         services = self.services
         recorded = await asyncio.to_thread(
             queue.settle, services.db, services.vault, job, now=now, status=status,
-            next_attempt_at=next_attempt_at, event=event, extra=extra)
+            next_attempt_at=next_attempt_at, event=event, extra=extra, then=then)
         ATTEMPTS.labels(outcome if recorded else "lease_lost").inc()
         log.info(json.dumps({
             "kind": "delivery", "delivery": job.delivery_id, "message": job.facts.storage_key,
@@ -185,6 +214,13 @@ class DeliveryWorker(Runner):
             "code": extra["delivery-status"]["code"],
             "mx": extra["delivery-status"]["mx-host"],
         }))
+
+
+def _lists_a_bounce(failure: DeliveryFailure) -> bool:
+    """A recipient's server refused the address for good: not a policy or reputation
+    refusal (5.7.x), not a refusal of our own making (suppressed, unrenderable)."""
+    return (failure.permanent and failure.reason == "bounce"
+            and not failure.reply.enhanced.startswith("5.7"))
 
 
 def _delivery_status(job: queue.Job, reply: SmtpReply, mx_host: str) -> dict:

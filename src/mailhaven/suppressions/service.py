@@ -156,14 +156,27 @@ def as_json(vault: Vault, keys: dict[str, VaultKey], kind: str, row: Suppression
     return {"type": row.value_type, "value": value, "reason": detail, "createdAt": created}
 
 
-def suppressed(session: Session, vault: Vault, account_id: str, domain_id: str, email: str,
-               tags: list[str]) -> str | None:
-    """Why mail to `email` must not be sent, as Mailgun's `reason`; None if it may be."""
-    index = vault.blind_index(account_id, email)
-    rows = session.execute(select(Suppression.kind, Suppression.tags).where(
-        Suppression.domain_id == domain_id, Suppression.value_index == index,
-        Suppression.kind != "whitelists")).all()
-    kinds = {kind: json.loads(t) for kind, t in rows}
+Listed = dict[str, list[str]]  # the lists an address is on, for one domain: {kind: tags}
+
+
+def lookup(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Listed]:
+    """Where each (domain id, blind index) is listed, in one query for a whole claim."""
+    pairs = list(pairs)
+    if not pairs:
+        return {}
+    rows = session.execute(select(
+        Suppression.domain_id, Suppression.value_index, Suppression.kind, Suppression.tags,
+    ).where(Suppression.domain_id.in_({d for d, _ in pairs}),
+            Suppression.value_index.in_({i for _, i in pairs}),
+            Suppression.kind != "whitelists")).all()
+    found: dict[tuple[str, str], Listed] = {}
+    for domain_id, index, kind, tags in rows:
+        found.setdefault((domain_id, index), {})[kind] = json.loads(tags)
+    return found
+
+
+def reason_for(kinds: Listed, tags: list[str]) -> str | None:
+    """Why mail must not be sent to an address on these lists (Mailgun's `reason`), or None."""
     if "bounces" in kinds:
         return "suppress-bounce"
     if "complaints" in kinds:
