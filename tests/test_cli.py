@@ -59,7 +59,8 @@ def test_serve_dev_prints_a_curl_line_that_sends_a_signed_message(tmp_path) -> N
     http_port, capture_port = free_port(), free_port()
     env = {**os.environ, "MAILHAVEN_DATA_DIR": str(tmp_path / "var"),
            "MAILHAVEN_HTTP_PORT": str(http_port),
-           "MAILHAVEN_DEV_CAPTURE_PORT": str(capture_port), "COLUMNS": "400"}
+           "MAILHAVEN_DEV_CAPTURE_PORT": str(capture_port), "COLUMNS": "400",
+           "MAILHAVEN_MX_PORT": str(free_port())}
     env.pop("MAILHAVEN_DATABASE_URL", None)
     with open(tmp_path / "serve.log", "wb") as log:
         server = subprocess.Popen([*CLI, "serve", "--dev"], env=env, stdout=subprocess.PIPE,

@@ -38,6 +38,8 @@ class Settings:
     max_message_age_seconds: int = 5 * 24 * 3600
     worker_concurrency: int = 50
     dev_capture_port: int = 2526
+    mx_host: str = "127.0.0.1"
+    mx_port: int = 2500
 
     @property
     def resolved_database_url(self) -> str:
@@ -69,4 +71,6 @@ class Settings:
             max_message_age_seconds=int(_env("MAX_MESSAGE_AGE_SECONDS", str(5 * 24 * 3600))),
             worker_concurrency=int(_env("WORKER_CONCURRENCY", "50")),
             dev_capture_port=int(_env("DEV_CAPTURE_PORT", "2526")),
+            mx_host=_env("MX_HOST", "127.0.0.1"),
+            mx_port=int(_env("MX_PORT", "2500")),
         )

@@ -12,6 +12,7 @@ import uvicorn
 from mailhaven.app import create_app
 from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
+from mailhaven.feedback.listener import start_listener
 from mailhaven.services import Services
 
 log = logging.getLogger("mailhaven.server")
@@ -30,6 +31,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
     if dev:
         demo = await asyncio.to_thread(ensure_demo, services)
         print_welcome(settings, demo)
+    feedback = await start_listener(services, settings.mx_host, settings.mx_port)
     server = uvicorn.Server(uvicorn.Config(
         create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
         log_config=None, access_log=False, lifespan="off"))
@@ -41,6 +43,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
     finally:
         stop.set()
         await worker_task
+        feedback.close()
         if capture is not None:
             capture.close()
         services.close()

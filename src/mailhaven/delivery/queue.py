@@ -109,6 +109,16 @@ def _jobs(session: Session, vault: Vault, rows: list[Delivery],
     return jobs, unreadable
 
 
+def describe(session: Session, vault: Vault, delivery_id: int) -> Job | None:
+    """A delivered or failed copy, read back to report what happened to it later (an
+    asynchronous bounce or a complaint); None if it is gone or can't be read."""
+    row = session.get(Delivery, delivery_id)
+    if row is None:
+        return None
+    jobs, _ = _jobs(session, vault, [row], owner="")
+    return jobs[0] if jobs else None
+
+
 def _with_suppressions(session: Session, vault: Vault, jobs: list[Job]) -> list[Job]:
     """Each job with the suppression that stops it, looked up for the whole claim at once."""
     index = {j.delivery_id: (j.domain_id, vault.blind_index(j.account_id, j.email))

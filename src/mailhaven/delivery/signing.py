@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 
 import dkim
@@ -66,3 +67,14 @@ def return_path(vault: Vault, delivery_id: int, domain: str) -> str:
     """`bounce+<id>-<mac>@domain`: names the delivery, not the recipient, and can't be forged."""
     token = f"{delivery_id}-{vault.token_mac(str(delivery_id))}"
     return f"bounce+{token}@{domain}"
+
+
+def delivery_of(vault: Vault, address: str) -> int | None:
+    """The delivery a VERP return path names, if its authenticator is ours; else None."""
+    local = address.rpartition("@")[0].lower()
+    if not local.startswith("bounce+"):
+        return None
+    ident, _, mac = local.removeprefix("bounce+").partition("-")
+    if not ident.isdigit() or not hmac.compare_digest(mac, vault.token_mac(ident)):
+        return None
+    return int(ident)

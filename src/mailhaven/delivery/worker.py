@@ -190,13 +190,8 @@ class DeliveryWorker(Runner):
         services = self.services
 
         def add(session: Session) -> None:
-            domain = session.get(Domain, job.domain_id)
-            if domain is None or suppressions.allowlisted(
-                    session, services.vault, job.account_id, job.domain_id, job.email):
-                return
-            entry = suppressions.Entry(job.email, code=str(reply.code), detail=str(reply))
-            suppressions.add(session, services.vault, domain, "bounces", [entry],
-                             services.clock)
+            suppressions.list_bounce(session, services.vault, job.domain_id, job.email,
+                                     code=reply.code, detail=str(reply), clock=services.clock)
         return add
 
     async def _settle(self, job: queue.Job, event: str, *, now: float, status: str,
@@ -217,10 +212,10 @@ class DeliveryWorker(Runner):
 
 
 def _lists_a_bounce(failure: DeliveryFailure) -> bool:
-    """A recipient's server refused the address for good: not a policy or reputation
-    refusal (5.7.x), not a refusal of our own making (suppressed, unrenderable)."""
-    return (failure.permanent and failure.reason == "bounce"
-            and not failure.reply.enhanced.startswith("5.7"))
+    """The recipient's server refused the address for good (not a refusal of our own making:
+    suppressed, unrenderable)."""
+    return failure.permanent and failure.reason == "bounce" and suppressions.lists_as_bounce(
+        failure.reply.code, failure.reply.enhanced)
 
 
 def _delivery_status(job: queue.Job, reply: SmtpReply, mx_host: str) -> dict:

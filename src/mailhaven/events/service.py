@@ -14,7 +14,7 @@ from mailhaven.events.models import Event
 from mailhaven.sending.content import MessageFacts
 from mailhaven.vault import Vault, VaultKey
 
-LOG_LEVELS = {"failed": "error", "rejected": "warn"}
+LOG_LEVELS = {"failed": "error", "rejected": "warn", "complained": "warn"}
 
 
 @dataclass(frozen=True)

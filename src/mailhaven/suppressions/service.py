@@ -196,3 +196,22 @@ def allowlisted(session: Session, vault: Vault, account_id: str, domain_id: str,
         Suppression.domain_id == domain_id, Suppression.kind == "whitelists",
         Suppression.value_index.in_(indexes)).limit(1)) is not None
 
+
+
+def lists_as_bounce(code: int, enhanced: str) -> bool:
+    """A permanent refusal of the address itself: not a policy or reputation refusal
+    (5.7.x), which says nothing about whether the mailbox exists."""
+    return 500 <= code < 600 and not enhanced.startswith("5.7")
+
+
+def domain_of(session: Session, domain_id: str) -> Domain | None:
+    return session.get(Domain, domain_id)
+
+
+def list_bounce(session: Session, vault: Vault, domain_id: str, email: str, *, code: int,
+                detail: str, clock: Clock = SYSTEM_CLOCK) -> None:
+    """Put a hard-bounced address on the domain's bounce list, unless it is allowlisted."""
+    domain = domain_of(session, domain_id)
+    if domain is None or allowlisted(session, vault, domain.account_id, domain_id, email):
+        return
+    add(session, vault, domain, "bounces", [Entry(email, code=str(code), detail=detail)], clock)
