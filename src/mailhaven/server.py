@@ -12,6 +12,7 @@ import uvicorn
 from mailhaven.app import create_app
 from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
+from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import start_listener
 from mailhaven.services import Services
 
@@ -36,13 +37,13 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
         log_config=None, access_log=False, lifespan="off"))
     stop = asyncio.Event()
-    worker = DeliveryWorker(services)
-    worker_task = asyncio.create_task(worker.run(stop))
+    runners = [DeliveryWorker(services), DomainChecker(services)]
+    tasks = [asyncio.create_task(r.run(stop)) for r in runners]
     try:
         await server.serve()
     finally:
         stop.set()
-        await worker_task
+        await asyncio.gather(*tasks)
         feedback.close()
         if capture is not None:
             capture.close()

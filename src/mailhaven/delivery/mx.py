@@ -23,13 +23,19 @@ class MailHost:
     port: int
 
 
+def make_resolver(nameserver: tuple[str, int] | None) -> dns.asyncresolver.Resolver:
+    """The system's resolver, or the one at `nameserver` (MAILHAVEN_DNS_NAMESERVER)."""
+    resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
+    if nameserver is not None:
+        resolver.nameservers = [nameserver[0]]
+        resolver.port = nameserver[1]
+    resolver.lifetime = 10.0
+    return resolver
+
+
 class MxResolver:
     def __init__(self, *, nameserver: tuple[str, int] | None = None, port: int = 25) -> None:
-        self._resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
-        if nameserver is not None:
-            self._resolver.nameservers = [nameserver[0]]
-            self._resolver.port = nameserver[1]
-        self._resolver.lifetime = 10.0
+        self._resolver = make_resolver(nameserver)
         self._port = port
         self._cache: dict[str, tuple[float, list[MailHost] | DeliveryFailure]] = {}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base
@@ -33,4 +33,6 @@ class Domain(Base):
     dkim_key_size: Mapped[int] = column(Integer, default=2048, data=TECHNICAL)
     dkim_private_key: Mapped[bytes] = column(LargeBinary, data=DKIM_SECRET)
     dkim_public_key: Mapped[str] = column(String(1024), data=TECHNICAL)
+    dns_status: Mapped[str] = column(Text, default="{}", data=TECHNICAL)  # last verify, JSON
+    dns_checked_at: Mapped[float | None] = column(Float, data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
+from mailhaven.delivery.mx import make_resolver
 from mailhaven.deps import AccountDep, ServicesDep
-from mailhaven.domains import service
+from mailhaven.domains import service, verify
+from mailhaven.domains.models import Domain
 from mailhaven.http import field_dict, in_thread, read_form
 
 router = APIRouter(tags=["domains"])
@@ -58,3 +60,23 @@ async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep
             service.delete_domain(session, account_id, name)
     await in_thread(run)
     return {"message": "Domain will be deleted in the background"}
+
+
+@router.put("/v3/domains/{name}/verify")
+@router.put("/v4/domains/{name}/verify")
+async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
+    def load() -> Domain:
+        with services.db.sessions() as session:
+            return service.owned_domain(session, account_id, name)
+
+    hostname = services.settings.hostname
+    domain = await in_thread(load)
+    status = await verify.check(domain, hostname, make_resolver(services.settings.dns_nameserver))
+
+    def store() -> dict:
+        with services.db.transaction() as session:
+            current = service.owned_domain(session, account_id, name)
+            verify.apply(current, status, services.clock.now())
+            return {"message": "Domain DNS records have been updated",
+                    **service.domain_response(current, hostname)}
+    return await in_thread(store)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -138,25 +140,43 @@ def domain_json(domain: Domain) -> dict:
     }
 
 
-def _record(record_type: str, name: str, value: str, priority: str | None = None) -> dict:
-    record = {"record_type": record_type, "name": name, "value": value, "valid": "unknown",
-              "cached": [], "is_active": True}
-    if priority is not None:
-        record["priority"] = priority
+@dataclass(frozen=True)
+class Expected:
+    """A DNS record the domain must publish; `kind` names it in the verification status."""
+
+    kind: str
+    record_type: str
+    name: str
+    value: str
+    priority: str | None = None
+
+
+def expected_records(domain: Domain, hostname: str) -> list[Expected]:
+    return [
+        Expected("spf", "TXT", domain.name, f"v=spf1 a:{hostname} ~all"),
+        Expected("dkim", "TXT", f"{domain.dkim_selector}._domainkey.{domain.name}",
+                 f"k=rsa; p={domain.dkim_public_key}"),
+        Expected("tracking", "CNAME", f"{domain.web_prefix}.{domain.name}", hostname),
+        Expected("mx", "MX", domain.name, hostname, priority="10"),
+    ]
+
+
+def _record(domain: Domain, expected: Expected) -> dict:
+    checked = json.loads(domain.dns_status or "{}").get(expected.kind, {})
+    record = {"record_type": expected.record_type, "name": expected.name,
+              "value": expected.value, "valid": checked.get("valid", "unknown"),
+              "cached": checked.get("cached", []), "is_active": True}
+    if expected.priority is not None:
+        record["priority"] = expected.priority
     return record
 
 
 def sending_dns_records(domain: Domain, hostname: str) -> list[dict]:
-    return [
-        _record("TXT", domain.name, f"v=spf1 a:{hostname} ~all"),
-        _record("TXT", f"{domain.dkim_selector}._domainkey.{domain.name}",
-                f"k=rsa; p={domain.dkim_public_key}"),
-        _record("CNAME", f"{domain.web_prefix}.{domain.name}", hostname),
-    ]
+    return [_record(domain, e) for e in expected_records(domain, hostname) if e.kind != "mx"]
 
 
 def receiving_dns_records(domain: Domain, hostname: str) -> list[dict]:
-    return [_record("MX", domain.name, hostname, priority="10")]
+    return [_record(domain, e) for e in expected_records(domain, hostname) if e.kind == "mx"]
 
 
 def domain_response(domain: Domain, hostname: str) -> dict:

@@ -1,0 +1,104 @@
+"""DNS verification: does the world publish the records a domain was given? (SPEC P2)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+from sqlalchemy import or_, select
+
+from mailhaven.delivery.mx import make_resolver
+from mailhaven.domains.models import Domain
+from mailhaven.domains.service import Expected, expected_records
+from mailhaven.runner import Runner
+from mailhaven.services import Services
+
+VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
+_ABSENT = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)
+_FAILED = (dns.exception.Timeout, dns.resolver.NoNameservers)
+
+
+async def check(domain: Domain, hostname: str,
+                resolver: dns.asyncresolver.Resolver) -> dict[str, dict]:
+    """{kind: {"valid": valid|invalid|unknown, "cached": [what DNS answered]}}."""
+    return {e.kind: await _check_one(e, domain, hostname, resolver)
+            for e in expected_records(domain, hostname)}
+
+
+async def _check_one(expected: Expected, domain: Domain, hostname: str,
+                     resolver: dns.asyncresolver.Resolver) -> dict:
+    try:
+        answer = await resolver.resolve(expected.name, expected.record_type)
+    except _ABSENT:
+        return {"valid": INVALID, "cached": []}
+    except _FAILED:
+        return {"valid": UNKNOWN, "cached": []}
+    found = [_text(r, expected.record_type) for r in answer]
+    return {"valid": VALID if any(_matches(expected, f, domain, hostname) for f in found)
+            else INVALID, "cached": found}
+
+
+def _text(rdata: object, record_type: str) -> str:
+    if record_type == "TXT":
+        return b"".join(rdata.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+    if record_type == "MX":
+        return str(rdata.exchange).rstrip(".")  # type: ignore[attr-defined]
+    return str(rdata.target).rstrip(".")  # type: ignore[attr-defined]
+
+
+def _matches(expected: Expected, found: str, domain: Domain, hostname: str) -> bool:
+    if expected.kind == "spf":
+        terms = found.lower().split()
+        return bool(terms) and terms[0] == "v=spf1" and f"a:{hostname.lower()}" in terms
+    if expected.kind == "dkim":
+        tags = dict(t.strip().partition("=")[::2] for t in found.split(";") if "=" in t)
+        return "".join(tags.get("p", "").split()) == domain.dkim_public_key
+    return found.lower() == hostname.lower()
+
+
+def apply(domain: Domain, status: dict[str, dict], now: float) -> None:
+    """Store the result; a domain whose SPF and DKIM records check out is `active`."""
+    domain.dns_status = json.dumps(status)
+    domain.dns_checked_at = now
+    sending_ok = all(status[k]["valid"] == VALID for k in ("spf", "dkim"))
+    domain.state = "active" if sending_ok else "unverified"
+
+
+class DomainChecker(Runner):
+    """Re-checks every domain's records now and then, so a record removed from DNS (or
+    finally published) shows in the domain's state without anyone asking."""
+
+    name = "domain-checker"
+    idle_seconds = 60.0
+    INTERVAL = 6 * 3600.0
+    BATCH = 20
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.resolver = make_resolver(services.settings.dns_nameserver)
+
+    async def run_once(self) -> int:
+        services = self.services
+        cutoff = services.clock.now() - self.INTERVAL
+
+        def due() -> list[Domain]:
+            with services.db.sessions() as session:
+                return list(session.scalars(
+                    select(Domain).where(or_(Domain.dns_checked_at.is_(None),
+                                             Domain.dns_checked_at < cutoff))
+                    .order_by(Domain.dns_checked_at).limit(self.BATCH)))
+
+        domains = await asyncio.to_thread(due)
+        for domain in domains:
+            status = await check(domain, services.settings.hostname, self.resolver)
+            await asyncio.to_thread(self._store, domain.id, status)
+        return len(domains)
+
+    def _store(self, domain_id: str, status: dict[str, dict]) -> None:
+        with self.services.db.transaction() as session:
+            domain = session.get(Domain, domain_id)
+            if domain is not None:
+                apply(domain, status, self.services.clock.now())
