@@ -11,6 +11,7 @@ from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
 from mailhaven.sending.router import router as sending_router
 from mailhaven.services import Services
+from mailhaven.stats.router import router as stats_router
 from mailhaven.suppressions.router import router as suppressions_router
 
 
@@ -23,6 +24,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(sending_router)
     app.include_router(events_router)
     app.include_router(suppressions_router)
+    app.include_router(stats_router)
     if dev:
         from mailhaven.dev.router import router as dev_router
         app.include_router(dev_router)

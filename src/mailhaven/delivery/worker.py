@@ -88,6 +88,14 @@ class DeliveryWorker(Runner):
 
     # -- one attempt --------------------------------------------------------------------
     async def attempt(self, job: queue.Job) -> None:
+        try:
+            await self._attempt(job)
+        except Exception:  # recording the outcome failed (the database is down?): the lease
+            # runs out and the copy is tried again, so it is late, never lost
+            log.exception("delivery %s: could not record the outcome", job.delivery_id)
+            ATTEMPTS.labels("unrecorded").inc()
+
+    async def _attempt(self, job: queue.Job) -> None:
         # The whole attempt ends well inside the lease, so no other worker can take the copy
         # while this one may still be sending it.
         deadline = self.services.settings.lease_seconds * LEASE_SHARE

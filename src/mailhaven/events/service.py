@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from mailhaven.events.models import Event
 from mailhaven.sending.content import MessageFacts
+from mailhaven.stats import service as stats
 from mailhaven.vault import Vault, VaultKey
 
 LOG_LEVELS = {"failed": "error", "rejected": "warn", "complained": "warn"}
@@ -87,6 +88,9 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
         })
     if rows:
         session.execute(insert(Event), rows)
+        stats.count(session, domain_id, [(event, facts.tags, doc)
+                                         for (facts, _), doc in zip(copies, documents,
+                                                                    strict=True)], timestamp)
     return documents
 
 

@@ -1,0 +1,1 @@
+"""Statistics from aggregate counters that hold no personal data (SPEC P11)."""

@@ -1,0 +1,46 @@
+"""`stats/total` counts what happened, per period, from counters with no personal data."""
+
+from __future__ import annotations
+
+from tests.support import Sink, SinkBehaviour, deliver_due
+
+
+def test_totals_count_accepted_delivered_and_failed_by_reason(api, services, domain) -> None:
+    api.post(f"/v3/{domain}/bounces", data={"address": "gone@example.org"})
+    refuse = SinkBehaviour(rcpt=lambda r: "550 5.1.1 No such user" if r.startswith("nobody")
+                           else None)
+    for to in ("a@example.org", "b@example.org", "nobody@example.org", "gone@example.org"):
+        assert api.post(f"/v3/{domain}/messages", data={
+            "from": f"n@{domain}", "to": to, "text": "t", "o:tag": "news"}).status_code == 200
+    with Sink(refuse) as sink:
+        deliver_due(services, sink)
+    reply = api.get(f"/v3/{domain}/stats/total",
+                    params=[("event", "accepted"), ("event", "delivered"),
+                            ("event", "failed"), ("duration", "1d"), ("resolution", "day")])
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["resolution"] == "day" and body["start"] and body["end"]
+    totals = {"accepted": 0, "delivered": 0, "bounce": 0, "suppress-bounce": 0, "failed": 0}
+    for period in body["stats"]:
+        totals["accepted"] += period["accepted"]["outgoing"]
+        totals["delivered"] += period["delivered"]["smtp"]
+        totals["bounce"] += period["failed"]["permanent"]["bounce"]
+        totals["suppress-bounce"] += period["failed"]["permanent"]["suppress-bounce"]
+        totals["failed"] += period["failed"]["permanent"]["total"]
+    assert totals == {"accepted": 4, "delivered": 2, "bounce": 1, "suppress-bounce": 1,
+                      "failed": 2}
+
+
+def test_hourly_resolution_lists_every_hour_of_the_range(api, domain) -> None:
+    body = api.get(f"/v3/{domain}/stats/total", params={
+        "event": "accepted", "duration": "24h", "resolution": "hour"}).json()
+    assert len(body["stats"]) in (24, 25)
+    assert all(p["accepted"]["total"] == 0 for p in body["stats"])
+
+
+def test_bad_parameters_are_400(api, domain) -> None:
+    for params in ({}, {"event": "exploded"}, {"event": "accepted", "resolution": "week"},
+                   {"event": "accepted", "duration": "soon"},
+                   {"event": "accepted", "start": "not a date"}):
+        reply = api.get(f"/v3/{domain}/stats/total", params=params)
+        assert reply.status_code == 400, (params, reply.text)
