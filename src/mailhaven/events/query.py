@@ -62,7 +62,8 @@ class EventQuery:
         return cls(**{**data, "pivot": pivot})
 
 
-def _time(value: str, name: str) -> float:
+def time_param(value: str, name: str) -> float:
+    """A time given as epoch seconds or an RFC 2822 date, as Mailgun's APIs accept both."""
     try:
         return float(value)
     except ValueError:
@@ -79,8 +80,8 @@ def parse_query(params: dict[str, str], blind_index: Callable[[str], str]) -> Ev
     unsupported = [k for k in UNSUPPORTED_FILTERS if k in params]
     if unsupported:
         raise BadRequest(f"Filter '{unsupported[0]}' is not supported")
-    begin = _time(params["begin"], "begin") if params.get("begin") else None
-    end = _time(params["end"], "end") if params.get("end") else None
+    begin = time_param(params["begin"], "begin") if params.get("begin") else None
+    end = time_param(params["end"], "end") if params.get("end") else None
     asc_param = params.get("ascending")
     if asc_param is not None:
         if asc_param not in ("yes", "no", "true", "false"):

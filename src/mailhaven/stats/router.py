@@ -6,10 +6,11 @@ import re
 
 from fastapi import APIRouter, Request
 
-from mailhaven.clock import format_rfc2822, parse_rfc2822
+from mailhaven.clock import format_rfc2822
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest
+from mailhaven.events.query import time_param
 from mailhaven.http import in_thread
 from mailhaven.stats import service
 
@@ -20,16 +21,6 @@ _SECONDS = {"h": 3600, "d": 86400, "m": 30 * 86400}
 DEFAULT_SPAN = 7 * 86400
 
 
-def _time(value: str, name: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        when = parse_rfc2822(value)
-    if when is None:
-        raise BadRequest(f"Invalid '{name}' parameter: {value}")
-    return when
-
-
 @router.get("/v3/{domain_name}/stats/total")
 async def stats_total(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
@@ -38,14 +29,14 @@ async def stats_total(domain_name: str, request: Request, services: ServicesDep,
     if not events:
         raise BadRequest("Missing mandatory parameter: event")
     resolution = params.get("resolution") or "day"
-    end = _time(params["end"], "end") if params.get("end") else services.clock.now()
+    end = time_param(params["end"], "end") if params.get("end") else services.clock.now()
     if params.get("duration"):
         match = _DURATION.match(params["duration"])
         if match is None:
             raise BadRequest("Invalid 'duration' parameter: use e.g. 24h, 7d or 1m")
         start = end - int(match.group(1)) * _SECONDS[match.group(2)]
     else:
-        start = _time(params["start"], "start") if params.get("start") else end - DEFAULT_SPAN
+        start = time_param(params["start"], "start") if params.get("start") else end - DEFAULT_SPAN
     if start > end:
         raise BadRequest("'start' must be before 'end'")
 
