@@ -106,3 +106,18 @@ def test_another_account_cannot_read_the_lists(api, live, services, domain) -> N
     with live.client(other.api_key) as intruder:
         assert intruder.get(f"/v3/{domain}/bounces").status_code == 404
         assert intruder.delete(f"/v3/{domain}/bounces").status_code == 404
+
+
+def test_concurrent_adds_of_one_address_all_succeed_and_keep_one_record(api, live, account,
+                                                                        domain) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def add(i: int) -> int:
+        with live.client(account[1]) as client:
+            return client.post(f"/v3/{domain}/bounces", data={
+                "address": "race@example.org", "code": str(550 + i % 2)}).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        assert set(pool.map(add, range(12))) == {200}
+    items = api.get(f"/v3/{domain}/bounces").json()["items"]
+    assert [i["address"] for i in items] == ["race@example.org"]

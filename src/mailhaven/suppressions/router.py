@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.models import Domain
@@ -50,7 +51,14 @@ async def _on_domain(services: Services, account_id: str, domain_name: str,
     def run() -> object:
         with (services.db.transaction() if write else services.db.sessions()) as session:
             return work(session, owned_domain(session, account_id, domain_name))
-    return await in_thread(run)
+
+    try:
+        return await in_thread(run)
+    except IntegrityError:
+        if not write:
+            raise
+        # A concurrent request added one of these addresses first: once more, as updates.
+        return await in_thread(run)
 
 
 def _routes(kind: str) -> None:

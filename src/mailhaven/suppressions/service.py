@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822, parse_rfc2822
@@ -214,4 +215,16 @@ def list_bounce(session: Session, vault: Vault, domain_id: str, email: str, *, c
     domain = domain_of(session, domain_id)
     if domain is None or allowlisted(session, vault, domain.account_id, domain_id, email):
         return
-    add(session, vault, domain, "bounces", [Entry(email, code=str(code), detail=detail)], clock)
+    add_quietly(session, vault, domain, "bounces",
+                Entry(email, code=str(code), detail=detail), clock)
+
+
+def add_quietly(session: Session, vault: Vault, domain: Domain, kind: str, entry: Entry,
+                clock: Clock = SYSTEM_CLOCK) -> None:
+    """`add` inside a savepoint: when another worker lists the same address at the same
+    moment, its record stands and the caller's transaction goes on."""
+    try:
+        with session.begin_nested():
+            add(session, vault, domain, kind, [entry], clock)
+    except IntegrityError:
+        pass
