@@ -123,3 +123,13 @@ def test_forged_or_unknown_return_paths_are_refused(api, services, domain) -> No
             with pytest.raises(smtplib.SMTPRecipientsRefused):
                 listener.send(rcpt, _dsn("ann@example.org", "5.1.1", "550 5.1.1 unknown"))
     assert _events(api, domain, "failed") == []
+
+
+def test_a_repeated_report_is_recorded_once(api, services, domain) -> None:
+    return_path, original = _delivered(api, services, domain, "ann@example.org")
+    with Listener(services) as listener:
+        for _ in range(2):
+            listener.send(return_path, _dsn("ann@example.org", "5.1.1", "550 5.1.1 unknown"))
+            listener.send(return_path, _arf(original, return_path))
+    assert len(_events(api, domain, "failed")) == 1
+    assert len(_events(api, domain, "complained")) == 0  # it had bounced: nobody read it

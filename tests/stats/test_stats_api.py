@@ -44,3 +44,10 @@ def test_bad_parameters_are_400(api, domain) -> None:
                    {"event": "accepted", "start": "not a date"}):
         reply = api.get(f"/v3/{domain}/stats/total", params=params)
         assert reply.status_code == 400, (params, reply.text)
+
+
+def test_impossible_times_and_ranges_are_400(api, domain) -> None:
+    for params in ({"end": "inf"}, {"end": "nan"}, {"start": "-1e12"}, {"end": "1e15"},
+                   {"duration": "99999999d"}):
+        reply = api.get(f"/v3/{domain}/stats/total", params={"event": "accepted", **params})
+        assert reply.status_code == 400, (params, reply.text)

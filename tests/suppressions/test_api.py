@@ -121,3 +121,14 @@ def test_concurrent_adds_of_one_address_all_succeed_and_keep_one_record(api, liv
         assert set(pool.map(add, range(12))) == {200}
     items = api.get(f"/v3/{domain}/bounces").json()["items"]
     assert [i["address"] for i in items] == ["race@example.org"]
+
+
+def test_malformed_batch_fields_and_unsupported_filters_are_400(api, domain) -> None:
+    for kind, record in (("unsubscribes", {"address": "a@example.org", "tags": 5}),
+                         ("bounces", {"address": "a@example.org", "code": 12345678901})):
+        reply = api.post(f"/v3/{domain}/{kind}", content=json.dumps([record]),
+                         headers={"Content-Type": "application/json"})
+        assert reply.status_code == 400, reply.text
+    assert api.get(f"/v3/{domain}/bounces", params={"term": "a"}).status_code == 400
+    gone = api.get(f"/v3/{domain}/bounces", params={"page": "next", "address": "x@y.org"})
+    assert gone.status_code == 200 and gone.json()["items"] == []

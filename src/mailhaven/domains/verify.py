@@ -34,7 +34,7 @@ async def _check_one(expected: Expected, domain: Domain, hostname: str,
         answer = await resolver.resolve(expected.name, expected.record_type)
     except _ABSENT:
         return {"valid": INVALID, "cached": []}
-    except _FAILED:
+    except (*_FAILED, dns.exception.DNSException):  # timeouts, and names DNS can't hold
         return {"valid": UNKNOWN, "cached": []}
     found = [_text(r, expected.record_type) for r in answer]
     return {"valid": VALID if any(_matches(expected, f, domain, hostname) for f in found)
@@ -60,9 +60,12 @@ def _matches(expected: Expected, found: str, domain: Domain, hostname: str) -> b
 
 
 def apply(domain: Domain, status: dict[str, dict], now: float) -> None:
-    """Store the result; a domain whose SPF and DKIM records check out is `active`."""
-    domain.dns_status = json.dumps(status)
+    """Store the result; a domain whose SPF and DKIM records check out is `active`. When
+    DNS did not answer for them, what was known before stands."""
     domain.dns_checked_at = now
+    if any(status[k]["valid"] == UNKNOWN for k in ("spf", "dkim")):
+        return
+    domain.dns_status = json.dumps(status)
     sending_ok = all(status[k]["valid"] == VALID for k in ("spf", "dkim"))
     domain.state = "active" if sending_ok else "unverified"
 

@@ -27,6 +27,7 @@ FILTERS = ("event", "recipient", "tags", "message-id", "severity")
 # Mailgun's other filters: refused rather than ignored, which would answer with everything.
 UNSUPPORTED_FILTERS = ("from", "to", "subject", "recipients", "attachment", "size", "list")
 _MAC_LENGTH = 20
+LATEST = 2**33  # epoch seconds, the year 2242: later times are typing errors
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,10 @@ class EventQuery:
 def time_param(value: str, name: str) -> float:
     """A time given as epoch seconds or an RFC 2822 date, as Mailgun's APIs accept both."""
     try:
-        return float(value)
+        when: float | None = float(value)
     except ValueError:
-        pass
-    when = parse_rfc2822(value)
-    if when is None:
+        when = parse_rfc2822(value)
+    if when is None or not 0 <= when < LATEST:  # also refuses nan and inf
         raise BadRequest(f"Invalid '{name}' parameter: {value}")
     return when
 

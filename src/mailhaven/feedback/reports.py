@@ -28,7 +28,8 @@ def read_report(data: bytes) -> Bounce | Complaint | None:
     message = message_from_bytes(data, policy=policy.compat32)
     if message.get_content_type() != "multipart/report":
         return None
-    report_type = (message.get_param("report-type") or "").lower()
+    param = message.get_param("report-type") or ""
+    report_type = (param if isinstance(param, str) else "").lower()
     parts = message.get_payload() if message.is_multipart() else []
     if report_type == "delivery-status":
         return _bounce(parts)
@@ -65,7 +66,7 @@ def _complaint(parts: list[Message]) -> Complaint | None:
                   None)
     if fields is None:
         return None
-    blocks = fields.get_payload() if fields.is_multipart() else [fields]
+    blocks = (fields.get_payload() if fields.is_multipart() else [fields]) or [fields]
     feedback_type = str(blocks[0].get("Feedback-Type", "abuse")).strip().lower()
     original = next((p for p in parts if p.get_content_type() in (
         "message/rfc822", "text/rfc822-headers")), None)

@@ -17,6 +17,7 @@ from mailhaven.stats.models import StatCount
 EVENTS = ("accepted", "delivered", "failed", "opened", "clicked", "unsubscribed",
           "complained", "stored")
 RESOLUTIONS = ("hour", "day", "month")
+MAX_HOURS = 10_000
 _FAILED_PERMANENT = ("suppress-bounce", "suppress-unsubscribe", "suppress-complaint",
                      "bounce", "delayed-bounce", "old", "generic")
 
@@ -56,7 +57,7 @@ def count(session: Session, domain_id: str, recorded: Iterable[tuple[str, list[s
         set_={"count": StatCount.count + statement.excluded.count})
     session.execute(statement, [
         {"domain_id": domain_id, "tag": tag, "hour": hour, "event": event, "kind": kind,
-         "count": n} for (tag, event, kind), n in counts.items()])
+         "count": n} for (tag, event, kind), n in sorted(counts.items())])  # one lock order
 
 
 def _bucket(hour: int, resolution: str) -> int:
@@ -89,13 +90,15 @@ def totals(session: Session, domain_id: str, *, events: list[str], start: float,
         raise BadRequest(f"Invalid event: {unknown[0]}")
     if resolution not in RESOLUTIONS:
         raise BadRequest("resolution must be one of hour, day, month")
+    if end - start > MAX_HOURS * 3600:
+        raise BadRequest("The time range is too long: at most 10000 hours")
+    first = _bucket(int(start // 3600 * 3600), resolution)  # whole periods, as Mailgun counts
     rows = session.execute(select(StatCount.hour, StatCount.event, StatCount.kind,
                                   StatCount.count).where(
         StatCount.domain_id == domain_id, StatCount.tag == tag,
-        StatCount.event.in_(events), StatCount.hour >= int(start // 3600 * 3600),
-        StatCount.hour <= end)).all()
+        StatCount.event.in_(events), StatCount.hour >= first, StatCount.hour <= end)).all()
     periods: dict[int, dict] = {}
-    hour = int(start // 3600 * 3600)
+    hour = first
     while hour <= end:
         periods.setdefault(_bucket(hour, resolution), {e: _empty(e) for e in events})
         hour += 3600

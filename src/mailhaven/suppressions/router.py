@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
-from mailhaven.errors import BadRequest
+from mailhaven.errors import BadRequest, NotFound
 from mailhaven.http import field_dict, in_thread, read_form
 from mailhaven.services import Services
 from mailhaven.suppressions import service
@@ -69,6 +69,8 @@ def _routes(kind: str) -> None:
                          page: str | None = None, address: str | None = None) -> dict:
         if page not in (None, "first", "next", "previous", "last"):
             raise BadRequest("page must be one of first, next, previous, last")
+        if request.query_params.get("term"):
+            raise BadRequest("The 'term' filter is not supported")
 
         def work(session, domain: Domain) -> list[dict]:  # type: ignore[no-untyped-def]
             rows = service.page(session, services.vault, domain, kind, limit=limit,
@@ -140,7 +142,10 @@ def _routes(kind: str) -> None:
         def work(session, domain: Domain) -> dict:  # type: ignore[no-untyped-def]
             row = service.find(session, services.vault, domain, kind, value)
             keys = services.vault.keys(session, [row.key_id])
-            return service.as_json(services.vault, keys, kind, row) or {}
+            found = service.as_json(services.vault, keys, kind, row)
+            if found is None:  # its subject was erased
+                raise NotFound(f"Address not found in {service.TABLE[kind]} table")
+            return found
         return await _on_domain(services, account_id, domain_name, work)  # type: ignore[return-value]
 
     async def delete_item(domain_name: str, value: str, services: ServicesDep,

@@ -53,8 +53,13 @@ def entry_from(kind: str, record: dict) -> Entry:
     tags = record.get("tags") or ([record["tag"]] if record.get("tag") else [])
     if isinstance(tags, str):
         tags = [tags]
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise BadRequest("tags must be a list of tag names")
+    code = str(record.get("code") or "550")
+    if kind == "bounces" and not (code.isdigit() and len(code) == 3):
+        raise BadRequest("code must be a 3-digit SMTP reply code")
     return Entry(
-        address.email, code=str(record.get("code") or "550") if kind == "bounces" else None,
+        address.email, code=code if kind == "bounces" else None,
         detail=str(record.get("error") or record.get("reason") or "") or None,
         tags=tuple(str(t) for t in tags) if kind == "unsubscribes" else (),
         created_at=created)
@@ -79,6 +84,10 @@ def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list
                               value_sealed=vault.seal_text(key, entry.value, "suppression"))
             session.add(row)
             existing[index] = row
+        if row.key_id != key.id:  # its subject was erased and has come back: seal anew
+            row.key_id = key.id
+            row.value_sealed = vault.seal_text(key, entry.value, "suppression")
+            row.detail_sealed = None
         row.code = entry.code
         if entry.detail is not None:
             row.detail_sealed = vault.seal_text(key, entry.detail, "suppression.detail")
@@ -129,8 +138,10 @@ def page(session: Session, vault: Vault, domain: Domain, kind: str, *, limit: in
     key = tuple_(Suppression.created_at, Suppression.id)
     backward = direction in ("previous", "last")
     if direction in ("next", "previous") and pivot:
-        at = find(session, vault, domain, kind, pivot)
-        edge = tuple_(at.created_at, at.id)
+        found = _rows(session, domain, kind, [vault.blind_index(domain.account_id, pivot)])
+        if not found:  # the pivot was removed meanwhile: nothing to page from
+            return []
+        edge = tuple_(found[0].created_at, found[0].id)
         query = query.where(key < edge if backward else key > edge)
     order = (Suppression.created_at.desc(), Suppression.id.desc()) if backward else (
         Suppression.created_at.asc(), Suppression.id.asc())
