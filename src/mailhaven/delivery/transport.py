@@ -200,13 +200,22 @@ class SmtpTransport:
         self._release(key, conn)
 
     async def close(self) -> None:
+        closing = []
         for pool in self._idle.values():
             for conn in pool:
+                if conn.client.protocol is not None:
+                    closing.append(conn.client.protocol)
                 try:
                     await conn.client.quit(timeout=5)
                 except (aiosmtplib.SMTPException, OSError):
                     conn.client.close()
         self._idle.clear()
+        # A TLS session finishes its shutdown after close() returns: wait (briefly) until
+        # each connection is really gone, so no socket outlives the worker.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        while any(p.transport is not None for p in closing) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
 
 def envelope_address(email: str) -> str:
