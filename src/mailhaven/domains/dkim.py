@@ -16,10 +16,6 @@ class DkimKeyPair:
     private_pem: bytes
     public_b64: str  # SubjectPublicKeyInfo, base64, as published in `p=`
 
-    @property
-    def txt_value(self) -> str:
-        return f"k=rsa; p={self.public_b64}"
-
 
 def generate_rsa(bits: int = 2048) -> DkimKeyPair:
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
