@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import uvicorn
@@ -152,3 +154,66 @@ def deliver_due(services: Services, sink: Sink | None = None) -> None:
             await worker.close()
 
     asyncio.run(run())
+
+
+@dataclass
+class Hook:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    """A customer's webhook endpoint on loopback: records every POST and answers with the
+    status `reply(n)` gives for the n-th request (200 unless told otherwise)."""
+
+    def __init__(self, reply: Callable[[int], int] = lambda n: 200) -> None:
+        self.reply = reply
+        self.received: list[Hook] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.received.append(Hook(self.path, dict(self.headers), body))
+                status = receiver.reply(len(receiver.received))
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send_webhooks(services: Services) -> int:
+    """Run one webhook sender until nothing is due now; how many POSTs it made."""
+    from mailhaven.webhooks.sender import WebhookSender
+
+    async def run() -> int:
+        sender = WebhookSender(services)
+        total = 0
+        try:
+            while handled := await sender.run_once():
+                total += handled
+        finally:
+            await sender.close()
+        return total
+
+    return asyncio.run(run())

@@ -40,6 +40,8 @@ class Settings:
     dev_capture_port: int = 2526
     mx_host: str = "127.0.0.1"
     mx_port: int = 2500
+    webhook_allow_private: bool = False  # POSTs to loopback/private addresses (tests, LANs)
+    public_url: str = ""  # tracking links' base; default http(s)://<web_prefix>.<domain>
 
     @property
     def resolved_database_url(self) -> str:
@@ -48,6 +50,11 @@ class Settings:
     @property
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def api_url(self) -> str:
+        """Where users reach the API, for links we hand out (stored messages, tracking)."""
+        return self.public_url or f"http://{self.hostname}:{self.http_port}"
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)
@@ -73,4 +80,6 @@ class Settings:
             dev_capture_port=int(_env("DEV_CAPTURE_PORT", "2526")),
             mx_host=_env("MX_HOST", "127.0.0.1"),
             mx_port=int(_env("MX_PORT", "2500")),
+            webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
+            public_url=_env("PUBLIC_URL", "").rstrip("/"),
         )

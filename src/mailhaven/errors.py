@@ -6,9 +6,10 @@ from __future__ import annotations
 class MailhavenError(Exception):
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, key: str = "message") -> None:
         super().__init__(message)
         self.message = message
+        self.key = key  # Mailgun's webhook errors say {"Reason": …} or {"Description": …}
 
 
 class BadRequest(MailhavenError):

@@ -120,7 +120,7 @@ def install(app: FastAPI) -> None:
     async def _domain_error(request: Request, exc: MailhavenError) -> Response:
         if exc.status == 401 and _is_send(request):
             return PlainTextResponse("Forbidden", status_code=401)
-        return JSONResponse({"message": exc.message}, status_code=exc.status)
+        return JSONResponse({exc.key: exc.message}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

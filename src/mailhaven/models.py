@@ -9,8 +9,9 @@ from mailhaven.stats.models import StatCount
 from mailhaven.storage.base import Base
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.models import VaultKey
+from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "StatCount",
-           "Suppression", "VaultKey", "metadata"]
+           "Suppression", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

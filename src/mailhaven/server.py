@@ -15,6 +15,7 @@ from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import start_listener
 from mailhaven.services import Services
+from mailhaven.webhooks.sender import WebhookSender
 
 log = logging.getLogger("mailhaven.server")
 
@@ -37,7 +38,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
         log_config=None, access_log=False, lifespan="off"))
     stop = asyncio.Event()
-    runners = [DeliveryWorker(services), DomainChecker(services)]
+    runners = [DeliveryWorker(services), DomainChecker(services), WebhookSender(services)]
     tasks = [asyncio.create_task(r.run(stop)) for r in runners]
     try:
         await server.serve()

@@ -12,6 +12,10 @@ HOLDER_SEALED = classified(
     "personal", "account holder", "account management", "life of the account",
     note="sealed under the account holder's vault key",
 )
+SIGNING_KEY = classified(
+    "non-personal", "none", "webhook authentication", "life of the account",
+    note="the webhook signing key, sealed by the master key; shown to the account on request",
+)
 KEY_DIGEST = classified(
     "non-personal", "none", "authentication", "until the key is revoked",
     note="SHA-256 of a 160-bit random key; the key itself is shown once and never stored",
@@ -26,6 +30,7 @@ class Account(Base):
     name_sealed: Mapped[bytes | None] = column(LargeBinary, data=HOLDER_SEALED)
     email_sealed: Mapped[bytes | None] = column(LargeBinary, data=HOLDER_SEALED)
     region: Mapped[str] = column(String(8), default="us", data=TECHNICAL)
+    signing_key_sealed: Mapped[bytes | None] = column(LargeBinary, data=SIGNING_KEY)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
 
 

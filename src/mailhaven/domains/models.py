@@ -33,6 +33,12 @@ class Domain(Base):
     dkim_key_size: Mapped[int] = column(Integer, default=2048, data=TECHNICAL)
     dkim_private_key: Mapped[bytes] = column(LargeBinary, data=DKIM_SECRET)
     dkim_public_key: Mapped[str] = column(String(1024), data=TECHNICAL)
+    track_opens: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)
+    track_opens_top: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)
+    track_clicks: Mapped[str] = column(String(8), default="no", data=TECHNICAL)  # yes|htmlonly
+    track_unsubscribes: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)
+    unsubscribe_html_footer: Mapped[str | None] = column(Text, data=TECHNICAL)
+    unsubscribe_text_footer: Mapped[str | None] = column(Text, data=TECHNICAL)
     dns_status: Mapped[str] = column(Text, default="{}", data=TECHNICAL)  # last verify, JSON
     dns_checked_at: Mapped[float | None] = column(Float, data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)

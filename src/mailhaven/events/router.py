@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.events.query import EventQuery, fetch, parse_query
+from mailhaven.events.service import with_storage_urls
 from mailhaven.http import in_thread
 
 router = APIRouter(tags=["events"])
@@ -20,9 +21,7 @@ async def _page(domain_name: str, query: EventQuery, request: Request, services:
         with services.db.sessions() as session:
             domain = owned_domain(session, account_id, domain_name)
             page = fetch(session, services.vault, account_id, domain.id, query)
-        for item in (i for i in page.items if "storage" in i):
-            item["storage"]["url"] = (f"{str(request.base_url).rstrip('/')}/v3/domains/"
-                                      f"{domain_name}/messages/{item['storage']['key']}")
+        with_storage_urls(page.items, str(request.base_url), domain_name)
         return {"items": page.items, "paging": {
             name: f"{base}/{getattr(page, name).token(services.vault)}"
             for name in ("first", "last", "next", "previous")

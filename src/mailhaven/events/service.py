@@ -14,6 +14,7 @@ from mailhaven.events.models import Event
 from mailhaven.sending.content import MessageFacts
 from mailhaven.stats import service as stats
 from mailhaven.vault import Vault, VaultKey
+from mailhaven.webhooks import service as webhooks
 
 LOG_LEVELS = {"failed": "error", "rejected": "warn", "complained": "warn"}
 
@@ -91,6 +92,8 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
         stats.count(session, domain_id, [(event, facts.tags, doc)
                                          for (facts, _), doc in zip(copies, documents,
                                                                     strict=True)], timestamp)
+        webhooks.enqueue(session, account_id=account_id, domain_id=domain_id,
+                         documents=documents, now=timestamp)
     return documents
 
 
@@ -99,6 +102,14 @@ def record(session: Session, vault: Vault, *, account_id: str, domain_id: str,
            extra: dict | None = None) -> dict:
     return record_many(session, vault, account_id=account_id, domain_id=domain_id, facts=facts,
                        event=event, recipients=[recipient], timestamp=timestamp, extra=extra)[0]
+
+
+def with_storage_urls(documents: list[dict], base_url: str, domain_name: str) -> list[dict]:
+    """Fill in `storage.url`, which depends on where the API is reached from."""
+    for doc in (d for d in documents if "storage" in d):
+        doc["storage"]["url"] = (f"{base_url.rstrip('/')}/v3/domains/{domain_name}/messages/"
+                                 f"{doc['storage']['key']}")
+    return documents
 
 
 def open_payload(session: Session, vault: Vault, rows: list[Event]) -> list[dict]:

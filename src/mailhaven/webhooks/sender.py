@@ -1,0 +1,210 @@
+"""POST queued webhook events, signed, with Mailgun's retry schedule.
+
+A 2xx is success; a 406 means "stop" (Mailgun's rule); anything else, a timeout or a refused
+connection is retried after 10m, 10m, 15m, 30m, 1h, 2h and 4h (about 8 hours), then given
+up. Claims are leases, as in the delivery queue: a sender that dies lets them run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+from prometheus_client import Counter
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailhaven import __version__
+from mailhaven.domains.models import Domain
+from mailhaven.events.models import Event
+from mailhaven.events.service import open_payload, with_storage_urls
+from mailhaven.runner import Runner
+from mailhaven.services import Services
+from mailhaven.webhooks.models import (
+    CANCELLED,
+    GAVE_UP,
+    PENDING,
+    REFUSED,
+    SENT,
+    WebhookDelivery,
+)
+from mailhaven.webhooks.service import signed_body, signing_key
+
+log = logging.getLogger("mailhaven.webhooks")
+POSTS = Counter("mailhaven_webhook_posts", "Webhook POST attempts by outcome", ["outcome"])
+
+RETRY_DELAYS = (600, 600, 900, 1800, 3600, 7200, 14400)
+TIMEOUT_SECONDS = 10.0
+LEASE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Post:
+    delivery_id: int
+    owner: str
+    url: str
+    webhook: str
+    attempts: int
+    attempt_log: list
+    document: dict
+    key: str
+
+
+class WebhookSender(Runner):
+    name = "webhooks"
+    idle_seconds = 1.0
+
+    def __init__(self, services: Services, *, owner: str | None = None,
+                 concurrency: int = 20) -> None:
+        self.services = services
+        self.owner = owner or f"webhooks-{secrets.token_hex(6)}"
+        self.concurrency = concurrency
+        self.client = httpx.AsyncClient(
+            timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False,
+            headers={"User-Agent": f"mailhaven-webhooks/{__version__}"})
+
+    async def run_once(self) -> int:
+        now = self.services.clock.now()
+        posts = await asyncio.to_thread(self._claim, now)
+        if posts:
+            await asyncio.gather(*(self._post(p) for p in posts))
+        return len(posts)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- claim --------------------------------------------------------------------------
+    def _claim(self, now: float) -> list[Post]:
+        db = self.services.db
+        with db.transaction() as session:
+            query = (select(WebhookDelivery.id)
+                     .where(WebhookDelivery.status == PENDING,
+                            WebhookDelivery.next_attempt_at <= now)
+                     .order_by(WebhookDelivery.next_attempt_at).limit(self.concurrency))
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.scalars(query))
+            if not ids:
+                return []
+            session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+                            .values(lease_owner=self.owner, next_attempt_at=now + LEASE_SECONDS,
+                                    updated_at=now)
+                            .execution_options(synchronize_session=False))
+            # Made here, in a write transaction, if the account has none yet.
+            keys = {account_id: signing_key(session, self.services.vault, account_id)
+                    for account_id in set(session.scalars(
+                        select(WebhookDelivery.account_id)
+                        .where(WebhookDelivery.id.in_(ids))))}
+        with db.sessions() as session:
+            posts, unreadable = self._posts(session, ids, keys)
+        if unreadable:  # the event is gone or its recipient erased: nothing left to send
+            with db.transaction() as session:
+                for delivery_id in unreadable:
+                    self._settle(session, delivery_id, now, status=CANCELLED, log=None)
+        return posts
+
+    def _posts(self, session: Session, ids: list[int],
+               keys: dict[str, str]) -> tuple[list[Post], list[int]]:
+        rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))).all()
+        events = session.scalars(select(Event).where(
+            Event.event_id.in_({r.event_id for r in rows}))).all()
+        names = dict(session.execute(select(Domain.id, Domain.name).where(
+            Domain.id.in_({r.domain_id for r in rows}))).all())
+        documents = {d["id"]: d for d in open_payload(session, self.services.vault, list(events))}
+        domain_of = {e.event_id: names.get(e.domain_id, "") for e in events}
+        for doc in documents.values():
+            with_storage_urls([doc], self.services.settings.api_url, domain_of[doc["id"]])
+        posts, unreadable = [], []
+        for row in rows:
+            document = documents.get(row.event_id)
+            if document is None:
+                unreadable.append(row.id)
+                continue
+            posts.append(Post(row.id, self.owner, row.url, row.webhook, row.attempts,
+                              json.loads(row.attempt_log), document, keys[row.account_id]))
+        return posts, unreadable
+
+    # -- post ---------------------------------------------------------------------------
+    async def _post(self, post: Post) -> None:
+        started = time.monotonic()
+        status_code, error = None, ""
+        try:
+            await self._check_destination(post.url)
+            now = self.services.clock.now()
+            response = await self.client.post(
+                post.url, content=signed_body(post.key, post.document, now),
+                headers={"Content-Type": "application/json"})
+            status_code = response.status_code
+        except _Forbidden as exc:
+            error = str(exc)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        seconds = round(time.monotonic() - started, 3)
+        outcome = self._outcome(post, status_code, error)
+        POSTS.labels(outcome).inc()
+        log.info(json.dumps({"kind": "webhook", "delivery": post.delivery_id,
+                             "webhook": post.webhook, "host": urlsplit(post.url).hostname,
+                             "attempt": post.attempts + 1, "status": status_code,
+                             "error": error or None, "outcome": outcome,
+                             "seconds": seconds}))
+        now = self.services.clock.now()
+        entry = {"at": now, "status": status_code, "error": error or None, "seconds": seconds}
+        next_at = (now + RETRY_DELAYS[post.attempts] if outcome == PENDING else None)
+        await asyncio.to_thread(self._record, post, now, outcome, next_at, entry)
+
+    @staticmethod
+    def _outcome(post: Post, status_code: int | None, error: str) -> str:
+        if status_code is not None and 200 <= status_code < 300:
+            return SENT
+        if status_code == 406:
+            return REFUSED
+        if error.startswith(_Forbidden.prefix) or post.attempts >= len(RETRY_DELAYS):
+            return GAVE_UP
+        return PENDING
+
+    async def _check_destination(self, url: str) -> None:
+        """Refuse loopback, private and link-local targets unless the operator allows them:
+        a webhook must not become a way into the platform's own network."""
+        if self.services.settings.webhook_allow_private:
+            return
+        parts = urlsplit(url)
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(parts.hostname, parts.port or 443)
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot resolve {parts.hostname}: {exc}") from exc
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if not address.is_global:
+                raise _Forbidden(f"{_Forbidden.prefix} {parts.hostname} resolves to a "
+                                 f"non-public address")
+
+    def _record(self, post: Post, now: float, outcome: str, next_at: float | None,
+                entry: dict) -> None:
+        with self.services.db.transaction() as session:
+            self._settle(session, post.delivery_id, now, status=outcome,
+                         log=[*post.attempt_log, entry], next_at=next_at)
+
+    def _settle(self, session: Session, delivery_id: int, now: float, *, status: str,
+                log: list | None, next_at: float | None = None) -> None:
+        values: dict[str, object] = {"status": status, "lease_owner": None, "updated_at": now}
+        if log is not None:
+            values["attempt_log"] = json.dumps(log)
+            values["attempts"] = len(log)
+        if next_at is not None:
+            values["next_attempt_at"] = next_at
+        session.execute(update(WebhookDelivery)
+                        .where(WebhookDelivery.id == delivery_id,
+                               WebhookDelivery.lease_owner == self.owner)
+                        .values(**values).execution_options(synchronize_session=False))
+
+
+class _Forbidden(Exception):
+    prefix = "refused:"
