@@ -13,6 +13,7 @@ from mailhaven.sending.router import router as sending_router
 from mailhaven.services import Services
 from mailhaven.stats.router import router as stats_router
 from mailhaven.suppressions.router import router as suppressions_router
+from mailhaven.tracking.router import router as tracking_router
 from mailhaven.webhooks.router import router as webhooks_router
 
 
@@ -27,6 +28,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(suppressions_router)
     app.include_router(stats_router)
     app.include_router(webhooks_router)
+    app.include_router(tracking_router)
     if dev:
         from mailhaven.dev.router import router as dev_router
         app.include_router(dev_router)

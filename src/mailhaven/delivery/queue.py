@@ -25,6 +25,7 @@ from mailhaven.sending.content import MessageFacts
 from mailhaven.sending.models import Message
 from mailhaven.storage.db import Database
 from mailhaven.suppressions import service as suppressions
+from mailhaven.tracking.policy import DomainTracking
 from mailhaven.vault import Vault, VaultKey
 
 log = logging.getLogger("mailhaven.delivery")
@@ -50,6 +51,7 @@ class Job:
     require_tls: bool
     verify_tls: bool
     due_since: float  # accepted, or the scheduled time: the give-up age counts from here
+    tracking: DomainTracking = DomainTracking()
     suppressed: str | None = None  # "suppress-bounce"…: on a list, so it must not be sent
 
 
@@ -153,6 +155,7 @@ def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domai
         subject_key=key, dkim=message.dkim, require_tls=message.require_tls,
         verify_tls=message.require_tls and not message.skip_verification,
         due_since=max(message.created_at, doc.get("deliverytime") or 0.0),
+        tracking=DomainTracking.of(domains[message.domain_id]),
     )
 
 

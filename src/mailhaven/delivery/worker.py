@@ -26,6 +26,7 @@ from mailhaven.runner import Runner
 from mailhaven.sending import content
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
+from mailhaven.tracking import render as tracking
 
 log = logging.getLogger("mailhaven.delivery")
 
@@ -136,7 +137,11 @@ class DeliveryWorker(Runner):
             recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
 
     def _build(self, job: queue.Job) -> bytes:
-        data = content.render(job.document, job.recipient, job.variables)
+        additions = tracking.for_delivery(
+            self.services.vault, self.services.settings.public_url,
+            delivery_id=job.delivery_id, domain=job.domain_name, document=job.document,
+            tags=job.facts.tags, email=job.email, settings=job.tracking)
+        data = content.render(job.document, job.recipient, job.variables, additions)
         if not job.dkim:
             return data
         return self._signer(job.domain_id).sign(data, timestamp=int(self.services.clock.now()))

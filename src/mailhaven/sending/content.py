@@ -42,6 +42,23 @@ class MessageFacts:
     testmode: bool
 
 
+def _same(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class Additions:
+    """What the platform adds to one recipient's copy (tracking, unsubscribe links): body
+    rewrites applied after the customer's variables, and header fields."""
+
+    html: Callable[[str], str] = _same
+    text: Callable[[str], str] = _same
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+NO_ADDITIONS = Additions()
+
+
 def dump(request: SendRequest, *, message_id: str, created_at: float) -> bytes:
     doc: dict = {
         "v": 1, "message_id": message_id, "created_at": created_at,
@@ -57,6 +74,7 @@ def dump(request: SendRequest, *, message_id: str, created_at: float) -> bytes:
         ],
         "mime": base64.b64encode(request.mime).decode() if request.mime is not None else None,
         "deliverytime": request.deliverytime,  # None unless scheduled
+        "tracking": request.tracking,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -113,7 +131,8 @@ def _crlf(raw: bytes) -> bytes:
     return _NEWLINE.sub(b"\r\n", raw)
 
 
-def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
+def render(doc: dict, recipient: str, variables: dict | None,
+           additions: Additions = NO_ADDITIONS) -> bytes:
     """The MIME bytes (CRLF) delivered to one recipient."""
     batch_variables = variables if doc["batch"] else None
 
@@ -125,7 +144,7 @@ def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
         return header_text(sub(text))
 
     if doc["mime"] is not None:
-        return _render_mime(doc, sub_header)
+        return _render_mime(doc, sub_header, additions.headers)
 
     # Display names are encoded-words by now (Address.formatted): only an address isn't ASCII.
     international = not all(a.isascii() for a in (doc["from"], recipient, *doc["to"], *doc["cc"]))
@@ -146,11 +165,14 @@ def render(doc: dict, recipient: str, variables: dict | None) -> bytes:
     if doc["variables"]:
         user_vars = {k: sub(v) for k, v in doc["variables"].items()}
         msg["X-Mailgun-Variables"] = json.dumps(user_vars)
-    _add_body(msg, doc, sub)
+    for name, value in additions.headers:
+        msg[name] = value
+    _add_body(msg, doc, lambda t: additions.text(sub(t)), lambda h: additions.html(sub(h)))
     return msg.as_bytes()
 
 
-def _render_mime(doc: dict, sub_header: Callable[[str], str]) -> bytes:
+def _render_mime(doc: dict, sub_header: Callable[[str], str],
+                 extra: tuple[tuple[str, str], ...]) -> bytes:
     """The client's MIME with the `h:` headers and `v:` variables given beside it on top.
     A header a message may carry once is replaced, not doubled (two From or Subject fields
     get a copy refused or misread): the request's value wins, as on `/messages`."""
@@ -159,6 +181,8 @@ def _render_mime(doc: dict, sub_header: Callable[[str], str]) -> bytes:
     if doc["variables"]:
         user_vars = {k: sub_header(v) for k, v in doc["variables"].items()}
         added.append(("X-Mailgun-Variables", json.dumps(user_vars)))
+    head = _crlf(base64.b64decode(doc["mime"])).partition(b"\r\n\r\n")[0].lower()
+    added += [(n, v) for n, v in extra if f"\n{n.lower()}:".encode() not in b"\n" + head]
     added = _last_of_unique(added)
     replaced = {name.lower().encode() for name, _ in added
                 if name.lower() == "x-mailgun-variables"
@@ -205,17 +229,18 @@ def _batch_to(doc: dict, recipient: str) -> str:
     return recipient if recipient in doc["to"] else "undisclosed-recipients:;"
 
 
-def _add_body(msg: EmailMessage, doc: dict, sub: Callable[[str], str]) -> None:
+def _add_body(msg: EmailMessage, doc: dict, sub_text: Callable[[str], str],
+              sub_html: Callable[[str], str]) -> None:
     text, html = doc["text"], doc["html"]
     if text is not None:
-        msg.set_content(sub(text))
+        msg.set_content(sub_text(text))
     if html is not None:
         if text is not None:
-            msg.add_alternative(sub(html), subtype="html")
+            msg.add_alternative(sub_html(html), subtype="html")
         else:
-            msg.set_content(sub(html), subtype="html")
+            msg.set_content(sub_html(html), subtype="html")
     elif text is None and doc["amp_html"] is not None:
-        msg.set_content(sub(doc["amp_html"]), subtype="html")
+        msg.set_content(sub_html(doc["amp_html"]), subtype="html")
     inline = [a for a in doc["attachments"] if a["inline"]]
     if inline and html is not None:
         html_part = msg.get_body(preferencelist=("html",))

@@ -87,6 +87,7 @@ class SendRequest:
     skip_verification: bool = False
     deliverytime: float | None = None
     message_id: str | None = None  # the client's own, without <>
+    tracking: dict = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
 
     @property
     def recipients(self) -> list[Address]:
@@ -371,7 +372,23 @@ def _with_options(request: SendRequest, values: Values, now: float | None) -> Se
         dkim=None if dkim is None else flag(dkim),
         require_tls=flag(_first(values, "o:require-tls")),
         skip_verification=flag(_first(values, "o:skip-verification")),
-        deliverytime=_deliverytime(deliverytime, now) if deliverytime else None)
+        deliverytime=_deliverytime(deliverytime, now) if deliverytime else None,
+        tracking=_tracking(values))
+
+
+def _tracking(values: Values) -> dict:
+    """`o:tracking`, `o:tracking-opens`, `o:tracking-clicks` (yes/no/htmlonly) as given;
+    whether anything is tracked is `tracking.policy.may_track`'s decision."""
+    def given(name: str) -> bool | None:
+        value = _first(values, name)
+        return None if value is None or value == "" else flag(value)
+
+    clicks = _first(values, "o:tracking-clicks")
+    if clicks is not None and clicks.strip().lower() != "htmlonly":
+        clicks = "yes" if flag(clicks) else "no" if clicks else None
+    return {name: value for name, value in (
+        ("all", given("o:tracking")), ("opens", given("o:tracking-opens")),
+        ("clicks", clicks.strip().lower() if clicks else None)) if value is not None}
 
 
 def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachment]],

@@ -58,7 +58,7 @@ def types_of(hook: Webhook) -> list[str]:
 def _hooks(session: Session, account_id: str, domain_id: str | None) -> list[Webhook]:
     scope = (Webhook.domain_id == domain_id) if domain_id else Webhook.domain_id.is_(None)
     return list(session.scalars(select(Webhook).where(Webhook.account_id == account_id, scope)
-                                .order_by(Webhook.created_at, Webhook.id)))
+                                .order_by(Webhook.created_at, Webhook.url)))
 
 
 def urls_by_name(hooks: list[Webhook]) -> dict[str, dict]:

@@ -1,0 +1,131 @@
+"""Opens, clicks and unsubscribes, recorded as Mailgun's `opened`, `clicked` and
+`unsubscribed` events, and the domain's tracking settings."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from sqlalchemy.orm import Session
+from ua_parser import parse
+
+from mailhaven.clock import Clock
+from mailhaven.delivery.queue import describe
+from mailhaven.domains.models import Domain
+from mailhaven.errors import BadRequest
+from mailhaven.events.service import Recipient, record
+from mailhaven.sending.request import flag
+from mailhaven.suppressions import service as suppressions
+from mailhaven.tracking.links import Link
+from mailhaven.tracking.policy import DomainTracking, may_track
+from mailhaven.vault import Vault
+
+EVENTS = {"o": "opened", "c": "clicked", "u": "unsubscribed"}
+UNKNOWN_PLACE = {"country": "Unknown", "region": "Unknown", "city": "Unknown"}
+_EMAIL_CLIENTS = ("outlook", "thunderbird", "apple mail", "airmail", "postbox", "spark",
+                  "googleimageproxy", "yahoomailproxy")
+_TRUTHS = ("yes", "no", "true", "false")
+
+
+@lru_cache(maxsize=4096)
+def client_info(user_agent: str) -> dict:
+    """Mailgun's `client-info` from a User-Agent header."""
+    result = parse(user_agent) if user_agent else None
+    agent = result.user_agent.family if result and result.user_agent else "unknown"
+    system = result.os.family if result and result.os else "unknown"
+    device = (result.device.family if result and result.device else "") or ""
+    if "spider" in device.lower() or "bot" in agent.lower():
+        device_type = "unknown"
+    elif "ipad" in device.lower() or "tablet" in device.lower():
+        device_type = "tablet"
+    elif system in ("iOS", "Android") or "phone" in device.lower():
+        device_type = "mobile"
+    elif result is None or system == "Other":
+        device_type = "unknown"
+    else:
+        device_type = "desktop"
+    if any(name in agent.lower() for name in _EMAIL_CLIENTS):
+        client_type = "email client"
+    elif device_type in ("mobile", "tablet"):
+        client_type = "mobile browser"
+    else:
+        client_type = "browser" if result is not None and agent != "Other" else "unknown"
+    return {"client-type": client_type, "client-os": system, "device-type": device_type,
+            "client-name": agent, "user-agent": user_agent}
+
+
+def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: str,
+           clock: Clock) -> dict | None:
+    """Record what the recipient did; None when nothing is recorded (the copy is gone or
+    erased, or may not be tracked). An unsubscribe always counts: it is the recipient's
+    right, not tracking."""
+    job = describe(session, vault, link.delivery_id)
+    if job is None:
+        return None
+    event = EVENTS[link.kind]
+    decision = may_track(job.tracking, job.document.get("tracking"), job.email)
+    if (event == "opened" and not decision.opens) or (event == "clicked"
+                                                      and decision.clicks == "no"):
+        return None
+    extra: dict = {"ip": ip, "geolocation": dict(UNKNOWN_PLACE),
+                   "client-info": client_info(user_agent[:512])}
+    if event == "clicked":
+        extra["url"] = link.data
+    if event == "unsubscribed":
+        tags = ("*",) if link.data == "*" else tuple(json.loads(link.data))
+        domain = session.get(Domain, job.domain_id)
+        if domain is None:
+            return None
+        suppressions.add(session, vault, domain, "unsubscribes",
+                         [suppressions.Entry(job.email, tags=tags)], clock)
+    return record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
+                  facts=job.facts, event=event, recipient=Recipient(job.email, job.subject_key),
+                  timestamp=clock.now(), extra=extra)
+
+
+# -- settings ------------------------------------------------------------------------------
+
+def settings_json(domain: Domain) -> dict:
+    t = DomainTracking.of(domain)
+    return {"open": {"active": t.opens, "place_at_the_top": t.opens_at_top},
+            "click": {"active": "htmlonly" if t.clicks == "htmlonly" else t.clicks == "yes"},
+            "unsubscribe": {"active": t.unsubscribes, "html_footer": t.html_footer,
+                            "text_footer": t.text_footer},
+            "web_scheme": domain.web_scheme}
+
+
+def _active(value: str | None, *, allow_htmlonly: bool = False) -> bool | str | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if allow_htmlonly and value == "htmlonly":
+        return "htmlonly"
+    if value not in _TRUTHS:
+        raise BadRequest(f"'active' should be one of yes, no, true, false"
+                         f"{', htmlonly' if allow_htmlonly else ''}")
+    return flag(value)
+
+
+def update_settings(domain: Domain, kind: str, fields: dict[str, str]) -> dict:
+    """PUT …/tracking/{open|click|unsubscribe}: change what was given, answer the new state."""
+    if kind == "open":
+        active = _active(fields.get("active"))
+        if active is not None:
+            domain.track_opens = bool(active)
+        if fields.get("place_at_the_top") is not None:
+            domain.track_opens_top = flag(fields["place_at_the_top"])
+    elif kind == "click":
+        active = _active(fields.get("active"), allow_htmlonly=True)
+        if active is not None:
+            domain.track_clicks = active if active == "htmlonly" else "yes" if active else "no"
+    elif kind == "unsubscribe":
+        active = _active(fields.get("active"))
+        if active is not None:
+            domain.track_unsubscribes = bool(active)
+        if "html_footer" in fields:
+            domain.unsubscribe_html_footer = fields["html_footer"][:10_000] or None
+        if "text_footer" in fields:
+            domain.unsubscribe_text_footer = fields["text_footer"][:10_000] or None
+    else:
+        raise BadRequest("tracking type must be open, click or unsubscribe")
+    return settings_json(domain)[kind]
