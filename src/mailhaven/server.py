@@ -26,7 +26,9 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         from mailhaven.dev.demo import ensure_demo, print_welcome
         from mailhaven.dev.mailbox import start_capture
 
-        settings = settings.with_(relayhost=("127.0.0.1", settings.dev_capture_port))
+        settings = settings.with_(
+            relayhost=("127.0.0.1", settings.dev_capture_port),
+            public_url=settings.public_url or f"http://{settings.http_host}:{settings.http_port}")
         capture = await start_capture(settings.data_dir / "dev-mailbox", "127.0.0.1",
                                       settings.dev_capture_port)
     services = await asyncio.to_thread(Services.start, settings)
@@ -54,13 +56,14 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
 async def run_worker(settings: Settings, *, concurrency: int | None = None) -> None:
     services = await asyncio.to_thread(Services.start, settings)
     worker = DeliveryWorker(services, concurrency=concurrency)
+    webhooks = WebhookSender(services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
     try:
-        await worker.run(stop)
+        await asyncio.gather(worker.run(stop), webhooks.run(stop))
     finally:
         services.close()
         log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "stopped"}))
