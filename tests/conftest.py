@@ -56,7 +56,8 @@ def settings(backend: str, tmp_path, request: pytest.FixtureRequest) -> Settings
     url = (f"sqlite:///{tmp_path / 'mailhaven.db'}" if backend == "sqlite"
            else request.getfixturevalue("pg_database"))
     return Settings(data_dir=tmp_path, database_url=url, hostname="mx.mailhaven.test",
-                    lease_seconds=60, webhook_allow_private=True)
+                    lease_seconds=60, webhook_allow_private=True,
+                    require_verified_domains=False)
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ class Settings:
     mx_host: str = "127.0.0.1"
     mx_port: int = 2500
     webhook_allow_private: bool = False  # POSTs to loopback/private addresses (tests, LANs)
+    require_verified_domains: bool = True  # a domain sends once its DNS proves ownership
     public_url: str = ""  # tracking links' base; default http(s)://<web_prefix>.<domain>
 
     @property
@@ -82,4 +83,6 @@ class Settings:
             mx_port=int(_env("MX_PORT", "2500")),
             webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
             public_url=_env("PUBLIC_URL", "").rstrip("/"),
+            require_verified_domains=_env("REQUIRE_VERIFIED_DOMAINS", "1") in ("1", "true",
+                                                                               "yes"),
         )

@@ -20,6 +20,10 @@ class Unauthorized(MailhavenError):
     status = 401
 
 
+class Forbidden(MailhavenError):
+    status = 403
+
+
 class NotFound(MailhavenError):
     status = 404
 

@@ -28,6 +28,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
 
         settings = settings.with_(
             relayhost=("127.0.0.1", settings.dev_capture_port),
+            require_verified_domains=False,  # all mail goes to the local mailbox anyway
             public_url=settings.public_url or f"http://{settings.http_host}:{settings.http_port}")
         capture = await start_capture(settings.data_dir / "dev-mailbox", "127.0.0.1",
                                       settings.dev_capture_port)

@@ -92,3 +92,22 @@ def test_the_periodic_check_updates_domains_nobody_asked_about(services, clock, 
     with services.db.sessions() as session:
         state = session.scalar(select(Domain.state).where(Domain.name == domain))
     assert state == "active"
+
+
+def test_only_a_verified_domain_may_send(services, account, domain, records) -> None:
+    """With the production default (MAILHAVEN_REQUIRE_VERIFIED_DOMAINS=1), a domain
+    sends once its DNS proves the account owns it."""
+    strict = dataclasses.replace(
+        services, settings=services.settings.with_(require_verified_domains=True))
+    message = {"from": f"news@{domain}", "to": "ann@example.org", "subject": "s", "text": "t"}
+    with LiveServer(strict) as live, live.client(account[1]) as client:
+        refused = client.post(f"/v3/{domain}/messages", data=message)
+        assert refused.status_code == 403
+        assert refused.json()["message"].startswith(f"Domain {domain} is not allowed to send")
+        assert client.get(f"/v3/{domain}/events").json()["items"] == []  # nothing queued
+    spf, dkim = records[f"TXT:{domain}"], next(
+        r for k, r in records.items() if "._domainkey." in k)
+    _verify(strict, account, domain, {domain: {"TXT": [_txt(spf["value"])]},
+                                      dkim["name"]: {"TXT": [_txt(dkim["value"])]}})
+    with LiveServer(strict) as live, live.client(account[1]) as client:
+        assert client.post(f"/v3/{domain}/messages", data=message).status_code == 200

@@ -22,7 +22,7 @@ async def _send(domain_name: str, request: Request, services: ServicesDep, accou
     fields, files = await read_form(request)
     accepted = await in_thread(lambda: send(
         services.db, services.vault, account_id, domain_name, fields, files, mime=mime,
-        clock=services.clock))
+        clock=services.clock, require_verified=services.settings.require_verified_domains))
     ACCEPTED.inc()
     RECIPIENTS.inc(accepted.recipients)
     return {"id": accepted.id, "message": "Queued. Thank you."}

@@ -14,7 +14,7 @@ from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
-from mailhaven.errors import MailhavenError, NotFound
+from mailhaven.errors import Forbidden, MailhavenError, NotFound
 from mailhaven.events.service import Recipient, record, record_each, record_many
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
@@ -45,7 +45,7 @@ def new_message_id(domain: str, now: float) -> str:
 
 def send(db: Database, vault: Vault, account_id: str, domain_name: str,
          fields: list[tuple[str, str]], files: list[tuple[str, Attachment]], *, mime: bool,
-         clock: Clock = SYSTEM_CLOCK) -> Accepted:
+         clock: Clock = SYSTEM_CLOCK, require_verified: bool = False) -> Accepted:
     """Validate and accept one send request in one transaction; a refused request is
     committed as a `rejected` event before its error goes back to the client."""
     with db.transaction() as session:
@@ -53,6 +53,12 @@ def send(db: Database, vault: Vault, account_id: str, domain_name: str,
             domain = owned_domain(session, account_id, domain_name)
         except NotFound as exc:
             raise NotFound(f"Domain not found: {domain_name}") from exc
+        if require_verified and domain.state != "active":
+            # DNS proves the account owns the name; until then, nobody sends as it.
+            raise Forbidden(f"Domain {domain_name} is not allowed to send: The domain is "
+                            f"unverified and requires DNS configuration. Verify it with "
+                            f"PUT /v4/domains/{domain_name}/verify once the records in "
+                            f"GET /v4/domains/{domain_name} are published.")
         try:
             request = build_request(fields, files, mime=mime, now=clock.now())
         except MailhavenError as exc:
