@@ -164,3 +164,25 @@ def test_private_addresses_are_refused_unless_allowed(api, services, domain) -> 
     assert record["status"] == "gave-up"
     assert "non-public address" in record["attempts"][0]["error"]
     assert json.dumps(record).count(receiver.url) == 1  # shown to its owner, as configured
+
+
+def test_an_erased_recipient_s_pending_webhooks_are_cancelled_not_sent(api, services, account,
+                                                                        domain) -> None:
+    from sqlalchemy import delete
+
+    from mailhaven.vault import VaultKey
+
+    with WebhookReceiver() as receiver:
+        api.post(f"/v3/domains/{domain}/webhooks", data={"id": "accepted",
+                                                          "url": receiver.url})
+        _send(api, domain, "gone@example.org")
+        _send(api, domain, "kept@example.org")
+        with services.db.transaction() as session:
+            gone = services.vault.find_subject(session, account[0], "gone@example.org")
+            session.execute(delete(VaultKey).where(VaultKey.id == gone.id))
+        services.vault.forget(gone.id)
+        send_webhooks(services)
+    assert [h.json["event-data"]["recipient"] for h in receiver.received] == [
+        "kept@example.org"]
+    records = api.get(f"/v3/domains/{domain}/webhook_deliveries").json()["items"]
+    assert sorted(r["status"] for r in records) == ["cancelled", "sent"]
