@@ -83,7 +83,11 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
 
 
 # -- DKIM keys: rotation and Ed25519 are Mailhaven extensions (docs/domains.md) -----------
-@router.post("/v3/domains/{name}/dkim/rotate")
+@router.post("/v3/domains/{name}/dkim/rotate",
+             summary="Start a DKIM key rotation (Mailhaven extension)",
+             description="Form fields: dkim_algorithm (rsa|ed25519), dkim_key_size, "
+                         "dkim_selector. The new key is pending until verification finds "
+                         "its record; then it signs and the old key retires for 7 days.")
 async def rotate_dkim(name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
     fields = field_dict((await read_form(request))[0])
@@ -99,7 +103,8 @@ async def rotate_dkim(name: str, request: Request, services: ServicesDep,
     return await in_thread(run)
 
 
-@router.get("/v3/domains/{name}/dkim/keys")
+@router.get("/v3/domains/{name}/dkim/keys",
+            summary="The domain's DKIM keys and their states (Mailhaven extension)")
 async def dkim_keys(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def run() -> dict:
         with services.db.sessions() as session:
