@@ -9,10 +9,11 @@ import dataclasses
 import pytest
 
 from mailhaven.clock import format_rfc2822
+from mailhaven.delivery.worker import SIGNER_SECONDS
 from mailhaven.domains.keys import RETIRE_SECONDS
 from mailhaven.domains.verify import DomainChecker
 from tests.delivery.dkim_check import from_dns, from_records, verify_each
-from tests.delivery.sinks import DnsServer, send
+from tests.delivery.sinks import DnsServer, deliver_in_rounds, send
 from tests.support import LiveServer, Sink, deliver_due
 
 WEEK = RETIRE_SECONDS
@@ -120,6 +121,27 @@ def test_a_rotation_signs_with_the_new_key_only_once_dns_shows_it(
     spf, dkim_records = _records(api, domain)
     assert [(r["name"], r["valid"]) for r in dkim_records] == [(new["name"], "valid")]
     assert api.get(f"/v3/domains/{domain}").json()["domain"]["state"] == "active"
+
+
+def test_a_running_worker_signs_with_the_new_key_within_a_minute(
+        api, services, account, clock, domain) -> None:
+    spf, [old] = _records(api, domain)
+    api.post(f"/v3/domains/{domain}/dkim/rotate",
+             data={"dkim_key_size": "1024", "dkim_selector": "fresh"})
+    _, [_, new] = _records(api, domain)
+
+    def publish_and_send() -> None:
+        _verify(services, account, domain, [spf, old, new])
+        clock.advance(SIGNER_SECONDS)
+        send(api, domain)
+
+    send(api, domain)
+    with Sink() as sink:
+        deliver_in_rounds(services, sink, publish_and_send)
+    dnsfunc = from_records([old, new])
+    assert [verify_each(r.data, dnsfunc) for r in sink.received] == [
+        [("rsa-sha256", old["name"].split("._domainkey.")[0], True)],
+        [("rsa-sha256", "fresh", True)]]
 
 
 def test_a_verification_after_the_week_drops_the_retired_key(
