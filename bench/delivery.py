@@ -60,7 +60,8 @@ from mailhaven.delivery.models import DELIVERED, QUEUED, Delivery
 from mailhaven.delivery.signing import SIGNED_HEADERS
 from mailhaven.delivery.transport import CONNECTIONS_PER_HOST
 from mailhaven.delivery.worker import DeliveryWorker
-from mailhaven.domains.service import dkim_private_key, owned_domain
+from mailhaven.domains import keys
+from mailhaven.domains.service import owned_domain
 from mailhaven.sending import content
 from mailhaven.sending.request import build_request
 from mailhaven.sending.service import accept, new_message_id
@@ -101,9 +102,9 @@ class Bench:
         self.sequence = itertools.count()
         self.delivered = 0  # by the worker, over the whole run
         with services.db.sessions() as session:
-            domain = owned_domain(session, account_id, DOMAIN)
-            self.selector = domain.dkim_selector.encode()
-            self.private_pem = dkim_private_key(services.vault, domain)
+            key = keys.primary(owned_domain(session, account_id, DOMAIN))
+            self.selector = key.selector.encode()
+            self.private_pem = keys.private_key(services.vault, key)
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()

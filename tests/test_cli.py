@@ -47,6 +47,31 @@ def test_accounts_create_and_domains_add_print_json_the_api_accepts(settings, se
     assert [d["name"] for d in listed["items"]] == ["mg.initech.test"]
 
 
+def test_domains_add_with_ed25519_and_rotate_dkim(settings, services, account) -> None:
+    env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
+           "MAILHAVEN_DATA_DIR": str(settings.data_dir), "MAILHAVEN_HOSTNAME": "mx.test"}
+    added = _cli(env, "domains", "add", "--account", account[0], "ed.initech.test",
+                 "--dkim-algorithm", "ed25519", "--dkim-key-size", "1024", "--json")
+    assert added.returncode == 0, added.stderr
+    values = [r["value"] for r in json.loads(added.stdout)["sending_dns_records"]
+              if "._domainkey." in r["name"]]
+    assert [v.split(" p=")[0] for v in values] == ["k=rsa;", "v=DKIM1; k=ed25519;"]
+
+    rotated = _cli(env, "domains", "rotate-dkim", "ed.initech.test", "--key-size", "1024",
+                   "--selector", "next", "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    keys = json.loads(rotated.stdout)["dkim_keys"]
+    assert [(k["algorithm"], k["state"]) for k in keys] == [
+        ("rsa-sha256", "active"), ("ed25519-sha256", "active"), ("rsa-sha256", "pending")]
+    assert keys[2]["dns_record"]["name"] == "next._domainkey.ed.initech.test"
+
+    missing = _cli(env, "domains", "rotate-dkim", "nope.initech.test")
+    assert missing.returncode == 2 and "Domain not found" in missing.stderr
+    bad = _cli(env, "domains", "add", "--account", account[0], "x.initech.test",
+               "--dkim-algorithm", "dsa")
+    assert bad.returncode == 2 and "dkim_algorithm" in bad.stderr
+
+
 def test_accounts_create_rejects_an_unknown_region(settings) -> None:
     env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
            "MAILHAVEN_DATA_DIR": str(settings.data_dir)}

@@ -137,16 +137,22 @@ def accounts_create(
 def domains_add(
     name: Annotated[str, typer.Argument(help="Domain name, e.g. mg.example.com.")],
     account: Annotated[str, typer.Option(help="Account id.")],
+    dkim_algorithm: Annotated[str, typer.Option(
+        help="rsa, or ed25519 to sign with an Ed25519 key beside the RSA one.")] = "rsa",
+    dkim_key_size: Annotated[int, typer.Option(help="RSA key size: 1024 or 2048.")] = 2048,
+    dkim_selector: Annotated[str | None, typer.Option(help="Default: mhYYYYMM.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a sending domain with a fresh DKIM key; print the DNS records to publish."""
+    """Add a sending domain with fresh DKIM keys; print the DNS records to publish."""
     from mailhaven.accounts.models import Account
     from mailhaven.domains.service import add_domain, domain_response, new_domain
     from mailhaven.errors import MailhavenError
 
+    fields = {"name": name, "dkim_algorithm": dkim_algorithm,
+              "dkim_key_size": str(dkim_key_size), "dkim_selector": dkim_selector or ""}
     services = _services()
     try:
-        domain = new_domain(services.vault, account, {"name": name}, services.clock)
+        domain = new_domain(services.vault, account, fields, services.clock)
         with services.db.transaction() as session:
             if session.get(Account, account) is None:
                 raise MailhavenError(f"Account not found: {account}")
@@ -156,10 +162,53 @@ def domains_add(
         raise typer.Exit(2) from exc
     finally:
         services.close()
+    _print_records(f"Domain [bold]{name}[/bold] added. Publish these records:", body, as_json)
+
+
+@domains_app.command("rotate-dkim")
+def domains_rotate_dkim(
+    name: Annotated[str, typer.Argument(help="Domain name.")],
+    algorithm: Annotated[str, typer.Option(help="Key to rotate: rsa or ed25519.")] = "rsa",
+    key_size: Annotated[int, typer.Option(help="RSA key size: 1024 or 2048.")] = 2048,
+    selector: Annotated[str | None, typer.Option(help="Default: mhYYYYMM.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a DKIM key rotation: a new key, published beside the current one, signs once
+    DNS shows its record (the next verify); the old key stays published for a week."""
+    from sqlalchemy import select
+
+    from mailhaven.domains import service
+    from mailhaven.domains.models import Domain
+    from mailhaven.errors import MailhavenError, NotFound
+
+    services = _services()
+    try:
+        pair, chosen = service.rotation_key({"dkim_algorithm": algorithm,
+                                             "dkim_key_size": str(key_size),
+                                             "dkim_selector": selector or ""})
+        with services.db.transaction() as session:
+            account = session.scalar(select(Domain.account_id).where(
+                Domain.name == name.strip().lower()))
+            if account is None:
+                raise NotFound("Domain not found")
+            domain = service.rotate_dkim(session, services.vault, account, name, pair, chosen,
+                                         services.clock)
+            body = {"dkim_keys": service.dkim_keys_json(domain),
+                    **service.domain_response(domain, services.settings.hostname)}
+    except MailhavenError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        services.close()
+    _print_records(f"New DKIM key for [bold]{name}[/bold]. Publish these records; the new key "
+                   "signs once verification sees it:", body, as_json)
+
+
+def _print_records(title: str, body: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(body))
         return
-    console.print(f"Domain [bold]{name}[/bold] added. Publish these records:")
+    console.print(title)
     table = Table("type", "name", "value")
     for record in body["sending_dns_records"] + body["receiving_dns_records"]:
         table.add_row(record["record_type"], record["name"], record["value"])

@@ -141,7 +141,8 @@ def test_invalid_names_are_400(api) -> None:
     {"dkim_key_size": "512"}, {"dkim_key_size": "big"}, {"spam_action": "delete"},
     {"dkim_selector": "x" * 64}, {"dkim_selector": "bad selector"}, {"dkim_selector": "a_b"},
     {"web_scheme": "ftp"}, {"web_scheme": "https://evil"}, {"web_prefix": "a.b c"},
-    {"web_prefix": "x" * 64},
+    {"web_prefix": "x" * 64}, {"dkim_algorithm": "dsa"},
+    {"dkim_algorithm": "ed25519", "dkim_selector": "x" * 61},  # no room for "-ed"
 ], ids=lambda f: next(iter(f.items()))[0] + "=" + next(iter(f.values()))[:10])
 def test_invalid_options_are_400_not_500(api, fields) -> None:
     reply = create(api, "opts.example.com", **fields)

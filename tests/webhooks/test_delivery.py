@@ -76,7 +76,7 @@ def test_a_failing_endpoint_is_retried_on_mailgun_schedule(api, services, clock,
     assert len(receiver.received) == 3
     tokens = {hook.json["signature"]["token"] for hook in receiver.received}
     assert len(tokens) == 3  # each attempt signed afresh
-    [record] = api.get(f"/v3/domains/{domain}/webhook_deliveries").json()["items"]
+    [record] = api.get(f"/v1/admin/domains/{domain}/webhook_deliveries").json()["items"]
     assert record["status"] == "sent" and record["webhook"] == "delivered"
     assert [a["status"] for a in record["attempts"]] == [500, 503, 200]
 
@@ -92,7 +92,7 @@ def test_a_406_stops_retries(api, services, clock, domain) -> None:
             clock.advance(delay)
             assert send_webhooks(services) == 0
     assert len(receiver.received) == 1
-    [record] = api.get(f"/v3/domains/{domain}/webhook_deliveries").json()["items"]
+    [record] = api.get(f"/v1/admin/domains/{domain}/webhook_deliveries").json()["items"]
     assert record["status"] == "refused" and [a["status"] for a in record["attempts"]] == [406]
 
 
@@ -110,7 +110,7 @@ def test_an_endpoint_that_never_answers_200_is_given_up_after_8_hours(api, servi
         assert send_webhooks(services) == 0
     assert len(receiver.received) == 1 + len(RETRY_DELAYS)
     assert sum(RETRY_DELAYS) >= 8 * 3600
-    [record] = api.get(f"/v3/domains/{domain}/webhook_deliveries",
+    [record] = api.get(f"/v1/admin/domains/{domain}/webhook_deliveries",
                        params={"status": "gave-up"}).json()["items"]
     assert len(record["attempts"]) == 8
 
@@ -160,7 +160,7 @@ def test_private_addresses_are_refused_unless_allowed(api, services, domain) -> 
         _send(api, domain)
         send_webhooks(strict)
     assert receiver.received == []
-    [record] = api.get(f"/v3/domains/{domain}/webhook_deliveries").json()["items"]
+    [record] = api.get(f"/v1/admin/domains/{domain}/webhook_deliveries").json()["items"]
     assert record["status"] == "gave-up"
     assert "non-public address" in record["attempts"][0]["error"]
     assert json.dumps(record).count(receiver.url) == 1  # shown to its owner, as configured
@@ -184,5 +184,5 @@ def test_an_erased_recipient_s_pending_webhooks_are_cancelled_not_sent(api, serv
         send_webhooks(services)
     assert [h.json["event-data"]["recipient"] for h in receiver.received] == [
         "kept@example.org"]
-    records = api.get(f"/v3/domains/{domain}/webhook_deliveries").json()["items"]
+    records = api.get(f"/v1/admin/domains/{domain}/webhook_deliveries").json()["items"]
     assert sorted(r["status"] for r in records) == ["cancelled", "sent"]

@@ -6,10 +6,12 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dkim
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from dkim.canonicalization import CanonicalizationPolicy
 
@@ -23,23 +25,44 @@ _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 _HEADER = b"DKIM-Signature"
 
 
-class DkimSigner:
-    """rsa-sha256, relaxed/relaxed, for one domain and selector.
+@dataclass(frozen=True)
+class _Key:
+    selector: bytes
+    algorithm: bytes
+    private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
-    dkimpy parses, canonicalises and hashes; the RSA step is OpenSSL's (through
+    @classmethod
+    def load(cls, selector: str, private_pem: bytes) -> _Key:
+        key = serialization.load_pem_private_key(private_pem, password=None)
+        if isinstance(key, rsa.RSAPrivateKey):
+            return cls(selector.encode(), b"rsa-sha256", key)
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return cls(selector.encode(), b"ed25519-sha256", key)
+        raise ValueError("DKIM keys are RSA or Ed25519")
+
+    def sign(self, digest: bytes) -> bytes:
+        if isinstance(self.private, rsa.RSAPrivateKey):
+            return self.private.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        return self.private.sign(digest)  # RFC 8463: PureEdDSA over the SHA-256 hash
+
+
+class DkimSigner:
+    """relaxed/relaxed signatures for one domain: one DKIM-Signature per key given
+    (rsa-sha256, and ed25519-sha256 beside it when the domain has such a key), the first
+    key's on top.
+
+    dkimpy parses, canonicalises and hashes; the public-key step is OpenSSL's (through
     `cryptography`), because dkimpy's pure-Python RSA costs ~6 ms a message, most of a
     worker's CPU (docs/BENCHMARKS.md). dkimpy verifies what this signs (tests/delivery).
     """
 
-    def __init__(self, *, domain: str, selector: str, private_pem: bytes) -> None:
-        key = serialization.load_pem_private_key(private_pem, password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("DKIM keys are RSA")
-        self._key = key
-        self._domain, self._selector = domain.encode(), selector.encode()
+    def __init__(self, *, domain: str, keys: Sequence[tuple[str, bytes]]) -> None:
+        """`keys`: (selector, private key PEM) pairs."""
+        self._keys = [_Key.load(selector, pem) for selector, pem in keys]
+        self._domain = domain.encode()
 
     def sign(self, data: bytes, *, timestamp: int) -> bytes:
-        """The message with a DKIM-Signature header prepended."""
+        """The message with its DKIM-Signature headers prepended."""
         # Raw MIME may come with bare LFs; SMTP sends CRLF anyway, and only with CRLF can we
         # find the header block and sign the headers that are really there.
         data = _LINE_END.sub(b"\r\n", data)
@@ -47,20 +70,25 @@ class DkimSigner:
         present = {name.lower() for name, _ in headers}
         signed = [h for h in SIGNED_HEADERS if h in present]
         body_hash = base64.b64encode(hashlib.sha256(_RELAXED.canonicalize_body(body)).digest())
+        canonical = _RELAXED.canonicalize_headers(headers)
+        return b"".join(self._signature(key, canonical, signed, body_hash, timestamp)
+                        for key in self._keys) + data
+
+    def _signature(self, key: _Key, headers: list, signed: list[bytes], body_hash: bytes,
+                   timestamp: int) -> bytes:
         # " : " between names: fold() may break a line at any space, never inside a name.
-        fields = [(b"v", b"1"), (b"a", b"rsa-sha256"), (b"c", b"relaxed/relaxed"),
-                  (b"d", self._domain), (b"s", self._selector),
+        fields = [(b"v", b"1"), (b"a", key.algorithm), (b"c", b"relaxed/relaxed"),
+                  (b"d", self._domain), (b"s", key.selector),
                   (b"t", str(timestamp).encode()), (b"h", b" : ".join(signed)),
                   (b"bh", body_hash), (b"b", b"")]
         value = dkim.fold(b"; ".join(b"=".join(f) for f in fields), namelen=len(_HEADER))
         hasher = hashlib.sha256()
-        dkim.hash_headers(hasher, _RELAXED, _RELAXED.canonicalize_headers(headers), signed,
-                          (_HEADER, b" " + value), dict(fields))
-        signature = base64.b64encode(self._key.sign(
-            hasher.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256())))
+        dkim.hash_headers(hasher, _RELAXED, headers, signed, (_HEADER, b" " + value),
+                          dict(fields))
+        signature = base64.b64encode(key.sign(hasher.digest()))
         # Whitespace inside b= is ignored by verifiers, so the signature may be folded freely.
         folded = b"\r\n ".join(signature[i:i + 72] for i in range(0, len(signature), 72))
-        return _HEADER + b": " + value + folded + b"\r\n" + data
+        return _HEADER + b": " + value + folded + b"\r\n"
 
 
 def return_path(vault: Vault, delivery_id: int, domain: str) -> str:

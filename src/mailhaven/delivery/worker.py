@@ -20,8 +20,8 @@ from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
 from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
+from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
-from mailhaven.domains.service import dkim_private_key
 from mailhaven.runner import Runner
 from mailhaven.sending import content
 from mailhaven.services import Services
@@ -39,6 +39,7 @@ SUPPRESSED = {
     "suppress-complaint": "Not delivering to a user who marked your messages as spam",
 }
 LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
+SIGNER_SECONDS = 60.0  # a rotated key signs this long after DNS showed it, at the latest
 
 
 class DeliveryWorker(Runner):
@@ -54,7 +55,7 @@ class DeliveryWorker(Runner):
         self.resolver = MxResolver(nameserver=settings.dns_nameserver,
                                    port=settings.smtp_delivery_port)
         self._inflight: set[asyncio.Task] = set()
-        self._signers: dict[str, DkimSigner] = {}
+        self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
 
     # -- the loop ----------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -147,14 +148,19 @@ class DeliveryWorker(Runner):
         return self._signer(job.domain_id).sign(data, timestamp=int(self.services.clock.now()))
 
     def _signer(self, domain_id: str) -> DkimSigner:
-        signer = self._signers.get(domain_id)
-        if signer is None:
-            with self.services.db.sessions() as session:
-                domain = session.get(Domain, domain_id)
-                assert domain is not None
-                signer = DkimSigner(domain=domain.name, selector=domain.dkim_selector,
-                                    private_pem=dkim_private_key(self.services.vault, domain))
-            self._signers[domain_id] = signer
+        """The domain's signer, with the keys active now; kept a minute, since a rotation
+        may change them (the key it replaces stays published for a week)."""
+        now = self.services.clock.now()
+        cached = self._signers.get(domain_id)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        with self.services.db.sessions() as session:
+            domain = session.get(Domain, domain_id)
+            assert domain is not None
+            signer = DkimSigner(domain=domain.name, keys=[
+                (key.selector, keys.private_key(self.services.vault, key))
+                for key in keys.signing(domain)])
+        self._signers[domain_id] = (now + SIGNER_SECONDS, signer)
         return signer
 
     async def _route(self, email: str) -> list[MailHost]:

@@ -18,7 +18,8 @@ import dkim
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
-from mailhaven.domains.models import Domain
+from mailhaven.domains.dkim import record_value
+from mailhaven.domains.models import DkimKey, Domain
 from mailhaven.storage.db import Database
 
 
@@ -79,14 +80,14 @@ def read_captured(folder: Path, message_id: str) -> Captured | None:
 
 
 def verify_dkim(db: Database, data: bytes) -> bool:
-    """Check the signature against the key our own domain table publishes."""
+    """Check the (topmost) signature against the keys our own domain table publishes."""
 
     def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
         selector, _, rest = name.decode().rstrip(".").partition("._domainkey.")
         with db.sessions() as session:
-            domain = session.scalar(select(Domain).where(Domain.name == rest,
-                                                         Domain.dkim_selector == selector))
-        return f"v=DKIM1; k=rsa; p={domain.dkim_public_key}".encode() if domain else b""
+            key = session.scalar(select(DkimKey).join(Domain).where(
+                Domain.name == rest, DkimKey.selector == selector))
+        return record_value(key.algorithm, key.public_key).encode() if key else b""
 
     try:
         return bool(dkim.verify(data, dnsfunc=dnsfunc))

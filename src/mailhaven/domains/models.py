@@ -1,15 +1,25 @@
-"""A sending domain belongs to one account and carries its DKIM key, sealed."""
+"""A sending domain belongs to one account; its DKIM keys, sealed, live beside it."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, relationship
 
 from mailhaven.storage.base import Base
 from mailhaven.storage.inventory import OWNERSHIP, TECHNICAL, classified, column
 
 DKIM_SECRET = classified(
-    "non-personal", "none", "message authentication", "life of the domain",
+    "non-personal", "none", "message authentication",
+    "life of the key: deleted a week after a rotation retires it, or with its domain",
     note="private key sealed by the master key",
 )
 
@@ -29,10 +39,6 @@ class Domain(Base):
     skip_verification: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)
     web_prefix: Mapped[str] = column(String(63), default="email", data=TECHNICAL)
     web_scheme: Mapped[str] = column(String(5), default="http", data=TECHNICAL)
-    dkim_selector: Mapped[str] = column(String(63), data=TECHNICAL)
-    dkim_key_size: Mapped[int] = column(Integer, default=2048, data=TECHNICAL)
-    dkim_private_key: Mapped[bytes] = column(LargeBinary, data=DKIM_SECRET)
-    dkim_public_key: Mapped[str] = column(String(1024), data=TECHNICAL)
     track_opens: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)
     track_opens_top: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)
     track_clicks: Mapped[str] = column(String(8), default="no", data=TECHNICAL)  # yes|htmlonly
@@ -42,3 +48,33 @@ class Domain(Base):
     dns_status: Mapped[str] = column(Text, default="{}", data=TECHNICAL)  # last verify, JSON
     dns_checked_at: Mapped[float | None] = column(Float, data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
+
+    # Loaded with the domain: its records, its verification and its signer all need them,
+    # often after the session that read the domain has closed.
+    dkim_keys: Mapped[list[DkimKey]] = relationship(
+        back_populates="domain", cascade="all, delete-orphan", passive_deletes=True,
+        lazy="selectin", order_by="DkimKey.created_at")
+
+
+class DkimKey(Base):
+    """One DKIM key of a domain (domains/keys.py tells its life): `active` keys sign,
+    `pending` ones are published and wait for DNS to show them, `retiring` ones no longer
+    sign but stay published until `retire_after`, so mail they signed still verifies."""
+
+    __tablename__ = "dkim_keys"
+    __table_args__ = (UniqueConstraint("domain_id", "selector"),)
+
+    id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)
+    domain_id: Mapped[str] = column(
+        String(24), ForeignKey("domains.id", ondelete="CASCADE"), data=OWNERSHIP)
+    selector: Mapped[str] = column(String(63), data=TECHNICAL)
+    algorithm: Mapped[str] = column(String(16), data=TECHNICAL)  # rsa-sha256|ed25519-sha256
+    key_size: Mapped[int] = column(Integer, data=TECHNICAL)
+    private_key: Mapped[bytes] = column(LargeBinary, data=DKIM_SECRET)
+    public_key: Mapped[str] = column(String(1024), data=TECHNICAL)  # the record's p=
+    state: Mapped[str] = column(String(12), data=TECHNICAL)
+    created_at: Mapped[float] = column(Float, data=TECHNICAL)
+    activated_at: Mapped[float | None] = column(Float, data=TECHNICAL)
+    retire_after: Mapped[float | None] = column(Float, data=TECHNICAL)
+
+    domain: Mapped[Domain] = relationship(back_populates="dkim_keys")

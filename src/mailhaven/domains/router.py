@@ -80,3 +80,47 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
             return {"message": "Domain DNS records have been updated",
                     **service.domain_response(current, hostname)}
     return await in_thread(store)
+
+
+# -- DKIM keys: rotation and Ed25519 are Mailhaven extensions (docs/domains.md) -----------
+@router.post("/v1/admin/domains/{name}/dkim/rotate",
+             summary="Start a DKIM key rotation (Mailhaven extension)",
+             description="Form fields: dkim_algorithm (rsa|ed25519), dkim_key_size, "
+                         "dkim_selector. The new key is pending until verification finds "
+                         "its record; then it signs and the old key retires for 7 days.")
+async def rotate_dkim(name: str, request: Request, services: ServicesDep,
+                      account_id: AccountDep) -> dict:
+    fields = field_dict((await read_form(request))[0])
+
+    def run() -> dict:
+        pair, selector = service.rotation_key(fields)
+        with services.db.transaction() as session:
+            domain = service.rotate_dkim(session, services.vault, account_id, name, pair,
+                                         selector, services.clock)
+            return {"message": "DKIM key rotation started: publish the new record",
+                    "dkim_keys": service.dkim_keys_json(domain),
+                    **service.domain_response(domain, services.settings.hostname)}
+    return await in_thread(run)
+
+
+@router.get("/v1/admin/domains/{name}/dkim/keys",
+            summary="The domain's DKIM keys and their states (Mailhaven extension)")
+async def dkim_keys(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
+    def run() -> dict:
+        with services.db.sessions() as session:
+            domain = service.owned_domain(session, account_id, name)
+            return {"items": service.dkim_keys_json(domain)}
+    return await in_thread(run)
+
+
+@router.put("/v3/domains/{name}/dkim_selector")
+async def change_dkim_selector(name: str, request: Request, services: ServicesDep,
+                               account_id: AccountDep) -> dict:
+    fields = field_dict((await read_form(request))[0])
+    value = fields.get("dkim_selector") or request.query_params.get("dkim_selector")
+
+    def run() -> None:
+        with services.db.transaction() as session:
+            service.change_dkim_selector(session, account_id, name, value)
+    await in_thread(run)
+    return {"message": "DKIM selector changed"}

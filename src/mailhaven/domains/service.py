@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822
-from mailhaven.domains.dkim import KEY_SIZES, generate_rsa
-from mailhaven.domains.models import Domain
+from mailhaven.domains import keys
+from mailhaven.domains.dkim import (
+    ED25519,
+    DkimKeyPair,
+    generate,
+    generate_ed25519,
+    generate_rsa,
+    record_value,
+)
+from mailhaven.domains.keys import ACTIVE, LABELS, MAX_LABEL
+from mailhaven.domains.models import DkimKey, Domain
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.sending.request import flag
 from mailhaven.storage.base import new_id
@@ -22,12 +30,9 @@ from mailhaven.vault import Vault
 _DOMAIN_RE = re.compile(
     r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$"
 )
-_LABELS = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
 SPAM_ACTIONS = ("disabled", "block", "tag")
 WEB_SCHEMES = ("http", "https")
 MAX_SKIP = 2**31 - 1  # far past any real list, and an OFFSET every database can take
-MAX_LABEL = 63  # one DNS label; also the width of the selector and web_prefix columns
-
 
 
 def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[str, str],
@@ -37,7 +42,7 @@ def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[
 
 def new_domain(vault: Vault, account_id: str, fields: dict[str, str],
                clock: Clock = SYSTEM_CLOCK) -> Domain:
-    """A validated domain with a fresh DKIM key, not yet stored: key generation takes up to
+    """A validated domain with fresh DKIM keys, not yet stored: key generation takes up to
     a few hundred milliseconds, which must not be spent inside a write transaction."""
     name = (fields.get("name") or "").strip().lower().removesuffix(".")
     if not name:
@@ -51,29 +56,25 @@ def new_domain(vault: Vault, account_id: str, fields: dict[str, str],
     if web_scheme not in WEB_SCHEMES:
         raise BadRequest("web_scheme must be one of http, https")
     web_prefix = (fields.get("web_prefix") or "email").strip().lower()
-    if len(web_prefix) > MAX_LABEL or not _LABELS.match(web_prefix):
+    if len(web_prefix) > MAX_LABEL or not LABELS.match(web_prefix):
         raise BadRequest(f"'{web_prefix}' is not a valid web_prefix")
-    try:
-        key_size = int(fields.get("dkim_key_size") or 2048)
-    except ValueError:
-        key_size = 0
-    if key_size not in KEY_SIZES:
-        raise BadRequest("dkim_key_size must be 1024 or 2048")
-    selector = (fields.get("dkim_selector") or "mh" + datetime.fromtimestamp(
-        clock.now(), UTC).strftime("%Y%m")).strip().lower()
-    if len(selector) > MAX_LABEL or not _LABELS.match(selector):
-        raise BadRequest(f"'{selector}' is not a valid dkim_selector")
-    keys = generate_rsa(key_size)
+    key_size = keys.key_size_field(fields.get("dkim_key_size"))
+    algorithm = keys.algorithm_field(fields.get("dkim_algorithm"))
+    now = clock.now()
+    selector = keys.selector_field(fields.get("dkim_selector") or keys.default_selector(now))
+    companion = keys.companion_selector(selector) if algorithm == ED25519 else None
     domain = Domain(
         id=new_id(), account_id=account_id, name=name, state="unverified",
         spam_action=spam_action, wildcard=flag(fields.get("wildcard")),
         require_tls=flag(fields.get("require_tls")),
         skip_verification=flag(fields.get("skip_verification")),
-        web_prefix=web_prefix, web_scheme=web_scheme,
-        dkim_selector=selector, dkim_key_size=key_size,
-        dkim_public_key=keys.public_b64, created_at=clock.now(),
+        web_prefix=web_prefix, web_scheme=web_scheme, created_at=now,
     )
-    domain.dkim_private_key = vault.seal_secret(f"dkim:{domain.id}", keys.private_pem)
+    pairs: list[tuple[str, DkimKeyPair]] = [(selector, generate_rsa(key_size))]
+    if companion is not None:  # Ed25519 signs beside RSA, never instead of it
+        pairs.append((companion, generate_ed25519()))
+    domain.dkim_keys = [keys.new_key(vault, domain.id, s, pair, ACTIVE, now)
+                        for s, pair in pairs]
     return domain
 
 
@@ -89,10 +90,14 @@ def add_domain(session: Session, domain: Domain) -> Domain:
     return domain
 
 
-def owned_domain(session: Session, account_id: str, name: str) -> Domain:
-    """The account's domain by name; another account's domain is as absent as a missing one."""
-    domain = session.scalar(select(Domain).where(
-        Domain.name == name.strip().lower(), Domain.account_id == account_id))
+def owned_domain(session: Session, account_id: str, name: str, *,
+                 lock: bool = False) -> Domain:
+    """The account's domain by name; another account's domain is as absent as a missing one.
+    `lock` makes changes to one domain's keys wait for each other (PostgreSQL's row lock;
+    SQLite has one writer anyway)."""
+    query = select(Domain).where(
+        Domain.name == name.strip().lower(), Domain.account_id == account_id)
+    domain = session.scalar(query.with_for_update() if lock else query)
     if domain is None:
         raise NotFound("Domain not found")
     return domain
@@ -115,8 +120,51 @@ def delete_domain(session: Session, account_id: str, name: str) -> None:
     session.delete(owned_domain(session, account_id, name))
 
 
-def dkim_private_key(vault: Vault, domain: Domain) -> bytes:
-    return vault.open_secret(f"dkim:{domain.id}", domain.dkim_private_key)
+# -- DKIM keys --------------------------------------------------------------------------
+def rotation_key(fields: dict[str, str]) -> tuple[DkimKeyPair, str | None]:
+    """The new key a rotation asks for (and its selector, if named), generated before the
+    write transaction, as a domain's first keys are."""
+    algorithm = keys.algorithm_field(fields.get("dkim_algorithm"))
+    size = keys.key_size_field(fields.get("dkim_key_size"))
+    selector = fields.get("dkim_selector")
+    return generate(algorithm, size), keys.selector_field(selector) if selector else None
+
+
+def rotate_dkim(session: Session, vault: Vault, account_id: str, name: str,
+                pair: DkimKeyPair, selector: str | None,
+                clock: Clock = SYSTEM_CLOCK) -> Domain:
+    domain = owned_domain(session, account_id, name, lock=True)
+    keys.rotate(session, vault, domain, pair, selector, clock.now())
+    return domain
+
+
+def change_dkim_selector(session: Session, account_id: str, name: str,
+                         value: str | None) -> Domain:
+    """Mailgun's PUT dkim_selector: without a value nothing changes."""
+    domain = owned_domain(session, account_id, name, lock=True)
+    if value:
+        keys.rename_primary(domain, keys.selector_field(value))
+    return domain
+
+
+def dkim_keys_json(domain: Domain) -> list[dict]:
+    """Each published key with its state and record (a Mailhaven extension; the record has
+    the shape of Mailgun's `/v1/dkim/keys` items)."""
+    return [{
+        "signing_domain": domain.name,
+        "selector": key.selector,
+        "algorithm": key.algorithm,
+        "key_size": key.key_size,
+        "state": key.state,
+        "created_at": format_rfc2822(key.created_at),
+        "activated_at": _date(key.activated_at),
+        "retire_after": _date(key.retire_after),
+        "dns_record": _record(domain, dkim_expected(domain, key)),
+    } for key in keys.published(domain)]
+
+
+def _date(epoch: float | None) -> str | None:
+    return None if epoch is None else format_rfc2822(epoch)
 
 
 # -- Mailgun's shapes -------------------------------------------------------------------
@@ -151,11 +199,21 @@ class Expected:
     priority: str | None = None
 
 
+def dkim_expected(domain: Domain, key: DkimKey) -> Expected:
+    return Expected(dkim_kind(key), "TXT", f"{key.selector}._domainkey.{domain.name}",
+                    record_value(key.algorithm, key.public_key))
+
+
+def dkim_kind(key: DkimKey) -> str:
+    """The record's name in the verification status: renaming a selector makes its record
+    one that was never checked."""
+    return f"dkim:{key.selector}"
+
+
 def expected_records(domain: Domain, hostname: str) -> list[Expected]:
     return [
         Expected("spf", "TXT", domain.name, f"v=spf1 a:{hostname} ~all"),
-        Expected("dkim", "TXT", f"{domain.dkim_selector}._domainkey.{domain.name}",
-                 f"k=rsa; p={domain.dkim_public_key}"),
+        *(dkim_expected(domain, key) for key in keys.published(domain)),
         Expected("tracking", "CNAME", f"{domain.web_prefix}.{domain.name}", hostname),
         Expected("mx", "MX", domain.name, hostname, priority="10"),
     ]

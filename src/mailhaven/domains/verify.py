@@ -11,8 +11,9 @@ import dns.resolver
 from sqlalchemy import or_, select
 
 from mailhaven.delivery.mx import make_resolver
+from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
-from mailhaven.domains.service import Expected, expected_records
+from mailhaven.domains.service import Expected, dkim_kind, expected_records
 from mailhaven.runner import Runner
 from mailhaven.services import Services
 
@@ -37,7 +38,7 @@ async def _check_one(expected: Expected, domain: Domain, hostname: str,
     except (*_FAILED, dns.exception.DNSException):  # timeouts, and names DNS can't hold
         return {"valid": UNKNOWN, "cached": []}
     found = [_text(r, expected.record_type) for r in answer]
-    return {"valid": VALID if any(_matches(expected, f, domain, hostname) for f in found)
+    return {"valid": VALID if any(_matches(expected, f, hostname) for f in found)
             else INVALID, "cached": found}
 
 
@@ -49,24 +50,36 @@ def _text(rdata: object, record_type: str) -> str:
     return str(rdata.target).rstrip(".")  # type: ignore[attr-defined]
 
 
-def _matches(expected: Expected, found: str, domain: Domain, hostname: str) -> bool:
+def _matches(expected: Expected, found: str, hostname: str) -> bool:
     if expected.kind == "spf":
         terms = found.lower().split()
         return bool(terms) and terms[0] == "v=spf1" and f"a:{hostname.lower()}" in terms
-    if expected.kind == "dkim":
-        tags = dict(t.strip().partition("=")[::2] for t in found.split(";") if "=" in t)
-        return "".join(tags.get("p", "").split()) == domain.dkim_public_key
+    if expected.kind.startswith("dkim:"):
+        want, got = _tags(expected.value), _tags(found)
+        return (got.get("p") == want["p"]
+                and got.get("k", "rsa").lower() == want.get("k", "rsa"))
     return found.lower() == hostname.lower()
 
 
+def _tags(record: str) -> dict[str, str]:
+    tags = (t.strip().partition("=") for t in record.split(";") if "=" in t)
+    return {name.strip(): "".join(value.split()) for name, _, value in tags}
+
+
 def apply(domain: Domain, status: dict[str, dict], now: float) -> None:
-    """Store the result; a domain whose SPF and DKIM records check out is `active`. When
-    DNS did not answer for them, what was known before stands."""
+    """Store the result; a domain whose SPF record and signing keys' records check out is
+    `active`, and a pending key whose record checks out starts signing. When DNS did not
+    answer for what signing depends on, what was known before stands."""
     domain.dns_checked_at = now
-    if any(status[k]["valid"] == UNKNOWN for k in ("spf", "dkim")):
-        return
+    keys.drop_retired(domain, now)
+    required = ["spf", *(dkim_kind(k) for k in keys.signing(domain))]
+    if any(status.get(k, {}).get("valid", UNKNOWN) == UNKNOWN for k in required):
+        return  # (a key renamed or added since the check is unknown too: checked next time)
     domain.dns_status = json.dumps(status)
-    sending_ok = all(status[k]["valid"] == VALID for k in ("spf", "dkim"))
+    keys.promote(domain, {k.selector for k in domain.dkim_keys
+                          if status.get(dkim_kind(k), {}).get("valid") == VALID}, now)
+    required = ["spf", *(dkim_kind(k) for k in keys.signing(domain))]
+    sending_ok = all(status[k]["valid"] == VALID for k in required)
     domain.state = "active" if sending_ok else "unverified"
 
 
@@ -98,10 +111,20 @@ class DomainChecker(Runner):
         for domain in domains:
             status = await check(domain, services.settings.hostname, self.resolver)
             await asyncio.to_thread(self._store, domain.id, status)
-        return len(domains)
+        return len(domains) + await asyncio.to_thread(self._drop_retired)
 
     def _store(self, domain_id: str, status: dict[str, dict]) -> None:
         with self.services.db.transaction() as session:
-            domain = session.get(Domain, domain_id)
+            domain = session.get(Domain, domain_id, with_for_update=True)
             if domain is not None:
                 apply(domain, status, self.services.clock.now())
+
+    def _drop_retired(self) -> int:
+        """Retired keys go once their week is up, whether or not their domain is due."""
+        now = self.services.clock.now()
+        with self.services.db.sessions() as session:
+            due = keys.retired_due(session, now)
+        if not due:  # the common case, without taking SQLite's write lock
+            return 0
+        with self.services.db.transaction() as session:
+            return keys.delete_retired(session, due, now)

@@ -70,15 +70,16 @@ class Database:
         with self._write_lock, self._writers() as session, session.begin():
             yield session
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision; safe when several processes start at once."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest revision (tests may name an older one); safe when
+        several processes start at once."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as conn:
             if not self.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

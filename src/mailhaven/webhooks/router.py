@@ -125,7 +125,7 @@ async def delete_webhooks_v4(domain_name: str, request: Request, services: Servi
     return {"webhooks": webhooks}
 
 
-@router.get("/v3/domains/{domain_name}/webhook_deliveries")
+@router.get("/v1/admin/domains/{domain_name}/webhook_deliveries")
 async def webhook_deliveries(domain_name: str, request: Request, services: ServicesDep,
                              account_id: AccountDep) -> dict:
     """Mailhaven extension: recent webhook POSTs and every attempt of each."""
