@@ -4,12 +4,17 @@ slows a destination down, and the rules that say so."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import logging
 import re
 
 import pytest
+from prometheus_client import REGISTRY
 
 from mailhaven.clock import FrozenClock
 from mailhaven.config import Settings
+from mailhaven.delivery.models import QUEUED
 from mailhaven.delivery.replies import (
     DeliveryFailure,
     SmtpReply,
@@ -28,6 +33,137 @@ from mailhaven.delivery.shaping import (
     parse_rules,
     rule_for,
 )
+from mailhaven.services import Services
+from tests.delivery.sinks import (
+    CountingSink,
+    DnsServer,
+    events,
+    outcomes,
+    queue_rows,
+    refuse_first,
+    run_worker,
+    send,
+    with_dns,
+)
+from tests.support import SinkBehaviour
+
+ZONE = {
+    "example.org": {"MX": ["10 mx.example.org."]},
+    "mx.example.org": {"A": ["127.0.0.1"]},
+    "fast.test": {"MX": ["10 mx.fast.test."]},
+    "mx.fast.test": {"A": ["127.0.0.1"]},
+}
+
+
+@pytest.fixture
+def dns_server():  # type: ignore[no-untyped-def]
+    with DnsServer(ZONE) as server:
+        yield server
+
+
+def shaped(services: Services, dns_server: DnsServer, sink: CountingSink,
+           rules: str) -> Services:
+    """Services routing by MX to `sink`, with MAILHAVEN_SHAPING=`rules`."""
+    services = dataclasses.replace(
+        services, settings=services.settings.with_(shaping_rules=parse_rules(rules)))
+    return with_dns(services, dns_server, sink.port)
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def delivered_to(sink: CountingSink, domain: str) -> list[str]:
+    return sorted(r.rcpt_tos[0] for r in sink.received if r.rcpt_tos[0].endswith(domain))
+
+
+# -- through the worker, as a user sees it ----------------------------------------------
+def test_a_host_never_has_more_sessions_open_than_its_rule_allows(
+        api, services, domain, clock, dns_server) -> None:
+    recipients = [f"user{i}@example.org" for i in range(20)]
+    send(api, domain, {"to": recipients})
+    with CountingSink() as sink:
+        worker = run_worker(shaped(services, dns_server, sink, "*.example.org connections=2"),
+                            *[lambda: clock.advance(60)] * 12)
+
+    assert sink.most_sessions <= 2
+    assert delivered_to(sink, "example.org") == sorted(recipients)
+    done = outcomes(api, domain)
+    assert [e["event"] for e in done] == ["delivered"] * 20
+    assert {e["delivery-status"]["attempt-no"] for e in done} == {1}  # held is not tried
+    assert worker.shaper.limits("mx.example.org") == Limits(connections=2, per_minute=None)
+
+
+def test_a_421_slows_the_host_down_and_the_mail_is_deferred_not_bounced(
+        api, services, domain, clock, dns_server, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="mailhaven.delivery")
+    slowdowns = metric("mailhaven_delivery_slowdowns_total", rule="*.example.org")
+    send(api, domain, {"to": [f"user{i}@example.org" for i in range(6)]})
+    too_many = SinkBehaviour(rcpt=refuse_first(3, "421 4.7.0 Too many connections, slow down"))
+    with CountingSink(too_many) as sink:
+        routed = shaped(services, dns_server, sink, "*.example.org connections=4")
+        # One at a time, so each 421 comes from a session opened after the last slow-down.
+        worker = run_worker(routed, concurrency=1)
+
+        assert worker.shaper.limits("mx.example.org").connections < 4
+        deferred = [e for e in outcomes(api, domain) if e["event"] == "failed"]
+        assert len(deferred) == 3
+        assert {(e["severity"], e["reason"]) for e in deferred} == {("temporary", "generic")}
+        assert {e["delivery-status"]["code"] for e in deferred} == {421}
+        assert api.get(f"/v3/{domain}/bounces").json()["items"] == []
+        assert [r.status for r in queue_rows(services)].count(QUEUED) == 3
+
+        clock.advance(max(e["delivery-status"]["retry-seconds"] for e in deferred))
+        run_worker(routed)
+
+    assert len(sink.received) == 6
+    assert [e["event"] for e in outcomes(api, domain)].count("delivered") == 6
+    assert api.get(f"/v3/{domain}/bounces").json()["items"] == []
+    lines = [json.loads(r.message) for r in caplog.records if '"kind": "shaping"' in r.message]
+    # Halved twice (4 → 2 → 1); the third 421 found it at the floor already.
+    assert [(line["state"], line["connections"]) for line in lines] == [
+        ("slowed", 2), ("slowed", 1)]
+    assert {(line["destination"], line["code"]) for line in lines} == {("mx.example.org", 421)}
+    assert metric("mailhaven_delivery_slowdowns_total", rule="*.example.org") == slowdowns + 2
+
+
+def test_a_per_minute_limit_holds_the_rest_back_untried_until_the_clock_moves(
+        api, services, domain, clock, dns_server) -> None:
+    send(api, domain, {"to": [f"user{i}@example.org" for i in range(10)]})
+    per_step: list[int] = []
+    with CountingSink() as sink:
+        routed = shaped(services, dns_server, sink, "*.example.org per_minute=3")
+
+        def one_minute_later() -> None:
+            per_step.append(len(sink.received) - sum(per_step))
+            assert [e["event"] for e in events(api, domain)
+                    if e["event"] != "accepted"] == ["delivered"] * len(sink.received)
+            waiting = [r for r in queue_rows(services) if r.status == QUEUED]
+            assert len(waiting) == 10 - len(sink.received)
+            assert {r.attempts for r in waiting} <= {0}
+            clock.advance(60)
+
+        run_worker(routed, *[one_minute_later] * 6)
+
+    assert per_step[0] == 3
+    assert max(per_step) == 3
+    assert len(sink.received) == 10
+    assert {e["delivery-status"]["attempt-no"] for e in outcomes(api, domain)} == {1}
+
+
+def test_other_destinations_flow_past_a_throttled_one(
+        api, services, domain, dns_server) -> None:
+    slow = [f"user{i}@example.org" for i in range(12)]
+    send(api, domain, {"to": slow})
+    send(api, domain, {"to": ["ann@fast.test", "bob@fast.test", "cat@fast.test"]})
+    with CountingSink() as sink:
+        run_worker(shaped(services, dns_server, sink, "*.example.org per_minute=1"),
+                   concurrency=4)
+
+    assert delivered_to(sink, "fast.test") == ["ann@fast.test", "bob@fast.test",
+                                               "cat@fast.test"]
+    assert len(delivered_to(sink, "example.org")) == 1
+    assert [r.attempts for r in queue_rows(services) if r.status == QUEUED] == [0] * 11
 
 
 # -- the shaper's arithmetic ------------------------------------------------------------
