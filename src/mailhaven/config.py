@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mailhaven.delivery.shaping import DEFAULT_RULE, Rule, parse_rules
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"MAILHAVEN_{name}", default)
@@ -37,6 +39,7 @@ class Settings:
     lease_seconds: int = 600
     max_message_age_seconds: int = 5 * 24 * 3600
     worker_concurrency: int = 50
+    shaping_rules: tuple[Rule, ...] = (DEFAULT_RULE,)
     dev_capture_port: int = 2526
     mx_host: str = "127.0.0.1"
     mx_port: int = 2500
@@ -78,6 +81,7 @@ class Settings:
             lease_seconds=int(_env("LEASE_SECONDS", "600")),
             max_message_age_seconds=int(_env("MAX_MESSAGE_AGE_SECONDS", str(5 * 24 * 3600))),
             worker_concurrency=int(_env("WORKER_CONCURRENCY", "50")),
+            shaping_rules=parse_rules(_env("SHAPING", ""), _env("SHAPING_FILE", "") or None),
             dev_capture_port=int(_env("DEV_CAPTURE_PORT", "2526")),
             mx_host=_env("MX_HOST", "127.0.0.1"),
             mx_port=int(_env("MX_PORT", "2500")),

@@ -55,13 +55,38 @@ class _CountingHandler(_Handler):
         return "250 2.1.0 OK"
 
 
+class _CountedSession(SMTP):
+    """An SMTP session that keeps its sink's count of sessions open at once."""
+
+    def __init__(self, sink: CountingSink, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.sink = sink
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.sink.open_sessions += 1
+        self.sink.most_sessions = max(self.sink.most_sessions, self.sink.open_sessions)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        self.sink.open_sessions -= 1
+
+
 class CountingSink(Sink):
+    """Counts the connections that sent mail, and the most sessions open at once (idle ones
+    included, and the controller's own probe when it starts)."""
+
     def __init__(self, behaviour: SinkBehaviour | None = None, *, drop_reused: int = 0,
                  **kwargs: object) -> None:
         super().__init__(behaviour, **kwargs)  # type: ignore[arg-type]
         self.connections: list[SMTP] = []
         self.drop_reused = drop_reused
+        self.open_sessions = self.most_sessions = 0
         self.controller.handler = _CountingHandler(self)
+        self.controller.factory = self._session  # type: ignore[method-assign]
+
+    def _session(self) -> SMTP:
+        return _CountedSession(self, self.controller.handler, **self.controller.SMTP_kwargs)
 
 
 class _NotReallyTls(SMTP):
@@ -208,10 +233,16 @@ def with_dns(services: Services, dns_server: DnsServer, smtp_port: int) -> Servi
 def deliver_in_rounds(services: Services, sink: Sink, *between: Callable[[], None]) -> None:
     """One worker (one connection pool) draining the queue, then running each callable in
     turn and draining again: lets a test queue mail while connections sit idle in the pool."""
-    services = with_relay(services, sink)
+    run_worker(with_relay(services, sink), *between)
+
+
+def run_worker(services: Services, *between: Callable[[], None],
+               concurrency: int = 20) -> DeliveryWorker:
+    """`deliver_in_rounds` with any routing; returns the stopped worker, to look at what it
+    learnt (its shaper)."""
+    worker = DeliveryWorker(services, concurrency=concurrency)
 
     async def run() -> None:
-        worker = DeliveryWorker(services, concurrency=20)
         try:
             await worker.drain()
             for step in between:
@@ -221,6 +252,7 @@ def deliver_in_rounds(services: Services, sink: Sink, *between: Callable[[], Non
             await worker.close()
 
     asyncio.run(run())
+    return worker
 
 
 # -- what a user would read -------------------------------------------------------------

@@ -98,3 +98,25 @@ def test_5xx_is_permanent_and_everything_else_temporary() -> None:
 def test_only_the_repeated_code_is_dropped_from_continuation_lines() -> None:
     reply = SmtpReply.parse(550, "5.1.1 Unknown user\n5.1.10 and no MX either")
     assert (reply.enhanced, reply.text) == ("5.1.1", "Unknown user 5.1.10 and no MX either")
+
+
+@pytest.mark.parametrize("code, text, slows", [
+    (421, "4.7.0 Too many connections from your IP", True),
+    (421, "Service not available, closing transmission channel", True),
+    (451, "4.7.500 Server busy. Please try again later", True),
+    (450, "4.7.1 Rate limit exceeded for this sender", True),
+    (452, "4.3.2 Too many concurrent SMTP connections", True),
+    (451, "4.7.1 Throttling failure: daily message quota exceeded", True),
+    (450, "4.2.0 Mailbox busy", False),
+    (451, "4.7.1 Greylisted, please try again later", False),
+    (452, "4.5.3 Too many recipients", False),
+    (450, "4.2.1 The user is receiving mail at a rate that prevents additional messages",
+     False),
+    (550, "5.7.1 Rate limit exceeded", False),  # permanent: a bounce, not a deferral
+])
+def test_which_replies_ask_to_slow_down(code: int, text: str, slows: bool) -> None:
+    assert failure_for(SmtpReply.parse(code, text), "mx").slow_down is slows
+
+
+def test_a_421_of_our_own_making_does_not_ask_to_slow_down() -> None:
+    assert not local_failure(421, "4.4.2", "Connection lost", permanent=False).slow_down

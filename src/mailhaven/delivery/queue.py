@@ -174,6 +174,13 @@ def _settle(session: Session, job: Job, now: float, **values: object) -> bool:
     return _settle_many(session, [job.delivery_id], job.owner, now, **values) == 1
 
 
+def put_back(db: Database, job: Job, *, now: float, due: float) -> bool:
+    """Return a claimed copy untried (its destination was at a limit): due at `due`, the
+    lease released, the claim not counted as an attempt; False if the lease was lost."""
+    with db.transaction() as session:
+        return _settle(session, job, now, next_attempt_at=due, attempts=Delivery.attempts - 1)
+
+
 def settle(db: Database, vault: Vault, job: Job, *, now: float, status: str,
            next_attempt_at: float | None, event: str, extra: dict,
            then: Callable[[Session], None] | None = None) -> dict | None:
@@ -193,4 +200,4 @@ def settle(db: Database, vault: Vault, job: Job, *, now: float, status: str,
                       extra=extra)
 
 
-__all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "claim", "settle"]
+__all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "claim", "put_back", "settle"]

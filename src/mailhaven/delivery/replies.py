@@ -12,6 +12,11 @@ _WAIT = re.compile(
     re.IGNORECASE,
 )
 _UNIT = {"s": 1, "m": 60, "h": 3600}
+_SLOW_DOWN = re.compile(
+    r"rate.?limit|too many (?:connections|sessions|concurrent|messages)|try (?:again )?later"
+    r"|throttl|slow(?:ing)? down",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,14 @@ class SmtpReply:
             return None
         return float(match.group(1)) * _UNIT[match.group(2)[0].lower()]
 
+    def asks_to_slow_down(self) -> bool:
+        """421 (the server is closing on us), or a 4xx saying we send too much or too fast;
+        greylisting ("try again later" to a stranger) is about the sender, not the pace."""
+        if self.code == 421:
+            return True
+        return (400 <= self.code < 500 and _SLOW_DOWN.search(self.text) is not None
+                and "greylist" not in self.text.lower())
+
     def __str__(self) -> str:
         return f"{self.code} {self.enhanced} {self.text}".replace("  ", " ")
 
@@ -51,11 +64,13 @@ class DeliveryFailure(Exception):
 
     permanent = False
 
-    def __init__(self, reply: SmtpReply, mx_host: str = "", reason: str = "generic") -> None:
+    def __init__(self, reply: SmtpReply, mx_host: str = "", reason: str = "generic",
+                 *, slow_down: bool = False) -> None:
         super().__init__(str(reply))
         self.reply = reply
         self.mx_host = mx_host
         self.reason = reason
+        self.slow_down = slow_down  # the server asked us to send to it less (see shaping)
         self.tls = False  # whether the SMTP session it happened in was encrypted
         self.certificate_verified = False
 
@@ -72,7 +87,7 @@ def failure_for(reply: SmtpReply, mx_host: str) -> DeliveryFailure:
     """The failure a non-2xx reply stands for: 5xx is permanent, anything else is retried."""
     if 500 <= reply.code < 600:
         return PermanentFailure(reply, mx_host, reason="bounce")
-    return TemporaryFailure(reply, mx_host)
+    return TemporaryFailure(reply, mx_host, slow_down=reply.asks_to_slow_down())
 
 
 def local_failure(code: int, enhanced: str, text: str, *, permanent: bool,

@@ -18,6 +18,7 @@ from mailhaven.delivery import queue
 from mailhaven.delivery.backoff import retry_delay
 from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
+from mailhaven.delivery.shaping import Held, Shaper
 from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
 from mailhaven.domains import keys
@@ -51,7 +52,10 @@ class DeliveryWorker(Runner):
         self.services = services
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.concurrency = concurrency or settings.worker_concurrency
-        self.transport = SmtpTransport(settings.hostname)
+        self.shaper = Shaper(settings.shaping_rules, services.clock)
+        # The shaper limits sessions per MX host; the transport's own cap must not be lower.
+        self.transport = SmtpTransport(
+            settings.hostname, per_host=max(r.connections for r in settings.shaping_rules))
         self.resolver = MxResolver(nameserver=settings.dns_nameserver,
                                    port=settings.smtp_delivery_port)
         self._inflight: set[asyncio.Task] = set()
@@ -104,6 +108,10 @@ class DeliveryWorker(Runner):
         try:
             async with asyncio.timeout(deadline):
                 delivered = await self._send(job)
+        except Held as held:
+            await asyncio.to_thread(queue.put_back, self.services.db, job,
+                                    now=self.services.clock.now(), due=held.due)
+            return
         except DeliveryFailure as failure:
             await self._settle_failed(job, failure)
             return
@@ -125,17 +133,19 @@ class DeliveryWorker(Runner):
                                 reason=job.suppressed)
         if job.facts.testmode:
             return Delivered(TEST_MODE, "", False, False, 0.0)
-        try:
-            data = await asyncio.to_thread(self._build, job)
-        except Exception as exc:  # the same message fails the same way every time
-            log.exception("delivery %s: could not build the message", job.delivery_id)
-            raise local_failure(554, "5.6.0", "Message could not be rendered or signed",
-                                permanent=True) from exc
         recipient = envelope_address(job.email)
         hosts = await self._route(recipient)
-        return await self.transport.deliver(
-            hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
-            recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
+        # Held back (Held) before it is rendered and signed: that work waits its turn too.
+        async with self.shaper.session(hosts[0].name):
+            try:
+                data = await asyncio.to_thread(self._build, job)
+            except Exception as exc:  # the same message fails the same way every time
+                log.exception("delivery %s: could not build the message", job.delivery_id)
+                raise local_failure(554, "5.6.0", "Message could not be rendered or signed",
+                                    permanent=True) from exc
+            return await self.transport.deliver(
+                hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
+                recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
 
     def _build(self, job: queue.Job) -> bytes:
         additions = tracking.for_delivery(
