@@ -165,3 +165,11 @@ def test_serve_dev_refuses_to_listen_beyond_loopback(tmp_path) -> None:
     for host in ("0.0.0.0", "192.0.2.7", "mail.example.com"):
         refused = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path)}, "serve", "--dev", "--host", host)
         assert refused.returncode == 2 and "loopback" in refused.stderr
+
+
+def test_a_bad_setting_is_one_clear_line_not_a_traceback(tmp_path) -> None:
+    for env, says in [({"MAILHAVEN_HTTP_PORT": "abc"}, "MAILHAVEN_HTTP_PORT must be a whole"),
+                      ({"MAILHAVEN_SHAPING": "bad rule"}, "MAILHAVEN_SHAPING, rule 1")]:
+        result = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path), **env}, "migrate")
+        assert result.returncode == 2
+        assert says in result.stderr and "Traceback" not in result.stderr

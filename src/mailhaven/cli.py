@@ -17,6 +17,16 @@ from rich.table import Table
 from mailhaven.config import Settings
 from mailhaven.services import Services
 
+
+def _settings() -> Settings:
+    """The environment's settings, or a one-line error (not a traceback) saying what's wrong."""
+    try:
+        return Settings.from_env()
+    except ValueError as exc:  # a bad number, a bad shaping rule...
+        typer.echo(f"mailhaven: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 app = typer.Typer(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts and their API keys.", no_args_is_help=True)
 domains_app = typer.Typer(help="Sending domains.", no_args_is_help=True)
@@ -46,7 +56,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _services() -> Services:
-    return Services.start(Settings.from_env())
+    return Services.start(_settings())
 
 
 @app.command()
@@ -74,7 +84,7 @@ def serve(
     from mailhaven.server import run_server
 
     _logging()
-    settings = Settings.from_env()
+    settings = _settings()
     settings = settings.with_(
         http_host=host or settings.http_host, http_port=port or settings.http_port,
         data_dir=data_dir or settings.data_dir,
@@ -102,7 +112,7 @@ def worker(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
-    asyncio.run(run_worker(Settings.from_env(), concurrency=concurrency))
+    asyncio.run(run_worker(_settings(), concurrency=concurrency))
 
 
 @accounts_app.command("create")
@@ -216,7 +226,7 @@ def _print_records(title: str, body: dict, as_json: bool) -> None:
 
 
 def _mailbox_folder() -> Path:
-    return Settings.from_env().data_dir / "dev-mailbox"
+    return _settings().data_dir / "dev-mailbox"
 
 
 @mailbox_app.command("list")

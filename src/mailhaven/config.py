@@ -14,6 +14,14 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"MAILHAVEN_{name}", default)
 
 
+def _int(name: str, default: int) -> int:
+    value = _env(name, str(default))
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"MAILHAVEN_{name} must be a whole number, got {value!r}") from None
+
+
 def parse_hostport(value: str) -> tuple[str, int] | None:
     if not value:
         return None
@@ -70,21 +78,21 @@ class Settings:
             data_dir=Path(_env("DATA_DIR", "var")),
             database_url=_env("DATABASE_URL", ""),
             http_host=_env("HTTP_HOST", "127.0.0.1"),
-            http_port=int(_env("HTTP_PORT", "8700")),
+            http_port=_int("HTTP_PORT", 8700),
             smtp_host=_env("SMTP_HOST", "127.0.0.1"),
-            smtp_port=int(_env("SMTP_PORT", "2525")),
+            smtp_port=_int("SMTP_PORT", 2525),
             relayhost=parse_hostport(_env("RELAYHOST", "")),
             master_key_file=Path(key_file) if key_file else None,
             hostname=_env("HOSTNAME", socket.getfqdn()),
-            smtp_delivery_port=int(_env("SMTP_DELIVERY_PORT", "25")),
+            smtp_delivery_port=_int("SMTP_DELIVERY_PORT", 25),
             dns_nameserver=parse_hostport(_env("DNS_NAMESERVER", "")),
-            lease_seconds=int(_env("LEASE_SECONDS", "600")),
-            max_message_age_seconds=int(_env("MAX_MESSAGE_AGE_SECONDS", str(5 * 24 * 3600))),
-            worker_concurrency=int(_env("WORKER_CONCURRENCY", "50")),
+            lease_seconds=_int("LEASE_SECONDS", 600),
+            max_message_age_seconds=_int("MAX_MESSAGE_AGE_SECONDS", 5 * 24 * 3600),
+            worker_concurrency=_int("WORKER_CONCURRENCY", 50),
             shaping_rules=parse_rules(_env("SHAPING", ""), _env("SHAPING_FILE", "") or None),
-            dev_capture_port=int(_env("DEV_CAPTURE_PORT", "2526")),
+            dev_capture_port=_int("DEV_CAPTURE_PORT", 2526),
             mx_host=_env("MX_HOST", "127.0.0.1"),
-            mx_port=int(_env("MX_PORT", "2500")),
+            mx_port=_int("MX_PORT", 2500),
             webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
             public_url=_env("PUBLIC_URL", "").rstrip("/"),
             require_verified_domains=_env("REQUIRE_VERIFIED_DOMAINS", "1") in ("1", "true",

@@ -65,7 +65,7 @@ def _downgrade(db: Database, revision: str) -> None:
 
 
 def _domain_before_0006(services: Services, account_id: str, pair: DkimKeyPair) -> str:
-    """A domain as the code before revision 0006 stored it: key in its columns, verified, with stats."""
+    """A domain as stored before revision 0006: key in its columns, verified, with stats."""
     domain_id = new_id()
     status = {"spf": {"valid": "valid", "cached": ["v=spf1 a:mx.mailhaven.test ~all"]},
               "dkim": {"valid": "valid", "cached": [f"k=rsa; p={pair.public_b64}"]}}
