@@ -178,11 +178,13 @@ def test_domains_create_and_delete(client) -> None:
 
 
 @pytest.mark.xfail(reason="PUT /v3/domains/{name} (the SDK's domains.put, Mailgun's 'update "
-                          "domain') has no route: Mailhaven answers 405 Method Not Allowed; "
-                          "Mailgun answers 200 with the updated domain", strict=True)
+                          "domain', also PUT /v4/domains/{name}) has no route: Mailhaven "
+                          "answers 405 {'message': 'Method Not Allowed'}; Mailgun answers 200 "
+                          "{'message': 'Domain has been updated', ...}", strict=True)
 def test_domains_update(client, domain) -> None:
+    # As the SDK's example update_simple_domain_sync does it.
     updated = ok(client.domains.put(domain=domain, data={"spam_action": "block"}))
-    assert updated["domain"]["spam_action"] == "block"
+    assert updated["message"] == "Domain has been updated"
     assert ok(client.domains.get(domain=domain))["domain"]["spam_action"] == "block"
 
 
@@ -268,6 +270,33 @@ def test_suppressions_json_batch_create_and_stream(client, domain, kind: str) ->
     streamed = list(endpoint.stream(domain=domain, filters={"limit": 2}))
     assert sorted(item["address"] for item in streamed) == sorted(addresses)
     assert {item["created_at"] for item in streamed} == {"Thu, 13 Oct 2011 18:02:00 GMT"}
+
+
+@pytest.mark.xfail(reason="POST /v3/{d}/{bounces|unsubscribes|complaints} with Content-Type: "
+                          "application/json and a single JSON object: Mailhaven answers 400 "
+                          "'Request body must be a JSON array of objects'; Mailgun answers 200 "
+                          "(what the SDK's examples and live tests rely on)", strict=True)
+@pytest.mark.parametrize("kind", list(SUPPRESSIONS))
+def test_suppressions_json_object_as_the_sdk_examples_send_it(client, domain, kind: str) -> None:
+    # The SDK's examples (post_multiple_bounces_sync & co.) and its live test suite post each
+    # record on its own as a JSON *object*, not an array, and expect 200 with a message.
+    endpoint = getattr(client, kind)
+    added = endpoint.create(domain=domain, data={"address": ODD, "error": "Test error"},
+                            headers={"Content-Type": "application/json"})
+    assert "message" in ok(added)
+    keyword = SUPPRESSIONS[kind][0]
+    assert ok(endpoint.get(domain=domain, **{keyword: ODD}))["address"] == ODD
+
+
+@pytest.mark.xfail(reason="GET /v3/{d}/bounces?term=ann (list by address prefix): Mailhaven "
+                          "answers 400 \"The 'term' filter is not supported\"; Mailgun answers "
+                          "200 with the matching items", strict=True)
+def test_suppressions_list_by_term(client, domain) -> None:
+    for address in ("ann@example.org", "anna@example.org", "bob@example.org"):
+        ok(client.bounces.create(domain=domain, data={"address": address}))
+    listed = ok(client.bounces.get(domain=domain, filters={"term": "ann"}))
+    assert sorted(item["address"] for item in listed["items"]) \
+        == ["ann@example.org", "anna@example.org"]
 
 
 def test_whitelists_create_get_list_delete(client, domain) -> None:
