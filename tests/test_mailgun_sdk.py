@@ -177,10 +177,6 @@ def test_domains_create_and_delete(client) -> None:
     assert "news.acme.test" not in [d["name"] for d in ok(client.domains.get())["items"]]
 
 
-@pytest.mark.xfail(reason="PUT /v3/domains/{name} (the SDK's domains.put, Mailgun's 'update "
-                          "domain', also PUT /v4/domains/{name}) has no route: Mailhaven "
-                          "answers 405 {'message': 'Method Not Allowed'}; Mailgun answers 200 "
-                          "{'message': 'Domain has been updated', ...}", strict=True)
 def test_domains_update(client, domain) -> None:
     # As the SDK's example update_simple_domain_sync does it.
     updated = ok(client.domains.put(domain=domain, data={"spam_action": "block"}))

@@ -268,3 +268,19 @@ def test_deleting_a_domain_with_mail_in_flight_and_taking_the_name_again(
     again = created(create(api, domain))
     assert again["domain"]["name"] == domain
     assert api.get(f"/v3/{domain}/events").json()["items"] == []  # a fresh start
+
+
+def test_put_updates_only_what_is_given(api, live, services, domain) -> None:
+    updated = api.put(f"/v3/domains/{domain}", data={"spam_action": "tag",
+                                                     "web_scheme": "https"})
+    assert updated.status_code == 200 and updated.json()["message"] == "Domain has been updated"
+    got = api.get(f"/v4/domains/{domain}").json()["domain"]
+    assert (got["spam_action"], got["web_scheme"], got["web_prefix"]) == ("tag", "https",
+                                                                         "email")
+    assert api.put(f"/v4/domains/{domain}", data={"spam_action": "delete"}).status_code == 400
+    from mailhaven.accounts.service import create_account
+    with services.db.transaction() as session:
+        other = create_account(session, services.vault, name="O", email="o@o.test")
+    with live.client(other.api_key) as intruder:
+        assert intruder.put(f"/v3/domains/{domain}", data={"spam_action": "block"}
+                            ).status_code == 404

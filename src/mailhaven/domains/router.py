@@ -52,6 +52,21 @@ async def get_domain(name: str, services: ServicesDep, account_id: AccountDep) -
     return await in_thread(run)
 
 
+@router.put("/v3/domains/{name}")
+@router.put("/v4/domains/{name}")
+async def update_domain(name: str, request: Request, services: ServicesDep,
+                        account_id: AccountDep) -> dict:
+    fields = field_dict((await read_form(request))[0])
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            domain = service.update_settings(service.owned_domain(session, account_id, name),
+                                             fields)
+            return {"message": "Domain has been updated",
+                    **service.domain_response(domain, services.settings.hostname)}
+    return await in_thread(run)
+
+
 @router.delete("/v3/domains/{name}")
 @router.delete("/v4/domains/{name}")
 async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:

@@ -49,32 +49,42 @@ def new_domain(vault: Vault, account_id: str, fields: dict[str, str],
         raise BadRequest("Missing mandatory parameter: name")
     if not _DOMAIN_RE.match(name) or name.rpartition(".")[2].isdigit():
         raise BadRequest(f"'{name}' is not a valid domain name")
-    spam_action = fields.get("spam_action") or "disabled"
-    if spam_action not in SPAM_ACTIONS:
-        raise BadRequest("spam_action must be one of disabled, block, tag")
-    web_scheme = fields.get("web_scheme") or "http"
-    if web_scheme not in WEB_SCHEMES:
-        raise BadRequest("web_scheme must be one of http, https")
-    web_prefix = (fields.get("web_prefix") or "email").strip().lower()
-    if len(web_prefix) > MAX_LABEL or not LABELS.match(web_prefix):
-        raise BadRequest(f"'{web_prefix}' is not a valid web_prefix")
     key_size = keys.key_size_field(fields.get("dkim_key_size"))
     algorithm = keys.algorithm_field(fields.get("dkim_algorithm"))
     now = clock.now()
     selector = keys.selector_field(fields.get("dkim_selector") or keys.default_selector(now))
     companion = keys.companion_selector(selector) if algorithm == ED25519 else None
-    domain = Domain(
-        id=new_id(), account_id=account_id, name=name, state="unverified",
-        spam_action=spam_action, wildcard=flag(fields.get("wildcard")),
-        require_tls=flag(fields.get("require_tls")),
-        skip_verification=flag(fields.get("skip_verification")),
-        web_prefix=web_prefix, web_scheme=web_scheme, created_at=now,
-    )
+    domain = Domain(id=new_id(), account_id=account_id, name=name, state="unverified",
+                    created_at=now)
+    update_settings(domain, {"spam_action": "disabled", "web_scheme": "http",
+                             "web_prefix": "email", **fields})
     pairs: list[tuple[str, DkimKeyPair]] = [(selector, generate_rsa(key_size))]
     if companion is not None:  # Ed25519 signs beside RSA, never instead of it
         pairs.append((companion, generate_ed25519()))
     domain.dkim_keys = [keys.new_key(vault, domain.id, s, pair, ACTIVE, now)
                         for s, pair in pairs]
+    return domain
+
+
+def update_settings(domain: Domain, fields: dict[str, str]) -> Domain:
+    """Apply the settings given in `fields` (create's and Mailgun's `PUT /v3/domains/{name}`);
+    what is not given stays as it is."""
+    if "spam_action" in fields:
+        if fields["spam_action"] not in SPAM_ACTIONS:
+            raise BadRequest("spam_action must be one of disabled, block, tag")
+        domain.spam_action = fields["spam_action"]
+    if "web_scheme" in fields:
+        if fields["web_scheme"] not in WEB_SCHEMES:
+            raise BadRequest("web_scheme must be one of http, https")
+        domain.web_scheme = fields["web_scheme"]
+    if "web_prefix" in fields:
+        web_prefix = fields["web_prefix"].strip().lower()
+        if len(web_prefix) > MAX_LABEL or not LABELS.match(web_prefix):
+            raise BadRequest(f"'{web_prefix}' is not a valid web_prefix")
+        domain.web_prefix = web_prefix
+    for name in ("wildcard", "require_tls", "skip_verification"):
+        if name in fields or getattr(domain, name) is None:
+            setattr(domain, name, flag(fields.get(name)))
     return domain
 
 
