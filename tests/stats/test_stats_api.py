@@ -51,3 +51,27 @@ def test_impossible_times_and_ranges_are_400(api, domain) -> None:
                    {"duration": "99999999d"}):
         reply = api.get(f"/v3/{domain}/stats/total", params={"event": "accepted", **params})
         assert reply.status_code == 400, (params, reply.text)
+
+
+def test_only_deferrals_that_block_the_sender_are_espblock(api, services, domain) -> None:
+    replies = {"blocked": "421 4.7.0 [TSS04] Messages temporarily deferred due to user "
+                          "complaints",
+               "listed": "450 Service unavailable, client host blocked using Spamhaus",
+               "full": "452 4.2.2 Mailbox full",
+               "grey": "450 4.2.0 Recipient address rejected: Greylisted, try again later"}
+    refuse = SinkBehaviour(rcpt=lambda r: replies[r.partition("@")[0]])
+    for local in replies:
+        api.post(f"/v3/{domain}/messages", data={
+            "from": f"n@{domain}", "to": f"{local}@example.org", "text": "t"})
+    with Sink(refuse) as sink:
+        deliver_due(services, sink)
+    failed = api.get(f"/v3/{domain}/events", params={"event": "failed"}).json()["items"]
+    assert {e["recipient"]: e["reason"] for e in failed} == {
+        "blocked@example.org": "espblock", "listed@example.org": "espblock",
+        "full@example.org": "generic", "grey@example.org": "greylisted"}
+    body = api.get(f"/v3/{domain}/stats/total",
+                   params={"event": "failed", "duration": "1d"}).json()
+    temporary = [p["failed"]["temporary"] for p in body["stats"]]
+    assert {k: sum(t[k] for t in temporary) for k in ("espblock", "total")} == {
+        "espblock": 2, "total": 4}
+    assert all(set(t) == {"espblock", "total"} for t in temporary)

@@ -12,6 +12,11 @@ _WAIT = re.compile(
     re.IGNORECASE,
 )
 _UNIT = {"s": 1, "m": 60, "h": 3600}
+_GREYLISTED = re.compile(r"gr[ae]y-?list", re.IGNORECASE)
+# What receiving servers say when they refuse a sender, not a mailbox, for now.
+_BLOCKED = re.compile(
+    r"\b(?:block(?:ed|list(?:ed)?)?|blacklist(?:ed)?|denylist(?:ed)?|reputation|spamhaus|"
+    r"rate[- ]limit(?:ed)?|throttl(?:ed|ing))\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,18 @@ def failure_for(reply: SmtpReply, mx_host: str) -> DeliveryFailure:
     """The failure a non-2xx reply stands for: 5xx is permanent, anything else is retried."""
     if 500 <= reply.code < 600:
         return PermanentFailure(reply, mx_host, reason="bounce")
-    return TemporaryFailure(reply, mx_host)
+    return TemporaryFailure(reply, mx_host, reason=deferral_reason(reply))
+
+
+def deferral_reason(reply: SmtpReply) -> str:
+    """Mailgun's `reason` for a 4xx: `greylisted`; `espblock` when the receiving server holds
+    back the sender (security or policy status 4.7.x, RFC 3463, or a reply that says blocked,
+    reputation, rate limited); otherwise `generic` (a full mailbox, a busy server)."""
+    if _GREYLISTED.search(reply.text):
+        return "greylisted"
+    if reply.enhanced.startswith("4.7.") or _BLOCKED.search(reply.text):
+        return "espblock"
+    return "generic"
 
 
 def local_failure(code: int, enhanced: str, text: str, *, permanent: bool,

@@ -32,8 +32,7 @@ def kind_of(event: str, document: dict) -> str:
         reason = document.get("reason") or "generic"
         if document.get("flags", {}).get("is-delayed-bounce"):
             reason = "delayed-bounce"
-        severity = document.get("severity") or "permanent"
-        return f"{severity}:{'espblock' if severity == 'temporary' else reason}"
+        return f"{document.get('severity') or 'permanent'}:{reason}"
     return "total"
 
 
@@ -107,8 +106,11 @@ def totals(session: Session, domain_id: str, *, events: list[str], start: float,
                                    {e: _empty(e) for e in events})[event]
         if event == "failed":
             severity, _, reason = kind.partition(":")
-            stats[severity][reason] = stats[severity].get(reason, 0) + n
-            stats[severity]["total"] += n
+            counts = stats[severity]
+            # Mailgun breaks temporary failures down by `espblock` only; all count in total.
+            if severity == "permanent" or reason in counts:
+                counts[reason] = counts.get(reason, 0) + n
+            counts["total"] += n
         else:
             stats[kind] = stats.get(kind, 0) + n
             if kind != "total":
