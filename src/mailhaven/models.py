@@ -5,7 +5,7 @@ from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.sending.models import Message
-from mailhaven.stats.models import StatCount
+from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.models import VaultKey
@@ -13,4 +13,4 @@ from mailhaven.vault.models import VaultKey
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "StatCount",
-           "Suppression", "VaultKey", "metadata"]
+           "Suppression", "Tag", "VaultKey", "metadata"]
