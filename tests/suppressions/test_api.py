@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 
@@ -129,6 +130,36 @@ def test_malformed_batch_fields_and_unsupported_filters_are_400(api, domain) -> 
         reply = api.post(f"/v3/{domain}/{kind}", content=json.dumps([record]),
                          headers={"Content-Type": "application/json"})
         assert reply.status_code == 400, reply.text
-    assert api.get(f"/v3/{domain}/bounces", params={"term": "a"}).status_code == 400
     gone = api.get(f"/v3/{domain}/bounces", params={"page": "next", "address": "x@y.org"})
     assert gone.status_code == 200 and gone.json()["items"] == []
+
+
+def test_concurrent_tag_changes_to_one_unsubscribe_all_land(api, live, account,
+                                                            domain) -> None:
+    """Each request reads the record's tags and writes them back: without a row lock, two
+    at once on PostgreSQL would keep only one of the two new tags."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api.post(f"/v3/{domain}/unsubscribes", data={"address": "race@example.org",
+                                                   "tag": "first"})
+
+    def add(i: int) -> int:
+        with live.client(account[1]) as client:
+            return client.post(f"/v3/{domain}/unsubscribes", content=urlencode(
+                {"address": "Race@Example.org", "tag": f"t{i:02d}"}),
+                headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(add, range(16))) == {200}
+    got = api.get(f"/v3/{domain}/unsubscribes/race%40example.org").json()
+    assert got["tags"] == sorted(["first", *(f"t{i:02d}" for i in range(16))])
+
+    def untag(i: int) -> int:
+        with live.client(account[1]) as client:
+            return client.delete(f"/v3/{domain}/unsubscribes/race%40example.org",
+                                 params={"tag": f"t{i:02d}"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(untag, range(16))) == {200}
+    assert api.get(f"/v3/{domain}/unsubscribes/race%40example.org").json()["tags"] == [
+        "first"]

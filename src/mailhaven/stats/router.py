@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import format_rfc2822, months_before
-from mailhaven.deps import AccountDep, ServicesDep
+from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
-from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest
 from mailhaven.events.query import time_param
-from mailhaven.http import in_thread, query_url, read_form
+from mailhaven.http import query_url, read_form
 from mailhaven.services import Services
 from mailhaven.stats import service, tags
 
 router = APIRouter(tags=["stats"])
-T = TypeVar("T")
 
 _DURATION = re.compile(r"^(\d{1,7})([hdm])$")
 _UNIT_SECONDS = {"h": 3600, "d": 86400}
@@ -55,14 +52,6 @@ def _window(params: Mapping[str, str], now: float) -> tuple[float, float, str]:
     return start, end, resolution or "day"
 
 
-async def _on_domain(services: Services, account_id: str, domain_name: str,
-                     work: Callable[[Session, Domain], T], *, write: bool = False) -> T:
-    def run() -> T:
-        with (services.db.transaction() if write else services.db.sessions()) as session:
-            return work(session, owned_domain(session, account_id, domain_name))
-    return await in_thread(run)
-
-
 async def _stats(domain_name: str, request: Request, services: Services, account_id: str,
                  tag: str = "") -> dict:
     params = request.query_params
@@ -80,7 +69,7 @@ async def _stats(domain_name: str, request: Request, services: Services, account
         return {**({"tag": about["tag"], "description": about["description"]} if tag else {}),
                 "start": format_rfc2822(start), "end": format_rfc2822(end),
                 "resolution": resolution, "stats": stats}
-    return await _on_domain(services, account_id, domain_name, work)
+    return await on_domain(services, account_id, domain_name, work)
 
 
 @router.get("/v3/{domain_name}/stats/total")
@@ -97,7 +86,7 @@ async def list_tags(domain_name: str, request: Request, services: ServicesDep,
                     prefix: str | None = None) -> dict:
     if page not in (None, *PAGES):
         raise BadRequest("page must be one of first, last, next, prev")
-    items = await _on_domain(services, account_id, domain_name, lambda s, d: tags.page(
+    items = await on_domain(services, account_id, domain_name, lambda s, d: tags.page(
         s, d.id, limit=limit, direction=page, pivot=tag, prefix=prefix))
     url = f"{str(request.base_url).rstrip('/')}/v3/{domain_name}/tags"
     first = items[0]["tag"] if items else tag
@@ -117,7 +106,7 @@ def _tag_param(request: Request) -> str:
 
 
 async def _get_tag(domain_name: str, tag: str, services: Services, account_id: str) -> dict:
-    return await _on_domain(services, account_id, domain_name,
+    return await on_domain(services, account_id, domain_name,
                             lambda s, d: tags.get(s, d.id, tag))
 
 
@@ -126,13 +115,13 @@ async def _put_tag(domain_name: str, tag: str, request: Request, services: Servi
     fields, _ = await read_form(request)
     description = next((v for k, v in fields if k == "description"),
                        request.query_params.get("description"))
-    await _on_domain(services, account_id, domain_name,
+    await on_domain(services, account_id, domain_name,
                      lambda s, d: tags.describe(s, d.id, tag, description), write=True)
     return {"message": "Tag updated"}
 
 
 async def _delete_tag(domain_name: str, tag: str, services: Services, account_id: str) -> dict:
-    await _on_domain(services, account_id, domain_name,
+    await on_domain(services, account_id, domain_name,
                      lambda s, d: tags.remove(s, d.id, tag), write=True)
     return {"message": "Tag deleted"}
 
@@ -212,5 +201,5 @@ async def tag_aggregates_q(domain_name: str, request: Request, services: Service
 
 @router.get("/v3/domains/{domain_name}/limits/tag")
 async def tag_limits(domain_name: str, services: ServicesDep, account_id: AccountDep) -> dict:
-    return await _on_domain(services, account_id, domain_name,
+    return await on_domain(services, account_id, domain_name,
                             lambda s, d: tags.limits(s, d.id))

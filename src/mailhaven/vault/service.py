@@ -91,7 +91,8 @@ class Vault:
         found = self._find(session, account_id, list(by_index))
         missing = [i for i in by_index if i not in found]
         if missing:
-            rows = {i: self._new_key_row(account_id, "subject", i) for i in missing}
+            # In index order: concurrent first uses take the unique index's locks in one order.
+            rows = {i: self._new_key_row(account_id, "subject", i) for i in sorted(missing)}
             inserted = session.execute(
                 insert_for(session, VaultKey).on_conflict_do_nothing()
                 .returning(VaultKey.blind_index),
