@@ -46,27 +46,23 @@ def _routes(kind: str) -> None:
 
     async def list_items(domain_name: str, request: Request, services: ServicesDep,
                          account_id: AccountDep, limit: int = Query(100, ge=1, le=1000),
-                         page: str | None = None, address: str | None = None) -> dict:
+                         page: str | None = None, address: str | None = None,
+                         term: str | None = None) -> dict:
         if page not in (None, "first", "next", "previous", "last"):
             raise BadRequest("page must be one of first, next, previous, last")
-        if request.query_params.get("term"):
-            raise BadRequest("The 'term' filter is not supported")
 
-        def work(session, domain: Domain) -> list[dict]:  # type: ignore[no-untyped-def]
-            rows = service.page(session, services.vault, domain, kind, limit=limit,
-                                direction=page, pivot=address)
-            keys = services.vault.keys(session, (r.key_id for r in rows))
-            return [d for r in rows if (d := service.as_json(services.vault, keys, kind, r))]
+        def work(session, domain: Domain) -> service.Page:  # type: ignore[no-untyped-def]
+            return service.listing(session, services.vault, domain, kind, limit=limit,
+                                   direction=page, pivot=address, term=term)
 
-        items = await on_domain(services, account_id, domain_name, work)
+        found = await on_domain(services, account_id, domain_name, work)
         url = f"{str(request.base_url).rstrip('/')}/v3/{domain_name}/{kind}"
-        edge = "value" if kind == "whitelists" else "address"
-        first = items[0][edge] if items else address
-        last = items[-1][edge] if items else address
-        return {"items": items, "paging": {
-            "first": query_url(url, limit=limit), "last": query_url(url, page="last", limit=limit),
-            "next": query_url(url, page="next", address=last, limit=limit),
-            "previous": query_url(url, page="previous", address=first, limit=limit)}}
+        return {"items": found.items, "paging": {
+            "first": query_url(url, term=term, limit=limit),
+            "last": query_url(url, page="last", term=term, limit=limit),
+            "next": query_url(url, page="next", address=found.after, term=term, limit=limit),
+            "previous": query_url(url, page="previous", address=found.before, term=term,
+                                  limit=limit)}}
 
     async def add_items(domain_name: str, request: Request, services: ServicesDep,
                         account_id: AccountDep) -> dict:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822, parse_rfc2822
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.sending.request import parse_addresses
+from mailhaven.sending.request import parse_addresses, valid_addresses
 from mailhaven.storage.db import insert_for
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault, VaultKey
@@ -143,9 +143,84 @@ def clear(session: Session, domain: Domain, kind: str) -> None:
                                               Suppression.kind == kind))
 
 
+@dataclass(frozen=True)
+class Page:
+    """A page of records in Mailgun's shape, and the values its `previous` and `next` links
+    start from (Mailgun's query-based paging names an address at the page's edge)."""
+
+    items: list[dict]
+    before: str | None
+    after: str | None
+
+
+def listing(session: Session, vault: Vault, domain: Domain, kind: str, *, limit: int,
+            direction: str | None, pivot: str | None, term: str | None = None) -> Page:
+    """A page of the list in creation order; with `term`, of the records that begin with it."""
+    if term and _is_address(term):
+        return _exact(session, vault, domain, kind, term, direction)
+    if term:
+        return _search(session, vault, domain, kind, term.strip().lower(), limit=limit,
+                       direction=direction, pivot=pivot)
+    rows = page(session, vault, domain, kind, limit=limit, direction=direction, pivot=pivot)
+    items = _readable(session, vault, kind, rows)
+    edge = _EDGE[kind]
+    return Page(items, items[0][edge] if items else pivot, items[-1][edge] if items else pivot)
+
+
+_EDGE = {"bounces": "address", "unsubscribes": "address", "complaints": "address",
+         "whitelists": "value"}
+SCAN_LIMIT = 5000  # records a `term` search opens per request
+_SCAN_CHUNK = 500
+
+
+def _is_address(term: str) -> bool:
+    found = valid_addresses([term])
+    return len(found) == 1 and found[0].email.lower() == term.strip().lower()
+
+
+def _readable(session: Session, vault: Vault, kind: str,
+              rows: list[Suppression]) -> list[dict]:
+    keys = vault.keys(session, (r.key_id for r in rows))
+    return [d for r in rows if (d := as_json(vault, keys, kind, r))]
+
+
+def _exact(session: Session, vault: Vault, domain: Domain, kind: str, address: str,
+           direction: str | None) -> Page:
+    """A whole address: found through its blind index, whatever the list's length."""
+    rows = [] if direction in ("next", "previous") else _rows(
+        session, domain, kind, [vault.blind_index(domain.account_id, address)])
+    items = _readable(session, vault, kind, rows)
+    return Page(items, address, address)
+
+
+def _search(session: Session, vault: Vault, domain: Domain, kind: str, prefix: str, *,
+            limit: int, direction: str | None, pivot: str | None) -> Page:
+    """Records whose address begins with `prefix`. Only the blind index of whole addresses
+    is stored, so this opens the records in list order, at most SCAN_LIMIT of them: a page
+    ends at `limit` matches or there, and its links go on from the last record opened."""
+    backward, matches, opened, reached = direction in ("previous", "last"), [], 0, pivot
+    while opened < SCAN_LIMIT and len(matches) < limit:
+        rows = page(session, vault, domain, kind, direction=direction, pivot=reached,
+                    limit=min(_SCAN_CHUNK, SCAN_LIMIT - opened))
+        for item in _readable(session, vault, kind, rows[::-1] if backward else rows):
+            reached = item[_EDGE[kind]]
+            if reached.lower().startswith(prefix):
+                matches.append(item)
+                if len(matches) == limit:
+                    break
+        opened += len(rows)
+        if len(rows) < _SCAN_CHUNK or reached is None:
+            break
+        direction = "previous" if backward else "next"
+    if backward:
+        matches.reverse()
+        return Page(matches, reached, matches[-1][_EDGE[kind]] if matches else pivot)
+    return Page(matches, matches[0][_EDGE[kind]] if matches else pivot, reached)
+
+
 def page(session: Session, vault: Vault, domain: Domain, kind: str, *, limit: int,
          direction: str | None, pivot: str | None) -> list[Suppression]:
-    """A page in creation order; `pivot` is the address at the page's edge (Mailgun's
+    """A page of rows in creation order; `pivot` is the address at the page's edge (Mailgun's
     query-based paging), found again through its blind index."""
     query = select(Suppression).where(Suppression.domain_id == domain.id,
                                       Suppression.kind == kind)
