@@ -98,60 +98,40 @@ async def list_tags(domain_name: str, request: Request, services: ServicesDep,
         "previous": query_url(url, limit=limit, page="prev", tag=first, prefix=prefix)}}
 
 
-def _tag_param(request: Request) -> str:
-    tag = request.query_params.get("tag")
-    if not tag:
-        raise BadRequest("Missing mandatory parameter: tag")
-    return tag
-
-
-async def _get_tag(domain_name: str, tag: str, services: Services, account_id: str) -> dict:
+# Mailgun's documented paths put the tag in the path (/tags/{tag}); its OpenAPI description
+# puts it in the query (/tag?tag=, which also takes a tag with "/"). Each handler serves
+# both: FastAPI reads `tag` from the path where the path has it, else from the query.
+@router.get("/v3/{domain_name}/tags/{tag}")
+@router.get("/v3/{domain_name}/tag")
+async def get_tag(domain_name: str, tag: str, services: ServicesDep,
+                  account_id: AccountDep) -> dict:
     return await on_domain(services, account_id, domain_name,
-                            lambda s, d: tags.get(s, d.id, tag))
+                           lambda s, d: tags.get(s, d.id, tag))
 
 
-async def _put_tag(domain_name: str, tag: str, request: Request, services: Services,
-                   account_id: str) -> dict:
+@router.put("/v3/{domain_name}/tags/{tag}")
+@router.put("/v3/{domain_name}/tag")
+async def put_tag(domain_name: str, tag: str, request: Request, services: ServicesDep,
+                  account_id: AccountDep) -> dict:
     fields, _ = await read_form(request)
     description = next((v for k, v in fields if k == "description"),
                        request.query_params.get("description"))
     await on_domain(services, account_id, domain_name,
-                     lambda s, d: tags.describe(s, d.id, tag, description), write=True)
+                    lambda s, d: tags.describe(s, d.id, tag, description), write=True)
     return {"message": "Tag updated"}
 
 
-async def _delete_tag(domain_name: str, tag: str, services: Services, account_id: str) -> dict:
+@router.delete("/v3/{domain_name}/tags/{tag}")
+@router.delete("/v3/{domain_name}/tag")
+async def delete_tag(domain_name: str, tag: str, services: ServicesDep,
+                     account_id: AccountDep) -> dict:
     await on_domain(services, account_id, domain_name,
-                     lambda s, d: tags.remove(s, d.id, tag), write=True)
+                    lambda s, d: tags.remove(s, d.id, tag), write=True)
     return {"message": "Tag deleted"}
 
 
-async def _aggregate(domain_name: str, tag: str, key: str, services: Services,
-                     account_id: str) -> dict:
-    found = await _get_tag(domain_name, tag, services, account_id)
-    return {"tag": found["tag"], key: {}}
-
-
-# Mailgun's documented paths put the tag in the path ...
-@router.get("/v3/{domain_name}/tags/{tag}")
-async def get_tag(domain_name: str, tag: str, services: ServicesDep,
-                  account_id: AccountDep) -> dict:
-    return await _get_tag(domain_name, tag, services, account_id)
-
-
-@router.put("/v3/{domain_name}/tags/{tag}")
-async def put_tag(domain_name: str, tag: str, request: Request, services: ServicesDep,
-                  account_id: AccountDep) -> dict:
-    return await _put_tag(domain_name, tag, request, services, account_id)
-
-
-@router.delete("/v3/{domain_name}/tags/{tag}")
-async def delete_tag(domain_name: str, tag: str, services: ServicesDep,
-                     account_id: AccountDep) -> dict:
-    return await _delete_tag(domain_name, tag, services, account_id)
-
-
 @router.get("/v3/{domain_name}/tags/{tag}/stats")
+@router.get("/v3/{domain_name}/tag/stats")
 async def tag_stats(domain_name: str, tag: str, request: Request, services: ServicesDep,
                     account_id: AccountDep) -> dict:
     return await _stats(domain_name, request, services, account_id, tag)
@@ -162,44 +142,21 @@ async def tag_aggregates(domain_name: str, tag: str, kind: str, services: Servic
                          account_id: AccountDep) -> dict:
     if kind not in AGGREGATES:
         raise BadRequest("aggregates are countries, providers or devices")
-    return await _aggregate(domain_name, tag, kind, services, account_id)
-
-
-# ... the OpenAPI description puts it in the query: /tag?tag=, which takes any tag, "/" too.
-@router.get("/v3/{domain_name}/tag")
-async def get_tag_q(domain_name: str, request: Request, services: ServicesDep,
-                    account_id: AccountDep) -> dict:
-    return await _get_tag(domain_name, _tag_param(request), services, account_id)
-
-
-@router.put("/v3/{domain_name}/tag")
-async def put_tag_q(domain_name: str, request: Request, services: ServicesDep,
-                    account_id: AccountDep) -> dict:
-    return await _put_tag(domain_name, _tag_param(request), request, services, account_id)
-
-
-@router.delete("/v3/{domain_name}/tag")
-async def delete_tag_q(domain_name: str, request: Request, services: ServicesDep,
-                       account_id: AccountDep) -> dict:
-    return await _delete_tag(domain_name, _tag_param(request), services, account_id)
-
-
-@router.get("/v3/{domain_name}/tag/stats")
-async def tag_stats_q(domain_name: str, request: Request, services: ServicesDep,
-                      account_id: AccountDep) -> dict:
-    return await _stats(domain_name, request, services, account_id, _tag_param(request))
+    found = await get_tag(domain_name, tag, services, account_id)
+    return {"tag": found["tag"], kind: {}}
 
 
 @router.get("/v3/{domain_name}/tag/stats/aggregates")
-async def tag_aggregates_q(domain_name: str, request: Request, services: ServicesDep,
-                           account_id: AccountDep) -> dict:
-    key = request.query_params.get("type")
-    if key not in AGGREGATES.values():
+async def tag_aggregates_by_type(domain_name: str, tag: str, services: ServicesDep,
+                                 account_id: AccountDep,
+                                 kind: str = Query(alias="type")) -> dict:
+    if kind not in AGGREGATES.values():
         raise BadRequest("type must be one of country, provider, device")
-    return await _aggregate(domain_name, _tag_param(request), key, services, account_id)
+    found = await get_tag(domain_name, tag, services, account_id)
+    return {"tag": found["tag"], kind: {}}
 
 
 @router.get("/v3/domains/{domain_name}/limits/tag")
 async def tag_limits(domain_name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     return await on_domain(services, account_id, domain_name,
-                            lambda s, d: tags.limits(s, d.id))
+                           lambda s, d: tags.limits(s, d.id))
