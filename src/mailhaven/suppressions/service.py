@@ -143,6 +143,12 @@ def clear(session: Session, domain: Domain, kind: str) -> None:
                                               Suppression.kind == kind))
 
 
+_EDGE = {"bounces": "address", "unsubscribes": "address", "complaints": "address",
+         "whitelists": "value"}
+SCAN_LIMIT = 5000  # records a `term` search opens per request
+_SCAN_CHUNK = 500
+
+
 @dataclass(frozen=True)
 class Page:
     """A page of records in Mailgun's shape, and the values its `previous` and `next` links
@@ -165,12 +171,6 @@ def listing(session: Session, vault: Vault, domain: Domain, kind: str, *, limit:
     items = _readable(session, vault, kind, rows)
     edge = _EDGE[kind]
     return Page(items, items[0][edge] if items else pivot, items[-1][edge] if items else pivot)
-
-
-_EDGE = {"bounces": "address", "unsubscribes": "address", "complaints": "address",
-         "whitelists": "value"}
-SCAN_LIMIT = 5000  # records a `term` search opens per request
-_SCAN_CHUNK = 500
 
 
 def _is_address(term: str) -> bool:
@@ -198,7 +198,9 @@ def _search(session: Session, vault: Vault, domain: Domain, kind: str, prefix: s
     """Records whose address begins with `prefix`. Only the blind index of whole addresses
     is stored, so this opens the records in list order, at most SCAN_LIMIT of them: a page
     ends at `limit` matches or there, and its links go on from the last record opened."""
-    backward, matches, opened, reached = direction in ("previous", "last"), [], 0, pivot
+    backward = direction in ("previous", "last")
+    matches: list[dict] = []
+    opened, reached = 0, pivot
     while opened < SCAN_LIMIT and len(matches) < limit:
         rows = page(session, vault, domain, kind, direction=direction, pivot=reached,
                     limit=min(_SCAN_CHUNK, SCAN_LIMIT - opened))
