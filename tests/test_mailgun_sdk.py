@@ -268,10 +268,6 @@ def test_suppressions_json_batch_create_and_stream(client, domain, kind: str) ->
     assert {item["created_at"] for item in streamed} == {"Thu, 13 Oct 2011 18:02:00 GMT"}
 
 
-@pytest.mark.xfail(reason="POST /v3/{d}/{bounces|unsubscribes|complaints} with Content-Type: "
-                          "application/json and a single JSON object: Mailhaven answers 400 "
-                          "'Request body must be a JSON array of objects'; Mailgun answers 200 "
-                          "(what the SDK's examples and live tests rely on)", strict=True)
 @pytest.mark.parametrize("kind", list(SUPPRESSIONS))
 def test_suppressions_json_object_as_the_sdk_examples_send_it(client, domain, kind: str) -> None:
     # The SDK's examples (post_multiple_bounces_sync & co.) and its live test suite post each
@@ -284,9 +280,6 @@ def test_suppressions_json_object_as_the_sdk_examples_send_it(client, domain, ki
     assert ok(endpoint.get(domain=domain, **{keyword: ODD}))["address"] == ODD
 
 
-@pytest.mark.xfail(reason="GET /v3/{d}/bounces?term=ann (list by address prefix): Mailhaven "
-                          "answers 400 \"The 'term' filter is not supported\"; Mailgun answers "
-                          "200 with the matching items", strict=True)
 def test_suppressions_list_by_term(client, domain) -> None:
     for address in ("ann@example.org", "anna@example.org", "bob@example.org"):
         ok(client.bounces.create(domain=domain, data={"address": address}))
@@ -462,10 +455,8 @@ def test_a_wrong_api_key_is_refused(live, domain) -> None:
 
 # -- tags (the endpoints land with the tags branch) --------------------------------------
 
-TAGS_PENDING = pytest.mark.xfail(reason="tag endpoints land with the tags branch", strict=False)
 
 
-@TAGS_PENDING
 def test_tags_list_get_update_delete(client, domain) -> None:
     _send(client, domain, **{"o:tag": ["newsletter", "september"]})
     listed = ok(client.tags.get(domain=domain))
@@ -485,7 +476,6 @@ def test_tags_list_get_update_delete(client, domain) -> None:
     assert [t["tag"] for t in ok(client.tags.get(domain=domain))["items"]] == ["september"]
 
 
-@TAGS_PENDING
 def test_tag_stats(client, services, domain) -> None:
     _send(client, domain, **{"o:tag": "newsletter"})
     with Sink() as sink:

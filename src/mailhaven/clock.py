@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -42,3 +43,14 @@ def parse_rfc2822(value: str) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
+
+
+def months_before(epoch: float, months: int) -> float | None:
+    """The same day and time `months` calendar months earlier (the 31st becomes the month's
+    last day); None before year 1."""
+    when = datetime.fromtimestamp(epoch, UTC)
+    year, month = divmod(when.year * 12 + when.month - 1 - months, 12)
+    if year < 1:
+        return None
+    day = min(when.day, calendar.monthrange(year, month + 1)[1])
+    return when.replace(year=year, month=month + 1, day=day).timestamp()

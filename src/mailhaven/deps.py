@@ -1,16 +1,22 @@
-"""FastAPI dependencies: the services, the authenticated account, a database session."""
+"""FastAPI dependencies: the services, the authenticated account; work on one of its domains."""
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from mailhaven.accounts.service import account_for_digest, key_digest
+from mailhaven.domains.models import Domain
+from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Unauthorized
 from mailhaven.http import in_thread
 from mailhaven.services import Services
+
+T = TypeVar("T")
 
 
 def get_services(request: Request) -> Services:
@@ -53,3 +59,13 @@ async def current_account(request: Request, services: ServicesDep) -> str:
 
 
 AccountDep = Annotated[str, Depends(current_account)]
+
+
+async def on_domain(services: Services, account_id: str, domain_name: str,
+                    work: Callable[[Session, Domain], T], *, write: bool = False) -> T:
+    """Run `work` on the account's domain (404 for anyone else's) in a database thread: in
+    a read session, or in one write transaction."""
+    def run() -> T:
+        with (services.db.transaction() if write else services.db.sessions()) as session:
+            return work(session, owned_domain(session, account_id, domain_name))
+    return await in_thread(run)

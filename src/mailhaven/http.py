@@ -8,6 +8,7 @@ import time
 import zlib
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlencode
 
 import anyio
 import anyio.to_thread
@@ -101,6 +102,11 @@ async def in_thread(fn: Callable[[], T]) -> T:
     if _limiter is None:
         _limiter = anyio.CapacityLimiter(_DB_THREADS)
     return await anyio.to_thread.run_sync(fn, limiter=_limiter)
+
+
+def query_url(url: str, **params: object) -> str:
+    """A paging link in Mailgun's query form; empty parameters are left out."""
+    return f"{url}?{urlencode({k: v for k, v in params.items() if v})}"
 
 
 def field_dict(fields: list[tuple[str, str]]) -> dict[str, str]:

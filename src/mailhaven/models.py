@@ -5,7 +5,7 @@ from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.sending.models import Message
-from mailhaven.stats.models import StatCount
+from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.models import VaultKey
@@ -14,4 +14,4 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "StatCount",
-           "Suppression", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+           "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

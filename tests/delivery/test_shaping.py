@@ -108,7 +108,7 @@ def test_a_421_slows_the_host_down_and_the_mail_is_deferred_not_bounced(
         assert worker.shaper.limits("mx.example.org").connections < 4
         deferred = [e for e in outcomes(api, domain) if e["event"] == "failed"]
         assert len(deferred) == 3
-        assert {(e["severity"], e["reason"]) for e in deferred} == {("temporary", "generic")}
+        assert {(e["severity"], e["reason"]) for e in deferred} == {("temporary", "espblock")}
         assert {e["delivery-status"]["code"] for e in deferred} == {421}
         assert api.get(f"/v3/{domain}/bounces").json()["items"] == []
         assert [r.status for r in queue_rows(services)].count(QUEUED) == 3

@@ -17,6 +17,11 @@ _SLOW_DOWN = re.compile(
     r"|throttl|slow(?:ing)? down",
     re.IGNORECASE,
 )
+_GREYLISTED = re.compile(r"gr[ae]y-?list", re.IGNORECASE)
+# What receiving servers say when they refuse a sender, not a mailbox, for now.
+_BLOCKED = re.compile(
+    r"\b(?:block(?:ed|list(?:ed)?)?|blacklist(?:ed)?|denylist(?:ed)?|reputation|spamhaus|"
+    r"rate[- ]limit(?:ed)?|throttl(?:ed|ing))\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,19 @@ def failure_for(reply: SmtpReply, mx_host: str) -> DeliveryFailure:
     """The failure a non-2xx reply stands for: 5xx is permanent, anything else is retried."""
     if 500 <= reply.code < 600:
         return PermanentFailure(reply, mx_host, reason="bounce")
-    return TemporaryFailure(reply, mx_host, slow_down=reply.asks_to_slow_down())
+    return TemporaryFailure(reply, mx_host, reason=deferral_reason(reply),
+                            slow_down=reply.asks_to_slow_down())
+
+
+def deferral_reason(reply: SmtpReply) -> str:
+    """Mailgun's `reason` for a 4xx: `greylisted`; `espblock` when the receiving server holds
+    back the sender (security or policy status 4.7.x, RFC 3463, or a reply that says blocked,
+    reputation, rate limited); otherwise `generic` (a full mailbox, a busy server)."""
+    if _GREYLISTED.search(reply.text):
+        return "greylisted"
+    if reply.enhanced.startswith("4.7.") or _BLOCKED.search(reply.text):
+        return "espblock"
+    return "generic"
 
 
 def local_failure(code: int, enhanced: str, text: str, *, permanent: bool,

@@ -45,8 +45,8 @@ def apply(db: Database, vault: Vault, delivery_id: int, report: Bounce | Complai
                    facts=job.facts, event="complained", recipient=recipient, timestamp=now)
             domain = suppressions.domain_of(session, job.domain_id)
             if domain is not None:
-                suppressions.add_quietly(session, vault, domain, "complaints",
-                                         suppressions.Entry(job.email), clock)
+                suppressions.add(session, vault, domain, "complaints",
+                                 [suppressions.Entry(job.email)], clock)
             return "complained"
         reply = report.reply
         record(session, vault, account_id=job.account_id, domain_id=job.domain_id,

@@ -1,50 +1,162 @@
-"""`GET /v3/{domain}/stats/total`, in Mailgun's shape."""
+"""`GET /v3/{domain}/stats/total` and the tag endpoints, in Mailgun's shapes."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
 
-from mailhaven.clock import format_rfc2822
-from mailhaven.deps import AccountDep, ServicesDep
-from mailhaven.domains.service import owned_domain
+from mailhaven.clock import format_rfc2822, months_before
+from mailhaven.deps import AccountDep, ServicesDep, on_domain
+from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.events.query import time_param
-from mailhaven.http import in_thread
-from mailhaven.stats import service
+from mailhaven.http import query_url, read_form
+from mailhaven.services import Services
+from mailhaven.stats import service, tags
 
 router = APIRouter(tags=["stats"])
 
-_DURATION = re.compile(r"^(\d+)([hdm])$")
-_SECONDS = {"h": 3600, "d": 86400, "m": 30 * 86400}
+_DURATION = re.compile(r"^(\d{1,7})([hdm])$")
+_UNIT_SECONDS = {"h": 3600, "d": 86400}
+_UNIT_RESOLUTION = {"h": "hour", "d": "day", "m": "month"}
 DEFAULT_SPAN = 7 * 86400
+PAGES = ("first", "last", "next", "prev", "previous")
+AGGREGATES = {"countries": "country", "providers": "provider", "devices": "device"}
+# Mailgun's per-tag breakdowns by recipient country, mailbox provider and device: Mailhaven
+# keeps no such counters (they would come from recipients' IPs and user agents).
+UNSUPPORTED_FILTERS = ("provider", "device", "country")
+
+
+def _window(params: Mapping[str, str], now: float) -> tuple[float, float, str]:
+    """Start, end and resolution. `duration` counts back from `end` in hours, days or
+    calendar months, and gives the resolution unless one is asked for."""
+    end = time_param(params["end"], "end") if params.get("end") else now
+    resolution = params.get("resolution")
+    duration = params.get("duration")
+    if duration:
+        match = _DURATION.match(duration)
+        if match is None:
+            raise BadRequest("Invalid 'duration' parameter: use e.g. 24h, 7d or 1m")
+        n, unit = int(match.group(1)), match.group(2)
+        start = months_before(end, n) if unit == "m" else end - n * _UNIT_SECONDS[unit]
+        if start is None:
+            raise BadRequest("The time range is too long: at most 10000 hours")
+        resolution = resolution or _UNIT_RESOLUTION[unit]
+    else:
+        start = time_param(params["start"], "start") if params.get("start") else end - DEFAULT_SPAN
+    if start > end:
+        raise BadRequest("'start' must be before 'end'")
+    return start, end, resolution or "day"
+
+
+async def _stats(domain_name: str, request: Request, services: Services, account_id: str,
+                 tag: str = "") -> dict:
+    params = request.query_params
+    events = params.getlist("event")
+    if not events:
+        raise BadRequest("Missing mandatory parameter: event")
+    if tag and (unsupported := [f for f in UNSUPPORTED_FILTERS if params.get(f)]):
+        raise BadRequest(f"Filter '{unsupported[0]}' is not supported")
+    start, end, resolution = _window(params, services.clock.now())
+
+    def work(session: Session, domain: Domain) -> dict:
+        about = tags.get(session, domain.id, tag) if tag else {}
+        stats = service.totals(session, domain.id, events=events, start=start, end=end,
+                               resolution=resolution, tag=tags.name(tag))
+        return {**({"tag": about["tag"], "description": about["description"]} if tag else {}),
+                "start": format_rfc2822(start), "end": format_rfc2822(end),
+                "resolution": resolution, "stats": stats}
+    return await on_domain(services, account_id, domain_name, work)
 
 
 @router.get("/v3/{domain_name}/stats/total")
 async def stats_total(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
-    params = request.query_params
-    events = params.getlist("event")
-    if not events:
-        raise BadRequest("Missing mandatory parameter: event")
-    resolution = params.get("resolution") or "day"
-    end = time_param(params["end"], "end") if params.get("end") else services.clock.now()
-    if params.get("duration"):
-        match = _DURATION.match(params["duration"])
-        if match is None:
-            raise BadRequest("Invalid 'duration' parameter: use e.g. 24h, 7d or 1m")
-        start = end - int(match.group(1)) * _SECONDS[match.group(2)]
-    else:
-        start = time_param(params["start"], "start") if params.get("start") else end - DEFAULT_SPAN
-    if start > end:
-        raise BadRequest("'start' must be before 'end'")
+    return await _stats(domain_name, request, services, account_id)
 
-    def run() -> list[dict]:
-        with services.db.sessions() as session:
-            domain = owned_domain(session, account_id, domain_name)
-            return service.totals(session, domain.id, events=events, start=start, end=end,
-                                  resolution=resolution)
-    stats = await in_thread(run)
-    return {"start": format_rfc2822(start), "end": format_rfc2822(end),
-            "resolution": resolution, "stats": stats}
+
+# -- tags ---------------------------------------------------------------------------------
+@router.get("/v3/{domain_name}/tags")
+async def list_tags(domain_name: str, request: Request, services: ServicesDep,
+                    account_id: AccountDep, limit: int = Query(100, ge=1, le=1000),
+                    page: str | None = None, tag: str | None = None,
+                    prefix: str | None = None) -> dict:
+    if page not in (None, *PAGES):
+        raise BadRequest("page must be one of first, last, next, prev")
+    items = await on_domain(services, account_id, domain_name, lambda s, d: tags.page(
+        s, d.id, limit=limit, direction=page, pivot=tag, prefix=prefix))
+    url = f"{str(request.base_url).rstrip('/')}/v3/{domain_name}/tags"
+    first = items[0]["tag"] if items else tag
+    last = items[-1]["tag"] if items else tag
+    return {"items": items, "paging": {
+        "first": query_url(url, limit=limit, page="first", prefix=prefix),
+        "last": query_url(url, limit=limit, page="last", prefix=prefix),
+        "next": query_url(url, limit=limit, page="next", tag=last, prefix=prefix),
+        "previous": query_url(url, limit=limit, page="prev", tag=first, prefix=prefix)}}
+
+
+# Mailgun's documented paths put the tag in the path (/tags/{tag}); its OpenAPI description
+# puts it in the query (/tag?tag=, which also takes a tag with "/"). Each handler serves
+# both: FastAPI reads `tag` from the path where the path has it, else from the query.
+@router.get("/v3/{domain_name}/tags/{tag}")
+@router.get("/v3/{domain_name}/tag")
+async def get_tag(domain_name: str, tag: str, services: ServicesDep,
+                  account_id: AccountDep) -> dict:
+    return await on_domain(services, account_id, domain_name,
+                           lambda s, d: tags.get(s, d.id, tag))
+
+
+@router.put("/v3/{domain_name}/tags/{tag}")
+@router.put("/v3/{domain_name}/tag")
+async def put_tag(domain_name: str, tag: str, request: Request, services: ServicesDep,
+                  account_id: AccountDep) -> dict:
+    fields, _ = await read_form(request)
+    description = next((v for k, v in fields if k == "description"),
+                       request.query_params.get("description"))
+    await on_domain(services, account_id, domain_name,
+                    lambda s, d: tags.describe(s, d.id, tag, description), write=True)
+    return {"message": "Tag updated"}
+
+
+@router.delete("/v3/{domain_name}/tags/{tag}")
+@router.delete("/v3/{domain_name}/tag")
+async def delete_tag(domain_name: str, tag: str, services: ServicesDep,
+                     account_id: AccountDep) -> dict:
+    await on_domain(services, account_id, domain_name,
+                    lambda s, d: tags.remove(s, d.id, tag), write=True)
+    return {"message": "Tag deleted"}
+
+
+@router.get("/v3/{domain_name}/tags/{tag}/stats")
+@router.get("/v3/{domain_name}/tag/stats")
+async def tag_stats(domain_name: str, tag: str, request: Request, services: ServicesDep,
+                    account_id: AccountDep) -> dict:
+    return await _stats(domain_name, request, services, account_id, tag)
+
+
+@router.get("/v3/{domain_name}/tags/{tag}/stats/aggregates/{kind}")
+async def tag_aggregates(domain_name: str, tag: str, kind: str, services: ServicesDep,
+                         account_id: AccountDep) -> dict:
+    if kind not in AGGREGATES:
+        raise BadRequest("aggregates are countries, providers or devices")
+    found = await get_tag(domain_name, tag, services, account_id)
+    return {"tag": found["tag"], kind: {}}
+
+
+@router.get("/v3/{domain_name}/tag/stats/aggregates")
+async def tag_aggregates_by_type(domain_name: str, tag: str, services: ServicesDep,
+                                 account_id: AccountDep,
+                                 kind: str = Query(alias="type")) -> dict:
+    if kind not in AGGREGATES.values():
+        raise BadRequest("type must be one of country, provider, device")
+    found = await get_tag(domain_name, tag, services, account_id)
+    return {"tag": found["tag"], kind: {}}
+
+
+@router.get("/v3/domains/{domain_name}/limits/tag")
+async def tag_limits(domain_name: str, services: ServicesDep, account_id: AccountDep) -> dict:
+    return await on_domain(services, account_id, domain_name,
+                           lambda s, d: tags.limits(s, d.id))

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import format_rfc2822
 from mailhaven.errors import BadRequest
+from mailhaven.stats import tags
 from mailhaven.stats.models import StatCount
+from mailhaven.storage.db import insert_for
 
 EVENTS = ("accepted", "delivered", "failed", "opened", "clicked", "unsubscribed",
           "complained", "stored")
@@ -32,26 +33,30 @@ def kind_of(event: str, document: dict) -> str:
         reason = document.get("reason") or "generic"
         if document.get("flags", {}).get("is-delayed-bounce"):
             reason = "delayed-bounce"
-        severity = document.get("severity") or "permanent"
-        return f"{severity}:{'espblock' if severity == 'temporary' else reason}"
+        return f"{document.get('severity') or 'permanent'}:{reason}"
     return "total"
 
 
 def count(session: Session, domain_id: str, recorded: Iterable[tuple[str, list[str], dict]],
           timestamp: float) -> None:
     """Add recorded events (event, tags, document) to the hour's counters, in the caller's
-    transaction, for the domain and for each tag."""
+    transaction, for the domain and for each tracked tag: one upsert, plus one indexed read
+    when the events carry tags (and an insert on a tag's first use)."""
     hour = int(timestamp // 3600 * 3600)
+    events = [(event, {tags.name(t) for t in named}, doc) for event, named, doc in recorded]
+    used: set[str] = set().union(*(t for _, t, _ in events))
+    kept: set[str] = set()
+    if used:  # a refused send names no new tag
+        new_ok = set().union(*(t for event, t, _ in events if event != "rejected"))
+        kept = tags.tracked(session, domain_id, used, new_ok)
     counts: Counter[tuple[str, str, str]] = Counter()
-    for event, tags, document in recorded:
+    for event, event_tags, document in events:
         kind = kind_of(event, document)
-        for tag in ("", *tags):
-            counts[(tag[:256], event, kind)] += 1
+        for tag in ("", *(event_tags & kept)):
+            counts[(tag, event, kind)] += 1
     if not counts:
         return
-    pg = session.get_bind().dialect.name == "postgresql"
-    insert = postgresql.insert if pg else sqlite.insert
-    statement = insert(StatCount)
+    statement = insert_for(session, StatCount)
     statement = statement.on_conflict_do_update(
         index_elements=["domain_id", "tag", "hour", "event", "kind"],
         set_={"count": StatCount.count + statement.excluded.count})
@@ -107,8 +112,11 @@ def totals(session: Session, domain_id: str, *, events: list[str], start: float,
                                    {e: _empty(e) for e in events})[event]
         if event == "failed":
             severity, _, reason = kind.partition(":")
-            stats[severity][reason] = stats[severity].get(reason, 0) + n
-            stats[severity]["total"] += n
+            counts = stats[severity]
+            # Mailgun breaks temporary failures down by `espblock` only; all count in total.
+            if severity == "permanent" or reason in counts:
+                counts[reason] = counts.get(reason, 0) + n
+            counts["total"] += n
         else:
             stats[kind] = stats.get(kind, 0) + n
             if kind != "total":

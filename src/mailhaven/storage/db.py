@@ -6,10 +6,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +40,12 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def insert_for(session: Session, model: Any) -> Any:
+    """`INSERT` with `ON CONFLICT` support, in the dialect of the session's database."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    return (postgresql.insert if pg else sqlite.insert)(model)
 
 
 class Database:

@@ -5,19 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
-from mailhaven.deps import AccountDep, ServicesDep
+from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
-from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.http import field_dict, in_thread, read_form
-from mailhaven.services import Services
+from mailhaven.http import field_dict, query_url, read_form
 from mailhaven.suppressions import service
 from mailhaven.suppressions.models import KINDS
 
@@ -46,59 +41,41 @@ def _batch_message(kind: str, count: int) -> str:
     return f"{count} addresses have been added to the {kind} table"
 
 
-async def _on_domain(services: Services, account_id: str, domain_name: str,
-                     work: Callable[..., object], *, write: bool = False) -> object:
-    def run() -> object:
-        with (services.db.transaction() if write else services.db.sessions()) as session:
-            return work(session, owned_domain(session, account_id, domain_name))
-
-    try:
-        return await in_thread(run)
-    except IntegrityError:
-        if not write:
-            raise
-        # A concurrent request added one of these addresses first: once more, as updates.
-        return await in_thread(run)
-
-
 def _routes(kind: str) -> None:
     base_path = f"/v3/{{domain_name}}/{kind}"
 
     async def list_items(domain_name: str, request: Request, services: ServicesDep,
                          account_id: AccountDep, limit: int = Query(100, ge=1, le=1000),
-                         page: str | None = None, address: str | None = None) -> dict:
+                         page: str | None = None, address: str | None = None,
+                         term: str | None = None) -> dict:
         if page not in (None, "first", "next", "previous", "last"):
             raise BadRequest("page must be one of first, next, previous, last")
-        if request.query_params.get("term"):
-            raise BadRequest("The 'term' filter is not supported")
 
-        def work(session, domain: Domain) -> list[dict]:  # type: ignore[no-untyped-def]
-            rows = service.page(session, services.vault, domain, kind, limit=limit,
-                                direction=page, pivot=address)
-            keys = services.vault.keys(session, (r.key_id for r in rows))
-            return [d for r in rows if (d := service.as_json(services.vault, keys, kind, r))]
+        def work(session, domain: Domain) -> service.Page:  # type: ignore[no-untyped-def]
+            return service.listing(session, services.vault, domain, kind, limit=limit,
+                                   direction=page, pivot=address, term=term)
 
-        items = await _on_domain(services, account_id, domain_name, work)
+        found = await on_domain(services, account_id, domain_name, work)
         url = f"{str(request.base_url).rstrip('/')}/v3/{domain_name}/{kind}"
-        edge = "value" if kind == "whitelists" else "address"
-        first = items[0][edge] if items else address  # type: ignore[index]
-        last = items[-1][edge] if items else address  # type: ignore[index]
-
-        def link(**params: object) -> str:
-            return f"{url}?{urlencode({k: v for k, v in params.items() if v})}"
-        return {"items": items, "paging": {
-            "first": link(limit=limit), "last": link(page="last", limit=limit),
-            "next": link(page="next", address=last, limit=limit),
-            "previous": link(page="previous", address=first, limit=limit)}}
+        return {"items": found.items, "paging": {
+            "first": query_url(url, term=term, limit=limit),
+            "last": query_url(url, page="last", term=term, limit=limit),
+            "next": query_url(url, page="next", address=found.after, term=term, limit=limit),
+            "previous": query_url(url, page="previous", address=found.before, term=term,
+                                  limit=limit)}}
 
     async def add_items(domain_name: str, request: Request, services: ServicesDep,
                         account_id: AccountDep) -> dict:
+        batch = False
         if request.headers.get("content-type", "").startswith("application/json"):
             try:
                 records = json.loads(await request.body())
             except ValueError as exc:
                 raise BadRequest("Request body is not valid JSON") from exc
-            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            # An array is a batch; Mailgun's SDK examples also post one record as an object.
+            batch = isinstance(records, list)
+            records = records if batch else [records]
+            if not all(isinstance(r, dict) for r in records):
                 raise BadRequest("Request body must be a JSON array of objects")
             if len(records) > service.MAX_BATCH:
                 raise BadRequest("Batch size should be less than 1000")
@@ -112,8 +89,8 @@ def _routes(kind: str) -> None:
         def work(session, domain: Domain) -> int:  # type: ignore[no-untyped-def]
             return service.add(session, services.vault, domain, kind, entries, services.clock)
 
-        count = await _on_domain(services, account_id, domain_name, work, write=True)
-        if request.headers.get("content-type", "").startswith("application/json"):
+        count = await on_domain(services, account_id, domain_name, work, write=True)
+        if batch:
             return {"message": _batch_message(kind, int(count))}  # type: ignore[call-overload]
         if kind == "whitelists":
             return {"message": ADDED[kind], "type": entries[0].value_type,
@@ -134,7 +111,7 @@ def _routes(kind: str) -> None:
 
             def work(session, domain: Domain, chunk=chunk) -> int:  # type: ignore[no-untyped-def]
                 return service.add(session, services.vault, domain, kind, chunk, services.clock)
-            await _on_domain(services, account_id, domain_name, work, write=True)
+            await on_domain(services, account_id, domain_name, work, write=True)
         return JSONResponse({"message": IMPORTED}, status_code=202)
 
     async def get_item(domain_name: str, value: str, services: ServicesDep,
@@ -146,20 +123,20 @@ def _routes(kind: str) -> None:
             if found is None:  # its subject was erased
                 raise NotFound(f"Address not found in {service.TABLE[kind]} table")
             return found
-        return await _on_domain(services, account_id, domain_name, work)  # type: ignore[return-value]
+        return await on_domain(services, account_id, domain_name, work)  # type: ignore[return-value]
 
     async def delete_item(domain_name: str, value: str, services: ServicesDep,
                           account_id: AccountDep, tag: str | None = None) -> dict:
         def work(session, domain: Domain) -> None:  # type: ignore[no-untyped-def]
             service.remove(session, services.vault, domain, kind, value, tag)
-        await _on_domain(services, account_id, domain_name, work, write=True)
+        await on_domain(services, account_id, domain_name, work, write=True)
         return {"message": REMOVED[kind], "value" if kind == "whitelists" else "address": value}
 
     async def clear_items(domain_name: str, services: ServicesDep,
                           account_id: AccountDep) -> dict:
         def work(session, domain: Domain) -> None:  # type: ignore[no-untyped-def]
             service.clear(session, domain, kind)
-        await _on_domain(services, account_id, domain_name, work, write=True)
+        await on_domain(services, account_id, domain_name, work, write=True)
         return {"message": CLEARED[kind]}
 
     router.add_api_route(base_path, list_items, methods=["GET"])

@@ -7,13 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, tuple_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822, parse_rfc2822
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.sending.request import parse_addresses
+from mailhaven.sending.request import parse_addresses, valid_addresses
+from mailhaven.storage.db import insert_for
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault, VaultKey
 from mailhaven.vault.service import normalize_address
@@ -67,23 +67,29 @@ def entry_from(kind: str, record: dict) -> Entry:
 
 def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list[Entry],
         clock: Clock = SYSTEM_CLOCK) -> int:
-    """Insert or update each entry (an unsubscribe gains tags; a bounce takes the new code)."""
+    """Insert or update each entry (an unsubscribe gains tags; a bounce takes the new code).
+
+    Exact under concurrency, with no retry: missing records are inserted with `ON CONFLICT
+    DO NOTHING` (in the batch's order, which is the list's order), then every record is read
+    `FOR UPDATE`, in blind-index order, and changed: a concurrent add of the same address
+    waits for this one and then builds on it."""
     if len(entries) > MAX_BATCH:
         raise BadRequest("Batch size should be less than 1000")
     keys = vault.subjects(session, domain.account_id, [e.value for e in entries])
-    existing = {row.value_index: row for row in _rows(
-        session, domain, kind, [vault.blind_index(domain.account_id, e.value) for e in entries])}
-    for entry in entries:
+    indexed = [(vault.blind_index(domain.account_id, e.value), e) for e in entries]
+    new: dict[str, dict] = {}
+    for index, entry in indexed:
         key = keys[normalize_address(entry.value)]
-        index = vault.blind_index(domain.account_id, entry.value)
-        row = existing.get(index)
-        if row is None:
-            row = Suppression(account_id=domain.account_id, domain_id=domain.id, kind=kind,
-                              value_index=index, key_id=key.id, value_type=entry.value_type,
-                              created_at=entry.created_at or clock.now(), tags="[]",
-                              value_sealed=vault.seal_text(key, entry.value, "suppression"))
-            session.add(row)
-            existing[index] = row
+        new.setdefault(index, {
+            "account_id": domain.account_id, "domain_id": domain.id, "kind": kind,
+            "value_index": index, "key_id": key.id, "value_type": entry.value_type,
+            "created_at": entry.created_at or clock.now(), "tags": "[]",
+            "value_sealed": vault.seal_text(key, entry.value, "suppression")})
+    session.execute(insert_for(session, Suppression).on_conflict_do_nothing(),
+                    list(new.values()))
+    rows = {row.value_index: row for row in _rows(session, domain, kind, new, lock=True)}
+    for index, entry in indexed:
+        key, row = keys[normalize_address(entry.value)], rows[index]
         if row.key_id != key.id:  # its subject was erased and has come back: seal anew
             row.key_id = key.id
             row.value_sealed = vault.seal_text(key, entry.value, "suppression")
@@ -98,15 +104,23 @@ def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list
     return len(entries)
 
 
-def _rows(session: Session, domain: Domain, kind: str,
-          indexes: Iterable[str]) -> list[Suppression]:
-    return list(session.scalars(select(Suppression).where(
+def _rows(session: Session, domain: Domain, kind: str, indexes: Iterable[str], *,
+          lock: bool = False) -> list[Suppression]:
+    """The records with these blind indexes; with `lock`, locked for this transaction (on
+    PostgreSQL; SQLite's writer already holds the database) and read afresh."""
+    query = select(Suppression).where(
         Suppression.domain_id == domain.id, Suppression.kind == kind,
-        Suppression.value_index.in_(list(indexes)))))
+        Suppression.value_index.in_(sorted(indexes)))
+    if lock:
+        query = (query.order_by(Suppression.value_index).with_for_update()
+                 .execution_options(populate_existing=True))
+    return list(session.scalars(query))
 
 
-def find(session: Session, vault: Vault, domain: Domain, kind: str, value: str) -> Suppression:
-    rows = _rows(session, domain, kind, [vault.blind_index(domain.account_id, value)])
+def find(session: Session, vault: Vault, domain: Domain, kind: str, value: str, *,
+         lock: bool = False) -> Suppression:
+    rows = _rows(session, domain, kind, [vault.blind_index(domain.account_id, value)],
+                 lock=lock)
     if not rows:
         raise NotFound(f"Address not found in {TABLE[kind]} table")
     return rows[0]
@@ -115,7 +129,7 @@ def find(session: Session, vault: Vault, domain: Domain, kind: str, value: str) 
 def remove(session: Session, vault: Vault, domain: Domain, kind: str, value: str,
            tag: str | None = None) -> None:
     """Delete one record; for an unsubscribe with `tag`, only that tag."""
-    row = find(session, vault, domain, kind, value)
+    row = find(session, vault, domain, kind, value, lock=True)
     if kind == "unsubscribes" and tag:
         tags = [t for t in json.loads(row.tags) if t != tag]
         if tags:
@@ -129,9 +143,86 @@ def clear(session: Session, domain: Domain, kind: str) -> None:
                                               Suppression.kind == kind))
 
 
+_EDGE = {"bounces": "address", "unsubscribes": "address", "complaints": "address",
+         "whitelists": "value"}
+SCAN_LIMIT = 5000  # records a `term` search opens per request
+_SCAN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of records in Mailgun's shape, and the values its `previous` and `next` links
+    start from (Mailgun's query-based paging names an address at the page's edge)."""
+
+    items: list[dict]
+    before: str | None
+    after: str | None
+
+
+def listing(session: Session, vault: Vault, domain: Domain, kind: str, *, limit: int,
+            direction: str | None, pivot: str | None, term: str | None = None) -> Page:
+    """A page of the list in creation order; with `term`, of the records that begin with it."""
+    if term and _is_address(term):
+        return _exact(session, vault, domain, kind, term, direction)
+    if term:
+        return _search(session, vault, domain, kind, term.strip().lower(), limit=limit,
+                       direction=direction, pivot=pivot)
+    rows = page(session, vault, domain, kind, limit=limit, direction=direction, pivot=pivot)
+    items = _readable(session, vault, kind, rows)
+    edge = _EDGE[kind]
+    return Page(items, items[0][edge] if items else pivot, items[-1][edge] if items else pivot)
+
+
+def _is_address(term: str) -> bool:
+    found = valid_addresses([term])
+    return len(found) == 1 and found[0].email.lower() == term.strip().lower()
+
+
+def _readable(session: Session, vault: Vault, kind: str,
+              rows: list[Suppression]) -> list[dict]:
+    keys = vault.keys(session, (r.key_id for r in rows))
+    return [d for r in rows if (d := as_json(vault, keys, kind, r))]
+
+
+def _exact(session: Session, vault: Vault, domain: Domain, kind: str, address: str,
+           direction: str | None) -> Page:
+    """A whole address: found through its blind index, whatever the list's length."""
+    rows = [] if direction in ("next", "previous") else _rows(
+        session, domain, kind, [vault.blind_index(domain.account_id, address)])
+    items = _readable(session, vault, kind, rows)
+    return Page(items, address, address)
+
+
+def _search(session: Session, vault: Vault, domain: Domain, kind: str, prefix: str, *,
+            limit: int, direction: str | None, pivot: str | None) -> Page:
+    """Records whose address begins with `prefix`. Only the blind index of whole addresses
+    is stored, so this opens the records in list order, at most SCAN_LIMIT of them: a page
+    ends at `limit` matches or there, and its links go on from the last record opened."""
+    backward = direction in ("previous", "last")
+    matches: list[dict] = []
+    opened, reached = 0, pivot
+    while opened < SCAN_LIMIT and len(matches) < limit:
+        rows = page(session, vault, domain, kind, direction=direction, pivot=reached,
+                    limit=min(_SCAN_CHUNK, SCAN_LIMIT - opened))
+        for item in _readable(session, vault, kind, rows[::-1] if backward else rows):
+            reached = item[_EDGE[kind]]
+            if reached.lower().startswith(prefix):
+                matches.append(item)
+                if len(matches) == limit:
+                    break
+        opened += len(rows)
+        if len(rows) < _SCAN_CHUNK or reached is None:
+            break
+        direction = "previous" if backward else "next"
+    if backward:
+        matches.reverse()
+        return Page(matches, reached, matches[-1][_EDGE[kind]] if matches else pivot)
+    return Page(matches, matches[0][_EDGE[kind]] if matches else pivot, reached)
+
+
 def page(session: Session, vault: Vault, domain: Domain, kind: str, *, limit: int,
          direction: str | None, pivot: str | None) -> list[Suppression]:
-    """A page in creation order; `pivot` is the address at the page's edge (Mailgun's
+    """A page of rows in creation order; `pivot` is the address at the page's edge (Mailgun's
     query-based paging), found again through its blind index."""
     query = select(Suppression).where(Suppression.domain_id == domain.id,
                                       Suppression.kind == kind)
@@ -226,16 +317,4 @@ def list_bounce(session: Session, vault: Vault, domain_id: str, email: str, *, c
     domain = domain_of(session, domain_id)
     if domain is None or allowlisted(session, vault, domain.account_id, domain_id, email):
         return
-    add_quietly(session, vault, domain, "bounces",
-                Entry(email, code=str(code), detail=detail), clock)
-
-
-def add_quietly(session: Session, vault: Vault, domain: Domain, kind: str, entry: Entry,
-                clock: Clock = SYSTEM_CLOCK) -> None:
-    """`add` inside a savepoint: when another worker lists the same address at the same
-    moment, its record stands and the caller's transaction goes on."""
-    try:
-        with session.begin_nested():
-            add(session, vault, domain, kind, [entry], clock)
-    except IntegrityError:
-        pass
+    add(session, vault, domain, "bounces", [Entry(email, code=str(code), detail=detail)], clock)

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.storage.base import new_id
+from mailhaven.storage.db import insert_for
 from mailhaven.vault.keyring import Keyring
 from mailhaven.vault.models import VaultKey
 
@@ -91,11 +91,11 @@ class Vault:
         found = self._find(session, account_id, list(by_index))
         missing = [i for i in by_index if i not in found]
         if missing:
-            pg = session.get_bind().dialect.name == "postgresql"
-            insert = postgresql.insert if pg else sqlite.insert
-            rows = {i: self._new_key_row(account_id, "subject", i) for i in missing}
+            # In index order: concurrent first uses take the unique index's locks in one order.
+            rows = {i: self._new_key_row(account_id, "subject", i) for i in sorted(missing)}
             inserted = session.execute(
-                insert(VaultKey).on_conflict_do_nothing().returning(VaultKey.blind_index),
+                insert_for(session, VaultKey).on_conflict_do_nothing()
+                .returning(VaultKey.blind_index),
                 list(rows.values()),
             ).scalars().all()
             found.update({i: VaultKey(**rows[i]) for i in inserted})
