@@ -106,7 +106,7 @@ def test_opens_and_clicks_become_events(api, live, services, domain) -> None:
     assert followed.status_code == 302
     assert followed.headers["location"] == "https://shop.example/item?id=7&ref=mail"
 
-    [open_event] = _events(api, domain, "opened")
+    open_event = _events(api, domain, "opened")[0]
     assert open_event["recipient"] == "ann@example.org" and open_event["tags"] == ["spring"]
     assert open_event["client-info"]["device-type"] == "mobile"
     assert open_event["client-info"]["client-os"] == "iOS"
@@ -115,9 +115,14 @@ def test_opens_and_clicks_become_events(api, live, services, domain) -> None:
                                          "city": "Unknown"}
     [click_event] = _events(api, domain, "clicked")
     assert click_event["url"] == "https://shop.example/item?id=7&ref=mail"
+    api.get(_path(pixel), headers={"User-Agent": UA})  # opened again: total, not unique
     totals = api.get(f"/v3/{domain}/stats/total",
                      params={"event": ["opened", "clicked"], "duration": "1d"}).json()
-    assert sum(s["opened"]["total"] for s in totals["stats"]) == 1
+    assert [sum(s[e][k] for s in totals["stats"]) for e in ("opened", "clicked")
+            for k in ("total", "unique")] == [2, 1, 1, 1]
+    tagged = api.get(f"/v3/{domain}/tags/spring/stats",
+                     params={"event": "opened", "duration": "1d"}).json()
+    assert sum(s["opened"]["unique"] for s in tagged["stats"]) == 1
 
 
 def test_tampered_or_foreign_links_do_nothing(api, live, services, domain) -> None:

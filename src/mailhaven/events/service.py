@@ -62,17 +62,18 @@ def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float
 
 def record_many(session: Session, vault: Vault, *, account_id: str, domain_id: str,
                 facts: MessageFacts, event: str, recipients: list[Recipient], timestamp: float,
-                extra: dict | None = None) -> list[dict]:
+                extra: dict | None = None, stats_kind: str | None = None) -> list[dict]:
     """Store one event per recipient, each sealed under that recipient's key."""
     return record_each(session, vault, account_id=account_id, domain_id=domain_id,
                        event=event, copies=[(facts, r) for r in recipients],
-                       timestamp=timestamp, extra=extra)
+                       timestamp=timestamp, extra=extra, stats_kind=stats_kind)
 
 
 def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: str,
                 event: str, copies: list[tuple[MessageFacts, Recipient]], timestamp: float,
-                extra: dict | None = None) -> list[dict]:
-    """Store one event per copy (its own facts, its recipient), in one INSERT."""
+                extra: dict | None = None, stats_kind: str | None = None) -> list[dict]:
+    """Store one event per copy (its own facts, its recipient), in one INSERT.
+    `stats_kind` overrides the counter the events add to (a first open is `unique`)."""
     rows, documents = [], []
     for facts, recipient in copies:
         doc = event_json(facts, event, recipient.email, timestamp, extra)
@@ -89,7 +90,8 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
         })
     if rows:
         session.execute(insert(Event), rows)
-        stats.count(session, domain_id, [(event, facts.tags, doc)
+        stats.count(session, domain_id, [(event, facts.tags, {**doc, stats.KIND: stats_kind}
+                                          if stats_kind else doc)
                                          for (facts, _), doc in zip(copies, documents,
                                                                     strict=True)], timestamp)
         webhooks.enqueue(session, account_id=account_id, domain_id=domain_id,
@@ -99,9 +101,10 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
 
 def record(session: Session, vault: Vault, *, account_id: str, domain_id: str,
            facts: MessageFacts, event: str, recipient: Recipient, timestamp: float,
-           extra: dict | None = None) -> dict:
+           extra: dict | None = None, stats_kind: str | None = None) -> dict:
     return record_many(session, vault, account_id=account_id, domain_id=domain_id, facts=facts,
-                       event=event, recipients=[recipient], timestamp=timestamp, extra=extra)[0]
+                       event=event, recipients=[recipient], timestamp=timestamp, extra=extra,
+                       stats_kind=stats_kind)[0]
 
 
 def with_storage_urls(documents: list[dict], base_url: str, domain_name: str) -> list[dict]:

@@ -19,12 +19,15 @@ EVENTS = ("accepted", "delivered", "failed", "opened", "clicked", "unsubscribed"
           "complained", "stored")
 RESOLUTIONS = ("hour", "day", "month")
 MAX_HOURS = 10_000
+KIND = "_stats_kind"  # set on a document handed to `count`, never stored: overrides kind_of
 _FAILED_PERMANENT = ("suppress-bounce", "suppress-unsubscribe", "suppress-complaint",
                      "bounce", "delayed-bounce", "old", "generic")
 
 
 def kind_of(event: str, document: dict) -> str:
     """Which counter of `event` a recorded event adds to (Mailgun's stats breakdown)."""
+    if document.get(KIND):
+        return document[KIND]
     if event == "accepted":
         return "outgoing"
     if event == "delivered":

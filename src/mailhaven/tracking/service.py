@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from ua_parser import parse
 
@@ -13,6 +14,7 @@ from mailhaven.clock import Clock
 from mailhaven.delivery.queue import describe
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
+from mailhaven.events.models import Event
 from mailhaven.events.service import Recipient, record
 from mailhaven.sending.request import flag
 from mailhaven.suppressions import service as suppressions
@@ -78,9 +80,20 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
             return None
         suppressions.add(session, vault, domain, "unsubscribes",
                          [suppressions.Entry(job.email, tags=tags)], clock)
+    first = event != "unsubscribed" and _first(session, vault, job.account_id,
+                                               job.facts.storage_key, job.email, event)
     return record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
                   facts=job.facts, event=event, recipient=Recipient(job.email, job.subject_key),
-                  timestamp=clock.now(), extra=extra)
+                  timestamp=clock.now(), extra=extra, stats_kind="unique" if first else None)
+
+
+def _first(session: Session, vault: Vault, account_id: str, storage_key: str, email: str,
+           event: str) -> bool:
+    """Whether this is the recipient's first open (or click) of the message: stats count
+    those as `unique`."""
+    return session.scalar(select(Event.id).where(
+        Event.storage_key == storage_key, Event.event == event,
+        Event.recipient_index == vault.blind_index(account_id, email)).limit(1)) is None
 
 
 # -- settings ------------------------------------------------------------------------------
