@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from mailhaven.accounts.service import create_account
+from mailhaven.accounts.service import issue_key
 from mailhaven.config import Settings
 from mailhaven.domains.dkim import DkimKeyPair, generate_rsa
 from mailhaven.models import metadata
@@ -93,14 +93,18 @@ def test_a_domain_from_before_revision_0006_keeps_its_key_records_and_rows(
     services = Services.start(settings, clock, migrate=False)
     try:
         services.db.migrate("0005")
-        with services.db.transaction() as session:
-            issued = create_account(session, services.vault, name="Old", email="o@old.test")
+        account_id = new_id()
+        with services.db.engine.begin() as conn:  # an account as revision 0005 stored it
+            conn.execute(text("INSERT INTO accounts (id, region, created_at)"
+                              " VALUES (:id, 'us', 0)"), {"id": account_id})
         pair = generate_rsa(1024)
-        domain_id = _domain_before_0006(services, issued.account_id, pair)
+        domain_id = _domain_before_0006(services, account_id, pair)
 
         services.db.migrate()
+        with services.db.transaction() as session:
+            api_key = issue_key(session, account_id)
         record = f"k=rsa; p={pair.public_b64}"
-        with LiveServer(services) as live, live.client(issued.api_key) as api:
+        with LiveServer(services) as live, live.client(api_key) as api:
             body = api.get("/v3/domains/old.example.com").json()
             assert body["domain"]["state"] == "active"
             [dkim] = [r for r in body["sending_dns_records"] if "._domainkey." in r["name"]]

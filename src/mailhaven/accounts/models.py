@@ -31,6 +31,9 @@ class Account(Base):
     email_sealed: Mapped[bytes | None] = column(LargeBinary, data=HOLDER_SEALED)
     region: Mapped[str] = column(String(8), default="us", data=TECHNICAL)
     signing_key_sealed: Mapped[bytes | None] = column(LargeBinary, data=SIGNING_KEY)
+    deleted_at: Mapped[float | None] = column(Float, data=TECHNICAL)
+    legal_hold: Mapped[str | None] = column(String(48), data=TECHNICAL)  # what is kept, why
+    hold_until: Mapped[float | None] = column(Float, data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
 
 

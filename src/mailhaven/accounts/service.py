@@ -89,6 +89,11 @@ class KeyCache:
             return None
         return hit[0]
 
+    def forget_account(self, account_id: str) -> None:
+        """Drop an account's keys at once (after deletion); other processes' caches expire
+        within TTL seconds."""
+        self._known = {d: hit for d, hit in self._known.items() if hit[0] != account_id}
+
     def put(self, digest: str, account_id: str) -> None:
         if len(self._known) >= self._size:
             self._known.clear()

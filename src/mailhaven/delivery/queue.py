@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.service import Recipient, record
+from mailhaven.privacy.controls import NO_LIMITS, Limits
+from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending import content
 from mailhaven.sending.content import MessageFacts
 from mailhaven.sending.models import Message
@@ -52,6 +54,7 @@ class Job:
     verify_tls: bool
     due_since: float  # accepted, or the scheduled time: the give-up age counts from here
     tracking: DomainTracking = DomainTracking()
+    limits: Limits = NO_LIMITS  # the recipient's restriction, objection, withdrawn consents
     suppressed: str | None = None  # "suppress-bounce"…: on a list, so it must not be sent
 
 
@@ -122,13 +125,27 @@ def describe(session: Session, vault: Vault, delivery_id: int) -> Job | None:
 
 
 def _with_suppressions(session: Session, vault: Vault, jobs: list[Job]) -> list[Job]:
-    """Each job with the suppression that stops it, looked up for the whole claim at once."""
+    """Each job with what stops it (a suppression list, the recipient's restriction,
+    objection or withdrawn consent) and the limits on tracking it, looked up for the whole
+    claim at once."""
     index = {j.delivery_id: (j.domain_id, vault.blind_index(j.account_id, j.email))
              for j in jobs}
     listed = suppressions.lookup(session, index.values())
-    return [replace(j, suppressed=suppressions.reason_for(listed[index[j.delivery_id]],
-                                                          j.facts.tags))
-            if index[j.delivery_id] in listed else j for j in jobs]
+    by_account: dict[str, dict] = {}
+    for account_id in {j.account_id for j in jobs}:
+        by_account[account_id] = subject_limits(session, account_id, (
+            index[j.delivery_id][1] for j in jobs if j.account_id == account_id))
+    checked = []
+    for job in jobs:
+        marketing = job.document.get("marketing", True)
+        limits = by_account[job.account_id].get(index[job.delivery_id][1], NO_LIMITS)
+        lists = listed.get(index[job.delivery_id], {})
+        if not marketing:  # a service message: only bounces and complaints stop it
+            lists = {k: v for k, v in lists.items() if k != "unsubscribes"}
+        reason = (suppressions.reason_for(lists, job.facts.tags) if lists else None) \
+            or limits.blocks_mail(marketing=marketing)
+        checked.append(replace(job, suppressed=reason, limits=limits))
+    return checked
 
 
 def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domain],

@@ -38,6 +38,9 @@ SUPPRESSED = {
     "suppress-bounce": "Not delivering to previously bounced address",
     "suppress-unsubscribe": "Not delivering to unsubscribed address",
     "suppress-complaint": "Not delivering to a user who marked your messages as spam",
+    "suppress-restriction": "Not delivering: the recipient restricted the processing of "
+                            "their data",
+    "suppress-objection": "Not delivering marketing: the recipient objected to it",
 }
 LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
 SIGNER_SECONDS = 60.0  # a rotated key signs this long after DNS showed it, at the latest
@@ -151,7 +154,7 @@ class DeliveryWorker(Runner):
         additions = tracking.for_delivery(
             self.services.vault, self.services.settings.public_url,
             delivery_id=job.delivery_id, domain=job.domain_name, document=job.document,
-            tags=job.facts.tags, email=job.email, settings=job.tracking)
+            tags=job.facts.tags, email=job.email, settings=job.tracking, limits=job.limits)
         data = content.render(job.document, job.recipient, job.variables, additions)
         if not job.dkim:
             return data

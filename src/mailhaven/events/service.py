@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailhaven.events.models import Event
+from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending.content import MessageFacts
 from mailhaven.stats import service as stats
 from mailhaven.vault import Vault, VaultKey
@@ -90,10 +91,14 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
         })
     if rows:
         session.execute(insert(Event), rows)
-        stats.count(session, domain_id, [(event, facts.tags, {**doc, stats.KIND: stats_kind}
-                                          if stats_kind else doc)
-                                         for (facts, _), doc in zip(copies, documents,
-                                                                    strict=True)], timestamp)
+        # Analytics only for subjects who have not restricted or objected to it (N6).
+        limited = subject_limits(session, account_id,
+                                 {r["recipient_index"] for r in rows if r["recipient_index"]})
+        stats.count(session, domain_id, [
+            (event, facts.tags, {**doc, stats.KIND: stats_kind} if stats_kind else doc)
+            for (facts, _), doc, row in zip(copies, documents, rows, strict=True)
+            if row["recipient_index"] not in limited
+            or limited[row["recipient_index"]].may_analyse], timestamp)
         webhooks.enqueue(session, account_id=account_id, domain_id=domain_id,
                          documents=documents, now=timestamp)
     return documents

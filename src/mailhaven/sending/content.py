@@ -75,6 +75,7 @@ def dump(request: SendRequest, *, message_id: str, created_at: float) -> bytes:
         "mime": base64.b64encode(request.mime).decode() if request.mime is not None else None,
         "deliverytime": request.deliverytime,  # None unless scheduled
         "tracking": request.tracking,
+        "marketing": request.marketing,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 

@@ -88,6 +88,7 @@ class SendRequest:
     deliverytime: float | None = None
     message_id: str | None = None  # the client's own, without <>
     tracking: dict = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
+    marketing: bool = True  # o:category=transactional: a service message, not unsubscribable
 
     @property
     def recipients(self) -> list[Address]:
@@ -373,7 +374,19 @@ def _with_options(request: SendRequest, values: Values, now: float | None) -> Se
         require_tls=flag(_first(values, "o:require-tls")),
         skip_verification=flag(_first(values, "o:skip-verification")),
         deliverytime=_deliverytime(deliverytime, now) if deliverytime else None,
-        tracking=_tracking(values))
+        tracking=_tracking(values),
+        marketing=_marketing(_first(values, "o:category")))
+
+
+def _marketing(category: str | None) -> bool:
+    """`o:category` (a Mailhaven extension): `transactional` for service messages (receipts,
+    password resets), which unsubscribes and objections don't stop; anything else is
+    marketing, as every Mailgun message is."""
+    if category is None or category.strip().lower() in ("", "marketing"):
+        return True
+    if category.strip().lower() == "transactional":
+        return False
+    raise BadRequest("o:category must be marketing or transactional")
 
 
 def _tracking(values: Values) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailhaven.domains.models import Domain
+from mailhaven.privacy.controls import NO_LIMITS, Limits
 
 DEFAULT_HTML_FOOTER = '\n<br>\n<p><a href="%unsubscribe_url%">unsubscribe</a></p>\n'
 DEFAULT_TEXT_FOOTER = "\n\nTo unsubscribe click: <%unsubscribe_url%>\n\n"
@@ -51,11 +52,13 @@ class Decision:
 NOT_TRACKED = Decision()
 
 
-def may_track(domain: DomainTracking, requested: dict | None, recipient: str) -> Decision:
+def may_track(domain: DomainTracking, requested: dict | None, recipient: str,
+              limits: Limits = NO_LIMITS) -> Decision:
     """What may be tracked in `recipient`'s copy. `requested` holds the message's
-    `o:tracking`, `o:tracking-opens` and `o:tracking-clicks` (None where not given)."""
+    `o:tracking`, `o:tracking-opens` and `o:tracking-clicks` (None where not given);
+    `limits` the recipient's restriction, objection and withdrawn tracking consent."""
     requested = requested or {}
-    if requested.get("all") is False:
+    if requested.get("all") is False or not limits.may_track:
         return NOT_TRACKED
     opens = domain.opens and requested.get("opens") is not False
     clicks = domain.clicks

@@ -6,8 +6,9 @@ from __future__ import annotations
 import html as html_lib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.sending.content import Additions
 from mailhaven.tracking import links
 from mailhaven.tracking.links import Link
@@ -37,12 +38,16 @@ def base_url(public_url: str, settings: DomainTracking, domain: str) -> str:
 
 
 def for_delivery(vault: Vault, public_url: str, *, delivery_id: int, domain: str,
-                 document: dict, tags: list[str], email: str,
-                 settings: DomainTracking) -> Additions:
-    """The additions for one queued copy, as the delivery worker renders it."""
-    copy = Copy(delivery_id, tags, has_list_unsubscribe=any(
+                 document: dict, tags: list[str], email: str, settings: DomainTracking,
+                 limits: Limits = NO_LIMITS) -> Additions:
+    """The additions for one queued copy, as the delivery worker renders it. A service
+    message (`o:category=transactional`) gets no unsubscribe link or header."""
+    marketing = document.get("marketing", True)
+    copy = Copy(delivery_id, tags, has_list_unsubscribe=not marketing or any(
         name.lower() == "list-unsubscribe" for name, _ in document["headers"]))
-    decision = may_track(settings, document.get("tracking"), email)
+    if not marketing:
+        settings = replace(settings, unsubscribes=False)
+    decision = may_track(settings, document.get("tracking"), email, limits)
     return additions(vault, base_url(public_url, settings, domain), copy, settings, decision)
 
 

@@ -31,7 +31,8 @@ async def _engage(services: Services, request: Request, link: Link) -> dict | No
             return service.engage(session, services.vault, link,
                                   ip=request.client.host if request.client else "",
                                   user_agent=request.headers.get("user-agent", ""),
-                                  clock=services.clock)
+                                  clock=services.clock,
+                                  notice_version=services.settings.notice_version)
 
     try:
         return await in_thread(run)

@@ -16,6 +16,8 @@ from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.events.models import Event
 from mailhaven.events.service import Recipient, record
+from mailhaven.privacy.controls import NO_LIMITS, record_consent
+from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending.request import flag
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking.links import Link
@@ -57,7 +59,7 @@ def client_info(user_agent: str) -> dict:
 
 
 def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: str,
-           clock: Clock) -> dict | None:
+           clock: Clock, notice_version: str = "1") -> dict | None:
     """Record what the recipient did; None when nothing is recorded (the copy is gone or
     erased, or may not be tracked). An unsubscribe always counts: it is the recipient's
     right, not tracking."""
@@ -65,7 +67,10 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
     if job is None:
         return None
     event = EVENTS[link.kind]
-    decision = may_track(job.tracking, job.document.get("tracking"), job.email)
+    limits = subject_limits(session, job.account_id,
+                            [vault.blind_index(job.account_id, job.email)])
+    decision = may_track(job.tracking, job.document.get("tracking"), job.email,
+                         next(iter(limits.values()), NO_LIMITS))
     if (event == "opened" and not decision.opens) or (event == "clicked"
                                                       and decision.clicks == "no"):
         return None
@@ -80,6 +85,11 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
             return None
         suppressions.add(session, vault, domain, "unsubscribes",
                          [suppressions.Entry(job.email, tags=tags)], clock)
+        if tags == ("*",):  # from everything: the consent ledger records the withdrawal
+            record_consent(session, job.account_id,
+                           vault.blind_index(job.account_id, job.email), "marketing-email",
+                           granted=False, source="unsubscribe-link",
+                           notice_version=notice_version, now=clock.now())
     first = event != "unsubscribed" and _first(session, vault, job.account_id,
                                                job.facts.storage_key, job.email, event)
     return record(session, vault, account_id=job.account_id, domain_id=job.domain_id,

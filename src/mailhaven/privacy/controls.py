@@ -1,0 +1,134 @@
+"""Restriction, objection and consent: what a subject has said about their processing, and
+the one lookup every processing path makes before it acts (SPEC N5, N6).
+
+Where the lookup is used: the delivery worker (no mail to a restricted subject, no
+marketing to an objecting one or one who withdrew marketing consent), the tracking
+decision (`tracking.policy.may_track`: no opens or clicks), and the stats fold (no
+analytics). One query per batch, by keyed blind index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailhaven.errors import BadRequest
+from mailhaven.privacy.models import Consent, SubjectControl
+from mailhaven.storage.db import insert_for
+
+PURPOSES = ("marketing-email", "tracking", "analytics")
+OPT_OUT_DAYS = 10  # the legal limit for honouring an opt-out; Mailhaven does it at once
+
+
+def holder_index(account_id: str) -> str:
+    """An account holder's subject reference (recipients have their blind index)."""
+    return f"account:{account_id}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What may be done with one subject's data beyond storing it."""
+
+    restricted: bool = False  # Art. 18: storage only
+    objected: bool = False  # Art. 21: no direct marketing, no tracking, no analytics
+    withdrawn: frozenset[str] = frozenset()  # purposes whose consent was withdrawn
+
+    @property
+    def may_track(self) -> bool:
+        return not (self.restricted or self.objected or "tracking" in self.withdrawn)
+
+    @property
+    def may_analyse(self) -> bool:
+        return not (self.restricted or self.objected or "analytics" in self.withdrawn)
+
+    def blocks_mail(self, *, marketing: bool) -> str | None:
+        """Why a message must not go out (a `failed` event's reason), or None."""
+        if self.restricted:
+            return "suppress-restriction"
+        if marketing and self.objected:
+            return "suppress-objection"
+        if marketing and "marketing-email" in self.withdrawn:
+            return "suppress-unsubscribe"
+        return None
+
+
+NO_LIMITS = Limits()
+
+
+def limits(session: Session, account_id: str, indexes: Iterable[str]) -> dict[str, Limits]:
+    """The limits on each of these subjects that has any (two indexed queries)."""
+    wanted = set(indexes)
+    if not wanted:
+        return {}
+    found: dict[str, Limits] = {}
+    for row in session.scalars(select(SubjectControl).where(
+            SubjectControl.account_id == account_id,
+            SubjectControl.subject_index.in_(wanted))):
+        if row.restricted or row.objected:
+            found[row.subject_index] = Limits(row.restricted, row.objected)
+    latest: dict[tuple[str, str], bool] = {}
+    for index, purpose, granted in session.execute(
+            select(Consent.subject_index, Consent.purpose, Consent.granted)
+            .where(Consent.account_id == account_id, Consent.subject_index.in_(wanted))
+            .order_by(Consent.at, Consent.id)):
+        latest[(index, purpose)] = granted
+    for (index, purpose), granted in latest.items():
+        if not granted:
+            current = found.get(index, NO_LIMITS)
+            found[index] = Limits(current.restricted, current.objected,
+                                  current.withdrawn | {purpose})
+    return found
+
+
+def set_control(session: Session, account_id: str, index: str, *, now: float,
+                restricted: bool | None = None, objected: bool | None = None) -> None:
+    row = session.scalar(select(SubjectControl).where(
+        SubjectControl.account_id == account_id, SubjectControl.subject_index == index)
+        .with_for_update())
+    if row is None:
+        session.execute(insert_for(session, SubjectControl).on_conflict_do_nothing(), [{
+            "account_id": account_id, "subject_index": index, "restricted": False,
+            "objected": False, "updated_at": now}])
+        row = session.scalar(select(SubjectControl).where(
+            SubjectControl.account_id == account_id, SubjectControl.subject_index == index)
+            .with_for_update())
+    assert row is not None
+    if restricted is not None:
+        row.restricted = restricted
+    if objected is not None:
+        row.objected = objected
+    row.updated_at = now
+
+
+def record_consent(session: Session, account_id: str, index: str, purpose: str, *,
+                   granted: bool, source: str, notice_version: str, now: float) -> Consent:
+    """One entry in the ledger. A withdrawal takes effect at once; its legal deadline
+    (10 days for an opt-out) is recorded so the report can show it was met."""
+    if purpose not in PURPOSES:
+        raise BadRequest(f"purpose must be one of {', '.join(PURPOSES)}")
+    consent = Consent(account_id=account_id, subject_index=index, purpose=purpose,
+                      granted=granted, source=source[:32], notice_version=notice_version,
+                      at=now, deadline=None if granted else now + OPT_OUT_DAYS * 86400)
+    session.add(consent)
+    return consent
+
+
+def consent_json(consent: Consent) -> dict:
+    return {"purpose": consent.purpose, "granted": consent.granted, "source": consent.source,
+            "notice_version": consent.notice_version, "at": consent.at,
+            "effective_at": consent.at, "deadline": consent.deadline}
+
+
+def ledger(session: Session, account_id: str, index: str) -> list[dict]:
+    return [consent_json(c) for c in session.scalars(select(Consent).where(
+        Consent.account_id == account_id, Consent.subject_index == index)
+        .order_by(Consent.at, Consent.id))]
+
+
+def control_json(session: Session, account_id: str, index: str) -> dict:
+    row = session.scalar(select(SubjectControl).where(
+        SubjectControl.account_id == account_id, SubjectControl.subject_index == index))
+    return {"restricted": bool(row and row.restricted), "objected": bool(row and row.objected)}

@@ -1,0 +1,115 @@
+"""What the privacy engine stores: requests, controls on a subject's processing, the consent
+ledger and the erasure ledger. A subject is named only by its keyed blind index (a
+recipient) or its account id (an account holder); addresses are sealed or absent."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped
+
+from mailhaven.storage.base import Base, BigId
+from mailhaven.storage.inventory import (
+    OWNERSHIP,
+    RECIPIENT_INDEX,
+    TECHNICAL,
+    classified,
+    column,
+)
+
+REQUEST_FACTS = classified(
+    "non-personal", "none", "answering data-subject requests",
+    "finished requests: working data 7 days, the record 3 years", basis="legal obligation")
+REQUEST_SEALED = classified(
+    "personal", "data subject", "answering data-subject requests",
+    "finished requests: 7 days", basis="legal obligation",
+    note="the requester's address and details, sealed under the subject's vault key")
+SUBJECT_INDEX = classified(
+    "personal", "data subject", "honouring rights and choices", "life of the record",
+    basis="legal obligation",
+    note="a keyed blind index (recipient) or an account id (account holder); never an address")
+CONTROL = classified(
+    "non-personal", "none", "honouring restriction and objection", "until lifted",
+    basis="legal obligation")
+CONSENT = classified(
+    "non-personal", "none", "proof of consent and its withdrawal",
+    "life of the account, then 3 years", basis="legal obligation")
+LEDGER = classified(
+    "non-personal", "none", "keeping erased subjects erased (backups)",
+    "life of the installation", basis="legal obligation",
+    note="ids of destroyed keys and the keyed index of the erased subject")
+
+
+class PrivacyRequest(Base):
+    """A data-subject request and where it stands."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (Index("ix_privacy_requests_due", "state", "due_at"),)
+
+    id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)
+    account_id: Mapped[str] = column(
+        String(24), ForeignKey("accounts.id", ondelete="CASCADE"), index=True, data=OWNERSHIP)
+    right: Mapped[str] = column(String(24), data=REQUEST_FACTS)
+    subject_type: Mapped[str] = column(String(12), data=REQUEST_FACTS)  # holder | recipient
+    subject_index: Mapped[str] = column(String(64), index=True, data=SUBJECT_INDEX)
+    key_id: Mapped[str | None] = column(
+        String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
+        data=TECHNICAL)
+    details_sealed: Mapped[bytes | None] = column(LargeBinary, data=REQUEST_SEALED)
+    state: Mapped[str] = column(String(24), data=REQUEST_FACTS)
+    received_at: Mapped[float] = column(Float, data=REQUEST_FACTS)
+    due_at: Mapped[float] = column(Float, data=REQUEST_FACTS)
+    extended_reason: Mapped[str | None] = column(Text, data=REQUEST_FACTS)
+    extension_notified_at: Mapped[float | None] = column(Float, data=REQUEST_FACTS)
+    denied_reason: Mapped[str | None] = column(String(48), data=REQUEST_FACTS)
+    token_digest: Mapped[str | None] = column(String(64), unique=True, data=TECHNICAL)
+    verified_at: Mapped[float | None] = column(Float, data=REQUEST_FACTS)
+    completed_at: Mapped[float | None] = column(Float, data=REQUEST_FACTS)
+    result: Mapped[str] = column(Text, default="{}", data=REQUEST_FACTS)  # JSON, no personal
+    updated_at: Mapped[float] = column(Float, data=TECHNICAL)
+
+
+class SubjectControl(Base):
+    """Restriction and objection: processing limited to storage while set."""
+
+    __tablename__ = "subject_controls"
+    __table_args__ = (Index("uq_subject_controls_subject_index", "account_id", "subject_index",
+                            unique=True),)
+
+    id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
+    account_id: Mapped[str] = column(
+        String(24), ForeignKey("accounts.id", ondelete="CASCADE"), data=OWNERSHIP)
+    subject_index: Mapped[str] = column(String(64), data=SUBJECT_INDEX)
+    restricted: Mapped[bool] = column(Boolean, default=False, data=CONTROL)
+    objected: Mapped[bool] = column(Boolean, default=False, data=CONTROL)
+    updated_at: Mapped[float] = column(Float, data=TECHNICAL)
+
+
+class Consent(Base):
+    """One grant or withdrawal; the latest row per (subject, purpose) is in force."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_subject", "account_id", "subject_index", "purpose"),)
+
+    id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
+    account_id: Mapped[str] = column(
+        String(24), ForeignKey("accounts.id", ondelete="CASCADE"), data=OWNERSHIP)
+    subject_index: Mapped[str] = column(String(64), data=SUBJECT_INDEX)
+    purpose: Mapped[str] = column(String(32), data=CONSENT)
+    granted: Mapped[bool] = column(Boolean, data=CONSENT)
+    source: Mapped[str] = column(String(32), data=CONSENT)
+    notice_version: Mapped[str] = column(String(32), data=CONSENT)
+    at: Mapped[float] = column(Float, data=CONSENT)
+    deadline: Mapped[float | None] = column(Float, data=CONSENT)  # an opt-out's legal limit
+
+
+class Erasure(Base):
+    """What an erasure destroyed, so that a restored backup can destroy it again."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
+    account_id: Mapped[str] = column(String(24), index=True, data=OWNERSHIP)
+    subject_index: Mapped[str] = column(String(64), data=RECIPIENT_INDEX)
+    key_ids: Mapped[str] = column(Text, default="[]", data=LEDGER)  # JSON
+    storage_keys: Mapped[str] = column(Text, default="[]", data=LEDGER)  # messages touched
+    at: Mapped[float] = column(Float, data=LEDGER)

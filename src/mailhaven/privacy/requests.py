@@ -1,0 +1,162 @@
+"""Data-subject requests (SPEC N3): every right, with identity, states and deadlines.
+
+An account holder is identified by their login (the API key); anyone else by a one-time
+link mailed to the address through Mailhaven's own queue, from the domain that mailed
+them. States: received → identity_unverified → verified → in_progress → completed, or
+denied (a reason from `DENIAL_REASONS`); `extended` while an extension runs. The due date
+is one calendar month after receipt; an extension of up to two more months needs a reason
+and must be decided (and the subject told) within that first month.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailhaven.errors import BadRequest, NotFound
+from mailhaven.privacy.models import PrivacyRequest
+from mailhaven.storage.base import new_id
+from mailhaven.vault import Vault, VaultKey
+
+RIGHTS = ("access", "portability", "rectification", "erasure", "restriction", "objection",
+          "withdraw-consent")
+RECEIVED, UNVERIFIED, VERIFIED = "received", "identity_unverified", "verified"
+IN_PROGRESS, COMPLETED, DENIED, EXTENDED = "in_progress", "completed", "denied", "extended"
+OPEN_STATES = (RECEIVED, UNVERIFIED, VERIFIED, IN_PROGRESS, EXTENDED)
+DENIAL_REASONS = ("identity-not-verified", "manifestly-unfounded", "excessive",
+                  "legal-obligation", "legal-claims", "not-the-controller")
+MAX_EXTENSION_MONTHS = 2
+
+
+def add_months(epoch: float, months: int) -> float:
+    """The same day `months` calendar months later (the 31st becomes the month's last)."""
+    when = datetime.fromtimestamp(epoch, UTC)
+    month = when.month - 1 + months
+    year, month = when.year + month // 12, month % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day).timestamp()
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Opened:
+    request: PrivacyRequest
+    token: str | None  # the one-time link's secret, for a recipient; shown once
+
+
+def open_request(session: Session, vault: Vault, *, account_id: str, right: str,
+                 subject_type: str, subject_index: str, key: VaultKey | None,
+                 details: dict, now: float, verified: bool) -> Opened:
+    if right not in RIGHTS:
+        raise BadRequest(f"type must be one of {', '.join(RIGHTS)}")
+    token = None if verified else secrets.token_urlsafe(24)
+    request = PrivacyRequest(
+        id=new_id(), account_id=account_id, right=right, subject_type=subject_type,
+        subject_index=subject_index, key_id=key.id if key else None,
+        details_sealed=vault.seal(key, json.dumps(details).encode(), "privacy.request")
+        if key else None,
+        state=VERIFIED if verified else UNVERIFIED, received_at=now,
+        due_at=add_months(now, 1), verified_at=now if verified else None,
+        token_digest=token_digest(token) if token else None, updated_at=now)
+    session.add(request)
+    return Opened(request, token)
+
+
+def details(vault: Vault, session: Session, request: PrivacyRequest) -> dict:
+    """What the requester gave (an address, a correction); {} once their key is erased."""
+    keys = vault.keys(session, [request.key_id])
+    key = keys.get(request.key_id or "")
+    if key is None or request.details_sealed is None:
+        return {}
+    return json.loads(vault.open(key, request.details_sealed, "privacy.request"))
+
+
+def by_token(session: Session, token: str) -> PrivacyRequest:
+    request = session.scalar(select(PrivacyRequest).where(
+        PrivacyRequest.token_digest == token_digest(token)).with_for_update())
+    if request is None:
+        raise NotFound("Request not found")
+    return request
+
+
+def owned(session: Session, account_id: str, request_id: str) -> PrivacyRequest:
+    request = session.get(PrivacyRequest, request_id, with_for_update=True)
+    if request is None or request.account_id != account_id:
+        raise NotFound("Request not found")
+    return request
+
+
+def verify(request: PrivacyRequest, now: float) -> None:
+    if request.state != UNVERIFIED:
+        return  # clicked twice: nothing more to do
+    request.state, request.verified_at, request.updated_at = VERIFIED, now, now
+
+
+def extend(request: PrivacyRequest, *, months: int, reason: str, now: float) -> None:
+    """Up to two more months, with a reason, decided within the first month."""
+    if request.state not in OPEN_STATES:
+        raise BadRequest("Only an open request can be extended")
+    if not reason.strip():
+        raise BadRequest("An extension needs a reason")
+    if not 1 <= months <= MAX_EXTENSION_MONTHS:
+        raise BadRequest("An extension is 1 or 2 months")
+    if request.extended_reason is not None:
+        raise BadRequest("The request was already extended")
+    if now > request.due_at:
+        raise BadRequest("An extension must be decided within the first month")
+    request.due_at = add_months(request.received_at, 1 + months)
+    request.extended_reason = reason.strip()[:1000]
+    request.extension_notified_at = now
+    request.state, request.updated_at = EXTENDED, now
+
+
+def deny(request: PrivacyRequest, *, reason: str, now: float) -> None:
+    if reason not in DENIAL_REASONS:
+        raise BadRequest(f"reason must be one of {', '.join(DENIAL_REASONS)}")
+    if request.state not in OPEN_STATES:
+        raise BadRequest("Only an open request can be denied")
+    request.state, request.denied_reason = DENIED, reason
+    request.completed_at = request.updated_at = now
+
+
+def complete(request: PrivacyRequest, result: dict, now: float) -> None:
+    request.state, request.result = COMPLETED, json.dumps(result)
+    request.completed_at = request.updated_at = now
+
+
+def overdue(session: Session, account_id: str | None, now: float) -> list[PrivacyRequest]:
+    query = select(PrivacyRequest).where(PrivacyRequest.state.in_(OPEN_STATES),
+                                         PrivacyRequest.due_at < now)
+    if account_id is not None:
+        query = query.where(PrivacyRequest.account_id == account_id)
+    return list(session.scalars(query.order_by(PrivacyRequest.due_at)))
+
+
+def as_json(request: PrivacyRequest, now: float) -> dict:
+    def when(epoch: float | None) -> str | None:
+        return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+
+    return {"id": request.id, "type": request.right, "subject_type": request.subject_type,
+            "state": request.state, "received_at": when(request.received_at),
+            "due_at": when(request.due_at), "verified_at": when(request.verified_at),
+            "completed_at": when(request.completed_at),
+            "extension": None if request.extended_reason is None else {
+                "reason": request.extended_reason,
+                "notified_at": when(request.extension_notified_at)},
+            "denied_reason": request.denied_reason,
+            "overdue": request.state in OPEN_STATES and now > request.due_at,
+            "result": json.loads(request.result or "{}")}
+
+
+Handler = Callable[[Session, PrivacyRequest, dict], dict]

@@ -1,0 +1,358 @@
+"""`/v1/privacy/…`: data-subject requests, the processor API, consents, account deletion.
+
+Mailhaven's own namespace (SPEC interface contract). Account holders authenticate as for
+every API call; a recipient's request needs no key and is confirmed by a one-time link.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import select
+
+from mailhaven.deps import AccountDep, ServicesDep, current_account
+from mailhaven.domains.models import Domain
+from mailhaven.errors import BadRequest, NotFound
+from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.privacy import controls, erasure, service
+from mailhaven.privacy import requests as reqs
+from mailhaven.privacy.models import PrivacyRequest
+from mailhaven.sending.request import build_request, flag, parse_addresses
+from mailhaven.sending.service import accept
+from mailhaven.services import Services
+
+log = logging.getLogger("mailhaven.privacy")
+router = APIRouter(tags=["privacy"])
+templates = Environment(loader=PackageLoader("mailhaven", "web/templates"),
+                        autoescape=select_autoescape())
+RECIPIENT_ACCEPTED = ("If we hold data about this address, a link to confirm the request "
+                      "has been sent to it.")
+
+
+def _context(services: Services) -> service.Context:
+    return service.Context(services.vault, services.settings.data_dir,
+                           services.settings.notice_version, services.clock.now())
+
+
+def _address(value: str | None, field: str = "email") -> str:
+    found = parse_addresses([value or ""], field, limit=1) if value else []
+    if not found:
+        raise BadRequest(f"{field} must be an email address")
+    return found[0].email
+
+
+def _mail(services: Services, session, domain: Domain, to: str, subject: str,  # noqa: ANN001
+          text: str) -> None:
+    """A notice to a data subject, sent through Mailhaven's own queue from the domain
+    that mailed them: a service message, never tracked, never unsubscribable."""
+    message = build_request([("from", f"Privacy <privacy@{domain.name}>"), ("to", to),
+                             ("subject", subject), ("text", text),
+                             ("o:category", "transactional"), ("o:tracking", "no")], [],
+                            now=services.clock.now())
+    accept(session, services.vault, domain, message, services.clock)
+
+
+async def _optional_account(request: Request, services: Services) -> str | None:
+    if not request.headers.get("authorization"):
+        return None
+    return await current_account(request, services)
+
+
+# -- requests ----------------------------------------------------------------------------
+
+@router.post("/v1/privacy/requests")
+async def create_request(request: Request, services: ServicesDep) -> JSONResponse:
+    """With an API key: the account holder's own request, or (with `email`) a recipient's
+    request relayed by the customer, who verified them. Without: a recipient's request,
+    confirmed by a link sent to the address."""
+    account_id = await _optional_account(request, services)
+    fields = field_dict((await read_form(request))[0])
+    right = fields.get("type", "")
+    if right not in reqs.RIGHTS:
+        raise BadRequest(f"type must be one of {', '.join(reqs.RIGHTS)}")
+    given = {k: v for k, v in fields.items()
+             if k in ("name", "email", "new_email", "purpose", "lift")}
+    if given.get("purpose") and given["purpose"] not in controls.PURPOSES:
+        raise BadRequest(f"purpose must be one of {', '.join(controls.PURPOSES)}")
+    if given.get("new_email"):
+        given["new_email"] = _address(given["new_email"], "new_email")
+    if account_id is not None:
+        return await _authenticated_request(services, account_id, right, given)
+    email = _address(fields.get("email"))
+    domain_name = (fields.get("domain") or "").strip().lower()
+    if not domain_name:
+        raise BadRequest("domain is required: the domain that sent you email")
+    now = services.clock.now()
+
+    def run() -> None:
+        with services.db.transaction() as session:
+            domain = session.scalar(select(Domain).where(Domain.name == domain_name))
+            if domain is None:
+                return  # the same answer either way: no list of our customers to probe
+            key = services.vault.subjects(session, domain.account_id, [email])[email.lower()]
+            opened = reqs.open_request(
+                session, services.vault, account_id=domain.account_id, right=right,
+                subject_type="recipient",
+                subject_index=services.vault.blind_index(domain.account_id, email), key=key,
+                details={**given, "email": email, "domain": domain_name}, now=now,
+                verified=False)
+            link = f"{services.settings.api_url}/v1/privacy/verify/{opened.token}"
+            _mail(services, session, domain, email, "Confirm your privacy request",
+                  f"Someone asked {domain_name} for: {right.replace('-', ' ')} of the data "
+                  f"held about {email}.\n\nIf that was you, confirm here:\n{link}\n\n"
+                  f"If it wasn't, ignore this message: nothing will happen.\n")
+
+    await in_thread(run)
+    return JSONResponse({"message": RECIPIENT_ACCEPTED}, status_code=202)
+
+
+async def _authenticated_request(services: Services, account_id: str, right: str,
+                                 given: dict) -> JSONResponse:
+    now = services.clock.now()
+    # A recipient's request names them by `email`; a holder's rectification gives the
+    # holder's new `email` (and `name`), a recipient's gives `email` and `new_email`.
+    email = given.get("email") if right != "rectification" or "new_email" in given else None
+    if email is not None:
+        email = _address(email)
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            if email is not None:  # a recipient's request, relayed and verified by the customer
+                key = services.vault.subjects(session, account_id, [email])[email.lower()]
+                index, subject_type = services.vault.blind_index(account_id, email), "recipient"
+            else:
+                from mailhaven.accounts.models import Account
+                account = session.get(Account, account_id)
+                key = services.vault.keys(session, [account.holder_key_id]).get(
+                    account.holder_key_id or "") if account else None
+                index, subject_type = controls.holder_index(account_id), "holder"
+            opened = reqs.open_request(session, services.vault, account_id=account_id,
+                                       right=right, subject_type=subject_type,
+                                       subject_index=index, key=key,
+                                       details={**given, **({"email": email} if email else {})},
+                                       now=now, verified=True)
+            session.flush()
+            service.carry_out(session, _context(services), opened.request)
+            if right == "erasure" and subject_type == "holder":
+                services.key_cache.forget_account(account_id)
+            return reqs.as_json(opened.request, now)
+
+    return JSONResponse(await in_thread(run), status_code=201)
+
+
+@router.get("/v1/privacy/requests")
+async def list_requests(request: Request, services: ServicesDep,
+                        account_id: AccountDep) -> dict:
+    now = services.clock.now()
+    only_overdue = flag(request.query_params.get("overdue"))
+
+    def run() -> list[dict]:
+        with services.db.sessions() as session:
+            rows = (reqs.overdue(session, account_id, now) if only_overdue else
+                    session.scalars(select(PrivacyRequest).where(
+                        PrivacyRequest.account_id == account_id)
+                        .order_by(PrivacyRequest.received_at.desc())).all())
+            return [reqs.as_json(r, now) for r in rows]
+
+    return {"items": await in_thread(run)}
+
+
+@router.get("/v1/privacy/requests/{request_id}")
+async def get_request(request_id: str, request: Request, services: ServicesDep) -> dict:
+    """With the API key of the account, or with the recipient's one-time token."""
+    token = request.query_params.get("token")
+    account_id = None if token else await current_account(request, services)
+    now = services.clock.now()
+
+    def run() -> dict:
+        with services.db.sessions() as session:
+            found = (reqs.by_token(session, token) if token
+                     else reqs.owned(session, account_id or "", request_id))
+            if found.id != request_id:
+                raise NotFound("Request not found")
+            return reqs.as_json(found, now)
+
+    return await in_thread(run)
+
+
+@router.post("/v1/privacy/requests/{request_id}/extend")
+async def extend_request(request_id: str, request: Request, services: ServicesDep,
+                         account_id: AccountDep) -> dict:
+    fields = field_dict((await read_form(request))[0])
+    try:
+        months = int(fields.get("months", "2"))
+    except ValueError:
+        raise BadRequest("months must be 1 or 2") from None
+    now = services.clock.now()
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            found = reqs.owned(session, account_id, request_id)
+            reqs.extend(found, months=months, reason=fields.get("reason", ""), now=now)
+            _tell_subject(services, session, found,
+                          "Your privacy request needs more time",
+                          f"Your request ({found.right}) will be answered by "
+                          f"{reqs.as_json(found, now)['due_at'][:10]}, because: "
+                          f"{found.extended_reason}\n")
+            return reqs.as_json(found, now)
+
+    return await in_thread(run)
+
+
+def _tell_subject(services: Services, session, found: PrivacyRequest, subject: str,  # noqa: ANN001
+                  text: str) -> None:
+    """A recipient is told by mail from the domain they named; an account holder sees it
+    in the request itself (`extension.notified_at`)."""
+    given = reqs.details(services.vault, session, found)
+    if found.subject_type != "recipient" or not given.get("domain"):
+        return
+    domain = session.scalar(select(Domain).where(Domain.name == given["domain"]))
+    if domain is not None:
+        _mail(services, session, domain, given["email"], subject, text)
+
+
+@router.post("/v1/privacy/requests/{request_id}/deny")
+async def deny_request(request_id: str, request: Request, services: ServicesDep,
+                       account_id: AccountDep) -> dict:
+    reason = field_dict((await read_form(request))[0]).get("reason", "")
+    now = services.clock.now()
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            found = reqs.owned(session, account_id, request_id)
+            reqs.deny(found, reason=reason, now=now)
+            return reqs.as_json(found, now)
+
+    return await in_thread(run)
+
+
+def _page(state: str, *, status_code: int = 200, **values: object) -> HTMLResponse:
+    body = templates.get_template("privacy_request.html").render(state=state, **values)
+    return HTMLResponse(body, status_code=status_code,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@router.get("/v1/privacy/verify/{token}", include_in_schema=False)
+async def confirm_page(token: str, services: ServicesDep) -> HTMLResponse:
+    """Asks before it acts: mail scanners follow links."""
+    def run() -> PrivacyRequest | None:
+        with services.db.sessions() as session:
+            try:
+                return reqs.by_token(session, token)
+            except NotFound:
+                return None
+
+    found = await in_thread(run)
+    if found is None:
+        return _page("invalid", status_code=404)
+    return _page("confirm" if found.state == reqs.UNVERIFIED else "done",
+                 right=found.right.replace("-", " "), request=found.id, token=token,
+                 state_name=found.state)
+
+
+@router.post("/v1/privacy/verify/{token}", include_in_schema=False)
+async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
+    ctx = _context(services)
+
+    def run() -> PrivacyRequest | None:
+        with services.db.transaction() as session:
+            try:
+                found = reqs.by_token(session, token)
+            except NotFound:
+                return None
+            if found.state == reqs.UNVERIFIED:
+                reqs.verify(found, ctx.now)
+                service.carry_out(session, ctx, found)
+            return found
+
+    found = await in_thread(run)
+    if found is None:
+        return _page("invalid", status_code=404)
+    return _page("done", right=found.right.replace("-", " "), request=found.id, token=token,
+                 state_name=found.state)
+
+
+# -- the processor API, consents, account deletion ---------------------------------------
+
+@router.delete("/v1/privacy/recipients/{address:path}")
+async def erase_recipient(address: str, services: ServicesDep,
+                          account_id: AccountDep) -> dict:
+    """Erase everything the account holds about one recipient, across its domains."""
+    email = _address(unquote(address), "address")
+    ctx = _context(services)
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            summary = erasure.erase_recipient(session, services.vault, account_id, email,
+                                              now=ctx.now, data_dir=ctx.data_dir)
+            counts = {k: v for k, v in summary.items()
+                      if k in ("events", "cancelled", "copies", "messages")}
+            return {"message": "Recipient erased", **service.completion_record(
+                session, services.vault, account_id, {
+                    "account": account_id, "erased": services.vault.blind_index(
+                        account_id, email),
+                    "completed_at": service._iso(ctx.now), "counts": counts})}
+
+    return await in_thread(run)
+
+
+@router.post("/v1/privacy/consents")
+async def record_consent(request: Request, services: ServicesDep,
+                         account_id: AccountDep) -> JSONResponse:
+    """A grant or a withdrawal, for a recipient (`email`) or the account holder."""
+    fields = field_dict((await read_form(request))[0])
+    if "granted" not in fields:
+        raise BadRequest("granted must be yes or no")
+    now = services.clock.now()
+    email = _address(fields["email"]) if fields.get("email") else None
+    index = (services.vault.blind_index(account_id, email) if email
+             else controls.holder_index(account_id))
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            consent = controls.record_consent(
+                session, account_id, index, fields.get("purpose", ""),
+                granted=flag(fields["granted"]), source=fields.get("source") or "api",
+                notice_version=fields.get("notice_version") or services.settings.notice_version,
+                now=now)
+            return controls.consent_json(consent)
+
+    return JSONResponse(await in_thread(run), status_code=201)
+
+
+@router.get("/v1/privacy/consents")
+async def get_consents(request: Request, services: ServicesDep,
+                       account_id: AccountDep) -> dict:
+    email = request.query_params.get("email")
+    index = (services.vault.blind_index(account_id, _address(email)) if email
+             else controls.holder_index(account_id))
+
+    def run() -> dict:
+        with services.db.sessions() as session:
+            return {"items": controls.ledger(session, account_id, index),
+                    **controls.control_json(session, account_id, index)}
+
+    return await in_thread(run)
+
+
+@router.delete("/v1/privacy/account")
+async def delete_account(request: Request, services: ServicesDep,
+                         account_id: AccountDep) -> dict:
+    """Account deletion (N8); `confirm` must repeat the account id."""
+    if request.query_params.get("confirm") != account_id:
+        raise BadRequest("confirm must be this account's id")
+    ctx = _context(services)
+
+    def run() -> dict:
+        with services.db.transaction() as session:
+            return service.delete_account(session, ctx, account_id)
+
+    record = await in_thread(run)
+    services.key_cache.forget_account(account_id)
+    return {"message": "Account deleted", **record}
+
+

@@ -1,0 +1,182 @@
+"""Carrying out a verified request, for an account holder or a recipient, and the deletion
+of a whole account (SPEC N3–N8). Each right ends in a result the subject (or the
+customer, for the processor API) can check, and a completion record signed with the
+account's signing key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
+from mailhaven.domains.models import Domain
+from mailhaven.errors import BadRequest
+from mailhaven.events.models import Event
+from mailhaven.privacy import controls, erasure
+from mailhaven.privacy import requests as reqs
+from mailhaven.privacy.models import Erasure, PrivacyRequest
+from mailhaven.suppressions import service as suppressions
+from mailhaven.suppressions.models import Suppression
+from mailhaven.vault import Vault
+from mailhaven.vault.models import VaultKey
+from mailhaven.webhooks.service import signing_key
+
+EXPORT_RIGHTS = ("access", "portability")
+LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
+HOLD_YEARS = 3
+
+
+@dataclass(frozen=True)
+class Context:
+    """What carrying out a request needs from the platform."""
+
+    vault: Vault
+    data_dir: Path
+    notice_version: str
+    now: float
+
+
+def completion_record(session: Session, vault: Vault, account_id: str, body: dict) -> dict:
+    """A record the customer can verify: HMAC-SHA256 of the canonical JSON under the
+    account's signing key (the same key webhooks are signed with)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    key = signing_key(session, vault, account_id)
+    return {"record": body, "signature": hmac.new(key.encode(), canonical.encode(),
+                                                  hashlib.sha256).hexdigest(),
+            "signed_with": "HMAC-SHA256 over the record's canonical JSON (sorted keys, no "
+                           "spaces) with the account's http_signing_key"}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
+    """Do what a verified request asks (everything but exports, which the caller writes
+    outside the transaction); the request is completed with the returned result."""
+    request.state, request.updated_at = reqs.IN_PROGRESS, ctx.now
+    given = reqs.details(ctx.vault, session, request)
+    account_id, index = request.account_id, request.subject_index
+    right = request.right
+    if right in EXPORT_RIGHTS:
+        result = {"export": f"/v1/privacy/requests/{request.id}/export"}
+    elif right == "erasure" and request.subject_type == "recipient":
+        summary = erasure.erase_recipient(session, ctx.vault, account_id, given["email"],
+                                          now=ctx.now, data_dir=ctx.data_dir)
+        result = {"erased": {k: v for k, v in summary.items()
+                             if k in ("events", "cancelled", "copies", "messages")}}
+    elif right == "erasure":
+        result = {"account_deleted": delete_account(session, ctx, account_id)["record"]}
+    elif right in ("restriction", "objection"):
+        lift = bool(given.get("lift"))
+        controls.set_control(session, account_id, index, now=ctx.now,
+                             **{"restricted" if right == "restriction" else "objected":
+                                not lift})
+        result = {right: "lifted" if lift else "in force"}
+    elif right == "withdraw-consent":
+        purposes = [given["purpose"]] if given.get("purpose") else list(controls.PURPOSES)
+        for purpose in purposes:
+            controls.record_consent(session, account_id, index, purpose, granted=False,
+                                    source="request", notice_version=ctx.notice_version,
+                                    now=ctx.now)
+        result = {"withdrawn": purposes}
+    else:
+        result = {"rectified": rectify(session, ctx, request, given)}
+    record = completion_record(session, ctx.vault, account_id, {
+        "request": request.id, "type": right, "subject_type": request.subject_type,
+        "subject": index, "completed_at": _iso(ctx.now), "result": result})
+    reqs.complete(request, {**result, "completion": record}, ctx.now)
+    return result
+
+
+def rectify(session: Session, ctx: Context, request: PrivacyRequest, given: dict) -> list[str]:
+    """Corrections applied wherever the data is copied: the holder's profile; a recipient's
+    address on every suppression list (events stay the record of what was sent)."""
+    if request.subject_type == "holder":
+        account = session.get(Account, request.account_id)
+        key = ctx.vault.keys(session, [account.holder_key_id if account else None])
+        holder = key.get(account.holder_key_id or "") if account else None
+        if account is None or holder is None:
+            raise BadRequest("The account holder's data is no longer held")
+        changed = []
+        for field in ("name", "email"):
+            if given.get(field):
+                setattr(account, f"{field}_sealed",
+                        ctx.vault.seal_text(holder, given[field], f"account.{field}"))
+                changed.append(field)
+        return changed
+    new = given.get("new_email")
+    if not new:
+        return []
+    rows = session.scalars(select(Suppression).where(
+        Suppression.account_id == request.account_id,
+        Suppression.value_index == request.subject_index)).all()
+    for row in rows:
+        domain = session.get(Domain, row.domain_id)
+        if domain is None:
+            continue
+        suppressions.add(session, ctx.vault, domain, row.kind, [suppressions.Entry(
+            new, value_type=row.value_type, code=row.code,
+            tags=tuple(json.loads(row.tags)))])
+        session.delete(row)
+    return ["email"] if rows else []
+
+
+def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
+    """Account deletion (N8): API keys revoked, queued mail cancelled, domains and every
+    vault key of the account destroyed (its recipients' and its holder's data become
+    unreadable everywhere, backups included); what the law requires (request records,
+    consent proofs, the erasure ledger, the audit log) stays under a named legal hold."""
+    account = session.get(Account, account_id, with_for_update=True)
+    if account is None:
+        raise BadRequest("No such account")
+    session.execute(update(ApiKey).where(ApiKey.account_id == account_id,
+                                         ApiKey.revoked_at.is_(None))
+                    .values(revoked_at=ctx.now).execution_options(synchronize_session=False))
+    cancelled = session.execute(update(Delivery).where(
+        Delivery.account_id == account_id, Delivery.status == QUEUED)
+        .values(status=CANCELLED, lease_owner=None, updated_at=ctx.now)
+        .execution_options(synchronize_session=False)).rowcount
+    summary = erase_account_data(session, ctx.vault, account_id, at=ctx.now)
+    account.name_sealed = account.email_sealed = None
+    account.holder_key_id = None
+    account.deleted_at = ctx.now
+    account.legal_hold = LEGAL_HOLD
+    account.hold_until = reqs.add_months(ctx.now, 12 * HOLD_YEARS)
+    entry = Erasure(account_id=account_id, subject_index=controls.holder_index(account_id),
+                    key_ids=json.dumps(summary["key_ids"]), storage_keys="[]", at=ctx.now)
+    session.add(entry)
+    erasure._append_ledger(ctx.data_dir, entry)
+    body = {"account": account_id, "deleted_at": _iso(ctx.now), "cancelled": cancelled,
+            "domains_deleted": summary["domains"], "keys_destroyed": len(summary["key_ids"]),
+            "legal_hold": {"name": LEGAL_HOLD, "until": _iso(account.hold_until),
+                           "kept": ["privacy requests", "consent ledger", "erasure ledger",
+                                    "audit log"]}}
+    return completion_record(session, ctx.vault, account_id, body)
+
+
+def erase_account_data(session: Session, vault: Vault, account_id: str, *,
+                       at: float) -> dict:
+    """Every vault key of the account created up to `at`, its domains (with their events,
+    suppressions, webhooks and counters) and its queue; safe to run again after a restore."""
+    key_ids = list(session.scalars(select(VaultKey.id).where(
+        VaultKey.account_id == account_id, VaultKey.created_at <= at)))
+    domains = session.execute(delete(Domain).where(Domain.account_id == account_id)
+                              .execution_options(synchronize_session=False)).rowcount
+    session.execute(delete(Event).where(Event.account_id == account_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(Delivery).where(Delivery.account_id == account_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(VaultKey).where(VaultKey.id.in_(key_ids))
+                    .execution_options(synchronize_session=False))
+    for key_id in key_ids:
+        vault.forget(key_id)
+    return {"key_ids": key_ids, "domains": domains}
