@@ -1,0 +1,101 @@
+"""Erasing a recipient who received mail, opened it and unsubscribed (issue 4 acceptance)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.support import Sink, WebhookReceiver, deliver_due, send_webhooks
+
+ANN, BOB = "ann@example.org", "bob@example.org"
+BODY = "Quarterly-statement-7f3a9 for your eyes only"
+
+
+def _everything_the_api_says(api, domain: str, storage_key: str) -> str:  # type: ignore[no-untyped-def]
+    """Every API answer a customer could ask for about this domain, as one text."""
+    answers = [api.get(f"/v3/{domain}/events", params={"ascending": "yes",
+                                                       "limit": 300}).text]
+    for kind in ("bounces", "unsubscribes", "complaints", "whitelists"):
+        answers.append(api.get(f"/v3/{domain}/{kind}").text)
+        answers.append(api.get(f"/v3/{domain}/{kind}/ann%40example.org").text)
+        answers.append(api.get(f"/v3/{domain}/{kind}", params={"term": "ann"}).text)
+    answers.append(api.get(f"/v3/domains/{domain}/messages/{storage_key}").text)
+    answers.append(api.get("/v1/privacy/requests").text)
+    answers.append(api.get("/v1/privacy/consents", params={"email": ANN}).text)
+    answers.append(api.get(f"/v1/admin/domains/{domain}/webhook_deliveries").text)
+    answers.append(api.get(f"/v3/{domain}/tags").text)
+    return "\n".join(answers)
+
+
+def test_an_erased_recipient_is_gone_everywhere_and_still_never_mailed(
+        api, live, services, domain) -> None:
+    api.put(f"/v3/domains/{domain}/tracking/open", data={"active": "yes"})
+    api.put(f"/v3/domains/{domain}/tracking/unsubscribe", data={"active": "yes"})
+    tracked = dataclasses.replace(services, settings=services.settings.with_(
+        public_url=live.base_url))
+    with WebhookReceiver() as receiver, Sink() as sink:
+        api.post(f"/v4/domains/{domain}/webhooks", data={
+            "url": receiver.url, "event_types": ["delivered", "opened", "unsubscribed"]})
+        sent = api.post(f"/v3/{domain}/messages", data={
+            "from": f"news@{domain}", "to": [ANN, BOB], "subject": "Statement",
+            "text": BODY, "html": f"<p>{BODY}</p>", "o:tag": "statements"})
+        storage_key = None
+        deliver_due(tracked, sink)
+        to_ann = next(r for r in sink.received if r.rcpt_tos == [ANN])
+        html = to_ann.message.get_body(("html",)).get_content()
+        [pixel] = re.findall(r'<img[^>]+src="([^"]+)"', html)
+        assert api.get(urlsplit(pixel).path).status_code == 200  # ann opens it
+        one_click = to_ann.message["List-Unsubscribe"].strip("<>")
+        assert api.post(urlsplit(one_click).path,
+                        content=b"List-Unsubscribe=One-Click").status_code == 200
+        send_webhooks(services)
+        events = api.get(f"/v3/{domain}/events", params={"ascending": "yes"}).json()["items"]
+        storage_key = events[0]["storage"]["key"]
+        assert ANN in _everything_the_api_says(api, domain, storage_key)  # before: it's there
+        before = _backup_of(services.settings.data_dir, "before")
+
+        erased = api.delete("/v1/privacy/recipients/ann%40example.org")
+        assert erased.status_code == 200, erased.text
+        assert erased.json()["record"]["counts"]["events"] >= 4  # accepted…unsubscribed
+        assert erased.json()["signature"]
+
+        said = _everything_the_api_says(api, domain, storage_key)
+        assert ANN not in said and BODY not in said
+        bob_events = [e for e in api.get(f"/v3/{domain}/events").json()["items"]]
+        assert bob_events and {e["recipient"] for e in bob_events} == {BOB}
+        assert all(ANN not in json.dumps(e) for e in bob_events)  # To header redacted
+        assert api.get(f"/v3/domains/{domain}/messages/{storage_key}").status_code == 404
+        after = _backup_of(services.settings.data_dir, "after")
+
+        for path in _files(services.settings.data_dir) if services.db.is_sqlite else []:
+            raw = path.read_bytes()
+            assert ANN.encode() not in raw, path
+            assert BODY.encode() not in raw, path
+        assert before.exists() and after.exists()
+
+        sent = api.post(f"/v3/{domain}/messages", data={
+            "from": f"news@{domain}", "to": ANN, "subject": "Again", "text": "Hi"})
+        assert sent.status_code == 200
+        delivered_before = len(sink.received)
+        deliver_due(tracked, sink)
+    assert len(sink.received) == delivered_before  # never mailed again
+    failed = api.get(f"/v3/{domain}/events", params={"event": "failed"}).json()["items"]
+    assert [(e["reason"], e["delivery-status"]["code"]) for e in failed] == [
+        ("suppress-unsubscribe", 605)]
+
+
+def _files(data_dir: Path) -> list[Path]:
+    return [p for p in data_dir.rglob("*") if p.is_file()]
+
+
+def _backup_of(data_dir: Path, name: str) -> Path:
+    """A copy of the database files as a file-level backup would take them (the `backup`
+    command's own archives are tested in tests/backup)."""
+    target = data_dir / f"backup-{name}"
+    target.mkdir()
+    for path in data_dir.glob("mailhaven.db*"):
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
