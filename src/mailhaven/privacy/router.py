@@ -33,11 +33,6 @@ RECIPIENT_ACCEPTED = ("If we hold data about this address, a link to confirm the
                       "has been sent to it.")
 
 
-def _context(services: Services) -> service.Context:
-    return service.Context(services.vault, services.settings.data_dir,
-                           services.settings.notice_version, services.clock.now())
-
-
 def _address(value: str | None, field: str = "email") -> str:
     found = parse_addresses([value or ""], field, limit=1) if value else []
     if not found:
@@ -112,36 +107,19 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
 
 async def _authenticated_request(services: Services, account_id: str, right: str,
                                  given: dict) -> JSONResponse:
-    now = services.clock.now()
-    # A recipient's request names them by `email`; a holder's rectification gives the
-    # holder's new `email` (and `name`), a recipient's gives `email` and `new_email`.
-    email = given.get("email") if right != "rectification" or "new_email" in given else None
-    if email is not None:
-        email = _address(email)
+    if given.get("email"):
+        given["email"] = _address(given["email"])
+    ctx = service.Context.of(services)
 
     def run() -> dict:
         with services.db.transaction() as session:
-            if email is not None:  # a recipient's request, relayed and verified by the customer
-                key = services.vault.subjects(session, account_id, [email])[email.lower()]
-                index, subject_type = services.vault.blind_index(account_id, email), "recipient"
-            else:
-                from mailhaven.accounts.models import Account
-                account = session.get(Account, account_id)
-                key = services.vault.keys(session, [account.holder_key_id]).get(
-                    account.holder_key_id or "") if account else None
-                index, subject_type = controls.holder_index(account_id), "holder"
-            opened = reqs.open_request(session, services.vault, account_id=account_id,
-                                       right=right, subject_type=subject_type,
-                                       subject_index=index, key=key,
-                                       details={**given, **({"email": email} if email else {})},
-                                       now=now, verified=True)
-            session.flush()
-            service.carry_out(session, _context(services), opened.request)
-            if right == "erasure" and subject_type == "holder":
-                services.key_cache.forget_account(account_id)
-            return reqs.as_json(opened.request, now)
+            done = service.file_verified(session, ctx, account_id, right, given)
+            return reqs.as_json(done, ctx.now)
 
-    return JSONResponse(await in_thread(run), status_code=201)
+    shown = await in_thread(run)
+    if right == "erasure" and shown["subject_type"] == "holder":
+        services.key_cache.forget_account(account_id)
+    return JSONResponse(shown, status_code=201)
 
 
 @router.get("/v1/privacy/requests")
@@ -256,7 +234,7 @@ async def confirm_page(token: str, services: ServicesDep) -> HTMLResponse:
 
 @router.post("/v1/privacy/verify/{token}", include_in_schema=False)
 async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
-    ctx = _context(services)
+    ctx = service.Context.of(services)
 
     def run() -> PrivacyRequest | None:
         with services.db.transaction() as session:
@@ -283,7 +261,7 @@ async def erase_recipient(address: str, services: ServicesDep,
                           account_id: AccountDep) -> dict:
     """Erase everything the account holds about one recipient, across its domains."""
     email = _address(unquote(address), "address")
-    ctx = _context(services)
+    ctx = service.Context.of(services)
 
     def run() -> dict:
         with services.db.transaction() as session:
@@ -345,7 +323,7 @@ async def delete_account(request: Request, services: ServicesDep,
     """Account deletion (N8); `confirm` must repeat the account id."""
     if request.query_params.get("confirm") != account_id:
         raise BadRequest("confirm must be this account's id")
-    ctx = _context(services)
+    ctx = service.Context.of(services)
 
     def run() -> dict:
         with services.db.transaction() as session:

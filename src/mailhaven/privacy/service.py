@@ -23,6 +23,7 @@ from mailhaven.events.models import Event
 from mailhaven.privacy import controls, erasure
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.models import Erasure, PrivacyRequest
+from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
@@ -42,6 +43,35 @@ class Context:
     data_dir: Path
     notice_version: str
     now: float
+
+    @classmethod
+    def of(cls, services: Services) -> Context:
+        return cls(services.vault, services.settings.data_dir,
+                   services.settings.notice_version, services.clock.now())
+
+
+def file_verified(session: Session, ctx: Context, account_id: str, right: str,
+                  given: dict) -> PrivacyRequest:
+    """A request whose requester is already known (the holder's login; the customer or
+    the operator relaying a recipient's request), opened and carried out at once.
+    A recipient is named by `email`; a holder's rectification gives the holder's new
+    `email`/`name`, a recipient's gives `email` and `new_email`."""
+    email = given.get("email") if right != "rectification" or "new_email" in given else None
+    if email:
+        key = ctx.vault.subjects(session, account_id, [email])[email.strip().lower()]
+        index, kind = ctx.vault.blind_index(account_id, email), "recipient"
+    else:
+        account = session.get(Account, account_id)
+        if account is None or account.deleted_at is not None:
+            raise BadRequest("No such account")
+        key = ctx.vault.keys(session, [account.holder_key_id]).get(account.holder_key_id or "")
+        index, kind = controls.holder_index(account_id), "holder"
+    opened = reqs.open_request(session, ctx.vault, account_id=account_id, right=right,
+                               subject_type=kind, subject_index=index, key=key,
+                               details=given, now=ctx.now, verified=True)
+    session.flush()
+    carry_out(session, ctx, opened.request)
+    return opened.request
 
 
 def completion_record(session: Session, vault: Vault, account_id: str, body: dict) -> dict:
