@@ -1,6 +1,7 @@
 """Every table, imported once so the metadata (and Alembic) sees the whole schema."""
 
 from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.audit.models import AuditEntry
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
@@ -13,5 +14,5 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "StatCount",
-           "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+__all__ = ["Account", "ApiKey", "AuditEntry", "Delivery", "Domain", "Event", "Message",
+           "StatCount", "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
