@@ -34,6 +34,7 @@ mailbox_app = typer.Typer(help="The development mailbox (serve --dev).", no_args
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(domains_app, name="domains")
 app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(__import__("mailhaven.audit.cli", fromlist=["app"]).app, name="audit")
 
 console = Console()
 err = Console(stderr=True)

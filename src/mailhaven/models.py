@@ -1,6 +1,7 @@
 """Every table, imported once so the metadata (and Alembic) sees the whole schema."""
 
 from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.audit.models import AuditEntry
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
@@ -14,6 +15,6 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "Consent", "Delivery", "Domain", "Erasure", "Event",
-           "Message", "PrivacyRequest", "StatCount", "SubjectControl",
+__all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
+           "Event", "Message", "PrivacyRequest", "StatCount", "SubjectControl",
            "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

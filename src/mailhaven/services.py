@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mailhaven.accounts.service import KeyCache
+from mailhaven.audit import HEAD_FILE, keep_anchor
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.config import Settings
 from mailhaven.storage.db import Database
@@ -28,6 +29,7 @@ class Services:
         db = Database(settings.resolved_database_url)
         if migrate:
             db.migrate()
+        keep_anchor(db.engine, settings.data_dir / HEAD_FILE)
         vault = Vault(load_or_create_keyring(settings.resolved_master_key_file), clock)
         return cls(settings, db, vault, clock)
 

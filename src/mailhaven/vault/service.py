@@ -153,3 +153,10 @@ class Vault:
     def token_mac(self, value: str, length: int = 12) -> str:
         key = hmac.new(self._index_key, b"mailhaven token mac", hashlib.sha256).digest()
         return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:length]
+
+    # -- the audit log's hash chain (SPEC N14) ----------------------------------------
+    def audit_mac(self, data: bytes) -> str:
+        """HMAC-SHA256 under a key of its own derived from the index key: whoever can write
+        to the database but lacks the key file cannot recompute the chain after an edit."""
+        key = hmac.new(self._index_key, b"mailhaven audit log", hashlib.sha256).digest()
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
