@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from mailhaven.privacy import erasure, service
 from mailhaven.privacy import requests as reqs
+from mailhaven.privacy import service
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.services import Services
 
@@ -38,7 +38,7 @@ def register(privacy_app: typer.Typer, services: Callable[[], Services]) -> None
                                    "purpose": purpose}.items() if v}
         platform = services()
         try:
-            ctx = service.Context.of(platform)
+            ctx = service.Context.of(platform, "cli")
             with platform.db.transaction() as session:
                 done = service.file_verified(session, ctx, account, right, given)
                 shown = reqs.as_json(done, ctx.now)
@@ -80,12 +80,11 @@ def register(privacy_app: typer.Typer, services: Callable[[], Services]) -> None
         platform = services()
         try:
             with platform.db.transaction() as session:
-                summary = erasure.erase_recipient(
-                    session, platform.vault, account, address, now=platform.clock.now(),
-                    data_dir=platform.settings.data_dir)
+                record = service.erase(session, service.Context.of(platform, "cli"), account,
+                                       address)
         finally:
             platform.close()
-        counts = {k: summary[k] for k in ("events", "cancelled", "copies", "messages")}
+        counts = record["record"]["counts"]
         _print(counts if as_json else None,
                "erased: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
@@ -99,7 +98,8 @@ def register(privacy_app: typer.Typer, services: Callable[[], Services]) -> None
         platform = services()
         try:
             with platform.db.transaction() as session:
-                record = service.delete_account(session, service.Context.of(platform), account)
+                record = service.delete_account(session, service.Context.of(platform, "cli"),
+                                                account)
         finally:
             platform.close()
         _print(record if as_json else None, f"account {account} deleted; legal hold "

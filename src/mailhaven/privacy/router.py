@@ -18,7 +18,7 @@ from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.http import field_dict, in_thread, read_form
-from mailhaven.privacy import controls, erasure, service
+from mailhaven.privacy import controls, service
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.sending.request import build_request, flag, parse_addresses
@@ -81,7 +81,6 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
     domain_name = (fields.get("domain") or "").strip().lower()
     if not domain_name:
         raise BadRequest("domain is required: the domain that sent you email")
-    now = services.clock.now()
 
     def run() -> None:
         with services.db.transaction() as session:
@@ -89,12 +88,11 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
             if domain is None:
                 return  # the same answer either way: no list of our customers to probe
             key = services.vault.subjects(session, domain.account_id, [email])[email.lower()]
-            opened = reqs.open_request(
-                session, services.vault, account_id=domain.account_id, right=right,
-                subject_type="recipient",
+            opened = service.receive(
+                session, service.Context.of(services, "subject"), account_id=domain.account_id,
+                right=right, subject_type="recipient",
                 subject_index=services.vault.blind_index(domain.account_id, email), key=key,
-                details={**given, "email": email, "domain": domain_name}, now=now,
-                verified=False)
+                given={**given, "email": email, "domain": domain_name}, verified=False)
             link = f"{services.settings.api_url}/v1/privacy/verify/{opened.token}"
             _mail(services, session, domain, email, "Confirm your privacy request",
                   f"Someone asked {domain_name} for: {right.replace('-', ' ')} of the data "
@@ -109,7 +107,7 @@ async def _authenticated_request(services: Services, account_id: str, right: str
                                  given: dict) -> JSONResponse:
     if given.get("email"):
         given["email"] = _address(given["email"])
-    ctx = service.Context.of(services)
+    ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
         with services.db.transaction() as session:
@@ -170,7 +168,8 @@ async def extend_request(request_id: str, request: Request, services: ServicesDe
     def run() -> dict:
         with services.db.transaction() as session:
             found = reqs.owned(session, account_id, request_id)
-            reqs.extend(found, months=months, reason=fields.get("reason", ""), now=now)
+            service.extend(session, service.Context.of(services, f"account:{account_id}"),
+                           found, months=months, reason=fields.get("reason", ""))
             _tell_subject(services, session, found,
                           "Your privacy request needs more time",
                           f"Your request ({found.right}) will be answered by "
@@ -202,7 +201,8 @@ async def deny_request(request_id: str, request: Request, services: ServicesDep,
     def run() -> dict:
         with services.db.transaction() as session:
             found = reqs.owned(session, account_id, request_id)
-            reqs.deny(found, reason=reason, now=now)
+            service.deny(session, service.Context.of(services, f"account:{account_id}"), found,
+                         reason=reason)
             return reqs.as_json(found, now)
 
     return await in_thread(run)
@@ -234,7 +234,7 @@ async def confirm_page(token: str, services: ServicesDep) -> HTMLResponse:
 
 @router.post("/v1/privacy/verify/{token}", include_in_schema=False)
 async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
-    ctx = service.Context.of(services)
+    ctx = service.Context.of(services, "subject")
 
     def run() -> PrivacyRequest | None:
         with services.db.transaction() as session:
@@ -242,9 +242,7 @@ async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
                 found = reqs.by_token(session, token)
             except NotFound:
                 return None
-            if found.state == reqs.UNVERIFIED:
-                reqs.verify(found, ctx.now)
-                service.carry_out(session, ctx, found)
+            service.verify_and_carry_out(session, ctx, found)
             return found
 
     found = await in_thread(run)
@@ -261,19 +259,12 @@ async def erase_recipient(address: str, services: ServicesDep,
                           account_id: AccountDep) -> dict:
     """Erase everything the account holds about one recipient, across its domains."""
     email = _address(unquote(address), "address")
-    ctx = service.Context.of(services)
+    ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
         with services.db.transaction() as session:
-            summary = erasure.erase_recipient(session, services.vault, account_id, email,
-                                              now=ctx.now, data_dir=ctx.data_dir)
-            counts = {k: v for k, v in summary.items()
-                      if k in ("events", "cancelled", "copies", "messages")}
-            return {"message": "Recipient erased", **service.completion_record(
-                session, services.vault, account_id, {
-                    "account": account_id, "erased": services.vault.blind_index(
-                        account_id, email),
-                    "completed_at": service._iso(ctx.now), "counts": counts})}
+            return {"message": "Recipient erased",
+                    **service.erase(session, ctx, account_id, email)}
 
     return await in_thread(run)
 
@@ -285,19 +276,18 @@ async def record_consent(request: Request, services: ServicesDep,
     fields = field_dict((await read_form(request))[0])
     if "granted" not in fields:
         raise BadRequest("granted must be yes or no")
-    now = services.clock.now()
     email = _address(fields["email"]) if fields.get("email") else None
     index = (services.vault.blind_index(account_id, email) if email
              else controls.holder_index(account_id))
 
+    ctx = service.Context.of(services, f"account:{account_id}")
+
     def run() -> dict:
         with services.db.transaction() as session:
-            consent = controls.record_consent(
-                session, account_id, index, fields.get("purpose", ""),
+            return controls.consent_json(service.consent(
+                session, ctx, account_id, index, fields.get("purpose", ""),
                 granted=flag(fields["granted"]), source=fields.get("source") or "api",
-                notice_version=fields.get("notice_version") or services.settings.notice_version,
-                now=now)
-            return controls.consent_json(consent)
+                notice_version=fields.get("notice_version")))
 
     return JSONResponse(await in_thread(run), status_code=201)
 
@@ -323,7 +313,7 @@ async def delete_account(request: Request, services: ServicesDep,
     """Account deletion (N8); `confirm` must repeat the account id."""
     if request.query_params.get("confirm") != account_id:
         raise BadRequest("confirm must be this account's id")
-    ctx = service.Context.of(services)
+    ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
         with services.db.transaction() as session:

@@ -16,13 +16,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.audit import service as audit
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.events.models import Event
 from mailhaven.privacy import controls, erasure
 from mailhaven.privacy import requests as reqs
-from mailhaven.privacy.models import Erasure, PrivacyRequest
+from mailhaven.privacy.models import Consent, Erasure, PrivacyRequest
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
@@ -43,11 +44,90 @@ class Context:
     data_dir: Path
     notice_version: str
     now: float
+    actor: str = "system"  # who acts, for the audit log: "account:<id>", "subject", "cli"
 
     @classmethod
-    def of(cls, services: Services) -> Context:
+    def of(cls, services: Services, actor: str = "system") -> Context:
         return cls(services.vault, services.settings.data_dir,
-                   services.settings.notice_version, services.clock.now())
+                   services.settings.notice_version, services.clock.now(), actor)
+
+
+def journal(session: Session, ctx: Context, action: str, *,
+            request: PrivacyRequest | None = None, subject_index: str | None = None,
+            details: dict | None = None, sealed: dict | None = None) -> None:
+    """One step in the audit log; personal values only in `sealed`, under the subject's
+    key (gone with an erasure, while the chain still verifies)."""
+    key = None
+    if sealed is not None and request is not None and request.key_id:
+        key = ctx.vault.keys(session, [request.key_id]).get(request.key_id)
+    audit.append(session, ctx.vault, actor=ctx.actor, action=action,
+                 target=request.id if request else None,
+                 subject_index=subject_index or (request.subject_index if request else None),
+                 details=details, sealed=sealed if key else None, key=key, now=ctx.now)
+
+
+def receive(session: Session, ctx: Context, *, account_id: str, right: str,
+            subject_type: str, subject_index: str, key: VaultKey | None, given: dict,
+            verified: bool) -> reqs.Opened:
+    opened = reqs.open_request(session, ctx.vault, account_id=account_id, right=right,
+                               subject_type=subject_type, subject_index=subject_index,
+                               key=key, details=given, now=ctx.now, verified=verified)
+    session.flush()
+    journal(session, ctx, "privacy.request.received", request=opened.request,
+            details={"type": right, "subject_type": subject_type,
+                     "state": opened.request.state, "due_at": opened.request.due_at})
+    return opened
+
+
+def verify_and_carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> None:
+    if request.state != reqs.UNVERIFIED:
+        return  # confirmed twice: done already
+    reqs.verify(request, ctx.now)
+    journal(session, ctx, "privacy.request.verified", request=request,
+            details={"by": "one-time link"})
+    carry_out(session, ctx, request)
+
+
+def extend(session: Session, ctx: Context, request: PrivacyRequest, *, months: int,
+           reason: str) -> None:
+    reqs.extend(request, months=months, reason=reason, now=ctx.now)
+    journal(session, ctx, "privacy.request.extended", request=request,
+            details={"months": months, "due_at": request.due_at, "subject_told": True},
+            sealed={"reason": request.extended_reason})
+
+
+def deny(session: Session, ctx: Context, request: PrivacyRequest, *, reason: str) -> None:
+    reqs.deny(request, reason=reason, now=ctx.now)
+    journal(session, ctx, "privacy.request.denied", request=request,
+            details={"reason": reason})
+
+
+def erase(session: Session, ctx: Context, account_id: str, email: str) -> dict:
+    """The processor API's erasure: done, journalled, and a signed record of it."""
+    summary = erasure.erase_recipient(session, ctx.vault, account_id, email, now=ctx.now,
+                                      data_dir=ctx.data_dir)
+    index = ctx.vault.blind_index(account_id, email)
+    counts = {k: v for k, v in summary.items()
+              if k in ("events", "cancelled", "copies", "messages")}
+    journal(session, ctx, "privacy.erasure", subject_index=index,
+            details={"account": account_id, **counts,
+                     "keys_destroyed": len(summary["key_ids"])})
+    return completion_record(session, ctx.vault, account_id, {
+        "account": account_id, "erased": index, "completed_at": _iso(ctx.now),
+        "counts": counts})
+
+
+def consent(session: Session, ctx: Context, account_id: str, index: str, purpose: str, *,
+            granted: bool, source: str, notice_version: str | None = None) -> Consent:
+    entry = controls.record_consent(session, account_id, index, purpose, granted=granted,
+                                    source=source,
+                                    notice_version=notice_version or ctx.notice_version,
+                                    now=ctx.now)
+    journal(session, ctx, f"privacy.consent.{'granted' if granted else 'withdrawn'}",
+            subject_index=index, details={"account": account_id, "purpose": purpose,
+                                          "source": entry.source,
+                                          "notice_version": entry.notice_version})
+    return entry
 
 
 def file_verified(session: Session, ctx: Context, account_id: str, right: str,
@@ -66,10 +146,8 @@ def file_verified(session: Session, ctx: Context, account_id: str, right: str,
             raise BadRequest("No such account")
         key = ctx.vault.keys(session, [account.holder_key_id]).get(account.holder_key_id or "")
         index, kind = controls.holder_index(account_id), "holder"
-    opened = reqs.open_request(session, ctx.vault, account_id=account_id, right=right,
-                               subject_type=kind, subject_index=index, key=key,
-                               details=given, now=ctx.now, verified=True)
-    session.flush()
+    opened = receive(session, ctx, account_id=account_id, right=right, subject_type=kind,
+                     subject_index=index, key=key, given=given, verified=True)
     carry_out(session, ctx, opened.request)
     return opened.request
 
@@ -95,14 +173,11 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
     request.state, request.updated_at = reqs.IN_PROGRESS, ctx.now
     given = reqs.details(ctx.vault, session, request)
     account_id, index = request.account_id, request.subject_index
-    right = request.right
+    right, changes = request.right, None
     if right in EXPORT_RIGHTS:
         result = {"export": f"/v1/privacy/requests/{request.id}/export"}
     elif right == "erasure" and request.subject_type == "recipient":
-        summary = erasure.erase_recipient(session, ctx.vault, account_id, given["email"],
-                                          now=ctx.now, data_dir=ctx.data_dir)
-        result = {"erased": {k: v for k, v in summary.items()
-                             if k in ("events", "cancelled", "copies", "messages")}}
+        result = {"erased": erase(session, ctx, account_id, given["email"])["record"]["counts"]}
     elif right == "erasure":
         result = {"account_deleted": delete_account(session, ctx, account_id)["record"]}
     elif right in ("restriction", "objection"):
@@ -114,38 +189,45 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
     elif right == "withdraw-consent":
         purposes = [given["purpose"]] if given.get("purpose") else list(controls.PURPOSES)
         for purpose in purposes:
-            controls.record_consent(session, account_id, index, purpose, granted=False,
-                                    source="request", notice_version=ctx.notice_version,
-                                    now=ctx.now)
+            consent(session, ctx, account_id, index, purpose, granted=False, source="request")
         result = {"withdrawn": purposes}
     else:
-        result = {"rectified": rectify(session, ctx, request, given)}
+        fields, changes = rectify(session, ctx, request, given)
+        result = {"rectified": fields}
     record = completion_record(session, ctx.vault, account_id, {
         "request": request.id, "type": right, "subject_type": request.subject_type,
         "subject": index, "completed_at": _iso(ctx.now), "result": result})
     reqs.complete(request, {**result, "completion": record}, ctx.now)
+    journal(session, ctx, "privacy.request.completed", request=request,
+            details={"type": right, "result": result}, sealed=changes)
     return result
 
 
-def rectify(session: Session, ctx: Context, request: PrivacyRequest, given: dict) -> list[str]:
+def rectify(session: Session, ctx: Context, request: PrivacyRequest,
+            given: dict) -> tuple[list[str], dict | None]:
     """Corrections applied wherever the data is copied: the holder's profile; a recipient's
-    address on every suppression list (events stay the record of what was sent)."""
+    address on every suppression list (events stay the record of what was sent). Returns
+    the fields changed and their before/after values (for the audit log, sealed)."""
     if request.subject_type == "holder":
         account = session.get(Account, request.account_id)
         key = ctx.vault.keys(session, [account.holder_key_id if account else None])
         holder = key.get(account.holder_key_id or "") if account else None
         if account is None or holder is None:
             raise BadRequest("The account holder's data is no longer held")
-        changed = []
+        changed, before, after = [], {}, {}
         for field in ("name", "email"):
             if given.get(field):
+                old = getattr(account, f"{field}_sealed")
+                before[field] = (ctx.vault.open_text(holder, old, f"account.{field}")
+                                 if old is not None else None)
+                after[field] = given[field]
                 setattr(account, f"{field}_sealed",
                         ctx.vault.seal_text(holder, given[field], f"account.{field}"))
                 changed.append(field)
-        return changed
+        return changed, {"before": before, "after": after}
     new = given.get("new_email")
     if not new:
-        return []
+        return [], None
     rows = session.scalars(select(Suppression).where(
         Suppression.account_id == request.account_id,
         Suppression.value_index == request.subject_index)).all()
@@ -157,7 +239,9 @@ def rectify(session: Session, ctx: Context, request: PrivacyRequest, given: dict
             new, value_type=row.value_type, code=row.code,
             tags=tuple(json.loads(row.tags)))])
         session.delete(row)
-    return ["email"] if rows else []
+    if not rows:
+        return [], None
+    return ["email"], {"before": {"email": given.get("email")}, "after": {"email": new}}
 
 
 def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
@@ -185,6 +269,10 @@ def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
                     key_ids=json.dumps(summary["key_ids"]), storage_keys="[]", at=ctx.now)
     session.add(entry)
     erasure._append_ledger(ctx.data_dir, entry)
+    journal(session, ctx, "privacy.account.deleted", subject_index=entry.subject_index,
+            details={"account": account_id, "cancelled": cancelled,
+                     "domains_deleted": summary["domains"],
+                     "keys_destroyed": len(summary["key_ids"]), "legal_hold": LEGAL_HOLD})
     body = {"account": account_id, "deleted_at": _iso(ctx.now), "cancelled": cancelled,
             "domains_deleted": summary["domains"], "keys_destroyed": len(summary["key_ids"]),
             "legal_hold": {"name": LEGAL_HOLD, "until": _iso(account.hold_until),
