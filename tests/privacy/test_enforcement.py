@@ -94,3 +94,9 @@ def test_no_tracking_and_no_analytics_for_an_objecting_recipient(api, live, serv
     # The first message was counted before the objection; the second is not.
     assert sum(s["delivered"]["total"] for s in stats) == 1
     assert sum(s["accepted"]["total"] for s in stats) == 1
+
+
+def test_a_consent_label_can_not_smuggle_an_address(api) -> None:
+    bad = api.post("/v1/privacy/consents", data={"email": ANN, "purpose": "tracking",
+                                                 "granted": "no", "source": ANN})
+    assert bad.status_code == 400

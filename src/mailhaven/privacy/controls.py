@@ -9,6 +9,7 @@ analytics). One query per batch, by keyed blind index.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from mailhaven.privacy.models import Consent, SubjectControl
 from mailhaven.storage.db import insert_for
 
 PURPOSES = ("marketing-email", "tracking", "analytics")
+_LABEL = re.compile(r"[A-Za-z0-9._-]{1,32}")  # never an address: these are kept in clear
 OPT_OUT_DAYS = 10  # the legal limit for honouring an opt-out; Mailhaven does it at once
 
 
@@ -109,8 +111,11 @@ def record_consent(session: Session, account_id: str, index: str, purpose: str, 
     (10 days for an opt-out) is recorded so the report can show it was met."""
     if purpose not in PURPOSES:
         raise BadRequest(f"purpose must be one of {', '.join(PURPOSES)}")
+    if not _LABEL.fullmatch(source) or not _LABEL.fullmatch(notice_version):
+        raise BadRequest("source and notice_version are short labels (letters, digits, "
+                         "'.', '_', '-'), e.g. signup-form and 2026-11")
     consent = Consent(account_id=account_id, subject_index=index, purpose=purpose,
-                      granted=granted, source=source[:32], notice_version=notice_version,
+                      granted=granted, source=source, notice_version=notice_version,
                       at=now, deadline=None if granted else now + OPT_OUT_DAYS * 86400)
     session.add(consent)
     return consent
