@@ -1,0 +1,59 @@
+"""`GET /v1/privacy/recipients/{address}`: the processor's export of one recipient (SPEC N4)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from mailhaven.deps import AccountDep, ServicesDep
+from mailhaven.exports.service import export_recipient
+from mailhaven.http import in_thread
+from mailhaven.services import Services
+
+router = APIRouter(tags=["privacy"])
+CHUNK = 64 * 1024
+
+
+# `:path`, so an address with a percent-encoded "/" (legal in a local part) still matches.
+@router.get(
+    "/v1/privacy/recipients/{address:path}",
+    summary="Export everything held about one recipient (Mailhaven extension)",
+    description="A zip of export.json (schema `mailhaven-export` v1, docs/privacy.md) and a "
+                "CSV per category: the recipient's events, suppressions, queued and delivered "
+                "copies and the metadata of the messages they received, across the account's "
+                "domains. The address is percent-encoded in the path.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}},
+               404: {"description": "Nothing is held about the address"}},
+)
+async def export(address: str, services: ServicesDep, account_id: AccountDep) -> StreamingResponse:
+    handle, size = await in_thread(lambda: _export(services, account_id, address))
+    return StreamingResponse(_chunks(handle), media_type="application/zip", headers={
+        "Content-Length": str(size),
+        "Content-Disposition": 'attachment; filename="recipient-export.zip"'})
+
+
+def _export(services: Services, account_id: str, address: str) -> tuple[BinaryIO, int]:
+    """The export, open for reading and already unlinked: however the response ends, the
+    file holding personal data in clear is gone when the handle closes."""
+    folder = tempfile.mkdtemp(prefix="mailhaven-export-")
+    try:
+        path = Path(folder) / "export.zip"
+        export_recipient(services.db, services.vault, account_id, address, path,
+                         clock=services.clock)
+        handle = path.open("rb")
+        return handle, path.stat().st_size
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
