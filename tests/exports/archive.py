@@ -7,12 +7,19 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 
 SCHEMA = json.loads((files("mailhaven.exports") / "export.schema.json").read_text())
+DATES = FormatChecker([])  # jsonschema checks date-time only with an extra package
+
+
+@DATES.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    return not isinstance(value, str) or "T" in value and bool(datetime.fromisoformat(value))
 
 
 @dataclass
@@ -40,5 +47,4 @@ def read(source: bytes | Path) -> Archive:
 
 def validate(document: dict) -> None:
     Draft202012Validator.check_schema(SCHEMA)
-    Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(
-        document)
+    Draft202012Validator(SCHEMA, format_checker=DATES).validate(document)

@@ -76,9 +76,9 @@ def categories_for(subject: str) -> list[Category]:
     return [c for c in CATEGORIES.values() if subject in c.subjects]
 
 
-def batches(session: Session, query: Select, *, scalars: bool = False) -> Iterator[list]:
-    """The query's rows (or first column), `BATCH` at a time, read from a cursor
-    (server-side on PostgreSQL) so that no table is ever held in memory whole."""
+def batches(session: Session, query: Select) -> Iterator[list]:
+    """The query's rows, `BATCH` at a time, read from a cursor (server-side on PostgreSQL)
+    so that no table is ever held in memory whole."""
     result = session.execute(query.execution_options(yield_per=BATCH))
-    for partition in (result.scalars() if scalars else result).partitions():
+    for partition in result.partitions():
         yield list(partition)

@@ -16,6 +16,9 @@ from mailhaven.exports.registry import BATCH, Category, Scope
 SCHEMA_NAME, SCHEMA_VERSION = "mailhaven-export", 1
 JSON_NAME, README_NAME = "export.json", "README.txt"
 Progress = Callable[[int, int], None]
+# One encoder for every row and cell: `json.dumps(..., ensure_ascii=False)` builds a new one
+# per call, a third of an export's time.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class _Tally:
@@ -35,7 +38,7 @@ def _cell(value: object) -> object:
     if value is None:
         return ""
     if isinstance(value, bool | dict | list):
-        return json.dumps(value, ensure_ascii=False)
+        return _encode(value)
     return value
 
 
@@ -78,7 +81,7 @@ def write_zip(path: Path, *, scope: Scope, subject: dict, generated_at: str,
             with archive.open(JSON_NAME, "w", force_zip64=True) as document:
                 head = {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION,
                         "generated_at": generated_at, "subject": subject}
-                document.write(json.dumps(head, ensure_ascii=False)[:-1].encode())
+                document.write(_encode(head)[:-1].encode())
                 document.write(b', "categories": {')
                 for i, category in enumerate(categories):
                     document.write(f'{"," if i else ""}\n{json.dumps(category.name)}: ['.encode())
@@ -102,7 +105,7 @@ def _write_rows(document: IO[bytes], table: _Table, category: Category, scope: S
                 tally: _Tally) -> int:
     written, pending = 0, []
     for row in category.rows(scope):
-        pending.append(json.dumps(row, ensure_ascii=False))
+        pending.append(_encode(row))
         table.write(row)
         if len(pending) == BATCH:
             document.write(("," if written else "").encode() + _lines(pending))
