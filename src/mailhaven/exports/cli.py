@@ -35,9 +35,10 @@ def export(
         typer.echo(f"mailhaven: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     services = Services.start(settings)
-    # On stderr, so that stdout carries only the result; rich leaves it out when not a tty.
+    # On stderr and only on a terminal, so that stdout carries only the result.
     with Progress(TextColumn("Exporting"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+                  TimeRemainingColumn(), console=err, transient=True,
+                  disable=not err.is_terminal) as bar:
         task = bar.add_task("export", total=None)
 
         def progress(done: int, total: int) -> None:

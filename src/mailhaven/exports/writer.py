@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,9 @@ def write_zip(path: Path, *, scope: Scope, subject: dict, generated_at: str,
         with (os.fdopen(fd, "wb") as raw,
               zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive,
               tempfile.TemporaryDirectory(prefix=".export-", dir=path.parent) as spool):
-            with archive.open(JSON_NAME, "w", force_zip64=True) as document:
+            entry = zipfile.ZipInfo(JSON_NAME, time.localtime()[:6])  # as the CSVs get
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(entry, "w", force_zip64=True) as document:
                 head = {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION,
                         "generated_at": generated_at, "subject": subject}
                 document.write(_encode(head)[:-1].encode())
@@ -104,23 +107,22 @@ def write_zip(path: Path, *, scope: Scope, subject: dict, generated_at: str,
 def _write_rows(document: IO[bytes], table: _Table, category: Category, scope: Scope,
                 tally: _Tally) -> int:
     written, pending = 0, []
+
+    def flush() -> None:
+        nonlocal written, pending
+        document.write((b"," if written else b"") + b"\n" + ",\n".join(pending).encode())
+        written += len(pending)
+        tally.add(len(pending))
+        pending = []
+
     for row in category.rows(scope):
         pending.append(_encode(row))
         table.write(row)
         if len(pending) == BATCH:
-            document.write(("," if written else "").encode() + _lines(pending))
-            written += len(pending)
-            tally.add(len(pending))
-            pending = []
+            flush()
     if pending:
-        document.write(("," if written else "").encode() + _lines(pending))
-        written += len(pending)
-        tally.add(len(pending))
+        flush()
     return written
-
-
-def _lines(rows: list[str]) -> bytes:
-    return ("\n" + ",\n".join(rows)).encode()
 
 
 def readme(subject: dict, generated_at: str, counts: dict[str, int]) -> str:
