@@ -14,7 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mailhaven.audit.cli import app as audit_app
 from mailhaven.config import Settings
+from mailhaven.privacy.commands import register as register_privacy_commands
+from mailhaven.privacy_cli import privacy_app
 from mailhaven.services import Services
 
 
@@ -34,7 +37,8 @@ mailbox_app = typer.Typer(help="The development mailbox (serve --dev).", no_args
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(domains_app, name="domains")
 app.add_typer(mailbox_app, name="mailbox")
-app.add_typer(__import__("mailhaven.audit.cli", fromlist=["app"]).app, name="audit")
+app.add_typer(audit_app, name="audit")
+app.add_typer(privacy_app, name="privacy")
 
 console = Console()
 err = Console(stderr=True)
@@ -58,6 +62,9 @@ def _is_loopback(host: str) -> bool:
 
 def _services() -> Services:
     return Services.start(_settings())
+
+
+register_privacy_commands(privacy_app, _services)
 
 
 @app.command()

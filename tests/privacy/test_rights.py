@@ -7,6 +7,7 @@ import re
 import pytest
 
 from mailhaven.accounts.models import Account
+from mailhaven.exports.registry import ACCOUNT_HOLDER, RECIPIENT
 from tests.support import Sink, deliver_due
 
 RIGHTS = ("access", "portability", "rectification", "erasure", "restriction", "objection",
@@ -41,6 +42,22 @@ def _confirm_by_mail(live, services, sink, anonymous) -> dict:  # type: ignore[n
     return anonymous.get(status.replace("&amp;", "&")).json()
 
 
+def _token_of(sink) -> str:  # type: ignore[no-untyped-def]
+    mail = next(r.message for r in sink.received
+                if r.message["Subject"] == "Confirm your privacy request")
+    return re.findall(r"/v1/privacy/verify/(\S+)", mail.get_content())[0]
+
+
+def _export_json(reply) -> dict:  # type: ignore[no-untyped-def]
+    import io
+    import json
+    import zipfile
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(reply.content)) as archive:
+        return json.loads(archive.read("export.json"))
+
+
 @pytest.mark.parametrize("right", RIGHTS)
 def test_a_recipient_exercises_each_right_by_a_mailed_link(api, live, services, domain,
                                                            right) -> None:
@@ -56,6 +73,15 @@ def test_a_recipient_exercises_each_right_by_a_mailed_link(api, live, services, 
         pending = api.get("/v1/privacy/requests").json()["items"]
         assert [(r["type"], r["state"]) for r in pending] == [(right, "identity_unverified")]
         status = _confirm_by_mail(live, services, sink, anonymous)
+        if right in ("access", "portability"):
+            token = _token_of(sink)
+            zipped = anonymous.get(f"/v1/privacy/requests/{status['id']}/export",
+                                   params={"token": token})
+            document = _export_json(zipped)
+            assert document["subject"]["kind"] == RECIPIENT
+            assert "events" in document["categories"]
+            assert anonymous.get(f"/v1/privacy/requests/{status['id']}/export",
+                                 params={"token": "forged"}).status_code == 404
     assert status["state"] == "completed" and status["type"] == right
     assert status["result"]["completion"]["signature"]
     seen = api.get(f"/v1/privacy/requests/{status['id']}").json()
@@ -93,6 +119,10 @@ def test_an_account_holder_exercises_each_right_with_their_login(api, services, 
     body = done.json()
     assert (body["type"], body["subject_type"], body["state"]) == (right, "holder",
                                                                    "completed")
+    if right in ("access", "portability"):
+        document = _export_json(api.get(body["result"]["export"]))
+        assert document["subject"]["kind"] == ACCOUNT_HOLDER
+        assert {"profile", "domains"} <= set(document["categories"])
     assert body["due_at"] > body["received_at"]
     if right == "rectification":
         with services.db.sessions() as session:
@@ -167,3 +197,15 @@ def test_another_account_cannot_see_or_act_on_a_request(api, live, services) -> 
         assert intruder.post(f"/v1/privacy/requests/{done['id']}/deny",
                              data={"reason": "excessive"}).status_code == 404
         assert intruder.get("/v1/privacy/requests").json()["items"] == []
+
+
+def test_an_export_lists_the_subject_s_consents_and_requests(api) -> None:
+    api.post("/v1/privacy/consents", data={"email": "ann@example.org", "purpose": "tracking",
+                                           "granted": "yes", "source": "signup-form"})
+    done = api.post("/v1/privacy/requests", data={"type": "access",
+                                                  "email": "ann@example.org"}).json()
+    document = _export_json(api.get(done["result"]["export"]))
+    assert [(c["purpose"], c["state"], c["source"]) for c in
+            document["categories"]["consents"]] == [("tracking", "given", "signup-form")]
+    assert [(r["id"], r["right"], r["state"]) for r in document["categories"]["requests"]] \
+        == [(done["id"], "access", "completed")]

@@ -10,13 +10,15 @@ import logging
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
+from mailhaven.exports.router import zip_response
+from mailhaven.exports.service import export_account, export_recipient
 from mailhaven.http import field_dict, in_thread, read_form
 from mailhaven.privacy import controls, service
 from mailhaven.privacy import requests as reqs
@@ -153,6 +155,35 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
             return reqs.as_json(found, now)
 
     return await in_thread(run)
+
+
+@router.get("/v1/privacy/requests/{request_id}/export")
+async def request_export(request_id: str, request: Request,
+                         services: ServicesDep) -> StreamingResponse:
+    """An access or portability request's zip, made when it is fetched (nothing in clear
+    is kept): with the account's API key, or the recipient's one-time token."""
+    token = request.query_params.get("token")
+    account_id = None if token else await current_account(request, services)
+
+    def find() -> tuple[PrivacyRequest, dict]:
+        with services.db.sessions() as session:
+            found = (reqs.by_token(session, token) if token
+                     else reqs.owned(session, account_id or "", request_id))
+            if found.id != request_id or found.right not in service.EXPORT_RIGHTS \
+                    or found.state != reqs.COMPLETED:
+                raise NotFound("No export for this request")
+            return found, reqs.details(services.vault, session, found)
+
+    found, given = await in_thread(find)
+    if found.subject_type == "holder":
+        return await zip_response(lambda path: export_account(
+            services.db, services.vault, found.account_id, path,
+            hostname=services.settings.hostname, clock=services.clock), "account-export.zip")
+    if not given.get("email"):
+        raise NotFound("No export for this request")
+    return await zip_response(lambda path: export_recipient(
+        services.db, services.vault, found.account_id, given["email"], path,
+        clock=services.clock), "recipient-export.zip")
 
 
 @router.post("/v1/privacy/requests/{request_id}/extend")

@@ -1,0 +1,299 @@
+"""What an export holds, category by category, each opened through the vault for its subject."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import getaddresses
+from typing import Any
+
+from sqlalchemy import Select, false, func, or_, select
+
+from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.delivery.models import Delivery
+from mailhaven.domains.keys import published
+from mailhaven.domains.models import Domain
+from mailhaven.domains.service import Expected, dkim_expected, expected_records
+from mailhaven.events.models import Event
+from mailhaven.events.service import open_payload
+from mailhaven.exports.registry import (
+    ACCOUNT_HOLDER,
+    RECIPIENT,
+    Recipient,
+    Scope,
+    batches,
+    register,
+)
+from mailhaven.privacy.controls import holder_index
+from mailhaven.privacy.models import Consent, PrivacyRequest
+from mailhaven.sending.models import Message
+from mailhaven.suppressions.models import Suppression
+from mailhaven.vault.service import normalize_address
+from mailhaven.webhooks.models import Webhook
+
+
+def iso(epoch: float | None) -> str | None:
+    """ISO 8601 in UTC: what every tool reads, unlike Mailgun's RFC 2822 dates."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _count(scope: Scope, query: Select) -> int:
+    return scope.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+# -- the account holder -------------------------------------------------------------------
+def _holder(scope: Scope) -> tuple[Account, str | None, str | None]:
+    """The account, and its holder's name and email (None once the holder was erased)."""
+    account = scope.session.get(Account, scope.account_id)
+    assert account is not None  # the service checked
+    key = scope.vault.keys(scope.session, [account.holder_key_id]).get(
+        account.holder_key_id or "")
+    if key is None:
+        return account, None, None
+    name = (scope.vault.open_text(key, account.name_sealed, "account.name")
+            if account.name_sealed else None)
+    email = (scope.vault.open_text(key, account.email_sealed, "account.email")
+             if account.email_sealed else None)
+    return account, name, email
+
+
+@register("profile", columns=("account_id", "name", "email", "region", "created_at"),
+          subjects=(ACCOUNT_HOLDER,))
+def profile(scope: Scope) -> Iterator[dict]:
+    account, name, email = _holder(scope)
+    yield {"account_id": account.id, "name": name, "email": email, "region": account.region,
+           "created_at": iso(account.created_at)}
+
+
+@register("users", columns=("role", "name", "email", "created_at"), subjects=(ACCOUNT_HOLDER,))
+def users(scope: Scope) -> Iterator[dict]:
+    # Accounts have one user, their holder, until team members exist.
+    account, name, email = _holder(scope)
+    yield {"role": "account holder", "name": name, "email": email,
+           "created_at": iso(account.created_at)}
+
+
+def _dns_records(domain: Domain, hostname: str | None) -> list[dict]:
+    """The records the domain publishes; without the MTA's host name only its DKIM records,
+    which don't depend on it."""
+    expected: list[Expected] = (expected_records(domain, hostname) if hostname else
+                                [dkim_expected(domain, k) for k in published(domain)])
+    checked = json.loads(domain.dns_status or "{}")
+    return [{"purpose": e.kind, "record_type": e.record_type, "name": e.name, "value": e.value,
+             "priority": e.priority, "valid": checked.get(e.kind, {}).get("valid", "unknown")}
+            for e in expected]
+
+
+@register("domains", columns=(
+    "id", "name", "state", "created_at", "spam_action", "wildcard", "require_tls",
+    "skip_verification", "web_prefix", "web_scheme", "tracking", "dns_records", "dkim_keys",
+), subjects=(ACCOUNT_HOLDER,))
+def domains(scope: Scope) -> Iterator[dict]:
+    query = (select(Domain).where(Domain.account_id == scope.account_id)
+             .order_by(Domain.created_at, Domain.name))
+    for domain in scope.session.scalars(query):
+        yield {
+            "id": domain.id, "name": domain.name, "state": domain.state,
+            "created_at": iso(domain.created_at), "spam_action": domain.spam_action,
+            "wildcard": domain.wildcard, "require_tls": domain.require_tls,
+            "skip_verification": domain.skip_verification, "web_prefix": domain.web_prefix,
+            "web_scheme": domain.web_scheme,
+            "tracking": {"opens": domain.track_opens, "opens_top": domain.track_opens_top,
+                         "clicks": domain.track_clicks,
+                         "unsubscribes": domain.track_unsubscribes,
+                         "unsubscribe_html_footer": domain.unsubscribe_html_footer,
+                         "unsubscribe_text_footer": domain.unsubscribe_text_footer},
+            "dns_records": _dns_records(domain, scope.hostname),
+            # What each key is, never the key: the private half stays sealed in the database.
+            "dkim_keys": [{"selector": k.selector, "algorithm": k.algorithm,
+                           "key_size": k.key_size, "state": k.state,
+                           "created_at": iso(k.created_at),
+                           "activated_at": iso(k.activated_at),
+                           "retire_after": iso(k.retire_after)} for k in domain.dkim_keys],
+        }
+
+
+@register("api_keys", columns=("id", "hint", "description", "created_at", "revoked_at"),
+          subjects=(ACCOUNT_HOLDER,))
+def api_keys(scope: Scope) -> Iterator[dict]:
+    query = (select(ApiKey).where(ApiKey.account_id == scope.account_id)
+             .order_by(ApiKey.created_at, ApiKey.id))
+    for key in scope.session.scalars(query):  # the digest stays behind: it authenticates
+        yield {"id": key.id, "hint": key.hint, "description": key.description,
+               "created_at": iso(key.created_at), "revoked_at": iso(key.revoked_at)}
+
+
+# -- events: Mailgun's JSON, as the Events API shows it --------------------------------------
+EVENT_COLUMNS = ("id", "event", "timestamp", "log-level", "recipient", "recipient-domain",
+                 "severity", "reason", "message", "tags", "user-variables", "flags",
+                 "envelope", "delivery-status", "storage", "method", "campaigns")
+
+
+def _events(scope: Scope, *columns: Any) -> Select:
+    # Rows whose key was erased can't be opened: they are not held in readable form.
+    query = select(*(columns or (Event.id,))).where(Event.account_id == scope.account_id,
+                                                    Event.key_id.is_not(None))
+    if scope.recipient is not None:
+        query = query.where(Event.recipient_index == scope.recipient.index)
+    return query
+
+
+@register("events", columns=EVENT_COLUMNS, open_ended=True,
+          count=lambda scope: _count(scope, _events(scope)))
+def events(scope: Scope) -> Iterator[dict]:
+    # Just the columns open_payload reads: ORM objects would cost more than the decryption.
+    query = _events(scope, Event.event_id, Event.key_id, Event.payload).order_by(Event.id)
+    for rows in batches(scope.session, query):
+        for doc in open_payload(scope.session, scope.vault, rows):
+            yield doc if scope.recipient is None else _own_copy(doc, scope.recipient)
+
+
+def _own_copy(doc: dict, recipient: Recipient) -> dict:
+    """The event as its recipient may see it: the `To` header keeps their own address and
+    drops the other recipients', whose data is not theirs to receive (GDPR Art. 15(4))."""
+    headers = doc.get("message", {}).get("headers", {})
+    if headers.get("to"):
+        headers["to"] = ", ".join(
+            f"{name} <{address}>" if name else address
+            for name, address in getaddresses([headers["to"]])
+            if normalize_address(address) == recipient.address)
+    return doc
+
+
+# -- messages: metadata only, never bodies ----------------------------------------------------
+def _messages(scope: Scope) -> Select:
+    recipients = (select(func.count(Delivery.id)).where(Delivery.message_id == Message.id)
+                  .scalar_subquery())
+    query = (select(Message.id, Message.message_id, Domain.name, Message.created_at,
+                    Message.size, Message.tags, recipients.label("recipients"))
+             .join(Domain, Domain.id == Message.domain_id)
+             .where(Message.account_id == scope.account_id))
+    who = scope.recipient
+    if who is not None:
+        received = [Message.id.in_(select(Event.storage_key).where(
+            Event.account_id == scope.account_id, Event.recipient_index == who.index))]
+        if who.key is not None:
+            received.append(Message.id.in_(select(Delivery.message_id).where(
+                Delivery.account_id == scope.account_id, Delivery.subject_key_id == who.key.id)))
+        query = query.where(or_(*received))
+    return query
+
+
+@register("messages", columns=("id", "message_id", "domain", "created_at", "size", "tags",
+                               "recipients"),
+          count=lambda scope: _count(scope, _messages(scope)))
+def messages(scope: Scope) -> Iterator[dict]:
+    query = _messages(scope).order_by(Message.created_at, Message.id)
+    for rows in batches(scope.session, query):
+        for storage_key, message_id, domain, created, size, tags, recipients in rows:
+            yield {"id": storage_key, "message_id": message_id, "domain": domain,
+                   "created_at": iso(created), "size": size, "tags": json.loads(tags),
+                   "recipients": recipients}
+
+
+# -- suppressions, and a recipient's queued and delivered copies -----------------------------
+def _suppressions(scope: Scope) -> Select:
+    query = (select(Suppression, Domain.name).join(Domain, Domain.id == Suppression.domain_id)
+             .where(Suppression.account_id == scope.account_id,
+                    Suppression.key_id.is_not(None)))
+    if scope.recipient is not None:
+        query = query.where(Suppression.value_index == scope.recipient.index)
+    return query
+
+
+@register("suppressions", columns=("domain", "list", "value", "value_type", "code", "detail",
+                                   "tags", "created_at"),
+          count=lambda scope: _count(scope, _suppressions(scope)))
+def suppressions(scope: Scope) -> Iterator[dict]:
+    vault = scope.vault
+    for rows in batches(scope.session, _suppressions(scope).order_by(Suppression.id)):
+        keys = vault.keys(scope.session, (row.key_id for row, _ in rows))
+        for row, domain in rows:
+            key = keys.get(row.key_id or "")
+            if key is None:
+                continue
+            yield {"domain": domain, "list": row.kind,
+                   "value": vault.open_text(key, row.value_sealed, "suppression"),
+                   "value_type": row.value_type, "code": row.code,
+                   "detail": (vault.open_text(key, row.detail_sealed, "suppression.detail")
+                              if row.detail_sealed is not None else None),
+                   "tags": json.loads(row.tags), "created_at": iso(row.created_at)}
+
+
+def _deliveries(scope: Scope) -> Select:
+    who = scope.recipient
+    assert who is not None
+    # Without a subject key, nothing of theirs can be read (`== None` would match the
+    # copies of every erased recipient).
+    mine = Delivery.subject_key_id == who.key.id if who.key is not None else false()
+    return (select(Delivery, Domain.name).join(Domain, Domain.id == Delivery.domain_id)
+            .where(Delivery.account_id == scope.account_id, mine))
+
+
+@register("deliveries", columns=("id", "message", "domain", "address", "variables", "status",
+                                 "attempts", "created_at", "updated_at", "next_attempt_at"),
+          subjects=(RECIPIENT,), count=lambda scope: _count(scope, _deliveries(scope)))
+def deliveries(scope: Scope) -> Iterator[dict]:
+    who = scope.recipient
+    if who is None or who.key is None:
+        return
+    vault, key = scope.vault, who.key
+    for rows in batches(scope.session, _deliveries(scope).order_by(Delivery.id)):
+        for row, domain in rows:
+            variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
+                         if row.variables_sealed is not None else None)
+            yield {"id": row.id, "message": row.message_id, "domain": domain,
+                   "address": vault.open_text(key, row.address_sealed, "delivery.address"),
+                   "variables": variables, "status": row.status, "attempts": row.attempts,
+                   "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),
+                   "next_attempt_at": iso(row.next_attempt_at)}
+
+
+@register("webhooks", columns=("id", "domain", "url", "event_types", "description",
+                               "created_at"), subjects=(ACCOUNT_HOLDER,))
+def webhooks(scope: Scope) -> Iterator[dict]:
+    query = (select(Webhook, Domain.name).outerjoin(Domain, Domain.id == Webhook.domain_id)
+             .where(Webhook.account_id == scope.account_id)
+             .order_by(Webhook.created_at, Webhook.id))
+    for hook, domain in scope.session.execute(query):
+        yield {"id": hook.id, "domain": domain, "url": hook.url,
+               "event_types": json.loads(hook.event_types), "description": hook.description,
+               "created_at": iso(hook.created_at)}
+
+
+# -- the privacy engine's own records: registered now, filled when their tables exist ------
+@register("consents", columns=("purpose", "state", "notice_version", "source", "recorded_at"))
+def consents(scope: Scope) -> Iterator[dict]:
+    """The consent ledger (SPEC N5): one row per consent given or withdrawn."""
+    for row in scope.session.scalars(select(Consent).where(
+            Consent.account_id == scope.account_id,
+            Consent.subject_index == _subject_index(scope)).order_by(Consent.at, Consent.id)):
+        yield {"purpose": row.purpose, "state": "given" if row.granted else "withdrawn",
+               "notice_version": row.notice_version, "source": row.source,
+               "recorded_at": iso(row.at)}
+
+
+def _subject_index(scope: Scope) -> str:
+    return scope.recipient.index if scope.recipient else holder_index(scope.account_id)
+
+
+@register("requests", columns=("id", "right", "state", "received_at", "due_at", "closed_at"))
+def requests(scope: Scope) -> Iterator[dict]:
+    """Data subject requests (SPEC N3) and their states."""
+    for row in scope.session.scalars(select(PrivacyRequest).where(
+            PrivacyRequest.account_id == scope.account_id,
+            PrivacyRequest.subject_index == _subject_index(scope))
+            .order_by(PrivacyRequest.received_at)):
+        yield {"id": row.id, "right": row.right, "state": row.state,
+               "received_at": iso(row.received_at), "due_at": iso(row.due_at),
+               "closed_at": iso(row.completed_at) if row.completed_at else None}
+
+
+@register("disclosures", columns=("recipient", "purpose", "data_categories", "legal_basis",
+                                  "disclosed_at"))
+def disclosures(scope: Scope) -> Iterator[dict]:
+    """Disclosures of the subject's data, to sub-processors or authorities (SPEC N10)."""
+    return iter(())
