@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailhaven.config import Settings
+from mailhaven.privacy_cli import privacy_app
 from mailhaven.services import Services
 
 
@@ -34,6 +35,7 @@ mailbox_app = typer.Typer(help="The development mailbox (serve --dev).", no_args
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(domains_app, name="domains")
 app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(privacy_app, name="privacy")
 
 console = Console()
 err = Console(stderr=True)
