@@ -28,7 +28,8 @@ class Services:
         db = Database(settings.resolved_database_url)
         if migrate:
             db.migrate()
-        vault = Vault(load_or_create_keyring(settings.resolved_master_key_file), clock)
+        key_file = settings.resolved_master_key_file
+        vault = Vault(load_or_create_keyring(key_file), clock, key_file)
         return cls(settings, db, vault, clock)
 
     def close(self) -> None:
