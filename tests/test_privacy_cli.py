@@ -43,3 +43,29 @@ def test_the_markdown_inventory_has_a_section_for_every_table_with_all_its_colum
                           re.M)
         assert [name for name, _ in rows] == columns, table
     assert "### Recipient" in text and "### Account holder" in text
+
+
+def test_retention_run_counts_with_dry_run_then_purges(api, services, settings, domain,
+                                                      clock) -> None:
+    from tests.delivery.sinks import send
+    from tests.support import Sink, deliver_due
+
+    clock.advance(-40 * 86_400)  # the CLI runs on the real clock: this mail is 40 days old
+    with Sink() as sink:
+        send(api, domain)
+        deliver_due(services, sink)
+    env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
+           "MAILHAVEN_DATA_DIR": str(settings.data_dir)}
+    expected = {"events": 2, "message_bodies": 1, "webhook_deliveries": 0}
+
+    dry = _cli(env, "privacy", "retention", "run", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout) == {"dry_run": True, "expired": expected}
+    assert len(api.get(f"/v3/{domain}/events").json()["items"]) == 2
+
+    done = _cli(env, "privacy", "retention", "run")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"events\s+│\s+2\b", done.stdout), done.stdout
+    assert api.get(f"/v3/{domain}/events").json()["items"] == []
+    again = _cli(env, "privacy", "retention", "run", "--json")
+    assert json.loads(again.stdout)["purged"] == dict.fromkeys(expected, 0)

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from mailhaven import __version__, http
 from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
+from mailhaven.retention.router import router as retention_router
 from mailhaven.sending.router import router as sending_router
 from mailhaven.services import Services
 from mailhaven.stats.router import router as stats_router
@@ -29,6 +30,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(stats_router)
     app.include_router(webhooks_router)
     app.include_router(tracking_router)
+    app.include_router(retention_router)
     if dev:
         from mailhaven.dev.router import router as dev_router
         app.include_router(dev_router)

@@ -4,6 +4,7 @@ from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.retention.models import RetentionPolicy
 from mailhaven.sending.models import Message
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
@@ -13,5 +14,6 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "StatCount",
-           "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+__all__ = ["Account", "ApiKey", "Delivery", "Domain", "Event", "Message", "RetentionPolicy",
+           "StatCount", "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery",
+           "metadata"]
