@@ -166,12 +166,16 @@ def test_a_dry_run_counts_and_purges_nothing(api, services, domain, clock) -> No
     with Sink() as sink:
         send(api, domain)
         deliver_due(services, sink)
+    refused = api.post(f"/v3/{domain}/messages", data={"from": f"a@{domain}", "text": "x"})
+    assert refused.status_code == 400  # a `rejected` event, sealed under a one-off key
     clock.advance(31 * DAY)
     counts = service.run(services.db, clock, dry_run=True)
-    assert counts == {"events": 2, "message_bodies": 1, "webhook_deliveries": 0}
-    assert len(_events(api, domain)) == 2
+    assert counts == {"events": 3, "message_bodies": 1, "webhook_deliveries": 0}
+    assert len(_events(api, domain)) == 3
     assert service.run(services.db, clock) == counts
     assert _events(api, domain) == []
+    with services.db.sessions() as session:  # no key is left behind with nothing to open
+        assert session.scalars(select(VaultKey).where(VaultKey.purpose == "content")).all() == []
 
 
 def test_finished_webhook_deliveries_go_after_their_own_period(api, services, domain,
