@@ -34,11 +34,13 @@ app = typer.Typer(help="Mailhaven: Mailgun-compatible email delivery.", no_args_
 accounts_app = typer.Typer(help="Accounts and their API keys.", no_args_is_help=True)
 domains_app = typer.Typer(help="Sending domains.", no_args_is_help=True)
 mailbox_app = typer.Typer(help="The development mailbox (serve --dev).", no_args_is_help=True)
+vault_app = typer.Typer(help="The vault's master key.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(domains_app, name="domains")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(vault_app, name="vault")
 
 console = Console()
 err = Console(stderr=True)
@@ -231,6 +233,64 @@ def _print_records(title: str, body: dict, as_json: bool) -> None:
     for record in body["sending_dns_records"] + body["receiving_dns_records"]:
         table.add_row(record["record_type"], record["name"], record["value"])
     console.print(table)
+
+
+@vault_app.command("rotate-master-key")
+def vault_rotate_master_key(
+    add_key_only: Annotated[bool, typer.Option(
+        "--add-key-only", help="Only add the new key to the key file (to copy it to every "
+        "machine first); run again without this flag to finish.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-wrap every data key and sealed secret under a new master key (KEK). Safe to
+    interrupt: the key file keeps the old KEK until the end, and a rerun finishes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    from mailhaven.models import metadata
+    from mailhaven.vault import rotation
+
+    settings = _settings()
+    key_file = settings.resolved_master_key_file
+    if not key_file.exists():
+        err.print(f"[red]No master key file at {key_file}[/red]")
+        raise typer.Exit(2)
+    services = Services.start(settings)
+    columns = rotation.wrapped_columns(metadata)
+    try:
+        keyring = rotation.begin(key_file)
+        if add_key_only:
+            result = {"state": "key added", "kek_versions": sorted(keyring.keks)}
+        else:
+            totals = rotation.count(services.db, columns)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          console=err, disable=as_json) as bar:
+                tasks: dict[tuple[int, str], TaskID] = {}
+
+                def advance(number: int, wrapped: rotation.WrappedColumn, rows: int) -> None:
+                    if (number, wrapped.name) not in tasks:
+                        step = "re-wrap" if number == 1 else f"check (pass {number})"
+                        tasks[number, wrapped.name] = bar.add_task(
+                            f"{step} {wrapped.name}", total=totals[wrapped.name])
+                    bar.advance(tasks[number, wrapped.name], rows)
+
+                done = rotation.rotate(services.db, services.vault, key_file, columns,
+                                       progress=advance)
+            result = {"state": "rotated", "kek_versions": [keyring.current],
+                      "rows_rewrapped": done.rewrapped}
+    except rotation.RotationError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        services.close()
+    if as_json:
+        print(json.dumps(result))
+    elif add_key_only:
+        console.print(f"New master key added to {key_file}. Copy the file to every machine, "
+                      "then run this command again without --add-key-only.")
+    else:
+        console.print(f"Master key rotated: {result['rows_rewrapped']} wrapped keys and "
+                      f"secrets moved to key version {keyring.current}; the old key is gone "
+                      f"from {key_file}. The blind-index key is unchanged.")
 
 
 def _mailbox_folder() -> Path:

@@ -6,6 +6,7 @@ from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.privacy.models import Consent, Erasure, PrivacyRequest, SubjectControl
+from mailhaven.retention.models import RetentionPolicy
 from mailhaven.sending.models import Message
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
@@ -16,5 +17,6 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
-           "Event", "Message", "PrivacyRequest", "StatCount", "SubjectControl",
-           "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+           "Event", "Message", "PrivacyRequest", "RetentionPolicy", "StatCount",
+           "SubjectControl", "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery",
+           "metadata"]

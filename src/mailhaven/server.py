@@ -14,6 +14,7 @@ from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import start_listener
+from mailhaven.retention.runner import RetentionRunner
 from mailhaven.services import Services
 from mailhaven.webhooks.sender import WebhookSender
 
@@ -41,7 +42,8 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
         log_config=None, access_log=False, lifespan="off"))
     stop = asyncio.Event()
-    runners = [DeliveryWorker(services), DomainChecker(services), WebhookSender(services)]
+    runners = [DeliveryWorker(services), DomainChecker(services), WebhookSender(services),
+               RetentionRunner(services)]
     tasks = [asyncio.create_task(r.run(stop)) for r in runners]
     try:
         await server.serve()

@@ -30,7 +30,8 @@ class Services:
         if migrate:
             db.migrate()
         keep_anchor(db.engine, settings.data_dir / HEAD_FILE)
-        vault = Vault(load_or_create_keyring(settings.resolved_master_key_file), clock)
+        key_file = settings.resolved_master_key_file
+        vault = Vault(load_or_create_keyring(key_file), clock, key_file)
         return cls(settings, db, vault, clock)
 
     def close(self) -> None:

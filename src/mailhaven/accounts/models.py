@@ -30,7 +30,8 @@ class Account(Base):
     name_sealed: Mapped[bytes | None] = column(LargeBinary, data=HOLDER_SEALED)
     email_sealed: Mapped[bytes | None] = column(LargeBinary, data=HOLDER_SEALED)
     region: Mapped[str] = column(String(8), default="us", data=TECHNICAL)
-    signing_key_sealed: Mapped[bytes | None] = column(LargeBinary, data=SIGNING_KEY)
+    signing_key_sealed: Mapped[bytes | None] = column(
+        LargeBinary, data=SIGNING_KEY, info={"master_key_label": "webhook-signing-key:{id}"})
     deleted_at: Mapped[float | None] = column(Float, data=TECHNICAL)
     legal_hold: Mapped[str | None] = column(String(48), data=TECHNICAL)  # what is kept, why
     hold_until: Mapped[float | None] = column(Float, data=TECHNICAL)

@@ -148,22 +148,34 @@ def _with_suppressions(session: Session, vault: Vault, jobs: list[Job]) -> list[
     return checked
 
 
+def _facts_without_body(message: Message, recipient: str) -> MessageFacts:
+    """What a copy's later events (an unsubscribe, a late bounce) can still say once the
+    body's retention ran out: the message row's own columns, and the copy's recipient."""
+    headers = {"to": recipient, "from": "", "subject": "", "message-id": message.message_id}
+    return MessageFacts(message.id, message.message_id, headers, [], message.size,
+                        json.loads(message.tags), {}, message.testmode)
+
+
 def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domain],
          keys: dict[str, VaultKey], documents: dict[str, tuple[dict, MessageFacts]],
          owner: str) -> Job:
-    if message.id not in documents:
-        doc = content.load(vault.open(keys[message.content_key_id or ""],
-                                      message.content_sealed or b"", f"message:{message.id}"))
-        documents[message.id] = (doc, content.facts(
-            doc, storage_key=message.id, size=message.size,
-            tags=json.loads(message.tags), testmode=message.testmode))
-    doc, facts = documents[message.id]
     key = keys[row.subject_key_id or ""]
     recipient = vault.open_text(key, row.address_sealed, "delivery.address")
     variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
                  if row.variables_sealed is not None else None)
-    if variables is not None:
-        facts = content.for_recipient(facts, doc, recipient, variables)
+    if message.content_sealed is None and row.status != QUEUED:  # the body was purged
+        doc, facts = {}, _facts_without_body(message, recipient)
+    else:
+        if message.id not in documents:
+            doc = content.load(vault.open(keys[message.content_key_id or ""],
+                                          message.content_sealed or b"",
+                                          f"message:{message.id}"))
+            documents[message.id] = (doc, content.facts(
+                doc, storage_key=message.id, size=message.size,
+                tags=json.loads(message.tags), testmode=message.testmode))
+        doc, facts = documents[message.id]
+        if variables is not None:
+            facts = content.for_recipient(facts, doc, recipient, variables)
     return Job(
         delivery_id=row.id, attempts=row.attempts, owner=owner,
         account_id=row.account_id, domain_id=row.domain_id,

@@ -70,7 +70,8 @@ class DkimKey(Base):
     selector: Mapped[str] = column(String(63), data=TECHNICAL)
     algorithm: Mapped[str] = column(String(16), data=TECHNICAL)  # rsa-sha256|ed25519-sha256
     key_size: Mapped[int] = column(Integer, data=TECHNICAL)
-    private_key: Mapped[bytes] = column(LargeBinary, data=DKIM_SECRET)
+    private_key: Mapped[bytes] = column(LargeBinary, data=DKIM_SECRET,
+                                        info={"master_key_label": "dkim:{domain_id}"})
     public_key: Mapped[str] = column(String(1024), data=TECHNICAL)  # the record's p=
     state: Mapped[str] = column(String(12), data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)

@@ -14,11 +14,10 @@ import calendar
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.errors import BadRequest, NotFound
@@ -159,4 +158,17 @@ def as_json(request: PrivacyRequest, now: float) -> dict:
             "result": json.loads(request.result or "{}")}
 
 
-Handler = Callable[[Session, PrivacyRequest, dict], dict]
+def expired_working_data(accounts, cutoff: float) -> Select:  # noqa: ANN001 (retention.Accounts)
+    """Finished requests whose working data (address, corrections) is past retention."""
+    return select(PrivacyRequest.id).where(
+        accounts.of(PrivacyRequest.account_id),
+        PrivacyRequest.state.in_((COMPLETED, DENIED)),
+        PrivacyRequest.completed_at <= cutoff, PrivacyRequest.details_sealed.is_not(None))
+
+
+def purge_working_data(session: Session, ids: list) -> None:
+    """The record stays (it is the proof the request was answered); what identified the
+    requester, and their one-time link, go."""
+    session.execute(update(PrivacyRequest).where(PrivacyRequest.id.in_(ids))
+                    .values(details_sealed=None, token_digest=None)
+                    .execution_options(synchronize_session=False))

@@ -24,5 +24,6 @@ class VaultKey(Base):
     )
     purpose: Mapped[str] = column(String(16), data=TECHNICAL)  # "subject" | "content"
     blind_index: Mapped[str | None] = column(String(64), data=RECIPIENT_INDEX)
-    wrapped_key: Mapped[bytes] = column(LargeBinary, data=WRAPPED_KEY)
+    wrapped_key: Mapped[bytes] = column(LargeBinary, data=WRAPPED_KEY,
+                                        info={"master_key_label": "{id}"})
     created_at: Mapped[float] = column(Float, data=TECHNICAL)

@@ -2,17 +2,22 @@
 
 Every personal value at rest is AES-256-GCM ciphertext under a data key, and every data
 key is stored only wrapped by the master key. Erasing a subject is deleting its key row.
+A wrapped blob names the version of the KEK that wraps it, so a rotation can re-wrap rows
+one batch at a time while every row stays readable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,11 +25,33 @@ from sqlalchemy.orm import Session
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import insert_for
-from mailhaven.vault.keyring import Keyring
+from mailhaven.vault.keyring import LEGACY_VERSION, Keyring
 from mailhaven.vault.models import VaultKey
 
 _NONCE = 12
 _CACHE_SIZE = 4096
+_MARK = 0x4B  # a wrapped blob: MARK, KEK version (2 bytes), nonce, ciphertext
+_HEADER = 3
+
+
+def _signature(path: Path | None) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path) if path is not None else None
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size) if info else None
+
+
+def _candidates(blob: bytes, versions: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """The (version, nonce + ciphertext) readings of a wrapped blob. Blobs from before KEK
+    versions carry no header; a header-less reading under the legacy KEK is tried too, as
+    such a blob may begin with the header's bytes by chance (AES-GCM rejects a wrong one)."""
+    if len(blob) > _HEADER + _NONCE and blob[0] == _MARK:
+        version = int.from_bytes(blob[1:_HEADER], "big")
+        if version in versions:
+            yield version, blob[_HEADER:]
+    if LEGACY_VERSION in versions:
+        yield LEGACY_VERSION, blob
 
 
 def normalize_address(address: str) -> str:
@@ -33,9 +60,12 @@ def normalize_address(address: str) -> str:
 
 
 class Vault:
-    def __init__(self, keyring: Keyring, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._kek = AESGCM(keyring.kek)
+    def __init__(self, keyring: Keyring, clock: Clock = SYSTEM_CLOCK,
+                 key_file: Path | None = None) -> None:
+        self._keks = (keyring.current, {v: AESGCM(k) for v, k in keyring.keks.items()})
         self._index_key = keyring.index_key
+        self._key_file = key_file
+        self._key_file_seen = _signature(key_file)
         self._clock = clock
         self._unwrapped: OrderedDict[str, AESGCM] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -46,10 +76,48 @@ class Vault:
         msg = f"{account_id}\x00{normalize_address(value)}".encode()
         return hmac.new(self._index_key, msg, hashlib.sha256).hexdigest()
 
-    # -- keys ------------------------------------------------------------------------
-    def _wrap(self, key_id: str, raw: bytes) -> bytes:
+    # -- the master key ----------------------------------------------------------------
+    def reload(self) -> bool:
+        """Take up the key file's KEKs if the file changed: a rotation (in this process or
+        another) added a KEK or retired old ones. Cheap when it did not (one stat)."""
+        seen = _signature(self._key_file)
+        if self._key_file is None or seen is None or seen == self._key_file_seen:
+            return False
+        ring = Keyring.from_json(self._key_file.read_text())
+        if ring.index_key != self._index_key:  # every blind index would silently stop matching
+            raise RuntimeError(f"{self._key_file}: the blind-index key changed; refusing it")
+        self._keks = (ring.current, {v: AESGCM(k) for v, k in ring.keks.items()})
+        self._key_file_seen = seen
+        return True
+
+    def _wrap(self, label: str, raw: bytes) -> bytes:
+        self.reload()  # a rotation may have begun: new rows go under its new KEK
+        current, keks = self._keks
         nonce = secrets.token_bytes(_NONCE)
-        return nonce + self._kek.encrypt(nonce, raw, key_id.encode())
+        return (bytes([_MARK]) + current.to_bytes(_HEADER - 1, "big") + nonce
+                + keks[current].encrypt(nonce, raw, label.encode()))
+
+    def _unwrap(self, label: str, blob: bytes) -> tuple[int, bytes]:
+        """(KEK version, plaintext); InvalidTag when no KEK of the key file opens it."""
+        for retried in (False, True):
+            _, keks = self._keks
+            for version, body in _candidates(blob, keks):
+                try:
+                    return version, keks[version].decrypt(body[:_NONCE], body[_NONCE:],
+                                                          label.encode())
+                except InvalidTag:
+                    continue
+            if retried or not self.reload():  # wrapped by a KEK this process doesn't know yet
+                break
+        raise InvalidTag()
+
+    def rewrap(self, label: str, blob: bytes) -> bytes | None:
+        """`blob` wrapped under the current KEK, or None when it already is. The wrapped
+        value itself (a data key, a secret) is unchanged: nothing it encrypts is touched."""
+        version, raw = self._unwrap(label, blob)
+        return None if version == self._keks[0] else self._wrap(label, raw)
+
+    # -- keys ------------------------------------------------------------------------
 
     def _cipher(self, key: VaultKey) -> AESGCM:
         with self._cache_lock:  # API and worker threads share the cache
@@ -57,8 +125,7 @@ class Vault:
             if cipher is not None:
                 self._unwrapped.move_to_end(key.id)
                 return cipher
-        blob = key.wrapped_key
-        cipher = AESGCM(self._kek.decrypt(blob[:_NONCE], blob[_NONCE:], key.id.encode()))
+        cipher = AESGCM(self._unwrap(key.id, key.wrapped_key)[1])
         with self._cache_lock:
             self._unwrapped[key.id] = cipher
             if len(self._unwrapped) > _CACHE_SIZE:
@@ -142,12 +209,14 @@ class Vault:
     def open_text(self, key: VaultKey, sealed: bytes, context: str = "") -> str:
         return self.open(key, sealed, context).decode()
 
-    # -- platform secrets (DKIM private keys): wrapped by the master key directly ----
+    # -- platform secrets (DKIM private keys, webhook signing keys): wrapped by the master
+    # key directly. Their column declares the label (info["master_key_label"]), so a
+    # rotation finds and re-wraps them.
     def seal_secret(self, label: str, secret: bytes) -> bytes:
         return self._wrap(label, secret)
 
     def open_secret(self, label: str, sealed: bytes) -> bytes:
-        return self._kek.decrypt(sealed[:_NONCE], sealed[_NONCE:], label.encode())
+        return self._unwrap(label, sealed)[1]
 
     # -- short authenticators for tokens we hand out (VERP return paths, later links) -----
     def token_mac(self, value: str, length: int = 12) -> str:

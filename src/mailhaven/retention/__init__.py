@@ -1,0 +1,1 @@
+"""Retention (SPEC N7): per-category periods, per-account overrides, and their purge."""

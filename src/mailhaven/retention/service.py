@@ -1,0 +1,129 @@
+"""Retention policies (the defaults and an account's own periods) and the purge that applies
+them: batch by batch, each a short transaction, logging counts and never data."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from mailhaven.clock import Clock
+from mailhaven.errors import BadRequest
+from mailhaven.retention.categories import (
+    CATEGORIES,
+    DAY,
+    MAX_DAYS,
+    MIN_DAYS,
+    Accounts,
+    Category,
+    delete_rows,
+)
+from mailhaven.retention.models import RetentionPolicy
+from mailhaven.storage.db import Database, insert_for
+
+log = logging.getLogger("mailhaven.retention")
+BATCH = 1000
+
+
+def schedule() -> list[dict]:
+    """Every category with its default period and the limits an account may choose in."""
+    return [{"category": c.name, "description": c.description, "default_days": c.default_days,
+             "min_days": MIN_DAYS, "max_days": MAX_DAYS} for c in CATEGORIES.values()]
+
+
+def policies(session: Session, account_id: str) -> list[dict]:
+    """The account's period for every category: its own where it set one, else the default."""
+    own = {name: days for name, days in session.execute(
+        select(RetentionPolicy.category, RetentionPolicy.days).where(
+            RetentionPolicy.account_id == account_id))}
+    return [{**entry, "days": own.get(entry["category"], entry["default_days"]),
+             "custom": entry["category"] in own} for entry in schedule()]
+
+
+def set_policies(session: Session, account_id: str, changes: dict[str, int | None],
+                 now: float) -> list[dict]:
+    """Set the account's period of each named category; None returns it to the default.
+    All or nothing: one bad entry changes none."""
+    for name, days in changes.items():
+        if name not in CATEGORIES:
+            raise BadRequest(f"Unknown retention category: {name}; known: "
+                             f"{', '.join(CATEGORIES)}")
+        if days is not None and not MIN_DAYS <= days <= MAX_DAYS:
+            raise BadRequest(f"{name}: days must be between {MIN_DAYS} and {MAX_DAYS}")
+    for name, days in sorted(changes.items()):
+        if days is None:
+            session.execute(delete(RetentionPolicy).where(
+                RetentionPolicy.account_id == account_id, RetentionPolicy.category == name))
+            continue
+        statement = insert_for(session, RetentionPolicy).values(
+            account_id=account_id, category=name, days=days, updated_at=now)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["account_id", "category"],
+            set_={"days": days, "updated_at": now}))
+    return policies(session, account_id)
+
+
+# -- the purge ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scope:
+    """One purge query: a category, the accounts it covers and the cutoff they share."""
+
+    category: Category
+    accounts: Accounts
+    cutoff: float
+
+
+def scopes(session: Session, now: float) -> list[Scope]:
+    """Per category: one scope per period accounts chose, one for everyone else."""
+    chosen: dict[str, dict[int, set[str]]] = {}
+    for account_id, name, days in session.execute(select(
+            RetentionPolicy.account_id, RetentionPolicy.category, RetentionPolicy.days)):
+        chosen.setdefault(name, {}).setdefault(days, set()).add(account_id)
+    out = []
+    for category in CATEGORIES.values():
+        periods = chosen.get(category.name, {})
+        custom = frozenset().union(*periods.values())
+        out.append(Scope(category, Accounts(custom, all_but=True),
+                         now - category.default_days * DAY))
+        out += [Scope(category, Accounts(frozenset(ids)), now - days * DAY)
+                for days, ids in sorted(periods.items())]
+    return out
+
+
+def run(db: Database, clock: Clock, *, dry_run: bool = False, batch: int = BATCH,
+        progress: Callable[[str, int], None] | None = None,
+        stopping: Callable[[], bool] = lambda: False) -> dict[str, int]:
+    """Purge everything expired now; per category, how many rows were purged (or, with
+    `dry_run`, would be). Stops between batches once `stopping()` says so."""
+    now = clock.now()
+    with db.sessions() as session:
+        plan = scopes(session, now)
+    counts = dict.fromkeys(CATEGORIES, 0)
+    for scope in plan:
+        category = scope.category
+        query = category.expired(scope.accounts, scope.cutoff)
+        if dry_run:
+            with db.sessions() as session:
+                counts[category.name] += session.scalar(
+                    select(func.count()).select_from(query.subquery())) or 0
+            continue
+        while not stopping():
+            with db.transaction() as session:
+                ids = list(session.scalars(query.limit(batch)))
+                if ids:
+                    if category.purge is None:
+                        delete_rows(session, category, ids)
+                    else:
+                        category.purge(session, ids)
+            counts[category.name] += len(ids)
+            if progress is not None and ids:
+                progress(category.name, len(ids))
+            if len(ids) < batch:
+                break
+    log.info(json.dumps({"kind": "retention", "dry_run": dry_run, "purged": counts}))
+    return counts
