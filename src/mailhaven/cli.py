@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mailhaven.backup.cli import backup_app
 from mailhaven.config import Settings
 from mailhaven.services import Services
 
@@ -34,6 +35,7 @@ mailbox_app = typer.Typer(help="The development mailbox (serve --dev).", no_args
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(domains_app, name="domains")
 app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(backup_app, name="backup")
 
 console = Console()
 err = Console(stderr=True)
