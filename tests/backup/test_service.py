@@ -3,6 +3,7 @@ subject erased after it was taken (SPEC N9, issue 4 item 12)."""
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,6 +21,7 @@ from tests.backup.support import (
 )
 from tests.support import LiveServer, Sink, deliver_due
 
+from mailhaven.backup.archive import ArchiveError
 from mailhaven.backup.service import BackupError, create_backup, restore_backup
 from mailhaven.events.models import Event
 from mailhaven.privacy.erasure import LEDGER_FILE
@@ -150,3 +152,20 @@ def test_a_restore_refuses_a_database_that_is_not_empty(api, services, domain,
     assert api_view(api, domain) == before
     with pytest.raises(BackupError, match="exists; pass --force"):
         create_backup(services.db, keyring(services), path)
+
+
+def test_a_damaged_backup_changes_nothing_even_with_replace(api, services, domain,
+                                                           tmp_path) -> None:
+    send_and_deliver(api, services, domain)
+    path = tmp_path / "mailhaven.zip"
+    create_backup(services.db, keyring(services), path)
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(damaged, "w") as new:
+        for name in old.namelist():
+            data = old.read(name)
+            new.writestr(name, data.split(b"\n", 1)[1] if name == "tables/events.jsonl" else data)
+    before = api_view(api, domain)
+    with pytest.raises(ArchiveError, match="events has 5 rows, its manifest says 6"):
+        restore_backup(services.db, keyring(services), services.settings.data_dir, damaged,
+                       replace=True)
+    assert api_view(api, domain) == before  # the wipe was rolled back with the load

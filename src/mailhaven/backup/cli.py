@@ -51,8 +51,8 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
 
         def update(table: str, done: int, total: int) -> None:
             if table not in tasks:
-                tasks[table] = bar.add_task(table, total=total or 1)
-            bar.update(tasks[table], completed=done if total else 1)  # type: ignore[arg-type]
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=done)  # type: ignore[arg-type]
 
         yield update
 
@@ -133,10 +133,9 @@ def restore(
         return
     _print_rows(f"Restored [bold]{path}[/bold].", restored.tables)
     console.print(
-        f"Erasure ledger re-applied: {restored.erasures} erasure(s); "
-        f"{restored.keys_destroyed} vault key(s) destroyed, {restored.events_removed} "
-        f"event(s), {restored.queue_removed} queue entr(y/ies) and "
-        f"{restored.domains_removed} domain(s) removed again.")
+        f"Erasure ledger re-applied ({restored.erasures} erasures). Erased again: "
+        f"{restored.keys_destroyed} vault keys, {restored.events_removed} events, "
+        f"{restored.queue_removed} queue entries, {restored.domains_removed} domains.")
 
 
 def _print_rows(title: str, rows: dict[str, int]) -> None:
