@@ -84,17 +84,21 @@ def _snapshot(db: Database) -> Iterator[Connection]:
 
 
 def _schema(conn: Connection) -> tuple[str, list[Table]]:
-    """The database's own revision and tables (reflected, so a backup is faithful to the
-    schema it reads even when the code is newer), in foreign-key order."""
+    """The database's own revision and our tables in it (reflected, so a backup is faithful
+    to the schema it reads even when the code is newer), in foreign-key order."""
     try:
         revisions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except (OperationalError, ProgrammingError, NoSuchTableError):
         revisions = []
     if len(revisions) != 1:
         raise BackupError("The database has no Mailhaven schema: nothing to back up")
+    head, known = head_revision()
+    if revisions[0] not in known:
+        raise BackupError(f"The database's schema revision {revisions[0]} is newer than this "
+                          f"Mailhaven ({head}): back it up with the release that runs it")
     reflected = MetaData()
     reflected.reflect(conn)
-    return revisions[0], [t for t in reflected.sorted_tables if t.name != "alembic_version"]
+    return revisions[0], [t for t in reflected.sorted_tables if t.name in metadata.tables]
 
 
 def create_backup(db: Database, keyring: Keyring, path: Path, *, force: bool = False,
