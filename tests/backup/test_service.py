@@ -21,6 +21,7 @@ from tests.backup.support import (
 )
 from tests.support import LiveServer, Sink, deliver_due
 
+from mailhaven.accounts.models import Account
 from mailhaven.backup.archive import ArchiveError
 from mailhaven.backup.service import BackupError, create_backup, restore_backup
 from mailhaven.events.models import Event
@@ -169,3 +170,22 @@ def test_a_damaged_backup_changes_nothing_even_with_replace(api, services, domai
         restore_backup(services.db, keyring(services), services.settings.data_dir, damaged,
                        replace=True)
     assert api_view(api, domain) == before  # the wipe was rolled back with the load
+
+
+def test_a_backup_from_before_an_account_deletion_restores_with_the_account_deleted(
+        api, services, domain, account, tmp_path) -> None:
+    send_and_deliver(api, services, domain)
+    path = tmp_path / "before-deletion.zip"
+    create_backup(services.db, keyring(services), path)
+    deleted = api.delete("/v1/privacy/account", params={"confirm": account[0]})
+    assert deleted.status_code == 200, deleted.text
+
+    restored = restore_backup(services.db, keyring(services), services.settings.data_dir,
+                              path, replace=True)
+    assert restored.erasures == 1 and restored.domains_removed == 1
+    services.key_cache.forget_account(account[0])
+    assert api.get("/v3/domains").status_code == 401  # its API keys stay revoked
+    with services.db.sessions() as session:
+        row = session.get(Account, account[0])
+        assert row.deleted_at is not None and row.name_sealed is None
+        assert row.legal_hold == "privacy-accountability"
