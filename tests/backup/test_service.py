@@ -189,3 +189,22 @@ def test_a_backup_from_before_an_account_deletion_restores_with_the_account_dele
         row = session.get(Account, account[0])
         assert row.deleted_at is not None and row.name_sealed is None
         assert row.legal_hold == "privacy-accountability"
+
+
+def test_a_backup_is_one_snapshot_even_while_mail_is_accepted(api, services, domain,
+                                                              tmp_path) -> None:
+    send_and_deliver(api, services, domain)
+    events = len(api_view(api, domain)["events"])
+    sent: list[int] = []
+
+    def send_midway(table: str, done: int, total: int) -> None:
+        if table == "accounts" and not sent:  # tables later in the order are still unread
+            sent.append(api.post(f"/v3/{domain}/messages", data={
+                "from": f"news@{domain}", "to": BOB, "subject": "Late", "text": "x"},
+            ).status_code)
+
+    manifest = create_backup(services.db, keyring(services), tmp_path / "b.zip",
+                             progress=send_midway)
+    assert sent == [200] and len(api_view(api, domain)["events"]) == events + 1
+    rows = {t.name: t.rows for t in manifest.tables}
+    assert rows["events"] == events and rows["messages"] == 2
