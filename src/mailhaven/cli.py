@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailhaven.audit.cli import app as audit_app
+from mailhaven.backup.cli import backup_app
 from mailhaven.config import Settings
 from mailhaven.privacy.commands import register as register_privacy_commands
 from mailhaven.privacy_cli import privacy_app
@@ -41,6 +42,7 @@ app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(vault_app, name="vault")
+app.add_typer(backup_app, name="backup")
 
 console = Console()
 err = Console(stderr=True)

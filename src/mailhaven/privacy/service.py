@@ -252,19 +252,11 @@ def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
     account = session.get(Account, account_id, with_for_update=True)
     if account is None:
         raise BadRequest("No such account")
-    session.execute(update(ApiKey).where(ApiKey.account_id == account_id,
-                                         ApiKey.revoked_at.is_(None))
-                    .values(revoked_at=ctx.now).execution_options(synchronize_session=False))
     cancelled = session.execute(update(Delivery).where(
         Delivery.account_id == account_id, Delivery.status == QUEUED)
         .values(status=CANCELLED, lease_owner=None, updated_at=ctx.now)
         .execution_options(synchronize_session=False)).rowcount
     summary = erase_account_data(session, ctx.vault, account_id, at=ctx.now)
-    account.name_sealed = account.email_sealed = None
-    account.holder_key_id = None
-    account.deleted_at = ctx.now
-    account.legal_hold = LEGAL_HOLD
-    account.hold_until = reqs.add_months(ctx.now, 12 * HOLD_YEARS)
     entry = Erasure(account_id=account_id, subject_index=controls.holder_index(account_id),
                     key_ids=json.dumps(summary["key_ids"]), storage_keys="[]", at=ctx.now)
     session.add(entry)
@@ -284,7 +276,9 @@ def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
 def erase_account_data(session: Session, vault: Vault, account_id: str, *,
                        at: float) -> dict:
     """Every vault key of the account created up to `at`, its domains (with their events,
-    suppressions, webhooks and counters) and its queue; safe to run again after a restore."""
+    suppressions, webhooks and counters) and its queue; its API keys revoked and the account
+    closed under the legal hold. Safe to run again after a restore, where it keeps a
+    restored account deleted (its keys would otherwise work again)."""
     key_ids = list(session.scalars(select(VaultKey.id).where(
         VaultKey.account_id == account_id, VaultKey.created_at <= at)))
     domains = session.execute(delete(Domain).where(Domain.account_id == account_id)
@@ -297,4 +291,14 @@ def erase_account_data(session: Session, vault: Vault, account_id: str, *,
                     .execution_options(synchronize_session=False))
     for key_id in key_ids:
         vault.forget(key_id)
+    session.execute(update(ApiKey).where(ApiKey.account_id == account_id,
+                                         ApiKey.revoked_at.is_(None))
+                    .values(revoked_at=at).execution_options(synchronize_session=False))
+    account = session.get(Account, account_id)
+    if account is not None:
+        account.name_sealed = account.email_sealed = None
+        account.holder_key_id = None
+        account.deleted_at = account.deleted_at or at
+        account.legal_hold = LEGAL_HOLD
+        account.hold_until = reqs.add_months(at, 12 * HOLD_YEARS)
     return {"key_ids": key_ids, "domains": domains}

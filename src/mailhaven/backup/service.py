@@ -1,0 +1,265 @@
+"""Backup and restore (SPEC N9): a consistent logical snapshot of every table, and a restore
+that erases again everyone the erasure ledger names, so an erased subject never comes back."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Integer, LargeBinary, MetaData, Table, func, select, text
+from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
+
+from mailhaven import __version__
+from mailhaven.audit import service as audit
+from mailhaven.audit.models import AuditEntry
+from mailhaven.backup.archive import ArchiveError, ArchiveReader, ArchiveWriter, Manifest
+from mailhaven.delivery.models import Delivery
+from mailhaven.domains.models import Domain
+from mailhaven.errors import MailhavenError
+from mailhaven.events.models import Event
+from mailhaven.models import metadata
+from mailhaven.privacy.erasure import LEDGER_FILE, ledger_entries, ledger_json, reapply
+from mailhaven.privacy.models import Erasure
+from mailhaven.storage.db import MIGRATIONS, Database
+from mailhaven.vault import Keyring, Vault
+from mailhaven.vault.models import VaultKey
+
+Progress = Callable[[str, int, int], None]  # table, rows done, rows in all
+
+
+class BackupError(MailhavenError):
+    """A backup or restore refused, with a message for the operator."""
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore loaded and what re-applying the erasure ledger took away again."""
+
+    tables: dict[str, int]
+    erasures: int  # ledger entries re-applied
+    keys_destroyed: int
+    events_removed: int
+    queue_removed: int
+    domains_removed: int
+
+
+def _quiet(table: str, done: int, total: int) -> None:
+    pass
+
+
+def key_check(keyring: Keyring) -> str:
+    """A fingerprint of the master key that reveals nothing about it (HMAC under the key):
+    a restore under another key would leave every sealed value unreadable."""
+    digest = hmac.new(keyring.kek + keyring.index_key, b"mailhaven backup key check",
+                      hashlib.sha256)
+    return digest.hexdigest()[:16]
+
+
+def head_revision() -> tuple[str, set[str]]:
+    """The code's newest schema revision, and every revision it knows."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    script = ScriptDirectory.from_config(config)
+    return script.get_current_head() or "", {r.revision for r in script.walk_revisions()}
+
+
+# -- create ------------------------------------------------------------------------------
+
+@contextmanager
+def _snapshot(db: Database) -> Iterator[Connection]:
+    """One read transaction: every table as of the same moment, writers not blocked."""
+    with db.sessions() as session:
+        options = {} if db.is_sqlite else {"isolation_level": "REPEATABLE READ",
+                                           "postgresql_readonly": True}
+        with session.begin():
+            yield session.connection(execution_options=options)
+
+
+def _schema(conn: Connection) -> tuple[str, list[Table]]:
+    """The database's own revision and our tables in it (reflected, so a backup is faithful
+    to the schema it reads even when the code is newer), in foreign-key order."""
+    try:
+        revisions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except (OperationalError, ProgrammingError, NoSuchTableError):
+        revisions = []
+    if len(revisions) != 1:
+        raise BackupError("The database has no Mailhaven schema: nothing to back up")
+    head, known = head_revision()
+    if revisions[0] not in known:
+        raise BackupError(f"The database's schema revision {revisions[0]} is newer than this "
+                          f"Mailhaven ({head}): back it up with the release that runs it")
+    reflected = MetaData()
+    reflected.reflect(conn)
+    return revisions[0], [t for t in reflected.sorted_tables if t.name in metadata.tables]
+
+
+def create_backup(db: Database, keyring: Keyring, path: Path, *, force: bool = False,
+                  progress: Progress = _quiet) -> Manifest:
+    """Write every row to a new archive at `path`; the master key is never in it."""
+    try:
+        writer = ArchiveWriter(path, force=force)
+    except FileExistsError:
+        raise BackupError(f"{path} exists; pass --force to overwrite it") from None
+    try:
+        with _snapshot(db) as conn:
+            revision, tables = _schema(conn)
+            for table in tables:
+                total = conn.scalar(select(func.count()).select_from(table)) or 0
+                progress(table.name, 0, total)
+                rows = conn.execution_options(yield_per=1000).execute(
+                    select(table).order_by(*table.primary_key.columns))
+                columns = tuple(c.name for c in table.columns)
+                binary = tuple(c.name for c in table.columns
+                               if isinstance(c.type, LargeBinary))
+                for done in writer.write_table(table.name, columns, binary, rows):
+                    progress(table.name, done, total)
+        return writer.finish(revision=revision, dialect=db.engine.dialect.name,
+                             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                             mailhaven_version=__version__, key_check=key_check(keyring))
+    except BaseException:
+        writer.abort()
+        raise
+
+
+# -- restore -----------------------------------------------------------------------------
+
+def check_restorable(manifest: Manifest, keyring: Keyring) -> None:
+    """Refuse, before anything is touched, a backup this code or this key can't restore."""
+    head, known = head_revision()
+    if manifest.revision not in known:
+        raise BackupError(
+            f"The backup's schema revision {manifest.revision} is newer than this Mailhaven "
+            f"({head}): restore it with the Mailhaven release that wrote it "
+            f"({manifest.mailhaven_version}) or a newer one")
+    if manifest.revision != head:
+        raise BackupError(
+            f"The backup's schema revision {manifest.revision} is older than this Mailhaven "
+            f"({head}): restore it with the release that wrote it "
+            f"({manifest.mailhaven_version}), then upgrade (migrations run on start)")
+    if manifest.key_check != key_check(keyring):
+        raise BackupError(
+            "The backup was sealed under another master key: set MAILHAVEN_MASTER_KEY_FILE "
+            "to the key file of the installation that wrote it")
+    tables = {t.name: t for t in metadata.sorted_tables}
+    for dump in manifest.tables:
+        table = tables.get(dump.name)
+        if table is None or not set(dump.columns) <= set(table.columns.keys()):
+            raise ArchiveError(f"the backup's table {dump.name} does not match the schema")
+
+
+def restore_backup(db: Database, keyring: Keyring, data_dir: Path, path: Path, *,
+                   replace: bool = False, progress: Progress = _quiet) -> Restored:
+    """Load the archive into the (migrated) database in one transaction, after reading the
+    erasure ledger as it stands now, and re-apply that ledger before committing."""
+    reader = ArchiveReader(path)
+    try:
+        check_restorable(reader.manifest, keyring)
+        vault = Vault(keyring)
+        with db.transaction() as session:
+            # The audit log is append-only and records the restore itself: an existing one
+            # is kept (the backup's rows are its own past); an empty one takes the backup's.
+            kept = {"audit_log"} if session.execute(
+                select(1).select_from(AuditEntry).limit(1)).first() else set()
+            tables = [t for t in metadata.sorted_tables if t.name not in kept]
+            entries = ledger_entries(session, data_dir)  # before anything is wiped
+            session.expunge_all()  # the ledger rows about to be replaced by the backup's
+            if not _is_empty(session, tables):
+                if not replace:
+                    raise BackupError("The database is not empty; pass --replace to wipe it "
+                                      "and restore the backup in its place")
+                _wipe(session, tables)
+            loaded = {t.name: _load(session, reader, t, progress) for t in tables}
+            if not db.is_sqlite:
+                _reset_sequences(session, tables)
+            before = _tally(session)
+            reapply(session, vault, entries)
+            after = _tally(session)
+            audit.append(session, vault, actor="cli", action="backup.restored",
+                         details={"rows": sum(loaded.values()), "erasures_reapplied":
+                                  len(entries)}, now=time.time())
+            ledger = [ledger_json(e) for e in session.scalars(select(Erasure))]
+        _complete_ledger_file(data_dir, ledger)
+    except (zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
+        raise ArchiveError(f"the backup is damaged: {exc}") from None
+    finally:
+        reader.close()
+    return Restored(loaded, len(entries), *(before[i] - after[i] for i in range(4)))
+
+
+def _is_empty(session: Session, tables: list[Table]) -> bool:
+    return all(session.execute(select(1).select_from(t).limit(1)).first() is None
+               for t in tables)
+
+
+def _wipe(session: Session, tables: list[Table]) -> None:
+    """Every row of our tables, in this transaction (TRUNCATE is transactional on
+    PostgreSQL; SQLite deletes children before parents)."""
+    if session.get_bind().dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        session.execute(text(f"TRUNCATE {names}"))  # noqa: S608 - our own table names
+        return
+    for table in reversed(tables):
+        session.execute(table.delete())
+
+
+def _load(session: Session, reader: ArchiveReader, table: Table, progress: Progress) -> int:
+    dump = reader.table(table.name)
+    if dump is None:  # a table the backup had no rows file for: it stays empty
+        return 0
+    done = 0
+    progress(table.name, 0, dump.rows)
+    for batch in reader.rows(dump):
+        session.execute(table.insert(), batch)
+        done += len(batch)
+        progress(table.name, done, dump.rows)
+    if done != dump.rows:
+        raise ArchiveError(f"the backup is damaged: {table.name} has {done} rows, its "
+                           f"manifest says {dump.rows}")
+    return done
+
+
+def _reset_sequences(session: Session, tables: list[Table]) -> None:
+    """Rows keep their ids, so each BigId sequence must start past the largest one."""
+    for table in tables:
+        for column in table.primary_key.columns:
+            if not isinstance(column.type, Integer):
+                continue
+            sequence = session.scalar(select(func.pg_get_serial_sequence(table.name,
+                                                                         column.name)))
+            if sequence:
+                top = select(func.coalesce(func.max(column), 0)).scalar_subquery()
+                session.execute(select(func.setval(sequence, top + 1, False)))
+
+
+def _tally(session: Session) -> tuple[int, int, int, int]:
+    return tuple(session.scalar(select(func.count()).select_from(model)) or 0  # type: ignore[return-value]
+                 for model in (VaultKey, Event, Delivery, Domain))
+
+
+def _complete_ledger_file(data_dir: Path, ledger: list[dict]) -> None:
+    """Write to the ledger file the erasures it lacks (the backup's own, after a restore
+    onto a new machine), so the file alone can correct the next restore."""
+    path = data_dir / LEDGER_FILE
+    known = set()
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                known.add((entry["account_id"], entry["subject_index"], entry["at"]))
+    missing = [e for e in sorted(ledger, key=lambda e: e["at"])
+               if (e["account_id"], e["subject_index"], e["at"]) not in known]
+    if missing:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as out:
+            out.writelines(json.dumps(e) + "\n" for e in missing)
