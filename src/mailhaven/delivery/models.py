@@ -35,7 +35,7 @@ class Delivery(Base):
     domain_id: Mapped[str] = column(String(24), data=OWNERSHIP)
     subject_key_id: Mapped[str | None] = column(
         String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
-        data=TECHNICAL,
+        index=True, data=TECHNICAL,  # erasure and exports find a subject's copies by it
     )
     address_sealed: Mapped[bytes] = column(LargeBinary, data=RECIPIENT_SEALED)
     variables_sealed: Mapped[bytes | None] = column(LargeBinary, data=RECIPIENT_SEALED)
