@@ -209,3 +209,14 @@ def test_an_export_lists_the_subject_s_consents_and_requests(api) -> None:
             document["categories"]["consents"]] == [("tracking", "given", "signup-form")]
     assert [(r["id"], r["right"], r["state"]) for r in document["categories"]["requests"]] \
         == [(done["id"], "access", "completed")]
+
+
+def test_the_form_can_not_be_used_to_mail_bomb_an_address(api, live, services,
+                                                          domain) -> None:
+    with Sink() as sink, live.client() as anonymous:
+        for _ in range(5):
+            assert anonymous.post("/v1/privacy/requests", data={
+                "type": "access", "email": "ann@example.org", "domain": domain}
+            ).status_code == 202
+        deliver_due(services, sink)
+    assert len(sink.received) == 3  # at most three unconfirmed links a day

@@ -33,6 +33,7 @@ OPEN_STATES = (RECEIVED, UNVERIFIED, VERIFIED, IN_PROGRESS, EXTENDED)
 DENIAL_REASONS = ("identity-not-verified", "manifestly-unfounded", "excessive",
                   "legal-obligation", "legal-claims", "not-the-controller")
 MAX_EXTENSION_MONTHS = 2
+MAX_UNCONFIRMED = 3  # links mailed to one address per day while none is confirmed
 
 
 def add_months(epoch: float, months: int) -> float:
@@ -94,6 +95,13 @@ def owned(session: Session, account_id: str, request_id: str) -> PrivacyRequest:
     if request is None or request.account_id != account_id:
         raise NotFound("Request not found")
     return request
+
+
+def unconfirmed_recently(session: Session, account_id: str, subject_index: str,
+                         now: float) -> int:
+    return len(session.scalars(select(PrivacyRequest.id).where(
+        PrivacyRequest.account_id == account_id, PrivacyRequest.subject_index == subject_index,
+        PrivacyRequest.state == UNVERIFIED, PrivacyRequest.received_at > now - 86400)).all())
 
 
 def verify(request: PrivacyRequest, now: float) -> None:

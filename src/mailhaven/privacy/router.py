@@ -89,6 +89,10 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
             domain = session.scalar(select(Domain).where(Domain.name == domain_name))
             if domain is None:
                 return  # the same answer either way: no list of our customers to probe
+            index = services.vault.blind_index(domain.account_id, email)
+            if reqs.unconfirmed_recently(session, domain.account_id, index,
+                                         services.clock.now()) >= reqs.MAX_UNCONFIRMED:
+                return  # no mail bombing an address through this form
             key = services.vault.subjects(session, domain.account_id, [email])[email.lower()]
             opened = service.receive(
                 session, service.Context.of(services, "subject"), account_id=domain.account_id,
