@@ -225,8 +225,8 @@ def settle(db: Database, vault: Vault, job: Job, *, now: float, status: str,
             then(session)
         return record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
                       facts=job.facts, event=event,
-                      recipient=Recipient(job.email, job.subject_key), timestamp=now,
-                      extra=extra)
+                      recipient=Recipient(job.email, job.subject_key, job.limits),
+                      timestamp=now, extra=extra)
 
 
 __all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "claim", "put_back", "settle"]

@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailhaven.events.models import Event
+from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending.content import MessageFacts
 from mailhaven.stats import service as stats
@@ -26,6 +27,7 @@ class Recipient:
 
     email: str
     key: VaultKey
+    limits: Limits | None = None  # restriction/objection, when the caller looked them up
 
 
 def new_event_id() -> str:
@@ -92,13 +94,14 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
     if rows:
         session.execute(insert(Event), rows)
         # Analytics only for subjects who have not restricted or objected to it (N6).
-        limited = subject_limits(session, account_id,
-                                 {r["recipient_index"] for r in rows if r["recipient_index"]})
+        unknown = {row["recipient_index"] for (_, r), row in zip(copies, rows, strict=True)
+                   if r.limits is None and row["recipient_index"]}
+        limited = subject_limits(session, account_id, unknown) if unknown else {}
         stats.count(session, domain_id, [
             (event, facts.tags, {**doc, stats.KIND: stats_kind} if stats_kind else doc)
-            for (facts, _), doc, row in zip(copies, documents, rows, strict=True)
-            if row["recipient_index"] not in limited
-            or limited[row["recipient_index"]].may_analyse], timestamp)
+            for (facts, recipient), doc, row in zip(copies, documents, rows, strict=True)
+            if (recipient.limits or limited.get(row["recipient_index"], NO_LIMITS)).may_analyse],
+            timestamp)
         webhooks.enqueue(session, account_id=account_id, domain_id=domain_id,
                          documents=documents, now=timestamp)
     return documents
