@@ -20,11 +20,11 @@ REQUEST_FACTS = classified(
     "non-personal", "none", "answering data-subject requests",
     "finished requests: working data 7 days, the record 3 years", basis="legal obligation")
 REQUEST_SEALED = classified(
-    "personal", "data subject", "answering data-subject requests",
+    "personal", "recipient or account holder", "answering data-subject requests",
     "finished requests: 7 days", basis="legal obligation",
     note="the requester's address and details, sealed under the subject's vault key")
 SUBJECT_INDEX = classified(
-    "personal", "data subject", "honouring rights and choices", "life of the record",
+    "personal", "recipient or account holder", "honouring rights and choices", "life of the record",
     basis="legal obligation",
     note="a keyed blind index (recipient) or an account id (account holder); never an address")
 CONTROL = classified(
