@@ -82,16 +82,17 @@ def details(vault: Vault, session: Session, request: PrivacyRequest) -> dict:
     return json.loads(vault.open(key, request.details_sealed, "privacy.request"))
 
 
-def by_token(session: Session, token: str) -> PrivacyRequest:
-    request = session.scalar(select(PrivacyRequest).where(
-        PrivacyRequest.token_digest == token_digest(token)).with_for_update())
+def by_token(session: Session, token: str, *, lock: bool = False) -> PrivacyRequest:
+    query = select(PrivacyRequest).where(PrivacyRequest.token_digest == token_digest(token))
+    request = session.scalar(query.with_for_update() if lock else query)
     if request is None:
         raise NotFound("Request not found")
     return request
 
 
-def owned(session: Session, account_id: str, request_id: str) -> PrivacyRequest:
-    request = session.get(PrivacyRequest, request_id, with_for_update=True)
+def owned(session: Session, account_id: str, request_id: str, *,
+          lock: bool = False) -> PrivacyRequest:
+    request = session.get(PrivacyRequest, request_id, with_for_update=lock)
     if request is None or request.account_id != account_id:
         raise NotFound("Request not found")
     return request

@@ -97,7 +97,7 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
             opened = service.receive(
                 session, service.Context.of(services, "subject"), account_id=domain.account_id,
                 right=right, subject_type="recipient",
-                subject_index=services.vault.blind_index(domain.account_id, email), key=key,
+                subject_index=index, key=key,
                 given={**given, "email": email, "domain": domain_name}, verified=False)
             link = f"{services.settings.api_url}/v1/privacy/verify/{opened.token}"
             _mail(services, session, domain, email, "Confirm your privacy request",
@@ -202,7 +202,7 @@ async def extend_request(request_id: str, request: Request, services: ServicesDe
 
     def run() -> dict:
         with services.db.transaction() as session:
-            found = reqs.owned(session, account_id, request_id)
+            found = reqs.owned(session, account_id, request_id, lock=True)
             service.extend(session, service.Context.of(services, f"account:{account_id}"),
                            found, months=months, reason=fields.get("reason", ""))
             _tell_subject(services, session, found,
@@ -235,7 +235,7 @@ async def deny_request(request_id: str, request: Request, services: ServicesDep,
 
     def run() -> dict:
         with services.db.transaction() as session:
-            found = reqs.owned(session, account_id, request_id)
+            found = reqs.owned(session, account_id, request_id, lock=True)
             service.deny(session, service.Context.of(services, f"account:{account_id}"), found,
                          reason=reason)
             return reqs.as_json(found, now)
@@ -274,7 +274,7 @@ async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
     def run() -> PrivacyRequest | None:
         with services.db.transaction() as session:
             try:
-                found = reqs.by_token(session, token)
+                found = reqs.by_token(session, token, lock=True)
             except NotFound:
                 return None
             service.verify_and_carry_out(session, ctx, found)
