@@ -20,7 +20,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
 test: $(VENV)/.installed lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import threading
 
@@ -117,7 +118,9 @@ def test_an_arf_report_becomes_a_complaint(api, services, domain) -> None:
 
 def test_forged_or_unknown_return_paths_are_refused(api, services, domain) -> None:
     return_path, _ = _delivered(api, services, domain, "ann@example.org")
-    forged = return_path.replace("bounce+1-", "bounce+2-")
+    delivery_id = int(re.search(r"bounce\+(\d+)-", return_path).group(1))
+    forged = return_path.replace(f"bounce+{delivery_id}-", f"bounce+{delivery_id + 1}-")
+    assert forged != return_path
     with Listener(services) as listener:
         for rcpt in (forged, f"postmaster@{domain}", "bounce+1-nothex@x.org"):
             with pytest.raises(smtplib.SMTPRecipientsRefused):

@@ -60,4 +60,5 @@ def export(
         print(json.dumps({"path": str(done.path), "rows": done.rows}))
     else:
         rows = ", ".join(f"{n} {name}" for name, n in done.rows.items() if n)
-        Console().print(f"Wrote [bold]{done.path}[/bold]: {rows or 'no rows'}.")
+        # soft_wrap: a path is never broken across lines, whatever the terminal's width
+        Console(soft_wrap=True).print(f"Wrote [bold]{done.path}[/bold]: {rows or 'no rows'}.")
