@@ -41,7 +41,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI, Request
 
 from common import (
@@ -61,6 +60,7 @@ from common import (
     stop_child,
     table,
     throwaway_database,
+    wait_healthy,
 )
 
 # With Request, for the reference routes' annotations: FastAPI resolves them in the globals.
@@ -193,22 +193,6 @@ async def run_load(port: int, server_pid: int, api_key: str, args: argparse.Name
     finally:
         for conn in connections:
             await conn.close()
-
-
-def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2, trust_env=False) as client:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-            try:
-                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy")
-            time.sleep(0.1)
 
 
 def check_stored(data_dir: Path, database_url: str | None, accepted: list[str]) -> int:
