@@ -50,7 +50,7 @@ def send(db: Database, vault: Vault, account_id: str, domain_name: str,
     committed as a `rejected` event before its error goes back to the client."""
     with db.transaction() as session:
         try:
-            domain = owned_domain(session, account_id, domain_name)
+            domain = owned_domain(session, account_id, domain_name, with_keys=False)
         except NotFound as exc:
             raise NotFound(f"Domain not found: {domain_name}") from exc
         if require_verified and domain.state != "active":
