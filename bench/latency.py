@@ -209,7 +209,7 @@ def report(result: Result, args: argparse.Namespace, backend: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--peak-messages", type=int, default=1500,
+    parser.add_argument("--peak-messages", type=int, default=1000,
                         help="messages of the burst that measures the peak rate")
     parser.add_argument("--seconds", type=float, default=30,
                         help="how long to send at half the peak rate")
