@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import math
 import os
+import random
 import secrets
 import signal
 import socket
@@ -77,6 +78,64 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
+def memory_kb(pid: int, field: str = "VmHWM") -> int:
+    """A process's peak (VmHWM) or current (VmRSS) resident memory in kB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Block until the API on 127.0.0.1:port answers /healthz with 200."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2, trust_env=False) as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become healthy")
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def mailhaven_serve(data_dir: Path, database_url: str | None,
+                    relay_port: int) -> Iterator[tuple[subprocess.Popen, int]]:
+    """The real `mailhaven serve` (API and delivery worker in one process) as an operator
+    runs it, configured by the environment: the data dir, the database, `relayhost` at the
+    sink; its log in data_dir/serve.log. Yields (process, HTTP port); stopped at the end."""
+    port = free_port()
+    env = {**os.environ, "MAILHAVEN_DATA_DIR": str(data_dir),
+           "MAILHAVEN_DATABASE_URL": database_url or "",
+           "MAILHAVEN_HTTP_HOST": "127.0.0.1", "MAILHAVEN_HTTP_PORT": str(port),
+           "MAILHAVEN_RELAYHOST": f"127.0.0.1:{relay_port}",
+           "MAILHAVEN_HOSTNAME": HOSTNAME,
+           "MAILHAVEN_MX_HOST": "127.0.0.1", "MAILHAVEN_MX_PORT": str(free_port()),
+           # no DNS query leaves the machine: a lookup would go to a closed loopback port
+           "MAILHAVEN_DNS_NAMESERVER": f"127.0.0.1:{free_port()}"}
+    command = [str(Path(sys.executable).with_name("mailhaven")), "serve"]
+    log_path = data_dir / "serve.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
+        try:
+            wait_healthy(port, proc)
+            yield proc, port
+        except BaseException:
+            stop_child(proc)
+            tail = log_path.read_text(errors="replace").splitlines()[-20:]
+            print("mailhaven serve log (tail):\n" + "\n".join(tail), file=sys.stderr)
+            raise
+        finally:
+            stop_child(proc)
+
+
 # -- database -------------------------------------------------------------------------
 @contextlib.contextmanager
 def throwaway_database(server_url: str | None) -> Iterator[str | None]:
@@ -128,6 +187,8 @@ def seed(settings: Settings) -> tuple[str, str]:
             domain = create_domain(session, services.vault, issued.account_id,
                                    {"name": DOMAIN}, services.clock)
             domain.state = "active"  # as if its DNS were verified: benches have no DNS
+            # ...and checked just now, so that `serve`'s domain checker leaves it alone
+            domain.dns_checked_at = services.clock.now()
     finally:
         services.close()
     return issued.account_id, issued.api_key
@@ -150,6 +211,83 @@ def send_fields(i: int) -> list[tuple[str, str]]:
 
 def send_body(i: int) -> bytes:
     return urlencode(send_fields(i)).encode()
+
+
+ATTACHMENT_BYTES = 10 * 1024
+
+
+def attachment(i: int) -> bytes:
+    """10 KB that does not compress (as a PDF or an image would not), different per message."""
+    return random.Random(i).randbytes(ATTACHMENT_BYTES)
+
+
+def multipart_send(i: int) -> tuple[bytes, str]:
+    """(body, content type) of one `POST /messages` as the SDKs send a file: multipart/form-data
+    with the fields of `send_fields` and a 10 KB attachment. Encoded by httpx, as a client
+    library would; built before anything is timed."""
+    import httpx
+
+    data: dict[str, list[str]] = {}
+    for key, value in send_fields(i):
+        data.setdefault(key, []).append(value)
+    request = httpx.Request("POST", "http://bench.invalid/", data=data, files=[
+        ("attachment", (f"invoice-{i}.pdf", attachment(i), "application/pdf"))])
+    return request.read(), request.headers["content-type"]
+
+
+# -- a lean HTTP/1.1 client --------------------------------------------------------------
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection that writes prepared requests and reads answers
+    with a Content-Length: a few microseconds of CPU per request, so that on a small
+    machine the load generator takes as little as possible from the server it measures.
+    (httpx costs the client ~1 ms of CPU per request: at 64 clients the trivial reference
+    endpoint would measure the client, not the server.)"""
+
+    def __init__(self, port: int, authorization: str) -> None:
+        self.port = port
+        self.head = (f"Host: 127.0.0.1:{port}\r\nAuthorization: {authorization}\r\n"
+                     f"User-Agent: mailhaven-bench\r\n")
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def prepare(self, method: str, path: str, body: bytes = b"",
+                content_type: str | None = None) -> bytes:
+        head = f"{method} {path} HTTP/1.1\r\n{self.head}"
+        if content_type is not None:
+            head += f"Content-Type: {content_type}\r\n"
+        if body or method != "GET":
+            head += f"Content-Length: {len(body)}\r\n"
+        return (head + "\r\n").encode() + body
+
+    async def request(self, prepared: bytes) -> tuple[int, bytes]:
+        """(status, body) of one prepared request."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(prepared)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = -1
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length < 0:
+            raise RuntimeError(f"answer without Content-Length: {head[:200]!r}")
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+            self.writer = None
+
+
+def basic_auth(api_key: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"api:{api_key}".encode()).decode()
 
 
 # -- statistics -----------------------------------------------------------------------

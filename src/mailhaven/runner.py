@@ -5,8 +5,67 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 
 log = logging.getLogger("mailhaven.runner")
+
+
+class Doorbell:
+    """Rung when work that a runner of this process can take at once was committed (the API
+    accepted a message), so that the runner wakes instead of sleeping out its poll interval.
+
+    Any thread may ring; one runner listens. A ring while the runner is busy is kept, so its
+    next sleep ends at once: no ring is lost between a round that found nothing and the
+    sleep after it. Runners in other processes (`mailhaven worker`) still poll.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rung = False
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    def ring(self) -> None:
+        with self._lock:
+            self._rung = True
+            waiter, self._waiter = self._waiter, None
+        if waiter is None:
+            return
+        loop, future = waiter
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            _resolve(future)
+        else:
+            with contextlib.suppress(RuntimeError):  # that loop closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self, timeout: float) -> bool:
+        """Sleep until rung (or rung since the last wait) or for `timeout` seconds; whether
+        it rang."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._rung:
+                self._rung = False
+                return True
+            self._waiter = (loop, future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                rung, self._rung = self._rung, False
+                if self._waiter is not None and self._waiter[1] is future:
+                    self._waiter = None
+        return rung
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Runner:
@@ -15,6 +74,7 @@ class Runner:
     idle_seconds = 0.5
     error_seconds = 2.0
     name = "runner"
+    doorbell: Doorbell | None = None  # ends an idle sleep early when rung
 
     async def run_once(self) -> int:
         """Do one round of work; return how many items were handled."""
@@ -26,13 +86,23 @@ class Runner:
                 handled = await self.run_once()
             except Exception:  # a bad round must not end the process; the next one retries
                 log.exception("%s: round failed", self.name)
-                handled, pause = 0, self.error_seconds
+                await self._sleep(stop, self.error_seconds, None)
             else:
-                pause = self.idle_seconds
-            if not handled:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=pause)
+                if not handled:
+                    await self._sleep(stop, self.idle_seconds, self.doorbell)
         await self.close()
+
+    @staticmethod
+    async def _sleep(stop: asyncio.Event, seconds: float, doorbell: Doorbell | None) -> None:
+        """Until `stop`, the doorbell, or `seconds` have passed, whichever comes first."""
+        waits = [asyncio.ensure_future(stop.wait())]
+        if doorbell is not None:
+            waits.append(asyncio.ensure_future(doorbell.wait(seconds)))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def close(self) -> None:
         """Release what the runner holds (connections); called once when it stops."""

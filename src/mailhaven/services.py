@@ -8,6 +8,7 @@ from mailhaven.accounts.service import KeyCache
 from mailhaven.audit import HEAD_FILE, keep_anchor
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.config import Settings
+from mailhaven.runner import Doorbell
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault, load_or_create_keyring
 
@@ -19,9 +20,12 @@ class Services:
     vault: Vault
     clock: Clock
     key_cache: KeyCache = field(init=False)
+    # Rung by the API when it queued mail, for the delivery worker of this process (serve)
+    delivery_bell: Doorbell = field(init=False)
 
     def __post_init__(self) -> None:
         self.key_cache = KeyCache(self.clock)
+        self.delivery_bell = Doorbell()
 
     @classmethod
     def start(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK,

@@ -63,6 +63,7 @@ class DeliveryWorker(Runner):
                                    port=settings.smtp_delivery_port)
         self._inflight: set[asyncio.Task] = set()
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
+        self.doorbell = services.delivery_bell
 
     # -- the loop ----------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -81,8 +82,17 @@ class DeliveryWorker(Runner):
                 task.add_done_callback(self._inflight.discard)
             started = len(jobs)
         if self._inflight:
-            await asyncio.wait(self._inflight, timeout=self.idle_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            waits: set[asyncio.Future] = set(self._inflight)
+            ringing = None
+            if len(self._inflight) < self.concurrency:  # room for mail the API queues now
+                ringing = asyncio.ensure_future(self.doorbell.wait(self.idle_seconds))
+                waits.add(ringing)
+            try:
+                await asyncio.wait(waits, timeout=self.idle_seconds,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if ringing is not None:
+                    ringing.cancel()
         return started + len(self._inflight)
 
     async def drain(self) -> None:

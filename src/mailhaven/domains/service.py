@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822
 from mailhaven.domains import keys
@@ -101,12 +101,15 @@ def add_domain(session: Session, domain: Domain) -> Domain:
 
 
 def owned_domain(session: Session, account_id: str, name: str, *,
-                 lock: bool = False) -> Domain:
+                 lock: bool = False, with_keys: bool = True) -> Domain:
     """The account's domain by name; another account's domain is as absent as a missing one.
     `lock` makes changes to one domain's keys wait for each other (PostgreSQL's row lock;
-    SQLite has one writer anyway)."""
+    SQLite has one writer anyway). Without `with_keys` its DKIM keys are read only if used
+    (a send does not: one query fewer on the hot path)."""
     query = select(Domain).where(
         Domain.name == name.strip().lower(), Domain.account_id == account_id)
+    if not with_keys:
+        query = query.options(lazyload(Domain.dkim_keys))
     domain = session.scalar(query.with_for_update() if lock else query)
     if domain is None:
         raise NotFound("Domain not found")

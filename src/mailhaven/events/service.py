@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailhaven.events.models import Event
@@ -92,7 +91,7 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
             "payload": vault.seal(recipient.key, json.dumps(doc).encode(), doc["id"]),
         })
     if rows:
-        session.execute(insert(Event), rows)
+        session.execute(Event.__table__.insert(), rows)  # Core: no ORM bulk machinery
         # Analytics only for subjects who have not restricted or objected to it (N6).
         unknown = {row["recipient_index"] for (_, r), row in zip(copies, rows, strict=True)
                    if r.limits is None and row["recipient_index"]}

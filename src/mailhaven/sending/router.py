@@ -23,6 +23,7 @@ async def _send(domain_name: str, request: Request, services: ServicesDep, accou
     accepted = await in_thread(lambda: send(
         services.db, services.vault, account_id, domain_name, fields, files, mime=mime,
         clock=services.clock, require_verified=services.settings.require_verified_domains))
+    services.delivery_bell.ring()  # committed: an idle worker in this process starts now
     ACCEPTED.inc()
     RECIPIENTS.inc(accepted.recipients)
     return {"id": accepted.id, "message": "Queued. Thank you."}

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Insert, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import format_rfc2822
 from mailhaven.errors import BadRequest
 from mailhaven.stats import tags
 from mailhaven.stats.models import StatCount
-from mailhaven.storage.db import insert_for
+from mailhaven.storage.db import dialect_insert
 
 EVENTS = ("accepted", "delivered", "failed", "opened", "clicked", "unsubscribed",
           "complained", "stored")
@@ -59,13 +60,19 @@ def count(session: Session, domain_id: str, recorded: Iterable[tuple[str, list[s
             counts[(tag, event, kind)] += 1
     if not counts:
         return
-    statement = insert_for(session, StatCount)
-    statement = statement.on_conflict_do_update(
-        index_elements=["domain_id", "tag", "hour", "event", "kind"],
-        set_={"count": StatCount.count + statement.excluded.count})
-    session.execute(statement, [
+    session.execute(_upsert(session.get_bind().dialect.name), [
         {"domain_id": domain_id, "tag": tag, "hour": hour, "event": event, "kind": kind,
          "count": n} for (tag, event, kind), n in sorted(counts.items())])  # one lock order
+
+
+@functools.cache
+def _upsert(dialect: str) -> Insert:
+    """Add to a counter, creating it at the first count. Built once per dialect: `excluded`
+    builds a copy of the table's columns each time, on every recorded event."""
+    statement = dialect_insert(dialect, StatCount)
+    return statement.on_conflict_do_update(
+        index_elements=["domain_id", "tag", "hour", "event", "kind"],
+        set_={"count": StatCount.count + statement.excluded.count})
 
 
 def _bucket(hour: int, resolution: str) -> int:

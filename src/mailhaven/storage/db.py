@@ -44,8 +44,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def insert_for(session: Session, model: Any) -> Any:
     """`INSERT` with `ON CONFLICT` support, in the dialect of the session's database."""
-    pg = session.get_bind().dialect.name == "postgresql"
-    return (postgresql.insert if pg else sqlite.insert)(model)
+    return dialect_insert(session.get_bind().dialect.name, model)
+
+
+def dialect_insert(dialect: str, model: Any) -> Any:
+    """`INSERT` with `ON CONFLICT` support in the named dialect (postgresql or sqlite)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 class Database:

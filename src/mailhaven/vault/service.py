@@ -146,10 +146,11 @@ class Vault:
         }
 
     def new_content_key(self, session: Session, account_id: str) -> VaultKey:
-        key = VaultKey(**self._new_key_row(account_id, "content", None))
-        session.add(key)
-        session.flush()  # rows that reference it are inserted with plain INSERTs
-        return key
+        """A new key, inserted at once (rows that reference it follow as plain INSERTs);
+        the object returned is not in the session, like the keys `subjects` creates."""
+        row = self._new_key_row(account_id, "content", None)
+        session.execute(VaultKey.__table__.insert(), row)
+        return VaultKey(**row)
 
     def subjects(self, session: Session, account_id: str,
                  addresses: Iterable[str]) -> dict[str, VaultKey]:

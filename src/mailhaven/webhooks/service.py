@@ -10,7 +10,7 @@ import secrets
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
@@ -277,7 +277,7 @@ def enqueue(session: Session, *, account_id: str, domain_id: str, documents: lis
             for doc in documents if (name := webhook_name(doc))
             for url in targets.get(name, [])]
     if rows:
-        session.execute(insert(WebhookDelivery), rows)
+        session.execute(WebhookDelivery.__table__.insert(), rows)
     return len(rows)
 
 

@@ -1,0 +1,260 @@
+"""End-to-end latency: from `POST /v3/{domain}/messages` accepting a message to its `delivered`
+event, at half the peak rate, through the real `mailhaven serve`.
+
+What is measured: this script starts `mailhaven serve` (API and delivery worker in one
+process, as an operator runs it, configured by the environment) with `relayhost` pointed
+at a local aiosmtpd sink that accepts everything (its own process). Messages are the
+ingest benchmark's: multipart, ~1 KB of text and a 10 KB attachment, one new recipient
+each, sent on raw keep-alive connections.
+
+1. Peak: --peak-messages are posted as fast as --clients connections allow; the peak rate
+   is messages / (last `delivered` event - first `accepted` event): what the whole path,
+   accept to delivered, sustains on this machine in this run.
+2. Paced: for --seconds, an open-loop client posts at half that rate (each message at its
+   scheduled time, whether or not earlier answers came back). Per message, the latency is
+   its `delivered` event's timestamp minus its `accepted` event's (both written by the
+   server, read from the events table); the latency from the client's scheduled send time
+   to `delivered` (which adds the HTTP request) is printed beside it.
+
+Goals (issue 5): p50 < 100 ms, p99 < 1 s. The peak resident memory (VmHWM) of the serve
+process over the run is printed too. The script checks that every message has its
+`accepted` and `delivered` events and that the sink received every one; it stops by
+itself (--peak-messages, --seconds, --max-seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from common import (
+    DOMAIN,
+    Column,
+    RawConnection,
+    backend_name,
+    basic_auth,
+    bench_settings,
+    free_port,
+    mailhaven_serve,
+    median,
+    memory_kb,
+    multipart_send,
+    percentile,
+    seed,
+    start_sink,
+    stop_sink,
+    table,
+    throwaway_database,
+)
+from mailhaven.events.models import Event
+from mailhaven.services import Services
+
+PATH = f"/v3/{DOMAIN}/messages"
+
+
+@dataclass
+class Sent:
+    message_id: str
+    scheduled: float  # wall clock (time.time) when the client meant to send it
+    started: float  # when it actually went out
+
+
+class Client:
+    def __init__(self, port: int, api_key: str, clients: int, deadline: float) -> None:
+        self.free: asyncio.Queue[RawConnection] = asyncio.Queue()
+        self.connections = [RawConnection(port, basic_auth(api_key)) for _ in range(clients)]
+        for conn in self.connections:
+            self.free.put_nowait(conn)
+        self.deadline = deadline
+        self.sequence = itertools.count()
+
+    def prepared(self, count: int) -> list[bytes]:
+        conn = self.connections[0]
+        return [conn.prepare("POST", PATH, *multipart_send(next(self.sequence)))
+                for _ in range(count)]
+
+    async def post(self, request: bytes, scheduled: float) -> Sent:
+        conn = await self.free.get()
+        try:
+            started = time.time()
+            status, body = await conn.request(request)
+        finally:
+            self.free.put_nowait(conn)
+        if status != 200:
+            raise RuntimeError(f"send refused: {status} {body[:200]!r}")
+        return Sent(json.loads(body)["id"].strip("<>"), scheduled, started)
+
+    async def burst(self, count: int) -> list[Sent]:
+        """`count` messages, each connection sending its next as soon as it has an answer."""
+        requests = self.prepared(count)
+        return list(await asyncio.gather(*(self.post(r, time.time()) for r in requests)))
+
+    async def paced(self, rate: float, seconds: float) -> list[Sent]:
+        """Open loop: message i is due at start + i / rate, whatever the answers do."""
+        count = max(1, int(rate * seconds))
+        requests = self.prepared(count)
+        loop = asyncio.get_running_loop()
+        start_loop, start_wall = loop.time() + 0.05, time.time() + 0.05
+        tasks = []
+        for i, request in enumerate(requests):
+            if time.monotonic() > self.deadline:
+                raise TimeoutError("--max-seconds reached")
+            await asyncio.sleep(max(0.0, start_loop + i / rate - loop.time()))
+            tasks.append(asyncio.create_task(self.post(request, start_wall + i / rate)))
+        return list(await asyncio.gather(*tasks))
+
+    async def close(self) -> None:
+        for conn in self.connections:
+            await conn.close()
+
+
+def event_times(services: Services, ids: list[str]) -> dict[str, dict[str, float]]:
+    """message id -> {event: timestamp} for `accepted` and `delivered`."""
+    times: dict[str, dict[str, float]] = {}
+    with services.db.sessions() as session:
+        for start in range(0, len(ids), 500):
+            for message_id, event, timestamp in session.execute(
+                    select(Event.message_id, Event.event, Event.timestamp).where(
+                        Event.message_id.in_(ids[start:start + 500]),
+                        Event.event.in_(("accepted", "delivered")))):
+                times.setdefault(message_id, {})[event] = timestamp
+    return times
+
+
+async def wait_delivered(services: Services, sent: list[Sent],
+                         deadline: float) -> dict[str, dict[str, float]]:
+    ids = [s.message_id for s in sent]
+    while True:
+        times = await asyncio.to_thread(event_times, services, ids)
+        if sum("delivered" in t for t in times.values()) == len(ids):
+            return times
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"--max-seconds reached with "
+                               f"{sum('delivered' in t for t in times.values())} of "
+                               f"{len(ids)} delivered")
+        await asyncio.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Result:
+    peak_rate: float
+    burst_accept_rate: float
+    paced_rate: float
+    paced_count: int
+    server_ms: list[float]  # accepted event -> delivered event
+    client_ms: list[float]  # scheduled send -> delivered event
+    max_lag_ms: float  # how late the open-loop client sent, at worst
+    hwm_kb: int
+
+
+async def run(port: int, pid: int, api_key: str, services: Services,
+              args: argparse.Namespace) -> Result:
+    deadline = time.monotonic() + args.max_seconds
+    client = Client(port, api_key, args.clients, deadline)
+    try:
+        await wait_delivered(services, await client.burst(args.warmup), deadline)
+        burst_started = time.time()
+        burst = await client.burst(args.peak_messages)
+        burst_accept_rate = len(burst) / (time.time() - burst_started)
+        times = await wait_delivered(services, burst, deadline)
+        first = min(t["accepted"] for t in times.values())
+        last = max(t["delivered"] for t in times.values())
+        peak = len(burst) / (last - first)
+        rate = peak / 2
+        print(f"  peak: {len(burst)} messages, accept to delivered {peak:.1f}/s "
+              f"(API accepted {burst_accept_rate:.1f}/s); pacing at {rate:.1f}/s "
+              f"for {args.seconds:.0f} s", flush=True)
+        paced = await client.paced(rate, args.seconds)
+        times = await wait_delivered(services, paced, deadline)
+    finally:
+        await client.close()
+    server_ms, client_ms = [], []
+    for s in paced:
+        t = times[s.message_id]
+        server_ms.append(1000 * (t["delivered"] - t["accepted"]))
+        client_ms.append(1000 * (t["delivered"] - s.scheduled))
+    lag = max(s.started - s.scheduled for s in paced)
+    return Result(peak, burst_accept_rate, rate, len(paced), server_ms, client_ms,
+                  1000 * lag, memory_kb(pid))
+
+
+def report(result: Result, args: argparse.Namespace, backend: str) -> None:
+    columns = [Column("latency", 26, ""), Column("p50 ms", 8, ".1f"),
+               Column("p90 ms", 8, ".1f"), Column("p99 ms", 8, ".1f"),
+               Column("max ms", 8, ".1f")]
+    rows = [[name, *(percentile(values, q) for q in (50, 90, 99)), max(values)]
+            for name, values in (("accepted -> delivered", result.server_ms),
+                                 ("client send -> delivered", result.client_ms))]
+    p50, p99 = percentile(result.server_ms, 50), percentile(result.server_ms, 99)
+    print()
+    print(f"latency, {backend}: mailhaven serve, peak {result.peak_rate:.1f}/s, paced at "
+          f"{result.paced_rate:.1f}/s: {result.paced_count} messages, open loop (sent at most "
+          f"{result.max_lag_ms:.0f} ms late)")
+    print(table(columns, rows))
+    print(f"goals: p50 < 100 ms: {'met' if p50 < 100 else 'not met'} ({p50:.1f} ms)   "
+          f"p99 < 1000 ms: {'met' if p99 < 1000 else 'not met'} ({p99:.1f} ms)   "
+          f"median of all {median(result.server_ms):.1f} ms")
+    print(f"mailhaven serve peak resident memory (VmHWM): {result.hwm_kb / 1024:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peak-messages", type=int, default=1000,
+                        help="messages of the burst that measures the peak rate")
+    parser.add_argument("--seconds", type=float, default=30,
+                        help="how long to send at half the peak rate")
+    parser.add_argument("--clients", type=int, default=64,
+                        help="connections (the burst's concurrency; the paced client's pool)")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
+                             "postgres; a throwaway database is created on it and dropped")
+    parser.add_argument("--max-seconds", type=float, default=300,
+                        help="give up (non-zero exit) if the run has not finished by then")
+    args = parser.parse_args()
+    if min(args.peak_messages, args.clients) < 1 or args.seconds <= 0 or args.warmup < 0:
+        parser.error("--peak-messages, --clients and --seconds must be positive")
+
+    backend = backend_name(args.database_url)
+    sink_port = free_port()
+    with tempfile.TemporaryDirectory(prefix="mailhaven-bench-") as tmp, \
+            throwaway_database(args.database_url) as database_url:
+        data_dir = Path(tmp)
+        settings = bench_settings(data_dir, database_url)
+        _, api_key = seed(settings)
+        sink = start_sink(sink_port)
+        try:
+            services = Services.start(settings, migrate=False)  # to read the events
+            try:
+                with mailhaven_serve(data_dir, database_url, sink_port) as (proc, port):
+                    print(f"latency on {backend}: mailhaven serve pid {proc.pid} on "
+                          f"127.0.0.1:{port}, sink pid {sink.pid}", flush=True)
+                    result = asyncio.run(run(port, proc.pid, api_key, services, args))
+            finally:
+                services.close()
+        finally:
+            received = stop_sink(sink)
+        report(result, args, backend)
+        expected = args.warmup + args.peak_messages + result.paced_count
+        if received != expected:
+            raise SystemExit(f"sent {expected} messages but the sink counted {received}")
+        print(f"check: every message has its accepted and delivered events; the sink "
+              f"received all {received}")
+
+
+if __name__ == "__main__":
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    try:
+        main()
+    except TimeoutError as exc:
+        raise SystemExit(f"stopped: {str(exc) or '--max-seconds reached'}") from None

@@ -1,0 +1,67 @@
+"""The runner loop and its doorbell: a ring ends an idle sleep, from any thread, and none
+is lost between a round and the sleep after it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from mailhaven.runner import Doorbell, Runner
+
+NEVER = 3600.0  # a poll interval the tests would never sit out
+
+
+def test_a_ring_before_the_wait_is_kept_for_it() -> None:
+    bell = Doorbell()
+    bell.ring()
+
+    async def run() -> tuple[bool, bool]:
+        first = await asyncio.wait_for(bell.wait(NEVER), 30)
+        second = await bell.wait(0.01)  # the ring was used up
+        return first, second
+
+    assert asyncio.run(run()) == (True, False)
+
+
+def test_a_ring_from_another_thread_wakes_the_waiter() -> None:
+    bell = Doorbell()
+
+    async def run() -> bool:
+        waiting = asyncio.ensure_future(bell.wait(NEVER))
+        await asyncio.sleep(0)  # the waiter is registered
+        threading.Thread(target=bell.ring).start()
+        return await asyncio.wait_for(waiting, 30)
+
+    assert asyncio.run(run()) is True
+
+
+class _Counting(Runner):
+    idle_seconds = NEVER
+
+    def __init__(self, bell: Doorbell) -> None:
+        self.doorbell = bell
+        self.rounds = 0
+        self.round_done = asyncio.Event()
+
+    async def run_once(self) -> int:
+        self.rounds += 1
+        self.round_done.set()
+        return 0  # nothing to do: the runner goes to sleep
+
+
+def test_an_idle_runner_wakes_when_rung_and_stops_when_told() -> None:
+    bell = Doorbell()
+
+    async def run() -> int:
+        runner = _Counting(bell)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+        await asyncio.wait_for(runner.round_done.wait(), 30)
+        runner.round_done.clear()
+        bell.ring()
+        await asyncio.wait_for(runner.round_done.wait(), 30)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        return runner.rounds
+
+    assert asyncio.run(run()) == 2
