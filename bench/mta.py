@@ -22,6 +22,8 @@ from pathlib import Path
 from common import process_cpu_seconds, stop_child, wait_for_port
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+if "/usr/sbin" not in os.environ.get("PATH", "").split(":"):  # Postfix's programs live there
+    os.environ["PATH"] = os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin"
 _COUNTER = re.compile(rb"mesg=(\d+)")
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 # The master.cf services a relay needs; the Debian file's pipe(8) examples (maildrop, uucp,
