@@ -1,0 +1,447 @@
+"""Delivery against Postfix: messages per second from a full queue to one SMTP sink.
+
+The same N messages (one recipient each, user{i}@d{i % 100}.example, ~1 KB of text, two
+tags, two variables) go to one sink on 127.0.0.1, Postfix's `smtp-sink` (C, one process,
+counting with -c; its CPU is printed to show it is not the bottleneck), by:
+
+  mailhaven-W     W `mailhaven worker` processes (W = 1, 2: this machine has 2 cores, and
+                  Postfix runs several processes too) with MAILHAVEN_RELAYHOST = the sink.
+                  The messages are accepted first, in this process, through
+                  `mailhaven.sending.service.accept` (untimed; its rate is printed as
+                  "enqueue"); the time runs from the first worker's start of work (its
+                  "started" log line, just before its first claim) to the sink's N-th
+                  message. DKIM-signed with the domain's 2048-bit key, as in production;
+  mailhaven-W-nodkim  the same with `o:dkim=no`: Postfix does not sign;
+  postfix         Postfix 3.x from Debian's packages, a private instance (bench/mta.py)
+                  with `relayhost` = the sink and its delivery settings at their defaults.
+                  The same messages, rendered by Mailhaven (so the same bytes), unsigned,
+                  are injected over SMTP to its smtpd by 10 reused connections from this
+                  process; the time runs from the first injection to the sink's N-th
+                  message, as issue 5 defines it (Postfix accepts *and* delivers in it);
+  postfix-drain   the like-for-like of mailhaven-W: the messages injected first onto
+                  Postfix's hold queue (untimed), then released at once (`postsuper -H
+                  ALL; postqueue -f`); timed from the release to the sink's N-th message;
+  source          the transport ceiling: `smtp-source -s 20 -m N -l 1024` straight into
+                  the sink (a new connection per message, as issue 5 names it);
+  source-reuse    the same with -d: one connection per session for all its messages, as
+                  both Mailhaven and Postfix reuse connections.
+
+Printed per phase: messages/s, CPU ms per message of the sender side (the worker
+processes; the whole Postfix instance, master and every daemon; smtp-source), the CPU of
+the PostgreSQL backends serving the workers (on SQLite that work is inside the workers),
+the sink's CPU use, and each phase's rate as a multiple of postfix, postfix-drain and
+source. Rounds alternate the order of the phases; the summary gives medians over rounds.
+
+Checks: the sink counted every message sent; the Mailhaven queue holds no queued copy and
+every copy was delivered; Postfix's queue is empty and its log says every message sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosmtplib
+from sqlalchemy import func, select, text
+
+from common import (
+    DOMAIN,
+    HOSTNAME,
+    Column,
+    backend_name,
+    bench_settings,
+    free_port,
+    median,
+    process_cpu_seconds,
+    seed,
+    send_fields,
+    stop_child,
+    table,
+    throwaway_database,
+)
+from mailhaven.delivery.models import DELIVERED, QUEUED, Delivery
+from mailhaven.delivery.transport import CONNECTIONS_PER_HOST
+from mailhaven.domains.service import owned_domain
+from mailhaven.sending import content
+from mailhaven.sending.request import build_request
+from mailhaven.sending.service import accept, new_message_id
+from mailhaven.services import Services
+from mta import PostfixInstance, SmtpSink, missing_tools, smtp_source, tree_cpu_seconds
+
+RECIPIENT_DOMAINS = 100
+ENQUEUE_BATCH = 100
+INJECT_CONNECTIONS = CONNECTIONS_PER_HOST
+SOURCE_SESSIONS = 20
+PHASES = ("mailhaven-1", "mailhaven-2", "mailhaven-1-nodkim", "mailhaven-2-nodkim",
+          "postfix", "postfix-drain", "source", "source-reuse")
+REFERENCES = ("postfix", "postfix-drain", "source")
+STARTED = b'"state": "started"'
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    messages: int
+    seconds: float
+    cpu: float  # the sender side: worker processes, the Postfix instance, smtp-source
+    db_cpu: float  # PostgreSQL backends serving the workers
+    sink_cpu: float
+    injector_cpu: float = 0.0  # this process feeding Postfix's smtpd, within the time
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    sender: str
+    recipient: str
+    data: bytes
+
+
+def fields(i: int, *, dkim: bool) -> list[tuple[str, str]]:
+    """bench/common.py's transactional send, to user{i}@d{i % 100}.example."""
+    form = [(k, f"Customer {i} <user{i}@d{i % RECIPIENT_DOMAINS}.example>" if k == "to" else v)
+            for k, v in send_fields(i)]
+    return form if dkim else [*form, ("o:dkim", "no")]
+
+
+def rendered(numbers: Sequence[int]) -> list[Outgoing]:
+    """The messages as the worker renders them (before signing), for Postfix (untimed)."""
+    out, now = [], time.time()
+    for i in numbers:
+        request = build_request(fields(i, dkim=False), [])
+        doc = content.load(content.dump(request, message_id=new_message_id(DOMAIN, now),
+                                        created_at=now))
+        recipient = request.to[0]
+        out.append(Outgoing(f"bounce+{i}-000000000000@{DOMAIN}", recipient.email,
+                            content.render(doc, recipient.formatted(), None)))
+    return out
+
+
+async def inject(messages: Sequence[Outgoing], port: int) -> None:
+    """Hand the messages to an SMTP server over INJECT_CONNECTIONS reused connections."""
+    todo = iter(messages)
+
+    async def session() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, local_hostname=HOSTNAME,
+                                 start_tls=False, timeout=60)
+        await client.connect()
+        for message in todo:
+            errors, reply = await client.sendmail(message.sender, [message.recipient],
+                                                  message.data)
+            if errors:
+                raise RuntimeError(f"refused: {errors} {reply}")
+        await client.quit()
+
+    await asyncio.gather(*(session() for _ in range(INJECT_CONNECTIONS)))
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout:.0f}s")
+        time.sleep(0.01)
+
+
+class Bench:
+    def __init__(self, services: Services, account_id: str, sink: SmtpSink,
+                 postfix: PostfixInstance, args: argparse.Namespace, work: Path) -> None:
+        self.services = services
+        self.account_id = account_id
+        self.sink = sink
+        self.postfix = postfix
+        self.args = args
+        self.work = work
+        self.deadline = time.monotonic() + args.max_seconds
+        self.sequence = itertools.count()
+        self.sent = 0  # messages every phase handed to the sink so far
+        self.mailhaven_delivered = 0
+        self.postfix_sent = 0
+        self.enqueue_rates: list[float] = []
+        self.postgresql = services.db.engine.dialect.name == "postgresql"
+        self.worker_env = os.environ | {
+            "MAILHAVEN_DATA_DIR": str(services.settings.data_dir),
+            "MAILHAVEN_DATABASE_URL": services.settings.database_url,
+            "MAILHAVEN_RELAYHOST": f"127.0.0.1:{sink.port}",
+            "MAILHAVEN_HOSTNAME": HOSTNAME,
+        }
+        if args.concurrency:
+            self.worker_env["MAILHAVEN_WORKER_CONCURRENCY"] = str(args.concurrency)
+        self.mailhaven = shutil.which("mailhaven", path=str(Path(sys.executable).parent))
+        if self.mailhaven is None:
+            raise SystemExit("the mailhaven command is not beside this Python: "
+                             "run with .venv/bin/python after `make`")
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("--max-seconds reached")
+        return left
+
+    def numbers(self, count: int) -> list[int]:
+        return [next(self.sequence) for _ in range(count)]
+
+    def run(self, name: str, count: int) -> Phase:
+        if name.startswith("mailhaven-"):
+            _, workers, *rest = name.split("-")
+            return self.mailhaven_phase(name, count, int(workers), dkim=not rest)
+        if name.startswith("postfix"):
+            return self.postfix_phase(name, count, drain=name == "postfix-drain")
+        return self.source_phase(name, count, reuse=name == "source-reuse")
+
+    # -- Mailhaven ---------------------------------------------------------------------------
+    def enqueue(self, numbers: list[int], *, dkim: bool) -> None:
+        services = self.services
+        started = time.perf_counter()
+        for start in range(0, len(numbers), ENQUEUE_BATCH):
+            with services.db.transaction() as session:
+                domain = owned_domain(session, self.account_id, DOMAIN)
+                for i in numbers[start:start + ENQUEUE_BATCH]:
+                    accept(session, services.vault, domain,
+                           build_request(fields(i, dkim=dkim), []), services.clock)
+        self.enqueue_rates.append(len(numbers) / (time.perf_counter() - started))
+
+    def mailhaven_phase(self, name: str, count: int, workers: int, *, dkim: bool) -> Phase:
+        self.enqueue(self.numbers(count), dkim=dkim)
+        logs = [self.work / f"{name}-{k}-{self.sent}.log" for k in range(workers)]
+        procs = []
+        try:
+            for log in logs:
+                with open(log, "wb") as out:
+                    procs.append(subprocess.Popen([self.mailhaven, "worker"], env=self.worker_env,
+                                                  stdout=subprocess.DEVNULL, stderr=out))
+            starts = self.started(procs, logs)
+            t0 = min(at for at, _ in starts)
+            sink0, db0 = self.sink.cpu(), self.backends_cpu()
+            end = self.sink.wait_for(self.sent + count, self.remaining())
+            sink1 = self.sink.cpu()
+            self.mailhaven_delivered += count
+            wait_until(self.settled, min(60, self.remaining()), "the queue settled")
+            cpu = sum(tree_cpu_seconds(p.pid) - cpu0 for p, (_, cpu0) in zip(procs, starts,
+                                                                             strict=True))
+            db = sum(v - db0.get(pid, 0.0) for pid, v in self.backends_cpu().items())
+        finally:
+            for proc in procs:
+                stop_child(proc)
+        if any(p.returncode != 0 for p in procs):
+            raise RuntimeError(f"a worker exited with {[p.returncode for p in procs]}: {logs}")
+        self.sent += count
+        return Phase(name, count, end - t0, cpu, db, sink1 - sink0)
+
+    def started(self, procs: list[subprocess.Popen],
+                logs: list[Path]) -> list[tuple[float, float]]:
+        """For each worker: when it logged "started" (its first claim follows at once), and
+        its CPU then (its start-up, imports and migrations check, is not counted)."""
+        seen: dict[int, tuple[float, float]] = {}
+        deadline = time.monotonic() + min(60, self.remaining())
+        while len(seen) < len(procs):
+            for k, (proc, log) in enumerate(zip(procs, logs, strict=True)):
+                if k not in seen and STARTED in log.read_bytes():
+                    seen[k] = (time.monotonic(), tree_cpu_seconds(proc.pid))
+                elif proc.poll() is not None:
+                    raise RuntimeError(f"worker exited with {proc.returncode}: {log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the workers did not start")
+            time.sleep(0.001)
+        return [seen[k] for k in range(len(procs))]
+
+    def backends_cpu(self) -> dict[int, float]:
+        """CPU of each PostgreSQL backend connected to this run's database (the workers'),
+        read from /proc: the server runs on this machine."""
+        if not self.postgresql:
+            return {}
+        with self.services.db.engine.connect() as conn:
+            pids = conn.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")).scalars().all()
+        return {pid: process_cpu_seconds(pid) for pid in pids}
+
+    def settled(self) -> bool:
+        with self.services.db.sessions() as session:
+            counts = dict(session.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+        if counts.get(DELIVERED, 0) > self.mailhaven_delivered:
+            raise RuntimeError(f"more delivered than sent: {counts}")
+        return counts.get(DELIVERED, 0) == self.mailhaven_delivered and not counts.get(QUEUED)
+
+    # -- Postfix -----------------------------------------------------------------------------
+    def postfix_phase(self, name: str, count: int, *, drain: bool) -> Phase:
+        messages = rendered(self.numbers(count))
+        postfix, injector = self.postfix, 0.0
+        if drain:
+            asyncio.run(asyncio.wait_for(inject(messages, postfix.hold_port), self.remaining()))
+            wait_until(lambda: postfix.queued("hold") == count == postfix.queued(), 60,
+                       "Postfix holds every message")
+            t0, cpu0, sink0 = time.monotonic(), postfix.cpu(), self.sink.cpu()
+            postfix.release_held()
+        else:
+            t0, cpu0, sink0 = time.monotonic(), postfix.cpu(), self.sink.cpu()
+            own0 = time.process_time()
+            asyncio.run(asyncio.wait_for(inject(messages, postfix.port), self.remaining()))
+            injector = time.process_time() - own0
+        end = self.sink.wait_for(self.sent + count, self.remaining())
+        sink1 = self.sink.cpu()
+        wait_until(lambda: postfix.queued() == 0, min(60, self.remaining()),
+                   "Postfix's queue is empty")
+        cpu = postfix.cpu() - cpu0
+        self.sent += count
+        self.postfix_sent += count
+        return Phase(name, count, end - t0, cpu, 0.0, sink1 - sink0, injector)
+
+    # -- the transport ceiling -------------------------------------------------------------
+    def source_phase(self, name: str, count: int, *, reuse: bool) -> Phase:
+        t0, sink0 = time.monotonic(), self.sink.cpu()
+        run = smtp_source(self.sink.port, count, sessions=SOURCE_SESSIONS, reuse=reuse,
+                          sender=f"orders@{DOMAIN}", recipient="user0@d0.example",
+                          helo=HOSTNAME, timeout=self.remaining())
+        end = self.sink.wait_for(self.sent + count, self.remaining())
+        sink1 = self.sink.cpu()
+        self.sent += count
+        return Phase(name, count, end - t0, run.cpu, 0.0, sink1 - sink0)
+
+    def check(self) -> None:
+        if self.sink.count != self.sent:
+            raise RuntimeError(f"sent {self.sent} messages, the sink counted {self.sink.count}")
+        if not self.settled():
+            raise RuntimeError("Mailhaven's queue is not settled")
+        if self.postfix.queued():
+            raise RuntimeError(f"Postfix's queue holds {self.postfix.queued()} messages")
+        logged = self.postfix.delivered_lines()
+        if logged != self.postfix_sent:
+            raise RuntimeError(f"Postfix logged {logged} deliveries, not {self.postfix_sent}")
+
+
+def run_rounds(bench: Bench, args: argparse.Namespace) -> list[dict[str, Phase]]:
+    if args.warmup:
+        for name in args.phases:
+            bench.run(name, args.warmup)
+    rounds = []
+    for number in range(args.rounds):
+        order = args.phases if number % 2 == 0 else tuple(reversed(args.phases))
+        phases = {name: bench.run(name, args.messages) for name in order}
+        rounds.append(phases)
+        rates = "  ".join(f"{name} {phases[name].rate:.0f}/s" for name in args.phases)
+        print(f"  round {number + 1}: {rates}", flush=True)
+    return rounds
+
+
+def ratio(rounds: list[dict[str, Phase]], name: str, reference: str) -> float:
+    if reference not in rounds[0]:
+        return float("nan")
+    return median([r[name].rate / r[reference].rate for r in rounds])
+
+
+def report(rounds: list[dict[str, Phase]], bench: Bench, args: argparse.Namespace,
+           backend: str) -> None:
+    columns = [Column("phase", 18, ""), Column("msgs/s", 8, ".0f"),
+               Column("CPU ms/msg", 10, ".2f"), Column("DB ms/msg", 9, ".2f"),
+               Column("CPU %", 6, ".0f"), Column("sink CPU %", 10, ".0f"),
+               *(Column(f"/{ref}", max(8, len(ref) + 1), ".3f") for ref in REFERENCES)]
+    rows = []
+    for name in args.phases:
+        phases = [r[name] for r in rounds]
+        rows.append([
+            name, median([p.rate for p in phases]),
+            median([1000 * p.cpu / p.messages for p in phases]),
+            median([1000 * p.db_cpu / p.messages for p in phases]),
+            median([100 * (p.cpu + p.db_cpu) / p.seconds for p in phases]),
+            median([100 * p.sink_cpu / p.seconds for p in phases]),
+            *(ratio(rounds, name, ref) for ref in REFERENCES),
+        ])
+    print()
+    print(f"delivery to one sink, {backend}: {args.messages} messages per round to "
+          f"{RECIPIENT_DOMAINS} domains, median of {len(rounds)} rounds; Postfix "
+          f"{bench.postfix.version()}")
+    print(table(columns, rows))
+    injected = [r["postfix"].injector_cpu for r in rounds if "postfix" in r]
+    if injected:
+        print(f"injector (this process, inside the postfix time): "
+              f"{1000 * median(injected) / args.messages:.2f} ms CPU/msg")
+    if bench.enqueue_rates:
+        print(f"enqueue (accept, in-process, untimed): {median(bench.enqueue_rates):.0f}/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=1000,
+                        help="messages per phase (issue 5 names 10000; 1000 keeps it short)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"comma-separated, of: {', '.join(PHASES)}")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="attempts in flight per worker (default: Settings')")
+    parser.add_argument("--warmup", type=int, default=20,
+                        help="an untimed run of each phase with this many messages (0: none)")
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
+                             "postgres; a throwaway database is created on it and dropped")
+    parser.add_argument("--max-seconds", type=float, default=600,
+                        help="give up (non-zero exit) if the run has not finished by then")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (logs, Postfix's maillog) and say where")
+    args = parser.parse_args()
+    args.phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    unknown = set(args.phases) - set(PHASES)
+    if unknown or not args.phases:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown)) or '(none)'}")
+    if min(args.messages, args.rounds) < 1 or args.warmup < 0:
+        parser.error("--messages and --rounds must be positive")
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: Postfix's master starts as root, then drops privileges")
+    missing = missing_tools()
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: `make bench-deps` installs Postfix")
+
+    backend = backend_name(args.database_url)
+    work = Path(tempfile.mkdtemp(prefix="mailhaven-postfix-"))
+    os.chmod(work, 0o755)  # Postfix's daemons (user postfix) walk down to their directories
+    try:
+        with throwaway_database(args.database_url) as database_url:
+            settings = bench_settings(work, database_url)
+            account_id, _ = seed(settings)
+            sink = SmtpSink(free_port())
+            postfix = PostfixInstance(work / "postfix", port=free_port(),
+                                      hold_port=free_port(), relay_port=sink.port)
+            services = Services.start(settings, migrate=False)
+            try:
+                postfix.configure()
+                postfix.start()
+                print(f"delivery vs Postfix on {backend}: smtp-sink pid {sink.pid} on "
+                      f"127.0.0.1:{sink.port}, Postfix master pid {postfix.master_pid}",
+                      flush=True)
+                bench = Bench(services, account_id, sink, postfix, args, work)
+                rounds = run_rounds(bench, args)
+                bench.check()
+            finally:
+                postfix.stop()
+                services.close()
+                received = sink.stop()
+        report(rounds, bench, args, backend)
+        print(f"check: the sink counted all {received} messages; Mailhaven's queue and "
+              f"Postfix's are empty; Postfix logged {bench.postfix_sent} sent")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except TimeoutError as exc:
+        raise SystemExit(f"stopped: {str(exc) or '--max-seconds reached'}") from None
