@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
 import random
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -321,6 +322,38 @@ def table(columns: Sequence[Column], rows: Sequence[Sequence[object]]) -> str:
             cells.append(text.rjust(c.width))
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+# -- results for `make bench` ---------------------------------------------------------
+RESULTS_ENV = "MAILHAVEN_BENCH_RESULTS"  # a directory: bench/run.py sets it, collects, writes
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the table in docs/BENCHMARKS.md: a measured figure, its reference measured
+    in the same run, and the issue's goal for it."""
+
+    figure: str  # what is measured, e.g. "accepted/s, 64 clients"
+    value: float
+    unit: str  # e.g. "msg/s", "ms p95"
+    reference: str = ""  # what the ratio divides by, e.g. "trivial authenticated endpoint"
+    reference_value: float | None = None
+    ratio: float | None = None
+    goal: str = ""  # e.g. ">= 0.5", "< 100 ms"
+    met: bool | None = None  # None: a figure to report, not a goal
+
+
+def record(script: str, backend: str, figures: Sequence[Figure], summary: str) -> None:
+    """Keep this run's figures (and its printed summary) for bench/run.py, when it runs us;
+    run by hand, a script only prints."""
+    directory = os.environ.get(RESULTS_ENV)
+    if not directory:
+        return
+    path = Path(directory) / f"{script}-{backend}.json"
+    path.write_text(json.dumps({"script": script, "backend": backend,
+                                "command": " ".join(["python", *sys.argv]),
+                                "figures": [asdict(f) for f in figures],
+                                "summary": summary}, indent=2))
 
 
 # -- the SMTP sink (child process) ------------------------------------------------------
