@@ -30,12 +30,9 @@ bench-deps:
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix; }
 
+# Every script on SQLite and PostgreSQL, then docs/BENCHMARKS.md (bench/run.py).
 bench: $(VENV)/.installed bench-deps
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/delivery.py
-	$(BIN)/python bench/latency.py
-	$(BIN)/python bench/memory.py
-	$(BIN)/python bench/postfix.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -26,12 +26,14 @@ from sqlalchemy import func, select
 
 from common import (
     DOMAIN,
+    Figure,
     attachment,
     backend_name,
     bench_settings,
     free_port,
     mailhaven_serve,
     memory_kb,
+    record,
     seed,
     send_fields,
     start_sink,
@@ -124,13 +126,17 @@ def main() -> None:
         finally:
             services.close()
     mb = hwm / 1024
-    print()
-    print(f"memory, {backend}: mailhaven serve delivering {args.messages} messages to "
-          f"{args.domains} domains")
-    print(f"  VmHWM {mb:.0f} MB   largest VmRSS sampled {top_rss / 1024:.0f} MB   "
-          f"VmRSS at start {first_rss / 1024:.0f} MB")
-    print(f"goal: peak < {GOAL_MB} MB: {'met' if mb < GOAL_MB else 'not met'} "
-          f"({mb / GOAL_MB:.2f} of the limit)")
+    summary = "\n".join([
+        f"memory, {backend}: mailhaven serve delivering {args.messages} messages to "
+        f"{args.domains} domains",
+        f"  VmHWM {mb:.0f} MB   largest VmRSS sampled {top_rss / 1024:.0f} MB   "
+        f"VmRSS at start {first_rss / 1024:.0f} MB",
+        f"goal: peak < {GOAL_MB} MB: {'met' if mb < GOAL_MB else 'not met'} "
+        f"({mb / GOAL_MB:.2f} of the limit)"])
+    print("\n" + summary)
+    record("memory", backend, [Figure(
+        f"peak memory (VmHWM) of mailhaven serve delivering {args.messages} messages", mb,
+        "MB", goal=f"< {GOAL_MB} MB", met=mb < GOAL_MB)], summary)
     if received != args.messages:
         raise SystemExit(f"queued {args.messages} messages but the sink counted {received}")
     print(f"check: every copy delivered; the sink received all {received}")

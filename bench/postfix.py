@@ -58,11 +58,13 @@ from common import (
     DOMAIN,
     HOSTNAME,
     Column,
+    Figure,
     backend_name,
     bench_settings,
     free_port,
     median,
     process_cpu_seconds,
+    record,
     seed,
     send_fields,
     stop_child,
@@ -361,17 +363,41 @@ def report(rounds: list[dict[str, Phase]], bench: Bench, args: argparse.Namespac
             median([100 * p.sink_cpu / p.seconds for p in phases]),
             *(ratio(rounds, name, ref) for ref in REFERENCES),
         ])
-    print()
-    print(f"delivery to one sink, {backend}: {args.messages} messages per round to "
-          f"{RECIPIENT_DOMAINS} domains, median of {len(rounds)} rounds; Postfix "
-          f"{bench.postfix.version()}")
-    print(table(columns, rows))
+    lines = [f"delivery to one sink, {backend}: {args.messages} messages per round to "
+             f"{RECIPIENT_DOMAINS} domains, median of {len(rounds)} rounds; Postfix "
+             f"{bench.postfix.version()}", table(columns, rows)]
     injected = [r["postfix"].injector_cpu for r in rounds if "postfix" in r]
     if injected:
-        print(f"injector (this process, inside the postfix time): "
-              f"{1000 * median(injected) / args.messages:.2f} ms CPU/msg")
+        lines.append(f"injector (this process, inside the postfix time): "
+                     f"{1000 * median(injected) / args.messages:.2f} ms CPU/msg")
     if bench.enqueue_rates:
-        print(f"enqueue (accept, in-process, untimed): {median(bench.enqueue_rates):.0f}/s")
+        lines.append(f"enqueue (accept, in-process, untimed): "
+                     f"{median(bench.enqueue_rates):.0f}/s")
+    summary = "\n".join(lines)
+    print("\n" + summary)
+    record("postfix", backend, figures(rounds, args), summary)
+
+
+def figures(rounds: list[dict[str, Phase]], args: argparse.Namespace) -> list[Figure]:
+    """Each Mailhaven phase against Postfix (the goal: at least as fast), and against
+    smtp-source's ceiling (reported)."""
+    result = []
+    for name in (p for p in args.phases if p.startswith("mailhaven-")):
+        workers, signed = name.split("-")[1], not name.endswith("-nodkim")
+        what = (f"delivered/s, queue -> sink, {args.messages} messages to "
+                f"{RECIPIENT_DOMAINS} domains, {workers} worker process"
+                f"{'es' if workers != '1' else ''}, {'DKIM-signed' if signed else 'unsigned'}")
+        rate = median([r[name].rate for r in rounds])
+        for reference, goal in (("postfix", ">= 1.0"), ("source", "")):
+            if reference not in args.phases:
+                continue
+            share = ratio(rounds, name, reference)
+            label = ("Postfix relaying to the same sink, msg/s" if reference == "postfix"
+                     else "smtp-source into smtp-sink (transport ceiling), msg/s")
+            result.append(Figure(what, rate, "msg/s", label,
+                                 median([r[reference].rate for r in rounds]), share, goal,
+                                 share >= 1.0 if goal else None))
+    return result
 
 
 def main() -> None:

@@ -1,0 +1,233 @@
+"""`make bench`: every benchmark, on SQLite and on PostgreSQL, then docs/BENCHMARKS.md.
+
+Each script runs as its own process (as a user would run it, the command is printed and
+written down), shows its progress, prints its figures and hands them over through
+`common.record` (a JSON file in a directory named by MAILHAVEN_BENCH_RESULTS). When all
+have run, this writes docs/BENCHMARKS.md: the machine, the table of figures against their
+references and goals, the exact commands, each script's method (its docstring) and its
+printed summary. A script that fails is reported in the document and makes `make bench`
+fail, after the others have run.
+
+    .venv/bin/python bench/run.py                      # everything, ~15 minutes
+    .venv/bin/python bench/run.py --only ingest,latency --backends sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import RESULTS_ENV
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DOCUMENT = ROOT / "docs" / "BENCHMARKS.md"
+POSTGRES = os.environ.get("MAILHAVEN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str  # bench/{name}.py
+    args: tuple[str, ...] = ()  # the sizes `make bench` uses (each script's own defaults
+    # are for running it by hand)
+
+
+# In this order: the cheap figures first, so that a failure late still leaves most of them.
+SCRIPTS = (
+    Script("ingest"),
+    Script("latency"),
+    Script("postfix", ("--messages", "10000", "--rounds", "1", "--warmup", "20",
+                       "--phases", "mailhaven-1,mailhaven-2,postfix,source")),
+    Script("memory"),
+    Script("events"),
+    Script("erasure"),
+)
+
+
+@dataclass
+class Run:
+    script: Script
+    backend: str
+    command: list[str]
+    seconds: float = 0.0
+    returncode: int | None = None
+    result: dict | None = None
+
+    @property
+    def shown(self) -> str:
+        return " ".join([".venv/bin/python", *self.command[1:]])
+
+
+def postgres_reachable(url: str) -> str | None:
+    """None when we can create databases there; else why not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            return None if conn.execute("SELECT 1").fetchone() else "no answer"
+    except Exception as exc:  # noqa: BLE001 - any failure means: skip PostgreSQL, say why
+        return str(exc).splitlines()[0]
+
+
+def run_one(script: Script, backend: str, results: Path) -> Run:
+    command = [sys.executable, str(Path("bench") / f"{script.name}.py"), *script.args]
+    if backend == "postgresql":
+        command += ["--database-url", POSTGRES]
+    run = Run(script, backend, command)
+    print(f"\n=== {script.name} on {backend}: {run.shown}", flush=True)
+    started = time.monotonic()
+    proc = subprocess.run(command, cwd=ROOT, env=os.environ | {RESULTS_ENV: str(results)},
+                          check=False)
+    run.seconds, run.returncode = time.monotonic() - started, proc.returncode
+    path = results / f"{script.name}-{backend}.json"
+    if proc.returncode == 0 and path.exists():
+        run.result = json.loads(path.read_text())
+    print(f"=== {script.name} on {backend}: exit {proc.returncode} after {run.seconds:.0f} s",
+          flush=True)
+    return run
+
+
+# -- the document -----------------------------------------------------------------------
+def command_output(*command: str) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) \
+        else "not found"
+
+
+def load_average() -> str:
+    """1, 5 and 15 minute load: other work on the machine shows here."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine_facts(postgres_error: str | None) -> list[tuple[str, str]]:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor() or "unknown")
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    if postgres_error is None:
+        import psycopg
+
+        with psycopg.connect(POSTGRES) as conn:
+            pg = str(conn.execute("SHOW server_version").fetchone()[0])
+    else:
+        pg = f"not reachable ({postgres_error})"
+    postconf = shutil.which("postconf") or "/usr/sbin/postconf"
+    commit = command_output("git", "-C", str(ROOT), "describe", "--always", "--dirty")
+    return [
+        ("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("commit", commit),
+        ("CPU", f"{cpu}, {os.cpu_count()} cores"),
+        ("memory", f"{mem_kb / 1024 / 1024:.1f} GiB"),
+        ("kernel", platform.release()),
+        ("Python", platform.python_version()),
+        ("SQLite", sqlite3.sqlite_version + " (WAL, synchronous=NORMAL)"),
+        ("PostgreSQL", pg + " on this machine, over TCP to 127.0.0.1"),
+        ("Postfix", command_output(postconf, "-d", "-h", "mail_version")),
+    ]
+
+
+def number(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return ""
+    text = f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{text} {unit}".strip()
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "**met**", False: "**not met**", None: "reported"}[met]
+
+
+def docstring(name: str) -> str:
+    tree = ast.parse((HERE / f"{name}.py").read_text())
+    return ast.get_docstring(tree) or ""
+
+
+def render(runs: list[Run], facts: list[tuple[str, str]], total: float,
+           postgres_error: str | None) -> str:
+    out = ["# Benchmarks", "",
+           "Written by `make bench` (`bench/run.py`); do not edit by hand: run it again. Each "
+           "figure is measured against its reference **in the same run on the same machine**, "
+           "because this 2-core machine is shared and noisy: read the ratios, not the bare "
+           "numbers. Issue 5 sets the goals.", "",
+           "## The machine", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in facts]
+    out += ["", f"The whole run took {total / 60:.1f} minutes.", ""]
+    if postgres_error:
+        out += [f"PostgreSQL was not reachable ({postgres_error}): its figures are missing.", ""]
+    out += ["## Figures", "",
+            "| figure | database | value | reference (same run) | ratio | goal | |",
+            "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        if run.result is None:
+            out.append(f"| bench/{run.script.name}.py | {run.backend} | failed (exit "
+                       f"{run.returncode}) | | | | |")
+            continue
+        for f in run.result["figures"]:
+            reference = (f"{f['reference']}: {number(f['reference_value'])}"
+                         if f["reference"] else "")
+            out.append(f"| {f['figure']} | {run.backend} | {number(f['value'], f['unit'])} | "
+                       f"{reference} | {number(f['ratio'])} | {f['goal']} | "
+                       f"{verdict(f['met']) if f['goal'] else 'reported'} |")
+    out += ["", "## The commands", "",
+            "From the repository root, after `make` has built `.venv` (`make bench` does both, "
+            "and installs Postfix from Debian's packages when missing):", "", "```sh"]
+    out += [f"{run.shown}   # {run.seconds:.0f} s" for run in runs]
+    out += ["```", ""]
+    for name in dict.fromkeys(run.script.name for run in runs):
+        out += [f"## `bench/{name}.py`", "", docstring(name), ""]
+        for run in (r for r in runs if r.script.name == name):
+            summary = run.result["summary"] if run.result else f"failed: exit {run.returncode}"
+            out += [f"Printed on {run.backend}:", "", "```", summary, "```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = [s.name for s in SCRIPTS]
+    parser.add_argument("--only", default=",".join(names), help="comma-separated scripts")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--output", type=Path, default=DOCUMENT)
+    args = parser.parse_args()
+    chosen = [s for s in SCRIPTS if s.name in args.only.split(",")]
+    backends = [b for b in ("sqlite", "postgresql") if b in args.backends.split(",")]
+    postgres_error = postgres_reachable(POSTGRES) if "postgresql" in backends else None
+    if postgres_error:
+        print(f"PostgreSQL at {POSTGRES} is not reachable, its runs are skipped: "
+              f"{postgres_error}", flush=True)
+        backends.remove("postgresql")
+    started, load_at_start = time.monotonic(), load_average()
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="mailhaven-bench-results-") as results:
+        for script in chosen:
+            for backend in backends:
+                runs.append(run_one(script, backend, Path(results)))
+    total = time.monotonic() - started
+    facts = machine_facts(postgres_error)
+    facts += [("load average at the start", load_at_start),
+              ("load average at the end", load_average())]
+    args.output.write_text(render(runs, facts, total, postgres_error))
+    print(f"\nwrote {args.output} ({total / 60:.1f} minutes)")
+    failed = [f"{r.script.name} on {r.backend}" for r in runs if r.result is None]
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
