@@ -106,6 +106,20 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None
             time.sleep(0.1)
 
 
+def serve_env(data_dir: Path, database_url: str | None, relay_port: int,
+              http_port: int) -> dict[str, str]:
+    """The environment `mailhaven serve` is configured by: this data dir and database,
+    `relayhost` at the sink, HTTP on 127.0.0.1."""
+    return {**os.environ, "MAILHAVEN_DATA_DIR": str(data_dir),
+            "MAILHAVEN_DATABASE_URL": database_url or "",
+            "MAILHAVEN_HTTP_HOST": "127.0.0.1", "MAILHAVEN_HTTP_PORT": str(http_port),
+            "MAILHAVEN_RELAYHOST": f"127.0.0.1:{relay_port}",
+            "MAILHAVEN_HOSTNAME": HOSTNAME,
+            "MAILHAVEN_MX_HOST": "127.0.0.1", "MAILHAVEN_MX_PORT": str(free_port()),
+            # no DNS query leaves the machine: a lookup would go to a closed loopback port
+            "MAILHAVEN_DNS_NAMESERVER": f"127.0.0.1:{free_port()}"}
+
+
 @contextlib.contextmanager
 def mailhaven_serve(data_dir: Path, database_url: str | None,
                     relay_port: int) -> Iterator[tuple[subprocess.Popen, int]]:
@@ -113,14 +127,7 @@ def mailhaven_serve(data_dir: Path, database_url: str | None,
     runs it, configured by the environment: the data dir, the database, `relayhost` at the
     sink; its log in data_dir/serve.log. Yields (process, HTTP port); stopped at the end."""
     port = free_port()
-    env = {**os.environ, "MAILHAVEN_DATA_DIR": str(data_dir),
-           "MAILHAVEN_DATABASE_URL": database_url or "",
-           "MAILHAVEN_HTTP_HOST": "127.0.0.1", "MAILHAVEN_HTTP_PORT": str(port),
-           "MAILHAVEN_RELAYHOST": f"127.0.0.1:{relay_port}",
-           "MAILHAVEN_HOSTNAME": HOSTNAME,
-           "MAILHAVEN_MX_HOST": "127.0.0.1", "MAILHAVEN_MX_PORT": str(free_port()),
-           # no DNS query leaves the machine: a lookup would go to a closed loopback port
-           "MAILHAVEN_DNS_NAMESERVER": f"127.0.0.1:{free_port()}"}
+    env = serve_env(data_dir, database_url, relay_port, port)
     command = [str(Path(sys.executable).with_name("mailhaven")), "serve"]
     log_path = data_dir / "serve.log"
     with log_path.open("wb") as log_file:

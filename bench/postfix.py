@@ -4,13 +4,17 @@ The same N messages (one recipient each, user{i}@d{i % 100}.example, ~1 KB of te
 tags, two variables) go to one sink on 127.0.0.1, Postfix's `smtp-sink` (C, one process,
 counting with -c; its CPU is printed to show it is not the bottleneck), by:
 
-  mailhaven-W     W `mailhaven worker` processes (W = 1, 2: this machine has 2 cores, and
-                  Postfix runs several processes too) with MAILHAVEN_RELAYHOST = the sink.
-                  The messages are accepted first, in this process, through
+  mailhaven-W     W Mailhaven processes (W = 1, 2: this machine has 2 cores, and Postfix
+                  runs several processes too): the real `mailhaven serve` (API, delivery
+                  worker, webhook sender... in one process, as an operator runs it) and
+                  W - 1 `mailhaven worker` processes beside it, with MAILHAVEN_RELAYHOST =
+                  the sink. The messages are accepted first, in this process, through
                   `mailhaven.sending.service.accept` (untimed; its rate is printed as
-                  "enqueue"); the time runs from the first worker's start of work (its
-                  "started" log line, just before its first claim) to the sink's N-th
-                  message. DKIM-signed with the domain's 2048-bit key, as in production;
+                  "enqueue"); the time runs from the first process's start of work (its
+                  worker's "started" log line, just before its first claim) to the sink's
+                  N-th message. DKIM-signed with the domain's 2048-bit key, as in production.
+                  The peak resident memory (VmHWM) of `mailhaven serve` over the run is read
+                  from /proc at its end: issue 5's memory figure (goal < 300 MB);
   mailhaven-W-nodkim  the same with `o:dkim=no`: Postfix does not sign;
   postfix         Postfix 3.x from Debian's packages, a private instance (bench/mta.py)
                   with `relayhost` = the sink and its delivery settings at their defaults.
@@ -26,11 +30,12 @@ counting with -c; its CPU is printed to show it is not the bottleneck), by:
   source-reuse    the same with -d: one connection per session for all its messages, as
                   both Mailhaven and Postfix reuse connections.
 
-Printed per phase: messages/s, CPU ms per message of the sender side (the worker
+Printed per phase: messages/s, CPU ms per message of the sender side (the Mailhaven
 processes; the whole Postfix instance, master and every daemon; smtp-source), the CPU of
 the PostgreSQL backends serving the workers (on SQLite that work is inside the workers),
-the sink's CPU use, and each phase's rate as a multiple of postfix, postfix-drain and
-source. Rounds alternate the order of the phases; the summary gives medians over rounds.
+the sink's CPU use, `mailhaven serve`'s peak memory, and each phase's rate as a multiple
+of postfix, postfix-drain and source. Rounds alternate the order of the phases; the
+summary gives medians over rounds.
 
 Checks: the sink counted every message sent; the Mailhaven queue holds no queued copy and
 every copy was delivered; Postfix's queue is empty and its log says every message sent.
@@ -43,6 +48,7 @@ import asyncio
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,10 +69,12 @@ from common import (
     bench_settings,
     free_port,
     median,
+    memory_kb,
     process_cpu_seconds,
     record,
     seed,
     send_fields,
+    serve_env,
     stop_child,
     table,
     throwaway_database,
@@ -88,6 +96,7 @@ PHASES = ("mailhaven-1", "mailhaven-2", "mailhaven-1-nodkim", "mailhaven-2-nodki
           "postfix", "postfix-drain", "source", "source-reuse")
 REFERENCES = ("postfix", "postfix-drain", "source")
 STARTED = b'"state": "started"'
+MEMORY_GOAL_MB = 300
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class Phase:
     db_cpu: float  # PostgreSQL backends serving the workers
     sink_cpu: float
     injector_cpu: float = 0.0  # this process feeding Postfix's smtpd, within the time
+    serve_mb: float = 0.0  # peak resident memory (VmHWM) of `mailhaven serve`
 
     @property
     def rate(self) -> float:
@@ -182,6 +192,9 @@ class Bench:
         }
         if args.concurrency:
             self.worker_env["MAILHAVEN_WORKER_CONCURRENCY"] = str(args.concurrency)
+        self.serve_env = serve_env(services.settings.data_dir, services.settings.database_url,
+                                   sink.port, free_port()) | {
+            k: v for k, v in self.worker_env.items() if k == "MAILHAVEN_WORKER_CONCURRENCY"}
         self.mailhaven = shutil.which("mailhaven", path=str(Path(sys.executable).parent))
         if self.mailhaven is None:
             raise SystemExit("the mailhaven command is not beside this Python: "
@@ -221,9 +234,10 @@ class Bench:
         logs = [self.work / f"{name}-{k}-{self.sent}.log" for k in range(workers)]
         procs = []
         try:
-            for log in logs:
+            for k, log in enumerate(logs):  # `serve` first, then `worker`s beside it
+                role, env = ("serve", self.serve_env) if k == 0 else ("worker", self.worker_env)
                 with open(log, "wb") as out:
-                    procs.append(subprocess.Popen([self.mailhaven, "worker"], env=self.worker_env,
+                    procs.append(subprocess.Popen([self.mailhaven, role], env=env,
                                                   stdout=subprocess.DEVNULL, stderr=out))
             starts = self.started(procs, logs)
             t0 = min(at for at, _ in starts)
@@ -235,13 +249,15 @@ class Bench:
             cpu = sum(tree_cpu_seconds(p.pid) - cpu0 for p, (_, cpu0) in zip(procs, starts,
                                                                              strict=True))
             db = sum(v - db0.get(pid, 0.0) for pid, v in self.backends_cpu().items())
+            serve_kb = memory_kb(procs[0].pid, "VmHWM")
         finally:
             for proc in procs:
                 stop_child(proc)
-        if any(p.returncode != 0 for p in procs):
+        # uvicorn re-raises the SIGTERM it stopped on, once shut down: `serve` ends with -15
+        if any(p.returncode not in (0, -signal.SIGTERM) for p in procs):
             raise RuntimeError(f"a worker exited with {[p.returncode for p in procs]}: {logs}")
         self.sent += count
-        return Phase(name, count, end - t0, cpu, db, sink1 - sink0)
+        return Phase(name, count, end - t0, cpu, db, sink1 - sink0, serve_mb=serve_kb / 1024)
 
     def started(self, procs: list[subprocess.Popen],
                 logs: list[Path]) -> list[tuple[float, float]]:
@@ -351,6 +367,7 @@ def report(rounds: list[dict[str, Phase]], bench: Bench, args: argparse.Namespac
     columns = [Column("phase", 18, ""), Column("msgs/s", 8, ".0f"),
                Column("CPU ms/msg", 10, ".2f"), Column("DB ms/msg", 9, ".2f"),
                Column("CPU %", 6, ".0f"), Column("sink CPU %", 10, ".0f"),
+               Column("serve MB", 8, ".0f"),
                *(Column(f"/{ref}", max(8, len(ref) + 1), ".3f") for ref in REFERENCES)]
     rows = []
     for name in args.phases:
@@ -361,6 +378,7 @@ def report(rounds: list[dict[str, Phase]], bench: Bench, args: argparse.Namespac
             median([1000 * p.db_cpu / p.messages for p in phases]),
             median([100 * (p.cpu + p.db_cpu) / p.seconds for p in phases]),
             median([100 * p.sink_cpu / p.seconds for p in phases]),
+            max(p.serve_mb for p in phases) if name.startswith("mailhaven-") else "",
             *(ratio(rounds, name, ref) for ref in REFERENCES),
         ])
     lines = [f"delivery to one sink, {backend}: {args.messages} messages per round to "
@@ -397,6 +415,9 @@ def figures(rounds: list[dict[str, Phase]], args: argparse.Namespace) -> list[Fi
             result.append(Figure(what, rate, "msg/s", label,
                                  median([r[reference].rate for r in rounds]), share, goal,
                                  share >= 1.0 if goal else None))
+        peak = max(r[name].serve_mb for r in rounds)
+        result.append(Figure("peak memory (VmHWM) of mailhaven serve in that run", peak, "MB",
+                             goal=f"< {MEMORY_GOAL_MB} MB", met=peak < MEMORY_GOAL_MB))
     return result
 
 

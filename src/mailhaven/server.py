@@ -42,8 +42,10 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
         log_config=None, access_log=False, lifespan="off"))
     stop = asyncio.Event()
-    runners = [DeliveryWorker(services), DomainChecker(services), WebhookSender(services),
+    worker = DeliveryWorker(services)
+    runners = [worker, DomainChecker(services), WebhookSender(services),
                RetentionRunner(services)]
+    log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
     tasks = [asyncio.create_task(r.run(stop)) for r in runners]
     try:
         await server.serve()
