@@ -12,6 +12,7 @@ from mailhaven.events.router import router as events_router
 from mailhaven.exports.router import router as exports_router
 from mailhaven.privacy.router import router as privacy_router
 from mailhaven.retention.router import router as retention_router
+from mailhaven.sending.group_commit import GroupCommit
 from mailhaven.sending.router import router as sending_router
 from mailhaven.services import Services
 from mailhaven.stats.router import router as stats_router
@@ -24,6 +25,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app = FastAPI(title="Mailhaven", version=__version__,
                   description="Mailgun-compatible email delivery with an executable privacy notice")
     app.state.services = services
+    app.state.sends = GroupCommit(services)
     http.install(app)
     app.include_router(domains_router)
     app.include_router(sending_router)

@@ -8,7 +8,8 @@ from prometheus_client import Counter
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.http import in_thread, read_form
-from mailhaven.sending.service import send
+from mailhaven.sending.group_commit import GroupCommit
+from mailhaven.sending.service import SendAttempt
 from mailhaven.sending.stored import stored_json, stored_mime
 
 router = APIRouter(tags=["messages"])
@@ -20,9 +21,8 @@ RECIPIENTS = Counter("mailhaven_recipients_accepted_total", "Recipients queued f
 async def _send(domain_name: str, request: Request, services: ServicesDep, account_id: str,
                 *, mime: bool) -> dict:
     fields, files = await read_form(request)
-    accepted = await in_thread(lambda: send(
-        services.db, services.vault, account_id, domain_name, fields, files, mime=mime,
-        clock=services.clock, require_verified=services.settings.require_verified_domains))
+    sends: GroupCommit = request.app.state.sends
+    accepted = await sends.send(SendAttempt(account_id, domain_name, fields, files, mime))
     services.delivery_bell.ring()  # committed: an idle worker in this process starts now
     ACCEPTED.inc()
     RECIPIENTS.inc(accepted.recipients)

@@ -14,7 +14,7 @@ from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Forbidden, MailhavenError, NotFound
-from mailhaven.events.service import Recipient, record, record_each, record_many
+from mailhaven.events.service import Recipient, record, record_each
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
 from mailhaven.sending.request import (
@@ -26,7 +26,7 @@ from mailhaven.sending.request import (
 )
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import Database
-from mailhaven.vault import Vault
+from mailhaven.vault import Vault, VaultKey
 from mailhaven.vault.service import normalize_address
 
 
@@ -42,59 +42,152 @@ def new_message_id(domain: str, now: float) -> str:
     return f"{stamp}.{secrets.token_hex(8)}@{domain}"
 
 
+@dataclass(frozen=True)
+class SendAttempt:
+    """One `POST /messages` as it arrived: who, to which domain, the form."""
+
+    account_id: str
+    domain_name: str
+    fields: list[tuple[str, str]]
+    files: list[tuple[str, Attachment]]
+    mime: bool
+
+
+Outcome = Accepted | Exception
+
+
 def send(db: Database, vault: Vault, account_id: str, domain_name: str,
          fields: list[tuple[str, str]], files: list[tuple[str, Attachment]], *, mime: bool,
          clock: Clock = SYSTEM_CLOCK, require_verified: bool = False) -> Accepted:
     """Validate and accept one send request in one transaction; a refused request is
     committed as a `rejected` event before its error goes back to the client."""
-    with db.transaction() as session:
-        try:
-            domain = owned_domain(session, account_id, domain_name, with_keys=False)
-        except NotFound as exc:
-            raise NotFound(f"Domain not found: {domain_name}") from exc
-        if require_verified and domain.state != "active":
+    outcome, = send_all(db, vault, [SendAttempt(account_id, domain_name, fields, files, mime)],
+                        clock=clock, require_verified=require_verified)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def send_all(db: Database, vault: Vault, attempts: list[SendAttempt], *,
+             clock: Clock = SYSTEM_CLOCK, require_verified: bool = False) -> list[Outcome]:
+    """Send requests that arrived together, in one transaction (group commit: they share
+    its statements and its commit); each gets its own outcome, a refused one its error.
+    Should the transaction fail as a whole, each request is tried alone: one request's
+    failure is never another's."""
+    try:
+        with db.transaction() as session:
+            return _send_in(session, vault, attempts, clock, require_verified)
+    except Exception as exc:
+        if len(attempts) == 1:
+            return [exc]
+    return [outcome for attempt in attempts
+            for outcome in send_all(db, vault, [attempt], clock=clock,
+                                    require_verified=require_verified)]
+
+
+def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock: Clock,
+             require_verified: bool) -> list[Outcome]:
+    outcomes: list[Outcome | None] = [None] * len(attempts)
+    domains: dict[tuple[str, str], Domain | None] = {}
+    ready: list[tuple[int, Domain, SendRequest]] = []
+    for n, attempt in enumerate(attempts):
+        name = attempt.domain_name
+        if (attempt.account_id, name) not in domains:
+            try:
+                domains[attempt.account_id, name] = owned_domain(
+                    session, attempt.account_id, name, with_keys=False)
+            except NotFound:
+                domains[attempt.account_id, name] = None
+        domain = domains[attempt.account_id, name]
+        if domain is None:
+            outcomes[n] = NotFound(f"Domain not found: {name}")
+        elif require_verified and domain.state != "active":
             # DNS proves the account owns the name; until then, nobody sends as it.
-            raise Forbidden(f"Domain {domain_name} is not allowed to send: The domain is "
-                            f"unverified and requires DNS configuration. Verify it with "
-                            f"PUT /v4/domains/{domain_name}/verify once the records in "
-                            f"GET /v4/domains/{domain_name} are published.")
-        try:
-            request = build_request(fields, files, mime=mime, now=clock.now())
-        except MailhavenError as exc:
-            reject(session, vault, domain, fields, exc.message, clock)
-            refusal = exc
+            outcomes[n] = Forbidden(
+                f"Domain {name} is not allowed to send: The domain is unverified and "
+                f"requires DNS configuration. Verify it with PUT /v4/domains/{name}/verify "
+                f"once the records in GET /v4/domains/{name} are published.")
         else:
-            return accept(session, vault, domain, request, clock)
-    raise refusal
+            try:
+                request = build_request(attempt.fields, attempt.files, mime=attempt.mime,
+                                        now=clock.now())
+            except MailhavenError as exc:
+                reject(session, vault, domain, attempt.fields, exc.message, clock)
+                outcomes[n] = exc
+            else:
+                ready.append((n, domain, request))
+    accepted = accept_all(session, vault, [(domain, request) for _, domain, request in ready],
+                          clock)
+    for (n, _, _), outcome in zip(ready, accepted, strict=True):
+        outcomes[n] = outcome
+    return [o for o in outcomes if o is not None]
 
 
 def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
            clock: Clock = SYSTEM_CLOCK) -> Accepted:
+    return accept_all(session, vault, [(domain, request)], clock)[0]
+
+
+def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendRequest]],
+               clock: Clock = SYSTEM_CLOCK) -> list[Accepted]:
+    """Seal and queue these messages: one INSERT per table for all of them (plain Core
+    INSERTs, not the ORM's unit of work: this is the hot path, and nothing here needs the
+    rows as objects afterwards), and their `accepted` events."""
+    if not sends:
+        return []
     now = clock.now()
-    storage_key = new_id()
-    message_id = request.message_id or new_message_id(domain.name, now)
-    content_key = vault.new_content_key(session, domain.account_id)
-    document = content.dump(request, message_id=message_id, created_at=now)
-    # Plain INSERTs (Core, not the ORM's unit of work): a send is the hot path, and
-    # nothing here needs the rows as objects afterwards.
-    session.execute(Message.__table__.insert(), {
-        "id": storage_key, "account_id": domain.account_id, "domain_id": domain.id,
-        "message_id": message_id, "content_key_id": content_key.id,
-        "content_sealed": vault.seal(content_key, document, f"message:{storage_key}"),
-        "kind": "mime" if request.mime is not None else "form", "size": request.size,
-        "batch": request.recipient_variables is not None, "tags": json.dumps(request.tags),
-        "testmode": request.testmode,
-        "dkim": request.dkim if request.dkim is not None else True,
-        "require_tls": request.require_tls or domain.require_tls,
-        "skip_verification": request.skip_verification or domain.skip_verification,
-        "created_at": now,
-    })
-    recipients = request.recipients
-    subjects = vault.subjects(session, domain.account_id, [r.email for r in recipients])
+    content_keys = vault.new_content_keys(session, [d.account_id for d, _ in sends])
+    messages, documents, storage_keys, message_ids = [], [], [], []
+    for (domain, request), content_key in zip(sends, content_keys, strict=True):
+        storage_key = new_id()
+        message_id = request.message_id or new_message_id(domain.name, now)
+        document = content.dump(request, message_id=message_id, created_at=now)
+        messages.append({
+            "id": storage_key, "account_id": domain.account_id, "domain_id": domain.id,
+            "message_id": message_id, "content_key_id": content_key.id,
+            "content_sealed": vault.seal(content_key, document, f"message:{storage_key}"),
+            "kind": "mime" if request.mime is not None else "form", "size": request.size,
+            "batch": request.recipient_variables is not None,
+            "tags": json.dumps(request.tags), "testmode": request.testmode,
+            "dkim": request.dkim if request.dkim is not None else True,
+            "require_tls": request.require_tls or domain.require_tls,
+            "skip_verification": request.skip_verification or domain.skip_verification,
+            "created_at": now,
+        })
+        documents.append(document)
+        storage_keys.append(storage_key)
+        message_ids.append(message_id)
+    session.execute(Message.__table__.insert(), messages)
+
+    addresses: dict[str, list[str]] = {}
+    for domain, request in sends:
+        addresses.setdefault(domain.account_id, []).extend(r.email for r in request.recipients)
+    subjects = {account_id: vault.subjects(session, account_id, emails)
+                for account_id, emails in addresses.items()}
+    deliveries = []
+    copies: dict[tuple[str, str], list[tuple[content.MessageFacts, Recipient]]] = {}
+    for (domain, request), storage_key, document in zip(sends, storage_keys, documents,
+                                                         strict=True):
+        keys = subjects[domain.account_id]
+        deliveries += _deliveries(vault, domain, request, storage_key, keys, now)
+        copies.setdefault((domain.account_id, domain.id), []).extend(
+            _accepted_copies(request, document, storage_key, keys))
+    session.execute(Delivery.__table__.insert(), deliveries)
+    for (account_id, domain_id), group in copies.items():
+        record_each(session, vault, account_id=account_id, domain_id=domain_id,
+                    event="accepted", copies=group, timestamp=now)
+    return [Accepted(f"<{message_id}>", storage_key, len(request.recipients))
+            for (_, request), storage_key, message_id in zip(sends, storage_keys, message_ids,
+                                                             strict=True)]
+
+
+def _deliveries(vault: Vault, domain: Domain, request: SendRequest, storage_key: str,
+                keys: dict[str, VaultKey], now: float) -> list[dict]:
+    """One queued copy per recipient, its address (and batch variables) sealed for them."""
     due = max(now, request.deliverytime or now)
     rows = []
-    for address in recipients:
-        key = subjects[normalize_address(address.email)]
+    for address in request.recipients:
+        key = keys[normalize_address(address.email)]
         variables = None
         if request.recipient_variables is not None:
             own = request.recipient_variables.get(normalize_address(address.email), {})
@@ -108,25 +201,23 @@ def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
             "status": QUEUED, "attempts": 0, "next_attempt_at": due,
             "created_at": now, "updated_at": now,
         })
-    session.execute(Delivery.__table__.insert(), rows)
+    return rows
+
+
+def _accepted_copies(request: SendRequest, document: bytes, storage_key: str,
+                     keys: dict[str, VaultKey]) -> list[tuple[content.MessageFacts, Recipient]]:
+    """What each recipient's `accepted` event says: the message's facts, and in a batch
+    send the recipient's own To and variables."""
     doc = content.load(document)
     facts = content.facts(doc, storage_key=storage_key, size=request.size, tags=request.tags,
                           testmode=request.testmode)
-    if request.recipient_variables is None:
-        record_many(session, vault, account_id=domain.account_id, domain_id=domain.id,
-                    facts=facts, event="accepted", timestamp=now,
-                    recipients=[Recipient(r.email, subjects[normalize_address(r.email)])
-                                for r in recipients])
-    else:  # a batch: each copy's event names its own recipient and its own values
-        copies = []
-        for address in recipients:
-            email = normalize_address(address.email)
-            own = content.for_recipient(facts, doc, address.formatted(),
-                                        request.recipient_variables.get(email, {}))
-            copies.append((own, Recipient(address.email, subjects[email])))
-        record_each(session, vault, account_id=domain.account_id, domain_id=domain.id,
-                    event="accepted", copies=copies, timestamp=now)
-    return Accepted(f"<{message_id}>", storage_key, len(recipients))
+    result = []
+    for address in request.recipients:
+        email = normalize_address(address.email)
+        own = facts if request.recipient_variables is None else content.for_recipient(
+            facts, doc, address.formatted(), request.recipient_variables.get(email, {}))
+        result.append((own, Recipient(address.email, keys[email])))
+    return result
 
 
 def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[str, str]],

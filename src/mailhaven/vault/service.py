@@ -146,11 +146,15 @@ class Vault:
         }
 
     def new_content_key(self, session: Session, account_id: str) -> VaultKey:
-        """A new key, inserted at once (rows that reference it follow as plain INSERTs);
-        the object returned is not in the session, like the keys `subjects` creates."""
-        row = self._new_key_row(account_id, "content", None)
-        session.execute(VaultKey.__table__.insert(), row)
-        return VaultKey(**row)
+        return self.new_content_keys(session, [account_id])[0]
+
+    def new_content_keys(self, session: Session, account_ids: list[str]) -> list[VaultKey]:
+        """A new key for each account named, inserted at once in one statement (rows that
+        reference them follow as plain INSERTs); the objects returned are not in the
+        session, like the keys `subjects` creates."""
+        rows = [self._new_key_row(account_id, "content", None) for account_id in account_ids]
+        session.execute(VaultKey.__table__.insert(), rows)
+        return [VaultKey(**row) for row in rows]
 
     def subjects(self, session: Session, account_id: str,
                  addresses: Iterable[str]) -> dict[str, VaultKey]:
