@@ -244,6 +244,9 @@ def multipart_send(i: int) -> tuple[bytes, str]:
 
 
 # -- a lean HTTP/1.1 client --------------------------------------------------------------
+IDLE_REUSE = 2.0  # seconds; uvicorn closes a keep-alive connection idle for 5
+
+
 class RawConnection:
     """One keep-alive HTTP/1.1 connection that writes prepared requests and reads answers
     with a Content-Length: a few microseconds of CPU per request, so that on a small
@@ -257,6 +260,7 @@ class RawConnection:
                      f"User-Agent: mailhaven-bench\r\n")
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.used = 0.0  # time.monotonic() of the last request
 
     def prepare(self, method: str, path: str, body: bytes = b"",
                 content_type: str | None = None) -> bytes:
@@ -269,8 +273,11 @@ class RawConnection:
 
     async def request(self, prepared: bytes) -> tuple[int, bytes]:
         """(status, body) of one prepared request."""
+        if self.writer is not None and time.monotonic() - self.used > IDLE_REUSE:
+            await self.close()  # the server may be closing it right now: don't race it
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.used = time.monotonic()
         assert self.reader is not None
         self.writer.write(prepared)
         head = await self.reader.readuntil(b"\r\n\r\n")
