@@ -173,12 +173,13 @@ def page_statement(query: EventQuery, account_id: str, domain_id: str) -> Select
     towards_larger = query.ascending != query.backward
     order = (Event.timestamp.asc(), Event.id.asc()) if towards_larger else (
         Event.timestamp.desc(), Event.id.desc())
-    return select(Event).where(*conds).order_by(*order).limit(query.limit)
+    return select(*Event.__table__.columns).where(*conds).order_by(*order).limit(query.limit)
 
 
 def fetch(session: Session, vault: Vault, account_id: str, domain_id: str,
           query: EventQuery) -> Page:
-    rows = list(session.scalars(page_statement(query, account_id, domain_id)))
+    # Rows, not ORM objects (a third of a page's time): open_payload reads their attributes.
+    rows = list(session.execute(page_statement(query, account_id, domain_id)))
     if query.backward:
         rows.reverse()  # pages are always shown in the query's own order
     start = replace(query, backward=False, pivot=None)
