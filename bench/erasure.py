@@ -213,7 +213,7 @@ def main() -> None:
                         help="the subject's messages (two events each)")
     parser.add_argument("--small", type=int, default=200_000,
                         help="other recipients' events in the table at the small size")
-    parser.add_argument("--large", type=int, default=3_000_000,
+    parser.add_argument("--large", type=int, default=2_000_000,
                         help="... and at the large size")
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"

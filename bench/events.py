@@ -197,7 +197,7 @@ def load(engine: Engine, account_id: str, domain_id: str, layout: Layout) -> Non
         params = {"first": layout.first, "count": layout.count, "account": account_id,
                   "domain": domain_id, "t0": layout.t0, "step": layout.step, "cut": layout.tag_cut,
                   "recipients": layout.recipients, "templates": templates}
-        _t = time.monotonic()
+        started = time.monotonic()
         if dialect == "sqlite":
             conn.connection.driver_connection.execute(_filler_sql(dialect), params)
         else:
@@ -206,10 +206,11 @@ def load(engine: Engine, account_id: str, domain_id: str, layout: Layout) -> Non
             conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
             conn.exec_driver_sql(_filler_sql(dialect), params)
-        print(f"  filler inserted {time.monotonic() - _t:.1f}", flush=True)
+        inserted = time.monotonic()
         for index in indexes:
             index.create(conn)
-            print(f"  {index.name} {time.monotonic() - _t:.1f}", flush=True)
+        print(f"  {layout.count:,} events inserted in {inserted - started:.1f} s, "
+              f"indexes rebuilt in {time.monotonic() - inserted:.1f} s", flush=True)
         conn.exec_driver_sql("DROP TABLE bench_templates")
     if dialect == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -104,7 +104,9 @@ def _shred_bodies(session: Session, account_id: str, storage_keys: list[str]) ->
         keys += [key for owner, key in session.execute(select(
             Message.account_id, Message.content_key_id).where(Message.id.in_(chunk)))
             if owner == account_id]
-        session.execute(update(Message).where(Message.id.in_(chunk)).values(content_sealed=None)
+        # The key's ON DELETE SET NULL would write each message a second time.
+        session.execute(update(Message).where(Message.id.in_(chunk))
+                        .values(content_sealed=None, content_key_id=None)
                         .execution_options(synchronize_session=False))
     return [k for k in keys if k]
 
