@@ -279,8 +279,9 @@ class Direct:
 
     def sql(self, query: EventQuery, account_id: str, domain_id: str) -> str:
         statement = page_statement(query, account_id, domain_id)
-        return str(statement.compile(dialect=self.engine.dialect,
-                                     compile_kwargs={"literal_binds": True}))
+        # The named paramstyle: with no parameters, the driver's own would double each %.
+        dialect = type(self.engine.dialect)(paramstyle="named")
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
     def rows(self, sql: str) -> list[tuple]:
         return self.conn.execute(sql).fetchall()
