@@ -112,3 +112,44 @@ def _contents(path: Path) -> list[bytes]:
         return [raw]
     with zipfile.ZipFile(path) as archive:
         return [raw, *(archive.read(name) for name in archive.namelist())]
+
+
+def test_erasing_a_subject_with_more_copies_than_a_chunk(  # type: ignore[no-untyped-def]
+        api, services, account, domain, monkeypatch) -> None:
+    """Erasure's IN lists go in chunks (100,000 copies exceed the drivers' parameter limits):
+    every chunk's messages, copies, events and keys go; the other recipient's stay."""
+    from sqlalchemy import func, select
+
+    from mailhaven.delivery.models import Delivery
+    from mailhaven.events.models import Event
+    from mailhaven.privacy import erasure
+    from mailhaven.sending.models import Message
+    from mailhaven.vault.models import VaultKey
+
+    monkeypatch.setattr(erasure, "CHUNK", 2)
+    for i in range(5):
+        sent = api.post(f"/v3/{domain}/messages", data={
+            "from": f"news@{domain}", "to": ANN, "subject": f"Statement {i}", "text": BODY})
+        assert sent.status_code == 200, sent.text
+    api.post(f"/v3/{domain}/messages", data={
+        "from": f"news@{domain}", "to": BOB, "subject": "Bob's own", "text": BODY})
+    with services.db.sessions() as session:
+        ann_key = services.vault.find_subject(session, account[0], ANN)
+        assert ann_key is not None
+        content_keys = set(session.scalars(select(Message.content_key_id)))
+
+    erased = api.delete("/v1/privacy/recipients/ann%40example.org")
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["record"]["counts"] == {
+        "events": 5, "cancelled": 5, "copies": 5, "messages": 5}
+
+    with services.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 1  # bob's
+        bob = session.scalars(select(Message).where(Message.content_sealed.is_not(None))).all()
+        assert [m.id for m in bob] == list(session.scalars(select(Delivery.message_id)))
+        left = set(session.scalars(select(VaultKey.id)))
+        assert content_keys - left == content_keys - {bob[0].content_key_id}  # 5 destroyed
+        assert ann_key.id not in left
+        events = api.get(f"/v3/{domain}/events").json()["items"]
+        assert [e["recipient"] for e in events] == [BOB]
+        assert session.scalar(select(func.count()).select_from(Event)) == 1

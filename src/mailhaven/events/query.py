@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import Select, and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import parse_rfc2822
@@ -165,15 +165,21 @@ class Page:
     last: EventQuery
 
 
-def fetch(session: Session, vault: Vault, account_id: str, domain_id: str,
-          query: EventQuery) -> Page:
+def page_statement(query: EventQuery, account_id: str, domain_id: str) -> Select:
+    """The SELECT of one page's rows (the benchmarks run it directly, as the reference)."""
     conds = _conditions(query, account_id, domain_id)
     if query.pivot is not None:
         conds.append(_pivot_condition(query))
     towards_larger = query.ascending != query.backward
     order = (Event.timestamp.asc(), Event.id.asc()) if towards_larger else (
         Event.timestamp.desc(), Event.id.desc())
-    rows = list(session.scalars(select(Event).where(*conds).order_by(*order).limit(query.limit)))
+    return select(*Event.__table__.columns).where(*conds).order_by(*order).limit(query.limit)
+
+
+def fetch(session: Session, vault: Vault, account_id: str, domain_id: str,
+          query: EventQuery) -> Page:
+    # Rows, not ORM objects (a third of a page's time): open_payload reads their attributes.
+    rows = list(session.execute(page_statement(query, account_id, domain_id)))
     if query.backward:
         rows.reverse()  # pages are always shown in the query's own order
     start = replace(query, backward=False, pivot=None)

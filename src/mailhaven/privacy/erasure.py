@@ -15,6 +15,7 @@ database) so that restoring an older backup can erase the subject again (`reappl
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from email.utils import formataddr, getaddresses
 from pathlib import Path
 
@@ -30,6 +31,14 @@ from mailhaven.vault import Vault
 from mailhaven.vault.models import VaultKey
 
 LEDGER_FILE = "erasure-ledger.jsonl"
+# Ids per IN (...): a subject may have 100,000 copies, more bind parameters than SQLite
+# (32,766) or PostgreSQL (65,535) take in one statement.
+CHUNK = 1000
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start:start + CHUNK]
 
 
 def erase_recipient(session: Session, vault: Vault, account_id: str, address: str, *,
@@ -58,8 +67,9 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
         Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))).all()
     touched = sorted({m for _, m, _ in copies} | set(storage_keys))
     cancelled = sum(1 for *_, status in copies if status == QUEUED)
-    session.execute(delete(Delivery).where(Delivery.id.in_([i for i, _, _ in copies]))
-                    .execution_options(synchronize_session=False))
+    session.execute(delete(Delivery).where(
+        Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))
+        .execution_options(synchronize_session=False))
     events = session.execute(delete(Event).where(
         Event.account_id == account_id, Event.recipient_index == index,
         Event.timestamp <= at).execution_options(synchronize_session=False)).rowcount
@@ -69,8 +79,9 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
         Suppression.account_id == account_id, Suppression.kind == "whitelists",
         Suppression.value_index == index).execution_options(synchronize_session=False))
     destroyed = sorted(subject_keys | set(content_keys))
-    session.execute(delete(VaultKey).where(VaultKey.id.in_(destroyed))
-                    .execution_options(synchronize_session=False))
+    for chunk in _chunks(destroyed):
+        session.execute(delete(VaultKey).where(VaultKey.id.in_(chunk))
+                        .execution_options(synchronize_session=False))
     for key_id in destroyed:
         vault.forget(key_id)
     return {"events": events, "cancelled": cancelled, "copies": len(copies),
@@ -82,13 +93,21 @@ def _shred_bodies(session: Session, account_id: str, storage_keys: list[str]) ->
     still waiting (that body goes with retention, 3 days after its final state)."""
     if not storage_keys:
         return []
-    waiting = set(session.scalars(select(Delivery.message_id).where(
-        Delivery.message_id.in_(storage_keys), Delivery.status == QUEUED)))
+    waiting = {key for chunk in _chunks(storage_keys) for key in session.scalars(
+        select(Delivery.message_id).where(Delivery.message_id.in_(chunk),
+                                          Delivery.status == QUEUED))}
     done = [k for k in storage_keys if k not in waiting]
-    keys = list(session.scalars(select(Message.content_key_id).where(
-        Message.account_id == account_id, Message.id.in_(done))))
-    session.execute(update(Message).where(Message.id.in_(done)).values(content_sealed=None)
-                    .execution_options(synchronize_session=False))
+    keys = []
+    for chunk in _chunks(done):
+        # By id alone, the account checked here: given account_id too, SQLite (no
+        # statistics) reads the account's every message through its index instead.
+        keys += [key for owner, key in session.execute(select(
+            Message.account_id, Message.content_key_id).where(Message.id.in_(chunk)))
+            if owner == account_id]
+        # The key's ON DELETE SET NULL would write each message a second time.
+        session.execute(update(Message).where(Message.id.in_(chunk))
+                        .values(content_sealed=None, content_key_id=None)
+                        .execution_options(synchronize_session=False))
     return [k for k in keys if k]
 
 
@@ -98,8 +117,8 @@ def _redact_other_events(session: Session, vault: Vault, account_id: str, index:
     out of them (found by its blind index, so this works without knowing it)."""
     if not storage_keys:
         return
-    rows = session.scalars(select(Event).where(
-        Event.account_id == account_id, Event.storage_key.in_(storage_keys))).all()
+    rows = [row for chunk in _chunks(storage_keys) for row in session.scalars(select(Event).where(
+        Event.account_id == account_id, Event.storage_key.in_(chunk)))]
     keys = vault.keys(session, (r.key_id for r in rows))
     for row in rows:
         key = keys.get(row.key_id or "")
