@@ -7,7 +7,6 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped
 
-from mailhaven.sending.models import Message
 from mailhaven.storage.base import Base, BigId
 from mailhaven.storage.inventory import (
     OWNERSHIP,
@@ -114,9 +113,3 @@ class Erasure(Base):
     key_ids: Mapped[str] = column(Text, default="[]", data=LEDGER)  # JSON
     storage_keys: Mapped[str] = column(Text, default="[]", data=LEDGER)  # messages touched
     at: Mapped[float] = column(Float, data=LEDGER)
-
-
-# Erasure destroys the content keys of a subject's messages; each key's ON DELETE SET NULL
-# finds its message by this index (without it, a scan of messages per key). It belongs on
-# `Message` (sending/models.py, which another change owns at the moment): move it there.
-Index("ix_messages_content_key_id", Message.content_key_id)

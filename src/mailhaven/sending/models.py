@@ -29,7 +29,7 @@ class Message(Base):
     message_id: Mapped[str] = column(String(255), index=True, data=TECHNICAL)  # no <>
     content_key_id: Mapped[str] = column(
         String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
-        data=TECHNICAL,
+        index=True, data=TECHNICAL,  # ON DELETE SET NULL finds rows by it when keys go
     )
     content_sealed: Mapped[bytes | None] = column(LargeBinary, data=CONTENT_SEALED)
     kind: Mapped[str] = column(String(8), data=TECHNICAL)  # "form" | "mime"
