@@ -204,7 +204,7 @@ def load(engine: Engine, account_id: str, domain_id: str, layout: Layout) -> Non
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             # No foreign-key triggers per row: the filler's keys are copied from real rows.
             conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
             conn.exec_driver_sql(_filler_sql(dialect), params)
         inserted = time.monotonic()
         for index in indexes:
@@ -214,7 +214,7 @@ def load(engine: Engine, account_id: str, domain_id: str, layout: Layout) -> Non
         conn.exec_driver_sql("DROP TABLE bench_templates")
     if dialect == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE events")
+            conn.exec_driver_sql("ANALYZE events")
 
 
 def bulk_engine(settings: Settings) -> Engine:
@@ -233,7 +233,9 @@ def bulk_engine(settings: Settings) -> Engine:
     @event.listens_for(engine, "connect")
     def _fast(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_conn.execute("PRAGMA synchronous=OFF")
-        dbapi_conn.execute("PRAGMA cache_size=-262144")  # 256 MB
+        dbapi_conn.execute("PRAGMA cache_size=-1048576")  # 1 GB
+        dbapi_conn.execute("PRAGMA temp_store=MEMORY")  # the index builds' sorts
+        dbapi_conn.execute("PRAGMA threads=2")  # ... on both cores
     return engine
 
 
