@@ -10,12 +10,12 @@ counting with -c; its CPU is printed to show it is not the bottleneck), by:
                   W - 1 `mailhaven worker` processes beside it, with MAILHAVEN_RELAYHOST =
                   the sink. The messages are accepted first, in this process, through
                   `mailhaven.sending.service.accept_all`, 100 per transaction (untimed;
-                  its rate is printed as
-                  "enqueue"); the time runs from the first process's start of work (its
-                  worker's "started" log line, just before its first claim) to the sink's
-                  N-th message. DKIM-signed with the domain's 2048-bit key, as in production.
-                  The peak resident memory (VmHWM) of `mailhaven serve` over the run is read
-                  from /proc at its end: issue 5's memory figure (goal < 300 MB);
+                  its rate is printed as "enqueue"); the time runs from the first
+                  process's start of work (its worker's "started" log line, just before
+                  its first claim) to the sink's N-th message. DKIM-signed with the
+                  domain's 2048-bit key, as in production. The peak resident memory
+                  (VmHWM) of `mailhaven serve` over the run is read from /proc at its end:
+                  issue 5's memory figure (goal < 300 MB);
   mailhaven-W-nodkim  the same with `o:dkim=no`: Postfix does not sign;
   postfix         Postfix 3.x from Debian's packages, a private instance (bench/mta.py)
                   with `relayhost` = the sink and its delivery settings at their defaults.
