@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
-from mailhaven.events.service import Recipient, record
+from mailhaven.events.service import Recipient, record_each
 from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending import content
@@ -188,15 +189,18 @@ def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domai
     )
 
 
+def _fenced(ids: list[int], owner: str, now: float, **values: object) -> Update:
+    """Settle the copies of `ids` that `owner` still holds, releasing the lease."""
+    return (update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.lease_owner == owner,
+                   Delivery.status == QUEUED)
+            .values(lease_owner=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False))
+
+
 def _settle_many(session: Session, ids: list[int], owner: str, now: float,
                  **values: object) -> int:
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.lease_owner == owner, Delivery.status == QUEUED)
-        .values(lease_owner=None, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount
+    return session.execute(_fenced(ids, owner, now, **values)).rowcount
 
 
 def _settle(session: Session, job: Job, now: float, **values: object) -> bool:
@@ -210,23 +214,67 @@ def put_back(db: Database, job: Job, *, now: float, due: float) -> bool:
         return _settle(session, job, now, next_attempt_at=due, attempts=Delivery.attempts - 1)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to, to be recorded: the copy's new status and its event."""
+
+    job: Job
+    event: str  # "delivered" or "failed"
+    status: str  # DELIVERED, FAILED, or QUEUED again for a retry
+    next_attempt_at: float | None
+    extra: dict  # the event's own fields: severity, reason, delivery-status
+    then: Callable[[Session], None] | None = None  # more to write with it (a bounce to list)
+
+
 def settle(db: Database, vault: Vault, job: Job, *, now: float, status: str,
            next_attempt_at: float | None, event: str, extra: dict,
            then: Callable[[Session], None] | None = None) -> dict | None:
     """Record an attempt's outcome and its event, and `then` (a bounce to list) in the same
     transaction; None if the lease was lost meanwhile."""
-    values: dict[str, object] = {"status": status}
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
+    return settle_all(db, vault, [Outcome(job, event, status, next_attempt_at, extra, then)],
+                      now=now)[0]
+
+
+def settle_all(db: Database, vault: Vault, outcomes: Sequence[Outcome], *,
+               now: float) -> list[dict | None]:
+    """Record many outcomes in one transaction (one commit, a few statements): for each, its
+    event, or None if its lease was lost meanwhile."""
     with db.transaction() as session:
-        if not _settle(session, job, now, **values):
-            return None
-        if then is not None:
-            then(session)
-        return record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
-                      facts=job.facts, event=event,
-                      recipient=Recipient(job.email, job.subject_key, job.limits),
-                      timestamp=now, extra=extra)
+        return record_outcomes(session, vault, outcomes, now=now)
 
 
-__all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "claim", "put_back", "settle"]
+def record_outcomes(session: Session, vault: Vault, outcomes: Sequence[Outcome], *,
+                    now: float) -> list[dict | None]:
+    """`settle_all` in the caller's transaction: one UPDATE per kind of outcome, fenced by
+    the lease, then one INSERT of events per account, domain and event."""
+    groups: dict[tuple[str, str, float | None], list[int]] = defaultdict(list)
+    for outcome in outcomes:
+        groups[(outcome.job.owner, outcome.status, outcome.next_attempt_at)].append(
+            outcome.job.delivery_id)
+    settled: set[int] = set()
+    for (owner, status, due), ids in groups.items():
+        values: dict[str, object] = {"status": status}
+        if due is not None:
+            values["next_attempt_at"] = due
+        settled.update(session.scalars(
+            _fenced(ids, owner, now, **values).returning(Delivery.id)))
+    kept = [o for o in outcomes if o.job.delivery_id in settled]
+    for outcome in kept:
+        if outcome.then is not None:
+            outcome.then(session)
+    events: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
+    for outcome in kept:
+        events[(outcome.job.account_id, outcome.job.domain_id, outcome.event)].append(outcome)
+    documents: dict[int, dict] = {}
+    for (account_id, domain_id, event), group in events.items():
+        recorded = record_each(
+            session, vault, account_id=account_id, domain_id=domain_id, event=event,
+            copies=[(o.job.facts, Recipient(o.job.email, o.job.subject_key, o.job.limits))
+                    for o in group],
+            timestamp=now, extras=[o.extra for o in group])
+        documents.update(zip((o.job.delivery_id for o in group), recorded, strict=True))
+    return [documents.get(o.job.delivery_id) for o in outcomes]
+
+
+__all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "Outcome", "claim", "put_back", "settle",
+           "settle_all"]

@@ -18,6 +18,7 @@ from mailhaven.delivery import queue
 from mailhaven.delivery.backoff import retry_delay
 from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
+from mailhaven.delivery.settler import Settler
 from mailhaven.delivery.shaping import Held, Shaper
 from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
@@ -64,6 +65,7 @@ class DeliveryWorker(Runner):
         self._inflight: set[asyncio.Task] = set()
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
         self.doorbell = services.delivery_bell
+        self.settler = Settler(services.db, services.vault, services.clock)
 
     # -- the loop ----------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -194,12 +196,11 @@ class DeliveryWorker(Runner):
 
     # -- outcomes -----------------------------------------------------------------------
     async def _settle_delivered(self, job: queue.Job, result: Delivered) -> None:
-        now = self.services.clock.now()
         status = _delivery_status(job, result.reply, result.mx_host) | {
             "tls": result.tls, "certificate-verified": result.certificate_verified,
             "session-seconds": round(result.session_seconds, 3),
         }
-        await self._settle(job, "delivered", now=now, status=queue.DELIVERED,
+        await self._settle(job, "delivered", status=queue.DELIVERED,
                            next_attempt_at=None, extra={"delivery-status": status})
 
     async def _settle_failed(self, job: queue.Job, failure: DeliveryFailure) -> None:
@@ -212,7 +213,7 @@ class DeliveryWorker(Runner):
             reason = failure.reason if failure.permanent else "old"
             if too_old and not failure.permanent:
                 status["description"] = "Too old: gave up retrying"
-            await self._settle(job, "failed", now=now, status=queue.FAILED, next_attempt_at=None,
+            await self._settle(job, "failed", status=queue.FAILED, next_attempt_at=None,
                                extra={"severity": "permanent", "reason": reason,
                                       "delivery-status": status},
                                then=self._list_bounce(job, failure.reply)
@@ -221,7 +222,7 @@ class DeliveryWorker(Runner):
         # Whole seconds, so the copy is due exactly when `retry-seconds` says.
         delay = math.ceil(retry_delay(job.attempts, failure.reply.wait_hint()))
         status["retry-seconds"] = delay
-        await self._settle(job, "failed", now=now, status=queue.QUEUED,
+        await self._settle(job, "failed", status=queue.QUEUED,
                            next_attempt_at=now + delay,
                            extra={"severity": "temporary", "reason": failure.reason,
                                   "delivery-status": status})
@@ -236,14 +237,12 @@ class DeliveryWorker(Runner):
                                      code=reply.code, detail=str(reply), clock=services.clock)
         return add
 
-    async def _settle(self, job: queue.Job, event: str, *, now: float, status: str,
+    async def _settle(self, job: queue.Job, event: str, *, status: str,
                       next_attempt_at: float | None, extra: dict,
                       then: Callable[[Session], None] | None = None) -> None:
         outcome = event if event == "delivered" else f"{extra['severity']}_failure"
-        services = self.services
-        recorded = await asyncio.to_thread(
-            queue.settle, services.db, services.vault, job, now=now, status=status,
-            next_attempt_at=next_attempt_at, event=event, extra=extra, then=then)
+        recorded = await self.settler.settle(
+            queue.Outcome(job, event, status, next_attempt_at, extra, then))
         ATTEMPTS.labels(outcome if recorded else "lease_lost").inc()
         log.info(json.dumps({
             "kind": "delivery", "delivery": job.delivery_id, "message": job.facts.storage_key,
