@@ -9,6 +9,7 @@ import math
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 
 from prometheus_client import Counter
@@ -65,6 +66,7 @@ class DeliveryWorker(Runner):
                                    port=settings.smtp_delivery_port)
         self._inflight: set[asyncio.Task] = set()
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
+        self._signers_lock = threading.Lock()
         self.doorbell = services.delivery_bell
         self.settler = Settler(services.db, services.vault, services.clock)
 
@@ -182,6 +184,13 @@ class DeliveryWorker(Runner):
         cached = self._signers.get(domain_id)
         if cached is not None and now < cached[0]:
             return cached[1]
+        with self._signers_lock:  # builds run in threads: one loads the keys, not each of them
+            cached = self._signers.get(domain_id)
+            if cached is not None and now < cached[0]:
+                return cached[1]
+            return self._load_signer(domain_id, now)
+
+    def _load_signer(self, domain_id: str, now: float) -> DkimSigner:
         with self.services.db.sessions() as session:
             domain = session.get(Domain, domain_id)
             assert domain is not None
