@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Update, select, update
+from sqlalchemy import Row, Update, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
@@ -84,7 +84,8 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
         )
     # Decrypting and parsing bodies happens after the commit, outside the write lock.
     with db.sessions() as session:
-        rows = session.scalars(select(Delivery).where(Delivery.id.in_(ids))).all()
+        # Plain rows, not ORM objects: only read, and building objects was most of a claim.
+        rows = session.execute(select(Delivery.__table__).where(Delivery.id.in_(ids))).all()
         jobs, unreadable = _jobs(session, vault, list(rows), owner)
         jobs = _with_suppressions(session, vault, jobs)
     if unreadable:
@@ -93,13 +94,14 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
     return jobs
 
 
-def _jobs(session: Session, vault: Vault, rows: list[Delivery],
+def _jobs(session: Session, vault: Vault, rows: Sequence[Delivery | Row],
           owner: str) -> tuple[list[Job], list[int]]:
-    """The jobs for `rows`, and the ids of rows that can no longer be read (an erased key,
-    a missing message): those are cancelled, never allowed to stall the queue."""
-    messages = {m.id: m for m in session.scalars(
-        select(Message).where(Message.id.in_({r.message_id for r in rows})))}
-    domains = {d.id: d for d in session.scalars(
+    """The jobs for `rows` (deliveries, as objects or plain rows), and the ids of rows that
+    can no longer be read (an erased key, a missing message): those are cancelled, never
+    allowed to stall the queue."""
+    messages = {m.id: m for m in session.execute(
+        select(Message.__table__).where(Message.id.in_({r.message_id for r in rows})))}
+    domains = {d.id: (d.name, DomainTracking.of(d)) for d in session.scalars(
         select(Domain).where(Domain.id.in_({m.domain_id for m in messages.values()})))}
     keys = vault.keys(session, {r.subject_key_id for r in rows}
                       | {m.content_key_id for m in messages.values()})
@@ -149,7 +151,7 @@ def _with_suppressions(session: Session, vault: Vault, jobs: list[Job]) -> list[
     return checked
 
 
-def _facts_without_body(message: Message, recipient: str) -> MessageFacts:
+def _facts_without_body(message: Message | Row, recipient: str) -> MessageFacts:
     """What a copy's later events (an unsubscribe, a late bounce) can still say once the
     body's retention ran out: the message row's own columns, and the copy's recipient."""
     headers = {"to": recipient, "from": "", "subject": "", "message-id": message.message_id}
@@ -157,7 +159,8 @@ def _facts_without_body(message: Message, recipient: str) -> MessageFacts:
                         json.loads(message.tags), {}, message.testmode)
 
 
-def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domain],
+def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
+         domains: dict[str, tuple[str, DomainTracking]],
          keys: dict[str, VaultKey], documents: dict[str, tuple[dict, MessageFacts]],
          owner: str) -> Job:
     key = keys[row.subject_key_id or ""]
@@ -180,12 +183,12 @@ def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domai
     return Job(
         delivery_id=row.id, attempts=row.attempts, owner=owner,
         account_id=row.account_id, domain_id=row.domain_id,
-        domain_name=domains[message.domain_id].name, recipient=recipient,
+        domain_name=domains[message.domain_id][0], recipient=recipient,
         email=parseaddr(recipient)[1], variables=variables, document=doc, facts=facts,
         subject_key=key, dkim=message.dkim, require_tls=message.require_tls,
         verify_tls=message.require_tls and not message.skip_verification,
         due_since=max(message.created_at, doc.get("deliverytime") or 0.0),
-        tracking=DomainTracking.of(domains[message.domain_id]),
+        tracking=domains[message.domain_id][1],
     )
 
 
