@@ -45,8 +45,11 @@ class Settler:
             del self._pending[:self._max_batch]
             try:
                 results = await asyncio.to_thread(self._write, [o for o, _ in batch])
-            except BaseException as exc:  # cancelled: nothing is known to be recorded
-                results = [exc] * len(batch)
+            except asyncio.CancelledError:  # closing: an outcome not written is retried later
+                for _, future in batch + self._pending:
+                    future.cancel()
+                self._pending.clear()
+                raise
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():  # its attempt was cancelled meanwhile
                     continue
