@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import select, update
+from sqlalchemy import Row, Update, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
-from mailhaven.events.service import Recipient, record
+from mailhaven.events.service import Recipient, record_each
 from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending import content
@@ -83,7 +84,8 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
         )
     # Decrypting and parsing bodies happens after the commit, outside the write lock.
     with db.sessions() as session:
-        rows = session.scalars(select(Delivery).where(Delivery.id.in_(ids))).all()
+        # Plain rows, not ORM objects: only read, and building objects was most of a claim.
+        rows = session.execute(select(Delivery.__table__).where(Delivery.id.in_(ids))).all()
         jobs, unreadable = _jobs(session, vault, list(rows), owner)
         jobs = _with_suppressions(session, vault, jobs)
     if unreadable:
@@ -92,13 +94,14 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
     return jobs
 
 
-def _jobs(session: Session, vault: Vault, rows: list[Delivery],
+def _jobs(session: Session, vault: Vault, rows: Sequence[Delivery | Row],
           owner: str) -> tuple[list[Job], list[int]]:
-    """The jobs for `rows`, and the ids of rows that can no longer be read (an erased key,
-    a missing message): those are cancelled, never allowed to stall the queue."""
-    messages = {m.id: m for m in session.scalars(
-        select(Message).where(Message.id.in_({r.message_id for r in rows})))}
-    domains = {d.id: d for d in session.scalars(
+    """The jobs for `rows` (deliveries, as objects or plain rows), and the ids of rows that
+    can no longer be read (an erased key, a missing message): those are cancelled, never
+    allowed to stall the queue."""
+    messages = {m.id: m for m in session.execute(
+        select(Message.__table__).where(Message.id.in_({r.message_id for r in rows})))}
+    domains = {d.id: (d.name, DomainTracking.of(d)) for d in session.scalars(
         select(Domain).where(Domain.id.in_({m.domain_id for m in messages.values()})))}
     keys = vault.keys(session, {r.subject_key_id for r in rows}
                       | {m.content_key_id for m in messages.values()})
@@ -148,7 +151,7 @@ def _with_suppressions(session: Session, vault: Vault, jobs: list[Job]) -> list[
     return checked
 
 
-def _facts_without_body(message: Message, recipient: str) -> MessageFacts:
+def _facts_without_body(message: Message | Row, recipient: str) -> MessageFacts:
     """What a copy's later events (an unsubscribe, a late bounce) can still say once the
     body's retention ran out: the message row's own columns, and the copy's recipient."""
     headers = {"to": recipient, "from": "", "subject": "", "message-id": message.message_id}
@@ -156,7 +159,8 @@ def _facts_without_body(message: Message, recipient: str) -> MessageFacts:
                         json.loads(message.tags), {}, message.testmode)
 
 
-def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domain],
+def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
+         domains: dict[str, tuple[str, DomainTracking]],
          keys: dict[str, VaultKey], documents: dict[str, tuple[dict, MessageFacts]],
          owner: str) -> Job:
     key = keys[row.subject_key_id or ""]
@@ -179,24 +183,27 @@ def _job(vault: Vault, row: Delivery, message: Message, domains: dict[str, Domai
     return Job(
         delivery_id=row.id, attempts=row.attempts, owner=owner,
         account_id=row.account_id, domain_id=row.domain_id,
-        domain_name=domains[message.domain_id].name, recipient=recipient,
+        domain_name=domains[message.domain_id][0], recipient=recipient,
         email=parseaddr(recipient)[1], variables=variables, document=doc, facts=facts,
         subject_key=key, dkim=message.dkim, require_tls=message.require_tls,
         verify_tls=message.require_tls and not message.skip_verification,
         due_since=max(message.created_at, doc.get("deliverytime") or 0.0),
-        tracking=DomainTracking.of(domains[message.domain_id]),
+        tracking=domains[message.domain_id][1],
     )
+
+
+def _fenced(ids: list[int], owner: str, now: float, **values: object) -> Update:
+    """Settle the copies of `ids` that `owner` still holds, releasing the lease."""
+    return (update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.lease_owner == owner,
+                   Delivery.status == QUEUED)
+            .values(lease_owner=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False))
 
 
 def _settle_many(session: Session, ids: list[int], owner: str, now: float,
                  **values: object) -> int:
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.lease_owner == owner, Delivery.status == QUEUED)
-        .values(lease_owner=None, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount
+    return session.execute(_fenced(ids, owner, now, **values)).rowcount
 
 
 def _settle(session: Session, job: Job, now: float, **values: object) -> bool:
@@ -210,23 +217,67 @@ def put_back(db: Database, job: Job, *, now: float, due: float) -> bool:
         return _settle(session, job, now, next_attempt_at=due, attempts=Delivery.attempts - 1)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to, to be recorded: the copy's new status and its event."""
+
+    job: Job
+    event: str  # "delivered" or "failed"
+    status: str  # DELIVERED, FAILED, or QUEUED again for a retry
+    next_attempt_at: float | None
+    extra: dict  # the event's own fields: severity, reason, delivery-status
+    then: Callable[[Session], None] | None = None  # more to write with it (a bounce to list)
+
+
 def settle(db: Database, vault: Vault, job: Job, *, now: float, status: str,
            next_attempt_at: float | None, event: str, extra: dict,
            then: Callable[[Session], None] | None = None) -> dict | None:
     """Record an attempt's outcome and its event, and `then` (a bounce to list) in the same
     transaction; None if the lease was lost meanwhile."""
-    values: dict[str, object] = {"status": status}
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
+    return settle_all(db, vault, [Outcome(job, event, status, next_attempt_at, extra, then)],
+                      now=now)[0]
+
+
+def settle_all(db: Database, vault: Vault, outcomes: Sequence[Outcome], *,
+               now: float) -> list[dict | None]:
+    """Record many outcomes in one transaction (one commit, a few statements): for each, its
+    event, or None if its lease was lost meanwhile."""
     with db.transaction() as session:
-        if not _settle(session, job, now, **values):
-            return None
-        if then is not None:
-            then(session)
-        return record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
-                      facts=job.facts, event=event,
-                      recipient=Recipient(job.email, job.subject_key, job.limits),
-                      timestamp=now, extra=extra)
+        return record_outcomes(session, vault, outcomes, now=now)
 
 
-__all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "claim", "put_back", "settle"]
+def record_outcomes(session: Session, vault: Vault, outcomes: Sequence[Outcome], *,
+                    now: float) -> list[dict | None]:
+    """`settle_all` in the caller's transaction: one UPDATE per kind of outcome, fenced by
+    the lease, then one INSERT of events per account, domain and event."""
+    groups: dict[tuple[str, str, float | None], list[int]] = defaultdict(list)
+    for outcome in outcomes:
+        groups[(outcome.job.owner, outcome.status, outcome.next_attempt_at)].append(
+            outcome.job.delivery_id)
+    settled: set[int] = set()
+    for (owner, status, due), ids in groups.items():
+        values: dict[str, object] = {"status": status}
+        if due is not None:
+            values["next_attempt_at"] = due
+        settled.update(session.scalars(
+            _fenced(ids, owner, now, **values).returning(Delivery.id)))
+    kept = [o for o in outcomes if o.job.delivery_id in settled]
+    for outcome in kept:
+        if outcome.then is not None:
+            outcome.then(session)
+    events: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
+    for outcome in kept:
+        events[(outcome.job.account_id, outcome.job.domain_id, outcome.event)].append(outcome)
+    documents: dict[int, dict] = {}
+    for (account_id, domain_id, event), group in events.items():
+        recorded = record_each(
+            session, vault, account_id=account_id, domain_id=domain_id, event=event,
+            copies=[(o.job.facts, Recipient(o.job.email, o.job.subject_key, o.job.limits))
+                    for o in group],
+            timestamp=now, extras=[o.extra for o in group])
+        documents.update(zip((o.job.delivery_id for o in group), recorded, strict=True))
+    return [documents.get(o.job.delivery_id) for o in outcomes]
+
+
+__all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "Outcome", "claim", "put_back", "settle",
+           "settle_all"]

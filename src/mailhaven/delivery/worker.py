@@ -9,6 +9,7 @@ import math
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 
 from prometheus_client import Counter
@@ -18,6 +19,7 @@ from mailhaven.delivery import queue
 from mailhaven.delivery.backoff import retry_delay
 from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
+from mailhaven.delivery.settler import Settler
 from mailhaven.delivery.shaping import Held, Shaper
 from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
@@ -42,6 +44,7 @@ SUPPRESSED = {
                             "their data",
     "suppress-objection": "Not delivering marketing: the recipient objected to it",
 }
+REFILL_SHARE = 0.25  # of the slots free before claiming more, unless none is in flight
 LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
 SIGNER_SECONDS = 60.0  # a rotated key signs this long after DNS showed it, at the latest
 
@@ -63,14 +66,18 @@ class DeliveryWorker(Runner):
                                    port=settings.smtp_delivery_port)
         self._inflight: set[asyncio.Task] = set()
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
+        self._signers_lock = threading.Lock()
         self.doorbell = services.delivery_bell
+        self.settler = Settler(services.db, services.vault, services.clock)
 
     # -- the loop ----------------------------------------------------------------------
     async def run_once(self) -> int:
         """Top up the in-flight set from the queue, then wait for one attempt to finish."""
-        free = self.concurrency - len(self._inflight)
+        busy = len(self._inflight)  # attempts this round works on, even if all end in the wait
+        free = self.concurrency - busy
         started = 0
-        if free > 0:
+        # Claim again once a share of the slots is free, not at each one: fewer, larger claims.
+        if free > 0 and (not busy or free >= self.concurrency * REFILL_SHARE):
             services = self.services
             jobs = await asyncio.to_thread(
                 queue.claim, services.db, services.vault, owner=self.owner,
@@ -93,7 +100,7 @@ class DeliveryWorker(Runner):
             finally:
                 if ringing is not None:
                     ringing.cancel()
-        return started + len(self._inflight)
+        return started + max(busy, len(self._inflight))
 
     async def drain(self) -> None:
         """Deliver everything due now, then return (tests and benchmarks)."""
@@ -177,6 +184,13 @@ class DeliveryWorker(Runner):
         cached = self._signers.get(domain_id)
         if cached is not None and now < cached[0]:
             return cached[1]
+        with self._signers_lock:  # builds run in threads: one loads the keys, not each of them
+            cached = self._signers.get(domain_id)
+            if cached is not None and now < cached[0]:
+                return cached[1]
+            return self._load_signer(domain_id, now)
+
+    def _load_signer(self, domain_id: str, now: float) -> DkimSigner:
         with self.services.db.sessions() as session:
             domain = session.get(Domain, domain_id)
             assert domain is not None
@@ -194,12 +208,11 @@ class DeliveryWorker(Runner):
 
     # -- outcomes -----------------------------------------------------------------------
     async def _settle_delivered(self, job: queue.Job, result: Delivered) -> None:
-        now = self.services.clock.now()
         status = _delivery_status(job, result.reply, result.mx_host) | {
             "tls": result.tls, "certificate-verified": result.certificate_verified,
             "session-seconds": round(result.session_seconds, 3),
         }
-        await self._settle(job, "delivered", now=now, status=queue.DELIVERED,
+        await self._settle(job, "delivered", status=queue.DELIVERED,
                            next_attempt_at=None, extra={"delivery-status": status})
 
     async def _settle_failed(self, job: queue.Job, failure: DeliveryFailure) -> None:
@@ -212,7 +225,7 @@ class DeliveryWorker(Runner):
             reason = failure.reason if failure.permanent else "old"
             if too_old and not failure.permanent:
                 status["description"] = "Too old: gave up retrying"
-            await self._settle(job, "failed", now=now, status=queue.FAILED, next_attempt_at=None,
+            await self._settle(job, "failed", status=queue.FAILED, next_attempt_at=None,
                                extra={"severity": "permanent", "reason": reason,
                                       "delivery-status": status},
                                then=self._list_bounce(job, failure.reply)
@@ -221,7 +234,7 @@ class DeliveryWorker(Runner):
         # Whole seconds, so the copy is due exactly when `retry-seconds` says.
         delay = math.ceil(retry_delay(job.attempts, failure.reply.wait_hint()))
         status["retry-seconds"] = delay
-        await self._settle(job, "failed", now=now, status=queue.QUEUED,
+        await self._settle(job, "failed", status=queue.QUEUED,
                            next_attempt_at=now + delay,
                            extra={"severity": "temporary", "reason": failure.reason,
                                   "delivery-status": status})
@@ -236,14 +249,12 @@ class DeliveryWorker(Runner):
                                      code=reply.code, detail=str(reply), clock=services.clock)
         return add
 
-    async def _settle(self, job: queue.Job, event: str, *, now: float, status: str,
+    async def _settle(self, job: queue.Job, event: str, *, status: str,
                       next_attempt_at: float | None, extra: dict,
                       then: Callable[[Session], None] | None = None) -> None:
         outcome = event if event == "delivered" else f"{extra['severity']}_failure"
-        services = self.services
-        recorded = await asyncio.to_thread(
-            queue.settle, services.db, services.vault, job, now=now, status=status,
-            next_attempt_at=next_attempt_at, event=event, extra=extra, then=then)
+        recorded = await self.settler.settle(
+            queue.Outcome(job, event, status, next_attempt_at, extra, then))
         ATTEMPTS.labels(outcome if recorded else "lease_lost").inc()
         log.info(json.dumps({
             "kind": "delivery", "delivery": job.delivery_id, "message": job.facts.storage_key,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 
@@ -73,12 +74,15 @@ def record_many(session: Session, vault: Vault, *, account_id: str, domain_id: s
 
 def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: str,
                 event: str, copies: list[tuple[MessageFacts, Recipient]], timestamp: float,
-                extra: dict | None = None, stats_kind: str | None = None) -> list[dict]:
+                extra: dict | None = None, stats_kind: str | None = None,
+                extras: Sequence[dict] | None = None) -> list[dict]:
     """Store one event per copy (its own facts, its recipient), in one INSERT.
+    `extras`, if given, adds one copy's own fields (its delivery status) to its event.
     `stats_kind` overrides the counter the events add to (a first open is `unique`)."""
     rows, documents = [], []
-    for facts, recipient in copies:
-        doc = event_json(facts, event, recipient.email, timestamp, extra)
+    for n, (facts, recipient) in enumerate(copies):
+        fields = extra if extras is None else {**(extra or {}), **extras[n]}
+        doc = event_json(facts, event, recipient.email, timestamp, fields)
         documents.append(doc)
         rows.append({
             "event_id": doc["id"], "account_id": account_id, "domain_id": domain_id,

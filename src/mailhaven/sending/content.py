@@ -16,6 +16,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from mailhaven.sending import plain
 from mailhaven.sending.request import SendRequest, header_text
 
 RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
@@ -149,24 +150,30 @@ def render(doc: dict, recipient: str, variables: dict | None,
 
     # Display names are encoded-words by now (Address.formatted): only an address isn't ASCII.
     international = not all(a.isascii() for a in (doc["from"], recipient, *doc["to"], *doc["cc"]))
-    msg = EmailMessage(policy=_UTF8_POLICY if international else _MIME_POLICY)
-    msg["From"] = doc["from"]
-    msg["To"] = _batch_to(doc, recipient) if doc["batch"] else ", ".join(doc["to"])
+    fields = [("From", doc["from"]),
+              ("To", _batch_to(doc, recipient) if doc["batch"] else ", ".join(doc["to"]))]
     if doc["cc"]:
-        msg["Cc"] = ", ".join(doc["cc"])
-    msg["Subject"] = sub_header(doc["subject"])
-    msg["Date"] = format_datetime(datetime.fromtimestamp(doc["created_at"], UTC))
-    msg["Message-ID"] = f"<{doc['message_id']}>"  # the client's own h:Message-ID, if it gave one
-    for name, value in doc["headers"]:
-        if name.lower() == "message-id":
-            continue
-        if msg.policy.header_max_count(name) == 1:
-            del msg[name]  # h:Subject, h:Reply-To twice...: the client's last value wins
-        msg[name] = sub_header(value)
+        fields.append(("Cc", ", ".join(doc["cc"])))
+    fields += [("Subject", sub_header(doc["subject"])),
+               ("Date", format_datetime(datetime.fromtimestamp(doc["created_at"], UTC))),
+               # the client's own h:Message-ID, if it gave one
+               ("Message-ID", f"<{doc['message_id']}>")]
+    fields += [(name, sub_header(value)) for name, value in doc["headers"]
+               if name.lower() != "message-id"]
     if doc["variables"]:
         user_vars = {k: sub(v) for k, v in doc["variables"].items()}
-        msg["X-Mailgun-Variables"] = json.dumps(user_vars)
-    for name, value in additions.headers:
+        fields.append(("X-Mailgun-Variables", json.dumps(user_vars)))
+    fields += additions.headers
+    if (not international and doc["text"] is not None and doc["html"] is None
+            and doc["amp_html"] is None and not doc["attachments"]
+            and len({n.lower() for n, _ in fields}) == len(fields)):
+        rendered = plain.render_text(fields, additions.text(sub(doc["text"])))
+        if rendered is not None:
+            return rendered
+    msg = EmailMessage(policy=_UTF8_POLICY if international else _MIME_POLICY)
+    for name, value in fields:
+        if msg.policy.header_max_count(name) == 1:
+            del msg[name]  # h:Subject, h:Reply-To twice...: the client's last value wins
         msg[name] = value
     _add_body(msg, doc, lambda t: additions.text(sub(t)), lambda h: additions.html(sub(h)))
     return msg.as_bytes()
