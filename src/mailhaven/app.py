@@ -12,8 +12,8 @@ from mailhaven.events.router import router as events_router
 from mailhaven.exports.router import router as exports_router
 from mailhaven.privacy.router import router as privacy_router
 from mailhaven.retention.router import router as retention_router
-from mailhaven.sending.group_commit import GroupCommit
 from mailhaven.sending.router import router as sending_router
+from mailhaven.sending.service import group_commit
 from mailhaven.services import Services
 from mailhaven.stats.router import router as stats_router
 from mailhaven.suppressions.router import router as suppressions_router
@@ -25,7 +25,8 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app = FastAPI(title="Mailhaven", version=__version__,
                   description="Mailgun-compatible email delivery with an executable privacy notice")
     app.state.services = services
-    app.state.sends = GroupCommit(services)
+    app.state.sends = group_commit(services.db, services.vault, services.clock,
+                                   require_verified=services.settings.require_verified_domains)
     http.install(app)
     app.include_router(domains_router)
     app.include_router(sending_router)

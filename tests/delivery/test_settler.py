@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from mailhaven.delivery import queue
 from mailhaven.delivery.models import DELIVERED, FAILED, QUEUED
-from mailhaven.delivery.settler import Settler
 from tests.delivery.sinks import outcomes, queue_rows, send
 from tests.support import Sink, SinkBehaviour, deliver_due
 
@@ -92,9 +91,9 @@ def test_an_outcome_that_cannot_be_recorded_spoils_only_itself(api, services, do
         raise RuntimeError("a bug while recording")
 
     async def settle_all() -> list[object]:
-        settler = Settler(services.db, services.vault, services.clock)
+        settler = queue.settler(services.db, services.vault, services.clock)
         return await asyncio.gather(
-            *(settler.settle(delivered(j, broken if n == 1 else None))
+            *(settler.submit(delivered(j, broken if n == 1 else None))
               for n, j in enumerate(jobs)), return_exceptions=True)
 
     results = asyncio.run(settle_all())

@@ -19,7 +19,6 @@ from mailhaven.delivery import queue
 from mailhaven.delivery.backoff import retry_delay
 from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
-from mailhaven.delivery.settler import Settler
 from mailhaven.delivery.shaping import Held, Shaper
 from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
@@ -68,7 +67,7 @@ class DeliveryWorker(Runner):
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
         self._signers_lock = threading.Lock()
         self.doorbell = services.delivery_bell
-        self.settler = Settler(services.db, services.vault, services.clock)
+        self.settler = queue.settler(services.db, services.vault, services.clock)
 
     # -- the loop ----------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -253,7 +252,7 @@ class DeliveryWorker(Runner):
                       next_attempt_at: float | None, extra: dict,
                       then: Callable[[Session], None] | None = None) -> None:
         outcome = event if event == "delivered" else f"{extra['severity']}_failure"
-        recorded = await self.settler.settle(
+        recorded = await self.settler.submit(
             queue.Outcome(job, event, status, next_attempt_at, extra, then))
         ATTEMPTS.labels(outcome if recorded else "lease_lost").inc()
         log.info(json.dumps({

@@ -8,9 +8,9 @@ from prometheus_client import Counter
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.http import in_thread, read_form
-from mailhaven.sending.group_commit import GroupCommit
-from mailhaven.sending.service import SendAttempt
+from mailhaven.sending.service import Accepted, SendAttempt
 from mailhaven.sending.stored import stored_json, stored_mime
+from mailhaven.storage.group_commit import GroupCommit
 
 router = APIRouter(tags=["messages"])
 
@@ -21,8 +21,8 @@ RECIPIENTS = Counter("mailhaven_recipients_accepted_total", "Recipients queued f
 async def _send(domain_name: str, request: Request, services: ServicesDep, account_id: str,
                 *, mime: bool) -> dict:
     fields, files = await read_form(request)
-    sends: GroupCommit = request.app.state.sends
-    accepted = await sends.send(SendAttempt(account_id, domain_name, fields, files, mime))
+    sends: GroupCommit[SendAttempt, Accepted] = request.app.state.sends
+    accepted = await sends.submit(SendAttempt(account_id, domain_name, fields, files, mime))
     services.delivery_bell.ring()  # committed: an idle worker in this process starts now
     ACCEPTED.inc()
     RECIPIENTS.inc(accepted.recipients)

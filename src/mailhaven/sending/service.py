@@ -26,6 +26,7 @@ from mailhaven.sending.request import (
 )
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import Database
+from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.vault import Vault, VaultKey
 from mailhaven.vault.service import normalize_address
 
@@ -54,6 +55,7 @@ class SendAttempt:
 
 
 Outcome = Accepted | Exception
+SEND_BATCH = 32  # sends per transaction, at most: a bound on how long SQLite's lock is held
 
 
 def send(db: Database, vault: Vault, account_id: str, domain_name: str,
@@ -70,19 +72,18 @@ def send(db: Database, vault: Vault, account_id: str, domain_name: str,
 
 def send_all(db: Database, vault: Vault, attempts: list[SendAttempt], *,
              clock: Clock = SYSTEM_CLOCK, require_verified: bool = False) -> list[Outcome]:
-    """Send requests that arrived together, in one transaction (group commit: they share
-    its statements and its commit); each gets its own outcome, a refused one its error.
-    Should the transaction fail as a whole, each request is tried alone: one request's
-    failure is never another's."""
-    try:
-        with db.transaction() as session:
-            return _send_in(session, vault, attempts, clock, require_verified)
-    except Exception as exc:
-        if len(attempts) == 1:
-            return [exc]
-    return [outcome for attempt in attempts
-            for outcome in send_all(db, vault, [attempt], clock=clock,
-                                    require_verified=require_verified)]
+    """Send requests that arrived together, in one transaction: each gets its own outcome,
+    a refused one its error (committed as a `rejected` event where its domain is known)."""
+    with db.transaction() as session:
+        return _send_in(session, vault, attempts, clock, require_verified)
+
+
+def group_commit(db: Database, vault: Vault, clock: Clock, *,
+                 require_verified: bool) -> GroupCommit[SendAttempt, Accepted]:
+    """The send API's writer: concurrent sends of this process share transactions."""
+    return GroupCommit(lambda attempts: send_all(db, vault, attempts, clock=clock,
+                                                 require_verified=require_verified),
+                       max_batch=SEND_BATCH, name="sends")
 
 
 def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock: Clock,
