@@ -171,7 +171,7 @@ async def run(port: int, pid: int, api_key: str, services: Services,
         first = min(t["accepted"] for t in times.values())
         last = max(t["delivered"] for t in times.values())
         peak = len(burst) / (last - first)
-        rate = peak / 2
+        rate = args.rate or peak / 2
         print(f"  peak: {len(burst)} messages, accept to delivered {peak:.1f}/s "
               f"(API accepted {burst_accept_rate:.1f}/s); pacing at {rate:.1f}/s "
               f"for {args.seconds:.0f} s", flush=True)
@@ -221,6 +221,8 @@ def main() -> None:
                         help="messages of the burst that measures the peak rate")
     parser.add_argument("--seconds", type=float, default=30,
                         help="how long to send at half the peak rate")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="pace at this many messages/s instead of half the peak")
     parser.add_argument("--clients", type=int, default=64,
                         help="connections (the burst's concurrency; the paced client's pool)")
     parser.add_argument("--warmup", type=int, default=100)
