@@ -46,7 +46,7 @@ class Settings:
     dns_nameserver: tuple[str, int] | None = None
     lease_seconds: int = 600
     max_message_age_seconds: int = 5 * 24 * 3600
-    worker_concurrency: int = 50
+    worker_concurrency: int = 100  # as Postfix: default_process_limit = 100
     shaping_rules: tuple[Rule, ...] = (DEFAULT_RULE,)
     dev_capture_port: int = 2526
     mx_host: str = "127.0.0.1"
@@ -89,7 +89,7 @@ class Settings:
             dns_nameserver=parse_hostport(_env("DNS_NAMESERVER", "")),
             lease_seconds=_int("LEASE_SECONDS", 600),
             max_message_age_seconds=_int("MAX_MESSAGE_AGE_SECONDS", 5 * 24 * 3600),
-            worker_concurrency=_int("WORKER_CONCURRENCY", 50),
+            worker_concurrency=_int("WORKER_CONCURRENCY", 100),
             shaping_rules=parse_rules(_env("SHAPING", ""), _env("SHAPING_FILE", "") or None),
             dev_capture_port=_int("DEV_CAPTURE_PORT", 2526),
             mx_host=_env("MX_HOST", "127.0.0.1"),
