@@ -1,6 +1,6 @@
 """Shared helpers of the benchmarks: a throwaway database, seeding, child processes, statistics.
 
-Run as a script it is the SMTP sink of `delivery.py`: an aiosmtpd server on 127.0.0.1 that
+Run as a script it is the SMTP sink of `latency.py`: an aiosmtpd server on 127.0.0.1 that
 accepts every message and keeps nothing (`python bench/common.py sink --port 2600`). It runs
 in its own process so that, on a small machine, the sink does not share the GIL with the
 sender being measured.
@@ -142,6 +142,21 @@ def mailhaven_serve(data_dir: Path, database_url: str | None,
             raise
         finally:
             stop_child(proc)
+
+
+def bench_arguments(parser: argparse.ArgumentParser, *, max_seconds: float,
+                    child: bool = False) -> None:
+    """The options every benchmark takes; with `child`, the hidden ones of the server it
+    starts as a child process of its own script."""
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
+                             "postgres; a throwaway database is created on it and dropped")
+    parser.add_argument("--max-seconds", type=float, default=max_seconds,
+                        help="give up (non-zero exit) if the run has not finished by then")
+    if child:
+        parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+        parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+        parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
 
 
 # -- database -------------------------------------------------------------------------

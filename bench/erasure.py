@@ -33,6 +33,7 @@ from common import (
     Column,
     Figure,
     backend_name,
+    bench_arguments,
     bench_settings,
     record,
     seed,
@@ -215,11 +216,7 @@ def main() -> None:
                         help="other recipients' events in the table at the small size")
     parser.add_argument("--large", type=int, default=2_000_000,
                         help="... and at the large size")
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
-                             "postgres; a throwaway database is created on it and dropped")
-    parser.add_argument("--max-seconds", type=float, default=600,
-                        help="give up (non-zero exit) if the run has not finished by then")
+    bench_arguments(parser, max_seconds=600)
     args = parser.parse_args()
     if args.messages < 2 or not 0 < args.small < args.large:
         parser.error("--messages must be at least 2 and 0 < --small < --large")

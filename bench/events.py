@@ -54,6 +54,7 @@ from common import (
     RawConnection,
     backend_name,
     basic_auth,
+    bench_arguments,
     bench_settings,
     free_port,
     percentile,
@@ -399,14 +400,7 @@ def main() -> None:
                         help="events on the domain (at least 10,000)")
     parser.add_argument("--samples", type=int, default=200,
                         help="timed requests per filter (and as many direct queries)")
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
-                             "postgres; a throwaway database is created on it and dropped")
-    parser.add_argument("--max-seconds", type=float, default=600,
-                        help="give up (non-zero exit) if the run has not finished by then")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    bench_arguments(parser, max_seconds=600, child=True)
     args = parser.parse_args()
     if args.serve:  # the child
         serve(args.port, args.data_dir, args.database_url)

@@ -52,6 +52,7 @@ from common import (
     attachment,
     backend_name,
     basic_auth,
+    bench_arguments,
     bench_settings,
     free_port,
     median,
@@ -280,14 +281,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=200,
                         help="untimed requests per endpoint before the rounds")
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
-                             "postgres; a throwaway database is created on it and dropped")
-    parser.add_argument("--max-seconds", type=float, default=300,
-                        help="give up (non-zero exit) if the load has not finished by then")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    bench_arguments(parser, max_seconds=300, child=True)
     args = parser.parse_args()
     if args.serve:  # the child
         serve(args.port, args.data_dir, args.database_url)

@@ -43,6 +43,7 @@ from common import (
     RawConnection,
     backend_name,
     basic_auth,
+    bench_arguments,
     bench_settings,
     free_port,
     mailhaven_serve,
@@ -226,11 +227,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64,
                         help="connections (the burst's concurrency; the paced client's pool)")
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
-                             "postgres; a throwaway database is created on it and dropped")
-    parser.add_argument("--max-seconds", type=float, default=300,
-                        help="give up (non-zero exit) if the run has not finished by then")
+    bench_arguments(parser, max_seconds=300)
     args = parser.parse_args()
     if min(args.peak_messages, args.clients) < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--peak-messages, --clients and --seconds must be positive")

@@ -67,6 +67,7 @@ from common import (
     Column,
     Figure,
     backend_name,
+    bench_arguments,
     bench_settings,
     free_port,
     median,
@@ -434,11 +435,7 @@ def main() -> None:
                         help="attempts in flight per worker (default: Settings')")
     parser.add_argument("--warmup", type=int, default=20,
                         help="an untimed run of each phase with this many messages (0: none)")
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
-                             "postgres; a throwaway database is created on it and dropped")
-    parser.add_argument("--max-seconds", type=float, default=600,
-                        help="give up (non-zero exit) if the run has not finished by then")
+    bench_arguments(parser, max_seconds=600)
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, Postfix's maillog) and say where")
     args = parser.parse_args()
