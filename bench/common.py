@@ -127,18 +127,39 @@ def mailhaven_serve(data_dir: Path, database_url: str | None,
     runs it, configured by the environment: the data dir, the database, `relayhost` at the
     sink; its log in data_dir/serve.log. Yields (process, HTTP port); stopped at the end."""
     port = free_port()
-    env = serve_env(data_dir, database_url, relay_port, port)
     command = [str(Path(sys.executable).with_name("mailhaven")), "serve"]
-    log_path = data_dir / "serve.log"
+    with _server(command, serve_env(data_dir, database_url, relay_port, port),
+                 data_dir / "serve.log", port) as proc:
+        yield proc, port
+
+
+@contextlib.contextmanager
+def script_server(script: str, data_dir: Path,
+                  database_url: str | None) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`script --serve`: a benchmark's own server child (the app on uvicorn, with what the
+    script mounts on it) on a free port, its log in data_dir/server.log. Yields (process,
+    HTTP port); stopped at the end if the caller has not killed it."""
+    port = free_port()
+    command = [sys.executable, script, "--serve", "--port", str(port), "--data-dir",
+               str(data_dir), *(["--database-url", database_url] if database_url else [])]
+    with _server(command, None, data_dir / "server.log", port) as proc:
+        yield proc, port
+
+
+@contextlib.contextmanager
+def _server(command: list[str], env: dict[str, str] | None, log_path: Path,
+            port: int) -> Iterator[subprocess.Popen]:
+    """A child serving HTTP on `port`, once healthy; the tail of its log is printed if
+    anything fails while it runs."""
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
         try:
             wait_healthy(port, proc)
-            yield proc, port
+            yield proc
         except BaseException:
             stop_child(proc)
             tail = log_path.read_text(errors="replace").splitlines()[-20:]
-            print("mailhaven serve log (tail):\n" + "\n".join(tail), file=sys.stderr)
+            print("server log (tail):\n" + "\n".join(tail), file=sys.stderr)
             raise
         finally:
             stop_child(proc)
@@ -147,7 +168,7 @@ def mailhaven_serve(data_dir: Path, database_url: str | None,
 def bench_arguments(parser: argparse.ArgumentParser, *, max_seconds: float,
                     child: bool = False) -> None:
     """The options every benchmark takes; with `child`, the hidden ones of the server it
-    starts as a child process of its own script."""
+    starts as a child process of its own script (`script_server`)."""
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/"
                              "postgres; a throwaway database is created on it and dropped")

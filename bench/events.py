@@ -36,7 +36,6 @@ import json
 import logging
 import random
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,14 +55,12 @@ from common import (
     basic_auth,
     bench_arguments,
     bench_settings,
-    free_port,
     percentile,
     record,
+    script_server,
     seed,
-    stop_child,
     table,
     throwaway_database,
-    wait_healthy,
 )
 from mailhaven.config import Settings
 from mailhaven.domains.service import owned_domain
@@ -418,24 +415,9 @@ def main() -> None:
         account_id, api_key, timings = build(settings, database_url, args.events)
         print(f"events on {backend}: {args.events:,} events in "
               f"{timings['record_s'] + timings['load_s']:.1f} s", flush=True)
-        port = free_port()
-        log_path = data_dir / "server.log"
-        command = [sys.executable, __file__, "--serve", "--port", str(port),
-                   "--data-dir", str(data_dir)]
-        if database_url:
-            command += ["--database-url", database_url]
-        with log_path.open("wb") as log_file:
-            proc = subprocess.Popen(command, stdout=log_file, stderr=log_file)
-            try:
-                wait_healthy(port, proc)
-                results = run(port, api_key, settings, database_url, account_id,
-                              args.samples, deadline)
-            except BaseException:
-                stop_child(proc)
-                tail = log_path.read_text(errors="replace").splitlines()[-20:]
-                print("server log (tail):\n" + "\n".join(tail), file=sys.stderr)
-                raise
-            stop_child(proc)
+        with script_server(__file__, data_dir, database_url) as (_, port):
+            results = run(port, api_key, settings, database_url, account_id, args.samples,
+                          deadline)
         report(results, backend, args.events, timings)
     print(f"total {time.monotonic() - started:.0f} s")
 

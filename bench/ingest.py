@@ -35,7 +35,6 @@ import asyncio
 import itertools
 import json
 import logging
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,17 +53,15 @@ from common import (
     basic_auth,
     bench_arguments,
     bench_settings,
-    free_port,
     median,
     multipart_send,
     percentile,
     process_cpu_seconds,
     record,
+    script_server,
     seed,
-    stop_child,
     table,
     throwaway_database,
-    wait_healthy,
 )
 
 # With Request, for the reference routes' annotations: FastAPI resolves them in the globals.
@@ -294,26 +291,10 @@ def main() -> None:
             throwaway_database(args.database_url) as database_url:
         data_dir = Path(tmp)
         _, api_key = seed(bench_settings(data_dir, database_url))
-        port = free_port()
-        log_path = data_dir / "server.log"
-        command = [sys.executable, __file__, "--serve", "--port", str(port),
-                   "--data-dir", str(data_dir)]
-        if database_url:
-            command += ["--database-url", database_url]
-        with log_path.open("wb") as log_file:
-            proc = subprocess.Popen(command, stdout=log_file, stderr=log_file)
-            try:
-                wait_healthy(port, proc)
-                print(f"ingest on {backend}: server pid {proc.pid} on 127.0.0.1:{port}",
-                      flush=True)
-                deadline = time.monotonic() + args.max_seconds
-                rounds, accepted = asyncio.run(
-                    run_load(port, proc.pid, api_key, args, deadline))
-            except BaseException:
-                stop_child(proc)
-                tail = log_path.read_text(errors="replace").splitlines()[-20:]
-                print("server log (tail):\n" + "\n".join(tail), file=sys.stderr)
-                raise
+        with script_server(__file__, data_dir, database_url) as (proc, port):
+            print(f"ingest on {backend}: server pid {proc.pid} on 127.0.0.1:{port}", flush=True)
+            deadline = time.monotonic() + args.max_seconds
+            rounds, accepted = asyncio.run(run_load(port, proc.pid, api_key, args, deadline))
             # SIGKILL, no graceful shutdown: whatever the server answered 200 for must
             # already be committed (check_stored looks each one up).
             proc.kill()
