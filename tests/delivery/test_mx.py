@@ -176,3 +176,10 @@ def test_mail_is_not_delivered_to_a_private_mx_unless_allowed(
     assert "non-public addresses" in failed["delivery-status"]["message"]
     # our refusal, not the recipient's: the address is not put on the bounce list
     assert api.get(f"/v3/{domain}/bounces").json()["items"] == []
+
+
+def test_private_mx_hosts_are_an_operator_s_choice(monkeypatch) -> None:
+    monkeypatch.delenv("MAILHAVEN_ALLOW_PRIVATE_MX", raising=False)
+    assert not Settings.from_env().allow_private_mx
+    monkeypatch.setenv("MAILHAVEN_ALLOW_PRIVATE_MX", "1")
+    assert Settings.from_env().allow_private_mx
