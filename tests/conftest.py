@@ -80,7 +80,7 @@ def settings(backend: str, tmp_path, request: pytest.FixtureRequest) -> Settings
     else:
         url = request.getfixturevalue("pg_database")
     return Settings(data_dir=tmp_path, database_url=url, hostname="mx.mailhaven.test",
-                    lease_seconds=60, webhook_allow_private=True,
+                    lease_seconds=60, webhook_allow_private=True, allow_private_mx=True,
                     require_verified_domains=False)
 
 

@@ -202,12 +202,12 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-def send_webhooks(services: Services) -> int:
+def send_webhooks(services: Services, transport: httpx.AsyncBaseTransport | None = None) -> int:
     """Run one webhook sender until nothing is due now; how many POSTs it made."""
     from mailhaven.webhooks.sender import WebhookSender
 
     async def run() -> int:
-        sender = WebhookSender(services)
+        sender = WebhookSender(services, transport=transport)
         total = 0
         try:
             while handled := await sender.run_once():

@@ -52,6 +52,7 @@ class Settings:
     mx_host: str = "127.0.0.1"
     mx_port: int = 2500
     webhook_allow_private: bool = False  # POSTs to loopback/private addresses (tests, LANs)
+    allow_private_mx: bool = False  # deliver to MX hosts on loopback/private addresses
     require_verified_domains: bool = True  # a domain sends once its DNS proves ownership
     notice_version: str = "1"  # the privacy notice in force, recorded with each consent
     public_url: str = ""  # tracking links' base; default http(s)://<web_prefix>.<domain>
@@ -95,6 +96,7 @@ class Settings:
             mx_host=_env("MX_HOST", "127.0.0.1"),
             mx_port=_int("MX_PORT", 2500),
             webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0") in ("1", "true", "yes"),
+            allow_private_mx=_env("ALLOW_PRIVATE_MX", "0") in ("1", "true", "yes"),
             public_url=_env("PUBLIC_URL", "").rstrip("/"),
             notice_version=_env("NOTICE_VERSION", "1"),
             require_verified_domains=_env("REQUIRE_VERIFIED_DOMAINS", "1") in ("1", "true",

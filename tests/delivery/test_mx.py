@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
+from mailhaven.config import Settings
 from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure
 from tests.delivery.sinks import DnsServer, outcomes, send, with_dns
@@ -25,16 +27,22 @@ ZONE = {
     "acme-customer.test": {"MX": ["10 down.acme-customer.test.", "20 up.acme-customer.test."]},
     "down.acme-customer.test": {"A": ["127.0.0.2"]},
     "up.acme-customer.test": {"A": ["127.0.0.1"]},
+    # MX hosts on public and non-public addresses
+    "mixed.test": {"MX": ["10 inside.mixed.test.", "20 outside.mixed.test."]},
+    "inside.mixed.test": {"A": ["10.0.0.25"], "AAAA": ["64:ff9b::a00:19"]},  # NAT64 of it
+    "outside.mixed.test": {"A": ["192.0.2.1", "8.8.8.8"], "AAAA": ["2002:c0a8:1::"]},
 }
 
 
-def hosts(server: DnsServer, domain: str, port: int = 2525) -> list[MailHost]:
-    return asyncio.run(MxResolver(nameserver=server.address, port=port).hosts(domain))
+def hosts(server: DnsServer, domain: str, port: int = 2525, *,
+          allow_private: bool = True) -> list[MailHost]:
+    resolver = MxResolver(nameserver=server.address, port=port, allow_private=allow_private)
+    return asyncio.run(resolver.hosts(domain))
 
 
-def failure(server: DnsServer, domain: str) -> DeliveryFailure:
+def failure(server: DnsServer, domain: str, *, allow_private: bool = True) -> DeliveryFailure:
     with pytest.raises(DeliveryFailure) as caught:
-        hosts(server, domain)
+        hosts(server, domain, allow_private=allow_private)
     return caught.value
 
 
@@ -88,7 +96,7 @@ def test_mx_hosts_without_addresses_are_a_temporary_failure(dns_server) -> None:
 
 def test_answers_are_cached(dns_server) -> None:
     async def twice() -> tuple[list[MailHost], list[MailHost]]:
-        resolver = MxResolver(nameserver=dns_server.address, port=25)
+        resolver = MxResolver(nameserver=dns_server.address, port=25, allow_private=True)
         return await resolver.hosts("implicit.test"), await resolver.hosts("implicit.test")
 
     first, second = asyncio.run(twice())
@@ -139,3 +147,39 @@ def test_a_dns_outage_is_retried(api, services, domain, clock, dns_server) -> No
     [failed] = outcomes(api, domain)
     assert failed["severity"] == "temporary"
     assert failed["delivery-status"]["retry-seconds"] > 0
+
+
+# -- MX hosts on non-public addresses (a customer aiming mail at internal servers) -------
+def test_only_mx_hosts_on_public_addresses_are_used_by_default(dns_server) -> None:
+    found = hosts(dns_server, "mixed.test", allow_private=False)
+    assert [(h.name, h.address) for h in found] == [("outside.mixed.test", "8.8.8.8")]
+    got = failure(dns_server, "acme-customer.test", allow_private=False)
+    assert got.permanent and (got.reply.code, got.reply.enhanced) == (550, "5.4.4")
+    assert "non-public addresses" in got.reply.text
+
+
+def test_mail_is_not_delivered_to_a_private_mx_unless_allowed(
+        api, services, domain, clock, dns_server) -> None:
+    send(api, domain, {"to": "Ann <ann@acme-customer.test>"})  # its MX: 127.0.0.1
+    default = dataclasses.replace(services, settings=services.settings.with_(
+        allow_private_mx=Settings().allow_private_mx))
+    with Sink() as sink:
+        deliver_due(with_dns(default, dns_server, sink.port))
+        clock.advance(86400)
+        deliver_due(with_dns(default, dns_server, sink.port))
+
+    assert sink.received == [] and sink.rcpt_attempts == []  # never even connected
+    [failed] = outcomes(api, domain)
+    assert (failed["event"], failed["severity"], failed["reason"]) == (
+        "failed", "permanent", "generic")
+    assert failed["delivery-status"]["code"] == 550
+    assert "non-public addresses" in failed["delivery-status"]["message"]
+    # our refusal, not the recipient's: the address is not put on the bounce list
+    assert api.get(f"/v3/{domain}/bounces").json()["items"] == []
+
+
+def test_private_mx_hosts_are_an_operator_s_choice(monkeypatch) -> None:
+    monkeypatch.delenv("MAILHAVEN_ALLOW_PRIVATE_MX", raising=False)
+    assert not Settings.from_env().allow_private_mx
+    monkeypatch.setenv("MAILHAVEN_ALLOW_PRIVATE_MX", "1")
+    assert Settings.from_env().allow_private_mx

@@ -107,3 +107,52 @@ def test_another_account_sees_none_of_it(api, live, services, domain) -> None:
             != api.get("/v5/accounts/http_signing_key").json()
     with live.client("wrong-key") as anonymous:
         assert anonymous.get("/v1/webhooks").status_code == 401
+
+
+BAD_URLS = [
+    "http://hooks.example:99999/x",  # port out of range
+    "http://hooks.example:abc/x",  # port not a number
+    "http://hooks.example:0/x",
+    "http://[::1",  # unclosed IPv6 literal (was a 500)
+    "http://[not-an-address]/x",
+    "https:///no-host",
+    "ftp://hooks.example/x",
+    "http://hooks example/x",  # space in the host
+    "http://hooks..example/x",  # an empty label
+    "http://" + "a" * 64 + ".example/x",  # a label over 63 characters
+    "http://hooks.example/a\tb",
+    "https://hooks.example/" + "a" * 4096,  # over the length limit
+]
+
+
+def _refused(reply, key: str) -> bool:  # type: ignore[no-untyped-def]
+    return (reply.status_code == 400 and list(reply.json()) == [key]
+            and "not a valid url" in reply.json()[key])
+
+
+def test_invalid_urls_are_refused_by_every_api_and_never_stored(api, domain) -> None:
+    v3, v4 = f"/v3/domains/{domain}/webhooks", f"/v4/domains/{domain}/webhooks"
+    assert api.post(v4, data={"url": A, "event_types": "opened"}).status_code == 200
+    account_hook = api.post("/v1/webhooks", data={"url": B, "event_types": "opened"}).json()
+    for url in BAD_URLS:
+        assert _refused(api.post(v3, data={"id": "delivered", "url": url}), "Reason"), url
+        assert _refused(api.put(f"{v3}/opened", data={"url": url}), "Reason"), url
+        assert _refused(api.post(v4, data={"url": url, "event_types": "clicked"}), "Reason")
+        assert _refused(api.put(v4, data={"url": url, "event_types": "clicked"}), "Reason")
+        assert _refused(api.post("/v1/webhooks", data={"url": url, "event_types": "clicked"}),
+                        "message"), url
+        assert _refused(api.put(f"/v1/webhooks/{account_hook['webhook_id']}",
+                                data={"url": url}), "message"), url
+    assert api.get(v3).json() == {"webhooks": {"opened": {"urls": [A]}}}
+    assert [h["url"] for h in api.get("/v1/webhooks").json()["webhooks"]] == [B]
+    long = api.post(v3, data={"id": "delivered", "url": BAD_URLS[-1]}).json()["Reason"]
+    assert len(long) < 200  # the refusal does not echo a huge URL back
+
+
+def test_valid_urls_of_every_shape_are_accepted(api, domain) -> None:
+    v4 = f"/v4/domains/{domain}/webhooks"
+    for url in ["http://hooks.example:8080/x?a=1", "https://user:secret@hooks.example/x",
+                "http://[2001:db8::1]:65535/x", "https://bücher.example/hook",
+                "http://192.0.2.10/x"]:
+        assert api.post(v4, data={"url": url, "event_types": "opened"}).status_code == 200, url
+        assert api.delete(v4, params={"url": url}).status_code == 200

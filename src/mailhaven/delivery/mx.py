@@ -1,4 +1,5 @@
-"""Where mail for a domain goes: MX records, implicit MX, null MX — with a short cache."""
+"""Where mail for a domain goes: MX records, implicit MX, null MX, public addresses only —
+with a short cache."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import dns.exception
 import dns.resolver
 
 from mailhaven.delivery.replies import DeliveryFailure, local_failure
+from mailhaven.netpolicy import is_public
 
 CACHE_SECONDS_MAX = 300
 NEGATIVE_CACHE_SECONDS = 60
@@ -34,9 +36,11 @@ def make_resolver(nameserver: tuple[str, int] | None) -> dns.asyncresolver.Resol
 
 
 class MxResolver:
-    def __init__(self, *, nameserver: tuple[str, int] | None = None, port: int = 25) -> None:
+    def __init__(self, *, nameserver: tuple[str, int] | None = None, port: int = 25,
+                 allow_private: bool = False) -> None:
         self._resolver = make_resolver(nameserver)
         self._port = port
+        self._allow_private = allow_private  # MAILHAVEN_ALLOW_PRIVATE_MX
         self._cache: dict[str, tuple[float, list[MailHost] | DeliveryFailure]] = {}
 
     async def hosts(self, domain: str) -> list[MailHost]:
@@ -87,7 +91,18 @@ class MxResolver:
         if not hosts:
             raise local_failure(451, "4.4.4", f"No address for the mail hosts of {domain}",
                                 permanent=False)
-        return hosts, ttl
+        return self._public(domain, hosts), ttl
+
+    def _public(self, domain: str, hosts: list[MailHost]) -> list[MailHost]:
+        """Only hosts on public addresses: a recipient domain's DNS, which anyone can write,
+        must not aim our SMTP client at the platform's own network."""
+        if self._allow_private:
+            return hosts
+        public = [host for host in hosts if is_public(host.address)]
+        if not public:
+            raise local_failure(550, "5.4.4", f"Not delivered: the mail hosts of {domain} "
+                                "have only non-public addresses", permanent=True)
+        return public
 
     async def _addresses(self, name: str) -> list[str]:
         found: list[str] = []

@@ -62,7 +62,8 @@ class DeliveryWorker(Runner):
         self.transport = SmtpTransport(
             settings.hostname, per_host=max(r.connections for r in settings.shaping_rules))
         self.resolver = MxResolver(nameserver=settings.dns_nameserver,
-                                   port=settings.smtp_delivery_port)
+                                   port=settings.smtp_delivery_port,
+                                   allow_private=settings.allow_private_mx)
         self._inflight: set[asyncio.Task] = set()
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
         self._signers_lock = threading.Lock()

@@ -2,13 +2,14 @@
 
 A 2xx is success; a 406 means "stop" (Mailgun's rule); anything else, a timeout or a refused
 connection is retried after 10m, 10m, 15m, 30m, 1h, 2h and 4h (about 8 hours), then given
-up. Claims are leases, as in the delivery queue: a sender that dies lets them run out.
+up; a URL that can't work or a non-public target is given up at once. Each POST is settled on
+its own: one that fails never holds up the others. Claims are leases, as in the delivery
+queue: a sender that dies lets them run out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import secrets
@@ -35,7 +36,8 @@ from mailhaven.webhooks.models import (
     SENT,
     WebhookDelivery,
 )
-from mailhaven.webhooks.service import signed_body, signing_key
+from mailhaven.webhooks.network import Refused, checked_transport
+from mailhaven.webhooks.service import signed_body, signing_key, url_problem
 
 log = logging.getLogger("mailhaven.webhooks")
 POSTS = Counter("mailhaven_webhook_posts", "Webhook POST attempts by outcome", ["outcome"])
@@ -62,19 +64,26 @@ class WebhookSender(Runner):
     idle_seconds = 1.0
 
     def __init__(self, services: Services, *, owner: str | None = None,
-                 concurrency: int = 20) -> None:
+                 concurrency: int = 20, transport: httpx.AsyncBaseTransport | None = None,
+                 ) -> None:
         self.services = services
         self.owner = owner or f"webhooks-{secrets.token_hex(6)}"
         self.concurrency = concurrency
+        transport = transport or checked_transport(
+            allow_private=services.settings.webhook_allow_private)
         self.client = httpx.AsyncClient(
-            timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False,
-            headers={"User-Agent": f"mailhaven-webhooks/{__version__}"})
+            transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False,
+            trust_env=False, headers={"User-Agent": f"mailhaven-webhooks/{__version__}"})
 
     async def run_once(self) -> int:
         now = self.services.clock.now()
         posts = await asyncio.to_thread(self._claim, now)
-        if posts:
-            await asyncio.gather(*(self._post(p) for p in posts))
+        results = await asyncio.gather(*(self._post(p) for p in posts), return_exceptions=True)
+        for post, result in zip(posts, results, strict=True):
+            if isinstance(result, Exception):  # recording failed (the database?): the lease
+                # runs out and this POST is tried again; the others are settled
+                log.error("webhook %s: could not record the attempt (%s)", post.delivery_id,
+                          type(result).__name__)
         return len(posts)
 
     async def close(self) -> None:
@@ -133,24 +142,31 @@ class WebhookSender(Runner):
 
     # -- post ---------------------------------------------------------------------------
     async def _post(self, post: Post) -> None:
+        """One POST, settled whatever happens to it: a failure is this row's alone."""
         started = time.monotonic()
         status_code, error = None, ""
         try:
-            await self._check_destination(post.url)
+            problem = url_problem(post.url)
+            if problem:  # stored before URLs were checked at creation: it never will work
+                raise Refused(f"{Refused.prefix} invalid URL: {problem}")
             now = self.services.clock.now()
             response = await self.client.post(
                 post.url, content=signed_body(post.key, post.document, now),
                 headers={"Content-Type": "application/json"})
             status_code = response.status_code
-        except _Forbidden as exc:
+        except Refused as exc:
             error = str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]
+        except Exception as exc:  # unforeseen: retried on the schedule like any failure
+            # the message may quote the URL, which may carry a secret: the type only
+            error = f"unexpected error: {type(exc).__name__}"
+            log.warning("webhook %s: %s", post.delivery_id, error)
         seconds = round(time.monotonic() - started, 3)
         outcome = self._outcome(post, status_code, error)
         POSTS.labels(outcome).inc()
         log.info(json.dumps({"kind": "webhook", "delivery": post.delivery_id,
-                             "webhook": post.webhook, "host": urlsplit(post.url).hostname,
+                             "webhook": post.webhook, "host": _host(post.url),
                              "attempt": post.attempts + 1, "status": status_code,
                              "error": error or None, "outcome": outcome,
                              "seconds": seconds}))
@@ -165,26 +181,9 @@ class WebhookSender(Runner):
             return SENT
         if status_code == 406:
             return REFUSED
-        if error.startswith(_Forbidden.prefix) or post.attempts >= len(RETRY_DELAYS):
+        if error.startswith(Refused.prefix) or post.attempts >= len(RETRY_DELAYS):
             return GAVE_UP
         return PENDING
-
-    async def _check_destination(self, url: str) -> None:
-        """Refuse loopback, private and link-local targets unless the operator allows them:
-        a webhook must not become a way into the platform's own network."""
-        if self.services.settings.webhook_allow_private:
-            return
-        parts = urlsplit(url)
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(parts.hostname, parts.port or 443)
-        except OSError as exc:
-            raise httpx.ConnectError(f"cannot resolve {parts.hostname}: {exc}") from exc
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                raise _Forbidden(f"{_Forbidden.prefix} {parts.hostname} resolves to a "
-                                 f"non-public address")
 
     def _record(self, post: Post, now: float, outcome: str, next_at: float | None,
                 entry: dict) -> None:
@@ -206,5 +205,9 @@ class WebhookSender(Runner):
                         .values(**values).execution_options(synchronize_session=False))
 
 
-class _Forbidden(Exception):
-    prefix = "refused:"
+def _host(url: str) -> str | None:
+    """The URL's host, for logs (the rest of a URL may carry a secret)."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None

@@ -10,6 +10,7 @@ import secrets
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,8 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 NAMES = ("accepted", "delivered", "opened", "clicked", "unsubscribed", "complained",
          "permanent_fail", "temporary_fail")
 MAX_URLS = 3  # per event type, as Mailgun
+MAX_URL_CHARS = 2048  # what browsers and most servers accept in a request line
+URL_SHOWN_CHARS = 100  # of a refused URL, in the error
 SIGNING_KEY_LABEL = "webhook-signing-key"
 
 
@@ -33,12 +36,46 @@ def webhook_name(document: dict) -> str | None:
     return event if event in NAMES else None
 
 
-def valid_url(url: str) -> str:
+def valid_url(url: str, *, key: str = "Reason") -> str:
+    """A URL the sender can POST to, or a 400: a URL stored unusable would fail every event."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(f"{url} is not a valid url: invalid URL scheme or host", key="Reason")
+    problem = url_problem(url)
+    if problem:
+        shown = url if len(url) <= URL_SHOWN_CHARS else url[:URL_SHOWN_CHARS] + "…"
+        raise BadRequest(f"{shown} is not a valid url: {problem}", key=key)
     return url
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` can't be a webhook target (None if it can): http(s), a host, a port in
+    1–65535, no spaces or control characters, at most MAX_URL_CHARS, and parsed by httpx."""
+    if len(url) > MAX_URL_CHARS:
+        return f"longer than {MAX_URL_CHARS} characters"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return "spaces and control characters are not allowed"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "it can't be parsed (check the host)"
+    if parts.scheme not in ("http", "https"):
+        return "invalid URL scheme (http or https)"
+    if not parts.hostname:
+        return "the host is missing"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        return "the port must be a number from 1 to 65535"
+    try:
+        host = httpx.URL(url).raw_host.decode("ascii")  # an IDN in its ASCII form
+    except httpx.InvalidURL:
+        return "it can't be parsed (check the host)"
+    labels = host.removesuffix(".").split(".")
+    if ":" not in host and (len(host) > 253 or not all(0 < len(label) < 64
+                                                       for label in labels)):
+        return "the host is not a valid name"
+    return None
 
 
 def valid_names(names: list[str], *, key: str = "Reason") -> list[str]:
@@ -191,7 +228,7 @@ def account_hook(session: Session, account_id: str, webhook_id: str) -> Webhook:
 
 def create_account_hook(session: Session, account_id: str, url: str, names: list[str],
                         description: str, now: float) -> Webhook:
-    url, names = valid_url(url), valid_names(names, key="message")
+    url, names = valid_url(url, key="message"), valid_names(names, key="message")
     hooks = _hooks(session, account_id, None)
     if any(h.url == url for h in hooks):
         raise BadRequest(f"webhook with URL '{url}' already exists", key="Description")
@@ -205,7 +242,7 @@ def update_account_hook(session: Session, account_id: str, webhook_id: str, url:
                         names: list[str], description: str | None) -> Webhook:
     hook = account_hook(session, account_id, webhook_id)
     if url is not None:
-        hook.url = valid_url(url)
+        hook.url = valid_url(url, key="message")
     if names:
         hook.event_types = json.dumps([n for n in NAMES if n in valid_names(names,
                                                                              key="message")])
