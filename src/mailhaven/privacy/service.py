@@ -34,6 +34,8 @@ from mailhaven.webhooks.service import signing_key
 EXPORT_RIGHTS = ("access", "portability")
 LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
 HOLD_YEARS = 3
+NEW_EMAIL_NOT_VERIFIED = ("not carried over: suppressions are written only for an address "
+                          "that has confirmed it is yours; ask the sender to update it")
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def verify_and_carry_out(session: Session, ctx: Context, request: PrivacyRequest
     reqs.verify(request, ctx.now)
     journal(session, ctx, "privacy.request.verified", request=request,
             details={"by": "one-time link"})
-    carry_out(session, ctx, request)
+    carry_out(session, ctx, request, vouched=False)
 
 
 def extend(session: Session, ctx: Context, request: PrivacyRequest, *, months: int,
@@ -148,7 +150,7 @@ def file_verified(session: Session, ctx: Context, account_id: str, right: str,
         index, kind = controls.holder_index(account_id), "holder"
     opened = receive(session, ctx, account_id=account_id, right=right, subject_type=kind,
                      subject_index=index, key=key, given=given, verified=True)
-    carry_out(session, ctx, opened.request)
+    carry_out(session, ctx, opened.request, vouched=True)
     return opened.request
 
 
@@ -167,9 +169,12 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
-def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
+def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
+              vouched: bool) -> dict:
     """Do what a verified request asks (everything but exports, which the caller writes
-    outside the transaction); the request is completed with the returned result."""
+    outside the transaction); the request is completed with the returned result.
+    `vouched`: filed by the customer or the operator, who verified the requester (and may
+    write any suppression anyway), rather than by a recipient's own mailed link."""
     request.state, request.updated_at = reqs.IN_PROGRESS, ctx.now
     given = reqs.details(ctx.vault, session, request)
     account_id, index = request.account_id, request.subject_index
@@ -191,6 +196,11 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
         for purpose in purposes:
             consent(session, ctx, account_id, index, purpose, granted=False, source="request")
         result = {"withdrawn": purposes}
+    elif request.subject_type == "recipient" and not vouched and given.get("new_email"):
+        # The link proved control of the old address only: writing suppressions for the
+        # new one would let anyone get any address suppressed (issue 10). The old
+        # address's entries stay: they protect a mailbox its owner still holds.
+        result = {"rectified": [], "new_email": NEW_EMAIL_NOT_VERIFIED}
     else:
         fields, changes = rectify(session, ctx, request, given)
         result = {"rectified": fields}
@@ -206,7 +216,8 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
 def rectify(session: Session, ctx: Context, request: PrivacyRequest,
             given: dict) -> tuple[list[str], dict | None]:
     """Corrections applied wherever the data is copied: the holder's profile; a recipient's
-    address on every suppression list (events stay the record of what was sent). Returns
+    address on every suppression list, for a request the customer or the operator vouched
+    for (events stay the record of what was sent). Returns
     the fields changed and their before/after values (for the audit log, sealed)."""
     if request.subject_type == "holder":
         account = session.get(Account, request.account_id)
