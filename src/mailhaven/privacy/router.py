@@ -7,7 +7,6 @@ every API call; a recipient's request needs no key and is confirmed by a one-tim
 from __future__ import annotations
 
 import logging
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
@@ -17,7 +16,7 @@ from sqlalchemy import select
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.exports.router import zip_response
+from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account, export_recipient
 from mailhaven.http import field_dict, in_thread, read_form
 from mailhaven.privacy import controls, service
@@ -289,11 +288,37 @@ async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
 
 # -- the processor API, consents, account deletion ---------------------------------------
 
+def _recipient(address: str) -> str:
+    """The address named in a `/v1/privacy/recipients/{address}` path, which the server has
+    percent-decoded once already: decoding it again would turn `pct%41x@…` into
+    `pctax@…`, another person (issue 10)."""
+    return _address(address, "address")
+
+
+# `:path`, so an address with a percent-encoded "/" (legal in a local part) still matches.
+@router.get(
+    "/v1/privacy/recipients/{address:path}",
+    summary="Export everything held about one recipient (Mailhaven extension)",
+    description="A zip of export.json (schema `mailhaven-export` v1, docs/privacy.md) and a "
+                "CSV per category: the recipient's events, suppressions, queued and delivered "
+                "copies and the metadata of the messages they received, across the account's "
+                "domains. The address is percent-encoded in the path.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}},
+               404: {"description": "Nothing is held about the address"}})
+async def export_recipient_data(address: str, services: ServicesDep,
+                                account_id: AccountDep) -> StreamingResponse:
+    email = _recipient(address)
+    return await zip_response(lambda path: export_recipient(
+        services.db, services.vault, account_id, email, path, clock=services.clock),
+        "recipient-export.zip")
+
+
 @router.delete("/v1/privacy/recipients/{address:path}")
 async def erase_recipient(address: str, services: ServicesDep,
                           account_id: AccountDep) -> dict:
     """Erase everything the account holds about one recipient, across its domains."""
-    email = _address(unquote(address), "address")
+    email = _recipient(address)
     ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
