@@ -144,7 +144,8 @@ def test_an_account_holder_exercises_each_right_with_their_login(api, services, 
 def test_an_account_holder_s_erasure_deletes_the_account(api, live, services, account,
                                                          domain) -> None:
     _send(api, domain)
-    done = api.post("/v1/privacy/requests", data={"type": "erasure"})
+    done = api.post("/v1/privacy/requests", data={"type": "erasure",
+                                                  "confirm": account[0]})
     assert done.status_code == 201
     record = done.json()["result"]["account_deleted"]
     assert record["legal_hold"]["name"] == "privacy-accountability"

@@ -77,7 +77,8 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
     if given.get("new_email"):
         given["new_email"] = _address(given["new_email"], "new_email")
     if account_id is not None:
-        return await _authenticated_request(services, account_id, right, given)
+        confirm = fields.get("confirm") or request.query_params.get("confirm")
+        return await _authenticated_request(services, account_id, right, given, confirm)
     email = _address(fields.get("email"))
     domain_name = (fields.get("domain") or "").strip().lower()
     if not domain_name:
@@ -109,14 +110,15 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
 
 
 async def _authenticated_request(services: Services, account_id: str, right: str,
-                                 given: dict) -> JSONResponse:
+                                 given: dict, confirm: str | None) -> JSONResponse:
     if given.get("email"):
         given["email"] = _address(given["email"])
     ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
         with services.db.transaction() as session:
-            done = service.file_verified(session, ctx, account_id, right, given)
+            done = service.file_verified(session, ctx, account_id, right, given,
+                                         confirm=confirm)
             return reqs.as_json(done, ctx.now)
 
     shown = await in_thread(run)
@@ -371,8 +373,7 @@ async def get_consents(request: Request, services: ServicesDep,
 async def delete_account(request: Request, services: ServicesDep,
                          account_id: AccountDep) -> dict:
     """Account deletion (N8); `confirm` must repeat the account id."""
-    if request.query_params.get("confirm") != account_id:
-        raise BadRequest("confirm must be this account's id")
+    service.confirm_deletion(account_id, request.query_params.get("confirm"))
     ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:

@@ -34,6 +34,7 @@ from mailhaven.webhooks.service import signing_key
 EXPORT_RIGHTS = ("access", "portability")
 LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
 HOLD_YEARS = 3
+CONFIRM_DELETION = "confirm must be this account's id"
 NEW_EMAIL_NOT_VERIFIED = ("not carried over: suppressions are written only for an address "
                           "that has confirmed it is yours; ask the sender to update it")
 
@@ -132,13 +133,24 @@ def consent(session: Session, ctx: Context, account_id: str, index: str, purpose
     return entry
 
 
+def confirm_deletion(account_id: str, confirm: str | None) -> None:
+    """Every path to deleting an account (DELETE /v1/privacy/account, a holder's erasure
+    request, the CLI) asks for the account's id again: a stray call or a leaked key used
+    carelessly must not destroy everything at once."""
+    if not confirm or not hmac.compare_digest(confirm.encode(), account_id.encode()):
+        raise BadRequest(CONFIRM_DELETION)
+
+
 def file_verified(session: Session, ctx: Context, account_id: str, right: str,
-                  given: dict) -> PrivacyRequest:
+                  given: dict, *, confirm: str | None = None) -> PrivacyRequest:
     """A request whose requester is already known (the holder's login; the customer or
     the operator relaying a recipient's request), opened and carried out at once.
     A recipient is named by `email`; a holder's rectification gives the holder's new
-    `email`/`name`, a recipient's gives `email` and `new_email`."""
+    `email`/`name`, a recipient's gives `email` and `new_email`. A holder's erasure deletes
+    the account, and needs `confirm` to repeat its id."""
     email = given.get("email") if right != "rectification" or "new_email" in given else None
+    if right == "erasure" and not email:
+        confirm_deletion(account_id, confirm)
     if email:
         key = ctx.vault.subjects(session, account_id, [email])[email.strip().lower()]
         index, kind = ctx.vault.blind_index(account_id, email), "recipient"
