@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
-from mailhaven.errors import BadRequest, NotFound
+from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account, export_recipient
 from mailhaven.http import field_dict, in_thread, read_form
@@ -153,7 +153,7 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
 
     def run() -> dict:
         with services.db.sessions() as session:
-            found = (reqs.by_token(session, token) if token
+            found = (reqs.by_token(session, token, now=now) if token
                      else reqs.owned(session, account_id or "", request_id))
             if found.id != request_id:
                 raise NotFound("Request not found")
@@ -166,17 +166,21 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
 async def request_export(request_id: str, request: Request,
                          services: ServicesDep) -> StreamingResponse:
     """An access or portability request's zip, made when it is fetched (nothing in clear
-    is kept): with the account's API key, or the recipient's one-time token."""
+    is kept): with the account's API key, or the recipient's link (a few times, for a
+    day: each download by link is counted in the audit log)."""
     token = request.query_params.get("token")
     account_id = None if token else await current_account(request, services)
+    ctx = service.Context.of(services, "subject")
 
     def find() -> tuple[PrivacyRequest, dict]:
-        with services.db.sessions() as session:
-            found = (reqs.by_token(session, token) if token
+        with services.db.transaction() as session:
+            found = (reqs.by_token(session, token, now=ctx.now, lock=True) if token
                      else reqs.owned(session, account_id or "", request_id))
             if found.id != request_id or found.right not in service.EXPORT_RIGHTS \
                     or found.state != reqs.COMPLETED:
                 raise NotFound("No export for this request")
+            if token:
+                service.hand_over(session, ctx, found)
             return found, reqs.details(services.vault, session, found)
 
     found, given = await in_thread(find)
@@ -253,14 +257,19 @@ def _page(state: str, *, status_code: int = 200, **values: object) -> HTMLRespon
 @router.get("/v1/privacy/verify/{token}", include_in_schema=False)
 async def confirm_page(token: str, services: ServicesDep) -> HTMLResponse:
     """Asks before it acts: mail scanners follow links."""
+    now = services.clock.now()
+
     def run() -> PrivacyRequest | None:
         with services.db.sessions() as session:
             try:
-                return reqs.by_token(session, token)
+                return reqs.by_token(session, token, now=now)
             except NotFound:
                 return None
 
-    found = await in_thread(run)
+    try:
+        found = await in_thread(run)
+    except Gone:
+        return _page("expired", status_code=410)
     if found is None:
         return _page("invalid", status_code=404)
     return _page("confirm" if found.state == reqs.UNVERIFIED else "done",
@@ -275,13 +284,16 @@ async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
     def run() -> PrivacyRequest | None:
         with services.db.transaction() as session:
             try:
-                found = reqs.by_token(session, token, lock=True)
+                found = reqs.by_token(session, token, now=ctx.now, lock=True)
             except NotFound:
                 return None
             service.verify_and_carry_out(session, ctx, found)
             return found
 
-    found = await in_thread(run)
+    try:
+        found = await in_thread(run)
+    except Gone:
+        return _page("expired", status_code=410)
     if found is None:
         return _page("invalid", status_code=404)
     return _page("done", right=found.right.replace("-", " "), request=found.id, token=token,

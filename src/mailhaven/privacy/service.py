@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.audit import service as audit
+from mailhaven.audit.models import AuditEntry
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
-from mailhaven.errors import BadRequest
+from mailhaven.errors import BadRequest, Gone
 from mailhaven.events.models import Event
 from mailhaven.privacy import controls, erasure
 from mailhaven.privacy import requests as reqs
@@ -34,6 +35,7 @@ from mailhaven.webhooks.service import signing_key
 EXPORT_RIGHTS = ("access", "portability")
 LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
 HOLD_YEARS = 3
+EXPORT_DOWNLOADED = "privacy.export.downloaded"
 CONFIRM_DELETION = "confirm must be this account's id"
 NEW_EMAIL_NOT_VERIFIED = ("not carried over: suppressions are written only for an address "
                           "that has confirmed it is yours; ask the sender to update it")
@@ -89,6 +91,17 @@ def verify_and_carry_out(session: Session, ctx: Context, request: PrivacyRequest
     journal(session, ctx, "privacy.request.verified", request=request,
             details={"by": "one-time link"})
     carry_out(session, ctx, request, vouched=False)
+
+
+def hand_over(session: Session, ctx: Context, request: PrivacyRequest) -> None:
+    """An export downloaded by the recipient's link: at most MAX_DOWNLOADS times, each one
+    in the audit log (which is where they are counted: no column needed)."""
+    done = session.scalar(select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.target == request.id, AuditEntry.action == EXPORT_DOWNLOADED))
+    if (done or 0) >= reqs.MAX_DOWNLOADS:
+        raise Gone(reqs.DOWNLOADS_USED)
+    journal(session, ctx, EXPORT_DOWNLOADED, request=request,
+            details={"download": (done or 0) + 1, "by": "link"})
 
 
 def extend(session: Session, ctx: Context, request: PrivacyRequest, *, months: int,
