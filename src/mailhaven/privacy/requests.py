@@ -33,7 +33,6 @@ OPEN_STATES = (RECEIVED, UNVERIFIED, VERIFIED, IN_PROGRESS, EXTENDED)
 DENIAL_REASONS = ("identity-not-verified", "manifestly-unfounded", "excessive",
                   "legal-obligation", "legal-claims", "not-the-controller")
 MAX_EXTENSION_MONTHS = 2
-MAX_UNCONFIRMED = 3  # links mailed to one address per day while none is confirmed
 # A recipient's link is their key to the request's status and export: once the request is
 # answered it works for a day, and downloads the export a few times (issue 10).
 LINK_HOURS = 24
@@ -108,13 +107,6 @@ def owned(session: Session, account_id: str, request_id: str, *,
     if request is None or request.account_id != account_id:
         raise NotFound("Request not found")
     return request
-
-
-def unconfirmed_recently(session: Session, account_id: str, subject_index: str,
-                         now: float) -> int:
-    return len(session.scalars(select(PrivacyRequest.id).where(
-        PrivacyRequest.account_id == account_id, PrivacyRequest.subject_index == subject_index,
-        PrivacyRequest.state == UNVERIFIED, PrivacyRequest.received_at > now - 86400)).all())
 
 
 def verify(request: PrivacyRequest, now: float) -> None:

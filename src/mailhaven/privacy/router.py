@@ -15,21 +15,22 @@ from sqlalchemy import select
 
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
+from mailhaven.domains.service import is_domain_name
 from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account, export_recipient
 from mailhaven.http import field_dict, in_thread, read_form
-from mailhaven.privacy import controls, service
+from mailhaven.privacy import controls, form, service
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.models import PrivacyRequest
-from mailhaven.sending.request import build_request, flag, parse_addresses
-from mailhaven.sending.service import accept
+from mailhaven.sending.request import flag, parse_addresses
 from mailhaven.services import Services
 
 log = logging.getLogger("mailhaven.privacy")
 router = APIRouter(tags=["privacy"])
 templates = Environment(loader=PackageLoader("mailhaven", "web/templates"),
                         autoescape=select_autoescape())
+DOMAIN_REQUIRED = "domain is required: the domain name that sent you email"
 RECIPIENT_ACCEPTED = ("If we hold data about this address, a link to confirm the request "
                       "has been sent to it.")
 
@@ -39,17 +40,6 @@ def _address(value: str | None, field: str = "email") -> str:
     if not found:
         raise BadRequest(f"{field} must be an email address")
     return found[0].email
-
-
-def _mail(services: Services, session, domain: Domain, to: str, subject: str,  # noqa: ANN001
-          text: str) -> None:
-    """A notice to a data subject, sent through Mailhaven's own queue from the domain
-    that mailed them: a service message, never tracked, never unsubscribable."""
-    message = build_request([("from", f"Privacy <privacy@{domain.name}>"), ("to", to),
-                             ("subject", subject), ("text", text),
-                             ("o:category", "transactional"), ("o:tracking", "no")], [],
-                            now=services.clock.now())
-    accept(session, services.vault, domain, message, services.clock)
 
 
 async def _optional_account(request: Request, services: Services) -> str | None:
@@ -80,30 +70,18 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
         confirm = fields.get("confirm") or request.query_params.get("confirm")
         return await _authenticated_request(services, account_id, right, given, confirm)
     email = _address(fields.get("email"))
-    domain_name = (fields.get("domain") or "").strip().lower()
-    if not domain_name:
-        raise BadRequest("domain is required: the domain that sent you email")
+    domain_name = (fields.get("domain") or "").strip().lower().removesuffix(".")
+    if not is_domain_name(domain_name):
+        raise BadRequest(DOMAIN_REQUIRED)
+    client = request.client.host if request.client else None
 
     def run() -> None:
         with services.db.transaction() as session:
-            domain = session.scalar(select(Domain).where(Domain.name == domain_name))
-            if domain is None:
-                return  # the same answer either way: no list of our customers to probe
-            index = services.vault.blind_index(domain.account_id, email)
-            if reqs.unconfirmed_recently(session, domain.account_id, index,
-                                         services.clock.now()) >= reqs.MAX_UNCONFIRMED:
-                return  # no mail bombing an address through this form
-            key = services.vault.subjects(session, domain.account_id, [email])[email.lower()]
-            opened = service.receive(
-                session, service.Context.of(services, "subject"), account_id=domain.account_id,
-                right=right, subject_type="recipient",
-                subject_index=index, key=key,
-                given={**given, "email": email, "domain": domain_name}, verified=False)
-            link = f"{services.settings.api_url}/v1/privacy/verify/{opened.token}"
-            _mail(services, session, domain, email, "Confirm your privacy request",
-                  f"Someone asked {domain_name} for: {right.replace('-', ' ')} of the data "
-                  f"held about {email}.\n\nIf that was you, confirm here:\n{link}\n\n"
-                  f"If it wasn't, ignore this message: nothing will happen.\n")
+            admitted = form.admit(session, services.vault, client=client, domain=domain_name,
+                                  email=email, now=services.clock.now())
+        if admitted:  # the same answer either way: no list of our customers to probe
+            form.file(services, right=right, email=email, domain_name=domain_name,
+                      given=given)
 
     await in_thread(run)
     return JSONResponse({"message": RECIPIENT_ACCEPTED}, status_code=202)
@@ -229,7 +207,7 @@ def _tell_subject(services: Services, session, found: PrivacyRequest, subject: s
         return
     domain = session.scalar(select(Domain).where(Domain.name == given["domain"]))
     if domain is not None:
-        _mail(services, session, domain, given["email"], subject, text)
+        form.mail_subject(services, session, domain, given["email"], subject, text)
 
 
 @router.post("/v1/privacy/requests/{request_id}/deny")
