@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import event, func, select
 
+from mailhaven import audit
 from mailhaven.accounts.models import Account
 from mailhaven.audit.models import AuditEntry
 from mailhaven.domains.models import Domain
@@ -129,6 +130,10 @@ def test_an_unknown_domain_gets_the_same_answer_after_the_same_work(api, live, s
     assert after == (before[0], before[1], before[2] + 2)
     assert sorted(r.rcpt_tos[0] for r in sink.received) == [f"warm-up@{domain}",
                                                             "zoe@example.org"]
+    with services.db.sessions() as session:  # the stand-in's audit row never counted
+        assert audit.verify(session, services.vault,
+                            audit.HeadAnchor(services.settings.data_dir / audit.HEAD_FILE)
+                            ) == []
 
 
 def test_a_name_no_domain_can_have_is_refused_before_anything_is_done(live) -> None:
