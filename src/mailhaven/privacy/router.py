@@ -151,7 +151,7 @@ async def request_export(request_id: str, request: Request,
     ctx = service.Context.of(services, "subject")
 
     def find() -> tuple[PrivacyRequest, dict]:
-        with services.db.transaction() as session:
+        with (services.db.transaction() if token else services.db.sessions()) as session:
             found = (reqs.by_token(session, token, now=ctx.now, lock=True) if token
                      else reqs.owned(session, account_id or "", request_id))
             if found.id != request_id or found.right not in service.EXPORT_RIGHTS \
