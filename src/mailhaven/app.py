@@ -9,7 +9,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from mailhaven import __version__, http
 from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
-from mailhaven.exports.router import router as exports_router
 from mailhaven.privacy.router import router as privacy_router
 from mailhaven.retention.router import router as retention_router
 from mailhaven.sending.router import router as sending_router
@@ -36,7 +35,6 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(tracking_router)
     app.include_router(privacy_router)
-    app.include_router(exports_router)
     app.include_router(retention_router)
     if dev:
         from mailhaven.dev.router import router as dev_router

@@ -28,5 +28,13 @@ class NotFound(MailhavenError):
     status = 404
 
 
+class Gone(MailhavenError):
+    status = 410
+
+
 class TooLarge(MailhavenError):
     status = 413
+
+
+class TooManyRequests(MailhavenError):
+    status = 429

@@ -5,7 +5,13 @@ from mailhaven.audit.models import AuditEntry
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
-from mailhaven.privacy.models import Consent, Erasure, PrivacyRequest, SubjectControl
+from mailhaven.privacy.models import (
+    Consent,
+    Erasure,
+    FormCounter,
+    PrivacyRequest,
+    SubjectControl,
+)
 from mailhaven.retention.models import RetentionPolicy
 from mailhaven.sending.models import Message
 from mailhaven.stats.models import StatCount, Tag
@@ -17,6 +23,6 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
-           "Event", "Message", "PrivacyRequest", "RetentionPolicy", "StatCount",
+           "Event", "FormCounter", "Message", "PrivacyRequest", "RetentionPolicy", "StatCount",
            "SubjectControl", "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery",
            "metadata"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 import zipfile
@@ -153,3 +154,26 @@ def test_erasing_a_subject_with_more_copies_than_a_chunk(  # type: ignore[no-unt
         events = api.get(f"/v3/{domain}/events").json()["items"]
         assert [e["recipient"] for e in events] == [BOB]
         assert session.scalar(select(func.count()).select_from(Event)) == 1
+
+
+def test_an_address_with_a_percent_sign_is_decoded_once(api, domain) -> None:
+    """`pct%41x@example.com` is sent as `pct%2541x%40example.com`: erasing it must not
+    erase `pctax@example.com` (issue 10, finding 5), and GET finds the same subject."""
+    percent, other = "pct%41x@example.com", "pctax@example.com"
+    for to in (percent, other):
+        assert api.post(f"/v3/{domain}/messages", data={
+            "from": f"news@{domain}", "to": to, "subject": "Hi", "text": "hi"}
+        ).status_code == 200
+    path = "/v1/privacy/recipients/pct%2541x%40example.com"
+    exported = api.get(path)
+    assert exported.status_code == 200, exported.text
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        assert json.loads(archive.read("export.json"))["subject"]["address"] == percent
+
+    erased = api.delete(path)
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["record"]["counts"]["events"] == 1
+    recipients = [e["recipient"] for e in api.get(f"/v3/{domain}/events").json()["items"]]
+    assert recipients == [other]
+    assert api.get(path).json() == {"message": "Recipient not found"}
+    assert api.get("/v1/privacy/recipients/pctax%40example.com").status_code == 200

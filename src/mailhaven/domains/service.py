@@ -35,6 +35,11 @@ WEB_SCHEMES = ("http", "https")
 MAX_SKIP = 2**31 - 1  # far past any real list, and an OFFSET every database can take
 
 
+def is_domain_name(name: str) -> bool:
+    """A name a domain may have (lower-case, without the final dot)."""
+    return bool(_DOMAIN_RE.match(name)) and not name.rpartition(".")[2].isdigit()
+
+
 def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[str, str],
                   clock: Clock = SYSTEM_CLOCK) -> Domain:
     return add_domain(session, new_domain(vault, account_id, fields, clock))
@@ -47,7 +52,7 @@ def new_domain(vault: Vault, account_id: str, fields: dict[str, str],
     name = (fields.get("name") or "").strip().lower().removesuffix(".")
     if not name:
         raise BadRequest("Missing mandatory parameter: name")
-    if not _DOMAIN_RE.match(name) or name.rpartition(".")[2].isdigit():
+    if not is_domain_name(name):
         raise BadRequest(f"'{name}' is not a valid domain name")
     key_size = keys.key_size_field(fields.get("dkim_key_size"))
     algorithm = keys.algorithm_field(fields.get("dkim_algorithm"))

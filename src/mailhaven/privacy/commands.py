@@ -32,15 +32,22 @@ def register(privacy_app: typer.Typer, services: Callable[[], Services]) -> None
                 new_email: Annotated[str | None, typer.Option(help="Rectification.")] = None,
                 name: Annotated[str | None, typer.Option(help="Rectification.")] = None,
                 purpose: Annotated[str | None, typer.Option(help="withdraw-consent")] = None,
+                yes: Annotated[bool, typer.Option(
+                    "--yes", help="Confirm an erasure without --email: it deletes the "
+                                  "account, as delete-account does.")] = False,
                 as_json: JsonOpt = False) -> None:
         """File and carry out a verified request (identity checked by the operator)."""
         given = {k: v for k, v in {"email": email, "new_email": new_email, "name": name,
                                    "purpose": purpose}.items() if v}
+        if right == "erasure" and not email and not yes:
+            raise typer.BadParameter("an erasure without --email deletes the account: add "
+                                     "--yes to confirm", param_hint="--yes")
         platform = services()
         try:
             ctx = service.Context.of(platform, "cli")
             with platform.db.transaction() as session:
-                done = service.file_verified(session, ctx, account, right, given)
+                done = service.file_verified(session, ctx, account, right, given,
+                                             confirm=account if yes else None)
                 shown = reqs.as_json(done, ctx.now)
         finally:
             platform.close()

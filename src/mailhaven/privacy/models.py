@@ -4,7 +4,7 @@ recipient) or its account id (an account holder); addresses are sealed or absent
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base, BigId
@@ -37,6 +37,14 @@ LEDGER = classified(
     "non-personal", "none", "keeping erased subjects erased (backups)",
     "life of the installation", basis="legal obligation",
     note="ids of destroyed keys and the keyed index of the erased subject")
+FORM_COUNTER_INDEX = classified(
+    "personal", "recipient", "keeping the privacy request form from being abused",
+    "2 days", basis="legitimate interest",
+    note="a keyed hash (HMAC) of the client's network, the named domain or the mailbox of a "
+         "request made without an API key; never the value itself")
+FORM_COUNTER = classified(
+    "non-personal", "none", "keeping the privacy request form from being abused", "2 days",
+    basis="legitimate interest")
 
 
 class PrivacyRequest(Base):
@@ -113,3 +121,16 @@ class Erasure(Base):
     key_ids: Mapped[str] = column(Text, default="[]", data=LEDGER)  # JSON
     storage_keys: Mapped[str] = column(Text, default="[]", data=LEDGER)  # messages touched
     at: Mapped[float] = column(Float, data=LEDGER)
+
+
+class FormCounter(Base):
+    """Requests made by the form without an API key, per client network, domain or mailbox
+    and time window: counted in the database, so every process of an installation sees
+    the same counts."""
+
+    __tablename__ = "form_counters"
+    __table_args__ = (Index("ix_form_counters_window_start", "window_start"),)
+
+    bucket_index: Mapped[str] = column(String(64), primary_key=True, data=FORM_COUNTER_INDEX)
+    window_start: Mapped[float] = column(Float, primary_key=True, data=FORM_COUNTER)
+    hits: Mapped[int] = column(Integer, data=FORM_COUNTER)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from mailhaven.errors import BadRequest, NotFound
+from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault, VaultKey
@@ -33,7 +33,14 @@ OPEN_STATES = (RECEIVED, UNVERIFIED, VERIFIED, IN_PROGRESS, EXTENDED)
 DENIAL_REASONS = ("identity-not-verified", "manifestly-unfounded", "excessive",
                   "legal-obligation", "legal-claims", "not-the-controller")
 MAX_EXTENSION_MONTHS = 2
-MAX_UNCONFIRMED = 3  # links mailed to one address per day while none is confirmed
+# A recipient's link is their key to the request's status and export: once the request is
+# answered it works for a day, and downloads the export a few times (issue 10).
+LINK_HOURS = 24
+MAX_DOWNLOADS = 3
+LINK_EXPIRED = (f"This link has expired: it works for {LINK_HOURS} hours after the request "
+                f"is answered. Ask again for a new one.")
+DOWNLOADS_USED = (f"This export has been downloaded {MAX_DOWNLOADS} times, as often as a link "
+                  f"allows. Ask again for a new one.")
 
 
 def add_months(epoch: float, months: int) -> float:
@@ -82,11 +89,15 @@ def details(vault: Vault, session: Session, request: PrivacyRequest) -> dict:
     return json.loads(vault.open(key, request.details_sealed, "privacy.request"))
 
 
-def by_token(session: Session, token: str, *, lock: bool = False) -> PrivacyRequest:
+def by_token(session: Session, token: str, *, now: float,
+             lock: bool = False) -> PrivacyRequest:
+    """The request a recipient's link names; Gone once it was answered LINK_HOURS ago."""
     query = select(PrivacyRequest).where(PrivacyRequest.token_digest == token_digest(token))
     request = session.scalar(query.with_for_update() if lock else query)
     if request is None:
         raise NotFound("Request not found")
+    if request.completed_at is not None and now > request.completed_at + LINK_HOURS * 3600:
+        raise Gone(LINK_EXPIRED)
     return request
 
 
@@ -96,13 +107,6 @@ def owned(session: Session, account_id: str, request_id: str, *,
     if request is None or request.account_id != account_id:
         raise NotFound("Request not found")
     return request
-
-
-def unconfirmed_recently(session: Session, account_id: str, subject_index: str,
-                         now: float) -> int:
-    return len(session.scalars(select(PrivacyRequest.id).where(
-        PrivacyRequest.account_id == account_id, PrivacyRequest.subject_index == subject_index,
-        PrivacyRequest.state == UNVERIFIED, PrivacyRequest.received_at > now - 86400)).all())
 
 
 def verify(request: PrivacyRequest, now: float) -> None:

@@ -7,7 +7,6 @@ every API call; a recipient's request needs no key and is confirmed by a one-tim
 from __future__ import annotations
 
 import logging
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
@@ -16,21 +15,22 @@ from sqlalchemy import select
 
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
-from mailhaven.errors import BadRequest, NotFound
-from mailhaven.exports.router import zip_response
+from mailhaven.domains.service import is_domain_name
+from mailhaven.errors import BadRequest, Gone, NotFound
+from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account, export_recipient
 from mailhaven.http import field_dict, in_thread, read_form
-from mailhaven.privacy import controls, service
+from mailhaven.privacy import controls, form, service
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.models import PrivacyRequest
-from mailhaven.sending.request import build_request, flag, parse_addresses
-from mailhaven.sending.service import accept
+from mailhaven.sending.request import flag, parse_addresses
 from mailhaven.services import Services
 
 log = logging.getLogger("mailhaven.privacy")
 router = APIRouter(tags=["privacy"])
 templates = Environment(loader=PackageLoader("mailhaven", "web/templates"),
                         autoescape=select_autoescape())
+DOMAIN_REQUIRED = "domain is required: the domain name that sent you email"
 RECIPIENT_ACCEPTED = ("If we hold data about this address, a link to confirm the request "
                       "has been sent to it.")
 
@@ -40,17 +40,6 @@ def _address(value: str | None, field: str = "email") -> str:
     if not found:
         raise BadRequest(f"{field} must be an email address")
     return found[0].email
-
-
-def _mail(services: Services, session, domain: Domain, to: str, subject: str,  # noqa: ANN001
-          text: str) -> None:
-    """A notice to a data subject, sent through Mailhaven's own queue from the domain
-    that mailed them: a service message, never tracked, never unsubscribable."""
-    message = build_request([("from", f"Privacy <privacy@{domain.name}>"), ("to", to),
-                             ("subject", subject), ("text", text),
-                             ("o:category", "transactional"), ("o:tracking", "no")], [],
-                            now=services.clock.now())
-    accept(session, services.vault, domain, message, services.clock)
 
 
 async def _optional_account(request: Request, services: Services) -> str | None:
@@ -78,46 +67,36 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
     if given.get("new_email"):
         given["new_email"] = _address(given["new_email"], "new_email")
     if account_id is not None:
-        return await _authenticated_request(services, account_id, right, given)
+        confirm = fields.get("confirm") or request.query_params.get("confirm")
+        return await _authenticated_request(services, account_id, right, given, confirm)
     email = _address(fields.get("email"))
-    domain_name = (fields.get("domain") or "").strip().lower()
-    if not domain_name:
-        raise BadRequest("domain is required: the domain that sent you email")
+    domain_name = (fields.get("domain") or "").strip().lower().removesuffix(".")
+    if not is_domain_name(domain_name):
+        raise BadRequest(DOMAIN_REQUIRED)
+    client = request.client.host if request.client else None
 
     def run() -> None:
         with services.db.transaction() as session:
-            domain = session.scalar(select(Domain).where(Domain.name == domain_name))
-            if domain is None:
-                return  # the same answer either way: no list of our customers to probe
-            index = services.vault.blind_index(domain.account_id, email)
-            if reqs.unconfirmed_recently(session, domain.account_id, index,
-                                         services.clock.now()) >= reqs.MAX_UNCONFIRMED:
-                return  # no mail bombing an address through this form
-            key = services.vault.subjects(session, domain.account_id, [email])[email.lower()]
-            opened = service.receive(
-                session, service.Context.of(services, "subject"), account_id=domain.account_id,
-                right=right, subject_type="recipient",
-                subject_index=index, key=key,
-                given={**given, "email": email, "domain": domain_name}, verified=False)
-            link = f"{services.settings.api_url}/v1/privacy/verify/{opened.token}"
-            _mail(services, session, domain, email, "Confirm your privacy request",
-                  f"Someone asked {domain_name} for: {right.replace('-', ' ')} of the data "
-                  f"held about {email}.\n\nIf that was you, confirm here:\n{link}\n\n"
-                  f"If it wasn't, ignore this message: nothing will happen.\n")
+            admitted = form.admit(session, services.vault, client=client, domain=domain_name,
+                                  email=email, now=services.clock.now())
+        if admitted:  # the same answer either way: no list of our customers to probe
+            form.file(services, right=right, email=email, domain_name=domain_name,
+                      given=given)
 
     await in_thread(run)
     return JSONResponse({"message": RECIPIENT_ACCEPTED}, status_code=202)
 
 
 async def _authenticated_request(services: Services, account_id: str, right: str,
-                                 given: dict) -> JSONResponse:
+                                 given: dict, confirm: str | None) -> JSONResponse:
     if given.get("email"):
         given["email"] = _address(given["email"])
     ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
         with services.db.transaction() as session:
-            done = service.file_verified(session, ctx, account_id, right, given)
+            done = service.file_verified(session, ctx, account_id, right, given,
+                                         confirm=confirm)
             return reqs.as_json(done, ctx.now)
 
     shown = await in_thread(run)
@@ -152,7 +131,7 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
 
     def run() -> dict:
         with services.db.sessions() as session:
-            found = (reqs.by_token(session, token) if token
+            found = (reqs.by_token(session, token, now=now) if token
                      else reqs.owned(session, account_id or "", request_id))
             if found.id != request_id:
                 raise NotFound("Request not found")
@@ -165,17 +144,21 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
 async def request_export(request_id: str, request: Request,
                          services: ServicesDep) -> StreamingResponse:
     """An access or portability request's zip, made when it is fetched (nothing in clear
-    is kept): with the account's API key, or the recipient's one-time token."""
+    is kept): with the account's API key, or the recipient's link (a few times, for a
+    day: each download by link is counted in the audit log)."""
     token = request.query_params.get("token")
     account_id = None if token else await current_account(request, services)
+    ctx = service.Context.of(services, "subject")
 
     def find() -> tuple[PrivacyRequest, dict]:
-        with services.db.sessions() as session:
-            found = (reqs.by_token(session, token) if token
+        with (services.db.transaction() if token else services.db.sessions()) as session:
+            found = (reqs.by_token(session, token, now=ctx.now, lock=True) if token
                      else reqs.owned(session, account_id or "", request_id))
             if found.id != request_id or found.right not in service.EXPORT_RIGHTS \
                     or found.state != reqs.COMPLETED:
                 raise NotFound("No export for this request")
+            if token:
+                service.hand_over(session, ctx, found)
             return found, reqs.details(services.vault, session, found)
 
     found, given = await in_thread(find)
@@ -224,7 +207,7 @@ def _tell_subject(services: Services, session, found: PrivacyRequest, subject: s
         return
     domain = session.scalar(select(Domain).where(Domain.name == given["domain"]))
     if domain is not None:
-        _mail(services, session, domain, given["email"], subject, text)
+        form.mail_subject(services, session, domain, given["email"], subject, text)
 
 
 @router.post("/v1/privacy/requests/{request_id}/deny")
@@ -252,14 +235,19 @@ def _page(state: str, *, status_code: int = 200, **values: object) -> HTMLRespon
 @router.get("/v1/privacy/verify/{token}", include_in_schema=False)
 async def confirm_page(token: str, services: ServicesDep) -> HTMLResponse:
     """Asks before it acts: mail scanners follow links."""
+    now = services.clock.now()
+
     def run() -> PrivacyRequest | None:
         with services.db.sessions() as session:
             try:
-                return reqs.by_token(session, token)
+                return reqs.by_token(session, token, now=now)
             except NotFound:
                 return None
 
-    found = await in_thread(run)
+    try:
+        found = await in_thread(run)
+    except Gone:
+        return _page("expired", status_code=410)
     if found is None:
         return _page("invalid", status_code=404)
     return _page("confirm" if found.state == reqs.UNVERIFIED else "done",
@@ -274,13 +262,16 @@ async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
     def run() -> PrivacyRequest | None:
         with services.db.transaction() as session:
             try:
-                found = reqs.by_token(session, token, lock=True)
+                found = reqs.by_token(session, token, now=ctx.now, lock=True)
             except NotFound:
                 return None
             service.verify_and_carry_out(session, ctx, found)
             return found
 
-    found = await in_thread(run)
+    try:
+        found = await in_thread(run)
+    except Gone:
+        return _page("expired", status_code=410)
     if found is None:
         return _page("invalid", status_code=404)
     return _page("done", right=found.right.replace("-", " "), request=found.id, token=token,
@@ -289,11 +280,37 @@ async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
 
 # -- the processor API, consents, account deletion ---------------------------------------
 
+def _recipient(address: str) -> str:
+    """The address named in a `/v1/privacy/recipients/{address}` path, which the server has
+    percent-decoded once already: decoding it again would turn `pct%41x@…` into
+    `pctax@…`, another person (issue 10)."""
+    return _address(address, "address")
+
+
+# `:path`, so an address with a percent-encoded "/" (legal in a local part) still matches.
+@router.get(
+    "/v1/privacy/recipients/{address:path}",
+    summary="Export everything held about one recipient (Mailhaven extension)",
+    description="A zip of export.json (schema `mailhaven-export` v1, docs/privacy.md) and a "
+                "CSV per category: the recipient's events, suppressions, queued and delivered "
+                "copies and the metadata of the messages they received, across the account's "
+                "domains. The address is percent-encoded in the path.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}},
+               404: {"description": "Nothing is held about the address"}})
+async def export_recipient_data(address: str, services: ServicesDep,
+                                account_id: AccountDep) -> StreamingResponse:
+    email = _recipient(address)
+    return await zip_response(lambda path: export_recipient(
+        services.db, services.vault, account_id, email, path, clock=services.clock),
+        "recipient-export.zip")
+
+
 @router.delete("/v1/privacy/recipients/{address:path}")
 async def erase_recipient(address: str, services: ServicesDep,
                           account_id: AccountDep) -> dict:
     """Erase everything the account holds about one recipient, across its domains."""
-    email = _address(unquote(address), "address")
+    email = _recipient(address)
     ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
@@ -346,8 +363,7 @@ async def get_consents(request: Request, services: ServicesDep,
 async def delete_account(request: Request, services: ServicesDep,
                          account_id: AccountDep) -> dict:
     """Account deletion (N8); `confirm` must repeat the account id."""
-    if request.query_params.get("confirm") != account_id:
-        raise BadRequest("confirm must be this account's id")
+    service.confirm_deletion(account_id, request.query_params.get("confirm"))
     ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:

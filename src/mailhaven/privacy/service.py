@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.audit import service as audit
+from mailhaven.audit.models import AuditEntry
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
-from mailhaven.errors import BadRequest
+from mailhaven.errors import BadRequest, Gone
 from mailhaven.events.models import Event
 from mailhaven.privacy import controls, erasure
 from mailhaven.privacy import requests as reqs
@@ -34,6 +35,10 @@ from mailhaven.webhooks.service import signing_key
 EXPORT_RIGHTS = ("access", "portability")
 LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
 HOLD_YEARS = 3
+EXPORT_DOWNLOADED = "privacy.export.downloaded"
+CONFIRM_DELETION = "confirm must be this account's id"
+NEW_EMAIL_NOT_VERIFIED = ("not carried over: suppressions are written only for an address "
+                          "that has confirmed it is yours; ask the sender to update it")
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,18 @@ def verify_and_carry_out(session: Session, ctx: Context, request: PrivacyRequest
     reqs.verify(request, ctx.now)
     journal(session, ctx, "privacy.request.verified", request=request,
             details={"by": "one-time link"})
-    carry_out(session, ctx, request)
+    carry_out(session, ctx, request, vouched=False)
+
+
+def hand_over(session: Session, ctx: Context, request: PrivacyRequest) -> None:
+    """An export downloaded by the recipient's link: at most MAX_DOWNLOADS times, each one
+    in the audit log (which is where they are counted: no column needed)."""
+    done = session.scalar(select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.target == request.id, AuditEntry.action == EXPORT_DOWNLOADED))
+    if (done or 0) >= reqs.MAX_DOWNLOADS:
+        raise Gone(reqs.DOWNLOADS_USED)
+    journal(session, ctx, EXPORT_DOWNLOADED, request=request,
+            details={"download": (done or 0) + 1, "by": "link"})
 
 
 def extend(session: Session, ctx: Context, request: PrivacyRequest, *, months: int,
@@ -130,13 +146,24 @@ def consent(session: Session, ctx: Context, account_id: str, index: str, purpose
     return entry
 
 
+def confirm_deletion(account_id: str, confirm: str | None) -> None:
+    """Every path to deleting an account (DELETE /v1/privacy/account, a holder's erasure
+    request, the CLI) asks for the account's id again: a stray call or a leaked key used
+    carelessly must not destroy everything at once."""
+    if not confirm or not hmac.compare_digest(confirm.encode(), account_id.encode()):
+        raise BadRequest(CONFIRM_DELETION)
+
+
 def file_verified(session: Session, ctx: Context, account_id: str, right: str,
-                  given: dict) -> PrivacyRequest:
+                  given: dict, *, confirm: str | None = None) -> PrivacyRequest:
     """A request whose requester is already known (the holder's login; the customer or
     the operator relaying a recipient's request), opened and carried out at once.
     A recipient is named by `email`; a holder's rectification gives the holder's new
-    `email`/`name`, a recipient's gives `email` and `new_email`."""
+    `email`/`name`, a recipient's gives `email` and `new_email`. A holder's erasure deletes
+    the account, and needs `confirm` to repeat its id."""
     email = given.get("email") if right != "rectification" or "new_email" in given else None
+    if right == "erasure" and not email:
+        confirm_deletion(account_id, confirm)
     if email:
         key = ctx.vault.subjects(session, account_id, [email])[email.strip().lower()]
         index, kind = ctx.vault.blind_index(account_id, email), "recipient"
@@ -148,7 +175,7 @@ def file_verified(session: Session, ctx: Context, account_id: str, right: str,
         index, kind = controls.holder_index(account_id), "holder"
     opened = receive(session, ctx, account_id=account_id, right=right, subject_type=kind,
                      subject_index=index, key=key, given=given, verified=True)
-    carry_out(session, ctx, opened.request)
+    carry_out(session, ctx, opened.request, vouched=True)
     return opened.request
 
 
@@ -167,9 +194,12 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
-def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
+def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
+              vouched: bool) -> dict:
     """Do what a verified request asks (everything but exports, which the caller writes
-    outside the transaction); the request is completed with the returned result."""
+    outside the transaction); the request is completed with the returned result.
+    `vouched`: filed by the customer or the operator, who verified the requester (and may
+    write any suppression anyway), rather than by a recipient's own mailed link."""
     request.state, request.updated_at = reqs.IN_PROGRESS, ctx.now
     given = reqs.details(ctx.vault, session, request)
     account_id, index = request.account_id, request.subject_index
@@ -191,6 +221,11 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
         for purpose in purposes:
             consent(session, ctx, account_id, index, purpose, granted=False, source="request")
         result = {"withdrawn": purposes}
+    elif request.subject_type == "recipient" and not vouched and given.get("new_email"):
+        # The link proved control of the old address only: writing suppressions for the
+        # new one would let anyone get any address suppressed (issue 10). The old
+        # address's entries stay: they protect a mailbox its owner still holds.
+        result = {"rectified": [], "new_email": NEW_EMAIL_NOT_VERIFIED}
     else:
         fields, changes = rectify(session, ctx, request, given)
         result = {"rectified": fields}
@@ -206,7 +241,8 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest) -> dict:
 def rectify(session: Session, ctx: Context, request: PrivacyRequest,
             given: dict) -> tuple[list[str], dict | None]:
     """Corrections applied wherever the data is copied: the holder's profile; a recipient's
-    address on every suppression list (events stay the record of what was sent). Returns
+    address on every suppression list, for a request the customer or the operator vouched
+    for (events stay the record of what was sent). Returns
     the fields changed and their before/after values (for the audit log, sealed)."""
     if request.subject_type == "holder":
         account = session.get(Account, request.account_id)

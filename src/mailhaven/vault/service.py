@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -57,6 +59,41 @@ def _candidates(blob: bytes, versions: Iterable[int]) -> Iterator[tuple[int, byt
 def normalize_address(address: str) -> str:
     """The form an address is indexed under: trimmed and lower-cased."""
     return address.strip().lower()
+
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): shown as nothing, so
+# "an\u00adn@…" (a soft hyphen) looks like "ann@…" and may well reach the same mailbox.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
+
+
+def _folded(text: str) -> str:
+    """NFKC with case folding and without invisible code points (fullwidth ＡＮＮ is ann)."""
+    text = _IGNORABLE.sub("", unicodedata.normalize("NFKC", text))
+    return unicodedata.normalize("NFKC", text.casefold()).strip()
+
+
+def canonical_domain(name: str) -> str:
+    """One spelling of a domain name: folded as `canonical_mailbox` does, in IDNA's ASCII
+    form (bücher.example and xn--bcher-kva.example are one), without the final dot."""
+    name = _folded(name).rstrip(".")
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:  # an empty or overlong label: not a name IDNA can spell
+        return name
+
+
+def canonical_mailbox(address: str) -> str:
+    """One spelling per mailbox, for counting what is sent to it, never for finding what is
+    stored (the blind index keeps `normalize_address`): NFKC, invisible code points dropped,
+    case folded, the domain as `canonical_domain`, and no `+tag` (most providers deliver
+    ann+x@ to ann@)."""
+    local, at, domain = _folded(address).rpartition("@")
+    if not at:
+        return _folded(address)
+    return f"{local.split('+', 1)[0]}@{canonical_domain(domain)}"
 
 
 class Vault:
