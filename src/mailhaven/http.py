@@ -34,31 +34,69 @@ MAX_REQUEST_BYTES = int(52.4 * 1024 * 1024)
 MAX_PART_BYTES = 30 * 1024 * 1024
 FILE_FIELDS = ("attachment", "inline", "message", "file")
 TOO_LARGE = "request size exceeds 52.4MiB limit"
+PART_TOO_LARGE = "field size exceeds 30MiB limit"
+NOT_GZIP = "Request body is not valid gzip"
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around deflate data
+INFLATE_STEP = 1024 * 1024  # inflated bytes handed on at a time
+
+
+class _Gunzip:
+    """A gzip body inflated at most `INFLATE_STEP` bytes at a time: a few hundred KB can
+    inflate to gigabytes, so no single step, the last one included, may produce more."""
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(GZIP_WBITS)
+        self._input = b""  # compressed bytes received and not yet inflated
+        self._last = False  # `_input` ends the body
+        self._any = False  # an empty body is an empty body, not broken gzip
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._input)
+
+    def feed(self, data: bytes, *, last: bool) -> None:
+        self._input, self._last = data, last
+        self._any = self._any or bool(data)
+
+    def step(self) -> tuple[bytes, bool]:
+        """The next piece of the inflated body, and whether more of it follows."""
+        out = b""
+        try:
+            while not out and self._input:
+                if self._inflate.eof:  # members may follow one another (RFC 1952 2.2)
+                    self._inflate = zlib.decompressobj(GZIP_WBITS)
+                out = self._inflate.decompress(self._input, INFLATE_STEP)
+                self._input = (self._inflate.unused_data if self._inflate.eof
+                               else self._inflate.unconsumed_tail)
+        except zlib.error as exc:
+            raise BadRequest(NOT_GZIP) from exc
+        more = bool(self._input) or not self._last
+        if not more and self._any and not self._inflate.eof:  # cut short
+            raise BadRequest(NOT_GZIP)
+        return out, more
 
 
 def _limited(receive: Receive, *, gzip: bool) -> Receive:
     """`receive`, refusing a body past the limit as it arrives (chunked bodies declare no
     length) and inflating a gzip body, whose inflated size is what counts."""
-    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+    gunzip = _Gunzip() if gzip else None
     seen = 0
 
     async def limited() -> Message:
         nonlocal seen
-        message = await receive()
-        if message["type"] != "http.request":
-            return message
-        body = message.get("body", b"")
-        if inflate is not None:
-            try:
-                body = inflate.decompress(body, MAX_REQUEST_BYTES + 1 - seen)
-                if not message.get("more_body", False):
-                    body += inflate.flush()
-            except zlib.error as exc:
-                raise BadRequest("Request body is not valid gzip") from exc
+        if gunzip is None or not gunzip.pending:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            body, more = message.get("body", b""), message.get("more_body", False)
+            if gunzip is not None:
+                gunzip.feed(body, last=not more)
+        if gunzip is not None:
+            body, more = gunzip.step()
         seen += len(body)
         if seen > MAX_REQUEST_BYTES:
             raise TooLarge(TOO_LARGE)
-        return {**message, "body": body}
+        return {"type": "http.request", "body": body, "more_body": more}
 
     return limited
 
@@ -74,8 +112,14 @@ async def read_form(request: Request) -> tuple[list[tuple[str, str]], list[tuple
     body = Request(request.scope, _limited(request.receive, gzip=encoding == "gzip"))
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, Attachment]] = []
-    async with body.form(max_files=2000, max_fields=20000,
-                         max_part_size=MAX_PART_BYTES) as form:
+    try:
+        form = await body.form(max_files=2000, max_fields=20000, max_part_size=MAX_PART_BYTES)
+    except StarletteHTTPException as exc:
+        # Starlette's 400 for one field over `max_part_size`: too large, as a whole body is
+        if "exceeded maximum size" in str(exc.detail):
+            raise TooLarge(PART_TOO_LARGE) from exc
+        raise
+    try:
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 data = await value.read()
@@ -88,6 +132,8 @@ async def read_form(request: Request) -> tuple[list[tuple[str, str]], list[tuple
                     fields.append((key, data.decode("utf-8", "replace")))
             else:
                 fields.append((key, value))
+    finally:
+        await form.close()
     return fields, files
 
 

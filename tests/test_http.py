@@ -1,0 +1,144 @@
+"""What every route shares (mailhaven/http.py): request size limits on plain, gzip and JSON
+bodies, and Mailgun's JSON errors on every failure path."""
+
+from __future__ import annotations
+
+import socket
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+
+import anyio
+import pytest
+
+from mailhaven.errors import TooLarge
+from mailhaven.http import TOO_LARGE, _limited
+
+MiB = 1024 * 1024
+
+
+def _gzip(*pieces: bytes) -> bytes:
+    """One gzip member made of `pieces`, compressed as hard as zlib can."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return b"".join(deflate.compress(p) for p in pieces) + deflate.flush()
+
+
+def _bomb(inflated: int) -> bytes:
+    """An urlencoded body of many 8 MiB fields (no field is over the per-field limit, the
+    whole is over the request limit), gzipped to a few hundred KB."""
+    field = b"text=" + b"x" * (8 * MiB) + b"&"
+    return _gzip(*[field] * (inflated // len(field) + 1))
+
+
+@pytest.fixture
+def peak_memory() -> Iterator[Callable[[], int]]:
+    """Peak Python allocations, in bytes, since the test began (the live server runs in a
+    thread of this process, so its allocations count)."""
+    tracemalloc.start()
+    try:
+        yield lambda: tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _raw_post(port: int, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    """The head first, then the whole body in one write a moment later, so that the server
+    reads the body as one chunk (it reads up to 256 KiB at a time); answers status, body."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      f"Content-Length: {len(body)}\r\n{head}\r\n").encode())
+        time.sleep(0.2)
+        sock.sendall(body)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:  # closed with the body unread: the answer came first
+            pass
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer.partition(b"\r\n\r\n")[2]
+
+
+# -- gzip ---------------------------------------------------------------------------------
+GZIP_FORM = {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"}
+
+
+def test_a_gzip_bomb_in_one_chunk_is_413_with_bounded_memory(live, peak_memory) -> None:
+    """The attack, unauthenticated: 60 KB on the wire, read by the server as one chunk,
+    inflating to 60 MB; the old code inflated the last chunk whole (`flush()`), whatever
+    its size, on top of what the limit had let through."""
+    bomb = _bomb(60 * MiB)
+    assert len(bomb) < 64 * 1024
+    tracemalloc.reset_peak()
+    status, body = _raw_post(live.port, "/v1/privacy/requests", GZIP_FORM, bomb)
+    assert (status, body) == (413, b'{"message":"%s"}' % TOO_LARGE.encode())
+    assert peak_memory() < 100 * MiB
+
+
+def test_a_gzip_bomb_in_several_chunks_is_413_with_bounded_memory(api, domain,
+                                                                  peak_memory) -> None:
+    """Harmless chunks first, the bomb in the last one."""
+    def chunks() -> Iterator[bytes]:
+        # The same member cut in pieces: a tiny head, then the rest, a moment apart.
+        whole = _gzip(b"from=a%40mg.acme.test&to=ann%40example.org&",
+                      *[b"text=" + b"x" * (8 * MiB) + b"&"] * 60)
+        for start in range(0, 64, 16):
+            yield whole[start:start + 16]
+            time.sleep(0.02)
+        yield whole[64:]
+
+    tracemalloc.reset_peak()
+    reply = api.post(f"/v3/{domain}/messages", content=chunks(), headers=GZIP_FORM)
+    assert (reply.status_code, reply.json()) == (413, {"message": TOO_LARGE})
+    assert peak_memory() < 100 * MiB
+
+
+@pytest.mark.parametrize("pieces", [1, 40])
+def test_every_inflating_step_is_bounded_the_last_included(pieces, peak_memory) -> None:
+    """The same attack at the ASGI boundary, where the chunking is exact: 200 KB inflating
+    to 200 MB in one message, or in 40."""
+    bomb = _bomb(200 * MiB)
+    size = -(-len(bomb) // pieces)
+    messages = [{"type": "http.request", "body": bomb[i:i + size],
+                 "more_body": i + size < len(bomb)} for i in range(0, len(bomb), size)]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def drain() -> None:
+        receive_body = _limited(receive, gzip=True)  # type: ignore[arg-type]
+        while (await receive_body())["more_body"]:
+            pass
+
+    tracemalloc.reset_peak()
+    with pytest.raises(TooLarge):
+        anyio.run(drain)
+    assert peak_memory() < 8 * MiB
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(api, domain) -> None:
+    """RFC 1952 allows members one after another (`cat a.gz b.gz`), as gzip -d reads them."""
+    body = (_gzip(b"from=a%40mg.acme.test&to=ann%40example.org&")
+            + _gzip(b"subject=Two+members&text=hello"))
+    reply = api.post(f"/v3/{domain}/messages", content=body, headers=GZIP_FORM)
+    assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(lambda: _gzip(b"text=hello")[:-10], id="truncated"),
+    pytest.param(lambda: _gzip(b"text=hello") + b"garbage", id="trailing-garbage"),
+    pytest.param(lambda: b"\x1f\x8b\x08\x00garbage", id="bad-deflate"),
+])
+def test_a_broken_gzip_body_is_400(api, domain, body) -> None:
+    reply = api.post(f"/v3/{domain}/messages", content=body(), headers=GZIP_FORM)
+    assert (reply.status_code, reply.json()) == (400, {"message": "Request body is not valid gzip"})
+
+
+def test_a_field_over_the_per_field_limit_is_413(api, domain) -> None:
+    """One urlencoded field inflating past 30 MiB: too large, as the whole request would be."""
+    bomb = _gzip(b"text=" + b"x" * (40 * MiB))
+    reply = api.post(f"/v3/{domain}/messages", content=bomb, headers=GZIP_FORM)
+    assert reply.status_code == 413, reply.text
+    assert "message" in reply.json()
