@@ -7,13 +7,13 @@ import socket
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import anyio
 import pytest
 
 from mailhaven.errors import TooLarge
-from mailhaven.http import TOO_LARGE, _limited
+from mailhaven.http import JSON_TOO_DEEP, JSON_TOO_LARGE, NOT_JSON, TOO_LARGE, _limited
 
 MiB = 1024 * 1024
 
@@ -31,13 +31,25 @@ def _bomb(inflated: int) -> bytes:
     return _gzip(*[field] * (inflated // len(field) + 1))
 
 
+class Memory:
+    """Python allocations (tracemalloc) in this process, where the live server runs in a
+    thread: how far they grew past what was held at `reset`."""
+
+    def reset(self) -> None:
+        tracemalloc.reset_peak()
+        self._held = tracemalloc.get_traced_memory()[0]
+
+    def growth(self) -> int:
+        return tracemalloc.get_traced_memory()[1] - self._held
+
+
 @pytest.fixture
-def peak_memory() -> Iterator[Callable[[], int]]:
-    """Peak Python allocations, in bytes, since the test began (the live server runs in a
-    thread of this process, so its allocations count)."""
+def memory() -> Iterator[Memory]:
     tracemalloc.start()
     try:
-        yield lambda: tracemalloc.get_traced_memory()[1]
+        watch = Memory()
+        watch.reset()
+        yield watch
     finally:
         tracemalloc.stop()
 
@@ -65,20 +77,20 @@ def _raw_post(port: int, path: str, headers: dict[str, str], body: bytes) -> tup
 GZIP_FORM = {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"}
 
 
-def test_a_gzip_bomb_in_one_chunk_is_413_with_bounded_memory(live, peak_memory) -> None:
+def test_a_gzip_bomb_in_one_chunk_is_413_with_bounded_memory(live, memory) -> None:
     """The attack, unauthenticated: 60 KB on the wire, read by the server as one chunk,
     inflating to 60 MB; the old code inflated the last chunk whole (`flush()`), whatever
     its size, on top of what the limit had let through."""
     bomb = _bomb(60 * MiB)
     assert len(bomb) < 64 * 1024
-    tracemalloc.reset_peak()
+    memory.reset()
     status, body = _raw_post(live.port, "/v1/privacy/requests", GZIP_FORM, bomb)
     assert (status, body) == (413, b'{"message":"%s"}' % TOO_LARGE.encode())
-    assert peak_memory() < 100 * MiB
+    assert memory.growth() < 100 * MiB
 
 
 def test_a_gzip_bomb_in_several_chunks_is_413_with_bounded_memory(api, domain,
-                                                                  peak_memory) -> None:
+                                                                  memory) -> None:
     """Harmless chunks first, the bomb in the last one."""
     def chunks() -> Iterator[bytes]:
         # The same member cut in pieces: a tiny head, then the rest, a moment apart.
@@ -89,14 +101,14 @@ def test_a_gzip_bomb_in_several_chunks_is_413_with_bounded_memory(api, domain,
             time.sleep(0.02)
         yield whole[64:]
 
-    tracemalloc.reset_peak()
+    memory.reset()
     reply = api.post(f"/v3/{domain}/messages", content=chunks(), headers=GZIP_FORM)
     assert (reply.status_code, reply.json()) == (413, {"message": TOO_LARGE})
-    assert peak_memory() < 100 * MiB
+    assert memory.growth() < 100 * MiB
 
 
 @pytest.mark.parametrize("pieces", [1, 40])
-def test_every_inflating_step_is_bounded_the_last_included(pieces, peak_memory) -> None:
+def test_every_inflating_step_is_bounded_the_last_included(pieces, memory) -> None:
     """The same attack at the ASGI boundary, where the chunking is exact: 200 KB inflating
     to 200 MB in one message, or in 40."""
     bomb = _bomb(200 * MiB)
@@ -112,10 +124,10 @@ def test_every_inflating_step_is_bounded_the_last_included(pieces, peak_memory) 
         while (await receive_body())["more_body"]:
             pass
 
-    tracemalloc.reset_peak()
+    memory.reset()
     with pytest.raises(TooLarge):
         anyio.run(drain)
-    assert peak_memory() < 8 * MiB
+    assert memory.growth() < 8 * MiB
 
 
 def test_a_gzip_body_of_several_members_is_read_whole(api, domain) -> None:
@@ -142,3 +154,69 @@ def test_a_field_over_the_per_field_limit_is_413(api, domain) -> None:
     reply = api.post(f"/v3/{domain}/messages", content=bomb, headers=GZIP_FORM)
     assert reply.status_code == 413, reply.text
     assert "message" in reply.json()
+
+
+# -- JSON ---------------------------------------------------------------------------------
+JSON_ROUTES = [("POST", "/v3/mg.acme.test/bounces"), ("PUT", "/v1/privacy/retention")]
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ROUTES)
+def test_a_json_body_over_1_mib_is_413_before_it_is_read_whole(api, domain, method, path,
+                                                                memory) -> None:
+    """The attack sent 200 MB; 20 MB show it as well: with a Content-Length, refused before
+    the body is read; chunked (no length), refused once 1 MiB has come."""
+    big = b'[{"address": "a@example.com", "error": "' + b"x" * (20 * MiB) + b'"}]'
+    reply = api.request(method, path, content=big, headers=JSON)
+    assert (reply.status_code, reply.json()) == (413, {"message": JSON_TOO_LARGE})
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), MiB):
+            yield big[start:start + MiB]
+
+    memory.reset()
+    reply = api.request(method, path, content=chunks(), headers=JSON)
+    assert (reply.status_code, reply.json()) == (413, {"message": JSON_TOO_LARGE})
+    assert memory.growth() < 8 * MiB
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ROUTES)
+def test_a_gzip_json_bomb_is_413(api, domain, method, path) -> None:
+    bomb = _gzip(b'[{"address": "a@example.com", "error": "', b"x" * (100 * MiB), b'"}]')
+    reply = api.request(method, path, content=bomb,
+                        headers={**JSON, "Content-Encoding": "gzip"})
+    assert (reply.status_code, reply.json()) == (413, {"message": JSON_TOO_LARGE})
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ROUTES)
+@pytest.mark.parametrize("body", [
+    pytest.param(b"[" * 100_000, id="100000-open"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, id="100000-deep"),
+    pytest.param(b"[" * 33 + b"]" * 33, id="33-deep"),
+    pytest.param(b'{"a":' * 40 + b"1" + b"}" * 40, id="40-objects-deep")])
+def test_deeply_nested_json_is_400_not_500(api, domain, method, path, body) -> None:
+    reply = api.request(method, path, content=body, headers=JSON)
+    assert (reply.status_code, reply.json()) == (400, {"message": JSON_TOO_DEEP})
+
+
+def test_brackets_in_json_strings_are_text_not_nesting(api, domain) -> None:
+    record = {"address": "ann@example.org", "code": "550", "error": '[{"' * 100}
+    reply = api.post(f"/v3/{domain}/bounces", json=[record])
+    assert reply.status_code == 200, reply.text
+    assert api.get(f"/v3/{domain}/bounces/ann@example.org").json()["error"] == record["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ROUTES)
+@pytest.mark.parametrize("body", [b"", b"{", b"\xff\xfe", b'{"a": 1} x', b"NaN-ish"],
+                         ids=["empty", "cut-short", "not-utf8", "trailing-text", "not-json"])
+def test_broken_json_is_400(api, domain, method, path, body) -> None:
+    reply = api.request(method, path, content=body, headers=JSON)
+    assert (reply.status_code, reply.json()) == (400, {"message": NOT_JSON})
+
+
+def test_a_gzip_json_body_within_the_limits_is_read(api, domain) -> None:
+    body = _gzip(b'[{"address": "ann@example.org"}, {"address": "bob@example.org"}]')
+    reply = api.post(f"/v3/{domain}/complaints", content=body,
+                     headers={**JSON, "Content-Encoding": "gzip"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["message"].startswith("2 ")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse
 from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.http import field_dict, query_url, read_form
+from mailhaven.http import field_dict, query_url, read_form, read_json
 from mailhaven.suppressions import service
 from mailhaven.suppressions.models import KINDS
 
@@ -68,10 +67,7 @@ def _routes(kind: str) -> None:
                         account_id: AccountDep) -> dict:
         batch = False
         if request.headers.get("content-type", "").startswith("application/json"):
-            try:
-                records = json.loads(await request.body())
-            except ValueError as exc:
-                raise BadRequest("Request body is not valid JSON") from exc
+            records = await read_json(request)
             # An array is a batch; Mailgun's SDK examples also post one record as an object.
             batch = isinstance(records, list)
             records = records if batch else [records]
