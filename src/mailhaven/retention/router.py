@@ -17,7 +17,7 @@ CHANGES = TypeAdapter(dict[str, StrictInt | None])
 CHANGES_BODY = {"requestBody": {"required": True, "description": (
     "Days to keep, per category; null returns a category to its default."), "content": {
         "application/json": {"schema": CHANGES.json_schema(),
-                             "example": {"events": 14, "message_bodies": None}}}}}
+                             "example": {"events": 14, "message_bodies": 3}}}}}
 
 
 @router.get("/v1/privacy/retention")

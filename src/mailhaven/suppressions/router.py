@@ -30,6 +30,7 @@ CLEARED = {"bounces": "Bounced addresses for this domain have been removed",
            "complaints": "Complaint addresses for this domain have been removed",
            "whitelists": "Allowlist addresses/domains for this domain have been removed"}
 IMPORTED = "file uploaded successfully for processing. standby..."
+CSV_INVALID = "Invalid CSV file"
 
 
 def _batch_message(kind: str, count: int) -> str:
@@ -100,8 +101,12 @@ def _routes(kind: str) -> None:
         if upload is None:
             raise BadRequest("file parameter is missing")
         reader = csv.DictReader(io.StringIO(upload.data.decode("utf-8-sig", "replace")))
-        entries = [service.entry_from(kind, {k.strip().lower(): v for k, v in row.items() if k})
-                   for row in reader]
+        try:
+            entries = [service.entry_from(kind, {k.strip().lower(): v
+                                                 for k, v in row.items() if k})
+                       for row in reader]
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
+            raise BadRequest(f"{CSV_INVALID}: {exc}") from exc
         for start in range(0, len(entries), service.MAX_BATCH):
             chunk = entries[start:start + service.MAX_BATCH]
 
