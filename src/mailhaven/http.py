@@ -39,6 +39,8 @@ FILE_FIELDS = ("attachment", "inline", "message", "file")
 TOO_LARGE = "request size exceeds 52.4MiB limit"
 PART_TOO_LARGE = "field size exceeds 30MiB limit"
 NOT_GZIP = "Request body is not valid gzip"
+MAX_QUERY_PARAMS = 100  # no Mailgun call takes more than a dozen
+TOO_MANY_PARAMS = f"Too many query parameters: at most {MAX_QUERY_PARAMS}"
 MAX_JSON_BYTES = 1024 * 1024  # a batch of 1000 suppressions with long errors fits
 MAX_JSON_DEPTH = 32  # the deepest body any route takes is 3
 JSON_TOO_LARGE = "JSON body size exceeds 1MiB limit"
@@ -262,10 +264,15 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if b"%00" in scope.get("raw_path", b"") + scope.get("query_string", b""):
+        query = scope.get("query_string", b"")
+        refused = None
+        if b"%00" in scope.get("raw_path", b"") + query:
             # PostgreSQL text cannot hold NUL, and no name, address or filter contains one.
-            refusal = JSONResponse({"message": "Invalid NUL byte in request URL"}, 400)
-            await refusal(scope, receive, send)
+            refused = "Invalid NUL byte in request URL"
+        elif query.count(b"&") >= MAX_QUERY_PARAMS and _query_params(query) > MAX_QUERY_PARAMS:
+            refused = TOO_MANY_PARAMS  # handlers may work once per value (stats: per event)
+        if refused is not None:
+            await JSONResponse({"message": refused}, 400)(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
@@ -288,6 +295,10 @@ class RequestLog:
                 "status": status, "ms": round(elapsed * 1000, 2),
                 "account": scope.get("state", {}).get("account_id"),
             }))
+
+
+def _query_params(query: bytes) -> int:
+    return sum(1 for pair in query.split(b"&") if pair)
 
 
 def _route_of(scope: Scope) -> str:
