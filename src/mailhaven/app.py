@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mailhaven import __version__, http
+from mailhaven.accounts.throttle import FailedLogins
 from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
 from mailhaven.exports.router import router as exports_router
@@ -25,6 +26,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app = FastAPI(title="Mailhaven", version=__version__,
                   description="Mailgun-compatible email delivery with an executable privacy notice")
     app.state.services = services
+    app.state.failed_logins = FailedLogins(services.clock)
     app.state.sends = group_commit(services.db, services.vault, services.clock,
                                    require_verified=services.settings.require_verified_domains)
     http.install(app)

@@ -30,3 +30,7 @@ class NotFound(MailhavenError):
 
 class TooLarge(MailhavenError):
     status = 413
+
+
+class TooManyRequests(MailhavenError):
+    status = 429

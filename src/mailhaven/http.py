@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -218,6 +219,22 @@ def field_dict(fields: list[tuple[str, str]]) -> dict[str, str]:
     for key, value in fields:
         out.setdefault(key, value)
     return out
+
+
+def client_network(request: Request) -> str:
+    """Who a request comes from, for limits: its IPv4 address, or its IPv6 /64 (one
+    machine usually holds a whole /64). Behind a proxy, uvicorn takes the client from
+    X-Forwarded-For when the proxy is in FORWARDED_ALLOW_IPS (default 127.0.0.1)."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _is_send(request: Request) -> bool:
