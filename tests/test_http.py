@@ -10,10 +10,20 @@ import zlib
 from collections.abc import Iterator
 
 import anyio
+import httpx
 import pytest
+from fastapi import Depends, Request
 
 from mailhaven.errors import TooLarge
-from mailhaven.http import JSON_TOO_DEEP, JSON_TOO_LARGE, NOT_JSON, TOO_LARGE, _limited
+from mailhaven.http import (
+    JSON_TOO_DEEP,
+    JSON_TOO_LARGE,
+    NOT_JSON,
+    TOO_LARGE,
+    _limited,
+    read_json,
+)
+from tests.support import LiveServer
 
 MiB = 1024 * 1024
 
@@ -103,6 +113,18 @@ def test_a_gzip_bomb_in_several_chunks_is_413_with_bounded_memory(api, domain,
 
     memory.reset()
     reply = api.post(f"/v3/{domain}/messages", content=chunks(), headers=GZIP_FORM)
+    assert (reply.status_code, reply.json()) == (413, {"message": TOO_LARGE})
+    assert memory.growth() < 100 * MiB
+
+
+def test_a_multipart_gzip_bomb_is_413(api, domain, memory) -> None:
+    """An attachment of 200 MB of zeros, gzipped to 200 KB."""
+    head = (b"--zzz\r\nContent-Disposition: form-data; name=\"attachment\"; "
+            b"filename=\"zeros.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+    bomb = _gzip(head, *[bytes(8 * MiB)] * 25, b"\r\n--zzz--\r\n")
+    memory.reset()
+    reply = api.post(f"/v3/{domain}/messages", content=bomb, headers={
+        "Content-Type": "multipart/form-data; boundary=zzz", "Content-Encoding": "gzip"})
     assert (reply.status_code, reply.json()) == (413, {"message": TOO_LARGE})
     assert memory.growth() < 100 * MiB
 
@@ -220,3 +242,42 @@ def test_a_gzip_json_body_within_the_limits_is_read(api, domain) -> None:
                      headers={**JSON, "Content-Encoding": "gzip"})
     assert reply.status_code == 200, reply.text
     assert reply.json()["message"].startswith("2 ")
+
+
+# -- never a traceback ---------------------------------------------------------------------
+def test_an_unexpected_error_anywhere_is_a_json_500_that_tells_nothing(services,
+                                                                       caplog) -> None:
+    """Routes of our own added to the real app, failing as a bug would: in the handler, in
+    a dependency, by recursion, while reading the body. Each is a JSON 500; the connection
+    stays open for the next request; the log says where, not the message (which may hold
+    an address)."""
+    victim = "ann@example.org"
+
+    def fails() -> None:
+        raise RuntimeError(f"{victim} broke it")
+
+    def recurses() -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    async def reads(request: Request) -> None:
+        await read_json(request)
+        raise KeyError(victim)
+
+    server = LiveServer(services)
+    app = server.server.config.app
+    app.add_api_route("/test/fails", fails)
+    app.add_api_route("/test/dependency", lambda _=Depends(fails): None)
+    app.add_api_route("/test/recurses", recurses)
+    app.add_api_route("/test/reads", reads, methods=["POST"])
+    with server, httpx.Client(base_url=server.base_url) as client:
+        for reply in (client.get("/test/fails"), client.get("/test/dependency"),
+                      client.get("/test/recurses"), client.post("/test/reads", json={})):
+            assert (reply.status_code, reply.json()) == (
+                500, {"message": "Internal Server Error"}), reply.request.url
+            assert reply.headers["content-type"] == "application/json"
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/test/fails").status_code == 500
+        assert client.get("/healthz").status_code == 200
+    logged = caplog.text
+    assert "RuntimeError" in logged and "KeyError" in logged and "in fails" in logged
+    assert victim not in logged

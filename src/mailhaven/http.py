@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+import traceback
 import zlib
 from collections.abc import Callable
 from itertools import accumulate
@@ -38,6 +39,7 @@ MAX_REQUEST_BYTES = int(52.4 * 1024 * 1024)
 MAX_PART_BYTES = 30 * 1024 * 1024
 FILE_FIELDS = ("attachment", "inline", "message", "file")
 TOO_LARGE = "request size exceeds 52.4MiB limit"
+INTERNAL_ERROR = "Internal Server Error"
 PART_TOO_LARGE = "field size exceeds 30MiB limit"
 NOT_GZIP = "Request body is not valid gzip"
 MAX_QUERY_PARAMS = 100  # no Mailgun call takes more than a dozen
@@ -261,8 +263,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, _route(request))
-        return JSONResponse({"message": "Internal Server Error"}, status_code=500)
+        # RequestLog answers first; this is for an error in the middleware itself.
+        _log_unexpected(request.scope, exc)
+        return JSONResponse({"message": INTERNAL_ERROR}, status_code=500)
 
     app.add_middleware(RequestLog)
 
@@ -293,15 +296,23 @@ class RequestLog:
             return
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_and_note(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note)
+        except Exception as exc:
+            if responded:  # too late for a status: the client sees the connection close
+                raise
+            # Answered here rather than by Starlette's outermost handler, which re-raises
+            # to the server, and uvicorn then drops the keep-alive connection.
+            _log_unexpected(scope, exc)
+            await JSONResponse({"message": INTERNAL_ERROR}, 500)(scope, receive, send)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
@@ -314,6 +325,15 @@ class RequestLog:
             }))
 
 
+def _log_unexpected(scope: Scope, exc: Exception) -> None:
+    """Where it failed, without the exception's message: messages built from input can
+    hold addresses."""
+    where = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    log.error("%s\n%s", json.dumps({"kind": "error", "method": scope.get("method"),
+                                     "route": _route_of(scope),
+                                     "error": type(exc).__name__}), where)
+
+
 def _query_params(query: bytes) -> int:
     return sum(1 for pair in query.split(b"&") if pair)
 
@@ -321,7 +341,3 @@ def _query_params(query: bytes) -> int:
 def _route_of(scope: Scope) -> str:
     # The route template, never the raw path: paths can carry addresses.
     return getattr(scope.get("route"), "path", "unmatched")
-
-
-def _route(request: Request) -> str:
-    return _route_of(request.scope)
