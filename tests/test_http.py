@@ -3,6 +3,7 @@ bodies, and Mailgun's JSON errors on every failure path."""
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 import tracemalloc
@@ -34,6 +35,7 @@ def _gzip(*pieces: bytes) -> bytes:
     return b"".join(deflate.compress(p) for p in pieces) + deflate.flush()
 
 
+@functools.cache
 def _bomb(inflated: int) -> bytes:
     """An urlencoded body of many 8 MiB fields (no field is over the per-field limit, the
     whole is over the request limit), gzipped to a few hundred KB."""
@@ -105,7 +107,7 @@ def test_a_gzip_bomb_in_several_chunks_is_413_with_bounded_memory(api, domain,
     def chunks() -> Iterator[bytes]:
         # The same member cut in pieces: a tiny head, then the rest, a moment apart.
         whole = _gzip(b"from=a%40mg.acme.test&to=ann%40example.org&",
-                      *[b"text=" + b"x" * (8 * MiB) + b"&"] * 60)
+                      *[b"text=" + b"x" * (8 * MiB) + b"&"] * 10)
         for start in range(0, 64, 16):
             yield whole[start:start + 16]
             time.sleep(0.02)
@@ -118,10 +120,10 @@ def test_a_gzip_bomb_in_several_chunks_is_413_with_bounded_memory(api, domain,
 
 
 def test_a_multipart_gzip_bomb_is_413(api, domain, memory) -> None:
-    """An attachment of 200 MB of zeros, gzipped to 200 KB."""
+    """An attachment of 64 MiB of zeros, gzipped to 64 KB."""
     head = (b"--zzz\r\nContent-Disposition: form-data; name=\"attachment\"; "
             b"filename=\"zeros.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n")
-    bomb = _gzip(head, *[bytes(8 * MiB)] * 25, b"\r\n--zzz--\r\n")
+    bomb = _gzip(head, *[bytes(8 * MiB)] * 8, b"\r\n--zzz--\r\n")
     memory.reset()
     reply = api.post(f"/v3/{domain}/messages", content=bomb, headers={
         "Content-Type": "multipart/form-data; boundary=zzz", "Content-Encoding": "gzip"})
@@ -204,7 +206,7 @@ def test_a_json_body_over_1_mib_is_413_before_it_is_read_whole(api, domain, meth
 
 @pytest.mark.parametrize(("method", "path"), JSON_ROUTES)
 def test_a_gzip_json_bomb_is_413(api, domain, method, path) -> None:
-    bomb = _gzip(b'[{"address": "a@example.com", "error": "', b"x" * (100 * MiB), b'"}]')
+    bomb = _gzip(b'[{"address": "a@example.com", "error": "', b"x" * (8 * MiB), b'"}]')
     reply = api.request(method, path, content=bomb,
                         headers={**JSON, "Content-Encoding": "gzip"})
     assert (reply.status_code, reply.json()) == (413, {"message": JSON_TOO_LARGE})
