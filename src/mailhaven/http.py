@@ -39,9 +39,9 @@ MAX_REQUEST_BYTES = int(52.4 * 1024 * 1024)
 MAX_PART_BYTES = 30 * 1024 * 1024
 FILE_FIELDS = ("attachment", "inline", "message", "file")
 TOO_LARGE = "request size exceeds 52.4MiB limit"
-INTERNAL_ERROR = "Internal Server Error"
 PART_TOO_LARGE = "field size exceeds 30MiB limit"
 NOT_GZIP = "Request body is not valid gzip"
+INTERNAL_ERROR = "Internal Server Error"
 MAX_QUERY_PARAMS = 100  # no Mailgun call takes more than a dozen
 TOO_MANY_PARAMS = f"Too many query parameters: at most {MAX_QUERY_PARAMS}"
 MAX_JSON_BYTES = 1024 * 1024  # a batch of 1000 suppressions with long errors fits
@@ -145,15 +145,16 @@ async def read_json(request: Request) -> Any:
     return value
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_STRING = re.compile(r'"[^"]*"')  # once escaped quotes are gone
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def _json_depth(text: str) -> int:
-    """How deep valid JSON nests, at C speed (no Python step per element): its brackets
-    outside strings, summed."""
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    """How deep valid JSON nests, in C loops only (a 1 MiB body in well under 0.2 s): its
+    brackets outside strings, summed. Escapes pair up from the left, as JSON reads them."""
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", unescaped))
     return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0)
 
 
