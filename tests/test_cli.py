@@ -81,15 +81,15 @@ def test_accounts_create_rejects_an_unknown_region(settings) -> None:
 
 
 def test_serve_dev_prints_a_curl_line_that_sends_a_signed_message(tmp_path) -> None:
-    http_port, capture_port = free_port(), free_port()
+    http_port, capture_port, metrics_port = free_port(), free_port(), free_port()
     env = {**os.environ, "MAILHAVEN_DATA_DIR": str(tmp_path / "var"),
            "MAILHAVEN_HTTP_PORT": str(http_port),
            "MAILHAVEN_DEV_CAPTURE_PORT": str(capture_port), "COLUMNS": "400",
            "MAILHAVEN_MX_PORT": str(free_port())}
     env.pop("MAILHAVEN_DATABASE_URL", None)
     with open(tmp_path / "serve.log", "wb") as log:
-        server = subprocess.Popen([*CLI, "serve", "--dev"], env=env, stdout=subprocess.PIPE,
-                                  stderr=log, text=True)
+        server = subprocess.Popen([*CLI, "serve", "--dev", "--metrics-port", str(metrics_port)],
+                                  env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         assert server.stdout is not None
         output = ""
@@ -125,6 +125,9 @@ def test_serve_dev_prints_a_curl_line_that_sends_a_signed_message(tmp_path) -> N
         shown = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path / "var")}, "mailbox", "show",
                      captured[0]["id"])
         assert "DKIM-Signature:" in shown.stdout and "It works." in shown.stdout
+        # Metrics on a loopback port of their own, and (in development) on the API too
+        for url in (f"http://127.0.0.1:{metrics_port}/metrics", f"{base}/metrics"):
+            assert "mailhaven_messages_accepted_total 1.0" in httpx.get(url).text, url
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -90,6 +90,8 @@ def serve(
     = None,
     master_key_file: Annotated[Path | None, typer.Option(
         help="MAILHAVEN_MASTER_KEY_FILE.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
 ) -> None:
     """Run the HTTP API and the delivery worker in one process."""
     from mailhaven.config import parse_hostport
@@ -107,6 +109,7 @@ def serve(
         err.print("[red]--dev serves the captured mail without a password: "
                   "it listens on loopback only.[/red]")
         raise typer.Exit(2)
+    _serve_metrics(metrics_port)
     asyncio.run(run_server(settings, dev=dev))
 
 
@@ -120,11 +123,17 @@ def worker(
     from mailhaven.server import run_worker
 
     _logging()
-    if metrics_port is not None:
+    _serve_metrics(metrics_port)
+    asyncio.run(run_worker(_settings(), concurrency=concurrency))
+
+
+def _serve_metrics(port: int | None) -> None:
+    """This process's metrics on a loopback port of their own, with no token: whoever can
+    reach 127.0.0.1 is on this machine."""
+    if port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1")
-    asyncio.run(run_worker(_settings(), concurrency=concurrency))
+        start_http_server(port, addr="127.0.0.1")
 
 
 @accounts_app.command("create")

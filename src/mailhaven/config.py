@@ -56,6 +56,9 @@ class Settings:
     require_verified_domains: bool = True  # a domain sends once its DNS proves ownership
     notice_version: str = "1"  # the privacy notice in force, recorded with each consent
     public_url: str = ""  # tracking links' base; default http(s)://<web_prefix>.<domain>
+    # GET /metrics on the API asks for it (Bearer); unset: not served there
+    metrics_token: str = field(default="", repr=False)
+    api_docs: bool = False  # /docs and /redoc (Swagger UI, ReDoc); /openapi.json always
 
     @property
     def resolved_database_url(self) -> str:
@@ -101,4 +104,6 @@ class Settings:
             notice_version=_env("NOTICE_VERSION", "1"),
             require_verified_domains=_env("REQUIRE_VERIFIED_DOMAINS", "1") in ("1", "true",
                                                                                "yes"),
+            metrics_token=_env("METRICS_TOKEN", ""),
+            api_docs=_env("API_DOCS", "0") in ("1", "true", "yes"),
         )

@@ -10,13 +10,17 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.service import account_for_digest, key_digest
+from mailhaven.accounts.throttle import FailedLogins
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
-from mailhaven.errors import Unauthorized
-from mailhaven.http import in_thread
+from mailhaven.errors import TooManyRequests, Unauthorized
+from mailhaven.http import client_network, in_thread
 from mailhaven.services import Services
 
 T = TypeVar("T")
+
+INVALID_KEY = "Invalid private key"
+TOO_MANY_FAILURES = "Too many failed login attempts: try again in a minute"
 
 
 def get_services(request: Request) -> Services:
@@ -41,20 +45,39 @@ def _api_key(request: Request) -> str | None:
 async def current_account(request: Request, services: ServicesDep) -> str:
     api_key = _api_key(request)
     if api_key is None:
-        raise Unauthorized("Invalid private key")
+        raise Unauthorized(INVALID_KEY)
 
     digest = key_digest(api_key)
     account_id = services.key_cache.get(digest)
     if account_id is None:
-        def lookup() -> str | None:
-            with services.db.sessions() as session:
-                return account_for_digest(session, digest)
-
-        account_id = await in_thread(lookup)
-        if account_id is None:
-            raise Unauthorized("Invalid private key")
+        account_id = await _look_up(request, services, digest)
         services.key_cache.put(digest, account_id)
     request.state.account_id = account_id
+    return account_id
+
+
+async def _look_up(request: Request, services: Services, digest: str) -> str:
+    """The key's account; a wrong key counts against the client's network, which past the
+    limit is answered 429 and looked up one key at a time."""
+    def lookup() -> str | None:
+        with services.db.sessions() as session:
+            return account_for_digest(session, digest)
+
+    failures: FailedLogins = request.app.state.failed_logins
+    network = client_network(request)
+    if not failures.blocked(network):
+        account_id = await in_thread(lookup)
+        if account_id is None:
+            failures.fail(network)
+            raise Unauthorized(INVALID_KEY)
+        return account_id
+    # A right key still works from a blocked network (an attacker failing there must not
+    # lock out its users), but the network holds one of the shared database threads at most.
+    async with failures.lock(network):
+        account_id = await in_thread(lookup)
+    if account_id is None:
+        failures.fail(network)
+        raise TooManyRequests(TOO_MANY_FAILURES)
     return account_id
 
 

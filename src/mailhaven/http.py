@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 import time
+import traceback
 import zlib
 from collections.abc import Callable
-from typing import TypeVar
+from itertools import accumulate
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import anyio
@@ -16,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import Counter, Histogram
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,48 +39,148 @@ MAX_REQUEST_BYTES = int(52.4 * 1024 * 1024)
 MAX_PART_BYTES = 30 * 1024 * 1024
 FILE_FIELDS = ("attachment", "inline", "message", "file")
 TOO_LARGE = "request size exceeds 52.4MiB limit"
+PART_TOO_LARGE = "field size exceeds 30MiB limit"
+NOT_GZIP = "Request body is not valid gzip"
+INTERNAL_ERROR = "Internal Server Error"
+MAX_QUERY_PARAMS = 100  # no Mailgun call takes more than a dozen
+TOO_MANY_PARAMS = f"Too many query parameters: at most {MAX_QUERY_PARAMS}"
+MAX_JSON_BYTES = 1024 * 1024  # a batch of 1000 suppressions with long errors fits
+MAX_JSON_DEPTH = 32  # the deepest body any route takes is 3
+JSON_TOO_LARGE = "JSON body size exceeds 1MiB limit"
+JSON_TOO_DEEP = f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+NOT_JSON = "Request body is not valid JSON"
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around deflate data
+INFLATE_STEP = 1024 * 1024  # inflated bytes handed on at a time
 
 
-def _limited(receive: Receive, *, gzip: bool) -> Receive:
-    """`receive`, refusing a body past the limit as it arrives (chunked bodies declare no
+class _Gunzip:
+    """A gzip body inflated at most `INFLATE_STEP` bytes at a time: a few hundred KB can
+    inflate to gigabytes, so no single step, the last one included, may produce more."""
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(GZIP_WBITS)
+        self._input = b""  # compressed bytes received and not yet inflated
+        self._last = False  # `_input` ends the body
+        self._any = False  # an empty body is an empty body, not broken gzip
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._input)
+
+    def feed(self, data: bytes, *, last: bool) -> None:
+        self._input, self._last = data, last
+        self._any = self._any or bool(data)
+
+    def step(self) -> tuple[bytes, bool]:
+        """The next piece of the inflated body, and whether more of it follows."""
+        out = b""
+        try:
+            while not out and self._input:
+                if self._inflate.eof:  # members may follow one another (RFC 1952 2.2)
+                    self._inflate = zlib.decompressobj(GZIP_WBITS)
+                out = self._inflate.decompress(self._input, INFLATE_STEP)
+                self._input = (self._inflate.unused_data if self._inflate.eof
+                               else self._inflate.unconsumed_tail)
+        except zlib.error as exc:
+            raise BadRequest(NOT_GZIP) from exc
+        more = bool(self._input) or not self._last
+        if not more and self._any and not self._inflate.eof:  # cut short
+            raise BadRequest(NOT_GZIP)
+        return out, more
+
+
+def _limited(receive: Receive, *, gzip: bool, limit: int = MAX_REQUEST_BYTES,
+             too_large: str = TOO_LARGE) -> Receive:
+    """`receive`, refusing a body past `limit` as it arrives (chunked bodies declare no
     length) and inflating a gzip body, whose inflated size is what counts."""
-    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+    gunzip = _Gunzip() if gzip else None
     seen = 0
 
     async def limited() -> Message:
         nonlocal seen
-        message = await receive()
-        if message["type"] != "http.request":
-            return message
-        body = message.get("body", b"")
-        if inflate is not None:
-            try:
-                body = inflate.decompress(body, MAX_REQUEST_BYTES + 1 - seen)
-                if not message.get("more_body", False):
-                    body += inflate.flush()
-            except zlib.error as exc:
-                raise BadRequest("Request body is not valid gzip") from exc
+        if gunzip is None or not gunzip.pending:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            body, more = message.get("body", b""), message.get("more_body", False)
+            if gunzip is not None:
+                gunzip.feed(body, last=not more)
+        if gunzip is not None:
+            body, more = gunzip.step()
         seen += len(body)
-        if seen > MAX_REQUEST_BYTES:
-            raise TooLarge(TOO_LARGE)
-        return {**message, "body": body}
+        if seen > limit:
+            raise TooLarge(too_large)
+        return {"type": "http.request", "body": body, "more_body": more}
 
     return limited
 
 
-async def read_form(request: Request) -> tuple[list[tuple[str, str]], list[tuple[str, Attachment]]]:
-    """Fields and file parts of an urlencoded or multipart body, repeated fields kept."""
+def _bounded(request: Request, limit: int, too_large: str) -> Request:
+    """The request with a body that cannot grow past `limit`: refused at once when its
+    Content-Length says so, else as it arrives (and inflates)."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-        raise TooLarge(TOO_LARGE)
+    if length and length.isdigit() and int(length) > limit:
+        raise TooLarge(too_large)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise BadRequest(f"Unsupported Content-Encoding: {encoding}")
-    body = Request(request.scope, _limited(request.receive, gzip=encoding == "gzip"))
+    return Request(request.scope, _limited(request.receive, gzip=encoding == "gzip",
+                                           limit=limit, too_large=too_large))
+
+
+async def read_json(request: Request) -> Any:
+    """The JSON body of any route that takes one, at most `MAX_JSON_BYTES` and
+    `MAX_JSON_DEPTH` deep: parsed objects take ~10 times the text, and the parser recurses
+    once per level."""
+    data = await _bounded(request, MAX_JSON_BYTES, JSON_TOO_LARGE).body()
+    try:
+        text = data.decode("utf-8-sig")
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise BadRequest(JSON_TOO_DEEP) from exc
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
+        raise BadRequest(NOT_JSON) from exc
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise BadRequest(JSON_TOO_DEEP)
+    return value
+
+
+_JSON_STRING = re.compile(r'"[^"]*"')  # once escaped quotes are gone
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _json_depth(text: str) -> int:
+    """How deep valid JSON nests, in C loops only (a 1 MiB body in well under 0.2 s): its
+    brackets outside strings, summed. Escapes pair up from the left, as JSON reads them."""
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", unescaped))
+    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+
+
+def json_as(shape: TypeAdapter[T], value: Any) -> T:
+    """`value` (from `read_json`) checked against `shape`: a mismatch is a 400, worded as
+    FastAPI words a body parameter's."""
+    try:
+        return shape.validate_python(value)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from exc
+
+
+async def read_form(request: Request) -> tuple[list[tuple[str, str]], list[tuple[str, Attachment]]]:
+    """Fields and file parts of an urlencoded or multipart body, repeated fields kept."""
+    body = _bounded(request, MAX_REQUEST_BYTES, TOO_LARGE)
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, Attachment]] = []
-    async with body.form(max_files=2000, max_fields=20000,
-                         max_part_size=MAX_PART_BYTES) as form:
+    try:
+        form = await body.form(max_files=2000, max_fields=20000, max_part_size=MAX_PART_BYTES)
+    except StarletteHTTPException as exc:
+        # Starlette's 400 for one field over `max_part_size`: too large, as a whole body is
+        if "exceeded maximum size" in str(exc.detail):
+            raise TooLarge(PART_TOO_LARGE) from exc
+        raise
+    try:
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 data = await value.read()
@@ -88,6 +193,8 @@ async def read_form(request: Request) -> tuple[list[tuple[str, str]], list[tuple
                     fields.append((key, data.decode("utf-8", "replace")))
             else:
                 fields.append((key, value))
+    finally:
+        await form.close()
     return fields, files
 
 
@@ -117,6 +224,22 @@ def field_dict(fields: list[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+def client_network(request: Request) -> str:
+    """Who a request comes from, for limits: its IPv4 address, or its IPv6 /64 (one
+    machine usually holds a whole /64). Behind a proxy, uvicorn takes the client from
+    X-Forwarded-For when the proxy is in FORWARDED_ALLOW_IPS (default 127.0.0.1)."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def _is_send(request: Request) -> bool:
     return request.url.path.endswith(("/messages", "/messages.mime"))
 
@@ -141,8 +264,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, _route(request))
-        return JSONResponse({"message": "Internal Server Error"}, status_code=500)
+        # RequestLog answers first; this is for an error in the middleware itself.
+        _log_unexpected(request.scope, exc)
+        return JSONResponse({"message": INTERNAL_ERROR}, status_code=500)
 
     app.add_middleware(RequestLog)
 
@@ -161,22 +285,35 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if b"%00" in scope.get("raw_path", b"") + scope.get("query_string", b""):
+        query = scope.get("query_string", b"")
+        refused = None
+        if b"%00" in scope.get("raw_path", b"") + query:
             # PostgreSQL text cannot hold NUL, and no name, address or filter contains one.
-            refusal = JSONResponse({"message": "Invalid NUL byte in request URL"}, 400)
-            await refusal(scope, receive, send)
+            refused = "Invalid NUL byte in request URL"
+        elif query.count(b"&") >= MAX_QUERY_PARAMS and _query_params(query) > MAX_QUERY_PARAMS:
+            refused = TOO_MANY_PARAMS  # handlers may work once per value (stats: per event)
+        if refused is not None:
+            await JSONResponse({"message": refused}, 400)(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_and_note(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note)
+        except Exception as exc:
+            if responded:  # too late for a status: the client sees the connection close
+                raise
+            # Answered here rather than by Starlette's outermost handler, which re-raises
+            # to the server, and uvicorn then drops the keep-alive connection.
+            _log_unexpected(scope, exc)
+            await JSONResponse({"message": INTERNAL_ERROR}, 500)(scope, receive, send)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
@@ -189,10 +326,19 @@ class RequestLog:
             }))
 
 
+def _log_unexpected(scope: Scope, exc: Exception) -> None:
+    """Where it failed, without the exception's message: messages built from input can
+    hold addresses."""
+    where = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    log.error("%s\n%s", json.dumps({"kind": "error", "method": scope.get("method"),
+                                     "route": _route_of(scope),
+                                     "error": type(exc).__name__}), where)
+
+
+def _query_params(query: bytes) -> int:
+    return sum(1 for pair in query.split(b"&") if pair)
+
+
 def _route_of(scope: Scope) -> str:
     # The route template, never the raw path: paths can carry addresses.
     return getattr(scope.get("route"), "path", "unmatched")
-
-
-def _route(request: Request) -> str:
-    return _route_of(request.scope)

@@ -4,11 +4,15 @@ seeing, touching or sending from another's domains."""
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from mailhaven.accounts.service import KeyCache, create_account, issue_key, revoke_keys
+from mailhaven.accounts.throttle import FailedLogins
+from mailhaven.clock import FrozenClock
+from mailhaven.deps import TOO_MANY_FAILURES
 from mailhaven.domains.service import create_domain
 from tests.support import Sink, deliver_due
 
@@ -171,3 +175,52 @@ def test_each_account_deletes_only_its_own(api, other, domain) -> None:
     assert other.delete("/v3/domains/mg.globex.test").status_code == 200
     assert api.get(f"/v3/domains/{domain}").status_code == 200
     assert other.get("/v3/domains").json() == {"total_count": 0, "items": []}
+
+
+# -- wrong keys, many of them ------------------------------------------------------------
+WRONG = ("api", "key-" + "0" * 40)
+
+
+def test_wrong_keys_past_20_a_minute_are_429_and_right_keys_still_work(
+        live, clock, api, other, domain) -> None:
+    with httpx.Client(base_url=live.base_url, auth=WRONG) as wrong:
+        for _ in range(20):
+            assert wrong.get("/v3/domains").status_code == 401
+        for reply in (wrong.get("/v3/domains"), wrong.post(f"/v3/{domain}/messages", data=SEND)):
+            assert (reply.status_code, reply.json()) == (429, {"message": TOO_MANY_FAILURES})
+        with ThreadPoolExecutor(8) as pool:  # at once: looked up one by one, all refused
+            assert set(pool.map(lambda _: wrong.get("/v3/domains").status_code,
+                                range(32))) == {429}
+
+        # From the same address, the right keys still work: one this process has just seen,
+        # and one it has never seen (the attacker fails on nobody's behalf).
+        assert api.get(f"/v3/domains/{domain}").status_code == 200
+        assert other.get("/v3/domains/mg.globex.test").status_code == 200
+        # Another address has its own count.
+        with httpx.Client(base_url=live.base_url, auth=WRONG,
+                          transport=httpx.HTTPTransport(local_address="127.0.0.2")) as elsewhere:
+            assert elsewhere.get("/v3/domains").status_code == 401
+        # A minute on, the address may be wrong again.
+        clock.advance(60)
+        assert wrong.get("/v3/domains").status_code == 401
+        assert api.get(f"/v3/domains/{domain}").status_code == 200
+
+
+def test_a_malformed_authorization_header_costs_no_lookup_and_is_not_counted(
+        live, account, domain) -> None:
+    with httpx.Client(base_url=live.base_url) as client:
+        for _ in range(30):
+            assert client.get("/v3/domains", headers=basic("admin", "x")).status_code == 401
+        assert client.get("/v3/domains", auth=WRONG).status_code == 401
+
+
+def test_failed_logins_are_remembered_for_a_bounded_number_of_networks() -> None:
+    clock = FrozenClock()
+    failures = FailedLogins(clock, limit=2, size=3)
+    failures.fail("192.0.2.1")
+    failures.fail("192.0.2.1")
+    assert failures.blocked("192.0.2.1")
+    for network in ("192.0.2.2", "192.0.2.3", "192.0.2.4"):
+        failures.fail(network)
+    assert not failures.blocked("192.0.2.1")  # the least recently failing, forgotten
+    assert len(failures._networks) == 3

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+
+import httpx
 
 from tests.support import Sink, SinkBehaviour, deliver_due
 
@@ -94,3 +98,61 @@ def test_a_duration_in_months_counts_calendar_months(api, clock, domain) -> None
         "end": "Sat, 01 Jun 2024 00:00:00 +0000"}).json()
     assert daily["start"] == "Mon, 01 Apr 2024 00:00:00 GMT"
     assert len(daily["stats"]) == 30 + 31 + 1
+
+
+# -- repeated parameters ------------------------------------------------------------------
+def _another_tenant(services, live):  # type: ignore[no-untyped-def]
+    from mailhaven.accounts.service import create_account
+    from mailhaven.domains.service import create_domain
+
+    with services.db.transaction() as session:
+        issued = create_account(session, services.vault, name="Globex", email="o@globex.test",
+                                clock=services.clock)
+        create_domain(session, services.vault, issued.account_id,
+                      {"name": "mg.globex.test", "dkim_key_size": "1024"}, services.clock)
+    return live.client(issued.api_key)
+
+
+def _while_attacked(live, api_key, attack, victim, call):  # type: ignore[no-untyped-def]
+    """16 copies of `attack` at once and, meanwhile, the victim's `call`: its reply, how
+    long it took, and the attack's replies."""
+    def attacker(_: int) -> httpx.Response:
+        with live.client(api_key) as client:
+            return client.get("/v3/mg.acme.test/stats/total", params=attack)
+
+    with ThreadPoolExecutor(16) as pool:
+        replies = pool.map(attacker, range(16))
+        time.sleep(0.2)
+        started = time.monotonic()
+        reply = call(victim)
+        elapsed = time.monotonic() - started
+        return reply, elapsed, list(replies)
+
+
+def test_a_repeated_event_is_counted_once(api, live, services, account, domain) -> None:
+    """99 copies of `event=accepted` over 10,000 hourly periods, 16 requests at once: each
+    event is worked out once, and another tenant is not kept waiting."""
+    attack = [("event", "accepted")] * 98 + [("event", "delivered"), ("duration", "10000h")]
+    with _another_tenant(services, live) as victim:
+        reply, elapsed, replies = _while_attacked(
+            live, account[1], attack, victim,
+            lambda c: c.get("/v3/mg.globex.test/stats/total", params={"event": "accepted"}))
+    assert reply.status_code == 200 and elapsed < 5, (reply.text, elapsed)
+    for attacked in replies:
+        assert attacked.status_code == 200, attacked.text
+        periods = attacked.json()["stats"]
+        assert len(periods) in (10_000, 10_001)
+        assert set(periods[0]) == {"time", "accepted", "delivered"}
+
+
+def test_more_than_100_query_parameters_are_400(api, live, services, account, domain) -> None:
+    """The attack as found: 1,050 copies of `event`, 16 requests at once (another tenant's
+    call took 21.5 s)."""
+    attack = [("event", "accepted")] * 1050 + [("duration", "10000h")]
+    with _another_tenant(services, live) as victim:
+        reply, elapsed, replies = _while_attacked(
+            live, account[1], attack, victim,
+            lambda c: c.get("/v3/mg.globex.test/stats/total", params={"event": "accepted"}))
+    assert reply.status_code == 200 and elapsed < 5, (reply.text, elapsed)
+    assert {(r.status_code, r.json()["message"]) for r in replies} == {
+        (400, "Too many query parameters: at most 100")}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse
 from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.http import field_dict, query_url, read_form
+from mailhaven.http import field_dict, query_url, read_form, read_json
 from mailhaven.suppressions import service
 from mailhaven.suppressions.models import KINDS
 
@@ -31,6 +30,7 @@ CLEARED = {"bounces": "Bounced addresses for this domain have been removed",
            "complaints": "Complaint addresses for this domain have been removed",
            "whitelists": "Allowlist addresses/domains for this domain have been removed"}
 IMPORTED = "file uploaded successfully for processing. standby..."
+CSV_INVALID = "Invalid CSV file"
 
 
 def _batch_message(kind: str, count: int) -> str:
@@ -68,10 +68,7 @@ def _routes(kind: str) -> None:
                         account_id: AccountDep) -> dict:
         batch = False
         if request.headers.get("content-type", "").startswith("application/json"):
-            try:
-                records = json.loads(await request.body())
-            except ValueError as exc:
-                raise BadRequest("Request body is not valid JSON") from exc
+            records = await read_json(request)
             # An array is a batch; Mailgun's SDK examples also post one record as an object.
             batch = isinstance(records, list)
             records = records if batch else [records]
@@ -104,8 +101,12 @@ def _routes(kind: str) -> None:
         if upload is None:
             raise BadRequest("file parameter is missing")
         reader = csv.DictReader(io.StringIO(upload.data.decode("utf-8-sig", "replace")))
-        entries = [service.entry_from(kind, {k.strip().lower(): v for k, v in row.items() if k})
-                   for row in reader]
+        try:
+            entries = [service.entry_from(kind, {k.strip().lower(): v
+                                                 for k, v in row.items() if k})
+                       for row in reader]
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
+            raise BadRequest(f"{CSV_INVALID}: {exc}") from exc
         for start in range(0, len(entries), service.MAX_BATCH):
             chunk = entries[start:start + service.MAX_BATCH]
 
