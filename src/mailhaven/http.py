@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -25,6 +24,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mailhaven import netpolicy
 from mailhaven.errors import BadRequest, MailhavenError, TooLarge
 from mailhaven.sending.request import Attachment
 
@@ -225,19 +225,10 @@ def field_dict(fields: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def client_network(request: Request) -> str:
-    """Who a request comes from, for limits: its IPv4 address, or its IPv6 /64 (one
-    machine usually holds a whole /64). Behind a proxy, uvicorn takes the client from
-    X-Forwarded-For when the proxy is in FORWARDED_ALLOW_IPS (default 127.0.0.1)."""
-    host = request.client.host if request.client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
+    """Who a request comes from, for limits (netpolicy.client_network). Behind a proxy,
+    uvicorn takes the client from X-Forwarded-For when the proxy is in FORWARDED_ALLOW_IPS
+    (default 127.0.0.1)."""
+    return netpolicy.client_network(request.client.host if request.client else None)
 
 
 def _is_send(request: Request) -> bool:

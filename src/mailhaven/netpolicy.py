@@ -38,3 +38,20 @@ def _embedded_ipv4(ip: IPv6Address) -> IPv4Address | None:
     if ip in _SIX_TO_FOUR:
         return ip.sixtofour
     return None
+
+
+IPV6_CLIENT_PREFIX = 64  # what one subscriber usually gets: one client
+
+
+def client_network(host: str | None) -> str:
+    """Who a client is, for counting it in limits: its IPv4 address (also when written
+    IPv4-mapped), or its IPv6 /64, since one machine usually holds a whole /64."""
+    try:
+        ip = ip_address(host or "")
+    except ValueError:
+        return host or "unknown"
+    if isinstance(ip, IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ip_network((ip, IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)

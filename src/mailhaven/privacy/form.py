@@ -10,14 +10,13 @@ nor its timing, nor a limit tells who our customers are.
 
 from __future__ import annotations
 
-import ipaddress
-
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
 from mailhaven.domains.models import Domain
 from mailhaven.errors import TooManyRequests
+from mailhaven.netpolicy import client_network
 from mailhaven.privacy import service
 from mailhaven.privacy.models import FormCounter
 from mailhaven.sending.request import build_request
@@ -36,22 +35,8 @@ PER_DOMAIN_PER_DAY = 100
 # Links mailed to one mailbox a day, however it is spelt: the form bombs nobody's inbox.
 PER_MAILBOX_PER_DAY = 3
 KEPT = 2 * DAY  # counters outlive their window by this much, then go
-IPV6_CLIENT_PREFIX = 64  # what one subscriber gets: one client
 CLIENT_LIMITED = "Too many privacy requests from your network: try again in an hour"
 DOMAIN_LIMITED = "Too many privacy requests for this domain today: try again tomorrow"
-
-
-def client_network(host: str | None) -> str:
-    """The client as counted: its IPv4 address, or its IPv6 /64."""
-    try:
-        ip = ipaddress.ip_address(host or "")
-    except ValueError:
-        return host or "unknown"
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
-    return str(ip)
 
 
 def _hit(session: Session, vault: Vault, kind: str, value: str, window: float,
