@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -95,3 +96,11 @@ def test_a_replayed_unsubscribe_records_nothing_new(api, live, services, domain)
     assert api.get(f"/v3/{domain}/unsubscribes/ann@example.org").json()["tags"] == ["*", "weekly"]
     events = api.get(f"/v3/{domain}/events", params={"event": "unsubscribed"}).json()["items"]
     assert len(events) == 2
+
+
+def test_parallel_one_click_posts_record_one_unsubscribe(api, live, services, domain) -> None:
+    everything, _ = _unsubscribe_urls(api, live, services, domain)
+    with ThreadPoolExecutor(8) as pool, live.client() as client:
+        answers = list(pool.map(lambda _: client.post(everything).status_code, range(8)))
+    assert answers == [200] * 8
+    assert _recorded(services)[0] == 1
