@@ -55,6 +55,7 @@ class Settings:
     require_verified_domains: bool = True  # a domain sends once its DNS proves ownership
     notice_version: str = "1"  # the privacy notice in force, recorded with each consent
     public_url: str = ""  # tracking links' base; default http(s)://<web_prefix>.<domain>
+    reserved_domains: tuple[str, ...] = ()  # names no account may add, beyond the built-in
 
     @property
     def resolved_database_url(self) -> str:
@@ -99,4 +100,6 @@ class Settings:
             notice_version=_env("NOTICE_VERSION", "1"),
             require_verified_domains=_env("REQUIRE_VERIFIED_DOMAINS", "1") in ("1", "true",
                                                                                "yes"),
+            reserved_domains=tuple(name.strip(".") for name in
+                                   _env("RESERVED_DOMAINS", "").lower().replace(",", " ").split()),
         )

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
+from mailhaven.domains.service import domain_named
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.exports.router import zip_response
 from mailhaven.exports.service import export_account, export_recipient
@@ -86,7 +87,8 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
 
     def run() -> None:
         with services.db.transaction() as session:
-            domain = session.scalar(select(Domain).where(Domain.name == domain_name))
+            domain = domain_named(session, domain_name,
+                                  verified_only=services.settings.require_verified_domains)
             if domain is None:
                 return  # the same answer either way: no list of our customers to probe
             index = services.vault.blind_index(domain.account_id, email)
@@ -222,7 +224,8 @@ def _tell_subject(services: Services, session, found: PrivacyRequest, subject: s
     given = reqs.details(services.vault, session, found)
     if found.subject_type != "recipient" or not given.get("domain"):
         return
-    domain = session.scalar(select(Domain).where(Domain.name == given["domain"]))
+    domain = session.scalar(select(Domain).where(Domain.name == given["domain"],
+                                                 Domain.account_id == found.account_id))
     if domain is not None:
         _mail(services, session, domain, given["email"], subject, text)
 
