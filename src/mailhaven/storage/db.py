@@ -10,6 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -97,7 +98,8 @@ class Database:
         lock. On SQLite foreign keys are off meanwhile (they can only be switched outside
         a transaction): batch mode rebuilds a table by copying it and dropping the old one,
         and with them on, that drop deletes every row referencing it ON DELETE CASCADE.
-        Every reference is checked before the migration commits."""
+        After a migration (not on every start: it reads every table) every reference is
+        checked before it commits."""
         with self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
@@ -106,8 +108,10 @@ class Database:
                     if not self.is_sqlite:
                         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
                                      {"k": _MIGRATION_LOCK})
+                    before = MigrationContext.configure(conn).get_current_revision()
                     yield conn
-                    if self.is_sqlite:
+                    if self.is_sqlite and (
+                            MigrationContext.configure(conn).get_current_revision() != before):
                         dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
                         if dangling is not None:
                             raise RuntimeError(f"a migration left a dangling reference: "
