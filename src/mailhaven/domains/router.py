@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mailhaven.delivery.mx import make_resolver
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains import service, verify
-from mailhaven.domains.models import Domain
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.reserved import operator_names
 from mailhaven.errors import BadRequest
 from mailhaven.http import field_dict, in_thread, read_form
@@ -87,7 +86,8 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
     def load() -> Domain:
         with services.db.sessions() as session:
             domain = service.owned_domain(session, account_id, name)
-            _refuse_if_claimed(session, domain)
+            if service.claimed_elsewhere(session, domain):  # no DNS lookups in vain
+                raise BadRequest(service.CLAIMED.format(name=domain.name))
             return domain
 
     hostname = services.settings.hostname
@@ -97,20 +97,17 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
     def store() -> dict:
         with services.db.transaction() as session:
             current = service.owned_domain(session, account_id, name)
-            _refuse_if_claimed(session, current)  # verified elsewhere during the DNS check
+            claimed = BadRequest(service.CLAIMED.format(name=current.name))
             verify.apply(session, current, status, services.clock.now())
             try:
                 session.flush()
             except IntegrityError as exc:  # another account's copy became active meanwhile
-                raise BadRequest(service.CLAIMED.format(name=current.name)) from exc
+                raise claimed from exc
+            if current.state != ACTIVE_DOMAIN and service.claimed_elsewhere(session, current):
+                raise claimed  # verified elsewhere during the DNS check
             return {"message": "Domain DNS records have been updated",
                     **service.domain_response(current, hostname)}
     return await in_thread(store)
-
-
-def _refuse_if_claimed(session: Session, domain: Domain) -> None:
-    if service.claimed_elsewhere(session, domain):
-        raise BadRequest(service.CLAIMED.format(name=domain.name))
 
 
 # -- DKIM keys: rotation and Ed25519 are Mailhaven extensions (docs/domains.md) -----------

@@ -9,6 +9,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailhaven.delivery.mx import make_resolver
@@ -118,10 +119,13 @@ class DomainChecker(Runner):
         return len(domains) + await asyncio.to_thread(self._drop_retired)
 
     def _store(self, domain_id: str, status: dict[str, dict]) -> None:
-        with self.services.db.transaction() as session:
-            domain = session.get(Domain, domain_id, with_for_update=True)
-            if domain is not None:
-                apply(session, domain, status, self.services.clock.now())
+        try:
+            with self.services.db.transaction() as session:
+                domain = session.get(Domain, domain_id, with_for_update=True)
+                if domain is not None:
+                    apply(session, domain, status, self.services.clock.now())
+        except IntegrityError:  # another account verified the name meanwhile: it is theirs
+            pass  # (the next check finds it so and leaves this copy unverified)
 
     def _drop_retired(self) -> int:
         """Retired keys go once their week is up, whether or not their domain is due."""
