@@ -176,3 +176,23 @@ def test_a_bad_setting_is_one_clear_line_not_a_traceback(tmp_path) -> None:
         result = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path), **env}, "migrate")
         assert result.returncode == 2
         assert says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rotate_dkim_asks_which_account_when_several_hold_the_name(settings, services,
+                                                                   account) -> None:
+    from mailhaven.accounts.service import create_account
+    from mailhaven.domains.service import create_domain
+
+    with services.db.transaction() as session:
+        other = create_account(session, services.vault, name="B", email="b@b.test")
+        for holder in (account[0], other.account_id):  # unverified copies, one each
+            create_domain(session, services.vault, holder,
+                          {"name": "twice.initech.test", "dkim_key_size": "1024"})
+    env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
+           "MAILHAVEN_DATA_DIR": str(settings.data_dir), "MAILHAVEN_HOSTNAME": "mx.test"}
+    unsure = _cli(env, "domains", "rotate-dkim", "twice.initech.test", "--key-size", "1024")
+    assert unsure.returncode == 2 and "--account" in unsure.stderr
+    rotated = _cli(env, "domains", "rotate-dkim", "twice.initech.test", "--key-size", "1024",
+                   "--account", other.account_id, "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    assert [k["state"] for k in json.loads(rotated.stdout)["dkim_keys"]] == ["active", "pending"]

@@ -176,6 +176,7 @@ def domains_add(
 ) -> None:
     """Add a sending domain with fresh DKIM keys; print the DNS records to publish."""
     from mailhaven.accounts.models import Account
+    from mailhaven.domains.reserved import operator_names
     from mailhaven.domains.service import add_domain, domain_response, new_domain
     from mailhaven.errors import MailhavenError
 
@@ -183,7 +184,8 @@ def domains_add(
               "dkim_key_size": str(dkim_key_size), "dkim_selector": dkim_selector or ""}
     services = _services()
     try:
-        domain = new_domain(services.vault, account, fields, services.clock)
+        domain = new_domain(services.vault, account, fields, services.clock,
+                            reserved=operator_names(services.settings))
         with services.db.transaction() as session:
             if session.get(Account, account) is None:
                 raise MailhavenError(f"Account not found: {account}")
@@ -202,6 +204,8 @@ def domains_rotate_dkim(
     algorithm: Annotated[str, typer.Option(help="Key to rotate: rsa or ed25519.")] = "rsa",
     key_size: Annotated[int, typer.Option(help="RSA key size: 1024 or 2048.")] = 2048,
     selector: Annotated[str | None, typer.Option(help="Default: mhYYYYMM.")] = None,
+    account: Annotated[str | None, typer.Option(
+        help="Account id: needed when several accounts have added the name.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start a DKIM key rotation: a new key, published beside the current one, signs once
@@ -218,8 +222,13 @@ def domains_rotate_dkim(
                                              "dkim_key_size": str(key_size),
                                              "dkim_selector": selector or ""})
         with services.db.transaction() as session:
-            account = session.scalar(select(Domain.account_id).where(
-                Domain.name == name.strip().lower()))
+            if account is None:  # unverified copies of a name may be in several accounts
+                holders = session.scalars(select(Domain.account_id).where(
+                    Domain.name == name.strip().lower()).limit(2)).all()
+                if len(holders) > 1:
+                    raise MailhavenError(f"Several accounts have added {name}: name one "
+                                         f"with --account")
+                account = holders[0] if holders else None
             if account is None:
                 raise NotFound("Domain not found")
             domain = service.rotate_dkim(session, services.vault, account, name, pair, chosen,

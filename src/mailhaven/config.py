@@ -59,6 +59,7 @@ class Settings:
     # GET /metrics on the API asks for it (Bearer); unset: not served there
     metrics_token: str = field(default="", repr=False)
     api_docs: bool = False  # /docs and /redoc (Swagger UI, ReDoc); /openapi.json always
+    reserved_domains: tuple[str, ...] = ()  # names no account may add, beyond the built-in
 
     @property
     def resolved_database_url(self) -> str:
@@ -106,4 +107,6 @@ class Settings:
                                                                                "yes"),
             metrics_token=_env("METRICS_TOKEN", ""),
             api_docs=_env("API_DOCS", "0") in ("1", "true", "yes"),
+            reserved_domains=tuple(name.strip(".") for name in
+                                   _env("RESERVED_DOMAINS", "").lower().replace(",", " ").split()),
         )

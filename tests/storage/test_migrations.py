@@ -59,7 +59,7 @@ def blank_url(backend: str, tmp_path, request: pytest.FixtureRequest) -> Iterato
 def _downgrade(db: Database, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with db.engine.begin() as conn:
+    with db.migrating() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, revision)
 

@@ -36,7 +36,8 @@ def ensure_demo(services: Services) -> Demo:
             account_id = create_account(session, services.vault, name="Demo",
                                         email="demo@mailhaven.test").account_id
             marker.write_text(json.dumps({"account_id": account_id}))
-        if session.scalar(select(Domain).where(Domain.name == DEMO_DOMAIN)) is None:
+        if session.scalar(select(Domain).where(Domain.name == DEMO_DOMAIN,
+                                               Domain.account_id == account_id)) is None:
             create_domain(session, services.vault, account_id, {"name": DEMO_DOMAIN},
                           services.clock)
         revoke_keys(session, account_id, description=DEMO_KEY)

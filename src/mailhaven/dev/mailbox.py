@@ -19,7 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
 from mailhaven.domains.dkim import record_value
-from mailhaven.domains.models import DkimKey, Domain
+from mailhaven.domains.models import ACTIVE_DOMAIN, DkimKey, Domain
 from mailhaven.storage.db import Database
 
 
@@ -85,8 +85,9 @@ def verify_dkim(db: Database, data: bytes) -> bool:
     def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
         selector, _, rest = name.decode().rstrip(".").partition("._domainkey.")
         with db.sessions() as session:
-            key = session.scalar(select(DkimKey).join(Domain).where(
-                Domain.name == rest, DkimKey.selector == selector))
+            key = session.scalar(select(DkimKey).join(Domain).where(  # the verified copy first
+                Domain.name == rest, DkimKey.selector == selector)
+                .order_by(Domain.state != ACTIVE_DOMAIN).limit(1))
         return record_value(key.algorithm, key.public_key).encode() if key else b""
 
     try:

@@ -6,11 +6,13 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, relationship
 
@@ -24,14 +26,27 @@ DKIM_SECRET = classified(
 )
 
 
+ACTIVE_DOMAIN = "active"  # verified: its DNS shows this copy's records
+_VERIFIED = text(f"state = '{ACTIVE_DOMAIN}'")
+
+
 class Domain(Base):
+    """A name is claimed by verifying it: until then several accounts may hold a copy of
+    it (each with its own DKIM keys), and the first copy DNS proves becomes the only one
+    that can be `active`."""
+
     __tablename__ = "domains"
+    __table_args__ = (
+        UniqueConstraint("name", "account_id", name="uq_domains_name_account"),
+        Index("uq_domains_verified_name", "name", unique=True, sqlite_where=_VERIFIED,
+              postgresql_where=_VERIFIED),
+    )
 
     id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)
     account_id: Mapped[str] = column(
         String(24), ForeignKey("accounts.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
     )
-    name: Mapped[str] = column(String(253), unique=True, data=TECHNICAL)
+    name: Mapped[str] = column(String(253), data=TECHNICAL)
     state: Mapped[str] = column(String(16), default="unverified", data=TECHNICAL)
     spam_action: Mapped[str] = column(String(16), default="disabled", data=TECHNICAL)
     wildcard: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.exc import IntegrityError
 
 from mailhaven.delivery.mx import make_resolver
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains import service, verify
-from mailhaven.domains.models import Domain
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
+from mailhaven.domains.reserved import operator_names
+from mailhaven.errors import BadRequest
 from mailhaven.http import field_dict, in_thread, read_form
 
 router = APIRouter(tags=["domains"])
@@ -34,7 +37,7 @@ async def create_domain(request: Request, services: ServicesDep, account_id: Acc
 
     def run() -> dict:
         domain = service.new_domain(services.vault, account_id, field_dict(fields),
-                                    services.clock)
+                                    services.clock, reserved=operator_names(services.settings))
         with services.db.transaction() as session:
             service.add_domain(session, domain)
             return {"message": "Domain DNS records have been created",
@@ -82,7 +85,10 @@ async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep
 async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def load() -> Domain:
         with services.db.sessions() as session:
-            return service.owned_domain(session, account_id, name)
+            domain = service.owned_domain(session, account_id, name)
+            if service.claimed_elsewhere(session, domain):  # no DNS lookups in vain
+                raise BadRequest(service.CLAIMED.format(name=domain.name))
+            return domain
 
     hostname = services.settings.hostname
     domain = await in_thread(load)
@@ -91,7 +97,14 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
     def store() -> dict:
         with services.db.transaction() as session:
             current = service.owned_domain(session, account_id, name)
-            verify.apply(current, status, services.clock.now())
+            claimed = BadRequest(service.CLAIMED.format(name=current.name))
+            verify.apply(session, current, status, services.clock.now())
+            try:
+                session.flush()
+            except IntegrityError as exc:  # another account's copy became active meanwhile
+                raise claimed from exc
+            if current.state != ACTIVE_DOMAIN and service.claimed_elsewhere(session, current):
+                raise claimed  # verified elsewhere during the DNS check
             return {"message": "Domain DNS records have been updated",
                     **service.domain_response(current, hostname)}
     return await in_thread(store)

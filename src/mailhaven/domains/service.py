@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
@@ -21,7 +22,8 @@ from mailhaven.domains.dkim import (
     record_value,
 )
 from mailhaven.domains.keys import ACTIVE, LABELS, MAX_LABEL
-from mailhaven.domains.models import DkimKey, Domain
+from mailhaven.domains.models import ACTIVE_DOMAIN, DkimKey, Domain
+from mailhaven.domains.reserved import is_reserved
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.sending.request import flag
 from mailhaven.storage.base import new_id
@@ -33,6 +35,10 @@ _DOMAIN_RE = re.compile(
 SPAM_ACTIONS = ("disabled", "block", "tag")
 WEB_SCHEMES = ("http", "https")
 MAX_SKIP = 2**31 - 1  # far past any real list, and an OFFSET every database can take
+TAKEN = "The domain name {name} is already taken"
+RESERVED = "The domain name {name} is reserved: no account may add it"
+CLAIMED = ("The domain name {name} has been verified by another account: only one account "
+           "can verify a name")
 
 
 def is_domain_name(name: str) -> bool:
@@ -46,14 +52,17 @@ def create_domain(session: Session, vault: Vault, account_id: str, fields: dict[
 
 
 def new_domain(vault: Vault, account_id: str, fields: dict[str, str],
-               clock: Clock = SYSTEM_CLOCK) -> Domain:
+               clock: Clock = SYSTEM_CLOCK, *, reserved: Iterable[str] = ()) -> Domain:
     """A validated domain with fresh DKIM keys, not yet stored: key generation takes up to
-    a few hundred milliseconds, which must not be spent inside a write transaction."""
+    a few hundred milliseconds, which must not be spent inside a write transaction.
+    `reserved` adds the operator's names (reserved.operator_names) to the providers'."""
     name = (fields.get("name") or "").strip().lower().removesuffix(".")
     if not name:
         raise BadRequest("Missing mandatory parameter: name")
     if not is_domain_name(name):
         raise BadRequest(f"'{name}' is not a valid domain name")
+    if is_reserved(name, reserved):
+        raise BadRequest(RESERVED.format(name=name))
     key_size = keys.key_size_field(fields.get("dkim_key_size"))
     algorithm = keys.algorithm_field(fields.get("dkim_algorithm"))
     now = clock.now()
@@ -94,8 +103,13 @@ def update_settings(domain: Domain, fields: dict[str, str]) -> Domain:
 
 
 def add_domain(session: Session, domain: Domain) -> Domain:
-    taken = BadRequest(f"The domain name {domain.name} is already taken")
-    if session.scalar(select(Domain.id).where(Domain.name == domain.name)):
+    """Store a new domain. A name is taken once an account has verified it (or when this
+    account has it already); an unverified copy in another account takes nothing, so
+    adding a name first does not keep it from its owner."""
+    taken = BadRequest(TAKEN.format(name=domain.name))
+    if session.scalar(select(Domain.id).where(
+            Domain.name == domain.name, or_(Domain.account_id == domain.account_id,
+                                            Domain.state == ACTIVE_DOMAIN)).limit(1)):
         raise taken
     session.add(domain)
     try:
@@ -103,6 +117,24 @@ def add_domain(session: Session, domain: Domain) -> Domain:
     except IntegrityError as exc:  # created meanwhile by a concurrent request
         raise taken from exc
     return domain
+
+
+def claimed_elsewhere(session: Session, domain: Domain) -> bool:
+    """Whether another account has verified this domain's name: then this copy can't be."""
+    return session.scalar(select(Domain.id).where(
+        Domain.name == domain.name, Domain.id != domain.id,
+        Domain.state == ACTIVE_DOMAIN).limit(1)) is not None
+
+
+def domain_named(session: Session, name: str, *, verified_only: bool) -> Domain | None:
+    """The domain a name stands for where no account is given (a recipient's privacy
+    request): the verified copy; else, unless `verified_only`, the only copy. Names held
+    unverified by several accounts stand for none of them."""
+    copies = list(session.scalars(select(Domain).where(Domain.name == name.strip().lower())
+                                  .order_by(Domain.state != ACTIVE_DOMAIN).limit(2)))
+    if copies and copies[0].state == ACTIVE_DOMAIN:
+        return copies[0]
+    return copies[0] if len(copies) == 1 and not verified_only else None
 
 
 def owned_domain(session: Session, account_id: str, name: str, *,

@@ -9,11 +9,13 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mailhaven.delivery.mx import make_resolver
 from mailhaven.domains import keys
-from mailhaven.domains.models import Domain
-from mailhaven.domains.service import Expected, dkim_kind, expected_records
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
+from mailhaven.domains.service import Expected, claimed_elsewhere, dkim_kind, expected_records
 from mailhaven.runner import Runner
 from mailhaven.services import Services
 
@@ -66,10 +68,11 @@ def _tags(record: str) -> dict[str, str]:
     return {name.strip(): "".join(value.split()) for name, _, value in tags}
 
 
-def apply(domain: Domain, status: dict[str, dict], now: float) -> None:
+def apply(session: Session, domain: Domain, status: dict[str, dict], now: float) -> None:
     """Store the result; a domain whose SPF record and signing keys' records check out is
-    `active`, and a pending key whose record checks out starts signing. When DNS did not
-    answer for what signing depends on, what was known before stands."""
+    `active` (unless another account verified the name first), and a pending key whose
+    record checks out starts signing. When DNS did not answer for what signing depends
+    on, what was known before stands."""
     domain.dns_checked_at = now
     keys.drop_retired(domain, now)
     required = ["spf", *(dkim_kind(k) for k in keys.signing(domain))]
@@ -80,7 +83,9 @@ def apply(domain: Domain, status: dict[str, dict], now: float) -> None:
                           if status.get(dkim_kind(k), {}).get("valid") == VALID}, now)
     required = ["spf", *(dkim_kind(k) for k in keys.signing(domain))]
     sending_ok = all(status[k]["valid"] == VALID for k in required)
-    domain.state = "active" if sending_ok else "unverified"
+    if sending_ok and domain.state != ACTIVE_DOMAIN and claimed_elsewhere(session, domain):
+        sending_ok = False
+    domain.state = ACTIVE_DOMAIN if sending_ok else "unverified"
 
 
 class DomainChecker(Runner):
@@ -114,10 +119,13 @@ class DomainChecker(Runner):
         return len(domains) + await asyncio.to_thread(self._drop_retired)
 
     def _store(self, domain_id: str, status: dict[str, dict]) -> None:
-        with self.services.db.transaction() as session:
-            domain = session.get(Domain, domain_id, with_for_update=True)
-            if domain is not None:
-                apply(domain, status, self.services.clock.now())
+        try:
+            with self.services.db.transaction() as session:
+                domain = session.get(Domain, domain_id, with_for_update=True)
+                if domain is not None:
+                    apply(session, domain, status, self.services.clock.now())
+        except IntegrityError:  # another account verified the name meanwhile: it is theirs
+            pass  # (the next check finds it so and leaves this copy unverified)
 
     def _drop_retired(self) -> int:
         """Retired keys go once their week is up, whether or not their domain is due."""

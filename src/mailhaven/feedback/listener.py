@@ -10,11 +10,15 @@ import logging
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailhaven.delivery.signing import delivery_of
-from mailhaven.feedback.reports import Complaint, read_report
+from mailhaven.feedback.reports import Complaint, TooDeep, read_report
 from mailhaven.feedback.service import apply
 from mailhaven.services import Services
 
 log = logging.getLogger("mailhaven.feedback")
+IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
+MAX_REPORT_BYTES = 10 * 1024 * 1024
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+TOO_DEEP = "554 5.6.0 Report nests too many MIME parts to be read"
 
 
 class FeedbackHandler:
@@ -29,7 +33,10 @@ class FeedbackHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        report = read_report(envelope.original_content or b"")
+        try:  # parsing up to 10 MB: off the event loop the API shares
+            report = await asyncio.to_thread(read_report, envelope.original_content or b"")
+        except TooDeep:
+            return TOO_DEEP
         if report is None:
             return "250 2.0.0 Accepted, but it is no delivery or feedback report"
         targets = list(envelope.rcpt_tos)
@@ -44,10 +51,16 @@ class FeedbackHandler:
                                  "outcome": outcome or "ignored"}))
         return "250 2.0.0 OK"
 
+    async def handle_exception(self, error: Exception) -> str:
+        """Whatever went wrong is ours to log, never the sender's to read (aiosmtpd would
+        answer with the exception's text)."""
+        log.error("feedback listener: %s", type(error).__name__, exc_info=error)
+        return TEMPORARY_FAILURE
+
 
 async def start_listener(services: Services, host: str, port: int) -> asyncio.base_events.Server:
     loop = asyncio.get_running_loop()
     handler = FeedbackHandler(services)
     return await loop.create_server(
-        lambda: SMTP(handler, hostname=services.settings.hostname, loop=loop,
-                     data_size_limit=10 * 1024 * 1024), host, port)
+        lambda: SMTP(handler, hostname=services.settings.hostname, ident=IDENT, loop=loop,
+                     data_size_limit=MAX_REPORT_BYTES), host, port)

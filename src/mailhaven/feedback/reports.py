@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
 
 from mailhaven.delivery.replies import SmtpReply
+
+# Each multipart or message part can nest the parts below it one level deeper, and the
+# parser recurses (and slows down) with every level: a report declaring more of them than
+# this is not read. Real reports have fewer than ten (the report, its status, the
+# returned message and that message's own parts).
+MAX_COMPOSITE_PARTS = 32
+_COMPOSITE = re.compile(rb"content-type:\s*(?:multipart|message)/", re.IGNORECASE)
+
+
+class TooDeep(ValueError):
+    """A report nesting more MIME parts than MAX_COMPOSITE_PARTS."""
 
 
 @dataclass(frozen=True)
@@ -24,8 +36,9 @@ class Complaint:
 
 
 def read_report(data: bytes) -> Bounce | Complaint | None:
-    """The report in `data`, or None when it is neither a DSN nor an ARF report."""
-    message = message_from_bytes(data, policy=policy.compat32)
+    """The report in `data`, or None when it is neither a DSN nor an ARF report; TooDeep
+    when it nests too many MIME parts to be read safely."""
+    message = _parse(data)
     if message.get_content_type() != "multipart/report":
         return None
     param = message.get_param("report-type") or ""
@@ -72,7 +85,15 @@ def _complaint(parts: list[Message]) -> Complaint | None:
         "message/rfc822", "text/rfc822-headers")), None)
     return_path = None
     if original is not None:
-        inner = original.get_payload(0) if original.is_multipart() else message_from_bytes(
-            original.get_payload(decode=True) or b"", policy=policy.compat32)
+        inner = original.get_payload(0) if original.is_multipart() else _parse(
+            original.get_payload(decode=True) or b"")
         return_path = str(inner.get("Return-Path", "")).strip().strip("<>") or None
     return Complaint(feedback_type, return_path)
+
+
+def _parse(data: bytes) -> Message:
+    """`data` as a message, once its nesting is known to be bounded (a count of composite
+    parts bounds how deep they can nest, without parsing them)."""
+    if len(_COMPOSITE.findall(data)) > MAX_COMPOSITE_PARTS:
+        raise TooDeep(f"more than {MAX_COMPOSITE_PARTS} multipart or message parts")
+    return message_from_bytes(data, policy=policy.compat32)

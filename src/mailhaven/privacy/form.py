@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
 from mailhaven.domains.models import Domain
+from mailhaven.domains.service import domain_named
 from mailhaven.errors import TooManyRequests
 from mailhaven.netpolicy import client_network
 from mailhaven.privacy import service
@@ -81,11 +82,12 @@ def file(services: Services, *, right: str, email: str, domain_name: str,
     ctx = service.Context.of(services, "subject")
     try:
         with services.db.transaction() as session:
-            domain = _domain(session, domain_name)
+            domain = domain_named(session, domain_name,
+                                  verified_only=services.settings.require_verified_domains)
             stand_in = domain is None
             if domain is None:
-                _stand_in(session, domain_name, ctx.now)
-                domain = _domain(session, domain_name)  # loaded as a customer's is
+                account_id = _stand_in(session, domain_name, ctx.now)
+                domain = _domain(session, account_id, domain_name)  # loaded as a customer's is
                 assert domain is not None
             _open_and_mail(services, session, ctx, domain, right, email, given)
             if stand_in:
@@ -94,16 +96,18 @@ def file(services: Services, *, right: str, email: str, domain_name: str,
         pass
 
 
-def _domain(session: Session, name: str) -> Domain | None:
-    return session.scalar(select(Domain).where(Domain.name == name)
+def _domain(session: Session, account_id: str, name: str) -> Domain | None:
+    return session.scalar(select(Domain).where(Domain.account_id == account_id,
+                                               Domain.name == name)
                           .execution_options(populate_existing=True))
 
 
-def _stand_in(session: Session, name: str, now: float) -> None:
+def _stand_in(session: Session, name: str, now: float) -> str:
     account = Account(id=new_id(), created_at=now)
     session.add_all([account, Domain(id=new_id(), account_id=account.id, name=name,
                                      created_at=now)])
     session.flush()
+    return account.id
 
 
 def _open_and_mail(services: Services, session: Session, ctx: service.Context,

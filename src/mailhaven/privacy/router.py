@@ -205,7 +205,8 @@ def _tell_subject(services: Services, session, found: PrivacyRequest, subject: s
     given = reqs.details(services.vault, session, found)
     if found.subject_type != "recipient" or not given.get("domain"):
         return
-    domain = session.scalar(select(Domain).where(Domain.name == given["domain"]))
+    domain = session.scalar(select(Domain).where(Domain.name == given["domain"],
+                                                 Domain.account_id == found.account_id))
     if domain is not None:
         form.mail_subject(services, session, domain, given["email"], subject, text)
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -87,11 +88,37 @@ class Database:
         several processes start at once."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            if not self.is_sqlite:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        with self.migrating() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
+
+    @contextmanager
+    def migrating(self) -> Iterator[Connection]:
+        """A connection in a transaction for Alembic. On PostgreSQL it holds the migration
+        lock. On SQLite foreign keys are off meanwhile (they can only be switched outside
+        a transaction): batch mode rebuilds a table by copying it and dropping the old one,
+        and with them on, that drop deletes every row referencing it ON DELETE CASCADE.
+        After a migration (not on every start: it reads every table) every reference is
+        checked before it commits."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    if not self.is_sqlite:
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                     {"k": _MIGRATION_LOCK})
+                    before = MigrationContext.configure(conn).get_current_revision()
+                    yield conn
+                    if self.is_sqlite and (
+                            MigrationContext.configure(conn).get_current_revision() != before):
+                        dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                        if dangling is not None:
+                            raise RuntimeError(f"a migration left a dangling reference: "
+                                               f"{tuple(dangling)}")
+            finally:
+                if self.is_sqlite:
+                    conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

@@ -75,6 +75,22 @@ def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list
     waits for this one and then builds on it."""
     if len(entries) > MAX_BATCH:
         raise BadRequest("Batch size should be less than 1000")
+    _upsert(session, vault, domain, kind, entries, clock)
+    return len(entries)
+
+
+def unsubscribe(session: Session, vault: Vault, domain: Domain, email: str,
+                tags: tuple[str, ...], clock: Clock = SYSTEM_CLOCK) -> bool:
+    """Unsubscribe `email` from `tags` (`*`: everything); False when it already was from
+    all of them, so a replayed link records no second event (exact under concurrency, as
+    add() is: the second request waits for the first and sees its tags)."""
+    return _upsert(session, vault, domain, "unsubscribes", [Entry(email, tags=tags)],
+                   clock) > 0
+
+
+def _upsert(session: Session, vault: Vault, domain: Domain, kind: str, entries: list[Entry],
+            clock: Clock) -> int:
+    """add()'s work; how many records changed (an unsubscribe that gained no tag did not)."""
     keys = vault.subjects(session, domain.account_id, [e.value for e in entries])
     indexed = [(vault.blind_index(domain.account_id, e.value), e) for e in entries]
     new: dict[str, dict] = {}
@@ -88,6 +104,7 @@ def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list
     session.execute(insert_for(session, Suppression).on_conflict_do_nothing(),
                     list(new.values()))
     rows = {row.value_index: row for row in _rows(session, domain, kind, new, lock=True)}
+    changed = 0
     for index, entry in indexed:
         key, row = keys[normalize_address(entry.value)], rows[index]
         if row.key_id != key.id:  # its subject was erased and has come back: seal anew
@@ -98,10 +115,14 @@ def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list
         if entry.detail is not None:
             row.detail_sealed = vault.seal_text(key, entry.detail, "suppression.detail")
         if kind == "unsubscribes":
-            tags = set(json.loads(row.tags)) | set(entry.tags or (ALL_TAGS,))
+            before = set(json.loads(row.tags))
+            tags = before | set(entry.tags or (ALL_TAGS,))
             row.tags = json.dumps(sorted(tags))
+            changed += ALL_TAGS not in before and tags != before
+        else:
+            changed += 1
     session.flush()
-    return len(entries)
+    return changed
 
 
 def _rows(session: Session, domain: Domain, kind: str, indexes: Iterable[str], *,

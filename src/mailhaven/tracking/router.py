@@ -25,8 +25,8 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
 
 
-async def _engage(services: Services, request: Request, link: Link) -> dict | None:
-    def run() -> dict | None:
+async def _engage(services: Services, request: Request, link: Link) -> str | None:
+    def run() -> str | None:
         with services.db.transaction() as session:
             return service.engage(session, services.vault, link,
                                   ip=request.client.host if request.client else "",
@@ -85,11 +85,10 @@ async def unsubscribe(token: str, request: Request, services: ServicesDep) -> Re
     link = _link(services, token, "u")
     if link is None:
         return _page("invalid", status_code=404)
-    recorded = await _engage(services, request, link)
-    if recorded is None:
+    sender = await _engage(services, request, link)
+    if sender is None:
         return _page("invalid", status_code=404)
-    return _page("done", domain=recorded["envelope"]["sender"].rpartition("@")[2],
-                 all_mail=link.data == "*")
+    return _page("done", domain=sender, all_mail=link.data == "*")
 
 
 # -- settings API ------------------------------------------------------------------------

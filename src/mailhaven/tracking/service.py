@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from email.utils import parseaddr
 from functools import lru_cache
 
 from sqlalchemy import select
@@ -59,13 +60,14 @@ def client_info(user_agent: str) -> dict:
 
 
 def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: str,
-           clock: Clock, notice_version: str = "1") -> dict | None:
-    """Record what the recipient did; None when nothing is recorded (the copy is gone or
-    erased, or may not be tracked). An unsubscribe always counts: it is the recipient's
-    right, not tracking."""
+           clock: Clock, notice_version: str = "1") -> str | None:
+    """Record what the recipient did, if it may be tracked: an unsubscribe always counts
+    (it is the recipient's right, not tracking), once. The domain the copy came from, for
+    the unsubscribe page; None when the copy is gone or erased."""
     job = describe(session, vault, link.delivery_id)
     if job is None:
         return None
+    sender = parseaddr(job.facts.headers["from"])[1].rpartition("@")[2]
     event = EVENTS[link.kind]
     limits = subject_limits(session, job.account_id,
                             [vault.blind_index(job.account_id, job.email)])
@@ -73,7 +75,7 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
                          next(iter(limits.values()), NO_LIMITS))
     if (event == "opened" and not decision.opens) or (event == "clicked"
                                                       and decision.clicks == "no"):
-        return None
+        return sender
     extra: dict = {"ip": ip, "geolocation": dict(UNKNOWN_PLACE),
                    "client-info": client_info(user_agent[:512])}
     if event == "clicked":
@@ -83,8 +85,8 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
         domain = session.get(Domain, job.domain_id)
         if domain is None:
             return None
-        suppressions.add(session, vault, domain, "unsubscribes",
-                         [suppressions.Entry(job.email, tags=tags)], clock)
+        if not suppressions.unsubscribe(session, vault, domain, job.email, tags, clock):
+            return sender  # already unsubscribed from all of it: a replay records nothing
         if tags == ("*",):  # from everything: the consent ledger records the withdrawal
             record_consent(session, job.account_id,
                            vault.blind_index(job.account_id, job.email), "marketing-email",
@@ -92,9 +94,10 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
                            notice_version=notice_version, now=clock.now())
     first = event != "unsubscribed" and _first(session, vault, job.account_id,
                                                job.facts.storage_key, job.email, event)
-    return record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
-                  facts=job.facts, event=event, recipient=Recipient(job.email, job.subject_key),
-                  timestamp=clock.now(), extra=extra, stats_kind="unique" if first else None)
+    record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
+           facts=job.facts, event=event, recipient=Recipient(job.email, job.subject_key),
+           timestamp=clock.now(), extra=extra, stats_kind="unique" if first else None)
+    return sender
 
 
 def _first(session: Session, vault: Vault, account_id: str, storage_key: str, email: str,
