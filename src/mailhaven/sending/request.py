@@ -29,7 +29,8 @@ DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
 OPTIONS_TOO_LARGE = ("Send options (parameters starting with o:, h:, or v:) are limited to 16KB "
                      "total")
 
-_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+# U+0085, U+2028 and U+2029 end a line too (str.splitlines, the email package)
+_LINE_BREAKS = re.compile(r"\s*[\r\n\x85\u2028\u2029]+\s*")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':' (RFC 5322 ftext)
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
@@ -176,6 +177,22 @@ def _mailboxes(values: list[str]) -> Iterator[tuple[Address, bool]]:
         for item in _split_list(value):
             name, email = _parse_one(item)
             yield Address(name, email), _is_valid(email)
+
+
+def mailbox_pairs(value: str) -> list[tuple[str, str]] | None:
+    """The (display name, address) pairs of a header value, or None unless each is a
+    well-formed mailbox (an `h:Reply-To` may hold anything)."""
+    pairs = []
+    for address, valid in _mailboxes([value]):
+        if not valid:
+            return None
+        pairs.append((address.name, address.email))
+    return pairs or None
+
+
+def mailbox_parts(text: str) -> tuple[str, str]:
+    """The display name and address of one mailbox as `Address.formatted` wrote it."""
+    return _parse_one(text)
 
 
 def _check_list_size(values: list[str]) -> None:
