@@ -18,9 +18,16 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailhaven.sending import folding, plain
-from mailhaven.sending.request import SendRequest, header_text, mailbox_pairs, mailbox_parts
+from mailhaven.sending.folding import decode_words, header_text
+from mailhaven.sending.request import (
+    RECIPIENT_VAR,
+    SendRequest,
+    mailbox_pairs,
+    mailbox_parts,
+    mime_fields,
+    mime_head,
+)
 
-RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
 _NEWLINE = re.compile(rb"\r?\n|\r")
 # 7-bit bodies (non-ASCII text goes quoted-printable or base64): the receiving server may
 # not offer 8BITMIME, and we don't downgrade on the way.
@@ -98,10 +105,15 @@ def attachment_summaries(message: EmailMessage) -> list[dict]:
 def facts(doc: dict, *, storage_key: str, size: int, tags: list[str],
           testmode: bool) -> MessageFacts:
     if doc["mime"] is not None:
-        parsed = message_from_bytes(base64.b64decode(doc["mime"]), policy=policy.default)
-        headers = {"to": str(parsed.get("To", "")), "from": str(parsed.get("From", "")),
-                   "subject": str(parsed.get("Subject", ""))}
-        attachments = attachment_summaries(parsed)
+        raw = base64.b64decode(doc["mime"])
+        # Read as text, decoded in linear time: the email package's address parsing of a
+        # To of many names is quadratic, and this runs as the message is accepted.
+        own: dict[str, str] = {}
+        for name, value in mime_fields(mime_head(raw)):
+            own.setdefault(name, value)
+        headers = {name: header_text(decode_words(own.get(name, "")))
+                   for name in ("to", "from", "subject")}
+        attachments = attachment_summaries(message_from_bytes(raw, policy=policy.default))
     else:
         headers = {"to": ", ".join(doc["to"]), "from": doc["from"], "subject": doc["subject"]}
         attachments = [

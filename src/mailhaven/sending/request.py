@@ -12,6 +12,7 @@ from email.utils import formataddr
 
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
+from mailhaven.sending.folding import decode_words, header_text
 
 MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
@@ -20,6 +21,18 @@ MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 # for display names; past this, a request can only be refused.
 MAX_ADDRESS_CHARS = 512 * 1024
 MAX_DELIVERY_DELAY = 3 * 86400  # Mailgun's documented maximum for o:deliverytime
+# Header limits, met before anything is stored (issue 10, finding 1). Mailgun documents none
+# but the 16 KB of options; these follow RFC 5322 and what receivers refuse or cut: Gmail
+# refuses one header over 32 KB or all of them over 500 KB, Postfix (the usual relayhost)
+# drops header text past 100 KiB. Characters are counted before any encoding.
+MAX_SUBJECT_CHARS = 998  # one line of RFC 5322, as most providers allow
+MAX_HEADER_CHARS = 16 * 1024  # one field's value (To, Cc and References excepted)
+MAX_HEADERS_CHARS = 100 * 1024  # all of a copy's fields (Postfix's header_size_limit)
+MAX_HEADER_NAME_CHARS = 76  # a name can't be folded: with ": " it fills a 78-character line
+MAX_CUSTOM_HEADERS = 100  # h: fields in one request
+MAX_DISPLAY_NAME_CHARS = 256
+MAX_MIME_LINE = 998  # octets, RFC 5322 2.1.1: a longer line is refused downstream
+_LONG_FIELDS = frozenset({"to", "cc", "bcc", "references"})  # as Gmail counts them
 _TRUE = ("yes", "true", "1", "on")
 
 BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified"
@@ -28,16 +41,26 @@ NOT_AN_ADDRESS = "{} parameter is not a valid address. please check documentatio
 DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
 OPTIONS_TOO_LARGE = ("Send options (parameters starting with o:, h:, or v:) are limited to 16KB "
                      "total")
+SUBJECT_TOO_LONG = f"subject is too long, max is {MAX_SUBJECT_CHARS} characters"
+HEADER_TOO_LONG = "{} header value is too long, max is " f"{MAX_HEADER_CHARS} characters"
+HEADERS_TOO_LARGE = f"Message headers are too large, max is {MAX_HEADERS_CHARS} characters in all"
+HEADER_NAME_TOO_LONG = f"Header name is too long, max is {MAX_HEADER_NAME_CHARS} characters"
+TOO_MANY_HEADERS = f"Too many h: headers, max is {MAX_CUSTOM_HEADERS}"
+NAME_TOO_LONG = ("{} parameter has a display name longer than "
+                 f"{MAX_DISPLAY_NAME_CHARS} characters")
+MIME_LINE_TOO_LONG = ("message parameter is not a valid MIME message: a header line is longer "
+                      f"than {MAX_MIME_LINE} characters")
+NOT_TEXT = "'recipient-variables' parameter holds text that is not valid Unicode"
 
-# U+0085, U+2028 and U+2029 end a line too (str.splitlines, the email package)
-_LINE_BREAKS = re.compile(r"\s*[\r\n\x85\u2028\u2029]+\s*")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':' (RFC 5322 ftext)
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
 _LOCAL_PART = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
 _LABEL = r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
 _MIME_HEADER = re.compile(rb"[!-9;-~]+:")  # no space before the colon: DKIM signers refuse it
 _FROM_HEADER = re.compile(rb"(?i)from:")
 MAX_MESSAGE_ID = 250  # the id column holds 255
@@ -105,12 +128,6 @@ class SendRequest:
             return len(self.mime)
         parts = (self.text or "", self.html or "", self.amp_html or "", self.subject)
         return sum(len(p.encode()) for p in parts) + sum(len(a.data) for a in self.attachments)
-
-
-def header_text(value: str) -> str:
-    """A value that stays one header: line breaks fold to a space, control characters go
-    (a CRLF in a subject or `h:` value must not start a header of its own)."""
-    return _CONTROLS.sub("", _LINE_BREAKS.sub(" ", value))
 
 
 def flag(value: str | None, default: bool = False) -> bool:
@@ -211,6 +228,8 @@ def parse_addresses(values: list[str], field_name: str,
     for address, valid in _mailboxes(values):
         if not valid:
             raise BadRequest(NOT_AN_ADDRESS.format(field_name))
+        if len(address.name) > MAX_DISPLAY_NAME_CHARS:
+            raise BadRequest(NAME_TOO_LONG.format(field_name))
         if len(parsed) >= limit:
             raise BadRequest(TOO_MANY_RECIPIENTS)
         parsed.append(address)
@@ -243,6 +262,8 @@ def valid_addresses(values: list[str]) -> list[Address]:
 def _header(name: str, value: str) -> tuple[str, str]:
     if not name.isascii():
         raise BadRequest(f"Header name must be pure ASCII: {name}")
+    if len(name) > MAX_HEADER_NAME_CHARS:
+        raise BadRequest(HEADER_NAME_TOO_LONG)
     if not _HEADER_NAME.fullmatch(name):
         raise BadRequest(f"Header name is not valid: {name}")
     return name, header_text(value)
@@ -260,14 +281,49 @@ def _message_id(value: str | None) -> str | None:
 
 
 def _check_mime(raw: bytes) -> None:
-    """A message we can sign and deliver: well-formed header lines, one of them From."""
-    end = re.search(rb"\r?\n\r?\n", raw)
-    head = re.split(rb"\r?\n", raw[:end.start()] if end else raw)
+    """A message we can sign and deliver: well-formed header lines, one of them From, all
+    within the header limits (they go out as they are)."""
+    if _head_size(raw) > MAX_HEADERS_CHARS:
+        raise BadRequest(HEADERS_TOO_LARGE)
+    head = mime_head(raw)
     if not _MIME_HEADER.match(head[0]) or not all(
             _MIME_HEADER.match(line) or line[:1] in (b" ", b"\t") for line in head):
         raise BadRequest("message parameter is not a valid MIME message")
+    if any(len(line) > MAX_MIME_LINE for line in head):
+        raise BadRequest(MIME_LINE_TOO_LONG)
     if not any(_FROM_HEADER.match(line) for line in head):
         raise BadRequest("message parameter has no From header")
+    for name, value in mime_fields(head):
+        if name == "subject" and len(decode_words(value).strip()) > MAX_SUBJECT_CHARS:
+            raise BadRequest(SUBJECT_TOO_LONG)
+        if name not in _LONG_FIELDS and len(value) > MAX_HEADER_CHARS:
+            raise BadRequest(HEADER_TOO_LONG.format(name.title()))
+
+
+def _head_size(raw: bytes) -> int:
+    end = _BLANK_LINE.search(raw)
+    return end.start() if end else len(raw)
+
+
+def mime_head(raw: bytes) -> list[bytes]:
+    """The header lines of a MIME message, line ends taken off."""
+    return _LINE_END.split(raw[:_head_size(raw)])
+
+
+def mime_fields(lines: list[bytes]) -> Iterator[tuple[str, str]]:
+    """The (lower-case name, unfolded value) of each field of a message's header lines,
+    read without the email package (whose structured parsing is quadratic)."""
+    name, value = "", []
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and name:
+            value.append(line)
+            continue
+        if name:
+            yield name, b"".join(value).decode("utf-8", "replace").strip()
+        head, _, rest = line.partition(b":")
+        name, value = head.strip().decode("ascii", "replace").lower(), [rest]
+    if name:
+        yield name, b"".join(value).decode("utf-8", "replace").strip()
 
 
 def _attachment(part: Attachment) -> Attachment:
@@ -348,6 +404,8 @@ def _sender(values: Values) -> Address:
         raise BadRequest("from parameter is missing")
     if not all(valid for _, valid in mailboxes):
         raise BadRequest(NOT_AN_ADDRESS.format("from"))
+    if any(len(address.name) > MAX_DISPLAY_NAME_CHARS for address, _ in mailboxes):
+        raise BadRequest(NAME_TOO_LONG.format("from"))
     return mailboxes[0][0]
 
 
@@ -367,6 +425,10 @@ def _recipient_variables(value: str | None) -> dict[str, dict] | None:
     parsed = json_object(value)
     if parsed is None or not all(isinstance(v, dict) for v in parsed.values()):
         raise BadRequest("'recipient-variables' parameter is not a valid JSON")
+    try:  # "\ud800" is valid JSON but no text: no copy it went into could be written
+        json.dumps(parsed, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequest(NOT_TEXT) from None
     return {k.strip().lower(): v for k, v in parsed.items()}
 
 
@@ -436,7 +498,10 @@ def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachme
         sender = _sender(values)
         _check_body(values)
     recipient_variables = _recipient_variables(_first(values, "recipient-variables"))
-    headers = [_header(k[2:], v) for k, v in fields if k.startswith("h:") and k[2:]]
+    custom = [(k[2:], v) for k, v in fields if k.startswith("h:") and k[2:]]
+    if len(custom) > MAX_CUSTOM_HEADERS:
+        raise BadRequest(TOO_MANY_HEADERS)
+    headers = [_header(name, value) for name, value in custom]
     request = _with_options(SendRequest(
         sender=sender, to=to, cc=cc, bcc=bcc,
         subject=header_text(_first(values, "subject") or ""),
@@ -450,4 +515,65 @@ def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachme
     request.message_id = _custom_id(raw, headers)
     if request.size > MAX_MESSAGE_BYTES:
         raise TooLarge("Message size exceeds the 25MB limit")
+    _check_headers(request)
     return request
+
+
+# -- header limits, for each copy as its recipient will get it -------------------------
+class _Filled:
+    """The length of a text once a recipient's `%recipient.x%` are filled in, found without
+    filling them (a 16 KB template times 1000 recipients would be 16 MB of work)."""
+
+    def __init__(self, text: str, escaped: bool = False) -> None:
+        names = RECIPIENT_VAR.findall(text)
+        self.counts: dict[str, int] = {}
+        for name in names:
+            self.counts[name] = self.counts.get(name, 0) + 1
+        self.escaped = escaped  # measured as a JSON string (X-Mailgun-Variables)
+        self.unfilled = len(json.dumps(text)) - 2 if escaped else len(text)
+        self.base = self.unfilled - sum(len(name) + 12 for name in names)  # %recipient.x%
+
+    def length(self, variables: dict | None) -> int:
+        if variables is None or not self.counts:
+            return self.unfilled
+        total = self.base
+        for name, count in self.counts.items():
+            value = str(variables.get(name, ""))
+            total += count * (len(json.dumps(value)) - 2 if self.escaped else len(value))
+        return total
+
+
+def _check_headers(request: SendRequest) -> None:
+    """Subject, each `h:` value and all of a copy's fields within the header limits, each
+    copy with its own recipient-variables (for a MIME message, `_check_mime` saw its own)."""
+    subjects = [_Filled(request.subject)] if request.mime is None else []
+    subjects += [_Filled(v) for n, v in request.headers if n.lower() == "subject"]
+    custom = [(name, _Filled(value)) for name, value in request.headers]
+    user = [(len(json.dumps(k)) + 4, _Filled(v, escaped=True))
+            for k, v in request.variables.items()]
+    fixed = sum(len(a.formatted()) + 2 for a in (request.sender, *request.cc))
+    fixed += sum(len(name) + 2 for name, _ in request.headers)
+    if request.mime is not None:
+        fixed += _head_size(request.mime)
+    batch = request.recipient_variables
+    # A batch copy names its own recipient alone; any other names all of them.
+    to = (0 if request.mime is not None  # its own To is in its header, counted above
+          else max(len(a.formatted()) for a in request.to) if batch is not None
+          else sum(len(a.formatted()) + 2 for a in request.to))
+    varied = batch is not None and any(
+        t.counts for t in (*subjects, *(f for _, f in custom), *(f for _, f in user)))
+    for address in request.recipients if varied else request.recipients[:1]:
+        own = None if batch is None else batch.get(address.email.strip().lower(), {})
+        if any(s.length(own) > MAX_SUBJECT_CHARS for s in subjects):
+            raise BadRequest(SUBJECT_TOO_LONG)
+        total = fixed + to
+        for name, value in custom:
+            length = value.length(own)
+            if length > MAX_HEADER_CHARS and name.lower() not in _LONG_FIELDS:
+                raise BadRequest(HEADER_TOO_LONG.format(f"h:{name}"))
+            total += length
+        total += sum(key + value.length(own) for key, value in user)
+        if request.mime is None:
+            total += subjects[0].length(own)
+        if total > MAX_HEADERS_CHARS:
+            raise BadRequest(HEADERS_TOO_LARGE)

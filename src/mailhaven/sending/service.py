@@ -18,6 +18,8 @@ from mailhaven.events.service import Recipient, record, record_each
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
 from mailhaven.sending.request import (
+    MAX_ADDRESS_CHARS,
+    MAX_SUBJECT_CHARS,
     Attachment,
     SendRequest,
     build_request,
@@ -227,8 +229,9 @@ def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[st
     sender sees it in the logs; sealed under the first recipient named, if any."""
     values = [v for k, v in fields if k in ("to", "cc", "bcc")]
     named = valid_addresses(values)
-    sender = next((v for k, v in fields if k == "from"), "")
-    subject = next((v for k, v in fields if k == "subject"), "")
+    # What the request said, no more than a message may say (the refusal may be of its size).
+    sender = next((v for k, v in fields if k == "from"), "")[:MAX_ADDRESS_CHARS]
+    subject = next((v for k, v in fields if k == "subject"), "")[:MAX_SUBJECT_CHARS]
     facts = content.MessageFacts(
         storage_key="", message_id="",
         headers={"to": ", ".join(a.formatted() for a in named), "from": header_text(sender),
