@@ -26,7 +26,8 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
                   description="Mailgun-compatible email delivery with an executable privacy notice")
     app.state.services = services
     app.state.sends = group_commit(services.db, services.vault, services.clock,
-                                   require_verified=services.settings.require_verified_domains)
+                                   require_verified=services.settings.require_verified_domains,
+                                   sender_policy=services.settings.sender_policy)
     http.install(app)
     app.include_router(domains_router)
     app.include_router(sending_router)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailhaven.delivery.shaping import DEFAULT_RULE, Rule, parse_rules
+from mailhaven.sending import identity
 
 
 def _env(name: str, default: str) -> str:
@@ -20,6 +21,13 @@ def _int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"MAILHAVEN_{name} must be a whole number, got {value!r}") from None
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"MAILHAVEN_{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def parse_hostport(value: str) -> tuple[str, int] | None:
@@ -53,6 +61,7 @@ class Settings:
     mx_port: int = 2500
     webhook_allow_private: bool = False  # POSTs to loopback/private addresses (tests, LANs)
     require_verified_domains: bool = True  # a domain sends once its DNS proves ownership
+    sender_policy: str = identity.DOMAIN  # From at the account's domains; "any" as Mailgun
     notice_version: str = "1"  # the privacy notice in force, recorded with each consent
     public_url: str = ""  # tracking links' base; default http(s)://<web_prefix>.<domain>
 
@@ -99,4 +108,5 @@ class Settings:
             notice_version=_env("NOTICE_VERSION", "1"),
             require_verified_domains=_env("REQUIRE_VERIFIED_DOMAINS", "1") in ("1", "true",
                                                                                "yes"),
+            sender_policy=_choice("SENDER_POLICY", identity.DOMAIN, identity.POLICIES),
         )
