@@ -10,7 +10,7 @@ from email.utils import getaddresses
 
 import pytest
 
-from mailhaven.sending import content, folding
+from mailhaven.sending import content, folding, plain
 
 TEXTS = [
     "Hi", "Your order #5 has shipped", "a  b", "trail ", "tab\there", "x" * 200, "y" * 890,
@@ -133,3 +133,17 @@ def test_the_rendered_message_keeps_its_fields_in_order_and_its_body() -> None:
     assert str(got["Reply-To"]) == "Zoë <z@example.org>"
     assert str(got["From"]) == "Zoë <a@mg.acme.test>"
     assert got.get_body(preferencelist=("plain",)).get_content().strip() == "hi"
+
+
+def test_fields_the_plain_fast_path_takes_come_out_the_same_on_the_general_one() -> None:
+    """sending/plain.py writes `Name: value` for the values it accepts; so must we."""
+    from tests.sending.test_plain import VALUES
+
+    taken = [(name, value) for name, values in VALUES.items() for value in values
+             if plain._plain_field(name, value) and not name.lower().startswith("content-")]
+    assert len(taken) > 15
+    for name, value in taken:
+        assert content._field(name, value) == f"{name}: {value}".encode(), (name, value)
+        if name in ("From", "To", "Cc"):
+            items = tuple(item.strip() for item in value.split(","))
+            assert content._own_mailboxes(name, items, False) == f"{name}: {value}".encode()
