@@ -35,7 +35,8 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.state.services = services
     app.state.failed_logins = FailedLogins(services.clock)
     app.state.sends = group_commit(services.db, services.vault, services.clock,
-                                   require_verified=services.settings.require_verified_domains)
+                                   require_verified=services.settings.require_verified_domains,
+                                   sender_policy=services.settings.sender_policy)
     http.install(app)
     app.include_router(domains_router)
     app.include_router(sending_router)

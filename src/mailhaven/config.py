@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailhaven.delivery.shaping import DEFAULT_RULE, Rule, parse_rules
+from mailhaven.sending import identity
 
 
 def _env(name: str, default: str) -> str:
@@ -20,6 +21,13 @@ def _int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"MAILHAVEN_{name} must be a whole number, got {value!r}") from None
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"MAILHAVEN_{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def parse_hostport(value: str) -> tuple[str, int] | None:
@@ -54,6 +62,7 @@ class Settings:
     webhook_allow_private: bool = False  # POSTs to loopback/private addresses (tests, LANs)
     allow_private_mx: bool = False  # deliver to MX hosts on loopback/private addresses
     require_verified_domains: bool = True  # a domain sends once its DNS proves ownership
+    sender_policy: str = identity.DOMAIN  # From at the account's domains; "any" as Mailgun
     notice_version: str = "1"  # the privacy notice in force, recorded with each consent
     public_url: str = ""  # tracking links' base; default http(s)://<web_prefix>.<domain>
     # GET /metrics on the API asks for it (Bearer); unset: not served there
@@ -109,4 +118,5 @@ class Settings:
             api_docs=_env("API_DOCS", "0") in ("1", "true", "yes"),
             reserved_domains=tuple(name.strip(".") for name in
                                    _env("RESERVED_DOMAINS", "").lower().replace(",", " ").split()),
+            sender_policy=_choice("SENDER_POLICY", identity.DOMAIN, identity.POLICIES),
         )

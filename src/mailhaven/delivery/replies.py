@@ -88,12 +88,30 @@ class PermanentFailure(DeliveryFailure):
     permanent = True
 
 
-def failure_for(reply: SmtpReply, mx_host: str) -> DeliveryFailure:
-    """The failure a non-2xx reply stands for: 5xx is permanent, anything else is retried."""
+def failure_for(reply: SmtpReply, mx_host: str, *,
+                about_recipient: bool = True) -> DeliveryFailure:
+    """The failure a non-2xx reply stands for: 5xx is permanent, anything else is retried.
+    A permanent one is a `bounce` (its address may be listed) only when the reply is about
+    the recipient; one about the session, the sender or the message is `generic`."""
     if 500 <= reply.code < 600:
-        return PermanentFailure(reply, mx_host, reason="bounce")
+        return PermanentFailure(reply, mx_host,
+                                reason="bounce" if about_recipient else "generic")
     return TemporaryFailure(reply, mx_host, reason=deferral_reason(reply),
                             slow_down=reply.asks_to_slow_down())
+
+
+def about_recipient(command: str, reply: SmtpReply) -> bool:
+    """Whether a refusal says something about the recipient's address: any answer to RCPT,
+    or an answer to the message with an addressing or mailbox status (RFC 3463 X.1.x, X.2.x
+    but X.2.3, the message's length: some servers check recipients only then). A refusal of
+    the message itself ("500 Line too long", "554 5.6.0 content rejected", a message of our
+    own making) says nothing about the mailbox and must not have it suppressed."""
+    if command == "rcpt":
+        return True
+    if command != "data":
+        return False
+    status = reply.enhanced.split(".")
+    return len(status) == 3 and (status[1] == "1" or (status[1] == "2" and status[2] != "3"))
 
 
 def deferral_reason(reply: SmtpReply) -> str:

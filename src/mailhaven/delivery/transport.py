@@ -14,6 +14,7 @@ from mailhaven.delivery.mx import MailHost
 from mailhaven.delivery.replies import (
     DeliveryFailure,
     SmtpReply,
+    about_recipient,
     failure_for,
     local_failure,
 )
@@ -99,8 +100,11 @@ class SmtpTransport:
             raise
         except aiosmtplib.SMTPResponseException as exc:
             await self._release_after_error(key, conn)
-            raise _in_session(failure_for(SmtpReply.parse(exc.code, exc.message), host.name),
-                              conn) from exc
+            reply = SmtpReply.parse(exc.code, exc.message)
+            command = ("rcpt" if isinstance(exc, aiosmtplib.SMTPRecipientRefused) else
+                       "data" if isinstance(exc, aiosmtplib.SMTPDataError) else "session")
+            raise _in_session(failure_for(reply, host.name, about_recipient=about_recipient(
+                command, reply)), conn) from exc
         except aiosmtplib.SMTPServerDisconnected as exc:
             conn.client.close()
             raise _in_session(local_failure(421, "4.4.2", f"Connection lost: {exc}",
@@ -164,10 +168,10 @@ class SmtpTransport:
                     421, "4.7.4", f"{host.name} does not offer STARTTLS and TLS is required",
                     permanent=False, mx_host=host.name, reason="tls"))
             return _Connection(client, host, tls, verified)
-        except aiosmtplib.SMTPConnectResponseError as exc:
+        except aiosmtplib.SMTPConnectResponseError as exc:  # the greeting: not about anyone
             client.close()
             raise _Unreachable(failure_for(SmtpReply.parse(exc.code, exc.message),
-                                           host.name)) from exc
+                                           host.name, about_recipient=False)) from exc
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             client.close()
             raise _Unreachable(local_failure(421, "4.4.1", f"Could not connect to {host.name}:"

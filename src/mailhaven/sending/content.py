@@ -7,6 +7,7 @@ rendered per recipient at delivery, so 1000 personalised copies cost one stored 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -16,10 +17,17 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from mailhaven.sending import plain
-from mailhaven.sending.request import SendRequest, header_text
+from mailhaven.sending import folding, plain
+from mailhaven.sending.folding import decode_words, header_text
+from mailhaven.sending.request import (
+    RECIPIENT_VAR,
+    SendRequest,
+    mailbox_pairs,
+    mailbox_parts,
+    mime_fields,
+    mime_head,
+)
 
-RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
 _NEWLINE = re.compile(rb"\r?\n|\r")
 # 7-bit bodies (non-ASCII text goes quoted-printable or base64): the receiving server may
 # not offer 8BITMIME, and we don't downgrade on the way.
@@ -97,10 +105,15 @@ def attachment_summaries(message: EmailMessage) -> list[dict]:
 def facts(doc: dict, *, storage_key: str, size: int, tags: list[str],
           testmode: bool) -> MessageFacts:
     if doc["mime"] is not None:
-        parsed = message_from_bytes(base64.b64decode(doc["mime"]), policy=policy.default)
-        headers = {"to": str(parsed.get("To", "")), "from": str(parsed.get("From", "")),
-                   "subject": str(parsed.get("Subject", ""))}
-        attachments = attachment_summaries(parsed)
+        raw = base64.b64decode(doc["mime"])
+        # Read as text, decoded in linear time: the email package's address parsing of a
+        # To of many names is quadratic, and this runs as the message is accepted.
+        own: dict[str, str] = {}
+        for name, value in mime_fields(mime_head(raw)):
+            own.setdefault(name, value)
+        headers = {name: header_text(decode_words(own.get(name, "")))
+                   for name in ("to", "from", "subject")}
+        attachments = attachment_summaries(message_from_bytes(raw, policy=policy.default))
     else:
         headers = {"to": ", ".join(doc["to"]), "from": doc["from"], "subject": doc["subject"]}
         attachments = [
@@ -150,9 +163,12 @@ def render(doc: dict, recipient: str, variables: dict | None,
 
     # Display names are encoded-words by now (Address.formatted): only an address isn't ASCII.
     international = not all(a.isascii() for a in (doc["from"], recipient, *doc["to"], *doc["cc"]))
-    fields = [("From", doc["from"]),
-              ("To", _batch_to(doc, recipient) if doc["batch"] else ", ".join(doc["to"]))]
+    to = (_batch_to(doc, recipient),) if doc["batch"] else tuple(doc["to"])
+    fields = [("From", doc["from"]), ("To", ", ".join(to))]
+    # Our own address fields, by position: their mailboxes as Address.formatted wrote them.
+    ours = {0: (doc["from"],), 1: to}
     if doc["cc"]:
+        ours[2] = tuple(doc["cc"])
         fields.append(("Cc", ", ".join(doc["cc"])))
     fields += [("Subject", sub_header(doc["subject"])),
                ("Date", format_datetime(datetime.fromtimestamp(doc["created_at"], UTC))),
@@ -171,12 +187,40 @@ def render(doc: dict, recipient: str, variables: dict | None,
         if rendered is not None:
             return rendered
     msg = EmailMessage(policy=_UTF8_POLICY if international else _MIME_POLICY)
-    for name, value in fields:
-        if msg.policy.header_max_count(name) == 1:
-            del msg[name]  # h:Subject, h:Reply-To twice...: the client's last value wins
-        msg[name] = value
     _add_body(msg, doc, lambda t: additions.text(sub(t)), lambda h: additions.html(sub(h)))
-    return msg.as_bytes()
+    # The email package writes the body and its own fields (Content-*, MIME-Version); the
+    # others are written here, in time linear in their length. A client's Content-* field
+    # gives way to the body's, as set_content has it; a client's MIME-Version stays.
+    head = [_own_mailboxes(fields[i][0], ours[i], international) if i in ours
+            else _field(*fields[i], international)
+            for i in _unique(fields) if not fields[i][0].lower().startswith("content-")]
+    body = msg.as_bytes()
+    if any(name.lower() == "mime-version" for name, _ in fields):
+        body = _without_mime_version(body)
+    return b"\r\n".join(head) + b"\r\n" + body
+
+
+@functools.lru_cache(maxsize=256)
+def _field(name: str, value: str, utf8: bool = False) -> bytes:
+    """One field of the client's (or ours, but an address list): the mailboxes of an
+    address field where its value is a list of them, else text. Kept a while: the copies
+    of a message share most of their fields."""
+    if name.lower() in folding.ADDRESS_FIELDS and (pairs := mailbox_pairs(value)):
+        return folding.mailbox_field(name, pairs, utf8=utf8)
+    return folding.text_field(name, value, utf8=utf8)
+
+
+@functools.lru_cache(maxsize=64)
+def _own_mailboxes(name: str, mailboxes: tuple[str, ...], utf8: bool) -> bytes:
+    """From, To or Cc as accepted (`undisclosed-recipients:;` included); kept a while, as
+    each copy of a message to many has the same To."""
+    return folding.mailbox_field(name, map(mailbox_parts, mailboxes), utf8=utf8)
+
+
+def _without_mime_version(body: bytes) -> bytes:
+    head, blank, rest = body.partition(b"\r\n\r\n")
+    kept = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"mime-version:")]
+    return b"\r\n".join(kept) + blank + rest
 
 
 def _render_mime(doc: dict, sub_header: Callable[[str], str],
@@ -197,7 +241,7 @@ def _render_mime(doc: dict, sub_header: Callable[[str], str],
                 or _MIME_POLICY.header_max_count(name) == 1}
     head, blank, body = _crlf(base64.b64decode(doc["mime"])).partition(b"\r\n\r\n")
     kept = [f for f in _header_fields(head) if _field_name(f) not in replaced]
-    ours = [_folded(name, value) for name, value in added]
+    ours = [_field(name, value) for name, value in added]
     if not any(_field_name(f) == b"message-id" for f in kept):
         ours.insert(0, f"Message-ID: <{doc['message_id']}>".encode())
     return b"\r\n".join([*ours, *kept]) + blank + body
@@ -205,15 +249,14 @@ def _render_mime(doc: dict, sub_header: Callable[[str], str],
 
 def _last_of_unique(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The fields, with only the last of those a message may carry once."""
+    return [fields[i] for i in _unique(fields)]
+
+
+def _unique(fields: list[tuple[str, str]]) -> list[int]:
+    """The positions of the fields kept: of those a message may carry once, the last."""
     last = {name.lower(): i for i, (name, _) in enumerate(fields)}
-    return [(name, value) for i, (name, value) in enumerate(fields)
+    return [i for i, (name, _) in enumerate(fields)
             if _MIME_POLICY.header_max_count(name) != 1 or last[name.lower()] == i]
-
-
-def _folded(name: str, value: str) -> bytes:
-    """One header field as /messages writes it: non-ASCII as RFC 2047 encoded-words."""
-    folded = _MIME_POLICY.header_factory(name, value).fold(policy=_MIME_POLICY)
-    return folded.removesuffix("\r\n").encode()
 
 
 def _header_fields(head: bytes) -> list[bytes]:

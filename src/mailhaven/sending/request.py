@@ -12,6 +12,7 @@ from email.utils import formataddr
 
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
+from mailhaven.sending.folding import decode_words, header_text
 
 MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
@@ -20,6 +21,18 @@ MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 # for display names; past this, a request can only be refused.
 MAX_ADDRESS_CHARS = 512 * 1024
 MAX_DELIVERY_DELAY = 3 * 86400  # Mailgun's documented maximum for o:deliverytime
+# Header limits, met before anything is stored (issue 10, finding 1). Mailgun documents none
+# but the 16 KB of options; these follow RFC 5322 and what receivers refuse or cut: Gmail
+# refuses one header over 32 KB or all of them over 500 KB, Postfix (the usual relayhost)
+# drops header text past 100 KiB. Characters are counted before any encoding.
+MAX_SUBJECT_CHARS = 998  # one line of RFC 5322, as most providers allow
+MAX_HEADER_CHARS = 16 * 1024  # one field's value (To, Cc and References excepted)
+MAX_HEADERS_CHARS = 100 * 1024  # all of a copy's fields (Postfix's header_size_limit)
+MAX_HEADER_NAME_CHARS = 76  # a name can't be folded: with ": " it fills a 78-character line
+MAX_CUSTOM_HEADERS = 100  # h: fields in one request
+MAX_DISPLAY_NAME_CHARS = 256
+MAX_MIME_LINE = 998  # octets, RFC 5322 2.1.1: a longer line is refused downstream
+_LONG_FIELDS = frozenset({"to", "cc", "bcc", "references"})  # as Gmail counts them
 _TRUE = ("yes", "true", "1", "on")
 
 BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified"
@@ -28,15 +41,26 @@ NOT_AN_ADDRESS = "{} parameter is not a valid address. please check documentatio
 DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
 OPTIONS_TOO_LARGE = ("Send options (parameters starting with o:, h:, or v:) are limited to 16KB "
                      "total")
+SUBJECT_TOO_LONG = f"subject is too long, max is {MAX_SUBJECT_CHARS} characters"
+HEADER_TOO_LONG = "{} header value is too long, max is " f"{MAX_HEADER_CHARS} characters"
+HEADERS_TOO_LARGE = f"Message headers are too large, max is {MAX_HEADERS_CHARS} characters in all"
+HEADER_NAME_TOO_LONG = f"Header name is too long, max is {MAX_HEADER_NAME_CHARS} characters"
+TOO_MANY_HEADERS = f"Too many h: headers, max is {MAX_CUSTOM_HEADERS}"
+NAME_TOO_LONG = ("{} parameter has a display name longer than "
+                 f"{MAX_DISPLAY_NAME_CHARS} characters")
+MIME_LINE_TOO_LONG = ("message parameter is not a valid MIME message: a header line is longer "
+                      f"than {MAX_MIME_LINE} characters")
+NOT_TEXT = "'recipient-variables' parameter holds text that is not valid Unicode"
 
-_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':' (RFC 5322 ftext)
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
 _LOCAL_PART = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
 _LABEL = r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
 _MIME_HEADER = re.compile(rb"[!-9;-~]+:")  # no space before the colon: DKIM signers refuse it
 _FROM_HEADER = re.compile(rb"(?i)from:")
 MAX_MESSAGE_ID = 250  # the id column holds 255
@@ -106,12 +130,6 @@ class SendRequest:
         return sum(len(p.encode()) for p in parts) + sum(len(a.data) for a in self.attachments)
 
 
-def header_text(value: str) -> str:
-    """A value that stays one header: line breaks fold to a space, control characters go
-    (a CRLF in a subject or `h:` value must not start a header of its own)."""
-    return _CONTROLS.sub("", _LINE_BREAKS.sub(" ", value))
-
-
 def flag(value: str | None, default: bool = False) -> bool:
     """Mailgun's truthy option values ("yes", "true", ...); `default` when not given."""
     if value is None or value == "":
@@ -178,6 +196,22 @@ def _mailboxes(values: list[str]) -> Iterator[tuple[Address, bool]]:
             yield Address(name, email), _is_valid(email)
 
 
+def mailbox_pairs(value: str) -> list[tuple[str, str]] | None:
+    """The (display name, address) pairs of a header value, or None unless each is a
+    well-formed mailbox (an `h:Reply-To` may hold anything)."""
+    pairs = []
+    for address, valid in _mailboxes([value]):
+        if not valid:
+            return None
+        pairs.append((address.name, address.email))
+    return pairs or None
+
+
+def mailbox_parts(text: str) -> tuple[str, str]:
+    """The display name and address of one mailbox as `Address.formatted` wrote it."""
+    return _parse_one(text)
+
+
 def _check_list_size(values: list[str]) -> None:
     """Refuse address lists longer than any 1000 recipients can be, before reading them:
     the parse loop is Python, one character at a time."""
@@ -194,6 +228,8 @@ def parse_addresses(values: list[str], field_name: str,
     for address, valid in _mailboxes(values):
         if not valid:
             raise BadRequest(NOT_AN_ADDRESS.format(field_name))
+        if len(address.name) > MAX_DISPLAY_NAME_CHARS:
+            raise BadRequest(NAME_TOO_LONG.format(field_name))
         if len(parsed) >= limit:
             raise BadRequest(TOO_MANY_RECIPIENTS)
         parsed.append(address)
@@ -226,6 +262,8 @@ def valid_addresses(values: list[str]) -> list[Address]:
 def _header(name: str, value: str) -> tuple[str, str]:
     if not name.isascii():
         raise BadRequest(f"Header name must be pure ASCII: {name}")
+    if len(name) > MAX_HEADER_NAME_CHARS:
+        raise BadRequest(HEADER_NAME_TOO_LONG)
     if not _HEADER_NAME.fullmatch(name):
         raise BadRequest(f"Header name is not valid: {name}")
     return name, header_text(value)
@@ -243,14 +281,49 @@ def _message_id(value: str | None) -> str | None:
 
 
 def _check_mime(raw: bytes) -> None:
-    """A message we can sign and deliver: well-formed header lines, one of them From."""
-    end = re.search(rb"\r?\n\r?\n", raw)
-    head = re.split(rb"\r?\n", raw[:end.start()] if end else raw)
+    """A message we can sign and deliver: well-formed header lines, one of them From, all
+    within the header limits (they go out as they are)."""
+    if _head_size(raw) > MAX_HEADERS_CHARS:
+        raise BadRequest(HEADERS_TOO_LARGE)
+    head = mime_head(raw)
     if not _MIME_HEADER.match(head[0]) or not all(
             _MIME_HEADER.match(line) or line[:1] in (b" ", b"\t") for line in head):
         raise BadRequest("message parameter is not a valid MIME message")
+    if any(len(line) > MAX_MIME_LINE for line in head):
+        raise BadRequest(MIME_LINE_TOO_LONG)
     if not any(_FROM_HEADER.match(line) for line in head):
         raise BadRequest("message parameter has no From header")
+    for name, value in mime_fields(head):
+        if name == "subject" and len(decode_words(value).strip()) > MAX_SUBJECT_CHARS:
+            raise BadRequest(SUBJECT_TOO_LONG)
+        if name not in _LONG_FIELDS and len(value) > MAX_HEADER_CHARS:
+            raise BadRequest(HEADER_TOO_LONG.format(name.title()))
+
+
+def _head_size(raw: bytes) -> int:
+    end = _BLANK_LINE.search(raw)
+    return end.start() if end else len(raw)
+
+
+def mime_head(raw: bytes) -> list[bytes]:
+    """The header lines of a MIME message, line ends taken off."""
+    return _LINE_END.split(raw[:_head_size(raw)])
+
+
+def mime_fields(lines: list[bytes]) -> Iterator[tuple[str, str]]:
+    """The (lower-case name, unfolded value) of each field of a message's header lines,
+    read without the email package (whose structured parsing is quadratic)."""
+    name, value = "", []
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and name:
+            value.append(line)
+            continue
+        if name:
+            yield name, b"".join(value).decode("utf-8", "replace").strip()
+        head, _, rest = line.partition(b":")
+        name, value = head.strip().decode("ascii", "replace").lower(), [rest]
+    if name:
+        yield name, b"".join(value).decode("utf-8", "replace").strip()
 
 
 def _attachment(part: Attachment) -> Attachment:
@@ -331,6 +404,8 @@ def _sender(values: Values) -> Address:
         raise BadRequest("from parameter is missing")
     if not all(valid for _, valid in mailboxes):
         raise BadRequest(NOT_AN_ADDRESS.format("from"))
+    if any(len(address.name) > MAX_DISPLAY_NAME_CHARS for address, _ in mailboxes):
+        raise BadRequest(NAME_TOO_LONG.format("from"))
     return mailboxes[0][0]
 
 
@@ -350,6 +425,10 @@ def _recipient_variables(value: str | None) -> dict[str, dict] | None:
     parsed = json_object(value)
     if parsed is None or not all(isinstance(v, dict) for v in parsed.values()):
         raise BadRequest("'recipient-variables' parameter is not a valid JSON")
+    try:  # "\ud800" is valid JSON but no text: no copy it went into could be written
+        json.dumps(parsed, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequest(NOT_TEXT) from None
     return {k.strip().lower(): v for k, v in parsed.items()}
 
 
@@ -419,7 +498,10 @@ def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachme
         sender = _sender(values)
         _check_body(values)
     recipient_variables = _recipient_variables(_first(values, "recipient-variables"))
-    headers = [_header(k[2:], v) for k, v in fields if k.startswith("h:") and k[2:]]
+    custom = [(k[2:], v) for k, v in fields if k.startswith("h:") and k[2:]]
+    if len(custom) > MAX_CUSTOM_HEADERS:
+        raise BadRequest(TOO_MANY_HEADERS)
+    headers = [_header(name, value) for name, value in custom]
     request = _with_options(SendRequest(
         sender=sender, to=to, cc=cc, bcc=bcc,
         subject=header_text(_first(values, "subject") or ""),
@@ -433,4 +515,53 @@ def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachme
     request.message_id = _custom_id(raw, headers)
     if request.size > MAX_MESSAGE_BYTES:
         raise TooLarge("Message size exceeds the 25MB limit")
+    _check_headers(request)
     return request
+
+
+# -- header limits, for the copy whose header comes out longest -------------------------
+def _longest_values(batch: dict[str, dict] | None) -> dict[str, tuple[int, int]]:
+    """For each recipient variable, the longest any recipient's value is: as text, and as a
+    JSON string (X-Mailgun-Variables). One pass over the variables, whatever the templates."""
+    longest: dict[str, tuple[int, int]] = {}
+    for variables in (batch or {}).values():
+        for name, value in variables.items():
+            text = str(value)
+            plain, escaped = longest.get(name, (0, 0))
+            longest[name] = (max(plain, len(text)), max(escaped, len(json.dumps(text)) - 2))
+    return longest
+
+
+def _check_headers(request: SendRequest) -> None:
+    """Subject, each `h:` value and all of a copy's fields within the header limits, with
+    `%recipient.x%` counted at the longest value any recipient has for it (a 13-character
+    placeholder may stand for 16 KB): a bound found in one pass, not 1000 renderings."""
+    longest = _longest_values(request.recipient_variables)
+
+    def length(text: str, escaped: bool = False) -> int:
+        size = len(json.dumps(text)) - 2 if escaped else len(text)
+        if request.recipient_variables is None or "%recipient" not in text:
+            return size
+        return size + sum(longest.get(name, (0, 0))[escaped] - len(name) - 12
+                          for name in RECIPIENT_VAR.findall(text))
+
+    subjects = [] if request.mime is not None else [length(request.subject)]
+    subjects += [length(value) for name, value in request.headers if name.lower() == "subject"]
+    if any(size > MAX_SUBJECT_CHARS for size in subjects):
+        raise BadRequest(SUBJECT_TOO_LONG)
+    total = sum(len(a.formatted()) + 2 for a in (request.sender, *request.cc))
+    if request.mime is not None:
+        total += _head_size(request.mime)  # its own To and Subject among them
+    elif request.recipient_variables is not None:  # a batch copy names its recipient alone
+        total += max(len(a.formatted()) for a in request.to) + subjects[0]
+    else:
+        total += sum(len(a.formatted()) + 2 for a in request.to) + subjects[0]
+    for name, value in request.headers:
+        size = length(value)
+        if size > MAX_HEADER_CHARS and name.lower() not in _LONG_FIELDS:
+            raise BadRequest(HEADER_TOO_LONG.format(f"h:{name}"))
+        total += len(name) + 2 + size
+    total += sum(len(json.dumps(k)) + 4 + length(v, escaped=True)
+                 for k, v in request.variables.items())
+    if total > MAX_HEADERS_CHARS:
+        raise BadRequest(HEADERS_TOO_LARGE)

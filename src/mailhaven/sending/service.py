@@ -15,9 +15,11 @@ from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Forbidden, MailhavenError, NotFound
 from mailhaven.events.service import Recipient, record, record_each
-from mailhaven.sending import content
+from mailhaven.sending import content, identity
 from mailhaven.sending.models import Message
 from mailhaven.sending.request import (
+    MAX_ADDRESS_CHARS,
+    MAX_SUBJECT_CHARS,
     Attachment,
     SendRequest,
     build_request,
@@ -60,34 +62,38 @@ SEND_BATCH = 32  # sends per transaction, at most: a bound on how long SQLite's 
 
 def send(db: Database, vault: Vault, account_id: str, domain_name: str,
          fields: list[tuple[str, str]], files: list[tuple[str, Attachment]], *, mime: bool,
-         clock: Clock = SYSTEM_CLOCK, require_verified: bool = False) -> Accepted:
+         clock: Clock = SYSTEM_CLOCK, require_verified: bool = False,
+         sender_policy: str = identity.DOMAIN) -> Accepted:
     """Validate and accept one send request in one transaction; a refused request is
     committed as a `rejected` event before its error goes back to the client."""
     outcome, = send_all(db, vault, [SendAttempt(account_id, domain_name, fields, files, mime)],
-                        clock=clock, require_verified=require_verified)
+                        clock=clock, require_verified=require_verified,
+                        sender_policy=sender_policy)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
 
 
 def send_all(db: Database, vault: Vault, attempts: list[SendAttempt], *,
-             clock: Clock = SYSTEM_CLOCK, require_verified: bool = False) -> list[Outcome]:
+             clock: Clock = SYSTEM_CLOCK, require_verified: bool = False,
+             sender_policy: str = identity.DOMAIN) -> list[Outcome]:
     """Send requests that arrived together, in one transaction: each gets its own outcome,
     a refused one its error (committed as a `rejected` event where its domain is known)."""
     with db.transaction() as session:
-        return _send_in(session, vault, attempts, clock, require_verified)
+        return _send_in(session, vault, attempts, clock, require_verified, sender_policy)
 
 
-def group_commit(db: Database, vault: Vault, clock: Clock, *,
-                 require_verified: bool) -> GroupCommit[SendAttempt, Accepted]:
+def group_commit(db: Database, vault: Vault, clock: Clock, *, require_verified: bool,
+                 sender_policy: str = identity.DOMAIN) -> GroupCommit[SendAttempt, Accepted]:
     """The send API's writer: concurrent sends of this process share transactions."""
     return GroupCommit(lambda attempts: send_all(db, vault, attempts, clock=clock,
-                                                 require_verified=require_verified),
+                                                 require_verified=require_verified,
+                                                 sender_policy=sender_policy),
                        max_batch=SEND_BATCH, name="sends")
 
 
 def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock: Clock,
-             require_verified: bool) -> list[Outcome]:
+             require_verified: bool, sender_policy: str) -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(attempts)
     domains: dict[tuple[str, str], Domain | None] = {}
     ready: list[tuple[int, Domain, SendRequest]] = []
@@ -112,6 +118,9 @@ def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock:
             try:
                 request = build_request(attempt.fields, attempt.files, mime=attempt.mime,
                                         now=clock.now())
+                if sender_policy == identity.DOMAIN:
+                    identity.check_sender(session, domain, request,
+                                          require_verified=require_verified)
             except MailhavenError as exc:
                 reject(session, vault, domain, attempt.fields, exc.message, clock)
                 outcomes[n] = exc
@@ -227,8 +236,9 @@ def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[st
     sender sees it in the logs; sealed under the first recipient named, if any."""
     values = [v for k, v in fields if k in ("to", "cc", "bcc")]
     named = valid_addresses(values)
-    sender = next((v for k, v in fields if k == "from"), "")
-    subject = next((v for k, v in fields if k == "subject"), "")
+    # What the request said, no more than a message may say (the refusal may be of its size).
+    sender = next((v for k, v in fields if k == "from"), "")[:MAX_ADDRESS_CHARS]
+    subject = next((v for k, v in fields if k == "subject"), "")[:MAX_SUBJECT_CHARS]
     facts = content.MessageFacts(
         storage_key="", message_id="",
         headers={"to": ", ".join(a.formatted() for a in named), "from": header_text(sender),

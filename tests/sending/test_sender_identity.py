@@ -1,0 +1,113 @@
+"""Sender identity (issue 10, finding 21): by default an account sends only as its own
+domains; MAILHAVEN_SENDER_POLICY=any is Mailgun's accept-anything."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mailhaven.accounts.service import create_account
+from mailhaven.config import Settings
+from mailhaven.domains.models import Domain
+from mailhaven.domains.service import create_domain
+from mailhaven.errors import Forbidden
+from mailhaven.sending import identity
+from mailhaven.sending.service import send
+from tests.sending.test_send_api import by_rcpt, delivered, events, not_rejected, queued
+from tests.support import LiveServer
+
+BODY = {"to": "ann@example.org", "subject": "Your password", "text": "Reset it here"}
+
+
+def forbidden(reply, sender_domain: str, domain: str) -> None:  # type: ignore[no-untyped-def]
+    assert reply.status_code == 403, reply.text
+    assert reply.json() == {"message": identity.NOT_YOURS.format(sender_domain, domain)}
+
+
+def mime(sender: str) -> dict:
+    raw = f"From: {sender}\r\nTo: ann@example.org\r\nSubject: s\r\n\r\nbody\r\n".encode()
+    return {"message": ("m.eml", raw, "message/rfc822")}
+
+
+@pytest.fixture
+def globex(services) -> str:  # type: ignore[no-untyped-def]
+    """Another account's domain."""
+    with services.db.transaction() as session:
+        other = create_account(session, services.vault, name="Globex", email="o@globex.test")
+        create_domain(session, services.vault, other.account_id, {"name": "mg.globex.test"},
+                      services.clock)
+    return "mg.globex.test"
+
+
+def test_a_from_outside_the_accounts_domains_is_refused(api, services, domain,
+                                                        globex) -> None:
+    """The probe sent as any address through its own domain; as a bank, or as the account
+    next door."""
+    for sender, at in (("Security <security@bank.example>", "bank.example"),
+                       (f"billing@{globex}", globex), ("x@acme.test", "acme.test"),
+                       ("x@evil-mg.acme.test.example", "evil-mg.acme.test.example")):
+        forbidden(api.post(f"/v3/{domain}/messages", data={**BODY, "from": sender}), at,
+                  domain)
+    forbidden(api.post(f"/v3/{domain}/messages", data={
+        **BODY, "from": f"news@{domain}", "h:From": "CEO <ceo@bank.example>"}),
+        "bank.example", domain)
+    forbidden(api.post(f"/v3/{domain}/messages", data={
+        **BODY, "from": f"news@{domain}", "h:Sender": f"ops@{globex}"}), globex, domain)
+    forbidden(api.post(f"/v3/{domain}/messages.mime", data={"to": "ann@example.org"},
+                       files=mime("=?utf-8?q?Bank?= <security@bank.example>")),
+              "bank.example", domain)
+    reply = api.post(f"/v3/{domain}/messages", data={
+        **BODY, "from": f"news@{domain}", "h:From": "not an address"})
+    assert reply.json() == {"message": identity.UNREADABLE.format("From")}
+    assert not_rejected(api, domain) == []
+    assert len(events(api, domain, event="rejected")) == 8
+    assert delivered(services) == []
+
+
+def test_the_domain_its_subdomains_and_the_accounts_other_domains_may_send(
+        api, services, account, domain) -> None:
+    with services.db.transaction() as session:
+        create_domain(session, services.vault, account[0], {"name": "acme.test"},
+                      services.clock)
+    for n, sender in enumerate((f"News <news@{domain}>", f"eu@bounce.{domain.upper()}",
+                                "Acme <hello@acme.test>", "a@shop.acme.test")):
+        queued(api.post(f"/v3/{domain}/messages", data={
+            **BODY, "from": sender, "to": f"r{n}@example.org", "h:Sender": f"ops@{domain}"}))
+    queued(api.post(f"/v3/{domain}/messages.mime", data={"to": "r9@example.org"},
+                    files=mime(f'"Acme, Inc." <news@{domain}>')))
+    assert len(by_rcpt(delivered(services))) == 5
+
+
+def test_another_domain_of_the_account_counts_once_verified_where_that_is_required(
+        services, account, domain) -> None:
+    with services.db.transaction() as session:
+        create_domain(session, services.vault, account[0], {"name": "acme.test"},
+                      services.clock)
+        session.query(Domain).filter_by(name=domain).update({"state": "active"})
+    fields = [("from", "hello@acme.test"), *BODY.items()]
+    with pytest.raises(Forbidden, match="acme.test is not a domain of this account"):
+        send(services.db, services.vault, account[0], domain, fields, [], mime=False,
+             clock=services.clock, require_verified=True)
+    with services.db.transaction() as session:
+        session.query(Domain).filter_by(name="acme.test").update({"state": "active"})
+    assert send(services.db, services.vault, account[0], domain, fields, [], mime=False,
+                clock=services.clock, require_verified=True).recipients == 1
+
+
+def test_the_any_policy_sends_as_anyone_as_mailgun_does(services, account, domain) -> None:
+    anyone = dataclasses.replace(services, settings=services.settings.with_(
+        sender_policy=identity.ANY))
+    with LiveServer(anyone) as server, server.client(account[1]) as client:
+        queued(client.post(f"/v3/{domain}/messages",
+                           data={**BODY, "from": "someone@elsewhere.example"}))
+    assert [got.message["From"] for got in delivered(services)] == ["someone@elsewhere.example"]
+
+
+def test_the_policy_is_read_from_the_environment(monkeypatch) -> None:
+    assert Settings.from_env().sender_policy == identity.DOMAIN
+    monkeypatch.setenv("MAILHAVEN_SENDER_POLICY", "Any")
+    assert Settings.from_env().sender_policy == identity.ANY
+    monkeypatch.setenv("MAILHAVEN_SENDER_POLICY", "everyone")
+    with pytest.raises(ValueError, match="MAILHAVEN_SENDER_POLICY must be one of domain, any"):
+        Settings.from_env()
