@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 
 from prometheus_client import Counter
@@ -64,6 +65,8 @@ class DeliveryWorker(Runner):
         self.resolver = MxResolver(nameserver=settings.dns_nameserver,
                                    port=settings.smtp_delivery_port)
         self._inflight: set[asyncio.Task] = set()
+        # attempts in flight by account, for the fair shares of the next claim
+        self._held: defaultdict[str, int] = defaultdict(int)
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
         self._signers_lock = threading.Lock()
         self.doorbell = services.delivery_bell
@@ -81,11 +84,10 @@ class DeliveryWorker(Runner):
             jobs = await asyncio.to_thread(
                 queue.claim, services.db, services.vault, owner=self.owner,
                 now=services.clock.now(), limit=free,
-                lease_seconds=services.settings.lease_seconds)
+                lease_seconds=services.settings.lease_seconds,
+                held=dict(self._held), capacity=self.concurrency)
             for job in jobs:
-                task = asyncio.create_task(self.attempt(job))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                self._start(job)
             started = len(jobs)
         if self._inflight:
             waits: set[asyncio.Future] = set(self._inflight)
@@ -100,6 +102,18 @@ class DeliveryWorker(Runner):
                 if ringing is not None:
                     ringing.cancel()
         return started + max(busy, len(self._inflight))
+
+    def _start(self, job: queue.Job) -> None:
+        task = asyncio.create_task(self.attempt(job))
+        self._inflight.add(task)
+        self._held[job.account_id] += 1
+
+        def done(task: asyncio.Task) -> None:
+            self._inflight.discard(task)
+            self._held[job.account_id] -= 1
+            if not self._held[job.account_id]:
+                del self._held[job.account_id]
+        task.add_done_callback(done)
 
     async def drain(self) -> None:
         """Deliver everything due now, then return (tests and benchmarks)."""
