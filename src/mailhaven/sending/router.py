@@ -7,9 +7,11 @@ from prometheus_client import Counter
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
+from mailhaven.errors import TooLarge
 from mailhaven.http import in_thread, read_form
+from mailhaven.sending.renderer import RenderTimeout
 from mailhaven.sending.service import Accepted, SendAttempt
-from mailhaven.sending.stored import stored_json, stored_mime
+from mailhaven.sending.stored import TOO_SLOW, stored_document, stored_view
 from mailhaven.storage.group_commit import GroupCommit
 
 router = APIRouter(tags=["messages"])
@@ -46,9 +48,13 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
                      services: ServicesDep, account_id: AccountDep) -> dict:
     as_mime = "message/rfc2822" in request.headers.get("accept", "")
 
-    def run() -> dict:
+    def load() -> dict:
         with services.db.sessions() as session:
             domain = owned_domain(session, account_id, domain_name)
-            raw = stored_mime(session, services.vault, domain.id, storage_key)
-        return stored_json(raw, mime=as_mime)
-    return await in_thread(run)
+            return stored_document(session, services.vault, domain.id, storage_key)
+    doc = await in_thread(load)
+    budget = services.settings.render_seconds
+    try:  # in the render pool: never on the threads that serve the API
+        return await services.renderer.run(account_id, budget, stored_view, doc, as_mime)
+    except RenderTimeout as exc:
+        raise TooLarge(TOO_SLOW.format(budget=budget)) from exc

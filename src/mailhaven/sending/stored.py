@@ -15,18 +15,25 @@ from mailhaven.sending.request import json_object
 from mailhaven.vault import Vault, VaultKey
 
 NOT_FOUND = "Message not found"
+TOO_SLOW = "Message could not be rendered within {budget:g} seconds"
 
 
-def stored_mime(session: Session, vault: Vault, domain_id: str, storage_key: str) -> bytes:
-    """The message as it was accepted, before per-recipient rendering of a batch."""
+def stored_document(session: Session, vault: Vault, domain_id: str,
+                    storage_key: str) -> dict:
+    """The message's stored document, as it was accepted."""
     message = session.get(Message, storage_key)
     if message is None or message.domain_id != domain_id or message.content_sealed is None:
         raise NotFound(NOT_FOUND)
     key = session.scalar(select(VaultKey).where(VaultKey.id == message.content_key_id))
     if key is None:  # its content key was erased
         raise NotFound(NOT_FOUND)
-    doc = content.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
-    return content.render(doc, ", ".join(doc["to"]), None)
+    return content.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
+
+
+def stored_view(doc: dict, mime: bool) -> dict:
+    """The message before per-recipient rendering of a batch, in Mailgun's stored shape
+    (in a rendering process: this renders and parses the whole message)."""
+    return stored_json(content.render(doc, ", ".join(doc["to"]), None), mime=mime)
 
 
 def stored_json(raw: bytes, *, mime: bool) -> dict:
