@@ -5,23 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-from mailhaven.accounts.service import create_account
 from mailhaven.delivery import queue
 from mailhaven.delivery.worker import DeliveryWorker
-from mailhaven.domains.service import create_domain
-from tests.support import Sink, with_relay
+from tests.support import Sink, another_tenant, with_relay
 
 CONCURRENCY = 20
-
-
-def _second_account(services, live):  # type: ignore[no-untyped-def]
-    """Account B with its own domain, and an API client for it."""
-    with services.db.transaction() as session:
-        issued = create_account(session, services.vault, name="Bee", email="ops@bee.test",
-                                clock=services.clock)
-        create_domain(session, services.vault, issued.account_id, {"name": "mg.bee.test"},
-                      services.clock)
-    return live.client(issued.api_key)
 
 
 def test_another_accounts_mail_goes_out_in_the_first_claim_after_a_2000_copy_batch(
@@ -32,7 +20,7 @@ def test_another_accounts_mail_goes_out_in_the_first_claim_after_a_2000_copy_bat
             "from": f"News <news@{domain}>", "to": list(people), "subject": "Sale",
             "text": "Hello %recipient.n%", "recipient-variables": json.dumps(people)})
         assert reply.status_code == 200, reply.text
-    with _second_account(services, live) as bee:  # account B: one copy, queued after
+    with another_tenant(services, live) as bee:  # account B: one copy, queued after
         reply = bee.post("/v3/mg.bee.test/messages", data={
             "from": "Bee <hi@mg.bee.test>", "to": "carol@example.net",
             "subject": "Password reset", "text": "Your code is 1234"})
@@ -64,7 +52,7 @@ def test_a_claim_counts_what_the_worker_already_holds_of_each_account(
     api.post(f"/v3/{domain}/messages", data={
         "from": f"News <news@{domain}>", "to": [f"u{i}@example.org" for i in range(30)],
         "subject": "Sale", "text": "Hello"})
-    with _second_account(services, live) as bee:
+    with another_tenant(services, live) as bee:
         bee.post("/v3/mg.bee.test/messages", data={
             "from": "Bee <hi@mg.bee.test>", "to": [f"c{i}@example.net" for i in range(30)],
             "subject": "Hi", "text": "Hello"})
