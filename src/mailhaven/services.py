@@ -9,6 +9,7 @@ from mailhaven.audit import HEAD_FILE, keep_anchor
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.config import Settings
 from mailhaven.runner import Doorbell
+from mailhaven.sending import renderer
 from mailhaven.sending.renderer import RenderPool
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault, load_or_create_keyring
@@ -20,15 +21,11 @@ class Services:
     db: Database
     vault: Vault
     clock: Clock
-    # Rendering processes: built here, and shared by copies (dataclasses.replace) of these
-    renderer: RenderPool = None  # type: ignore[assignment]
     key_cache: KeyCache = field(init=False)
     # Rung by the API when it queued mail, for the delivery worker of this process (serve)
     delivery_bell: Doorbell = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.renderer is None:
-            self.renderer = RenderPool(self.settings.render_processes)
         self.key_cache = KeyCache(self.clock)
         self.delivery_bell = Doorbell()
 
@@ -43,6 +40,10 @@ class Services:
         vault = Vault(load_or_create_keyring(key_file), clock, key_file)
         return cls(settings, db, vault, clock)
 
+    @property
+    def renderer(self) -> RenderPool:
+        """The process's rendering processes (see sending.renderer), started when needed."""
+        return renderer.shared(self.settings.render_processes)
+
     def close(self) -> None:
-        self.renderer.close()
         self.db.dispose()

@@ -142,9 +142,17 @@ def _locked(session: Session, query: Select) -> Select:
 
 
 def _due_accounts(session: Session, now: float) -> dict[str, float]:
-    """The accounts with copies due now, each with its oldest due time. A recursive query
-    skips through ix_deliveries_queued_by_account one account at a time: a few index
-    lookups per account with queued copies, however many copies each has."""
+    """The accounts with copies due now, each with its oldest due time."""
+    return {account_id: due for account_id, due in session.execute(_queued_accounts())
+            if due <= now}
+
+
+@functools.cache
+def _queued_accounts() -> Select:
+    """The accounts with queued copies, each with its oldest due time: a recursive query
+    that skips through ix_deliveries_queued_by_account one account at a time, a few index
+    lookups per account however many copies each has. Built once: building it costs more
+    than running it."""
     queued = Delivery.__table__.c
 
     def first_account(*after: ColumnElement[bool]) -> ScalarSelect:
@@ -160,9 +168,7 @@ def _due_accounts(session: Session, now: float) -> dict[str, float]:
                           .where(step.c.account_id.is_not(None)))
     oldest = (select(func.min(queued.next_attempt_at))
               .where(_QUEUED, queued.account_id == walk.c.account_id).scalar_subquery())
-    rows = session.execute(select(walk.c.account_id, oldest)
-                           .where(walk.c.account_id.is_not(None)))
-    return {account_id: due for account_id, due in rows if due <= now}
+    return select(walk.c.account_id, oldest).where(walk.c.account_id.is_not(None))
 
 
 def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,

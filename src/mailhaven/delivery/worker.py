@@ -196,11 +196,16 @@ class DeliveryWorker(Runner):
             domain=job.domain_name, document=job.document, tags=job.facts.tags,
             email=job.email, settings=job.tracking, limits=job.limits)
         loop = asyncio.get_running_loop()
+        doc = job.document
         try:
-            data = await loop.run_in_executor(self._builders, self._plain, job, additions)
+            data = None
+            if content.may_be_plain(doc):
+                data = await loop.run_in_executor(self._builders, self._plain, job, additions)
             if data is None:
-                light = await self._lights.get(job.facts.storage_key, lambda: loop.run_in_executor(
-                    self._builders, payloads.lighten, job.document))
+                light = payloads.Light(doc, ())
+                if doc["attachments"] or doc["mime"] is not None:
+                    light = await self._lights.get(job.facts.storage_key, lambda: (
+                        loop.run_in_executor(self._builders, payloads.lighten, doc)))
                 rendered = await services.renderer.run(
                     job.account_id, services.settings.render_seconds, content.render,
                     light.doc, job.recipient, job.variables, additions)

@@ -148,6 +148,13 @@ def render_plain(doc: dict, recipient: str, variables: dict | None,
     return _render(doc, recipient, variables, additions, general=False)
 
 
+def may_be_plain(doc: dict) -> bool:
+    """Whether `render_plain` may write the message: a text body alone (it still checks
+    the addresses and header values)."""
+    return (doc["mime"] is None and doc["text"] is not None and doc["html"] is None
+            and doc["amp_html"] is None and not doc["attachments"])
+
+
 def _render(doc: dict, recipient: str, variables: dict | None, additions: Additions, *,
             general: bool) -> bytes | None:
     batch_variables = variables if doc["batch"] else None
@@ -178,8 +185,7 @@ def _render(doc: dict, recipient: str, variables: dict | None, additions: Additi
         user_vars = {k: sub(v) for k, v in doc["variables"].items()}
         fields.append(("X-Mailgun-Variables", json.dumps(user_vars)))
     fields += additions.headers
-    if (not international and doc["text"] is not None and doc["html"] is None
-            and doc["amp_html"] is None and not doc["attachments"]
+    if (not international and may_be_plain(doc)
             and len({n.lower() for n, _ in fields}) == len(fields)):
         rendered = plain.render_text(fields, additions.text(sub(doc["text"])))
         if rendered is not None:

@@ -6,29 +6,32 @@ take the quick plain path (`content.render_plain`) are rendered in a few process
 their own: a render over its budget ends by killing its process, the API's and the
 queue's threads never wait on one, and free processes go to the account with the fewest
 renders running, so that one account's heavy renders delay another's by one at most.
+One pool serves the whole process (`shared`): the API and the worker of `serve` alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
-import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 log = logging.getLogger("mailhaven.rendering")
 T = TypeVar("T")
 
-# Forked from a server that imported these once, a process starts in milliseconds.
-_PRELOAD = ["mailhaven.sending.stored", "mailhaven.tracking.render"]
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(_PRELOAD)
+# What a rendering process imports before it says it is ready: never on a render's budget.
+_PRELOAD = ("mailhaven.sending.stored", "mailhaven.tracking.render")
+_READY = "ready"
+START_SECONDS = 60.0  # a new rendering process is ready within this, or is given up on
 
 
 class RenderTimeout(Exception):
@@ -43,11 +46,14 @@ class RenderCrashed(Exception):
     """The rendering process died (out of memory?) before it answered."""
 
 
-def _serve(conn: Connection) -> None:
+def _serve(jobs: Connection, answers: Connection) -> None:
     """A rendering process: call what it is sent, send back the result or the error."""
+    for module in _PRELOAD:
+        __import__(module)
+    answers.send(_READY)
     while True:
         try:
-            fn, args = conn.recv()
+            fn, args = jobs.recv()
         except (EOFError, OSError):
             return
         try:
@@ -55,33 +61,49 @@ def _serve(conn: Connection) -> None:
         except Exception as exc:  # noqa: BLE001 (the caller decides; this process goes on)
             answer = (False, exc)
         try:
-            conn.send(answer)
+            answers.send(answer)
         except Exception:  # noqa: BLE001 (an error that does not pickle)
-            conn.send((False, RuntimeError(repr(answer[1]))))
+            answers.send((False, RuntimeError(repr(answer[1]))))
 
 
 class _Process:
-    """One rendering process and our end of its pipe."""
+    """One rendering process (a fresh interpreter: nothing of ours is inherited, and no
+    `__main__` is imported again) and our ends of its two pipes."""
 
     def __init__(self) -> None:
-        self.conn, theirs = _context.Pipe()
-        self.process: BaseProcess = _context.Process(target=_serve, args=(theirs,),
-                                                     name="mailhaven-render", daemon=True)
-        self.process.start()
-        theirs.close()
+        theirs_in, ours_out = os.pipe()
+        ours_in, theirs_out = os.pipe()
+        try:
+            # Our sys.path, so that it finds what we found (a source checkout too).
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+                [sys.executable, "-m", __name__, str(theirs_in), str(theirs_out)],
+                pass_fds=(theirs_in, theirs_out), stdin=subprocess.DEVNULL, env=env)
+        finally:
+            os.close(theirs_in)
+            os.close(theirs_out)
+        self.jobs = Connection(ours_out, readable=False)
+        self.answers = Connection(ours_in, writable=False)
+        if not self.answers.poll(START_SECONDS) or self.answers.recv() != _READY:
+            self.kill()
+            raise RenderCrashed("a rendering process did not start")
 
     def call(self, fn: Callable, args: tuple, budget: float) -> tuple[bool, Any]:
         """(True, the result) or (False, the exception `fn` raised)."""
-        self.conn.send((fn, args))
-        if not self.conn.poll(budget):
+        self.jobs.send((fn, args))
+        if not self.answers.poll(budget):
             raise RenderTimeout(budget)
-        return self.conn.recv()
+        return self.answers.recv()
+
+    def stop(self) -> None:
+        """Kill it: what it is rendering (if anything) ends with RenderCrashed."""
+        self.process.kill()
 
     def kill(self) -> None:
-        if not self.conn.closed:
-            self.conn.close()
-        self.process.kill()
-        self.process.join()
+        self.stop()
+        self.process.wait()
+        self.jobs.close()
+        self.answers.close()
 
 
 @dataclass
@@ -225,5 +247,24 @@ class RenderPool:
         for process in idle:
             process.kill()
         for process in busy:  # its render ends with RenderCrashed, and its thread with it
-            process.process.kill()
+            process.stop()
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+_shared: RenderPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared(processes: int) -> RenderPool:
+    """The process's render pool, with `processes` processes (as first asked for)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = RenderPool(processes)
+            atexit.register(_shared.close)
+        return _shared
+
+
+if __name__ == "__main__":  # a rendering process: python -m mailhaven.sending.renderer IN OUT
+    _serve(Connection(int(sys.argv[1]), writable=False),
+           Connection(int(sys.argv[2]), readable=False))
