@@ -28,7 +28,7 @@ from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
 from mailhaven.runner import Runner
 from mailhaven.sending import content, payloads
-from mailhaven.sending.renderer import RenderTimeout
+from mailhaven.sending.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking import render as tracking
@@ -214,6 +214,10 @@ class DeliveryWorker(Runner):
         except RenderTimeout as exc:  # the same message takes as long every time
             raise local_failure(554, "5.6.0", f"Message could not be rendered within "
                                 f"{exc.budget:g} seconds", permanent=True) from exc
+        except RenderUnavailable as exc:  # ours, not the message's: try again later
+            log.exception("delivery %s: no rendering process", job.delivery_id)
+            raise local_failure(451, "4.3.0", "Local error in processing",
+                                permanent=False) from exc
         except Exception as exc:  # the same message fails the same way every time
             log.exception("delivery %s: could not build the message", job.delivery_id)
             raise local_failure(554, "5.6.0", "Message could not be rendered or signed",

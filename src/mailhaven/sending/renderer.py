@@ -46,6 +46,10 @@ class RenderCrashed(Exception):
     """The rendering process died (out of memory?) before it answered."""
 
 
+class RenderUnavailable(Exception):
+    """No rendering process could be started: not the message's fault."""
+
+
 def _serve(jobs: Connection, answers: Connection) -> None:
     """A rendering process: call what it is sent, send back the result or the error."""
     for module in _PRELOAD:
@@ -62,6 +66,8 @@ def _serve(jobs: Connection, answers: Connection) -> None:
             answer = (False, exc)
         try:
             answers.send(answer)
+        except OSError:  # our parent is gone (it was stopped, or it gave up on us)
+            return
         except Exception:  # noqa: BLE001 (an error that does not pickle)
             answers.send((False, RuntimeError(repr(answer[1]))))
 
@@ -84,9 +90,13 @@ class _Process:
             os.close(theirs_out)
         self.jobs = Connection(ours_out, readable=False)
         self.answers = Connection(ours_in, writable=False)
-        if not self.answers.poll(START_SECONDS) or self.answers.recv() != _READY:
+        try:
+            ready = self.answers.poll(START_SECONDS) and self.answers.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             self.kill()
-            raise RenderCrashed("a rendering process did not start")
+            raise RenderUnavailable("a rendering process did not start")
 
     def call(self, fn: Callable, args: tuple, budget: float) -> tuple[bool, Any]:
         """(True, the result) or (False, the exception `fn` raised)."""

@@ -8,14 +8,17 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailhaven.errors import NotFound
+from mailhaven.errors import NotFound, TooLarge
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
+from mailhaven.sending.renderer import RenderCrashed, RenderTimeout
 from mailhaven.sending.request import json_object
+from mailhaven.services import Services
 from mailhaven.vault import Vault, VaultKey
 
 NOT_FOUND = "Message not found"
 TOO_SLOW = "Message could not be rendered within {budget:g} seconds"
+UNRENDERABLE = "Message could not be rendered"
 
 
 def stored_document(session: Session, vault: Vault, domain_id: str,
@@ -30,9 +33,19 @@ def stored_document(session: Session, vault: Vault, domain_id: str,
     return content.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
 
 
-def stored_view(doc: dict, mime: bool) -> dict:
-    """The message before per-recipient rendering of a batch, in Mailgun's stored shape
-    (in a rendering process: this renders and parses the whole message)."""
+async def stored_view(services: Services, account_id: str, doc: dict, *, mime: bool) -> dict:
+    """The message before per-recipient rendering of a batch, in Mailgun's stored shape:
+    rendered and parsed in the render pool, never on the threads that serve the API."""
+    budget = services.settings.render_seconds
+    try:
+        return await services.renderer.run(account_id, budget, _view, doc, mime)
+    except RenderTimeout as exc:
+        raise TooLarge(TOO_SLOW.format(budget=budget)) from exc
+    except RenderCrashed as exc:  # the message took the renderer down (all its memory?)
+        raise TooLarge(UNRENDERABLE) from exc
+
+
+def _view(doc: dict, mime: bool) -> dict:
     return stored_json(content.render(doc, ", ".join(doc["to"]), None), mime=mime)
 
 
