@@ -49,7 +49,7 @@ SUPPRESSED = {
 REFILL_SHARE = 0.25  # of the slots free before claiming more, unless none is in flight
 LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
 SIGNER_SECONDS = 60.0  # a rotated key signs this long after DNS showed it, at the latest
-BUILD_THREADS = 4
+BUILD_THREADS = 4  # threads building copies: plain rendering and signing, linear in size
 
 
 class DeliveryWorker(Runner):
