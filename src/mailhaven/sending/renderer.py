@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,10 @@ class RenderTimeout(Exception):
         self.budget = budget
 
 
+class _Late(RenderTimeout):
+    """A render that answered, but took longer than its budget: its process is fine."""
+
+
 class RenderCrashed(Exception):
     """The rendering process died (out of memory?) before it answered."""
 
@@ -60,16 +65,18 @@ def _serve(jobs: Connection, answers: Connection) -> None:
             fn, args = jobs.recv()
         except (EOFError, OSError):
             return
+        started = time.monotonic()
         try:
-            answer: tuple[bool, Any] = (True, fn(*args))
+            answer: tuple[bool, Any, float] = (True, fn(*args), 0.0)
         except Exception as exc:  # noqa: BLE001 (the caller decides; this process goes on)
-            answer = (False, exc)
+            answer = (False, exc, 0.0)
+        answer = (*answer[:2], time.monotonic() - started)
         try:
             answers.send(answer)
         except OSError:  # our parent is gone (it was stopped, or it gave up on us)
             return
         except Exception:  # noqa: BLE001 (an error that does not pickle)
-            answers.send((False, RuntimeError(repr(answer[1]))))
+            answers.send((False, RuntimeError(repr(answer[1])), answer[2]))
 
 
 class _Process:
@@ -99,11 +106,17 @@ class _Process:
             raise RenderUnavailable("a rendering process did not start")
 
     def call(self, fn: Callable, args: tuple, budget: float) -> tuple[bool, Any]:
-        """(True, the result) or (False, the exception `fn` raised)."""
+        """(True, the result) or (False, the exception `fn` raised), within `budget`
+        seconds: RenderTimeout after that, or if the render took longer by its own count
+        (our thread may have looked late: the GIL is busy in a busy process)."""
+        deadline = time.monotonic() + budget
         self.jobs.send((fn, args))
-        if not self.answers.poll(budget):
+        if not self.answers.poll(max(0.0, deadline - time.monotonic())):
             raise RenderTimeout(budget)
-        return self.answers.recv()
+        ok, value, seconds = self.answers.recv()
+        if seconds > budget:
+            raise _Late(budget)
+        return ok, value
 
     def stop(self) -> None:
         """Kill it: what it is rendering (if anything) ends with RenderCrashed."""
@@ -217,6 +230,10 @@ class RenderPool:
             process = self._take()
             ok, value = process.call(fn, args, budget)
             answered = True
+        except _Late:
+            answered = True
+            log.warning("a render took longer than its budget of %gs", budget)
+            raise
         except RenderTimeout:
             log.warning("a render ran past its budget of %gs; its process was killed", budget)
             raise
