@@ -18,8 +18,10 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailhaven.accounts.service import create_account
 from mailhaven.app import create_app
 from mailhaven.delivery.worker import DeliveryWorker
+from mailhaven.domains.service import create_domain
 from mailhaven.services import Services
 
 
@@ -135,6 +137,17 @@ class Sink:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+def another_tenant(services: Services, live: LiveServer, domain: str = "mg.bee.test",
+                   ) -> httpx.Client:
+    """Account B, with its own sending domain, and an API client for it."""
+    with services.db.transaction() as session:
+        issued = create_account(session, services.vault, name="Bee", email="ops@bee.test",
+                                clock=services.clock)
+        create_domain(session, services.vault, issued.account_id, {"name": domain},
+                      services.clock)
+    return live.client(issued.api_key)
 
 
 def with_relay(services: Services, sink: Sink) -> Services:

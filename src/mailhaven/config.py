@@ -55,6 +55,8 @@ class Settings:
     lease_seconds: int = 600
     max_message_age_seconds: int = 5 * 24 * 3600
     worker_concurrency: int = 100  # as Postfix: default_process_limit = 100
+    render_processes: int = 2  # messages rendered at once, each in a process of its own
+    render_seconds: float = 30.0  # a render past this fails its copy (or its GET)
     shaping_rules: tuple[Rule, ...] = (DEFAULT_RULE,)
     dev_capture_port: int = 2526
     mx_host: str = "127.0.0.1"
@@ -104,6 +106,8 @@ class Settings:
             lease_seconds=_int("LEASE_SECONDS", 600),
             max_message_age_seconds=_int("MAX_MESSAGE_AGE_SECONDS", 5 * 24 * 3600),
             worker_concurrency=_int("WORKER_CONCURRENCY", 100),
+            render_processes=_int("RENDER_PROCESSES", 2),
+            render_seconds=float(_int("RENDER_SECONDS", 30)),
             shaping_rules=parse_rules(_env("SHAPING", ""), _env("SHAPING_FILE", "") or None),
             dev_capture_port=_int("DEV_CAPTURE_PORT", 2526),
             mx_host=_env("MX_HOST", "127.0.0.1"),

@@ -9,6 +9,8 @@ from mailhaven.audit import HEAD_FILE, keep_anchor
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.config import Settings
 from mailhaven.runner import Doorbell
+from mailhaven.sending import renderer
+from mailhaven.sending.renderer import RenderPool
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault, load_or_create_keyring
 
@@ -37,6 +39,11 @@ class Services:
         key_file = settings.resolved_master_key_file
         vault = Vault(load_or_create_keyring(key_file), clock, key_file)
         return cls(settings, db, vault, clock)
+
+    @property
+    def renderer(self) -> RenderPool:
+        """The process's rendering processes (see sending.renderer), started when needed."""
+        return renderer.shared(self.settings.render_processes)
 
     def close(self) -> None:
         self.db.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base, BigId
@@ -21,11 +21,16 @@ RECIPIENT_DOMAIN = classified(
 )
 
 QUEUED, DELIVERED, FAILED, CANCELLED = "queued", "delivered", "failed", "cancelled"
+_QUEUED_ROWS = text(f"status = '{QUEUED}'")
 
 
 class Delivery(Base):
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),
+                      # the claim's fair shares: each account's queued copies, oldest first
+                      Index("ix_deliveries_queued_by_account", "account_id",
+                            "next_attempt_at", postgresql_where=_QUEUED_ROWS,
+                            sqlite_where=_QUEUED_ROWS))
 
     id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
     message_id: Mapped[str] = column(

@@ -7,15 +7,30 @@ Settling is fenced by `lease_owner`, so a worker that lost its lease can't overw
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Row, Update, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Row,
+    ScalarSelect,
+    Select,
+    Update,
+    bindparam,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock
@@ -62,21 +77,108 @@ class Job:
     suppressed: str | None = None  # "suppress-bounce"…: on a list, so it must not be sent
 
 
-def _due_ids(session: Session, now: float, limit: int) -> list[int]:
-    query = (select(Delivery.id)
-             .where(Delivery.status == QUEUED, Delivery.next_attempt_at <= now)
-             .order_by(Delivery.next_attempt_at).limit(limit))
+def _due_ids(session: Session, now: float, limit: int, held: Mapping[str, int],
+             capacity: int) -> list[int]:
+    """Up to `limit` due copies, shared fairly between the accounts that have some: each
+    account first gets up to its share of the worker (`capacity` over the accounts due,
+    less what the worker holds of it already), the account waiting longest first; slots
+    left over go to the oldest due copies of anyone. One account's backlog of thousands
+    delays another's mail by a claim at most, not by the time it takes to send it."""
+    accounts = _due_accounts(session, now)
+    if len(accounts) <= 1:  # nobody to share with: the oldest due, as fast as ever
+        return list(session.scalars(_locked(session, _oldest_due(now, limit))))
+    share = math.ceil(capacity / len(accounts))
+    rooms: dict[str, int] = {}
+    for account_id in sorted(accounts, key=lambda a: (held.get(a, 0), accounts[a])):
+        room = min(share - held.get(account_id, 0), limit - sum(rooms.values()))
+        if room > 0:
+            rooms[account_id] = room
+    ids: list[int] = []
+    if rooms:  # one statement for all the accounts' shares
+        params: dict[str, object] = {"now": now}
+        for i, (account_id, room) in enumerate(rooms.items()):
+            params |= {f"account_{i}": account_id, f"room_{i}": room}
+        ids = list(session.scalars(
+            _shares(len(rooms), session.get_bind().dialect.name == "postgresql"), params))
+    if len(ids) < limit:
+        ids += session.scalars(_locked(session, _oldest_due(now, limit - len(ids))
+                                       .where(Delivery.id.not_in(ids))))
+    return ids
+
+
+# Written out, not bound: only a query that says `status = 'queued'` itself may use the
+# partial index ix_deliveries_queued_by_account (on PostgreSQL and SQLite alike).
+_QUEUED = Delivery.status == literal(QUEUED, literal_execute=True)
+
+
+def _oldest_due(now: float, limit: int) -> Select:
+    return (select(Delivery.id)
+            .where(Delivery.status == QUEUED, Delivery.next_attempt_at <= now)
+            .order_by(Delivery.next_attempt_at).limit(limit))
+
+
+@functools.lru_cache(maxsize=128)
+def _shares(accounts: int, postgresql: bool) -> CompoundSelect:
+    """The oldest due copies of `accounts` accounts, up to a number for each: built once
+    for each number of accounts (building it is most of its cost)."""
+    parts = []
+    for i in range(accounts):
+        query = (select(Delivery.id)
+                 .where(_QUEUED, Delivery.account_id == bindparam(f"account_{i}"),
+                        Delivery.next_attempt_at <= bindparam("now"))
+                 .order_by(Delivery.next_attempt_at).limit(bindparam(f"room_{i}")))
+        if postgresql:
+            query = query.with_for_update(skip_locked=True)
+        parts.append(select(query.subquery().c.id))
+    return union_all(*parts)
+
+
+def _locked(session: Session, query: Select) -> Select:
+    """`query` taking the rows it finds, skipping those another claim is taking now. On
+    SQLite the transaction began IMMEDIATE: it already holds the only write lock."""
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    # On SQLite the transaction began IMMEDIATE: it already holds the only write lock.
-    return list(session.scalars(query))
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def _due_accounts(session: Session, now: float) -> dict[str, float]:
+    """The accounts with copies due now, each with its oldest due time."""
+    return {account_id: due for account_id, due in session.execute(_queued_accounts())
+            if due <= now}
+
+
+@functools.cache
+def _queued_accounts() -> Select:
+    """The accounts with queued copies, each with its oldest due time: a recursive query
+    that skips through ix_deliveries_queued_by_account one account at a time, a few index
+    lookups per account however many copies each has. Built once: building it costs more
+    than running it."""
+    queued = Delivery.__table__.c
+
+    def first_account(*after: ColumnElement[bool]) -> ScalarSelect:
+        # Ordered as the index is (account, due), so that no other index can serve it: a
+        # plan walking ix_deliveries_account_id would read every delivered row on the way.
+        return (select(queued.account_id).where(_QUEUED, *after)
+                .order_by(queued.account_id, queued.next_attempt_at).limit(1)
+                .scalar_subquery())
+
+    walk = select(first_account().label("account_id")).cte("queued_accounts", recursive=True)
+    step = walk.alias("previous")
+    walk = walk.union_all(select(first_account(queued.account_id > step.c.account_id))
+                          .where(step.c.account_id.is_not(None)))
+    oldest = (select(func.min(queued.next_attempt_at))
+              .where(_QUEUED, queued.account_id == walk.c.account_id).scalar_subquery())
+    return select(walk.c.account_id, oldest).where(walk.c.account_id.is_not(None))
 
 
 def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
-          lease_seconds: float) -> list[Job]:
-    """Lease up to `limit` due copies to `owner` and return them ready to send."""
+          lease_seconds: float, held: Mapping[str, int] | None = None,
+          capacity: int | None = None) -> list[Job]:
+    """Lease up to `limit` due copies to `owner` and return them ready to send. `held`: the
+    copies of each account the worker has in flight already, out of `capacity` (its
+    concurrency): the fair shares of this claim are counted over both."""
     with db.transaction() as session:
-        ids = _due_ids(session, now, limit)
+        ids = _due_ids(session, now, limit, held or {}, capacity or limit)
         if not ids:
             return []
         session.execute(

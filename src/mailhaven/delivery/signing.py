@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from dkim.canonicalization import CanonicalizationPolicy
 
+from mailhaven.sending.payloads import Rendered
 from mailhaven.vault import Vault
 
 SIGNED_HEADERS = [b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to",
@@ -61,18 +62,26 @@ class DkimSigner:
         self._keys = [_Key.load(selector, pem) for selector, pem in keys]
         self._domain = domain.encode()
 
-    def sign(self, data: bytes, *, timestamp: int) -> bytes:
-        """The message with its DKIM-Signature headers prepended."""
+    def sign(self, data: bytes | Rendered, *, timestamp: int) -> bytes:
+        """The message with its DKIM-Signature headers prepended. A message rendered with
+        payloads is hashed piece by piece: its payloads are neither copied nor canonicalised
+        again for each copy."""
+        payloads = data.payloads if isinstance(data, Rendered) else ()
         # Raw MIME may come with bare LFs; SMTP sends CRLF anyway, and only with CRLF can we
         # find the header block and sign the headers that are really there.
-        data = _LINE_END.sub(b"\r\n", data)
-        headers, body = dkim.rfc822_parse(data)
+        data = _LINE_END.sub(b"\r\n", data.light if isinstance(data, Rendered) else data)
+        headers, body = _parse(data)
         present = {name.lower() for name, _ in headers}
         signed = [h for h in SIGNED_HEADERS if h in present]
-        body_hash = base64.b64encode(hashlib.sha256(_RELAXED.canonicalize_body(body)).digest())
+        rendered = Rendered(data, payloads)
+        hasher = hashlib.sha256()
+        for piece in rendered.canonical_body(body) if payloads else [
+                _RELAXED.canonicalize_body(body)]:
+            hasher.update(piece)
+        body_hash = base64.b64encode(hasher.digest())
         canonical = _RELAXED.canonicalize_headers(headers)
-        return b"".join(self._signature(key, canonical, signed, body_hash, timestamp)
-                        for key in self._keys) + data
+        return b"".join([*(self._signature(key, canonical, signed, body_hash, timestamp)
+                           for key in self._keys), *rendered.pieces()])
 
     def _signature(self, key: _Key, headers: list, signed: list[bytes], body_hash: bytes,
                    timestamp: int) -> bytes:
@@ -89,6 +98,16 @@ class DkimSigner:
         # Whitespace inside b= is ignored by verifiers, so the signature may be folded freely.
         folded = b"\r\n ".join(signature[i:i + 72] for i in range(0, len(signature), 72))
         return _HEADER + b": " + value + folded + b"\r\n"
+
+
+def _parse(data: bytes) -> tuple[list, bytes]:
+    """dkimpy's (headers, body) of a CRLF message, without splitting the body into lines:
+    it may be 25 MB."""
+    if data.startswith(b"\r\n"):
+        return [], data[2:]
+    head, _, body = data.partition(b"\r\n\r\n")
+    headers, _ = dkim.rfc822_parse(head + b"\r\n\r\n")
+    return headers, body
 
 
 def return_path(vault: Vault, delivery_id: int, domain: str) -> str:

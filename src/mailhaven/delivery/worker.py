@@ -10,12 +10,14 @@ import os
 import secrets
 import socket
 import threading
+from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
-from mailhaven.delivery import queue
+from mailhaven.delivery import building, queue
 from mailhaven.delivery.backoff import retry_delay
 from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
@@ -25,7 +27,8 @@ from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_addr
 from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
 from mailhaven.runner import Runner
-from mailhaven.sending import content
+from mailhaven.sending import content, payloads
+from mailhaven.sending.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking import render as tracking
@@ -46,6 +49,7 @@ SUPPRESSED = {
 REFILL_SHARE = 0.25  # of the slots free before claiming more, unless none is in flight
 LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
 SIGNER_SECONDS = 60.0  # a rotated key signs this long after DNS showed it, at the latest
+BUILD_THREADS = 4  # threads building copies: plain rendering and signing, linear in size
 
 
 class DeliveryWorker(Runner):
@@ -65,9 +69,16 @@ class DeliveryWorker(Runner):
                                    port=settings.smtp_delivery_port,
                                    allow_private=settings.allow_private_mx)
         self._inflight: set[asyncio.Task] = set()
+        # attempts in flight by account, for the fair shares of the next claim
+        self._held: defaultdict[str, int] = defaultdict(int)
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
         self._signers_lock = threading.Lock()
         self.doorbell = services.delivery_bell
+        # Building copies (plain rendering, signing) has threads of its own, apart from the
+        # claims' and outcomes' database work; other rendering runs in the render pool.
+        self._builders = ThreadPoolExecutor(BUILD_THREADS, thread_name_prefix="mailhaven-build")
+        self._room = building.Room()
+        self._lights = building.Lights()
         self.settler = queue.settler(services.db, services.vault, services.clock)
 
     # -- the loop ----------------------------------------------------------------------
@@ -82,11 +93,10 @@ class DeliveryWorker(Runner):
             jobs = await asyncio.to_thread(
                 queue.claim, services.db, services.vault, owner=self.owner,
                 now=services.clock.now(), limit=free,
-                lease_seconds=services.settings.lease_seconds)
+                lease_seconds=services.settings.lease_seconds,
+                held=dict(self._held), capacity=self.concurrency)
             for job in jobs:
-                task = asyncio.create_task(self.attempt(job))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                self._start(job)
             started = len(jobs)
         if self._inflight:
             waits: set[asyncio.Future] = set(self._inflight)
@@ -102,6 +112,18 @@ class DeliveryWorker(Runner):
                     ringing.cancel()
         return started + max(busy, len(self._inflight))
 
+    def _start(self, job: queue.Job) -> None:
+        task = asyncio.create_task(self.attempt(job))
+        self._inflight.add(task)
+        self._held[job.account_id] += 1
+
+        def done(task: asyncio.Task) -> None:
+            self._inflight.discard(task)
+            self._held[job.account_id] -= 1
+            if not self._held[job.account_id]:
+                del self._held[job.account_id]
+        task.add_done_callback(done)
+
     async def drain(self) -> None:
         """Deliver everything due now, then return (tests and benchmarks)."""
         while await self.run_once():
@@ -111,6 +133,7 @@ class DeliveryWorker(Runner):
         if self._inflight:
             await asyncio.wait(self._inflight)
         await self.transport.close()
+        self._builders.shutdown(wait=False)
 
     # -- one attempt --------------------------------------------------------------------
     async def attempt(self, job: queue.Job) -> None:
@@ -155,26 +178,60 @@ class DeliveryWorker(Runner):
             return Delivered(TEST_MODE, "", False, False, 0.0)
         recipient = envelope_address(job.email)
         hosts = await self._route(recipient)
-        # Held back (Held) before it is rendered and signed: that work waits its turn too.
-        async with self.shaper.session(hosts[0].name):
-            try:
-                data = await asyncio.to_thread(self._build, job)
-            except Exception as exc:  # the same message fails the same way every time
-                log.exception("delivery %s: could not build the message", job.delivery_id)
-                raise local_failure(554, "5.6.0", "Message could not be rendered or signed",
-                                    permanent=True) from exc
-            return await self.transport.deliver(
-                hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
-                recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
+        async with self._room.held(job.facts.size):
+            # Built before it waits for a session: a heavy render must not hold one of the
+            # destination's sessions, which other accounts' mail needs too. A copy then held
+            # back (Held) was built for nothing; that costs less.
+            data = await self._build(job)
+            async with self.shaper.session(hosts[0].name):
+                return await self.transport.deliver(
+                    hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
+                    recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
 
-    def _build(self, job: queue.Job) -> bytes:
+    async def _build(self, job: queue.Job) -> bytes:
+        """The signed copy. The common message is written in a thread of the worker's own;
+        any other is rendered in the render pool, within the render budget."""
+        services = self.services
         additions = tracking.for_delivery(
-            self.services.vault, self.services.settings.public_url,
-            delivery_id=job.delivery_id, domain=job.domain_name, document=job.document,
-            tags=job.facts.tags, email=job.email, settings=job.tracking, limits=job.limits)
-        data = content.render(job.document, job.recipient, job.variables, additions)
+            services.vault, services.settings.public_url, delivery_id=job.delivery_id,
+            domain=job.domain_name, document=job.document, tags=job.facts.tags,
+            email=job.email, settings=job.tracking, limits=job.limits)
+        loop = asyncio.get_running_loop()
+        doc = job.document
+        try:
+            data = None
+            if content.may_be_plain(doc):
+                data = await loop.run_in_executor(self._builders, self._plain, job, additions)
+            if data is None:
+                light = payloads.Light(doc, ())
+                if doc["attachments"] or doc["mime"] is not None:
+                    light = await self._lights.get(job.facts.storage_key, lambda: (
+                        loop.run_in_executor(self._builders, payloads.lighten, doc)))
+                rendered = await services.renderer.run(
+                    job.account_id, services.settings.render_seconds, content.render,
+                    light.doc, job.recipient, job.variables, additions)
+                data = await loop.run_in_executor(
+                    self._builders, self._signed, job, payloads.Rendered(rendered, light.payloads))
+        except RenderTimeout as exc:  # the same message takes as long every time
+            raise local_failure(554, "5.6.0", f"Message could not be rendered within "
+                                f"{exc.budget:g} seconds", permanent=True) from exc
+        except RenderUnavailable as exc:  # ours, not the message's: try again later
+            log.exception("delivery %s: no rendering process", job.delivery_id)
+            raise local_failure(451, "4.3.0", "Local error in processing",
+                                permanent=False) from exc
+        except Exception as exc:  # the same message fails the same way every time
+            log.exception("delivery %s: could not build the message", job.delivery_id)
+            raise local_failure(554, "5.6.0", "Message could not be rendered or signed",
+                                permanent=True) from exc
+        return data
+
+    def _plain(self, job: queue.Job, additions: content.Additions) -> bytes | None:
+        data = content.render_plain(job.document, job.recipient, job.variables, additions)
+        return None if data is None else self._signed(job, data)
+
+    def _signed(self, job: queue.Job, data: bytes | payloads.Rendered) -> bytes:
         if not job.dkim:
-            return data
+            return bytes(data)
         return self._signer(job.domain_id).sign(data, timestamp=int(self.services.clock.now()))
 
     def _signer(self, domain_id: str) -> DkimSigner:

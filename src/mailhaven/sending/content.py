@@ -149,6 +149,27 @@ def _crlf(raw: bytes) -> bytes:
 def render(doc: dict, recipient: str, variables: dict | None,
            additions: Additions = NO_ADDITIONS) -> bytes:
     """The MIME bytes (CRLF) delivered to one recipient."""
+    rendered = _render(doc, recipient, variables, additions, general=True)
+    assert rendered is not None
+    return rendered
+
+
+def render_plain(doc: dict, recipient: str, variables: dict | None,
+                 additions: Additions = NO_ADDITIONS) -> bytes | None:
+    """`render` for the message most sends are, written directly (see plain.py): quick, in
+    time linear in its size; None for any other message."""
+    return _render(doc, recipient, variables, additions, general=False)
+
+
+def may_be_plain(doc: dict) -> bool:
+    """Whether `render_plain` may write the message: a text body alone (it still checks
+    the addresses and header values)."""
+    return (doc["mime"] is None and doc["text"] is not None and doc["html"] is None
+            and doc["amp_html"] is None and not doc["attachments"])
+
+
+def _render(doc: dict, recipient: str, variables: dict | None, additions: Additions, *,
+            general: bool) -> bytes | None:
     batch_variables = variables if doc["batch"] else None
 
     def sub(text: str) -> str:
@@ -159,7 +180,7 @@ def render(doc: dict, recipient: str, variables: dict | None,
         return header_text(sub(text))
 
     if doc["mime"] is not None:
-        return _render_mime(doc, sub_header, additions.headers)
+        return _render_mime(doc, sub_header, additions.headers) if general else None
 
     # Display names are encoded-words by now (Address.formatted): only an address isn't ASCII.
     international = not all(a.isascii() for a in (doc["from"], recipient, *doc["to"], *doc["cc"]))
@@ -180,12 +201,13 @@ def render(doc: dict, recipient: str, variables: dict | None,
         user_vars = {k: sub(v) for k, v in doc["variables"].items()}
         fields.append(("X-Mailgun-Variables", json.dumps(user_vars)))
     fields += additions.headers
-    if (not international and doc["text"] is not None and doc["html"] is None
-            and doc["amp_html"] is None and not doc["attachments"]
+    if (not international and may_be_plain(doc)
             and len({n.lower() for n, _ in fields}) == len(fields)):
         rendered = plain.render_text(fields, additions.text(sub(doc["text"])))
         if rendered is not None:
             return rendered
+    if not general:
+        return None
     msg = EmailMessage(policy=_UTF8_POLICY if international else _MIME_POLICY)
     _add_body(msg, doc, lambda t: additions.text(sub(t)), lambda h: additions.html(sub(h)))
     # The email package writes the body and its own fields (Content-*, MIME-Version); the

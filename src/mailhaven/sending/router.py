@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from prometheus_client import Counter
 
-from mailhaven.deps import AccountDep, ServicesDep
-from mailhaven.domains.service import owned_domain
-from mailhaven.http import in_thread, read_form
+from mailhaven.deps import AccountDep, ServicesDep, on_domain
+from mailhaven.http import read_form
 from mailhaven.sending.service import Accepted, SendAttempt
-from mailhaven.sending.stored import stored_json, stored_mime
+from mailhaven.sending.stored import stored_document, stored_view
 from mailhaven.storage.group_commit import GroupCommit
 
 router = APIRouter(tags=["messages"])
@@ -46,9 +45,6 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
                      services: ServicesDep, account_id: AccountDep) -> dict:
     as_mime = "message/rfc2822" in request.headers.get("accept", "")
 
-    def run() -> dict:
-        with services.db.sessions() as session:
-            domain = owned_domain(session, account_id, domain_name)
-            raw = stored_mime(session, services.vault, domain.id, storage_key)
-        return stored_json(raw, mime=as_mime)
-    return await in_thread(run)
+    doc = await on_domain(services, account_id, domain_name, lambda session, domain: (
+        stored_document(session, services.vault, domain.id, storage_key)))
+    return await stored_view(services, account_id, doc, mime=as_mime)

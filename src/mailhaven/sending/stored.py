@@ -8,25 +8,45 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailhaven.errors import NotFound
+from mailhaven.errors import NotFound, TooLarge
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
+from mailhaven.sending.renderer import RenderCrashed, RenderTimeout
 from mailhaven.sending.request import json_object
+from mailhaven.services import Services
 from mailhaven.vault import Vault, VaultKey
 
 NOT_FOUND = "Message not found"
+TOO_SLOW = "Message could not be rendered within {budget:g} seconds"
+UNRENDERABLE = "Message could not be rendered"
 
 
-def stored_mime(session: Session, vault: Vault, domain_id: str, storage_key: str) -> bytes:
-    """The message as it was accepted, before per-recipient rendering of a batch."""
+def stored_document(session: Session, vault: Vault, domain_id: str,
+                    storage_key: str) -> dict:
+    """The message's stored document, as it was accepted."""
     message = session.get(Message, storage_key)
     if message is None or message.domain_id != domain_id or message.content_sealed is None:
         raise NotFound(NOT_FOUND)
     key = session.scalar(select(VaultKey).where(VaultKey.id == message.content_key_id))
     if key is None:  # its content key was erased
         raise NotFound(NOT_FOUND)
-    doc = content.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
-    return content.render(doc, ", ".join(doc["to"]), None)
+    return content.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
+
+
+async def stored_view(services: Services, account_id: str, doc: dict, *, mime: bool) -> dict:
+    """The message before per-recipient rendering of a batch, in Mailgun's stored shape:
+    rendered and parsed in the render pool, never on the threads that serve the API."""
+    budget = services.settings.render_seconds
+    try:
+        return await services.renderer.run(account_id, budget, _view, doc, mime)
+    except RenderTimeout as exc:
+        raise TooLarge(TOO_SLOW.format(budget=budget)) from exc
+    except RenderCrashed as exc:  # the message took the renderer down (all its memory?)
+        raise TooLarge(UNRENDERABLE) from exc
+
+
+def _view(doc: dict, mime: bool) -> dict:
+    return stored_json(content.render(doc, ", ".join(doc["to"]), None), mime=mime)
 
 
 def stored_json(raw: bytes, *, mime: bool) -> dict:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from mailhaven.vault import Vault
+from mailhaven.vault.service import TokenMac
 
 KINDS = {"o": "open", "c": "click", "u": "unsubscribe"}
 _MAC_LENGTH = 32  # hex: 128 bits
@@ -32,7 +33,7 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def make(vault: Vault, link: Link) -> str:
+def make(vault: Vault | TokenMac, link: Link) -> str:
     body = _b64(f"{link.kind}|{link.delivery_id}|{link.data}".encode())
     return f"{body}.{vault.token_mac('track:' + body, _MAC_LENGTH)}"
 
@@ -54,5 +55,5 @@ def read(vault: Vault, token: str) -> Link | None:
         return None
 
 
-def url(base: str, vault: Vault, link: Link) -> str:
+def url(base: str, vault: Vault | TokenMac, link: Link) -> str:
     return f"{base}/{link.kind}/{make(vault, link)}"

@@ -14,6 +14,7 @@ from mailhaven.tracking import links
 from mailhaven.tracking.links import Link
 from mailhaven.tracking.policy import Decision, DomainTracking, may_track
 from mailhaven.vault import Vault
+from mailhaven.vault.service import TokenMac
 
 UNSUBSCRIBE_VARS = ("%unsubscribe_url%", "%tag_unsubscribe_url%")
 _ANCHOR_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
@@ -48,32 +49,34 @@ def for_delivery(vault: Vault, public_url: str, *, delivery_id: int, domain: str
     if not marketing:
         settings = replace(settings, unsubscribes=False)
     decision = may_track(settings, document.get("tracking"), email, limits)
-    return additions(vault, base_url(public_url, settings, domain), copy, settings, decision)
+    # The token key alone, not the vault: the additions go to the process that renders.
+    return additions(vault.tokens, base_url(public_url, settings, domain), copy, settings,
+                     decision)
 
 
-def additions(vault: Vault, base: str, copy: Copy, settings: DomainTracking,
+def additions(tokens: Vault | TokenMac, base: str, copy: Copy, settings: DomainTracking,
               decision: Decision) -> Additions:
     """The changes for this copy."""
     if not (decision.any or settings.unsubscribes):
-        return _unsubscribe_only(vault, base, copy)
-    return _Tracker(vault, base, copy, settings, decision).additions()
+        return _unsubscribe_only(tokens, base, copy)
+    return _Tracker(tokens, base, copy, settings, decision).additions()
 
 
-def _unsubscribe_only(vault: Vault, base: str, copy: Copy) -> Additions:
+def _unsubscribe_only(tokens: Vault | TokenMac, base: str, copy: Copy) -> Additions:
     """Untracked copies still get working unsubscribe variables: opting out is a right,
     not a tracking feature."""
-    tracker = _Tracker(vault, base, copy, DomainTracking(), Decision())
+    tracker = _Tracker(tokens, base, copy, DomainTracking(), Decision())
     return Additions(html=tracker.variables, text=tracker.variables)
 
 
 class _Tracker:
-    def __init__(self, vault: Vault, base: str, copy: Copy, settings: DomainTracking,
-                 decision: Decision) -> None:
-        self.vault, self.base, self.copy = vault, base, copy
+    def __init__(self, tokens: Vault | TokenMac, base: str, copy: Copy,
+                 settings: DomainTracking, decision: Decision) -> None:
+        self.tokens, self.base, self.copy = tokens, base, copy
         self.settings, self.decision = settings, decision
 
     def _url(self, kind: str, data: str = "") -> str:
-        return links.url(self.base, self.vault, Link(kind, self.copy.delivery_id, data))
+        return links.url(self.base, self.tokens, Link(kind, self.copy.delivery_id, data))
 
     @property
     def unsubscribe_all(self) -> str:

@@ -96,6 +96,17 @@ def canonical_mailbox(address: str) -> str:
     return f"{local.split('+', 1)[0]}@{canonical_domain(domain)}"
 
 
+class TokenMac:
+    """The authenticator of the tokens we hand out, on its own: all that a process which
+    renders mail (tracking links) needs of the vault, and picklable to get there."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def token_mac(self, value: str, length: int = 12) -> str:
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:length]
+
+
 class Vault:
     def __init__(self, keyring: Keyring, clock: Clock = SYSTEM_CLOCK,
                  key_file: Path | None = None) -> None:
@@ -261,9 +272,13 @@ class Vault:
         return self._unwrap(label, sealed)[1]
 
     # -- short authenticators for tokens we hand out (VERP return paths, later links) -----
+    @property
+    def tokens(self) -> TokenMac:
+        return TokenMac(hmac.new(self._index_key, b"mailhaven token mac",
+                                 hashlib.sha256).digest())
+
     def token_mac(self, value: str, length: int = 12) -> str:
-        key = hmac.new(self._index_key, b"mailhaven token mac", hashlib.sha256).digest()
-        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:length]
+        return self.tokens.token_mac(value, length)
 
     # -- the audit log's hash chain (SPEC N14) ----------------------------------------
     def audit_mac(self, data: bytes) -> str:
