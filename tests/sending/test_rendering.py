@@ -12,10 +12,9 @@ import pytest
 from tests.delivery.sinks import events, outcomes, send
 from tests.support import LiveServer, Sink, another_tenant, deliver_due
 
-# A legitimate message that is slow to render: 1,000 recipients in its To field, which the
-# email package folds in time that grows faster than its length (about a second here).
+# A legitimate message whose stored view is slow to build: 1,000 recipients in its To field,
+# which the email package parses in time that grows faster than its length (~0.4 s here).
 CROWD = [f"Recipient Number {i} <recipient.number.{i}@example-{i}.org>" for i in range(1000)]
-LOOSE = 2.0  # seconds: what the other account's calls may take while those render
 
 
 def _storage_url(client, domain: str) -> str:  # type: ignore[no-untyped-def]
@@ -47,21 +46,17 @@ def test_a_tenants_heavy_stored_message_gets_hold_up_no_other_tenant(
         for getter in getters:
             getter.start()
         time.sleep(0.5)  # they are rendering now
-        took = {}
-        for name, call in {
-            "send": lambda: send(bee, "mg.bee.test", {"from": "Bee <hi@mg.bee.test>"}),
-            "events": lambda: events(bee, "mg.bee.test"),
-        }.items():
-            started = time.monotonic()
-            call()
-            took[name] = time.monotonic() - started
+        # B's send and events are answered while A's GETs wait for renderers, not after.
+        send(bee, "mg.bee.test", {"from": "Bee <hi@mg.bee.test>"})
+        assert len(events(bee, "mg.bee.test")) == 2
+        others_answered = time.monotonic()
         # B's own stored message takes the next free renderer, ahead of A's waiting GETs.
         assert bee.get(mine).status_code == 200
         mine_answered = time.monotonic()
         for getter in getters:
             getter.join()
     assert [status for _, status in answered] == [200] * 10
-    assert max(took.values()) < LOOSE, took
+    assert sum(at > others_answered for at, _ in answered) >= 5
     # ...not after them: most of A's were still to come (in turn, B's would have been last).
     assert sum(at > mine_answered for at, _ in answered) >= 5
 
@@ -78,9 +73,7 @@ def test_a_render_past_its_budget_fails_its_copy_for_good_and_the_rest_goes_on(
         tight = dataclasses.replace(services, settings=services.settings.with_(
             render_seconds=TIGHT))
         with Sink() as sink:
-            started = time.monotonic()
             deliver_due(tight, sink)
-            took = time.monotonic() - started
             assert [r.rcpt_tos for r in sink.received] == [["carol@example.net"]]
             [failed] = outcomes(api, domain)
             status = failed["delivery-status"]
@@ -89,7 +82,6 @@ def test_a_render_past_its_budget_fails_its_copy_for_good_and_the_rest_goes_on(
             assert (status["code"], status["attempt-no"]) == (554, 1)
             assert status["message"] == f"Message could not be rendered within {TIGHT:g} seconds"
             assert api.get(f"/v3/{domain}/bounces").json()["items"] == []  # not Ann's fault
-            assert took < 10  # the render was stopped, not waited for
             # The stored message's GET is cut off the same way, with a clear error.
             with LiveServer(tight) as server, server.client(account[1]) as tight_api:
                 reply = tight_api.get(_storage_url(api, domain).replace(live.base_url,
