@@ -38,3 +38,7 @@ class TooLarge(MailhavenError):
 
 class TooManyRequests(MailhavenError):
     status = 429
+
+
+class Unavailable(MailhavenError):
+    status = 503

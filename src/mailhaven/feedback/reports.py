@@ -14,7 +14,9 @@ from mailhaven.delivery.replies import SmtpReply
 # this is not read. Real reports have fewer than ten (the report, its status, the
 # returned message and that message's own parts).
 MAX_COMPOSITE_PARTS = 32
-_COMPOSITE = re.compile(rb"content-type:\s*(?:multipart|message)/", re.IGNORECASE)
+# The blanks Python's str.strip() takes away, as the email package does from a value: the
+# ASCII file/group/record/unit separators too, which a bytes pattern's \s does not match.
+_COMPOSITE = re.compile(rb"content-type:[\s\x1c-\x1f]*(?:multipart|message)/", re.IGNORECASE)
 
 
 class TooDeep(ValueError):
@@ -96,4 +98,7 @@ def _parse(data: bytes) -> Message:
     parts bounds how deep they can nest, without parsing them)."""
     if len(_COMPOSITE.findall(data)) > MAX_COMPOSITE_PARTS:
         raise TooDeep(f"more than {MAX_COMPOSITE_PARTS} multipart or message parts")
-    return message_from_bytes(data, policy=policy.compat32)
+    try:
+        return message_from_bytes(data, policy=policy.compat32)
+    except RecursionError as exc:  # nesting of a shape the count did not foresee
+        raise TooDeep("nested too deeply to be read") from exc

@@ -84,17 +84,23 @@ class _Process:
     `__main__` is imported again) and our ends of its two pipes."""
 
     def __init__(self) -> None:
-        theirs_in, ours_out = os.pipe()
-        ours_in, theirs_out = os.pipe()
+        fds: list[int] = []
         try:
+            theirs_in, ours_out = os.pipe()
+            fds += (theirs_in, ours_out)
+            ours_in, theirs_out = os.pipe()
+            fds += (ours_in, theirs_out)
             # Our sys.path, so that it finds what we found (a source checkout too).
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
                 [sys.executable, "-m", __name__, str(theirs_in), str(theirs_out)],
                 pass_fds=(theirs_in, theirs_out), stdin=subprocess.DEVNULL, env=env)
-        finally:
-            os.close(theirs_in)
-            os.close(theirs_out)
+        except OSError as exc:  # no pipes or no process (EMFILE, EAGAIN, ENOMEM): ours
+            for fd in fds:
+                os.close(fd)
+            raise RenderUnavailable(f"a rendering process could not start: {exc}") from exc
+        os.close(theirs_in)
+        os.close(theirs_out)
         self.jobs = Connection(ours_out, readable=False)
         self.answers = Connection(ours_in, writable=False)
         try:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailhaven.errors import NotFound, TooLarge
+from mailhaven.errors import NotFound, TooLarge, Unavailable
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
-from mailhaven.sending.renderer import RenderCrashed, RenderTimeout
+from mailhaven.sending.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
 from mailhaven.sending.request import json_object
 from mailhaven.services import Services
 from mailhaven.vault import Vault, VaultKey
 
+log = logging.getLogger("mailhaven.sending")
 NOT_FOUND = "Message not found"
 TOO_SLOW = "Message could not be rendered within {budget:g} seconds"
 UNRENDERABLE = "Message could not be rendered"
+RENDERER_UNAVAILABLE = "Messages cannot be rendered right now: try again later"
 
 
 def stored_document(session: Session, vault: Vault, domain_id: str,
@@ -42,6 +45,11 @@ async def stored_view(services: Services, account_id: str, doc: dict, *, mime: b
     except RenderTimeout as exc:
         raise TooLarge(TOO_SLOW.format(budget=budget)) from exc
     except RenderCrashed as exc:  # the message took the renderer down (all its memory?)
+        raise TooLarge(UNRENDERABLE) from exc
+    except RenderUnavailable as exc:  # ours, not the message's
+        raise Unavailable(RENDERER_UNAVAILABLE) from exc
+    except Exception as exc:  # the message can't be rendered: say so, not a 500
+        log.exception("the stored view of a message could not be rendered")
         raise TooLarge(UNRENDERABLE) from exc
 
 
