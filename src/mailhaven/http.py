@@ -168,9 +168,13 @@ def json_as(shape: TypeAdapter[T], value: Any) -> T:
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from exc
 
 
-async def read_form(request: Request) -> tuple[list[tuple[str, str]], list[tuple[str, Attachment]]]:
-    """Fields and file parts of an urlencoded or multipart body, repeated fields kept."""
-    body = _bounded(request, MAX_REQUEST_BYTES, TOO_LARGE)
+async def read_form(request: Request, limit: int = MAX_REQUEST_BYTES,
+                    ) -> tuple[list[tuple[str, str]], list[tuple[str, Attachment]]]:
+    """Fields and file parts of an urlencoded or multipart body, repeated fields kept; a
+    route that takes a few short fields only reads up to its own smaller `limit`."""
+    too_large = TOO_LARGE if limit == MAX_REQUEST_BYTES else \
+        f"request size exceeds {limit // 1024}KiB limit"
+    body = _bounded(request, limit, too_large)
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, Attachment]] = []
     try:

@@ -12,7 +12,8 @@ _SIX_TO_FOUR = ip_network("2002::/16")  # RFC 3056: bits 16–47
 # Never public, whatever they embed: a local NAT64 translator (RFC 8215) leads into the
 # operator's network, and Teredo (RFC 4380) tunnels to an obfuscated IPv4 client.
 _NEVER = (ip_network("64:ff9b:1::/48"), ip_network("2001::/32"),
-          ip_network("3fff::/20"))  # RFC 9637 documentation, newer than some Pythons' tables
+          ip_network("3fff::/20"),  # RFC 9637 documentation, newer than some Pythons' tables
+          ip_network("fec0::/10"))  # site-local (RFC 3879 deprecated it; still routed inside)
 
 
 def is_public(address: str | IPv4Address | IPv6Address) -> bool:
@@ -43,9 +44,10 @@ def _embedded_ipv4(ip: IPv6Address) -> IPv4Address | None:
 IPV6_CLIENT_PREFIX = 64  # what one subscriber usually gets: one client
 
 
-def client_network(host: str | None) -> str:
+def client_network(host: str | None, ipv6_prefix: int = IPV6_CLIENT_PREFIX) -> str:
     """Who a client is, for counting it in limits: its IPv4 address (also when written
-    IPv4-mapped), or its IPv6 /64, since one machine usually holds a whole /64."""
+    IPv4-mapped), or its IPv6 /64, since one machine usually holds a whole /64 (a wider
+    `ipv6_prefix`, such as a site's /48, counts all the networks of one subscriber)."""
     try:
         ip = ip_address(host or "")
     except ValueError:
@@ -53,5 +55,5 @@ def client_network(host: str | None) -> str:
     if isinstance(ip, IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
-        return str(ip_network((ip, IPV6_CLIENT_PREFIX), strict=False))
+        return str(ip_network((ip, ipv6_prefix), strict=False))
     return str(ip)

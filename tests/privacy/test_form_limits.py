@@ -142,3 +142,36 @@ def test_a_name_no_domain_can_have_is_refused_before_anything_is_done(live) -> N
             refused = _ask(anonymous, name, "ann@example.org")
             assert (refused.status_code, refused.json()) == (400, {
                 "message": "domain is required: the domain name that sent you email"})
+
+
+def test_one_ipv6_site_counts_as_a_few_clients(live, services, monkeypatch, domain) -> None:
+    """A subscriber holds a /48: 65,536 /64s, each a client; the site is counted too."""
+    monkeypatch.setattr(form, "PER_SITE_PER_HOUR", 12)
+    with live.client() as anonymous:
+        for n in range(12):
+            assert _ask(anonymous, domain, f"s{n}@example.org", f"2001:db8:5:{n}::1"
+                        ).status_code == 202
+        refused = _ask(anonymous, domain, "s-late@example.org", "2001:db8:5:99::1")
+        assert (refused.status_code, refused.json()) == (429, CLIENT_LIMITED)
+        assert _ask(anonymous, domain, "t@example.org", "2001:db8:6::1").status_code == 202
+
+
+def test_requests_naming_other_domains_do_not_use_up_a_persons_own(api, live, services,
+                                                                    domain) -> None:
+    """A stranger files for the victim at made-up domains; the victim's own request to the
+    customer is still mailed."""
+    with live.client() as anonymous:
+        for n in range(form.PER_MAILBOX_PER_DAY + 2):
+            assert _ask(anonymous, f"made-up-{n}.example", "vic@example.org",
+                        f"198.51.100.{n + 10}").status_code == 202
+        assert _ask(anonymous, domain, "vic@example.org", "198.51.100.99").status_code == 202
+    assert len(api.get(f"/v3/{domain}/events", params={"event": "accepted"}).json()["items"]) == 1
+
+
+def test_the_form_reads_only_a_small_body(live, domain) -> None:
+    with live.client() as anonymous:
+        reply = anonymous.post("/v1/privacy/requests", data={
+            "type": "access", "email": "ann@example.org", "domain": domain,
+            "name": "x" * (form.MAX_FORM_BYTES + 1)})
+    assert reply.status_code == 413
+    assert reply.json() == {"message": "request size exceeds 64KiB limit"}

@@ -33,8 +33,13 @@ HOUR, DAY = 3600.0, 86400.0
 PER_CLIENT_PER_HOUR = 10
 # Far above what a customer's recipients file in a day, far below a flood of its mail.
 PER_DOMAIN_PER_DAY = 100
-# Links mailed to one mailbox a day, however it is spelt: the form bombs nobody's inbox.
+# A subscriber's whole IPv6 site (a /48 holds 65,536 /64s): ten clients' worth.
+PER_SITE_PER_HOUR = 100
+IPV6_SITE_PREFIX = 48
+# Links mailed to one mailbox from one domain a day, however it is spelt: the form bombs
+# nobody's inbox, and requests naming other (made-up) domains can't use up a person's own.
 PER_MAILBOX_PER_DAY = 3
+MAX_FORM_BYTES = 64 * 1024  # the form's few short fields; read before anything is counted
 KEPT = 2 * DAY  # counters outlive their window by this much, then go
 CLIENT_LIMITED = "Too many privacy requests from your network: try again in an hour"
 DOMAIN_LIMITED = "Too many privacy requests for this domain today: try again tomorrow"
@@ -55,19 +60,23 @@ def _hit(session: Session, vault: Vault, kind: str, value: str, window: float,
 
 def admit(session: Session, vault: Vault, *, client: str | None, domain: str, email: str,
           now: float) -> bool:
-    """Count a request against its client network, domain and mailbox: 429 past the first
-    two limits; False past the mailbox's, where the answer stays the same but nothing is
-    done (saying so would tell who asked about the address)."""
+    """Count a request against its client network (and IPv6 site), domain and mailbox at
+    that domain: 429 past the first limits; False past the mailbox's, where the answer
+    stays the same but nothing is done (saying so would tell who asked about the address)."""
     # First, while this transaction holds no counter: concurrent purges can't deadlock.
     session.execute(delete(FormCounter).where(FormCounter.window_start < now - KEPT))
     if _hit(session, vault, "client", client_network(client), HOUR, now) \
             > PER_CLIENT_PER_HOUR:
         raise TooManyRequests(CLIENT_LIMITED)
+    if ":" in (client or "") and _hit(
+            session, vault, "site", client_network(client, IPV6_SITE_PREFIX), HOUR, now) \
+            > PER_SITE_PER_HOUR:
+        raise TooManyRequests(CLIENT_LIMITED)
     if _hit(session, vault, "domain", canonical_domain(domain), DAY, now) \
             > PER_DOMAIN_PER_DAY:
         raise TooManyRequests(DOMAIN_LIMITED)
-    return _hit(session, vault, "mailbox", canonical_mailbox(email), DAY, now) \
-        <= PER_MAILBOX_PER_DAY
+    mailbox = f"{canonical_mailbox(email)} {canonical_domain(domain)}"
+    return _hit(session, vault, "mailbox", mailbox, DAY, now) <= PER_MAILBOX_PER_DAY
 
 
 class _StandIn(Exception):

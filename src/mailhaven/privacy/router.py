@@ -56,7 +56,7 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
     request relayed by the customer, who verified them. Without: a recipient's request,
     confirmed by a link sent to the address."""
     account_id = await _optional_account(request, services)
-    fields = field_dict((await read_form(request))[0])
+    fields = field_dict((await read_form(request, form.MAX_FORM_BYTES))[0])
     right = fields.get("type", "")
     if right not in reqs.RIGHTS:
         raise BadRequest(f"type must be one of {', '.join(reqs.RIGHTS)}")
