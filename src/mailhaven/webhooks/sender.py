@@ -109,18 +109,19 @@ class WebhookSender(Runner):
                 self.concurrency)
             if not chosen:
                 return []
-            # Taken only if still due: another sender may have claimed some meanwhile (on
-            # PostgreSQL this waits for its claim to commit; SQLite has one writer anyway).
-            ids = list(session.scalars(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(chosen), WebhookDelivery.status == PENDING,
-                       WebhookDelivery.next_attempt_at <= now)
-                .values(lease_owner=self.owner, next_attempt_at=now + LEASE_SECONDS,
-                        updated_at=now)
-                .returning(WebhookDelivery.id)
-                .execution_options(synchronize_session=False)))
+            # Taken only if still due and not being taken by another sender right now.
+            query = select(WebhookDelivery.id).where(
+                WebhookDelivery.id.in_(chosen), WebhookDelivery.status == PENDING,
+                WebhookDelivery.next_attempt_at <= now)
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.scalars(query))
             if not ids:
                 return []
+            session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+                            .values(lease_owner=self.owner, next_attempt_at=now + LEASE_SECONDS,
+                                    updated_at=now)
+                            .execution_options(synchronize_session=False))
             # Made here, in a write transaction, if the account has none yet.
             keys = {account_id: signing_key(session, self.services.vault, account_id)
                     for account_id in set(session.scalars(
