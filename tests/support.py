@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import uvicorn
@@ -180,6 +181,13 @@ class Hook:
         return json.loads(self.body)
 
 
+class Listener(ThreadingHTTPServer):
+    """An HTTP server on loopback whose backlog takes a webhook sender's burst of
+    connections (the default of 5 resets some of them)."""
+
+    request_queue_size = 128
+
+
 class WebhookReceiver:
     """A customer's webhook endpoint on loopback: records every POST and answers with the
     status `reply(n)` gives for the n-th request (200 unless told otherwise)."""
@@ -202,7 +210,7 @@ class WebhookReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Listener(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -215,16 +223,19 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-def send_webhooks(services: Services, transport: httpx.AsyncBaseTransport | None = None) -> int:
-    """Run one webhook sender until nothing is due now; how many POSTs it made."""
+def send_webhooks(services: Services, transport: httpx.AsyncBaseTransport | None = None,
+                  *, claims: int | None = None, **options: Any) -> int:
+    """Run one webhook sender until nothing is due now (or for `claims` claims); how many
+    POSTs it made. `options` go to the sender (concurrency, timeout)."""
     from mailhaven.webhooks.sender import WebhookSender
 
     async def run() -> int:
-        sender = WebhookSender(services, transport=transport)
-        total = 0
+        sender = WebhookSender(services, transport=transport, **options)
+        total, rounds = 0, 0
         try:
-            while handled := await sender.run_once():
+            while (claims is None or rounds < claims) and (handled := await sender.run_once()):
                 total += handled
+                rounds += 1
         finally:
             await sender.close()
         return total

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +42,7 @@ from mailhaven.sending import content
 from mailhaven.sending.content import MessageFacts
 from mailhaven.sending.models import Message
 from mailhaven.storage.db import Database
+from mailhaven.storage.fair_shares import fair_shares
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking.policy import DomainTracking
@@ -87,12 +87,7 @@ def _due_ids(session: Session, now: float, limit: int, held: Mapping[str, int],
     accounts = _due_accounts(session, now)
     if len(accounts) <= 1:  # nobody to share with: the oldest due, as fast as ever
         return list(session.scalars(_locked(session, _oldest_due(now, limit))))
-    share = math.ceil(capacity / len(accounts))
-    rooms: dict[str, int] = {}
-    for account_id in sorted(accounts, key=lambda a: (held.get(a, 0), accounts[a])):
-        room = min(share - held.get(account_id, 0), limit - sum(rooms.values()))
-        if room > 0:
-            rooms[account_id] = room
+    rooms = fair_shares(accounts, limit=limit, capacity=capacity, held=held)
     ids: list[int] = []
     if rooms:  # one statement for all the accounts' shares
         params: dict[str, object] = {"now": now}

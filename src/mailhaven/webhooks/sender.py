@@ -4,7 +4,8 @@ A 2xx is success; a 406 means "stop" (Mailgun's rule); anything else, a timeout 
 connection is retried after 10m, 10m, 15m, 30m, 1h, 2h and 4h (about 8 hours), then given
 up; a URL that can't work or a non-public target is given up at once. Each POST is settled on
 its own: one that fails never holds up the others. Claims are leases, as in the delivery
-queue: a sender that dies lets them run out.
+queue: a sender that dies lets them run out; and they are shared between the accounts due,
+so one account's backlog or slow endpoint doesn't fill every claim.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven import __version__
@@ -28,6 +30,7 @@ from mailhaven.events.models import Event
 from mailhaven.events.service import open_payload, with_storage_urls
 from mailhaven.runner import Runner
 from mailhaven.services import Services
+from mailhaven.storage.fair_shares import fair_shares
 from mailhaven.webhooks.models import (
     CANCELLED,
     GAVE_UP,
@@ -43,8 +46,9 @@ log = logging.getLogger("mailhaven.webhooks")
 POSTS = Counter("mailhaven_webhook_posts", "Webhook POST attempts by outcome", ["outcome"])
 
 RETRY_DELAYS = (600, 600, 900, 1800, 3600, 7200, 14400)
-TIMEOUT_SECONDS = 10.0
+TIMEOUT_SECONDS = 10.0  # for the whole POST, not per read: a dripped answer is cut too
 LEASE_SECONDS = 60.0
+CLAIM_WINDOW = 5000  # the oldest due POSTs a claim shares out between their accounts
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,19 @@ class WebhookSender(Runner):
 
     def __init__(self, services: Services, *, owner: str | None = None,
                  concurrency: int = 20, transport: httpx.AsyncBaseTransport | None = None,
-                 ) -> None:
+                 timeout: float = TIMEOUT_SECONDS) -> None:
         self.services = services
         self.owner = owner or f"webhooks-{secrets.token_hex(6)}"
         self.concurrency = concurrency
+        self.timeout = timeout
         transport = transport or checked_transport(
             allow_private=services.settings.webhook_allow_private)
+        # No compressed answers: only the status is read, never the body, and a small
+        # gzip body could inflate to hundreds of megabytes in the API's process.
         self.client = httpx.AsyncClient(
-            transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False,
-            trust_env=False, headers={"User-Agent": f"mailhaven-webhooks/{__version__}"})
+            transport=transport, timeout=timeout, follow_redirects=False,
+            trust_env=False, headers={"User-Agent": f"mailhaven-webhooks/{__version__}",
+                                      "Accept-Encoding": "identity"})
 
     async def run_once(self) -> int:
         now = self.services.clock.now()
@@ -93,10 +101,18 @@ class WebhookSender(Runner):
     def _claim(self, now: float) -> list[Post]:
         db = self.services.db
         with db.transaction() as session:
-            query = (select(WebhookDelivery.id)
-                     .where(WebhookDelivery.status == PENDING,
-                            WebhookDelivery.next_attempt_at <= now)
-                     .order_by(WebhookDelivery.next_attempt_at).limit(self.concurrency))
+            chosen = _fair_pick(session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.account_id,
+                       WebhookDelivery.next_attempt_at)
+                .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+                .order_by(WebhookDelivery.next_attempt_at).limit(CLAIM_WINDOW)).all(),
+                self.concurrency)
+            if not chosen:
+                return []
+            # Taken only if still due and not being taken by another sender right now.
+            query = select(WebhookDelivery.id).where(
+                WebhookDelivery.id.in_(chosen), WebhookDelivery.status == PENDING,
+                WebhookDelivery.next_attempt_at <= now)
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             ids = list(session.scalars(query))
@@ -150,14 +166,16 @@ class WebhookSender(Runner):
             if problem:  # stored before URLs were checked at creation: it never will work
                 raise Refused(f"{Refused.prefix} invalid URL: {problem}")
             now = self.services.clock.now()
-            response = await self.client.post(
-                post.url, content=signed_body(post.key, post.document, now),
-                headers={"Content-Type": "application/json"})
-            status_code = response.status_code
+            async with asyncio.timeout(self.timeout), self.client.stream(
+                    "POST", post.url, content=signed_body(post.key, post.document, now),
+                    headers={"Content-Type": "application/json"}) as response:
+                status_code = response.status_code  # the body is never read: not needed
         except Refused as exc:
             error = str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]
+        except TimeoutError:
+            error = f"timeout: no complete answer within {self.timeout:g} s"
         except Exception as exc:  # unforeseen: retried on the schedule like any failure
             # the message may quote the URL, which may carry a secret: the type only
             error = f"unexpected error: {type(exc).__name__}"
@@ -203,6 +221,23 @@ class WebhookSender(Runner):
                         .where(WebhookDelivery.id == delivery_id,
                                WebhookDelivery.lease_owner == self.owner)
                         .values(**values).execution_options(synchronize_session=False))
+
+
+def _fair_pick(due: Sequence[Row[tuple[int, str, float]]], limit: int) -> list[int]:
+    """Up to `limit` of the `due` rows (id, account, due time; oldest first): each account's
+    fair share of them first, oldest first within it, then the oldest of anyone's."""
+    oldest: dict[str, float] = {}
+    for _, account_id, due_at in due:
+        oldest.setdefault(account_id, due_at)
+    rooms = fair_shares(oldest, limit=limit, capacity=limit)
+    chosen, rest = [], []
+    for delivery_id, account_id, _ in due:
+        if rooms.get(account_id, 0) > 0:
+            rooms[account_id] -= 1
+            chosen.append(delivery_id)
+        else:
+            rest.append(delivery_id)
+    return chosen + rest[:limit - len(chosen)]
 
 
 def _host(url: str) -> str | None:
