@@ -74,14 +74,19 @@ def _decode_word(word: str) -> str | None:
         return None
     charset, kind, payload = match.groups()
     try:
-        codecs.lookup(charset)
+        # Python's codec names include bytes-to-bytes and text-to-text transforms (rot13,
+        # base64, zlib...) that are no charset, and codecs (idna, undefined) that refuse
+        # "replace": a word in one of them stays as written.
+        codec = codecs.lookup(charset)
+        if not getattr(codec, "_is_text_encoding", True):
+            return None
         if kind in "bB":
             data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
         else:
             data = binascii.a2b_qp(payload.replace("_", " "))
-    except (LookupError, binascii.Error, ValueError):
+        return data.decode(codec.name, "replace")
+    except (LookupError, UnicodeError, binascii.Error, ValueError):
         return None
-    return data.decode(charset, "replace")
 
 
 def text_field(name: str, value: str, *, utf8: bool = False) -> bytes:
