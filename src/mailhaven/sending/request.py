@@ -12,7 +12,7 @@ from email.utils import formataddr
 
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
-from mailhaven.sending.folding import decode_words, header_text
+from mailhaven.sending.folding import decode_words, header_text, is_structured, unfoldable
 
 MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
@@ -46,6 +46,8 @@ HEADER_TOO_LONG = "{} header value is too long, max is " f"{MAX_HEADER_CHARS} ch
 HEADERS_TOO_LARGE = f"Message headers are too large, max is {MAX_HEADERS_CHARS} characters in all"
 HEADER_NAME_TOO_LONG = f"Header name is too long, max is {MAX_HEADER_NAME_CHARS} characters"
 TOO_MANY_HEADERS = f"Too many h: headers, max is {MAX_CUSTOM_HEADERS}"
+UNFOLDABLE = ("{} header has a word too long to fold: a structured field's words go as they "
+              f"are, on lines of at most {MAX_MIME_LINE} characters with its name")
 NAME_TOO_LONG = ("{} parameter has a display name longer than "
                  f"{MAX_DISPLAY_NAME_CHARS} characters")
 MIME_LINE_TOO_LONG = ("message parameter is not a valid MIME message: a header line is longer "
@@ -266,7 +268,10 @@ def _header(name: str, value: str) -> tuple[str, str]:
         raise BadRequest(HEADER_NAME_TOO_LONG)
     if not _HEADER_NAME.fullmatch(name):
         raise BadRequest(f"Header name is not valid: {name}")
-    return name, header_text(value)
+    value = header_text(value)
+    if is_structured(name) and unfoldable(name, value):
+        raise BadRequest(UNFOLDABLE.format(f"h:{name}"))
+    return name, value
 
 
 def _message_id(value: str | None) -> str | None:
