@@ -209,6 +209,30 @@ def mailbox_pairs(value: str) -> list[tuple[str, str]] | None:
     return pairs or None
 
 
+def without_comments(value: str) -> str | None:
+    """A header value without its RFC 5322 comments (`(Hans)`, nested ones too) outside
+    quoted strings, in one pass; None when a parenthesis or quote is left open."""
+    out: list[str] = []
+    depth = 0
+    quoted = escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\" and (quoted or depth):
+            escaped = True
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            continue
+        elif char == '"':
+            quoted = not quoted
+        elif char == "(" and not quoted:
+            depth = 1
+            continue
+        if not depth:
+            out.append(char)
+    return None if depth or quoted else "".join(out)
+
+
 def mailbox_parts(text: str) -> tuple[str, str]:
     """The display name and address of one mailbox as `Address.formatted` wrote it."""
     return _parse_one(text)
