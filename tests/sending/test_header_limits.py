@@ -18,13 +18,16 @@ from mailhaven.sending.request import (
     MAX_HEADER_CHARS,
     MAX_HEADER_NAME_CHARS,
     MAX_MIME_DEPTH,
+    MAX_MIME_PARTS,
     MAX_SUBJECT_CHARS,
     MIME_LINE_TOO_LONG,
     MIME_TOO_DEEP,
     NAME_TOO_LONG,
     NOT_TEXT,
+    PART_HEADERS_TOO_LARGE,
     SUBJECT_TOO_LONG,
     TOO_MANY_HEADERS,
+    TOO_MANY_PARTS,
 )
 from tests.sending.test_send_api import (
     by_rcpt,
@@ -199,6 +202,8 @@ PARTS_REFUSED: dict[str, tuple[list, str]] = {
     "nested-multiparts": (multipart(b"".join(
         b"Content-Type: multipart/mixed; boundary=B%d\r\n\r\n--B%d\r\n" % (n, n)
         for n in range(MAX_MIME_DEPTH)) + TEXT_PART), MIME_TOO_DEEP),
+    "parts": (multipart(*[b"\r\nx"] * (MAX_MIME_PARTS + 1)), TOO_MANY_PARTS),
+    "parts-headers": (multipart(*[attachment(b"a\r\n " * 5000)] * 20), PART_HEADERS_TOO_LARGE),
 }
 
 
