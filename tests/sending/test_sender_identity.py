@@ -116,3 +116,67 @@ def test_the_policy_is_read_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("MAILHAVEN_SENDER_POLICY", "everyone")
     with pytest.raises(ValueError, match="MAILHAVEN_SENDER_POLICY must be one of domain, any"):
         Settings.from_env()
+
+
+def test_a_from_is_read_as_written_encoded_names_and_comments_included(
+        api, services, domain) -> None:
+    """Before: the whole value was decoded first, so an encoded comma split the name (403
+    'not a list of valid addresses'), and a comment made it unreadable too."""
+    senders = ["=?iso-8859-1?q?M=FCller=2C_Hans?= <h@mg.acme.test>", "h@mg.acme.test (Hans)",
+               "Hans (the boss, really) <h@mg.acme.test> (x)", '"Muller, Hans" <h@mg.acme.test>',
+               "h(a)@mg.acme.test"]
+    for n, sender in enumerate(senders):
+        queued(api.post(f"/v3/{domain}/messages.mime", data={"to": f"m{n}@example.org"},
+                        files=mime(sender)))
+        queued(api.post(f"/v3/{domain}/messages", data={
+            **BODY, "to": f"f{n}@example.org", "from": f"news@{domain}", "h:From": sender}))
+    copies = by_rcpt(delivered(services))
+    assert len(copies) == 2 * len(senders)
+    assert copies["m0@example.org"].message["From"].addresses[0].display_name == "Müller, Hans"
+    # a comment or an encoded name hides nobody: the address outside it is what is checked
+    for sender in ("h@mg.acme.test (ceo@bank.example)",
+                   "=?utf-8?q?ceo=40bank.example?= <h@mg.acme.test>"):
+        queued(api.post(f"/v3/{domain}/messages.mime", data={"to": "x@example.org"},
+                        files=mime(sender)))
+    for sender in ("ceo@bank.example (h@mg.acme.test)",
+                   "=?utf-8?q?h=40mg.acme.test?= <ceo@bank.example>"):
+        forbidden(api.post(f"/v3/{domain}/messages.mime", data={"to": "x@example.org"},
+                           files=mime(sender)), "bank.example", domain)
+    reply = api.post(f"/v3/{domain}/messages.mime", data={"to": "x@example.org"},
+                     files=mime("h@mg.acme.test (unclosed"))
+    assert reply.json() == {"message": identity.UNREADABLE.format("From")}
+
+
+def _verified(services, account_name: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    with services.db.transaction() as session:
+        other = create_account(session, services.vault, name=account_name,
+                               email=f"o@{account_name}.test")
+        create_domain(session, services.vault, other.account_id, {"name": name},
+                      services.clock)
+        session.query(Domain).filter_by(name=name, account_id=other.account_id).update(
+            {"state": "active"})
+
+
+def test_a_from_at_another_accounts_verified_domain_is_refused_though_aligned(
+        api, services, account, domain) -> None:
+    """Relaxed alignment let mg.acme.test send as ceo@acme.test when acme.test is another
+    account's verified domain: the closer owner of a name decides."""
+    _verified(services, "parent", "acme.test")
+    _verified(services, "shop", "shop.mg.acme.test")
+    for sender, at in (("ceo@acme.test", "acme.test"), ("x@eu.acme.test", "eu.acme.test"),
+                       ("x@shop.mg.acme.test", "shop.mg.acme.test"),
+                       ("x@a.shop.mg.acme.test", "a.shop.mg.acme.test")):
+        forbidden(api.post(f"/v3/{domain}/messages", data={**BODY, "from": sender}), at,
+                  domain)
+    with services.db.transaction() as session:  # unverified copies claim nothing
+        other = create_account(session, services.vault, name="x", email="o@x.test")
+        create_domain(session, services.vault, other.account_id, {"name": "bounce.mg.acme.test"},
+                      services.clock)
+    for n, sender in enumerate((f"news@{domain}", f"x@bounce.{domain}", f"x@eu.{domain}")):
+        queued(api.post(f"/v3/{domain}/messages", data={
+            **BODY, "from": sender, "to": f"r{n}@example.org"}))
+    with services.db.transaction() as session:  # the account's own, closer: its own again
+        create_domain(session, services.vault, account[0], {"name": "eu.acme.test"},
+                      services.clock)
+    queued(api.post(f"/v3/{domain}/messages", data={**BODY, "from": "x@eu.acme.test"}))
+    assert len(delivered(services)) == 4

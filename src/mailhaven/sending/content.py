@@ -225,10 +225,12 @@ def _render(doc: dict, recipient: str, variables: dict | None, additions: Additi
 @functools.lru_cache(maxsize=256)
 def _field(name: str, value: str, utf8: bool = False) -> bytes:
     """One field of the client's (or ours, but an address list): the mailboxes of an
-    address field where its value is a list of them, else text. Kept a while: the copies
-    of a message share most of their fields."""
+    address field where its value is a list of them, a structured field as written, else
+    text. Kept a while: the copies of a message share most of their fields."""
     if name.lower() in folding.ADDRESS_FIELDS and (pairs := mailbox_pairs(value)):
         return folding.mailbox_field(name, pairs, utf8=utf8)
+    if folding.is_structured(name):
+        return folding.structured_field(name, value, utf8=utf8)
     return folding.text_field(name, value, utf8=utf8)
 
 

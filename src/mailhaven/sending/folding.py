@@ -30,10 +30,18 @@ _WORDS = re.compile(r"([ \t]*)([^ \t]+)")
 _Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
 _Q_BYTE = [chr(b) if b in _Q_SAFE else "_" if b == 0x20 else f"={b:02X}" for b in range(256)]
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+")
-# Fields whose value is a list of mailboxes; every other field is written as text.
+# Fields whose value is a list of mailboxes.
 ADDRESS_FIELDS = frozenset({
     "from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender",
     "resent-to", "resent-cc", "resent-bcc"})
+# Structured fields (RFC 5322 3.6, RFC 2045, RFC 2369, RFC 8058, RFC 6376, RFC 8601): their
+# words are ids, URLs, dates and parameters, which RFC 2047 may not encode (section 5), so
+# they go as written, folded in the blanks between them. Every other field (Subject,
+# Comments, Keywords, a client's X- field) is unstructured text.
+STRUCTURED_FIELDS = frozenset({
+    "date", "message-id", "in-reply-to", "references", "resent-date", "resent-message-id",
+    "received", "return-path", "mime-version", "authentication-results"})
+STRUCTURED_PREFIXES = ("list-", "content-", "dkim-", "arc-")
 
 
 # U+0085, U+2028 and U+2029 end a line as CR and LF do (str.splitlines, the email package)
@@ -74,19 +82,50 @@ def _decode_word(word: str) -> str | None:
         return None
     charset, kind, payload = match.groups()
     try:
-        codecs.lookup(charset)
+        # Python's codec names include bytes-to-bytes and text-to-text transforms (rot13,
+        # base64, zlib...) that are no charset, and codecs (idna, undefined) that refuse
+        # "replace": a word in one of them stays as written.
+        codec = codecs.lookup(charset)
+        if not getattr(codec, "_is_text_encoding", True):
+            return None
         if kind in "bB":
             data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
         else:
             data = binascii.a2b_qp(payload.replace("_", " "))
-    except (LookupError, binascii.Error, ValueError):
+        return data.decode(codec.name, "replace")
+    except (LookupError, UnicodeError, binascii.Error, ValueError):
         return None
-    return data.decode(charset, "replace")
+
+
+def is_structured(name: str) -> bool:
+    """Whether a field (not one of mailboxes) is structured: written as it is, never encoded."""
+    name = name.lower()
+    return name in STRUCTURED_FIELDS or name.startswith(STRUCTURED_PREFIXES)
 
 
 def text_field(name: str, value: str, *, utf8: bool = False) -> bytes:
     """An unstructured field (Subject, X-...), as readers will unfold and decode it back."""
     return _fold(name, _text_tokens(header_text(decode_words(value)), utf8), utf8)
+
+
+def structured_field(name: str, value: str, *, utf8: bool = False) -> bytes:
+    """A structured field (List-Unsubscribe, References...) as written, folded in its blanks.
+    A word goes encoded only where it can't go at all: not ASCII in a 7-bit message, or
+    longer than a line (intake refuses that; a message stored before may have one)."""
+    value = header_text(value)
+    room = MAX_LINE - len(name) - 2
+    tokens = [_Token(gap, word, not (word.isprintable() and (utf8 or word.isascii()))
+                     or len((gap + word).encode()) > room)
+              for gap, word in _WORDS.findall(value)]
+    return _fold(name, tokens, utf8)
+
+
+def unfoldable(name: str, value: str) -> bool:
+    """Whether an ASCII structured field holds a word (with the blanks before it) that no
+    line of 998 octets can hold: written as it is, it couldn't be sent."""
+    room = MAX_LINE - len(name) - 2
+    return value.isascii() and any(len(gap) + len(word) > room
+                                   for gap, word in _WORDS.findall(value))
 
 
 def mailbox_field(name: str, mailboxes: Iterable[tuple[str, str]], *,
@@ -104,9 +143,11 @@ def mailbox_field(name: str, mailboxes: Iterable[tuple[str, str]], *,
 
 
 def _literal(word: str, utf8: bool) -> bool:
-    """Whether a word may go as it is: printable (and ASCII, in a 7-bit message), short
-    enough for a line, and not to be read as an encoded word."""
-    if "=?" in word or len(word.encode()) > MAX_WORD or not word.isprintable():
+    """Whether a word of text may go as it is: printable (and ASCII, in a 7-bit message),
+    short enough for a line, and not to be read as an encoded word (readers decode one
+    within a word too: `x=?utf-8?q?a?=` reads `xa`)."""
+    if (len(word.encode()) > MAX_WORD or not word.isprintable()
+            or ("=?" in word and _ENCODED_WORD.search(word))):
         return False
     return utf8 or word.isascii()
 

@@ -18,10 +18,16 @@ from publicsuffixlist import PublicSuffixList
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailhaven.domains.models import Domain
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.errors import Forbidden
-from mailhaven.sending.folding import decode_words
-from mailhaven.sending.request import SendRequest, mailbox_pairs, mime_fields, mime_head
+from mailhaven.sending.request import (
+    SendRequest,
+    mailbox_pairs,
+    mime_fields,
+    mime_head,
+    without_comments,
+)
+from mailhaven.vault.service import canonical_domain
 
 DOMAIN, ANY = "domain", "any"
 POLICIES = (DOMAIN, ANY)
@@ -34,31 +40,66 @@ UNREADABLE = "The {} header is not a list of valid addresses"
 
 def check_sender(session: Session, domain: Domain, request: SendRequest, *,
                  require_verified: bool) -> None:
-    """Refuse (403) a message that says it is from a domain its account hasn't got."""
-    names = _sender_domains(request)
-    if all(_aligned(name, domain.name) for name in names):
-        return  # the usual case, without a query
+    """Refuse (403) a message that says it is from a domain its account hasn't got, or one
+    another account has verified closer to it."""
+    names = {canonical_domain(name) for name in _sender_domains(request)}
+    mine = canonical_domain(domain.name)
+    if names == {mine} and domain.state == ACTIVE_DOMAIN:
+        return  # the usual case, without a query: a verified name is one account's
     rows = session.execute(select(Domain.name, Domain.state).where(
         Domain.account_id == domain.account_id)).all()
-    own = [name for name, state in rows if state == "active" or not require_verified]
-    for name in names:
-        if not any(_aligned(name, mine) for mine in (domain.name, *own)):
+    own = {mine, *(canonical_domain(name) for name, state in rows
+                   if state == ACTIVE_DOMAIN or not require_verified)}
+    claimed = _claimed_elsewhere(session, domain.account_id, names)
+    for name in sorted(names):
+        if not any(_aligned(name, ours) for ours in own):
+            raise Forbidden(NOT_YOURS.format(name, domain.name))
+        # Alignment is by organization; within one, the closest verified owner decides.
+        if _closest(name, claimed) > _closest(name, own):
             raise Forbidden(NOT_YOURS.format(name, domain.name))
 
 
+def _claimed_elsewhere(session: Session, account_id: str, names: set[str]) -> set[str]:
+    """The domains among `names` and their parents that another account has verified."""
+    candidates = {parent for name in names for parent in _parents(name)}
+    return {canonical_domain(name) for name in session.scalars(select(Domain.name).where(
+        Domain.name.in_(sorted(candidates)), Domain.account_id != account_id,
+        Domain.state == ACTIVE_DOMAIN))}
+
+
+def _parents(name: str) -> list[str]:
+    """`name` and the domains above it, down to its organizational domain."""
+    labels = name.split(".")
+    organization = _organization(name)
+    found = []
+    for n in range(len(labels)):
+        parent = ".".join(labels[n:])
+        found.append(parent)
+        if parent == organization:
+            break
+    return found
+
+
+def _closest(name: str, domains: set[str]) -> int:
+    """How many labels the most specific of `domains` that is `name` or above it has."""
+    return max((len(parent.split(".")) for parent in _parents(name) if parent in domains),
+               default=0)
+
+
 def _sender_domains(request: SendRequest) -> list[str]:
-    """The domains of every address the message will say it is from."""
+    """The domains of every address the message will say it is from, read from the value
+    as written: comments go, an encoded word is an atom of a name, never an address."""
     fields = [(name.lower(), value) for name, value in request.headers]
     if request.mime is not None:
-        fields += [(name, decode_words(value))
-                   for name, value in mime_fields(mime_head(request.mime))]
+        fields += mime_fields(mime_head(request.mime))
     else:
         fields.append(("from", request.sender.formatted()))
     domains = []
     for name, value in fields:
         if name not in SENDER_FIELDS:
             continue
-        pairs = mailbox_pairs(value)
+        bare = without_comments(value)
+        pairs = None if bare is None else mailbox_pairs(bare)
         if pairs is None:
             raise Forbidden(UNREADABLE.format(name.title()))
         domains += [email.rpartition("@")[2] for _, email in pairs]
@@ -78,13 +119,5 @@ def _suffixes() -> PublicSuffixList:
 def _organization(name: str) -> str:
     """The registrable domain `name` belongs to (`example.co.uk` for `mg.example.co.uk`); a
     public suffix stands for itself, and so matches no registrable domain."""
-    name = _ascii(name)
+    name = canonical_domain(name)
     return _suffixes().privatesuffix(name) or name
-
-
-def _ascii(name: str) -> str:
-    name = name.strip().rstrip(".").lower()
-    try:
-        return name.encode("idna").decode("ascii")
-    except UnicodeError:
-        return name
