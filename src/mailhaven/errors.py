@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class MailhavenError(Exception):
     status = 400
@@ -42,3 +44,9 @@ class TooManyRequests(MailhavenError):
 
 class Unavailable(MailhavenError):
     status = 503
+
+
+def frames(exc: BaseException) -> str:
+    """Where `exc` was raised, for a log line, without its message: messages built from
+    input (a header, a report, a form) can hold addresses."""
+    return f"{type(exc).__name__} at\n" + "".join(traceback.format_tb(exc.__traceback__)).rstrip()

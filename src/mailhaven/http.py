@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import time
-import traceback
 import zlib
 from collections.abc import Callable
 from itertools import accumulate
@@ -25,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailhaven import netpolicy
-from mailhaven.errors import BadRequest, MailhavenError, TooLarge
+from mailhaven.errors import BadRequest, MailhavenError, TooLarge, frames
 from mailhaven.sending.request import Attachment
 
 log = logging.getLogger("mailhaven.http")
@@ -324,10 +323,9 @@ class RequestLog:
 def _log_unexpected(scope: Scope, exc: Exception) -> None:
     """Where it failed, without the exception's message: messages built from input can
     hold addresses."""
-    where = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
     log.error("%s\n%s", json.dumps({"kind": "error", "method": scope.get("method"),
                                      "route": _route_of(scope),
-                                     "error": type(exc).__name__}), where)
+                                     "error": type(exc).__name__}), frames(exc))
 
 
 def _query_params(query: bytes) -> int:

@@ -10,6 +10,7 @@ import logging
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailhaven.delivery.signing import delivery_of
+from mailhaven.errors import frames
 from mailhaven.feedback.reports import Complaint, TooDeep, read_report
 from mailhaven.feedback.service import apply
 from mailhaven.services import Services
@@ -54,7 +55,7 @@ class FeedbackHandler:
     async def handle_exception(self, error: Exception) -> str:
         """Whatever went wrong is ours to log, never the sender's to read (aiosmtpd would
         answer with the exception's text)."""
-        log.error("feedback listener: %s", type(error).__name__, exc_info=error)
+        log.error("feedback listener: %s", frames(error))
         return TEMPORARY_FAILURE
 
 

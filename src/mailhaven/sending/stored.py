@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailhaven.errors import NotFound, TooLarge, Unavailable
+from mailhaven.errors import NotFound, TooLarge, Unavailable, frames
 from mailhaven.sending import content
 from mailhaven.sending.models import Message
 from mailhaven.sending.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
@@ -49,7 +49,7 @@ async def stored_view(services: Services, account_id: str, doc: dict, *, mime: b
     except RenderUnavailable as exc:  # ours, not the message's
         raise Unavailable(RENDERER_UNAVAILABLE) from exc
     except Exception as exc:  # the message can't be rendered: say so, not a 500
-        log.exception("the stored view of a message could not be rendered")
+        log.error("the stored view of a message could not be rendered: %s", frames(exc))
         raise TooLarge(UNRENDERABLE) from exc
 
 
