@@ -11,13 +11,7 @@ from mailhaven.storage.inventory import (
     OWNERSHIP,
     RECIPIENT_SEALED,
     TECHNICAL,
-    classified,
     column,
-)
-
-RECIPIENT_DOMAIN = classified(
-    "non-personal", "none", "email delivery", "life of the message",
-    note="the domain part only (e.g. example.com), needed to route and shape delivery",
 )
 
 QUEUED, DELIVERED, FAILED, CANCELLED = "queued", "delivered", "failed", "cancelled"
@@ -44,7 +38,6 @@ class Delivery(Base):
     )
     address_sealed: Mapped[bytes] = column(LargeBinary, data=RECIPIENT_SEALED)
     variables_sealed: Mapped[bytes | None] = column(LargeBinary, data=RECIPIENT_SEALED)
-    recipient_domain: Mapped[str] = column(String(253), data=RECIPIENT_DOMAIN)
     status: Mapped[str] = column(String(12), default=QUEUED, data=DELIVERY_STATE)
     attempts: Mapped[int] = column(Integer, default=0, data=DELIVERY_STATE)
     next_attempt_at: Mapped[float] = column(Float, data=DELIVERY_STATE)

@@ -207,7 +207,6 @@ def _deliveries(vault: Vault, domain: Domain, request: SendRequest, storage_key:
             "domain_id": domain.id, "subject_key_id": key.id,
             "address_sealed": vault.seal_text(key, address.formatted(), "delivery.address"),
             "variables_sealed": variables,
-            "recipient_domain": address.email.rpartition("@")[2].lower(),
             "status": QUEUED, "attempts": 0, "next_attempt_at": due,
             "created_at": now, "updated_at": now,
         })

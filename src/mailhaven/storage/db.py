@@ -65,11 +65,13 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+                url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8,
+                hide_parameters=True,
             )
             _configure_sqlite(self.engine)
         else:
-            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                                        hide_parameters=True)
         self.sessions = sessionmaker(self.engine.execution_options(**{_READ_ONLY: True}),
                                      expire_on_commit=False)
         self._writers = sessionmaker(self.engine, expire_on_commit=False)
