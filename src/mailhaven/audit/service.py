@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -21,13 +20,12 @@ from sqlalchemy.orm import Session
 from mailhaven.audit.anchor import Head, HeadAnchor, anchor_for, stage
 from mailhaven.audit.models import AuditEntry
 from mailhaven.vault import Vault, VaultKey
+from mailhaven.vault.recognise import holds_address
 
 GENESIS = "0" * 64  # the first row's predecessor
 _AUDIT_LOCK = 7_734_202  # PostgreSQL advisory lock id: one appender at a time
 _FORMAT = "mailhaven-audit-1"
 _MAX_FIELD = 64
-# Something shaped like an email address: refused in the clear parts of a row.
-_ADDRESS = re.compile(r"[^\s@<>\"']+@[^\s@<>\"']+\.[A-Za-z]{2,}")
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +56,7 @@ def append(session: Session, vault: Vault, *, actor: str, action: str,
     for name, value in (("actor", actor), ("action", action), ("target", target)):
         if value is not None and not (0 < len(value) <= _MAX_FIELD):
             raise ValueError(f"audit {name} must be 1 to {_MAX_FIELD} characters")
-    if _ADDRESS.search(" ".join((actor, action, target or "", clear))):
+    if holds_address(" ".join((actor, action, target or "", clear))):
         raise ValueError("an email address belongs in the sealed details, not in the clear")
 
     _lock_chain(session)

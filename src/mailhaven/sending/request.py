@@ -13,6 +13,7 @@ from email.utils import formataddr
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
 from mailhaven.sending.folding import decode_words, header_text, is_structured, unfoldable
+from mailhaven.vault.recognise import holds_address
 
 MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
@@ -41,6 +42,8 @@ _LONG_FIELDS = frozenset({"to", "cc", "bcc", "references"})  # as Gmail counts t
 _TRUE = ("yes", "true", "1", "on")
 
 BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified"
+TAG_HOLDS_ADDRESS = ("o:tag can't hold an email address: tags are kept in clear in events "
+                     "and stats; put personal data in v: variables, which are sealed")
 TOO_MANY_RECIPIENTS = f"Too many recipients, max is {MAX_RECIPIENTS}"
 NOT_AN_ADDRESS = "{} parameter is not a valid address. please check documentation"
 DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
@@ -581,7 +584,7 @@ def _with_options(request: SendRequest, values: Values, now: float | None) -> Se
     deliverytime = _first(values, "o:deliverytime")
     return replace(
         request,
-        tags=[t for t in values.get("o:tag", []) if t],
+        tags=_tags(values.get("o:tag", [])),
         testmode=flag(_first(values, "o:testmode")),
         dkim=None if dkim is None else flag(dkim),
         require_tls=flag(_first(values, "o:require-tls")),
@@ -589,6 +592,15 @@ def _with_options(request: SendRequest, values: Values, now: float | None) -> Se
         deliverytime=_deliverytime(deliverytime, now) if deliverytime else None,
         tracking=_tracking(values),
         marketing=_marketing(_first(values, "o:category")))
+
+
+def _tags(given: list[str]) -> list[str]:
+    """`o:tag` values, which stats and events keep in clear (and the vault can't erase):
+    one that carries an address is refused, not stored."""
+    tags = [t for t in given if t]
+    if any(holds_address(t) for t in tags):
+        raise BadRequest(TAG_HOLDS_ADDRESS)
+    return tags
 
 
 def _marketing(category: str | None) -> bool:

@@ -30,6 +30,7 @@ from mailhaven.storage.base import new_id
 from mailhaven.storage.db import Database
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.vault import Vault, VaultKey
+from mailhaven.vault.recognise import holds_address
 from mailhaven.vault.service import normalize_address
 
 
@@ -242,7 +243,9 @@ def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[st
         storage_key="", message_id="",
         headers={"to": ", ".join(a.formatted() for a in named), "from": header_text(sender),
                  "subject": header_text(subject), "message-id": ""},
-        attachments=[], size=0, tags=[v for k, v in fields if k == "o:tag"],
+        # Only tags the send could have kept: one carrying an address stays out of the log.
+        attachments=[], size=0,
+        tags=[v for k, v in fields if k == "o:tag" and v and not holds_address(v)],
         user_variables={}, testmode=False)
     if named:
         email = named[0].email

@@ -16,9 +16,11 @@ from mailhaven.sending.request import parse_addresses, valid_addresses
 from mailhaven.storage.db import insert_for
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault, VaultKey
+from mailhaven.vault.recognise import holds_address
 from mailhaven.vault.service import normalize_address
 
 MAX_BATCH = 1000
+TAG_HOLDS_ADDRESS = "tags can't hold an email address: they are kept in clear"
 TABLE = {"bounces": "bounces", "unsubscribes": "unsubscribers", "complaints": "complaints",
          "whitelists": "allowlist"}
 ALL_TAGS = "*"
@@ -55,6 +57,8 @@ def entry_from(kind: str, record: dict) -> Entry:
         tags = [tags]
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         raise BadRequest("tags must be a list of tag names")
+    if any(holds_address(t) for t in tags):
+        raise BadRequest(TAG_HOLDS_ADDRESS)
     code = str(record.get("code") or "550")
     if kind == "bounces" and not (code.isdigit() and len(code) == 3):
         raise BadRequest("code must be a 3-digit SMTP reply code")
