@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import cache
 
 from publicsuffixlist import PublicSuffixList
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
@@ -46,25 +46,22 @@ def check_sender(session: Session, domain: Domain, request: SendRequest, *,
     mine = canonical_domain(domain.name)
     if names == {mine} and domain.state == ACTIVE_DOMAIN:
         return  # the usual case, without a query: a verified name is one account's
-    rows = session.execute(select(Domain.name, Domain.state).where(
-        Domain.account_id == domain.account_id)).all()
-    own = {mine, *(canonical_domain(name) for name, state in rows
-                   if state == ACTIVE_DOMAIN or not require_verified)}
-    claimed = _claimed_elsewhere(session, domain.account_id, names)
+    # One query: the account's own domains, and those above the senders' that others verified.
+    candidates = sorted({parent for name in names for parent in _parents(name)})
+    rows = session.execute(select(Domain.name, Domain.state, Domain.account_id).where(or_(
+        Domain.account_id == domain.account_id,
+        and_(Domain.name.in_(candidates), Domain.state == ACTIVE_DOMAIN)))).all()
+    own = {mine, *(canonical_domain(name) for name, state, account_id in rows
+                   if account_id == domain.account_id
+                   and (state == ACTIVE_DOMAIN or not require_verified))}
+    claimed = {canonical_domain(name) for name, _, account_id in rows
+               if account_id != domain.account_id}
     for name in sorted(names):
         if not any(_aligned(name, ours) for ours in own):
             raise Forbidden(NOT_YOURS.format(name, domain.name))
         # Alignment is by organization; within one, the closest verified owner decides.
         if _closest(name, claimed) > _closest(name, own):
             raise Forbidden(NOT_YOURS.format(name, domain.name))
-
-
-def _claimed_elsewhere(session: Session, account_id: str, names: set[str]) -> set[str]:
-    """The domains among `names` and their parents that another account has verified."""
-    candidates = {parent for name in names for parent in _parents(name)}
-    return {canonical_domain(name) for name in session.scalars(select(Domain.name).where(
-        Domain.name.in_(sorted(candidates)), Domain.account_id != account_id,
-        Domain.state == ACTIVE_DOMAIN))}
 
 
 def _parents(name: str) -> list[str]:
