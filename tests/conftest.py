@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,7 +19,7 @@ from mailhaven.domains.service import create_domain
 from mailhaven.models import metadata
 from mailhaven.services import Services
 from mailhaven.storage.db import Database
-from tests.support import LiveServer
+from tests.support import DatabaseDump, LiveServer, Tenant, create_tenant, dump_database
 
 PG_SERVER = os.environ.get("MAILHAVEN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("MAILHAVEN_REQUIRE_POSTGRES") == "1"
@@ -127,3 +127,23 @@ def domain(services: Services, account: tuple[str, str]) -> str:
 def api(live: LiveServer, account: tuple[str, str], domain: str) -> Iterator:
     with live.client(account[1]) as client:
         yield client
+
+
+@pytest.fixture
+def second_account(services: Services) -> Tenant:
+    """The second account, "Bee", with its own API key and sending domain (mg.bee.test):
+    for tests that one account never sees or changes another's data."""
+    return create_tenant(services)
+
+
+@pytest.fixture
+def second_api(live: LiveServer, second_account: Tenant) -> Iterator:
+    with live.client(second_account.api_key) as client:
+        yield client
+
+
+@pytest.fixture
+def raw_dump(services: Services) -> Callable[[], DatabaseDump]:
+    """The raw-database dump, taken when called: every row of every table as stored, and
+    the SQLite files with their WAL. For scans of what is kept in clear."""
+    return lambda: dump_database(services)

@@ -1,4 +1,5 @@
-"""Test helpers: a live HTTP server, SMTP sinks that play the recipient's MX, a worker run."""
+"""Test helpers: a live HTTP server, SMTP sinks that play the recipient's MX, a worker run,
+a second tenant, and the raw-database dump that plaintext scans read."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import LargeBinary, Text, cast, select
 
 from mailhaven.accounts.service import create_account
 from mailhaven.app import create_app
 from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.domains.service import create_domain
+from mailhaven.models import metadata
 from mailhaven.services import Services
 
 
@@ -140,15 +144,29 @@ class Sink:
         self.controller.stop()
 
 
+@dataclass(frozen=True)
+class Tenant:
+    """An account with its own API key and sending domain."""
+
+    account_id: str
+    api_key: str
+    domain: str
+
+
+def create_tenant(services: Services, name: str = "Bee", domain: str = "mg.bee.test",
+                  ) -> Tenant:
+    with services.db.transaction() as session:
+        issued = create_account(session, services.vault, name=name,
+                                email=f"ops@{domain.split('.', 1)[-1]}", clock=services.clock)
+        create_domain(session, services.vault, issued.account_id, {"name": domain},
+                      services.clock)
+    return Tenant(issued.account_id, issued.api_key, domain)
+
+
 def another_tenant(services: Services, live: LiveServer, domain: str = "mg.bee.test",
                    ) -> httpx.Client:
     """Account B, with its own sending domain, and an API client for it."""
-    with services.db.transaction() as session:
-        issued = create_account(session, services.vault, name="Bee", email="ops@bee.test",
-                                clock=services.clock)
-        create_domain(session, services.vault, issued.account_id, {"name": domain},
-                      services.clock)
-    return live.client(issued.api_key)
+    return live.client(create_tenant(services, domain=domain).api_key)
 
 
 def with_relay(services: Services, sink: Sink) -> Services:
@@ -241,3 +259,40 @@ def send_webhooks(services: Services, transport: httpx.AsyncBaseTransport | None
         return total
 
     return asyncio.run(run())
+
+
+# -- the raw-database dump ---------------------------------------------------------------
+@dataclass(frozen=True)
+class DatabaseDump:
+    """Everything the database holds: each column's values as stored (text columns as their
+    text, binary ones as their bytes), and on SQLite the files themselves, WAL included."""
+
+    columns: dict[str, list[bytes]]  # "table.column" -> one value per row (NULLs left out)
+    files: dict[str, bytes]  # file name -> bytes (SQLite: the database, -wal, -shm)
+
+    def holding(self, needle: bytes) -> list[str]:
+        """Where `needle` occurs: the "table.column" names and file names."""
+        return [*(name for name, values in self.columns.items()
+                  if any(needle in value for value in values)),
+                *(name for name, data in self.files.items() if needle in data)]
+
+
+def dump_database(services: Services) -> DatabaseDump:
+    """Every row of every table, read through SQL (non-binary columns cast to text), and on
+    SQLite the raw files read while the database is open, so the WAL is still there."""
+    columns: dict[str, list[bytes]] = {}
+    with services.db.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            selected = [c if isinstance(c.type, LargeBinary) else cast(c, Text)
+                        for c in table.columns]
+            rows = conn.execute(select(*selected)).all()
+            for i, col in enumerate(table.columns):
+                columns[f"{table.name}.{col.name}"] = [
+                    bytes(row[i]) if isinstance(row[i], bytes | memoryview)
+                    else str(row[i]).encode() for row in rows if row[i] is not None]
+    files = {}
+    if services.db.is_sqlite:
+        database = Path(services.db.engine.url.database or "")
+        files = {p.name: p.read_bytes()
+                 for p in sorted(database.parent.glob(database.name + "*")) if p.is_file()}
+    return DatabaseDump(columns, files)
