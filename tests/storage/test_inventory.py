@@ -1,4 +1,8 @@
-"""The data inventory (SPEC N1): no column exists without saying what it holds and why."""
+"""The data inventory (SPEC N1): no column exists without saying what it holds and why.
+
+These check the declarations alone; test_personal_values_everywhere.py checks them against
+what the APIs really store, so a column that holds personal data in clear fails there
+whatever it declares."""
 
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ def test_every_classification_is_complete() -> None:
 
 
 def test_personal_data_is_only_stored_sealed_or_as_a_keyed_index() -> None:
-    """The vault is the only door: a personal column is ciphertext or a blind index."""
+    """The vault is the only door: a column declared personal is ciphertext or a blind
+    index (by its type and name; what it holds is checked in test_personal_values_everywhere)."""
     for name, col in _columns():
         if col.info["classification"].category != "personal":
             continue

@@ -166,3 +166,15 @@ def test_no_column_holds_a_personal_value_in_clear(api, live, services, domain,
     assert not findings, "personal values in clear:\n" + "\n".join(findings)
     # The dump reads every column: the tag, not personal, is there in clear.
     assert TAG.encode() in dump.columns["tags.tag"]
+
+
+def test_one_person_in_two_accounts_cannot_be_linked_in_the_dump(
+        api, second_api, second_account, domain, raw_dump) -> None:
+    """Blind indexes are keyed per account: whoever reads the database cannot tell that two
+    customers hold the same address, nor look one up with an index computed elsewhere."""
+    for client, name in ((api, domain), (second_api, second_account.domain)):
+        _ok(client.post(f"/v3/{name}/bounces", data={"address": RECIPIENT}))
+    dump = raw_dump()
+    indexes = dump.columns["suppressions.value_index"]
+    assert len(indexes) == 2 and len(set(indexes)) == 2
+    assert dump.holding(RECIPIENT.encode()) == []
