@@ -317,8 +317,7 @@ class DeliveryWorker(Runner):
             "kind": "delivery", "delivery": job.delivery_id, "message": job.facts.storage_key,
             "attempt": job.attempts, "outcome": outcome if recorded else "lease_lost",
             "code": extra["delivery-status"]["code"],
-            "mx": extra["delivery-status"]["mx-host"],
-        }))
+        }))  # not the MX host: it names the recipient's domain (the event keeps it, sealed)
 
 
 def _lists_a_bounce(failure: DeliveryFailure) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.db import insert_for
+from mailhaven.vault.recognise import kept_clear
 
 MAX_TAGS = 5000  # per domain, as Mailgun
 MAX_LENGTH = 256  # the width of the tag columns; longer tags are counted by their start
@@ -93,14 +94,15 @@ def page(session: Session, domain_id: str, *, limit: int, direction: str | None,
 def describe(session: Session, domain_id: str, tag: str, description: str | None) -> None:
     """Set a tag's description; a tag not used yet is created (as Mailgun's own mock does),
     within the domain's limit."""
-    where = (Tag.domain_id == domain_id, Tag.tag == name(tag))
+    where = (Tag.domain_id == domain_id, Tag.tag == name(kept_clear(tag, "tag")))
     if session.scalar(select(Tag.id).where(*where)) is None:
         if _count(session, domain_id) >= MAX_TAGS:
             raise BadRequest(LIMIT_REACHED)
         session.execute(insert_for(session, Tag).on_conflict_do_nothing(),
                         [{"domain_id": domain_id, "tag": name(tag), "description": ""}])
     if description is not None:
-        session.execute(update(Tag).where(*where).values(description=description))
+        session.execute(update(Tag).where(*where).values(
+            description=kept_clear(description, "description")))
 
 
 def remove(session: Session, domain_id: str, tag: str) -> None:

@@ -8,7 +8,7 @@ import hmac
 import json
 import secrets
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from sqlalchemy import or_, select
@@ -18,6 +18,7 @@ from mailhaven.accounts.models import Account
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
+from mailhaven.vault.recognise import holds_address, kept_clear
 from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
 NAMES = ("accepted", "delivered", "opened", "clicked", "unsubscribed", "complained",
@@ -57,6 +58,8 @@ def url_problem(url: str) -> str | None:
         parts = urlsplit(url)
     except ValueError:
         return "it can't be parsed (check the host)"
+    if holds_address(unquote(f"{parts.path}?{parts.query}#{parts.fragment}")):
+        return "it can't hold an email address (webhook URLs are kept in clear)"
     if parts.scheme not in ("http", "https"):
         return "invalid URL scheme (http or https)"
     if not parts.hostname:
@@ -232,7 +235,8 @@ def create_account_hook(session: Session, account_id: str, url: str, names: list
     hooks = _hooks(session, account_id, None)
     if any(h.url == url for h in hooks):
         raise BadRequest(f"webhook with URL '{url}' already exists", key="Description")
-    hook = _save(session, account_id, None, hooks, url, names, now, description[:200])
+    hook = _save(session, account_id, None, hooks, url, names, now,
+                 kept_clear(description[:200], "description"))
     _check_limit(hooks, key="message")
     assert hook is not None
     return hook
@@ -247,7 +251,7 @@ def update_account_hook(session: Session, account_id: str, webhook_id: str, url:
         hook.event_types = json.dumps([n for n in NAMES if n in valid_names(names,
                                                                              key="message")])
     if description is not None:
-        hook.description = description[:200]
+        hook.description = kept_clear(description[:200], "description")
     _check_limit(_hooks(session, account_id, None), key="message")
     return hook
 
