@@ -9,7 +9,7 @@ query leaving the machine.
 from __future__ import annotations
 
 import asyncio
-import logging
+from typing import cast
 
 import dns.exception
 import dns.flags
@@ -27,7 +27,6 @@ from mailhaven.domains.models import Domain
 from mailhaven.domains.service import expected_records
 from mailhaven.storage.db import Database
 
-log = logging.getLogger("mailhaven.dev.dns")
 TTL = 60
 TXT_CHUNK = 255  # a TXT record's strings are at most 255 bytes each
 
@@ -42,8 +41,7 @@ class LocalNameServer(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         task = asyncio.ensure_future(self._reply(data, addr))
