@@ -72,7 +72,8 @@ def print_json(data: object, *, indent: int | None = None) -> None:
 
 def table(*headers: str | Column) -> Table:
     """A table whose long values (DKIM keys, ids) wrap instead of being cut off."""
-    return Table(*(Column(h, overflow="fold") if isinstance(h, str) else h for h in headers))
+    return Table(*(Column(h, overflow="fold", min_width=len(h)) if isinstance(h, str) else h
+                   for h in headers))
 
 
 @contextmanager
