@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -58,6 +59,21 @@ def test_the_docs_viewers_can_be_turned_on(services) -> None:
     with _app(services) as client:
         assert client.get("/docs").status_code == 200
         assert client.get("/metrics").status_code == 404
+
+
+def test_the_docs_viewers_load_nothing_from_another_host(services) -> None:
+    """Offline they still work, and no CDN learns who reads the API's documentation."""
+    with _app(services, dev=True) as client:
+        for page in ("/docs", "/redoc"):
+            html = client.get(page).text
+            urls = re.findall(r"""(?:src|href|url)\s*[=:(]\s*['"]([^'"]+)['"]""", html)
+            assert re.findall(r"(?:https?:)?//[\w.-]+", html) == [], page
+            assert urls and all(u.startswith("/") for u in urls), urls
+            for url in urls:
+                reply = client.get(url)
+                assert reply.status_code == 200 and reply.content, url
+        # else Swagger UI fetches a badge from validator.swagger.io
+        assert '"validatorUrl": null' in client.get("/docs").text
 
 
 def test_the_token_is_not_in_the_settings_repr(with_token) -> None:

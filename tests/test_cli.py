@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -196,3 +197,92 @@ def test_rotate_dkim_asks_which_account_when_several_hold_the_name(settings, ser
                    "--account", other.account_id, "--json")
     assert rotated.returncode == 0, rotated.stderr
     assert [k["state"] for k in json.loads(rotated.stdout)["dkim_keys"]] == ["active", "pending"]
+
+
+def test_accounts_list_shows_the_ids_that_account_wants(settings, services, account,
+                                                        domain) -> None:
+    env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
+           "MAILHAVEN_DATA_DIR": str(settings.data_dir), "COLUMNS": "40"}
+    listed = _cli(env, "accounts", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == [{
+        "account_id": account[0], "name": "Acme", "region": "us", "deleted": False,
+        "domains": [domain], "created_at": json.loads(listed.stdout)[0]["created_at"]}]
+    # The CLI says where it looked: a command run from another folder opens another ./var
+    assert f"data directory {settings.data_dir.resolve()}" in listed.stderr
+
+    table = _cli(env, "accounts", "list")  # narrow: the id wraps, it is not cut
+    assert table.returncode == 0, table.stderr
+    assert _column(table.stdout, 0) == account[0], table.stdout
+
+
+def test_the_records_table_wraps_long_values_instead_of_cutting_them(api, settings,
+                                                                       account) -> None:
+    env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
+           "MAILHAVEN_DATA_DIR": str(settings.data_dir), "COLUMNS": "80"}
+    added = _cli(env, "domains", "add", "--account", account[0], "wrap.initech.test")
+    assert added.returncode == 0, added.stderr
+    records = api.get("/v3/domains/wrap.initech.test").json()["sending_dns_records"]
+    [dkim] = [r["value"] for r in records if "._domainkey." in r["name"]]
+    assert len(dkim) > 300  # a 2048-bit key: far wider than the terminal
+    assert dkim.replace(" ", "") in _column(added.stdout, 2), added.stdout
+    assert "--json" in added.stdout
+
+
+def _column(table: str, index: int) -> str:
+    """A rich table's column, its wrapped lines joined (cells separated by spaces)."""
+    cells = [line.split("│")[index + 1].strip() for line in table.splitlines()
+             if line.startswith("│")]
+    return "".join(cells)
+
+
+def test_a_busy_port_is_one_line_naming_the_setting_to_change(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        for setting in ("MAILHAVEN_HTTP_PORT", "MAILHAVEN_DEV_CAPTURE_PORT",
+                        "MAILHAVEN_MX_PORT"):
+            ports = {name: str(free_port()) for name in (
+                "MAILHAVEN_HTTP_PORT", "MAILHAVEN_DEV_CAPTURE_PORT", "MAILHAVEN_MX_PORT")}
+            result = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path / "var"),
+                           "MAILHAVEN_DATABASE_URL": "", **ports, setting: busy},
+                          "serve", "--dev")
+            assert result.returncode == 2, result.stderr
+            assert f"Port {busy} is already in use" in result.stderr
+            assert f"set {setting} to a free port" in result.stderr
+            assert "Traceback" not in result.stderr
+
+
+def test_a_worker_on_a_dev_data_directory_keeps_mail_and_webhooks_here(api, services,
+                                                                      settings, domain) -> None:
+    """`serve --dev` runs beside a `mailhaven worker` (docs/delivery.md): the worker must
+    not deliver to the recipients' MX hosts nor POST to the customer's webhook URL."""
+    from mailhaven.dev.demo import ensure_demo
+    from tests.support import Sink
+
+    ensure_demo(services)  # what the first `serve --dev` on this data directory does
+    assert api.post(f"/v3/domains/{domain}/webhooks", data={
+        "id": "delivered", "url": "https://hooks.example.com/mailhaven"}).status_code == 200
+    assert api.post(f"/v3/{domain}/messages", data={
+        "from": f"ops@{domain}", "to": "ann@example.org", "text": "hi"}).status_code == 200
+    captured = settings.data_dir / "dev-webhooks"
+    with Sink() as mailbox, open(settings.data_dir / "worker.log", "wb") as log:
+        env = {**os.environ, "MAILHAVEN_DATABASE_URL": settings.database_url,
+               "MAILHAVEN_DATA_DIR": str(settings.data_dir),
+               "MAILHAVEN_DEV_CAPTURE_PORT": str(mailbox.port)}
+        env.pop("MAILHAVEN_RELAYHOST", None)
+        worker = subprocess.Popen([*CLI, "worker"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=log)
+        try:
+            deadline = time.monotonic() + 60
+            while not (mailbox.received and captured.exists() and any(captured.iterdir())):
+                assert time.monotonic() < deadline and worker.poll() is None
+                time.sleep(0.1)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert [r.rcpt_tos for r in mailbox.received] == [["ann@example.org"]]
+    [hook] = [json.loads(p.read_text()) for p in captured.iterdir()]
+    assert hook["url"] == "https://hooks.example.com/mailhaven"
+    assert json.loads(hook["body"])["event-data"]["event"] == "delivered"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mailhaven import __version__, http
@@ -26,12 +30,11 @@ METRICS_REFUSED = "Invalid metrics token"
 
 
 def create_app(services: Services, *, dev: bool = False) -> FastAPI:
-    # Swagger UI and ReDoc load their scripts from a CDN into the API's origin: only when
-    # asked for (or in development). The OpenAPI document they show is public anyway.
-    docs = dev or services.settings.api_docs
     app = FastAPI(title="Mailhaven", version=__version__,
                   description="Mailgun-compatible email delivery with an executable privacy notice",
-                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
+                  docs_url=None, redoc_url=None)
+    if dev or services.settings.api_docs:  # the OpenAPI document they show is public anyway
+        _serve_docs(app)
     app.state.services = services
     app.state.failed_logins = FailedLogins(services.clock)
     app.state.sends = group_commit(services.db, services.vault, services.clock,
@@ -70,6 +73,32 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, their scripts served from here (the
+    fastapi-offline package ships them): no CDN, so they work offline and no third party
+    sees who reads them. Swagger UI's validator badge (another host) is off."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    favicon = f"{DOCS_ASSETS}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="Mailhaven API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css", swagger_favicon_url=favicon,
+            swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="Mailhaven API",
+                              redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=favicon, with_google_fonts=False)
 
 
 def _bearer_is(request: Request, token: str) -> bool:

@@ -100,7 +100,7 @@ class Settings:
             smtp_port=_int("SMTP_PORT", 2525),
             relayhost=parse_hostport(_env("RELAYHOST", "")),
             master_key_file=Path(key_file) if key_file else None,
-            hostname=_env("HOSTNAME", socket.getfqdn()),
+            hostname=_env("HOSTNAME", "") or socket.getfqdn(),  # no lookup when set
             smtp_delivery_port=_int("SMTP_DELIVERY_PORT", 25),
             dns_nameserver=parse_hostport(_env("DNS_NAMESERVER", "")),
             lease_seconds=_int("LEASE_SECONDS", 600),

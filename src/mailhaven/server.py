@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import signal
+import socket
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 
 import uvicorn
 
 from mailhaven.app import create_app
 from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
+from mailhaven.dev.mode import LocalNetwork, is_dev_data_dir
 from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import start_listener
 from mailhaven.retention.runner import RetentionRunner
@@ -21,54 +26,92 @@ from mailhaven.webhooks.sender import WebhookSender
 log = logging.getLogger("mailhaven.server")
 
 
-async def run_server(settings: Settings, *, dev: bool = False) -> None:
-    capture = None
-    if dev:
-        from mailhaven.dev.demo import ensure_demo, print_welcome
-        from mailhaven.dev.mailbox import start_capture
+class PortBusy(Exception):
+    """A port this process must listen on is taken; the message names the setting to change."""
 
-        settings = settings.with_(
-            relayhost=("127.0.0.1", settings.dev_capture_port),
-            require_verified_domains=False,  # all mail goes to the local mailbox anyway
-            public_url=settings.public_url or f"http://{settings.http_host}:{settings.http_port}")
-        capture = await start_capture(settings.data_dir / "dev-mailbox", "127.0.0.1",
-                                      settings.dev_capture_port)
-    services = await asyncio.to_thread(Services.start, settings)
-    if dev:
-        demo = await asyncio.to_thread(ensure_demo, services)
-        print_welcome(settings, demo)
-    feedback = await start_listener(services, settings.mx_host, settings.mx_port)
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
-        log_config=None, access_log=False, lifespan="off"))
-    stop = asyncio.Event()
-    worker = DeliveryWorker(services)
-    runners = [worker, DomainChecker(services), WebhookSender(services),
-               RetentionRunner(services)]
-    log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
-    tasks = [asyncio.create_task(r.run(stop)) for r in runners]
+
+@contextmanager
+def listening(setting: str, port: int) -> Iterator[None]:
+    """Turn "address already in use" while binding `port` into PortBusy."""
     try:
-        await server.serve()
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-        feedback.close()
-        if capture is not None:
-            capture.close()
-        services.close()
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortBusy(f"Port {port} is already in use (another Mailhaven, or another "
+                       f"program): set {setting} to a free port.") from None
+
+
+def _http_socket(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    with listening("MAILHAVEN_HTTP_PORT", settings.http_port):
+        return socket.create_server((settings.http_host, settings.http_port), family=family)
+
+
+async def run_server(settings: Settings, *, dev: bool = False) -> None:
+    async with AsyncExitStack() as stack:
+        http = _http_socket(settings)  # first: a second instance stops before doing anything
+        stack.callback(http.close)
+        local = None
+        if dev:
+            from mailhaven.dev.demo import ensure_demo, print_welcome
+            from mailhaven.dev.mailbox import start_capture
+
+            local = await LocalNetwork.start(settings)
+            stack.callback(local.close)
+            settings = local.settings
+            with listening("MAILHAVEN_DEV_CAPTURE_PORT", settings.dev_capture_port):
+                capture = await start_capture(settings.data_dir / "dev-mailbox", "127.0.0.1",
+                                              settings.dev_capture_port)
+            stack.callback(capture.close)
+        services = await asyncio.to_thread(Services.start, settings)
+        stack.callback(services.close)
+        with listening("MAILHAVEN_MX_PORT", settings.mx_port):
+            feedback = await start_listener(services, settings.mx_host, settings.mx_port)
+        stack.callback(feedback.close)
+        if local is not None:
+            local.answer_from(services.db)
+            demo = await asyncio.to_thread(ensure_demo, services)
+            print_welcome(settings, demo)
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
+            log_config=None, access_log=False, lifespan="off"))
+        stop = asyncio.Event()
+        worker = DeliveryWorker(services)
+        webhooks = WebhookSender(services, transport=local.webhook_transport() if local
+                                 else None)
+        runners = [worker, DomainChecker(services), webhooks, RetentionRunner(services)]
+        log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
+        tasks = [asyncio.create_task(r.run(stop)) for r in runners]
+        try:
+            await server.serve(sockets=[http])
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
 
 
 async def run_worker(settings: Settings, *, concurrency: int | None = None) -> None:
-    services = await asyncio.to_thread(Services.start, settings)
-    worker = DeliveryWorker(services, concurrency=concurrency)
-    webhooks = WebhookSender(services)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
-    try:
-        await asyncio.gather(worker.run(stop), webhooks.run(stop))
-    finally:
-        services.close()
-        log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "stopped"}))
+    async with AsyncExitStack() as stack:
+        local = None
+        if is_dev_data_dir(settings.data_dir):
+            local = await LocalNetwork.start(settings)
+            stack.callback(local.close)
+            settings = local.settings
+            log.info(json.dumps({"kind": "worker", "state": "development", "mail_to": "127.0.0.1"
+                                 f":{settings.dev_capture_port}", "webhooks": "captured"}))
+        services = await asyncio.to_thread(Services.start, settings)
+        stack.callback(services.close)
+        if local is not None:
+            local.answer_from(services.db)
+        worker = DeliveryWorker(services, concurrency=concurrency)
+        webhooks = WebhookSender(services, transport=local.webhook_transport() if local
+                                 else None)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
+        try:
+            await asyncio.gather(worker.run(stop), webhooks.run(stop))
+        finally:
+            log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "stopped"}))

@@ -121,3 +121,11 @@ def _rewrite_manifest(source: Path, target: Path, **changes: str) -> Path:
                 data = json.dumps({**json.loads(data), **changes}).encode()
             new.writestr(name, data)
     return target
+
+
+def test_create_into_a_missing_folder_is_one_line(services, settings, tmp_path) -> None:
+    path = tmp_path / "backups" / "nightly.zip"
+    refused = _cli(settings, "create", str(path))
+    assert refused.returncode == 2, refused.stderr
+    assert f"mkdir -p {path.parent}" in refused.stderr and "Traceback" not in refused.stderr
+    assert not path.parent.exists()

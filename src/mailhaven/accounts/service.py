@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.errors import NotFound
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
 
@@ -21,6 +22,17 @@ REGIONS = ("us", "eu")
 class IssuedKey:
     account_id: str
     api_key: str  # shown once
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """An account as an operator lists it; `name` is None once its holder was erased."""
+
+    account_id: str
+    name: str | None
+    region: str
+    created_at: float
+    deleted: bool
 
 
 def key_digest(api_key: str) -> str:
@@ -41,6 +53,28 @@ def create_account(session: Session, vault: Vault, *, name: str, email: str,
     account.name_sealed = vault.seal_text(holder, name, "account.name")
     account.email_sealed = vault.seal_text(holder, email, "account.email")
     return IssuedKey(account.id, issue_key(session, account.id, clock=clock))
+
+
+def require_account(session: Session, account_id: str) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"Account not found: {account_id}")
+    return account
+
+
+def list_accounts(session: Session, vault: Vault) -> list[AccountSummary]:
+    """Every account, oldest first, with its holder's name opened through the vault."""
+    accounts = list(session.scalars(select(Account).order_by(Account.created_at, Account.id)))
+    live = vault.keys(session, [a.holder_key_id for a in accounts])
+
+    def name(account: Account) -> str | None:
+        key = live.get(account.holder_key_id or "")
+        if key is None or account.name_sealed is None:
+            return None
+        return vault.open_text(key, account.name_sealed, "account.name")
+
+    return [AccountSummary(a.id, name(a), a.region, a.created_at, a.deleted_at is not None)
+            for a in accounts]
 
 
 def issue_key(session: Session, account_id: str, *, description: str = "",

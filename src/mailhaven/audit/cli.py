@@ -7,48 +7,38 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Column, Table
-from sqlalchemy import func, select
+from rich.table import Column
 
 from mailhaven.audit.anchor import HEAD_FILE, HeadAnchor
 from mailhaven.audit.models import AuditEntry
-from mailhaven.audit.service import current_head, recent, verify
-from mailhaven.services import Services
+from mailhaven.audit.service import current_head, recent, row_count, verify
+from mailhaven.cli import common
 from mailhaven.vault import Vault
 
 app = typer.Typer(help="The audit log of privacy steps: append-only, hash-chained.",
                   no_args_is_help=True)
-console = Console(soft_wrap=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _services() -> Services:
-    from mailhaven.cli import _services  # here: mailhaven.cli imports this module
-
-    return _services()
 
 
 @app.command("verify")
-def verify_command(as_json: JsonOpt = False) -> None:
+def verify_command(as_json: common.JsonOpt = False) -> None:
     """Check that no row was changed, removed or reordered; exit 1 names the first bad row."""
-    services = _services()
+    services = common.services()
     anchor = HeadAnchor(services.settings.data_dir / HEAD_FILE)
     try:
         with services.db.sessions() as session:
             problems = verify(session, services.vault, anchor)
-            rows = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+            rows = row_count(session)
             head = current_head(session)
     finally:
         services.close()
     first_bad = next((p.row for p in problems if p.row is not None), None)
     unanchored = rows > 0 and not anchor.path.exists()
+    console = common.console
     if as_json:
-        print(json.dumps({"intact": not problems, "rows": rows,
-                          "head": head._asdict() if head else None, "first_bad_row": first_bad,
-                          "problems": [p._asdict() for p in problems],
-                          "anchored": not unanchored}))
+        common.print_json({"intact": not problems, "rows": rows,
+                           "head": head._asdict() if head else None, "first_bad_row": first_bad,
+                           "problems": [p._asdict() for p in problems],
+                           "anchored": not unanchored})
     elif problems:
         console.print(f"[bold red]The audit log was tampered with[/bold red] "
                       f"(first bad row: {first_bad}).")
@@ -67,10 +57,10 @@ def verify_command(as_json: JsonOpt = False) -> None:
 @app.command("list")
 def list_command(
     limit: Annotated[int, typer.Option(min=1, help="How many of the newest rows.")] = 50,
-    as_json: JsonOpt = False,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """The newest rows, newest first; sealed details stay sealed."""
-    services = _services()
+    services = common.services()
     try:
         with services.db.sessions() as session:
             entries = recent(session, limit)
@@ -79,16 +69,16 @@ def list_command(
         services.close()
     rows = [_row(entry, live) for entry in entries]
     if as_json:
-        print(json.dumps(rows))
+        common.print_json(rows)
         return
-    table = Table("id", Column("at (UTC)", no_wrap=True), "actor", "action", "target",
-                  "subject", "details", "sealed")
+    shown = common.table("id", Column("at (UTC)", no_wrap=True), "actor", "action", "target",
+                         "subject", "details", "sealed")
     for row in rows:
         subject = row["subject_index"][:12] + "…" if row["subject_index"] else ""
         at = datetime.fromtimestamp(row["at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(str(row["id"]), at, row["actor"], row["action"],
+        shown.add_row(str(row["id"]), at, row["actor"], row["action"],
                       row["target"] or "", subject, json.dumps(row["details"]), row["sealed"])
-    console.print(table)
+    common.console.print(shown)
 
 
 def _row(entry: AuditEntry, live: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from mailhaven.audit.anchor import Head, HeadAnchor, anchor_for, stage
@@ -98,6 +98,10 @@ def current_head(session: Session) -> Head | None:
     row = session.execute(select(AuditEntry.id, AuditEntry.hash)
                           .order_by(AuditEntry.id.desc()).limit(1)).first()
     return Head(row.id, row.hash) if row else None
+
+
+def row_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
 
 
 def recent(session: Session, limit: int) -> list[AuditEntry]:

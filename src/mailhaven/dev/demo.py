@@ -52,6 +52,8 @@ def print_welcome(settings: Settings, demo: Demo) -> None:
     console.print(f"API:      {base}  (Mailgun-compatible; OpenAPI at {base}/docs)")
     console.print(f"Mailbox:  {base}/dev/mailbox  — outbound mail is captured here, "
                   "nothing leaves this machine")
+    console.print(f"Account:  {demo.account_id}  (the CLI's --account; "
+                  "`mailhaven accounts list`)", highlight=False)
     console.print(f"API key:  [bold yellow]{demo.api_key}[/bold yellow]  (new each start)")
     console.print("Send a message:")
     console.print(

@@ -166,6 +166,25 @@ def list_domains(session: Session, account_id: str, *, limit: int, skip: int,
     return total, list(items)
 
 
+def names_by_account(session: Session) -> dict[str, list[str]]:
+    """Every account's domain names, sorted: the operator's overview."""
+    names: dict[str, list[str]] = {}
+    for account_id, name in session.execute(select(Domain.account_id, Domain.name)
+                                            .order_by(Domain.name)):
+        names.setdefault(account_id, []).append(name)
+    return names
+
+
+def sole_holder(session: Session, name: str) -> str | None:
+    """The account that added `name`, where the caller named none (a command line);
+    unverified copies may be in several accounts, and then the caller must choose."""
+    holders = session.scalars(select(Domain.account_id).where(
+        Domain.name == name.strip().lower()).limit(2)).all()
+    if len(holders) > 1:
+        raise BadRequest(f"Several accounts have added {name}: name one with --account")
+    return holders[0] if holders else None
+
+
 def delete_domain(session: Session, account_id: str, name: str) -> None:
     session.delete(owned_domain(session, account_id, name))
 

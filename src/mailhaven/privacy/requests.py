@@ -147,6 +147,14 @@ def complete(request: PrivacyRequest, result: dict, now: float) -> None:
     request.completed_at = request.updated_at = now
 
 
+def listed(session: Session, account_id: str | None) -> list[PrivacyRequest]:
+    """Every request (of one account, if given), the soonest due first."""
+    query = select(PrivacyRequest).order_by(PrivacyRequest.due_at)
+    if account_id is not None:
+        query = query.where(PrivacyRequest.account_id == account_id)
+    return list(session.scalars(query))
+
+
 def overdue(session: Session, account_id: str | None, now: float) -> list[PrivacyRequest]:
     query = select(PrivacyRequest).where(PrivacyRequest.state.in_(OPEN_STATES),
                                          PrivacyRequest.due_at < now)

@@ -1,0 +1,68 @@
+"""`mailhaven accounts create|list`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from mailhaven.cli import common
+
+app = typer.Typer(help="Accounts and their API keys.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="Account (company) name.")],
+    email: Annotated[str, typer.Option(help="Account holder's email.")],
+    region: Annotated[str, typer.Option(help="us or eu.")] = "us",
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Create an account and print its first API key (shown once)."""
+    from mailhaven.accounts.service import create_account
+
+    services = common.services()
+    try:
+        with services.db.transaction() as session:
+            issued = create_account(session, services.vault, name=name, email=email,
+                                    region=region, clock=services.clock)
+    except ValueError as exc:
+        common.fail(str(exc))
+    finally:
+        services.close()
+    if as_json:
+        common.print_json({"account_id": issued.account_id, "api_key": issued.api_key})
+    else:
+        common.console.print(f"Account [bold]{issued.account_id}[/bold] created.")
+        common.console.print(
+            f"API key (shown once): [bold yellow]{issued.api_key}[/bold yellow]")
+
+
+@app.command("list")
+def list_(as_json: common.JsonOpt = False) -> None:
+    """Every account, with the id that `--account` wants and its domains."""
+    from mailhaven.accounts.service import list_accounts
+    from mailhaven.domains.service import names_by_account
+
+    services = common.services()
+    try:
+        with services.db.sessions() as session:
+            accounts = list_accounts(session, services.vault)
+            domains = names_by_account(session)
+    finally:
+        services.close()
+    if as_json:
+        common.print_json([{"account_id": a.account_id, "name": a.name, "region": a.region,
+                            "created_at": _iso(a.created_at), "deleted": a.deleted,
+                            "domains": domains.get(a.account_id, [])} for a in accounts])
+        return
+    shown = common.table("id", "name", "region", "created", "domains")
+    for a in accounts:
+        shown.add_row(a.account_id, "(deleted)" if a.deleted else a.name or "(erased)",
+                      a.region, _iso(a.created_at)[:10], ", ".join(domains.get(a.account_id, [])))
+    common.console.print(shown)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -1,0 +1,118 @@
+"""The root `mailhaven` command: the process roles (serve, worker, migrate) and each
+capability's group of commands, added from its own `cli.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailhaven.accounts.cli import app as accounts_app
+from mailhaven.audit.cli import app as audit_app
+from mailhaven.backup.cli import app as backup_app
+from mailhaven.cli import common
+from mailhaven.dev.cli import app as mailbox_app
+from mailhaven.dev.mode import is_loopback
+from mailhaven.domains.cli import app as domains_app
+from mailhaven.exports.cli import export
+from mailhaven.privacy.cli import app as privacy_app
+from mailhaven.retention.cli import app as retention_app
+from mailhaven.vault.cli import app as vault_app
+
+app = typer.Typer(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(domains_app, name="domains")
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(audit_app, name="audit")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(vault_app, name="vault")
+app.add_typer(backup_app, name="backup")
+privacy_app.add_typer(retention_app, name="retention")
+privacy_app.command("export")(export)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    common.services().close()
+    common.console.print("[green]Database is at the newest schema.[/green]")
+
+
+@app.command()
+def serve(
+    dev: Annotated[bool, typer.Option(
+        help="Development mode: mail, webhooks and DNS stay on this machine.")] = False,
+    host: Annotated[str | None, typer.Option(help="HTTP host (MAILHAVEN_HTTP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (MAILHAVEN_HTTP_PORT).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="MAILHAVEN_DATA_DIR.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="MAILHAVEN_DATABASE_URL.")] = None,
+    relayhost: Annotated[str | None, typer.Option(help="host:port (MAILHAVEN_RELAYHOST).")]
+    = None,
+    master_key_file: Annotated[Path | None, typer.Option(
+        help="MAILHAVEN_MASTER_KEY_FILE.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+) -> None:
+    """Run the HTTP API and the delivery worker in one process."""
+    from mailhaven.config import parse_hostport
+    from mailhaven.server import PortBusy, run_server
+
+    _logging()
+    settings = common.settings()
+    settings = settings.with_(
+        http_host=host or settings.http_host, http_port=port or settings.http_port,
+        data_dir=data_dir or settings.data_dir,
+        database_url=database_url or settings.database_url,
+        relayhost=parse_hostport(relayhost) if relayhost else settings.relayhost,
+        master_key_file=master_key_file or settings.master_key_file)
+    if dev and not is_loopback(settings.http_host):
+        common.fail("--dev serves the captured mail without a password: "
+                    "it listens on loopback only.")
+    common.opened(settings)
+    try:
+        _serve_metrics(metrics_port)
+        asyncio.run(run_server(settings, dev=dev))
+    except PortBusy as busy:
+        common.fail(str(busy))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Attempts in flight at once.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+) -> None:
+    """Run a delivery worker; any number of them may share one PostgreSQL.
+
+    On a data directory that `serve --dev` made, it keeps mail, webhooks and DNS on this
+    machine as dev mode does."""
+    from mailhaven.server import PortBusy, run_worker
+
+    _logging()
+    settings = common.opened(common.settings())
+    try:
+        _serve_metrics(metrics_port)
+        asyncio.run(run_worker(settings, concurrency=concurrency))
+    except PortBusy as busy:
+        common.fail(str(busy))
+
+
+def _serve_metrics(port: int | None) -> None:
+    """This process's metrics on a loopback port of their own, with no token: whoever can
+    reach 127.0.0.1 is on this machine."""
+    if port is not None:
+        from prometheus_client import start_http_server
+
+        from mailhaven.server import listening
+
+        with listening("--metrics-port", port):
+            start_http_server(port, addr="127.0.0.1")

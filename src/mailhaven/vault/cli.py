@@ -1,0 +1,69 @@
+"""`mailhaven vault rotate-master-key`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mailhaven.cli import common
+
+app = typer.Typer(help="The vault's master key.", no_args_is_help=True)
+
+
+@app.command("rotate-master-key")
+def rotate_master_key(
+    add_key_only: Annotated[bool, typer.Option(
+        "--add-key-only", help="Only add the new key to the key file (to copy it to every "
+        "machine first); run again without this flag to finish.")] = False,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Re-wrap every data key and sealed secret under a new master key (KEK). Safe to
+    interrupt: the key file keeps the old KEK until the end, and a rerun finishes."""
+    from rich.progress import TaskID
+
+    from mailhaven.models import metadata
+    from mailhaven.services import Services
+    from mailhaven.vault import rotation
+
+    settings = common.opened(common.settings())
+    key_file = settings.resolved_master_key_file
+    if not key_file.exists():
+        common.fail(f"No master key file at {key_file}")
+    services = Services.start(settings)
+    columns = rotation.wrapped_columns(metadata)
+    try:
+        keyring = rotation.begin(key_file)
+        result: dict[str, object]
+        if add_key_only:
+            result = {"state": "key added", "kek_versions": sorted(keyring.keks)}
+        else:
+            totals = rotation.count(services.db, columns)
+            with common.progress(disable=as_json) as bar:
+                tasks: dict[tuple[int, str], TaskID] = {}
+
+                def advance(number: int, wrapped: rotation.WrappedColumn, rows: int) -> None:
+                    if (number, wrapped.name) not in tasks:
+                        step = "re-wrap" if number == 1 else f"check (pass {number})"
+                        tasks[number, wrapped.name] = bar.add_task(
+                            f"{step} {wrapped.name}", total=totals[wrapped.name])
+                    bar.advance(tasks[number, wrapped.name], rows)
+
+                done = rotation.rotate(services.db, services.vault, key_file, columns,
+                                       progress=advance)
+            result = {"state": "rotated", "kek_versions": [keyring.current],
+                      "rows_rewrapped": done.rewrapped}
+    except rotation.RotationError as exc:
+        common.fail(str(exc), status=1)
+    finally:
+        services.close()
+    if as_json:
+        common.print_json(result)
+    elif add_key_only:
+        common.console.print(f"New master key added to {key_file}. Copy the file to every "
+                             "machine, then run this command again without --add-key-only.")
+    else:
+        common.console.print(
+            f"Master key rotated: {result['rows_rewrapped']} wrapped keys and secrets moved "
+            f"to key version {keyring.current}; the old key is gone from {key_file}. The "
+            "blind-index key is unchanged.")
