@@ -22,15 +22,21 @@ from pathlib import Path
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from mailhaven.delivery.models import QUEUED, Delivery
+from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
+from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.privacy.controls import holder_index
 from mailhaven.privacy.models import Erasure
+from mailhaven.privacy.requests import add_months
 from mailhaven.sending.models import Message
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
 from mailhaven.vault.models import VaultKey
 
 LEDGER_FILE = "erasure-ledger.jsonl"
+LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
+HOLD_YEARS = 3
 # Ids per IN (...): a subject may have 100,000 copies, more bind parameters than SQLite
 # (32,766) or PostgreSQL (65,535) take in one statement.
 CHUNK = 1000
@@ -48,12 +54,56 @@ def erase_recipient(session: Session, vault: Vault, account_id: str, address: st
     key = vault.find_subject(session, account_id, address)
     summary = erase_index(session, vault, account_id, index,
                           key_ids=[key.id] if key else [], at=now)
-    entry = Erasure(account_id=account_id, subject_index=index,
-                    key_ids=json.dumps(summary["key_ids"]),
-                    storage_keys=json.dumps(summary["storage_keys"]), at=now)
-    session.add(entry)
-    _append_ledger(data_dir, entry)
+    _write_ledger(session, data_dir, Erasure(
+        account_id=account_id, subject_index=index, key_ids=json.dumps(summary["key_ids"]),
+        storage_keys=json.dumps(summary["storage_keys"]), at=now))
     return summary
+
+
+def erase_account(session: Session, vault: Vault, account_id: str, *, now: float,
+                  data_dir: Path) -> dict:
+    """Account deletion's erasure: queued mail cancelled (and counted), then the account's
+    data erased (`erase_account_data`) and the erasure written to the ledger."""
+    cancelled = session.execute(update(Delivery).where(
+        Delivery.account_id == account_id, Delivery.status == QUEUED)
+        .values(status=CANCELLED, lease_owner=None, updated_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+    summary = erase_account_data(session, vault, account_id, at=now)
+    _write_ledger(session, data_dir, Erasure(
+        account_id=account_id, subject_index=holder_index(account_id),
+        key_ids=json.dumps(summary["key_ids"]), storage_keys="[]", at=now))
+    return {**summary, "cancelled": cancelled}
+
+
+def erase_account_data(session: Session, vault: Vault, account_id: str, *,
+                       at: float) -> dict:
+    """Every vault key of the account created up to `at`, its domains (with their events,
+    suppressions, webhooks and counters) and its queue; its API keys revoked and the account
+    closed under the legal hold. Safe to run again after a restore, where it keeps a
+    restored account deleted (its keys would otherwise work again)."""
+    key_ids = list(session.scalars(select(VaultKey.id).where(
+        VaultKey.account_id == account_id, VaultKey.created_at <= at)))
+    domains = session.execute(delete(Domain).where(Domain.account_id == account_id)
+                              .execution_options(synchronize_session=False)).rowcount
+    session.execute(delete(Event).where(Event.account_id == account_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(Delivery).where(Delivery.account_id == account_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(VaultKey).where(VaultKey.id.in_(key_ids))
+                    .execution_options(synchronize_session=False))
+    for key_id in key_ids:
+        vault.forget(key_id)
+    session.execute(update(ApiKey).where(ApiKey.account_id == account_id,
+                                         ApiKey.revoked_at.is_(None))
+                    .values(revoked_at=at).execution_options(synchronize_session=False))
+    account = session.get(Account, account_id)
+    if account is not None:
+        account.name_sealed = account.email_sealed = None
+        account.holder_key_id = None
+        account.deleted_at = account.deleted_at or at
+        account.legal_hold = LEGAL_HOLD
+        account.hold_until = add_months(at, 12 * HOLD_YEARS)
+    return {"key_ids": key_ids, "domains": domains}
 
 
 def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
@@ -139,6 +189,11 @@ def _redact_other_events(session: Session, vault: Vault, account_id: str, index:
             row.payload = vault.seal(key, json.dumps(doc).encode(), row.event_id)
 
 
+def _write_ledger(session: Session, data_dir: Path, entry: Erasure) -> None:
+    session.add(entry)
+    _append_ledger(data_dir, entry)
+
+
 def _append_ledger(data_dir: Path, entry: Erasure) -> None:
     """The ledger's copy outside the database: a backup restored over a lost database is
     still corrected by it. It holds key ids and a keyed hash, nothing readable."""
@@ -172,8 +227,6 @@ def ledger_entries(session: Session, data_dir: Path) -> list[dict]:
 def reapply(session: Session, vault: Vault, entries: list[dict]) -> int:
     """Erase again everyone in `entries` (after a restore), and put the ledger rows back."""
     present = {(e.account_id, e.subject_index, e.at) for e in session.scalars(select(Erasure))}
-    from mailhaven.privacy.service import erase_account_data
-
     for entry in entries:
         if entry["subject_index"].startswith("account:"):  # a deleted account
             erase_account_data(session, vault, entry["account_id"], at=entry["at"])

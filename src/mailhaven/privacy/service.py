@@ -12,19 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.accounts.models import Account
 from mailhaven.audit import service as audit
 from mailhaven.audit.models import AuditEntry
-from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, Gone
-from mailhaven.events.models import Event
 from mailhaven.privacy import controls, erasure
 from mailhaven.privacy import requests as reqs
-from mailhaven.privacy.models import Consent, Erasure, PrivacyRequest
+from mailhaven.privacy.erasure import LEGAL_HOLD
+from mailhaven.privacy.models import Consent, PrivacyRequest
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
@@ -33,8 +32,6 @@ from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.service import signing_key
 
 EXPORT_RIGHTS = ("access", "portability")
-LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
-HOLD_YEARS = 3
 EXPORT_DOWNLOADED = "privacy.export.downloaded"
 CONFIRM_DELETION = "confirm must be this account's id"
 NEW_EMAIL_NOT_VERIFIED = ("not carried over: suppressions are written only for an address "
@@ -288,53 +285,18 @@ def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
     account = session.get(Account, account_id, with_for_update=True)
     if account is None:
         raise BadRequest("No such account")
-    cancelled = session.execute(update(Delivery).where(
-        Delivery.account_id == account_id, Delivery.status == QUEUED)
-        .values(status=CANCELLED, lease_owner=None, updated_at=ctx.now)
-        .execution_options(synchronize_session=False)).rowcount
-    summary = erase_account_data(session, ctx.vault, account_id, at=ctx.now)
-    entry = Erasure(account_id=account_id, subject_index=controls.holder_index(account_id),
-                    key_ids=json.dumps(summary["key_ids"]), storage_keys="[]", at=ctx.now)
-    session.add(entry)
-    erasure._append_ledger(ctx.data_dir, entry)
-    journal(session, ctx, "privacy.account.deleted", subject_index=entry.subject_index,
-            details={"account": account_id, "cancelled": cancelled,
+    summary = erasure.erase_account(session, ctx.vault, account_id, now=ctx.now,
+                                    data_dir=ctx.data_dir)
+    journal(session, ctx, "privacy.account.deleted",
+            subject_index=controls.holder_index(account_id),
+            details={"account": account_id, "cancelled": summary["cancelled"],
                      "domains_deleted": summary["domains"],
                      "keys_destroyed": len(summary["key_ids"]), "legal_hold": LEGAL_HOLD})
-    body = {"account": account_id, "deleted_at": _iso(ctx.now), "cancelled": cancelled,
-            "domains_deleted": summary["domains"], "keys_destroyed": len(summary["key_ids"]),
+    body = {"account": account_id, "deleted_at": _iso(ctx.now),
+            "cancelled": summary["cancelled"], "domains_deleted": summary["domains"],
+            "keys_destroyed": len(summary["key_ids"]),
             "legal_hold": {"name": LEGAL_HOLD, "until": _iso(account.hold_until),
                            "kept": ["privacy requests", "consent ledger", "erasure ledger",
                                     "audit log"]}}
     return completion_record(session, ctx.vault, account_id, body)
 
-
-def erase_account_data(session: Session, vault: Vault, account_id: str, *,
-                       at: float) -> dict:
-    """Every vault key of the account created up to `at`, its domains (with their events,
-    suppressions, webhooks and counters) and its queue; its API keys revoked and the account
-    closed under the legal hold. Safe to run again after a restore, where it keeps a
-    restored account deleted (its keys would otherwise work again)."""
-    key_ids = list(session.scalars(select(VaultKey.id).where(
-        VaultKey.account_id == account_id, VaultKey.created_at <= at)))
-    domains = session.execute(delete(Domain).where(Domain.account_id == account_id)
-                              .execution_options(synchronize_session=False)).rowcount
-    session.execute(delete(Event).where(Event.account_id == account_id)
-                    .execution_options(synchronize_session=False))
-    session.execute(delete(Delivery).where(Delivery.account_id == account_id)
-                    .execution_options(synchronize_session=False))
-    session.execute(delete(VaultKey).where(VaultKey.id.in_(key_ids))
-                    .execution_options(synchronize_session=False))
-    for key_id in key_ids:
-        vault.forget(key_id)
-    session.execute(update(ApiKey).where(ApiKey.account_id == account_id,
-                                         ApiKey.revoked_at.is_(None))
-                    .values(revoked_at=at).execution_options(synchronize_session=False))
-    account = session.get(Account, account_id)
-    if account is not None:
-        account.name_sealed = account.email_sealed = None
-        account.holder_key_id = None
-        account.deleted_at = account.deleted_at or at
-        account.legal_hold = LEGAL_HOLD
-        account.hold_until = reqs.add_months(at, 12 * HOLD_YEARS)
-    return {"key_ids": key_ids, "domains": domains}
