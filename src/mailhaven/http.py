@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import zlib
 from collections.abc import Callable
 from itertools import accumulate
@@ -24,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailhaven import netpolicy
+from mailhaven.clock import monotonic
 from mailhaven.errors import BadRequest, MailhavenError, TooLarge, frames
 from mailhaven.sending.request import Attachment
 
@@ -289,7 +289,7 @@ class RequestLog:
         if refused is not None:
             await JSONResponse({"message": refused}, 400)(scope, receive, send)
             return
-        started = time.perf_counter()
+        started = monotonic()
         status = 500
         responded = False
 
@@ -309,7 +309,7 @@ class RequestLog:
             _log_unexpected(scope, exc)
             await JSONResponse({"message": INTERNAL_ERROR}, 500)(scope, receive, send)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = monotonic() - started
             route = _route_of(scope)
             HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
             HTTP_SECONDS.labels(route).observe(elapsed)

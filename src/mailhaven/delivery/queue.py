@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from mailhaven.clock import Clock
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
+from mailhaven.events.reasons import FailureReason
 from mailhaven.events.service import Recipient, record_each
 from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.privacy.controls import limits as subject_limits
@@ -74,7 +75,7 @@ class Job:
     due_since: float  # accepted, or the scheduled time: the give-up age counts from here
     tracking: DomainTracking = DomainTracking()
     limits: Limits = NO_LIMITS  # the recipient's restriction, objection, withdrawn consents
-    suppressed: str | None = None  # "suppress-bounce"…: on a list, so it must not be sent
+    suppressed: FailureReason | None = None  # on a list, or limited: must not be sent
 
 
 def _due_ids(session: Session, now: float, limit: int, held: Mapping[str, int],

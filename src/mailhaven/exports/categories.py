@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import Select, false, func, or_, select
 
 from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.clock import iso8601
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.keys import published
 from mailhaven.domains.models import Domain
@@ -37,7 +37,7 @@ def iso(epoch: float | None) -> str | None:
     """ISO 8601 in UTC: what every tool reads, unlike Mailgun's RFC 2822 dates."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+    return iso8601(epoch, zulu=True)
 
 
 def _count(scope: Scope, query: Select) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -91,7 +92,7 @@ def register(privacy_app: typer.Typer, services: Callable[[], Services]) -> None
                                        address)
         finally:
             platform.close()
-        counts = record["record"]["counts"]
+        counts = asdict(record.record.counts)
         _print(counts if as_json else None,
                "erased: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
@@ -109,9 +110,9 @@ def register(privacy_app: typer.Typer, services: Callable[[], Services]) -> None
                                                 account)
         finally:
             platform.close()
-        _print(record if as_json else None, f"account {account} deleted; legal hold "
-               f"{record['record']['legal_hold']['name']} until "
-               f"{record['record']['legal_hold']['until'][:10]}")
+        hold = record.record.legal_hold
+        _print(record.as_json() if as_json else None,
+               f"account {account} deleted; legal hold {hold.name} until {hold.until[:10]}")
 
 
 def _print(data: object, line: str) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
+from mailhaven.clock import iso8601
 from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.storage.base import new_id
@@ -157,7 +158,7 @@ def overdue(session: Session, account_id: str | None, now: float) -> list[Privac
 
 def as_json(request: PrivacyRequest, now: float) -> dict:
     def when(epoch: float | None) -> str | None:
-        return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+        return None if epoch is None else iso8601(epoch)
 
     return {"id": request.id, "type": request.right, "subject_type": request.subject_type,
             "state": request.state, "received_at": when(request.received_at),

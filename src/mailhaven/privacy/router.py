@@ -255,7 +255,7 @@ async def erase_recipient(services: ServicesDep, account_id: AccountDep,
     def run() -> dict:
         with services.db.transaction() as session:
             return {"message": "Recipient erased",
-                    **service.erase(session, ctx, account_id, email)}
+                    **service.erase(session, ctx, account_id, email).as_json()}
 
     return await in_thread(run)
 
@@ -309,7 +309,7 @@ async def delete_account(request: Request, services: ServicesDep,
 
     def run() -> dict:
         with services.db.transaction() as session:
-            return service.delete_account(session, ctx, account_id)
+            return service.delete_account(session, ctx, account_id).as_json()
 
     record = await in_thread(run)
     services.key_cache.forget_account(account_id)

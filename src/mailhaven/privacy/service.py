@@ -5,11 +5,9 @@ account's signing key."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -18,18 +16,26 @@ from sqlalchemy.orm import Session
 from mailhaven.accounts.models import Account
 from mailhaven.audit import service as audit
 from mailhaven.audit.models import AuditEntry
+from mailhaven.clock import iso8601
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, Gone
 from mailhaven.privacy import controls, erasure
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.erasure import LEGAL_HOLD
 from mailhaven.privacy.models import Consent, PrivacyRequest
+from mailhaven.privacy.records import (
+    AccountDeleted,
+    LegalHold,
+    RecipientErased,
+    RequestCompleted,
+    Signed,
+    sign,
+)
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
 from mailhaven.vault.models import VaultKey
-from mailhaven.webhooks.service import signing_key
 
 EXPORT_RIGHTS = ("access", "portability")
 EXPORT_DOWNLOADED = "privacy.export.downloaded"
@@ -115,19 +121,17 @@ def deny(session: Session, ctx: Context, request: PrivacyRequest, *, reason: str
             details={"reason": reason})
 
 
-def erase(session: Session, ctx: Context, account_id: str, email: str) -> dict:
+def erase(session: Session, ctx: Context, account_id: str,
+          email: str) -> Signed[RecipientErased]:
     """The processor API's erasure: done, journalled, and a signed record of it."""
     summary = erasure.erase_recipient(session, ctx.vault, account_id, email, now=ctx.now,
                                       data_dir=ctx.data_dir)
     index = ctx.vault.blind_index(account_id, email)
-    counts = {k: v for k, v in summary.items()
-              if k in ("events", "cancelled", "copies", "messages")}
     journal(session, ctx, "privacy.erasure", subject_index=index,
-            details={"account": account_id, **counts,
-                     "keys_destroyed": len(summary["key_ids"])})
-    return completion_record(session, ctx.vault, account_id, {
-        "account": account_id, "erased": index, "completed_at": _iso(ctx.now),
-        "counts": counts})
+            details={"account": account_id, **asdict(summary.counts),
+                     "keys_destroyed": len(summary.key_ids)})
+    return sign(session, ctx.vault, account_id,
+                RecipientErased(account_id, index, iso8601(ctx.now), summary.counts))
 
 
 def consent(session: Session, ctx: Context, account_id: str, index: str, purpose: str, *,
@@ -176,21 +180,6 @@ def file_verified(session: Session, ctx: Context, account_id: str, right: str,
     return opened.request
 
 
-def completion_record(session: Session, vault: Vault, account_id: str, body: dict) -> dict:
-    """A record the customer can verify: HMAC-SHA256 of the canonical JSON under the
-    account's signing key (the same key webhooks are signed with)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    key = signing_key(session, vault, account_id)
-    return {"record": body, "signature": hmac.new(key.encode(), canonical.encode(),
-                                                  hashlib.sha256).hexdigest(),
-            "signed_with": "HMAC-SHA256 over the record's canonical JSON (sorted keys, no "
-                           "spaces) with the account's http_signing_key"}
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
 def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
               vouched: bool) -> dict:
     """Do what a verified request asks (everything but exports, which the caller writes
@@ -204,9 +193,10 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
     if right in EXPORT_RIGHTS:
         result = {"export": f"/v1/privacy/requests/{request.id}/export"}
     elif right == "erasure" and request.subject_type == "recipient":
-        result = {"erased": erase(session, ctx, account_id, given["email"])["record"]["counts"]}
+        erased = erase(session, ctx, account_id, given["email"]).record
+        result = {"erased": asdict(erased.counts)}
     elif right == "erasure":
-        result = {"account_deleted": delete_account(session, ctx, account_id)["record"]}
+        result = {"account_deleted": asdict(delete_account(session, ctx, account_id).record)}
     elif right in ("restriction", "objection"):
         lift = bool(given.get("lift"))
         controls.set_control(session, account_id, index, now=ctx.now,
@@ -226,10 +216,9 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
     else:
         fields, changes = rectify(session, ctx, request, given)
         result = {"rectified": fields}
-    record = completion_record(session, ctx.vault, account_id, {
-        "request": request.id, "type": right, "subject_type": request.subject_type,
-        "subject": index, "completed_at": _iso(ctx.now), "result": result})
-    reqs.complete(request, {**result, "completion": record}, ctx.now)
+    record = sign(session, ctx.vault, account_id, RequestCompleted(
+        request.id, right, request.subject_type, index, iso8601(ctx.now), result))
+    reqs.complete(request, {**result, "completion": record.as_json()}, ctx.now)
     journal(session, ctx, "privacy.request.completed", request=request,
             details={"type": right, "result": result}, sealed=changes)
     return result
@@ -277,7 +266,8 @@ def rectify(session: Session, ctx: Context, request: PrivacyRequest,
     return ["email"], {"before": {"email": given.get("email")}, "after": {"email": new}}
 
 
-def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
+def delete_account(session: Session, ctx: Context,
+                   account_id: str) -> Signed[AccountDeleted]:
     """Account deletion (N8): API keys revoked, queued mail cancelled, domains and every
     vault key of the account destroyed (its recipients' and its holder's data become
     unreadable everywhere, backups included); what the law requires (request records,
@@ -289,14 +279,10 @@ def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
                                     data_dir=ctx.data_dir)
     journal(session, ctx, "privacy.account.deleted",
             subject_index=controls.holder_index(account_id),
-            details={"account": account_id, "cancelled": summary["cancelled"],
-                     "domains_deleted": summary["domains"],
-                     "keys_destroyed": len(summary["key_ids"]), "legal_hold": LEGAL_HOLD})
-    body = {"account": account_id, "deleted_at": _iso(ctx.now),
-            "cancelled": summary["cancelled"], "domains_deleted": summary["domains"],
-            "keys_destroyed": len(summary["key_ids"]),
-            "legal_hold": {"name": LEGAL_HOLD, "until": _iso(account.hold_until),
-                           "kept": ["privacy requests", "consent ledger", "erasure ledger",
-                                    "audit log"]}}
-    return completion_record(session, ctx.vault, account_id, body)
-
+            details={"account": account_id, "cancelled": summary.cancelled,
+                     "domains_deleted": summary.domains,
+                     "keys_destroyed": len(summary.key_ids), "legal_hold": LEGAL_HOLD})
+    assert account.hold_until is not None  # set by the erasure, on this same object
+    return sign(session, ctx.vault, account_id, AccountDeleted(
+        account_id, iso8601(ctx.now), summary.cancelled, summary.domains,
+        len(summary.key_ids), LegalHold(LEGAL_HOLD, iso8601(account.hold_until))))

@@ -7,11 +7,10 @@ read through the counters' unique index (one index probe each). So an event writ
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from mailhaven.clock import rfc3339_seconds
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.db import insert_for
@@ -56,15 +55,10 @@ def _query():  # type: ignore[no-untyped-def]
     return select(Tag.tag, Tag.description, *hours)
 
 
-def _iso(hour: int) -> str:
-    """RFC 3339, which `format: date-time` and the Go SDK's time.Time read."""
-    return datetime.fromtimestamp(hour, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _as_json(tag: str, description: str, first: int | None, last: int | None) -> dict:
     item = {"tag": tag, "description": description}
     if first is not None and last is not None:  # a tag described before its first use
-        item |= {"first-seen": _iso(first), "last-seen": _iso(last)}
+        item |= {"first-seen": rfc3339_seconds(first), "last-seen": rfc3339_seconds(last)}
     return item
 
 

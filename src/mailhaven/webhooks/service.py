@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -15,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
+from mailhaven.clock import rfc3339_seconds
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
@@ -208,9 +208,8 @@ def delete_urls(session: Session, account_id: str, domain_id: str, urls: list[st
 # -- account-level webhooks (/v1/webhooks) -------------------------------------------------
 
 def account_json(hook: Webhook) -> dict:
-    created = datetime.fromtimestamp(hook.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"webhook_id": hook.id, "description": hook.description, "url": hook.url,
-            "event_types": types_of(hook), "created_at": created}
+            "event_types": types_of(hook), "created_at": rfc3339_seconds(hook.created_at)}
 
 
 def account_hooks(session: Session, account_id: str, ids: list[str] | None = None,
