@@ -246,14 +246,14 @@ def install(app: FastAPI) -> None:
         return JSONResponse({exc.key: exc.message}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:])
         return JSONResponse({"message": f"Invalid parameter {where}: {first.get('msg', '')}"},
                             status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
         return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code)
 
     @app.exception_handler(Exception)

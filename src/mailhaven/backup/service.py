@@ -211,7 +211,7 @@ def _wipe(session: Session, tables: list[Table]) -> None:
     PostgreSQL; SQLite deletes children before parents)."""
     if session.get_bind().dialect.name == "postgresql":
         names = ", ".join(f'"{t.name}"' for t in tables)
-        session.execute(text(f"TRUNCATE {names}"))  # noqa: S608 - our own table names
+        session.execute(text(f"TRUNCATE {names}"))
         return
     for table in reversed(tables):
         session.execute(table.delete())

@@ -85,7 +85,7 @@ class MxResolver:
         except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
             raise local_failure(451, "4.4.3", f"DNS lookup for {domain} failed",
                                 permanent=False) from exc
-        hosts = []
+        hosts: list[MailHost] = []
         for name in names:
             hosts.extend(MailHost(name, ip, self._port) for ip in await self._addresses(name))
         if not hosts:

@@ -42,7 +42,7 @@ from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending import content
 from mailhaven.sending.content import MessageFacts
 from mailhaven.sending.models import Message
-from mailhaven.storage.db import Database
+from mailhaven.storage.db import Database, affected
 from mailhaven.storage.fair_shares import fair_shares
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.suppressions import service as suppressions
@@ -304,7 +304,7 @@ def _fenced(ids: list[int], owner: str, now: float, **values: object) -> Update:
 
 def _settle_many(session: Session, ids: list[int], owner: str, now: float,
                  **values: object) -> int:
-    return session.execute(_fenced(ids, owner, now, **values)).rowcount
+    return affected(session.execute(_fenced(ids, owner, now, **values)))
 
 
 def _settle(session: Session, job: Job, now: float, **values: object) -> bool:

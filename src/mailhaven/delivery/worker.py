@@ -197,7 +197,7 @@ class DeliveryWorker(Runner):
         additions = tracking.for_delivery(
             services.vault, services.settings.public_url, delivery_id=job.delivery_id,
             domain=job.domain_name, document=job.document, tags=job.facts.tags,
-            email=job.email, settings=job.tracking, limits=job.limits)
+            settings=job.tracking, limits=job.limits)
         loop = asyncio.get_running_loop()
         doc = job.document
         try:

@@ -39,7 +39,7 @@ class MailboxHandler:
     def __init__(self, folder: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         self.folder, self.clock = folder, clock
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
                 "received_at": self.clock.now()}
@@ -84,7 +84,7 @@ def read_captured(folder: Path, message_id: str) -> Captured | None:
 def verify_dkim(db: Database, data: bytes) -> bool:
     """Check the (topmost) signature against the keys our own domain table publishes."""
 
-    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:  # noqa: ARG001 (dkimpy passes it)
         selector, _, rest = name.decode().rstrip(".").partition("._domainkey.")
         with db.sessions() as session:
             key = session.scalar(select(DkimKey).join(Domain).where(  # the verified copy first

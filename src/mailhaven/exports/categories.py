@@ -294,6 +294,6 @@ def requests(scope: Scope) -> Iterator[dict]:
 
 @register("disclosures", columns=("recipient", "purpose", "data_categories", "legal_basis",
                                   "disclosed_at"))
-def disclosures(scope: Scope) -> Iterator[dict]:
+def disclosures(_scope: Scope) -> Iterator[dict]:
     """Disclosures of the subject's data, to sub-processors or authorities (SPEC N10)."""
     return iter(())

@@ -32,6 +32,7 @@ from mailhaven.privacy.controls import holder_index
 from mailhaven.privacy.models import Erasure
 from mailhaven.privacy.requests import add_months
 from mailhaven.sending.models import Message
+from mailhaven.storage.db import affected
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
 from mailhaven.vault.models import VaultKey
@@ -89,10 +90,10 @@ def erase_account(session: Session, vault: Vault, account_id: str, *, now: float
                   data_dir: Path) -> AccountErasure:
     """Account deletion's erasure: queued mail cancelled (and counted), then the account's
     data erased (`erase_account_data`) and the erasure written to the ledger."""
-    cancelled = session.execute(update(Delivery).where(
+    cancelled = affected(session.execute(update(Delivery).where(
         Delivery.account_id == account_id, Delivery.status == QUEUED)
         .values(status=CANCELLED, lease_owner=None, updated_at=now)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)))
     summary = erase_account_data(session, vault, account_id, at=now)
     _write_ledger(session, data_dir, LedgerEntry(account_id, holder_index(account_id),
                                                  summary.key_ids, (), now))
@@ -107,8 +108,8 @@ def erase_account_data(session: Session, vault: Vault, account_id: str, *,
     restored account deleted (its keys would otherwise work again)."""
     key_ids = tuple(session.scalars(select(VaultKey.id).where(
         VaultKey.account_id == account_id, VaultKey.created_at <= at)))
-    domains = session.execute(delete(Domain).where(Domain.account_id == account_id)
-                              .execution_options(synchronize_session=False)).rowcount
+    domains = affected(session.execute(delete(Domain).where(Domain.account_id == account_id)
+                                       .execution_options(synchronize_session=False)))
     session.execute(delete(Event).where(Event.account_id == account_id)
                     .execution_options(synchronize_session=False))
     session.execute(delete(Delivery).where(Delivery.account_id == account_id)
@@ -145,9 +146,9 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
     session.execute(delete(Delivery).where(
         Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))
         .execution_options(synchronize_session=False))
-    events = session.execute(delete(Event).where(
+    events = affected(session.execute(delete(Event).where(
         Event.account_id == account_id, Event.recipient_index == index,
-        Event.timestamp <= at).execution_options(synchronize_session=False)).rowcount
+        Event.timestamp <= at).execution_options(synchronize_session=False)))
     _redact_other_events(session, vault, account_id, index, touched)
     content_keys = _shred_bodies(session, account_id, touched)
     session.execute(delete(Suppression).where(

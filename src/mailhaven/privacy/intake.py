@@ -5,6 +5,7 @@ or, from an authenticated account, filed as verified and carried out at once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mailhaven.domains.service import is_domain_name
 from mailhaven.errors import BadRequest
@@ -75,7 +76,7 @@ def file_for_recipient(services: Services, request: Asked, who: Recipient, *,
 
 
 def file_for_account(services: Services, account_id: str, request: Asked, *,
-                     confirm: str | None) -> dict:
+                     confirm: str | None) -> dict[str, Any]:
     """The account holder's own request, or a recipient's (`email`) relayed by the
     customer, who verified them: carried out at once; the request as shown."""
     given = dict(request.given)

@@ -172,7 +172,7 @@ def as_json(request: PrivacyRequest, now: float) -> dict:
             "result": json.loads(request.result or "{}")}
 
 
-def expired_working_data(accounts, cutoff: float) -> Select:  # noqa: ANN001 (retention.Accounts)
+def expired_working_data(accounts, cutoff: float) -> Select:
     """Finished requests whose working data (address, corrections) is past retention."""
     return select(PrivacyRequest.id).where(
         accounts.of(PrivacyRequest.account_id),

@@ -9,6 +9,7 @@ import hmac
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -165,6 +166,7 @@ def file_verified(session: Session, ctx: Context, account_id: str, right: str,
     email = given.get("email") if right != "rectification" or "new_email" in given else None
     if right == "erasure" and not email:
         confirm_deletion(account_id, confirm)
+    key: VaultKey | None
     if email:
         key = ctx.vault.subjects(session, account_id, [email])[email.strip().lower()]
         index, kind = ctx.vault.blind_index(account_id, email), "recipient"
@@ -190,6 +192,7 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
     given = reqs.details(ctx.vault, session, request)
     account_id, index = request.account_id, request.subject_index
     right, changes = request.right, None
+    result: dict[str, Any]
     if right in EXPORT_RIGHTS:
         result = {"export": f"/v1/privacy/requests/{request.id}/export"}
     elif right == "erasure" and request.subject_type == "recipient":

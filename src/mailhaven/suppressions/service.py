@@ -49,9 +49,10 @@ def entry_from(kind: str, record: dict) -> Entry:
     raw = str(record.get("address") or "").strip()
     if not raw:
         raise BadRequest("address parameter is missing")
-    [address] = parse_addresses([raw], "address", limit=1) or [None]
-    if address is None:
+    found = parse_addresses([raw], "address", limit=1)
+    if not found:
         raise BadRequest("address parameter is missing")
+    address = found[0]
     created = parse_rfc2822(str(record["created_at"])) if record.get("created_at") else None
     tags = record.get("tags") or ([record["tag"]] if record.get("tag") else [])
     if isinstance(tags, str):

@@ -223,7 +223,7 @@ class WebhookSender(Runner):
                         .values(**values).execution_options(synchronize_session=False))
 
 
-def _fair_pick(due: Sequence[Row[tuple[int, str, float]]], limit: int) -> list[int]:
+def _fair_pick(due: Sequence[Row[int, str, float]], limit: int) -> list[int]:
     """Up to `limit` of the `due` rows (id, account, due time; oldest first): each account's
     fair share of them first, oldest first within it, then the oldest of anyone's."""
     oldest: dict[str, float] = {}

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from mailhaven.accounts.models import Account
 from mailhaven.clock import rfc3339_seconds
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.storage.base import new_id
+from mailhaven.storage.base import new_id, table
 from mailhaven.vault import Vault
 from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
@@ -308,12 +308,12 @@ def enqueue(session: Session, *, account_id: str, domain_id: str, documents: lis
             if hook.url not in targets.setdefault(name, []):
                 targets[name].append(hook.url)  # one POST per URL even if set twice
     rows = [{"account_id": account_id, "domain_id": domain_id, "event_id": doc["id"],
-             "webhook": name, "url": url, "next_attempt_at": now, "created_at": now,
+             "webhook": webhook, "url": url, "next_attempt_at": now, "created_at": now,
              "updated_at": now, "status": "pending", "attempts": 0, "attempt_log": "[]"}
-            for doc in documents if (name := webhook_name(doc))
-            for url in targets.get(name, [])]
+            for doc in documents if (webhook := webhook_name(doc))
+            for url in targets.get(webhook, [])]
     if rows:
-        session.execute(WebhookDelivery.__table__.insert(), rows)
+        session.execute(table(WebhookDelivery).insert(), rows)
     return len(rows)
 
 
