@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-deps clean
+.PHONY: run test lint typecheck bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-test: $(VENV)/.installed lint
+# [tool.mypy] in pyproject.toml: src/, strict for new modules.
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+test: $(VENV)/.installed lint typecheck
 	$(BIN)/pytest -n 2
 
 # bench/postfix.py compares with Postfix from Debian's packages (and its smtp-sink and

@@ -413,7 +413,7 @@ class _Accept:
     def __init__(self) -> None:
         self.messages = 0
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+    async def handle_DATA(self, _server: object, _session: object, _envelope: object) -> str:
         self.messages += 1
         return "250 2.0.0 OK queued"
 

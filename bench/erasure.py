@@ -23,7 +23,7 @@ import argparse
 import sqlite3
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Table, func, select, text
@@ -163,7 +163,7 @@ def erase(services: Services, account_id: str, address: str) -> tuple[float, dic
     started = time.perf_counter()
     with services.db.transaction() as session:
         done = privacy.erase(session, ctx, account_id, address)
-    return time.perf_counter() - started, done["record"]["counts"]
+    return time.perf_counter() - started, asdict(done.record.counts)
 
 
 def measure(services: Services, settings: Settings, account_id: str, address: str,

@@ -86,10 +86,10 @@ def serve(port: int, data_dir: Path, database_url: str | None) -> None:
     services = Services.start(settings, migrate=False)  # the parent migrated and seeded
     app: FastAPI = create_app(services)
 
-    async def ping(account_id: AccountDep) -> dict:
+    async def ping(_account_id: AccountDep) -> dict:
         return {"message": "pong"}
 
-    async def parse(domain_name: str, request: Request, account_id: AccountDep) -> dict:
+    async def parse(domain_name: str, request: Request, _account_id: AccountDep) -> dict:
         await read_form(request)
         return {"id": f"<parsed@{domain_name}>", "message": "Queued. Thank you."}
 

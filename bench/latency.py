@@ -190,7 +190,7 @@ async def run(port: int, pid: int, api_key: str, services: Services,
                   1000 * lag, memory_kb(pid))
 
 
-def report(result: Result, args: argparse.Namespace, backend: str) -> None:
+def report(result: Result, backend: str) -> None:
     columns = [Column("latency", 26, ""), Column("p50 ms", 8, ".1f"),
                Column("p90 ms", 8, ".1f"), Column("p99 ms", 8, ".1f"),
                Column("max ms", 8, ".1f")]
@@ -251,7 +251,7 @@ def main() -> None:
                 services.close()
         finally:
             received = stop_sink(sink)
-        report(result, args, backend)
+        report(result, backend)
         expected = args.warmup + args.peak_messages + result.paced_count
         if received != expected:
             raise SystemExit(f"sent {expected} messages but the sink counted {received}")

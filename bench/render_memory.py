@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 
 def _send(data_dir: Path, account_id: str, megabytes: int, recipients: int) -> None:

@@ -82,8 +82,8 @@ class SinkBehaviour:
     """How the sink answers. Each callable gets the recipient (or None) and may return a
     reply string such as "450 4.2.0 Mailbox busy" to refuse; None accepts."""
 
-    rcpt: Callable[[str], str | None] = lambda rcpt: None
-    data: Callable[[list[str]], str | None] = lambda rcpts: None
+    rcpt: Callable[[str], str | None] = lambda _rcpt: None
+    data: Callable[[list[str]], str | None] = lambda _rcpts: None
     drop_during_data: int = 0  # close the connection instead of answering DATA, N times
 
 
@@ -91,8 +91,8 @@ class _Handler:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, _server: SMTP, _session: Session, envelope: Envelope,
+                          address: str, _rcpt_options: list[str]) -> str:
         self.sink.rcpt_attempts.append(address)
         refusal = self.sink.behaviour.rcpt(address)
         if refusal:
@@ -100,7 +100,7 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTP, _session: Session, envelope: Envelope) -> str:
         sink = self.sink
         if sink.behaviour.drop_during_data > 0:
             sink.behaviour.drop_during_data -= 1
@@ -210,13 +210,13 @@ class WebhookReceiver:
     """A customer's webhook endpoint on loopback: records every POST and answers with the
     status `reply(n)` gives for the n-th request (200 unless told otherwise)."""
 
-    def __init__(self, reply: Callable[[int], int] = lambda n: 200) -> None:
+    def __init__(self, reply: Callable[[int], int] = lambda _n: 200) -> None:
         self.reply = reply
         self.received: list[Hook] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.received.append(Hook(self.path, dict(self.headers), body))
                 status = receiver.reply(len(receiver.received))

@@ -1,4 +1,5 @@
-"""One injectable clock, so retries and deadlines are tested without sleeping."""
+"""One injectable clock, so retries and deadlines are tested without sleeping; and the one
+way each kind of timestamp is written."""
 
 from __future__ import annotations
 
@@ -27,6 +28,24 @@ class FrozenClock(Clock):
 
 
 SYSTEM_CLOCK = Clock()
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never goes back: for durations and deadlines only."""
+    return time.monotonic()
+
+
+def iso8601(epoch: float, *, timespec: str = "auto", zulu: bool = False) -> str:
+    """ISO 8601 in UTC, the one formatter: `2026-12-01T10:00:00+00:00` (with microseconds
+    when there are any, unless `timespec` says otherwise); `zulu` writes the zone as `Z`."""
+    text = datetime.fromtimestamp(epoch, UTC).isoformat(timespec=timespec)
+    return text.removesuffix("+00:00") + "Z" if zulu else text
+
+
+def rfc3339_seconds(epoch: float) -> str:
+    """`2026-12-01T10:00:00Z`: whole seconds in Zulu time, the wire format of Mailgun's tag
+    and webhook APIs (what `format: date-time` and Go's time.Time read)."""
+    return iso8601(epoch, timespec="seconds", zulu=True)
 
 
 def format_rfc2822(epoch: float) -> str:

@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from mailhaven.delivery.shaping import DEFAULT_RULE, Rule, parse_rules
 from mailhaven.sending import identity
@@ -85,7 +86,7 @@ class Settings:
         """Where users reach the API, for links we hand out (stored messages, tracking)."""
         return self.public_url or f"http://{self.hostname}:{self.http_port}"
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
     @classmethod

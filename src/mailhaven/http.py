@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import zlib
 from collections.abc import Callable
 from itertools import accumulate
@@ -24,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailhaven import netpolicy
+from mailhaven.clock import monotonic
 from mailhaven.errors import BadRequest, MailhavenError, TooLarge, frames
 from mailhaven.sending.request import Attachment
 
@@ -246,14 +246,14 @@ def install(app: FastAPI) -> None:
         return JSONResponse({exc.key: exc.message}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:])
         return JSONResponse({"message": f"Invalid parameter {where}: {first.get('msg', '')}"},
                             status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
         return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code)
 
     @app.exception_handler(Exception)
@@ -289,7 +289,7 @@ class RequestLog:
         if refused is not None:
             await JSONResponse({"message": refused}, 400)(scope, receive, send)
             return
-        started = time.perf_counter()
+        started = monotonic()
         status = 500
         responded = False
 
@@ -309,7 +309,7 @@ class RequestLog:
             _log_unexpected(scope, exc)
             await JSONResponse({"message": INTERNAL_ERROR}, 500)(scope, receive, send)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = monotonic() - started
             route = _route_of(scope)
             HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
             HTTP_SECONDS.labels(route).observe(elapsed)

@@ -95,7 +95,7 @@ class Runner:
     @staticmethod
     async def _sleep(stop: asyncio.Event, seconds: float, doorbell: Doorbell | None) -> None:
         """Until `stop`, the doorbell, or `seconds` have passed, whichever comes first."""
-        waits = [asyncio.ensure_future(stop.wait())]
+        waits: list[asyncio.Future[bool]] = [asyncio.ensure_future(stop.wait())]
         if doorbell is not None:
             waits.append(asyncio.ensure_future(doorbell.wait(seconds)))
         try:

@@ -39,7 +39,7 @@ class _CountingHandler(_Handler):
 
     sink: CountingSink
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+    async def handle_MAIL(self, server: SMTP, _session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         sink = self.sink
         seen = any(s is server for s in sink.connections)
@@ -93,7 +93,7 @@ class _NotReallyTls(SMTP):
     """Says yes to STARTTLS, then answers the client's TLS hello in plaintext: the client's
     own TLS layer fails, as with a broken or ancient server TLS setup."""
 
-    async def smtp_STARTTLS(self, arg: str) -> None:
+    async def smtp_STARTTLS(self, _arg: str) -> None:
         await self.push("220 2.0.0 Ready to start TLS")
         await self._reader.read(1)  # the client hello has begun
         assert self.transport is not None

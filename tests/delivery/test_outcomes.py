@@ -110,8 +110,8 @@ def test_a_5xx_refusal_is_a_permanent_bounce_never_retried(
         api, services, domain, clock, stage) -> None:
     send(api, domain)
     refusal = "550 5.1.1 No such user"
-    behaviour = (SinkBehaviour(rcpt=lambda rcpt: refusal) if stage == "rcpt"
-                 else SinkBehaviour(data=lambda rcpts: refusal))
+    behaviour = (SinkBehaviour(rcpt=lambda _rcpt: refusal) if stage == "rcpt"
+                 else SinkBehaviour(data=lambda _rcpts: refusal))
     with Sink(behaviour) as sink:
         deliver_due(services, sink)
         for _ in range(3):
@@ -176,7 +176,7 @@ def test_deferrals_past_the_maximum_age_give_up_as_old(api, services, domain, cl
     send(api, domain)
     max_age = services.settings.max_message_age_seconds
     assert max_age == 5 * DAY
-    with Sink(SinkBehaviour(rcpt=lambda rcpt: "451 4.3.0 Temporary local problem")) as sink:
+    with Sink(SinkBehaviour(rcpt=lambda _rcpt: "451 4.3.0 Temporary local problem")) as sink:
         deliver_due(services, sink)
         clock.advance(max_age - 1)  # still young enough to try again
         deliver_due(services, sink)

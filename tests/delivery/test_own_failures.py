@@ -53,7 +53,7 @@ def test_a_line_too_long_for_the_receiver_fails_without_suppressing_the_recipien
 def test_a_refusal_after_data_lists_a_bounce_only_when_it_is_about_the_mailbox(
         api, services, domain, reply: str, listed: bool) -> None:
     send(api, domain, {"to": "ann@example.org"})
-    with Sink(SinkBehaviour(data=lambda rcpts: reply)) as sink:
+    with Sink(SinkBehaviour(data=lambda _rcpts: reply)) as sink:
         deliver_due(services, sink)
     [failed] = outcomes(api, domain)
     assert (failed["event"], failed["severity"]) == ("failed", "permanent")

@@ -116,7 +116,7 @@ def test_require_tls_never_falls_back_after_a_failed_handshake(
 
 def test_a_bounce_over_tls_says_so(api, services, domain, tmp_path) -> None:
     send(api, domain)
-    behaviour = SinkBehaviour(rcpt=lambda rcpt: "550 5.1.1 No such user")
+    behaviour = SinkBehaviour(rcpt=lambda _rcpt: "550 5.1.1 No such user")
     with Sink(behaviour, tls_context=self_signed_tls(tmp_path)) as sink:
         deliver_due(services, sink)
     [failed] = outcomes(api, domain)

@@ -31,7 +31,7 @@ def _category(name: str, rows: list[dict], columns: tuple[str, ...]) -> Category
             if isinstance(row, Exception):
                 raise row
             yield row
-    return Category(name, produce, columns, BOTH, count=lambda scope: len(rows))
+    return Category(name, produce, columns, BOTH, count=lambda _scope: len(rows))
 
 
 def test_rows_stream_to_the_json_and_the_csv_in_batches(tmp_path) -> None:
@@ -57,7 +57,7 @@ def test_a_failed_export_leaves_the_target_and_the_folder_as_they_were(tmp_path)
     with pytest.raises(RuntimeError):
         write_zip(tmp_path / "x.zip", scope=SCOPE, subject=SUBJECT, generated_at="t",
                   categories=[_category("first", [], ("n",)), _category("things", rows, ("n",))],
-                  progress=lambda done, total: seen.append(done))
+                  progress=lambda done, _total: seen.append(done))
     assert seen[-1] == 1000  # it failed after writing a batch
     assert [p.name for p in tmp_path.iterdir()] == ["x.zip"]
     assert (tmp_path / "x.zip").read_bytes() == b"previous export"

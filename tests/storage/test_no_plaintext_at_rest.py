@@ -142,7 +142,7 @@ def _life_of_a_recipient(api, services, domain: str) -> str:  # type: ignore[no-
     zone = {RECIPIENT_DOMAIN: {"MX": [f"10 mx.{RECIPIENT_DOMAIN}."]},
             f"mx.{RECIPIENT_DOMAIN}": {"A": ["127.0.0.1"]}}
     with WebhookReceiver() as receiver, DnsServer(zone) as dns, \
-            Sink(SinkBehaviour(rcpt=lambda rcpt: next(answers))) as sink:
+            Sink(SinkBehaviour(rcpt=lambda _rcpt: next(answers))) as sink:
         for event in ("delivered", "permanent_fail"):
             assert api.post(f"/v3/domains/{domain}/webhooks",
                             data={"id": event, "url": receiver.url}).status_code == 200

@@ -82,7 +82,7 @@ def test_a_failing_endpoint_is_retried_on_mailgun_schedule(api, services, clock,
 
 
 def test_a_406_stops_retries(api, services, clock, domain) -> None:
-    with WebhookReceiver(lambda n: 406) as receiver, Sink() as sink:
+    with WebhookReceiver(lambda _n: 406) as receiver, Sink() as sink:
         api.post(f"/v3/domains/{domain}/webhooks", data={"id": "delivered",
                                                           "url": receiver.url})
         _send(api, domain)
@@ -98,7 +98,7 @@ def test_a_406_stops_retries(api, services, clock, domain) -> None:
 
 def test_an_endpoint_that_never_answers_200_is_given_up_after_8_hours(api, services, clock,
                                                                       domain) -> None:
-    with WebhookReceiver(lambda n: 500) as receiver:
+    with WebhookReceiver(lambda _n: 500) as receiver:
         api.post(f"/v3/domains/{domain}/webhooks", data={"id": "accepted",
                                                           "url": receiver.url})
         _send(api, domain)

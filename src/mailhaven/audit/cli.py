@@ -13,6 +13,7 @@ from mailhaven.audit.anchor import HEAD_FILE, HeadAnchor
 from mailhaven.audit.models import AuditEntry
 from mailhaven.audit.service import current_head, recent, row_count, verify
 from mailhaven.cli import common
+from mailhaven.clock import iso8601
 from mailhaven.vault import Vault
 
 app = typer.Typer(help="The audit log of privacy steps: append-only, hash-chained.",
@@ -85,7 +86,7 @@ def _row(entry: AuditEntry, live: dict[str, Any]) -> dict[str, Any]:
     sealed = "" if entry.details_sealed is None else (
         "sealed" if entry.key_id in live else "erased")
     return {"id": entry.id, "at": entry.at,
-            "at_iso": datetime.fromtimestamp(entry.at, UTC).isoformat(timespec="seconds"),
+            "at_iso": iso8601(entry.at, timespec="seconds"),
             "actor": entry.actor, "action": entry.action, "target": entry.target,
             "subject_index": entry.subject_index, "details": json.loads(entry.details),
             "sealed": sealed, "key_id": entry.key_id, "prev_hash": entry.prev_hash,

@@ -6,12 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic.config import Config
@@ -24,13 +22,18 @@ from mailhaven import __version__
 from mailhaven.audit import service as audit
 from mailhaven.audit.models import AuditEntry
 from mailhaven.backup.archive import ArchiveError, ArchiveReader, ArchiveWriter, Manifest
+from mailhaven.clock import SYSTEM_CLOCK, Clock, iso8601
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.errors import MailhavenError
 from mailhaven.events.models import Event
 from mailhaven.models import metadata
-from mailhaven.privacy.erasure import LEDGER_FILE, ledger_entries, ledger_json, reapply
-from mailhaven.privacy.models import Erasure
+from mailhaven.privacy.erasure import (
+    complete_ledger_file,
+    ledger_entries,
+    ledger_table,
+    reapply,
+)
 from mailhaven.storage.db import MIGRATIONS, Database
 from mailhaven.vault import Keyring, Vault
 from mailhaven.vault.models import VaultKey
@@ -105,7 +108,7 @@ def _schema(conn: Connection) -> tuple[str, list[Table]]:
 
 
 def create_backup(db: Database, keyring: Keyring, path: Path, *, force: bool = False,
-                  progress: Progress = _quiet) -> Manifest:
+                  progress: Progress = _quiet, clock: Clock = SYSTEM_CLOCK) -> Manifest:
     """Write every row to a new archive at `path`; the master key is never in it."""
     try:
         writer = ArchiveWriter(path, force=force)
@@ -125,7 +128,7 @@ def create_backup(db: Database, keyring: Keyring, path: Path, *, force: bool = F
                 for done in writer.write_table(table.name, columns, binary, rows):
                     progress(table.name, done, total)
         return writer.finish(revision=revision, dialect=db.engine.dialect.name,
-                             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                             created_at=iso8601(clock.now(), timespec="seconds"),
                              mailhaven_version=__version__, key_check=key_check(keyring))
     except BaseException:
         writer.abort()
@@ -159,7 +162,8 @@ def check_restorable(manifest: Manifest, keyring: Keyring) -> None:
 
 
 def restore_backup(db: Database, keyring: Keyring, data_dir: Path, path: Path, *,
-                   replace: bool = False, progress: Progress = _quiet) -> Restored:
+                   replace: bool = False, progress: Progress = _quiet,
+                   clock: Clock = SYSTEM_CLOCK) -> Restored:
     """Load the archive into the (migrated) database in one transaction, after reading the
     erasure ledger as it stands now, and re-apply that ledger before committing."""
     reader = ArchiveReader(path)
@@ -187,9 +191,9 @@ def restore_backup(db: Database, keyring: Keyring, data_dir: Path, path: Path, *
             after = _tally(session)
             audit.append(session, vault, actor="cli", action="backup.restored",
                          details={"rows": sum(loaded.values()), "erasures_reapplied":
-                                  len(entries)}, now=time.time())
-            ledger = [ledger_json(e) for e in session.scalars(select(Erasure))]
-        _complete_ledger_file(data_dir, ledger)
+                                  len(entries)}, now=clock.now())
+            ledger = ledger_table(session)
+        complete_ledger_file(data_dir, ledger)
     except (zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
         raise ArchiveError(f"the backup is damaged: {exc}") from None
     finally:
@@ -207,7 +211,7 @@ def _wipe(session: Session, tables: list[Table]) -> None:
     PostgreSQL; SQLite deletes children before parents)."""
     if session.get_bind().dialect.name == "postgresql":
         names = ", ".join(f'"{t.name}"' for t in tables)
-        session.execute(text(f"TRUNCATE {names}"))  # noqa: S608 - our own table names
+        session.execute(text(f"TRUNCATE {names}"))
         return
     for table in reversed(tables):
         session.execute(table.delete())
@@ -246,20 +250,3 @@ def _tally(session: Session) -> tuple[int, int, int, int]:
     return tuple(session.scalar(select(func.count()).select_from(model)) or 0  # type: ignore[return-value]
                  for model in (VaultKey, Event, Delivery, Domain))
 
-
-def _complete_ledger_file(data_dir: Path, ledger: list[dict]) -> None:
-    """Write to the ledger file the erasures it lacks (the backup's own, after a restore
-    onto a new machine), so the file alone can correct the next restore."""
-    path = data_dir / LEDGER_FILE
-    known = set()
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                known.add((entry["account_id"], entry["subject_index"], entry["at"]))
-    missing = [e for e in sorted(ledger, key=lambda e: e["at"])
-               if (e["account_id"], e["subject_index"], e["at"]) not in known]
-    if missing:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as out:
-            out.writelines(json.dumps(e) + "\n" for e in missing)

@@ -3,13 +3,13 @@ with a short cache."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from mailhaven.clock import monotonic
 from mailhaven.delivery.replies import DeliveryFailure, local_failure
 from mailhaven.netpolicy import is_public
 
@@ -47,7 +47,7 @@ class MxResolver:
         """MX hosts in preference order, each with its addresses; raises a DeliveryFailure."""
         domain = domain.lower().rstrip(".")
         cached = self._cache.get(domain)
-        if cached and cached[0] > time.monotonic():
+        if cached and cached[0] > monotonic():
             if isinstance(cached[1], DeliveryFailure):
                 raise cached[1]
             return cached[1]
@@ -55,14 +55,14 @@ class MxResolver:
             hosts, ttl = await self._lookup(domain)
         except DeliveryFailure as failure:
             if failure.permanent:
-                self._remember(domain, (time.monotonic() + NEGATIVE_CACHE_SECONDS, failure))
+                self._remember(domain, (monotonic() + NEGATIVE_CACHE_SECONDS, failure))
             raise
-        self._remember(domain, (time.monotonic() + min(ttl, CACHE_SECONDS_MAX), hosts))
+        self._remember(domain, (monotonic() + min(ttl, CACHE_SECONDS_MAX), hosts))
         return hosts
 
     def _remember(self, domain: str, entry: tuple[float, list[MailHost] | DeliveryFailure]) -> None:
         if len(self._cache) >= CACHE_ENTRIES:  # a long-lived worker meets many domains
-            now = time.monotonic()
+            now = monotonic()
             self._cache = {d: e for d, e in self._cache.items() if e[0] > now}
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache.clear()
@@ -85,7 +85,7 @@ class MxResolver:
         except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
             raise local_failure(451, "4.4.3", f"DNS lookup for {domain} failed",
                                 permanent=False) from exc
-        hosts = []
+        hosts: list[MailHost] = []
         for name in names:
             hosts.extend(MailHost(name, ip, self._port) for ip in await self._addresses(name))
         if not hosts:

@@ -35,13 +35,14 @@ from sqlalchemy.orm import Session
 from mailhaven.clock import Clock
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
+from mailhaven.events.reasons import FailureReason
 from mailhaven.events.service import Recipient, record_each
 from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending import content
 from mailhaven.sending.content import MessageFacts
 from mailhaven.sending.models import Message
-from mailhaven.storage.db import Database
+from mailhaven.storage.db import Database, affected
 from mailhaven.storage.fair_shares import fair_shares
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.suppressions import service as suppressions
@@ -74,7 +75,7 @@ class Job:
     due_since: float  # accepted, or the scheduled time: the give-up age counts from here
     tracking: DomainTracking = DomainTracking()
     limits: Limits = NO_LIMITS  # the recipient's restriction, objection, withdrawn consents
-    suppressed: str | None = None  # "suppress-bounce"…: on a list, so it must not be sent
+    suppressed: FailureReason | None = None  # on a list, or limited: must not be sent
 
 
 def _due_ids(session: Session, now: float, limit: int, held: Mapping[str, int],
@@ -303,7 +304,7 @@ def _fenced(ids: list[int], owner: str, now: float, **values: object) -> Update:
 
 def _settle_many(session: Session, ids: list[int], owner: str, now: float,
                  **values: object) -> int:
-    return session.execute(_fenced(ids, owner, now, **values)).rowcount
+    return affected(session.execute(_fenced(ids, owner, now, **values)))
 
 
 def _settle(session: Session, job: Job, now: float, **values: object) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailhaven.events.reasons import FailureReason
+
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 _WAIT = re.compile(
     r"(?:try|retry)(?:\s+again)?\s+(?:in|after)\s+(\d+)\s*"
@@ -69,7 +71,8 @@ class DeliveryFailure(Exception):
 
     permanent = False
 
-    def __init__(self, reply: SmtpReply, mx_host: str = "", reason: str = "generic",
+    def __init__(self, reply: SmtpReply, mx_host: str = "",
+                 reason: FailureReason = FailureReason.GENERIC,
                  *, slow_down: bool = False) -> None:
         super().__init__(str(reply))
         self.reply = reply
@@ -95,7 +98,8 @@ def failure_for(reply: SmtpReply, mx_host: str, *,
     the recipient; one about the session, the sender or the message is `generic`."""
     if 500 <= reply.code < 600:
         return PermanentFailure(reply, mx_host,
-                                reason="bounce" if about_recipient else "generic")
+                                reason=FailureReason.BOUNCE if about_recipient
+                                else FailureReason.GENERIC)
     return TemporaryFailure(reply, mx_host, reason=deferral_reason(reply),
                             slow_down=reply.asks_to_slow_down())
 
@@ -114,19 +118,20 @@ def about_recipient(command: str, reply: SmtpReply) -> bool:
     return len(status) == 3 and (status[1] == "1" or (status[1] == "2" and status[2] != "3"))
 
 
-def deferral_reason(reply: SmtpReply) -> str:
+def deferral_reason(reply: SmtpReply) -> FailureReason:
     """Mailgun's `reason` for a 4xx: `greylisted`; `espblock` when the receiving server holds
     back the sender (security or policy status 4.7.x, RFC 3463, or a reply that says blocked,
     reputation, rate limited); otherwise `generic` (a full mailbox, a busy server)."""
     if _GREYLISTED.search(reply.text):
-        return "greylisted"
+        return FailureReason.GREYLISTED
     if reply.enhanced.startswith("4.7.") or _BLOCKED.search(reply.text):
-        return "espblock"
-    return "generic"
+        return FailureReason.ESPBLOCK
+    return FailureReason.GENERIC
 
 
 def local_failure(code: int, enhanced: str, text: str, *, permanent: bool,
-                  mx_host: str = "", reason: str = "generic") -> DeliveryFailure:
+                  mx_host: str = "",
+                  reason: FailureReason = FailureReason.GENERIC) -> DeliveryFailure:
     """A failure we decide ourselves (DNS, TLS, connection), in the same shape as a reply."""
     cls = PermanentFailure if permanent else TemporaryFailure
     return cls(SmtpReply(code, enhanced, text), mx_host, reason)

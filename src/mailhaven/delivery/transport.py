@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
 import aiosmtplib
 
+from mailhaven.clock import monotonic
 from mailhaven.delivery.mx import MailHost
 from mailhaven.delivery.replies import (
     DeliveryFailure,
@@ -18,6 +18,7 @@ from mailhaven.delivery.replies import (
     failure_for,
     local_failure,
 )
+from mailhaven.events.reasons import FailureReason
 
 IDLE_SECONDS = 30.0
 CONNECTIONS_PER_HOST = 10
@@ -80,7 +81,7 @@ class SmtpTransport:
 
     async def _on_host(self, key: tuple, host: MailHost, sender: str, recipient: str,
                        data: bytes, require_tls: bool, verify_tls: bool) -> Delivered:
-        started = time.monotonic()
+        started = monotonic()
         reused = self._take_idle(key)
         conn = reused or await self._connect(host, require_tls, verify_tls)
         try:
@@ -118,7 +119,7 @@ class SmtpTransport:
             raise
         self._release(key, conn)
         return Delivered(reply, host.name, conn.tls, conn.verified,
-                         time.monotonic() - started)
+                         monotonic() - started)
 
     @staticmethod
     async def _transaction(conn: _Connection, sender: str, recipient: str,
@@ -158,7 +159,7 @@ class SmtpTransport:
                     if require_tls:
                         raise _Unreachable(local_failure(
                             421, "4.7.5", f"TLS with {host.name} failed: {exc}",
-                            permanent=False, mx_host=host.name, reason="tls")) from exc
+                            permanent=False, mx_host=host.name, reason=FailureReason.TLS)) from exc
                     client = self._client(host)
                     await client.connect()
                     await client.ehlo()
@@ -166,7 +167,7 @@ class SmtpTransport:
                 client.close()
                 raise _Unreachable(local_failure(
                     421, "4.7.4", f"{host.name} does not offer STARTTLS and TLS is required",
-                    permanent=False, mx_host=host.name, reason="tls"))
+                    permanent=False, mx_host=host.name, reason=FailureReason.TLS))
             return _Connection(client, host, tls, verified)
         except aiosmtplib.SMTPConnectResponseError as exc:  # the greeting: not about anyone
             client.close()
@@ -183,7 +184,7 @@ class SmtpTransport:
 
     def _take_idle(self, key: tuple) -> _Connection | None:
         pool = self._idle[key]
-        now = time.monotonic()
+        now = monotonic()
         while pool:
             conn = pool.pop()
             if conn.client.is_connected and now - conn.idle_since < IDLE_SECONDS:
@@ -192,7 +193,7 @@ class SmtpTransport:
         return None
 
     def _release(self, key: tuple, conn: _Connection) -> None:
-        conn.idle_since = time.monotonic()
+        conn.idle_since = monotonic()
         self._idle[key].append(conn)
 
     async def _release_after_error(self, key: tuple, conn: _Connection) -> None:

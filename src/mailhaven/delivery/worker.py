@@ -26,6 +26,7 @@ from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
 from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
+from mailhaven.events.reasons import FailureReason
 from mailhaven.runner import Runner
 from mailhaven.sending import content, payloads
 from mailhaven.sending.renderer import RenderTimeout, RenderUnavailable
@@ -39,12 +40,13 @@ ATTEMPTS = Counter("mailhaven_delivery_attempts_total", "Delivery attempts by ou
                    ["outcome"])
 TEST_MODE = SmtpReply(650, "", "Test mode")
 SUPPRESSED = {
-    "suppress-bounce": "Not delivering to previously bounced address",
-    "suppress-unsubscribe": "Not delivering to unsubscribed address",
-    "suppress-complaint": "Not delivering to a user who marked your messages as spam",
-    "suppress-restriction": "Not delivering: the recipient restricted the processing of "
-                            "their data",
-    "suppress-objection": "Not delivering marketing: the recipient objected to it",
+    FailureReason.SUPPRESS_BOUNCE: "Not delivering to previously bounced address",
+    FailureReason.SUPPRESS_UNSUBSCRIBE: "Not delivering to unsubscribed address",
+    FailureReason.SUPPRESS_COMPLAINT: "Not delivering to a user who marked your messages as "
+                                      "spam",
+    FailureReason.SUPPRESS_RESTRICTION: "Not delivering: the recipient restricted the "
+                                        "processing of their data",
+    FailureReason.SUPPRESS_OBJECTION: "Not delivering marketing: the recipient objected to it",
 }
 REFILL_SHARE = 0.25  # of the slots free before claiming more, unless none is in flight
 LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
@@ -195,7 +197,7 @@ class DeliveryWorker(Runner):
         additions = tracking.for_delivery(
             services.vault, services.settings.public_url, delivery_id=job.delivery_id,
             domain=job.domain_name, document=job.document, tags=job.facts.tags,
-            email=job.email, settings=job.tracking, limits=job.limits)
+            settings=job.tracking, limits=job.limits)
         loop = asyncio.get_running_loop()
         doc = job.document
         try:
@@ -279,7 +281,7 @@ class DeliveryWorker(Runner):
         }
         too_old = now - job.due_since >= self.services.settings.max_message_age_seconds
         if failure.permanent or too_old:
-            reason = failure.reason if failure.permanent else "old"
+            reason = failure.reason if failure.permanent else FailureReason.OLD
             if too_old and not failure.permanent:
                 status["description"] = "Too old: gave up retrying"
             await self._settle(job, "failed", status=queue.FAILED, next_attempt_at=None,
@@ -323,8 +325,8 @@ class DeliveryWorker(Runner):
 def _lists_a_bounce(failure: DeliveryFailure) -> bool:
     """The recipient's server refused the address for good (not a refusal of our own making:
     suppressed, unrenderable)."""
-    return failure.permanent and failure.reason == "bounce" and suppressions.lists_as_bounce(
-        failure.reply.code, failure.reply.enhanced)
+    return (failure.permanent and failure.reason == FailureReason.BOUNCE
+            and suppressions.lists_as_bounce(failure.reply.code, failure.reply.enhanced))
 
 
 def _delivery_status(job: queue.Job, reply: SmtpReply, mx_host: str) -> dict:

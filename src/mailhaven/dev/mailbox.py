@@ -18,6 +18,7 @@ import dkim
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
+from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.domains.dkim import record_value
 from mailhaven.domains.models import ACTIVE_DOMAIN, DkimKey, Domain
 from mailhaven.storage.db import Database
@@ -35,13 +36,13 @@ class Captured:
 
 
 class MailboxHandler:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.folder, self.clock = folder, clock
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
-                "received_at": time.time()}
+                "received_at": self.clock.now()}
         await asyncio.to_thread(self._write, data, meta)
         return "250 2.0.0 Captured by the Mailhaven development mailbox"
 
@@ -52,9 +53,10 @@ class MailboxHandler:
         (self.folder / f"{name}.json").write_text(json.dumps(meta))
 
 
-async def start_capture(folder: Path, host: str, port: int) -> asyncio.base_events.Server:
+async def start_capture(folder: Path, host: str, port: int,
+                        clock: Clock = SYSTEM_CLOCK) -> asyncio.base_events.Server:
     loop = asyncio.get_running_loop()
-    handler = MailboxHandler(folder)
+    handler = MailboxHandler(folder, clock)
     return await loop.create_server(
         lambda: SMTP(handler, hostname="mailbox.mailhaven.localhost", loop=loop,
                      decode_data=False), host, port)
@@ -82,7 +84,7 @@ def read_captured(folder: Path, message_id: str) -> Captured | None:
 def verify_dkim(db: Database, data: bytes) -> bool:
     """Check the (topmost) signature against the keys our own domain table publishes."""
 
-    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:  # noqa: ARG001 (dkimpy passes it)
         selector, _, rest = name.decode().rstrip(".").partition("._domainkey.")
         with db.sessions() as session:
             key = session.scalar(select(DkimKey).join(Domain).where(  # the verified copy first

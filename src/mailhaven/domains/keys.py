@@ -20,6 +20,7 @@ from mailhaven.domains.dkim import ED25519, KEY_SIZES, RSA, DkimKeyPair
 from mailhaven.domains.models import DkimKey, Domain
 from mailhaven.errors import BadRequest
 from mailhaven.storage.base import new_id
+from mailhaven.storage.db import affected
 from mailhaven.vault import Vault
 
 ACTIVE, PENDING, RETIRING = "active", "pending", "retiring"
@@ -163,4 +164,4 @@ def retired_due(session: Session, now: float) -> list[str]:
 def delete_retired(session: Session, ids: list[str], now: float) -> int:
     result = session.execute(delete(DkimKey).where(
         DkimKey.id.in_(ids), DkimKey.state == RETIRING, DkimKey.retire_after <= now))
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return affected(result)

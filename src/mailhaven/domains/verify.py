@@ -27,11 +27,11 @@ _FAILED = (dns.exception.Timeout, dns.resolver.NoNameservers)
 async def check(domain: Domain, hostname: str,
                 resolver: dns.asyncresolver.Resolver) -> dict[str, dict]:
     """{kind: {"valid": valid|invalid|unknown, "cached": [what DNS answered]}}."""
-    return {e.kind: await _check_one(e, domain, hostname, resolver)
+    return {e.kind: await _check_one(e, hostname, resolver)
             for e in expected_records(domain, hostname)}
 
 
-async def _check_one(expected: Expected, domain: Domain, hostname: str,
+async def _check_one(expected: Expected, hostname: str,
                      resolver: dns.asyncresolver.Resolver) -> dict:
     try:
         answer = await resolver.resolve(expected.name, expected.record_type)

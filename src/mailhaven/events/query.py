@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from sqlalchemy import Select, and_, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest
@@ -103,9 +103,12 @@ def parse_query(params: dict[str, str], blind_index: Callable[[str], str]) -> Ev
     return EventQuery(ascending=ascending, begin=begin, end=end, limit=limit, filters=filters)
 
 
-def _word_filter(column, value: str):  # type: ignore[no-untyped-def]
+def _word_filter(column: InstrumentedAttribute[str | None],
+                 value: str) -> ColumnElement[bool]:
     """`a OR b`, `NOT a`, `a b` (either): the subset of Mailgun's filter syntax we honour."""
-    include, exclude, negate = [], [], False
+    include: list[str] = []
+    exclude: list[str] = []
+    negate = False
     for word in value.replace("(", " ").replace(")", " ").split():
         if word.upper() in ("OR", "AND"):
             continue
@@ -146,7 +149,7 @@ def _conditions(query: EventQuery, account_id: str, domain_id: str) -> list:
     return conds
 
 
-def _pivot_condition(query: EventQuery):  # type: ignore[no-untyped-def]
+def _pivot_condition(query: EventQuery) -> ColumnElement[bool]:
     pivot = query.pivot
     assert pivot is not None
     key, at = tuple_(Event.timestamp, Event.id), tuple_(pivot.timestamp, pivot.id)

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending.content import MessageFacts
 from mailhaven.stats import service as stats
+from mailhaven.storage.base import table
 from mailhaven.vault import Vault, VaultKey
 from mailhaven.webhooks import service as webhooks
 
@@ -95,7 +97,7 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
             "payload": vault.seal(recipient.key, json.dumps(doc).encode(), doc["id"]),
         })
     if rows:
-        session.execute(Event.__table__.insert(), rows)  # Core: no ORM bulk machinery
+        session.execute(table(Event).insert(), rows)  # Core: no ORM bulk machinery
         # Analytics only for subjects who have not restricted or objected to it (N6).
         unknown = {row["recipient_index"] for (_, r), row in zip(copies, rows, strict=True)
                    if r.limits is None and row["recipient_index"]}
@@ -126,7 +128,18 @@ def with_storage_urls(documents: list[dict], base_url: str, domain_name: str) ->
     return documents
 
 
-def open_payload(session: Session, vault: Vault, rows: list[Event]) -> list[dict]:
+class SealedEvent(Protocol):
+    """An event as stored, an ORM object or a Core row: what opening it needs."""
+
+    @property
+    def key_id(self) -> str | None: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def event_id(self) -> str: ...
+
+
+def open_payload(session: Session, vault: Vault, rows: Sequence[SealedEvent]) -> list[dict]:
     """Decrypt event rows; an event whose key was erased is left out."""
     keys = vault.keys(session, (row.key_id for row in rows))
     documents = []

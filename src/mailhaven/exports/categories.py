@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import Select, false, func, or_, select
 
 from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.clock import iso8601
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.keys import published
 from mailhaven.domains.models import Domain
@@ -37,7 +37,7 @@ def iso(epoch: float | None) -> str | None:
     """ISO 8601 in UTC: what every tool reads, unlike Mailgun's RFC 2822 dates."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+    return iso8601(epoch, zulu=True)
 
 
 def _count(scope: Scope, query: Select) -> int:
@@ -294,6 +294,6 @@ def requests(scope: Scope) -> Iterator[dict]:
 
 @register("disclosures", columns=("recipient", "purpose", "data_categories", "legal_basis",
                                   "disclosed_at"))
-def disclosures(scope: Scope) -> Iterator[dict]:
+def disclosures(_scope: Scope) -> Iterator[dict]:
     """Disclosures of the subject's data, to sub-processors or authorities (SPEC N10)."""
     return iter(())

@@ -106,7 +106,8 @@ def write_zip(path: Path, *, scope: Scope, subject: dict, generated_at: str,
 
 def _write_rows(document: IO[bytes], table: _Table, category: Category, scope: Scope,
                 tally: _Tally) -> int:
-    written, pending = 0, []
+    written = 0
+    pending: list[str] = []
 
     def flush() -> None:
         nonlocal written, pending

@@ -26,14 +26,14 @@ class FeedbackHandler:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, _server: SMTP, _session: Session, envelope: Envelope,
+                          address: str, _rcpt_options: list[str]) -> str:
         if delivery_of(self.services.vault, address) is None:
             return "550 5.1.1 No such recipient here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
         try:  # parsing up to 10 MB: off the event loop the API shares
             report = await asyncio.to_thread(read_report, envelope.original_content or b"")
         except TooDeep:

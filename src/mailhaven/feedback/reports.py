@@ -45,7 +45,7 @@ def read_report(data: bytes) -> Bounce | Complaint | None:
         return None
     param = message.get_param("report-type") or ""
     report_type = (param if isinstance(param, str) else "").lower()
-    parts = message.get_payload() if message.is_multipart() else []
+    parts = _parts(message)
     if report_type == "delivery-status":
         return _bounce(parts)
     if report_type == "feedback-report":
@@ -53,12 +53,18 @@ def read_report(data: bytes) -> Bounce | Complaint | None:
     return None
 
 
+def _parts(message: Message) -> list[Message]:
+    """The sub-parts of a multipart message (or of a DSN's blocks); none for a leaf."""
+    payload = message.get_payload() if message.is_multipart() else []
+    return [part for part in payload if isinstance(part, Message)]
+
+
 def _bounce(parts: list[Message]) -> Bounce | None:
     status = next((p for p in parts if p.get_content_type() == "message/delivery-status"), None)
     if status is None:
         return None
     # The first block is about the message; each further block is about one recipient.
-    recipients = status.get_payload()[1:] if status.is_multipart() else []
+    recipients = _parts(status)[1:]
     if not recipients:
         return None
     block = next((b for b in recipients if str(b.get("Action", "")).lower() == "failed"),
@@ -81,14 +87,15 @@ def _complaint(parts: list[Message]) -> Complaint | None:
                   None)
     if fields is None:
         return None
-    blocks = (fields.get_payload() if fields.is_multipart() else [fields]) or [fields]
+    blocks = _parts(fields) or [fields]
     feedback_type = str(blocks[0].get("Feedback-Type", "abuse")).strip().lower()
     original = next((p for p in parts if p.get_content_type() in (
         "message/rfc822", "text/rfc822-headers")), None)
     return_path = None
     if original is not None:
-        inner = original.get_payload(0) if original.is_multipart() else _parse(
-            original.get_payload(decode=True) or b"")
+        raw = None if original.is_multipart() else original.get_payload(decode=True)
+        inner = _parts(original)[0] if original.is_multipart() else _parse(
+            raw if isinstance(raw, bytes) else b"")
         return_path = str(inner.get("Return-Path", "")).strip().strip("<>") or None
     return Complaint(feedback_type, return_path)
 

@@ -9,6 +9,7 @@ from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery import queue
 from mailhaven.delivery.models import DELIVERED, FAILED, Delivery
 from mailhaven.events.models import Event
+from mailhaven.events.reasons import FailureReason
 from mailhaven.events.service import Recipient, record
 from mailhaven.feedback.reports import Bounce, Complaint
 from mailhaven.storage.db import Database
@@ -51,7 +52,8 @@ def apply(db: Database, vault: Vault, delivery_id: int, report: Bounce | Complai
         reply = report.reply
         record(session, vault, account_id=job.account_id, domain_id=job.domain_id,
                facts=job.facts, event="failed", recipient=recipient, timestamp=now,
-               extra={"severity": "permanent", "reason": "bounce", "flags": DELAYED_FLAGS,
+               extra={"severity": "permanent", "reason": FailureReason.BOUNCE,
+                      "flags": DELAYED_FLAGS,
                       "delivery-status": {
                           "code": reply.code, "message": reply.text, "description": "",
                           "enhanced-code": reply.enhanced, "attempt-no": job.attempts,

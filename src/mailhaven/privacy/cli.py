@@ -4,6 +4,7 @@ for operators and scripts, the same service functions the HTTP API calls."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from enum import StrEnum
 from typing import Annotated
 
@@ -85,7 +86,7 @@ def erase(account: common.AccountOpt,
                                    address)
     finally:
         platform.close()
-    counts = record["record"]["counts"]
+    counts = asdict(record.record.counts)
     _print(counts if as_json else None,
            "erased: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
@@ -106,9 +107,9 @@ def delete_account(account: Annotated[str, typer.Argument(
                                             account)
     finally:
         platform.close()
-    _print(record if as_json else None, f"account {account} deleted; legal hold "
-           f"{record['record']['legal_hold']['name']} until "
-           f"{record['record']['legal_hold']['until'][:10]}")
+    hold = record.record.legal_hold
+    _print(record.as_json() if as_json else None,
+           f"account {account} deleted; legal hold {hold.name} until {hold.until[:10]}")
 
 
 class Format(StrEnum):

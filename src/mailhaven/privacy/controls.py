@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailhaven.errors import BadRequest
+from mailhaven.events.reasons import FailureReason
 from mailhaven.privacy.models import Consent, SubjectControl
 from mailhaven.storage.db import insert_for
 
@@ -46,14 +47,14 @@ class Limits:
     def may_analyse(self) -> bool:
         return not (self.restricted or self.objected or "analytics" in self.withdrawn)
 
-    def blocks_mail(self, *, marketing: bool) -> str | None:
+    def blocks_mail(self, *, marketing: bool) -> FailureReason | None:
         """Why a message must not go out (a `failed` event's reason), or None."""
         if self.restricted:
-            return "suppress-restriction"
+            return FailureReason.SUPPRESS_RESTRICTION
         if marketing and self.objected:
-            return "suppress-objection"
+            return FailureReason.SUPPRESS_OBJECTION
         if marketing and "marketing-email" in self.withdrawn:
-            return "suppress-unsubscribe"
+            return FailureReason.SUPPRESS_UNSUBSCRIBE
         return None
 
 

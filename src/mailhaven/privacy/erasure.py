@@ -15,22 +15,31 @@ database) so that restoring an older backup can erase the subject again (`reappl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from email.utils import formataddr, getaddresses
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from mailhaven.delivery.models import QUEUED, Delivery
+from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
+from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.privacy.controls import holder_index
 from mailhaven.privacy.models import Erasure
+from mailhaven.privacy.requests import add_months
 from mailhaven.sending.models import Message
+from mailhaven.storage.db import affected
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
 from mailhaven.vault.models import VaultKey
 
 LEDGER_FILE = "erasure-ledger.jsonl"
+LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
+HOLD_YEARS = 3
 # Ids per IN (...): a subject may have 100,000 copies, more bind parameters than SQLite
 # (32,766) or PostgreSQL (65,535) take in one statement.
 CHUNK = 1000
@@ -41,23 +50,90 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start:start + CHUNK]
 
 
+@dataclass(frozen=True)
+class ErasureCounts:
+    """What a recipient's erasure took away (in the completion record, in this order)."""
+
+    events: int
+    cancelled: int  # queued copies that will not be sent
+    copies: int
+    messages: int
+
+
+@dataclass(frozen=True)
+class RecipientErasure:
+    counts: ErasureCounts
+    key_ids: tuple[str, ...]  # destroyed: the subject's and the shredded bodies'
+    storage_keys: tuple[str, ...]  # the messages they received
+
+
+@dataclass(frozen=True)
+class AccountErasure:
+    domains: int
+    key_ids: tuple[str, ...]
+    cancelled: int = 0  # queued mail cancelled (by account deletion; not by a re-run)
+
+
 def erase_recipient(session: Session, vault: Vault, account_id: str, address: str, *,
-                    now: float, data_dir: Path) -> dict:
+                    now: float, data_dir: Path) -> RecipientErasure:
     """Erase everything the account holds about `address`; a summary of what went."""
     index = vault.blind_index(account_id, address)
     key = vault.find_subject(session, account_id, address)
     summary = erase_index(session, vault, account_id, index,
                           key_ids=[key.id] if key else [], at=now)
-    entry = Erasure(account_id=account_id, subject_index=index,
-                    key_ids=json.dumps(summary["key_ids"]),
-                    storage_keys=json.dumps(summary["storage_keys"]), at=now)
-    session.add(entry)
-    _append_ledger(data_dir, entry)
+    _write_ledger(session, data_dir, LedgerEntry(account_id, index, summary.key_ids,
+                                                 summary.storage_keys, now))
     return summary
 
 
+def erase_account(session: Session, vault: Vault, account_id: str, *, now: float,
+                  data_dir: Path) -> AccountErasure:
+    """Account deletion's erasure: queued mail cancelled (and counted), then the account's
+    data erased (`erase_account_data`) and the erasure written to the ledger."""
+    cancelled = affected(session.execute(update(Delivery).where(
+        Delivery.account_id == account_id, Delivery.status == QUEUED)
+        .values(status=CANCELLED, lease_owner=None, updated_at=now)
+        .execution_options(synchronize_session=False)))
+    summary = erase_account_data(session, vault, account_id, at=now)
+    _write_ledger(session, data_dir, LedgerEntry(account_id, holder_index(account_id),
+                                                 summary.key_ids, (), now))
+    return replace(summary, cancelled=cancelled)
+
+
+def erase_account_data(session: Session, vault: Vault, account_id: str, *,
+                       at: float) -> AccountErasure:
+    """Every vault key of the account created up to `at`, its domains (with their events,
+    suppressions, webhooks and counters) and its queue; its API keys revoked and the account
+    closed under the legal hold. Safe to run again after a restore, where it keeps a
+    restored account deleted (its keys would otherwise work again)."""
+    key_ids = tuple(session.scalars(select(VaultKey.id).where(
+        VaultKey.account_id == account_id, VaultKey.created_at <= at)))
+    domains = affected(session.execute(delete(Domain).where(Domain.account_id == account_id)
+                                       .execution_options(synchronize_session=False)))
+    session.execute(delete(Event).where(Event.account_id == account_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(Delivery).where(Delivery.account_id == account_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(VaultKey).where(VaultKey.id.in_(key_ids))
+                    .execution_options(synchronize_session=False))
+    for key_id in key_ids:
+        vault.forget(key_id)
+    session.execute(update(ApiKey).where(ApiKey.account_id == account_id,
+                                         ApiKey.revoked_at.is_(None))
+                    .values(revoked_at=at).execution_options(synchronize_session=False))
+    account = session.get(Account, account_id)
+    if account is not None:
+        account.name_sealed = account.email_sealed = None
+        account.holder_key_id = None
+        account.deleted_at = account.deleted_at or at
+        account.legal_hold = LEGAL_HOLD
+        account.hold_until = add_months(at, 12 * HOLD_YEARS)
+    return AccountErasure(domains, key_ids)
+
+
 def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
-                key_ids: list[str], at: float, storage_keys: list[str] = ()) -> dict:
+                key_ids: Iterable[str], at: float,
+                storage_keys: Iterable[str] = ()) -> RecipientErasure:
     """Erase the subject with this blind index as of `at`; safe to run again (a restored
     backup runs it from the ledger). Data the subject got after `at` is not touched."""
     subject_keys = set(key_ids) | set(session.scalars(select(VaultKey.id).where(
@@ -70,9 +146,9 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
     session.execute(delete(Delivery).where(
         Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))
         .execution_options(synchronize_session=False))
-    events = session.execute(delete(Event).where(
+    events = affected(session.execute(delete(Event).where(
         Event.account_id == account_id, Event.recipient_index == index,
-        Event.timestamp <= at).execution_options(synchronize_session=False)).rowcount
+        Event.timestamp <= at).execution_options(synchronize_session=False)))
     _redact_other_events(session, vault, account_id, index, touched)
     content_keys = _shred_bodies(session, account_id, touched)
     session.execute(delete(Suppression).where(
@@ -84,8 +160,8 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
                         .execution_options(synchronize_session=False))
     for key_id in destroyed:
         vault.forget(key_id)
-    return {"events": events, "cancelled": cancelled, "copies": len(copies),
-            "messages": len(touched), "key_ids": destroyed, "storage_keys": touched}
+    return RecipientErasure(ErasureCounts(events, cancelled, len(copies), len(touched)),
+                            tuple(destroyed), tuple(touched))
 
 
 def _shred_bodies(session: Session, account_id: str, storage_keys: list[str]) -> list[str]:
@@ -139,52 +215,96 @@ def _redact_other_events(session: Session, vault: Vault, account_id: str, index:
             row.payload = vault.seal(key, json.dumps(doc).encode(), row.event_id)
 
 
-def _append_ledger(data_dir: Path, entry: Erasure) -> None:
-    """The ledger's copy outside the database: a backup restored over a lost database is
-    still corrected by it. It holds key ids and a keyed hash, nothing readable."""
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One erasure in the ledger: key ids and a keyed hash, nothing readable."""
+
+    account_id: str
+    subject_index: str  # a recipient's blind index, or `account:<id>` for a deleted account
+    key_ids: tuple[str, ...]
+    storage_keys: tuple[str, ...]
+    at: float
+
+    @property
+    def identity(self) -> tuple[str, str, float]:
+        return self.account_id, self.subject_index, self.at
+
+    @property
+    def deleted_account(self) -> bool:
+        return self.subject_index.startswith("account:")
+
+    @classmethod
+    def of(cls, row: Erasure) -> LedgerEntry:
+        return cls(row.account_id, row.subject_index, tuple(json.loads(row.key_ids)),
+                   tuple(json.loads(row.storage_keys)), row.at)
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> LedgerEntry:
+        return cls(entry["account_id"], entry["subject_index"], tuple(entry["key_ids"]),
+                   tuple(entry["storage_keys"]), entry["at"])
+
+    def as_json(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "subject_index": self.subject_index,
+                "key_ids": list(self.key_ids), "storage_keys": list(self.storage_keys),
+                "at": self.at}
+
+    def row(self) -> Erasure:
+        return Erasure(account_id=self.account_id, subject_index=self.subject_index,
+                       key_ids=json.dumps(list(self.key_ids)),
+                       storage_keys=json.dumps(list(self.storage_keys)), at=self.at)
+
+
+def _write_ledger(session: Session, data_dir: Path, entry: LedgerEntry) -> None:
+    """In the table and in the file beside the database: a backup restored over a lost
+    database is still corrected by the file."""
+    session.add(entry.row())
+    append_ledger_file(data_dir, [entry])
+
+
+def append_ledger_file(data_dir: Path, entries: Iterable[LedgerEntry]) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     with (data_dir / LEDGER_FILE).open("a", encoding="utf-8") as ledger:
-        ledger.write(json.dumps(ledger_json(entry)) + "\n")
+        ledger.writelines(json.dumps(entry.as_json()) + "\n" for entry in entries)
 
 
-def ledger_json(entry: Erasure) -> dict:
-    return {"account_id": entry.account_id, "subject_index": entry.subject_index,
-            "key_ids": json.loads(entry.key_ids), "storage_keys": json.loads(entry.storage_keys),
-            "at": entry.at}
-
-
-def ledger_entries(session: Session, data_dir: Path) -> list[dict]:
-    """Every erasure known: the table's and the file's (a restore may have lost either)."""
-    seen: dict[tuple, dict] = {}
-    for row in session.scalars(select(Erasure)):
-        entry = ledger_json(row)
-        seen[(entry["account_id"], entry["subject_index"], entry["at"])] = entry
+def ledger_file(data_dir: Path) -> list[LedgerEntry]:
     path = data_dir / LEDGER_FILE
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                seen.setdefault((entry["account_id"], entry["subject_index"], entry["at"]),
-                                entry)
-    return sorted(seen.values(), key=lambda e: e["at"])
+    if not path.exists():
+        return []
+    return [LedgerEntry.from_json(json.loads(line))
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def reapply(session: Session, vault: Vault, entries: list[dict]) -> int:
+def ledger_table(session: Session) -> list[LedgerEntry]:
+    return [LedgerEntry.of(row) for row in session.scalars(select(Erasure))]
+
+
+def ledger_entries(session: Session, data_dir: Path) -> list[LedgerEntry]:
+    """Every erasure known: the table's and the file's (a restore may have lost either)."""
+    seen = {entry.identity: entry for entry in ledger_table(session)}
+    for entry in ledger_file(data_dir):
+        seen.setdefault(entry.identity, entry)
+    return sorted(seen.values(), key=lambda e: e.at)
+
+
+def complete_ledger_file(data_dir: Path, entries: Iterable[LedgerEntry]) -> None:
+    """Write to the ledger file the erasures it lacks (the backup's own, after a restore
+    onto a new machine), so the file alone can correct the next restore."""
+    known = {entry.identity for entry in ledger_file(data_dir)}
+    missing = [e for e in sorted(entries, key=lambda e: e.at) if e.identity not in known]
+    if missing:
+        append_ledger_file(data_dir, missing)
+
+
+def reapply(session: Session, vault: Vault, entries: list[LedgerEntry]) -> int:
     """Erase again everyone in `entries` (after a restore), and put the ledger rows back."""
-    present = {(e.account_id, e.subject_index, e.at) for e in session.scalars(select(Erasure))}
-    from mailhaven.privacy.service import erase_account_data
-
+    present = {entry.identity for entry in ledger_table(session)}
     for entry in entries:
-        if entry["subject_index"].startswith("account:"):  # a deleted account
-            erase_account_data(session, vault, entry["account_id"], at=entry["at"])
+        if entry.deleted_account:
+            erase_account_data(session, vault, entry.account_id, at=entry.at)
         else:
-            erase_index(session, vault, entry["account_id"], entry["subject_index"],
-                        key_ids=entry["key_ids"], at=entry["at"],
-                        storage_keys=entry["storage_keys"])
-        if (entry["account_id"], entry["subject_index"], entry["at"]) not in present:
-            session.add(Erasure(account_id=entry["account_id"],
-                                subject_index=entry["subject_index"],
-                                key_ids=json.dumps(entry["key_ids"]),
-                                storage_keys=json.dumps(entry["storage_keys"]),
-                                at=entry["at"]))
+            erase_index(session, vault, entry.account_id, entry.subject_index,
+                        key_ids=entry.key_ids, at=entry.at, storage_keys=entry.storage_keys)
+        if entry.identity not in present:
+            session.add(entry.row())
     return len(entries)

@@ -20,8 +20,7 @@ from mailhaven.errors import TooManyRequests
 from mailhaven.netpolicy import client_network
 from mailhaven.privacy import service
 from mailhaven.privacy.models import FormCounter
-from mailhaven.sending.request import build_request
-from mailhaven.sending.service import accept
+from mailhaven.privacy.notices import mail_subject
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import insert_for
@@ -133,13 +132,3 @@ def _open_and_mail(services: Services, session: Session, ctx: service.Context,
                  f"held about {email}.\n\nIf that was you, confirm here:\n{link}\n\n"
                  f"If it wasn't, ignore this message: nothing will happen.\n")
 
-
-def mail_subject(services: Services, session: Session, domain: Domain, to: str,
-                 subject: str, text: str) -> None:
-    """A notice to a data subject, sent through Mailhaven's own queue from the domain
-    that mailed them: a service message, never tracked, never unsubscribable."""
-    message = build_request([("from", f"Privacy <privacy@{domain.name}>"), ("to", to),
-                             ("subject", subject), ("text", text),
-                             ("o:category", "transactional"), ("o:tracking", "no")], [],
-                            now=services.clock.now())
-    accept(session, services.vault, domain, message, services.clock)

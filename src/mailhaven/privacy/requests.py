@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
+from mailhaven.clock import iso8601
 from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.storage.base import new_id
@@ -165,7 +166,7 @@ def overdue(session: Session, account_id: str | None, now: float) -> list[Privac
 
 def as_json(request: PrivacyRequest, now: float) -> dict:
     def when(epoch: float | None) -> str | None:
-        return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+        return None if epoch is None else iso8601(epoch)
 
     return {"id": request.id, "type": request.right, "subject_type": request.subject_type,
             "state": request.state, "received_at": when(request.received_at),
@@ -179,7 +180,7 @@ def as_json(request: PrivacyRequest, now: float) -> dict:
             "result": json.loads(request.result or "{}")}
 
 
-def expired_working_data(accounts, cutoff: float) -> Select:  # noqa: ANN001 (retention.Accounts)
+def expired_working_data(accounts, cutoff: float) -> Select:
     """Finished requests whose working data (address, corrections) is past retention."""
     return select(PrivacyRequest.id).where(
         accounts.of(PrivacyRequest.account_id),

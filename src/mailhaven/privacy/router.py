@@ -7,39 +7,31 @@ every API call; a recipient's request needs no key and is confirmed by a one-tim
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 
 from mailhaven.deps import AccountDep, ServicesDep, current_account
-from mailhaven.domains.models import Domain
-from mailhaven.domains.service import is_domain_name
 from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account, export_recipient
 from mailhaven.http import field_dict, in_thread, read_form
-from mailhaven.privacy import controls, form, service
+from mailhaven.privacy import controls, form, intake, notices, service
 from mailhaven.privacy import requests as reqs
+from mailhaven.privacy.deps import AccountContext, SubjectContext
 from mailhaven.privacy.models import PrivacyRequest
-from mailhaven.sending.request import flag, parse_addresses
+from mailhaven.sending.request import flag
 from mailhaven.services import Services
 
 log = logging.getLogger("mailhaven.privacy")
 router = APIRouter(tags=["privacy"])
 templates = Environment(loader=PackageLoader("mailhaven", "web/templates"),
                         autoescape=select_autoescape())
-DOMAIN_REQUIRED = "domain is required: the domain name that sent you email"
 RECIPIENT_ACCEPTED = ("If we hold data about this address, a link to confirm the request "
                       "has been sent to it.")
-
-
-def _address(value: str | None, field: str = "email") -> str:
-    found = parse_addresses([value or ""], field, limit=1) if value else []
-    if not found:
-        raise BadRequest(f"{field} must be an email address")
-    return found[0].email
 
 
 async def _optional_account(request: Request, services: Services) -> str | None:
@@ -57,52 +49,18 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
     confirmed by a link sent to the address."""
     account_id = await _optional_account(request, services)
     fields = field_dict((await read_form(request, form.MAX_FORM_BYTES))[0])
-    right = fields.get("type", "")
-    if right not in reqs.RIGHTS:
-        raise BadRequest(f"type must be one of {', '.join(reqs.RIGHTS)}")
-    given = {k: v for k, v in fields.items()
-             if k in ("name", "email", "new_email", "purpose", "lift")}
-    if given.get("purpose") and given["purpose"] not in controls.PURPOSES:
-        raise BadRequest(f"purpose must be one of {', '.join(controls.PURPOSES)}")
-    if given.get("new_email"):
-        given["new_email"] = _address(given["new_email"], "new_email")
+    asked = intake.asked(fields)
     if account_id is not None:
         confirm = fields.get("confirm") or request.query_params.get("confirm")
-        return await _authenticated_request(services, account_id, right, given, confirm)
-    email = _address(fields.get("email"))
-    domain_name = (fields.get("domain") or "").strip().lower().removesuffix(".")
-    if not is_domain_name(domain_name):
-        raise BadRequest(DOMAIN_REQUIRED)
+        shown = await in_thread(lambda: intake.file_for_account(
+            services, account_id, asked, confirm=confirm))
+        if asked.right == "erasure" and shown["subject_type"] == "holder":
+            services.key_cache.forget_account(account_id)
+        return JSONResponse(shown, status_code=201)
+    who = intake.recipient(fields)
     client = request.client.host if request.client else None
-
-    def run() -> None:
-        with services.db.transaction() as session:
-            admitted = form.admit(session, services.vault, client=client, domain=domain_name,
-                                  email=email, now=services.clock.now())
-        if admitted:  # the same answer either way: no list of our customers to probe
-            form.file(services, right=right, email=email, domain_name=domain_name,
-                      given=given)
-
-    await in_thread(run)
+    await in_thread(lambda: intake.file_for_recipient(services, asked, who, client=client))
     return JSONResponse({"message": RECIPIENT_ACCEPTED}, status_code=202)
-
-
-async def _authenticated_request(services: Services, account_id: str, right: str,
-                                 given: dict, confirm: str | None) -> JSONResponse:
-    if given.get("email"):
-        given["email"] = _address(given["email"])
-    ctx = service.Context.of(services, f"account:{account_id}")
-
-    def run() -> dict:
-        with services.db.transaction() as session:
-            done = service.file_verified(session, ctx, account_id, right, given,
-                                         confirm=confirm)
-            return reqs.as_json(done, ctx.now)
-
-    shown = await in_thread(run)
-    if right == "erasure" and shown["subject_type"] == "holder":
-        services.key_cache.forget_account(account_id)
-    return JSONResponse(shown, status_code=201)
 
 
 @router.get("/v1/privacy/requests")
@@ -141,14 +99,13 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
 
 
 @router.get("/v1/privacy/requests/{request_id}/export")
-async def request_export(request_id: str, request: Request,
-                         services: ServicesDep) -> StreamingResponse:
+async def request_export(request_id: str, request: Request, services: ServicesDep,
+                         ctx: SubjectContext) -> StreamingResponse:
     """An access or portability request's zip, made when it is fetched (nothing in clear
     is kept): with the account's API key, or the recipient's link (a few times, for a
     day: each download by link is counted in the audit log)."""
     token = request.query_params.get("token")
     account_id = None if token else await current_account(request, services)
-    ctx = service.Context.of(services, "subject")
 
     def find() -> tuple[PrivacyRequest, dict]:
         with (services.db.transaction() if token else services.db.sessions()) as session:
@@ -175,7 +132,7 @@ async def request_export(request_id: str, request: Request,
 
 @router.post("/v1/privacy/requests/{request_id}/extend")
 async def extend_request(request_id: str, request: Request, services: ServicesDep,
-                         account_id: AccountDep) -> dict:
+                         account_id: AccountDep, ctx: AccountContext) -> dict:
     fields = field_dict((await read_form(request))[0])
     try:
         months = int(fields.get("months", "2"))
@@ -186,42 +143,24 @@ async def extend_request(request_id: str, request: Request, services: ServicesDe
     def run() -> dict:
         with services.db.transaction() as session:
             found = reqs.owned(session, account_id, request_id, lock=True)
-            service.extend(session, service.Context.of(services, f"account:{account_id}"),
-                           found, months=months, reason=fields.get("reason", ""))
-            _tell_subject(services, session, found,
-                          "Your privacy request needs more time",
-                          f"Your request ({found.right}) will be answered by "
-                          f"{reqs.as_json(found, now)['due_at'][:10]}, because: "
-                          f"{found.extended_reason}\n")
+            service.extend(session, ctx, found, months=months,
+                           reason=fields.get("reason", ""))
+            notices.tell_extended(services, session, found, now)
             return reqs.as_json(found, now)
 
     return await in_thread(run)
 
 
-def _tell_subject(services: Services, session, found: PrivacyRequest, subject: str,  # noqa: ANN001
-                  text: str) -> None:
-    """A recipient is told by mail from the domain they named; an account holder sees it
-    in the request itself (`extension.notified_at`)."""
-    given = reqs.details(services.vault, session, found)
-    if found.subject_type != "recipient" or not given.get("domain"):
-        return
-    domain = session.scalar(select(Domain).where(Domain.name == given["domain"],
-                                                 Domain.account_id == found.account_id))
-    if domain is not None:
-        form.mail_subject(services, session, domain, given["email"], subject, text)
-
-
 @router.post("/v1/privacy/requests/{request_id}/deny")
 async def deny_request(request_id: str, request: Request, services: ServicesDep,
-                       account_id: AccountDep) -> dict:
+                       account_id: AccountDep, ctx: AccountContext) -> dict:
     reason = field_dict((await read_form(request))[0]).get("reason", "")
     now = services.clock.now()
 
     def run() -> dict:
         with services.db.transaction() as session:
             found = reqs.owned(session, account_id, request_id, lock=True)
-            service.deny(session, service.Context.of(services, f"account:{account_id}"), found,
-                         reason=reason)
+            service.deny(session, ctx, found, reason=reason)
             return reqs.as_json(found, now)
 
     return await in_thread(run)
@@ -257,8 +196,7 @@ async def confirm_page(token: str, services: ServicesDep) -> HTMLResponse:
 
 
 @router.post("/v1/privacy/verify/{token}", include_in_schema=False)
-async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
-    ctx = service.Context.of(services, "subject")
+async def confirm(token: str, services: ServicesDep, ctx: SubjectContext) -> HTMLResponse:
 
     def run() -> PrivacyRequest | None:
         with services.db.transaction() as session:
@@ -279,18 +217,22 @@ async def confirm(token: str, services: ServicesDep) -> HTMLResponse:
                  state_name=found.state)
 
 
-# -- the processor API, consents, account deletion ---------------------------------------
+# -- the processor API: one recipient ------------------------------------------------------
 
-def _recipient(address: str) -> str:
-    """The address named in a `/v1/privacy/recipients/{address}` path, which the server has
-    percent-decoded once already: decoding it again would turn `pct%41x@…` into
-    `pctax@…`, another person (issue 10)."""
-    return _address(address, "address")
+def recipient_address(address: str) -> str:
+    """The address named in the path, which the server has percent-decoded once already:
+    decoding it again would turn `pct%41x@…` into `pctax@…`, another person (issue 10)."""
+    return intake.address(address, "address")
 
 
+RecipientAddress = Annotated[str, Depends(recipient_address)]
 # `:path`, so an address with a percent-encoded "/" (legal in a local part) still matches.
-@router.get(
-    "/v1/privacy/recipients/{address:path}",
+# The address is read after the key (a 401 before any 400), as every route here does.
+recipients = APIRouter(prefix="/v1/privacy/recipients/{address:path}")
+
+
+@recipients.get(
+    "",
     summary="Export everything held about one recipient (Mailhaven extension)",
     description="A zip of export.json (schema `mailhaven-export` v1, docs/privacy.md) and a "
                 "CSV per category: the recipient's events, suppressions, queued and delivered "
@@ -299,41 +241,40 @@ def _recipient(address: str) -> str:
     response_class=StreamingResponse,
     responses={200: {"content": {"application/zip": {}}},
                404: {"description": "Nothing is held about the address"}})
-async def export_recipient_data(address: str, services: ServicesDep,
-                                account_id: AccountDep) -> StreamingResponse:
-    email = _recipient(address)
+async def export_recipient_data(services: ServicesDep, account_id: AccountDep,
+                                email: RecipientAddress) -> StreamingResponse:
     return await zip_response(lambda path: export_recipient(
         services.db, services.vault, account_id, email, path, clock=services.clock),
         "recipient-export.zip")
 
 
-@router.delete("/v1/privacy/recipients/{address:path}")
-async def erase_recipient(address: str, services: ServicesDep,
-                          account_id: AccountDep) -> dict:
+@recipients.delete("")
+async def erase_recipient(services: ServicesDep, account_id: AccountDep,
+                          ctx: AccountContext, email: RecipientAddress) -> dict:
     """Erase everything the account holds about one recipient, across its domains."""
-    email = _recipient(address)
-    ctx = service.Context.of(services, f"account:{account_id}")
-
     def run() -> dict:
         with services.db.transaction() as session:
             return {"message": "Recipient erased",
-                    **service.erase(session, ctx, account_id, email)}
+                    **service.erase(session, ctx, account_id, email).as_json()}
 
     return await in_thread(run)
 
 
+router.include_router(recipients)
+
+
+# -- consents, account deletion ------------------------------------------------------------
+
 @router.post("/v1/privacy/consents")
 async def record_consent(request: Request, services: ServicesDep,
-                         account_id: AccountDep) -> JSONResponse:
+                         account_id: AccountDep, ctx: AccountContext) -> JSONResponse:
     """A grant or a withdrawal, for a recipient (`email`) or the account holder."""
     fields = field_dict((await read_form(request))[0])
     if "granted" not in fields:
         raise BadRequest("granted must be yes or no")
-    email = _address(fields["email"]) if fields.get("email") else None
+    email = intake.address(fields["email"]) if fields.get("email") else None
     index = (services.vault.blind_index(account_id, email) if email
              else controls.holder_index(account_id))
-
-    ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
         with services.db.transaction() as session:
@@ -349,7 +290,7 @@ async def record_consent(request: Request, services: ServicesDep,
 async def get_consents(request: Request, services: ServicesDep,
                        account_id: AccountDep) -> dict:
     email = request.query_params.get("email")
-    index = (services.vault.blind_index(account_id, _address(email)) if email
+    index = (services.vault.blind_index(account_id, intake.address(email)) if email
              else controls.holder_index(account_id))
 
     def run() -> dict:
@@ -362,17 +303,14 @@ async def get_consents(request: Request, services: ServicesDep,
 
 @router.delete("/v1/privacy/account")
 async def delete_account(request: Request, services: ServicesDep,
-                         account_id: AccountDep) -> dict:
+                         account_id: AccountDep, ctx: AccountContext) -> dict:
     """Account deletion (N8); `confirm` must repeat the account id."""
     service.confirm_deletion(account_id, request.query_params.get("confirm"))
-    ctx = service.Context.of(services, f"account:{account_id}")
 
     def run() -> dict:
         with services.db.transaction() as session:
-            return service.delete_account(session, ctx, account_id)
+            return service.delete_account(session, ctx, account_id).as_json()
 
     record = await in_thread(run)
     services.key_cache.forget_account(account_id)
     return {"message": "Account deleted", **record}
-
-

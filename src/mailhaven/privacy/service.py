@@ -5,36 +5,40 @@ account's signing key."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.accounts.models import Account
 from mailhaven.audit import service as audit
 from mailhaven.audit.models import AuditEntry
-from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
+from mailhaven.clock import iso8601
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, Gone
-from mailhaven.events.models import Event
 from mailhaven.privacy import controls, erasure
 from mailhaven.privacy import requests as reqs
-from mailhaven.privacy.models import Consent, Erasure, PrivacyRequest
+from mailhaven.privacy.erasure import LEGAL_HOLD
+from mailhaven.privacy.models import Consent, PrivacyRequest
+from mailhaven.privacy.records import (
+    AccountDeleted,
+    LegalHold,
+    RecipientErased,
+    RequestCompleted,
+    Signed,
+    sign,
+)
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
 from mailhaven.vault.models import VaultKey
-from mailhaven.webhooks.service import signing_key
 
 EXPORT_RIGHTS = ("access", "portability")
-LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
-HOLD_YEARS = 3
 EXPORT_DOWNLOADED = "privacy.export.downloaded"
 CONFIRM_DELETION = "confirm must be this account's id"
 NEW_EMAIL_NOT_VERIFIED = ("not carried over: suppressions are written only for an address "
@@ -118,19 +122,17 @@ def deny(session: Session, ctx: Context, request: PrivacyRequest, *, reason: str
             details={"reason": reason})
 
 
-def erase(session: Session, ctx: Context, account_id: str, email: str) -> dict:
+def erase(session: Session, ctx: Context, account_id: str,
+          email: str) -> Signed[RecipientErased]:
     """The processor API's erasure: done, journalled, and a signed record of it."""
     summary = erasure.erase_recipient(session, ctx.vault, account_id, email, now=ctx.now,
                                       data_dir=ctx.data_dir)
     index = ctx.vault.blind_index(account_id, email)
-    counts = {k: v for k, v in summary.items()
-              if k in ("events", "cancelled", "copies", "messages")}
     journal(session, ctx, "privacy.erasure", subject_index=index,
-            details={"account": account_id, **counts,
-                     "keys_destroyed": len(summary["key_ids"])})
-    return completion_record(session, ctx.vault, account_id, {
-        "account": account_id, "erased": index, "completed_at": _iso(ctx.now),
-        "counts": counts})
+            details={"account": account_id, **asdict(summary.counts),
+                     "keys_destroyed": len(summary.key_ids)})
+    return sign(session, ctx.vault, account_id,
+                RecipientErased(account_id, index, iso8601(ctx.now), summary.counts))
 
 
 def consent(session: Session, ctx: Context, account_id: str, index: str, purpose: str, *,
@@ -164,6 +166,7 @@ def file_verified(session: Session, ctx: Context, account_id: str, right: str,
     email = given.get("email") if right != "rectification" or "new_email" in given else None
     if right == "erasure" and not email:
         confirm_deletion(account_id, confirm)
+    key: VaultKey | None
     if email:
         key = ctx.vault.subjects(session, account_id, [email])[email.strip().lower()]
         index, kind = ctx.vault.blind_index(account_id, email), "recipient"
@@ -179,21 +182,6 @@ def file_verified(session: Session, ctx: Context, account_id: str, right: str,
     return opened.request
 
 
-def completion_record(session: Session, vault: Vault, account_id: str, body: dict) -> dict:
-    """A record the customer can verify: HMAC-SHA256 of the canonical JSON under the
-    account's signing key (the same key webhooks are signed with)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    key = signing_key(session, vault, account_id)
-    return {"record": body, "signature": hmac.new(key.encode(), canonical.encode(),
-                                                  hashlib.sha256).hexdigest(),
-            "signed_with": "HMAC-SHA256 over the record's canonical JSON (sorted keys, no "
-                           "spaces) with the account's http_signing_key"}
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
 def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
               vouched: bool) -> dict:
     """Do what a verified request asks (everything but exports, which the caller writes
@@ -204,12 +192,14 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
     given = reqs.details(ctx.vault, session, request)
     account_id, index = request.account_id, request.subject_index
     right, changes = request.right, None
+    result: dict[str, Any]
     if right in EXPORT_RIGHTS:
         result = {"export": f"/v1/privacy/requests/{request.id}/export"}
     elif right == "erasure" and request.subject_type == "recipient":
-        result = {"erased": erase(session, ctx, account_id, given["email"])["record"]["counts"]}
+        erased = erase(session, ctx, account_id, given["email"]).record
+        result = {"erased": asdict(erased.counts)}
     elif right == "erasure":
-        result = {"account_deleted": delete_account(session, ctx, account_id)["record"]}
+        result = {"account_deleted": asdict(delete_account(session, ctx, account_id).record)}
     elif right in ("restriction", "objection"):
         lift = bool(given.get("lift"))
         controls.set_control(session, account_id, index, now=ctx.now,
@@ -229,10 +219,9 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
     else:
         fields, changes = rectify(session, ctx, request, given)
         result = {"rectified": fields}
-    record = completion_record(session, ctx.vault, account_id, {
-        "request": request.id, "type": right, "subject_type": request.subject_type,
-        "subject": index, "completed_at": _iso(ctx.now), "result": result})
-    reqs.complete(request, {**result, "completion": record}, ctx.now)
+    record = sign(session, ctx.vault, account_id, RequestCompleted(
+        request.id, right, request.subject_type, index, iso8601(ctx.now), result))
+    reqs.complete(request, {**result, "completion": record.as_json()}, ctx.now)
     journal(session, ctx, "privacy.request.completed", request=request,
             details={"type": right, "result": result}, sealed=changes)
     return result
@@ -280,7 +269,8 @@ def rectify(session: Session, ctx: Context, request: PrivacyRequest,
     return ["email"], {"before": {"email": given.get("email")}, "after": {"email": new}}
 
 
-def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
+def delete_account(session: Session, ctx: Context,
+                   account_id: str) -> Signed[AccountDeleted]:
     """Account deletion (N8): API keys revoked, queued mail cancelled, domains and every
     vault key of the account destroyed (its recipients' and its holder's data become
     unreadable everywhere, backups included); what the law requires (request records,
@@ -288,53 +278,14 @@ def delete_account(session: Session, ctx: Context, account_id: str) -> dict:
     account = session.get(Account, account_id, with_for_update=True)
     if account is None:
         raise BadRequest("No such account")
-    cancelled = session.execute(update(Delivery).where(
-        Delivery.account_id == account_id, Delivery.status == QUEUED)
-        .values(status=CANCELLED, lease_owner=None, updated_at=ctx.now)
-        .execution_options(synchronize_session=False)).rowcount
-    summary = erase_account_data(session, ctx.vault, account_id, at=ctx.now)
-    entry = Erasure(account_id=account_id, subject_index=controls.holder_index(account_id),
-                    key_ids=json.dumps(summary["key_ids"]), storage_keys="[]", at=ctx.now)
-    session.add(entry)
-    erasure._append_ledger(ctx.data_dir, entry)
-    journal(session, ctx, "privacy.account.deleted", subject_index=entry.subject_index,
-            details={"account": account_id, "cancelled": cancelled,
-                     "domains_deleted": summary["domains"],
-                     "keys_destroyed": len(summary["key_ids"]), "legal_hold": LEGAL_HOLD})
-    body = {"account": account_id, "deleted_at": _iso(ctx.now), "cancelled": cancelled,
-            "domains_deleted": summary["domains"], "keys_destroyed": len(summary["key_ids"]),
-            "legal_hold": {"name": LEGAL_HOLD, "until": _iso(account.hold_until),
-                           "kept": ["privacy requests", "consent ledger", "erasure ledger",
-                                    "audit log"]}}
-    return completion_record(session, ctx.vault, account_id, body)
-
-
-def erase_account_data(session: Session, vault: Vault, account_id: str, *,
-                       at: float) -> dict:
-    """Every vault key of the account created up to `at`, its domains (with their events,
-    suppressions, webhooks and counters) and its queue; its API keys revoked and the account
-    closed under the legal hold. Safe to run again after a restore, where it keeps a
-    restored account deleted (its keys would otherwise work again)."""
-    key_ids = list(session.scalars(select(VaultKey.id).where(
-        VaultKey.account_id == account_id, VaultKey.created_at <= at)))
-    domains = session.execute(delete(Domain).where(Domain.account_id == account_id)
-                              .execution_options(synchronize_session=False)).rowcount
-    session.execute(delete(Event).where(Event.account_id == account_id)
-                    .execution_options(synchronize_session=False))
-    session.execute(delete(Delivery).where(Delivery.account_id == account_id)
-                    .execution_options(synchronize_session=False))
-    session.execute(delete(VaultKey).where(VaultKey.id.in_(key_ids))
-                    .execution_options(synchronize_session=False))
-    for key_id in key_ids:
-        vault.forget(key_id)
-    session.execute(update(ApiKey).where(ApiKey.account_id == account_id,
-                                         ApiKey.revoked_at.is_(None))
-                    .values(revoked_at=at).execution_options(synchronize_session=False))
-    account = session.get(Account, account_id)
-    if account is not None:
-        account.name_sealed = account.email_sealed = None
-        account.holder_key_id = None
-        account.deleted_at = account.deleted_at or at
-        account.legal_hold = LEGAL_HOLD
-        account.hold_until = reqs.add_months(at, 12 * HOLD_YEARS)
-    return {"key_ids": key_ids, "domains": domains}
+    summary = erasure.erase_account(session, ctx.vault, account_id, now=ctx.now,
+                                    data_dir=ctx.data_dir)
+    journal(session, ctx, "privacy.account.deleted",
+            subject_index=controls.holder_index(account_id),
+            details={"account": account_id, "cancelled": summary.cancelled,
+                     "domains_deleted": summary.domains,
+                     "keys_destroyed": len(summary.key_ids), "legal_hold": LEGAL_HOLD})
+    assert account.hold_until is not None  # set by the erasure, on this same object
+    return sign(session, ctx.vault, account_id, AccountDeleted(
+        account_id, iso8601(ctx.now), summary.cancelled, summary.domains,
+        len(summary.key_ids), LegalHold(LEGAL_HOLD, iso8601(account.hold_until))))

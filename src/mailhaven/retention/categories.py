@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, delete, exists, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    delete,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from mailhaven.delivery.models import QUEUED, Delivery
@@ -32,7 +41,7 @@ class Accounts:
     ids: frozenset[str]
     all_but: bool = False
 
-    def of(self, account_id: ColumnElement) -> ColumnElement[bool]:
+    def of(self, account_id: SQLColumnExpression[str]) -> ColumnElement[bool]:
         return account_id.not_in(self.ids) if self.all_but else account_id.in_(self.ids)
 
 

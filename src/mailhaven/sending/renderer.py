@@ -68,14 +68,14 @@ def _serve(jobs: Connection, answers: Connection) -> None:
         started = time.monotonic()
         try:
             answer: tuple[bool, Any, float] = (True, fn(*args), 0.0)
-        except Exception as exc:  # noqa: BLE001 (the caller decides; this process goes on)
+        except Exception as exc:
             answer = (False, exc, 0.0)
         answer = (*answer[:2], time.monotonic() - started)
         try:
             answers.send(answer)
         except OSError:  # our parent is gone (it was stopped, or it gave up on us)
             return
-        except Exception:  # noqa: BLE001 (an error that does not pickle)
+        except Exception:
             answers.send((False, RuntimeError(repr(answer[1])), answer[2]))
 
 

@@ -26,7 +26,7 @@ from mailhaven.sending.request import (
     header_text,
     valid_addresses,
 )
-from mailhaven.storage.base import new_id
+from mailhaven.storage.base import new_id, table
 from mailhaven.storage.db import Database
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.vault import Vault, VaultKey
@@ -168,7 +168,7 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
         documents.append(document)
         storage_keys.append(storage_key)
         message_ids.append(message_id)
-    session.execute(Message.__table__.insert(), messages)
+    session.execute(table(Message).insert(), messages)
 
     addresses: dict[str, list[str]] = {}
     for domain, request in sends:
@@ -183,7 +183,7 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
         deliveries += _deliveries(vault, domain, request, storage_key, keys, now)
         copies.setdefault((domain.account_id, domain.id), []).extend(
             _accepted_copies(request, document, storage_key, keys))
-    session.execute(Delivery.__table__.insert(), deliveries)
+    session.execute(table(Delivery).insert(), deliveries)
     for (account_id, domain_id), group in copies.items():
         record_each(session, vault, account_id=account_id, domain_id=domain_id,
                     event="accepted", copies=group, timestamp=now)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from mailhaven.clock import format_rfc2822
 from mailhaven.errors import BadRequest
+from mailhaven.events.reasons import FailureReason
 from mailhaven.stats import tags
 from mailhaven.stats.models import StatCount
 from mailhaven.storage.db import dialect_insert
@@ -21,8 +22,10 @@ EVENTS = ("accepted", "delivered", "failed", "opened", "clicked", "unsubscribed"
 RESOLUTIONS = ("hour", "day", "month")
 MAX_HOURS = 10_000
 KIND = "_stats_kind"  # set on a document handed to `count`, never stored: overrides kind_of
-_FAILED_PERMANENT = ("suppress-bounce", "suppress-unsubscribe", "suppress-complaint",
-                     "bounce", "delayed-bounce", "old", "generic")
+_FAILED_PERMANENT = (  # Mailgun's breakdown, in its order
+    FailureReason.SUPPRESS_BOUNCE, FailureReason.SUPPRESS_UNSUBSCRIBE,
+    FailureReason.SUPPRESS_COMPLAINT, FailureReason.BOUNCE, FailureReason.DELAYED_BOUNCE,
+    FailureReason.OLD, FailureReason.GENERIC)
 
 
 def kind_of(event: str, document: dict) -> str:
@@ -34,9 +37,9 @@ def kind_of(event: str, document: dict) -> str:
     if event == "delivered":
         return "smtp"
     if event == "failed":
-        reason = document.get("reason") or "generic"
+        reason = document.get("reason") or FailureReason.GENERIC
         if document.get("flags", {}).get("is-delayed-bounce"):
-            reason = "delayed-bounce"
+            reason = FailureReason.DELAYED_BOUNCE
         return f"{document.get('severity') or 'permanent'}:{reason}"
     return "total"
 
@@ -90,7 +93,7 @@ def _empty(event: str) -> dict:
     if event == "delivered":
         return {"smtp": 0, "http": 0, "optimized": 0, "total": 0}
     if event == "failed":
-        return {"temporary": {"espblock": 0, "total": 0},
+        return {"temporary": {FailureReason.ESPBLOCK: 0, "total": 0},
                 "permanent": {**dict.fromkeys(_FAILED_PERMANENT, 0), "total": 0}}
     if event in ("opened", "clicked"):
         return {"total": 0, "unique": 0}

@@ -7,14 +7,13 @@ read through the counters' unique index (one index probe each). So an event writ
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from mailhaven.clock import rfc3339_seconds
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.stats.models import StatCount, Tag
-from mailhaven.storage.db import insert_for
+from mailhaven.storage.db import affected, insert_for
 from mailhaven.vault.recognise import kept_clear
 
 MAX_TAGS = 5000  # per domain, as Mailgun
@@ -49,7 +48,7 @@ def _count(session: Session, domain_id: str) -> int:
     return session.scalar(select(func.count()).where(Tag.domain_id == domain_id)) or 0
 
 
-def _query():  # type: ignore[no-untyped-def]
+def _query() -> Select[str, str, int | None, int | None]:
     """Tag, description, first and last hour counted."""
     hours = [select(aggregate(StatCount.hour)).where(
         StatCount.domain_id == Tag.domain_id, StatCount.tag == Tag.tag).scalar_subquery()
@@ -57,15 +56,10 @@ def _query():  # type: ignore[no-untyped-def]
     return select(Tag.tag, Tag.description, *hours)
 
 
-def _iso(hour: int) -> str:
-    """RFC 3339, which `format: date-time` and the Go SDK's time.Time read."""
-    return datetime.fromtimestamp(hour, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _as_json(tag: str, description: str, first: int | None, last: int | None) -> dict:
     item = {"tag": tag, "description": description}
     if first is not None and last is not None:  # a tag described before its first use
-        item |= {"first-seen": _iso(first), "last-seen": _iso(last)}
+        item |= {"first-seen": rfc3339_seconds(first), "last-seen": rfc3339_seconds(last)}
     return item
 
 
@@ -109,7 +103,7 @@ def remove(session: Session, domain_id: str, tag: str) -> None:
     """Delete the tag and its counters (the domain's totals keep what they counted)."""
     deleted = session.execute(delete(Tag).where(Tag.domain_id == domain_id,
                                                 Tag.tag == name(tag)))
-    if not deleted.rowcount:  # type: ignore[attr-defined]
+    if not affected(deleted):
         raise NotFound(NOT_FOUND)
     session.execute(delete(StatCount).where(StatCount.domain_id == domain_id,
                                             StatCount.tag == name(tag)))

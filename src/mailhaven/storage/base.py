@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import BigInteger, Integer, MetaData
+from sqlalchemy import BigInteger, Integer, MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 # BIGINT autoincrement on PostgreSQL, INTEGER PRIMARY KEY (the rowid) on SQLite.
@@ -21,6 +21,14 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table(model: type[Base]) -> Table:
+    """A model's Core table, for bulk statements without the ORM's machinery (declarative
+    models type `__table__` as any FromClause)."""
+    found = model.__table__
+    assert isinstance(found, Table)
+    return found
 
 
 def new_id() -> str:

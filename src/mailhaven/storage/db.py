@@ -13,8 +13,10 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 7_734_201  # PostgreSQL advisory lock id: one migrator at a time
@@ -23,7 +25,7 @@ _READ_ONLY = "mailhaven_read_only"
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -33,7 +35,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         # Writers BEGIN IMMEDIATE: they take the write lock up front and queue on
         # busy_timeout, instead of failing when a read transaction tries to become a write.
         # Readers (the `sessions` factory) take a plain snapshot and never block writers.
@@ -41,6 +43,13 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def affected(result: object) -> int:
+    """Rows an UPDATE or DELETE changed (`Session.execute` is typed to return any Result;
+    for these statements it is a CursorResult)."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def insert_for(session: Session, model: Any) -> Any:
@@ -103,8 +112,10 @@ class Database:
         After a migration (not on every start: it reads every table) every reference is
         checked before it commits."""
         with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None  # checked out, so connected
             if self.is_sqlite:
-                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+                raw.cursor().execute("PRAGMA foreign_keys=OFF")
             try:
                 with conn.begin():
                     if not self.is_sqlite:
@@ -120,7 +131,7 @@ class Database:
                                                f"{tuple(dangling)}")
             finally:
                 if self.is_sqlite:
-                    conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
+                    raw.cursor().execute("PRAGMA foreign_keys=ON")
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

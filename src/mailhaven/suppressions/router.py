@@ -7,6 +7,7 @@ import io
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
@@ -51,7 +52,7 @@ def _routes(kind: str) -> None:
         if page not in (None, "first", "next", "previous", "last"):
             raise BadRequest("page must be one of first, next, previous, last")
 
-        def work(session, domain: Domain) -> service.Page:  # type: ignore[no-untyped-def]
+        def work(session: Session, domain: Domain) -> service.Page:
             return service.listing(session, services.vault, domain, kind, limit=limit,
                                    direction=page, pivot=address, term=term)
 
@@ -83,12 +84,12 @@ def _routes(kind: str) -> None:
             record["tags"] = [v for k, v in fields if k in ("tag", "tags")]
             entries = [service.entry_from(kind, record)]
 
-        def work(session, domain: Domain) -> int:  # type: ignore[no-untyped-def]
+        def work(session: Session, domain: Domain) -> int:
             return service.add(session, services.vault, domain, kind, entries, services.clock)
 
         count = await on_domain(services, account_id, domain_name, work, write=True)
         if batch:
-            return {"message": _batch_message(kind, int(count))}  # type: ignore[call-overload]
+            return {"message": _batch_message(kind, int(count))}
         if kind == "whitelists":
             return {"message": ADDED[kind], "type": entries[0].value_type,
                     "value": entries[0].value}
@@ -110,32 +111,33 @@ def _routes(kind: str) -> None:
         for start in range(0, len(entries), service.MAX_BATCH):
             chunk = entries[start:start + service.MAX_BATCH]
 
-            def work(session, domain: Domain, chunk=chunk) -> int:  # type: ignore[no-untyped-def]
+            def work(session: Session, domain: Domain,
+                     chunk: list[service.Entry] = chunk) -> int:
                 return service.add(session, services.vault, domain, kind, chunk, services.clock)
             await on_domain(services, account_id, domain_name, work, write=True)
         return JSONResponse({"message": IMPORTED}, status_code=202)
 
     async def get_item(domain_name: str, value: str, services: ServicesDep,
                        account_id: AccountDep) -> dict:
-        def work(session, domain: Domain) -> dict:  # type: ignore[no-untyped-def]
+        def work(session: Session, domain: Domain) -> dict:
             row = service.find(session, services.vault, domain, kind, value)
             keys = services.vault.keys(session, [row.key_id])
             found = service.as_json(services.vault, keys, kind, row)
             if found is None:  # its subject was erased
                 raise NotFound(f"Address not found in {service.TABLE[kind]} table")
             return found
-        return await on_domain(services, account_id, domain_name, work)  # type: ignore[return-value]
+        return await on_domain(services, account_id, domain_name, work)
 
     async def delete_item(domain_name: str, value: str, services: ServicesDep,
                           account_id: AccountDep, tag: str | None = None) -> dict:
-        def work(session, domain: Domain) -> None:  # type: ignore[no-untyped-def]
+        def work(session: Session, domain: Domain) -> None:
             service.remove(session, services.vault, domain, kind, value, tag)
         await on_domain(services, account_id, domain_name, work, write=True)
         return {"message": REMOVED[kind], "value" if kind == "whitelists" else "address": value}
 
     async def clear_items(domain_name: str, services: ServicesDep,
                           account_id: AccountDep) -> dict:
-        def work(session, domain: Domain) -> None:  # type: ignore[no-untyped-def]
+        def work(session: Session, domain: Domain) -> None:
             service.clear(session, domain, kind)
         await on_domain(services, account_id, domain_name, work, write=True)
         return {"message": CLEARED[kind]}

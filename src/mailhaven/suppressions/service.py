@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822, parse_rfc2822
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
+from mailhaven.events.reasons import FailureReason
 from mailhaven.sending.request import parse_addresses, valid_addresses
 from mailhaven.storage.db import insert_for
 from mailhaven.suppressions.models import Suppression
@@ -48,9 +49,10 @@ def entry_from(kind: str, record: dict) -> Entry:
     raw = str(record.get("address") or "").strip()
     if not raw:
         raise BadRequest("address parameter is missing")
-    [address] = parse_addresses([raw], "address", limit=1) or [None]
-    if address is None:
+    found = parse_addresses([raw], "address", limit=1)
+    if not found:
         raise BadRequest("address parameter is missing")
+    address = found[0]
     created = parse_rfc2822(str(record["created_at"])) if record.get("created_at") else None
     tags = record.get("tags") or ([record["tag"]] if record.get("tag") else [])
     if isinstance(tags, str):
@@ -303,15 +305,15 @@ def lookup(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str
     return found
 
 
-def reason_for(kinds: Listed, tags: list[str]) -> str | None:
+def reason_for(kinds: Listed, tags: list[str]) -> FailureReason | None:
     """Why mail must not be sent to an address on these lists (Mailgun's `reason`), or None."""
     if "bounces" in kinds:
-        return "suppress-bounce"
+        return FailureReason.SUPPRESS_BOUNCE
     if "complaints" in kinds:
-        return "suppress-complaint"
+        return FailureReason.SUPPRESS_COMPLAINT
     unsubscribed = kinds.get("unsubscribes")
     if unsubscribed is not None and (ALL_TAGS in unsubscribed or set(unsubscribed) & set(tags)):
-        return "suppress-unsubscribe"
+        return FailureReason.SUPPRESS_UNSUBSCRIBE
     return None
 
 

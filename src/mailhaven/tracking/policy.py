@@ -52,9 +52,9 @@ class Decision:
 NOT_TRACKED = Decision()
 
 
-def may_track(domain: DomainTracking, requested: dict | None, recipient: str,
+def may_track(domain: DomainTracking, requested: dict | None,
               limits: Limits = NO_LIMITS) -> Decision:
-    """What may be tracked in `recipient`'s copy. `requested` holds the message's
+    """What may be tracked in a recipient's copy. `requested` holds the message's
     `o:tracking`, `o:tracking-opens` and `o:tracking-clicks` (None where not given);
     `limits` the recipient's restriction, objection and withdrawn tracking consent."""
     requested = requested or {}

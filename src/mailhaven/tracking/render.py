@@ -39,7 +39,7 @@ def base_url(public_url: str, settings: DomainTracking, domain: str) -> str:
 
 
 def for_delivery(vault: Vault, public_url: str, *, delivery_id: int, domain: str,
-                 document: dict, tags: list[str], email: str, settings: DomainTracking,
+                 document: dict, tags: list[str], settings: DomainTracking,
                  limits: Limits = NO_LIMITS) -> Additions:
     """The additions for one queued copy, as the delivery worker renders it. A service
     message (`o:category=transactional`) gets no unsubscribe link or header."""
@@ -48,7 +48,7 @@ def for_delivery(vault: Vault, public_url: str, *, delivery_id: int, domain: str
         name.lower() == "list-unsubscribe" for name, _ in document["headers"]))
     if not marketing:
         settings = replace(settings, unsubscribes=False)
-    decision = may_track(settings, document.get("tracking"), email, limits)
+    decision = may_track(settings, document.get("tracking"), limits)
     # The token key alone, not the vault: the additions go to the process that renders.
     return additions(vault.tokens, base_url(public_url, settings, domain), copy, settings,
                      decision)

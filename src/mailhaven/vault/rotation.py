@@ -15,6 +15,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Column, MetaData, Table, bindparam, func, select, update
@@ -104,7 +105,7 @@ def rewrap(db: Database, vault: Vault, columns: list[WrappedColumn], *, batch: i
                 if last is not None:
                     query = query.where(key > last)
                 rows = [dict(r._mapping) for r in session.execute(query)]
-                changes = []
+                changes: list[dict[str, Any]] = []
                 for row in rows:
                     if limit is not None and done.rewrapped + len(changes) >= limit:
                         break

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock
-from mailhaven.storage.base import new_id
+from mailhaven.storage.base import new_id, table
 from mailhaven.storage.db import insert_for
 from mailhaven.vault.keyring import LEGACY_VERSION, Keyring
 from mailhaven.vault.models import VaultKey
@@ -201,7 +201,7 @@ class Vault:
         reference them follow as plain INSERTs); the objects returned are not in the
         session, like the keys `subjects` creates."""
         rows = [self._new_key_row(account_id, "content", None) for account_id in account_ids]
-        session.execute(VaultKey.__table__.insert(), rows)
+        session.execute(table(VaultKey).insert(), rows)
         return [VaultKey(**row) for row in rows]
 
     def subjects(self, session: Session, account_id: str,

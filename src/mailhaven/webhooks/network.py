@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import time
 from collections.abc import Iterable
 
 import httpcore
 import httpx
 
+from mailhaven.clock import monotonic
 from mailhaven.netpolicy import is_public
 
 MAX_ADDRESSES = 4  # tried in turn, of those a name resolves to
@@ -46,7 +46,7 @@ class CheckedNetwork(httpcore.AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                           ) -> httpcore.AsyncNetworkStream:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else monotonic() + timeout
         try:
             async with asyncio.timeout(timeout):
                 addresses = await resolve(host, port)
@@ -58,7 +58,7 @@ class CheckedNetwork(httpcore.AsyncNetworkBackend):
             raise Refused(f"{Refused.prefix} {host} resolves to a non-public address")
         failure: Exception = httpcore.ConnectError(f"no address for {host}")
         for address in addresses[:MAX_ADDRESSES]:
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            left = None if deadline is None else max(deadline - monotonic(), 0.001)
             try:
                 return await self.inner.connect_tcp(address, port, timeout=left,
                                                     local_address=local_address,

@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
@@ -20,20 +22,22 @@ from mailhaven.services import Services
 from mailhaven.webhooks import service
 
 router = APIRouter(tags=["webhooks"])
+T = TypeVar("T")
 
 
-async def _run(services: Services, work: Callable, *, write: bool) -> object:
-    def run() -> object:
+async def _run(services: Services, work: Callable[[Session], T], *, write: bool) -> T:
+    def run() -> T:
         with services.db.transaction() if write else services.db.sessions() as session:
             return work(session)
 
     return await in_thread(run)
 
 
-async def _domain(services: Services, account_id: str, domain_name: str, work: Callable, *,
-                  write: bool = False) -> object:
+async def _domain(services: Services, account_id: str, domain_name: str,
+                  work: Callable[[Session, str], T], *,
+                  write: bool = False) -> tuple[T, dict[str, dict[str, list[str]]]]:
     """Run `work(session, domain_id)` and answer with the domain's webhook map."""
-    def run(session) -> object:  # noqa: ANN001
+    def run(session: Session) -> tuple[T, dict[str, dict[str, list[str]]]]:
         domain = owned_domain(session, account_id, domain_name)
         result = work(session, domain.id)
         session.flush()
@@ -56,7 +60,7 @@ async def _fields(request: Request) -> tuple[list[str], list[str], dict[str, str
 @router.get("/v4/domains/{domain_name}/webhooks")
 async def list_webhooks(domain_name: str, services: ServicesDep,
                         account_id: AccountDep) -> dict:
-    _, webhooks = await _domain(services, account_id, domain_name, lambda s, d: None)
+    _, webhooks = await _domain(services, account_id, domain_name, lambda _s, _d: None)
     return {"webhooks": webhooks}
 
 
@@ -76,7 +80,7 @@ async def create_webhook_v3(domain_name: str, request: Request, services: Servic
     return {"message": "Webhook has been created", "webhook": {"urls": result}}
 
 
-def _existing(session, account_id: str, domain_id: str, name: str) -> list[str]:  # noqa: ANN001
+def _existing(session: Session, account_id: str, domain_id: str, name: str) -> list[str]:
     return service.domain_map(session, account_id, domain_id).get(name, {}).get("urls", [])
 
 
@@ -145,7 +149,7 @@ async def webhook_deliveries(domain_name: str, request: Request, services: Servi
 async def get_webhook(domain_name: str, name: str, services: ServicesDep,
                       account_id: AccountDep) -> dict:
     service.valid_names([name], key="message")
-    _, webhooks = await _domain(services, account_id, domain_name, lambda s, d: None)
+    _, webhooks = await _domain(services, account_id, domain_name, lambda _s, _d: None)
     return {"webhook": {"urls": webhooks.get(name, {}).get("urls", [])}}
 
 
@@ -222,7 +226,7 @@ async def update_account_webhook(webhook_id: str, request: Request, services: Se
 @router.delete("/v1/webhooks/{webhook_id}")
 async def delete_account_webhook(webhook_id: str, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
-    def work(session) -> None:  # noqa: ANN001
+    def work(session: Session) -> None:
         service.account_hook(session, account_id, webhook_id)  # 404 if not ours
         service.delete_account_hooks(session, account_id, [webhook_id])
 

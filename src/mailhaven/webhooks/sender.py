@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven import __version__
+from mailhaven.clock import monotonic
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.events.service import open_payload, with_storage_urls
@@ -159,7 +159,7 @@ class WebhookSender(Runner):
     # -- post ---------------------------------------------------------------------------
     async def _post(self, post: Post) -> None:
         """One POST, settled whatever happens to it: a failure is this row's alone."""
-        started = time.monotonic()
+        started = monotonic()
         status_code, error = None, ""
         try:
             problem = url_problem(post.url)
@@ -180,7 +180,7 @@ class WebhookSender(Runner):
             # the message may quote the URL, which may carry a secret: the type only
             error = f"unexpected error: {type(exc).__name__}"
             log.warning("webhook %s: %s", post.delivery_id, error)
-        seconds = round(time.monotonic() - started, 3)
+        seconds = round(monotonic() - started, 3)
         outcome = self._outcome(post, status_code, error)
         POSTS.labels(outcome).inc()
         log.info(json.dumps({"kind": "webhook", "delivery": post.delivery_id,
@@ -223,7 +223,7 @@ class WebhookSender(Runner):
                         .values(**values).execution_options(synchronize_session=False))
 
 
-def _fair_pick(due: Sequence[Row[tuple[int, str, float]]], limit: int) -> list[int]:
+def _fair_pick(due: Sequence[Row[int, str, float]], limit: int) -> list[int]:
     """Up to `limit` of the `due` rows (id, account, due time; oldest first): each account's
     fair share of them first, oldest first within it, then the oldest of anyone's."""
     oldest: dict[str, float] = {}

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -15,8 +14,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
+from mailhaven.clock import rfc3339_seconds
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.storage.base import new_id
+from mailhaven.storage.base import new_id, table
 from mailhaven.vault import Vault
 from mailhaven.vault.recognise import holds_address, kept_clear
 from mailhaven.webhooks.models import Webhook, WebhookDelivery
@@ -211,9 +211,8 @@ def delete_urls(session: Session, account_id: str, domain_id: str, urls: list[st
 # -- account-level webhooks (/v1/webhooks) -------------------------------------------------
 
 def account_json(hook: Webhook) -> dict:
-    created = datetime.fromtimestamp(hook.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"webhook_id": hook.id, "description": hook.description, "url": hook.url,
-            "event_types": types_of(hook), "created_at": created}
+            "event_types": types_of(hook), "created_at": rfc3339_seconds(hook.created_at)}
 
 
 def account_hooks(session: Session, account_id: str, ids: list[str] | None = None,
@@ -313,12 +312,12 @@ def enqueue(session: Session, *, account_id: str, domain_id: str, documents: lis
             if hook.url not in targets.setdefault(name, []):
                 targets[name].append(hook.url)  # one POST per URL even if set twice
     rows = [{"account_id": account_id, "domain_id": domain_id, "event_id": doc["id"],
-             "webhook": name, "url": url, "next_attempt_at": now, "created_at": now,
+             "webhook": webhook, "url": url, "next_attempt_at": now, "created_at": now,
              "updated_at": now, "status": "pending", "attempts": 0, "attempt_log": "[]"}
-            for doc in documents if (name := webhook_name(doc))
-            for url in targets.get(name, [])]
+            for doc in documents if (webhook := webhook_name(doc))
+            for url in targets.get(webhook, [])]
     if rows:
-        session.execute(WebhookDelivery.__table__.insert(), rows)
+        session.execute(table(WebhookDelivery).insert(), rows)
     return len(rows)
 
 
