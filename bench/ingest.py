@@ -205,7 +205,7 @@ def check_stored(data_dir: Path, database_url: str | None, accepted: list[str]) 
 
     from mailhaven.delivery.models import Delivery
     from mailhaven.sending import content
-    from mailhaven.sending.models import Message
+    from mailhaven.messages.models import Message
     from mailhaven.services import Services
     from mailhaven.vault import VaultKey
 

@@ -13,7 +13,7 @@ from mailhaven.privacy.models import (
     SubjectControl,
 )
 from mailhaven.retention.models import RetentionPolicy
-from mailhaven.sending.models import Message
+from mailhaven.messages.models import Message
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.suppressions.models import Suppression

@@ -13,7 +13,7 @@ from mailhaven.domains.service import create_domain, owned_domain
 from mailhaven.retention import service
 from mailhaven.retention.categories import DAY
 from mailhaven.retention.runner import RetentionRunner
-from mailhaven.sending.models import Message
+from mailhaven.messages.models import Message
 from mailhaven.stats import service as stats
 from mailhaven.tracking import links
 from mailhaven.vault import VaultKey

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from mailhaven.clock import format_rfc2822
 from mailhaven.errors import BadRequest
 from mailhaven.sending import content
-from mailhaven.sending.models import Message
+from mailhaven.messages.models import Message
 from mailhaven.sending.request import build_request
 from mailhaven.vault import VaultKey
 from tests.support import Received, Sink, deliver_due

@@ -40,7 +40,7 @@ from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.sending import content
 from mailhaven.sending.content import MessageFacts
-from mailhaven.sending.models import Message
+from mailhaven.messages.models import Message
 from mailhaven.storage.db import Database
 from mailhaven.storage.fair_shares import fair_shares
 from mailhaven.storage.group_commit import GroupCommit

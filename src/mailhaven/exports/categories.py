@@ -27,7 +27,7 @@ from mailhaven.exports.registry import (
 )
 from mailhaven.privacy.controls import holder_index
 from mailhaven.privacy.models import Consent, PrivacyRequest
-from mailhaven.sending.models import Message
+from mailhaven.messages.models import Message
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.service import normalize_address
 from mailhaven.webhooks.models import Webhook

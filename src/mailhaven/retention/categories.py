@@ -17,7 +17,7 @@ from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.privacy import requests
-from mailhaven.sending.models import Message
+from mailhaven.messages.models import Message
 from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.models import PENDING, WebhookDelivery
 
