@@ -5,6 +5,7 @@ from mailhaven.audit.models import AuditEntry
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.messages.models import Message
 from mailhaven.privacy.models import (
     Consent,
     Erasure,
@@ -13,7 +14,6 @@ from mailhaven.privacy.models import (
     SubjectControl,
 )
 from mailhaven.retention.models import RetentionPolicy
-from mailhaven.messages.models import Message
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.suppressions.models import Suppression

@@ -10,7 +10,8 @@ from email.utils import getaddresses
 
 import pytest
 
-from mailhaven.sending import content, folding, plain
+from mailhaven.messages import folding
+from mailhaven.sending import content, plain
 
 TEXTS = [
     "Hi", "Your order #5 has shipped", "a  b", "trail ", "tab\there", "x" * 200, "y" * 890,

@@ -25,9 +25,9 @@ from mailhaven.exports.registry import (
     batches,
     register,
 )
+from mailhaven.messages.models import Message
 from mailhaven.privacy.controls import holder_index
 from mailhaven.privacy.models import Consent, PrivacyRequest
-from mailhaven.messages.models import Message
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.service import normalize_address
 from mailhaven.webhooks.models import Webhook

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.events.models import Event
-from mailhaven.privacy.models import Erasure
 from mailhaven.messages.models import Message
+from mailhaven.privacy.models import Erasure
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
 from mailhaven.vault.models import VaultKey

@@ -12,7 +12,7 @@ from email.utils import formataddr
 
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
-from mailhaven.sending.folding import decode_words, header_text, is_structured, unfoldable
+from mailhaven.messages.folding import decode_words, header_text, is_structured, unfoldable
 from mailhaven.vault.recognise import holds_address
 
 MAX_RECIPIENTS = 1000
