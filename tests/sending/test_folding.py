@@ -10,8 +10,8 @@ from email.utils import getaddresses
 
 import pytest
 
-from mailhaven.messages import folding
-from mailhaven.sending import content, plain
+from mailhaven.messages import folding, plain
+from mailhaven.sending import content
 
 TEXTS = [
     "Hi", "Your order #5 has shipped", "a  b", "trail ", "tab\there", "x" * 200, "y" * 890,

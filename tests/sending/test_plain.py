@@ -7,7 +7,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailhaven.sending import content, plain
+from mailhaven.messages import plain
+from mailhaven.sending import content
 
 DATE = "Sun, 29 Nov 2026 23:16:30 +0000"
 BASE = [("From", "Shop <orders@mg.example.com>"), ("To", "Customer 5 <user5@d5.example>"),

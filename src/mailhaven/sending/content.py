@@ -17,9 +17,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from mailhaven.messages import folding
+from mailhaven.messages import folding, plain
 from mailhaven.messages.folding import decode_words, header_text
-from mailhaven.sending import plain
 from mailhaven.sending.request import (
     RECIPIENT_VAR,
     SendRequest,
