@@ -204,8 +204,8 @@ def check_stored(data_dir: Path, database_url: str | None, accepted: list[str]) 
     from sqlalchemy import func, select
 
     from mailhaven.delivery.models import Delivery
+    from mailhaven.messages import content
     from mailhaven.messages.models import Message
-    from mailhaven.sending import content
     from mailhaven.services import Services
     from mailhaven.vault import VaultKey
 

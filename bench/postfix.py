@@ -84,7 +84,7 @@ from common import (
 from mailhaven.delivery.models import DELIVERED, QUEUED, Delivery
 from mailhaven.delivery.transport import CONNECTIONS_PER_HOST
 from mailhaven.domains.service import owned_domain
-from mailhaven.sending import content
+from mailhaven.messages import content
 from mailhaven.sending.request import build_request
 from mailhaven.sending.service import accept_all, new_message_id
 from mailhaven.services import Services

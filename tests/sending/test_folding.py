@@ -10,8 +10,7 @@ from email.utils import getaddresses
 
 import pytest
 
-from mailhaven.messages import folding, plain
-from mailhaven.sending import content
+from mailhaven.messages import content, folding, plain
 
 TEXTS = [
     "Hi", "Your order #5 has shipped", "a  b", "trail ", "tab\there", "x" * 200, "y" * 890,

@@ -7,8 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailhaven.messages import plain
-from mailhaven.sending import content
+from mailhaven.messages import content, plain
 
 DATE = "Sun, 29 Nov 2026 23:16:30 +0000"
 BASE = [("From", "Shop <orders@mg.example.com>"), ("To", "Customer 5 <user5@d5.example>"),

@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from mailhaven.clock import format_rfc2822
 from mailhaven.errors import BadRequest
+from mailhaven.messages import content
 from mailhaven.messages.models import Message
-from mailhaven.sending import content
 from mailhaven.sending.request import build_request
 from mailhaven.vault import VaultKey
 from tests.support import Received, Sink, deliver_due

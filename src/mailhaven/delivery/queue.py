@@ -36,11 +36,11 @@ from mailhaven.clock import Clock
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.service import Recipient, record_each
+from mailhaven.messages import content
+from mailhaven.messages.content import MessageFacts
 from mailhaven.messages.models import Message
 from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.privacy.controls import limits as subject_limits
-from mailhaven.sending import content
-from mailhaven.sending.content import MessageFacts
 from mailhaven.storage.db import Database
 from mailhaven.storage.fair_shares import fair_shares
 from mailhaven.storage.group_commit import GroupCommit

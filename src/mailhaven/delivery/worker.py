@@ -26,8 +26,9 @@ from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
 from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
+from mailhaven.messages import content
 from mailhaven.runner import Runner
-from mailhaven.sending import content, payloads
+from mailhaven.sending import payloads
 from mailhaven.sending.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions

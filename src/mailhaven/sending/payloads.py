@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from dkim.canonicalization import CanonicalizationPolicy
 
 # render's own policy and line ends: a payload must come out as render would write it
-from mailhaven.sending.content import _MIME_POLICY, _crlf
+from mailhaven.messages.content import _MIME_POLICY, _crlf
 
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 _BLANK = b"\r\n\r\n"

@@ -15,8 +15,9 @@ from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Forbidden, MailhavenError, NotFound
 from mailhaven.events.service import Recipient, record, record_each
+from mailhaven.messages import content
 from mailhaven.messages.models import Message
-from mailhaven.sending import content, identity
+from mailhaven.sending import identity
 from mailhaven.sending.request import (
     MAX_ADDRESS_CHARS,
     MAX_SUBJECT_CHARS,

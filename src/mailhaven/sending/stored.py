@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailhaven.errors import NotFound, TooLarge, Unavailable, frames
+from mailhaven.messages import content
 from mailhaven.messages.models import Message
-from mailhaven.sending import content
 from mailhaven.sending.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
 from mailhaven.sending.request import json_object
 from mailhaven.services import Services

@@ -8,8 +8,8 @@ import json
 import re
 from dataclasses import dataclass, replace
 
+from mailhaven.messages.content import Additions
 from mailhaven.privacy.controls import NO_LIMITS, Limits
-from mailhaven.sending.content import Additions
 from mailhaven.tracking import links
 from mailhaven.tracking.links import Link
 from mailhaven.tracking.policy import Decision, DomainTracking, may_track
