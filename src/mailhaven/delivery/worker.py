@@ -26,9 +26,8 @@ from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
 from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
-from mailhaven.messages import content
+from mailhaven.messages import content, payloads
 from mailhaven.runner import Runner
-from mailhaven.sending import payloads
 from mailhaven.sending.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
