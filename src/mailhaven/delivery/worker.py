@@ -27,8 +27,8 @@ from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_addr
 from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
 from mailhaven.messages import content, payloads
+from mailhaven.messages.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.runner import Runner
-from mailhaven.sending.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking import render as tracking

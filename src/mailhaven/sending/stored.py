@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailhaven.errors import NotFound, TooLarge, Unavailable, frames
 from mailhaven.messages import content
 from mailhaven.messages.models import Message
-from mailhaven.sending.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
+from mailhaven.messages.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
 from mailhaven.sending.request import json_object
 from mailhaven.services import Services
 from mailhaven.vault import Vault, VaultKey
