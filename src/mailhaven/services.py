@@ -42,7 +42,7 @@ class Services:
 
     @property
     def renderer(self) -> RenderPool:
-        """The process's rendering processes (see sending.renderer), started when needed."""
+        """The process's rendering processes (see messages.renderer), started when needed."""
         return renderer.shared(self.settings.render_processes)
 
     def close(self) -> None:

@@ -57,7 +57,7 @@ def test_text_reads_back_as_given_on_lines_within_the_limits(text: str, utf8: bo
 @pytest.mark.parametrize("text", ["Hi", "Your order #5 has shipped", "a  b", "trail ",
                                   "tab\there", "x" * 200, "y" * 890, "(c) [x] <y> 'a' ; : ,"])
 def test_plain_text_comes_out_as_the_email_package_wrote_it(text: str) -> None:
-    """So the plain fast path (sending/plain.py) and the general one agree byte for byte."""
+    """So the plain fast path (messages/plain.py) and the general one agree byte for byte."""
     package = content._MIME_POLICY.header_factory("Subject", text).fold(
         policy=content._MIME_POLICY).removesuffix("\r\n").encode()
     assert folding.text_field("Subject", text) == package
@@ -136,7 +136,7 @@ def test_the_rendered_message_keeps_its_fields_in_order_and_its_body() -> None:
 
 
 def test_fields_the_plain_fast_path_takes_come_out_the_same_on_the_general_one() -> None:
-    """sending/plain.py writes `Name: value` for the values it accepts; so must we."""
+    """messages/plain.py writes `Name: value` for the values it accepts; so must we."""
     from tests.sending.test_plain import VALUES
 
     taken = [(name, value) for name, values in VALUES.items() for value in values

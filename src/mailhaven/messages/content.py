@@ -17,16 +17,10 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from mailhaven.addresses import header_text, mailbox_pairs, mailbox_parts
 from mailhaven.messages import folding, plain
-from mailhaven.messages.folding import decode_words, header_text
-from mailhaven.sending.request import (
-    RECIPIENT_VAR,
-    SendRequest,
-    mailbox_pairs,
-    mailbox_parts,
-    mime_fields,
-    mime_head,
-)
+from mailhaven.messages.folding import decode_words
+from mailhaven.sending.request import RECIPIENT_VAR, SendRequest, mime_fields, mime_head
 
 _NEWLINE = re.compile(rb"\r?\n|\r")
 # 7-bit bodies (non-ASCII text goes quoted-printable or base64): the receiving server may

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 
+from mailhaven.addresses import parse_addresses
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import is_domain_name
@@ -23,7 +24,7 @@ from mailhaven.http import field_dict, in_thread, read_form
 from mailhaven.privacy import controls, form, service
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.models import PrivacyRequest
-from mailhaven.sending.request import flag, parse_addresses
+from mailhaven.sending.request import flag
 from mailhaven.services import Services
 
 log = logging.getLogger("mailhaven.privacy")

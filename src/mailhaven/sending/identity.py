@@ -18,15 +18,10 @@ from publicsuffixlist import PublicSuffixList
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from mailhaven.addresses import mailbox_pairs, without_comments
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.errors import Forbidden
-from mailhaven.sending.request import (
-    SendRequest,
-    mailbox_pairs,
-    mime_fields,
-    mime_head,
-    without_comments,
-)
+from mailhaven.sending.request import SendRequest, mime_fields, mime_head
 from mailhaven.vault.service import canonical_domain
 
 DOMAIN, ANY = "domain", "any"

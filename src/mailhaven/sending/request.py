@@ -6,21 +6,27 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from email.headerregistry import Address as HeaderAddress
 from email.parser import BytesHeaderParser
-from email.utils import formataddr
 
+from mailhaven.addresses import (
+    MAX_ADDRESS_CHARS,
+    MAX_DISPLAY_NAME_CHARS,
+    MAX_RECIPIENTS,
+    NAME_TOO_LONG,
+    NOT_AN_ADDRESS,
+    Address,
+    check_list_size,
+    header_text,
+    mailboxes,
+    parse_addresses,
+)
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
-from mailhaven.messages.folding import decode_words, header_text, is_structured, unfoldable
+from mailhaven.messages.folding import decode_words, is_structured, unfoldable
 from mailhaven.vault.recognise import holds_address
 
-MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
-# 1000 recipients of at most 320 characters each (RFC 5321's 64 + 1 + 255) fit with room
-# for display names; past this, a request can only be refused.
-MAX_ADDRESS_CHARS = 512 * 1024
 MAX_DELIVERY_DELAY = 3 * 86400  # Mailgun's documented maximum for o:deliverytime
 # Header limits, met before anything is stored (issue 10, finding 1). Mailgun documents none
 # but the 16 KB of options; these follow RFC 5322 and what receivers refuse or cut: Gmail
@@ -31,7 +37,6 @@ MAX_HEADER_CHARS = 16 * 1024  # one field's value (To, Cc and References excepte
 MAX_HEADERS_CHARS = 100 * 1024  # all of a copy's fields (Postfix's header_size_limit)
 MAX_HEADER_NAME_CHARS = 76  # a name can't be folded: with ": " it fills a 78-character line
 MAX_CUSTOM_HEADERS = 100  # h: fields in one request
-MAX_DISPLAY_NAME_CHARS = 256
 MAX_MIME_LINE = 998  # octets, RFC 5322 2.1.1: a longer line is refused downstream
 MAX_MIME_DEPTH = 50  # multiparts and attached messages within one another
 # The email package reads ~0.06 ms per part and ~40 ms per 16 KB Content-Disposition, in
@@ -44,8 +49,6 @@ _TRUE = ("yes", "true", "1", "on")
 BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified"
 TAG_HOLDS_ADDRESS = ("o:tag can't hold an email address: tags are kept in clear in events "
                      "and stats; put personal data in v: variables, which are sealed")
-TOO_MANY_RECIPIENTS = f"Too many recipients, max is {MAX_RECIPIENTS}"
-NOT_AN_ADDRESS = "{} parameter is not a valid address. please check documentation"
 DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
 OPTIONS_TOO_LARGE = ("Send options (parameters starting with o:, h:, or v:) are limited to 16KB "
                      "total")
@@ -56,8 +59,6 @@ HEADER_NAME_TOO_LONG = f"Header name is too long, max is {MAX_HEADER_NAME_CHARS}
 TOO_MANY_HEADERS = f"Too many h: headers, max is {MAX_CUSTOM_HEADERS}"
 UNFOLDABLE = ("{} header has a word too long to fold: a structured field's words go as they "
               f"are, on lines of at most {MAX_MIME_LINE} characters with its name")
-NAME_TOO_LONG = ("{} parameter has a display name longer than "
-                 f"{MAX_DISPLAY_NAME_CHARS} characters")
 MIME_LINE_TOO_LONG = ("message parameter is not a valid MIME message: a header line is longer "
                       f"than {MAX_MIME_LINE} characters")
 MIME_TOO_DEEP = ("message parameter is not a valid MIME message: parts are nested more than "
@@ -69,10 +70,6 @@ PART_HEADERS_TOO_LARGE = ("message parameter is not a valid MIME message: its pa
 NOT_TEXT = "'recipient-variables' parameter holds text that is not valid Unicode"
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':' (RFC 5322 ftext)
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
-_LOCAL_PART = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
-_LABEL = r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)"
-_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
@@ -92,19 +89,6 @@ class Attachment:
     inline: bool = False
 
 
-@dataclass(frozen=True)
-class Address:
-    name: str
-    email: str
-
-    def formatted(self) -> str:
-        if not self.name:
-            return self.email
-        if self.email.isascii():
-            return formataddr((self.name, self.email))
-        # formataddr refuses a UTF-8 mailbox; its message goes out in UTF-8 (RFC 6532) anyway
-        local, _, domain = self.email.rpartition("@")
-        return str(HeaderAddress(self.name, local, domain))
 
 
 @dataclass
@@ -165,140 +149,26 @@ def json_object(text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _is_valid(address: str) -> bool:
-    local, at, domain = address.rpartition("@")
-    return bool(at and len(local) <= 64 and len(domain) <= 253
-                and _LOCAL_PART.fullmatch(local) and _DOMAIN.fullmatch(domain))
 
 
-def _split_list(value: str) -> Iterator[str]:
-    """The items of an address list, split on the commas outside quotes and angle brackets;
-    lazily, so a caller that has seen enough stops the character loop."""
-    current: list[str] = []
-    quoted = angle = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif not quoted and char in "<>":
-            angle = char == "<"
-        elif char == "," and not quoted and not angle:
-            if item := "".join(current).strip():
-                yield item
-            current = []
-            continue
-        current.append(char)
-    if item := "".join(current).strip():
-        yield item
 
 
-def _parse_one(text: str) -> tuple[str, str]:
-    """`Name <addr>`, `"Last, First" <addr>`, `<addr>` or a bare `addr`."""
-    if not text.endswith(">") or "<" not in text:
-        return "", text
-    name, _, email = text[:-1].rpartition("<")
-    name = name.strip()
-    if len(name) >= 2 and name[0] == name[-1] == '"':
-        name = re.sub(r"\\(.)", r"\1", name[1:-1])
-    return header_text(name).strip(), email.strip()
 
 
-def _mailboxes(values: list[str]) -> Iterator[tuple[Address, bool]]:
-    """Each address named in `values`, and whether it is well formed."""
-    for value in values:
-        for item in _split_list(value):
-            name, email = _parse_one(item)
-            yield Address(name, email), _is_valid(email)
 
 
-def mailbox_pairs(value: str) -> list[tuple[str, str]] | None:
-    """The (display name, address) pairs of a header value, or None unless each is a
-    well-formed mailbox (an `h:Reply-To` may hold anything)."""
-    pairs = []
-    for address, valid in _mailboxes([value]):
-        if not valid:
-            return None
-        pairs.append((address.name, address.email))
-    return pairs or None
 
 
-def without_comments(value: str) -> str | None:
-    """A header value without its RFC 5322 comments (`(Hans)`, nested ones too) outside
-    quoted strings, in one pass; None when a parenthesis or quote is left open."""
-    out: list[str] = []
-    depth = 0
-    quoted = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif char == "\\" and (quoted or depth):
-            escaped = True
-        elif depth:
-            depth += {"(": 1, ")": -1}.get(char, 0)
-            continue
-        elif char == '"':
-            quoted = not quoted
-        elif char == "(" and not quoted:
-            depth = 1
-            continue
-        if not depth:
-            out.append(char)
-    return None if depth or quoted else "".join(out)
 
 
-def mailbox_parts(text: str) -> tuple[str, str]:
-    """The display name and address of one mailbox as `Address.formatted` wrote it."""
-    return _parse_one(text)
 
 
-def _check_list_size(values: list[str]) -> None:
-    """Refuse address lists longer than any 1000 recipients can be, before reading them:
-    the parse loop is Python, one character at a time."""
-    if sum(len(v) for v in values) > MAX_ADDRESS_CHARS:
-        raise BadRequest(TOO_MANY_RECIPIENTS)
 
 
-def parse_addresses(values: list[str], field_name: str,
-                    limit: int = MAX_RECIPIENTS) -> list[Address]:
-    """The addresses of one field; a malformed one is a 400, and so is more than `limit`
-    (found without reading past the first one too many)."""
-    _check_list_size(values)
-    parsed: list[Address] = []
-    for address, valid in _mailboxes(values):
-        if not valid:
-            raise BadRequest(NOT_AN_ADDRESS.format(field_name))
-        if len(address.name) > MAX_DISPLAY_NAME_CHARS:
-            raise BadRequest(NAME_TOO_LONG.format(field_name))
-        if len(parsed) >= limit:
-            raise BadRequest(TOO_MANY_RECIPIENTS)
-        parsed.append(address)
-    return parsed
 
 
-def _within_size(values: list[str]) -> Iterator[str]:
-    """The values while their total stays within what `parse_addresses` would read."""
-    total = 0
-    for value in values:
-        total += len(value)
-        if total > MAX_ADDRESS_CHARS:
-            return
-        yield value
 
 
-def valid_addresses(values: list[str]) -> list[Address]:
-    """The well-formed addresses among `values`, skipping the rest (for reporting a
-    refused request, where the addresses it did name are still worth a record); no more
-    than a request may have, read from no more text than a request may send."""
-    found = []
-    for address, valid in _mailboxes(list(_within_size(values))):
-        if valid:
-            found.append(address)
-            if len(found) == MAX_RECIPIENTS:
-                break
-    return found
 
 
 def _header(name: str, value: str) -> tuple[str, str]:
@@ -522,7 +392,7 @@ def _recipients(values: Values) -> tuple[list[Address], list[Address], list[Addr
     """to, cc and bcc: at least one `to`, at most 1000 in all (duplicates count)."""
     if not any(v.strip() for v in values.get("to", [])):
         raise BadRequest("to parameter is missing")
-    _check_list_size([v for key in ("to", "cc", "bcc") for v in values.get(key, [])])
+    check_list_size([v for key in ("to", "cc", "bcc") for v in values.get(key, [])])
     to = parse_addresses(values["to"], "to")
     if not to:
         raise BadRequest("to parameter is missing")
@@ -536,14 +406,14 @@ def _sender(values: Values) -> Address:
     value = _first(values, "from") or ""
     if len(value) > MAX_ADDRESS_CHARS:  # no sender is that long; don't loop over it
         raise BadRequest(NOT_AN_ADDRESS.format("from"))
-    mailboxes = list(_mailboxes([value]))
-    if not mailboxes:
+    named = list(mailboxes([value]))
+    if not named:
         raise BadRequest("from parameter is missing")
-    if not all(valid for _, valid in mailboxes):
+    if not all(valid for _, valid in named):
         raise BadRequest(NOT_AN_ADDRESS.format("from"))
-    if any(len(address.name) > MAX_DISPLAY_NAME_CHARS for address, _ in mailboxes):
+    if any(len(address.name) > MAX_DISPLAY_NAME_CHARS for address, _ in named):
         raise BadRequest(NAME_TOO_LONG.format("from"))
-    return mailboxes[0][0]
+    return named[0][0]
 
 
 def _check_body(values: Values) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from mailhaven.addresses import MAX_ADDRESS_CHARS, valid_addresses
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
@@ -19,13 +20,11 @@ from mailhaven.messages import content
 from mailhaven.messages.models import Message
 from mailhaven.sending import identity
 from mailhaven.sending.request import (
-    MAX_ADDRESS_CHARS,
     MAX_SUBJECT_CHARS,
     Attachment,
     SendRequest,
     build_request,
     header_text,
-    valid_addresses,
 )
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import Database
