@@ -11,7 +11,8 @@ from mailhaven.domains import service, verify
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.reserved import operator_names
 from mailhaven.errors import BadRequest
-from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.forms import field_dict
+from mailhaven.http import in_thread, read_form
 
 router = APIRouter(tags=["domains"])
 

@@ -20,11 +20,11 @@ from mailhaven.domains.service import is_domain_name
 from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account, export_recipient
-from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.forms import field_dict, flag
+from mailhaven.http import in_thread, read_form
 from mailhaven.privacy import controls, form, service
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.models import PrivacyRequest
-from mailhaven.sending.request import flag
 from mailhaven.services import Services
 
 log = logging.getLogger("mailhaven.privacy")

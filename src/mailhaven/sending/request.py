@@ -22,6 +22,7 @@ from mailhaven.addresses import (
 )
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
+from mailhaven.forms import flag, json_object
 from mailhaven.messages.folding import decode_words, is_structured, unfoldable
 from mailhaven.vault.recognise import holds_address
 
@@ -44,7 +45,6 @@ MAX_MIME_DEPTH = 50  # multiparts and attached messages within one another
 MAX_MIME_PARTS = 1000
 MAX_PART_HEADERS_CHARS = 256 * 1024  # all the parts' header blocks together
 _LONG_FIELDS = frozenset({"to", "cc", "bcc", "references"})  # as Gmail counts them
-_TRUE = ("yes", "true", "1", "on")
 
 BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified"
 TAG_HOLDS_ADDRESS = ("o:tag can't hold an email address: tags are kept in clear in events "
@@ -132,21 +132,8 @@ class SendRequest:
         return sum(len(p.encode()) for p in parts) + sum(len(a.data) for a in self.attachments)
 
 
-def flag(value: str | None, default: bool = False) -> bool:
-    """Mailgun's truthy option values ("yes", "true", ...); `default` when not given."""
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in _TRUE
 
 
-def json_object(text: str) -> dict | None:
-    """`text` as a JSON object, or None for anything else. Nesting too deep for the parser
-    (RecursionError) is as bad as broken JSON: both are the client's mistake, not ours."""
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 

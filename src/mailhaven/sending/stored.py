@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailhaven.errors import NotFound, TooLarge, Unavailable, frames
+from mailhaven.forms import json_object
 from mailhaven.messages import content
 from mailhaven.messages.models import Message
 from mailhaven.messages.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
-from mailhaven.sending.request import json_object
 from mailhaven.services import Services
 from mailhaven.vault import Vault, VaultKey
 

@@ -12,7 +12,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
-from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.forms import field_dict
+from mailhaven.http import in_thread, read_form
 from mailhaven.services import Services
 from mailhaven.tracking import links, service
 from mailhaven.tracking.links import Link

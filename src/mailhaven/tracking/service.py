@@ -17,9 +17,9 @@ from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.events.models import Event
 from mailhaven.events.service import Recipient, record
+from mailhaven.forms import flag
 from mailhaven.privacy.controls import NO_LIMITS, record_consent
 from mailhaven.privacy.controls import limits as subject_limits
-from mailhaven.sending.request import flag
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking.links import Link
 from mailhaven.tracking.policy import DomainTracking, may_track
