@@ -136,8 +136,7 @@ def rendered(numbers: Sequence[int]) -> list[Outgoing]:
     out, now = [], time.time()
     for i in numbers:
         request = build_request(fields(i, dkim=False), [])
-        doc = content.load(content.dump(request, message_id=new_message_id(DOMAIN, now),
-                                        created_at=now))
+        doc = request.document(message_id=new_message_id(DOMAIN, now), created_at=now)
         recipient = request.to[0]
         out.append(Outgoing(f"bounce+{i}-000000000000@{DOMAIN}", recipient.email,
                             content.render(doc, recipient.formatted(), None)))

@@ -4,6 +4,7 @@ they were given (finding 1 of issue 10: a long Subject took seconds per copy).""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from email import message_from_bytes, policy
 from email.utils import getaddresses
@@ -11,6 +12,7 @@ from email.utils import getaddresses
 import pytest
 
 from mailhaven.messages import content, folding, plain
+from mailhaven.messages.document import Document
 
 TEXTS = [
     "Hi", "Your order #5 has shipped", "a  b", "trail ", "tab\there", "x" * 200, "y" * 890,
@@ -93,12 +95,12 @@ def test_a_name_too_long_for_one_word_is_split_within_the_limits() -> None:
     assert field.endswith(b" <ann@example.org>")
 
 
-def doc(subject: str, **extra: object) -> dict:
-    return {"v": 1, "message_id": "id@mg.acme.test", "created_at": 0.0,
+def doc(subject: str, **extra: object) -> Document:
+    return Document.load(json.dumps({"v": 1, "message_id": "id@mg.acme.test", "created_at": 0.0,
             "from": "Zoë <a@mg.acme.test>", "to": ["ann@example.org"], "cc": [],
             "subject": subject, "text": "hi", "html": "<p>hi</p>", "amp_html": None,
             "headers": [], "variables": {}, "batch": False, "attachments": [], "mime": None,
-            "deliverytime": None, "tracking": {}, "marketing": True, **extra}
+            "deliverytime": None, "tracking": {}, "marketing": True, **extra}).encode())
 
 
 @pytest.mark.parametrize("word", ["word ", "wörd ", "日本 "])

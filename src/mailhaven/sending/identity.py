@@ -22,7 +22,8 @@ from mailhaven.addresses import mailbox_pairs, without_comments
 from mailhaven.config import SENDER_POLICIES
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.errors import Forbidden
-from mailhaven.sending.request import SendRequest, mime_fields, mime_head
+from mailhaven.messages.mime import mime_fields, mime_head
+from mailhaven.sending.request import SendRequest
 from mailhaven.vault.service import canonical_domain
 
 POLICIES = DOMAIN, ANY = SENDER_POLICIES

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
 
@@ -23,7 +24,10 @@ from mailhaven.addresses import (
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
 from mailhaven.forms import flag, json_object
+from mailhaven.messages.content import RECIPIENT_VAR
+from mailhaven.messages.document import Document, StoredAttachment
 from mailhaven.messages.folding import decode_words, is_structured, unfoldable
+from mailhaven.messages.mime import BLANK_LINE, head_size, mime_fields, mime_head
 from mailhaven.vault.recognise import holds_address
 
 MAX_OPTIONS_BYTES = 16 * 1024
@@ -71,9 +75,6 @@ NOT_TEXT = "'recipient-variables' parameter holds text that is not valid Unicode
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':' (RFC 5322 ftext)
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
-RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_LINE_END = re.compile(rb"\r?\n")
 _MIME_HEADER = re.compile(rb"[!-9;-~]+:")  # no space before the colon: DKIM signers refuse it
 _FROM_HEADER = re.compile(rb"(?i)from:")
 _DELIMITER = re.compile(rb"(?m)^(--[^\n]*)")  # a line that may be a boundary delimiter
@@ -123,6 +124,20 @@ class SendRequest:
         for address in (*self.to, *self.cc, *self.bcc):
             seen.setdefault(address.email.lower(), address)
         return list(seen.values())
+
+    def document(self, *, message_id: str, created_at: float) -> Document:
+        """What is stored of the request (sealed), to render each recipient's copy from."""
+        return Document(
+            message_id=message_id, created_at=created_at, sender=self.sender.formatted(),
+            to=[a.formatted() for a in self.to], cc=[a.formatted() for a in self.cc],
+            subject=self.subject, text=self.text, html=self.html, amp_html=self.amp_html,
+            headers=self.headers, variables=self.variables,
+            batch=self.recipient_variables is not None,
+            attachments=[StoredAttachment(a.filename, a.content_type, a.inline,
+                                          base64.b64encode(a.data).decode())
+                         for a in self.attachments],
+            mime=base64.b64encode(self.mime).decode() if self.mime is not None else None,
+            deliverytime=self.deliverytime, tracking=self.tracking, marketing=self.marketing)
 
     @property
     def size(self) -> int:
@@ -185,7 +200,7 @@ def _message_id(value: str | None) -> str | None:
 def _check_mime(raw: bytes) -> None:
     """A message we can sign and deliver: well-formed header lines, one of them From, all
     within the header limits (they go out as they are)."""
-    if _head_size(raw) > MAX_HEADERS_CHARS:
+    if head_size(raw) > MAX_HEADERS_CHARS:
         raise BadRequest(HEADERS_TOO_LARGE)
     head = mime_head(raw)
     if not _MIME_HEADER.match(head[0]) or not all(
@@ -211,7 +226,7 @@ def _check_parts(raw: bytes, head: list[bytes]) -> None:
     a header line is read once, other lines only where they start with `--`."""
     boundaries: dict[bytes, int] = {}  # each multipart's delimiter, and its parts' depth
     budget = _Budget()
-    at = _head_size(raw)
+    at = head_size(raw)
     if _declare(mime_fields(head), boundaries, 0):  # a message/rfc822 message
         at = _check_block(raw, _body_start(raw, at), boundaries, 1, budget)
     if not boundaries:
@@ -239,7 +254,7 @@ class _Budget:
 
 def _body_start(raw: bytes, head_end: int) -> int:
     """Where the body begins, after the blank line that ends a header at `head_end`."""
-    end = _BLANK_LINE.match(raw, head_end)
+    end = BLANK_LINE.match(raw, head_end)
     return end.end() if end else len(raw)
 
 
@@ -294,30 +309,10 @@ def _declare(fields: Iterable[tuple[str, str]], boundaries: dict[bytes, int],
     return kind in ("message/rfc822", "message/global")
 
 
-def _head_size(raw: bytes) -> int:
-    end = _BLANK_LINE.search(raw)
-    return end.start() if end else len(raw)
 
 
-def mime_head(raw: bytes) -> list[bytes]:
-    """The header lines of a MIME message, line ends taken off."""
-    return _LINE_END.split(raw[:_head_size(raw)])
 
 
-def mime_fields(lines: list[bytes]) -> Iterator[tuple[str, str]]:
-    """The (lower-case name, unfolded value) of each field of a message's header lines,
-    read without the email package (whose structured parsing is quadratic)."""
-    name, value = "", []
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and name:
-            value.append(line)
-            continue
-        if name:
-            yield name, b"".join(value).decode("utf-8", "replace").strip()
-        head, _, rest = line.partition(b":")
-        name, value = head.strip().decode("ascii", "replace").lower(), [rest]
-    if name:
-        yield name, b"".join(value).decode("utf-8", "replace").strip()
 
 
 def _attachment(part: Attachment) -> Attachment:
@@ -554,7 +549,7 @@ def _check_headers(request: SendRequest) -> None:
         raise BadRequest(SUBJECT_TOO_LONG)
     total = sum(len(a.formatted()) + 2 for a in (request.sender, *request.cc))
     if request.mime is not None:
-        total += _head_size(request.mime)  # its own To and Subject among them
+        total += head_size(request.mime)  # its own To and Subject among them
     elif request.recipient_variables is not None:  # a batch copy names its recipient alone
         total += max(len(a.formatted()) for a in request.to) + subjects[0]
     else:

@@ -17,6 +17,7 @@ from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Forbidden, MailhavenError, NotFound
 from mailhaven.events.service import Recipient, record, record_each
 from mailhaven.messages import content
+from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
 from mailhaven.sending import identity
 from mailhaven.sending.request import (
@@ -152,7 +153,7 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
     for (domain, request), content_key in zip(sends, content_keys, strict=True):
         storage_key = new_id()
         message_id = request.message_id or new_message_id(domain.name, now)
-        document = content.dump(request, message_id=message_id, created_at=now)
+        document = request.document(message_id=message_id, created_at=now).dump()
         messages.append({
             "id": storage_key, "account_id": domain.account_id, "domain_id": domain.id,
             "message_id": message_id, "content_key_id": content_key.id,
@@ -218,7 +219,7 @@ def _accepted_copies(request: SendRequest, document: bytes, storage_key: str,
                      keys: dict[str, VaultKey]) -> list[tuple[content.MessageFacts, Recipient]]:
     """What each recipient's `accepted` event says: the message's facts, and in a batch
     send the recipient's own To and variables."""
-    doc = content.load(document)
+    doc = Document.load(document)
     facts = content.facts(doc, storage_key=storage_key, size=request.size, tags=request.tags,
                           testmode=request.testmode)
     result = []

@@ -71,7 +71,7 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
     event = EVENTS[link.kind]
     limits = subject_limits(session, job.account_id,
                             [vault.blind_index(job.account_id, job.email)])
-    decision = may_track(job.tracking, job.document.get("tracking"), job.email,
+    decision = may_track(job.tracking, job.document.tracking if job.document else None, job.email,
                          next(iter(limits.values()), NO_LIMITS))
     if (event == "opened" and not decision.opens) or (event == "clicked"
                                                       and decision.clicks == "no"):
