@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock
+from mailhaven.controls.service import NO_LIMITS, Limits
+from mailhaven.controls.service import limits as subject_limits
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.service import Recipient, record_each
@@ -40,8 +42,6 @@ from mailhaven.messages import content
 from mailhaven.messages.content import MessageFacts
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
-from mailhaven.privacy.controls import NO_LIMITS, Limits
-from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.storage.db import Database
 from mailhaven.storage.fair_shares import fair_shares
 from mailhaven.storage.group_commit import GroupCommit

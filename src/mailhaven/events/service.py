@@ -10,10 +10,10 @@ from email.utils import parseaddr
 
 from sqlalchemy.orm import Session
 
+from mailhaven.controls.service import NO_LIMITS, Limits
+from mailhaven.controls.service import limits as subject_limits
 from mailhaven.events.models import Event
 from mailhaven.messages.content import MessageFacts
-from mailhaven.privacy.controls import NO_LIMITS, Limits
-from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.stats import service as stats
 from mailhaven.vault import Vault, VaultKey
 from mailhaven.webhooks import service as webhooks

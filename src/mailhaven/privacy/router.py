@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 
 from mailhaven.addresses import parse_addresses
+from mailhaven.controls import service as controls
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import is_domain_name
@@ -22,7 +23,7 @@ from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account, export_recipient
 from mailhaven.forms import field_dict, flag
 from mailhaven.http import in_thread, read_form
-from mailhaven.privacy import controls, form, service
+from mailhaven.privacy import form, service
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.services import Services

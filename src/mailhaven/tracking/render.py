@@ -8,9 +8,9 @@ import json
 import re
 from dataclasses import dataclass, replace
 
+from mailhaven.controls.service import NO_LIMITS, Limits
 from mailhaven.messages.content import Additions
 from mailhaven.messages.document import Document
-from mailhaven.privacy.controls import NO_LIMITS, Limits
 from mailhaven.tracking import links
 from mailhaven.tracking.links import Link
 from mailhaven.tracking.policy import Decision, DomainTracking, may_track

@@ -12,14 +12,14 @@ from sqlalchemy.orm import Session
 from ua_parser import parse
 
 from mailhaven.clock import Clock
+from mailhaven.controls.service import NO_LIMITS, record_consent
+from mailhaven.controls.service import limits as subject_limits
 from mailhaven.delivery.queue import describe
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.events.models import Event
 from mailhaven.events.service import Recipient, record
 from mailhaven.forms import flag
-from mailhaven.privacy.controls import NO_LIMITS, record_consent
-from mailhaven.privacy.controls import limits as subject_limits
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking.links import Link
 from mailhaven.tracking.policy import DomainTracking, may_track
