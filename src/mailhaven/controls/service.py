@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailhaven.controls.models import Consent, SubjectControl
 from mailhaven.errors import BadRequest
-from mailhaven.privacy.models import Consent, SubjectControl
 from mailhaven.storage.db import insert_for
 
 PURPOSES = ("marketing-email", "tracking", "analytics")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, false, func, or_, select
 
 from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.controls.models import Consent
 from mailhaven.controls.service import holder_index
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.keys import published
@@ -27,7 +28,7 @@ from mailhaven.exports.registry import (
     register,
 )
 from mailhaven.messages.models import Message
-from mailhaven.privacy.models import Consent, PrivacyRequest
+from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.service import normalize_address
 from mailhaven.webhooks.models import Webhook

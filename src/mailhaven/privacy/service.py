@@ -19,13 +19,14 @@ from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.audit import service as audit
 from mailhaven.audit.models import AuditEntry
 from mailhaven.controls import service as controls
+from mailhaven.controls.models import Consent
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, Gone
 from mailhaven.events.models import Event
 from mailhaven.privacy import erasure
 from mailhaven.privacy import requests as reqs
-from mailhaven.privacy.models import Consent, Erasure, PrivacyRequest
+from mailhaven.privacy.models import Erasure, PrivacyRequest
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
