@@ -21,11 +21,13 @@ from mailhaven.stats.router import router as stats_router
 from mailhaven.suppressions.router import router as suppressions_router
 from mailhaven.tracking.router import router as tracking_router
 from mailhaven.webhooks.router import router as webhooks_router
+from mailhaven.wiring import wire
 
 METRICS_REFUSED = "Invalid metrics token"
 
 
 def create_app(services: Services, *, dev: bool = False) -> FastAPI:
+    wire()
     # Swagger UI and ReDoc load their scripts from a CDN into the API's origin: only when
     # asked for (or in development). The OpenAPI document they show is public anyway.
     docs = dev or services.settings.api_docs

@@ -20,6 +20,7 @@ from mailhaven.config import Settings
 from mailhaven.privacy.commands import register as register_privacy_commands
 from mailhaven.privacy_cli import privacy_app
 from mailhaven.services import Services
+from mailhaven.wiring import wire
 
 
 def _settings() -> Settings:
@@ -65,7 +66,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def _services() -> Services:
-    return Services.start(_settings())
+    services = Services.start(_settings())
+    wire()
+    return services
 
 
 register_privacy_commands(privacy_app, _services)

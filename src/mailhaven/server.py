@@ -17,6 +17,7 @@ from mailhaven.feedback.listener import start_listener
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.services import Services
 from mailhaven.webhooks.sender import WebhookSender
+from mailhaven.wiring import wire
 
 log = logging.getLogger("mailhaven.server")
 
@@ -34,6 +35,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         capture = await start_capture(settings.data_dir / "dev-mailbox", "127.0.0.1",
                                       settings.dev_capture_port)
     services = await asyncio.to_thread(Services.start, settings)
+    wire()
     if dev:
         demo = await asyncio.to_thread(ensure_demo, services)
         print_welcome(settings, demo)
@@ -60,6 +62,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
 
 async def run_worker(settings: Settings, *, concurrency: int | None = None) -> None:
     services = await asyncio.to_thread(Services.start, settings)
+    wire()
     worker = DeliveryWorker(services, concurrency=concurrency)
     webhooks = WebhookSender(services)
     stop = asyncio.Event()
