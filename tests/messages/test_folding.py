@@ -139,7 +139,7 @@ def test_the_rendered_message_keeps_its_fields_in_order_and_its_body() -> None:
 
 def test_fields_the_plain_fast_path_takes_come_out_the_same_on_the_general_one() -> None:
     """messages/plain.py writes `Name: value` for the values it accepts; so must we."""
-    from tests.sending.test_plain import VALUES
+    from tests.messages.test_plain import VALUES
 
     taken = [(name, value) for name, values in VALUES.items() for value in values
              if plain._plain_field(name, value) and not name.lower().startswith("content-")]
