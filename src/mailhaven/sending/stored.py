@@ -37,7 +37,7 @@ def stored_document(session: Session, vault: Vault, domain_id: str,
     return Document.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
 
 
-async def stored_view(services: Services, account_id: str, doc: dict, *, mime: bool) -> dict:
+async def stored_view(services: Services, account_id: str, doc: Document, *, mime: bool) -> dict:
     """The message before per-recipient rendering of a batch, in Mailgun's stored shape:
     rendered and parsed in the render pool, never on the threads that serve the API."""
     budget = services.settings.render_seconds
@@ -54,7 +54,7 @@ async def stored_view(services: Services, account_id: str, doc: dict, *, mime: b
         raise TooLarge(UNRENDERABLE) from exc
 
 
-def _view(doc: dict, mime: bool) -> dict:
+def _view(doc: Document, mime: bool) -> dict:
     return stored_json(content.render(doc, ", ".join(doc.to), None), mime=mime)
 
 
