@@ -173,7 +173,7 @@ def _render(doc: Document, recipient: str, variables: dict | None, additions: Ad
     fields += additions.headers
     if (not international and may_be_plain(doc)
             and len({n.lower() for n, _ in fields}) == len(fields)):
-        rendered = plain.render_text(fields, additions.text(sub(doc.text)))
+        rendered = plain.render_text(fields, additions.text(sub(doc.text or "")))
         if rendered is not None:
             return rendered
     if not general:

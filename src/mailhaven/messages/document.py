@@ -42,8 +42,9 @@ class Document:
     marketing: bool = True  # o:category=transactional: a service message
 
     @property
-    def mime_bytes(self) -> bytes | None:
-        return base64.b64decode(self.mime) if self.mime is not None else None
+    def mime_bytes(self) -> bytes:
+        """A `.mime` send's message (empty for a form send)."""
+        return base64.b64decode(self.mime or "")
 
     def dump(self) -> bytes:
         doc = asdict(self)
