@@ -28,6 +28,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from mailhaven.config import Settings
+from mailhaven.wiring import wire
+
+wire()  # the scripts record events through the services as the API and the worker do
 
 HOSTNAME = "bench.mailhaven.test"  # HELO name and Settings.hostname; never resolved
 DOMAIN = "mg.bench.test"  # the sending domain the benchmarks create

@@ -45,8 +45,8 @@ from mailhaven.config import Settings
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.service import owned_domain
 from mailhaven.events.models import Event
+from mailhaven.messages.models import Message
 from mailhaven.privacy import service as privacy
-from mailhaven.sending.models import Message
 from mailhaven.sending.service import send
 from mailhaven.services import Services
 from mailhaven.vault.models import VaultKey

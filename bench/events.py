@@ -67,7 +67,7 @@ from mailhaven.domains.service import owned_domain
 from mailhaven.events.models import Event
 from mailhaven.events.query import EventQuery, page_statement, parse_query
 from mailhaven.events.service import Recipient, record_each
-from mailhaven.sending.content import MessageFacts
+from mailhaven.messages.content import MessageFacts
 from mailhaven.services import Services
 
 DAYS = 30

@@ -199,13 +199,12 @@ async def run_load(port: int, server_pid: int, api_key: str, args: argparse.Name
 def check_stored(data_dir: Path, database_url: str | None, accepted: list[str]) -> int:
     """Every accepted message id is stored, with one queued delivery; one message's
     attachment reads back as sent. Returns how many messages are stored."""
-    import base64
 
     from sqlalchemy import func, select
 
     from mailhaven.delivery.models import Delivery
-    from mailhaven.sending import content
-    from mailhaven.sending.models import Message
+    from mailhaven.messages.document import Document
+    from mailhaven.messages.models import Message
     from mailhaven.services import Services
     from mailhaven.vault import VaultKey
 
@@ -222,10 +221,10 @@ def check_stored(data_dir: Path, database_url: str | None, accepted: list[str]) 
                 Message.message_id == accepted[-1])).one()
             key = session.get(VaultKey, message.content_key_id)
             assert key is not None and message.content_sealed is not None
-            doc = content.load(services.vault.open(key, message.content_sealed,
+            doc = Document.load(services.vault.open(key, message.content_sealed,
                                                    f"message:{message.id}"))
-            sent_number = int(doc["variables"]["order-id"])
-            if base64.b64decode(doc["attachments"][0]["data"]) != attachment(sent_number):
+            sent_number = int(doc.variables["order-id"])
+            if doc.attachments[0].content != attachment(sent_number):
                 raise SystemExit(f"message {message.id}: the stored attachment differs")
         return len(stored)
     finally:

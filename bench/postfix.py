@@ -84,7 +84,7 @@ from common import (
 from mailhaven.delivery.models import DELIVERED, QUEUED, Delivery
 from mailhaven.delivery.transport import CONNECTIONS_PER_HOST
 from mailhaven.domains.service import owned_domain
-from mailhaven.sending import content
+from mailhaven.messages import content
 from mailhaven.sending.request import build_request
 from mailhaven.sending.service import accept_all, new_message_id
 from mailhaven.services import Services
@@ -136,8 +136,7 @@ def rendered(numbers: Sequence[int]) -> list[Outgoing]:
     out, now = [], time.time()
     for i in numbers:
         request = build_request(fields(i, dkim=False), [])
-        doc = content.load(content.dump(request, message_id=new_message_id(DOMAIN, now),
-                                        created_at=now))
+        doc = request.document(message_id=new_message_id(DOMAIN, now), created_at=now)
         recipient = request.to[0]
         out.append(Outgoing(f"bounce+{i}-000000000000@{DOMAIN}", recipient.email,
                             content.render(doc, recipient.formatted(), None)))

@@ -19,11 +19,13 @@ from mailhaven.domains.service import create_domain
 from mailhaven.models import metadata
 from mailhaven.services import Services
 from mailhaven.storage.db import Database
+from mailhaven.wiring import wire
 from tests.support import DatabaseDump, LiveServer, Tenant, create_tenant, dump_database
 
 PG_SERVER = os.environ.get("MAILHAVEN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("MAILHAVEN_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgresql"]
+wire()  # as every entry point does: statistics and webhooks hear of recorded events
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,13 @@ from mailhaven.stats.router import router as stats_router
 from mailhaven.suppressions.router import router as suppressions_router
 from mailhaven.tracking.router import router as tracking_router
 from mailhaven.webhooks.router import router as webhooks_router
+from mailhaven.wiring import wire
 
 METRICS_REFUSED = "Invalid metrics token"
 
 
 def create_app(services: Services, *, dev: bool = False) -> FastAPI:
+    wire()
     app = FastAPI(title="Mailhaven", version=__version__,
                   description="Mailgun-compatible email delivery with an executable privacy notice",
                   docs_url=None, redoc_url=None)

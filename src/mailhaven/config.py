@@ -8,8 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mailhaven.delivery.shaping import DEFAULT_RULE, Rule, parse_rules
-from mailhaven.sending import identity
+from mailhaven.shaping_rules import DEFAULT_RULE, Rule, parse_rules
+
+# Whose From a send may carry (`sending.identity`): an address at the account's own domains,
+# or any address, as Mailgun allows.
+SENDER_POLICIES = DOMAIN_SENDERS, ANY_SENDER = ("domain", "any")
 
 
 def _env(name: str, default: str) -> str:
@@ -65,7 +68,7 @@ class Settings:
     webhook_allow_private: bool = False  # POSTs to loopback/private addresses (tests, LANs)
     allow_private_mx: bool = False  # deliver to MX hosts on loopback/private addresses
     require_verified_domains: bool = True  # a domain sends once its DNS proves ownership
-    sender_policy: str = identity.DOMAIN  # From at the account's domains; "any" as Mailgun
+    sender_policy: str = DOMAIN_SENDERS  # From at the account's domains; "any" as Mailgun
     notice_version: str = "1"  # the privacy notice in force, recorded with each consent
     public_url: str = ""  # tracking links' base; default http(s)://<web_prefix>.<domain>
     # GET /metrics on the API asks for it (Bearer); unset: not served there
@@ -123,5 +126,5 @@ class Settings:
             api_docs=_env("API_DOCS", "0") in ("1", "true", "yes"),
             reserved_domains=tuple(name.strip(".") for name in
                                    _env("RESERVED_DOMAINS", "").lower().replace(",", " ").split()),
-            sender_policy=_choice("SENDER_POLICY", identity.DOMAIN, identity.POLICIES),
+            sender_policy=_choice("SENDER_POLICY", DOMAIN_SENDERS, SENDER_POLICIES),
         )

@@ -219,12 +219,6 @@ def query_url(url: str, **params: object) -> str:
     return f"{url}?{urlencode({k: v for k, v in params.items() if v})}"
 
 
-def field_dict(fields: list[tuple[str, str]]) -> dict[str, str]:
-    """First value of each field (for endpoints that take no repeated fields)."""
-    out: dict[str, str] = {}
-    for key, value in fields:
-        out.setdefault(key, value)
-    return out
 
 
 def client_network(request: Request) -> str:

@@ -2,18 +2,13 @@
 
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.audit.models import AuditEntry
+from mailhaven.controls.models import Consent, SubjectControl
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
-from mailhaven.privacy.models import (
-    Consent,
-    Erasure,
-    FormCounter,
-    PrivacyRequest,
-    SubjectControl,
-)
+from mailhaven.messages.models import Message
+from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.retention.models import RetentionPolicy
-from mailhaven.sending.models import Message
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.suppressions.models import Suppression

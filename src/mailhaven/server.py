@@ -22,6 +22,7 @@ from mailhaven.feedback.listener import start_listener
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.services import Services
 from mailhaven.webhooks.sender import WebhookSender
+from mailhaven.wiring import wire
 
 log = logging.getLogger("mailhaven.server")
 
@@ -65,6 +66,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
                                               settings.dev_capture_port)
             stack.callback(capture.close)
         services = await asyncio.to_thread(Services.start, settings)
+        wire()
         stack.callback(services.close)
         with listening("MAILHAVEN_MX_PORT", settings.mx_port):
             feedback = await start_listener(services, settings.mx_host, settings.mx_port)
@@ -100,6 +102,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
             log.info(json.dumps({"kind": "worker", "state": "development", "mail_to": "127.0.0.1"
                                  f":{settings.dev_capture_port}", "webhooks": "captured"}))
         services = await asyncio.to_thread(Services.start, settings)
+        wire()
         stack.callback(services.close)
         if local is not None:
             local.answer_from(services.db)

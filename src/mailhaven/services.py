@@ -8,9 +8,9 @@ from mailhaven.accounts.service import KeyCache
 from mailhaven.audit import HEAD_FILE, keep_anchor
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.config import Settings
+from mailhaven.messages import renderer
+from mailhaven.messages.renderer import RenderPool
 from mailhaven.runner import Doorbell
-from mailhaven.sending import renderer
-from mailhaven.sending.renderer import RenderPool
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault, load_or_create_keyring
 
@@ -42,7 +42,7 @@ class Services:
 
     @property
     def renderer(self) -> RenderPool:
-        """The process's rendering processes (see sending.renderer), started when needed."""
+        """The process's rendering processes (see messages.renderer), started when needed."""
         return renderer.shared(self.settings.render_processes)
 
     def close(self) -> None:

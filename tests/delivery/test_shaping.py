@@ -21,19 +21,9 @@ from mailhaven.delivery.replies import (
     failure_for,
     local_failure,
 )
-from mailhaven.delivery.shaping import (
-    DEFAULT_RULE,
-    FIRST_SESSION_GUESS,
-    WAIT_SECONDS,
-    Held,
-    Limits,
-    Rule,
-    Shaper,
-    ShapingConfigError,
-    parse_rules,
-    rule_for,
-)
+from mailhaven.delivery.shaping import FIRST_SESSION_GUESS, WAIT_SECONDS, Held, Limits, Shaper
 from mailhaven.services import Services
+from mailhaven.shaping_rules import DEFAULT_RULE, Rule, ShapingConfigError, parse_rules, rule_for
 from tests.delivery.sinks import (
     CountingSink,
     DnsServer,

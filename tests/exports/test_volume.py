@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from mailhaven.events.models import Event
 from mailhaven.events.service import event_json, new_event_id
 from mailhaven.exports import export_account
-from mailhaven.sending.content import MessageFacts
+from mailhaven.messages.content import MessageFacts
 from tests.exports.archive import validate
 
 EVENTS, RECIPIENTS = 100_000, 200

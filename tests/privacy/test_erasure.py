@@ -123,8 +123,8 @@ def test_erasing_a_subject_with_more_copies_than_a_chunk(  # type: ignore[no-unt
 
     from mailhaven.delivery.models import Delivery
     from mailhaven.events.models import Event
+    from mailhaven.messages.models import Message
     from mailhaven.privacy import erasure
-    from mailhaven.sending.models import Message
     from mailhaven.vault.models import VaultKey
 
     monkeypatch.setattr(erasure, "CHUNK", 2)

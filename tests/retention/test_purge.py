@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from mailhaven.accounts.service import create_account
 from mailhaven.domains.service import create_domain, owned_domain
+from mailhaven.messages.models import Message
 from mailhaven.retention import service
 from mailhaven.retention.categories import DAY
 from mailhaven.retention.runner import RetentionRunner
-from mailhaven.sending.models import Message
 from mailhaven.stats import service as stats
 from mailhaven.tracking import links
 from mailhaven.vault import VaultKey

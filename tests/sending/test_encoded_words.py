@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailhaven.sending import folding
+from mailhaven.messages import folding
 from tests.sending.test_send_api import by_rcpt, delivered, events, minimal, queued, send
 
 # Codec names Python knows that are not text encodings (bytes-to-bytes, str-to-str) or that

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import func, select
 
 from mailhaven.errors import BadRequest, Forbidden, NotFound
-from mailhaven.sending.models import Message
+from mailhaven.messages.models import Message
 from mailhaven.sending.service import Accepted, SendAttempt, send_all
 from tests.sending.test_send_api import by_rcpt, delivered, events, minimal, queued, send
 

@@ -9,12 +9,12 @@ import time
 import httpx
 import pytest
 
+from mailhaven.addresses import MAX_DISPLAY_NAME_CHARS, NAME_TOO_LONG
 from mailhaven.sending.request import (
     HEADER_NAME_TOO_LONG,
     HEADER_TOO_LONG,
     HEADERS_TOO_LARGE,
     MAX_CUSTOM_HEADERS,
-    MAX_DISPLAY_NAME_CHARS,
     MAX_HEADER_CHARS,
     MAX_HEADER_NAME_CHARS,
     MAX_MIME_DEPTH,
@@ -22,7 +22,6 @@ from mailhaven.sending.request import (
     MAX_SUBJECT_CHARS,
     MIME_LINE_TOO_LONG,
     MIME_TOO_DEEP,
-    NAME_TOO_LONG,
     NOT_TEXT,
     PART_HEADERS_TOO_LARGE,
     SUBJECT_TOO_LONG,

@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from mailhaven.clock import format_rfc2822
 from mailhaven.errors import BadRequest
-from mailhaven.sending import content
-from mailhaven.sending.models import Message
+from mailhaven.messages.document import Document
+from mailhaven.messages.models import Message
 from mailhaven.sending.request import build_request
 from mailhaven.vault import VaultKey
 from tests.support import Received, Sink, deliver_due
@@ -616,7 +616,7 @@ def test_deliverytime_may_be_at_most_3_days_ahead() -> None:
 def _stored_documents(services) -> list[dict]:  # type: ignore[no-untyped-def]
     """The content documents as sealed, opened the way the worker opens them."""
     with services.db.sessions() as session:
-        return [content.load(services.vault.open(
+        return [Document.load(services.vault.open(
                     session.scalars(select(VaultKey).where(
                         VaultKey.id == message.content_key_id)).one(),
                     message.content_sealed, f"message:{message.id}"))
@@ -629,7 +629,7 @@ def test_the_stored_content_says_when_a_message_is_scheduled(api, services, cloc
     when = datetime.fromtimestamp(int(clock.now()) + 7200, UTC)
     queued(send(api, domain, minimal(**{"o:deliverytime": format_datetime(when, usegmt=True)})))
     queued(send(api, domain, minimal()))
-    scheduled = [doc["deliverytime"] for doc in _stored_documents(services)]
+    scheduled = [doc.deliverytime for doc in _stored_documents(services)]
     assert sorted(scheduled, key=lambda t: t or 0) == [None, when.timestamp()]
 
 

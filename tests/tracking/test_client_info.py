@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailhaven.tracking.service import client_info
+from mailhaven.feedback.engagement import client_info
 
 
 @pytest.mark.parametrize(("user_agent", "client_type", "device_type", "client_os"), [

@@ -16,6 +16,7 @@ from rich.table import Column, Table
 from mailhaven.config import Settings
 from mailhaven.errors import MailhavenError
 from mailhaven.services import Services
+from mailhaven.wiring import wire
 
 # soft_wrap: a line (a path, a key, a curl command) is never broken, whatever the width
 console = Console(soft_wrap=True)
@@ -47,7 +48,9 @@ def opened(chosen: Settings) -> Settings:
 
 
 def services() -> Services:
-    """The platform (database migrated, vault open) for the environment's settings."""
+    """The platform (database migrated, vault open, event sinks wired) for the environment's
+    settings."""
+    wire()
     return Services.start(opened(settings()))
 
 

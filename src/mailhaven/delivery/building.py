@@ -7,7 +7,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from mailhaven.sending.payloads import Light
+from mailhaven.messages.payloads import Light
 
 BIG_BYTES = 1 << 20  # a copy this large waits for room; smaller ones never do
 ROOM_BYTES = 64 << 20  # big messages' bytes built and sent at once, per worker

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dns.asyncresolver
-import dns.exception
 import dns.resolver
 
 from mailhaven.clock import monotonic
 from mailhaven.delivery.replies import DeliveryFailure, local_failure
 from mailhaven.netpolicy import is_public
+from mailhaven.resolver import ABSENT, FAILED, make_resolver
 
 CACHE_SECONDS_MAX = 300
 NEGATIVE_CACHE_SECONDS = 60
@@ -25,14 +24,6 @@ class MailHost:
     port: int
 
 
-def make_resolver(nameserver: tuple[str, int] | None) -> dns.asyncresolver.Resolver:
-    """The system's resolver, or the one at `nameserver` (MAILHAVEN_DNS_NAMESERVER)."""
-    resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
-    if nameserver is not None:
-        resolver.nameservers = [nameserver[0]]
-        resolver.port = nameserver[1]
-    resolver.lifetime = 10.0
-    return resolver
 
 
 class MxResolver:
@@ -82,7 +73,7 @@ class MxResolver:
                                 permanent=True) from exc
         except dns.resolver.NoAnswer:
             names, ttl = [domain], 60.0  # RFC 5321 §5.1: the implicit MX
-        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+        except FAILED as exc:
             raise local_failure(451, "4.4.3", f"DNS lookup for {domain} failed",
                                 permanent=False) from exc
         hosts: list[MailHost] = []
@@ -110,7 +101,6 @@ class MxResolver:
             try:
                 answer = await self._resolver.resolve(name, rdtype)
                 found.extend(r.address for r in answer)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.exception.Timeout,
-                    dns.resolver.NoNameservers):
+            except (*ABSENT, *FAILED):
                 continue
         return found

@@ -33,15 +33,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock
+from mailhaven.controls.service import NO_LIMITS, Limits
+from mailhaven.controls.service import limits as subject_limits
 from mailhaven.delivery.models import CANCELLED, DELIVERED, FAILED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
-from mailhaven.events.reasons import FailureReason
 from mailhaven.events.service import Recipient, record_each
-from mailhaven.privacy.controls import NO_LIMITS, Limits
-from mailhaven.privacy.controls import limits as subject_limits
-from mailhaven.sending import content
-from mailhaven.sending.content import MessageFacts
-from mailhaven.sending.models import Message
+from mailhaven.failure_reasons import FailureReason
+from mailhaven.messages import content
+from mailhaven.messages.content import MessageFacts
+from mailhaven.messages.document import Document
+from mailhaven.messages.models import Message
 from mailhaven.storage.db import Database, affected
 from mailhaven.storage.fair_shares import fair_shares
 from mailhaven.storage.group_commit import GroupCommit
@@ -66,7 +67,7 @@ class Job:
     recipient: str  # "Name <addr>" as given
     email: str
     variables: dict | None
-    document: dict
+    document: Document | None  # None once the body's retention ran out
     facts: MessageFacts
     subject_key: VaultKey
     dkim: bool
@@ -206,7 +207,7 @@ def _jobs(session: Session, vault: Vault, rows: Sequence[Delivery | Row],
         select(Domain).where(Domain.id.in_({m.domain_id for m in messages.values()})))}
     keys = vault.keys(session, {r.subject_key_id for r in rows}
                       | {m.content_key_id for m in messages.values()})
-    documents: dict[str, tuple[dict, MessageFacts]] = {}
+    documents: dict[str, tuple[Document, MessageFacts]] = {}
     jobs, unreadable = [], []
     for row in rows:
         try:
@@ -241,7 +242,7 @@ def _with_suppressions(session: Session, vault: Vault, jobs: list[Job]) -> list[
             index[j.delivery_id][1] for j in jobs if j.account_id == account_id))
     checked = []
     for job in jobs:
-        marketing = job.document.get("marketing", True)
+        marketing = job.document is None or job.document.marketing
         limits = by_account[job.account_id].get(index[job.delivery_id][1], NO_LIMITS)
         lists = listed.get(index[job.delivery_id], {})
         if not marketing:  # a service message: only bounces and complaints stop it
@@ -262,17 +263,17 @@ def _facts_without_body(message: Message | Row, recipient: str) -> MessageFacts:
 
 def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
          domains: dict[str, tuple[str, DomainTracking]],
-         keys: dict[str, VaultKey], documents: dict[str, tuple[dict, MessageFacts]],
+         keys: dict[str, VaultKey], documents: dict[str, tuple[Document, MessageFacts]],
          owner: str) -> Job:
     key = keys[row.subject_key_id or ""]
     recipient = vault.open_text(key, row.address_sealed, "delivery.address")
     variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
                  if row.variables_sealed is not None else None)
     if message.content_sealed is None and row.status != QUEUED:  # the body was purged
-        doc, facts = {}, _facts_without_body(message, recipient)
+        doc, facts = None, _facts_without_body(message, recipient)
     else:
         if message.id not in documents:
-            doc = content.load(vault.open(keys[message.content_key_id or ""],
+            doc = Document.load(vault.open(keys[message.content_key_id or ""],
                                           message.content_sealed or b"",
                                           f"message:{message.id}"))
             documents[message.id] = (doc, content.facts(
@@ -288,7 +289,7 @@ def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
         email=parseaddr(recipient)[1], variables=variables, document=doc, facts=facts,
         subject_key=key, dkim=message.dkim, require_tls=message.require_tls,
         verify_tls=message.require_tls and not message.skip_verification,
-        due_since=max(message.created_at, doc.get("deliverytime") or 0.0),
+        due_since=max(message.created_at, (doc.deliverytime if doc else None) or 0.0),
         tracking=domains[message.domain_id][1],
     )
 

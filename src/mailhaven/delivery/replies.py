@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailhaven.events.reasons import FailureReason
+from mailhaven.failure_reasons import FailureReason
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 _WAIT = re.compile(

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from dkim.canonicalization import CanonicalizationPolicy
 
-from mailhaven.sending.payloads import Rendered
+from mailhaven.messages.payloads import Rendered
 from mailhaven.vault import Vault
 
 SIGNED_HEADERS = [b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to",

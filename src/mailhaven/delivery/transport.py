@@ -18,7 +18,7 @@ from mailhaven.delivery.replies import (
     failure_for,
     local_failure,
 )
-from mailhaven.events.reasons import FailureReason
+from mailhaven.failure_reasons import FailureReason
 
 IDLE_SECONDS = 30.0
 CONNECTIONS_PER_HOST = 10

@@ -26,10 +26,11 @@ from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
 from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
-from mailhaven.events.reasons import FailureReason
+from mailhaven.failure_reasons import FailureReason
+from mailhaven.messages import content, payloads
+from mailhaven.messages.document import Document
+from mailhaven.messages.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.runner import Runner
-from mailhaven.sending import content, payloads
-from mailhaven.sending.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.services import Services
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking import render as tracking
@@ -194,19 +195,22 @@ class DeliveryWorker(Runner):
         """The signed copy. The common message is written in a thread of the worker's own;
         any other is rendered in the render pool, within the render budget."""
         services = self.services
+        doc = job.document
+        if doc is None:  # never for a queued copy: its body is kept until it is settled
+            raise local_failure(554, "5.6.0", "Message body is gone", permanent=True)
         additions = tracking.for_delivery(
             services.vault, services.settings.public_url, delivery_id=job.delivery_id,
-            domain=job.domain_name, document=job.document, tags=job.facts.tags,
+            domain=job.domain_name, document=doc, tags=job.facts.tags,
             settings=job.tracking, limits=job.limits)
         loop = asyncio.get_running_loop()
-        doc = job.document
         try:
             data = None
             if content.may_be_plain(doc):
-                data = await loop.run_in_executor(self._builders, self._plain, job, additions)
+                data = await loop.run_in_executor(self._builders, self._plain, job, doc,
+                                                  additions)
             if data is None:
                 light = payloads.Light(doc, ())
-                if doc["attachments"] or doc["mime"] is not None:
+                if doc.attachments or doc.mime is not None:
                     light = await self._lights.get(job.facts.storage_key, lambda: (
                         loop.run_in_executor(self._builders, payloads.lighten, doc)))
                 rendered = await services.renderer.run(
@@ -227,8 +231,9 @@ class DeliveryWorker(Runner):
                                 permanent=True) from exc
         return data
 
-    def _plain(self, job: queue.Job, additions: content.Additions) -> bytes | None:
-        data = content.render_plain(job.document, job.recipient, job.variables, additions)
+    def _plain(self, job: queue.Job, doc: Document,
+               additions: content.Additions) -> bytes | None:
+        data = content.render_plain(doc, job.recipient, job.variables, additions)
         return None if data is None else self._signed(job, data)
 
     def _signed(self, job: queue.Job, data: bytes | payloads.Rendered) -> bytes:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError
 
-from mailhaven.delivery.mx import make_resolver
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains import service, verify
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.reserved import operator_names
 from mailhaven.errors import BadRequest
-from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.forms import field_dict
+from mailhaven.http import in_thread, read_form
+from mailhaven.resolver import make_resolver
 
 router = APIRouter(tags=["domains"])
 

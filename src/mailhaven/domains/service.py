@@ -25,7 +25,7 @@ from mailhaven.domains.keys import ACTIVE, LABELS, MAX_LABEL
 from mailhaven.domains.models import ACTIVE_DOMAIN, DkimKey, Domain
 from mailhaven.domains.reserved import is_reserved
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.sending.request import flag
+from mailhaven.forms import flag
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
 

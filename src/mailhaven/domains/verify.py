@@ -7,21 +7,18 @@ import json
 
 import dns.asyncresolver
 import dns.exception
-import dns.resolver
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailhaven.delivery.mx import make_resolver
 from mailhaven.domains import keys
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.service import Expected, claimed_elsewhere, dkim_kind, expected_records
+from mailhaven.resolver import ABSENT, FAILED, make_resolver
 from mailhaven.runner import Runner
 from mailhaven.services import Services
 
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
-_ABSENT = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)
-_FAILED = (dns.exception.Timeout, dns.resolver.NoNameservers)
 
 
 async def check(domain: Domain, hostname: str,
@@ -35,9 +32,9 @@ async def _check_one(expected: Expected, hostname: str,
                      resolver: dns.asyncresolver.Resolver) -> dict:
     try:
         answer = await resolver.resolve(expected.name, expected.record_type)
-    except _ABSENT:
+    except ABSENT:
         return {"valid": INVALID, "cached": []}
-    except (*_FAILED, dns.exception.DNSException):  # timeouts, and names DNS can't hold
+    except (*FAILED, dns.exception.DNSException):  # timeouts, and names DNS can't hold
         return {"valid": UNKNOWN, "cached": []}
     found = [_text(r, expected.record_type) for r in answer]
     return {"valid": VALID if any(_matches(expected, f, hostname) for f in found)

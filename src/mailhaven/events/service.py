@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from mailhaven.controls.service import Limits
 from mailhaven.events.models import Event
-from mailhaven.privacy.controls import NO_LIMITS, Limits
-from mailhaven.privacy.controls import limits as subject_limits
-from mailhaven.sending.content import MessageFacts
-from mailhaven.stats import service as stats
+from mailhaven.messages.content import MessageFacts
 from mailhaven.storage.base import table
 from mailhaven.vault import Vault, VaultKey
-from mailhaven.webhooks import service as webhooks
 
 LOG_LEVELS = {"failed": "error", "rejected": "warn", "complained": "warn"}
 
@@ -30,6 +27,44 @@ class Recipient:
     email: str
     key: VaultKey
     limits: Limits | None = None  # restriction/objection, when the caller looked them up
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Events just stored together, as their consumers (statistics, webhooks) hear of them:
+    one per copy, in the order given."""
+
+    account_id: str
+    domain_id: str
+    event: str
+    timestamp: float
+    copies: list[tuple[MessageFacts, Recipient]]
+    documents: list[dict]  # each event's JSON, as stored
+    indexes: list[str | None]  # each recipient's blind index (None: no recipient named)
+    stats_kind: str | None  # the counter they add to, when not the event's own (`unique`)
+
+
+Sink = Callable[[Session, Recorded], None]
+_sinks: list[Sink] = []
+
+
+def subscribe(sink: Sink) -> None:
+    """Have `sink` hear of every event recorded in this process, inside the transaction that
+    stores it (so a count or a webhook delivery is never lost nor made twice). Subscribed
+    where the process is wired (`mailhaven.wiring`), never by the events' producers."""
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+def subscribed() -> list[Sink]:
+    return list(_sinks)
+
+
+def unsubscribe_all() -> list[Sink]:
+    """Forget the sinks (tests, to check that an entry point wires them); returns them."""
+    gone = list(_sinks)
+    _sinks.clear()
+    return gone
 
 
 def new_event_id() -> str:
@@ -98,17 +133,10 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
         })
     if rows:
         session.execute(table(Event).insert(), rows)  # Core: no ORM bulk machinery
-        # Analytics only for subjects who have not restricted or objected to it (N6).
-        unknown = {row["recipient_index"] for (_, r), row in zip(copies, rows, strict=True)
-                   if r.limits is None and row["recipient_index"]}
-        limited = subject_limits(session, account_id, unknown) if unknown else {}
-        stats.count(session, domain_id, [
-            (event, facts.tags, {**doc, stats.KIND: stats_kind} if stats_kind else doc)
-            for (facts, recipient), doc, row in zip(copies, documents, rows, strict=True)
-            if (recipient.limits or limited.get(row["recipient_index"], NO_LIMITS)).may_analyse],
-            timestamp)
-        webhooks.enqueue(session, account_id=account_id, domain_id=domain_id,
-                         documents=documents, now=timestamp)
+        recorded = Recorded(account_id, domain_id, event, timestamp, copies, documents,
+                            [row["recipient_index"] for row in rows], stats_kind)
+        for sink in _sinks:
+            sink(session, recorded)
     return documents
 
 

@@ -11,6 +11,8 @@ from sqlalchemy import Select, false, func, or_, select
 
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.clock import iso8601
+from mailhaven.controls.models import Consent
+from mailhaven.controls.service import holder_index
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.keys import published
 from mailhaven.domains.models import Domain
@@ -25,9 +27,8 @@ from mailhaven.exports.registry import (
     batches,
     register,
 )
-from mailhaven.privacy.controls import holder_index
-from mailhaven.privacy.models import Consent, PrivacyRequest
-from mailhaven.sending.models import Message
+from mailhaven.messages.models import Message
+from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.service import normalize_address
 from mailhaven.webhooks.models import Webhook

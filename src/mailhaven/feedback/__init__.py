@@ -1,1 +1,2 @@
-"""Asynchronous bounces (RFC 3464 DSNs) and complaints (RFC 5965 ARF) (SPEC P8)."""
+"""Feedback on delivered copies: asynchronous bounces (RFC 3464 DSNs), complaints (RFC 5965
+ARF) (SPEC P8), and what recipients did with them: opens, clicks, unsubscribes."""

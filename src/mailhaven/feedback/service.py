@@ -9,8 +9,8 @@ from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery import queue
 from mailhaven.delivery.models import DELIVERED, FAILED, Delivery
 from mailhaven.events.models import Event
-from mailhaven.events.reasons import FailureReason
 from mailhaven.events.service import Recipient, record
+from mailhaven.failure_reasons import FailureReason
 from mailhaven.feedback.reports import Bounce, Complaint
 from mailhaven.storage.db import Database
 from mailhaven.suppressions import service as suppressions

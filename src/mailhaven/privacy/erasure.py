@@ -25,13 +25,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.controls.service import holder_index
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
-from mailhaven.privacy.controls import holder_index
+from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure
 from mailhaven.privacy.requests import add_months
-from mailhaven.sending.models import Message
 from mailhaven.storage.db import affected
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault

@@ -14,16 +14,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 
+from mailhaven.controls import service as controls
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account, export_recipient
-from mailhaven.http import field_dict, in_thread, read_form
-from mailhaven.privacy import controls, form, intake, notices, service
+from mailhaven.forms import field_dict, flag
+from mailhaven.http import in_thread, read_form
+from mailhaven.privacy import form, intake, notices, service
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.deps import AccountContext, SubjectContext
 from mailhaven.privacy.models import PrivacyRequest
-from mailhaven.sending.request import flag
 from mailhaven.services import Services
 
 log = logging.getLogger("mailhaven.privacy")

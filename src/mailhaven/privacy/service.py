@@ -18,12 +18,14 @@ from mailhaven.accounts.models import Account
 from mailhaven.audit import service as audit
 from mailhaven.audit.models import AuditEntry
 from mailhaven.clock import iso8601
+from mailhaven.controls import service as controls
+from mailhaven.controls.models import Consent
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, Gone
-from mailhaven.privacy import controls, erasure
+from mailhaven.privacy import erasure
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.erasure import LEGAL_HOLD
-from mailhaven.privacy.models import Consent, PrivacyRequest
+from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.privacy.records import (
     AccountDeleted,
     LegalHold,

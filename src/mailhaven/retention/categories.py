@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.messages.models import Message
 from mailhaven.privacy import requests
-from mailhaven.sending.models import Message
 from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.models import PENDING, WebhookDelivery
 

@@ -18,19 +18,15 @@ from publicsuffixlist import PublicSuffixList
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from mailhaven.addresses import mailbox_pairs, without_comments
+from mailhaven.config import SENDER_POLICIES
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.errors import Forbidden
-from mailhaven.sending.request import (
-    SendRequest,
-    mailbox_pairs,
-    mime_fields,
-    mime_head,
-    without_comments,
-)
+from mailhaven.messages.mime import mime_fields, mime_head
+from mailhaven.sending.request import SendRequest
 from mailhaven.vault.service import canonical_domain
 
-DOMAIN, ANY = "domain", "any"
-POLICIES = (DOMAIN, ANY)
+POLICIES = DOMAIN, ANY = SENDER_POLICIES
 # Fields that say who sends: the From of RFC 5322 3.6.2, the Sender, and their Resent- forms.
 SENDER_FIELDS = frozenset({"from", "sender", "resent-from", "resent-sender"})
 NOT_YOURS = ("{} is not a domain of this account: the From address must be in the "

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from email.headerregistry import Address as HeaderAddress
 from email.parser import BytesHeaderParser
-from email.utils import formataddr
 
+from mailhaven.addresses import (
+    MAX_ADDRESS_CHARS,
+    MAX_DISPLAY_NAME_CHARS,
+    MAX_RECIPIENTS,
+    NAME_TOO_LONG,
+    NOT_AN_ADDRESS,
+    Address,
+    check_list_size,
+    header_text,
+    mailboxes,
+    parse_addresses,
+)
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
-from mailhaven.sending.folding import decode_words, header_text, is_structured, unfoldable
+from mailhaven.forms import flag, json_object
+from mailhaven.messages.content import RECIPIENT_VAR
+from mailhaven.messages.document import Document, StoredAttachment
+from mailhaven.messages.folding import decode_words, is_structured, unfoldable
+from mailhaven.messages.mime import BLANK_LINE, head_size, mime_fields, mime_head
 from mailhaven.vault.recognise import holds_address
 
-MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
-# 1000 recipients of at most 320 characters each (RFC 5321's 64 + 1 + 255) fit with room
-# for display names; past this, a request can only be refused.
-MAX_ADDRESS_CHARS = 512 * 1024
 MAX_DELIVERY_DELAY = 3 * 86400  # Mailgun's documented maximum for o:deliverytime
 # Header limits, met before anything is stored (issue 10, finding 1). Mailgun documents none
 # but the 16 KB of options; these follow RFC 5322 and what receivers refuse or cut: Gmail
@@ -31,7 +42,6 @@ MAX_HEADER_CHARS = 16 * 1024  # one field's value (To, Cc and References excepte
 MAX_HEADERS_CHARS = 100 * 1024  # all of a copy's fields (Postfix's header_size_limit)
 MAX_HEADER_NAME_CHARS = 76  # a name can't be folded: with ": " it fills a 78-character line
 MAX_CUSTOM_HEADERS = 100  # h: fields in one request
-MAX_DISPLAY_NAME_CHARS = 256
 MAX_MIME_LINE = 998  # octets, RFC 5322 2.1.1: a longer line is refused downstream
 MAX_MIME_DEPTH = 50  # multiparts and attached messages within one another
 # The email package reads ~0.06 ms per part and ~40 ms per 16 KB Content-Disposition, in
@@ -39,13 +49,10 @@ MAX_MIME_DEPTH = 50  # multiparts and attached messages within one another
 MAX_MIME_PARTS = 1000
 MAX_PART_HEADERS_CHARS = 256 * 1024  # all the parts' header blocks together
 _LONG_FIELDS = frozenset({"to", "cc", "bcc", "references"})  # as Gmail counts them
-_TRUE = ("yes", "true", "1", "on")
 
 BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified"
 TAG_HOLDS_ADDRESS = ("o:tag can't hold an email address: tags are kept in clear in events "
                      "and stats; put personal data in v: variables, which are sealed")
-TOO_MANY_RECIPIENTS = f"Too many recipients, max is {MAX_RECIPIENTS}"
-NOT_AN_ADDRESS = "{} parameter is not a valid address. please check documentation"
 DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
 OPTIONS_TOO_LARGE = ("Send options (parameters starting with o:, h:, or v:) are limited to 16KB "
                      "total")
@@ -56,8 +63,6 @@ HEADER_NAME_TOO_LONG = f"Header name is too long, max is {MAX_HEADER_NAME_CHARS}
 TOO_MANY_HEADERS = f"Too many h: headers, max is {MAX_CUSTOM_HEADERS}"
 UNFOLDABLE = ("{} header has a word too long to fold: a structured field's words go as they "
               f"are, on lines of at most {MAX_MIME_LINE} characters with its name")
-NAME_TOO_LONG = ("{} parameter has a display name longer than "
-                 f"{MAX_DISPLAY_NAME_CHARS} characters")
 MIME_LINE_TOO_LONG = ("message parameter is not a valid MIME message: a header line is longer "
                       f"than {MAX_MIME_LINE} characters")
 MIME_TOO_DEEP = ("message parameter is not a valid MIME message: parts are nested more than "
@@ -69,14 +74,7 @@ PART_HEADERS_TOO_LARGE = ("message parameter is not a valid MIME message: its pa
 NOT_TEXT = "'recipient-variables' parameter holds text that is not valid Unicode"
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':' (RFC 5322 ftext)
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
-_LOCAL_PART = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
-_LABEL = r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)"
-_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
-RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_LINE_END = re.compile(rb"\r?\n")
 _MIME_HEADER = re.compile(rb"[!-9;-~]+:")  # no space before the colon: DKIM signers refuse it
 _FROM_HEADER = re.compile(rb"(?i)from:")
 _DELIMITER = re.compile(rb"(?m)^(--[^\n]*)")  # a line that may be a boundary delimiter
@@ -92,19 +90,6 @@ class Attachment:
     inline: bool = False
 
 
-@dataclass(frozen=True)
-class Address:
-    name: str
-    email: str
-
-    def formatted(self) -> str:
-        if not self.name:
-            return self.email
-        if self.email.isascii():
-            return formataddr((self.name, self.email))
-        # formataddr refuses a UTF-8 mailbox; its message goes out in UTF-8 (RFC 6532) anyway
-        local, _, domain = self.email.rpartition("@")
-        return str(HeaderAddress(self.name, local, domain))
 
 
 @dataclass
@@ -140,6 +125,20 @@ class SendRequest:
             seen.setdefault(address.email.lower(), address)
         return list(seen.values())
 
+    def document(self, *, message_id: str, created_at: float) -> Document:
+        """What is stored of the request (sealed), to render each recipient's copy from."""
+        return Document(
+            message_id=message_id, created_at=created_at, sender=self.sender.formatted(),
+            to=[a.formatted() for a in self.to], cc=[a.formatted() for a in self.cc],
+            subject=self.subject, text=self.text, html=self.html, amp_html=self.amp_html,
+            headers=self.headers, variables=self.variables,
+            batch=self.recipient_variables is not None,
+            attachments=[StoredAttachment(a.filename, a.content_type, a.inline,
+                                          base64.b64encode(a.data).decode())
+                         for a in self.attachments],
+            mime=base64.b64encode(self.mime).decode() if self.mime is not None else None,
+            deliverytime=self.deliverytime, tracking=self.tracking, marketing=self.marketing)
+
     @property
     def size(self) -> int:
         if self.mime is not None:
@@ -148,157 +147,30 @@ class SendRequest:
         return sum(len(p.encode()) for p in parts) + sum(len(a.data) for a in self.attachments)
 
 
-def flag(value: str | None, default: bool = False) -> bool:
-    """Mailgun's truthy option values ("yes", "true", ...); `default` when not given."""
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in _TRUE
 
 
-def json_object(text: str) -> dict | None:
-    """`text` as a JSON object, or None for anything else. Nesting too deep for the parser
-    (RecursionError) is as bad as broken JSON: both are the client's mistake, not ours."""
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
-def _is_valid(address: str) -> bool:
-    local, at, domain = address.rpartition("@")
-    return bool(at and len(local) <= 64 and len(domain) <= 253
-                and _LOCAL_PART.fullmatch(local) and _DOMAIN.fullmatch(domain))
 
 
-def _split_list(value: str) -> Iterator[str]:
-    """The items of an address list, split on the commas outside quotes and angle brackets;
-    lazily, so a caller that has seen enough stops the character loop."""
-    current: list[str] = []
-    quoted = angle = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif not quoted and char in "<>":
-            angle = char == "<"
-        elif char == "," and not quoted and not angle:
-            if item := "".join(current).strip():
-                yield item
-            current = []
-            continue
-        current.append(char)
-    if item := "".join(current).strip():
-        yield item
 
 
-def _parse_one(text: str) -> tuple[str, str]:
-    """`Name <addr>`, `"Last, First" <addr>`, `<addr>` or a bare `addr`."""
-    if not text.endswith(">") or "<" not in text:
-        return "", text
-    name, _, email = text[:-1].rpartition("<")
-    name = name.strip()
-    if len(name) >= 2 and name[0] == name[-1] == '"':
-        name = re.sub(r"\\(.)", r"\1", name[1:-1])
-    return header_text(name).strip(), email.strip()
 
 
-def _mailboxes(values: list[str]) -> Iterator[tuple[Address, bool]]:
-    """Each address named in `values`, and whether it is well formed."""
-    for value in values:
-        for item in _split_list(value):
-            name, email = _parse_one(item)
-            yield Address(name, email), _is_valid(email)
 
 
-def mailbox_pairs(value: str) -> list[tuple[str, str]] | None:
-    """The (display name, address) pairs of a header value, or None unless each is a
-    well-formed mailbox (an `h:Reply-To` may hold anything)."""
-    pairs = []
-    for address, valid in _mailboxes([value]):
-        if not valid:
-            return None
-        pairs.append((address.name, address.email))
-    return pairs or None
 
 
-def without_comments(value: str) -> str | None:
-    """A header value without its RFC 5322 comments (`(Hans)`, nested ones too) outside
-    quoted strings, in one pass; None when a parenthesis or quote is left open."""
-    out: list[str] = []
-    depth = 0
-    quoted = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif char == "\\" and (quoted or depth):
-            escaped = True
-        elif depth:
-            depth += {"(": 1, ")": -1}.get(char, 0)
-            continue
-        elif char == '"':
-            quoted = not quoted
-        elif char == "(" and not quoted:
-            depth = 1
-            continue
-        if not depth:
-            out.append(char)
-    return None if depth or quoted else "".join(out)
 
 
-def mailbox_parts(text: str) -> tuple[str, str]:
-    """The display name and address of one mailbox as `Address.formatted` wrote it."""
-    return _parse_one(text)
 
 
-def _check_list_size(values: list[str]) -> None:
-    """Refuse address lists longer than any 1000 recipients can be, before reading them:
-    the parse loop is Python, one character at a time."""
-    if sum(len(v) for v in values) > MAX_ADDRESS_CHARS:
-        raise BadRequest(TOO_MANY_RECIPIENTS)
 
 
-def parse_addresses(values: list[str], field_name: str,
-                    limit: int = MAX_RECIPIENTS) -> list[Address]:
-    """The addresses of one field; a malformed one is a 400, and so is more than `limit`
-    (found without reading past the first one too many)."""
-    _check_list_size(values)
-    parsed: list[Address] = []
-    for address, valid in _mailboxes(values):
-        if not valid:
-            raise BadRequest(NOT_AN_ADDRESS.format(field_name))
-        if len(address.name) > MAX_DISPLAY_NAME_CHARS:
-            raise BadRequest(NAME_TOO_LONG.format(field_name))
-        if len(parsed) >= limit:
-            raise BadRequest(TOO_MANY_RECIPIENTS)
-        parsed.append(address)
-    return parsed
 
 
-def _within_size(values: list[str]) -> Iterator[str]:
-    """The values while their total stays within what `parse_addresses` would read."""
-    total = 0
-    for value in values:
-        total += len(value)
-        if total > MAX_ADDRESS_CHARS:
-            return
-        yield value
 
 
-def valid_addresses(values: list[str]) -> list[Address]:
-    """The well-formed addresses among `values`, skipping the rest (for reporting a
-    refused request, where the addresses it did name are still worth a record); no more
-    than a request may have, read from no more text than a request may send."""
-    found = []
-    for address, valid in _mailboxes(list(_within_size(values))):
-        if valid:
-            found.append(address)
-            if len(found) == MAX_RECIPIENTS:
-                break
-    return found
 
 
 def _header(name: str, value: str) -> tuple[str, str]:
@@ -328,7 +200,7 @@ def _message_id(value: str | None) -> str | None:
 def _check_mime(raw: bytes) -> None:
     """A message we can sign and deliver: well-formed header lines, one of them From, all
     within the header limits (they go out as they are)."""
-    if _head_size(raw) > MAX_HEADERS_CHARS:
+    if head_size(raw) > MAX_HEADERS_CHARS:
         raise BadRequest(HEADERS_TOO_LARGE)
     head = mime_head(raw)
     if not _MIME_HEADER.match(head[0]) or not all(
@@ -354,7 +226,7 @@ def _check_parts(raw: bytes, head: list[bytes]) -> None:
     a header line is read once, other lines only where they start with `--`."""
     boundaries: dict[bytes, int] = {}  # each multipart's delimiter, and its parts' depth
     budget = _Budget()
-    at = _head_size(raw)
+    at = head_size(raw)
     if _declare(mime_fields(head), boundaries, 0):  # a message/rfc822 message
         at = _check_block(raw, _body_start(raw, at), boundaries, 1, budget)
     if not boundaries:
@@ -382,7 +254,7 @@ class _Budget:
 
 def _body_start(raw: bytes, head_end: int) -> int:
     """Where the body begins, after the blank line that ends a header at `head_end`."""
-    end = _BLANK_LINE.match(raw, head_end)
+    end = BLANK_LINE.match(raw, head_end)
     return end.end() if end else len(raw)
 
 
@@ -437,30 +309,10 @@ def _declare(fields: Iterable[tuple[str, str]], boundaries: dict[bytes, int],
     return kind in ("message/rfc822", "message/global")
 
 
-def _head_size(raw: bytes) -> int:
-    end = _BLANK_LINE.search(raw)
-    return end.start() if end else len(raw)
 
 
-def mime_head(raw: bytes) -> list[bytes]:
-    """The header lines of a MIME message, line ends taken off."""
-    return _LINE_END.split(raw[:_head_size(raw)])
 
 
-def mime_fields(lines: list[bytes]) -> Iterator[tuple[str, str]]:
-    """The (lower-case name, unfolded value) of each field of a message's header lines,
-    read without the email package (whose structured parsing is quadratic)."""
-    name, value = "", []
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and name:
-            value.append(line)
-            continue
-        if name:
-            yield name, b"".join(value).decode("utf-8", "replace").strip()
-        head, _, rest = line.partition(b":")
-        name, value = head.strip().decode("ascii", "replace").lower(), [rest]
-    if name:
-        yield name, b"".join(value).decode("utf-8", "replace").strip()
 
 
 def _attachment(part: Attachment) -> Attachment:
@@ -522,7 +374,7 @@ def _recipients(values: Values) -> tuple[list[Address], list[Address], list[Addr
     """to, cc and bcc: at least one `to`, at most 1000 in all (duplicates count)."""
     if not any(v.strip() for v in values.get("to", [])):
         raise BadRequest("to parameter is missing")
-    _check_list_size([v for key in ("to", "cc", "bcc") for v in values.get(key, [])])
+    check_list_size([v for key in ("to", "cc", "bcc") for v in values.get(key, [])])
     to = parse_addresses(values["to"], "to")
     if not to:
         raise BadRequest("to parameter is missing")
@@ -536,14 +388,14 @@ def _sender(values: Values) -> Address:
     value = _first(values, "from") or ""
     if len(value) > MAX_ADDRESS_CHARS:  # no sender is that long; don't loop over it
         raise BadRequest(NOT_AN_ADDRESS.format("from"))
-    mailboxes = list(_mailboxes([value]))
-    if not mailboxes:
+    named = list(mailboxes([value]))
+    if not named:
         raise BadRequest("from parameter is missing")
-    if not all(valid for _, valid in mailboxes):
+    if not all(valid for _, valid in named):
         raise BadRequest(NOT_AN_ADDRESS.format("from"))
-    if any(len(address.name) > MAX_DISPLAY_NAME_CHARS for address, _ in mailboxes):
+    if any(len(address.name) > MAX_DISPLAY_NAME_CHARS for address, _ in named):
         raise BadRequest(NAME_TOO_LONG.format("from"))
-    return mailboxes[0][0]
+    return named[0][0]
 
 
 def _check_body(values: Values) -> None:
@@ -697,7 +549,7 @@ def _check_headers(request: SendRequest) -> None:
         raise BadRequest(SUBJECT_TOO_LONG)
     total = sum(len(a.formatted()) + 2 for a in (request.sender, *request.cc))
     if request.mime is not None:
-        total += _head_size(request.mime)  # its own To and Subject among them
+        total += head_size(request.mime)  # its own To and Subject among them
     elif request.recipient_variables is not None:  # a batch copy names its recipient alone
         total += max(len(a.formatted()) for a in request.to) + subjects[0]
     else:

@@ -9,22 +9,23 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from mailhaven.addresses import MAX_ADDRESS_CHARS, valid_addresses
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Forbidden, MailhavenError, NotFound
 from mailhaven.events.service import Recipient, record, record_each
-from mailhaven.sending import content, identity
-from mailhaven.sending.models import Message
+from mailhaven.messages import content
+from mailhaven.messages.document import Document
+from mailhaven.messages.models import Message
+from mailhaven.sending import identity
 from mailhaven.sending.request import (
-    MAX_ADDRESS_CHARS,
     MAX_SUBJECT_CHARS,
     Attachment,
     SendRequest,
     build_request,
     header_text,
-    valid_addresses,
 )
 from mailhaven.storage.base import new_id, table
 from mailhaven.storage.db import Database
@@ -152,7 +153,7 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
     for (domain, request), content_key in zip(sends, content_keys, strict=True):
         storage_key = new_id()
         message_id = request.message_id or new_message_id(domain.name, now)
-        document = content.dump(request, message_id=message_id, created_at=now)
+        document = request.document(message_id=message_id, created_at=now).dump()
         messages.append({
             "id": storage_key, "account_id": domain.account_id, "domain_id": domain.id,
             "message_id": message_id, "content_key_id": content_key.id,
@@ -218,7 +219,7 @@ def _accepted_copies(request: SendRequest, document: bytes, storage_key: str,
                      keys: dict[str, VaultKey]) -> list[tuple[content.MessageFacts, Recipient]]:
     """What each recipient's `accepted` event says: the message's facts, and in a batch
     send the recipient's own To and variables."""
-    doc = content.load(document)
+    doc = Document.load(document)
     facts = content.facts(doc, storage_key=storage_key, size=request.size, tags=request.tags,
                           testmode=request.testmode)
     result = []

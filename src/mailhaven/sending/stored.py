@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailhaven.errors import NotFound, TooLarge, Unavailable, frames
-from mailhaven.sending import content
-from mailhaven.sending.models import Message
-from mailhaven.sending.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
-from mailhaven.sending.request import json_object
+from mailhaven.forms import json_object
+from mailhaven.messages import content
+from mailhaven.messages.document import Document
+from mailhaven.messages.models import Message
+from mailhaven.messages.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
 from mailhaven.services import Services
 from mailhaven.vault import Vault, VaultKey
 
@@ -25,7 +26,7 @@ RENDERER_UNAVAILABLE = "Messages cannot be rendered right now: try again later"
 
 
 def stored_document(session: Session, vault: Vault, domain_id: str,
-                    storage_key: str) -> dict:
+                    storage_key: str) -> Document:
     """The message's stored document, as it was accepted."""
     message = session.get(Message, storage_key)
     if message is None or message.domain_id != domain_id or message.content_sealed is None:
@@ -33,10 +34,10 @@ def stored_document(session: Session, vault: Vault, domain_id: str,
     key = session.scalar(select(VaultKey).where(VaultKey.id == message.content_key_id))
     if key is None:  # its content key was erased
         raise NotFound(NOT_FOUND)
-    return content.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
+    return Document.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
 
 
-async def stored_view(services: Services, account_id: str, doc: dict, *, mime: bool) -> dict:
+async def stored_view(services: Services, account_id: str, doc: Document, *, mime: bool) -> dict:
     """The message before per-recipient rendering of a batch, in Mailgun's stored shape:
     rendered and parsed in the render pool, never on the threads that serve the API."""
     budget = services.settings.render_seconds
@@ -53,8 +54,8 @@ async def stored_view(services: Services, account_id: str, doc: dict, *, mime: b
         raise TooLarge(UNRENDERABLE) from exc
 
 
-def _view(doc: dict, mime: bool) -> dict:
-    return stored_json(content.render(doc, ", ".join(doc["to"]), None), mime=mime)
+def _view(doc: Document, mime: bool) -> dict:
+    return stored_json(content.render(doc, ", ".join(doc.to), None), mime=mime)
 
 
 def stored_json(raw: bytes, *, mime: bool) -> dict:

@@ -11,8 +11,11 @@ from sqlalchemy import Insert, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import format_rfc2822
+from mailhaven.controls.service import NO_LIMITS
+from mailhaven.controls.service import limits as subject_limits
 from mailhaven.errors import BadRequest
-from mailhaven.events.reasons import FailureReason
+from mailhaven.events.service import Recorded
+from mailhaven.failure_reasons import FailureReason
 from mailhaven.stats import tags
 from mailhaven.stats.models import StatCount
 from mailhaven.storage.db import dialect_insert
@@ -137,3 +140,19 @@ def totals(session: Session, domain_id: str, *, events: list[str], start: float,
             if kind != "total":
                 stats["total"] += n
     return [{"time": format_rfc2822(t), **periods[t]} for t in sorted(periods)]
+
+
+def count_recorded(session: Session, recorded: Recorded) -> None:
+    """Statistics' events sink: count what was just recorded, in its transaction, for the
+    subjects who have not restricted or objected to analytics (N6)."""
+    unknown = {index for (_, recipient), index in zip(recorded.copies, recorded.indexes,
+                                                      strict=True)
+               if recipient.limits is None and index}
+    limited = subject_limits(session, recorded.account_id, unknown) if unknown else {}
+    kind = recorded.stats_kind
+    count(session, recorded.domain_id, [
+        (recorded.event, facts.tags, {**doc, KIND: kind} if kind else doc)
+        for (facts, recipient), doc, index in zip(recorded.copies, recorded.documents,
+                                                  recorded.indexes, strict=True)
+        if (recipient.limits or limited.get(index or "", NO_LIMITS)).may_analyse],
+        recorded.timestamp)

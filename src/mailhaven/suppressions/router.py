@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.http import field_dict, query_url, read_form, read_json
+from mailhaven.forms import field_dict
+from mailhaven.http import query_url, read_form, read_json
 from mailhaven.suppressions import service
 from mailhaven.suppressions.models import KINDS
 

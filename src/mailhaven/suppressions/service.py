@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
+from mailhaven.addresses import parse_addresses, valid_addresses
 from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822, parse_rfc2822
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.events.reasons import FailureReason
-from mailhaven.sending.request import parse_addresses, valid_addresses
+from mailhaven.failure_reasons import FailureReason
 from mailhaven.storage.db import insert_for
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault, VaultKey

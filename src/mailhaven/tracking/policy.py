@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailhaven.controls.service import NO_LIMITS, Limits
 from mailhaven.domains.models import Domain
-from mailhaven.privacy.controls import NO_LIMITS, Limits
 
 DEFAULT_HTML_FOOTER = '\n<br>\n<p><a href="%unsubscribe_url%">unsubscribe</a></p>\n'
 DEFAULT_TEXT_FOOTER = "\n\nTo unsubscribe click: <%unsubscribe_url%>\n\n"

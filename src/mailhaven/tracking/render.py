@@ -8,8 +8,9 @@ import json
 import re
 from dataclasses import dataclass, replace
 
-from mailhaven.privacy.controls import NO_LIMITS, Limits
-from mailhaven.sending.content import Additions
+from mailhaven.controls.service import NO_LIMITS, Limits
+from mailhaven.messages.content import Additions
+from mailhaven.messages.document import Document
 from mailhaven.tracking import links
 from mailhaven.tracking.links import Link
 from mailhaven.tracking.policy import Decision, DomainTracking, may_track
@@ -39,16 +40,16 @@ def base_url(public_url: str, settings: DomainTracking, domain: str) -> str:
 
 
 def for_delivery(vault: Vault, public_url: str, *, delivery_id: int, domain: str,
-                 document: dict, tags: list[str], settings: DomainTracking,
+                 document: Document, tags: list[str], settings: DomainTracking,
                  limits: Limits = NO_LIMITS) -> Additions:
     """The additions for one queued copy, as the delivery worker renders it. A service
     message (`o:category=transactional`) gets no unsubscribe link or header."""
-    marketing = document.get("marketing", True)
+    marketing = document.marketing
     copy = Copy(delivery_id, tags, has_list_unsubscribe=not marketing or any(
-        name.lower() == "list-unsubscribe" for name, _ in document["headers"]))
+        name.lower() == "list-unsubscribe" for name, _ in document.headers))
     if not marketing:
         settings = replace(settings, unsubscribes=False)
-    decision = may_track(settings, document.get("tracking"), limits)
+    decision = may_track(settings, document.tracking, limits)
     # The token key alone, not the vault: the additions go to the process that renders.
     return additions(vault.tokens, base_url(public_url, settings, domain), copy, settings,
                      decision)

@@ -12,9 +12,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
-from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.feedback import engagement
+from mailhaven.forms import field_dict
+from mailhaven.http import in_thread, read_form
 from mailhaven.services import Services
-from mailhaven.tracking import links, service
+from mailhaven.tracking import links, settings
 from mailhaven.tracking.links import Link
 
 log = logging.getLogger("mailhaven.tracking")
@@ -28,7 +30,7 @@ NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referre
 async def _engage(services: Services, request: Request, link: Link) -> str | None:
     def run() -> str | None:
         with services.db.transaction() as session:
-            return service.engage(session, services.vault, link,
+            return engagement.engage(session, services.vault, link,
                                   ip=request.client.host if request.client else "",
                                   user_agent=request.headers.get("user-agent", ""),
                                   clock=services.clock,
@@ -37,7 +39,7 @@ async def _engage(services: Services, request: Request, link: Link) -> str | Non
     try:
         return await in_thread(run)
     except Exception:  # the recipient still gets the image, the page or the link
-        log.exception("recording a %s failed", service.EVENTS[link.kind])
+        log.exception("recording a %s failed", engagement.EVENTS[link.kind])
         return None
 
 
@@ -97,7 +99,7 @@ async def unsubscribe(token: str, request: Request, services: ServicesDep) -> Re
 async def get_tracking(domain_name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def run() -> dict:
         with services.db.sessions() as session:
-            return service.settings_json(owned_domain(session, account_id, domain_name))
+            return settings.settings_json(owned_domain(session, account_id, domain_name))
 
     return {"tracking": await in_thread(run)}
 
@@ -109,7 +111,7 @@ async def put_tracking(domain_name: str, kind: str, request: Request, services: 
 
     def run() -> dict:
         with services.db.transaction() as session:
-            return service.update_settings(owned_domain(session, account_id, domain_name),
+            return settings.update_settings(owned_domain(session, account_id, domain_name),
                                            kind, fields)
 
     return {"message": "Domain tracking settings have been updated", kind: await in_thread(run)}

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest
-from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.forms import field_dict
+from mailhaven.http import in_thread, read_form
 from mailhaven.services import Services
 from mailhaven.webhooks import service
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from mailhaven.accounts.models import Account
 from mailhaven.clock import rfc3339_seconds
 from mailhaven.errors import BadRequest, NotFound
+from mailhaven.events.service import Recorded
 from mailhaven.storage.base import new_id, table
 from mailhaven.vault import Vault
 from mailhaven.vault.recognise import holds_address, kept_clear
@@ -335,3 +336,9 @@ def recent_deliveries(session: Session, account_id: str, domain_id: str, *, limi
              "next-attempt-at": row.next_attempt_at if row.status == "pending" else None,
              "created-at": row.created_at}
             for row in session.scalars(query)]
+
+
+def enqueue_recorded(session: Session, recorded: Recorded) -> None:
+    """Webhooks' events sink: queue the POSTs for what was just recorded, in its transaction."""
+    enqueue(session, account_id=recorded.account_id, domain_id=recorded.domain_id,
+            documents=recorded.documents, now=recorded.timestamp)

@@ -6,7 +6,6 @@ rendered per recipient at delivery, so 1000 personalised copies cost one stored 
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import re
@@ -17,17 +16,13 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from mailhaven.sending import folding, plain
-from mailhaven.sending.folding import decode_words, header_text
-from mailhaven.sending.request import (
-    RECIPIENT_VAR,
-    SendRequest,
-    mailbox_pairs,
-    mailbox_parts,
-    mime_fields,
-    mime_head,
-)
+from mailhaven.addresses import header_text, mailbox_pairs, mailbox_parts
+from mailhaven.messages import folding, plain
+from mailhaven.messages.document import Document
+from mailhaven.messages.folding import decode_words
+from mailhaven.messages.mime import mime_fields, mime_head
 
+RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
 _NEWLINE = re.compile(rb"\r?\n|\r")
 # 7-bit bodies (non-ASCII text goes quoted-printable or base64): the receiving server may
 # not offer 8BITMIME, and we don't downgrade on the way.
@@ -68,31 +63,6 @@ class Additions:
 NO_ADDITIONS = Additions()
 
 
-def dump(request: SendRequest, *, message_id: str, created_at: float) -> bytes:
-    doc: dict = {
-        "v": 1, "message_id": message_id, "created_at": created_at,
-        "from": request.sender.formatted(),
-        "to": [a.formatted() for a in request.to],
-        "cc": [a.formatted() for a in request.cc],
-        "subject": request.subject, "text": request.text, "html": request.html,
-        "amp_html": request.amp_html, "headers": request.headers,
-        "variables": request.variables, "batch": request.recipient_variables is not None,
-        "attachments": [
-            {"filename": a.filename, "content_type": a.content_type, "inline": a.inline,
-             "data": base64.b64encode(a.data).decode()} for a in request.attachments
-        ],
-        "mime": base64.b64encode(request.mime).decode() if request.mime is not None else None,
-        "deliverytime": request.deliverytime,  # None unless scheduled
-        "tracking": request.tracking,
-        "marketing": request.marketing,
-    }
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def load(blob: bytes) -> dict:
-    return json.loads(blob)
-
-
 def attachment_summaries(message: EmailMessage) -> list[dict]:
     """Mailgun's `attachments` list (filename, content type, size) of a parsed message."""
     if not message.is_multipart():
@@ -102,10 +72,10 @@ def attachment_summaries(message: EmailMessage) -> list[dict]:
             for part in message.iter_attachments()]
 
 
-def facts(doc: dict, *, storage_key: str, size: int, tags: list[str],
+def facts(doc: Document, *, storage_key: str, size: int, tags: list[str],
           testmode: bool) -> MessageFacts:
-    if doc["mime"] is not None:
-        raw = base64.b64decode(doc["mime"])
+    if doc.mime is not None:
+        raw = doc.mime_bytes
         # Read as text, decoded in linear time: the email package's address parsing of a
         # To of many names is quadratic, and this runs as the message is accepted.
         own: dict[str, str] = {}
@@ -115,20 +85,20 @@ def facts(doc: dict, *, storage_key: str, size: int, tags: list[str],
                    for name in ("to", "from", "subject")}
         attachments = attachment_summaries(message_from_bytes(raw, policy=policy.default))
     else:
-        headers = {"to": ", ".join(doc["to"]), "from": doc["from"], "subject": doc["subject"]}
+        headers = {"to": ", ".join(doc.to), "from": doc.sender, "subject": doc.subject}
         attachments = [
-            {"filename": a["filename"], "content-type": a["content_type"],
-             "size": len(base64.b64decode(a["data"]))}
-            for a in doc["attachments"] if not a["inline"]
+            {"filename": a.filename, "content-type": a.content_type,
+             "size": len(a.content)}
+            for a in doc.attachments if not a.inline
         ]
-    headers["message-id"] = doc["message_id"]
-    return MessageFacts(storage_key, doc["message_id"], headers, attachments, size, tags,
-                        dict(doc["variables"]), testmode)
+    headers["message-id"] = doc.message_id
+    return MessageFacts(storage_key, doc.message_id, headers, attachments, size, tags,
+                        dict(doc.variables), testmode)
 
 
 
 
-def for_recipient(facts: MessageFacts, doc: dict, recipient: str,
+def for_recipient(facts: MessageFacts, doc: Document, recipient: str,
                   variables: dict) -> MessageFacts:
     """A batch copy's facts: addressed to its own recipient alone, with its own values."""
     filled = {k: substitute(v, variables) for k, v in facts.user_variables.items()}
@@ -146,7 +116,7 @@ def _crlf(raw: bytes) -> bytes:
     return _NEWLINE.sub(b"\r\n", raw)
 
 
-def render(doc: dict, recipient: str, variables: dict | None,
+def render(doc: Document, recipient: str, variables: dict | None,
            additions: Additions = NO_ADDITIONS) -> bytes:
     """The MIME bytes (CRLF) delivered to one recipient."""
     rendered = _render(doc, recipient, variables, additions, general=True)
@@ -154,23 +124,23 @@ def render(doc: dict, recipient: str, variables: dict | None,
     return rendered
 
 
-def render_plain(doc: dict, recipient: str, variables: dict | None,
+def render_plain(doc: Document, recipient: str, variables: dict | None,
                  additions: Additions = NO_ADDITIONS) -> bytes | None:
     """`render` for the message most sends are, written directly (see plain.py): quick, in
     time linear in its size; None for any other message."""
     return _render(doc, recipient, variables, additions, general=False)
 
 
-def may_be_plain(doc: dict) -> bool:
+def may_be_plain(doc: Document) -> bool:
     """Whether `render_plain` may write the message: a text body alone (it still checks
     the addresses and header values)."""
-    return (doc["mime"] is None and doc["text"] is not None and doc["html"] is None
-            and doc["amp_html"] is None and not doc["attachments"])
+    return (doc.mime is None and doc.text is not None and doc.html is None
+            and doc.amp_html is None and not doc.attachments)
 
 
-def _render(doc: dict, recipient: str, variables: dict | None, additions: Additions, *,
+def _render(doc: Document, recipient: str, variables: dict | None, additions: Additions, *,
             general: bool) -> bytes | None:
-    batch_variables = variables if doc["batch"] else None
+    batch_variables = variables if doc.batch else None
 
     def sub(text: str) -> str:
         return substitute(text, batch_variables)
@@ -179,31 +149,31 @@ def _render(doc: dict, recipient: str, variables: dict | None, additions: Additi
         # Variables come from the client's JSON: whatever they hold stays in its header.
         return header_text(sub(text))
 
-    if doc["mime"] is not None:
+    if doc.mime is not None:
         return _render_mime(doc, sub_header, additions.headers) if general else None
 
     # Display names are encoded-words by now (Address.formatted): only an address isn't ASCII.
-    international = not all(a.isascii() for a in (doc["from"], recipient, *doc["to"], *doc["cc"]))
-    to = (_batch_to(doc, recipient),) if doc["batch"] else tuple(doc["to"])
-    fields = [("From", doc["from"]), ("To", ", ".join(to))]
+    international = not all(a.isascii() for a in (doc.sender, recipient, *doc.to, *doc.cc))
+    to = (_batch_to(doc, recipient),) if doc.batch else tuple(doc.to)
+    fields = [("From", doc.sender), ("To", ", ".join(to))]
     # Our own address fields, by position: their mailboxes as Address.formatted wrote them.
-    ours = {0: (doc["from"],), 1: to}
-    if doc["cc"]:
-        ours[2] = tuple(doc["cc"])
-        fields.append(("Cc", ", ".join(doc["cc"])))
-    fields += [("Subject", sub_header(doc["subject"])),
-               ("Date", format_datetime(datetime.fromtimestamp(doc["created_at"], UTC))),
+    ours = {0: (doc.sender,), 1: to}
+    if doc.cc:
+        ours[2] = tuple(doc.cc)
+        fields.append(("Cc", ", ".join(doc.cc)))
+    fields += [("Subject", sub_header(doc.subject)),
+               ("Date", format_datetime(datetime.fromtimestamp(doc.created_at, UTC))),
                # the client's own h:Message-ID, if it gave one
-               ("Message-ID", f"<{doc['message_id']}>")]
-    fields += [(name, sub_header(value)) for name, value in doc["headers"]
+               ("Message-ID", f"<{doc.message_id}>")]
+    fields += [(name, sub_header(value)) for name, value in doc.headers
                if name.lower() != "message-id"]
-    if doc["variables"]:
-        user_vars = {k: sub(v) for k, v in doc["variables"].items()}
+    if doc.variables:
+        user_vars = {k: sub(v) for k, v in doc.variables.items()}
         fields.append(("X-Mailgun-Variables", json.dumps(user_vars)))
     fields += additions.headers
     if (not international and may_be_plain(doc)
             and len({n.lower() for n, _ in fields}) == len(fields)):
-        rendered = plain.render_text(fields, additions.text(sub(doc["text"])))
+        rendered = plain.render_text(fields, additions.text(sub(doc.text or "")))
         if rendered is not None:
             return rendered
     if not general:
@@ -247,27 +217,27 @@ def _without_mime_version(body: bytes) -> bytes:
     return b"\r\n".join(kept) + blank + rest
 
 
-def _render_mime(doc: dict, sub_header: Callable[[str], str],
+def _render_mime(doc: Document, sub_header: Callable[[str], str],
                  extra: tuple[tuple[str, str], ...]) -> bytes:
     """The client's MIME with the `h:` headers and `v:` variables given beside it on top.
     A header a message may carry once is replaced, not doubled (two From or Subject fields
     get a copy refused or misread): the request's value wins, as on `/messages`."""
-    added = [(name, sub_header(value)) for name, value in doc["headers"]
+    added = [(name, sub_header(value)) for name, value in doc.headers
              if name.lower() != "message-id"]  # the message's own, or ours below
-    if doc["variables"]:
-        user_vars = {k: sub_header(v) for k, v in doc["variables"].items()}
+    if doc.variables:
+        user_vars = {k: sub_header(v) for k, v in doc.variables.items()}
         added.append(("X-Mailgun-Variables", json.dumps(user_vars)))
-    head = _crlf(base64.b64decode(doc["mime"])).partition(b"\r\n\r\n")[0].lower()
+    head = _crlf(doc.mime_bytes).partition(b"\r\n\r\n")[0].lower()
     added += [(n, v) for n, v in extra if f"\n{n.lower()}:".encode() not in b"\n" + head]
     added = _last_of_unique(added)
     replaced = {name.lower().encode() for name, _ in added
                 if name.lower() == "x-mailgun-variables"
                 or _MIME_POLICY.header_max_count(name) == 1}
-    head, blank, body = _crlf(base64.b64decode(doc["mime"])).partition(b"\r\n\r\n")
+    head, blank, body = _crlf(doc.mime_bytes).partition(b"\r\n\r\n")
     kept = [f for f in _header_fields(head) if _field_name(f) not in replaced]
     ours = [_field(name, value) for name, value in added]
     if not any(_field_name(f) == b"message-id" for f in kept):
-        ours.insert(0, f"Message-ID: <{doc['message_id']}>".encode())
+        ours.insert(0, f"Message-ID: <{doc.message_id}>".encode())
     return b"\r\n".join([*ours, *kept]) + blank + body
 
 
@@ -298,15 +268,15 @@ def _field_name(field: bytes) -> bytes:
     return field.partition(b":")[0].strip().lower()
 
 
-def _batch_to(doc: dict, recipient: str) -> str:
+def _batch_to(doc: Document, recipient: str) -> str:
     """A batch copy is addressed to its own recipient alone; a cc or bcc recipient's copy
     names no one, so neither the batch nor a bcc shows up in a header."""
-    return recipient if recipient in doc["to"] else "undisclosed-recipients:;"
+    return recipient if recipient in doc.to else "undisclosed-recipients:;"
 
 
-def _add_body(msg: EmailMessage, doc: dict, sub_text: Callable[[str], str],
+def _add_body(msg: EmailMessage, doc: Document, sub_text: Callable[[str], str],
               sub_html: Callable[[str], str]) -> None:
-    text, html = doc["text"], doc["html"]
+    text, html = doc.text, doc.html
     if text is not None:
         msg.set_content(sub_text(text))
     if html is not None:
@@ -314,21 +284,20 @@ def _add_body(msg: EmailMessage, doc: dict, sub_text: Callable[[str], str],
             msg.add_alternative(sub_html(html), subtype="html")
         else:
             msg.set_content(sub_html(html), subtype="html")
-    elif text is None and doc["amp_html"] is not None:
-        msg.set_content(sub_html(doc["amp_html"]), subtype="html")
-    inline = [a for a in doc["attachments"] if a["inline"]]
+    elif text is None and doc.amp_html is not None:
+        msg.set_content(sub_html(doc.amp_html), subtype="html")
+    inline = [a for a in doc.attachments if a.inline]
     if inline and html is not None:
         html_part = msg.get_body(preferencelist=("html",))
         for a in inline:
-            maintype, _, subtype = a["content_type"].partition("/")
-            html_part.add_related(base64.b64decode(a["data"]), maintype or "application",
-                                  subtype or "octet-stream", cid=f"<{a['filename']}>",
-                                  filename=a["filename"], disposition="inline")
-    for a in doc["attachments"]:
-        if a["inline"] and html is not None:
+            maintype, _, subtype = a.content_type.partition("/")
+            html_part.add_related(a.content, maintype or "application",
+                                  subtype or "octet-stream", cid=f"<{a.filename}>",
+                                  filename=a.filename, disposition="inline")
+    for a in doc.attachments:
+        if a.inline and html is not None:
             continue
-        maintype, _, subtype = a["content_type"].partition("/")
-        msg.add_attachment(base64.b64decode(a["data"]), maintype or "application",
-                           subtype or "octet-stream", filename=a["filename"],
-                           disposition="inline" if a["inline"] else "attachment")
-
+        maintype, _, subtype = a.content_type.partition("/")
+        msg.add_attachment(a.content, maintype or "application",
+                           subtype or "octet-stream", filename=a.filename,
+                           disposition="inline" if a.inline else "attachment")

@@ -12,13 +12,15 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 
 from dkim.canonicalization import CanonicalizationPolicy
 
+from mailhaven.messages.content import _MIME_POLICY, _crlf
+
 # render's own policy and line ends: a payload must come out as render would write it
-from mailhaven.sending.content import _MIME_POLICY, _crlf
+from mailhaven.messages.document import Document
 
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 _BLANK = b"\r\n\r\n"
@@ -38,7 +40,7 @@ class Payload:
 class Light:
     """A stored document with its payloads replaced by markers, and the payloads."""
 
-    doc: dict
+    doc: Document
     payloads: tuple[Payload, ...]
 
     @property
@@ -85,30 +87,30 @@ def _line_at(light: bytes, marker: bytes) -> int:
     return at + 1
 
 
-def lighten(doc: dict) -> Light:
+def lighten(doc: Document) -> Light:
     """The light form of a stored document: each attachment's data, or a .mime message's
     body, replaced by a marker of its own."""
     token = secrets.token_hex(12)  # no client can know, so none can write it in a message
-    if doc["mime"] is not None:
+    if doc.mime is not None:
         return _lighten_mime(doc, token)
     attachments, payloads = [], []
-    for i, attachment in enumerate(doc["attachments"]):
+    for i, attachment in enumerate(doc.attachments):
         stand_in = f"mailhaven payload {token} {i}".encode()
         marker = base64.b64encode(stand_in) + b"\r\n"  # the line add_attachment makes of it
-        block = _base64_block(base64.b64decode(attachment["data"]))
+        block = _base64_block(attachment.content)
         payloads.append(Payload(marker, block, block))  # base64 lines: nothing to canonicalise
-        attachments.append({**attachment, "data": base64.b64encode(stand_in).decode()})
-    return Light({**doc, "attachments": attachments}, tuple(payloads))
+        attachments.append(replace(attachment, data=base64.b64encode(stand_in).decode()))
+    return Light(replace(doc, attachments=attachments), tuple(payloads))
 
 
-def _lighten_mime(doc: dict, token: str) -> Light:
-    head, blank, body = _crlf(base64.b64decode(doc["mime"])).partition(_BLANK)
+def _lighten_mime(doc: Document, token: str) -> Light:
+    head, blank, body = _crlf(doc.mime_bytes).partition(_BLANK)
     if not blank:
         return Light(doc, ())
     marker = f"mailhaven-payload-{token}\r\n".encode()
     light = base64.b64encode(head + blank + marker).decode()
     # The body is all of the copy's body: its canonical form is the whole body's.
-    return Light({**doc, "mime": light},
+    return Light(replace(doc, mime=light),
                  (Payload(marker, body, _RELAXED.canonicalize_body(body)),))
 
 

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailhaven.sending import content, plain
+from mailhaven.messages import content, plain
 from mailhaven.sending.request import build_request
 
 DATE = "Sun, 29 Nov 2026 23:16:30 +0000"

@@ -1,5 +1,5 @@
-"""Opens, clicks and unsubscribes, recorded as Mailgun's `opened`, `clicked` and
-`unsubscribed` events, and the domain's tracking settings."""
+"""Opens, clicks and unsubscribes: what a recipient did with a delivered copy, recorded as
+Mailgun's `opened`, `clicked` and `unsubscribed` events."""
 
 from __future__ import annotations
 
@@ -12,24 +12,21 @@ from sqlalchemy.orm import Session
 from ua_parser import parse
 
 from mailhaven.clock import Clock
+from mailhaven.controls.service import NO_LIMITS, record_consent
+from mailhaven.controls.service import limits as subject_limits
 from mailhaven.delivery.queue import describe
 from mailhaven.domains.models import Domain
-from mailhaven.errors import BadRequest
 from mailhaven.events.models import Event
 from mailhaven.events.service import Recipient, record
-from mailhaven.privacy.controls import NO_LIMITS, record_consent
-from mailhaven.privacy.controls import limits as subject_limits
-from mailhaven.sending.request import flag
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking.links import Link
-from mailhaven.tracking.policy import DomainTracking, may_track
+from mailhaven.tracking.policy import may_track
 from mailhaven.vault import Vault
 
 EVENTS = {"o": "opened", "c": "clicked", "u": "unsubscribed"}
 UNKNOWN_PLACE = {"country": "Unknown", "region": "Unknown", "city": "Unknown"}
 _EMAIL_CLIENTS = ("outlook", "thunderbird", "apple mail", "airmail", "postbox", "spark",
                   "googleimageproxy", "yahoomailproxy")
-_TRUTHS = ("yes", "no", "true", "false")
 
 
 @lru_cache(maxsize=4096)
@@ -71,7 +68,7 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
     event = EVENTS[link.kind]
     limits = subject_limits(session, job.account_id,
                             [vault.blind_index(job.account_id, job.email)])
-    decision = may_track(job.tracking, job.document.get("tracking"),
+    decision = may_track(job.tracking, job.document.tracking if job.document else None,
                          next(iter(limits.values()), NO_LIMITS))
     if (event == "opened" and not decision.opens) or (event == "clicked"
                                                       and decision.clicks == "no"):
@@ -109,49 +106,3 @@ def _first(session: Session, vault: Vault, account_id: str, storage_key: str, em
         Event.recipient_index == vault.blind_index(account_id, email)).limit(1)) is None
 
 
-# -- settings ------------------------------------------------------------------------------
-
-def settings_json(domain: Domain) -> dict:
-    t = DomainTracking.of(domain)
-    return {"open": {"active": t.opens, "place_at_the_top": t.opens_at_top},
-            "click": {"active": "htmlonly" if t.clicks == "htmlonly" else t.clicks == "yes"},
-            "unsubscribe": {"active": t.unsubscribes, "html_footer": t.html_footer,
-                            "text_footer": t.text_footer},
-            "web_scheme": domain.web_scheme}
-
-
-def _active(value: str | None, *, allow_htmlonly: bool = False) -> bool | str | None:
-    if value is None:
-        return None
-    value = value.strip().lower()
-    if allow_htmlonly and value == "htmlonly":
-        return "htmlonly"
-    if value not in _TRUTHS:
-        raise BadRequest(f"'active' should be one of yes, no, true, false"
-                         f"{', htmlonly' if allow_htmlonly else ''}")
-    return flag(value)
-
-
-def update_settings(domain: Domain, kind: str, fields: dict[str, str]) -> dict:
-    """PUT …/tracking/{open|click|unsubscribe}: change what was given, answer the new state."""
-    if kind == "open":
-        active = _active(fields.get("active"))
-        if active is not None:
-            domain.track_opens = bool(active)
-        if fields.get("place_at_the_top") is not None:
-            domain.track_opens_top = flag(fields["place_at_the_top"])
-    elif kind == "click":
-        active = _active(fields.get("active"), allow_htmlonly=True)
-        if active is not None:
-            domain.track_clicks = active if active == "htmlonly" else "yes" if active else "no"
-    elif kind == "unsubscribe":
-        active = _active(fields.get("active"))
-        if active is not None:
-            domain.track_unsubscribes = bool(active)
-        if "html_footer" in fields:
-            domain.unsubscribe_html_footer = fields["html_footer"][:10_000] or None
-        if "text_footer" in fields:
-            domain.unsubscribe_text_footer = fields["text_footer"][:10_000] or None
-    else:
-        raise BadRequest("tracking type must be open, click or unsubscribe")
-    return settings_json(domain)[kind]

@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from mailhaven.addresses import header_text
+
 MAX_LINE = 998  # RFC 5322 2.1.1, without the CRLF
 EW_LINE = 76  # RFC 2047 2: a line that holds an encoded word
 MAX_EW = 75  # RFC 2047 2: one encoded word
@@ -44,15 +46,8 @@ STRUCTURED_FIELDS = frozenset({
 STRUCTURED_PREFIXES = ("list-", "content-", "dkim-", "arc-")
 
 
-# U+0085, U+2028 and U+2029 end a line as CR and LF do (str.splitlines, the email package)
-_LINE_BREAKS = re.compile(r"\s*[\r\n\x85\u2028\u2029]+\s*")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def header_text(value: str) -> str:
-    """A value that stays one header: line breaks fold to a space, control characters go
-    (a CRLF in a subject or `h:` value must not start a header of its own)."""
-    return _CONTROLS.sub("", _LINE_BREAKS.sub(" ", value))
 
 
 @dataclass

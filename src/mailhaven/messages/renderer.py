@@ -298,6 +298,6 @@ def shared(processes: int) -> RenderPool:
         return _shared
 
 
-if __name__ == "__main__":  # a rendering process: python -m mailhaven.sending.renderer IN OUT
+if __name__ == "__main__":  # a rendering process: python -m mailhaven.messages.renderer IN OUT
     _serve(Connection(int(sys.argv[1]), writable=False),
            Connection(int(sys.argv[2]), readable=False))

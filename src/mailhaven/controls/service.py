@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailhaven.controls.models import Consent, SubjectControl
 from mailhaven.errors import BadRequest
-from mailhaven.events.reasons import FailureReason
-from mailhaven.privacy.models import Consent, SubjectControl
+from mailhaven.failure_reasons import FailureReason
 from mailhaven.storage.db import insert_for
 
 PURPOSES = ("marketing-email", "tracking", "analytics")

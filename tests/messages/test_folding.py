@@ -4,13 +4,15 @@ they were given (finding 1 of issue 10: a long Subject took seconds per copy).""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from email import message_from_bytes, policy
 from email.utils import getaddresses
 
 import pytest
 
-from mailhaven.sending import content, folding, plain
+from mailhaven.messages import content, folding, plain
+from mailhaven.messages.document import Document
 
 TEXTS = [
     "Hi", "Your order #5 has shipped", "a  b", "trail ", "tab\there", "x" * 200, "y" * 890,
@@ -57,7 +59,7 @@ def test_text_reads_back_as_given_on_lines_within_the_limits(text: str, utf8: bo
 @pytest.mark.parametrize("text", ["Hi", "Your order #5 has shipped", "a  b", "trail ",
                                   "tab\there", "x" * 200, "y" * 890, "(c) [x] <y> 'a' ; : ,"])
 def test_plain_text_comes_out_as_the_email_package_wrote_it(text: str) -> None:
-    """So the plain fast path (sending/plain.py) and the general one agree byte for byte."""
+    """So the plain fast path (messages/plain.py) and the general one agree byte for byte."""
     package = content._MIME_POLICY.header_factory("Subject", text).fold(
         policy=content._MIME_POLICY).removesuffix("\r\n").encode()
     assert folding.text_field("Subject", text) == package
@@ -93,12 +95,12 @@ def test_a_name_too_long_for_one_word_is_split_within_the_limits() -> None:
     assert field.endswith(b" <ann@example.org>")
 
 
-def doc(subject: str, **extra: object) -> dict:
-    return {"v": 1, "message_id": "id@mg.acme.test", "created_at": 0.0,
+def doc(subject: str, **extra: object) -> Document:
+    return Document.load(json.dumps({"v": 1, "message_id": "id@mg.acme.test", "created_at": 0.0,
             "from": "Zoë <a@mg.acme.test>", "to": ["ann@example.org"], "cc": [],
             "subject": subject, "text": "hi", "html": "<p>hi</p>", "amp_html": None,
             "headers": [], "variables": {}, "batch": False, "attachments": [], "mime": None,
-            "deliverytime": None, "tracking": {}, "marketing": True, **extra}
+            "deliverytime": None, "tracking": {}, "marketing": True, **extra}).encode())
 
 
 @pytest.mark.parametrize("word", ["word ", "wörd ", "日本 "])
@@ -136,8 +138,8 @@ def test_the_rendered_message_keeps_its_fields_in_order_and_its_body() -> None:
 
 
 def test_fields_the_plain_fast_path_takes_come_out_the_same_on_the_general_one() -> None:
-    """sending/plain.py writes `Name: value` for the values it accepts; so must we."""
-    from tests.sending.test_plain import VALUES
+    """messages/plain.py writes `Name: value` for the values it accepts; so must we."""
+    from tests.messages.test_plain import VALUES
 
     taken = [(name, value) for name, values in VALUES.items() for value in values
              if plain._plain_field(name, value) and not name.lower().startswith("content-")]

@@ -1,0 +1,15 @@
+"""The process's wiring: who hears of recorded events. Every entry point that may record
+events (the API, the worker, the CLI, the tests' set-up) calls `wire` once it has started,
+so `events` never imports its consumers."""
+
+from __future__ import annotations
+
+from mailhaven.events import service as events
+from mailhaven.stats.service import count_recorded
+from mailhaven.webhooks.service import enqueue_recorded
+
+
+def wire() -> None:
+    """Subscribe statistics and webhooks to recorded events (again: no harm)."""
+    events.subscribe(count_recorded)
+    events.subscribe(enqueue_recorded)
