@@ -113,6 +113,7 @@ def restore(
     erasure ledger (table and file), so nobody erased since the backup comes back."""
     from mailhaven.backup.service import restore_backup
     from mailhaven.storage.db import Database
+    from mailhaven.vault import Vault
 
     settings = _settings()
     keyring = _keyring(settings)
@@ -121,7 +122,7 @@ def restore(
         raise typer.Exit(2)
     db = Database(settings.resolved_database_url)
     try:
-        db.migrate()
+        db.migrate(vault=Vault(keyring))
         with _refusals(), _progress() as progress:
             restored = restore_backup(db, keyring, settings.data_dir, path, replace=replace,
                                       progress=progress)

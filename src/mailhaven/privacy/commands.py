@@ -48,7 +48,7 @@ def register(privacy_app: typer.Typer, services: Callable[[], Services]) -> None
             with platform.db.transaction() as session:
                 done = service.file_verified(session, ctx, account, right, given,
                                              confirm=account if yes else None)
-                shown = reqs.as_json(done, ctx.now)
+                shown = reqs.as_json(ctx.vault, session, done, ctx.now)
         finally:
             platform.close()
         _print(shown if as_json else None, f"request {shown['id']}: {shown['state']}")
@@ -69,7 +69,8 @@ def register(privacy_app: typer.Typer, services: Callable[[], Services]) -> None
                     query = query.where(PrivacyRequest.account_id == account)
                 rows = (reqs.overdue(session, account, now) if overdue
                         else session.scalars(query).all())
-                shown = [{**reqs.as_json(r, now), "account": r.account_id} for r in rows]
+                shown = [{**reqs.as_json(platform.vault, session, r, now),
+                          "account": r.account_id} for r in rows]
         finally:
             platform.close()
         if as_json:

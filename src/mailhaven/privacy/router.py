@@ -97,7 +97,7 @@ async def _authenticated_request(services: Services, account_id: str, right: str
         with services.db.transaction() as session:
             done = service.file_verified(session, ctx, account_id, right, given,
                                          confirm=confirm)
-            return reqs.as_json(done, ctx.now)
+            return reqs.as_json(services.vault, session, done, ctx.now)
 
     shown = await in_thread(run)
     if right == "erasure" and shown["subject_type"] == "holder":
@@ -117,7 +117,7 @@ async def list_requests(request: Request, services: ServicesDep,
                     session.scalars(select(PrivacyRequest).where(
                         PrivacyRequest.account_id == account_id)
                         .order_by(PrivacyRequest.received_at.desc())).all())
-            return [reqs.as_json(r, now) for r in rows]
+            return [reqs.as_json(services.vault, session, r, now) for r in rows]
 
     return {"items": await in_thread(run)}
 
@@ -135,7 +135,7 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
                      else reqs.owned(session, account_id or "", request_id))
             if found.id != request_id:
                 raise NotFound("Request not found")
-            return reqs.as_json(found, now)
+            return reqs.as_json(services.vault, session, found, now)
 
     return await in_thread(run)
 
@@ -188,12 +188,12 @@ async def extend_request(request_id: str, request: Request, services: ServicesDe
             found = reqs.owned(session, account_id, request_id, lock=True)
             service.extend(session, service.Context.of(services, f"account:{account_id}"),
                            found, months=months, reason=fields.get("reason", ""))
+            shown = reqs.as_json(services.vault, session, found, now)
             _tell_subject(services, session, found,
                           "Your privacy request needs more time",
                           f"Your request ({found.right}) will be answered by "
-                          f"{reqs.as_json(found, now)['due_at'][:10]}, because: "
-                          f"{found.extended_reason}\n")
-            return reqs.as_json(found, now)
+                          f"{shown['due_at'][:10]}, because: {shown['extension']['reason']}\n")
+            return shown
 
     return await in_thread(run)
 
@@ -222,7 +222,7 @@ async def deny_request(request_id: str, request: Request, services: ServicesDep,
             found = reqs.owned(session, account_id, request_id, lock=True)
             service.deny(session, service.Context.of(services, f"account:{account_id}"), found,
                          reason=reason)
-            return reqs.as_json(found, now)
+            return reqs.as_json(services.vault, session, found, now)
 
     return await in_thread(run)
 

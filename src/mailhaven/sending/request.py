@@ -14,6 +14,7 @@ from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
 from mailhaven.sending.folding import decode_words, header_text, is_structured, unfoldable
 from mailhaven.vault.recognise import holds_address
+from mailhaven.vault.service import normalize_address
 
 MAX_RECIPIENTS = 1000
 MAX_OPTIONS_BYTES = 16 * 1024
@@ -137,7 +138,7 @@ class SendRequest:
         """Every envelope recipient once, in the order given."""
         seen: dict[str, Address] = {}
         for address in (*self.to, *self.cc, *self.bcc):
-            seen.setdefault(address.email.lower(), address)
+            seen.setdefault(normalize_address(address.email), address)
         return list(seen.values())
 
     @property
@@ -556,7 +557,7 @@ def _check_body(values: Values) -> None:
 
 
 def _recipient_variables(value: str | None) -> dict[str, dict] | None:
-    """Batch sending's per-recipient variables, keyed by lower-case address."""
+    """Batch sending's per-recipient variables, keyed by address (`normalize_address`)."""
     if value is None:
         return None
     parsed = json_object(value)
@@ -566,7 +567,7 @@ def _recipient_variables(value: str | None) -> dict[str, dict] | None:
         json.dumps(parsed, ensure_ascii=False).encode()
     except UnicodeEncodeError:
         raise BadRequest(NOT_TEXT) from None
-    return {k.strip().lower(): v for k, v in parsed.items()}
+    return {normalize_address(k): v for k, v in parsed.items()}
 
 
 def _custom_id(raw: bytes | None, headers: list[tuple[str, str]]) -> str | None:

@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.http import field_dict, in_thread, read_form
+from mailhaven.privacy import service as privacy
 from mailhaven.services import Services
 from mailhaven.tracking import links, service
 from mailhaven.tracking.links import Link
@@ -32,7 +33,7 @@ async def _engage(services: Services, request: Request, link: Link) -> str | Non
                                   ip=request.client.host if request.client else "",
                                   user_agent=request.headers.get("user-agent", ""),
                                   clock=services.clock,
-                                  notice_version=services.settings.notice_version)
+                                  consents=privacy.Context.of(services, actor="subject"))
 
     try:
         return await in_thread(run)
