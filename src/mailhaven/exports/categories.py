@@ -200,8 +200,7 @@ def _message_ids(scope: Scope, storage_keys: list[str]) -> dict[str, str]:
     """The Message-IDs of these messages, opened from their copies (sealed there for each
     recipient, a recipient's export reads only theirs): none once every copy is erased."""
     query = select(Delivery.message_id, Delivery.subject_key_id, Delivery.message_id_sealed
-                   ).where(Delivery.message_id.in_(storage_keys),
-                           Delivery.message_id_sealed.is_not(None))
+                   ).where(Delivery.message_id.in_(storage_keys))
     who = scope.recipient
     if who is not None:
         if who.key is None:
@@ -212,7 +211,7 @@ def _message_ids(scope: Scope, storage_keys: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for storage_key, key_id, sealed in rows:
         key = keys.get(key_id or "")
-        if storage_key not in found and key is not None:
+        if storage_key not in found and key is not None and sealed is not None:
             found[storage_key] = scope.vault.open_text(key, sealed, "delivery.message_id")
     return found
 
