@@ -27,7 +27,9 @@ def test_an_extension_reason_is_sealed_for_its_subject(api, live, services, doma
                             data={"months": "1", "reason": REASON}).json()
         assert extended["extension"]["reason"] == REASON
         deliver_due(services, sink)
-    assert REASON in sink.received[-1].message.get_content()  # the subject is told why
+    [told] = [m.message for m in sink.received
+              if m.message["Subject"] == "Your privacy request needs more time"]
+    assert REASON in told.get_content()  # the subject is told why
     assert api.get(f"/v1/privacy/requests/{opened['id']}").json()["extension"]["reason"] \
         == REASON
     assert not holds(services, "Leeds archive")

@@ -14,6 +14,9 @@ on start and on `backup restore`). Run without it (bare alembic) over rows store
 this revision refuses rather than leave them in clear or drop them. Downgrading with the key
 opens the values back into their clear columns; without it they come back empty.
 
+The dropped values may linger in the database's free space (SQLite's free pages,
+PostgreSQL's dead tuples) until a VACUUM, and stay in backups taken before this revision.
+
 Revision ID: 0017
 Revises: 0016
 """
@@ -32,8 +35,8 @@ depends_on = None
 
 BATCH = 1000
 NEEDS_KEY = ("Revision 0017 seals the Message-IDs and request extension reasons stored in "
-             "clear, which needs the master key: upgrade by starting Mailhaven (or with "
-             "`mailhaven backup restore`), which hands the key file to the migration")
+             "clear, which needs the master key: upgrade with `mailhaven migrate` or by "
+             "starting Mailhaven, which hand the key file to the migration")
 WRONG_KEY = ("Revision 0017: the master key file does not open this database's vault keys; "
              "is it this installation's key file?")
 
