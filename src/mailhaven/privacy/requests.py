@@ -95,10 +95,11 @@ def details(vault: Vault, session: Session, request: PrivacyRequest) -> dict:
 def extension_reason(vault: Vault, session: Session, request: PrivacyRequest) -> str | None:
     """Why the answer was extended (it may be about the subject: sealed for them); None if
     it was not, or once their key is erased."""
-    key = _subject_key(vault, session, request) if request.extension_sealed else None
-    if key is None or request.extension_sealed is None:
+    if request.extension_sealed is None:
         return None
-    return vault.open_text(key, request.extension_sealed, "privacy.extension")
+    key = _subject_key(vault, session, request)
+    return None if key is None else vault.open_text(key, request.extension_sealed,
+                                                    "privacy.extension")
 
 
 def by_token(session: Session, token: str, *, now: float,
