@@ -33,11 +33,11 @@ class Services:
     def start(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK,
               migrate: bool = True) -> Services:
         db = Database(settings.resolved_database_url)
-        if migrate:
-            db.migrate()
-        keep_anchor(db.engine, settings.data_dir / HEAD_FILE)
         key_file = settings.resolved_master_key_file
         vault = Vault(load_or_create_keyring(key_file), clock, key_file)
+        if migrate:
+            db.migrate(vault=vault)  # a revision may seal what was stored in clear
+        keep_anchor(db.engine, settings.data_dir / HEAD_FILE)
         return cls(settings, db, vault, clock)
 
     @property

@@ -46,7 +46,8 @@ def _insert_events(services, account_id: str) -> None:  # type: ignore[no-untype
         chunk.append({
             "event_id": event_id, "account_id": account_id, "domain_id": domain_id,
             "storage_key": None, "event": "delivered", "timestamp": now + n, "severity": None,
-            "message_id": "m@mg.acme.test", "tags": '["bulk"]', "recipient_index": index,
+            "message_id_index": vault.message_index(account_id, "m@mg.acme.test"),
+            "tags": '["bulk"]', "recipient_index": index,
             "key_id": key.id,
             "payload": vault.seal(key, template.replace(_ID, event_id).encode(), event_id)})
         if len(chunk) == 10_000 or n == EVENTS - 1:

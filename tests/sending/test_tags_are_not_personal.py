@@ -28,3 +28,23 @@ def test_an_unsubscribe_tag_with_an_address_is_refused(api, domain) -> None:
     assert (reply.status_code, reply.json()) == (400,
                                                   {"message": UNSUBSCRIBE_TAG_HOLDS_ADDRESS})
     assert api.get(f"/v3/{domain}/unsubscribes").json()["items"] == []
+
+
+def test_a_variable_named_with_an_address_is_kept_sealed_not_refused(api, services,
+                                                                      domain) -> None:
+    """`v:` variables, names as well as values, are stored only sealed (in the message's
+    document and its events), so one named after a person is no leak: it is accepted."""
+    from tests.support import Sink, deliver_due
+    from tests.vault.raw import holds
+
+    with Sink() as sink:
+        reply = api.post(f"/v3/{domain}/messages", data={
+            "from": f"news@{domain}", "to": "ann@example.org", "subject": "Hi", "text": "t",
+            "v:owner-zelda@example.com": "yes"})
+        assert reply.status_code == 200, reply.text
+        deliver_due(services, sink)
+    [event, _] = api.get(f"/v3/{domain}/events").json()["items"]
+    assert event["user-variables"] == {"owner-zelda@example.com": "yes"}
+    assert "owner-zelda@example.com" in sink.received[0].message["X-Mailgun-Variables"]
+    assert not holds(services, "zelda@example")
+    assert holds(services, domain)  # the check sees what is stored in clear

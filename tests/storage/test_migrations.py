@@ -56,11 +56,12 @@ def blank_url(backend: str, tmp_path, request: pytest.FixtureRequest) -> Iterato
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _downgrade(db: Database, revision: str) -> None:
+def _downgrade(db: Database, revision: str, vault: object = None) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with db.migrating() as conn:
         config.attributes["connection"] = conn
+        config.attributes["vault"] = vault
         command.downgrade(config, revision)
 
 
@@ -100,7 +101,7 @@ def test_a_domain_from_before_revision_0006_keeps_its_key_records_and_rows(
         pair = generate_rsa(1024)
         domain_id = _domain_before_0006(services, account_id, pair)
 
-        services.db.migrate()
+        services.db.migrate(vault=services.vault)
         with services.db.transaction() as session:
             api_key = issue_key(session, account_id)
         record = f"k=rsa; p={pair.public_b64}"
@@ -120,14 +121,14 @@ def test_a_domain_from_before_revision_0006_keeps_its_key_records_and_rows(
             assert conn.execute(text("SELECT count FROM stat_counts")).scalar() == 7
             assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 2
 
-        _downgrade(services.db, "0005")
+        _downgrade(services.db, "0005", services.vault)
         with services.db.engine.connect() as conn:
             row = conn.execute(text("SELECT dkim_selector, dkim_public_key, dns_status"
                                     " FROM domains WHERE id = :i"), {"i": domain_id}).one()
             assert (row[0], row[1]) == ("s2019", pair.public_b64)
             assert json.loads(row[2])["dkim"]["valid"] == "valid"
             assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 2
-        services.db.migrate()
+        services.db.migrate(vault=services.vault)
         with services.db.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM dkim_keys")).scalar() == 1
     finally:

@@ -48,7 +48,7 @@ def create_account(session: Session, vault: Vault, *, name: str, email: str,
     account = Account(id=new_id(), region=region, created_at=clock.now())
     session.add(account)
     session.flush()
-    holder = vault.subjects(session, account.id, [email])[email.strip().lower()]
+    holder = vault.subject(session, account.id, email)
     account.holder_key_id = holder.id
     account.name_sealed = vault.seal_text(holder, name, "account.name")
     account.email_sealed = vault.seal_text(holder, email, "account.email")

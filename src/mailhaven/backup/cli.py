@@ -100,6 +100,7 @@ def restore(
     erasure ledger (table and file), so nobody erased since the backup comes back."""
     from mailhaven.backup.service import restore_backup
     from mailhaven.storage.db import Database
+    from mailhaven.vault import Vault
 
     settings = common.opened(common.settings())
     keyring = _keyring(settings)
@@ -107,7 +108,7 @@ def restore(
         common.fail(f"No backup at {path}")
     db = Database(settings.resolved_database_url)
     try:
-        db.migrate()
+        db.migrate(vault=Vault(keyring))
         with _refusals(), _progress() as progress:
             restored = restore_backup(db, keyring, settings.data_dir, path, replace=replace,
                                       progress=progress)

@@ -38,6 +38,8 @@ class Delivery(Base):
     )
     address_sealed: Mapped[bytes] = column(LargeBinary, data=RECIPIENT_SEALED)
     variables_sealed: Mapped[bytes | None] = column(LargeBinary, data=RECIPIENT_SEALED)
+    # The message's Message-ID, for the copy's events once the body is gone (retention).
+    message_id_sealed: Mapped[bytes | None] = column(LargeBinary, data=RECIPIENT_SEALED)
     status: Mapped[str] = column(String(12), default=QUEUED, data=DELIVERY_STATE)
     attempts: Mapped[int] = column(Integer, default=0, data=DELIVERY_STATE)
     next_attempt_at: Mapped[float] = column(Float, data=DELIVERY_STATE)

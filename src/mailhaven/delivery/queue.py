@@ -253,11 +253,13 @@ def _with_suppressions(session: Session, vault: Vault, jobs: list[Job]) -> list[
     return checked
 
 
-def _facts_without_body(message: Message | Row, recipient: str) -> MessageFacts:
+def _facts_without_body(message: Message | Row, recipient: str,
+                        message_id: str) -> MessageFacts:
     """What a copy's later events (an unsubscribe, a late bounce) can still say once the
-    body's retention ran out: the message row's own columns, and the copy's recipient."""
-    headers = {"to": recipient, "from": "", "subject": "", "message-id": message.message_id}
-    return MessageFacts(message.id, message.message_id, headers, [], message.size,
+    body's retention ran out: the message row's own columns, and the copy's recipient and
+    Message-ID (sealed with it)."""
+    headers = {"to": recipient, "from": "", "subject": "", "message-id": message_id}
+    return MessageFacts(message.id, message_id, headers, [], message.size,
                         json.loads(message.tags), {}, message.testmode)
 
 
@@ -270,7 +272,9 @@ def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
     variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
                  if row.variables_sealed is not None else None)
     if message.content_sealed is None and row.status != QUEUED:  # the body was purged
-        doc, facts = None, _facts_without_body(message, recipient)
+        message_id = (vault.open_text(key, row.message_id_sealed, "delivery.message_id")
+                      if row.message_id_sealed is not None else "")
+        doc, facts = None, _facts_without_body(message, recipient, message_id)
     else:
         if message.id not in documents:
             doc = Document.load(vault.open(keys[message.content_key_id or ""],

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped
 from mailhaven.storage.base import Base, BigId
 from mailhaven.storage.inventory import (
     DELIVERY_STATE,
+    MESSAGE_ID_INDEX,
     OWNERSHIP,
     RECIPIENT_INDEX,
     RECIPIENT_SEALED,
@@ -42,7 +43,7 @@ class Event(Base):
     event: Mapped[str] = column(String(16), data=DELIVERY_STATE)
     timestamp: Mapped[float] = column(Float, data=TECHNICAL)
     severity: Mapped[str | None] = column(String(12), data=DELIVERY_STATE)
-    message_id: Mapped[str | None] = column(String(255), data=TECHNICAL)
+    message_id_index: Mapped[str | None] = column(String(64), data=MESSAGE_ID_INDEX)
     tags: Mapped[str] = column(Text, default="[]", data=TAGS)
     recipient_index: Mapped[str | None] = column(String(64), data=RECIPIENT_INDEX)
     key_id: Mapped[str | None] = column(

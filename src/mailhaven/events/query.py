@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_
@@ -74,9 +73,9 @@ def time_param(value: str, name: str) -> float:
     return when
 
 
-def parse_query(params: dict[str, str], blind_index: Callable[[str], str]) -> EventQuery:
-    """The query in `params`; a recipient filter is kept only as its blind index, so no
-    address travels in the page links."""
+def parse_query(params: dict[str, str], vault: Vault, account_id: str) -> EventQuery:
+    """The query in `params`; recipient and Message-ID filters are kept only as their blind
+    indexes, so neither travels in the page links."""
     unsupported = [k for k in UNSUPPORTED_FILTERS if k in params]
     if unsupported:
         raise BadRequest(f"Filter '{unsupported[0]}' is not supported")
@@ -99,7 +98,9 @@ def parse_query(params: dict[str, str], blind_index: Callable[[str], str]) -> Ev
         raise BadRequest(f"'limit' must be between 1 and {MAX_LIMIT}")
     filters = {k: params[k] for k in FILTERS if params.get(k)}
     if "recipient" in filters:
-        filters["recipient"] = blind_index(filters["recipient"])
+        filters["recipient"] = vault.blind_index(account_id, filters["recipient"])
+    if "message-id" in filters:
+        filters["message-id"] = vault.message_index(account_id, filters["message-id"])
     return EventQuery(ascending=ascending, begin=begin, end=end, limit=limit, filters=filters)
 
 
@@ -142,7 +143,7 @@ def _conditions(query: EventQuery, account_id: str, domain_id: str) -> list:
     if "recipient" in f:
         conds.append(Event.recipient_index == f["recipient"])  # already a blind index
     if "message-id" in f:
-        conds.append(Event.message_id == f["message-id"].strip().strip("<>"))
+        conds.append(Event.message_id_index == f["message-id"])  # a blind index too
     if "tags" in f:
         tags = [t for t in f["tags"].split() if t.upper() not in ("OR", "AND")]
         conds.append(or_(*(Event.tags.contains(json.dumps(t), autoescape=True) for t in tags)))

@@ -35,8 +35,7 @@ async def _page(domain_name: str, query: EventQuery, request: Request, services:
 @router.get("/v3/{domain_name}/events")
 async def list_events(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> JSONResponse:
-    query = parse_query(dict(request.query_params),
-                        lambda address: services.vault.blind_index(account_id, address))
+    query = parse_query(dict(request.query_params), services.vault, account_id)
     return await _page(domain_name, query, request, services, account_id)
 
 

@@ -117,6 +117,8 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
     `extras`, if given, adds one copy's own fields (its delivery status) to its event.
     `stats_kind` overrides the counter the events add to (a first open is `unique`)."""
     rows, documents = [], []
+    message_indexes = {m: vault.message_index(account_id, m)  # once per message, not copy
+                       for m in {facts.message_id for facts, _ in copies} if m}
     for n, (facts, recipient) in enumerate(copies):
         fields = extra if extras is None else {**(extra or {}), **extras[n]}
         doc = event_json(facts, event, recipient.email, timestamp, fields)
@@ -124,7 +126,8 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
         rows.append({
             "event_id": doc["id"], "account_id": account_id, "domain_id": domain_id,
             "storage_key": facts.storage_key or None, "event": event, "timestamp": timestamp,
-            "severity": doc.get("severity"), "message_id": facts.message_id,
+            "severity": doc.get("severity"),
+            "message_id_index": message_indexes.get(facts.message_id),
             "tags": json.dumps(facts.tags),
             "recipient_index": (vault.blind_index(account_id, recipient.email)
                                 if recipient.email else None),

@@ -168,7 +168,7 @@ def _own_copy(doc: dict, recipient: Recipient) -> dict:
 def _messages(scope: Scope) -> Select:
     recipients = (select(func.count(Delivery.id)).where(Delivery.message_id == Message.id)
                   .scalar_subquery())
-    query = (select(Message.id, Message.message_id, Domain.name, Message.created_at,
+    query = (select(Message.id, Domain.name, Message.created_at,
                     Message.size, Message.tags, recipients.label("recipients"))
              .join(Domain, Domain.id == Message.domain_id)
              .where(Message.account_id == scope.account_id))
@@ -189,10 +189,32 @@ def _messages(scope: Scope) -> Select:
 def messages(scope: Scope) -> Iterator[dict]:
     query = _messages(scope).order_by(Message.created_at, Message.id)
     for rows in batches(scope.session, query):
-        for storage_key, message_id, domain, created, size, tags, recipients in rows:
-            yield {"id": storage_key, "message_id": message_id, "domain": domain,
+        message_ids = _message_ids(scope, [row[0] for row in rows])
+        for storage_key, domain, created, size, tags, recipients in rows:
+            yield {"id": storage_key, "message_id": message_ids.get(storage_key),
+                   "domain": domain,
                    "created_at": iso(created), "size": size, "tags": json.loads(tags),
                    "recipients": recipients}
+
+
+def _message_ids(scope: Scope, storage_keys: list[str]) -> dict[str, str]:
+    """The Message-IDs of these messages, opened from their copies (sealed there for each
+    recipient, a recipient's export reads only theirs): none once every copy is erased."""
+    query = select(Delivery.message_id, Delivery.subject_key_id, Delivery.message_id_sealed
+                   ).where(Delivery.message_id.in_(storage_keys))
+    who = scope.recipient
+    if who is not None:
+        if who.key is None:
+            return {}
+        query = query.where(Delivery.subject_key_id == who.key.id)
+    rows = scope.session.execute(query).all()
+    keys = scope.vault.keys(scope.session, (key_id for _, key_id, _ in rows))
+    found: dict[str, str] = {}
+    for storage_key, key_id, sealed in rows:
+        key = keys.get(key_id or "")
+        if storage_key not in found and key is not None and sealed is not None:
+            found[storage_key] = scope.vault.open_text(key, sealed, "delivery.message_id")
+    return found
 
 
 # -- suppressions, and a recipient's queued and delivered copies -----------------------------

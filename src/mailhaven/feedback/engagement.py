@@ -18,6 +18,7 @@ from mailhaven.delivery.queue import describe
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.events.service import Recipient, record
+from mailhaven.privacy import service as privacy
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking.links import Link
 from mailhaven.tracking.policy import may_track
@@ -57,10 +58,12 @@ def client_info(user_agent: str) -> dict:
 
 
 def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: str,
-           clock: Clock, notice_version: str = "1") -> str | None:
+           clock: Clock, consents: privacy.Context) -> str | None:
     """Record what the recipient did, if it may be tracked: an unsubscribe always counts
-    (it is the recipient's right, not tracking), once. The domain the copy came from, for
-    the unsubscribe page; None when the copy is gone or erased."""
+    (it is the recipient's right, not tracking), once, and one from everything withdraws
+    consent through the privacy service (`consents`: the ledger and its audit entry). The
+    domain the copy came from, for the unsubscribe page; None when the copy is gone or
+    erased."""
     job = describe(session, vault, link.delivery_id)
     if job is None:
         return None
@@ -85,10 +88,9 @@ def engage(session: Session, vault: Vault, link: Link, *, ip: str, user_agent: s
         if not suppressions.unsubscribe(session, vault, domain, job.email, tags, clock):
             return sender  # already unsubscribed from all of it: a replay records nothing
         if tags == ("*",):  # from everything: the consent ledger records the withdrawal
-            record_consent(session, job.account_id,
-                           vault.blind_index(job.account_id, job.email), "marketing-email",
-                           granted=False, source="unsubscribe-link",
-                           notice_version=notice_version, now=clock.now())
+            privacy.consent(session, consents, job.account_id,
+                            vault.blind_index(job.account_id, job.email), "marketing-email",
+                            granted=False, source="unsubscribe-link")
     first = event != "unsubscribed" and _first(session, vault, job.account_id,
                                                job.facts.storage_key, job.email, event)
     record(session, vault, account_id=job.account_id, domain_id=job.domain_id,

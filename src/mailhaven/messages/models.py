@@ -9,6 +9,7 @@ from mailhaven.storage.base import Base
 from mailhaven.storage.inventory import (
     CONTENT_SEALED,
     DELIVERY_STATE,
+    MESSAGE_ID_INDEX,
     OWNERSHIP,
     TAGS,
     TECHNICAL,
@@ -26,7 +27,8 @@ class Message(Base):
     domain_id: Mapped[str] = column(
         String(24), ForeignKey("domains.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
     )
-    message_id: Mapped[str] = column(String(255), index=True, data=TECHNICAL)  # no <>
+    # The Message-ID itself is sealed: in the document, and in each copy (deliveries).
+    message_id_index: Mapped[str | None] = column(String(64), index=True, data=MESSAGE_ID_INDEX)
     content_key_id: Mapped[str] = column(
         String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
         index=True, data=TECHNICAL,  # ON DELETE SET NULL finds rows by it when keys go

@@ -42,7 +42,7 @@ def request(account: common.AccountOpt,
         with platform.db.transaction() as session:
             done = service.file_verified(session, ctx, account, right, given,
                                          confirm=account if yes else None)
-            shown = reqs.as_json(done, ctx.now)
+            shown = reqs.as_json(ctx.vault, session, done, ctx.now)
     finally:
         platform.close()
     _print(shown if as_json else None, f"request {shown['id']}: {shown['state']}")
@@ -61,7 +61,8 @@ def list_requests(account: Annotated[str | None, typer.Option(
         with platform.db.sessions() as session:
             rows = (reqs.overdue(session, account, now) if overdue
                     else reqs.listed(session, account))
-            shown = [{**reqs.as_json(r, now), "account": r.account_id} for r in rows]
+            shown = [{**reqs.as_json(platform.vault, session, r, now),
+                      "account": r.account_id} for r in rows]
     finally:
         platform.close()
     if as_json:

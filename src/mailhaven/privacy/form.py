@@ -25,7 +25,7 @@ from mailhaven.services import Services
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import insert_for
 from mailhaven.vault import Vault
-from mailhaven.vault.service import canonical_domain, canonical_mailbox, normalize_address
+from mailhaven.vault.service import canonical_domain, canonical_mailbox
 
 HOUR, DAY = 3600.0, 86400.0
 # A person asks once or twice; a household or an office behind one address a few times.
@@ -121,7 +121,7 @@ def _stand_in(session: Session, name: str, now: float) -> str:
 def _open_and_mail(services: Services, session: Session, ctx: service.Context,
                    domain: Domain, right: str, email: str, given: dict) -> None:
     index = services.vault.blind_index(domain.account_id, email)
-    key = services.vault.subjects(session, domain.account_id, [email])[normalize_address(email)]
+    key = services.vault.subject(session, domain.account_id, email)
     opened = service.receive(
         session, ctx, account_id=domain.account_id, right=right, subject_type="recipient",
         subject_index=index, key=key, given={**given, "email": email, "domain": domain.name},

@@ -87,4 +87,4 @@ def file_for_account(services: Services, account_id: str, request: Asked, *,
     with services.db.transaction() as session:
         done = service.file_verified(session, ctx, account_id, request.right, given,
                                      confirm=confirm)
-        return reqs.as_json(done, ctx.now)
+        return reqs.as_json(services.vault, session, done, ctx.now)

@@ -24,6 +24,11 @@ REQUEST_SEALED = classified(
     "personal", "recipient or account holder", "answering data-subject requests",
     "finished requests: 7 days", basis="legal obligation",
     note="the requester's address and details, sealed under the subject's vault key")
+EXTENSION_SEALED = classified(
+    "personal", "recipient or account holder", "answering data-subject requests",
+    "the request record: 3 years", basis="legal obligation",
+    note="why the answer was extended (free text, may be about the subject), sealed under "
+         "the subject's vault key")
 LEDGER = classified(
     "non-personal", "none", "keeping erased subjects erased (backups)",
     "life of the installation", basis="legal obligation",
@@ -57,7 +62,7 @@ class PrivacyRequest(Base):
     state: Mapped[str] = column(String(24), data=REQUEST_FACTS)
     received_at: Mapped[float] = column(Float, data=REQUEST_FACTS)
     due_at: Mapped[float] = column(Float, data=REQUEST_FACTS)
-    extended_reason: Mapped[str | None] = column(Text, data=REQUEST_FACTS)
+    extension_sealed: Mapped[bytes | None] = column(LargeBinary, data=EXTENSION_SEALED)
     extension_notified_at: Mapped[float | None] = column(Float, data=REQUEST_FACTS)
     denied_reason: Mapped[str | None] = column(String(48), data=REQUEST_FACTS)
     token_digest: Mapped[str | None] = column(String(64), unique=True, data=TECHNICAL)

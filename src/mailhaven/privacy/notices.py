@@ -42,5 +42,5 @@ def tell_extended(services: Services, session: Session, request: PrivacyRequest,
     """The subject is told of an extension, its new due date and why."""
     tell_subject(services, session, request, "Your privacy request needs more time",
                  f"Your request ({request.right}) will be answered by "
-                 f"{reqs.as_json(request, now)['due_at'][:10]}, because: "
-                 f"{request.extended_reason}\n")
+                 f"{reqs.as_json(services.vault, session, request, now)['due_at'][:10]}, "
+                 f"because: {reqs.extension_reason(services.vault, session, request)}\n")

@@ -81,13 +81,26 @@ def open_request(session: Session, vault: Vault, *, account_id: str, right: str,
     return Opened(request, token)
 
 
+def _subject_key(vault: Vault, session: Session, request: PrivacyRequest) -> VaultKey | None:
+    return vault.keys(session, [request.key_id]).get(request.key_id or "")
+
+
 def details(vault: Vault, session: Session, request: PrivacyRequest) -> dict:
     """What the requester gave (an address, a correction); {} once their key is erased."""
-    keys = vault.keys(session, [request.key_id])
-    key = keys.get(request.key_id or "")
+    key = _subject_key(vault, session, request)
     if key is None or request.details_sealed is None:
         return {}
     return json.loads(vault.open(key, request.details_sealed, "privacy.request"))
+
+
+def extension_reason(vault: Vault, session: Session, request: PrivacyRequest) -> str | None:
+    """Why the answer was extended (it may be about the subject: sealed for them); None if
+    it was not, or once their key is erased."""
+    if request.extension_sealed is None:
+        return None
+    key = _subject_key(vault, session, request)
+    return None if key is None else vault.open_text(key, request.extension_sealed,
+                                                    "privacy.extension")
 
 
 def by_token(session: Session, token: str, *, now: float,
@@ -116,22 +129,28 @@ def verify(request: PrivacyRequest, now: float) -> None:
     request.state, request.verified_at, request.updated_at = VERIFIED, now, now
 
 
-def extend(request: PrivacyRequest, *, months: int, reason: str, now: float) -> None:
-    """Up to two more months, with a reason, decided within the first month."""
+def extend(vault: Vault, session: Session, request: PrivacyRequest, *, months: int,
+           reason: str, now: float) -> str:
+    """Up to two more months, with a reason, decided within the first month; the reason
+    as kept (sealed under the subject's key: nowhere, if that key is gone)."""
     if request.state not in OPEN_STATES:
         raise BadRequest("Only an open request can be extended")
     if not reason.strip():
         raise BadRequest("An extension needs a reason")
     if not 1 <= months <= MAX_EXTENSION_MONTHS:
         raise BadRequest("An extension is 1 or 2 months")
-    if request.extended_reason is not None:
+    if request.extension_notified_at is not None:
         raise BadRequest("The request was already extended")
     if now > request.due_at:
         raise BadRequest("An extension must be decided within the first month")
+    kept = reason.strip()[:1000]
+    key = _subject_key(vault, session, request)
     request.due_at = add_months(request.received_at, 1 + months)
-    request.extended_reason = reason.strip()[:1000]
+    request.extension_sealed = (vault.seal_text(key, kept, "privacy.extension")
+                                if key is not None else None)
     request.extension_notified_at = now
     request.state, request.updated_at = EXTENDED, now
+    return kept
 
 
 def deny(request: PrivacyRequest, *, reason: str, now: float) -> None:
@@ -164,7 +183,7 @@ def overdue(session: Session, account_id: str | None, now: float) -> list[Privac
     return list(session.scalars(query.order_by(PrivacyRequest.due_at)))
 
 
-def as_json(request: PrivacyRequest, now: float) -> dict:
+def as_json(vault: Vault, session: Session, request: PrivacyRequest, now: float) -> dict:
     def when(epoch: float | None) -> str | None:
         return None if epoch is None else iso8601(epoch)
 
@@ -172,8 +191,8 @@ def as_json(request: PrivacyRequest, now: float) -> dict:
             "state": request.state, "received_at": when(request.received_at),
             "due_at": when(request.due_at), "verified_at": when(request.verified_at),
             "completed_at": when(request.completed_at),
-            "extension": None if request.extended_reason is None else {
-                "reason": request.extended_reason,
+            "extension": None if request.extension_notified_at is None else {
+                "reason": extension_reason(vault, session, request),
                 "notified_at": when(request.extension_notified_at)},
             "denied_reason": request.denied_reason,
             "overdue": request.state in OPEN_STATES and now > request.due_at,

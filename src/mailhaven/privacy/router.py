@@ -76,7 +76,7 @@ async def list_requests(request: Request, services: ServicesDep,
                     session.scalars(select(PrivacyRequest).where(
                         PrivacyRequest.account_id == account_id)
                         .order_by(PrivacyRequest.received_at.desc())).all())
-            return [reqs.as_json(r, now) for r in rows]
+            return [reqs.as_json(services.vault, session, r, now) for r in rows]
 
     return {"items": await in_thread(run)}
 
@@ -94,7 +94,7 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
                      else reqs.owned(session, account_id or "", request_id))
             if found.id != request_id:
                 raise NotFound("Request not found")
-            return reqs.as_json(found, now)
+            return reqs.as_json(services.vault, session, found, now)
 
     return await in_thread(run)
 
@@ -147,7 +147,7 @@ async def extend_request(request_id: str, request: Request, services: ServicesDe
             service.extend(session, ctx, found, months=months,
                            reason=fields.get("reason", ""))
             notices.tell_extended(services, session, found, now)
-            return reqs.as_json(found, now)
+            return reqs.as_json(services.vault, session, found, now)
 
     return await in_thread(run)
 
@@ -162,7 +162,7 @@ async def deny_request(request_id: str, request: Request, services: ServicesDep,
         with services.db.transaction() as session:
             found = reqs.owned(session, account_id, request_id, lock=True)
             service.deny(session, ctx, found, reason=reason)
-            return reqs.as_json(found, now)
+            return reqs.as_json(services.vault, session, found, now)
 
     return await in_thread(run)
 

@@ -112,10 +112,10 @@ def hand_over(session: Session, ctx: Context, request: PrivacyRequest) -> None:
 
 def extend(session: Session, ctx: Context, request: PrivacyRequest, *, months: int,
            reason: str) -> None:
-    reqs.extend(request, months=months, reason=reason, now=ctx.now)
+    kept = reqs.extend(ctx.vault, session, request, months=months, reason=reason, now=ctx.now)
     journal(session, ctx, "privacy.request.extended", request=request,
             details={"months": months, "due_at": request.due_at, "subject_told": True},
-            sealed={"reason": request.extended_reason})
+            sealed={"reason": kept})
 
 
 def deny(session: Session, ctx: Context, request: PrivacyRequest, *, reason: str) -> None:
@@ -170,7 +170,7 @@ def file_verified(session: Session, ctx: Context, account_id: str, right: str,
         confirm_deletion(account_id, confirm)
     key: VaultKey | None
     if email:
-        key = ctx.vault.subjects(session, account_id, [email])[email.strip().lower()]
+        key = ctx.vault.subject(session, account_id, email)
         index, kind = ctx.vault.blind_index(account_id, email), "recipient"
     else:
         account = session.get(Account, account_id)

@@ -29,6 +29,7 @@ from mailhaven.messages.document import Document, StoredAttachment
 from mailhaven.messages.folding import decode_words, is_structured, unfoldable
 from mailhaven.messages.mime import BLANK_LINE, head_size, mime_fields, mime_head
 from mailhaven.vault.recognise import holds_address
+from mailhaven.vault.service import normalize_address
 
 MAX_OPTIONS_BYTES = 16 * 1024
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
@@ -122,7 +123,7 @@ class SendRequest:
         """Every envelope recipient once, in the order given."""
         seen: dict[str, Address] = {}
         for address in (*self.to, *self.cc, *self.bcc):
-            seen.setdefault(address.email.lower(), address)
+            seen.setdefault(normalize_address(address.email), address)
         return list(seen.values())
 
     def document(self, *, message_id: str, created_at: float) -> Document:
@@ -408,7 +409,7 @@ def _check_body(values: Values) -> None:
 
 
 def _recipient_variables(value: str | None) -> dict[str, dict] | None:
-    """Batch sending's per-recipient variables, keyed by lower-case address."""
+    """Batch sending's per-recipient variables, keyed by address (`normalize_address`)."""
     if value is None:
         return None
     parsed = json_object(value)
@@ -418,7 +419,7 @@ def _recipient_variables(value: str | None) -> dict[str, dict] | None:
         json.dumps(parsed, ensure_ascii=False).encode()
     except UnicodeEncodeError:
         raise BadRequest(NOT_TEXT) from None
-    return {k.strip().lower(): v for k, v in parsed.items()}
+    return {normalize_address(k): v for k, v in parsed.items()}
 
 
 def _custom_id(raw: bytes | None, headers: list[tuple[str, str]]) -> str | None:

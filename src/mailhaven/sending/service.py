@@ -30,9 +30,9 @@ from mailhaven.sending.request import (
 from mailhaven.storage.base import new_id, table
 from mailhaven.storage.db import Database
 from mailhaven.storage.group_commit import GroupCommit
-from mailhaven.vault import Vault, VaultKey
+from mailhaven.vault import Vault
 from mailhaven.vault.recognise import holds_address
-from mailhaven.vault.service import normalize_address
+from mailhaven.vault.service import Subjects, normalize_address
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,8 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
         document = request.document(message_id=message_id, created_at=now).dump()
         messages.append({
             "id": storage_key, "account_id": domain.account_id, "domain_id": domain.id,
-            "message_id": message_id, "content_key_id": content_key.id,
+            "message_id_index": vault.message_index(domain.account_id, message_id),
+            "content_key_id": content_key.id,
             "content_sealed": vault.seal(content_key, document, f"message:{storage_key}"),
             "kind": "mime" if request.mime is not None else "form", "size": request.size,
             "batch": request.recipient_variables is not None,
@@ -178,10 +179,10 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
                 for account_id, emails in addresses.items()}
     deliveries = []
     copies: dict[tuple[str, str], list[tuple[content.MessageFacts, Recipient]]] = {}
-    for (domain, request), storage_key, document in zip(sends, storage_keys, documents,
-                                                         strict=True):
+    for (domain, request), storage_key, document, message_id in zip(
+            sends, storage_keys, documents, message_ids, strict=True):
         keys = subjects[domain.account_id]
-        deliveries += _deliveries(vault, domain, request, storage_key, keys, now)
+        deliveries += _deliveries(vault, domain, request, storage_key, message_id, keys, now)
         copies.setdefault((domain.account_id, domain.id), []).extend(
             _accepted_copies(request, document, storage_key, keys))
     session.execute(table(Delivery).insert(), deliveries)
@@ -194,12 +195,14 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
 
 
 def _deliveries(vault: Vault, domain: Domain, request: SendRequest, storage_key: str,
-                keys: dict[str, VaultKey], now: float) -> list[dict]:
-    """One queued copy per recipient, its address (and batch variables) sealed for them."""
+                message_id: str, keys: Subjects, now: float) -> list[dict]:
+    """One queued copy per recipient, its address, batch variables and the Message-ID
+    (which the client may have written: it outlives the body, for later events) sealed for
+    them."""
     due = max(now, request.deliverytime or now)
     rows = []
     for address in request.recipients:
-        key = keys[normalize_address(address.email)]
+        key = keys[address.email]
         variables = None
         if request.recipient_variables is not None:
             own = request.recipient_variables.get(normalize_address(address.email), {})
@@ -209,6 +212,7 @@ def _deliveries(vault: Vault, domain: Domain, request: SendRequest, storage_key:
             "domain_id": domain.id, "subject_key_id": key.id,
             "address_sealed": vault.seal_text(key, address.formatted(), "delivery.address"),
             "variables_sealed": variables,
+            "message_id_sealed": vault.seal_text(key, message_id, "delivery.message_id"),
             "status": QUEUED, "attempts": 0, "next_attempt_at": due,
             "created_at": now, "updated_at": now,
         })
@@ -216,7 +220,7 @@ def _deliveries(vault: Vault, domain: Domain, request: SendRequest, storage_key:
 
 
 def _accepted_copies(request: SendRequest, document: bytes, storage_key: str,
-                     keys: dict[str, VaultKey]) -> list[tuple[content.MessageFacts, Recipient]]:
+                     keys: Subjects) -> list[tuple[content.MessageFacts, Recipient]]:
     """What each recipient's `accepted` event says: the message's facts, and in a batch
     send the recipient's own To and variables."""
     doc = Document.load(document)
@@ -227,7 +231,7 @@ def _accepted_copies(request: SendRequest, document: bytes, storage_key: str,
         email = normalize_address(address.email)
         own = facts if request.recipient_variables is None else content.for_recipient(
             facts, doc, address.formatted(), request.recipient_variables.get(email, {}))
-        result.append((own, Recipient(address.email, keys[email])))
+        result.append((own, Recipient(address.email, keys[address.email])))
     return result
 
 
@@ -250,7 +254,7 @@ def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[st
         user_variables={}, testmode=False)
     if named:
         email = named[0].email
-        key = vault.subjects(session, domain.account_id, [email])[normalize_address(email)]
+        key = vault.subject(session, domain.account_id, email)
     else:
         email, key = "", vault.new_content_key(session, domain.account_id)
     record(session, vault, account_id=domain.account_id, domain_id=domain.id, facts=facts,

@@ -94,13 +94,16 @@ class Database:
         with self._write_lock, self._writers() as session, session.begin():
             yield session
 
-    def migrate(self, revision: str = "head") -> None:
+    def migrate(self, revision: str = "head", vault: Any = None) -> None:
         """Bring the schema to the newest revision (tests may name an older one); safe when
-        several processes start at once."""
+        several processes start at once. `vault` (a `mailhaven.vault.Vault`: storage sits
+        below the vault, hence `Any`) is for revisions that seal what was stored in clear;
+        they refuse to run over such rows without it."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.migrating() as conn:
             config.attributes["connection"] = conn
+            config.attributes["vault"] = vault
             command.upgrade(config, revision)
 
     @contextmanager

@@ -52,6 +52,11 @@ RECIPIENT_INDEX = classified(
     "personal", "recipient", "email delivery", "life of the subject",
     note="keyed blind index (HMAC); finds a subject without storing the address",
 )
+MESSAGE_ID_INDEX = classified(
+    "personal", "recipient", "email delivery", "life of the record",
+    note="keyed blind index (HMAC) of the Message-ID, which a client may write (order-77."
+         "zelda@shop.test): finds a message's events; the id itself is sealed",
+)
 CONTENT_SEALED = classified(
     "personal", "recipient", "email delivery", "stored message bodies: 3 days after final state",
     note="ciphertext under the message's content key",

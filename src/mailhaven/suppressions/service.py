@@ -101,7 +101,7 @@ def _upsert(session: Session, vault: Vault, domain: Domain, kind: str, entries: 
     indexed = [(vault.blind_index(domain.account_id, e.value), e) for e in entries]
     new: dict[str, dict] = {}
     for index, entry in indexed:
-        key = keys[normalize_address(entry.value)]
+        key = keys[entry.value]
         new.setdefault(index, {
             "account_id": domain.account_id, "domain_id": domain.id, "kind": kind,
             "value_index": index, "key_id": key.id, "value_type": entry.value_type,
@@ -112,7 +112,7 @@ def _upsert(session: Session, vault: Vault, domain: Domain, kind: str, entries: 
     rows = {row.value_index: row for row in _rows(session, domain, kind, new, lock=True)}
     changed = 0
     for index, entry in indexed:
-        key, row = keys[normalize_address(entry.value)], rows[index]
+        key, row = keys[entry.value], rows[index]
         if row.key_id != key.id:  # its subject was erased and has come back: seal anew
             row.key_id = key.id
             row.value_sealed = vault.seal_text(key, entry.value, "suppression")
@@ -202,7 +202,7 @@ def listing(session: Session, vault: Vault, domain: Domain, kind: str, *, limit:
 
 def _is_address(term: str) -> bool:
     found = valid_addresses([term])
-    return len(found) == 1 and found[0].email.lower() == term.strip().lower()
+    return len(found) == 1 and normalize_address(found[0].email) == normalize_address(term)
 
 
 def _readable(session: Session, vault: Vault, kind: str,

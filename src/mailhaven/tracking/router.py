@@ -15,6 +15,7 @@ from mailhaven.domains.service import owned_domain
 from mailhaven.feedback import engagement
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, read_form
+from mailhaven.privacy import service as privacy
 from mailhaven.services import Services
 from mailhaven.tracking import links, settings
 from mailhaven.tracking.links import Link
@@ -34,7 +35,7 @@ async def _engage(services: Services, request: Request, link: Link) -> str | Non
                                   ip=request.client.host if request.client else "",
                                   user_agent=request.headers.get("user-agent", ""),
                                   clock=services.clock,
-                                  notice_version=services.settings.notice_version)
+                                  consents=privacy.Context.of(services, actor="subject"))
 
     try:
         return await in_thread(run)

@@ -16,7 +16,7 @@ import secrets
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -57,8 +57,30 @@ def _candidates(blob: bytes, versions: Iterable[int]) -> Iterator[tuple[int, byt
 
 
 def normalize_address(address: str) -> str:
-    """The form an address is indexed under: trimmed and lower-cased."""
+    """The form an address is indexed under: trimmed and lower-cased. The only one: every
+    blind index, and every lookup of a subject key by address, goes through it."""
     return address.strip().lower()
+
+
+class Subjects(Mapping[str, VaultKey]):
+    """Subject keys by address, looked up under `normalize_address` (however the caller
+    spells it). A missing address raises a KeyError that does not name it: an exception's
+    message reaches log lines, where no address may go."""
+
+    def __init__(self, by_address: dict[str, VaultKey]) -> None:
+        self._keys = by_address
+
+    def __getitem__(self, address: str) -> VaultKey:
+        try:
+            return self._keys[normalize_address(address)]
+        except KeyError:
+            raise KeyError("no subject key for this address") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): shown as nothing, so
@@ -123,6 +145,12 @@ class Vault:
         """A keyed hash, scoped by account, so equal addresses can be found but not read."""
         msg = f"{account_id}\x00{normalize_address(value)}".encode()
         return hmac.new(self._index_key, msg, hashlib.sha256).hexdigest()
+
+    def message_index(self, account_id: str, message_id: str) -> str:
+        """The blind index of a Message-ID (with or without its <>): client ids such as
+        order-77.zelda@shop.test are personal data. In a namespace of its own, so it never
+        equals the index of an address; normalised as addresses are (case-insensitive)."""
+        return self.blind_index(account_id, f"message-id\x00{message_id.strip().strip('<>')}")
 
     # -- the master key ----------------------------------------------------------------
     def reload(self) -> bool:
@@ -204,8 +232,12 @@ class Vault:
         session.execute(table(VaultKey).insert(), rows)
         return [VaultKey(**row) for row in rows]
 
+    def subject(self, session: Session, account_id: str, address: str) -> VaultKey:
+        """The subject key of one address, created if missing."""
+        return self.subjects(session, account_id, [address])[address]
+
     def subjects(self, session: Session, account_id: str,
-                 addresses: Iterable[str]) -> dict[str, VaultKey]:
+                 addresses: Iterable[str]) -> Subjects:
         """The subject key of each address, created where missing (safe under concurrency)."""
         by_index = {self.blind_index(account_id, a): normalize_address(a) for a in addresses}
         found = self._find(session, account_id, list(by_index))
@@ -222,7 +254,7 @@ class Vault:
             raced = [i for i in missing if i not in found]  # another writer inserted them
             if raced:
                 found.update(self._find(session, account_id, raced))
-        return {by_index[i]: key for i, key in found.items()}
+        return Subjects({by_index[i]: key for i, key in found.items()})
 
     @staticmethod
     def keys(session: Session, ids: Iterable[str | None]) -> dict[str, VaultKey]:
