@@ -9,6 +9,7 @@ from email.message import EmailMessage
 import pytest
 
 from mailhaven.messages import content, plain
+from mailhaven.messages.document import Document
 from mailhaven.sending.request import build_request
 
 DATE = "Sun, 29 Nov 2026 23:16:30 +0000"
@@ -90,11 +91,11 @@ COMMON_SEND = [("from", "Shop <orders@mg.example.com>"), ("to", "Customer 5 <use
 BODY_FIELDS = (b"Content-Type:", b"Content-Transfer-Encoding:", b"MIME-Version:")
 
 
-def _stored(fields: list[tuple[str, str]]) -> dict:
-    """The document the API stores for a send of these form fields."""
-    return content.load(content.dump(build_request(fields, []),
-                                     message_id="20261129.abc@mg.example.com",
-                                     created_at=1796080590.0))
+def _stored(fields: list[tuple[str, str]]) -> Document:
+    """The document the API stores for a send of these form fields (sealed as JSON, read
+    back)."""
+    return Document.load(build_request(fields, []).document(
+        message_id="20261129.abc@mg.example.com", created_at=1796080590.0).dump())
 
 
 @pytest.mark.parametrize("extra", [[], [("v:order-id", "5"), ("h:X-Campaign", "spring")],
@@ -109,4 +110,4 @@ def test_the_common_send_is_delivered_by_the_fast_path(extra: list[tuple[str, st
     head = fast.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
     fields = [tuple(line.decode().split(": ", 1)) for line in head
               if not line.startswith(BODY_FIELDS)]
-    assert fast == general(fields, doc["text"])  # type: ignore[arg-type]
+    assert fast == general(fields, doc.text)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ua_parser import parse
 
 from mailhaven.clock import Clock
-from mailhaven.controls.service import NO_LIMITS, record_consent
+from mailhaven.controls.service import NO_LIMITS
 from mailhaven.controls.service import limits as subject_limits
 from mailhaven.delivery.queue import describe
 from mailhaven.domains.models import Domain

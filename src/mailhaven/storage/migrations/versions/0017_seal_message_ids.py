@@ -49,7 +49,7 @@ class _Key:
     wrapped_key: bytes
 
 
-def _vault():  # noqa: ANN202 (a mailhaven.vault.Vault, or None)
+def _vault():
     return context.config.attributes.get("vault")
 
 
@@ -88,7 +88,7 @@ def upgrade() -> None:
     op.create_index('ix_messages_message_id_index', 'messages', ['message_id_index'])
 
 
-def _seal(conn: sa.Connection, vault) -> None:  # noqa: ANN001
+def _seal(conn: sa.Connection, vault) -> None:
     for rows in _batches(conn, "SELECT id, account_id, message_id FROM messages"
                                " WHERE id > :last ORDER BY id LIMIT :n", ""):
         conn.execute(sa.text("UPDATE messages SET message_id_index = :index WHERE id = :id"),
@@ -137,7 +137,7 @@ def downgrade() -> None:
     op.create_index('ix_messages_message_id', 'messages', ['message_id'])
 
 
-def _open(conn: sa.Connection, vault) -> None:  # noqa: ANN001
+def _open(conn: sa.Connection, vault) -> None:
     """The clear values back from their sealed copies, where a key still opens them."""
     for rows in _batches(conn, "SELECT d.id, d.message_id, d.message_id_sealed, k.id,"
                                " k.wrapped_key FROM deliveries d"
