@@ -100,7 +100,7 @@ class LeasedQueue:
         return ids
 
     def _oldest_due(self, now: float, limit: int, postgresql: bool,
-                    besides: Collection[int] = ()) -> Select[tuple[int]]:
+                    besides: Collection[int] = ()) -> Select[int]:
         rows = self.model
         query = (select(rows.id).where(rows.status == self.waiting, rows.next_attempt_at <= now)
                  .order_by(rows.next_attempt_at).limit(limit))
@@ -108,7 +108,7 @@ class LeasedQueue:
             query = query.where(rows.id.not_in(besides))
         return _locked(query, postgresql)
 
-    def _build_shares(self, accounts: int, postgresql: bool) -> CompoundSelect:
+    def _build_shares(self, accounts: int, postgresql: bool) -> CompoundSelect[int]:
         """The oldest due rows of `accounts` accounts, up to a number for each: built once
         for each number of accounts (building it is most of its cost)."""
         rows = self.model
@@ -121,7 +121,7 @@ class LeasedQueue:
             parts.append(select(_locked(query, postgresql).subquery().c.id))
         return union_all(*parts)
 
-    def _waiting_accounts(self) -> Select[tuple[str, float]]:
+    def _waiting_accounts(self) -> Select[str, float]:
         """The accounts with waiting rows, each with its oldest due time: a recursive query
         that skips through the (account, due) index one account at a time, a few index
         lookups per account however many rows each has. Built once: building it costs
@@ -166,7 +166,7 @@ def _is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _locked(query: Select[tuple[int]], postgresql: bool) -> Select[tuple[int]]:
+def _locked(query: Select[int], postgresql: bool) -> Select[int]:
     """`query` taking the rows it finds, skipping those another claim is taking now. On
     SQLite the write transaction began IMMEDIATE: it holds the only write lock already."""
     return query.with_for_update(skip_locked=True) if postgresql else query
