@@ -57,6 +57,7 @@ class Settings:
     smtp_delivery_port: int = 25
     dns_nameserver: tuple[str, int] | None = None
     lease_seconds: int = 600
+    webhook_lease_seconds: int = 60  # a POST is cut off after 10 s: its lease can be short
     max_message_age_seconds: int = 5 * 24 * 3600
     worker_concurrency: int = 100  # as Postfix: default_process_limit = 100
     render_processes: int = 2  # messages rendered at once, each in a process of its own
@@ -108,6 +109,7 @@ class Settings:
             smtp_delivery_port=_int("SMTP_DELIVERY_PORT", 25),
             dns_nameserver=parse_hostport(_env("DNS_NAMESERVER", "")),
             lease_seconds=_int("LEASE_SECONDS", 600),
+            webhook_lease_seconds=_int("WEBHOOK_LEASE_SECONDS", 60),
             max_message_age_seconds=_int("MAX_MESSAGE_AGE_SECONDS", 5 * 24 * 3600),
             worker_concurrency=_int("WORKER_CONCURRENCY", 100),
             render_processes=_int("RENDER_PROCESSES", 2),

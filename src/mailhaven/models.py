@@ -11,6 +11,7 @@ from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.retention.models import RetentionPolicy
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
+from mailhaven.storage.periodic import JobRun
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.models import Webhook, WebhookDelivery
@@ -18,6 +19,6 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
-           "Event", "FormCounter", "Message", "PrivacyRequest", "RetentionPolicy", "StatCount",
-           "SubjectControl", "Suppression", "Tag", "VaultKey", "Webhook", "WebhookDelivery",
-           "metadata"]
+           "Event", "FormCounter", "JobRun", "Message", "PrivacyRequest", "RetentionPolicy",
+           "StatCount", "SubjectControl", "Suppression", "Tag", "VaultKey", "Webhook",
+           "WebhookDelivery", "metadata"]

@@ -1,4 +1,5 @@
-"""One loop for every background role: claim work, handle it, commit, sleep when idle."""
+"""One loop for every background role: claim work, handle it, commit, sleep when idle; and
+periodic jobs on it, taken in turn by the processes that share the database."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import asyncio
 import contextlib
 import logging
 import threading
+
+from mailhaven.clock import Clock
+from mailhaven.storage import periodic
+from mailhaven.storage.db import Database
 
 log = logging.getLogger("mailhaven.runner")
 
@@ -106,3 +111,44 @@ class Runner:
 
     async def close(self) -> None:
         """Release what the runner holds (connections); called once when it stops."""
+
+
+class PeriodicJob(Runner):
+    """A job run every `every` seconds by one process at a time, of all the processes that
+    share the database (`storage.periodic`): each run is recorded as it starts, so a restart
+    or a second process does not run it again before its time. Subclasses implement `work`;
+    the runner's `name` names the job."""
+
+    every = 3600.0
+    longest: float | None = None  # a run not finished by then is taken for dead (default: every)
+    idle_seconds = 60.0  # how often a process looks whether the job is due
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._stop: asyncio.Event | None = None
+
+    async def work(self) -> int:
+        """One run of the job; how many items it handled."""
+        raise NotImplementedError
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        await super().run(stop)
+
+    async def run_once(self) -> int:
+        turn = await asyncio.to_thread(periodic.take_turn, self.db, self.name, every=self.every,
+                                       now=self.clock.now(), longest=self.longest)
+        if turn is None:
+            return 0
+        try:
+            handled = await self.work()
+        except BaseException:  # the run failed or was stopped: due again, after a pause
+            await asyncio.to_thread(turn.give_back)
+            raise
+        await asyncio.to_thread(turn.finish, self.clock.now())
+        return handled
+
+    def stopping(self) -> bool:
+        """Whether the process is stopping: a long run checks it between batches."""
+        return self._stop is not None and self._stop.is_set()

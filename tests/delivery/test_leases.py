@@ -104,3 +104,19 @@ def test_a_scheduled_message_is_not_claimed_before_its_time(
         clock.advance(1)
         deliver_due(services, sink)
     assert len(sink.received) == 1
+
+
+def test_a_worker_s_stale_claim_cannot_settle_over_its_own_newer_claim(
+        api, services, domain, clock) -> None:
+    """The fence is the claim, not the worker: an attempt whose lease ran out, and whose copy
+    the same worker claimed again, has no say over the new attempt."""
+    send(api, domain)
+    [stale] = claim(services, "worker-a")
+    clock.advance(services.settings.lease_seconds)
+    [fresh] = claim(services, "worker-a")
+    assert (fresh.delivery_id, fresh.owner, fresh.attempts) == (stale.delivery_id, "worker-a", 2)
+
+    assert settle_delivered(services, stale) is None
+    assert outcomes(api, domain) == []
+    recorded = settle_delivered(services, fresh)
+    assert recorded is not None and recorded["delivery-status"]["attempt-no"] == 2

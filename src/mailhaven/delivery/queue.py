@@ -1,13 +1,11 @@
 """Claim due deliveries as leases, and settle them: delivered, retried, or failed.
 
-A claim moves `next_attempt_at` to the end of the lease and stamps `lease_owner`; a worker
-that dies simply lets the lease run out, and the row is due again for anyone to claim.
-Settling is fenced by `lease_owner`, so a worker that lost its lease can't overwrite.
+The deliveries are a leased queue (`storage.leases`): a worker that dies lets its leases
+run out, and a worker that lost a lease can't settle the copy any more.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections import defaultdict
@@ -16,20 +14,7 @@ from dataclasses import dataclass, replace
 from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import (
-    ColumnElement,
-    CompoundSelect,
-    Row,
-    ScalarSelect,
-    Select,
-    Update,
-    bindparam,
-    func,
-    literal,
-    select,
-    union_all,
-    update,
-)
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock
@@ -43,9 +28,9 @@ from mailhaven.messages import content
 from mailhaven.messages.content import MessageFacts
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
-from mailhaven.storage.db import Database, affected
-from mailhaven.storage.fair_shares import fair_shares
+from mailhaven.storage.db import Database
 from mailhaven.storage.group_commit import GroupCommit
+from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking.policy import DomainTracking
 from mailhaven.vault import Vault, VaultKey
@@ -60,7 +45,7 @@ class Job:
 
     delivery_id: int
     attempts: int
-    owner: str
+    lease: Lease  # the claim that holds the copy: only it may settle it
     account_id: str
     domain_id: str
     domain_name: str
@@ -78,94 +63,12 @@ class Job:
     limits: Limits = NO_LIMITS  # the recipient's restriction, objection, withdrawn consents
     suppressed: FailureReason | None = None  # on a list, or limited: must not be sent
 
-
-def _due_ids(session: Session, now: float, limit: int, held: Mapping[str, int],
-             capacity: int) -> list[int]:
-    """Up to `limit` due copies, shared fairly between the accounts that have some: each
-    account first gets up to its share of the worker (`capacity` over the accounts due,
-    less what the worker holds of it already), the account waiting longest first; slots
-    left over go to the oldest due copies of anyone. One account's backlog of thousands
-    delays another's mail by a claim at most, not by the time it takes to send it."""
-    accounts = _due_accounts(session, now)
-    if len(accounts) <= 1:  # nobody to share with: the oldest due, as fast as ever
-        return list(session.scalars(_locked(session, _oldest_due(now, limit))))
-    rooms = fair_shares(accounts, limit=limit, capacity=capacity, held=held)
-    ids: list[int] = []
-    if rooms:  # one statement for all the accounts' shares
-        params: dict[str, object] = {"now": now}
-        for i, (account_id, room) in enumerate(rooms.items()):
-            params |= {f"account_{i}": account_id, f"room_{i}": room}
-        ids = list(session.scalars(
-            _shares(len(rooms), session.get_bind().dialect.name == "postgresql"), params))
-    if len(ids) < limit:
-        ids += session.scalars(_locked(session, _oldest_due(now, limit - len(ids))
-                                       .where(Delivery.id.not_in(ids))))
-    return ids
+    @property
+    def owner(self) -> str:
+        return self.lease.owner
 
 
-# Written out, not bound: only a query that says `status = 'queued'` itself may use the
-# partial index ix_deliveries_queued_by_account (on PostgreSQL and SQLite alike).
-_QUEUED = Delivery.status == literal(QUEUED, literal_execute=True)
-
-
-def _oldest_due(now: float, limit: int) -> Select:
-    return (select(Delivery.id)
-            .where(Delivery.status == QUEUED, Delivery.next_attempt_at <= now)
-            .order_by(Delivery.next_attempt_at).limit(limit))
-
-
-@functools.lru_cache(maxsize=128)
-def _shares(accounts: int, postgresql: bool) -> CompoundSelect:
-    """The oldest due copies of `accounts` accounts, up to a number for each: built once
-    for each number of accounts (building it is most of its cost)."""
-    parts = []
-    for i in range(accounts):
-        query = (select(Delivery.id)
-                 .where(_QUEUED, Delivery.account_id == bindparam(f"account_{i}"),
-                        Delivery.next_attempt_at <= bindparam("now"))
-                 .order_by(Delivery.next_attempt_at).limit(bindparam(f"room_{i}")))
-        if postgresql:
-            query = query.with_for_update(skip_locked=True)
-        parts.append(select(query.subquery().c.id))
-    return union_all(*parts)
-
-
-def _locked(session: Session, query: Select) -> Select:
-    """`query` taking the rows it finds, skipping those another claim is taking now. On
-    SQLite the transaction began IMMEDIATE: it already holds the only write lock."""
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
-
-
-def _due_accounts(session: Session, now: float) -> dict[str, float]:
-    """The accounts with copies due now, each with its oldest due time."""
-    return {account_id: due for account_id, due in session.execute(_queued_accounts())
-            if due <= now}
-
-
-@functools.cache
-def _queued_accounts() -> Select:
-    """The accounts with queued copies, each with its oldest due time: a recursive query
-    that skips through ix_deliveries_queued_by_account one account at a time, a few index
-    lookups per account however many copies each has. Built once: building it costs more
-    than running it."""
-    queued = Delivery.__table__.c
-
-    def first_account(*after: ColumnElement[bool]) -> ScalarSelect:
-        # Ordered as the index is (account, due), so that no other index can serve it: a
-        # plan walking ix_deliveries_account_id would read every delivered row on the way.
-        return (select(queued.account_id).where(_QUEUED, *after)
-                .order_by(queued.account_id, queued.next_attempt_at).limit(1)
-                .scalar_subquery())
-
-    walk = select(first_account().label("account_id")).cte("queued_accounts", recursive=True)
-    step = walk.alias("previous")
-    walk = walk.union_all(select(first_account(queued.account_id > step.c.account_id))
-                          .where(step.c.account_id.is_not(None)))
-    oldest = (select(func.min(queued.next_attempt_at))
-              .where(_QUEUED, queued.account_id == walk.c.account_id).scalar_subquery())
-    return select(walk.c.account_id, oldest).where(walk.c.account_id.is_not(None))
+QUEUE = LeasedQueue(Delivery, waiting=QUEUED)
 
 
 def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
@@ -175,29 +78,25 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
     copies of each account the worker has in flight already, out of `capacity` (its
     concurrency): the fair shares of this claim are counted over both."""
     with db.transaction() as session:
-        ids = _due_ids(session, now, limit, held or {}, capacity or limit)
+        lease, ids = QUEUE.claim(session, owner=owner, now=now, limit=limit,
+                                 lease_seconds=lease_seconds, held=held, capacity=capacity,
+                                 attempts=Delivery.attempts + 1)
         if not ids:
             return []
-        session.execute(
-            update(Delivery).where(Delivery.id.in_(ids))
-            .values(lease_owner=owner, next_attempt_at=now + lease_seconds,
-                    attempts=Delivery.attempts + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
     # Decrypting and parsing bodies happens after the commit, outside the write lock.
     with db.sessions() as session:
         # Plain rows, not ORM objects: only read, and building objects was most of a claim.
         rows = session.execute(select(Delivery.__table__).where(Delivery.id.in_(ids))).all()
-        jobs, unreadable = _jobs(session, vault, list(rows), owner)
+        jobs, unreadable = _jobs(session, vault, list(rows), lease)
         jobs = _with_suppressions(session, vault, jobs)
     if unreadable:
         with db.transaction() as session:
-            _settle_many(session, unreadable, owner, now, status=CANCELLED)
+            QUEUE.settle(session, unreadable, lease, now, status=CANCELLED)
     return jobs
 
 
 def _jobs(session: Session, vault: Vault, rows: Sequence[Delivery | Row],
-          owner: str) -> tuple[list[Job], list[int]]:
+          lease: Lease) -> tuple[list[Job], list[int]]:
     """The jobs for `rows` (deliveries, as objects or plain rows), and the ids of rows that
     can no longer be read (an erased key, a missing message): those are cancelled, never
     allowed to stall the queue."""
@@ -212,7 +111,7 @@ def _jobs(session: Session, vault: Vault, rows: Sequence[Delivery | Row],
     for row in rows:
         try:
             jobs.append(_job(vault, row, messages[row.message_id], domains, keys, documents,
-                             owner))
+                             lease))
         except (KeyError, InvalidTag, ValueError):
             log.warning("delivery %s cannot be read any more; cancelled", row.id)
             unreadable.append(row.id)
@@ -225,7 +124,7 @@ def describe(session: Session, vault: Vault, delivery_id: int) -> Job | None:
     row = session.get(Delivery, delivery_id)
     if row is None:
         return None
-    jobs, _ = _jobs(session, vault, [row], owner="")
+    jobs, _ = _jobs(session, vault, [row], Lease("", row.next_attempt_at))
     return jobs[0] if jobs else None
 
 
@@ -266,7 +165,7 @@ def _facts_without_body(message: Message | Row, recipient: str,
 def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
          domains: dict[str, tuple[str, DomainTracking]],
          keys: dict[str, VaultKey], documents: dict[str, tuple[Document, MessageFacts]],
-         owner: str) -> Job:
+         lease: Lease) -> Job:
     key = keys[row.subject_key_id or ""]
     recipient = vault.open_text(key, row.address_sealed, "delivery.address")
     variables = (json.loads(vault.open(key, row.variables_sealed, "delivery.variables"))
@@ -287,7 +186,7 @@ def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
         if variables is not None:
             facts = content.for_recipient(facts, doc, recipient, variables)
     return Job(
-        delivery_id=row.id, attempts=row.attempts, owner=owner,
+        delivery_id=row.id, attempts=row.attempts, lease=lease,
         account_id=row.account_id, domain_id=row.domain_id,
         domain_name=domains[message.domain_id][0], recipient=recipient,
         email=parseaddr(recipient)[1], variables=variables, document=doc, facts=facts,
@@ -298,29 +197,12 @@ def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
     )
 
 
-def _fenced(ids: list[int], owner: str, now: float, **values: object) -> Update:
-    """Settle the copies of `ids` that `owner` still holds, releasing the lease."""
-    return (update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.lease_owner == owner,
-                   Delivery.status == QUEUED)
-            .values(lease_owner=None, updated_at=now, **values)
-            .execution_options(synchronize_session=False))
-
-
-def _settle_many(session: Session, ids: list[int], owner: str, now: float,
-                 **values: object) -> int:
-    return affected(session.execute(_fenced(ids, owner, now, **values)))
-
-
-def _settle(session: Session, job: Job, now: float, **values: object) -> bool:
-    return _settle_many(session, [job.delivery_id], job.owner, now, **values) == 1
-
-
 def put_back(db: Database, job: Job, *, now: float, due: float) -> bool:
     """Return a claimed copy untried (its destination was at a limit): due at `due`, the
     lease released, the claim not counted as an attempt; False if the lease was lost."""
     with db.transaction() as session:
-        return _settle(session, job, now, next_attempt_at=due, attempts=Delivery.attempts - 1)
+        return bool(QUEUE.settle(session, [job.delivery_id], job.lease, now,
+                                 next_attempt_at=due, attempts=Delivery.attempts - 1))
 
 
 @dataclass(frozen=True)
@@ -361,19 +243,18 @@ def settle_all(db: Database, vault: Vault, outcomes: Sequence[Outcome], *,
 
 def record_outcomes(session: Session, vault: Vault, outcomes: Sequence[Outcome], *,
                     now: float) -> list[dict | None]:
-    """`settle_all` in the caller's transaction: one UPDATE per kind of outcome, fenced by
-    the lease, then one INSERT of events per account, domain and event."""
-    groups: dict[tuple[str, str, float | None], list[int]] = defaultdict(list)
+    """`settle_all` in the caller's transaction: one UPDATE per claim and kind of outcome,
+    fenced by the lease, then one INSERT of events per account, domain and event."""
+    groups: dict[tuple[Lease, str, float | None], list[int]] = defaultdict(list)
     for outcome in outcomes:
-        groups[(outcome.job.owner, outcome.status, outcome.next_attempt_at)].append(
+        groups[(outcome.job.lease, outcome.status, outcome.next_attempt_at)].append(
             outcome.job.delivery_id)
     settled: set[int] = set()
-    for (owner, status, due), ids in groups.items():
+    for (lease, status, due), ids in groups.items():
         values: dict[str, object] = {"status": status}
         if due is not None:
             values["next_attempt_at"] = due
-        settled.update(session.scalars(
-            _fenced(ids, owner, now, **values).returning(Delivery.id)))
+        settled |= QUEUE.settle(session, ids, lease, now, **values)
     kept = [o for o in outcomes if o.job.delivery_id in settled]
     for outcome in kept:
         if outcome.then is not None:

@@ -15,7 +15,7 @@ from mailhaven.domains import keys
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.service import Expected, claimed_elsewhere, dkim_kind, expected_records
 from mailhaven.resolver import ABSENT, FAILED, make_resolver
-from mailhaven.runner import Runner
+from mailhaven.runner import PeriodicJob
 from mailhaven.services import Services
 
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
@@ -85,51 +85,58 @@ def apply(session: Session, domain: Domain, status: dict[str, dict], now: float)
     domain.state = ACTIVE_DOMAIN if sending_ok else "unverified"
 
 
-class DomainChecker(Runner):
-    """Re-checks every domain's records now and then, so a record removed from DNS (or
-    finally published) shows in the domain's state without anyone asking."""
+class DomainChecker(PeriodicJob):
+    """Re-checks each domain's records every INTERVAL seconds, so a record removed from DNS
+    (or finally published) shows in the domain's state without anyone asking. Every minute,
+    one process of those sharing the database checks the domains due."""
 
     name = "domain-checker"
-    idle_seconds = 60.0
+    every = 60.0
+    longest = 600.0  # a round is DNS lookups: a slow resolver makes it minutes at worst
     INTERVAL = 6 * 3600.0
     BATCH = 20
 
     def __init__(self, services: Services) -> None:
+        super().__init__(services.db, services.clock)
         self.services = services
         self.resolver = make_resolver(services.settings.dns_nameserver)
 
-    async def run_once(self) -> int:
-        services = self.services
-        cutoff = services.clock.now() - self.INTERVAL
+    async def work(self) -> int:
+        checked: set[str] = set()
+        while not self.stopping():
+            # A domain whose result could not be stored is due still: checked once a round.
+            fresh = [d for d in await asyncio.to_thread(self._due) if d.id not in checked]
+            for domain in fresh:
+                status = await check(domain, self.services.settings.hostname, self.resolver)
+                await asyncio.to_thread(self._store, domain.id, status)
+                checked.add(domain.id)
+            if len(fresh) < self.BATCH:
+                break
+        return len(checked) + await asyncio.to_thread(self._drop_retired)
 
-        def due() -> list[Domain]:
-            with services.db.sessions() as session:
-                return list(session.scalars(
-                    select(Domain).where(or_(Domain.dns_checked_at.is_(None),
-                                             Domain.dns_checked_at < cutoff))
-                    .order_by(Domain.dns_checked_at).limit(self.BATCH)))
-
-        domains = await asyncio.to_thread(due)
-        for domain in domains:
-            status = await check(domain, services.settings.hostname, self.resolver)
-            await asyncio.to_thread(self._store, domain.id, status)
-        return len(domains) + await asyncio.to_thread(self._drop_retired)
+    def _due(self) -> list[Domain]:
+        cutoff = self.clock.now() - self.INTERVAL
+        with self.db.sessions() as session:
+            return list(session.scalars(
+                select(Domain).where(or_(Domain.dns_checked_at.is_(None),
+                                         Domain.dns_checked_at < cutoff))
+                .order_by(Domain.dns_checked_at).limit(self.BATCH)))
 
     def _store(self, domain_id: str, status: dict[str, dict]) -> None:
         try:
-            with self.services.db.transaction() as session:
+            with self.db.transaction() as session:
                 domain = session.get(Domain, domain_id, with_for_update=True)
                 if domain is not None:
-                    apply(session, domain, status, self.services.clock.now())
+                    apply(session, domain, status, self.clock.now())
         except IntegrityError:  # another account verified the name meanwhile: it is theirs
             pass  # (the next check finds it so and leaves this copy unverified)
 
     def _drop_retired(self) -> int:
         """Retired keys go once their week is up, whether or not their domain is due."""
-        now = self.services.clock.now()
-        with self.services.db.sessions() as session:
+        now = self.clock.now()
+        with self.db.sessions() as session:
             due = keys.retired_due(session, now)
         if not due:  # the common case, without taking SQLite's write lock
             return 0
-        with self.services.db.transaction() as session:
+        with self.db.transaction() as session:
             return keys.delete_retired(session, due, now)

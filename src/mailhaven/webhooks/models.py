@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base, BigId
@@ -34,6 +34,7 @@ class Webhook(Base):
 
 
 PENDING, SENT, REFUSED, GAVE_UP, CANCELLED = "pending", "sent", "refused", "gave-up", "cancelled"
+_PENDING_ROWS = text(f"status = '{PENDING}'")
 
 
 class WebhookDelivery(Base):
@@ -41,7 +42,11 @@ class WebhookDelivery(Base):
     sealed event at send time, so erasing the recipient's key also stops the webhook."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+                      # the claim's fair shares: each account's pending POSTs, oldest first
+                      Index("ix_webhook_deliveries_pending_by_account", "account_id",
+                            "next_attempt_at", postgresql_where=_PENDING_ROWS,
+                            sqlite_where=_PENDING_ROWS))
 
     id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
     account_id: Mapped[str] = column(String(24), index=True, data=OWNERSHIP)

@@ -3,9 +3,10 @@
 A 2xx is success; a 406 means "stop" (Mailgun's rule); anything else, a timeout or a refused
 connection is retried after 10m, 10m, 15m, 30m, 1h, 2h and 4h (about 8 hours), then given
 up; a URL that can't work or a non-public target is given up at once. Each POST is settled on
-its own: one that fails never holds up the others. Claims are leases, as in the delivery
-queue: a sender that dies lets them run out; and they are shared between the accounts due,
-so one account's backlog or slow endpoint doesn't fill every claim.
+its own: one that fails never holds up the others. The POSTs are a leased queue
+(`storage.leases`), as the deliveries are: a sender that dies lets its leases run out; and
+claims are shared between the accounts due, so one account's backlog or slow endpoint doesn't
+fill every claim.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter
-from sqlalchemy import Row, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailhaven import __version__
@@ -30,7 +30,7 @@ from mailhaven.events.models import Event
 from mailhaven.events.service import open_payload, with_storage_urls
 from mailhaven.runner import Runner
 from mailhaven.services import Services
-from mailhaven.storage.fair_shares import fair_shares
+from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.webhooks.models import (
     CANCELLED,
     GAVE_UP,
@@ -47,14 +47,13 @@ POSTS = Counter("mailhaven_webhook_posts", "Webhook POST attempts by outcome", [
 
 RETRY_DELAYS = (600, 600, 900, 1800, 3600, 7200, 14400)
 TIMEOUT_SECONDS = 10.0  # for the whole POST, not per read: a dripped answer is cut too
-LEASE_SECONDS = 60.0
-CLAIM_WINDOW = 5000  # the oldest due POSTs a claim shares out between their accounts
+QUEUE = LeasedQueue(WebhookDelivery, waiting=PENDING)
 
 
 @dataclass(frozen=True)
 class Post:
     delivery_id: int
-    owner: str
+    lease: Lease  # the claim that holds the POST: only it may settle it
     url: str
     webhook: str
     attempts: int
@@ -101,42 +100,24 @@ class WebhookSender(Runner):
     def _claim(self, now: float) -> list[Post]:
         db = self.services.db
         with db.transaction() as session:
-            chosen = _fair_pick(session.execute(
-                select(WebhookDelivery.id, WebhookDelivery.account_id,
-                       WebhookDelivery.next_attempt_at)
-                .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
-                .order_by(WebhookDelivery.next_attempt_at).limit(CLAIM_WINDOW)).all(),
-                self.concurrency)
-            if not chosen:
-                return []
-            # Taken only if still due and not being taken by another sender right now.
-            query = select(WebhookDelivery.id).where(
-                WebhookDelivery.id.in_(chosen), WebhookDelivery.status == PENDING,
-                WebhookDelivery.next_attempt_at <= now)
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
+            lease, ids = QUEUE.claim(session, owner=self.owner, now=now, limit=self.concurrency,
+                                     lease_seconds=self.services.settings.webhook_lease_seconds)
             if not ids:
                 return []
-            session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
-                            .values(lease_owner=self.owner, next_attempt_at=now + LEASE_SECONDS,
-                                    updated_at=now)
-                            .execution_options(synchronize_session=False))
             # Made here, in a write transaction, if the account has none yet.
             keys = {account_id: signing_key(session, self.services.vault, account_id)
                     for account_id in set(session.scalars(
                         select(WebhookDelivery.account_id)
                         .where(WebhookDelivery.id.in_(ids))))}
         with db.sessions() as session:
-            posts, unreadable = self._posts(session, ids, keys)
+            posts, unreadable = self._posts(session, ids, keys, lease)
         if unreadable:  # the event is gone or its recipient erased: nothing left to send
             with db.transaction() as session:
-                for delivery_id in unreadable:
-                    self._settle(session, delivery_id, now, status=CANCELLED, log=None)
+                QUEUE.settle(session, unreadable, lease, now, status=CANCELLED)
         return posts
 
-    def _posts(self, session: Session, ids: list[int],
-               keys: dict[str, str]) -> tuple[list[Post], list[int]]:
+    def _posts(self, session: Session, ids: list[int], keys: dict[str, str],
+               lease: Lease) -> tuple[list[Post], list[int]]:
         rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))).all()
         events = session.scalars(select(Event).where(
             Event.event_id.in_({r.event_id for r in rows}))).all()
@@ -152,7 +133,7 @@ class WebhookSender(Runner):
             if document is None:
                 unreadable.append(row.id)
                 continue
-            posts.append(Post(row.id, self.owner, row.url, row.webhook, row.attempts,
+            posts.append(Post(row.id, lease, row.url, row.webhook, row.attempts,
                               json.loads(row.attempt_log), document, keys[row.account_id]))
         return posts, unreadable
 
@@ -205,39 +186,13 @@ class WebhookSender(Runner):
 
     def _record(self, post: Post, now: float, outcome: str, next_at: float | None,
                 entry: dict) -> None:
-        with self.services.db.transaction() as session:
-            self._settle(session, post.delivery_id, now, status=outcome,
-                         log=[*post.attempt_log, entry], next_at=next_at)
-
-    def _settle(self, session: Session, delivery_id: int, now: float, *, status: str,
-                log: list | None, next_at: float | None = None) -> None:
-        values: dict[str, object] = {"status": status, "lease_owner": None, "updated_at": now}
-        if log is not None:
-            values["attempt_log"] = json.dumps(log)
-            values["attempts"] = len(log)
+        attempts = [*post.attempt_log, entry]
+        values: dict[str, object] = {"status": outcome, "attempt_log": json.dumps(attempts),
+                                     "attempts": len(attempts)}
         if next_at is not None:
             values["next_attempt_at"] = next_at
-        session.execute(update(WebhookDelivery)
-                        .where(WebhookDelivery.id == delivery_id,
-                               WebhookDelivery.lease_owner == self.owner)
-                        .values(**values).execution_options(synchronize_session=False))
-
-
-def _fair_pick(due: Sequence[Row[int, str, float]], limit: int) -> list[int]:
-    """Up to `limit` of the `due` rows (id, account, due time; oldest first): each account's
-    fair share of them first, oldest first within it, then the oldest of anyone's."""
-    oldest: dict[str, float] = {}
-    for _, account_id, due_at in due:
-        oldest.setdefault(account_id, due_at)
-    rooms = fair_shares(oldest, limit=limit, capacity=limit)
-    chosen, rest = [], []
-    for delivery_id, account_id, _ in due:
-        if rooms.get(account_id, 0) > 0:
-            rooms[account_id] -= 1
-            chosen.append(delivery_id)
-        else:
-            rest.append(delivery_id)
-    return chosen + rest[:limit - len(chosen)]
+        with self.services.db.transaction() as session:
+            QUEUE.settle(session, [post.delivery_id], post.lease, now, **values)
 
 
 def _host(url: str) -> str | None:
