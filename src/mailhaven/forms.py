@@ -4,6 +4,7 @@ the helpers every capability's router and service share."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 _TRUE = ("yes", "true", "1", "on")
 
@@ -15,7 +16,7 @@ def flag(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in _TRUE
 
 
-def json_object(text: str) -> dict | None:
+def json_object(text: str) -> dict[str, Any] | None:
     """`text` as a JSON object, or None for anything else. Nesting too deep for the parser
     (RecursionError) is as bad as broken JSON: both are the client's mistake, not ours."""
     try:

@@ -14,11 +14,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailhaven.audit.anchor import Head, HeadAnchor, anchor_for, stage
 from mailhaven.audit.models import AuditEntry
+from mailhaven.storage.db import one_writer_at_a_time
 from mailhaven.vault import Vault, VaultKey
 from mailhaven.vault.recognise import holds_address
 
@@ -147,8 +148,7 @@ def _lock_chain(session: Session) -> None:
     """Serialise appenders, so two never read the same head. SQLite's writer transaction
     (BEGIN IMMEDIATE) already does; PostgreSQL takes a lock held until commit. A fork that
     slipped through anyway would fail on the unique prev_hash."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
+    one_writer_at_a_time(session, _AUDIT_LOCK)
 
 
 def _agrees(session: Session, anchor: HeadAnchor, head: Head | None) -> bool:

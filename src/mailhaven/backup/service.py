@@ -7,14 +7,13 @@ import hashlib
 import hmac
 import json
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Integer, LargeBinary, MetaData, Table, func, select, text
+from sqlalchemy import Connection, LargeBinary, MetaData, Table, func, select, text
 from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
@@ -34,7 +33,7 @@ from mailhaven.privacy.erasure import (
     ledger_table,
     reapply,
 )
-from mailhaven.storage.db import MIGRATIONS, Database
+from mailhaven.storage.db import MIGRATIONS, Database, empty_tables, restart_sequences
 from mailhaven.vault import Keyring, Vault
 from mailhaven.vault.models import VaultKey
 
@@ -79,16 +78,6 @@ def head_revision() -> tuple[str, set[str]]:
 
 # -- create ------------------------------------------------------------------------------
 
-@contextmanager
-def _snapshot(db: Database) -> Iterator[Connection]:
-    """One read transaction: every table as of the same moment, writers not blocked."""
-    with db.sessions() as session:
-        options = {} if db.is_sqlite else {"isolation_level": "REPEATABLE READ",
-                                           "postgresql_readonly": True}
-        with session.begin():
-            yield session.connection(execution_options=options)
-
-
 def _schema(conn: Connection) -> tuple[str, list[Table]]:
     """The database's own revision and our tables in it (reflected, so a backup is faithful
     to the schema it reads even when the code is newer), in foreign-key order."""
@@ -115,7 +104,8 @@ def create_backup(db: Database, keyring: Keyring, path: Path, *, force: bool = F
     except FileExistsError:
         raise BackupError(f"{path} exists; pass --force to overwrite it") from None
     try:
-        with _snapshot(db) as conn:
+        with db.snapshot() as session:
+            conn = session.connection()
             revision, tables = _schema(conn)
             for table in tables:
                 total = conn.scalar(select(func.count()).select_from(table)) or 0
@@ -182,10 +172,9 @@ def restore_backup(db: Database, keyring: Keyring, data_dir: Path, path: Path, *
                 if not replace:
                     raise BackupError("The database is not empty; pass --replace to wipe it "
                                       "and restore the backup in its place")
-                _wipe(session, tables)
+                empty_tables(session, tables)
             loaded = {t.name: _load(session, reader, t, progress) for t in tables}
-            if not db.is_sqlite:
-                _reset_sequences(session, tables)
+            restart_sequences(session, tables)
             before = _tally(session)
             reapply(session, vault, entries)
             after = _tally(session)
@@ -206,17 +195,6 @@ def _is_empty(session: Session, tables: list[Table]) -> bool:
                for t in tables)
 
 
-def _wipe(session: Session, tables: list[Table]) -> None:
-    """Every row of our tables, in this transaction (TRUNCATE is transactional on
-    PostgreSQL; SQLite deletes children before parents)."""
-    if session.get_bind().dialect.name == "postgresql":
-        names = ", ".join(f'"{t.name}"' for t in tables)
-        session.execute(text(f"TRUNCATE {names}"))
-        return
-    for table in reversed(tables):
-        session.execute(table.delete())
-
-
 def _load(session: Session, reader: ArchiveReader, table: Table, progress: Progress) -> int:
     dump = reader.table(table.name)
     if dump is None:  # a table the backup had no rows file for: it stays empty
@@ -231,19 +209,6 @@ def _load(session: Session, reader: ArchiveReader, table: Table, progress: Progr
         raise ArchiveError(f"the backup is damaged: {table.name} has {done} rows, its "
                            f"manifest says {dump.rows}")
     return done
-
-
-def _reset_sequences(session: Session, tables: list[Table]) -> None:
-    """Rows keep their ids, so each BigId sequence must start past the largest one."""
-    for table in tables:
-        for column in table.primary_key.columns:
-            if not isinstance(column.type, Integer):
-                continue
-            sequence = session.scalar(select(func.pg_get_serial_sequence(table.name,
-                                                                         column.name)))
-            if sequence:
-                top = select(func.coalesce(func.max(column), 0)).scalar_subquery()
-                session.execute(select(func.setval(sequence, top + 1, False)))
 
 
 def _tally(session: Session) -> tuple[int, int, int, int]:

@@ -178,8 +178,8 @@ class Shaper:
         due = max(now + MIN_HOLD, dest.next_turn)
         if limits.per_minute is not None:
             pace = max(pace, WINDOW / limits.per_minute)
-        if rated:
-            due = max(due, dest.sent[len(dest.sent) - limits.per_minute] + WINDOW)
+            if rated:
+                due = max(due, dest.sent[len(dest.sent) - limits.per_minute] + WINDOW)
         due = min(due, now + MAX_HOLD)
         dest.next_turn = due + pace
         HELD.labels(dest.rule.mx, "per_minute" if rated else "connections").inc()

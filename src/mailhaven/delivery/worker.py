@@ -104,7 +104,8 @@ class DeliveryWorker(Runner):
         if self._inflight:
             waits: set[asyncio.Future] = set(self._inflight)
             ringing = None
-            if len(self._inflight) < self.concurrency:  # room for mail the API queues now
+            if self.doorbell is not None and len(self._inflight) < self.concurrency:
+                # room for mail the API queues now
                 ringing = asyncio.ensure_future(self.doorbell.wait(self.idle_seconds))
                 waits.add(ringing)
             try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +40,7 @@ def export_account(db: Database, vault: Vault, account_id: str, path: Path | str
                    clock: Clock = SYSTEM_CLOCK) -> Exported:
     """Everything of the account, for its holder. `hostname` (the MTA's, as in Settings)
     completes the domains' DNS records; without it only their DKIM records are listed."""
-    with _snapshot(db) as session:
+    with db.snapshot() as session:
         if session.get(Account, account_id) is None:
             raise NotFound("Account not found")
         scope = Scope(session, vault, account_id, hostname=hostname)
@@ -55,7 +53,7 @@ def export_recipient(db: Database, vault: Vault, account_id: str, address: str,
                      clock: Clock = SYSTEM_CLOCK) -> Exported:
     """What the account holds about one of its recipients, across its domains (the
     processor's export); NotFound when it holds nothing."""
-    with _snapshot(db) as session:
+    with db.snapshot() as session:
         recipient = find_recipient(session, vault, account_id, address)
         if recipient is None:
             raise NotFound(RECIPIENT_NOT_FOUND)
@@ -76,16 +74,6 @@ def find_recipient(session: Session, vault: Vault, account_id: str,
                              Suppression.value_index == index))):
         return None
     return Recipient(normalize_address(address), index, key)
-
-
-@contextmanager
-def _snapshot(db: Database) -> Iterator[Session]:
-    """A read session that sees one moment throughout, so counts match rows: SQLite's read
-    transaction already does; PostgreSQL needs REPEATABLE READ."""
-    with db.sessions() as session:
-        if not db.is_sqlite:
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        yield session
 
 
 def _write(scope: Scope, subject: dict, path: Path, progress: Progress | None,

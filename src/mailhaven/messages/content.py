@@ -287,8 +287,8 @@ def _add_body(msg: EmailMessage, doc: Document, sub_text: Callable[[str], str],
     elif text is None and doc.amp_html is not None:
         msg.set_content(sub_html(doc.amp_html), subtype="html")
     inline = [a for a in doc.attachments if a.inline]
-    if inline and html is not None:
-        html_part = msg.get_body(preferencelist=("html",))
+    html_part = msg.get_body(preferencelist=("html",)) if inline and html is not None else None
+    if html_part is not None:
         for a in inline:
             maintype, _, subtype = a.content_type.partition("/")
             html_part.add_related(a.content, maintype or "application",

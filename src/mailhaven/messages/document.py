@@ -38,7 +38,7 @@ class Document:
     attachments: list[StoredAttachment] = field(default_factory=list)
     mime: str | None = None  # a `.mime` send's message, base64
     deliverytime: float | None = None  # None unless scheduled
-    tracking: dict = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
+    tracking: dict[str, str] = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
     marketing: bool = True  # o:category=transactional: a service message
 
     @property

@@ -119,4 +119,4 @@ def _base64_block(data: bytes) -> bytes:
     lines (as long as the policy allows), CRLF-terminated."""
     part = EmailMessage(policy=_MIME_POLICY)
     part.set_content(data, "application", "octet-stream")
-    return part.get_payload().replace("\n", "\r\n").encode("ascii")
+    return str(part.get_payload()).replace("\n", "\r\n").encode("ascii")

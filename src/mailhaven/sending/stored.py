@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import MIMEPart
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -81,7 +81,7 @@ def stored_json(raw: bytes, *, mime: bool) -> dict:
     }
 
 
-def _text(part: EmailMessage | None) -> str:
+def _text(part: MIMEPart | None) -> str:
     """A text part's content; one in a charset Python doesn't know is read as UTF-8, its
     undecodable bytes replaced, as a mail client would still show it."""
     if part is None:
@@ -89,4 +89,5 @@ def _text(part: EmailMessage | None) -> str:
     try:
         return part.get_content()
     except (LookupError, UnicodeError):
-        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""

@@ -11,7 +11,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Integer, Table, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -55,6 +55,40 @@ def affected(result: object) -> int:
 def insert_for(session: Session, model: Any) -> Any:
     """`INSERT` with `ON CONFLICT` support, in the dialect of the session's database."""
     return dialect_insert(session.get_bind().dialect.name, model)
+
+
+def one_writer_at_a_time(session: Session, key: int) -> None:
+    """Hold a lock named by `key` until this transaction ends, so writers of one kind go one
+    at a time: SQLite's writer transaction (BEGIN IMMEDIATE) already does; PostgreSQL takes
+    an advisory lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def empty_tables(session: Session, tables: list[Table]) -> None:
+    """Every row of `tables` (in foreign-key order), in this transaction: TRUNCATE on
+    PostgreSQL (transactional there), children before parents on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables)))
+        return
+    for table in reversed(tables):
+        session.execute(table.delete())
+
+
+def restart_sequences(session: Session, tables: list[Table]) -> None:
+    """After rows were loaded with their ids: each integer key's sequence starts past the
+    largest one (PostgreSQL; SQLite's rowids need nothing)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        for column in table.primary_key.columns:
+            if not isinstance(column.type, Integer):
+                continue
+            sequence = session.scalar(select(func.pg_get_serial_sequence(table.name,
+                                                                         column.name)))
+            if sequence:
+                top = select(func.coalesce(func.max(column), 0)).scalar_subquery()
+                session.execute(select(func.setval(sequence, top + 1, False)))
 
 
 def dialect_insert(dialect: str, model: Any) -> Any:
@@ -135,6 +169,16 @@ class Database:
             finally:
                 if self.is_sqlite:
                     raw.cursor().execute("PRAGMA foreign_keys=ON")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read transaction that sees one moment throughout, so counts match rows and
+        writers are not blocked: SQLite's read transaction already does; PostgreSQL needs
+        REPEATABLE READ."""
+        with self.sessions() as session:
+            options = {} if self.is_sqlite else {"isolation_level": "REPEATABLE READ"}
+            session.connection(execution_options=options)
+            yield session
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:
