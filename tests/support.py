@@ -270,6 +270,11 @@ class DatabaseDump:
     columns: dict[str, list[bytes]]  # "table.column" -> one value per row (NULLs left out)
     files: dict[str, bytes]  # file name -> bytes (SQLite: the database, -wal, -shm)
 
+    def everything(self) -> bytes:
+        """All of it as one run of bytes, for a search that needn't say where."""
+        return b"\n".join([*(v for values in self.columns.values() for v in values),
+                            *self.files.values()])
+
     def holding(self, needle: bytes) -> list[str]:
         """Where `needle` occurs: the "table.column" names and file names."""
         return [*(name for name, values in self.columns.items()

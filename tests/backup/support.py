@@ -7,10 +7,8 @@ import json
 import zipfile
 from pathlib import Path
 
-from sqlalchemy import text
-from tests.support import Sink, deliver_due
+from tests.support import Sink, deliver_due, dump_database
 
-from mailhaven.models import metadata
 from mailhaven.services import Services
 from mailhaven.vault import Keyring
 
@@ -68,16 +66,5 @@ def backup_bytes(path: Path) -> bytes:
 
 
 def database_bytes(services: Services) -> bytes:
-    """The raw SQLite files (database and WAL), or every PostgreSQL row."""
-    if services.db.is_sqlite:
-        services.db.dispose()
-        database = Path(services.db.engine.url.database)
-        files = [p for p in database.parent.glob(database.name + "*") if p.is_file()]
-        return b"".join(p.read_bytes() for p in files)
-    dump = []
-    with services.db.engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in conn.execute(text(f"SELECT * FROM {table.name}")):
-                dump.extend(bytes(v) if isinstance(v, memoryview | bytes) else str(v).encode()
-                            for v in row)
-    return b"\n".join(dump)
+    """The raw SQLite files (database and WAL) and every row, as stored."""
+    return dump_database(services).everything()
