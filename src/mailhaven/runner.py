@@ -9,6 +9,7 @@ import logging
 import threading
 
 from mailhaven.clock import Clock
+from mailhaven.errors import frames
 from mailhaven.storage import periodic
 from mailhaven.storage.db import Database
 
@@ -89,8 +90,8 @@ class Runner:
         while not stop.is_set():
             try:
                 handled = await self.run_once()
-            except Exception:  # a bad round must not end the process; the next one retries
-                log.exception("%s: round failed", self.name)
+            except Exception as exc:  # a bad round must not end the process; the next retries
+                log.error("%s: round failed: %s", self.name, frames(exc))
                 await self._sleep(stop, self.error_seconds, None)
             else:
                 if not handled:

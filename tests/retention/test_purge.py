@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from mailhaven.accounts.service import create_account
 from mailhaven.domains.service import create_domain, owned_domain
+from mailhaven.events.models import Event
 from mailhaven.messages.models import Message
 from mailhaven.retention import service
 from mailhaven.retention.categories import DAY
@@ -45,11 +46,11 @@ def _stored(api, storage_key: str, domain: str) -> int:  # type: ignore[no-untyp
 
 
 def _storage_key(services, message_id: str) -> str:  # type: ignore[no-untyped-def]
-    """Found as the Events API finds it: by the Message-ID's blind index (one account)."""
+    """Found as the Events API finds it: by the Message-ID's blind index (in its account)."""
     with services.db.sessions() as session:
-        account_id = session.scalar(select(Message.account_id).limit(1))
-        return session.scalar(select(Message.id).where(
-            Message.message_id_index == services.vault.message_index(account_id, message_id)))
+        accounts = session.scalars(select(Message.account_id).distinct()).all()
+        return session.scalar(select(Event.storage_key).where(Event.message_id_index.in_(
+            [services.vault.message_index(a, message_id) for a in accounts])).limit(1))
 
 
 def _purge(services) -> dict[str, int]:  # type: ignore[no-untyped-def]

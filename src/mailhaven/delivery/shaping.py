@@ -125,10 +125,10 @@ class Shaper:
             yield
         except DeliveryFailure as failure:
             if failure.slow_down and epoch == dest.epoch:
-                self._slow_down(host, dest, failure.reply)
+                self._slow_down(dest, failure.reply)
             raise
         else:
-            self._delivered(host, dest, time.monotonic() - started)
+            self._delivered(dest, time.monotonic() - started)
         finally:
             dest.in_flight -= 1
             _wake_next(dest)
@@ -185,7 +185,7 @@ class Shaper:
         HELD.labels(dest.rule.mx, "per_minute" if rated else "connections").inc()
         return Held(host, due)
 
-    def _slow_down(self, host: str, dest: _Destination, reply: SmtpReply) -> None:
+    def _slow_down(self, dest: _Destination, reply: SmtpReply) -> None:
         # Sessions already open when this one failed will likely fail too: one halving for
         # them all, as TCP halves its window once per loss event.
         dest.epoch += 1
@@ -198,9 +198,9 @@ class Shaper:
         SLOWDOWNS.labels(dest.rule.mx).inc()
         if not was_slowed:
             SLOWED.labels(dest.rule.mx).inc()
-        self._log(host, dest, "slowed", code=reply.code, enhanced=reply.enhanced)
+        self._log(dest, "slowed", code=reply.code, enhanced=reply.enhanced)
 
-    def _delivered(self, host: str, dest: _Destination, seconds: float) -> None:
+    def _delivered(self, dest: _Destination, seconds: float) -> None:
         dest.session_seconds += 0.2 * (min(seconds, WINDOW) - dest.session_seconds)
         if not dest.slowed:
             return
@@ -209,14 +209,15 @@ class Shaper:
             dest.per_minute = min(dest.rule.per_minute, dest.per_minute + 1)
         if not dest.slowed:
             SLOWED.labels(dest.rule.mx).dec()
-            self._log(host, dest, "recovered")
+            self._log(dest, "recovered")
 
     @staticmethod
-    def _log(host: str, dest: _Destination, state: str, **reply: object) -> None:
+    def _log(dest: _Destination, state: str, **reply: object) -> None:
         limits = dest.limits()
-        # The reply's code only: its text may name a recipient, and logs hold no addresses.
+        # The rule, not the host (it names the recipient's domain); the reply's code only: its
+        # text may name a recipient. Logs hold no personal data.
         log.info(json.dumps({
-            "kind": "shaping", "destination": host, "rule": dest.rule.mx, "state": state,
+            "kind": "shaping", "rule": dest.rule.mx, "state": state,
             "connections": limits.connections, "per-minute": limits.per_minute,
             **({"code": reply["code"], "enhanced-code": reply["enhanced"]} if reply else {}),
         }))

@@ -26,6 +26,7 @@ from mailhaven.delivery.signing import DkimSigner, return_path
 from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
 from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
+from mailhaven.errors import frames
 from mailhaven.failure_reasons import FailureReason
 from mailhaven.messages import content, payloads
 from mailhaven.messages.document import Document
@@ -143,9 +144,10 @@ class DeliveryWorker(Runner):
     async def attempt(self, job: queue.Job) -> None:
         try:
             await self._attempt(job)
-        except Exception:  # recording the outcome failed (the database is down?): the lease
-            # runs out and the copy is tried again, so it is late, never lost
-            log.exception("delivery %s: could not record the outcome", job.delivery_id)
+        except Exception as exc:  # recording the outcome failed (the database is down?): the
+            # lease runs out and the copy is tried again, so it is late, never lost
+            log.error("delivery %s: could not record the outcome: %s", job.delivery_id,
+                      frames(exc))
             ATTEMPTS.labels("unrecorded").inc()
 
     async def _attempt(self, job: queue.Job) -> None:
@@ -167,8 +169,8 @@ class DeliveryWorker(Runner):
                 451, "4.4.7", f"Delivery attempt took longer than {deadline:.0f}s",
                 permanent=False))
             return
-        except Exception:  # a bug must not lose the copy: report it and retry like a 4xx
-            log.exception("delivery %s: unexpected error", job.delivery_id)
+        except Exception as exc:  # a bug must not lose the copy: report it, retry like a 4xx
+            log.error("delivery %s: unexpected error: %s", job.delivery_id, frames(exc))
             await self._settle_failed(job, local_failure(
                 451, "4.3.0", "Local error in processing", permanent=False))
             return
@@ -223,11 +225,12 @@ class DeliveryWorker(Runner):
             raise local_failure(554, "5.6.0", f"Message could not be rendered within "
                                 f"{exc.budget:g} seconds", permanent=True) from exc
         except RenderUnavailable as exc:  # ours, not the message's: try again later
-            log.exception("delivery %s: no rendering process", job.delivery_id)
+            log.error("delivery %s: no rendering process: %s", job.delivery_id, frames(exc))
             raise local_failure(451, "4.3.0", "Local error in processing",
                                 permanent=False) from exc
         except Exception as exc:  # the same message fails the same way every time
-            log.exception("delivery %s: could not build the message", job.delivery_id)
+            log.error("delivery %s: could not build the message: %s", job.delivery_id,
+                      frames(exc))
             raise local_failure(554, "5.6.0", "Message could not be rendered or signed",
                                 permanent=True) from exc
         return data

@@ -9,7 +9,6 @@ from mailhaven.storage.base import Base
 from mailhaven.storage.inventory import (
     CONTENT_SEALED,
     DELIVERY_STATE,
-    MESSAGE_ID_INDEX,
     OWNERSHIP,
     TAGS,
     TECHNICAL,
@@ -27,8 +26,8 @@ class Message(Base):
     domain_id: Mapped[str] = column(
         String(24), ForeignKey("domains.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
     )
-    # The Message-ID itself is sealed: in the document, and in each copy (deliveries).
-    message_id_index: Mapped[str | None] = column(String(64), index=True, data=MESSAGE_ID_INDEX)
+    # The Message-ID is sealed, in the document and in each copy (deliveries); events keep
+    # its blind index, for the Events API's filter.
     content_key_id: Mapped[str] = column(
         String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
         index=True, data=TECHNICAL,  # ON DELETE SET NULL finds rows by it when keys go

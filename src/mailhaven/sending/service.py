@@ -156,7 +156,6 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
         document = request.document(message_id=message_id, created_at=now).dump()
         messages.append({
             "id": storage_key, "account_id": domain.account_id, "domain_id": domain.id,
-            "message_id_index": vault.message_index(domain.account_id, message_id),
             "content_key_id": content_key.id,
             "content_sealed": vault.seal(content_key, document, f"message:{storage_key}"),
             "kind": "mime" if request.mime is not None else "form", "size": request.size,

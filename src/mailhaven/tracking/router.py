@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
+from mailhaven.errors import frames
 from mailhaven.feedback import engagement
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, read_form
@@ -39,8 +40,8 @@ async def _engage(services: Services, request: Request, link: Link) -> str | Non
 
     try:
         return await in_thread(run)
-    except Exception:  # the recipient still gets the image, the page or the link
-        log.exception("recording a %s failed", engagement.EVENTS[link.kind])
+    except Exception as exc:  # the recipient still gets the image, the page or the link
+        log.error("recording a %s failed: %s", engagement.EVENTS[link.kind], frames(exc))
         return None
 
 
