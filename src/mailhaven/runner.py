@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 
@@ -122,6 +123,7 @@ class PeriodicJob(Runner):
 
     every = 3600.0
     longest: float | None = None  # a run not finished by then is taken for dead (default: every)
+    after_failure = 300.0  # a failed run is tried again this much later (at most `every`)
     idle_seconds = 60.0  # how often a process looks whether the job is due
 
     def __init__(self, db: Database, clock: Clock) -> None:
@@ -144,10 +146,17 @@ class PeriodicJob(Runner):
             return 0
         try:
             handled = await self.work()
-        except BaseException:  # the run failed or was stopped: due again, after a pause
+        except Exception:  # failed: again after a pause, by whichever process comes first
+            retry_at = self.clock.now() + min(self.after_failure, self.every)
+            await asyncio.to_thread(functools.partial(turn.give_back, retry_at=retry_at))
+            raise
+        except BaseException:  # cancelled: due again at once
             await asyncio.to_thread(turn.give_back)
             raise
-        await asyncio.to_thread(turn.finish, self.clock.now())
+        if self.stopping():  # cut short between batches: the rest is due at the next start
+            await asyncio.to_thread(turn.give_back)
+        else:
+            await asyncio.to_thread(turn.finish, self.clock.now())
         return handled
 
     def stopping(self) -> bool:

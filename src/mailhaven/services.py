@@ -14,6 +14,10 @@ from mailhaven.runner import Doorbell
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault, load_or_create_keyring
 
+# What the rendering processes are sent to run, imported before they say they are ready:
+# never on a render's budget.
+RENDERED_BY = ("mailhaven.sending.stored", "mailhaven.tracking.render")
+
 
 @dataclass
 class Services:
@@ -43,7 +47,7 @@ class Services:
     @property
     def renderer(self) -> RenderPool:
         """The process's rendering processes (see messages.renderer), started when needed."""
-        return renderer.shared(self.settings.render_processes)
+        return renderer.shared(self.settings.render_processes, RENDERED_BY)
 
     def close(self) -> None:
         self.db.dispose()

@@ -4,6 +4,8 @@ the send response, the Events API, webhooks and the mail itself carry it as befo
 
 from __future__ import annotations
 
+import base64
+import json
 from email.message import EmailMessage
 
 from sqlalchemy import select
@@ -105,3 +107,22 @@ def test_an_erasure_leaves_no_way_to_the_message_id(api, services, account, doma
         "", MIME_ID]  # the holder's export: what the copies left still open
     for value in (FORM_ID, "order-77"):
         assert not holds(services, value)
+
+
+def test_a_page_link_made_before_the_ids_were_sealed_still_finds_them(
+        api, services, domain) -> None:
+    """A client polling a `next` link issued before migration 0017 (the filter in it is the
+    Message-ID itself, not its index) keeps getting its events, not empty pages."""
+    _send_both(api, domain)
+    first = api.get(f"/v3/{domain}/events", params={"message-id": FORM_ID, "limit": 1,
+                                                    "ascending": "yes"}).json()
+    token = first["paging"]["first"].rsplit("/", 1)[1]
+    body, _, _ = token.partition(".")
+    query = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    query["filters"]["message-id"] = FORM_ID  # as the old links carried it
+    old = base64.urlsafe_b64encode(json.dumps(query, separators=(",", ":")).encode())
+    old_body = old.decode().rstrip("=")
+    old_token = f"{old_body}.{services.vault.token_mac(old_body, 20)}"
+    page = api.get(f"/v3/{domain}/events/{old_token}")
+    assert page.status_code == 200, page.text
+    assert [e["event"] for e in page.json()["items"]] == ["accepted"]

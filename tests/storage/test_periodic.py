@@ -114,12 +114,29 @@ def test_of_runners_starting_at_once_one_runs(services, clock) -> None:
     assert periodic.take_turn(services.db, "raced", every=HOUR, now=clock.now()) is None
 
 
-def test_a_failed_run_gives_its_turn_back(services, clock) -> None:
+def test_a_failed_run_is_tried_again_after_a_pause_not_at_every_look(services, clock) -> None:
     with pytest.raises(RuntimeError):
         _once(Job(services.db, clock, fail=True))
     job = Job(services.db, clock)
-    assert _once(job) == 1  # due again at once (the runner loop waits a little first)
+    assert _once(job) == 0  # not at once: every process would retry it every few seconds
+    clock.advance(Job.after_failure)
+    assert _once(job) == 1  # long before the hour of a run that succeeded
     assert _once(job) == 0
+
+
+def test_a_run_cut_short_by_a_stopping_process_is_due_again_at_the_next_start(
+        services, clock) -> None:
+    class Stopped(Job):
+        async def work(self) -> int:
+            assert self._stop is not None
+            self._stop.set()  # the process is told to stop during the run
+            return await super().work()
+
+    stopped = Stopped(services.db, clock)
+    stopped._stop = asyncio.Event()
+    assert _once(stopped) == 1
+    with another_process(services) as db:  # restarted: the purge goes on at once
+        assert _once(Job(db, clock)) == 1
 
 
 def test_on_postgresql_a_run_that_outlasts_its_hold_is_still_not_doubled(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_
@@ -26,6 +27,7 @@ FILTERS = ("event", "recipient", "tags", "message-id", "severity")
 # Mailgun's other filters: refused rather than ignored, which would answer with everything.
 UNSUPPORTED_FILTERS = ("from", "to", "subject", "recipients", "attachment", "size", "list")
 _MAC_LENGTH = 20
+_BLIND_INDEX = re.compile(r"[0-9a-f]{64}")
 LATEST = 2**33  # epoch seconds, the year 2242: later times are typing errors
 
 
@@ -53,13 +55,17 @@ class EventQuery:
         return f"{body}.{vault.token_mac(body, _MAC_LENGTH)}"
 
     @classmethod
-    def from_token(cls, token: str, vault: Vault) -> EventQuery:
+    def from_token(cls, token: str, vault: Vault, account_id: str) -> EventQuery:
         body, _, mac = token.partition(".")
         if not hmac.compare_digest(mac.encode(), vault.token_mac(body, _MAC_LENGTH).encode()):
             raise BadRequest("Invalid page token")
         data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         pivot = Pivot(**data.pop("pivot")) if data.get("pivot") else None
-        return cls(**{**data, "pivot": pivot})
+        filters = data.pop("filters", {})
+        given = filters.get("message-id")
+        if given and not _BLIND_INDEX.fullmatch(given):  # a link made before 0017: the id
+            filters["message-id"] = vault.message_index(account_id, given)
+        return cls(**{**data, "filters": filters, "pivot": pivot})
 
 
 def time_param(value: str, name: str) -> float:

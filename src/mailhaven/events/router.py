@@ -42,5 +42,5 @@ async def list_events(domain_name: str, request: Request, services: ServicesDep,
 @router.get("/v3/{domain_name}/events/{token}")
 async def events_page(domain_name: str, token: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> JSONResponse:
-    query = EventQuery.from_token(token, services.vault)
+    query = EventQuery.from_token(token, services.vault, account_id)
     return await _page(domain_name, query, request, services, account_id)

@@ -29,8 +29,6 @@ from typing import Any, TypeVar
 log = logging.getLogger("mailhaven.rendering")
 T = TypeVar("T")
 
-# What a rendering process imports before it says it is ready: never on a render's budget.
-_PRELOAD = ("mailhaven.sending.stored", "mailhaven.tracking.render")
 _READY = "ready"
 START_SECONDS = 60.0  # a new rendering process is ready within this, or is given up on
 
@@ -55,9 +53,11 @@ class RenderUnavailable(Exception):
     """No rendering process could be started: not the message's fault."""
 
 
-def _serve(jobs: Connection, answers: Connection) -> None:
-    """A rendering process: call what it is sent, send back the result or the error."""
-    for module in _PRELOAD:
+def _serve(jobs: Connection, answers: Connection, preload: list[str]) -> None:
+    """A rendering process: call what it is sent, send back the result or the error. It
+    imports the `preload` modules (what it will be sent to run) before it says it is
+    ready: never on a render's budget."""
+    for module in preload:
         __import__(module)
     answers.send(_READY)
     while True:
@@ -83,7 +83,7 @@ class _Process:
     """One rendering process (a fresh interpreter: nothing of ours is inherited, and no
     `__main__` is imported again) and our ends of its two pipes."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: tuple[str, ...]) -> None:
         fds: list[int] = []
         try:
             theirs_in, ours_out = os.pipe()
@@ -93,7 +93,7 @@ class _Process:
             # Our sys.path, so that it finds what we found (a source checkout too).
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                [sys.executable, "-m", __name__, str(theirs_in), str(theirs_out)],
+                [sys.executable, "-m", __name__, str(theirs_in), str(theirs_out), *preload],
                 pass_fds=(theirs_in, theirs_out), stdin=subprocess.DEVNULL, env=env)
         except OSError as exc:  # no pipes or no process (EMFILE, EAGAIN, ENOMEM): ours
             for fd in fds:
@@ -202,9 +202,11 @@ def _retrieved(call: asyncio.Future) -> None:
 
 class RenderPool:
     """Up to `processes` renders at once, each in a process of its own, started when first
-    needed and replaced when one was killed."""
+    needed and replaced when one was killed; each imports the `preload` modules first (the
+    callers', named by them: this module imports nothing above it)."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, preload: tuple[str, ...] = ()) -> None:
+        self._preload = preload
         self._turns = _Turns(free=processes)
         # A thread per process, to wait on its pipe: never more busy than renders running.
         self._threads = ThreadPoolExecutor(processes, thread_name_prefix="mailhaven-render")
@@ -258,7 +260,7 @@ class RenderPool:
             if self._closed:
                 raise RuntimeError("the render pool is closed")
             process = self._idle.pop() if self._idle else None
-        process = process or _Process()
+        process = process or _Process(self._preload)
         with self._lock:
             self._busy.add(process)
         return process
@@ -288,16 +290,16 @@ _shared: RenderPool | None = None
 _shared_lock = threading.Lock()
 
 
-def shared(processes: int) -> RenderPool:
+def shared(processes: int, preload: tuple[str, ...] = ()) -> RenderPool:
     """The process's render pool, with `processes` processes (as first asked for)."""
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = RenderPool(processes)
+            _shared = RenderPool(processes, preload)
             atexit.register(_shared.close)
         return _shared
 
 
 if __name__ == "__main__":  # a rendering process: python -m mailhaven.messages.renderer IN OUT
     _serve(Connection(int(sys.argv[1]), writable=False),
-           Connection(int(sys.argv[2]), readable=False))
+           Connection(int(sys.argv[2]), readable=False), sys.argv[3:])

@@ -4,8 +4,9 @@ Each job's runs are recorded in `job_runs`: a run is recorded as started before 
 so neither a restarted process nor a second one runs the job again before its interval has
 passed. A run holds the job until it finishes, or until `longest` seconds have passed (its
 process is then taken to have died); on PostgreSQL an advisory lock keyed by the job's name,
-held for the whole run, also keeps out a second run when one outlasts that. A run that
-fails gives its turn back: the job is due again at once.
+held for the whole run, also keeps out a second run when one outlasts that. A run cut short
+by its process stopping gives its turn back: the job is due again at once. A run that fails
+is tried again after a pause, not at every process's next look.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ class Turn:
     def finish(self, now: float) -> None:
         self._end(last_finished_at=now, running_until=None)
 
-    def give_back(self) -> None:
-        """The run failed: the job is due again, as if it had not started."""
-        self._end(last_started_at=self.previous_start, running_until=None)
+    def give_back(self, *, retry_at: float | None = None) -> None:
+        """The run did not finish: the job is due again as if it had not started — at once,
+        or (after a failure) from `retry_at`."""
+        self._end(last_started_at=self.previous_start, running_until=retry_at)
 
     def _end(self, **values: Any) -> None:
         try:

@@ -59,7 +59,8 @@ def url_problem(url: str) -> str | None:
         parts = urlsplit(url)
     except ValueError:
         return "it can't be parsed (check the host)"
-    if holds_address(unquote(f"{parts.path}?{parts.query}#{parts.fragment}")):
+    if holds_address(unquote(f"{parts.username or ''}:{parts.password or ''} {parts.path}"
+                             f"?{parts.query}#{parts.fragment}")):
         return "it can't hold an email address (webhook URLs are kept in clear)"
     if parts.scheme not in ("http", "https"):
         return "invalid URL scheme (http or https)"
