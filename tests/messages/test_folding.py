@@ -60,8 +60,8 @@ def test_text_reads_back_as_given_on_lines_within_the_limits(text: str, utf8: bo
                                   "tab\there", "x" * 200, "y" * 890, "(c) [x] <y> 'a' ; : ,"])
 def test_plain_text_comes_out_as_the_email_package_wrote_it(text: str) -> None:
     """So the plain fast path (messages/plain.py) and the general one agree byte for byte."""
-    package = content._MIME_POLICY.header_factory("Subject", text).fold(
-        policy=content._MIME_POLICY).removesuffix("\r\n").encode()
+    package = content.MIME_POLICY.header_factory("Subject", text).fold(
+        policy=content.MIME_POLICY).removesuffix("\r\n").encode()
     assert folding.text_field("Subject", text) == package
 
 

@@ -45,7 +45,7 @@ TEXTS = ["Hello 5,\n\nYour order has shipped.\n", "no newline at the end", "", "
 
 def general(fields: list[tuple[str, str]], text: str) -> bytes:
     """What content.render's general path writes for these fields and this text."""
-    msg = EmailMessage(policy=content._MIME_POLICY)
+    msg = EmailMessage(policy=content.MIME_POLICY)
     for name, value in fields:
         msg[name] = value
     msg.set_content(text)

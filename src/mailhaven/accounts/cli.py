@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from mailhaven.cli import common
+from mailhaven.clock import iso8601
 
 app = typer.Typer(help="Accounts and their API keys.", no_args_is_help=True)
 
@@ -54,15 +54,14 @@ def list_(as_json: common.JsonOpt = False) -> None:
         services.close()
     if as_json:
         common.print_json([{"account_id": a.account_id, "name": a.name, "region": a.region,
-                            "created_at": _iso(a.created_at), "deleted": a.deleted,
+                            "created_at": iso8601(a.created_at), "deleted": a.deleted,
                             "domains": domains.get(a.account_id, [])} for a in accounts])
         return
     shown = common.table("id", "name", "region", "created", "domains")
     for a in accounts:
         shown.add_row(a.account_id, "(deleted)" if a.deleted else a.name or "(erased)",
-                      a.region, _iso(a.created_at)[:10], ", ".join(domains.get(a.account_id, [])))
+                      a.region, iso8601(a.created_at)[:10],
+                      ", ".join(domains.get(a.account_id, [])))
     common.console.print(shown)
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()

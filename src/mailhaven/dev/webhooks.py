@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from mailhaven.clock import SYSTEM_CLOCK
 from mailhaven.dev.mode import is_loopback
 
 log = logging.getLogger("mailhaven.dev.webhooks")
@@ -31,7 +32,7 @@ class CapturingTransport(httpx.AsyncBaseTransport):
         name = f"{time.time_ns()}-{secrets.token_hex(3)}.json"
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / name).write_text(json.dumps({
-            "url": str(request.url), "received_at": time.time(),
+            "url": str(request.url), "received_at": SYSTEM_CLOCK.now(),
             "content_type": request.headers.get("content-type"),
             "body": body.decode("utf-8", "replace")}))
         log.info(json.dumps({"kind": "webhook", "state": "captured", "host": request.url.host,

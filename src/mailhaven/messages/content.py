@@ -26,7 +26,7 @@ RECIPIENT_VAR = re.compile(r"%recipient\.([^%\s]+)%")
 _NEWLINE = re.compile(rb"\r?\n|\r")
 # 7-bit bodies (non-ASCII text goes quoted-printable or base64): the receiving server may
 # not offer 8BITMIME, and we don't downgrade on the way.
-_MIME_POLICY = policy.SMTP.clone(max_line_length=998, cte_type="7bit")
+MIME_POLICY = policy.SMTP.clone(max_line_length=998, cte_type="7bit")
 # An address that is not ASCII can't be an encoded-word (RFC 2047 §5): such a message
 # carries its headers in UTF-8 (RFC 6532), and needs SMTPUTF8 (which implies 8BITMIME).
 _UTF8_POLICY = policy.SMTP.clone(max_line_length=998, utf8=True)
@@ -112,7 +112,7 @@ def substitute(text: str, variables: dict | None) -> str:
     return RECIPIENT_VAR.sub(lambda m: str(variables.get(m.group(1), "")), text)
 
 
-def _crlf(raw: bytes) -> bytes:
+def crlf(raw: bytes) -> bytes:
     return _NEWLINE.sub(b"\r\n", raw)
 
 
@@ -178,7 +178,7 @@ def _render(doc: Document, recipient: str, variables: dict | None, additions: Ad
             return rendered
     if not general:
         return None
-    msg = EmailMessage(policy=_UTF8_POLICY if international else _MIME_POLICY)
+    msg = EmailMessage(policy=_UTF8_POLICY if international else MIME_POLICY)
     _add_body(msg, doc, lambda t: additions.text(sub(t)), lambda h: additions.html(sub(h)))
     # The email package writes the body and its own fields (Content-*, MIME-Version); the
     # others are written here, in time linear in their length. A client's Content-* field
@@ -227,13 +227,13 @@ def _render_mime(doc: Document, sub_header: Callable[[str], str],
     if doc.variables:
         user_vars = {k: sub_header(v) for k, v in doc.variables.items()}
         added.append(("X-Mailgun-Variables", json.dumps(user_vars)))
-    head = _crlf(doc.mime_bytes).partition(b"\r\n\r\n")[0].lower()
+    head = crlf(doc.mime_bytes).partition(b"\r\n\r\n")[0].lower()
     added += [(n, v) for n, v in extra if f"\n{n.lower()}:".encode() not in b"\n" + head]
     added = _last_of_unique(added)
     replaced = {name.lower().encode() for name, _ in added
                 if name.lower() == "x-mailgun-variables"
-                or _MIME_POLICY.header_max_count(name) == 1}
-    head, blank, body = _crlf(doc.mime_bytes).partition(b"\r\n\r\n")
+                or MIME_POLICY.header_max_count(name) == 1}
+    head, blank, body = crlf(doc.mime_bytes).partition(b"\r\n\r\n")
     kept = [f for f in _header_fields(head) if _field_name(f) not in replaced]
     ours = [_field(name, value) for name, value in added]
     if not any(_field_name(f) == b"message-id" for f in kept):
@@ -250,7 +250,7 @@ def _unique(fields: list[tuple[str, str]]) -> list[int]:
     """The positions of the fields kept: of those a message may carry once, the last."""
     last = {name.lower(): i for i, (name, _) in enumerate(fields)}
     return [i for i, (name, _) in enumerate(fields)
-            if _MIME_POLICY.header_max_count(name) != 1 or last[name.lower()] == i]
+            if MIME_POLICY.header_max_count(name) != 1 or last[name.lower()] == i]
 
 
 def _header_fields(head: bytes) -> list[bytes]:

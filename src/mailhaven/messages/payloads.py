@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 from dkim.canonicalization import CanonicalizationPolicy
 
-from mailhaven.messages.content import _MIME_POLICY, _crlf
+from mailhaven.messages.content import MIME_POLICY, crlf
 
 # render's own policy and line ends: a payload must come out as render would write it
 from mailhaven.messages.document import Document
@@ -104,7 +104,7 @@ def lighten(doc: Document) -> Light:
 
 
 def _lighten_mime(doc: Document, token: str) -> Light:
-    head, blank, body = _crlf(doc.mime_bytes).partition(_BLANK)
+    head, blank, body = crlf(doc.mime_bytes).partition(_BLANK)
     if not blank:
         return Light(doc, ())
     marker = f"mailhaven-payload-{token}\r\n".encode()
@@ -117,6 +117,6 @@ def _lighten_mime(doc: Document, token: str) -> Light:
 def _base64_block(data: bytes) -> bytes:
     """`data` as `content.render` writes an attachment's body: the email package's base64
     lines (as long as the policy allows), CRLF-terminated."""
-    part = EmailMessage(policy=_MIME_POLICY)
+    part = EmailMessage(policy=MIME_POLICY)
     part.set_content(data, "application", "octet-stream")
     return str(part.get_payload()).replace("\n", "\r\n").encode("ascii")

@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mailhaven.addresses import parse_addresses
 from mailhaven.controls import service as controls
 from mailhaven.domains.service import is_domain_name
 from mailhaven.errors import BadRequest
 from mailhaven.privacy import form, service
 from mailhaven.privacy import requests as reqs
-from mailhaven.sending.request import parse_addresses
 from mailhaven.services import Services
 
 DOMAIN_REQUIRED = "domain is required: the domain name that sent you email"

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Float, String, text, update
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base
-from mailhaven.storage.db import Database, insert_for
+from mailhaven.storage.db import Database, affected, insert_for
 from mailhaven.storage.inventory import TECHNICAL, column
 
 
@@ -88,12 +88,12 @@ def take_turn(db: Database, name: str, *, every: float, now: float,
             # Compare and set: only if nobody started a run since it was read. (On SQLite
             # this write transaction holds the only write lock; on PostgreSQL a concurrent
             # UPDATE waits for this one and then finds the row changed.)
-            taken = session.execute(  # type: ignore[attr-defined]
+            taken = affected(session.execute(
                 update(JobRun).where(JobRun.name == name,
                                      JobRun.last_started_at.is_not_distinct_from(seen[0]),
                                      JobRun.running_until.is_not_distinct_from(seen[1]))
                 .values(last_started_at=now, running_until=now + (longest or every))
-            ).rowcount == 1
+            )) == 1
     except BaseException:
         if lock is not None:
             _unlock(lock, name)
