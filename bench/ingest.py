@@ -203,6 +203,7 @@ def check_stored(data_dir: Path, database_url: str | None, accepted: list[str]) 
     from sqlalchemy import func, select
 
     from mailhaven.delivery.models import Delivery
+    from mailhaven.events.models import Event
     from mailhaven.messages.document import Document
     from mailhaven.messages.models import Message
     from mailhaven.services import Services
@@ -211,14 +212,20 @@ def check_stored(data_dir: Path, database_url: str | None, accepted: list[str]) 
     services = Services.start(bench_settings(data_dir, database_url), migrate=False)
     try:
         with services.db.sessions() as session:
-            stored = set(session.scalars(select(Message.message_id)))
+            # Message-IDs are kept only as a blind index, in the `accepted` events.
+            account_id = session.scalar(select(Message.account_id).limit(1)) or ""
+            index = {services.vault.message_index(account_id, m): m for m in accepted}
+            found = dict(session.execute(select(Event.message_id_index, Event.storage_key)
+                                         .where(Event.event == "accepted")).tuples().all())
+            stored = {index[i] for i in found if i in index}
+            messages = int(session.scalar(select(func.count()).select_from(Message)) or 0)
             deliveries = int(session.scalar(select(func.count()).select_from(Delivery)) or 0)
             missing = set(accepted) - stored
-            if missing or len(stored) != len(accepted) or deliveries != len(accepted):
-                raise SystemExit(f"accepted {len(accepted)} messages; {len(stored)} stored, "
+            if missing or messages != len(accepted) or deliveries != len(accepted):
+                raise SystemExit(f"accepted {len(accepted)} messages; {messages} stored, "
                                  f"{deliveries} deliveries, {len(missing)} ids missing")
-            message = session.scalars(select(Message).where(
-                Message.message_id == accepted[-1])).one()
+            last = found[services.vault.message_index(account_id, accepted[-1])]
+            message = session.scalars(select(Message).where(Message.id == last)).one()
             key = session.get(VaultKey, message.content_key_id)
             assert key is not None and message.content_sealed is not None
             doc = Document.load(services.vault.open(key, message.content_sealed,
