@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from mailhaven.events.models import Event
 from mailhaven.messages.content import MessageFacts
 from mailhaven.storage.base import table
 from mailhaven.vault import Vault, VaultKey
+
+log = logging.getLogger(__name__)
 
 LOG_LEVELS = {"failed": "error", "rejected": "warn", "complained": "warn"}
 
@@ -138,9 +142,19 @@ def record_each(session: Session, vault: Vault, *, account_id: str, domain_id: s
         session.execute(table(Event).insert(), rows)  # Core: no ORM bulk machinery
         recorded = Recorded(account_id, domain_id, event, timestamp, copies, documents,
                             [row["recipient_index"] for row in rows], stats_kind)
+        if not _sinks:
+            _unwired()
         for sink in _sinks:
             sink(session, recorded)
     return documents
+
+
+@functools.cache
+def _unwired() -> None:
+    """Said once: an entry point that forgot `wiring.wire()` loses statistics and webhooks
+    without any other sign."""
+    log.warning("events are recorded with no sink subscribed: statistics and webhooks miss "
+                "them (call mailhaven.wiring.wire() where the process starts)")
 
 
 def record(session: Session, vault: Vault, *, account_id: str, domain_id: str,
