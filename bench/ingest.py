@@ -216,7 +216,7 @@ def check_stored(data_dir: Path, database_url: str | None, accepted: list[str]) 
             account_id = session.scalar(select(Message.account_id).limit(1)) or ""
             index = {services.vault.message_index(account_id, m): m for m in accepted}
             found = dict(session.execute(select(Event.message_id_index, Event.storage_key)
-                                         .where(Event.event == "accepted")).tuples().all())
+                                         .where(Event.event == "accepted")).all())
             stored = {index[i] for i in found if i in index}
             messages = int(session.scalar(select(func.count()).select_from(Message)) or 0)
             deliveries = int(session.scalar(select(func.count()).select_from(Delivery)) or 0)
