@@ -7,7 +7,8 @@ carries this claim's owner and expiry, so a claimer that lost its lease (to anot
 later claim of its own) can't overwrite what the newer claim records. Claims are shared
 fairly between the accounts with rows due (`fair_shares`), so one account's backlog delays
 another's work by a claim at most. The delivery queue and the webhook queue are such
-queues; the database dialects differ only here.
+queues; how a claim differs between the databases (SKIP LOCKED, BEGIN IMMEDIATE) is said
+only here.
 """
 
 from __future__ import annotations
