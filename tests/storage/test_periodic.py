@@ -139,12 +139,11 @@ def test_a_run_cut_short_by_a_stopping_process_is_due_again_at_the_next_start(
         assert _once(Job(db, clock)) == 1
 
 
+@pytest.mark.postgres_only  # on SQLite the hold simply expires with `longest`
 def test_on_postgresql_a_run_that_outlasts_its_hold_is_still_not_doubled(
         services, clock) -> None:
     """The advisory lock, held for the whole run, keeps a second run out even when the
     first has outlasted the time after which it is taken for dead."""
-    if services.db.is_sqlite:
-        pytest.skip("PostgreSQL's advisory lock; on SQLite the hold expires with `longest`")
     hold = threading.Event()
     first = Job(services.db, clock, hold=hold)
     running = threading.Thread(target=_once, args=(first,))
