@@ -55,6 +55,12 @@ BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' pa
 TAG_HOLDS_ADDRESS = ("o:tag can't hold an email address: tags are kept in clear in events "
                      "and stats; put personal data in v: variables, which are sealed")
 DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
+SENDING_IP_UNSUPPORTED = ("{} is not supported yet: Mailhaven has no IP pools, and sends from "
+                          "its own addresses; leave the option out")
+# The options and headers that would choose the sending IP (Mailgun's dedicated IPs): refused
+# rather than ignored, so a sender counting on an IP's reputation knows it isn't used.
+_SENDING_IP_FIELDS = ("o:sending-ip", "o:sending-ip-pool", "h:x-mailgun-sending-ip",
+                      "h:x-mailgun-sending-ip-pool")
 OPTIONS_TOO_LARGE = ("Send options (parameters starting with o:, h:, or v:) are limited to 16KB "
                      "total")
 SUBJECT_TOO_LONG = f"subject is too long, max is {MAX_SUBJECT_CHARS} characters"
@@ -433,6 +439,11 @@ def _custom_id(raw: bytes | None, headers: list[tuple[str, str]]) -> str | None:
 
 def _with_options(request: SendRequest, values: Values, now: float | None) -> SendRequest:
     """The `o:` options Mailhaven acts on."""
+    chosen_ip = next((key for key, given in values.items()
+                      if key.lower() in _SENDING_IP_FIELDS and any(v.strip() for v in given)),
+                     None)
+    if chosen_ip is not None:
+        raise BadRequest(SENDING_IP_UNSUPPORTED.format(chosen_ip))
     dkim = _first(values, "o:dkim")
     deliverytime = _first(values, "o:deliverytime")
     return replace(
