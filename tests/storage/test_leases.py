@@ -58,11 +58,14 @@ def _status(services) -> dict[int, tuple[str, str | None]]:  # type: ignore[no-u
 def test_two_claimers_never_get_the_same_row(api, services, live, domain) -> None:
     _pending_posts(api, services, live, domain)
     claimed: dict[str, list[int]] = {}
-    start = threading.Barrier(2)
+    start, first_taken = threading.Barrier(2), threading.Barrier(2)
 
     def claimer(owner: str) -> None:
         start.wait()
-        got: list[int] = []
+        got = list(_claim(services, owner, limit=3)[1])
+        # Both have taken a first share before either goes on (SQLite runs one writer at a
+        # time, and a thread may otherwise drain the queue before the other starts).
+        first_taken.wait(timeout=30)
         while (ids := _claim(services, owner, limit=3)[1]):
             got.extend(ids)
         claimed[owner] = got
