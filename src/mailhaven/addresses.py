@@ -1,6 +1,6 @@
 """Addresses as every front door reads them: parsing `Name <addr>` lists, the well-formed
-mailbox, header-safe text, and the one normalisation blind indexes are computed under
-(the vault's)."""
+mailbox, header-safe text. (The one normalisation blind indexes are computed under is the
+vault's: `vault.service.normalize_address`.)"""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ from email.headerregistry import Address as HeaderAddress
 from email.utils import formataddr
 
 from mailhaven.errors import BadRequest
-from mailhaven.vault.service import canonical_domain, normalize_address
-
-__all__ = ["Address", "canonical_domain", "check_list_size", "header_text", "mailbox_pairs",
-           "mailbox_parts", "mailboxes", "normalize_address", "parse_addresses",
-           "valid_addresses", "without_comments"]
 
 MAX_RECIPIENTS = 1000
 # 1000 recipients of at most 320 characters each (RFC 5321's 64 + 1 + 255) fit with room
