@@ -153,11 +153,12 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
     for (domain, request), content_key in zip(sends, content_keys, strict=True):
         storage_key = new_id()
         message_id = request.message_id or new_message_id(domain.name, now)
-        document = request.document(message_id=message_id, created_at=now).dump()
+        document = request.document(message_id=message_id, created_at=now)
         messages.append({
             "id": storage_key, "account_id": domain.account_id, "domain_id": domain.id,
             "content_key_id": content_key.id,
-            "content_sealed": vault.seal(content_key, document, f"message:{storage_key}"),
+            "content_sealed": vault.seal(content_key, document.dump(),
+                                         f"message:{storage_key}"),
             "kind": "mime" if request.mime is not None else "form", "size": request.size,
             "batch": request.recipient_variables is not None,
             "tags": json.dumps(request.tags), "testmode": request.testmode,
@@ -218,11 +219,10 @@ def _deliveries(vault: Vault, domain: Domain, request: SendRequest, storage_key:
     return rows
 
 
-def _accepted_copies(request: SendRequest, document: bytes, storage_key: str,
+def _accepted_copies(request: SendRequest, doc: Document, storage_key: str,
                      keys: Subjects) -> list[tuple[content.MessageFacts, Recipient]]:
     """What each recipient's `accepted` event says: the message's facts, and in a batch
     send the recipient's own To and variables."""
-    doc = Document.load(document)
     facts = content.facts(doc, storage_key=storage_key, size=request.size, tags=request.tags,
                           testmode=request.testmode)
     result = []

@@ -57,18 +57,23 @@ def insert_for(session: Session, model: Any) -> Any:
     return dialect_insert(session.get_bind().dialect.name, model)
 
 
+def is_postgresql(session: Session) -> bool:
+    """Whether the session's database is PostgreSQL (else SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def one_writer_at_a_time(session: Session, key: int) -> None:
     """Hold a lock named by `key` until this transaction ends, so writers of one kind go one
     at a time: SQLite's writer transaction (BEGIN IMMEDIATE) already does; PostgreSQL takes
     an advisory lock."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 def empty_tables(session: Session, tables: list[Table]) -> None:
     """Every row of `tables` (in foreign-key order), in this transaction: TRUNCATE on
     PostgreSQL (transactional there), children before parents on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         session.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables)))
         return
     for table in reversed(tables):
@@ -78,7 +83,7 @@ def empty_tables(session: Session, tables: list[Table]) -> None:
 def restart_sequences(session: Session, tables: list[Table]) -> None:
     """After rows were loaded with their ids: each integer key's sequence starts past the
     largest one (PostgreSQL; SQLite's rowids need nothing)."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgresql(session):
         return
     for table in tables:
         for column in table.primary_key.columns:

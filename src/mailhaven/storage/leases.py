@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from mailhaven.storage.db import is_postgresql
 from mailhaven.storage.fair_shares import fair_shares
 
 
@@ -85,7 +86,7 @@ class LeasedQueue:
         over go to the oldest due rows of anyone."""
         accounts = {account_id: due for account_id, due in session.execute(self._accounts)
                     if due <= now}
-        postgresql = _is_postgresql(session)
+        postgresql = is_postgresql(session)
         if len(accounts) <= 1:  # nobody to share with: the oldest due, as fast as ever
             return list(session.scalars(self._oldest_due(now, limit, postgresql)))
         rooms = fair_shares(accounts, limit=limit, capacity=capacity, held=held)
@@ -103,7 +104,7 @@ class LeasedQueue:
     def _oldest_due(self, now: float, limit: int, postgresql: bool,
                     besides: Collection[int] = ()) -> Select[int]:
         rows = self.model
-        query = (select(rows.id).where(rows.status == self.waiting, rows.next_attempt_at <= now)
+        query = (select(rows.id).where(self._waiting, rows.next_attempt_at <= now)
                  .order_by(rows.next_attempt_at).limit(limit))
         if besides:
             query = query.where(rows.id.not_in(besides))
@@ -161,10 +162,6 @@ class LeasedQueue:
         """`fenced`, run: the ids of the rows it settled (the others' lease was lost)."""
         return set(session.scalars(self.fenced(ids, lease, now, **values)
                                    .returning(self.model.id)))
-
-
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def _locked(query: Select[int], postgresql: bool) -> Select[int]:
