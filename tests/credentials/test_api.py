@@ -198,3 +198,25 @@ def test_the_official_sdk_manages_credentials(live: LiveServer, account, service
         ok(client.domains_credentials.create(
             domain=domain, data={"login": "carol", "password": "sdk-secret3"}))
         assert ok(client.domains_credentials.delete(domain=domain))["count"] == 1
+
+
+def test_a_new_domains_smtp_password_sets_its_postmaster_login(api, services) -> None:
+    reply = api.post("/v4/domains", files=[("name", (None, "news.example.com")),
+                                           ("smtp_password", (None, "postmaster-pw"))])
+    assert ok(reply)["domain"]["smtp_login"] == "postmaster@news.example.com"
+    assert logs_in(services, "postmaster@news.example.com", "postmaster-pw")
+    listed = ok(api.get("/v3/domains/news.example.com/credentials"))
+    assert [i["login"] for i in listed["items"]] == ["postmaster@news.example.com"]
+    assert ok(api.get("/v4/domains/news.example.com"))["domain"]["smtp_login"] == (
+        "postmaster@news.example.com")
+
+    # Without a password the login is shown as Mailgun shows it, and has no credential yet.
+    ok(api.post("/v4/domains", data={"name": "plain.example.com", "smtp_password": ""}))
+    assert ok(api.get("/v3/domains/plain.example.com/credentials"))["total_count"] == 0
+    assert ok(api.get("/v4/domains/plain.example.com"))["domain"]["smtp_login"] == (
+        "postmaster@plain.example.com")
+
+    assert refused(api.post("/v4/domains", data={"name": "short.example.com",
+                                                 "smtp_password": "1234"}), 400) == (
+        "password should be in range 5-32 characters")
+    assert refused(api.get("/v4/domains/short.example.com"), 404) == "Domain not found"
