@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from mailhaven.clock import format_rfc2822
 from mailhaven.credentials import service
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import MAX_SKIP, owned_domain
@@ -67,10 +66,7 @@ async def list_credentials(domain_name: str, services: ServicesDep, account_id: 
             total, page = service.list_page(session, services.vault,
                                             owned_domain(session, account_id, domain_name),
                                             skip=skip, limit=limit)
-        return {"items": [{"mailbox": c.login, "login": c.login,
-                           "created_at": format_rfc2822(c.created_at, numeric_zone=True),
-                           "size_bytes": None} for c in page],
-                "total_count": total}
+        return {"items": [service.credential_json(c) for c in page], "total_count": total}
     return await in_thread(run)
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from mailhaven.audit import service as audit
-from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822
 from mailhaven.credentials.models import SmtpCredential
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.errors import BadRequest, NotFound
@@ -223,6 +223,14 @@ def list_page(session: Session, vault: Vault, domain: Domain, *, skip: int = 0,
     return total, [_credential(domain, row, vault.open_text(keys[row.key_id], row.login_sealed,
                                                             "smtp_credentials.login"))
                    for row in rows if row.key_id in keys]
+
+
+def credential_json(credential: Credential) -> dict[str, object]:
+    """An item of Mailgun's credentials list (`size_bytes` is for Mailgun's mailboxes,
+    which Mailhaven doesn't keep)."""
+    return {"mailbox": credential.login, "login": credential.login,
+            "created_at": format_rfc2822(credential.created_at, numeric_zone=True),
+            "size_bytes": None}
 
 
 def authenticate(session: Session, vault: Vault, login: str,
