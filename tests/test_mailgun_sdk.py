@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 import pytest
 from mailgun.client import Client
@@ -485,3 +487,40 @@ def test_tag_stats(client, services, domain) -> None:
     assert body["tag"] == "newsletter"
     assert sum(s["accepted"]["total"] for s in body["stats"]) == 1
     assert sum(s["delivered"]["total"] for s in body["stats"]) == 1
+
+
+# -- stored messages and the queues ------------------------------------------------------
+
+def test_resend_a_stored_message(client, services, domain) -> None:
+    _send(client, domain)
+    [accepted] = ok(client.events.get(domain=domain, filters={"event": "accepted"}))["items"]
+    # As the SDK's example does it: the event's storage URL, `to` a list (repeated fields).
+    body = ok(client.resend_message.create(
+        data={"to": ["bob@example.org", "cat@example.org"]},
+        storage_url=accepted["storage"]["url"]))
+    assert body["message"] == "Queued. Thank you."
+    first_id = accepted["message"]["headers"]["message-id"]
+    assert body["id"].startswith("<") and body["id"].strip("<>") != first_id
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sorted(r for got in sink.received for r in got.rcpt_tos) == [
+        "ann@example.org", "bob@example.org", "cat@example.org"]
+    resent = [got.message for got in sink.received if got.rcpt_tos != ["ann@example.org"]]
+    assert all(m["Message-ID"] == body["id"] and m["Subject"] == "Hello" for m in resent)
+
+
+def test_sending_queues_and_deleting_envelopes(client, services, clock, domain) -> None:
+    later = format_datetime(datetime.fromtimestamp(int(clock.now()) + 3600, UTC), usegmt=True)
+    _send(client, domain, **{"o:deliverytime": later})
+    _send(client, domain)
+    queues = ok(client.domains_sendingqueues.get(domain=domain))
+    assert queues == {"regular": {"is_disabled": False, "queued": 1},
+                      "scheduled": {"is_disabled": False, "queued": 1}}
+    assert ok(client.envelopes.delete(domain=domain)) == {"message": "done"}
+    assert ok(client.domains_sendingqueues.get(domain=domain)) == {
+        "regular": {"is_disabled": False, "queued": 0},
+        "scheduled": {"is_disabled": False, "queued": 0}}
+    clock.advance(3600)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sink.received == []
