@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailhaven.clock import format_rfc2822
 from mailhaven.delivery import queue
@@ -107,3 +107,17 @@ def test_webhook_payloads_carry_the_same_fields(api, services, clock, domain) ->
     assert posted["accepted"]["message"]["scheduled-for"] == format_rfc2822(when)
     assert posted["delivered"]["message"]["scheduled-for"] == format_rfc2822(when)
     assert posted["delivered"]["delivery-status"]["first-delivery-attempt-seconds"] == 60.0
+
+
+def test_a_copy_retried_before_the_time_was_kept_leaves_the_field_out(api, services,
+                                                                      domain) -> None:
+    """A copy queued (and tried) by a Mailhaven older than revision 0023: its first attempt
+    is unknown, and a later one is not passed off as the first."""
+    send(api, domain)
+    with services.db.transaction() as session:
+        session.execute(update(Delivery).values(attempts=1, first_attempt_at=None))
+    with Sink() as sink:
+        deliver_due(services, sink)
+    [delivered] = outcomes(api, domain)
+    assert delivered["delivery-status"]["attempt-no"] == 2
+    assert "first-delivery-attempt-seconds" not in delivered["delivery-status"]

@@ -89,7 +89,8 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
         lease, ids = QUEUE.claim(session, owner=owner, now=now, limit=limit,
                                  lease_seconds=lease_seconds, held=held, capacity=capacity,
                                  attempts=Delivery.attempts + 1,
-                                 first_attempt_at=func.coalesce(Delivery.first_attempt_at, now))
+                                 first_attempt_at=case((Delivery.attempts == 0, now),
+                                                       else_=Delivery.first_attempt_at))
         if not ids:
             return []
     # Decrypting and parsing bodies happens after the commit, outside the write lock.
