@@ -3,10 +3,10 @@
 `test_inventory.py` checks the declarations themselves; this writes personal values through
 every public API that takes them — sending (urlencoded, multipart, MIME, batch) and
 resending, the four suppression lists (form, JSON, CSV import), one-click unsubscribe,
-webhooks, tags, privacy requests and consents — then reads every column of every table: none may hold any of them
-in clear, whatever the column says it holds. A personal column must hold them sealed or as a
-keyed index; a column declared non-personal must not hold them at all. Domains, retention
-and tracking settings take no personal data, and events are only read.
+webhooks, tags, privacy requests and consents — then reads every column of every table:
+none may hold any of them in clear, whatever the column says it holds. A personal column
+must hold them sealed or as a keyed index; a column declared non-personal must not hold them
+at all. Domains, retention and tracking settings take no personal data, and events are only read.
 
 Every personal value carries the token `pv5qz`, so any piece of one (a domain, a name, an
 address's local part) is found, in any case. Free-text fields customers fill and we keep in
