@@ -21,6 +21,7 @@ router = APIRouter(tags=["messages"])
 
 ACCEPTED = Counter("mailhaven_messages_accepted_total", "Messages accepted for delivery")
 RECIPIENTS = Counter("mailhaven_recipients_accepted_total", "Recipients queued for delivery")
+QUEUED = "Queued. Thank you."
 
 
 async def _send(domain_name: str, request: Request, services: ServicesDep, account_id: str,
@@ -31,7 +32,7 @@ async def _send(domain_name: str, request: Request, services: ServicesDep, accou
     services.delivery_bell.ring()  # committed: an idle worker in this process starts now
     ACCEPTED.inc()
     RECIPIENTS.inc(accepted.recipients)
-    return {"id": accepted.id, "message": "Queued. Thank you."}
+    return {"id": accepted.id, "message": QUEUED}
 
 
 @router.post("/v3/{domain_name}/messages")
@@ -56,7 +57,6 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
     return await stored_view(services, account_id, doc, mime=as_mime)
 
 
-QUEUED = "Queued. Thank you."
 RESEND_BODY_LIMIT = 1024 * 1024  # `to` alone: a thousand addresses fit many times over
 RESEND_BODY = form_body({"to": (
     "The recipients: repeat the field, or separate addresses with commas (\"Name <a@b>\" "
