@@ -329,6 +329,17 @@ def test_domain_webhooks_v3_by_name(client, domain) -> None:
     assert ok(client.domains_webhooks.get(domain=domain))["webhooks"] == {}
 
 
+def test_domain_webhooks_v3_create_is_refused_for_a_type_with_urls(client, domain) -> None:
+    ok(client.domains_webhooks.create(domain=domain, data={"id": "opened", "url": HOOK_A}))
+    again = client.domains_webhooks.create(domain=domain, data={"id": "opened", "url": HOOK_B})
+    assert again.status_code == 400
+    assert again.json()["message"].startswith("Webhook 'opened' already exists")
+    no_id = client.domains_webhooks.create(domain=domain, data={"url": HOOK_B})
+    assert no_id.status_code == 400 and no_id.json() == {"message": "Missing parameter 'id'"}
+    assert ok(client.domains_webhooks.get(domain=domain))["webhooks"] \
+        == {"opened": {"urls": [HOOK_A]}}
+
+
 def test_domain_webhooks_v4_style(client, domain) -> None:
     # The README's "v4 multi-event" call. SDK bug (notes §8 quirk 3): its switch to /v4/
     # never sees `data`/`filters`, so these go to POST/PUT/DELETE /v3/domains/{d}/webhooks,
