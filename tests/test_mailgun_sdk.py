@@ -184,6 +184,18 @@ def test_domains_update(client, domain) -> None:
     assert ok(client.domains.get(domain=domain))["domain"]["spam_action"] == "block"
 
 
+def test_domains_message_ttl_encryption_and_sender_security(client, domain) -> None:
+    created = ok(client.domains.create(data={"name": "kept.acme.test", "message_ttl": 7200,
+                                             "encrypt_incoming_message": "true"}))
+    assert (created["domain"]["message_ttl"], created["domain"]["encrypt_incoming_message"]) \
+        == (7200, True)
+    ok(client.domains.put(domain="kept.acme.test", data={"message_ttl": 3600}))
+    shown = ok(client.domains.get(domain="kept.acme.test"))["domain"]
+    assert (shown["message_ttl"], shown["use_automatic_sender_security"]) == (3600, False)
+    refused = client.domains.put(domain=domain, data={"use_automatic_sender_security": "true"})
+    assert refused.status_code == 400 and "CNAME" in refused.json()["message"]
+
+
 def _txt(value: str) -> str:
     return " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
 
