@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 import pytest
 from mailgun.client import Client
@@ -508,3 +510,45 @@ def test_tag_stats(client, services, domain) -> None:
     assert body["tag"] == "newsletter"
     assert sum(s["accepted"]["total"] for s in body["stats"]) == 1
     assert sum(s["delivered"]["total"] for s in body["stats"]) == 1
+
+
+# -- analytics (/v1/analytics/metrics and /logs, JSON bodies) ------------------------------
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_analytics_metrics_as_the_sdks_example_asks(client, services, domain) -> None:
+    _send(client, domain)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    data = {  # the SDK's examples/metrics_examples.py, with a window that holds the send
+        "start": format_datetime(datetime.fromtimestamp(services.clock.now() - 86400, UTC)),
+        "end": format_datetime(datetime.fromtimestamp(services.clock.now() + 60, UTC)),
+        "resolution": "day", "dimensions": ["time"],
+        "metrics": ["accepted_count", "delivered_count", "clicked_rate", "opened_rate"],
+        "filter": {"AND": [{"attribute": "domain", "comparator": "=",
+                            "values": [{"label": domain, "value": domain}]}]},
+        "include_subaccounts": True, "include_aggregates": True}
+    body = ok(client.analytics_metrics.create(data=json.dumps(data), headers=JSON))
+    assert body["aggregates"]["metrics"] == {"accepted_count": 1, "delivered_count": 1,
+                                             "clicked_rate": "0.0000", "opened_rate": "0.0000"}
+    assert [i["dimensions"][0]["dimension"] for i in body["items"]] == ["time"]
+    refused = client.analytics_metrics.create(data=json.dumps({"metrics": ["ip_count"]}),
+                                              headers=JSON)
+    assert refused.status_code == 400 and refused.json() == {"message":
+                                                             "Invalid metric 'ip_count'"}
+
+
+def test_analytics_logs_as_the_sdks_example_asks(client, services, domain) -> None:
+    message_id = _send(client, domain)
+    data = {  # the SDK's examples/logs_examples.py
+        "start": format_datetime(datetime.fromtimestamp(services.clock.now() - 3600, UTC)),
+        "end": format_datetime(datetime.fromtimestamp(services.clock.now() + 60, UTC)),
+        "filter": {"AND": [{"attribute": "domain", "comparator": "=",
+                            "values": [{"label": domain, "value": domain}]}]},
+        "include_subaccounts": True, "pagination": {"sort": "timestamp:asc", "limit": 50}}
+    body = ok(client.analytics_logs.create(data=json.dumps(data), headers=JSON))
+    [accepted] = body["items"]
+    assert (accepted["event"], accepted["domain"], accepted["recipient"]) == (
+        "accepted", {"name": domain}, "ann@example.org")
+    assert f"<{accepted['message']['headers']['message-id']}>" == message_id

@@ -15,9 +15,9 @@ _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 SENDER_SECURITY = (
     "use_automatic_sender_security=true is not supported: Mailgun's automatic sender "
-    "security hands DNS a CNAME to keys the provider rotates on its own name servers, "
-    "and Mailhaven runs no DNS for your domain. It keeps the DKIM keys itself and "
-    "publishes them as TXT records; rotate them with POST "
+    "security has you publish CNAMEs that point DKIM at keys the provider hosts and rotates "
+    "on its own name servers, and Mailhaven runs no name server for your domain. It keeps "
+    "the DKIM keys itself and publishes them as TXT records; rotate them with POST "
     "/v1/admin/domains/{name}/dkim/rotate")
 ENCRYPT_FIXED = ("encrypt_incoming_message can't be changed once the domain exists (as on "
                  "Mailgun); it is {value} for {name}")
