@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.events.query import time_param
 
@@ -42,10 +46,14 @@ def on(predicates: Iterable[Predicate], attribute: str) -> list[Predicate]:
     return [p for p in predicates if p.attribute == attribute]
 
 
-def passing(predicates: Iterable[Predicate], names: Iterable[str]) -> list[str]:
-    """The names every predicate (on their attribute) lets through, in their order."""
-    rules = list(predicates)
-    return [name for name in names if all(p.matches(name) for p in rules)]
+def chosen_domains(session: Session, account_id: str,
+                   predicates: Iterable[Predicate]) -> dict[str, str]:
+    """The account's domains (id -> name, by name) that the `domain` filters let through:
+    another account's domain is never among them, whatever the filter names."""
+    rules = on(predicates, "domain")
+    return {row.id: row.name for row in session.execute(
+        select(Domain.id, Domain.name).where(Domain.account_id == account_id)
+        .order_by(Domain.name)) if all(p.matches(row.name) for p in rules)}
 
 
 def instant(value: str, name: str) -> float | None:

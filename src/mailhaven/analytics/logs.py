@@ -14,9 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from mailhaven.analytics.filters import Predicate, on, passing, rfc2822
+from mailhaven.analytics.filters import Predicate, chosen_domains, rfc2822
 from mailhaven.clock import iso8601
-from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.events.models import Event
 from mailhaven.events.service import open_payload, with_storage_urls
@@ -150,10 +149,8 @@ def fetch(session: Session, vault: Vault, account_id: str, page: Page,
           base_url: str) -> dict[str, Any]:
     """One page in Mailgun's logs response shape."""
     query = page.query
-    names = {row.id: row.name for row in session.execute(
-        select(Domain.id, Domain.name).where(Domain.account_id == account_id))}
-    kept = set(passing(on(query.filters, "domain"), names.values()))
-    conds = _conditions(query, account_id, [i for i, n in names.items() if n in kept])
+    names = chosen_domains(session, account_id, query.filters)
+    conds = _conditions(query, account_id, list(names))
     later = query.ascending != page.backward  # reading towards later events
     key = tuple_(Event.timestamp, Event.id)
     where = conds if page.after is None else [

@@ -12,8 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailhaven.analytics.filters import Predicate, on, passing, rfc2822
-from mailhaven.domains.models import Domain
+from mailhaven.analytics.filters import Predicate, chosen_domains, on, rfc2822
 from mailhaven.errors import BadRequest
 from mailhaven.failure_reasons import FailureReason as R
 from mailhaven.stats import service as stats
@@ -178,16 +177,12 @@ def check(query: MetricsQuery) -> None:
 def _rows(session: Session, account_id: str, query: MetricsQuery,
           ) -> tuple[dict[str, str], list[tuple[int, str, str, str, str, int]]]:
     """The account's domains (id -> name) the filters let through, and their counters."""
-    domains = {row.id: row.name for row in session.execute(select(Domain.id, Domain.name)
-                                                           .where(Domain.account_id == account_id)
-                                                           .order_by(Domain.name))}
-    kept = set(passing(on(query.filters, "domain"), domains.values()))
-    domains = {i: name for i, name in domains.items() if name in kept}
+    domains = chosen_domains(session, account_id, query.filters)
     tags = on(query.filters, "tag")
     statement = select(StatCount.hour, StatCount.domain_id, StatCount.tag, StatCount.event,
                        StatCount.kind, StatCount.count).where(
         StatCount.domain_id.in_(domains),
-        StatCount.hour >= stats.bucket(int(query.start // 3600 * 3600), query.resolution),
+        StatCount.hour >= _period(query.start, query.resolution),
         StatCount.hour <= query.end)
     if "tag" in query.dimensions:
         statement = statement.where(StatCount.tag != "")
@@ -222,8 +217,8 @@ def compute(session: Session, account_id: str, query: MetricsQuery) -> dict[str,
               "metrics": {m: value(m, groups[key]) for m in query.metrics}}
              for key in keys[query.skip:query.skip + query.limit]]
     return {
-        "start": rfc2822(stats.bucket(int(query.start // 3600 * 3600), query.resolution)),
-        "end": rfc2822(stats.bucket(int(query.end // 3600 * 3600), query.resolution)),
+        "start": rfc2822(_period(query.start, query.resolution)),
+        "end": rfc2822(_period(query.end, query.resolution)),
         "resolution": query.resolution, "duration": query.duration,
         "dimensions": list(query.dimensions),
         "pagination": {"sort": query.sort, "skip": query.skip, "limit": query.limit,
@@ -232,6 +227,11 @@ def compute(session: Session, account_id: str, query: MetricsQuery) -> dict[str,
         "aggregates": {"metrics": {m: value(m, everything) for m in query.metrics}
                        if query.aggregates else {}},
     }
+
+
+def _period(epoch: float, resolution: str) -> int:
+    """The start of the hour, day or month `epoch` is in."""
+    return stats.bucket(int(epoch // 3600 * 3600), resolution)
 
 
 def _dimension(name: str, raw: int | str) -> dict[str, str]:
