@@ -6,14 +6,14 @@ no longer the claim's own, so the first claim writes it down. Copies queued befo
 revision have none, and their events leave the field out.
 
 Revision ID: 0023
-Revises: 0018
+Revises: 0021
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0023'
-down_revision = '0018'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
