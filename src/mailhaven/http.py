@@ -219,32 +219,6 @@ def query_url(url: str, **params: object) -> str:
     return f"{url}?{urlencode({k: v for k, v in params.items() if v})}"
 
 
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
-
-
-def form_body(properties: dict[str, dict[str, Any]], *, required: tuple[str, ...] = (),
-              optional: bool = False) -> dict[str, Any]:
-    """`openapi_extra` declaring the form a route reads with `read_form` (which FastAPI
-    cannot see): Mailgun's clients send it multipart or urlencoded."""
-    schema = {"type": "object", "properties": properties, "required": list(required)}
-    return {"requestBody": {"required": not optional, "content": {
-        media: {"schema": schema} for media in FORM_TYPES}}}
-
-
-def json_responses(ok: dict[str, Any], example: dict[str, Any],
-                   errors: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """`responses` for a route: its 200 body (a JSON schema and an example) and the
-    `{"message": …}` of each error status, with an example message."""
-    def answer(schema: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
-        return {"content": {"application/json": {"schema": schema, "example": sample}}}
-
-    message = {"type": "object", "properties": {"message": {"type": "string"}},
-               "required": ["message"]}
-    return {200: {"description": "OK", **answer(ok, example)},
-            **{status: {"description": text, **answer(message, {"message": text})}
-               for status, text in errors.items()}}
-
-
 
 
 def client_network(request: Request) -> str:
@@ -355,3 +329,21 @@ def _query_params(query: bytes) -> int:
 def _route_of(scope: Scope) -> str:
     # The route template, never the raw path: paths can carry addresses.
     return getattr(scope.get("route"), "path", "unmatched")
+
+
+def form_body(fields: dict[str, str], *, required: tuple[str, ...] = ()) -> dict:
+    """`openapi_extra` declaring a route's form body as Mailgun's clients send it,
+    urlencoded or multipart: each field named with what it holds."""
+    schema = {"type": "object", "required": list(required), "properties": {
+        name: {"type": "string", "description": text} for name, text in fields.items()}}
+    return {"requestBody": {"required": bool(required), "content": {
+        "application/x-www-form-urlencoded": {"schema": schema},
+        "multipart/form-data": {"schema": schema}}}}
+
+
+def json_responses(examples: dict[int, tuple[str, object]]) -> dict[int | str, dict]:
+    """`responses` for a route's documented statuses: each described, with an example body
+    (Mailgun's `{"message": …}` for its errors)."""
+    return {status: {"description": description,
+                     "content": {"application/json": {"example": example}}}
+            for status, (description, example) in examples.items()}

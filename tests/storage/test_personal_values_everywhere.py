@@ -1,12 +1,13 @@
 """The data inventory, checked against what is really stored (SPEC N1, N2; issue 11).
 
 `test_inventory.py` checks the declarations themselves; this writes personal values through
-every public API that takes them — sending (urlencoded, multipart, MIME, batch), the four
-suppression lists (form, JSON, CSV import), one-click unsubscribe, webhooks, tags, privacy
-requests and consents, SMTP credentials — then reads every column of every table: none may
-hold any of them in clear, whatever the column says it holds. A personal column must hold
-them sealed or as a keyed index; a column declared non-personal must not hold them at all.
-Domains, retention and tracking settings take no personal data, and events are only read.
+every public API that takes them — sending (urlencoded, multipart, MIME, batch) and
+resending, the four suppression lists (form, JSON, CSV import), one-click unsubscribe,
+webhooks, tags, privacy requests and consents, SMTP credentials — then reads every column
+of every table: none may hold any of them in clear, whatever the column says it holds. A
+personal column must hold them sealed or as a keyed index; a column declared non-personal
+must not hold them at all. Domains, retention and tracking settings take no personal data,
+and events are only read.
 
 Every personal value carries the token `pv5qz`, so any piece of one (a domain, a name, an
 address's local part) is found, in any case. Free-text fields customers fill and we keep in
@@ -69,6 +70,11 @@ def _send(api, domain: str) -> None:  # type: ignore[no-untyped-def]
     _free_text(api.post(base, data={
         "from": f"billing@{domain}", "to": "tagged.pv5qz@pv5qz-tag.test", "subject": "x",
         "text": "x", "o:tag": "customer:tagged.pv5qz@pv5qz-tag.test"}))
+    accepted = api.get(f"/v3/{domain}/events", params={"event": "accepted"}).json()["items"]
+    for url in sorted({e["storage"]["url"] for e in accepted}):  # each message resent
+        _ok(api.post(url, data={"to": ["Resent Pv5qz <resent.pv5qz@pv5qz-resend.test>",
+                                       "two.pv5qz@pv5qz-batch.test"]},
+                     params={"to": "query.pv5qz@pv5qz-resend.test"}))
 
 
 def _suppress(api, domain: str) -> None:  # type: ignore[no-untyped-def]

@@ -23,17 +23,46 @@ UNPAIRED = "Give one password per login, or none to have them generated"
 FORM_LIMIT = 64 * 1024
 GENERATED = ("Passwords were generated for these credentials: store them now, they are "
              "not shown again")
-NOT_FOUND = {404: "Domain not found"}
-STRING = {"type": "string"}
-MESSAGE = {"type": "object", "properties": {"message": STRING}, "required": ["message"]}
-SHOWN_ONCE = {"note": STRING, "credentials": {
-    "type": "object", "additionalProperties": STRING,
-    "description": "login: password, for the passwords Mailhaven generated (shown once)"}}
-PASSWORD = {"type": "string", "minLength": service.MIN_PASSWORD,
-            "maxLength": service.MAX_PASSWORD}
-ITEM = {"type": "object", "required": ["mailbox", "login", "created_at", "size_bytes"],
-        "properties": {"mailbox": STRING, "login": STRING, "created_at": STRING,
-                       "size_bytes": {"type": ["string", "null"]}}}
+DOMAIN_NOT_FOUND = ("No such domain, or another account's", {"message": "Domain not found"})
+PASSWORDS_SHOWN = {"message": "Created 1 credentials pair(s)", "note": GENERATED,
+                   "credentials": {"bob@mg.example.com": "Xq3…(32 characters)"}}
+BAD_PASSWORD = ("A password shorter than 5 or longer than 32 characters",
+                {"message": service.BAD_PASSWORD})
+
+LISTED = json_responses({
+    200: ("A page of the domain's logins, oldest first", {
+        "items": [{"mailbox": "alice@mg.example.com", "login": "alice@mg.example.com",
+                   "created_at": "Wed, 08 Mar 2023 23:34:57 +0000", "size_bytes": None}],
+        "total_count": 1}),
+    400: ("A limit over 1000", {"message": LIMIT_TOO_LARGE}),
+    404: DOMAIN_NOT_FOUND})
+CREATE_BODY = form_body({
+    "login": "The login, user@domain or user alone; repeat it to create several",
+    "mailbox": "An alias of login",
+    "password": "5 to 32 characters, one per login; without any, Mailhaven generates them "
+                "and shows them once",
+    "system": "Accepted and ignored"}, required=("login",))
+CREATED = json_responses({
+    200: ("Created; generated passwords are shown this once, in credentials",
+          PASSWORDS_SHOWN),
+    400: ("No login, a login of another domain or one that exists, a bad password",
+          {"message": service.MISSING_LOGIN}),
+    404: DOMAIN_NOT_FOUND})
+CHANGE_BODY = form_body({"password": "5 to 32 characters; without it, Mailhaven generates "
+                                     "one and shows it once"})
+CHANGED = json_responses({
+    200: ("Changed; a generated password is shown this once, in credentials",
+          {"message": "Password changed"}),
+    400: BAD_PASSWORD,
+    404: ("No such login, or no such domain", {"message": service.NOT_FOUND})})
+DELETED = json_responses({
+    200: ("Deleted: SMTP AUTH refuses the login from now on",
+          {"message": "Credentials have been deleted", "spec": "alice@mg.example.com"}),
+    404: ("No such login, or no such domain", {"message": service.NOT_FOUND})})
+ALL_DELETED = json_responses({
+    200: ("Every login of the domain deleted",
+          {"message": "All domain credentials have been deleted", "count": 2}),
+    404: DOMAIN_NOT_FOUND})
 
 
 def _actor(account_id: str) -> str:
@@ -44,17 +73,8 @@ def _shown_once(generated: dict[str, str]) -> dict[str, Any]:
     return {"note": GENERATED, "credentials": generated} if generated else {}
 
 
-@router.get(
-    "/v3/domains/{domain_name}/credentials",
-    summary="List the domain's SMTP credentials",
-    responses=json_responses(
-        {"type": "object", "required": ["items", "total_count"],
-         "properties": {"items": {"type": "array", "items": ITEM},
-                        "total_count": {"type": "integer"}}},
-        {"items": [{"mailbox": "postmaster@mg.example.com", "login": "postmaster@mg.example.com",
-                    "created_at": "Wed, 08 Mar 2023 23:34:57 +0000", "size_bytes": None}],
-         "total_count": 1},
-        {400: LIMIT_TOO_LARGE, **NOT_FOUND}))
+@router.get("/v3/domains/{domain_name}/credentials", responses=LISTED,
+            summary="List the domain's SMTP credentials")
 async def list_credentials(domain_name: str, services: ServicesDep, account_id: AccountDep,
                            skip: int = Query(0, ge=0, le=MAX_SKIP),
                            limit: int = Query(100, ge=1)) -> dict[str, Any]:
@@ -76,16 +96,7 @@ async def list_credentials(domain_name: str, services: ServicesDep, account_id: 
     description="`login` (or its alias `mailbox`) may be repeated, each with its `password`; "
                 "a bare local part gets the domain's name. Without passwords, Mailhaven "
                 "generates them and shows them once in `credentials`.",
-    openapi_extra=form_body({
-        "login": {"type": "string", "description": "user@domain or user; repeatable"},
-        "mailbox": {"type": "string", "description": "an alias of login"},
-        "password": {**PASSWORD, "description": "one per login; generated when absent"},
-        "system": {"type": "boolean", "description": "accepted and ignored"},
-    }, required=("login",)),
-    responses=json_responses(
-        {**MESSAGE, "properties": {"message": STRING, **SHOWN_ONCE}},
-        {"message": "Created 1 credentials pair(s)"},
-        {400: service.MISSING_LOGIN, **NOT_FOUND}))
+    openapi_extra=CREATE_BODY, responses=CREATED)
 async def create_credentials(domain_name: str, request: Request, services: ServicesDep,
                              account_id: AccountDep) -> dict[str, Any]:
     fields, _ = await read_form(request, limit=FORM_LIMIT)
@@ -119,11 +130,7 @@ async def create_credentials(domain_name: str, request: Request, services: Servi
     summary="Change an SMTP credential's password",
     description="`spec` is the login, full or its local part, percent-encoded. Without a "
                 "password, Mailhaven generates one and shows it once in `credentials`.",
-    openapi_extra=form_body({"password": PASSWORD}, optional=True),
-    responses=json_responses(
-        {**MESSAGE, "properties": {"message": STRING, **SHOWN_ONCE}},
-        {"message": "Password changed"},
-        {400: service.BAD_PASSWORD, 404: service.NOT_FOUND}))
+    openapi_extra=CHANGE_BODY, responses=CHANGED)
 async def change_password(domain_name: str, spec: str, request: Request,
                           services: ServicesDep, account_id: AccountDep) -> dict[str, Any]:
     given = field_dict((await read_form(request, limit=FORM_LIMIT))[0]).get("password")
@@ -140,14 +147,8 @@ async def change_password(domain_name: str, spec: str, request: Request,
     return await in_thread(run)
 
 
-@router.delete(
-    "/v3/domains/{domain_name}/credentials/{spec}",
-    summary="Delete an SMTP credential",
-    responses=json_responses(
-        {"type": "object", "required": ["message", "spec"],
-         "properties": {"message": STRING, "spec": STRING}},
-        {"message": "Credentials have been deleted", "spec": "alice@mg.example.com"},
-        {404: service.NOT_FOUND}))
+@router.delete("/v3/domains/{domain_name}/credentials/{spec}", responses=DELETED,
+               summary="Delete an SMTP credential")
 async def delete_credential(domain_name: str, spec: str, services: ServicesDep,
                             account_id: AccountDep) -> dict[str, Any]:
     def run() -> str:
@@ -158,14 +159,8 @@ async def delete_credential(domain_name: str, spec: str, services: ServicesDep,
     return {"message": "Credentials have been deleted", "spec": await in_thread(run)}
 
 
-@router.delete(
-    "/v3/domains/{domain_name}/credentials",
-    summary="Delete all the domain's SMTP credentials",
-    responses=json_responses(
-        {"type": "object", "required": ["message", "count"],
-         "properties": {"message": STRING, "count": {"type": "integer"}}},
-        {"message": "All domain credentials have been deleted", "count": 2},
-        NOT_FOUND))
+@router.delete("/v3/domains/{domain_name}/credentials", responses=ALL_DELETED,
+               summary="Delete all the domain's SMTP credentials")
 async def delete_all_credentials(domain_name: str, services: ServicesDep,
                                  account_id: AccountDep) -> dict[str, Any]:
     def run() -> int:

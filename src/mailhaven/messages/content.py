@@ -44,6 +44,7 @@ class MessageFacts:
     tags: list[str]
     user_variables: dict[str, str]
     testmode: bool
+    scheduled_for: float | None = None  # o:deliverytime, as the message was accepted
 
 
 def _same(text: str) -> str:
@@ -93,7 +94,7 @@ def facts(doc: Document, *, storage_key: str, size: int, tags: list[str],
         ]
     headers["message-id"] = doc.message_id
     return MessageFacts(storage_key, doc.message_id, headers, attachments, size, tags,
-                        dict(doc.variables), testmode)
+                        dict(doc.variables), testmode, scheduled_for=doc.deliverytime)
 
 
 
@@ -114,6 +115,14 @@ def substitute(text: str, variables: dict | None) -> str:
 
 def crlf(raw: bytes) -> bytes:
     return _NEWLINE.sub(b"\r\n", raw)
+
+
+def without_message_id(raw: bytes) -> bytes:
+    """A MIME message without its own Message-ID field: sent again as a message of its own,
+    it gets the new one its document names when rendered."""
+    head, blank, body = crlf(raw).partition(b"\r\n\r\n")
+    kept = [f for f in _header_fields(head) if _field_name(f) != b"message-id"]
+    return b"\r\n".join(kept) + blank + body
 
 
 def render(doc: Document, recipient: str, variables: dict | None,

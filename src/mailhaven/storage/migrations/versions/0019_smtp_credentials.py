@@ -1,14 +1,14 @@
 """smtp_credentials, the logins SMTP submission authenticates
 
 Revision ID: 0019
-Revises: 0018
+Revises: 0023
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0019'
-down_revision = '0018'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
