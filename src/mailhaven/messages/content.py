@@ -44,6 +44,7 @@ class MessageFacts:
     tags: list[str]
     user_variables: dict[str, str]
     testmode: bool
+    method: str = "http"  # how the message was submitted: "http" or "smtp"
 
 
 def _same(text: str) -> str:
@@ -93,7 +94,7 @@ def facts(doc: Document, *, storage_key: str, size: int, tags: list[str],
         ]
     headers["message-id"] = doc.message_id
     return MessageFacts(storage_key, doc.message_id, headers, attachments, size, tags,
-                        dict(doc.variables), testmode)
+                        dict(doc.variables), testmode, doc.method)
 
 
 
