@@ -280,12 +280,13 @@ async def _response(server: SMTP, given: str | None, challenge: str) -> bytes | 
 
 
 async def start_submission(services: Services, starttls: socket.socket,
-                           implicit_tls: socket.socket | None) -> Submission:
+                           implicit_tls: socket.socket | None, *,
+                           logins: Logins | None = None) -> Submission:
     """Serve submissions on bound sockets: STARTTLS on `starttls`, implicit TLS on
     `implicit_tls` if given. The caller closes the submission."""
     settings = services.settings
     context = await asyncio.to_thread(server_context, settings)
-    submission = Submission(services, Logins(services))
+    submission = Submission(services, logins or Logins(services))
     loop = asyncio.get_running_loop()
 
     def protocol(listener: str, tls: ssl.SSLContext | None) -> SubmissionSMTP:

@@ -68,9 +68,11 @@ class _Counter:
 
 
 class AuthThrottle:
-    def __init__(self, clock: Clock, *, delay_step: float = DELAY_STEP,
+    def __init__(self, clock: Clock, *, network_limit: int = NETWORK_LIMIT,
+                 login_limit: int = LOGIN_LIMIT, delay_step: float = DELAY_STEP,
                  size: int = 10_000) -> None:
         self._clock, self._delay_step, self._size = clock, delay_step, size
+        self._network_limit, self._login_limit = network_limit, login_limit
         self._networks = _Counter(size)
         self._logins = _Counter(size)
         self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -81,9 +83,9 @@ class AuthThrottle:
         now = self._clock.now()
         if self._is_trusted(network, login, now):
             return None
-        if self._networks.count(network, now) >= NETWORK_LIMIT:
+        if self._networks.count(network, now) >= self._network_limit:
             return "network"
-        if self._logins.count(login.lower(), now) >= LOGIN_LIMIT:
+        if self._logins.count(login.lower(), now) >= self._login_limit:
             return "login"
         return None
 
