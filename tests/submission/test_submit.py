@@ -190,3 +190,21 @@ def test_a_recipient_that_is_no_address_is_refused_at_rcpt(submission, address: 
         client.mail(f"news@{DOMAIN}")
         code, reply = client.rcpt(f"<{address}>")
         assert code in (501, 553), reply
+
+
+def test_an_internationalized_message_is_taken_with_smtputf8(api, services,
+                                                              submission) -> None:
+    message = _message()
+    message.replace_header("To", "Jürgen <jürgen@bücher.example>")
+    message.replace_header("Subject", "Grüße")
+    with _client(submission) as client:
+        assert "smtputf8" in client.esmtp_features and "8bitmime" in client.esmtp_features
+        client.send_message(message)  # smtplib asks for SMTPUTF8 itself
+    [accepted] = _events(api)
+    assert accepted["recipient"] == "jürgen@bücher.example"
+    assert accepted["message"]["headers"]["subject"] == "Grüße"
+    with Sink() as sink:
+        deliver_due(services, sink)
+    [got] = sink.received
+    assert got.rcpt_tos == ["jürgen@xn--bcher-kva.example"]
+    assert got.message["Subject"] == "Grüße"

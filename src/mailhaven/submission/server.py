@@ -21,7 +21,7 @@ import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session, TLSSetupException
 from prometheus_client import Counter
 
 from mailhaven.addresses import MAX_RECIPIENTS, valid_addresses
@@ -36,7 +36,7 @@ from mailhaven.services import Services
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.submission.auth import Logins
 from mailhaven.submission.headers import Submitted, read_submission
-from mailhaven.submission.replies import Reply, builtin, refusal
+from mailhaven.submission.replies import Reply, builtin, one_line, refusal
 from mailhaven.submission.tls import server_context
 
 log = logging.getLogger("mailhaven.submission")
@@ -230,7 +230,7 @@ class SubmissionHandler:
             reply = TEMPORARY_FAILURE
         else:
             self.submission.services.delivery_bell.ring()  # committed: a worker starts now
-            reply = Reply(f"250 2.0.0 OK: queued as {accepted.id}", "accepted")
+            reply = Reply(f"250 2.0.0 OK: queued as {one_line(accepted.id)}", "accepted")
         if accepted is None:
             self._refuse(session, reply)
         else:
@@ -246,8 +246,14 @@ class SubmissionHandler:
 
     async def handle_exception(self, error: Exception) -> str:
         """Whatever went wrong is ours to log, never the client's to read (aiosmtpd would
-        answer with the exception's text)."""
-        log.error("smtp submission: %s", frames(error))
+        answer with the exception's text). A STARTTLS handshake the client gave up (it
+        didn't trust the certificate, say) is the client's affair: aiosmtpd closes the
+        connection, and the log says so in one line."""
+        if isinstance(error, TLSSetupException):
+            log.info(json.dumps({"kind": "smtp", "listener": self.listener,
+                                 "state": "TLS handshake failed"}))
+        else:
+            log.error("smtp submission: %s", frames(error))
         return TEMPORARY_FAILURE.text
 
     def _refuse(self, session: Session, reply: Reply) -> str:
