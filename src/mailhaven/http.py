@@ -219,6 +219,32 @@ def query_url(url: str, **params: object) -> str:
     return f"{url}?{urlencode({k: v for k, v in params.items() if v})}"
 
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def form_body(properties: dict[str, dict[str, Any]], *, required: tuple[str, ...] = (),
+              optional: bool = False) -> dict[str, Any]:
+    """`openapi_extra` declaring the form a route reads with `read_form` (which FastAPI
+    cannot see): Mailgun's clients send it multipart or urlencoded."""
+    schema = {"type": "object", "properties": properties, "required": list(required)}
+    return {"requestBody": {"required": not optional, "content": {
+        media: {"schema": schema} for media in FORM_TYPES}}}
+
+
+def json_responses(ok: dict[str, Any], example: dict[str, Any],
+                   errors: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses` for a route: its 200 body (a JSON schema and an example) and the
+    `{"message": …}` of each error status, with an example message."""
+    def answer(schema: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
+        return {"content": {"application/json": {"schema": schema, "example": sample}}}
+
+    message = {"type": "object", "properties": {"message": {"type": "string"}},
+               "required": ["message"]}
+    return {200: {"description": "OK", **answer(ok, example)},
+            **{status: {"description": text, **answer(message, {"message": text})}
+               for status, text in errors.items()}}
+
+
 
 
 def client_network(request: Request) -> str:

@@ -57,7 +57,8 @@ def test_an_account_export_holds_profile_domains_keys_and_activity(
     assert doc["subject"] == {"kind": "account holder", "account_id": account[0]}
     found = doc["categories"]
     assert list(found) == ["profile", "users", "domains", "api_keys", "events", "messages",
-                           "suppressions", "webhooks", "consents", "requests", "disclosures"]
+                           "suppressions", "webhooks", "smtp_credentials", "consents",
+                           "requests", "disclosures"]
     assert done.rows == {name: len(rows) for name, rows in found.items()}
 
     [profile] = found["profile"]

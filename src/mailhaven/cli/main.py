@@ -15,6 +15,7 @@ from mailhaven.accounts.cli import app as accounts_app
 from mailhaven.audit.cli import app as audit_app
 from mailhaven.backup.cli import app as backup_app
 from mailhaven.cli import common
+from mailhaven.credentials.cli import app as credentials_app
 from mailhaven.dev.cli import app as mailbox_app
 from mailhaven.dev.mode import is_loopback
 from mailhaven.domains.cli import app as domains_app
@@ -31,6 +32,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(vault_app, name="vault")
 app.add_typer(backup_app, name="backup")
+app.add_typer(credentials_app, name="credentials")
 privacy_app.add_typer(retention_app, name="retention")
 privacy_app.command("export")(export)
 

@@ -29,13 +29,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from mailhaven.audit import service as audit
-from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822
 from mailhaven.credentials.models import SmtpCredential
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import affected
-from mailhaven.vault import Vault
+from mailhaven.vault import Vault, VaultKey
 from mailhaven.vault.service import canonical_domain
 
 MIN_PASSWORD, MAX_PASSWORD = 5, 32  # Mailgun's limits (its help centre and its mock server)
@@ -46,6 +46,7 @@ MAX_LOCAL = 64  # RFC 5321 4.5.3.1.1
 # RFC 5322 atext and dots, lower-cased, without "/" (a login is also a path segment).
 _LOCAL = re.compile(r"[a-z0-9!#$%&'*+=?^_`{|}~.-]+")
 CONCURRENT_HASHES = 4
+LOGIN_CONTEXT = "smtp_credentials.login"  # bound into the login's encryption
 
 HASHER = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
 _hashing = threading.BoundedSemaphore(CONCURRENT_HASHES)
@@ -164,7 +165,7 @@ def create(session: Session, vault: Vault, domain: Domain, login: str,
     now = clock.now()
     row = SmtpCredential(id=new_id(), account_id=domain.account_id, domain_id=domain.id,
                          login_index=key.blind_index, key_id=key.id,
-                         login_sealed=vault.seal_text(key, full, "smtp_credentials.login"),
+                         login_sealed=vault.seal_text(key, full, LOGIN_CONTEXT),
                          password_hash=hashed.value, created_at=now, password_changed_at=now)
     session.add(row)
     try:
@@ -220,9 +221,22 @@ def list_page(session: Session, vault: Vault, domain: Domain, *, skip: int = 0,
     rows = list(session.scalars(query.order_by(SmtpCredential.created_at, SmtpCredential.id)
                                 .offset(skip).limit(limit)))
     keys = vault.keys(session, (row.key_id for row in rows))
-    return total, [_credential(domain, row, vault.open_text(keys[row.key_id], row.login_sealed,
-                                                            "smtp_credentials.login"))
-                   for row in rows if row.key_id in keys]
+    return total, [_credential(domain, row, login) for row in rows
+                   if (login := open_login(vault, keys, row)) is not None]
+
+
+def open_login(vault: Vault, keys: dict[str, VaultKey], row: SmtpCredential) -> str | None:
+    """The row's login, opened with its subject's key from `keys` (None once erased)."""
+    key = keys.get(row.key_id or "")
+    return None if key is None else vault.open_text(key, row.login_sealed, LOGIN_CONTEXT)
+
+
+def credential_json(credential: Credential) -> dict[str, object]:
+    """An item of Mailgun's credentials list (`size_bytes` is for Mailgun's mailboxes,
+    which Mailhaven doesn't keep)."""
+    return {"mailbox": credential.login, "login": credential.login,
+            "created_at": format_rfc2822(credential.created_at, numeric_zone=True),
+            "size_bytes": None}
 
 
 def authenticate(session: Session, vault: Vault, login: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError
 
+from mailhaven.credentials import service as credentials
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains import service, verify
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
@@ -37,10 +38,16 @@ async def create_domain(request: Request, services: ServicesDep, account_id: Acc
     fields, _ = await read_form(request)
 
     def run() -> dict:
-        domain = service.new_domain(services.vault, account_id, field_dict(fields),
+        given = field_dict(fields)
+        domain = service.new_domain(services.vault, account_id, given,
                                     services.clock, reserved=operator_names(services.settings))
+        smtp_password = credentials.hash_password(given["smtp_password"]) \
+            if given.get("smtp_password") else None
         with services.db.transaction() as session:
             service.add_domain(session, domain)
+            if smtp_password is not None:  # Mailgun's postmaster login, with this password
+                credentials.create(session, services.vault, domain, "postmaster",
+                                   smtp_password, services.clock, actor=f"account:{account_id}")
             return {"message": "Domain DNS records have been created",
                     **service.domain_response(domain, services.settings.hostname)}
     return await in_thread(run)

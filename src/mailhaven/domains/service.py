@@ -244,6 +244,7 @@ def domain_json(domain: Domain) -> dict:
         "state": domain.state,
         "type": "custom",
         "created_at": format_rfc2822(domain.created_at),
+        # As Mailgun: the postmaster login, whether or not it has a password yet (smtp.md).
         "smtp_login": f"postmaster@{domain.name}",
         "spam_action": domain.spam_action,
         "require_tls": domain.require_tls,
