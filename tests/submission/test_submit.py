@@ -8,6 +8,7 @@ import json
 import re
 import smtplib
 from email.message import EmailMessage
+from email.utils import formatdate
 
 import pytest
 
@@ -208,3 +209,22 @@ def test_an_internationalized_message_is_taken_with_smtputf8(api, services,
     [got] = sink.received
     assert got.rcpt_tos == ["jürgen@xn--bcher-kva.example"]
     assert got.message["Subject"] == "Grüße"
+
+
+def test_drop_message_is_test_mode_and_deliver_by_schedules(api, services, submission,
+                                                            clock) -> None:
+    later = clock.now() + 3600
+    with _client(submission) as client:
+        client.send_message(_message(X_Mailgun_Drop_Message="yes"))
+        client.send_message(_message(X_Mailgun_Deliver_By=formatdate(later)),
+                            to_addrs=["bob@example.org"])
+    with Sink() as sink:
+        deliver_due(services, sink)
+        assert sink.received == []  # one dropped, one not due yet
+        clock.advance(3600)
+        deliver_due(services, sink)
+    assert [r.rcpt_tos for r in sink.received] == [["bob@example.org"]]
+    delivered = {e["recipient"]: e for e in _events(api, "delivered")}
+    assert delivered["ann@example.org"]["delivery-status"]["code"] == 650
+    assert delivered["ann@example.org"]["flags"]["is-test-mode"] is True
+    assert delivered["bob@example.org"]["delivery-status"]["code"] == 250
