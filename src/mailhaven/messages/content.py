@@ -94,7 +94,7 @@ def facts(doc: Document, *, storage_key: str, size: int, tags: list[str],
         ]
     headers["message-id"] = doc.message_id
     return MessageFacts(storage_key, doc.message_id, headers, attachments, size, tags,
-                        dict(doc.variables), testmode, doc.method)
+                        dict(doc.variables), testmode, method=doc.method)
 
 
 
