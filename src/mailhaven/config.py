@@ -76,6 +76,11 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     api_docs: bool = False  # /docs and /redoc (Swagger UI, ReDoc); /openapi.json always
     reserved_domains: tuple[str, ...] = ()  # names no account may add, beyond the built-in
+    # SMTP submission (`submission`): STARTTLS on smtp_host:smtp_port (the port-587 service),
+    # implicit TLS on smtps_port (the port-465 service; 0 turns it off)
+    smtps_port: int = 4465
+    tls_cert_file: Path | None = None  # unset: a self-signed pair in data_dir for hostname
+    tls_key_file: Path | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -96,6 +101,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         key_file = _env("MASTER_KEY_FILE", "")
+        cert_file, tls_key_file = _env("TLS_CERT_FILE", ""), _env("TLS_KEY_FILE", "")
         return cls(
             data_dir=Path(_env("DATA_DIR", "var")),
             database_url=_env("DATABASE_URL", ""),
@@ -129,4 +135,7 @@ class Settings:
             reserved_domains=tuple(name.strip(".") for name in
                                    _env("RESERVED_DOMAINS", "").lower().replace(",", " ").split()),
             sender_policy=_choice("SENDER_POLICY", DOMAIN_SENDERS, SENDER_POLICIES),
+            smtps_port=_int("SMTPS_PORT", 4465),
+            tls_cert_file=Path(cert_file) if cert_file else None,
+            tls_key_file=Path(tls_key_file) if tls_key_file else None,
         )

@@ -1,4 +1,4 @@
-"""The root `mailhaven` command: the process roles (serve, worker, migrate) and each
+"""The root `mailhaven` command: the process roles (serve, worker, smtp, migrate) and each
 capability's group of commands, added from its own `cli.py`."""
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ def serve(
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
 ) -> None:
-    """Run the HTTP API and the delivery worker in one process."""
+    """Run the HTTP API, the SMTP submission server and the delivery worker in one process."""
     from mailhaven.config import parse_hostport
     from mailhaven.server import PortBusy, run_server
+    from mailhaven.submission.tls import TlsSetupError
 
     _logging()
     settings = common.settings()
@@ -83,8 +84,8 @@ def serve(
     try:
         _serve_metrics(metrics_port)
         asyncio.run(run_server(settings, dev=dev))
-    except PortBusy as busy:
-        common.fail(str(busy))
+    except (PortBusy, TlsSetupError) as refused:
+        common.fail(str(refused))
 
 
 @app.command()
@@ -106,6 +107,25 @@ def worker(
         asyncio.run(run_worker(settings, concurrency=concurrency))
     except PortBusy as busy:
         common.fail(str(busy))
+
+
+@app.command()
+def smtp(
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+) -> None:
+    """Run the SMTP submission server alone: STARTTLS on MAILHAVEN_SMTP_PORT, implicit TLS
+    on MAILHAVEN_SMTPS_PORT (`serve` runs it too)."""
+    from mailhaven.server import PortBusy, run_smtp
+    from mailhaven.submission.tls import TlsSetupError
+
+    _logging()
+    settings = common.opened(common.settings())
+    try:
+        _serve_metrics(metrics_port)
+        asyncio.run(run_smtp(settings))
+    except (PortBusy, TlsSetupError) as refused:
+        common.fail(str(refused))
 
 
 def _serve_metrics(port: int | None) -> None:

@@ -97,7 +97,7 @@ def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float
                   "is-test-mode": facts.testmode, "is-delayed-bounce": False},
         "envelope": {"transport": "smtp", "targets": recipient,
                      "sender": parseaddr(facts.headers["from"])[1]},
-        "method": "http",
+        "method": facts.method,
     }
     if facts.storage_key:
         data["storage"] = {"key": facts.storage_key}

@@ -45,6 +45,7 @@ class MessageFacts:
     user_variables: dict[str, str]
     testmode: bool
     scheduled_for: float | None = None  # o:deliverytime, as the message was accepted
+    method: str = "http"  # how the message was submitted: "http" or "smtp"
 
 
 def _same(text: str) -> str:
@@ -94,7 +95,8 @@ def facts(doc: Document, *, storage_key: str, size: int, tags: list[str],
         ]
     headers["message-id"] = doc.message_id
     return MessageFacts(storage_key, doc.message_id, headers, attachments, size, tags,
-                        dict(doc.variables), testmode, scheduled_for=doc.deliverytime)
+                        dict(doc.variables), testmode, scheduled_for=doc.deliverytime,
+                        method=doc.method)
 
 
 

@@ -40,6 +40,7 @@ class Document:
     deliverytime: float | None = None  # None unless scheduled
     tracking: dict[str, str] = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
     marketing: bool = True  # o:category=transactional: a service message
+    method: str = "http"  # the door it came in by, as events say: "http" or "smtp"
 
     @property
     def mime_bytes(self) -> bytes:
@@ -62,4 +63,5 @@ class Document:
             variables=doc["variables"], batch=doc["batch"],
             attachments=[StoredAttachment(**a) for a in doc["attachments"]],
             mime=doc["mime"], deliverytime=doc.get("deliverytime"),
-            tracking=doc.get("tracking") or {}, marketing=doc.get("marketing", True))
+            tracking=doc.get("tracking") or {}, marketing=doc.get("marketing", True),
+            method=doc.get("method", "http"))

@@ -123,6 +123,7 @@ class SendRequest:
     message_id: str | None = None  # the client's own, without <>
     tracking: dict = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
     marketing: bool = True  # o:category=transactional: a service message, not unsubscribable
+    method: str = "http"  # the door it came in by (events' "method"): "http" or "smtp"
 
     @property
     def recipients(self) -> list[Address]:
@@ -144,7 +145,8 @@ class SendRequest:
                                           base64.b64encode(a.data).decode())
                          for a in self.attachments],
             mime=base64.b64encode(self.mime).decode() if self.mime is not None else None,
-            deliverytime=self.deliverytime, tracking=self.tracking, marketing=self.marketing)
+            deliverytime=self.deliverytime, tracking=self.tracking, marketing=self.marketing,
+            method=self.method)
 
     @property
     def size(self) -> int:

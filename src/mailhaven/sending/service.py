@@ -56,6 +56,7 @@ class SendAttempt:
     fields: list[tuple[str, str]]
     files: list[tuple[str, Attachment]]
     mime: bool
+    method: str = "http"  # "smtp" from the submission server
 
 
 Outcome = Accepted | Exception
@@ -116,11 +117,13 @@ def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock:
             try:
                 request = build_request(attempt.fields, attempt.files, mime=attempt.mime,
                                         now=clock.now())
+                request.method = attempt.method
                 if sender_policy == identity.DOMAIN:
                     identity.check_sender(session, domain, request,
                                           require_verified=require_verified)
             except MailhavenError as exc:
-                reject(session, vault, domain, attempt.fields, exc.message, clock)
+                reject(session, vault, domain, attempt.fields, exc.message, clock,
+                       method=attempt.method)
                 outcomes[n] = exc
             else:
                 ready.append((n, domain, request))
@@ -276,7 +279,7 @@ def _accepted_copies(out: Outgoing, storage_key: str,
 
 
 def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[str, str]],
-           reason: str, clock: Clock = SYSTEM_CLOCK) -> None:
+           reason: str, clock: Clock = SYSTEM_CLOCK, *, method: str = "http") -> None:
     """Record a `rejected` event for a send refused after its domain was known, so the
     sender sees it in the logs; sealed under the first recipient named, if any."""
     values = [v for k, v in fields if k in ("to", "cc", "bcc")]
@@ -291,7 +294,7 @@ def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[st
         # Only tags the send could have kept: one carrying an address stays out of the log.
         attachments=[], size=0,
         tags=[v for k, v in fields if k == "o:tag" and v and not holds_address(v)],
-        user_variables={}, testmode=False)
+        user_variables={}, testmode=False, method=method)
     if named:
         email = named[0].email
         key = vault.subject(session, domain.account_id, email)
