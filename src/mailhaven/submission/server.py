@@ -38,6 +38,7 @@ from mailhaven.submission.auth import Logins
 from mailhaven.submission.headers import Submitted, read_submission
 from mailhaven.submission.replies import Reply, builtin, one_line, refusal
 from mailhaven.submission.tls import server_context
+from mailhaven.submission.trusted import TrustedNetwork, TrustedNetworks
 
 log = logging.getLogger("mailhaven.submission")
 IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
@@ -56,6 +57,8 @@ ENVELOPE_NOT_YOURS = ("The envelope sender's domain {} is not a domain of this a
                       "MAIL FROM must be an address in the organizational domain of {} or "
                       "of another domain of this account")
 TEMPORARY_FAILURE = Reply("451 4.3.0 Temporary failure, please try again later", "error")
+UNKNOWN_TRUSTED_DOMAIN = Reply("451 4.3.0 This network's domain is not set up here: the "
+                               "operator must check MAILHAVEN_SMTP_TRUSTED_NETWORKS", "trusted")
 
 
 class SubmissionSession(Session):
@@ -66,6 +69,8 @@ class SubmissionSession(Session):
         self.started = monotonic()
         self.messages = 0
         self.refused: dict[str, int] = {}
+        self.trusted: TrustedNetwork | None = None  # a trusted network's client: no AUTH
+        self.trusted_as: Credential | None = None  # ...and who it submits as, once asked
 
     @property
     def login_data(self) -> Any:
@@ -82,10 +87,21 @@ class SubmissionSMTP(SMTP):
 
     def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        self.handler = handler
         self.listener = handler.listener
 
     def _create_session(self) -> Session:
         return SubmissionSession(self.loop)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        session = self.session
+        peer = session.peer if session is not None else None
+        trusted = self.handler.submission.trusted.network_of(
+            peer[0] if isinstance(peer, tuple) else None)
+        if trusted is not None and isinstance(session, SubmissionSession):
+            session.trusted = trusted
+            self.require_starttls = False  # this connection's own: the network is vouched for
 
     async def push(self, status: AnyStr) -> None:
         ours = builtin(status) if isinstance(status, str) else None
@@ -99,12 +115,12 @@ class SubmissionSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         session = self.session
         if isinstance(session, SubmissionSession) and session.host_name is not None:
-            credential = session.auth_data if session.authenticated else None
+            credential = _credential(session)
             log.info(json.dumps({
                 "kind": "smtp-session", "listener": self.listener,
                 "tls": self.listener == IMPLICIT_TLS or session.ssl is not None,
-                "account": credential.account_id if isinstance(credential, Credential)
-                else None,
+                "trusted": session.trusted is not None,
+                "account": credential.account_id if credential is not None else None,
                 "messages": session.messages, "refused": session.refused,
                 "ms": round((monotonic() - session.started) * 1000, 2)}))
         super().connection_lost(error)
@@ -118,10 +134,12 @@ class Submission:
     services: Services
     logins: Logins
     sends: GroupCommit[SendAttempt, Accepted] = field(init=False)
+    trusted: TrustedNetworks = field(init=False)
     servers: list[asyncio.Server] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         settings = self.services.settings
+        self.trusted = TrustedNetworks(self.services)
         self.sends = group_commit(self.services.db, self.services.vault, self.services.clock,
                                   require_verified=settings.require_verified_domains,
                                   sender_policy=settings.sender_policy)
@@ -177,6 +195,14 @@ class SubmissionHandler:
     async def handle_MAIL(self, _server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         credential = _credential(session)
+        if credential is None and isinstance(session, SubmissionSession) and session.trusted:
+            try:
+                credential = await asyncio.to_thread(self.submission.trusted.credential,
+                                                     session.trusted)
+            except MailhavenError as exc:
+                log.warning("smtp submission: %s", exc.message)
+                return self._refuse(session, UNKNOWN_TRUSTED_DOMAIN)
+            session.trusted_as = credential
         if credential is None:
             return self._refuse(session, NOT_AUTHENTICATED)
         if self.submission.services.settings.sender_policy == identity.DOMAIN:
@@ -268,8 +294,11 @@ def count_refusal(session: Session | None, reply: Reply) -> None:
 
 
 def _credential(session: Session) -> Credential | None:
+    """Who the session submits as: the credential AUTH proved, or its trusted network's."""
     found = session.auth_data if session.authenticated else None
-    return found if isinstance(found, Credential) else None
+    if isinstance(found, Credential):
+        return found
+    return session.trusted_as if isinstance(session, SubmissionSession) else None
 
 
 async def _response(server: SMTP, given: str | None, challenge: str) -> bytes | None:
