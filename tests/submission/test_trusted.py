@@ -8,8 +8,10 @@ import dataclasses
 import smtplib
 
 import pytest
+from sqlalchemy import update
 
 from mailhaven.config import parse_trusted_networks
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.services import Services
 from mailhaven.submission.trusted import TrustedNetworks
 from tests.submission.conftest import RunningSubmission
@@ -19,13 +21,21 @@ MESSAGE = (f"From: Printer <scanner@{DOMAIN}>\r\nTo: ann@example.org\r\n"
            "Subject: Scan\r\n\r\nYour scan.\r\n").encode()
 
 
+@pytest.fixture
+def verified(services: Services, domain: str) -> str:
+    """The domain, verified: the only kind a trusted network may name."""
+    with services.db.transaction() as session:
+        session.execute(update(Domain).where(Domain.name == domain).values(state=ACTIVE_DOMAIN))
+    return domain
+
+
 def _trusting(services: Services, networks: str) -> Services:
     settings = services.settings.with_(hostname="127.0.0.1",
                                        smtp_trusted_networks=parse_trusted_networks(networks))
     return dataclasses.replace(services, settings=settings)
 
 
-def test_a_trusted_client_submits_without_tls_or_auth(api, services, domain) -> None:
+def test_a_trusted_client_submits_without_tls_or_auth(api, services, verified) -> None:
     with RunningSubmission(_trusting(services, f"127.0.0.0/8={DOMAIN}")) as running, \
             smtplib.SMTP("127.0.0.1", running.port, timeout=30) as client:
         client.ehlo()
@@ -37,7 +47,7 @@ def test_a_trusted_client_submits_without_tls_or_auth(api, services, domain) -> 
     assert accepted["method"] == "smtp"
 
 
-def test_a_trusted_client_is_still_held_to_its_domains(services, domain) -> None:
+def test_a_trusted_client_is_still_held_to_its_domains(services, verified) -> None:
     with RunningSubmission(_trusting(services, f"127.0.0.1/32={DOMAIN}")) as running, \
             smtplib.SMTP("127.0.0.1", running.port, timeout=30) as client:
         client.ehlo()
@@ -45,7 +55,7 @@ def test_a_trusted_client_is_still_held_to_its_domains(services, domain) -> None
         assert (code, reply[:5]) == (550, b"5.7.1")
 
 
-def test_a_client_outside_the_networks_must_authenticate(services, domain) -> None:
+def test_a_client_outside_the_networks_must_authenticate(services, verified) -> None:
     with RunningSubmission(_trusting(services, f"192.0.2.0/24={DOMAIN}")) as running, \
             smtplib.SMTP("127.0.0.1", running.port, timeout=30) as client:
         client.ehlo()
@@ -53,11 +63,14 @@ def test_a_client_outside_the_networks_must_authenticate(services, domain) -> No
         assert code == 530  # STARTTLS first, then AUTH
 
 
-def test_a_network_naming_no_domain_here_is_a_temporary_refusal(services, domain) -> None:
-    with RunningSubmission(_trusting(services, "127.0.0.0/8=unknown.example")) as running, \
+@pytest.mark.parametrize("named", ["unknown.example", DOMAIN])
+def test_a_network_naming_no_verified_domain_is_a_temporary_refusal(services, domain,
+                                                                    named: str) -> None:
+    # DOMAIN exists but is unverified: another tenant could add the same name
+    with RunningSubmission(_trusting(services, f"127.0.0.0/8={named}")) as running, \
             smtplib.SMTP("127.0.0.1", running.port, timeout=30) as client:
         client.ehlo()
-        code, reply = client.mail("scanner@unknown.example")
+        code, reply = client.mail(f"scanner@{named}")
         assert code == 451 and b"MAILHAVEN_SMTP_TRUSTED_NETWORKS" in reply
 
 

@@ -18,7 +18,8 @@ from mailhaven.errors import NotFound
 from mailhaven.services import Services
 
 RESOLVED_SECONDS = 60.0  # a domain deleted or moved stops being trusted within a minute
-NO_SUCH_DOMAIN = "MAILHAVEN_SMTP_TRUSTED_NETWORKS names {}, which is not a domain here"
+NO_SUCH_DOMAIN = ("MAILHAVEN_SMTP_TRUSTED_NETWORKS names {}, which is not a verified domain "
+                  "here")
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,12 @@ class TrustedNetworks:
             rows = session.execute(select(Domain.id, Domain.account_id, Domain.name,
                                           Domain.state).where(Domain.name == trusted.domain)
                                    ).all()
-        # A verified name is one account's; an unverified one only if nobody else added it.
+        # Only a verified name: it is one account's. An unverified one could be added by
+        # another tenant too, and the network's mail would go to whichever copy is left.
         verified = [row for row in rows if row.state == ACTIVE_DOMAIN]
-        chosen = verified or (rows if len(rows) == 1 else [])
-        if not chosen:
+        if not verified:
             raise NotFound(NO_SUCH_DOMAIN.format(trusted.domain))
-        row = chosen[0]
+        row = verified[0]
         credential = Credential(id=f"network:{trusted.network}", account_id=row.account_id,
                                 domain_id=row.id, domain_name=row.name, login="",
                                 created_at=0.0)
