@@ -13,6 +13,7 @@ from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.storage.periodic import JobRun
 from mailhaven.suppressions.models import Suppression
+from mailhaven.templates.models import Template, TemplateVersion
 from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
@@ -20,5 +21,5 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
            "Event", "FormCounter", "JobRun", "Message", "PrivacyRequest", "RetentionPolicy",
-           "StatCount", "SubjectControl", "Suppression", "Tag", "VaultKey", "Webhook",
-           "WebhookDelivery", "metadata"]
+           "StatCount", "SubjectControl", "Suppression", "Tag", "Template", "TemplateVersion",
+           "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
