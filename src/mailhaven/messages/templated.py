@@ -57,7 +57,7 @@ def applied(doc: Document, recipient: dict[str, Any] | None, sub: Callable[[str]
     template = doc.template
     assert template is not None
     html = handlebars.render(template.source, variables(doc, template, recipient, sub))
-    text = html_to_text(html) if template.text else doc.text
+    text = html_to_text(html) if template.text else doc.text or None
     own = {name.lower() for name, _ in doc.headers}
     if doc.mime is not None:
         mime, present = _with_body(doc.mime_bytes, html, text, policy)
