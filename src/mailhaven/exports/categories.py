@@ -30,6 +30,7 @@ from mailhaven.exports.registry import (
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.suppressions.models import Suppression
+from mailhaven.templates.service import exported as exported_templates
 from mailhaven.vault.service import normalize_address
 from mailhaven.webhooks.models import Webhook
 
@@ -285,6 +286,14 @@ def webhooks(scope: Scope) -> Iterator[dict]:
         yield {"id": hook.id, "domain": domain, "url": hook.url,
                "event_types": json.loads(hook.event_types), "description": hook.description,
                "created_at": iso(hook.created_at)}
+
+
+@register("templates", columns=("id", "domain", "name", "description", "created_by",
+                                "created_at", "versions"), subjects=(ACCOUNT_HOLDER,))
+def templates(scope: Scope) -> Iterator[dict]:
+    """The account's stored templates, each with its versions (content included)."""
+    for row in exported_templates(scope.session, scope.vault, scope.account_id):
+        yield {**row, "created_at": iso(row["created_at"])}
 
 
 # -- the privacy engine's own records: registered now, filled when their tables exist ------

@@ -544,7 +544,7 @@ def exported(session: Session, vault: Vault, account_id: str) -> Iterator[dict[s
         details = _details(vault, key, row)
         rows = session.scalars(select(TemplateVersion).where(
             TemplateVersion.template_id == row.id).order_by(TemplateVersion.id))
-        yield {"domain": domain, "name": row.name, "id": row.public_id,
+        yield {"id": row.public_id, "domain": domain, "name": row.name,
                "description": details.description, "created_by": details.created_by,
                "created_at": row.created_at,
                "versions": [version_json(v, _content(vault, key, v)) for v in rows]}
