@@ -297,3 +297,11 @@ def test_a_send_through_smtp_headers_fields_works_on_messages_mime(api, services
         "t:variables": (None, '{"x": "y"}')}))
     [got] = delivered(services)
     assert html_of(got).strip() == "<p>v2 y</p>"
+
+
+def test_a_stored_from_passes_the_same_sender_check_as_a_from_field(api, domain) -> None:
+    store(api, domain, "spoof", "<p>x</p>", headers='{"From": "Bank <alerts@bank.example>"}')
+    reply = api.post(f"/v3/{domain}/messages", data={"to": "ann@example.org",
+                                                     "template": "spoof"})
+    assert reply.status_code == 403, reply.text
+    assert "bank.example" in reply.json()["message"]
