@@ -3,10 +3,11 @@
 `test_inventory.py` checks the declarations themselves; this writes personal values through
 every public API that takes them — sending (urlencoded, multipart, MIME, batch), the four
 suppression lists (form, JSON, CSV import), one-click unsubscribe, webhooks, tags, privacy
-requests and consents, stored templates and sends with them — then reads every column of every table: none may hold any of them
-in clear, whatever the column says it holds. A personal column must hold them sealed or as a
-keyed index; a column declared non-personal must not hold them at all. Domains, retention
-and tracking settings take no personal data, and events are only read.
+requests and consents, stored templates and sends with them — then reads every column of
+every table: none may hold any of them in clear, whatever the column says it holds. A
+personal column must hold them sealed or as a keyed index; a column declared non-personal
+must not hold them at all. Domains, retention and tracking settings take no personal data,
+and events are only read.
 
 Every personal value carries the token `pv5qz`, so any piece of one (a domain, a name, an
 address's local part) is found, in any case. Free-text fields customers fill and we keep in

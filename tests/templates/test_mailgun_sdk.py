@@ -1,27 +1,13 @@
 """Templates through Mailgun's official Python SDK (`mailgun==1.10.0`), its calls made as its
 templates examples make them (`client.templates…`, `MailgunMessageBuilder.set_template…`),
-against the live server; only the base URL changes."""
+against the live server; only the base URL changes (the `client` fixture: conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from mailgun.builders import MailgunMessageBuilder
-from mailgun.client import Client
 
-from tests.support import LiveServer, Sink, deliver_due
-
-
-@pytest.fixture
-def client(live: LiveServer, account: tuple[str, str], domain: str) -> Iterator[Client]:
-    with Client(auth=("api", account[1]), api_url=live.base_url) as sdk:
-        yield sdk
-
-
-def ok(response) -> dict:  # type: ignore[no-untyped-def]
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
+from tests.support import Sink, deliver_due
+from tests.test_mailgun_sdk import ok
 
 
 def test_the_sdks_template_lifecycle(client, domain) -> None:

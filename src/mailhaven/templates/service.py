@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.addresses import header_text, mailboxes
@@ -199,9 +199,13 @@ def version_json(row: TemplateVersion, content: Content) -> dict[str, Any]:
 
 # -- templates -----------------------------------------------------------------------------
 
+def _named(domain: Domain, name: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Where the domain's template of that name is."""
+    return Template.domain_id == domain.id, Template.name == name.strip().lower()
+
+
 def _find(session: Session, domain: Domain, name: str, *, lock: bool = False) -> Template:
-    query = select(Template).where(Template.domain_id == domain.id,
-                                   Template.name == name.strip().lower())
+    query = select(Template).where(*_named(domain, name))
     row = session.scalar(query.with_for_update() if lock else query)
     if row is None:
         raise NotFound(NOT_FOUND)
@@ -352,11 +356,10 @@ def _paged(session: Session, query: Any, order: Any, page: str | None, pivot_id:
 
 # -- versions ------------------------------------------------------------------------------
 
-def _version(session: Session, template: Template, tag: str, *,
-             lock: bool = False) -> TemplateVersion:
-    query = select(TemplateVersion).where(TemplateVersion.template_id == template.id,
-                                          TemplateVersion.tag == tag.strip().lower())
-    row = session.scalar(query.with_for_update() if lock else query)
+def _version(session: Session, template: Template, tag: str) -> TemplateVersion:
+    """One of the template's versions (the template's row lock guards changes to it)."""
+    row = session.scalar(select(TemplateVersion).where(
+        TemplateVersion.template_id == template.id, TemplateVersion.tag == tag.strip().lower()))
     if row is None:
         raise NotFound(VERSION_NOT_FOUND)
     return row
@@ -517,8 +520,7 @@ def for_send(session: Session, vault: Vault, domain: Domain, name: str, tag: str
              text: bool, variables: dict[str, Any]) -> StoredTemplate:
     """The template a send names (`template`, `t:version`), as it is now: the message
     keeps this copy, so a later edit or deletion doesn't change mail already accepted."""
-    row = session.scalar(select(Template).where(Template.domain_id == domain.id,
-                                                Template.name == name.strip().lower()))
+    row = session.scalar(select(Template).where(*_named(domain, name)))
     if row is None:
         raise BadRequest(SEND_NOT_FOUND.format(name))
     query = select(TemplateVersion).where(TemplateVersion.template_id == row.id)
