@@ -77,6 +77,10 @@ def test_a_template_stored_with_content_has_an_active_initial_version(api, domai
 
     tagged = create(api, domain, "tagged", tag="V1.0")
     assert tagged["template"]["version"]["tag"] == "v1.0"
+    # Letters of any script (Mailgun: "supports utf-8 characters"), in a percent-encoded path.
+    assert create(api, domain, "Café_Menü~2")["template"]["name"] == "café_menü~2"
+    assert ok(api.get(f"/v3/{domain}/templates/caf%C3%A9_men%C3%BC~2"))["template"][
+        "name"] == "café_menü~2"
 
 
 @pytest.mark.parametrize(("fields", "status", "message"), [
@@ -113,8 +117,14 @@ def test_a_template_mailgun_would_refuse_is_refused(api, domain, fields, status,
 
 
 def test_a_template_of_exactly_100_kb_is_taken(api, domain) -> None:
-    big = "é" * (50 * 1024)  # 100 KB in UTF-8
+    big = "é" * (50 * 1024)  # 100 KB in UTF-8, three times that percent-encoded
     assert create(api, domain, "big", big)["template"]["version"]["template"] == big
+
+
+def test_a_form_past_a_mebibyte_is_refused_before_it_is_read(api, domain) -> None:
+    reply = api.post(f"/v3/{domain}/templates", data={"name": "x", "template": "y" * 2**20})
+    assert reply.status_code == 413
+    assert reply.json() == {"message": "request size exceeds 1024KiB limit"}
 
 
 def test_a_name_is_taken_once_per_domain(api, domain) -> None:
@@ -139,8 +149,9 @@ def test_a_description_is_updated_and_nothing_else(api, domain) -> None:
                                       "template": {"name": "welcome"}}
     got = ok(api.get(f"/v3/{domain}/templates/welcome", params={"active": "yes"}))["template"]
     assert got["description"] == "new" and got["version"]["template"] == HTML
-    refused(api.put(f"/v3/{domain}/templates/welcome", data={}), 400,
-            "No fields are provided to update")
+    for empty in ({}, {"description": ""}):
+        refused(api.put(f"/v3/{domain}/templates/welcome", data=empty), 400,
+                "No fields are provided to update")
     refused(api.put(f"/v3/{domain}/templates/nope", data={"description": "x"}), 404,
             "template not found")
 

@@ -265,9 +265,10 @@ def get(session: Session, vault: Vault, domain: Domain, name: str, *,
 
 def describe(session: Session, vault: Vault, domain: Domain, name: str,
              fields: dict[str, str]) -> dict[str, Any]:
-    """`PUT …/templates/{name}`: its description, the only thing that changes."""
+    """`PUT …/templates/{name}`: its description, the only thing that changes (an empty
+    one is no change, as Mailgun has it)."""
     description = _text(fields, "description")
-    if description is None:
+    if not description:
         raise BadRequest(NOTHING_TO_UPDATE)
     row = _find(session, domain, name, lock=True)
     key = _key(session, row)
