@@ -282,6 +282,8 @@ def test_the_stored_message_shows_the_rendered_template(api, services, domain) -
     key = accepted[0]["storage"]["key"]
     stored = ok(api.get(f"/v3/domains/{domain}/messages/{key}"))
     assert stored["body-html"].strip() == "<p>Hello Ann</p>"
+    assert stored["X-Mailgun-Template-Name"] == "welcome"
+    assert json.loads(stored["X-Mailgun-Template-Variables"]) == {"name": "Ann"}
 
 
 def test_a_send_through_smtp_headers_fields_works_on_messages_mime(api, services,
