@@ -273,6 +273,8 @@ def test_a_hostile_template_fails_its_copy_instead_of_running_on(api, services,
     failed = ok(api.get(f"/v3/{domain}/events", params={"event": "failed"}))["items"]
     assert [(e["severity"], e["delivery-status"]["code"]) for e in failed] == [
         ("permanent", 554)]
+    assert failed[0]["delivery-status"]["message"] == (
+        "Template could not be rendered: the template took more than 1000000 steps to render")
 
 
 def test_the_stored_message_shows_the_rendered_template(api, services, domain) -> None:
