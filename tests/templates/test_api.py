@@ -107,6 +107,10 @@ def test_a_template_stored_with_content_has_an_active_initial_version(api, domai
      service.HEADERS_INVALID),
     ({"name": "ok", "template": HTML, "headers": '{"From": "not an address"}'}, 400,
      "Invalid parameter: headers: From is not a valid address"),
+    ({"name": "ok", "template": HTML, "headers": '{"Reply-To": ""}'}, 400,
+     "Invalid parameter: headers: Reply-To is not a valid address"),
+    ({"name": "ok", "template": HTML, "headers": '{"Subject": "%s"}' % ("s" * 999)}, 400,
+     "Invalid parameter: headers: Subject is longer than 998 characters"),
     ({"name": "ok", "description": "d" * (16 * 1024 + 1)}, 400,
      "Invalid parameter: description is longer than 16384 characters"),
 ])

@@ -11,13 +11,13 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.addresses import header_text, mailboxes
+from mailhaven.clock import format_rfc2822
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, Conflict, NotFound
 from mailhaven.forms import flag, json_object
@@ -32,7 +32,7 @@ MAX_VERSIONS = 10  # per template
 MAX_TEMPLATE_BYTES = 100 * 1024  # one version's content
 MAX_LABEL_CHARS = 255  # a name or a tag
 MAX_TEXT_CHARS = 16 * 1024  # a description, comment or createdBy (Mailgun states none)
-MAX_SUBJECT_CHARS = 998  # one line of RFC 5322
+MAX_HEADER_CHARS = 998  # a stored header's value: one line of RFC 5322
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 ENGINE = "handlebars"
 INITIAL_TAG = "initial"
@@ -68,6 +68,7 @@ NOT_HANDLEBARS = "Invalid parameter: template is not a valid handlebars template
 HEADERS_INVALID = ("Invalid parameter: headers must be a JSON object of the From, Subject "
                    "and Reply-To headers, each a string")
 HEADER_NOT_ADDRESS = "Invalid parameter: headers: {} is not a valid address"
+HEADER_TOO_LONG = f"Invalid parameter: headers: {{}} is longer than {MAX_HEADER_CHARS} characters"
 TEXT_TOO_LONG = f"Invalid parameter: {{}} is longer than {MAX_TEXT_CHARS} characters"
 # A send's template (sending refuses the message with these).
 SEND_NOT_FOUND = "template '{}' not found"
@@ -146,13 +147,17 @@ def _headers(value: str | None) -> dict[str, str] | None:
         if canonical is None:
             raise BadRequest(HEADERS_INVALID)
         text = header_text(text).strip()
-        if canonical == "Subject" and len(text) > MAX_SUBJECT_CHARS:
-            raise BadRequest(TEXT_TOO_LONG.format("headers: Subject"))
-        named = list(mailboxes([text])) if canonical != "Subject" else []
-        if canonical != "Subject" and (not named or not all(ok for _, ok in named)):
+        if len(text) > MAX_HEADER_CHARS:
+            raise BadRequest(HEADER_TOO_LONG.format(canonical))
+        if canonical != "Subject" and not _well_formed(text):
             raise BadRequest(HEADER_NOT_ADDRESS.format(canonical))
         headers[canonical] = text
     return headers
+
+
+def _well_formed(addresses: str) -> bool:
+    named = list(mailboxes([addresses]))
+    return bool(named) and all(ok for _, ok in named)
 
 
 # -- sealing -------------------------------------------------------------------------------
@@ -179,8 +184,8 @@ def _key(session: Session, row: Template) -> VaultKey:
 # -- shapes --------------------------------------------------------------------------------
 
 def _date(epoch: float) -> str:
-    """Mailgun's template dates: `Wed, 29 Aug 2018 23:31:13 UTC`."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%a, %d %b %Y %H:%M:%S UTC")
+    """Mailgun's template dates: `Wed, 29 Aug 2018 23:31:13 UTC` (whatever the locale)."""
+    return format_rfc2822(epoch).removesuffix("GMT") + "UTC"
 
 
 def template_json(row: Template, details: Details) -> dict[str, Any]:
