@@ -233,8 +233,7 @@ def create(session: Session, vault: Vault, domain: Domain, fields: dict[str, str
                    Content(_source(source), _text(fields, "comment") or "",
                            _headers(fields.get("headers"))))
     session.execute(select(Domain.id).where(Domain.id == domain.id).with_for_update())
-    if session.scalar(select(Template.id).where(Template.domain_id == domain.id,
-                                                Template.name == name)) is not None:
+    if session.scalar(select(Template.id).where(*_named(domain, name))) is not None:
         raise Conflict(TEMPLATE_EXISTS.format(name))
     count = session.scalar(select(func.count()).where(Template.domain_id == domain.id)) or 0
     if count >= MAX_TEMPLATES:
@@ -323,8 +322,8 @@ def _delete_keys(session: Session, key_ids: list[str]) -> None:
 def listing(session: Session, vault: Vault, domain: Domain, *, page: str | None,
             pivot: str | None, limit: int) -> Page:
     """A page of the domain's templates, in the order they were created."""
-    pivot_id = _pivot(session, page, pivot, select(Template.id).where(
-        Template.domain_id == domain.id, Template.name == (pivot or "").strip().lower()))
+    pivot_id = _pivot(session, page, pivot,
+                      select(Template.id).where(*_named(domain, pivot or "")))
     rows = _paged(session, select(Template).where(Template.domain_id == domain.id),
                   Template.id, page, pivot_id, limit)
     keys = Vault.keys(session, [r.content_key_id for r in rows])
@@ -350,7 +349,7 @@ def _paged(session: Session, query: Any, order: Any, page: str | None, pivot_id:
            limit: int) -> list[Any]:
     if pivot_id == -1:
         return []
-    if page in ("next",):
+    if page == "next":
         query = query.where(order > pivot_id)
     elif page in ("prev", "previous"):
         query = query.where(order < pivot_id)
