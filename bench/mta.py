@@ -134,13 +134,17 @@ class SourceRun:
 
 
 def smtp_source(port: int, messages: int, *, sessions: int, reuse: bool,
-                sender: str, recipient: str, helo: str, timeout: float) -> SourceRun:
+                sender: str, recipient: str, helo: str, timeout: float,
+                numbered: bool = False) -> SourceRun:
     """`smtp-source -s S -m M -l 1024` into 127.0.0.1:port (-d: one connection per session
-    for all its messages, instead of one per message)."""
+    for all its messages, instead of one per message; -N: a sequence number prepended to
+    each recipient, so that no two messages go to the same address)."""
     command = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", "1024",
                "-f", sender, "-t", recipient, "-M", helo]
     if reuse:
         command.append("-d")
+    if numbered:
+        command.append("-N")
     proc = subprocess.Popen([*command, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while True:
@@ -260,6 +264,10 @@ class PostfixInstance:
         """Move every held message to the deferred queue and have qmgr scan it now."""
         self._run("postsuper", "-c", str(self.conf), "-H", "ALL")
         self._run("postqueue", "-c", str(self.conf), "-f")
+
+    def delete_held(self) -> None:
+        """Delete every message on hold (what an intake-only run leaves)."""
+        self._run("postsuper", "-c", str(self.conf), "-d", "ALL", "hold")
 
     def version(self) -> str:
         return self.postconf("-h", "mail_version").strip()

@@ -51,6 +51,7 @@ SCRIPTS = (
     # 10,000 messages as issue 5 sets; also `mailhaven serve`'s peak memory in that run
     Script("postfix", ("--messages", "10000", "--rounds", "1", "--warmup", "20",
                        "--phases", "mailhaven-2,postfix,source")),
+    Script("smtp_intake", ("--messages", "2000", "--rounds", "3")),
     Script("events"),
     # the small and the large table 5x apart (the script's own default is 10x: 2M events)
     Script("erasure", ("--large", "1000000")),

@@ -86,7 +86,8 @@ def test_serve_dev_prints_a_curl_line_that_sends_a_signed_message(tmp_path) -> N
     env = {**os.environ, "MAILHAVEN_DATA_DIR": str(tmp_path / "var"),
            "MAILHAVEN_HTTP_PORT": str(http_port),
            "MAILHAVEN_DEV_CAPTURE_PORT": str(capture_port), "COLUMNS": "400",
-           "MAILHAVEN_MX_PORT": str(free_port())}
+           "MAILHAVEN_MX_PORT": str(free_port()), "MAILHAVEN_SMTP_PORT": str(free_port()),
+           "MAILHAVEN_SMTPS_PORT": "0"}
     env.pop("MAILHAVEN_DATABASE_URL", None)
     with open(tmp_path / "serve.log", "wb") as log:
         server = subprocess.Popen([*CLI, "serve", "--dev", "--metrics-port", str(metrics_port)],
@@ -241,10 +242,10 @@ def test_a_busy_port_is_one_line_naming_the_setting_to_change(tmp_path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = str(taken.getsockname()[1])
-        for setting in ("MAILHAVEN_HTTP_PORT", "MAILHAVEN_DEV_CAPTURE_PORT",
-                        "MAILHAVEN_MX_PORT"):
-            ports = {name: str(free_port()) for name in (
-                "MAILHAVEN_HTTP_PORT", "MAILHAVEN_DEV_CAPTURE_PORT", "MAILHAVEN_MX_PORT")}
+        settings = ("MAILHAVEN_HTTP_PORT", "MAILHAVEN_DEV_CAPTURE_PORT", "MAILHAVEN_MX_PORT",
+                    "MAILHAVEN_SMTP_PORT", "MAILHAVEN_SMTPS_PORT")
+        for setting in settings:
+            ports = {name: str(free_port()) for name in settings}
             result = _cli({"MAILHAVEN_DATA_DIR": str(tmp_path / "var"),
                            "MAILHAVEN_DATABASE_URL": "", **ports, setting: busy},
                           "serve", "--dev")

@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 import pytest
 from mailgun.client import Client
@@ -184,6 +186,18 @@ def test_domains_update(client, domain) -> None:
     assert ok(client.domains.get(domain=domain))["domain"]["spam_action"] == "block"
 
 
+def test_domains_message_ttl_encryption_and_sender_security(client, domain) -> None:
+    created = ok(client.domains.create(data={"name": "kept.acme.test", "message_ttl": 7200,
+                                             "encrypt_incoming_message": "true"}))
+    assert (created["domain"]["message_ttl"], created["domain"]["encrypt_incoming_message"]) \
+        == (7200, True)
+    ok(client.domains.put(domain="kept.acme.test", data={"message_ttl": 3600}))
+    shown = ok(client.domains.get(domain="kept.acme.test"))["domain"]
+    assert (shown["message_ttl"], shown["use_automatic_sender_security"]) == (3600, False)
+    refused = client.domains.put(domain=domain, data={"use_automatic_sender_security": "true"})
+    assert refused.status_code == 400 and "CNAME" in refused.json()["message"]
+
+
 def _txt(value: str) -> str:
     return " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
 
@@ -327,6 +341,17 @@ def test_domain_webhooks_v3_by_name(client, domain) -> None:
     deleted = ok(client.domains_webhooks.delete(domain=domain, webhook_name="clicked"))
     assert deleted["webhook"] == {"urls": [HOOK_A, HOOK_B]}
     assert ok(client.domains_webhooks.get(domain=domain))["webhooks"] == {}
+
+
+def test_domain_webhooks_v3_create_is_refused_for_a_type_with_urls(client, domain) -> None:
+    ok(client.domains_webhooks.create(domain=domain, data={"id": "opened", "url": HOOK_A}))
+    again = client.domains_webhooks.create(domain=domain, data={"id": "opened", "url": HOOK_B})
+    assert again.status_code == 400
+    assert again.json()["message"].startswith("Webhook 'opened' already exists")
+    no_id = client.domains_webhooks.create(domain=domain, data={"url": HOOK_B})
+    assert no_id.status_code == 400 and no_id.json() == {"message": "Missing parameter 'id'"}
+    assert ok(client.domains_webhooks.get(domain=domain))["webhooks"] \
+        == {"opened": {"urls": [HOOK_A]}}
 
 
 def test_domain_webhooks_v4_style(client, domain) -> None:
@@ -485,3 +510,82 @@ def test_tag_stats(client, services, domain) -> None:
     assert body["tag"] == "newsletter"
     assert sum(s["accepted"]["total"] for s in body["stats"]) == 1
     assert sum(s["delivered"]["total"] for s in body["stats"]) == 1
+
+
+# -- stored messages and the queues ------------------------------------------------------
+
+def test_resend_a_stored_message(client, services, domain) -> None:
+    _send(client, domain)
+    [accepted] = ok(client.events.get(domain=domain, filters={"event": "accepted"}))["items"]
+    # As the SDK's example does it: the event's storage URL, `to` a list (repeated fields).
+    body = ok(client.resend_message.create(
+        data={"to": ["bob@example.org", "cat@example.org"]},
+        storage_url=accepted["storage"]["url"]))
+    assert body["message"] == "Queued. Thank you."
+    first_id = accepted["message"]["headers"]["message-id"]
+    assert body["id"].startswith("<") and body["id"].strip("<>") != first_id
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sorted(r for got in sink.received for r in got.rcpt_tos) == [
+        "ann@example.org", "bob@example.org", "cat@example.org"]
+    resent = [got.message for got in sink.received if got.rcpt_tos != ["ann@example.org"]]
+    assert all(m["Message-ID"] == body["id"] and m["Subject"] == "Hello" for m in resent)
+
+
+def test_sending_queues_and_deleting_envelopes(client, services, clock, domain) -> None:
+    later = format_datetime(datetime.fromtimestamp(int(clock.now()) + 3600, UTC), usegmt=True)
+    _send(client, domain, **{"o:deliverytime": later})
+    _send(client, domain)
+    queues = ok(client.domains_sendingqueues.get(domain=domain))
+    assert queues == {"regular": {"is_disabled": False, "queued": 1},
+                      "scheduled": {"is_disabled": False, "queued": 1}}
+    assert ok(client.envelopes.delete(domain=domain)) == {"message": "done"}
+    assert ok(client.domains_sendingqueues.get(domain=domain)) == {
+        "regular": {"is_disabled": False, "queued": 0},
+        "scheduled": {"is_disabled": False, "queued": 0}}
+    clock.advance(3600)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sink.received == []
+
+
+# -- analytics (/v1/analytics/metrics and /logs, JSON bodies) ------------------------------
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_analytics_metrics_as_the_sdks_example_asks(client, services, domain) -> None:
+    _send(client, domain)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    data = {  # the SDK's examples/metrics_examples.py, with a window that holds the send
+        "start": format_datetime(datetime.fromtimestamp(services.clock.now() - 86400, UTC)),
+        "end": format_datetime(datetime.fromtimestamp(services.clock.now() + 60, UTC)),
+        "resolution": "day", "dimensions": ["time"],
+        "metrics": ["accepted_count", "delivered_count", "clicked_rate", "opened_rate"],
+        "filter": {"AND": [{"attribute": "domain", "comparator": "=",
+                            "values": [{"label": domain, "value": domain}]}]},
+        "include_subaccounts": True, "include_aggregates": True}
+    body = ok(client.analytics_metrics.create(data=json.dumps(data), headers=JSON))
+    assert body["aggregates"]["metrics"] == {"accepted_count": 1, "delivered_count": 1,
+                                             "clicked_rate": "0.0000", "opened_rate": "0.0000"}
+    assert [i["dimensions"][0]["dimension"] for i in body["items"]] == ["time"]
+    refused = client.analytics_metrics.create(data=json.dumps({"metrics": ["ip_count"]}),
+                                              headers=JSON)
+    assert refused.status_code == 400 and refused.json() == {"message":
+                                                             "Invalid metric 'ip_count'"}
+
+
+def test_analytics_logs_as_the_sdks_example_asks(client, services, domain) -> None:
+    message_id = _send(client, domain)
+    data = {  # the SDK's examples/logs_examples.py
+        "start": format_datetime(datetime.fromtimestamp(services.clock.now() - 3600, UTC)),
+        "end": format_datetime(datetime.fromtimestamp(services.clock.now() + 60, UTC)),
+        "filter": {"AND": [{"attribute": "domain", "comparator": "=",
+                            "values": [{"label": domain, "value": domain}]}]},
+        "include_subaccounts": True, "pagination": {"sort": "timestamp:asc", "limit": 50}}
+    body = ok(client.analytics_logs.create(data=json.dumps(data), headers=JSON))
+    [accepted] = body["items"]
+    assert (accepted["event"], accepted["domain"], accepted["recipient"]) == (
+        "accepted", {"name": domain}, "ann@example.org")
+    assert f"<{accepted['message']['headers']['message-id']}>" == message_id

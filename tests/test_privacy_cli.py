@@ -26,7 +26,8 @@ def test_the_json_inventory_lists_every_table_and_column_classified() -> None:
             assert col["data_subject"] and col["purposes"] and col["legal_basis"]
             assert col["retention"]
     subjects = {s["data_subject"]: s for s in record["data_subjects"]}
-    assert set(subjects) == {"recipient", "account holder", "recipient or account holder"}
+    assert set(subjects) == {"recipient", "account holder", "recipient or account holder",
+                             "SMTP user"}
     recipient = [c for p in subjects["recipient"]["processing"] for c in p["columns"]]
     assert "messages.content_sealed" in recipient and "deliveries.address_sealed" in recipient
 

@@ -14,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mailhaven import __version__, http
 from mailhaven.accounts.throttle import FailedLogins
+from mailhaven.analytics.router import router as analytics_router
+from mailhaven.credentials.router import router as credentials_router
 from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
 from mailhaven.privacy.router import router as privacy_router
@@ -53,6 +55,8 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(privacy_router)
     app.include_router(retention_router)
+    app.include_router(analytics_router)
+    app.include_router(credentials_router)
     app.include_router(templates_router)
     if dev:
         from mailhaven.dev.router import router as dev_router

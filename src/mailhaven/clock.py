@@ -48,9 +48,10 @@ def rfc3339_seconds(epoch: float) -> str:
     return iso8601(epoch, timespec="seconds", zulu=True)
 
 
-def format_rfc2822(epoch: float) -> str:
-    """Mailgun's date format: `Thu, 13 Oct 2011 18:02:00 GMT`."""
-    return format_datetime(datetime.fromtimestamp(epoch, UTC), usegmt=True)
+def format_rfc2822(epoch: float, *, numeric_zone: bool = False) -> str:
+    """Mailgun's date format: `Thu, 13 Oct 2011 18:02:00 GMT`; with `numeric_zone`,
+    `… 18:02:00 +0000`, as its credentials API writes it."""
+    return format_datetime(datetime.fromtimestamp(epoch, UTC), usegmt=not numeric_zone)
 
 
 def parse_rfc2822(value: str) -> float | None:

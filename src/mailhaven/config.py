@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field, replace
@@ -43,6 +44,24 @@ def parse_hostport(value: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def parse_trusted_networks(value: str) -> tuple[tuple[str, str], ...]:
+    """MAILHAVEN_SMTP_TRUSTED_NETWORKS: `network=domain` pairs, comma- or space-separated
+    (`192.0.2.0/24=mg.example.com`): the networks whose clients submit as that domain
+    without AUTH, as Postfix's mynetworks or Postal's IP credentials."""
+    pairs = []
+    for item in value.replace(",", " ").split():
+        network, _, domain = item.partition("=")
+        try:
+            parsed = ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            parsed = None
+        if parsed is None or not domain.strip("."):
+            raise ValueError("MAILHAVEN_SMTP_TRUSTED_NETWORKS takes network=domain pairs "
+                             f"(192.0.2.0/24=mg.example.com), got {item!r}")
+        pairs.append((str(parsed), domain.strip(".").lower()))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -76,6 +95,13 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     api_docs: bool = False  # /docs and /redoc (Swagger UI, ReDoc); /openapi.json always
     reserved_domains: tuple[str, ...] = ()  # names no account may add, beyond the built-in
+    # SMTP submission (`submission`): STARTTLS on smtp_host:smtp_port (the port-587 service),
+    # implicit TLS on smtps_port (the port-465 service; 0 turns it off)
+    smtps_port: int = 4465
+    tls_cert_file: Path | None = None  # unset: a self-signed pair in data_dir for hostname
+    tls_key_file: Path | None = None
+    # (network, domain): clients there submit as the domain without TLS or AUTH
+    smtp_trusted_networks: tuple[tuple[str, str], ...] = ()
 
     @property
     def resolved_database_url(self) -> str:
@@ -96,6 +122,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         key_file = _env("MASTER_KEY_FILE", "")
+        cert_file, tls_key_file = _env("TLS_CERT_FILE", ""), _env("TLS_KEY_FILE", "")
         return cls(
             data_dir=Path(_env("DATA_DIR", "var")),
             database_url=_env("DATABASE_URL", ""),
@@ -129,4 +156,8 @@ class Settings:
             reserved_domains=tuple(name.strip(".") for name in
                                    _env("RESERVED_DOMAINS", "").lower().replace(",", " ").split()),
             sender_policy=_choice("SENDER_POLICY", DOMAIN_SENDERS, SENDER_POLICIES),
+            smtps_port=_int("SMTPS_PORT", 4465),
+            tls_cert_file=Path(cert_file) if cert_file else None,
+            tls_key_file=Path(tls_key_file) if tls_key_file else None,
+            smtp_trusted_networks=parse_trusted_networks(_env("SMTP_TRUSTED_NETWORKS", "")),
         )

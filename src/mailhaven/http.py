@@ -329,3 +329,21 @@ def _query_params(query: bytes) -> int:
 def _route_of(scope: Scope) -> str:
     # The route template, never the raw path: paths can carry addresses.
     return getattr(scope.get("route"), "path", "unmatched")
+
+
+def form_body(fields: dict[str, str], *, required: tuple[str, ...] = ()) -> dict:
+    """`openapi_extra` declaring a route's form body as Mailgun's clients send it,
+    urlencoded or multipart: each field named with what it holds."""
+    schema = {"type": "object", "required": list(required), "properties": {
+        name: {"type": "string", "description": text} for name, text in fields.items()}}
+    return {"requestBody": {"required": bool(required), "content": {
+        "application/x-www-form-urlencoded": {"schema": schema},
+        "multipart/form-data": {"schema": schema}}}}
+
+
+def json_responses(examples: dict[int, tuple[str, object]]) -> dict[int | str, dict]:
+    """`responses` for a route's documented statuses: each described, with an example body
+    (Mailgun's `{"message": …}` for its errors)."""
+    return {status: {"description": description,
+                     "content": {"application/json": {"example": example}}}
+            for status, (description, example) in examples.items()}

@@ -3,6 +3,7 @@
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.audit.models import AuditEntry
 from mailhaven.controls.models import Consent, SubjectControl
+from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
@@ -21,5 +22,5 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
            "Event", "FormCounter", "JobRun", "Message", "PrivacyRequest", "RetentionPolicy",
-           "StatCount", "SubjectControl", "Suppression", "Tag", "Template", "TemplateVersion",
-           "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+           "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "Template",
+           "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

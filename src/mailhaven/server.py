@@ -1,4 +1,5 @@
-"""Process roles: `serve` (API + worker [+ dev mailbox]) and `worker`, on one event loop."""
+"""Process roles: `serve` (API + SMTP submission + worker [+ dev mailbox]), `worker` and
+`smtp`, each on one event loop."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import start_listener
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.services import Services
+from mailhaven.submission.server import start_submission
 from mailhaven.webhooks.sender import WebhookSender
 from mailhaven.wiring import wire
 
@@ -43,16 +45,33 @@ def listening(setting: str, port: int) -> Iterator[None]:
                        f"program): set {setting} to a free port.") from None
 
 
+def _bound(setting: str, host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with listening(setting, port):
+        return socket.create_server((host, port), family=family)
+
+
 def _http_socket(settings: Settings) -> socket.socket:
-    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
-    with listening("MAILHAVEN_HTTP_PORT", settings.http_port):
-        return socket.create_server((settings.http_host, settings.http_port), family=family)
+    return _bound("MAILHAVEN_HTTP_PORT", settings.http_host, settings.http_port)
+
+
+def _submission_sockets(stack: AsyncExitStack, settings: Settings,
+                        ) -> tuple[socket.socket, socket.socket | None]:
+    """The SMTP submission ports, bound (STARTTLS; implicit TLS unless its port is 0)."""
+    starttls = _bound("MAILHAVEN_SMTP_PORT", settings.smtp_host, settings.smtp_port)
+    stack.callback(starttls.close)
+    if not settings.smtps_port:
+        return starttls, None
+    implicit = _bound("MAILHAVEN_SMTPS_PORT", settings.smtp_host, settings.smtps_port)
+    stack.callback(implicit.close)
+    return starttls, implicit
 
 
 async def run_server(settings: Settings, *, dev: bool = False) -> None:
     async with AsyncExitStack() as stack:
         http = _http_socket(settings)  # first: a second instance stops before doing anything
         stack.callback(http.close)
+        submission_sockets = _submission_sockets(stack, settings)
         local = None
         if dev:
             from mailhaven.dev.demo import ensure_demo, print_welcome
@@ -71,6 +90,8 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         with listening("MAILHAVEN_MX_PORT", settings.mx_port):
             feedback = await start_listener(services, settings.mx_host, settings.mx_port)
         stack.callback(feedback.close)
+        submission = await start_submission(services, *submission_sockets)
+        stack.callback(submission.close)
         if local is not None:
             local.answer_from(services.db)
             demo = await asyncio.to_thread(ensure_demo, services)
@@ -118,3 +139,23 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
             await asyncio.gather(worker.run(stop), webhooks.run(stop))
         finally:
             log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "stopped"}))
+
+
+async def run_smtp(settings: Settings) -> None:
+    """The SMTP submission server alone (`mailhaven smtp`): a front door that can run on
+    hosts of its own, beside `serve` or API-only processes sharing one PostgreSQL."""
+    async with AsyncExitStack() as stack:
+        sockets = _submission_sockets(stack, settings)
+        services = await asyncio.to_thread(Services.start, settings)
+        wire()
+        stack.callback(services.close)
+        submission = await start_submission(services, *sockets)
+        stack.callback(submission.close)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info(json.dumps({"kind": "smtp", "state": "started", "port": settings.smtp_port,
+                             "tls_port": settings.smtps_port or None}))
+        await stop.wait()
+        log.info(json.dumps({"kind": "smtp", "state": "stopped"}))

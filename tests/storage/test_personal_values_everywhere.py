@@ -1,13 +1,13 @@
 """The data inventory, checked against what is really stored (SPEC N1, N2; issue 11).
 
 `test_inventory.py` checks the declarations themselves; this writes personal values through
-every public API that takes them — sending (urlencoded, multipart, MIME, batch), the four
-suppression lists (form, JSON, CSV import), one-click unsubscribe, webhooks, tags, privacy
-requests and consents, stored templates and sends with them — then reads every column of
-every table: none may hold any of them in clear, whatever the column says it holds. A
-personal column must hold them sealed or as a keyed index; a column declared non-personal
-must not hold them at all. Domains, retention and tracking settings take no personal data,
-and events are only read.
+every public API that takes them — sending (urlencoded, multipart, MIME, batch) and
+resending, the four suppression lists (form, JSON, CSV import), one-click unsubscribe,
+webhooks, tags, privacy requests and consents, SMTP credentials, stored templates and sends
+with them — then reads every column of every table: none may hold any of them in clear,
+whatever the column says it holds. A personal column must hold them sealed or as a keyed
+index; a column declared non-personal must not hold them at all. Domains, retention and
+tracking settings take no personal data, and events are only read.
 
 Every personal value carries the token `pv5qz`, so any piece of one (a domain, a name, an
 address's local part) is found, in any case. Free-text fields customers fill and we keep in
@@ -70,6 +70,11 @@ def _send(api, domain: str) -> None:  # type: ignore[no-untyped-def]
     _free_text(api.post(base, data={
         "from": f"billing@{domain}", "to": "tagged.pv5qz@pv5qz-tag.test", "subject": "x",
         "text": "x", "o:tag": "customer:tagged.pv5qz@pv5qz-tag.test"}))
+    accepted = api.get(f"/v3/{domain}/events", params={"event": "accepted"}).json()["items"]
+    for url in sorted({e["storage"]["url"] for e in accepted}):  # each message resent
+        _ok(api.post(url, data={"to": ["Resent Pv5qz <resent.pv5qz@pv5qz-resend.test>",
+                                       "two.pv5qz@pv5qz-batch.test"]},
+                     params={"to": "query.pv5qz@pv5qz-resend.test"}))
 
 
 def _suppress(api, domain: str) -> None:  # type: ignore[no-untyped-def]
@@ -112,6 +117,15 @@ def _privacy(api, live, domain: str) -> None:  # type: ignore[no-untyped-def]
     _free_text(api.post("/v1/privacy/consents", data={
         "email": "consent.pv5qz@pv5qz-consent.test", "purpose": "tracking",
         "granted": "no", "source": "src.pv5qz@pv5qz.test"}))
+
+
+def _smtp_credentials(api, domain: str) -> None:  # type: ignore[no-untyped-def]
+    """A login (a mailbox name can be a person's) and passwords: sealed, indexed, hashed."""
+    base = f"/v3/domains/{domain}/credentials"
+    _ok(api.post(base, data={"login": f"smtp.pv5qz@{domain}", "password": "pv5qz-first"}))
+    _ok(api.put(f"{base}/smtp.pv5qz", data={"password": "pv5qz-second"}))
+    _ok(api.post(base, files=[("login", (None, "smtp2.pv5qz")),
+                              ("password", (None, "pv5qz-multipart"))]))
 
 
 def _customer_text(api, domain: str, hook_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -171,11 +185,13 @@ def test_no_column_holds_a_personal_value_in_clear(api, live, services, domain,
                                                    raw_dump) -> None:
     _suppress(api, domain)
     _privacy(api, live, domain)
+    _smtp_credentials(api, domain)
     _deliver_and_unsubscribe(api, live, services, domain)
     # Everything written is there to read back through the API (so, stored sealed).
     events = api.get(f"/v3/{domain}/events", params={"limit": 300}).json()["items"]
     assert {"accepted", "delivered", "unsubscribed"} <= {e["event"] for e in events}
     assert api.get(f"/v3/{domain}/unsubscribes/{quote(RECIPIENT)}").status_code == 200
+    assert len(api.get(f"/v3/domains/{domain}/credentials").json()["items"]) == 2
 
     dump = raw_dump()
     findings = []

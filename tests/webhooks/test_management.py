@@ -30,13 +30,49 @@ def test_v3_multipart_and_its_errors(api, domain) -> None:
     multipart = api.post(base, data={"id": "permanent_fail", "url": A},
                          files={"unused": ("x.txt", b"")})
     assert multipart.status_code == 200
-    too_many = api.post(base, data={"id": "permanent_fail", "url": [B, C, "https://d.example"]})
-    assert too_many.status_code == 400 and "Reason" in too_many.json()
+    too_many = api.post(base, data={"id": "temporary_fail",
+                                    "url": [A, B, C, "https://d.example"]})
+    assert too_many.status_code == 400 and "Maximum of 3" in too_many.json()["Reason"]
     bad_url = api.post(base, data={"id": "opened", "url": "ftp://files.example/x"})
     assert bad_url.status_code == 400 and "not a valid url" in bad_url.json()["Reason"]
     assert api.post(base, data={"id": "bogus", "url": A}).status_code == 400
     assert api.get(f"{base}/bogus").status_code == 400
     assert api.get("/v3/domains/nope.example/webhooks").status_code == 404
+
+
+def test_v3_create_refuses_a_type_that_already_has_urls(api, domain) -> None:
+    base = f"/v3/domains/{domain}/webhooks"
+    assert api.post(base, data={"id": "delivered", "url": A}).status_code == 200
+    for body in ({"id": "delivered", "url": B}, {"id": "delivered", "url": A}):
+        again = api.post(base, data=body)
+        assert again.status_code == 400
+        assert again.json() == {"message": "Webhook 'delivered' already exists: change its "
+                                           f"URLs with PUT /v3/domains/{domain}/webhooks/"
+                                           "delivered"}
+    refused_multipart = api.post(base, data={"id": "delivered", "url": [B, C]},
+                                 files={"unused": ("x.txt", b"")})
+    assert refused_multipart.status_code == 400
+    assert api.get(f"{base}/delivered").json() == {"webhook": {"urls": [A]}}  # untouched
+    # Another type, even with the same URL, is still free; PUT still replaces.
+    assert api.post(base, data={"id": "opened", "url": A}).status_code == 200
+    assert api.put(f"{base}/delivered", data={"url": [B, C]}).json()["webhook"] \
+        == {"urls": [B, C]}
+    # Once a type's URLs are deleted, it can be created again.
+    api.delete(f"{base}/delivered")
+    assert api.post(base, data={"id": "delivered", "url": C}).status_code == 200
+
+
+def test_v3_create_without_id_or_url(api, domain) -> None:
+    base = f"/v3/domains/{domain}/webhooks"
+    for form in ({"url": A}, {"id": "", "url": A}):
+        missing = api.post(base, data=form)
+        assert missing.status_code == 400
+        assert missing.json() == {"message": "Missing parameter 'id'"}
+    multipart = api.post(base, data={"url": A}, files={"unused": ("x.txt", b"")})
+    assert multipart.json() == {"message": "Missing parameter 'id'"}
+    no_url = api.post(base, data={"id": "delivered"})
+    assert no_url.status_code == 400 and no_url.json() == {"message": "Missing parameter 'url'"}
+    assert api.get(base).json() == {"webhooks": {}}
 
 
 def test_v4_manages_by_url_on_both_paths(api, domain) -> None:

@@ -24,26 +24,31 @@ class FailedLogins:
     Keys are 160-bit, so this is about cost and noise, not guessing: past
     `AUTH_FAILURES_PER_MINUTE`, a network's wrong keys are answered 429, one lookup at a
     time. At most `size` networks are remembered, the least recently failing forgotten
-    first; a restart forgets them all.
+    first; a restart forgets them all. (SMTP AUTH counts its failures with it too, per
+    network and per login, over a longer `window`: `submission.throttle`.)
     """
 
     WINDOW = 60.0
 
     def __init__(self, clock: Clock, limit: int = AUTH_FAILURES_PER_MINUTE,
-                 size: int = 10_000) -> None:
-        self._clock, self._limit, self._size = clock, limit, size
+                 size: int = 10_000, window: float = WINDOW) -> None:
+        self._clock, self._limit, self._size, self._window = clock, limit, size, window
         self._networks: OrderedDict[str, _Network] = OrderedDict()
 
     def _current(self, network: str) -> _Network | None:
         found = self._networks.get(network)
-        if found is not None and self._clock.now() - found.since >= self.WINDOW:
+        if found is not None and self._clock.now() - found.since >= self._window:
             del self._networks[network]
             return None
         return found
 
-    def blocked(self, network: str) -> bool:
+    def count(self, network: str) -> int:
+        """Its failures in the current window."""
         found = self._current(network)
-        return found is not None and found.count >= self._limit
+        return found.count if found is not None else 0
+
+    def blocked(self, network: str) -> bool:
+        return self.count(network) >= self._limit
 
     def fail(self, network: str) -> None:
         found = self._current(network) or _Network(self._clock.now())

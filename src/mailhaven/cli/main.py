@@ -1,4 +1,4 @@
-"""The root `mailhaven` command: the process roles (serve, worker, migrate) and each
+"""The root `mailhaven` command: the process roles (serve, worker, smtp, migrate) and each
 capability's group of commands, added from its own `cli.py`."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from mailhaven.accounts.cli import app as accounts_app
 from mailhaven.audit.cli import app as audit_app
 from mailhaven.backup.cli import app as backup_app
 from mailhaven.cli import common
+from mailhaven.credentials.cli import app as credentials_app
 from mailhaven.dev.cli import app as mailbox_app
 from mailhaven.dev.mode import is_loopback
 from mailhaven.domains.cli import app as domains_app
@@ -31,6 +32,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(vault_app, name="vault")
 app.add_typer(backup_app, name="backup")
+app.add_typer(credentials_app, name="credentials")
 privacy_app.add_typer(retention_app, name="retention")
 privacy_app.command("export")(export)
 
@@ -62,9 +64,10 @@ def serve(
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
 ) -> None:
-    """Run the HTTP API and the delivery worker in one process."""
+    """Run the HTTP API, the SMTP submission server and the delivery worker in one process."""
     from mailhaven.config import parse_hostport
     from mailhaven.server import PortBusy, run_server
+    from mailhaven.submission.tls import TlsSetupError
 
     _logging()
     settings = common.settings()
@@ -81,8 +84,8 @@ def serve(
     try:
         _serve_metrics(metrics_port)
         asyncio.run(run_server(settings, dev=dev))
-    except PortBusy as busy:
-        common.fail(str(busy))
+    except (PortBusy, TlsSetupError) as refused:
+        common.fail(str(refused))
 
 
 @app.command()
@@ -104,6 +107,25 @@ def worker(
         asyncio.run(run_worker(settings, concurrency=concurrency))
     except PortBusy as busy:
         common.fail(str(busy))
+
+
+@app.command()
+def smtp(
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+) -> None:
+    """Run the SMTP submission server alone: STARTTLS on MAILHAVEN_SMTP_PORT, implicit TLS
+    on MAILHAVEN_SMTPS_PORT (`serve` runs it too)."""
+    from mailhaven.server import PortBusy, run_smtp
+    from mailhaven.submission.tls import TlsSetupError
+
+    _logging()
+    settings = common.opened(common.settings())
+    try:
+        _serve_metrics(metrics_port)
+        asyncio.run(run_smtp(settings))
+    except (PortBusy, TlsSetupError) as refused:
+        common.fail(str(refused))
 
 
 def _serve_metrics(port: int | None) -> None:

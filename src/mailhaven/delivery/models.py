@@ -43,6 +43,8 @@ class Delivery(Base):
     status: Mapped[str] = column(String(12), default=QUEUED, data=DELIVERY_STATE)
     attempts: Mapped[int] = column(Integer, default=0, data=DELIVERY_STATE)
     next_attempt_at: Mapped[float] = column(Float, data=DELIVERY_STATE)
+    # When the first attempt began (its claim): events tell how long after acceptance.
+    first_attempt_at: Mapped[float | None] = column(Float, nullable=True, data=DELIVERY_STATE)
     lease_owner: Mapped[str | None] = column(String(40), data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
     updated_at: Mapped[float] = column(Float, data=TECHNICAL)

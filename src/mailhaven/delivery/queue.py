@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Row, select
+from sqlalchemy import Row, and_, case, func, null, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock
@@ -62,10 +62,18 @@ class Job:
     tracking: DomainTracking = DomainTracking()
     limits: Limits = NO_LIMITS  # the recipient's restriction, objection, withdrawn consents
     suppressed: FailureReason | None = None  # on a list, or limited: must not be sent
+    first_attempt_seconds: float | None = None  # from acceptance to the first attempt
 
     @property
     def owner(self) -> str:
         return self.lease.owner
+
+    @property
+    def first_attempt(self) -> dict[str, float]:
+        """Mailgun's `first-delivery-attempt-seconds`, for the delivery-status of the copy's
+        events; nothing for a copy queued before the time was kept."""
+        seconds = self.first_attempt_seconds
+        return {} if seconds is None else {"first-delivery-attempt-seconds": seconds}
 
 
 QUEUE = LeasedQueue(Delivery, waiting=QUEUED)
@@ -80,7 +88,9 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
     with db.transaction() as session:
         lease, ids = QUEUE.claim(session, owner=owner, now=now, limit=limit,
                                  lease_seconds=lease_seconds, held=held, capacity=capacity,
-                                 attempts=Delivery.attempts + 1)
+                                 attempts=Delivery.attempts + 1,
+                                 first_attempt_at=case((Delivery.attempts == 0, now),
+                                                       else_=Delivery.first_attempt_at))
         if not ids:
             return []
     # Decrypting and parsing bodies happens after the commit, outside the write lock.
@@ -194,6 +204,8 @@ def _job(vault: Vault, row: Delivery | Row, message: Message | Row,
         verify_tls=message.require_tls and not message.skip_verification,
         due_since=max(message.created_at, (doc.deliverytime if doc else None) or 0.0),
         tracking=domains[message.domain_id][1],
+        first_attempt_seconds=(None if row.first_attempt_at is None
+                               else round(max(0.0, row.first_attempt_at - message.created_at), 3)),
     )
 
 
@@ -202,7 +214,47 @@ def put_back(db: Database, job: Job, *, now: float, due: float) -> bool:
     lease released, the claim not counted as an attempt; False if the lease was lost."""
     with db.transaction() as session:
         return bool(QUEUE.settle(session, [job.delivery_id], job.lease, now,
-                                 next_attempt_at=due, attempts=Delivery.attempts - 1))
+                                 next_attempt_at=due, attempts=Delivery.attempts - 1,
+                                 first_attempt_at=case((Delivery.attempts == 1, null()),
+                                                       else_=Delivery.first_attempt_at)))
+
+
+CANCEL_BATCH = 1000  # copies cancelled in one transaction, at most
+
+
+def cancel_queued(db: Database, account_id: str, domain_id: str, *, now: float) -> int:
+    """Cancel the domain's copies queued by `now`, whether scheduled, due or waiting for a
+    retry (`DELETE /v3/{domain}/envelopes`), a bounded number per transaction; how many.
+    A copy a worker is attempting at this moment is left to it (`LeasedQueue.cancel`).
+    Cancelled copies record no event: Mailgun documents none for this."""
+    mine = and_(Delivery.account_id == account_id, Delivery.domain_id == domain_id,
+                Delivery.created_at <= now)
+    cancelled = 0
+    while True:
+        with db.transaction() as session:
+            ids = QUEUE.cancel(session, mine, now, status=CANCELLED, limit=CANCEL_BATCH)
+        cancelled += len(ids)
+        if len(ids) < CANCEL_BATCH:
+            return cancelled
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A domain's queued copies: `scheduled`, not yet tried and not yet due (o:deliverytime,
+    or held back a moment by pacing); `regular`, the others (due, being attempted, or
+    waiting for a retry)."""
+
+    regular: int
+    scheduled: int
+
+
+def waiting(session: Session, account_id: str, domain_id: str, *, now: float) -> Waiting:
+    scheduled = and_(Delivery.attempts == 0, Delivery.next_attempt_at > now)
+    total, later = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((scheduled, 1), else_=0)), 0))
+        .where(QUEUE.waiting_rows, Delivery.account_id == account_id,
+               Delivery.domain_id == domain_id)).one()
+    return Waiting(regular=total - later, scheduled=later)
 
 
 @dataclass(frozen=True)
@@ -273,5 +325,5 @@ def record_outcomes(session: Session, vault: Vault, outcomes: Sequence[Outcome],
     return [documents.get(o.job.delivery_id) for o in outcomes]
 
 
-__all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "Outcome", "claim", "put_back", "settle",
-           "settle_all"]
+__all__ = ["DELIVERED", "FAILED", "QUEUED", "Job", "Outcome", "Waiting", "cancel_queued", "claim",
+           "put_back", "settle", "settle_all", "waiting"]

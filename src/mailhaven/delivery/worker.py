@@ -347,4 +347,5 @@ def _delivery_status(job: queue.Job, reply: SmtpReply, mx_host: str) -> dict:
         "code": reply.code, "message": reply.text, "description": "",
         "enhanced-code": reply.enhanced, "attempt-no": job.attempts, "mx-host": mx_host,
         "utf8": True, "tls": False, "certificate-verified": False, "session-seconds": 0.0,
+        **job.first_attempt,
     }

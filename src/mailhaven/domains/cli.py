@@ -25,6 +25,7 @@ def add(
     from mailhaven.accounts.service import require_account
     from mailhaven.domains.reserved import operator_names
     from mailhaven.domains.service import add_domain, domain_response, new_domain
+    from mailhaven.retention.service import bodies_kept_for
 
     fields = {"name": name, "dkim_algorithm": dkim_algorithm,
               "dkim_key_size": str(dkim_key_size), "dkim_selector": dkim_selector or ""}
@@ -35,7 +36,8 @@ def add(
                                 reserved=operator_names(services.settings))
             with services.db.transaction() as session:
                 require_account(session, account)
-                body = domain_response(add_domain(session, domain), services.settings.hostname)
+                body = domain_response(add_domain(session, domain), services.settings.hostname,
+                                       kept_for=bodies_kept_for(session, account))
     finally:
         services.close()
     _print_records(f"Domain [bold]{name}[/bold] added. Publish these records:", body, as_json)
@@ -55,6 +57,7 @@ def rotate_dkim(
     DNS shows its record (the next verify); the old key stays published for a week."""
     from mailhaven.domains import service
     from mailhaven.errors import NotFound
+    from mailhaven.retention.service import bodies_kept_for
 
     services = common.services()
     try:
@@ -69,7 +72,9 @@ def rotate_dkim(
                 domain = service.rotate_dkim(session, services.vault, holder, name, pair,
                                              chosen, services.clock)
                 body = {"dkim_keys": service.dkim_keys_json(domain),
-                        **service.domain_response(domain, services.settings.hostname)}
+                        **service.domain_response(
+                            domain, services.settings.hostname,
+                            kept_for=bodies_kept_for(session, holder))}
     finally:
         services.close()
     _print_records(f"New DKIM key for [bold]{name}[/bold]. Publish these records; the new key "

@@ -25,6 +25,10 @@ DKIM_SECRET = classified(
     note="private key sealed by the master key",
 )
 
+MESSAGE_TTL = classified(
+    "non-personal", "none", "storage limitation (retention settings)", "life of the domain",
+    note="how long the domain's stored messages are kept, in seconds, as the customer chose",
+)
 
 ACTIVE_DOMAIN = "active"  # verified: its DNS shows this copy's records
 _VERIFIED = text(f"state = '{ACTIVE_DOMAIN}'")
@@ -63,6 +67,9 @@ class Domain(Base):
     dns_status: Mapped[str] = column(Text, default="{}", data=TECHNICAL)  # last verify, JSON
     dns_checked_at: Mapped[float | None] = column(Float, data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
+    # Mailgun's message_ttl, in seconds (domains/options.py); None: the account's period.
+    message_ttl: Mapped[int | None] = column(Integer, data=MESSAGE_TTL)
+    encrypt_incoming_message: Mapped[bool] = column(Boolean, default=False, data=TECHNICAL)
 
     # Loaded with the domain: its records, its verification and its signer all need them,
     # often after the session that read the domain has closed.

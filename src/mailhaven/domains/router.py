@@ -5,14 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError
 
+from mailhaven.credentials import service as credentials
 from mailhaven.deps import AccountDep, ServicesDep
-from mailhaven.domains import service, verify
+from mailhaven.domains import options, service, verify
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.reserved import operator_names
 from mailhaven.errors import BadRequest
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, read_form
 from mailhaven.resolver import make_resolver
+from mailhaven.retention.service import bodies_kept_for
 
 router = APIRouter(tags=["domains"])
 
@@ -27,7 +29,9 @@ async def list_domains(services: ServicesDep, account_id: AccountDep,
         with services.db.sessions() as session:
             total, items = service.list_domains(session, account_id, limit=limit, skip=skip,
                                                 state=state, search=search)
-            return {"total_count": total, "items": [service.domain_json(d) for d in items]}
+            kept_for = bodies_kept_for(session, account_id)
+            return {"total_count": total,
+                    "items": [service.domain_json(d, kept_for=kept_for) for d in items]}
     return await in_thread(run)
 
 
@@ -37,12 +41,21 @@ async def create_domain(request: Request, services: ServicesDep, account_id: Acc
     fields, _ = await read_form(request)
 
     def run() -> dict:
-        domain = service.new_domain(services.vault, account_id, field_dict(fields),
+        given = field_dict(fields)
+        domain = service.new_domain(services.vault, account_id, given,
                                     services.clock, reserved=operator_names(services.settings))
+        smtp_password = credentials.hash_password(given["smtp_password"]) \
+            if given.get("smtp_password") else None
         with services.db.transaction() as session:
+            kept_for = bodies_kept_for(session, account_id)
+            options.check_ttl(domain, kept_for)
             service.add_domain(session, domain)
+            if smtp_password is not None:  # Mailgun's postmaster login, with this password
+                credentials.create(session, services.vault, domain, "postmaster",
+                                   smtp_password, services.clock, actor=f"account:{account_id}")
             return {"message": "Domain DNS records have been created",
-                    **service.domain_response(domain, services.settings.hostname)}
+                    **service.domain_response(domain, services.settings.hostname,
+                                              kept_for=kept_for)}
     return await in_thread(run)
 
 
@@ -52,7 +65,8 @@ async def get_domain(name: str, services: ServicesDep, account_id: AccountDep) -
     def run() -> dict:
         with services.db.sessions() as session:
             domain = service.owned_domain(session, account_id, name)
-            return service.domain_response(domain, services.settings.hostname)
+            return service.domain_response(domain, services.settings.hostname,
+                                           kept_for=bodies_kept_for(session, account_id))
     return await in_thread(run)
 
 
@@ -66,8 +80,12 @@ async def update_domain(name: str, request: Request, services: ServicesDep,
         with services.db.transaction() as session:
             domain = service.update_settings(service.owned_domain(session, account_id, name),
                                              fields)
+            kept_for = bodies_kept_for(session, account_id)
+            if "message_ttl" in fields:
+                options.check_ttl(domain, kept_for)
             return {"message": "Domain has been updated",
-                    **service.domain_response(domain, services.settings.hostname)}
+                    **service.domain_response(domain, services.settings.hostname,
+                                              kept_for=kept_for)}
     return await in_thread(run)
 
 
@@ -107,7 +125,8 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
             if current.state != ACTIVE_DOMAIN and service.claimed_elsewhere(session, current):
                 raise claimed  # verified elsewhere during the DNS check
             return {"message": "Domain DNS records have been updated",
-                    **service.domain_response(current, hostname)}
+                    **service.domain_response(current, hostname,
+                                              kept_for=bodies_kept_for(session, account_id))}
     return await in_thread(store)
 
 
@@ -128,7 +147,8 @@ async def rotate_dkim(name: str, request: Request, services: ServicesDep,
                                          selector, services.clock)
             return {"message": "DKIM key rotation started: publish the new record",
                     "dkim_keys": service.dkim_keys_json(domain),
-                    **service.domain_response(domain, services.settings.hostname)}
+                    **service.domain_response(domain, services.settings.hostname,
+                                              kept_for=bodies_kept_for(session, account_id))}
     return await in_thread(run)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock, format_rfc2822
-from mailhaven.domains import keys
+from mailhaven.domains import keys, options
 from mailhaven.domains.dkim import (
     ED25519,
     DkimKeyPair,
@@ -99,6 +99,7 @@ def update_settings(domain: Domain, fields: dict[str, str]) -> Domain:
     for name in ("wildcard", "require_tls", "skip_verification"):
         if name in fields or getattr(domain, name) is None:
             setattr(domain, name, flag(fields.get(name)))
+    options.apply(domain, fields)
     return domain
 
 
@@ -251,13 +252,15 @@ def _date(epoch: float | None) -> str | None:
 
 
 # -- Mailgun's shapes -------------------------------------------------------------------
-def domain_json(domain: Domain) -> dict:
+def domain_json(domain: Domain, *, kept_for: int) -> dict:
+    """`kept_for`: how long the account keeps message bodies, in seconds (its retention)."""
     return {
         "id": domain.id,
         "name": domain.name,
         "state": domain.state,
         "type": "custom",
         "created_at": format_rfc2822(domain.created_at),
+        # As Mailgun: the postmaster login, whether or not it has a password yet (smtp.md).
         "smtp_login": f"postmaster@{domain.name}",
         "spam_action": domain.spam_action,
         "require_tls": domain.require_tls,
@@ -266,8 +269,7 @@ def domain_json(domain: Domain) -> dict:
         "web_scheme": domain.web_scheme,
         "wildcard": domain.wildcard,
         "is_disabled": False,
-        "use_automatic_sender_security": False,
-        "message_ttl": 259200,
+        **options.domain_json(domain, kept_for),
     }
 
 
@@ -320,9 +322,9 @@ def receiving_dns_records(domain: Domain, hostname: str) -> list[dict]:
     return [_record(domain, e) for e in expected_records(domain, hostname) if e.kind == "mx"]
 
 
-def domain_response(domain: Domain, hostname: str) -> dict:
+def domain_response(domain: Domain, hostname: str, *, kept_for: int) -> dict:
     return {
-        "domain": domain_json(domain),
+        "domain": domain_json(domain, kept_for=kept_for),
         "receiving_dns_records": receiving_dns_records(domain, hostname),
         "sending_dns_records": sending_dns_records(domain, hostname),
     }

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from mailhaven.clock import format_rfc2822
 from mailhaven.controls.service import Limits
 from mailhaven.events.models import Event
 from mailhaven.messages.content import MessageFacts
@@ -77,6 +78,10 @@ def new_event_id() -> str:
 
 def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float,
                extra: dict | None = None) -> dict:
+    message: dict = {"headers": facts.headers, "attachments": facts.attachments,
+                     "size": facts.size}
+    if facts.scheduled_for is not None:  # Mailgun's string: the o:deliverytime asked for
+        message["scheduled-for"] = format_rfc2822(facts.scheduled_for)
     data = {
         "id": new_event_id(),
         "event": event,
@@ -84,8 +89,7 @@ def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float
         "log-level": LOG_LEVELS.get(event, "info"),
         "recipient": recipient,
         "recipient-domain": recipient.rpartition("@")[2].lower(),
-        "message": {"headers": facts.headers, "attachments": facts.attachments,
-                    "size": facts.size},
+        "message": message,
         "tags": facts.tags,
         "campaigns": [],
         "user-variables": facts.user_variables,
@@ -93,7 +97,7 @@ def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float
                   "is-test-mode": facts.testmode, "is-delayed-bounce": False},
         "envelope": {"transport": "smtp", "targets": recipient,
                      "sender": parseaddr(facts.headers["from"])[1]},
-        "method": "http",
+        "method": facts.method,
     }
     if facts.storage_key:
         data["storage"] = {"key": facts.storage_key}

@@ -13,6 +13,8 @@ from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.clock import iso8601
 from mailhaven.controls.models import Consent
 from mailhaven.controls.service import holder_index
+from mailhaven.credentials.models import SmtpCredential
+from mailhaven.credentials.service import open_login
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.keys import published
 from mailhaven.domains.models import Domain
@@ -286,6 +288,26 @@ def webhooks(scope: Scope) -> Iterator[dict]:
         yield {"id": hook.id, "domain": domain, "url": hook.url,
                "event_types": json.loads(hook.event_types), "description": hook.description,
                "created_at": iso(hook.created_at)}
+
+
+def _smtp_credentials(scope: Scope) -> Select:
+    query = (select(SmtpCredential, Domain.name).join(Domain, Domain.id == SmtpCredential.domain_id)
+             .where(SmtpCredential.account_id == scope.account_id))
+    if scope.recipient is not None:
+        query = query.where(SmtpCredential.login_index == scope.recipient.index)
+    return query
+
+
+@register("smtp_credentials", columns=("domain", "login", "created_at", "password_changed_at"))
+def smtp_credentials(scope: Scope) -> Iterator[dict]:
+    query = _smtp_credentials(scope).order_by(SmtpCredential.created_at, SmtpCredential.id)
+    rows = scope.session.execute(query).all()
+    keys = scope.vault.keys(scope.session, (row.key_id for row, _ in rows))
+    for row, domain in rows:  # the password stays behind: only its hash is kept, to check it
+        login = open_login(scope.vault, keys, row)
+        if login is not None:
+            yield {"domain": domain, "login": login, "created_at": iso(row.created_at),
+                   "password_changed_at": iso(row.password_changed_at)}
 
 
 @register("templates", columns=("id", "domain", "name", "description", "created_by",

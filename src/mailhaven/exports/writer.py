@@ -129,7 +129,8 @@ def _write_rows(document: IO[bytes], table: _Table, category: Category, scope: S
 def readme(subject: dict, generated_at: str, counts: dict[str, int]) -> str:
     who = (f"the recipient {subject['address']} of account {subject['account_id']}"
            if "address" in subject else f"the holder of account {subject['account_id']}")
-    files = "\n".join(f"  {name}.csv{'':<{14 - len(name)}}{n} rows" for name, n in counts.items())
+    width = max((len(name) for name in counts), default=0) + len(".csv") + 2
+    files = "\n".join(f"  {name + '.csv':<{width}}{n} rows" for name, n in counts.items())
     return f"""Mailhaven data export
 =====================
 Everything Mailhaven holds about {who},

@@ -58,7 +58,7 @@ def apply(db: Database, vault: Vault, delivery_id: int, report: Bounce | Complai
                           "code": reply.code, "message": reply.text, "description": "",
                           "enhanced-code": reply.enhanced, "attempt-no": job.attempts,
                           "mx-host": "", "tls": False, "certificate-verified": False,
-                          "utf8": True, "session-seconds": 0.0}})
+                          "utf8": True, "session-seconds": 0.0, **job.first_attempt}})
         row.status = FAILED
         if suppressions.lists_as_bounce(reply.code, reply.enhanced):
             suppressions.list_bounce(session, vault, job.domain_id, job.email,

@@ -44,6 +44,8 @@ class MessageFacts:
     tags: list[str]
     user_variables: dict[str, str]
     testmode: bool
+    scheduled_for: float | None = None  # o:deliverytime, as the message was accepted
+    method: str = "http"  # how the message was submitted: "http" or "smtp"
     template: dict[str, str] | None = None  # Mailgun's {name, version} of a templated send
 
 
@@ -96,7 +98,8 @@ def facts(doc: Document, *, storage_key: str, size: int, tags: list[str],
     template = None if doc.template is None else {
         "name": doc.template.name, "version": doc.template.version}
     return MessageFacts(storage_key, doc.message_id, headers, attachments, size, tags,
-                        dict(doc.variables), testmode, template)
+                        dict(doc.variables), testmode, scheduled_for=doc.deliverytime,
+                        method=doc.method, template=template)
 
 
 
@@ -117,6 +120,14 @@ def substitute(text: str, variables: dict | None) -> str:
 
 def crlf(raw: bytes) -> bytes:
     return _NEWLINE.sub(b"\r\n", raw)
+
+
+def without_message_id(raw: bytes) -> bytes:
+    """A MIME message without its own Message-ID field: sent again as a message of its own,
+    it gets the new one its document names when rendered."""
+    head, blank, body = crlf(raw).partition(b"\r\n\r\n")
+    kept = [f for f in _header_fields(head) if _field_name(f) != b"message-id"]
+    return b"\r\n".join(kept) + blank + body
 
 
 def render(doc: Document, recipient: str, variables: dict | None,

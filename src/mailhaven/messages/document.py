@@ -54,6 +54,7 @@ class Document:
     deliverytime: float | None = None  # None unless scheduled
     tracking: dict[str, str] = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
     marketing: bool = True  # o:category=transactional: a service message
+    method: str = "http"  # the door it came in by, as events say: "http" or "smtp"
     template: StoredTemplate | None = None  # its body, rendered per recipient
 
     @property
@@ -78,4 +79,5 @@ class Document:
             attachments=[StoredAttachment(**a) for a in doc["attachments"]],
             mime=doc["mime"], deliverytime=doc.get("deliverytime"),
             tracking=doc.get("tracking") or {}, marketing=doc.get("marketing", True),
+            method=doc.get("method", "http"),
             template=StoredTemplate(**doc["template"]) if doc.get("template") else None)

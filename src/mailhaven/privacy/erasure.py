@@ -3,10 +3,10 @@
 The subject's vault key is destroyed, so every copy of what it sealed (queue entries,
 events, suppressions, request details, audit details) becomes unreadable here and in every
 backup. Then the rows that would still point at the person go: their events, their queue
-entries (queued mail is cancelled), their allowlist entries; the bodies of the messages
-they received lose their keys once no other copy is waiting; other recipients' events of
-those messages lose the address from their To/Cc headers. Bounces, unsubscribes and
-complaints stay as keyed index only, so the person is never mailed again.
+entries (queued mail is cancelled), their allowlist entries, their SMTP logins; the bodies
+of the messages they received lose their keys once no other copy is waiting; other
+recipients' events of those messages lose the address from their To/Cc headers. Bounces,
+unsubscribes and complaints stay as keyed index only, so the person is never mailed again.
 
 Every erasure is written to the erasure ledger (a table, and a JSON-lines file beside the
 database) so that restoring an older backup can erase the subject again (`reapply`).
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.controls.service import holder_index
+from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
@@ -154,6 +155,10 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
     session.execute(delete(Suppression).where(
         Suppression.account_id == account_id, Suppression.kind == "whitelists",
         Suppression.value_index == index).execution_options(synchronize_session=False))
+    # A login sealed under the erased key would still log in (and keep its index).
+    session.execute(delete(SmtpCredential).where(
+        SmtpCredential.account_id == account_id, SmtpCredential.login_index == index)
+        .execution_options(synchronize_session=False))
     destroyed = sorted(subject_keys | set(content_keys))
     for chunk in _chunks(destroyed):
         session.execute(delete(VaultKey).where(VaultKey.id.in_(chunk))

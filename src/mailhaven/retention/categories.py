@@ -18,6 +18,7 @@ from sqlalchemy import (
     exists,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
@@ -36,13 +37,22 @@ MIN_DAYS, MAX_DAYS = 1, 3650
 
 @dataclass(frozen=True)
 class Accounts:
-    """The accounts one purge covers: these, or (`all_but`) every account but these."""
+    """The accounts one purge covers: these, or (`all_but`) every account but these. For a
+    category with periods per domain (`Category.per_domain`), `domains` narrows it to those
+    domains, and `own_period` names the domains it leaves to their own scopes."""
 
     ids: frozenset[str]
     all_but: bool = False
+    domains: frozenset[str] | None = None
+    own_period: frozenset[str] = frozenset()
 
     def of(self, account_id: SQLColumnExpression[str]) -> ColumnElement[bool]:
         return account_id.not_in(self.ids) if self.all_but else account_id.in_(self.ids)
+
+    def in_domains(self, domain_id: SQLColumnExpression[str]) -> ColumnElement[bool]:
+        if self.domains is not None:
+            return domain_id.in_(self.domains)
+        return domain_id.not_in(self.own_period) if self.own_period else true()
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,9 @@ class Category:
     expired: Callable[[Accounts, float], Select]
     # Purge a batch of those ids; None deletes the rows the ids' column belongs to.
     purge: Callable[[Session, list], None] | None = None
+    # Whether a domain may keep its rows for less time than its account (Mailgun's
+    # message_ttl, domains.message_ttl): `expired` then honours `Accounts.in_domains`.
+    per_domain: bool = False
 
 
 CATEGORIES: dict[str, Category] = {}
@@ -103,6 +116,7 @@ def _expired_bodies(accounts: Accounts, cutoff: float) -> Select:
     open_copy = exists().where(Delivery.message_id == Message.id,
                                or_(Delivery.status == QUEUED, Delivery.updated_at >= cutoff))
     return select(Message.id).where(accounts.of(Message.account_id),
+                                    accounts.in_domains(Message.domain_id),
                                     Message.content_sealed.is_not(None),
                                     Message.created_at < cutoff, ~open_copy)
 
@@ -129,8 +143,9 @@ def _expired_webhook_deliveries(accounts: Accounts, cutoff: float) -> Select:
 register(Category("events", "Event logs (the Events API, webhooks' source)", 30,
                   expired=_expired_events, purge=_purge_events))
 register(Category("message_bodies", "Stored message bodies, counted from the message's "
-                  "final state (every copy delivered, failed or cancelled)", 3,
-                  expired=_expired_bodies, purge=_purge_bodies))
+                  "final state (every copy delivered, failed or cancelled); a domain's "
+                  "message_ttl may shorten it", 3,
+                  expired=_expired_bodies, purge=_purge_bodies, per_domain=True))
 register(Category("webhook_deliveries", "Records of finished webhook deliveries", 30,
                   expired=_expired_webhook_deliveries))
 register(Category("requests", "Working data of finished data subject requests (the "

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock
+from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.retention.categories import (
     CATEGORIES,
@@ -42,6 +43,19 @@ def policies(session: Session, account_id: str) -> list[dict]:
             RetentionPolicy.account_id == account_id))}
     return [{**entry, "days": own.get(entry["category"], entry["default_days"]),
              "custom": entry["category"] in own} for entry in schedule()]
+
+
+def days(session: Session, account_id: str, category: str) -> int:
+    """The account's period for one category: its own, or the default."""
+    own = session.scalar(select(RetentionPolicy.days).where(
+        RetentionPolicy.account_id == account_id, RetentionPolicy.category == category))
+    return own if own is not None else CATEGORIES[category].default_days
+
+
+def bodies_kept_for(session: Session, account_id: str) -> int:
+    """How long the account keeps stored message bodies, in seconds: what a domain's
+    message_ttl may shorten, never lengthen."""
+    return days(session, account_id, "message_bodies") * int(DAY)
 
 
 def set_policies(session: Session, account_id: str, changes: dict[str, int | None],
@@ -79,20 +93,44 @@ class Scope:
 
 
 def scopes(session: Session, now: float) -> list[Scope]:
-    """Per category: one scope per period accounts chose, one for everyone else."""
+    """Per category: one scope per period accounts chose, one for everyone else; for a
+    category with periods per domain, one per period domains chose (never longer than their
+    account's), which the others then leave out."""
     chosen: dict[str, dict[int, set[str]]] = {}
+    own_days: dict[tuple[str, str], int] = {}
     for account_id, name, days in session.execute(select(
             RetentionPolicy.account_id, RetentionPolicy.category, RetentionPolicy.days)):
         chosen.setdefault(name, {}).setdefault(days, set()).add(account_id)
+        own_days[(account_id, name)] = days
+    ttls = session.execute(select(Domain.id, Domain.account_id, Domain.message_ttl).where(
+        Domain.message_ttl.is_not(None))).all()
     out = []
     for category in CATEGORIES.values():
         periods = chosen.get(category.name, {})
         custom = frozenset().union(*periods.values())
-        out.append(Scope(category, Accounts(custom, all_but=True),
+        own = frozenset(d for d, _, _ in ttls) if category.per_domain else frozenset()
+        out.append(Scope(category, Accounts(custom, all_but=True, own_period=own),
                          now - category.default_days * DAY))
-        out += [Scope(category, Accounts(frozenset(ids)), now - days * DAY)
+        out += [Scope(category, Accounts(frozenset(ids), own_period=own), now - days * DAY)
                 for days, ids in sorted(periods.items())]
+        if own:
+            out += _domain_scopes(category, ttls, own_days, now)
     return out
+
+
+def _domain_scopes(category: Category, ttls: Sequence[Row[str, str, int | None]],
+                   own_days: dict[tuple[str, str], int], now: float) -> list[Scope]:
+    """One scope per cutoff the domains with a message_ttl have: the shorter of their own
+    period and their account's."""
+    by_cutoff: dict[float, tuple[set[str], set[str]]] = {}
+    for domain_id, account_id, ttl in ttls:
+        days = own_days.get((account_id, category.name), category.default_days)
+        accounts, domains = by_cutoff.setdefault(now - min(float(ttl or 0), days * DAY),
+                                                 (set(), set()))
+        accounts.add(account_id)
+        domains.add(domain_id)
+    return [Scope(category, Accounts(frozenset(a), domains=frozenset(d)), cutoff)
+            for cutoff, (a, d) in sorted(by_cutoff.items())]
 
 
 def run(db: Database, clock: Clock, *, dry_run: bool = False, batch: int = BATCH,

@@ -38,7 +38,15 @@ def check_sender(session: Session, domain: Domain, request: SendRequest, *,
                  require_verified: bool) -> None:
     """Refuse (403) a message that says it is from a domain its account hasn't got, or one
     another account has verified closer to it."""
-    names = {canonical_domain(name) for name in _sender_domains(request)}
+    check_domains(session, domain, _sender_domains(request), require_verified=require_verified)
+
+
+def check_domains(session: Session, domain: Domain, senders: list[str], *,
+                  require_verified: bool, refusal: str = NOT_YOURS) -> None:
+    """Refuse (403, `refusal` naming the domain) any of `senders` (domain names) not in the
+    organizational domain of one of the account's domains, or owned closer by another
+    account. For the From of a message, and for an SMTP envelope's sender."""
+    names = {canonical_domain(name) for name in senders}
     mine = canonical_domain(domain.name)
     if names == {mine} and domain.state == ACTIVE_DOMAIN:
         return  # the usual case, without a query: a verified name is one account's
@@ -54,10 +62,10 @@ def check_sender(session: Session, domain: Domain, request: SendRequest, *,
                if account_id != domain.account_id}
     for name in sorted(names):
         if not any(_aligned(name, ours) for ours in own):
-            raise Forbidden(NOT_YOURS.format(name, domain.name))
+            raise Forbidden(refusal.format(name, domain.name))
         # Alignment is by organization; within one, the closest verified owner decides.
         if _closest(name, claimed) > _closest(name, own):
-            raise Forbidden(NOT_YOURS.format(name, domain.name))
+            raise Forbidden(refusal.format(name, domain.name))
 
 
 def _parents(name: str) -> list[str]:

@@ -137,6 +137,7 @@ class SendRequest:
     message_id: str | None = None  # the client's own, without <>
     tracking: dict = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
     marketing: bool = True  # o:category=transactional: a service message, not unsubscribable
+    method: str = "http"  # the door it came in by (events' "method"): "http" or "smtp"
     template: TemplateChoice | None = None
     stored_template: StoredTemplate | None = None  # the template found for it, when accepted
 
@@ -161,7 +162,7 @@ class SendRequest:
                          for a in self.attachments],
             mime=base64.b64encode(self.mime).decode() if self.mime is not None else None,
             deliverytime=self.deliverytime, tracking=self.tracking, marketing=self.marketing,
-            template=self.stored_template)
+            method=self.method, template=self.stored_template)
 
     @property
     def size(self) -> int:

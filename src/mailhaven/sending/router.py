@@ -1,20 +1,27 @@
-"""`POST /v3/{domain}/messages` and `/messages.mime`."""
+"""The sending surface: `POST /v3/{domain}/messages` and `/messages.mime`, stored messages
+(read, resent), scheduled and queued mail cancelled, and the state of a domain's queues."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from prometheus_client import Counter
+from sqlalchemy.orm import Session
 
+from mailhaven.delivery.queue import cancel_queued
 from mailhaven.deps import AccountDep, ServicesDep, on_domain
-from mailhaven.http import read_form
+from mailhaven.domains.models import Domain
+from mailhaven.errors import NotFound
+from mailhaven.http import form_body, in_thread, json_responses, read_form
+from mailhaven.sending import queues
 from mailhaven.sending.service import Accepted, SendAttempt
-from mailhaven.sending.stored import stored_document, stored_view
+from mailhaven.sending.stored import resend, stored_document, stored_view
 from mailhaven.storage.group_commit import GroupCommit
 
 router = APIRouter(tags=["messages"])
 
 ACCEPTED = Counter("mailhaven_messages_accepted_total", "Messages accepted for delivery")
 RECIPIENTS = Counter("mailhaven_recipients_accepted_total", "Recipients queued for delivery")
+QUEUED = "Queued. Thank you."
 
 
 async def _send(domain_name: str, request: Request, services: ServicesDep, account_id: str,
@@ -25,7 +32,7 @@ async def _send(domain_name: str, request: Request, services: ServicesDep, accou
     services.delivery_bell.ring()  # committed: an idle worker in this process starts now
     ACCEPTED.inc()
     RECIPIENTS.inc(accepted.recipients)
-    return {"id": accepted.id, "message": "Queued. Thank you."}
+    return {"id": accepted.id, "message": QUEUED}
 
 
 @router.post("/v3/{domain_name}/messages")
@@ -48,3 +55,80 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
     doc = await on_domain(services, account_id, domain_name, lambda session, domain: (
         stored_document(session, services.vault, domain.id, storage_key)))
     return await stored_view(services, account_id, doc, mime=as_mime)
+
+
+RESEND_BODY_LIMIT = 1024 * 1024  # `to` alone: a thousand addresses fit many times over
+RESEND_BODY = form_body({"to": (
+    "The recipients: repeat the field, or separate addresses with commas (\"Name <a@b>\" "
+    "allowed; duplicates count once; at most 1000). Also read from the query string.")},
+    required=("to",))
+RESENT = json_responses({
+    200: ("Accepted as a message of its own",
+          {"id": "<20261201100000.1f2e3d4c5b6a7980@mg.example.com>", "message": QUEUED}),
+    400: ("No recipient, or one that is not an address", {"message": "to parameter is missing"}),
+    403: ("The domain may not send yet", {"message": "Domain mg.example.com is not allowed to "
+                                                     "send: The domain is unverified and "
+                                                     "requires DNS configuration. …"}),
+    404: ("No such domain, or no stored message under that key",
+          {"message": "Message not found"})})
+
+
+@router.post("/v3/domains/{domain_name}/messages/{storage_key}", openapi_extra=RESEND_BODY,
+             responses=RESENT, summary="Resend a stored message")
+async def resend_stored(domain_name: str, storage_key: str, request: Request,
+                        services: ServicesDep, account_id: AccountDep) -> dict:
+    """Send a stored message again, to the recipients in `to` (Mailgun's field)."""
+    fields, _ = await read_form(request, limit=RESEND_BODY_LIMIT)
+    # Mailgun reads form values from the body and the query string alike (Go's r.Form).
+    to = [v for k, v in fields if k == "to"] + request.query_params.getlist("to")
+    require_verified = services.settings.require_verified_domains
+    accepted = await on_domain(services, account_id, domain_name, lambda session, domain: (
+        resend(session, services.vault, domain, storage_key, to, now=services.clock.now(),
+               require_verified=require_verified)), write=True)
+    services.delivery_bell.ring()
+    ACCEPTED.inc()
+    RECIPIENTS.inc(accepted.recipients)
+    return {"id": accepted.id, "message": QUEUED}
+
+
+DOMAIN_GONE = "domain not found"  # sic: Mailgun's envelopes 404 is in lower case
+CANCELLED = json_responses({
+    200: ("The domain's scheduled and queued mail is cancelled", {"message": "done"}),
+    404: ("No such domain", {"message": DOMAIN_GONE})})
+
+
+@router.delete("/v3/{domain_name}/envelopes", responses=CANCELLED,
+               summary="Delete scheduled and undelivered mail")
+async def delete_envelopes(domain_name: str, services: ServicesDep,
+                           account_id: AccountDep) -> dict:
+    """Cancel every copy of the domain's mail still queued: scheduled (`o:deliverytime`),
+    due, or waiting for a retry. A copy a worker is attempting at this moment finishes."""
+    try:
+        domain_id = await on_domain(services, account_id, domain_name,
+                                    lambda _session, domain: domain.id)
+    except NotFound as exc:
+        raise NotFound(DOMAIN_GONE) from exc
+    await in_thread(lambda: cancel_queued(services.db, account_id, domain_id,
+                                          now=services.clock.now()))
+    return {"message": "done"}
+
+
+QUEUES = json_responses({
+    200: ("The domain's regular and scheduled queues", {
+        "regular": {"is_disabled": False, "queued": 12},
+        "scheduled": {"is_disabled": False, "queued": 3}}),
+    404: ("No such domain", {"message": "Domain not found"})})
+
+
+@router.get("/v3/domains/{domain_name}/sending_queues", responses=QUEUES,
+            summary="Get the domain's sending queues")
+async def sending_queues(domain_name: str, services: ServicesDep,
+                         account_id: AccountDep) -> dict:
+    """Whether each queue takes new messages (`is_disabled`, and why not), and how many
+    copies wait in it (`queued`, Mailhaven's addition)."""
+    require_verified = services.settings.require_verified_domains
+
+    def read(session: Session, domain: Domain) -> dict:
+        return queues.state(session, domain, now=services.clock.now(),
+                            require_verified=require_verified)
+    return await on_domain(services, account_id, domain_name, read)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailhaven.addresses import MAX_ADDRESS_CHARS, Address, mailboxes, valid_addresses
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery.models import QUEUED, Delivery
-from mailhaven.domains.models import Domain
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Forbidden, MailhavenError, NotFound
 from mailhaven.events.service import Recipient, record, record_each
@@ -57,6 +57,7 @@ class SendAttempt:
     fields: list[tuple[str, str]]
     files: list[tuple[str, Attachment]]
     mime: bool
+    method: str = "http"  # "smtp" from the submission server
 
 
 Outcome = Accepted | Exception
@@ -111,23 +112,21 @@ def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock:
         domain = domains[attempt.account_id, name]
         if domain is None:
             outcomes[n] = NotFound(f"Domain not found: {name}")
-        elif require_verified and domain.state != "active":
-            # DNS proves the account owns the name; until then, nobody sends as it.
-            outcomes[n] = Forbidden(
-                f"Domain {name} is not allowed to send: The domain is unverified and "
-                f"requires DNS configuration. Verify it with PUT /v4/domains/{name}/verify "
-                f"once the records in GET /v4/domains/{name} are published.")
+        elif not may_send(domain, require_verified=require_verified):
+            outcomes[n] = not_allowed(domain)
         else:
             try:
                 request = build_request(attempt.fields, attempt.files, mime=attempt.mime,
                                         now=clock.now())
+                request.method = attempt.method
                 if request.template is not None:
                     _with_template(session, vault, domain, request)
                 if sender_policy == identity.DOMAIN:
                     identity.check_sender(session, domain, request,
                                           require_verified=require_verified)
             except MailhavenError as exc:
-                reject(session, vault, domain, attempt.fields, exc.message, clock)
+                reject(session, vault, domain, attempt.fields, exc.message, clock,
+                       method=attempt.method)
                 outcomes[n] = exc
             else:
                 ready.append((n, domain, request))
@@ -155,6 +154,50 @@ def _with_template(session: Session, vault: Vault, domain: Domain,
                               Address("", f"postmaster@{domain.name}"))
 
 
+UNVERIFIED = "The domain is unverified and requires DNS configuration"
+
+
+def may_send(domain: Domain, *, require_verified: bool) -> bool:
+    """DNS proves the account owns the name; until then, where that is required, nobody
+    sends as it."""
+    return not require_verified or domain.state == ACTIVE_DOMAIN
+
+
+def not_allowed(domain: Domain) -> Forbidden:
+    name = domain.name
+    return Forbidden(f"Domain {name} is not allowed to send: {UNVERIFIED}. Verify it with "
+                     f"PUT /v4/domains/{name}/verify once the records in "
+                     f"GET /v4/domains/{name} are published.")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message as it is accepted, whichever way it came (a send, a resend): its document,
+    with its Message-ID and time of acceptance, who it goes to, and the options its row
+    keeps."""
+
+    domain: Domain
+    document: Document
+    recipients: list[Address]  # each once
+    recipient_variables: dict[str, dict] | None  # a batch: each recipient's own values
+    size: int
+    tags: list[str]
+    testmode: bool
+    dkim: bool
+    require_tls: bool
+    skip_verification: bool
+
+
+def _outgoing(domain: Domain, request: SendRequest, now: float) -> Outgoing:
+    message_id = request.message_id or new_message_id(domain.name, now)
+    return Outgoing(
+        domain, request.document(message_id=message_id, created_at=now),
+        request.recipients, request.recipient_variables, request.size, request.tags,
+        request.testmode, request.dkim if request.dkim is not None else True,
+        request.require_tls or domain.require_tls,
+        request.skip_verification or domain.skip_verification)
+
+
 def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
            clock: Clock = SYSTEM_CLOCK) -> Accepted:
     return accept_all(session, vault, [(domain, request)], clock)[0]
@@ -162,70 +205,70 @@ def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
 
 def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendRequest]],
                clock: Clock = SYSTEM_CLOCK) -> list[Accepted]:
+    """Seal and queue these send requests, with their `accepted` events (`queue_all`)."""
+    now = clock.now()
+    return queue_all(session, vault, [_outgoing(d, r, now) for d, r in sends], now=now)
+
+
+def queue_all(session: Session, vault: Vault, outgoing: list[Outgoing], *,
+              now: float) -> list[Accepted]:
     """Seal and queue these messages: one INSERT per table for all of them (plain Core
     INSERTs, not the ORM's unit of work: this is the hot path, and nothing here needs the
     rows as objects afterwards), and their `accepted` events."""
-    if not sends:
+    if not outgoing:
         return []
-    now = clock.now()
-    content_keys = vault.new_content_keys(session, [d.account_id for d, _ in sends])
-    messages, documents, storage_keys, message_ids = [], [], [], []
-    for (domain, request), content_key in zip(sends, content_keys, strict=True):
+    content_keys = vault.new_content_keys(session, [o.domain.account_id for o in outgoing])
+    messages, storage_keys = [], []
+    for out, content_key in zip(outgoing, content_keys, strict=True):
         storage_key = new_id()
-        message_id = request.message_id or new_message_id(domain.name, now)
-        document = request.document(message_id=message_id, created_at=now)
+        domain = out.domain
         messages.append({
             "id": storage_key, "account_id": domain.account_id, "domain_id": domain.id,
             "content_key_id": content_key.id,
-            "content_sealed": vault.seal(content_key, document.dump(),
+            "content_sealed": vault.seal(content_key, out.document.dump(),
                                          f"message:{storage_key}"),
-            "kind": "mime" if request.mime is not None else "form", "size": request.size,
-            "batch": request.recipient_variables is not None,
-            "tags": json.dumps(request.tags), "testmode": request.testmode,
-            "dkim": request.dkim if request.dkim is not None else True,
-            "require_tls": request.require_tls or domain.require_tls,
-            "skip_verification": request.skip_verification or domain.skip_verification,
+            "kind": "mime" if out.document.mime is not None else "form", "size": out.size,
+            "batch": out.recipient_variables is not None,
+            "tags": json.dumps(out.tags), "testmode": out.testmode, "dkim": out.dkim,
+            "require_tls": out.require_tls, "skip_verification": out.skip_verification,
             "created_at": now,
         })
-        documents.append(document)
         storage_keys.append(storage_key)
-        message_ids.append(message_id)
     session.execute(table(Message).insert(), messages)
 
     addresses: dict[str, list[str]] = {}
-    for domain, request in sends:
-        addresses.setdefault(domain.account_id, []).extend(r.email for r in request.recipients)
+    for out in outgoing:
+        addresses.setdefault(out.domain.account_id, []).extend(r.email for r in out.recipients)
     subjects = {account_id: vault.subjects(session, account_id, emails)
                 for account_id, emails in addresses.items()}
     deliveries = []
     copies: dict[tuple[str, str], list[tuple[content.MessageFacts, Recipient]]] = {}
-    for (domain, request), storage_key, document, message_id in zip(
-            sends, storage_keys, documents, message_ids, strict=True):
-        keys = subjects[domain.account_id]
-        deliveries += _deliveries(vault, domain, request, storage_key, message_id, keys, now)
-        copies.setdefault((domain.account_id, domain.id), []).extend(
-            _accepted_copies(request, document, storage_key, keys))
+    for out, storage_key in zip(outgoing, storage_keys, strict=True):
+        keys = subjects[out.domain.account_id]
+        deliveries += _deliveries(vault, out, storage_key, keys, now)
+        copies.setdefault((out.domain.account_id, out.domain.id), []).extend(
+            _accepted_copies(out, storage_key, keys))
     session.execute(table(Delivery).insert(), deliveries)
     for (account_id, domain_id), group in copies.items():
         record_each(session, vault, account_id=account_id, domain_id=domain_id,
                     event="accepted", copies=group, timestamp=now)
-    return [Accepted(f"<{message_id}>", storage_key, len(request.recipients))
-            for (_, request), storage_key, message_id in zip(sends, storage_keys, message_ids,
-                                                             strict=True)]
+    return [Accepted(f"<{out.document.message_id}>", storage_key, len(out.recipients))
+            for out, storage_key in zip(outgoing, storage_keys, strict=True)]
 
 
-def _deliveries(vault: Vault, domain: Domain, request: SendRequest, storage_key: str,
-                message_id: str, keys: Subjects, now: float) -> list[dict]:
+def _deliveries(vault: Vault, out: Outgoing, storage_key: str, keys: Subjects,
+                now: float) -> list[dict]:
     """One queued copy per recipient, its address, batch variables and the Message-ID
     (which the client may have written: it outlives the body, for later events) sealed for
     them."""
-    due = max(now, request.deliverytime or now)
+    domain, message_id = out.domain, out.document.message_id
+    due = max(now, out.document.deliverytime or now)
     rows = []
-    for address in request.recipients:
+    for address in out.recipients:
         key = keys[address.email]
         variables = None
-        if request.recipient_variables is not None:
-            own = request.recipient_variables.get(normalize_address(address.email), {})
+        if out.recipient_variables is not None:
+            own = out.recipient_variables.get(normalize_address(address.email), {})
             variables = vault.seal(key, json.dumps(own).encode(), "delivery.variables")
         rows.append({
             "message_id": storage_key, "account_id": domain.account_id,
@@ -239,23 +282,24 @@ def _deliveries(vault: Vault, domain: Domain, request: SendRequest, storage_key:
     return rows
 
 
-def _accepted_copies(request: SendRequest, doc: Document, storage_key: str,
+def _accepted_copies(out: Outgoing, storage_key: str,
                      keys: Subjects) -> list[tuple[content.MessageFacts, Recipient]]:
     """What each recipient's `accepted` event says: the message's facts, and in a batch
     send the recipient's own To and variables."""
-    facts = content.facts(doc, storage_key=storage_key, size=request.size, tags=request.tags,
-                          testmode=request.testmode)
+    doc, batch = out.document, out.recipient_variables
+    facts = content.facts(doc, storage_key=storage_key, size=out.size, tags=out.tags,
+                          testmode=out.testmode)
     result = []
-    for address in request.recipients:
+    for address in out.recipients:
         email = normalize_address(address.email)
-        own = facts if request.recipient_variables is None else content.for_recipient(
-            facts, doc, address.formatted(), request.recipient_variables.get(email, {}))
+        own = facts if batch is None else content.for_recipient(
+            facts, doc, address.formatted(), batch.get(email, {}))
         result.append((own, Recipient(address.email, keys[address.email])))
     return result
 
 
 def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[str, str]],
-           reason: str, clock: Clock = SYSTEM_CLOCK) -> None:
+           reason: str, clock: Clock = SYSTEM_CLOCK, *, method: str = "http") -> None:
     """Record a `rejected` event for a send refused after its domain was known, so the
     sender sees it in the logs; sealed under the first recipient named, if any."""
     values = [v for k, v in fields if k in ("to", "cc", "bcc")]
@@ -270,7 +314,7 @@ def reject(session: Session, vault: Vault, domain: Domain, fields: list[tuple[st
         # Only tags the send could have kept: one carrying an address stays out of the log.
         attachments=[], size=0,
         tags=[v for k, v in fields if k == "o:tag" and v and not holds_address(v)],
-        user_variables={}, testmode=False)
+        user_variables={}, testmode=False, method=method)
     if named:
         email = named[0].email
         key = vault.subject(session, domain.account_id, email)

@@ -1,23 +1,38 @@
-"""Stored messages: `GET /v3/domains/{domain}/messages/{storage_key}`, as events link them."""
+"""Stored messages: `GET /v3/domains/{domain}/messages/{storage_key}`, as events link them,
+and `POST` to the same URL, which sends one again."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import MIMEPart
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailhaven.errors import NotFound, TooLarge, Unavailable, frames
+from mailhaven.addresses import Address, parse_addresses
+from mailhaven.delivery.models import Delivery
+from mailhaven.domains.models import Domain
+from mailhaven.errors import BadRequest, NotFound, TooLarge, Unavailable, frames
 from mailhaven.forms import json_object
 from mailhaven.messages import content
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
 from mailhaven.messages.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
+from mailhaven.sending.service import (
+    Accepted,
+    Outgoing,
+    may_send,
+    new_message_id,
+    not_allowed,
+    queue_all,
+)
 from mailhaven.services import Services
 from mailhaven.vault import Vault, VaultKey
+from mailhaven.vault.service import normalize_address
 
 log = logging.getLogger("mailhaven.sending")
 NOT_FOUND = "Message not found"
@@ -29,13 +44,72 @@ RENDERER_UNAVAILABLE = "Messages cannot be rendered right now: try again later"
 def stored_document(session: Session, vault: Vault, domain_id: str,
                     storage_key: str) -> Document:
     """The message's stored document, as it was accepted."""
+    return _stored(session, vault, domain_id, storage_key)[1]
+
+
+def _stored(session: Session, vault: Vault, domain_id: str,
+            storage_key: str) -> tuple[Message, Document]:
     message = session.get(Message, storage_key)
     if message is None or message.domain_id != domain_id or message.content_sealed is None:
         raise NotFound(NOT_FOUND)
     key = session.scalar(select(VaultKey).where(VaultKey.id == message.content_key_id))
     if key is None:  # its content key was erased
         raise NotFound(NOT_FOUND)
-    return Document.load(vault.open(key, message.content_sealed, f"message:{message.id}"))
+    return message, Document.load(vault.open(key, message.content_sealed,
+                                             f"message:{message.id}"))
+
+
+def resend(session: Session, vault: Vault, domain: Domain, storage_key: str,
+           to: list[str], *, now: float, require_verified: bool) -> Accepted:
+    """Send a stored message again, to `to` (`POST /v3/domains/{d}/messages/{key}`): accepted
+    as a message of its own (a new Message-ID and storage key, queued now, its `accepted`
+    events), as it was stored: the same From, To, Cc, subject, body and options. The new
+    recipients are its envelope, as `/messages.mime`'s `to` is. A batch message's copy to
+    one of its first recipients has that recipient's values again; to anyone else, none."""
+    if not may_send(domain, require_verified=require_verified):
+        raise not_allowed(domain)
+    recipients = _recipients(to)
+    message, stored = _stored(session, vault, domain.id, storage_key)
+    document = replace(
+        stored, message_id=new_message_id(domain.name, now), created_at=now,
+        deliverytime=None,
+        mime=None if stored.mime is None else
+        base64.b64encode(content.without_message_id(stored.mime_bytes)).decode())
+    batch = _first_values(session, vault, message, recipients) if stored.batch else None
+    return queue_all(session, vault, [Outgoing(
+        domain, document, recipients, batch, message.size, json.loads(message.tags),
+        message.testmode, message.dkim, message.require_tls or domain.require_tls,
+        message.skip_verification or domain.skip_verification)], now=now)[0]
+
+
+def _recipients(to: list[str]) -> list[Address]:
+    """The `to` of a resend, each address once: one field or several, comma-separated."""
+    if not any(v.strip() for v in to):
+        raise BadRequest("to parameter is missing")
+    unique: dict[str, Address] = {}
+    for address in parse_addresses(to, "to"):
+        unique.setdefault(normalize_address(address.email), address)
+    return list(unique.values())
+
+
+def _first_values(session: Session, vault: Vault, message: Message,
+                  recipients: list[Address]) -> dict[str, dict]:
+    """Each recipient's batch values from the message's first sending, by address; {} for
+    one it was not sent to then (or whose key was erased since: a new one is not the old)."""
+    keys = vault.subjects(session, message.account_id, [a.email for a in recipients])
+    by_key = {key.id: email for email, key in keys.items()}
+    values: dict[str, dict] = {email: {} for email in keys}
+    ids = list(by_key)
+    for start in range(0, len(ids), 500):  # within every database's bound parameters
+        for key_id, sealed in session.execute(
+                select(Delivery.subject_key_id, Delivery.variables_sealed).where(
+                    Delivery.message_id == message.id,
+                    Delivery.subject_key_id.in_(ids[start:start + 500]))):
+            if key_id is not None and sealed is not None:
+                email = by_key[key_id]
+                values[email] = json.loads(vault.open(keys[email], sealed,
+                                                      "delivery.variables"))
+    return values
 
 
 async def stored_view(services: Services, account_id: str, doc: Document, *, mime: bool) -> dict:

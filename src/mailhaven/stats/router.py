@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
-from mailhaven.clock import format_rfc2822, months_before
+from mailhaven.clock import format_rfc2822
 from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
-from mailhaven.events.query import time_param
 from mailhaven.http import query_url, read_form
 from mailhaven.services import Services
 from mailhaven.stats import service, tags
 
 router = APIRouter(tags=["stats"])
 
-_DURATION = re.compile(r"^(\d{1,7})([hdm])$")
-_UNIT_SECONDS = {"h": 3600, "d": 86400}
-_UNIT_RESOLUTION = {"h": "hour", "d": "day", "m": "month"}
-DEFAULT_SPAN = 7 * 86400
 PAGES = ("first", "last", "next", "prev", "previous")
 AGGREGATES = {"countries": "country", "providers": "provider", "devices": "device"}
 # Mailgun's per-tag breakdowns by recipient country, mailbox provider and device: Mailhaven
 # keeps no such counters (they would come from recipients' IPs and user agents).
 UNSUPPORTED_FILTERS = ("provider", "device", "country")
-
-
-def _window(params: Mapping[str, str], now: float) -> tuple[float, float, str]:
-    """Start, end and resolution. `duration` counts back from `end` in hours, days or
-    calendar months, and gives the resolution unless one is asked for."""
-    end = time_param(params["end"], "end") if params.get("end") else now
-    resolution = params.get("resolution")
-    duration = params.get("duration")
-    if duration:
-        match = _DURATION.match(duration)
-        if match is None:
-            raise BadRequest("Invalid 'duration' parameter: use e.g. 24h, 7d or 1m")
-        n, unit = int(match.group(1)), match.group(2)
-        start = months_before(end, n) if unit == "m" else end - n * _UNIT_SECONDS[unit]
-        if start is None:
-            raise BadRequest("The time range is too long: at most 10000 hours")
-        resolution = resolution or _UNIT_RESOLUTION[unit]
-    else:
-        start = time_param(params["start"], "start") if params.get("start") else end - DEFAULT_SPAN
-    if start > end:
-        raise BadRequest("'start' must be before 'end'")
-    return start, end, resolution or "day"
 
 
 async def _stats(domain_name: str, request: Request, services: Services, account_id: str,
@@ -60,7 +30,9 @@ async def _stats(domain_name: str, request: Request, services: Services, account
         raise BadRequest("Missing mandatory parameter: event")
     if tag and (unsupported := [f for f in UNSUPPORTED_FILTERS if params.get(f)]):
         raise BadRequest(f"Filter '{unsupported[0]}' is not supported")
-    start, end, resolution = _window(params, services.clock.now())
+    start, end, resolution = service.window(
+        start=params.get("start"), end=params.get("end"), duration=params.get("duration"),
+        resolution=params.get("resolution"), now=services.clock.now())
 
     def work(session: Session, domain: Domain) -> dict:
         about = tags.get(session, domain.id, tag) if tag else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -10,10 +11,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Insert, select
 from sqlalchemy.orm import Session
 
-from mailhaven.clock import format_rfc2822
+from mailhaven.clock import format_rfc2822, months_before
 from mailhaven.controls.service import NO_LIMITS
 from mailhaven.controls.service import limits as subject_limits
 from mailhaven.errors import BadRequest
+from mailhaven.events.query import time_param
 from mailhaven.events.service import Recorded
 from mailhaven.failure_reasons import FailureReason
 from mailhaven.stats import tags
@@ -24,6 +26,10 @@ EVENTS = ("accepted", "delivered", "failed", "opened", "clicked", "unsubscribed"
           "complained", "stored")
 RESOLUTIONS = ("hour", "day", "month")
 MAX_HOURS = 10_000
+DEFAULT_SPAN = 7 * 86400
+_DURATION = re.compile(r"^(\d{1,7})([hdm])$")
+_UNIT_SECONDS = {"h": 3600, "d": 86400}
+_UNIT_RESOLUTION = {"h": "hour", "d": "day", "m": "month"}
 KIND = "_stats_kind"  # set on a document handed to `count`, never stored: overrides kind_of
 _FAILED_PERMANENT = (  # Mailgun's breakdown, in its order
     FailureReason.SUPPRESS_BOUNCE, FailureReason.SUPPRESS_UNSUBSCRIBE,
@@ -81,13 +87,36 @@ def _upsert(dialect: str) -> Insert:
         set_={"count": StatCount.count + statement.excluded.count})
 
 
-def _bucket(hour: int, resolution: str) -> int:
+def bucket(hour: int, resolution: str) -> int:
+    """The start of the hour, day or month (UTC) that the hour starting at `hour` is in."""
     when = datetime.fromtimestamp(hour, UTC)
     if resolution == "day":
         when = when.replace(hour=0)
     elif resolution == "month":
         when = when.replace(day=1, hour=0)
     return int(when.timestamp())
+
+
+def window(*, start: str | None, end: str | None, duration: str | None,
+           resolution: str | None, now: float) -> tuple[float, float, str]:
+    """Start, end and resolution of a stats query (`stats/total`, `/v1/analytics/metrics`).
+    `duration` counts back from `end` in hours, days or calendar months, overrides `start`,
+    and gives the resolution unless one is asked for."""
+    last = time_param(end, "end") if end else now
+    if duration:
+        match = _DURATION.match(duration)
+        if match is None:
+            raise BadRequest("Invalid 'duration' parameter: use e.g. 24h, 7d or 1m")
+        n, unit = int(match.group(1)), match.group(2)
+        first = months_before(last, n) if unit == "m" else last - n * _UNIT_SECONDS[unit]
+        if first is None:
+            raise BadRequest("The time range is too long: at most 10000 hours")
+        resolution = resolution or _UNIT_RESOLUTION[unit]
+    else:
+        first = time_param(start, "start") if start else last - DEFAULT_SPAN
+    if first > last:
+        raise BadRequest("'start' must be before 'end'")
+    return first, last, resolution or "day"
 
 
 def _empty(event: str) -> dict:
@@ -115,7 +144,7 @@ def totals(session: Session, domain_id: str, *, events: list[str], start: float,
         raise BadRequest("resolution must be one of hour, day, month")
     if end - start > MAX_HOURS * 3600:
         raise BadRequest("The time range is too long: at most 10000 hours")
-    first = _bucket(int(start // 3600 * 3600), resolution)  # whole periods, as Mailgun counts
+    first = bucket(int(start // 3600 * 3600), resolution)  # whole periods, as Mailgun counts
     rows = session.execute(select(StatCount.hour, StatCount.event, StatCount.kind,
                                   StatCount.count).where(
         StatCount.domain_id == domain_id, StatCount.tag == tag,
@@ -123,10 +152,10 @@ def totals(session: Session, domain_id: str, *, events: list[str], start: float,
     periods: dict[int, dict] = {}
     hour = first
     while hour <= end:
-        periods.setdefault(_bucket(hour, resolution), {e: _empty(e) for e in events})
+        periods.setdefault(bucket(hour, resolution), {e: _empty(e) for e in events})
         hour += 3600
     for hour, event, kind, n in rows:
-        stats = periods.setdefault(_bucket(hour, resolution),
+        stats = periods.setdefault(bucket(hour, resolution),
                                    {e: _empty(e) for e in events})[event]
         if event == "failed":
             severity, _, reason = kind.partition(":")

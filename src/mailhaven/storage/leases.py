@@ -4,11 +4,11 @@ A claim moves a due row's `next_attempt_at` to the end of its lease and stamps
 `lease_owner`; a claimer that dies simply lets the lease run out, and the row is due again
 for anyone to claim. Settling is fenced by the lease: it applies only while the row still
 carries this claim's owner and expiry, so a claimer that lost its lease (to another, or to a
-later claim of its own) can't overwrite what the newer claim records. Claims are shared
-fairly between the accounts with rows due (`fair_shares`), so one account's backlog delays
-another's work by a claim at most. The delivery queue and the webhook queue are such
-queues; how a claim differs between the databases (SKIP LOCKED, BEGIN IMMEDIATE) is said
-only here.
+later claim of its own) can't overwrite what the newer claim records. Cancelling spares the
+rows a claim holds, for the same reason. Claims are shared fairly between the accounts with
+rows due (`fair_shares`), so one account's backlog delays another's work by a claim at most.
+The delivery queue and the webhook queue are such queues; how a claim differs between the
+databases (SKIP LOCKED, BEGIN IMMEDIATE) is said only here.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from sqlalchemy import (
     ScalarSelect,
     Select,
     Update,
+    and_,
     bindparam,
     func,
     literal,
+    not_,
     select,
     union_all,
     update,
@@ -56,7 +58,7 @@ class LeasedQueue:
         self.waiting = waiting
         # Written out, not bound: only a query that says `status = 'queued'` itself may use
         # a partial index of the waiting rows (on PostgreSQL and SQLite alike).
-        self._waiting = model.status == literal(waiting, literal_execute=True)
+        self._waiting: ColumnElement[bool] = model.status == literal(waiting, literal_execute=True)
         self._accounts = self._waiting_accounts()
         self._shares = functools.lru_cache(maxsize=128)(self._build_shares)
 
@@ -162,6 +164,35 @@ class LeasedQueue:
         """`fenced`, run: the ids of the rows it settled (the others' lease was lost)."""
         return set(session.scalars(self.fenced(ids, lease, now, **values)
                                    .returning(self.model.id)))
+
+    # -- cancel -----------------------------------------------------------------------------
+    @property
+    def waiting_rows(self) -> ColumnElement[bool]:
+        """The rows still to be done, as a condition the partial index serves."""
+        return self._waiting
+
+    def held(self, now: float) -> ColumnElement[bool]:
+        """Rows a claim holds at `now`: leased, and the lease not run out."""
+        rows = self.model
+        return and_(rows.lease_owner.is_not(None), rows.next_attempt_at > now)
+
+    def cancel(self, session: Session, where: ColumnElement[bool], now: float, *,
+               status: str, limit: int) -> list[int]:
+        """Settle up to `limit` waiting rows matching `where` as `status`, but none a claim
+        holds now: its holder is at work on it and records what came of it (a row changed
+        under it would fail its fenced settle, and the outcome would go unrecorded). Rows
+        another transaction is claiming this moment are skipped too: they are held once it
+        commits. The ids settled; call again until none is left."""
+        rows = self.model
+        free = and_(self._waiting, where, not_(self.held(now)))
+        ids = list(session.scalars(_locked(select(rows.id).where(free).order_by(rows.id)
+                                           .limit(limit), is_postgresql(session))))
+        if not ids:
+            return []
+        return list(session.scalars(
+            update(rows).where(rows.id.in_(ids), free)
+            .values(status=status, lease_owner=None, updated_at=now)
+            .returning(rows.id).execution_options(synchronize_session=False)))
 
 
 def _locked(query: Select[int], postgresql: bool) -> Select[int]:

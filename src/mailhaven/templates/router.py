@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.forms import field_dict, flag
-from mailhaven.http import query_url, read_form
+from mailhaven.http import form_body, json_responses, query_url, read_form
 from mailhaven.services import Services
 from mailhaven.templates import service
 
@@ -25,25 +25,13 @@ VERSIONS = f"{ONE}/versions"
 VERSION = f"{VERSIONS}/{{version_name}}"
 
 
-def _form_body(properties: dict[str, str], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """An OpenAPI request body of form fields (described as Mailgun describes them), taken
-    urlencoded or multipart."""
-    schema = {"type": "object", "required": list(required), "properties": {
-        name: {"type": "string", "description": about} for name, about in properties.items()}}
-    return {"requestBody": {"required": True, "content": {
-        "application/x-www-form-urlencoded": {"schema": schema},
-        "multipart/form-data": {"schema": schema}}}}
-
-
 def _answers(example: dict[str, Any], *errors: int) -> dict[int | str, dict[str, Any]]:
-    described = {400: "Invalid parameters (Mailgun's message)", 404: "No such template "
-                 "(or version, or domain)", 409: "The name or tag is taken"}
-    answers: dict[int | str, dict[str, Any]] = {
-        200: {"description": "Success", "content": {"application/json": {"example": example}}}}
-    for status in errors:
-        answers[status] = {"description": described[status], "content": {
-            "application/json": {"example": {"message": "…"}}}}
-    return answers
+    """The route's 200 with `example`, and the errors it may answer, in Mailgun's shape."""
+    described = {400: ("Invalid parameters", {"message": service.NAME_INVALID}),
+                 404: ("No such template, version or domain", {"message": service.NOT_FOUND}),
+                 409: ("The name or tag is taken", {"message": "version v2 already exists"})}
+    return json_responses({200: ("Success", example),
+                           **{status: described[status] for status in errors}})
 
 
 _VERSION_FIELDS = {
@@ -108,7 +96,7 @@ async def list_templates(domain_name: str, request: Request, services: ServicesD
             "paging": _paging(request, f"/v3/{domain_name}/templates", found, limit)}
 
 
-@router.post(BASE, openapi_extra=_form_body(CREATE_FIELDS, ("name",)),
+@router.post(BASE, openapi_extra=form_body(CREATE_FIELDS, required=("name",)),
              responses=_answers({"message": service.STORED,
                                  "template": {**EXAMPLE_TEMPLATE, "version": EXAMPLE_VERSION}},
                                 400, 409))
@@ -138,8 +126,8 @@ async def get_template(domain_name: str, template_name: str, services: ServicesD
         service.get(session, services.vault, domain, template_name, active=flag(active))))
 
 
-@router.put(ONE, openapi_extra=_form_body({"description": "The new description"},
-                                          ("description",)),
+@router.put(ONE, openapi_extra=form_body({"description": "The new description"},
+                                         required=("description",)),
             responses=_answers({"message": service.UPDATED, "template": {"name": "welcome"}},
                                400, 404))
 async def update_template(domain_name: str, template_name: str, request: Request,
@@ -179,7 +167,7 @@ async def list_versions(domain_name: str, template_name: str, request: Request,
             "paging": _paging(request, path, found, limit)}
 
 
-@router.post(VERSIONS, openapi_extra=_form_body(VERSION_FIELDS, ("template", "tag")),
+@router.post(VERSIONS, openapi_extra=form_body(VERSION_FIELDS, required=("template", "tag")),
              responses=_answers({"message": service.VERSION_STORED, "template": {
                  **EXAMPLE_TEMPLATE, "version": EXAMPLE_VERSION}}, 400, 404, 409))
 async def create_version(domain_name: str, template_name: str, request: Request,
@@ -201,7 +189,7 @@ async def get_version(domain_name: str, template_name: str, version_name: str,
         service.get_version(session, services.vault, domain, template_name, version_name)))
 
 
-@router.put(VERSION, openapi_extra=_form_body(
+@router.put(VERSION, openapi_extra=form_body(
     {name: about for name, about in VERSION_FIELDS.items() if name not in ("tag", "engine")}),
             responses=_answers({"message": service.VERSION_UPDATED, "template": {
                 "name": "welcome", "version": {"tag": "initial"}}}, 400, 404))

@@ -69,20 +69,18 @@ async def list_webhooks(domain_name: str, services: ServicesDep,
 async def create_webhook_v3(domain_name: str, request: Request, services: ServicesDep,
                             account_id: AccountDep) -> dict:
     urls, types, single = await _fields(request)
-    if types or "id" not in single:  # v4 semantics on the v3 path
+    if types:  # v4 semantics on the v3 path (Mailgun's Python SDK sends them here)
         return await _add_v4(services, account_id, domain_name, urls, types)
+    for name in ("id", "url"):
+        if not single.get(name, "").strip():
+            raise BadRequest(service.MISSING.format(name=name))
     name = single["id"]
     now = services.clock.now()
     result, _ = await _domain(services, account_id, domain_name,
-                              lambda s, d: service.set_urls(s, account_id, d, name,
-                                                            _existing(s, account_id, d, name)
-                                                            + urls, now),
+                              lambda s, d: service.create_urls(s, account_id, d, name, urls,
+                                                               now, domain_name=domain_name),
                               write=True)
     return {"message": "Webhook has been created", "webhook": {"urls": result}}
-
-
-def _existing(session: Session, account_id: str, domain_id: str, name: str) -> list[str]:
-    return service.domain_map(session, account_id, domain_id).get(name, {}).get("urls", [])
 
 
 @router.post("/v4/domains/{domain_name}/webhooks")

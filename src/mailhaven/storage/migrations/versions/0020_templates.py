@@ -5,14 +5,14 @@ customer wrote (content, description, author, comments, stored headers) is seale
 template's own content key; deleting that key deletes the template (ON DELETE CASCADE).
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019 (main's head when merged; first written on 0018)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0020'
-down_revision = '0018'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""SMTP credentials: the logins SMTP submission authenticates (SPEC P12)."""

@@ -1,0 +1,77 @@
+"""Failed SMTP logins, counted per client network and per login, to slow and stop guessing.
+
+SMTP passwords are chosen by people (Mailgun allows five characters), so guessing them is
+worth bounding, without handing an attacker a way to lock a real sender out:
+
+- every failed AUTH is answered late, later the more that network failed lately, and one
+  at a time per network once it has failed: parallel connections guess no faster;
+- a network past `NETWORK_LIMIT` failures in `WINDOW` is answered 454 without a look at
+  the password, until its failures are `WINDOW` old;
+- a login past `LOGIN_LIMIT` failures in `WINDOW`, from anywhere, is answered 454 the same
+  way — but never to a network that logged in as it within `TRUSTED_FOR`: the sender's own
+  servers keep working while someone else guesses its password, and a sender on a new
+  address waits at most `WINDOW`.
+
+Counts live in this process's memory, at most `size` networks and logins each (the least
+recently failing forgotten first); a restart forgets them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from contextlib import AbstractAsyncContextManager, nullcontext
+
+from mailhaven.accounts.throttle import FailedLogins
+from mailhaven.clock import Clock
+
+WINDOW = 15 * 60.0
+NETWORK_LIMIT = 20  # failures a client network may have in WINDOW before 454s
+LOGIN_LIMIT = 10  # failures a login may have in WINDOW (from networks it doesn't know)
+TRUSTED_FOR = 24 * 3600.0  # a network that logged in as a login is known to it this long
+DELAY_STEP = 0.5  # seconds added to a failure's answer per recent failure of its network
+MAX_DELAY = 5.0
+
+
+class AuthThrottle:
+    def __init__(self, clock: Clock, *, network_limit: int = NETWORK_LIMIT,
+                 login_limit: int = LOGIN_LIMIT, delay_step: float = DELAY_STEP,
+                 size: int = 10_000) -> None:
+        self._clock, self._delay_step, self._size = clock, delay_step, size
+        self._networks = FailedLogins(clock, network_limit, size, window=WINDOW)
+        self._logins = FailedLogins(clock, login_limit, size, window=WINDOW)
+        self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def refused(self, network: str, login: str) -> str | None:
+        """Why an AUTH from `network` as `login` is answered 454 without checking it
+        ("network" or "login"), or None."""
+        if self._is_trusted(network, login, self._clock.now()):
+            return None
+        if self._networks.blocked(network):
+            return "network"
+        if self._logins.blocked(login.lower()):
+            return "login"
+        return None
+
+    def turn(self, network: str) -> AbstractAsyncContextManager[object]:
+        """Held while an AUTH from `network` is checked and answered: one at a time for a
+        network that failed lately, any number for the others."""
+        if not self._networks.count(network):
+            return nullcontext()
+        return self._networks.lock(network)
+
+    def failed(self, network: str, login: str) -> float:
+        """Count a failure; how long to wait before answering it."""
+        self._networks.fail(network)
+        self._logins.fail(login.lower())
+        return min(MAX_DELAY, self._delay_step * self._networks.count(network))
+
+    def succeeded(self, network: str, login: str) -> None:
+        key = (network, login.lower())
+        self._trusted[key] = self._clock.now()
+        self._trusted.move_to_end(key)
+        while len(self._trusted) > self._size:
+            self._trusted.popitem(last=False)
+
+    def _is_trusted(self, network: str, login: str, now: float) -> bool:
+        since = self._trusted.get((network, login.lower()))
+        return since is not None and now - since < TRUSTED_FOR
