@@ -25,6 +25,7 @@ from mailhaven.sending.service import group_commit
 from mailhaven.services import Services
 from mailhaven.stats.router import router as stats_router
 from mailhaven.suppressions.router import router as suppressions_router
+from mailhaven.templates.router import router as templates_router
 from mailhaven.tracking.router import router as tracking_router
 from mailhaven.webhooks.router import router as webhooks_router
 from mailhaven.wiring import wire
@@ -56,6 +57,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(retention_router)
     app.include_router(analytics_router)
     app.include_router(credentials_router)
+    app.include_router(templates_router)
     if dev:
         from mailhaven.dev.router import router as dev_router
         app.include_router(dev_router)

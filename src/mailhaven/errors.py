@@ -30,6 +30,10 @@ class NotFound(MailhavenError):
     status = 404
 
 
+class Conflict(MailhavenError):
+    status = 409
+
+
 class Gone(MailhavenError):
     status = 410
 

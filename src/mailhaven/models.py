@@ -14,6 +14,7 @@ from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.storage.periodic import JobRun
 from mailhaven.suppressions.models import Suppression
+from mailhaven.templates.models import Template, TemplateVersion
 from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
@@ -21,5 +22,5 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
            "Event", "FormCounter", "JobRun", "Message", "PrivacyRequest", "RetentionPolicy",
-           "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "VaultKey",
-           "Webhook", "WebhookDelivery", "metadata"]
+           "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "Template",
+           "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

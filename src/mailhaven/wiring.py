@@ -4,8 +4,10 @@ so `events` never imports its consumers."""
 
 from __future__ import annotations
 
+from mailhaven.domains import service as domains
 from mailhaven.events import service as events
 from mailhaven.stats.service import count_recorded
+from mailhaven.templates.service import domain_deleted
 from mailhaven.webhooks.service import enqueue_recorded
 
 
@@ -13,3 +15,4 @@ def wire() -> None:
     """Subscribe statistics and webhooks to recorded events (again: no harm)."""
     events.subscribe(count_recorded)
     events.subscribe(enqueue_recorded)
+    domains.on_delete(domain_deleted)  # a domain's templates go with their keys

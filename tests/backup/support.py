@@ -21,7 +21,8 @@ def keyring(services: Services) -> Keyring:
 
 
 def send_and_deliver(api, services: Services, domain: str) -> None:  # type: ignore[no-untyped-def]
-    """Mail to ann and bob, delivered; ann unsubscribes; another address bounced."""
+    """Mail to ann and bob, delivered; ann unsubscribes; another address bounced; a stored
+    template."""
     for to in ([ANN, BOB], BOB):
         sent = api.post(f"/v3/{domain}/messages", data={
             "from": f"news@{domain}", "to": to, "subject": "Statement", "text": BODY,
@@ -33,6 +34,9 @@ def send_and_deliver(api, services: Services, domain: str) -> None:  # type: ign
     assert api.post(f"/v3/{domain}/unsubscribes", data={"address": ANN}).status_code == 200
     assert api.post(f"/v3/{domain}/bounces", data={"address": "gone@example.net",
                                                     "code": "550"}).status_code == 200
+    assert api.post(f"/v3/{domain}/templates", data={
+        "name": "statement", "description": "Statements", "template": f"<p>{BODY}</p>",
+        "headers": '{"Subject": "Statement"}'}).status_code == 200
 
 
 def api_view(api, domain: str) -> dict:  # type: ignore[no-untyped-def]
@@ -47,6 +51,8 @@ def api_view(api, domain: str) -> dict:  # type: ignore[no-untyped-def]
         **{kind: items(f"/v3/{domain}/{kind}")
            for kind in ("bounces", "unsubscribes", "complaints", "whitelists")},
         "domains": items("/v3/domains"),
+        "templates": items(f"/v3/{domain}/templates"),
+        "template": api.get(f"/v3/{domain}/templates/statement", params={"active": "yes"}).json(),
     }
 
 

@@ -26,7 +26,7 @@ CLI = [sys.executable, "-c", "from mailhaven.cli import app; app()"]
 @pytest.fixture
 def busy_account(api, services, account, domain) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """The account with a sent and delivered message, a suppression, a webhook, a webhook
-    signing key, and a second API key that was revoked."""
+    signing key, a stored template, and a second API key that was revoked."""
     with services.db.transaction() as session:
         spare = issue_key(session, account[0], description="ci", clock=services.clock)
     with services.db.transaction() as session:
@@ -34,6 +34,9 @@ def busy_account(api, services, account, domain) -> dict[str, str]:  # type: ign
     assert api.post(f"/v3/domains/{domain}/webhooks", data={
         "id": "delivered", "url": "https://hooks.acme.test/mailgun"}).status_code == 200
     signing = api.get("/v5/accounts/http_signing_key").json()["http_signing_key"]
+    assert api.post(f"/v3/{domain}/templates", data={
+        "name": "invoice", "description": "Invoices", "template": "<p>{{amount}}</p>",
+        "headers": '{"Subject": "Your invoice"}'}).status_code == 200
     reply = api.post(f"/v3/{domain}/messages", data={
         "from": f"ops@{domain}", "to": "Carol <carol@example.org>", "subject": "Invoice",
         "text": "body text"})
@@ -57,8 +60,13 @@ def test_an_account_export_holds_profile_domains_keys_and_activity(
     assert doc["subject"] == {"kind": "account holder", "account_id": account[0]}
     found = doc["categories"]
     assert list(found) == ["profile", "users", "domains", "api_keys", "events", "messages",
-                           "suppressions", "webhooks", "smtp_credentials", "consents",
-                           "requests", "disclosures"]
+                           "suppressions", "webhooks", "smtp_credentials", "templates",
+                           "consents", "requests", "disclosures"]
+    [template] = found["templates"]
+    assert (template["domain"], template["name"], template["description"]) == (
+        domain, "invoice", "Invoices")
+    assert [(v["tag"], v["template"], v["headers"]) for v in template["versions"]] == [
+        ("initial", "<p>{{amount}}</p>", {"Subject": "Your invoice"})]
     assert done.rows == {name: len(rows) for name, rows in found.items()}
 
     [profile] = found["profile"]

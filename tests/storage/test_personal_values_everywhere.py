@@ -3,11 +3,11 @@
 `test_inventory.py` checks the declarations themselves; this writes personal values through
 every public API that takes them — sending (urlencoded, multipart, MIME, batch) and
 resending, the four suppression lists (form, JSON, CSV import), one-click unsubscribe,
-webhooks, tags, privacy requests and consents, SMTP credentials — then reads every column
-of every table: none may hold any of them in clear, whatever the column says it holds. A
-personal column must hold them sealed or as a keyed index; a column declared non-personal
-must not hold them at all. Domains, retention and tracking settings take no personal data,
-and events are only read.
+webhooks, tags, privacy requests and consents, SMTP credentials, stored templates and sends
+with them — then reads every column of every table: none may hold any of them in clear,
+whatever the column says it holds. A personal column must hold them sealed or as a keyed
+index; a column declared non-personal must not hold them at all. Domains, retention and
+tracking settings take no personal data, and events are only read.
 
 Every personal value carries the token `pv5qz`, so any piece of one (a domain, a name, an
 address's local part) is found, in any case. Free-text fields customers fill and we keep in
@@ -142,6 +142,28 @@ def _customer_text(api, domain: str, hook_url: str) -> None:  # type: ignore[no-
                        data={"description": "asked by tagdesc.pv5qz@pv5qz-tag.test"}))
 
 
+def _templates(api, domain: str) -> None:  # type: ignore[no-untyped-def]
+    """A template's content, description, author, comments and stored headers are the
+    customer's content, sealed; its name and tags are identifiers, which hold no address."""
+    base = f"/v3/{domain}/templates"
+    _ok(api.post(base, data={
+        "name": "welcome", "description": "for desc.pv5qz@pv5qz-tpl.test",
+        "createdBy": "Pv5qz Author <author.pv5qz@pv5qz-tpl.test>",
+        "template": "<p>Dear Pv5qz {{name}}, write to help.pv5qz@pv5qz-tpl.test</p>",
+        "comment": "asked by comment.pv5qz@pv5qz-tpl.test", "headers": json.dumps({
+            "From": f"Pv5qz Billing <billing@{domain}>", "Subject": "pv5qz subject",
+            "Reply-To": "reply.pv5qz@pv5qz-tpl.test"})}))
+    _ok(api.post(f"{base}/welcome/versions", files={
+        "tag": (None, "v2"), "template": (None, "<p>v2 for v2.pv5qz@pv5qz-tpl.test</p>"),
+        "comment": (None, "pv5qz second")}))
+    _ok(api.put(f"{base}/welcome/versions/v2/copy/v3",
+                params={"comment": "copy.pv5qz@pv5qz-tpl.test"}))
+    _free_text(api.post(base, data={"name": "tpl.pv5qz@pv5qz-tpl.test"}))
+    _ok(api.post(f"/v3/{domain}/messages", data={
+        "to": "templated.pv5qz@pv5qz-tpl.test", "template": "welcome",
+        "t:variables": json.dumps({"name": "Pv5qz Variable"})}))
+
+
 def _deliver_and_unsubscribe(api, live, services, domain: str) -> None:  # type: ignore[no-untyped-def]
     """Every copy delivered to a sink; the first recipient unsubscribes in one click."""
     _ok(api.put(f"/v3/domains/{domain}/tracking/unsubscribe", data={"active": "yes"}))
@@ -150,6 +172,7 @@ def _deliver_and_unsubscribe(api, live, services, domain: str) -> None:  # type:
     with WebhookReceiver() as receiver, Sink() as sink:
         _customer_text(api, domain, receiver.url)
         _send(api, domain)
+        _templates(api, domain)
         deliver_due(tracked, sink)
         to_ingrid = next(r for r in sink.received if r.rcpt_tos == [RECIPIENT])
         one_click = to_ingrid.message["List-Unsubscribe"].strip("<>")

@@ -30,6 +30,7 @@ from mailhaven.errors import frames
 from mailhaven.failure_reasons import FailureReason
 from mailhaven.messages import content, payloads
 from mailhaven.messages.document import Document
+from mailhaven.messages.handlebars import TemplateError
 from mailhaven.messages.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.runner import Runner
 from mailhaven.services import Services
@@ -224,6 +225,9 @@ class DeliveryWorker(Runner):
         except RenderTimeout as exc:  # the same message takes as long every time
             raise local_failure(554, "5.6.0", f"Message could not be rendered within "
                                 f"{exc.budget:g} seconds", permanent=True) from exc
+        except TemplateError as exc:  # past its budget: the same every time (no content in it)
+            raise local_failure(554, "5.6.0", f"Template could not be rendered: {exc}",
+                                permanent=True) from exc
         except RenderUnavailable as exc:  # ours, not the message's: try again later
             log.error("delivery %s: no rendering process: %s", job.delivery_id, frames(exc))
             raise local_failure(451, "4.3.0", "Local error in processing",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
@@ -186,8 +186,22 @@ def sole_holder(session: Session, name: str) -> str | None:
     return holders[0] if holders else None
 
 
+DeletionHook = Callable[[Session, Domain], None]
+_deletion_hooks: list[DeletionHook] = []
+
+
+def on_delete(hook: DeletionHook) -> None:
+    """Run `hook` in the transaction that deletes a domain, before the rows go (templates
+    delete their content keys): packages above this one subscribe (`wiring`)."""
+    if hook not in _deletion_hooks:
+        _deletion_hooks.append(hook)
+
+
 def delete_domain(session: Session, account_id: str, name: str) -> None:
-    session.delete(owned_domain(session, account_id, name))
+    domain = owned_domain(session, account_id, name)
+    for hook in _deletion_hooks:
+        hook(session, domain)
+    session.delete(domain)
 
 
 # -- DKIM keys --------------------------------------------------------------------------

@@ -101,6 +101,8 @@ def event_json(facts: MessageFacts, event: str, recipient: str, timestamp: float
     }
     if facts.storage_key:
         data["storage"] = {"key": facts.storage_key}
+    if facts.template:
+        data["template"] = facts.template
     if extra:
         data.update(extra)
     if event == "failed":

@@ -32,6 +32,7 @@ from mailhaven.exports.registry import (
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.suppressions.models import Suppression
+from mailhaven.templates.service import exported as exported_templates
 from mailhaven.vault.service import normalize_address
 from mailhaven.webhooks.models import Webhook
 
@@ -307,6 +308,14 @@ def smtp_credentials(scope: Scope) -> Iterator[dict]:
         if login is not None:
             yield {"domain": domain, "login": login, "created_at": iso(row.created_at),
                    "password_changed_at": iso(row.password_changed_at)}
+
+
+@register("templates", columns=("id", "domain", "name", "description", "created_by",
+                                "created_at", "versions"), subjects=(ACCOUNT_HOLDER,))
+def templates(scope: Scope) -> Iterator[dict]:
+    """The account's stored templates, each with its versions (content included)."""
+    for row in exported_templates(scope.session, scope.vault, scope.account_id):
+        yield {**row, "created_at": iso(row["created_at"])}
 
 
 # -- the privacy engine's own records: registered now, filled when their tables exist ------

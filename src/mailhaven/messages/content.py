@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailhaven.addresses import header_text, mailbox_pairs, mailbox_parts
-from mailhaven.messages import folding, plain
+from mailhaven.messages import folding, plain, templated
 from mailhaven.messages.document import Document
 from mailhaven.messages.folding import decode_words
 from mailhaven.messages.mime import mime_fields, mime_head
@@ -46,6 +46,7 @@ class MessageFacts:
     testmode: bool
     scheduled_for: float | None = None  # o:deliverytime, as the message was accepted
     method: str = "http"  # how the message was submitted: "http" or "smtp"
+    template: dict[str, str] | None = None  # Mailgun's {name, version} of a templated send
 
 
 def _same(text: str) -> str:
@@ -94,9 +95,11 @@ def facts(doc: Document, *, storage_key: str, size: int, tags: list[str],
             for a in doc.attachments if not a.inline
         ]
     headers["message-id"] = doc.message_id
+    template = None if doc.template is None else {
+        "name": doc.template.name, "version": doc.template.version}
     return MessageFacts(storage_key, doc.message_id, headers, attachments, size, tags,
                         dict(doc.variables), testmode, scheduled_for=doc.deliverytime,
-                        method=doc.method)
+                        method=doc.method, template=template)
 
 
 
@@ -146,7 +149,7 @@ def may_be_plain(doc: Document) -> bool:
     """Whether `render_plain` may write the message: a text body alone (it still checks
     the addresses and header values)."""
     return (doc.mime is None and doc.text is not None and doc.html is None
-            and doc.amp_html is None and not doc.attachments)
+            and doc.amp_html is None and not doc.attachments and doc.template is None)
 
 
 def _render(doc: Document, recipient: str, variables: dict | None, additions: Additions, *,
@@ -159,6 +162,11 @@ def _render(doc: Document, recipient: str, variables: dict | None, additions: Ad
     def sub_header(text: str) -> str:
         # Variables come from the client's JSON: whatever they hold stays in its header.
         return header_text(sub(text))
+
+    if doc.template is not None:  # rendered in the render pool only: it is bounded there
+        if not general:
+            return None
+        doc = templated.applied(doc, batch_variables, sub, MIME_POLICY)
 
     if doc.mime is not None:
         return _render_mime(doc, sub_header, additions.headers) if general else None

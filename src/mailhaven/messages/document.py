@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,19 @@ class StoredAttachment:
     @property
     def content(self) -> bytes:
         return base64.b64decode(self.data)
+
+
+@dataclass(frozen=True)
+class StoredTemplate:
+    """A send's template (`template`, `t:version`, `t:text`, `t:variables`): the version's
+    content as it was when the message was accepted, rendered for each recipient."""
+
+    name: str
+    version: str  # the version's tag
+    source: str  # the Handlebars source
+    headers: dict[str, str]  # the version's From, Subject, Reply-To: the message's win
+    text: bool = False  # t:text=yes: a text part made from the rendered HTML
+    variables: dict[str, Any] = field(default_factory=dict)  # t:variables
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class Document:
     tracking: dict[str, str] = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
     marketing: bool = True  # o:category=transactional: a service message
     method: str = "http"  # the door it came in by, as events say: "http" or "smtp"
+    template: StoredTemplate | None = None  # its body, rendered per recipient
 
     @property
     def mime_bytes(self) -> bytes:
@@ -64,4 +79,5 @@ class Document:
             attachments=[StoredAttachment(**a) for a in doc["attachments"]],
             mime=doc["mime"], deliverytime=doc.get("deliverytime"),
             tracking=doc.get("tracking") or {}, marketing=doc.get("marketing", True),
-            method=doc.get("method", "http"))
+            method=doc.get("method", "http"),
+            template=StoredTemplate(**doc["template"]) if doc.get("template") else None)

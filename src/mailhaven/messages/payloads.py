@@ -92,7 +92,8 @@ def lighten(doc: Document) -> Light:
     body, replaced by a marker of its own."""
     token = secrets.token_hex(12)  # no client can know, so none can write it in a message
     if doc.mime is not None:
-        return _lighten_mime(doc, token)
+        # A template replaces a .mime message's body: it is rendered whole.
+        return _lighten_mime(doc, token) if doc.template is None else Light(doc, ())
     attachments, payloads = [], []
     for i, attachment in enumerate(doc.attachments):
         stand_in = f"mailhaven payload {token} {i}".encode()

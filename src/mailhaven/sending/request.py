@@ -25,7 +25,7 @@ from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest, TooLarge
 from mailhaven.forms import flag, json_object
 from mailhaven.messages.content import RECIPIENT_VAR
-from mailhaven.messages.document import Document, StoredAttachment
+from mailhaven.messages.document import Document, StoredAttachment, StoredTemplate
 from mailhaven.messages.folding import decode_words, is_structured, unfoldable
 from mailhaven.messages.mime import BLANK_LINE, head_size, mime_fields, mime_head
 from mailhaven.vault.recognise import holds_address
@@ -52,6 +52,9 @@ MAX_PART_HEADERS_CHARS = 256 * 1024  # all the parts' header blocks together
 _LONG_FIELDS = frozenset({"to", "cc", "bcc", "references"})  # as Gmail counts them
 
 BODY_MISSING = "Need at least one of 'text', 'html', 'amp-html' or 'template' parameters specified"
+HTML_AND_TEMPLATE = "Only one parameters 'html' or 'template' is allowed"  # (sic), Mailgun's
+TEMPLATE_VARIABLES_INVALID = "'t:variables' parameter is not a valid JSON"
+VERSION_WITHOUT_TEMPLATE = "t:version can't be used without the template parameter"
 TAG_HOLDS_ADDRESS = ("o:tag can't hold an email address: tags are kept in clear in events "
                      "and stats; put personal data in v: variables, which are sealed")
 DELIVERYTIME_TOO_FAR = "o:deliverytime can't be more than 3 days in the future"
@@ -79,6 +82,7 @@ TOO_MANY_PARTS = ("message parameter is not a valid MIME message: more than "
 PART_HEADERS_TOO_LARGE = ("message parameter is not a valid MIME message: its parts' headers "
                           f"are over {MAX_PART_HEADERS_CHARS} characters in all")
 NOT_TEXT = "'recipient-variables' parameter holds text that is not valid Unicode"
+TEMPLATE_VARIABLES_NOT_TEXT = "'t:variables' parameter holds text that is not valid Unicode"
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':' (RFC 5322 ftext)
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
@@ -97,6 +101,16 @@ class Attachment:
     inline: bool = False
 
 
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    """The template a send names: `template`, `t:version`, `t:text`, `t:variables`."""
+
+    name: str
+    version: str | None = None  # None: the active version
+    text: bool = False
+    variables: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -124,6 +138,8 @@ class SendRequest:
     tracking: dict = field(default_factory=dict)  # o:tracking*, as asked (policy decides)
     marketing: bool = True  # o:category=transactional: a service message, not unsubscribable
     method: str = "http"  # the door it came in by (events' "method"): "http" or "smtp"
+    template: TemplateChoice | None = None
+    stored_template: StoredTemplate | None = None  # the template found for it, when accepted
 
     @property
     def recipients(self) -> list[Address]:
@@ -146,14 +162,16 @@ class SendRequest:
                          for a in self.attachments],
             mime=base64.b64encode(self.mime).decode() if self.mime is not None else None,
             deliverytime=self.deliverytime, tracking=self.tracking, marketing=self.marketing,
-            method=self.method)
+            method=self.method, template=self.stored_template)
 
     @property
     def size(self) -> int:
+        template = len(self.stored_template.source.encode()) if self.stored_template else 0
         if self.mime is not None:
-            return len(self.mime)
+            return len(self.mime) + template
         parts = (self.text or "", self.html or "", self.amp_html or "", self.subject)
-        return sum(len(p.encode()) for p in parts) + sum(len(a.data) for a in self.attachments)
+        return (sum(len(p.encode()) for p in parts) + sum(len(a.data) for a in self.attachments)
+                + template)
 
 
 
@@ -408,12 +426,37 @@ def _sender(values: Values) -> Address:
 
 
 def _check_body(values: Values) -> None:
-    """A form send needs a body; templates are not stored here, so any is unknown."""
-    if any(_first(values, k) for k in ("text", "html", "amp-html")):
-        return
-    if template := _first(values, "template"):
-        raise BadRequest(f"template '{template}' not found")
-    raise BadRequest(BODY_MISSING)
+    """A form send needs a body: text, html, amp-html or a stored template (not html and a
+    template both: the template is the HTML)."""
+    if _first(values, "template") and _first(values, "html"):
+        raise BadRequest(HTML_AND_TEMPLATE)
+    if not any(_first(values, k) for k in ("text", "html", "amp-html", "template")):
+        raise BadRequest(BODY_MISSING)
+
+
+def _template(values: Values) -> TemplateChoice | None:
+    """The stored template a send names, and how: found (and its version) when the
+    message is accepted, rendered for each recipient when it is delivered."""
+    name = (_first(values, "template") or "").strip()
+    version = (_first(values, "t:version") or "").strip() or None
+    if not name:
+        if version:
+            raise BadRequest(VERSION_WITHOUT_TEMPLATE)
+        return None
+    given = _first(values, "t:variables")
+    variables = json_object(given) if given and given.strip() else {}
+    if variables is None:
+        raise BadRequest(TEMPLATE_VARIABLES_INVALID)
+    _text_only(variables, TEMPLATE_VARIABLES_NOT_TEXT)
+    return TemplateChoice(name, version, flag(_first(values, "t:text")), variables)
+
+
+def _text_only(parsed: dict, refusal: str) -> None:
+    """JSON may hold what no text can ("\\ud800"): no copy it went into could be written."""
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequest(refusal) from None
 
 
 def _recipient_variables(value: str | None) -> dict[str, dict] | None:
@@ -423,10 +466,7 @@ def _recipient_variables(value: str | None) -> dict[str, dict] | None:
     parsed = json_object(value)
     if parsed is None or not all(isinstance(v, dict) for v in parsed.values()):
         raise BadRequest("'recipient-variables' parameter is not a valid JSON")
-    try:  # "\ud800" is valid JSON but no text: no copy it went into could be written
-        json.dumps(parsed, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise BadRequest(NOT_TEXT) from None
+    _text_only(parsed, NOT_TEXT)
     return {normalize_address(k): v for k, v in parsed.items()}
 
 
@@ -502,13 +542,16 @@ def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachme
     values = _grouped(fields)
     _check_options_size(fields)
     raw = _mime_message(values, files) if mime else None
-    if raw is None and not any(v.strip() for v in values.get("from", [])):
+    given_from = any(v.strip() for v in values.get("from", []))
+    # With a template, the From may be the template's (or the domain's postmaster).
+    if raw is None and not given_from and not (_first(values, "template") or "").strip():
         raise BadRequest("from parameter is missing")
     to, cc, bcc = _recipients(values)
     sender = Address("", "")
     if raw is None:
-        sender = _sender(values)
+        sender = _sender(values) if given_from else sender
         _check_body(values)
+    template = _template(values)
     recipient_variables = _recipient_variables(_first(values, "recipient-variables"))
     custom = [(k[2:], v) for k, v in fields if k.startswith("h:") and k[2:]]
     if len(custom) > MAX_CUSTOM_HEADERS:
@@ -522,7 +565,7 @@ def build_request(fields: list[tuple[str, str]], files: list[tuple[str, Attachme
         attachments=[_attachment(a) for k, a in files if k in ("attachment", "inline")],
         headers=headers,
         variables={k[2:]: v for k, v in fields if k.startswith("v:") and k[2:]},
-        recipient_variables=recipient_variables,
+        recipient_variables=recipient_variables, template=template,
     ), values, now)
     request.message_id = _custom_id(raw, headers)
     if request.size > MAX_MESSAGE_BYTES:

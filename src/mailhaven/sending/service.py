@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from mailhaven.addresses import MAX_ADDRESS_CHARS, Address, valid_addresses
+from mailhaven.addresses import MAX_ADDRESS_CHARS, Address, mailboxes, valid_addresses
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
@@ -30,6 +30,7 @@ from mailhaven.sending.request import (
 from mailhaven.storage.base import new_id, table
 from mailhaven.storage.db import Database
 from mailhaven.storage.group_commit import GroupCommit
+from mailhaven.templates import service as templates
 from mailhaven.vault import Vault
 from mailhaven.vault.recognise import holds_address
 from mailhaven.vault.service import Subjects, normalize_address
@@ -118,6 +119,8 @@ def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock:
                 request = build_request(attempt.fields, attempt.files, mime=attempt.mime,
                                         now=clock.now())
                 request.method = attempt.method
+                if request.template is not None:
+                    _with_template(session, vault, domain, request)
                 if sender_policy == identity.DOMAIN:
                     identity.check_sender(session, domain, request,
                                           require_verified=require_verified)
@@ -132,6 +135,23 @@ def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock:
     for (n, _, _), outcome in zip(ready, accepted, strict=True):
         outcomes[n] = outcome
     return [o for o in outcomes if o is not None]
+
+
+def _with_template(session: Session, vault: Vault, domain: Domain,
+                   request: SendRequest) -> None:
+    """Find the template the send names (a 400 if there is none), keep a copy of it for
+    the message, and take its From when the send has none: as Mailgun does, the domain's
+    postmaster when neither has one."""
+    choice = request.template
+    assert choice is not None
+    request.stored_template = templates.for_send(
+        session, vault, domain, choice.name, choice.version, text=choice.text,
+        variables=choice.variables)
+    if request.mime is None and not request.sender.email:
+        # The stored From was checked when the version was stored: one address at least.
+        stored = request.stored_template.headers.get("From", "")
+        request.sender = next((address for address, _ in mailboxes([stored])),
+                              Address("", f"postmaster@{domain.name}"))
 
 
 UNVERIFIED = "The domain is unverified and requires DNS configuration"

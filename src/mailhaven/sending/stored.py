@@ -130,7 +130,11 @@ async def stored_view(services: Services, account_id: str, doc: Document, *, mim
 
 
 def _view(doc: Document, mime: bool) -> dict:
-    return stored_json(content.render(doc, ", ".join(doc.to), None), mime=mime)
+    view = stored_json(content.render(doc, ", ".join(doc.to), None), mime=mime)
+    if doc.template is not None and not mime:  # Mailgun's stored shape names them
+        view["X-Mailgun-Template-Name"] = doc.template.name
+        view["X-Mailgun-Template-Variables"] = json.dumps(doc.template.variables)
+    return view
 
 
 def stored_json(raw: bytes, *, mime: bool) -> dict:

@@ -65,3 +65,14 @@ TAGS = classified(
     "non-personal", "none", "reporting", "life of the message",
     note="customer-chosen labels; customers are told not to put personal data in tags",
 )
+TEMPLATE_SEALED = classified(
+    "personal", "account holder", "email delivery",
+    "until the template (or version) is deleted, its domain deleted or the account erased",
+    note="ciphertext under the template's content key: the customer's template content, "
+         "description, author, comments and stored headers, which may name anyone",
+)
+TEMPLATE_LABEL = classified(
+    "non-personal", "none", "email delivery", "life of the template",
+    note="the template's name or a version's tag, customer-chosen identifiers of letters, "
+         "digits and .-_~ only: they cannot hold an address",
+)

@@ -1,0 +1,1 @@
+"""Stored templates (Mailgun's Templates API): kept sealed, rendered per recipient."""
