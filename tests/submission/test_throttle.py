@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from contextlib import AsyncExitStack
 
 from mailhaven.clock import FrozenClock
+from mailhaven.submission.auth import Logins
 from mailhaven.submission.throttle import (
+    IN_FLIGHT_PER_LOGIN,
+    IN_FLIGHT_PER_NETWORK,
     LOGIN_LIMIT,
     MAX_DELAY,
     NETWORK_LIMIT,
@@ -13,6 +18,7 @@ from mailhaven.submission.throttle import (
     WINDOW,
     AuthThrottle,
 )
+from tests.submission.conftest import LOGIN
 
 ANN = "ann@mg.acme.test"
 
@@ -66,21 +72,93 @@ def test_a_failing_network_is_checked_one_attempt_at_a_time() -> None:
     async def attempts() -> tuple[int, int]:
         inside, most = 0, 0
 
-        async def attempt(network: str) -> None:
+        async def attempt(network: str, n: int) -> None:
             nonlocal inside, most
-            async with throttle.turn(network):
+            async with throttle.attempt(network, f"user{n}@mg.acme.test") as refused:
+                assert refused is None
                 inside += 1
                 most = max(most, inside)
                 await asyncio.sleep(0.01)
                 inside -= 1
 
-        await asyncio.gather(*(attempt("198.51.100.1") for _ in range(5)))
+        await asyncio.gather(*(attempt("198.51.100.1", n) for n in range(5)))
         fresh = most
         throttle.failed("203.0.113.7", ANN)
         most = 0
-        await asyncio.gather(*(attempt("203.0.113.7") for _ in range(5)))
+        await asyncio.gather(*(attempt("203.0.113.7", n) for n in range(5)))
         return fresh, most
 
     fresh, failing = asyncio.run(attempts())
     assert fresh == 5  # a network that never failed isn't held back
     assert failing == 1
+
+
+def test_attempts_being_checked_count_against_the_limits() -> None:
+    """Attempts still in flight count as failures: parallel ones can't all pass a limit
+    that none of them has reached yet."""
+    throttle = AuthThrottle(FrozenClock(), network_limit=3, login_limit=2)
+
+    async def attempts() -> list[str | None]:
+        async with AsyncExitStack() as held:
+            return [await held.enter_async_context(throttle.attempt(network, login))
+                    for network, login in [("203.0.113.1", ANN), ("203.0.113.2", ANN.upper()),
+                                           ("203.0.113.2", ANN),
+                                           ("203.0.113.1", "bob@mg.acme.test"),
+                                           ("203.0.113.1", "cy@mg.acme.test"),
+                                           ("203.0.113.1", "dee@mg.acme.test")]]
+
+    assert asyncio.run(attempts()) == [None, None, "login", None, None, "network"]
+    assert throttle.refused("203.0.113.1", ANN) is None  # released: none of them failed
+
+
+def test_attempts_in_flight_are_capped_per_network_and_per_login() -> None:
+    throttle = AuthThrottle(FrozenClock(), network_limit=1000, login_limit=1000)
+
+    async def attempts() -> tuple[list[str | None], list[str | None]]:
+        async with AsyncExitStack() as held:
+            logins = [await held.enter_async_context(throttle.attempt(f"203.0.113.{n}", ANN))
+                      for n in range(IN_FLIGHT_PER_LOGIN + 1)]
+            networks = [await held.enter_async_context(
+                throttle.attempt("198.51.100.1", f"user{n}@mg.acme.test"))
+                for n in range(IN_FLIGHT_PER_NETWORK + 1)]
+            return logins, networks
+
+    logins, networks = asyncio.run(attempts())
+    assert logins == [None] * IN_FLIGHT_PER_LOGIN + ["busy-login"]
+    assert networks == [None] * IN_FLIGHT_PER_NETWORK + ["busy-network"]
+
+
+async def _burst(logins: Logins, attempts: list[tuple[str, str, str]]) -> Counter[str]:
+    """The reply codes to `attempts` (peer, login, password) made all at once."""
+    replies = await asyncio.gather(*(logins.check(peer, login.encode(), password.encode())
+                                     for peer, login, password in attempts))
+    return Counter(reply[:3] if isinstance(reply, str) else "235" for reply in replies)
+
+
+def test_parallel_wrong_passwords_are_verified_no_more_than_the_limit(
+        services, credential, clock) -> None:
+    """Rounds of 40 simultaneous wrong passwords for one login, from one address: at most
+    LOGIN_LIMIT of them are ever checked, and the rest are answered 454 at once."""
+    logins = Logins(services, AuthThrottle(clock, delay_step=0))
+
+    async def rounds() -> list[Counter[str]]:
+        return [await _burst(logins, [("203.0.113.9", LOGIN, f"wrong-{n}") for n in range(40)])
+                for _ in range(LOGIN_LIMIT)]
+
+    try:
+        replies = asyncio.run(rounds())
+    finally:
+        logins.close()
+    assert all(set(burst) <= {"535", "454"} for burst in replies), replies
+    assert sum(burst["535"] for burst in replies) == LOGIN_LIMIT
+    assert replies[-1] == {"454": 40}
+
+
+def test_attempts_waiting_for_argon2_are_bounded(services, credential, clock) -> None:
+    logins = Logins(services, AuthThrottle(clock, delay_step=0), max_pending=2)
+    try:
+        replies = asyncio.run(_burst(logins, [
+            (f"203.0.113.{n}", f"user{n}@mg.acme.test", "wrong") for n in range(10)]))
+    finally:
+        logins.close()
+    assert replies == {"535": 2, "454": 8}

@@ -33,6 +33,10 @@ REMEMBERED_SECONDS = 15 * 60.0  # how long a verified login and password skip ar
 REMEMBERED_MAX = 10_000
 BAD_CREDENTIALS = "535 5.7.8 Authentication credentials invalid"
 THROTTLED = "454 4.7.0 Too many failed logins: try again later"
+BUSY = "454 4.7.0 Too many logins at once: try again later"
+# AUTH attempts waiting for argon2 at most (each a tenth of a second, CONCURRENT_HASHES at
+# a time): past them an attempt is answered BUSY at once rather than queued without end
+MAX_PENDING_HASHES = 64
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,13 @@ class _Remembered:
 class Logins:
     """The submission server's logins: one per process, shared by its listeners."""
 
-    def __init__(self, services: Services, throttle: AuthThrottle | None = None) -> None:
-        self._services = services
+    def __init__(self, services: Services, throttle: AuthThrottle | None = None, *,
+                 max_pending: int = MAX_PENDING_HASHES) -> None:
+        self._services, self._max_pending = services, max_pending
         self.throttle = throttle or AuthThrottle(services.clock)
         self._key = secrets.token_bytes(32)
         self._remembered: OrderedDict[bytes, _Remembered] = OrderedDict()
+        self._pending = 0  # attempts waiting for or in argon2
         # argon2 takes its 64 MiB in these threads, never in the ones sends are written in
         self._hashers = ThreadPoolExecutor(CONCURRENT_HASHES, thread_name_prefix="smtp-auth")
 
@@ -63,12 +69,14 @@ class Logins:
             name, secret = login.decode().strip(), password.decode()
         except UnicodeDecodeError:
             name, secret = login.decode("utf-8", "replace").strip(), None
-        refused = self.throttle.refused(network, name)
-        if refused is not None:
-            AUTH_FAILURES.labels(f"throttled-{refused}").inc()
-            return THROTTLED
-        async with self.throttle.turn(network):
+        async with self.throttle.attempt(network, name) as refused:
+            if refused is not None:
+                AUTH_FAILURES.labels(f"throttled-{refused}").inc()
+                return BUSY if refused.startswith("busy") else THROTTLED
             credential = None if secret is None else await self._verify(name, secret)
+            if isinstance(credential, str):
+                AUTH_FAILURES.labels("throttled-busy-server").inc()
+                return BUSY
             if credential is not None:
                 self.throttle.succeeded(network, name)
                 return credential
@@ -76,7 +84,8 @@ class Logins:
             await asyncio.sleep(self.throttle.failed(network, name))
             return BAD_CREDENTIALS
 
-    async def _verify(self, login: str, password: str) -> Credential | None:
+    async def _verify(self, login: str, password: str) -> Credential | str | None:
+        """The credential, None, or BUSY when `max_pending` attempts wait for argon2."""
         key = hmac.new(self._key, f"{login.lower()}\0{password}".encode(),
                        hashlib.sha256).digest()
         remembered = self._remembered.get(key)
@@ -85,8 +94,14 @@ class Logins:
                 and await asyncio.to_thread(self._current, remembered)):
             return remembered.credential
         self._remembered.pop(key, None)
-        loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(self._hashers, self._authenticate, login, password)
+        if self._pending >= self._max_pending:
+            return BUSY
+        self._pending += 1
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(
+                self._hashers, self._authenticate, login, password)
+        finally:
+            self._pending -= 1
         if found is not None:
             self._remembered[key] = _Remembered(found[0], found[1], now)
             while len(self._remembered) > REMEMBERED_MAX:

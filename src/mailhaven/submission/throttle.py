@@ -18,8 +18,9 @@ recently failing forgotten first); a restart forgets them.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 from mailhaven.accounts.throttle import FailedLogins
 from mailhaven.clock import Clock
@@ -30,6 +31,8 @@ LOGIN_LIMIT = 10  # failures a login may have in WINDOW (from networks it doesn'
 TRUSTED_FOR = 24 * 3600.0  # a network that logged in as a login is known to it this long
 DELAY_STEP = 0.5  # seconds added to a failure's answer per recent failure of its network
 MAX_DELAY = 5.0
+IN_FLIGHT_PER_NETWORK = 8  # AUTH attempts of one network being checked at once
+IN_FLIGHT_PER_LOGIN = 4  # ...and of one login
 
 
 class AuthThrottle:
@@ -37,24 +40,54 @@ class AuthThrottle:
                  login_limit: int = LOGIN_LIMIT, delay_step: float = DELAY_STEP,
                  size: int = 10_000) -> None:
         self._clock, self._delay_step, self._size = clock, delay_step, size
+        self._network_limit, self._login_limit = network_limit, login_limit
         self._networks = FailedLogins(clock, network_limit, size, window=WINDOW)
         self._logins = FailedLogins(clock, login_limit, size, window=WINDOW)
         self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._checking: Counter[tuple[str, str]] = Counter()  # attempts in flight, by key
 
     def refused(self, network: str, login: str) -> str | None:
         """Why an AUTH from `network` as `login` is answered 454 without checking it
-        ("network" or "login"), or None."""
+        ("network" or "login"), or None. Attempts still being checked count as failures
+        until they succeed: parallel attempts can't all slip past a limit not yet reached."""
         if self._is_trusted(network, login, self._clock.now()):
             return None
-        if self._networks.blocked(network):
+        if (self._networks.count(network) + self._checking["network", network]
+                >= self._network_limit):
             return "network"
-        if self._logins.blocked(login.lower()):
+        login = login.lower()
+        if self._logins.count(login) + self._checking["login", login] >= self._login_limit:
             return "login"
         return None
 
-    def turn(self, network: str) -> AbstractAsyncContextManager[object]:
-        """Held while an AUTH from `network` is checked and answered: one at a time for a
-        network that failed lately, any number for the others."""
+    @asynccontextmanager
+    async def attempt(self, network: str, login: str) -> AsyncIterator[str | None]:
+        """Held while an AUTH from `network` as `login` is checked and answered; gives why
+        it is refused at once (as `refused`, or "busy-network"/"busy-login" past
+        `IN_FLIGHT` attempts at a time), or None. Checking and counting it happen with
+        no await between, so no other attempt can see the count without this one."""
+        refused, login = self.refused(network, login), login.lower()
+        if refused is None and self._checking["network", network] >= IN_FLIGHT_PER_NETWORK:
+            refused = "busy-network"
+        if refused is None and self._checking["login", login] >= IN_FLIGHT_PER_LOGIN:
+            refused = "busy-login"
+        if refused is not None:
+            yield refused
+            return
+        keys = [("network", network), ("login", login)]
+        self._checking.update(keys)
+        try:
+            async with self._turn(network):
+                yield None
+        finally:
+            self._checking.subtract(keys)
+            for key in keys:
+                if self._checking[key] <= 0:
+                    del self._checking[key]
+
+    def _turn(self, network: str) -> AbstractAsyncContextManager[object]:
+        """One attempt at a time for a network that failed lately, any number for the
+        others."""
         if not self._networks.count(network):
             return nullcontext()
         return self._networks.lock(network)
