@@ -233,3 +233,15 @@ def test_deleting_the_domain_deletes_its_logins(services, account, domain) -> No
     with services.db.sessions() as session:
         assert session.scalars(select(SmtpCredential)).all() == []
     assert _auth(services, f"alice@{domain}", PASSWORD) is None
+
+
+def test_a_login_has_one_canonical_spelling(services, account, domain) -> None:
+    """AUTH takes a login however its domain is spelled; the spellings have one form, the
+    one failed logins are counted under."""
+    made = _create(services, account[0], "alice")
+    wide = "".join(chr(ord(c) + 0xFEE0) if c.isalpha() else c for c in domain)
+    spellings = [f"alice@{domain}", f" ALICE@{domain.upper()}. ", f"alice@{domain}...",
+                 f"alice@{wide}"]
+    assert {service.canonical_login(s) for s in spellings} == {f"alice@{domain}"}
+    for spelling in spellings:
+        assert _auth(services, spelling, PASSWORD) == made, spelling

@@ -18,7 +18,7 @@ from mailhaven.submission.throttle import (
     WINDOW,
     AuthThrottle,
 )
-from tests.submission.conftest import LOGIN
+from tests.submission.conftest import LOGIN, PASSWORD
 
 ANN = "ann@mg.acme.test"
 
@@ -162,3 +162,50 @@ def test_attempts_waiting_for_argon2_are_bounded(services, credential, clock) ->
     finally:
         logins.close()
     assert replies == {"535": 2, "454": 8}
+
+
+def _spellings(login: str) -> list[str]:
+    """Ways AUTH may be given one login, all of which authenticate as it."""
+    local, _, domain = login.partition("@")
+    wide = "".join(chr(ord(c) + 0xFEE0) if c.isalpha() else c for c in domain)
+    return [login, login.upper(), f"{login}.", f"{login}...", f" {login}  ",
+            f"{local}@{wide}", f"{local.upper()}@{domain.upper()}."]
+
+
+def test_every_spelling_of_a_login_shares_its_limit(services, credential, clock) -> None:
+    """Failures count under the login AUTH looks up, not as it was spelled: the last
+    spelling, with the right password, is refused like the others were."""
+    logins = Logins(services, AuthThrottle(clock, delay_step=0))
+    spellings = _spellings(LOGIN)
+
+    async def attempts() -> list[str]:
+        replies = []
+        for n in range(LOGIN_LIMIT):  # each from a network of its own
+            reply = await logins.check(f"203.0.113.{n}", spellings[n % len(spellings)].encode(),
+                                       b"wrong")
+            replies.append(str(reply)[:3])
+        for n, spelling in enumerate(spellings):
+            reply = await logins.check(f"198.51.100.{n}", spelling.encode(), PASSWORD.encode())
+            replies.append(str(reply)[:3])
+        return replies
+
+    try:
+        replies = asyncio.run(attempts())
+    finally:
+        logins.close()
+    assert replies == ["535"] * LOGIN_LIMIT + ["454"] * len(spellings)
+
+
+def test_an_ipv6_client_is_counted_with_its_site(services, credential, clock) -> None:
+    """A fresh /64 for each guess is free to take from one's /48: the limit is the /48's."""
+    logins = Logins(services, AuthThrottle(clock, network_limit=3, delay_step=0))
+
+    async def attempts() -> list[str]:
+        return [str(await logins.check(f"2001:db8:0:{n}::1", f"user{n}@mg.acme.test".encode(),
+                                       b"wrong"))[:3] for n in range(4)]
+
+    try:
+        replies = asyncio.run(attempts())
+    finally:
+        logins.close()
+    assert replies == ["535", "535", "535", "454"]

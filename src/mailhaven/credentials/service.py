@@ -239,6 +239,15 @@ def credential_json(credential: Credential) -> dict[str, object]:
             "size_bytes": None}
 
 
+def canonical_login(login: str) -> str:
+    """The one spelling of a login AUTH may be given many ways (`MAILER@mg.example.com.`,
+    full-width letters in its domain, spaces around it): the local part lower-cased, the
+    domain as `canonical_domain` folds it. What AUTH looks up, and what its failures are
+    counted under."""
+    local, at, name = login.strip().lower().rpartition("@")
+    return f"{local}@{canonical_domain(name)}" if at else name
+
+
 def authenticate(session: Session, vault: Vault, login: str,
                  password: str) -> Credential | None:
     """The credential `login` and `password` prove, or None. SMTP AUTH's check: it costs one
@@ -247,11 +256,11 @@ def authenticate(session: Session, vault: Vault, login: str,
     The login's domain part names the domain: its verified copy, or, while no account has
     verified the name, every account's copy (each holds its own logins, told apart by the
     account-scoped blind index)."""
-    local, at, name = login.strip().lower().rpartition("@")
+    local, at, name = canonical_login(login).rpartition("@")
     rows: list[tuple[SmtpCredential, Domain]] = []
     if at and local:
         copies = list(session.scalars(select(Domain).options(lazyload(Domain.dkim_keys))
-                                      .where(Domain.name == canonical_domain(name))))
+                                      .where(Domain.name == name)))
         verified = [d for d in copies if d.state == ACTIVE_DOMAIN]
         indexes = {(d.id, vault.blind_index(d.account_id, f"{local}@{d.name}")): d
                    for d in verified or copies}

@@ -22,7 +22,12 @@ from prometheus_client import Counter
 from sqlalchemy import select
 
 from mailhaven.credentials.models import SmtpCredential
-from mailhaven.credentials.service import CONCURRENT_HASHES, Credential, authenticate
+from mailhaven.credentials.service import (
+    CONCURRENT_HASHES,
+    Credential,
+    authenticate,
+    canonical_login,
+)
 from mailhaven.netpolicy import client_network
 from mailhaven.services import Services
 from mailhaven.submission.throttle import AuthThrottle
@@ -37,6 +42,7 @@ BUSY = "454 4.7.0 Too many logins at once: try again later"
 # AUTH attempts waiting for argon2 at most (each a tenth of a second, CONCURRENT_HASHES at
 # a time): past them an attempt is answered BUSY at once rather than queued without end
 MAX_PENDING_HASHES = 64
+NETWORK_PREFIX = 48  # an IPv6 client counts with its site's /48: a /64 each is too cheap
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,11 @@ class Logins:
 
     async def check(self, peer: str | None, login: bytes, password: bytes) -> Credential | str:
         """The credential that `login` and `password` prove, or the reply refusing them."""
-        network = client_network(peer)
+        network = client_network(peer, NETWORK_PREFIX)
         try:
-            name, secret = login.decode().strip(), password.decode()
+            name, secret = canonical_login(login.decode()), password.decode()
         except UnicodeDecodeError:
-            name, secret = login.decode("utf-8", "replace").strip(), None
+            name, secret = canonical_login(login.decode("utf-8", "replace")), None
         async with self.throttle.attempt(network, name) as refused:
             if refused is not None:
                 AUTH_FAILURES.labels(f"throttled-{refused}").inc()
@@ -86,7 +92,7 @@ class Logins:
 
     async def _verify(self, login: str, password: str) -> Credential | str | None:
         """The credential, None, or BUSY when `max_pending` attempts wait for argon2."""
-        key = hmac.new(self._key, f"{login.lower()}\0{password}".encode(),
+        key = hmac.new(self._key, f"{login}\0{password}".encode(),
                        hashlib.sha256).digest()
         remembered = self._remembered.get(key)
         now = self._services.clock.now()
