@@ -146,6 +146,33 @@ def test_a_deleted_login_or_changed_password_stops_working_at_once(services, acc
         client.login(LOGIN, "n3w-pass")
 
 
+@pytest.mark.parametrize("change", ["delete", "password"])
+def test_an_open_session_stops_sending_once_its_login_is_deleted_or_changed(
+        api, services, account, submission, change: str) -> None:
+    """Each MAIL checks the login AUTH proved is still there with the same password: a
+    deleted credential stops at once, not when its sessions end."""
+    message = f"From: news@{DOMAIN}\r\nTo: ann@example.org\r\nSubject: hi\r\n\r\nhi\r\n"
+    with _starttls(submission) as client:
+        assert client.login(LOGIN, PASSWORD)[0] == 235
+        assert client.sendmail(f"news@{DOMAIN}", ["ann@example.org"], message) == {}
+        with services.db.transaction() as session:
+            domain = owned_domain(session, account[0], DOMAIN)
+            if change == "delete":
+                credentials.delete(session, services.vault, domain, LOGIN)
+            else:
+                credentials.change_password(session, services.vault, domain, LOGIN, "n3w-pass")
+        assert client.mail(f"news@{DOMAIN}") == (
+            530, b"5.7.0 Authentication required: the login was deleted or its password "
+                 b"changed")
+        assert client.mail(f"news@{DOMAIN}")[0] == 530
+        if change == "password":  # the session may log in again, with the new password
+            client.ehlo()
+            assert client.login(LOGIN, "n3w-pass")[0] == 235
+            assert client.mail(f"news@{DOMAIN}")[0] == 250
+    items = api.get(f"/v3/{DOMAIN}/events", params={"event": "accepted"}).json()["items"]
+    assert len(items) == 1
+
+
 def test_a_login_sends_as_its_own_account_only(api, services, submission,
                                                second_account) -> None:
     """Bee's login submits as Bee: Acme's events never see it, and Acme's domain is not

@@ -46,7 +46,10 @@ NETWORK_PREFIX = 48  # an IPv6 client counts with its site's /48: a /64 each is 
 
 
 @dataclass(frozen=True)
-class _Remembered:
+class Login:
+    """A credential AUTH proved, with the password hash it was proved against: what a
+    session checks is still so before each message, and what a success is remembered as."""
+
     credential: Credential
     password_hash: str
     at: float
@@ -60,7 +63,7 @@ class Logins:
         self._services, self._max_pending = services, max_pending
         self.throttle = throttle or AuthThrottle(services.clock)
         self._key = secrets.token_bytes(32)
-        self._remembered: OrderedDict[bytes, _Remembered] = OrderedDict()
+        self._remembered: OrderedDict[bytes, Login] = OrderedDict()
         self._pending = 0  # attempts waiting for or in argon2
         # argon2 takes its 64 MiB in these threads, never in the ones sends are written in
         self._hashers = ThreadPoolExecutor(CONCURRENT_HASHES, thread_name_prefix="smtp-auth")
@@ -68,8 +71,8 @@ class Logins:
     def close(self) -> None:
         self._hashers.shutdown(wait=False, cancel_futures=True)
 
-    async def check(self, peer: str | None, login: bytes, password: bytes) -> Credential | str:
-        """The credential that `login` and `password` prove, or the reply refusing them."""
+    async def check(self, peer: str | None, login: bytes, password: bytes) -> Login | str:
+        """The login that `login` and `password` prove, or the reply refusing them."""
         network = client_network(peer, NETWORK_PREFIX)
         try:
             name, secret = canonical_login(login.decode()), password.decode()
@@ -90,15 +93,15 @@ class Logins:
             await asyncio.sleep(self.throttle.failed(network, name))
             return BAD_CREDENTIALS
 
-    async def _verify(self, login: str, password: str) -> Credential | str | None:
+    async def _verify(self, login: str, password: str) -> Login | str | None:
         """The credential, None, or BUSY when `max_pending` attempts wait for argon2."""
         key = hmac.new(self._key, f"{login}\0{password}".encode(),
                        hashlib.sha256).digest()
         remembered = self._remembered.get(key)
         now = self._services.clock.now()
         if (remembered is not None and now - remembered.at < REMEMBERED_SECONDS
-                and await asyncio.to_thread(self._current, remembered)):
-            return remembered.credential
+                and await self.current(remembered)):
+            return remembered
         self._remembered.pop(key, None)
         if self._pending >= self._max_pending:
             return BUSY
@@ -109,10 +112,10 @@ class Logins:
         finally:
             self._pending -= 1
         if found is not None:
-            self._remembered[key] = _Remembered(found[0], found[1], now)
+            self._remembered[key] = proved = Login(found[0], found[1], now)
             while len(self._remembered) > REMEMBERED_MAX:
                 self._remembered.popitem(last=False)
-            return found[0]
+            return proved
         return None
 
     def _authenticate(self, login: str, password: str) -> tuple[Credential, str] | None:
@@ -126,9 +129,12 @@ class Logins:
                                     .where(SmtpCredential.id == credential.id))
         return (credential, hashed) if hashed is not None else None
 
-    def _current(self, remembered: _Remembered) -> bool:
-        """Whether the credential still exists with the password hash it was checked
-        against."""
+    async def current(self, login: Login) -> bool:
+        """Whether the login's credential still exists with the password hash it was
+        proved against (one primary-key read)."""
+        return await asyncio.to_thread(self._current, login)
+
+    def _current(self, remembered: Login) -> bool:
         with self._services.db.sessions() as session:
             hashed = session.scalar(select(SmtpCredential.password_hash)
                                     .where(SmtpCredential.id == remembered.credential.id))

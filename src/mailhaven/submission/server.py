@@ -34,7 +34,7 @@ from mailhaven.sending.request import MAX_MESSAGE_BYTES, Attachment
 from mailhaven.sending.service import Accepted, SendAttempt, group_commit
 from mailhaven.services import Services
 from mailhaven.storage.group_commit import GroupCommit
-from mailhaven.submission.auth import Logins
+from mailhaven.submission.auth import Login, Logins
 from mailhaven.submission.headers import Submitted, read_submission
 from mailhaven.submission.replies import Reply, builtin, one_line, refusal
 from mailhaven.submission.tls import server_context
@@ -50,6 +50,10 @@ REFUSED = Counter("mailhaven_smtp_refused_total",
                   "SMTP submission commands refused", ["reason"])
 
 NOT_AUTHENTICATED = Reply("530 5.7.0 Authentication required", "unauthenticated")
+# RFC 4954 6: 530 for a command that needs authentication when none is in force — as none
+# is once the login it proved is deleted or its password changed
+REVOKED = Reply("530 5.7.0 Authentication required: the login was deleted or its password "
+                "changed", "revoked")
 TOO_MANY_RECIPIENTS = Reply(f"452 4.5.3 Too many recipients: at most {MAX_RECIPIENTS} per "
                             "message", "recipients")
 BAD_RECIPIENT = Reply("553 5.1.3 The recipient is not a valid address", "recipient")
@@ -194,6 +198,10 @@ class SubmissionHandler:
 
     async def handle_MAIL(self, _server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
+        proved = session.auth_data if session.authenticated else None
+        if isinstance(proved, Login) and not await self.submission.logins.current(proved):
+            session.authenticated, session.auth_data = False, None  # it may AUTH anew
+            return self._refuse(session, REVOKED)
         credential = _credential(session)
         if credential is None and isinstance(session, SubmissionSession) and session.trusted:
             try:
@@ -296,8 +304,8 @@ def count_refusal(session: Session | None, reply: Reply) -> None:
 def _credential(session: Session) -> Credential | None:
     """Who the session submits as: the credential AUTH proved, or its trusted network's."""
     found = session.auth_data if session.authenticated else None
-    if isinstance(found, Credential):
-        return found
+    if isinstance(found, Login):
+        return found.credential
     return session.trusted_as if isinstance(session, SubmissionSession) else None
 
 
