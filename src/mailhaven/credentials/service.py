@@ -255,7 +255,9 @@ def authenticate(session: Session, vault: Vault, login: str,
 
     The login's domain part names the domain: its verified copy, or, while no account has
     verified the name, every account's copy (each holds its own logins, told apart by the
-    account-scoped blind index)."""
+    account-scoped blind index). Each copy's row is checked; when the password proves rows
+    of two accounts, neither is taken — else one tenant could take another's submissions
+    by creating the same login with a password it has learned."""
     local, at, name = canonical_login(login).rpartition("@")
     rows: list[tuple[SmtpCredential, Domain]] = []
     if at and local:
@@ -273,7 +275,8 @@ def authenticate(session: Session, vault: Vault, login: str,
     if not rows:
         _verify(_dummy_hash(), password)
         return None
-    for row, domain in rows:
-        if _verify(row.password_hash, password):
-            return _credential(domain, row, f"{local}@{domain.name}")
-    return None
+    proved = [(row, domain) for row, domain in rows if _verify(row.password_hash, password)]
+    if len({row.account_id for row, _ in proved}) != 1:
+        return None  # none, or the same login and password in two accounts: whose is it?
+    row, domain = proved[0]
+    return _credential(domain, row, f"{local}@{domain.name}")
