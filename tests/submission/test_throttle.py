@@ -209,3 +209,33 @@ def test_an_ipv6_client_is_counted_with_its_site(services, credential, clock) ->
     finally:
         logins.close()
     assert replies == ["535", "535", "535", "454"]
+
+
+def test_a_login_s_own_network_does_not_wait_behind_its_failures() -> None:
+    throttle = AuthThrottle(FrozenClock())
+    throttle.succeeded("192.0.2.10", ANN)
+    throttle.failed("192.0.2.10", "bob@mg.acme.test")  # someone else there guesses
+
+    async def attempts() -> list[str | None]:
+        async with AsyncExitStack() as held:
+            guessing = await held.enter_async_context(
+                throttle.attempt("192.0.2.10", "cy@mg.acme.test"))  # holds the network's turn
+            own = await asyncio.wait_for(
+                held.enter_async_context(throttle.attempt("192.0.2.10", ANN)), 60)
+            return [guessing, own]
+
+    assert asyncio.run(attempts()) == [None, None]
+
+
+def test_one_network_s_many_logins_do_not_push_out_the_others() -> None:
+    clock = FrozenClock()
+    throttle = AuthThrottle(clock, login_limit=1, size=50)
+    throttle.succeeded("192.0.2.10", ANN)
+    for n in range(1000):  # one client, logging in with logins of its own
+        throttle.succeeded("203.0.113.66", f"user{n}@mg.attacker.test")
+    throttle.failed("198.51.100.1", ANN)
+    assert throttle.refused("192.0.2.10", ANN) is None  # still known: not pushed out
+    assert throttle.refused("203.0.113.66", "user999@mg.attacker.test") is None
+    assert throttle.refused("203.0.113.66", "user0@mg.attacker.test") is None  # never failed
+    throttle.failed("198.51.100.1", "user0@mg.attacker.test")
+    assert throttle.refused("203.0.113.66", "user0@mg.attacker.test") == "login"  # forgotten

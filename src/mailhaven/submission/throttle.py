@@ -4,7 +4,8 @@ SMTP passwords are chosen by people (Mailgun allows five characters), so guessin
 worth bounding, without handing an attacker a way to lock a real sender out:
 
 - every failed AUTH is answered late, later the more that network failed lately, and one
-  at a time per network once it has failed: parallel connections guess no faster;
+  at a time per network once it has failed: parallel connections guess no faster (a
+  login's own network, below, doesn't wait behind them);
 - a network past `NETWORK_LIMIT` failures in `WINDOW` is answered 454 without a look at
   the password, until its failures are `WINDOW` old;
 - a login past `LOGIN_LIMIT` failures in `WINDOW`, from anywhere, is answered 454 the same
@@ -13,7 +14,10 @@ worth bounding, without handing an attacker a way to lock a real sender out:
   address waits at most `WINDOW`.
 
 Counts live in this process's memory, at most `size` networks and logins each (the least
-recently failing forgotten first); a restart forgets them.
+recently failing forgotten first); a restart forgets them. So do the networks known to
+logins: at most `size` (network, login) pairs, at most `TRUSTED_PER_NETWORK` of them per
+network (its least recent forgotten first), so that one client logging in with many
+logins of its own can't push everyone else's out.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ DELAY_STEP = 0.5  # seconds added to a failure's answer per recent failure of it
 MAX_DELAY = 5.0
 IN_FLIGHT_PER_NETWORK = 8  # AUTH attempts of one network being checked at once
 IN_FLIGHT_PER_LOGIN = 4  # ...and of one login
+TRUSTED_PER_NETWORK = 16  # logins a network is remembered to know at most
 
 
 class AuthThrottle:
@@ -43,7 +48,9 @@ class AuthThrottle:
         self._network_limit, self._login_limit = network_limit, login_limit
         self._networks = FailedLogins(clock, network_limit, size, window=WINDOW)
         self._logins = FailedLogins(clock, login_limit, size, window=WINDOW)
-        self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # network -> login -> when it last logged in as it; least recent network first
+        self._trusted: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+        self._trusted_pairs = 0
         self._checking: Counter[tuple[str, str]] = Counter()  # attempts in flight, by key
 
     def refused(self, network: str, login: str) -> str | None:
@@ -77,7 +84,7 @@ class AuthThrottle:
         keys = [("network", network), ("login", login)]
         self._checking.update(keys)
         try:
-            async with self._turn(network):
+            async with self._turn(network, login):
                 yield None
         finally:
             self._checking.subtract(keys)
@@ -85,10 +92,11 @@ class AuthThrottle:
                 if self._checking[key] <= 0:
                     del self._checking[key]
 
-    def _turn(self, network: str) -> AbstractAsyncContextManager[object]:
+    def _turn(self, network: str, login: str) -> AbstractAsyncContextManager[object]:
         """One attempt at a time for a network that failed lately, any number for the
-        others."""
-        if not self._networks.count(network):
+        others and for a login's own network."""
+        if (not self._networks.count(network)
+                or self._is_trusted(network, login, self._clock.now())):
             return nullcontext()
         return self._networks.lock(network)
 
@@ -99,12 +107,19 @@ class AuthThrottle:
         return min(MAX_DELAY, self._delay_step * self._networks.count(network))
 
     def succeeded(self, network: str, login: str) -> None:
-        key = (network, login.lower())
-        self._trusted[key] = self._clock.now()
-        self._trusted.move_to_end(key)
-        while len(self._trusted) > self._size:
-            self._trusted.popitem(last=False)
+        logins = self._trusted.setdefault(network, OrderedDict())
+        self._trusted.move_to_end(network)
+        login = login.lower()
+        self._trusted_pairs += login not in logins
+        logins[login] = self._clock.now()
+        logins.move_to_end(login)
+        if len(logins) > TRUSTED_PER_NETWORK:
+            logins.popitem(last=False)
+            self._trusted_pairs -= 1
+        while self._trusted_pairs > self._size:
+            _, forgotten = self._trusted.popitem(last=False)
+            self._trusted_pairs -= len(forgotten)
 
     def _is_trusted(self, network: str, login: str, now: float) -> bool:
-        since = self._trusted.get((network, login.lower()))
+        since = self._trusted.get(network, {}).get(login.lower())
         return since is not None and now - since < TRUSTED_FOR
