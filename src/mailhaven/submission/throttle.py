@@ -121,5 +121,6 @@ class AuthThrottle:
             self._trusted_pairs -= len(forgotten)
 
     def _is_trusted(self, network: str, login: str, now: float) -> bool:
-        since = self._trusted.get(network, {}).get(login.lower())
+        logins = self._trusted.get(network)
+        since = logins.get(login.lower()) if logins is not None else None
         return since is not None and now - since < TRUSTED_FOR
