@@ -172,6 +172,19 @@ def test_each_account_logs_in_to_its_own_copy_until_one_verifies_the_name(servic
     assert _auth(services, f"postmaster@{shared}", "their-secret") == theirs
 
 
+def test_a_login_and_password_in_two_accounts_proves_neither(services, account) -> None:
+    """While several accounts hold unverified copies of a name, the same login with the same
+    password in two of them is nobody's: AUTH can't tell whose submission it is."""
+    shared = "mg.shared.test"
+    other = create_tenant(services, domain=shared)
+    with services.db.transaction() as session:
+        create_domain(session, services.vault, account[0], {"name": shared}, services.clock)
+    mine = _create(services, account[0], "postmaster", "same-secret", domain=shared)
+    assert _auth(services, f"postmaster@{shared}", "same-secret") == mine
+    _create(services, other.account_id, "postmaster", "same-secret", domain=shared)
+    assert _auth(services, f"postmaster@{shared}", "same-secret") is None
+
+
 def test_an_unknown_login_costs_one_verification_as_a_wrong_password_does(
         services, account, domain, monkeypatch) -> None:
     """No timing in tests: instead, count the argon2id verifications each attempt makes."""
@@ -233,3 +246,15 @@ def test_deleting_the_domain_deletes_its_logins(services, account, domain) -> No
     with services.db.sessions() as session:
         assert session.scalars(select(SmtpCredential)).all() == []
     assert _auth(services, f"alice@{domain}", PASSWORD) is None
+
+
+def test_a_login_has_one_canonical_spelling(services, account, domain) -> None:
+    """AUTH takes a login however its domain is spelled; the spellings have one form, the
+    one failed logins are counted under."""
+    made = _create(services, account[0], "alice")
+    wide = "".join(chr(ord(c) + 0xFEE0) if c.isalpha() else c for c in domain)
+    spellings = [f"alice@{domain}", f" ALICE@{domain.upper()}. ", f"alice@{domain}...",
+                 f"alice@{wide}"]
+    assert {service.canonical_login(s) for s in spellings} == {f"alice@{domain}"}
+    for spelling in spellings:
+        assert _auth(services, spelling, PASSWORD) == made, spelling

@@ -146,6 +146,59 @@ def test_a_deleted_login_or_changed_password_stops_working_at_once(services, acc
         client.login(LOGIN, "n3w-pass")
 
 
+def test_auth_plain_acts_only_as_its_own_login(submission) -> None:
+    """RFC 4616's authorization identity may be empty or the login itself (however
+    spelled); a login can't act as another."""
+    for authorize in ("", LOGIN, LOGIN.upper()):
+        with _starttls(submission) as client:
+            assert client.docmd("AUTH", "PLAIN " + _b64(f"{authorize}\0{LOGIN}\0{PASSWORD}"))[0] \
+                == 235
+    with _starttls(submission) as client:
+        assert client.docmd("AUTH", "PLAIN " + _b64(f"ceo@{DOMAIN}\0{LOGIN}\0{PASSWORD}")) \
+            == (535, b"5.7.8 Authentication credentials invalid")
+        assert client.mail(f"news@{DOMAIN}")[0] == 530
+
+
+def test_auth_is_refused_during_a_mail_transaction(submission) -> None:
+    """RFC 4954 4: AUTH after MAIL FROM is a 503; after RSET it may come again (and be
+    refused, once logged in, as a second AUTH)."""
+    with _starttls(submission) as client:
+        assert client.login(LOGIN, PASSWORD)[0] == 235
+        assert client.mail(f"news@{DOMAIN}")[0] == 250
+        assert client.docmd("AUTH", _plain()) == (
+            503, b"5.5.1 AUTH not permitted during a mail transaction")
+        assert client.rcpt("ann@example.org")[0] == 250
+        client.rset()
+        assert client.docmd("AUTH", _plain()) == (503, b"5.5.1 Already authenticated")
+
+
+@pytest.mark.parametrize("change", ["delete", "password"])
+def test_an_open_session_stops_sending_once_its_login_is_deleted_or_changed(
+        api, services, account, submission, change: str) -> None:
+    """Each MAIL checks the login AUTH proved is still there with the same password: a
+    deleted credential stops at once, not when its sessions end."""
+    message = f"From: news@{DOMAIN}\r\nTo: ann@example.org\r\nSubject: hi\r\n\r\nhi\r\n"
+    with _starttls(submission) as client:
+        assert client.login(LOGIN, PASSWORD)[0] == 235
+        assert client.sendmail(f"news@{DOMAIN}", ["ann@example.org"], message) == {}
+        with services.db.transaction() as session:
+            domain = owned_domain(session, account[0], DOMAIN)
+            if change == "delete":
+                credentials.delete(session, services.vault, domain, LOGIN)
+            else:
+                credentials.change_password(session, services.vault, domain, LOGIN, "n3w-pass")
+        assert client.mail(f"news@{DOMAIN}") == (
+            530, b"5.7.0 Authentication required: the login was deleted or its password "
+                 b"changed")
+        assert client.mail(f"news@{DOMAIN}")[0] == 530
+        if change == "password":  # the session may log in again, with the new password
+            client.ehlo()
+            assert client.login(LOGIN, "n3w-pass")[0] == 235
+            assert client.mail(f"news@{DOMAIN}")[0] == 250
+    items = api.get(f"/v3/{DOMAIN}/events", params={"event": "accepted"}).json()["items"]
+    assert len(items) == 1
+
+
 def test_a_login_sends_as_its_own_account_only(api, services, submission,
                                                second_account) -> None:
     """Bee's login submits as Bee: Acme's events never see it, and Acme's domain is not

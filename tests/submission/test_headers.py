@@ -82,3 +82,20 @@ def test_an_api_message_names_the_header_that_gave_the_field() -> None:
         == "X-Mailgun-Deliver-By is not a valid RFC 2822 date"
     assert submitted.worded("o:tracking-clicks and o:tracking") \
         == "X-Mailgun-Track-Clicks and o:tracking"  # o:tracking came from no header
+
+
+@pytest.mark.parametrize("end", [b"\r\n", b"\n"])
+def test_a_message_with_an_empty_header_has_no_options(end: bytes) -> None:
+    """A message that starts with its blank line is all body: a body line shaped like a
+    header is text, not an option."""
+    raw = end + b"X-Mailgun-Tag: a line of the body\r\nBcc: so is this\r\n\r\nmore\r\n"
+    submitted = read_submission(raw)
+    assert submitted.fields == []
+    assert submitted.message == raw
+
+
+def test_a_header_of_options_only_leaves_an_empty_header_not_an_extra_line() -> None:
+    submitted = read_submission(b"X-Mailgun-Tag: news\r\nX-Mailgun-Dkim: yes\r\n\r\n" + BODY)
+    assert submitted.fields == [("o:tag", "news"), ("o:dkim", "yes")]
+    assert submitted.message == b"\r\n" + BODY
+    assert read_submission(b"X-Mailgun-Tag: news\r\n").message == b""

@@ -56,7 +56,8 @@ CHANGED = json_responses({
     400: BAD_PASSWORD,
     404: ("No such login, or no such domain", {"message": service.NOT_FOUND})})
 DELETED = json_responses({
-    200: ("Deleted: SMTP AUTH refuses the login from now on",
+    200: ("Deleted: SMTP AUTH refuses the login from now on, and sessions that logged in "
+          "with it submit no further message",
           {"message": "Credentials have been deleted", "spec": "alice@mg.example.com"}),
     404: ("No such login, or no such domain", {"message": service.NOT_FOUND})})
 ALL_DELETED = json_responses({

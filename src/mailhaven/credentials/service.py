@@ -239,6 +239,15 @@ def credential_json(credential: Credential) -> dict[str, object]:
             "size_bytes": None}
 
 
+def canonical_login(login: str) -> str:
+    """The one spelling of a login AUTH may be given many ways (`MAILER@mg.example.com.`,
+    full-width letters in its domain, spaces around it): the local part lower-cased, the
+    domain as `canonical_domain` folds it. What AUTH looks up, and what its failures are
+    counted under."""
+    local, at, name = login.strip().lower().rpartition("@")
+    return f"{local}@{canonical_domain(name)}" if at else name
+
+
 def authenticate(session: Session, vault: Vault, login: str,
                  password: str) -> Credential | None:
     """The credential `login` and `password` prove, or None. SMTP AUTH's check: it costs one
@@ -246,12 +255,14 @@ def authenticate(session: Session, vault: Vault, login: str,
 
     The login's domain part names the domain: its verified copy, or, while no account has
     verified the name, every account's copy (each holds its own logins, told apart by the
-    account-scoped blind index)."""
-    local, at, name = login.strip().lower().rpartition("@")
+    account-scoped blind index). Each copy's row is checked; when the password proves rows
+    of two accounts, neither is taken — else one tenant could take another's submissions
+    by creating the same login with a password it has learned."""
+    local, at, name = canonical_login(login).rpartition("@")
     rows: list[tuple[SmtpCredential, Domain]] = []
     if at and local:
         copies = list(session.scalars(select(Domain).options(lazyload(Domain.dkim_keys))
-                                      .where(Domain.name == canonical_domain(name))))
+                                      .where(Domain.name == name)))
         verified = [d for d in copies if d.state == ACTIVE_DOMAIN]
         indexes = {(d.id, vault.blind_index(d.account_id, f"{local}@{d.name}")): d
                    for d in verified or copies}
@@ -264,7 +275,8 @@ def authenticate(session: Session, vault: Vault, login: str,
     if not rows:
         _verify(_dummy_hash(), password)
         return None
-    for row, domain in rows:
-        if _verify(row.password_hash, password):
-            return _credential(domain, row, f"{local}@{domain.name}")
-    return None
+    proved = [(row, domain) for row, domain in rows if _verify(row.password_hash, password)]
+    if len({row.account_id for row, _ in proved}) != 1:
+        return None  # none, or the same login and password in two accounts: whose is it?
+    row, domain = proved[0]
+    return _credential(domain, row, f"{local}@{domain.name}")

@@ -79,7 +79,7 @@ def read_submission(raw: bytes) -> Submitted:
     without them (byte for byte as sent when it has none)."""
     end = head_size(raw)
     head = raw[:end]
-    if not _DROPPED.search(head):
+    if _LINE_END.match(raw) or not _DROPPED.search(head):  # no header, or none of ours
         return Submitted([], raw)
     kept: list[bytes] = []
     fields: list[tuple[str, str]] = []
@@ -95,7 +95,11 @@ def read_submission(raw: bytes) -> Submitted:
         elif name in FIELDS:
             fields.append((FIELDS[name], value))
     fields += [(f"v:{name}", value) for name, value in variables.items()]
-    return Submitted(fields, b"\r\n".join(kept) + raw[end:])
+    if kept:
+        return Submitted(fields, b"\r\n".join(kept) + raw[end:])
+    # no field left: the header section is empty, and the line that ended it goes with it
+    rest = _LINE_END.match(raw, end)
+    return Submitted(fields, raw[rest.end():] if rest else b"")
 
 
 def _header_fields(head: bytes) -> list[list[bytes]]:

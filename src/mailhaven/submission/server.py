@@ -26,7 +26,7 @@ from prometheus_client import Counter
 
 from mailhaven.addresses import MAX_RECIPIENTS, valid_addresses
 from mailhaven.clock import monotonic
-from mailhaven.credentials.service import Credential
+from mailhaven.credentials.service import Credential, canonical_login
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import MailhavenError, frames
 from mailhaven.sending import identity
@@ -34,7 +34,7 @@ from mailhaven.sending.request import MAX_MESSAGE_BYTES, Attachment
 from mailhaven.sending.service import Accepted, SendAttempt, group_commit
 from mailhaven.services import Services
 from mailhaven.storage.group_commit import GroupCommit
-from mailhaven.submission.auth import Logins
+from mailhaven.submission.auth import AUTH_FAILURES, BAD_CREDENTIALS, Login, Logins
 from mailhaven.submission.headers import Submitted, read_submission
 from mailhaven.submission.replies import Reply, builtin, one_line, refusal
 from mailhaven.submission.tls import server_context
@@ -50,6 +50,10 @@ REFUSED = Counter("mailhaven_smtp_refused_total",
                   "SMTP submission commands refused", ["reason"])
 
 NOT_AUTHENTICATED = Reply("530 5.7.0 Authentication required", "unauthenticated")
+# RFC 4954 6: 530 for a command that needs authentication when none is in force — as none
+# is once the login it proved is deleted or its password changed
+REVOKED = Reply("530 5.7.0 Authentication required: the login was deleted or its password "
+                "changed", "revoked")
 TOO_MANY_RECIPIENTS = Reply(f"452 4.5.3 Too many recipients: at most {MAX_RECIPIENTS} per "
                             "message", "recipients")
 BAD_RECIPIENT = Reply("553 5.1.3 The recipient is not a valid address", "recipient")
@@ -112,6 +116,14 @@ class SubmissionSMTP(SMTP):
             count_refusal(self.session, ours)
         await super().push(ours.text)
 
+    async def smtp_AUTH(self, arg: str) -> None:
+        """RFC 4954 4: no AUTH during a mail transaction (a session's identity can't change
+        between its MAIL and its DATA)."""
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            await self.push("503 5.5.1 AUTH not permitted during a mail transaction")
+            return
+        await super().smtp_AUTH(arg)
+
     def connection_lost(self, error: Exception | None) -> None:
         session = self.session
         if isinstance(session, SubmissionSession) and session.host_name is not None:
@@ -163,7 +175,8 @@ class SubmissionHandler:
         return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        """RFC 4616: authorization identity, login and password, NUL-separated."""
+        """RFC 4616: authorization identity, login and password, NUL-separated. A login acts
+        only as itself: an authorization identity other than it is refused."""
         given = await _response(server, args[1] if len(args) > 1 else None, "")
         if given is None:
             return AuthResult(success=False, handled=True)
@@ -171,7 +184,11 @@ class SubmissionHandler:
         if len(parts) != 3:
             await server.push("501 5.5.2 Can't split auth value")
             return AuthResult(success=False, handled=True)
-        return await self._check(server, parts[1], parts[2])
+        authorize, login, password = parts
+        if authorize and _login(authorize) != _login(login):  # acting as another: refused
+            AUTH_FAILURES.labels("authorization-identity").inc()
+            return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS)
+        return await self._check(server, login, password)
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
         """The draft-murchison-sasl-login exchange most clients still use."""
@@ -194,6 +211,10 @@ class SubmissionHandler:
 
     async def handle_MAIL(self, _server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
+        proved = session.auth_data if session.authenticated else None
+        if isinstance(proved, Login) and not await self.submission.logins.current(proved):
+            session.authenticated, session.auth_data = False, None  # it may AUTH anew
+            return self._refuse(session, REVOKED)
         credential = _credential(session)
         if credential is None and isinstance(session, SubmissionSession) and session.trusted:
             try:
@@ -296,9 +317,13 @@ def count_refusal(session: Session | None, reply: Reply) -> None:
 def _credential(session: Session) -> Credential | None:
     """Who the session submits as: the credential AUTH proved, or its trusted network's."""
     found = session.auth_data if session.authenticated else None
-    if isinstance(found, Credential):
-        return found
+    if isinstance(found, Login):
+        return found.credential
     return session.trusted_as if isinstance(session, SubmissionSession) else None
+
+
+def _login(given: bytes) -> str:
+    return canonical_login(given.decode("utf-8", "replace"))
 
 
 async def _response(server: SMTP, given: str | None, challenge: str) -> bytes | None:
