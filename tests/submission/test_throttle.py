@@ -128,6 +128,20 @@ def test_attempts_in_flight_are_capped_per_network_and_per_login() -> None:
     assert networks == [None] * IN_FLIGHT_PER_NETWORK + ["busy-network"]
 
 
+def test_a_login_s_own_network_is_never_busy() -> None:
+    """An application that logged in lately opens many connections at once: none of
+    them is turned away, while a stranger's burst still is."""
+    throttle = AuthThrottle(FrozenClock(), network_limit=1000, login_limit=1000)
+    throttle.succeeded("198.51.100.1", ANN)
+
+    async def attempts() -> list[str | None]:
+        async with AsyncExitStack() as held:
+            return [await held.enter_async_context(throttle.attempt("198.51.100.1", ANN))
+                    for _ in range(IN_FLIGHT_PER_NETWORK + IN_FLIGHT_PER_LOGIN)]
+
+    assert asyncio.run(attempts()) == [None] * (IN_FLIGHT_PER_NETWORK + IN_FLIGHT_PER_LOGIN)
+
+
 async def _burst(logins: Logins, attempts: list[tuple[str, str, str]]) -> Counter[str]:
     """The reply codes to `attempts` (peer, login, password) made all at once."""
     replies = await asyncio.gather(*(logins.check(peer, login.encode(), password.encode())

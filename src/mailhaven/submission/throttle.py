@@ -74,9 +74,14 @@ class AuthThrottle:
         `IN_FLIGHT` attempts at a time), or None. Checking and counting it happen with
         no await between, so no other attempt can see the count without this one."""
         refused, login = self.refused(network, login), login.lower()
-        if refused is None and self._checking["network", network] >= IN_FLIGHT_PER_NETWORK:
+        # A login's own network (an application opening many connections at once, its
+        # password remembered) is never turned away for being busy; strangers are.
+        known = self._is_trusted(network, login, self._clock.now())
+        if (refused is None and not known
+                and self._checking["network", network] >= IN_FLIGHT_PER_NETWORK):
             refused = "busy-network"
-        if refused is None and self._checking["login", login] >= IN_FLIGHT_PER_LOGIN:
+        if (refused is None and not known
+                and self._checking["login", login] >= IN_FLIGHT_PER_LOGIN):
             refused = "busy-login"
         if refused is not None:
             yield refused
