@@ -18,7 +18,7 @@ from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest
 from mailhaven.forms import field_dict
-from mailhaven.http import in_thread, read_form
+from mailhaven.http import form_body, in_thread, json_responses, read_form
 from mailhaven.services import Services
 from mailhaven.webhooks import service
 
@@ -65,7 +65,17 @@ async def list_webhooks(domain_name: str, services: ServicesDep,
     return {"webhooks": webhooks}
 
 
-@router.post("/v3/domains/{domain_name}/webhooks")
+@router.post("/v3/domains/{domain_name}/webhooks", openapi_extra=form_body({
+    "id": "the event type (delivered, opened, clicked, unsubscribed, complained, "
+          "permanent_fail, temporary_fail, accepted)",
+    "url": "a URL to POST the events to; repeat for up to 3",
+    "event_types": "with it, the v4 form: one URL for several event types (repeatable)"}),
+    responses=json_responses({
+        200: ("Created", {"message": "Webhook has been created",
+                          "webhook": {"urls": ["https://example.com/hook"]}}),
+        400: ("A missing id or url, or a type that already has URLs",
+              {"message": "Missing parameter 'id'"}),
+        404: ("Not a domain of this account", {"message": "Domain not found: example.com"})}))
 async def create_webhook_v3(domain_name: str, request: Request, services: ServicesDep,
                             account_id: AccountDep) -> dict:
     urls, types, single = await _fields(request)
