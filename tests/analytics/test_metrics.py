@@ -156,6 +156,10 @@ def test_no_dimension_is_one_item(api, two_days) -> None:
     ({"metrics": ["accepted_count"], "filter": {"AND": [
         {"attribute": "domain", "comparator": "=", "values": []}]}},
      "The filter on 'domain' needs at least one value"),
+    *(({"metrics": ["accepted_count"], "filter": {"AND": [
+        {"attribute": attribute, "comparator": "=", "values": [{"value": "\x00"}]}]}},
+       f"Invalid value for '{attribute}': it may not contain a NUL character")
+      for attribute in ("tag", "domain")),
 ])
 def test_what_cant_be_told_is_a_400(api, body: dict, message: str) -> None:
     reply = api.post(URL, json=body)
