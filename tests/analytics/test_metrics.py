@@ -107,6 +107,17 @@ def test_sorting_and_paging(api, two_days, domain) -> None:
     assert list(_by(by_name)) == [(OTHER,), (domain,)]
 
 
+def test_timestamp_sorts_by_time_as_mailguns_examples_say(api, two_days) -> None:
+    start = format_datetime(datetime.fromtimestamp(two_days.first_day - DAY, UTC))
+    end = format_datetime(datetime.fromtimestamp(two_days.second_day, UTC))
+    days = [_day(two_days.first_day), _day(two_days.second_day)]
+    for sort, expected in (("timestamp:asc", days), ("timestamp:desc", days[::-1])):
+        answer = _metrics(api, start=start, end=end, resolution="day", dimensions=["time"],
+                          pagination={"sort": sort})
+        assert answer["pagination"]["sort"] == sort
+        assert [i["dimensions"][0]["value"] for i in answer["items"]] == expected
+
+
 def test_hour_resolution_and_duration_count_back_from_end(api, two_days) -> None:
     end = format_datetime(datetime.fromtimestamp(two_days.second_day, UTC))
     answer = _metrics(api, end=end, duration="2h", resolution="hour", dimensions=["time"])
