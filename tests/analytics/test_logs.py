@@ -155,6 +155,9 @@ def test_another_account_sees_none_of_it(api, second_api, two_days, domain) -> N
     ({"start": "Tue, 02 Jan 2024 00:00:00 +0000", "end": "Mon, 01 Jan 2024 00:00:00 +0000"},
      "'start' must be before 'end'"),
     ({"end": "soon"}, "Invalid 'end' parameter: soon"),
+    *(({"filter": _where(attribute, "=", "\x00x")},
+       f"Invalid value for '{attribute}': it may not contain a NUL character")
+      for attribute in ("tag", "id", "domain", "message_id", "event")),
 ])
 def test_bad_queries_are_400s(api, body: dict, message: str) -> None:
     reply = api.post(URL, json=body)

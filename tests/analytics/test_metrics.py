@@ -107,6 +107,17 @@ def test_sorting_and_paging(api, two_days, domain) -> None:
     assert list(_by(by_name)) == [(OTHER,), (domain,)]
 
 
+def test_timestamp_sorts_by_time_as_mailguns_examples_say(api, two_days) -> None:
+    start = format_datetime(datetime.fromtimestamp(two_days.first_day - DAY, UTC))
+    end = format_datetime(datetime.fromtimestamp(two_days.second_day, UTC))
+    days = [_day(two_days.first_day), _day(two_days.second_day)]
+    for sort, expected in (("timestamp:asc", days), ("timestamp:desc", days[::-1])):
+        answer = _metrics(api, start=start, end=end, resolution="day", dimensions=["time"],
+                          pagination={"sort": sort})
+        assert answer["pagination"]["sort"] == sort
+        assert [i["dimensions"][0]["value"] for i in answer["items"]] == expected
+
+
 def test_hour_resolution_and_duration_count_back_from_end(api, two_days) -> None:
     end = format_datetime(datetime.fromtimestamp(two_days.second_day, UTC))
     answer = _metrics(api, end=end, duration="2h", resolution="hour", dimensions=["time"])
@@ -156,6 +167,10 @@ def test_no_dimension_is_one_item(api, two_days) -> None:
     ({"metrics": ["accepted_count"], "filter": {"AND": [
         {"attribute": "domain", "comparator": "=", "values": []}]}},
      "The filter on 'domain' needs at least one value"),
+    *(({"metrics": ["accepted_count"], "filter": {"AND": [
+        {"attribute": attribute, "comparator": "=", "values": [{"value": "\x00"}]}]}},
+       f"Invalid value for '{attribute}': it may not contain a NUL character")
+      for attribute in ("tag", "domain")),
 ])
 def test_what_cant_be_told_is_a_400(api, body: dict, message: str) -> None:
     reply = api.post(URL, json=body)

@@ -177,3 +177,53 @@ def test_an_address_with_a_percent_sign_is_decoded_once(api, domain) -> None:
     assert recipients == [other]
     assert api.get(path).json() == {"message": "Recipient not found"}
     assert api.get("/v1/privacy/recipients/pctax%40example.com").status_code == 200
+
+
+def _erase_ann_while_bobs_copy_waits(api, clock, domain, sent) -> str:  # type: ignore[no-untyped-def]
+    """Send (scheduled, so Bob's copy is still queued), erase Ann: the body is kept for Bob.
+    The message's storage key."""
+    assert sent.status_code == 200, sent.text
+    [accepted, *_] = api.get(f"/v3/{domain}/events", params={"event": "accepted"}).json()["items"]
+    erased = api.delete("/v1/privacy/recipients/ann%40example.org")
+    assert erased.status_code == 200, erased.text
+    return str(accepted["storage"]["key"])
+
+
+def _later(clock) -> str:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+    from email.utils import format_datetime
+    return format_datetime(datetime.fromtimestamp(int(clock.now()) + 3600, UTC), usegmt=True)
+
+
+def _nothing_shows_ann_after_a_resend(api, services, clock, domain, key) -> None:  # type: ignore[no-untyped-def]
+    stored = api.get(f"/v3/domains/{domain}/messages/{key}")
+    assert stored.status_code == 200 and "bob@" in stored.text and "ann@" not in stored.text
+    resent = api.post(f"/v3/domains/{domain}/messages/{key}", data={"to": "cat@example.org"})
+    assert resent.status_code == 200, resent.text
+    clock.advance(7200)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert {BOB, "cat@example.org"} <= {r.rcpt_tos[0] for r in sink.received}
+    assert all(b"ann@" not in r.data for r in sink.received)
+    assert "ann@" not in api.get(f"/v3/{domain}/events").text
+    logs = api.post("/v1/analytics/logs", json={"events": ["accepted", "delivered"]})
+    assert logs.status_code == 200 and "bob@" in logs.text and "ann@" not in logs.text
+
+
+def test_a_body_kept_for_another_recipient_no_longer_names_the_erased_one(
+        api, services, clock, domain) -> None:
+    key = _erase_ann_while_bobs_copy_waits(api, clock, domain, api.post(
+        f"/v3/{domain}/messages", data={
+            "from": f"news@{domain}", "to": f"Ann <{ANN}>, {BOB}", "cc": "dan@example.org",
+            "subject": "s", "text": "t", "o:deliverytime": _later(clock)}))
+    _nothing_shows_ann_after_a_resend(api, services, clock, domain, key)
+
+
+def test_a_mime_body_kept_for_another_recipient_no_longer_names_the_erased_one(
+        api, services, clock, domain) -> None:
+    mime = (f"From: news@{domain}\r\nTo: =?utf-8?q?Ann_M=C3=BCller?= <{ANN}>,\r\n {BOB}\r\n"
+            f"Cc: {ANN}\r\nSubject: s\r\n\r\nhello\r\n").encode()
+    key = _erase_ann_while_bobs_copy_waits(api, clock, domain, api.post(
+        f"/v3/{domain}/messages.mime", data={"to": [ANN, BOB], "o:deliverytime": _later(clock)},
+        files={"message": ("message.mime", mime)}))
+    _nothing_shows_ann_after_a_resend(api, services, clock, domain, key)

@@ -1,6 +1,6 @@
 """A domain's queues: `DELETE /v3/{domain}/envelopes` cancels its scheduled and queued mail
-(sparing a copy a worker is attempting), `GET /v3/domains/{domain}/sending_queues` shows
-them; both to the domain's owner only."""
+(a copy a worker is attempting is cancelled unless that attempt ends it),
+`GET /v3/domains/{domain}/sending_queues` shows them; both to the domain's owner only."""
 
 from __future__ import annotations
 
@@ -110,6 +110,53 @@ def test_cancelling_spares_a_copy_a_worker_is_attempting(api, services, clock,
     assert recorded is not None
     assert {r.id: r.status for r in queue_rows(services)}[job.delivery_id] == DELIVERED
     assert [e["recipient"] for e in events(api, domain, "delivered")] == [job.email]
+
+
+def test_a_copy_in_flight_whose_attempt_is_deferred_is_cancelled_not_retried(
+        api, services, clock, domain) -> None:
+    send(api, domain, {"to": "ann@example.org"})
+    [job] = queue.claim(services.db, services.vault, owner="worker-1", now=clock.now(),
+                        limit=1, lease_seconds=60)
+    _cancel(api, domain)
+    # The attempt ends in a 4xx: it would be queued for a retry, but the owner cancelled.
+    recorded = queue.settle(services.db, services.vault, job, now=clock.now(), status=QUEUED,
+                            next_attempt_at=clock.now() + 300, event="failed",
+                            extra={"severity": "temporary",
+                                   "delivery-status": {"code": 450}})
+    assert recorded is not None  # the attempt's own event is still recorded
+    assert [r.status for r in queue_rows(services)] == [CANCELLED]
+    clock.advance(400)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sink.received == []
+    assert _queues(api, domain)["regular"]["queued"] == 0
+
+
+def test_a_copy_in_flight_put_back_by_pacing_is_cancelled(api, services, clock,
+                                                          domain) -> None:
+    send(api, domain, {"to": "ann@example.org"})
+    [job] = queue.claim(services.db, services.vault, owner="worker-1", now=clock.now(),
+                        limit=1, lease_seconds=60)
+    _cancel(api, domain)
+    assert queue.put_back(services.db, job, now=clock.now(), due=clock.now() + 5)
+    assert [r.status for r in queue_rows(services)] == [CANCELLED]
+    clock.advance(10)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sink.received == []
+
+
+def test_a_copy_in_flight_whose_worker_died_is_cancelled_by_the_next_claim(
+        api, services, clock, domain) -> None:
+    send(api, domain, {"to": "ann@example.org"})
+    queue.claim(services.db, services.vault, owner="worker-that-died", now=clock.now(),
+                limit=1, lease_seconds=60)
+    _cancel(api, domain)
+    clock.advance(61)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sink.received == []
+    assert [r.status for r in queue_rows(services)] == [CANCELLED]
 
 
 def test_a_lease_that_ran_out_does_not_keep_a_copy_from_being_cancelled(

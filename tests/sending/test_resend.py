@@ -12,6 +12,8 @@ import httpx
 from sqlalchemy import func, select, update
 
 from mailhaven.delivery.models import Delivery
+from mailhaven.domains.models import Domain
+from mailhaven.domains.service import create_domain
 from mailhaven.events.models import Event
 from mailhaven.messages.models import Message
 from mailhaven.vault import VaultKey
@@ -221,3 +223,43 @@ def test_a_resend_from_an_unverified_domain_is_refused_where_verification_is_req
     assert reply.status_code == 403
     assert reply.json()["message"].startswith(
         f"Domain {domain} is not allowed to send: The domain is unverified")
+
+
+def _news_changes_hands(api, services, account, second_account, domain, *, mime: bool) -> str:  # type: ignore[no-untyped-def]
+    """A message from ceo@news.acme.test, a domain of the account's then; the domain then
+    goes to another account, which verifies it. The message's storage URL."""
+    with services.db.transaction() as session:
+        create_domain(session, services.vault, account[0], {"name": "news.acme.test"},
+                      services.clock)
+    if mime:
+        raw = MIME.replace(b"shop@mg.acme.test", b"ceo@news.acme.test")
+        reply = api.post(f"/v3/{domain}/messages.mime", data={"to": "ann@example.org"},
+                         files={"message": ("m.eml", raw, "message/rfc822")})
+    else:
+        reply = api.post(f"/v3/{domain}/messages", data={
+            "from": "ceo@news.acme.test", "to": "ann@example.org", "subject": "s", "text": "t"})
+    assert reply.status_code == 200, reply.text
+    with services.db.transaction() as session:
+        session.execute(update(Domain).where(Domain.name == "news.acme.test").values(
+            account_id=second_account.account_id, state="active"))
+    return str(events(api, domain, "accepted")[0]["storage"]["url"])
+
+
+def test_a_resend_whose_sender_the_account_may_no_longer_use_is_refused_as_a_send_is(
+        api, services, account, second_account, domain) -> None:
+    url = _news_changes_hands(api, services, account, second_account, domain, mime=False)
+    again = api.post(f"/v3/{domain}/messages", data={
+        "from": "ceo@news.acme.test", "to": "ann@example.org", "subject": "s", "text": "t"})
+    assert again.status_code == 403
+    reply = api.post(httpx.URL(url).path, data={"to": "bob@example.org"})
+    assert reply.status_code == 403
+    assert reply.json() == again.json()
+    assert [e["recipient"] for e in events(api, domain, "accepted")] == ["ann@example.org"]
+
+
+def test_a_resent_mime_message_is_judged_by_its_own_from(api, services, account,
+                                                         second_account, domain) -> None:
+    url = _news_changes_hands(api, services, account, second_account, domain, mime=True)
+    reply = api.post(httpx.URL(url).path, data={"to": "bob@example.org"})
+    assert reply.status_code == 403
+    assert "news.acme.test is not a domain of this account" in reply.json()["message"]

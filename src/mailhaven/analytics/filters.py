@@ -37,6 +37,8 @@ def predicate(attribute: str, comparator: str, values: Iterable[str]) -> Predica
         raise BadRequest(f"Invalid comparator '{comparator}' for '{attribute}': use one of "
                          f"{', '.join(COMPARATORS)}")
     chosen = tuple(dict.fromkeys(v for v in values if v))
+    if any("\x00" in v for v in chosen):  # no name holds one; PostgreSQL text can't either
+        raise BadRequest(f"Invalid value for '{attribute}': it may not contain a NUL character")
     if not chosen:
         raise BadRequest(f"The filter on '{attribute}' needs at least one value")
     return Predicate(attribute, comparator, chosen)

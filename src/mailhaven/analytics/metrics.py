@@ -167,7 +167,7 @@ def check(query: MetricsQuery) -> None:
                          "an event with several of the tags would be counted once for each")
     if not 1 <= query.limit <= MAX_LIMIT or query.skip < 0:
         raise BadRequest(f"pagination: limit must be from 1 to {MAX_LIMIT}, skip at least 0")
-    key, _, direction = query.sort.partition(":")
+    key, direction = _sort(query)
     if query.sort and (key not in (*query.dimensions, *query.metrics)
                        or direction not in ("", "asc", "desc")):
         raise BadRequest(f"Invalid sort '{query.sort}': use a dimension or a metric asked "
@@ -208,7 +208,7 @@ def compute(session: Session, account_id: str, query: MetricsQuery) -> dict[str,
             (event, kind)] += n
         everything[(event, kind)] += n
     keys = sorted(groups)  # each position holds one type: times, or names
-    by, _, direction = query.sort.partition(":")
+    by, direction = _sort(query)
     if by:
         keys.sort(key=lambda key: _sort_key(query, by, key, groups[key]),
                   reverse=direction == "desc")
@@ -237,6 +237,13 @@ def _period(epoch: float, resolution: str) -> int:
 def _dimension(name: str, raw: int | str) -> dict[str, str]:
     shown = rfc2822(raw) if name == "time" and isinstance(raw, int) else str(raw)
     return {"dimension": name, "value": shown, "display_value": shown}
+
+
+def _sort(query: MetricsQuery) -> tuple[str, str]:
+    """The sort's key and direction; `timestamp` is the `time` dimension (Mailgun's own
+    examples sort by `timestamp:asc`)."""
+    key, _, direction = query.sort.partition(":")
+    return ("time" if key == "timestamp" else key), direction
 
 
 def _sort_key(query: MetricsQuery, by: str, key: Key, counts: Counts) -> int | str | float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, false, text
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base, BigId
@@ -46,5 +46,9 @@ class Delivery(Base):
     # When the first attempt began (its claim): events tell how long after acceptance.
     first_attempt_at: Mapped[float | None] = column(Float, nullable=True, data=DELIVERY_STATE)
     lease_owner: Mapped[str | None] = column(String(40), data=TECHNICAL)
+    # The owner cancelled the domain's queue while a worker held this copy: its attempt, if
+    # it doesn't end the copy, settles it as cancelled instead of queueing it again.
+    cancel_requested: Mapped[bool] = column(Boolean, default=False, server_default=false(),
+                                            data=DELIVERY_STATE)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
     updated_at: Mapped[float] = column(Float, data=TECHNICAL)

@@ -76,7 +76,7 @@ class Job:
         return {} if seconds is None else {"first-delivery-attempt-seconds": seconds}
 
 
-QUEUE = LeasedQueue(Delivery, waiting=QUEUED)
+QUEUE = LeasedQueue(Delivery, waiting=QUEUED, cancelled=CANCELLED)
 
 
 def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
@@ -97,11 +97,14 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
     with db.sessions() as session:
         # Plain rows, not ORM objects: only read, and building objects was most of a claim.
         rows = session.execute(select(Delivery.__table__).where(Delivery.id.in_(ids))).all()
-        jobs, unreadable = _jobs(session, vault, list(rows), lease)
+        # A copy cancelled while a worker that then died held it: settled, never sent.
+        cancelled = [r.id for r in rows if r.cancel_requested]
+        jobs, unreadable = _jobs(session, vault, [r for r in rows if not r.cancel_requested],
+                                 lease)
         jobs = _with_suppressions(session, vault, jobs)
-    if unreadable:
+    if unreadable or cancelled:
         with db.transaction() as session:
-            QUEUE.settle(session, unreadable, lease, now, status=CANCELLED)
+            QUEUE.settle(session, unreadable + cancelled, lease, now, status=CANCELLED)
     return jobs
 
 
@@ -232,7 +235,7 @@ def cancel_queued(db: Database, account_id: str, domain_id: str, *, now: float) 
     cancelled = 0
     while True:
         with db.transaction() as session:
-            ids = QUEUE.cancel(session, mine, now, status=CANCELLED, limit=CANCEL_BATCH)
+            ids = QUEUE.cancel(session, mine, now, limit=CANCEL_BATCH)
         cancelled += len(ids)
         if len(ids) < CANCEL_BATCH:
             return cancelled

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, getaddresses
 
 from mailhaven.addresses import header_text, mailbox_pairs, mailbox_parts
 from mailhaven.messages import folding, plain, templated
@@ -128,6 +128,24 @@ def without_message_id(raw: bytes) -> bytes:
     head, blank, body = crlf(raw).partition(b"\r\n\r\n")
     kept = [f for f in _header_fields(head) if _field_name(f) != b"message-id"]
     return b"\r\n".join(kept) + blank + body
+
+
+def without_mailboxes(raw: bytes, drop: Callable[[str], bool]) -> bytes:
+    """A MIME message whose To and Cc fields no longer name the addresses `drop` picks (an
+    erased recipient's); a field left naming no one goes, the rest stays byte for byte."""
+    head, blank, body = crlf(raw).partition(b"\r\n\r\n")
+    fields = []
+    for field in _header_fields(head):
+        if _field_name(field) in (b"to", b"cc"):
+            name, _, value = field.decode("utf-8", "replace").partition(":")
+            pairs = getaddresses([value.replace("\r\n", "")])
+            kept = [(n, a) for n, a in pairs if not a or not drop(a)]
+            if len(kept) < len(pairs):
+                if not kept:
+                    continue
+                field = folding.mailbox_field(name.strip(), kept, utf8=not value.isascii())
+        fields.append(field)
+    return b"\r\n".join(fields) + blank + body
 
 
 def render(doc: Document, recipient: str, variables: dict | None,

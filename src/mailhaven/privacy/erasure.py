@@ -14,6 +14,7 @@ database) so that restoring an older backup can erase the subject again (`reappl
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +31,8 @@ from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.messages import content
+from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure
 from mailhaven.privacy.requests import add_months
@@ -152,6 +155,7 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
         Event.timestamp <= at).execution_options(synchronize_session=False)))
     _redact_other_events(session, vault, account_id, index, touched)
     content_keys = _shred_bodies(session, account_id, touched)
+    _redact_kept_bodies(session, vault, account_id, index, touched)
     session.execute(delete(Suppression).where(
         Suppression.account_id == account_id, Suppression.kind == "whitelists",
         Suppression.value_index == index).execution_options(synchronize_session=False))
@@ -211,13 +215,43 @@ def _redact_other_events(session: Session, vault: Vault, account_id: str, index:
         for name in ("to", "cc"):
             if not headers.get(name):
                 continue
-            kept = [(n, a) for n, a in getaddresses([headers[name]])
-                    if not a or vault.blind_index(account_id, a) != index]
-            redacted = ", ".join(formataddr(p) for p in kept)
+            redacted = _without(vault, account_id, index, headers[name])
             if redacted != headers[name]:
                 headers[name], changed = redacted, True
         if changed:
             row.payload = vault.seal(key, json.dumps(doc).encode(), row.event_id)
+
+
+def _without(vault: Vault, account_id: str, index: str, value: str) -> str:
+    """An address field's `value` without the erased address; `value` itself if it lacks it."""
+    pairs = getaddresses([value])
+    kept = [(n, a) for n, a in pairs if not a or vault.blind_index(account_id, a) != index]
+    return value if len(kept) == len(pairs) else ", ".join(formataddr(p) for p in kept)
+
+
+def _redact_kept_bodies(session: Session, vault: Vault, account_id: str, index: str,
+                        storage_keys: list[str]) -> None:
+    """A body kept for another recipient's queued copy names the erased address in its To
+    or Cc too: take it out there (the copy still to go, a resend and the stored message
+    would show it otherwise), and seal the body again."""
+    rows = [row for chunk in _chunks(storage_keys) for row in session.scalars(
+        select(Message).where(Message.id.in_(chunk), Message.content_sealed.is_not(None)))
+        if row.account_id == account_id]
+    keys = vault.keys(session, (r.content_key_id for r in rows))
+    for row in rows:
+        key = keys.get(row.content_key_id or "")
+        if key is None or row.content_sealed is None:
+            continue
+        context = f"message:{row.id}"
+        doc = Document.load(vault.open(key, row.content_sealed, context))
+        redacted = replace(
+            doc, to=[v for v in (_without(vault, account_id, index, t) for t in doc.to) if v],
+            cc=[v for v in (_without(vault, account_id, index, c) for c in doc.cc) if v],
+            mime=None if doc.mime is None else base64.b64encode(content.without_mailboxes(
+                doc.mime_bytes,
+                lambda a: vault.blind_index(account_id, a) == index)).decode())
+        if redacted != doc:
+            row.content_sealed = vault.seal(key, redacted.dump(), context)
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,13 @@ MIN_DAYS, MAX_DAYS = 1, 3650
 class Accounts:
     """The accounts one purge covers: these, or (`all_but`) every account but these. For a
     category with periods per domain (`Category.per_domain`), `domains` narrows it to those
-    domains, and `own_period` names the domains it leaves to their own scopes."""
+    domains, and `own_period` says it leaves the domains with a message_ttl to their own
+    scopes (found by a subquery: however many there are, no list of them is bound)."""
 
     ids: frozenset[str]
     all_but: bool = False
     domains: frozenset[str] | None = None
-    own_period: frozenset[str] = frozenset()
+    own_period: bool = False
 
     def of(self, account_id: SQLColumnExpression[str]) -> ColumnElement[bool]:
         return account_id.not_in(self.ids) if self.all_but else account_id.in_(self.ids)
@@ -52,7 +53,9 @@ class Accounts:
     def in_domains(self, domain_id: SQLColumnExpression[str]) -> ColumnElement[bool]:
         if self.domains is not None:
             return domain_id.in_(self.domains)
-        return domain_id.not_in(self.own_period) if self.own_period else true()
+        if not self.own_period:
+            return true()
+        return domain_id.not_in(select(Domain.id).where(Domain.message_ttl.is_not(None)))
 
 
 @dataclass(frozen=True)

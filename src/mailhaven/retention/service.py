@@ -108,7 +108,7 @@ def scopes(session: Session, now: float) -> list[Scope]:
     for category in CATEGORIES.values():
         periods = chosen.get(category.name, {})
         custom = frozenset().union(*periods.values())
-        own = frozenset(d for d, _, _ in ttls) if category.per_domain else frozenset()
+        own = category.per_domain and bool(ttls)
         out.append(Scope(category, Accounts(custom, all_but=True, own_period=own),
                          now - category.default_days * DAY))
         out += [Scope(category, Accounts(frozenset(ids), own_period=own), now - days * DAY)

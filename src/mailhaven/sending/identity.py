@@ -22,6 +22,7 @@ from mailhaven.addresses import mailbox_pairs, without_comments
 from mailhaven.config import SENDER_POLICIES
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.errors import Forbidden
+from mailhaven.messages.document import Document
 from mailhaven.messages.mime import mime_fields, mime_head
 from mailhaven.sending.request import SendRequest
 from mailhaven.vault.service import canonical_domain
@@ -38,7 +39,18 @@ def check_sender(session: Session, domain: Domain, request: SendRequest, *,
                  require_verified: bool) -> None:
     """Refuse (403) a message that says it is from a domain its account hasn't got, or one
     another account has verified closer to it."""
-    check_domains(session, domain, _sender_domains(request), require_verified=require_verified)
+    check_domains(session, domain, _sender_domains(request.headers, request.mime,
+                                                   request.sender.formatted()),
+                  require_verified=require_verified)
+
+
+def check_stored(session: Session, domain: Domain, doc: Document, *,
+                 require_verified: bool) -> None:
+    """`check_sender` for a stored message sent again: what it says about its sender is
+    judged now, as a new send's is (the account may have lost the domain since)."""
+    check_domains(session, domain, _sender_domains(
+        doc.headers, None if doc.mime is None else doc.mime_bytes, doc.sender),
+        require_verified=require_verified)
 
 
 def check_domains(session: Session, domain: Domain, senders: list[str], *,
@@ -87,14 +99,16 @@ def _closest(name: str, domains: set[str]) -> int:
                default=0)
 
 
-def _sender_domains(request: SendRequest) -> list[str]:
-    """The domains of every address the message will say it is from, read from the value
-    as written: comments go, an encoded word is an atom of a name, never an address."""
-    fields = [(name.lower(), value) for name, value in request.headers]
-    if request.mime is not None:
-        fields += mime_fields(mime_head(request.mime))
+def _sender_domains(headers: list[tuple[str, str]], mime: bytes | None,
+                    sender: str) -> list[str]:
+    """The domains of every address the message will say it is from (its h: fields, and its
+    MIME head or else its From), read from the value as written: comments go, an encoded
+    word is an atom of a name, never an address."""
+    fields = [(name.lower(), value) for name, value in headers]
+    if mime is not None:
+        fields += mime_fields(mime_head(mime))
     else:
-        fields.append(("from", request.sender.formatted()))
+        fields.append(("from", sender))
     domains = []
     for name, value in fields:
         if name not in SENDER_FIELDS:

@@ -84,7 +84,8 @@ async def resend_stored(domain_name: str, storage_key: str, request: Request,
     require_verified = services.settings.require_verified_domains
     accepted = await on_domain(services, account_id, domain_name, lambda session, domain: (
         resend(session, services.vault, domain, storage_key, to, now=services.clock.now(),
-               require_verified=require_verified)), write=True)
+               require_verified=require_verified,
+               sender_policy=services.settings.sender_policy)), write=True)
     services.delivery_bell.ring()
     ACCEPTED.inc()
     RECIPIENTS.inc(accepted.recipients)

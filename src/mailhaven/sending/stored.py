@@ -22,6 +22,7 @@ from mailhaven.messages import content
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
 from mailhaven.messages.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
+from mailhaven.sending import identity
 from mailhaven.sending.service import (
     Accepted,
     Outgoing,
@@ -60,16 +61,20 @@ def _stored(session: Session, vault: Vault, domain_id: str,
 
 
 def resend(session: Session, vault: Vault, domain: Domain, storage_key: str,
-           to: list[str], *, now: float, require_verified: bool) -> Accepted:
+           to: list[str], *, now: float, require_verified: bool,
+           sender_policy: str = identity.DOMAIN) -> Accepted:
     """Send a stored message again, to `to` (`POST /v3/domains/{d}/messages/{key}`): accepted
     as a message of its own (a new Message-ID and storage key, queued now, its `accepted`
     events), as it was stored: the same From, To, Cc, subject, body and options. The new
     recipients are its envelope, as `/messages.mime`'s `to` is. A batch message's copy to
-    one of its first recipients has that recipient's values again; to anyone else, none."""
+    one of its first recipients has that recipient's values again; to anyone else, none.
+    Its sender must pass `sender_policy` now, as a new send's must."""
     if not may_send(domain, require_verified=require_verified):
         raise not_allowed(domain)
     recipients = _recipients(to)
     message, stored = _stored(session, vault, domain.id, storage_key)
+    if sender_policy == identity.DOMAIN:
+        identity.check_stored(session, domain, stored, require_verified=require_verified)
     document = replace(
         stored, message_id=new_message_id(domain.name, now), created_at=now,
         deliverytime=None,

@@ -4,9 +4,11 @@ A claim moves a due row's `next_attempt_at` to the end of its lease and stamps
 `lease_owner`; a claimer that dies simply lets the lease run out, and the row is due again
 for anyone to claim. Settling is fenced by the lease: it applies only while the row still
 carries this claim's owner and expiry, so a claimer that lost its lease (to another, or to a
-later claim of its own) can't overwrite what the newer claim records. Cancelling spares the
-rows a claim holds, for the same reason. Claims are shared fairly between the accounts with
-rows due (`fair_shares`), so one account's backlog delays another's work by a claim at most.
+later claim of its own) can't overwrite what the newer claim records. Cancelling leaves
+the rows a claim holds to it, for the same reason, but marks them: their settle writes the
+cancelled status where it would have put them back to wait. Claims are shared fairly
+between the accounts with rows due (`fair_shares`), so one account's backlog delays
+another's work by a claim at most.
 The delivery queue and the webhook queue are such queues; how a claim differs between the
 databases (SKIP LOCKED, BEGIN IMMEDIATE) is said only here.
 """
@@ -26,6 +28,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    case,
     func,
     literal,
     not_,
@@ -51,11 +54,14 @@ class Lease:
 class LeasedQueue:
     """The rows of `model` whose status is `waiting`, due from their `next_attempt_at`. Its
     table has the columns id, account_id, status, next_attempt_at, lease_owner and
-    updated_at, and an index on (account_id, next_attempt_at) of its waiting rows."""
+    updated_at, and an index on (account_id, next_attempt_at) of its waiting rows. A queue
+    that can be cancelled (`cancelled`, the status of a cancelled row) has a boolean
+    `cancel_requested` column too."""
 
-    def __init__(self, model: type[Any], *, waiting: str) -> None:
+    def __init__(self, model: type[Any], *, waiting: str, cancelled: str | None = None) -> None:
         self.model = model
         self.waiting = waiting
+        self.cancelled = cancelled
         # Written out, not bound: only a query that says `status = 'queued'` itself may use
         # a partial index of the waiting rows (on PostgreSQL and SQLite alike).
         self._waiting: ColumnElement[bool] = model.status == literal(waiting, literal_execute=True)
@@ -151,8 +157,13 @@ class LeasedQueue:
 
     # -- settle -----------------------------------------------------------------------------
     def fenced(self, ids: Collection[int], lease: Lease, now: float, **values: Any) -> Update:
-        """Set `values` on the rows of `ids` that `lease` still holds, releasing it."""
+        """Set `values` on the rows of `ids` that `lease` still holds, releasing it. A row
+        that would wait again (its status left as it is, or set to waiting) but whose
+        cancellation was asked for while it was held is cancelled instead."""
         rows = self.model
+        if self.cancelled is not None and values.get("status", self.waiting) == self.waiting:
+            values["status"] = case((rows.cancel_requested, self.cancelled),
+                                    else_=self.waiting)
         return (update(rows)
                 .where(rows.id.in_(ids), rows.lease_owner == lease.owner,
                        rows.next_attempt_at == lease.until, rows.status == self.waiting)
@@ -177,21 +188,34 @@ class LeasedQueue:
         return and_(rows.lease_owner.is_not(None), rows.next_attempt_at > now)
 
     def cancel(self, session: Session, where: ColumnElement[bool], now: float, *,
-               status: str, limit: int) -> list[int]:
-        """Settle up to `limit` waiting rows matching `where` as `status`, but none a claim
+               limit: int) -> list[int]:
+        """Settle up to `limit` waiting rows matching `where` as cancelled, but none a claim
         holds now: its holder is at work on it and records what came of it (a row changed
-        under it would fail its fenced settle, and the outcome would go unrecorded). Rows
-        another transaction is claiming this moment are skipped too: they are held once it
+        under it would fail its fenced settle, and the outcome would go unrecorded). Those
+        are marked instead (`cancel_requested`, the lease left as it is so that the settle
+        still matches): the settle cancels them unless the attempt ended them, and a claim
+        that takes one again (its holder died) should settle it as cancelled. Rows another
+        transaction is claiming this moment are skipped: they are its claim's once it
         commits. The ids settled; call again until none is left."""
+        assert self.cancelled is not None, "this queue can't be cancelled"
         rows = self.model
+        postgresql = is_postgresql(session)
+        # Marked first, skipping a row whose settle is being written (no deadlock with it):
+        # once that commits, the row is free for the next statement or ended.
+        held = and_(self._waiting, where, self.held(now), not_(rows.cancel_requested))
+        marked = list(session.scalars(_locked(select(rows.id).where(held), postgresql)))
+        if marked:
+            session.execute(update(rows).where(rows.id.in_(marked))
+                            .values(cancel_requested=True)
+                            .execution_options(synchronize_session=False))
         free = and_(self._waiting, where, not_(self.held(now)))
         ids = list(session.scalars(_locked(select(rows.id).where(free).order_by(rows.id)
-                                           .limit(limit), is_postgresql(session))))
+                                           .limit(limit), postgresql)))
         if not ids:
             return []
         return list(session.scalars(
             update(rows).where(rows.id.in_(ids), free)
-            .values(status=status, lease_owner=None, updated_at=now)
+            .values(status=self.cancelled, lease_owner=None, updated_at=now)
             .returning(rows.id).execution_options(synchronize_session=False)))
 
 
