@@ -209,3 +209,26 @@ def test_a_long_blank_run_is_read_in_linear_time() -> None:
     """A standalone line's test reads the blanks beside a tag: 100 KB of them once."""
     template = "\n" * 50_000 + "{{#if a}}" + " " * 50_000 + "{{/if}}"
     assert render(template, {"a": 1}) == "\n" * 50_000 + " " * 50_000
+
+
+@pytest.mark.parametrize("block", [
+    "{{#pluralize 2 @root.big 1}}{{/pluralize}}",
+    "{{#lookup @root 'big'}}{{/lookup}}",
+])
+def test_a_value_a_block_helper_returns_counts_against_the_output_budget(block: str) -> None:
+    with pytest.raises(TemplateError, match=f"more than {MAX_OUTPUT} characters"):
+        render("{{#each l}}{{#each ../l}}" + block + "{{/each}}{{/each}}",
+               {"l": [1] * 400, "big": "x" * 8000})
+
+
+def test_a_block_helpers_program_is_counted_once() -> None:
+    """Nested blocks pass their program's text up: counted where it is written, not again."""
+    big = "x" * (MAX_OUTPUT // 2)
+    template = "{{#if a}}" * 60 + "{{{big}}}" + "{{/if}}" * 60
+    assert len(render(template, {"a": True, "big": big})) == len(big)
+
+
+def test_sub_expressions_and_hash_arguments_are_steps() -> None:
+    inner = "{{lookup o 'k' " + " ".join(f"a{i}=(lookup o 'k')" for i in range(4000)) + "}}"
+    with pytest.raises(TemplateError, match=f"more than {MAX_STEPS} steps"):
+        render("{{#each l}}" + inner + "{{/each}}", {"l": [1] * 300, "o": {"k": 1}})

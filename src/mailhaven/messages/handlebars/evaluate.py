@@ -175,10 +175,13 @@ class Renderer:
             raise TemplateError(f"the template took more than {MAX_STEPS} steps to render")
 
     def _wrote(self, text: str) -> str:
-        self.written += len(text)
+        self._count(len(text))
+        return text
+
+    def _count(self, characters: int) -> None:
+        self.written += characters
         if self.written > MAX_OUTPUT:
             raise TemplateError(f"the template rendered more than {MAX_OUTPUT} characters")
-        return text
 
     def run(self, program: Sequence[Node], scope: Scope) -> str:
         out = []
@@ -196,7 +199,12 @@ class Renderer:
     def block(self, node: Block, scope: Scope) -> str:
         helper = self._helper(node.call)
         if helper is not None:
-            return text_of(helper(self._options(node.call, scope, node)))
+            before = self.written
+            text = text_of(helper(self._options(node.call, scope, node)))
+            # What its program wrote is counted already; a value it returned (pluralize's,
+            # lookup's) is not, and must be, or a loop of them writes without bound.
+            self._count(max(0, len(text) - (self.written - before)))
+            return text
         value = self.value(node.call.head, scope)  # a section over a value
         if not truthy(value):
             return "" if node.inverse is None else self.run(node.inverse, scope)
@@ -211,6 +219,7 @@ class Renderer:
         return "".join(rounds)
 
     def call(self, call: Call, scope: Scope) -> Any:
+        self.tick()  # sub-expressions and hash arguments are steps too
         helper = self._helper(call)
         if helper is not None:
             return helper(self._options(call, scope, None))
