@@ -70,6 +70,7 @@ HEADERS_INVALID = ("Invalid parameter: headers must be a JSON object of the From
 HEADER_NOT_ADDRESS = "Invalid parameter: headers: {} is not a valid address"
 HEADER_TOO_LONG = f"Invalid parameter: headers: {{}} is longer than {MAX_HEADER_CHARS} characters"
 TEXT_TOO_LONG = f"Invalid parameter: {{}} is longer than {MAX_TEXT_CHARS} characters"
+NOT_TEXT = "Invalid parameter: {} is not valid text"
 # A send's template (sending refuses the message with these).
 SEND_NOT_FOUND = "template '{}' not found"
 SEND_VERSION_NOT_FOUND = "template '{}' has no version '{}'"
@@ -113,7 +114,19 @@ def _text(fields: dict[str, str], name: str) -> str | None:
     value = fields.get(name)
     if value is not None and len(value) > MAX_TEXT_CHARS:
         raise BadRequest(TEXT_TOO_LONG.format(name))
+    if value is not None and not _is_text(value):
+        raise BadRequest(NOT_TEXT.format(name))
     return value
+
+
+def _is_text(value: str) -> bool:
+    """Whether it can be written as UTF-8: JSON's "\\ud800" (a lone surrogate) cannot, and
+    stored it would fail every read after."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _engine(fields: dict[str, str]) -> None:
@@ -124,6 +137,8 @@ def _engine(fields: dict[str, str]) -> None:
 
 def _source(value: str) -> str:
     """A version's content: at most 100 KB, and Handlebars we can render."""
+    if not _is_text(value):
+        raise BadRequest(NOT_TEXT.format("template"))
     if len(value.encode()) > MAX_TEMPLATE_BYTES:
         raise BadRequest(TOO_LARGE)
     try:
@@ -147,6 +162,8 @@ def _headers(value: str | None) -> dict[str, str] | None:
         if canonical is None:
             raise BadRequest(HEADERS_INVALID)
         text = header_text(text).strip()
+        if not _is_text(text):
+            raise BadRequest(HEADERS_INVALID)
         if len(text) > MAX_HEADER_CHARS:
             raise BadRequest(HEADER_TOO_LONG.format(canonical))
         if canonical != "Subject" and not _well_formed(text):
