@@ -191,6 +191,10 @@ def test_events_name_the_template_and_its_version(api, services, domain) -> None
     ({"template": "welcome", "html": "<p>x</p>"}, HTML_AND_TEMPLATE),
     ({"template": "missing"}, "template 'missing' not found"),
     ({"template": "welcome", "t:version": "v9"}, "template 'welcome' has no version 'v9'"),
+    # A NUL no name or tag can hold (PostgreSQL would refuse it in the query): not found.
+    ({"template": "wel\x00come"}, "template 'wel\x00come' not found"),
+    ({"template": "welcome", "t:version": "v\x001"},
+     "template 'welcome' has no version 'v\x001'"),
     ({"template": "welcome", "t:variables": "[1, 2]"},
      "'t:variables' parameter is not a valid JSON"),
     ({"template": "welcome", "t:variables": '{"a": "\\ud800"}'},

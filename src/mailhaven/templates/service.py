@@ -105,9 +105,15 @@ class Page:
 
 def _label(value: str, invalid: str) -> str:
     label = value.strip().lower()
-    if len(label) > MAX_LABEL_CHARS or not _LABEL.fullmatch(label):
+    if not _is_label(label):
         raise BadRequest(invalid)
     return label
+
+
+def _is_label(value: str) -> bool:
+    """Whether it could name a template or a version: a send's that cannot (a NUL, which
+    PostgreSQL refuses in a query) is looked for nowhere. (A URL's NUL is refused earlier.)"""
+    return len(value) <= MAX_LABEL_CHARS and _LABEL.fullmatch(value) is not None
 
 
 def _text(fields: dict[str, str], name: str) -> str | None:
@@ -542,12 +548,16 @@ def for_send(session: Session, vault: Vault, domain: Domain, name: str, tag: str
              text: bool, variables: dict[str, Any]) -> StoredTemplate:
     """The template a send names (`template`, `t:version`), as it is now: the message
     keeps this copy, so a later edit or deletion doesn't change mail already accepted."""
-    row = session.scalar(select(Template).where(*_named(domain, name)))
+    row = session.scalar(select(Template).where(*_named(domain, name))) \
+        if _is_label(name.strip().lower()) else None
     if row is None:
         raise BadRequest(SEND_NOT_FOUND.format(name))
     query = select(TemplateVersion).where(TemplateVersion.template_id == row.id)
-    version = session.scalar(query.where(TemplateVersion.tag == tag.strip().lower())
-                             if tag else query.where(TemplateVersion.active))
+    if tag and not _is_label(tag.strip().lower()):
+        version = None
+    else:
+        version = session.scalar(query.where(TemplateVersion.tag == tag.strip().lower())
+                                 if tag else query.where(TemplateVersion.active))
     if version is None:
         raise BadRequest(SEND_VERSION_NOT_FOUND.format(name, tag) if tag
                          else SEND_NO_ACTIVE.format(name))
