@@ -232,3 +232,10 @@ def test_sub_expressions_and_hash_arguments_are_steps() -> None:
     inner = "{{lookup o 'k' " + " ".join(f"a{i}=(lookup o 'k')" for i in range(4000)) + "}}"
     with pytest.raises(TemplateError, match=f"more than {MAX_STEPS} steps"):
         render("{{#each l}}" + inner + "{{/each}}", {"l": [1] * 300, "o": {"k": 1}})
+
+
+def test_a_long_run_of_digits_is_read_as_a_number_or_not_in_one_pass() -> None:
+    """Before, `\\d+\\.?\\d*` tried every split of the digits: this one took hours."""
+    digits = "1" * 200_000
+    assert render("{{#ifGt s 1}}y{{else}}n{{/ifGt}}", {"s": digits + "x"}) == "n"
+    assert render("{{#ifGt s 1}}y{{else}}n{{/ifGt}}", {"s": digits + ".5"}) == "y"

@@ -14,7 +14,8 @@ from typing import Any
 from mailhaven.messages.handlebars.evaluate import Helper, Options, text_of, truthy, walk
 
 # A number as Go's strconv.ParseFloat reads it (decimal; inf, infinity and nan in any case).
-_GO_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)",
+# Linear: no two quantifiers can share a run of digits between them.
+_GO_NUMBER = re.compile(r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)",
                         re.IGNORECASE)
 MAX_PATTERN = 1000  # characters of an ifMatchesRegexStr pattern
 
