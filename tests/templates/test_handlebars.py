@@ -239,3 +239,29 @@ def test_a_long_run_of_digits_is_read_as_a_number_or_not_in_one_pass() -> None:
     digits = "1" * 200_000
     assert render("{{#ifGt s 1}}y{{else}}n{{/ifGt}}", {"s": digits + "x"}) == "n"
     assert render("{{#ifGt s 1}}y{{else}}n{{/ifGt}}", {"s": digits + ".5"}) == "y"
+
+
+@pytest.mark.parametrize("pattern", [
+    "^(a+)+$", "(a*)*b", "(a|ab)*c", "(a?a)*$", "(?:x(a+))+", "(?=(a+)+)b", "(a)\\1",
+])
+def test_a_regex_python_could_backtrack_on_without_end_is_a_render_error(pattern: str) -> None:
+    """Mailgun's RE2 never backtracks; Python's re does, exponentially on these."""
+    with pytest.raises(TemplateError, match="can backtrack without end"):
+        render("{{#ifMatchesRegexStr p s}}y{{else}}n{{/ifMatchesRegexStr}}",
+               {"p": pattern, "s": "a" * 40 + "!"})
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("^[a-z]+@[a-z]+\\.com$", "y"), ("(?:ab)+", "n"), ("^(?:a|b)+!$", "y"), ("a{40}", "y"),
+])
+def test_a_regex_without_nested_repeats_matches(pattern: str, expected: str) -> None:
+    assert render("{{#ifMatchesRegexStr p s}}y{{else}}n{{/ifMatchesRegexStr}}",
+                  {"p": pattern, "s": "a" * 40 + "!" if "@" not in pattern
+                   else "ann@example.com"}) == expected
+
+
+def test_a_regex_is_matched_against_at_most_10000_characters() -> None:
+    template = "{{#ifMatchesRegexStr 'b$' s}}y{{else}}n{{/ifMatchesRegexStr}}"
+    assert render(template, {"s": "a" * 9_999 + "b"}) == "y"
+    with pytest.raises(TemplateError, match="at most 10000 characters"):
+        render(template, {"s": "a" * 10_000 + "b"})
