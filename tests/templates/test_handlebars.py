@@ -265,3 +265,23 @@ def test_a_regex_is_matched_against_at_most_10000_characters() -> None:
     assert render(template, {"s": "a" * 9_999 + "b"}) == "y"
     with pytest.raises(TemplateError, match="at most 10000 characters"):
         render(template, {"s": "a" * 10_000 + "b"})
+
+
+def test_an_else_if_chain_is_no_nesting_however_long() -> None:
+    """Each `{{else if}}` is its own block inside the last one's inverse: not nesting, so
+    a chain longer than the nesting limit reads and renders (without recursing on it)."""
+    links = 5000
+    template = ("{{#if a0}}0" + "".join(f"{{{{else if a{i}}}}}{i}" for i in range(1, links))
+                + "{{else}}none{{/if}}")
+    assert render(template, {f"a{links - 1}": True}) == str(links - 1)
+    assert render(template, {"a7": 1, "a9": 1}) == "7"
+    assert render(template, {}) == "none"
+    sections = "{{#a}}a" + "".join(f"{{{{else if b{i}}}}}{i}" for i in range(links)) + "{{/a}}"
+    assert render(sections, {"b4999": [1]}) == "4999"
+
+
+def test_blocks_inside_an_else_if_chain_still_count_as_nesting() -> None:
+    inner = "{{#if a}}" * MAX_NESTING + "{{/if}}" * MAX_NESTING
+    with pytest.raises(TemplateError, match=f"nested more than {MAX_NESTING} deep"):
+        compile_template("{{#if x}}" + "{{else if y}}" * 100 + inner + "{{/if}}")
+    compile_template("{{#if x}}" + "{{else if y}}" * 100 + inner[9:-7] + "{{/if}}")
