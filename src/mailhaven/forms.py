@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 _TRUE = ("yes", "true", "1", "on")
+MAX_JSON_DEPTH = 32  # lists and objects within each other, in a JSON field
 
 
 def flag(value: str | None, default: bool = False) -> bool:
@@ -17,13 +18,34 @@ def flag(value: str | None, default: bool = False) -> bool:
 
 
 def json_object(text: str) -> dict[str, Any] | None:
-    """`text` as a JSON object, or None for anything else. Nesting too deep for the parser
-    (RecursionError) is as bad as broken JSON: both are the client's mistake, not ours."""
+    """`text` as a JSON object, or None for anything else. Nesting deeper than
+    MAX_JSON_DEPTH is as bad as broken JSON: whatever copied or stored it (recursively)
+    would fail on it, and it is the client's mistake, not ours."""
+    value = json_value(text)
+    return value if isinstance(value, dict) else None
+
+
+def json_value(text: str) -> Any:
+    """`text` as JSON nested at most MAX_JSON_DEPTH deep, or None."""
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    return None if too_deep(value) else value
+
+
+def too_deep(value: Any) -> bool:
+    """Whether lists and objects nest deeper than MAX_JSON_DEPTH (looked at without
+    recursing, so any depth the parser returned is measured)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def field_dict(fields: list[tuple[str, str]]) -> dict[str, str]:

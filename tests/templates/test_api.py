@@ -113,6 +113,9 @@ def test_a_template_stored_with_content_has_an_active_initial_version(api, domai
      "Invalid parameter: headers: Subject is longer than 998 characters"),
     ({"name": "ok", "description": "d" * (16 * 1024 + 1)}, 400,
      "Invalid parameter: description is longer than 16384 characters"),
+    # JSON can spell a lone surrogate, which no text can hold: stored, no read would work.
+    ({"name": "ok", "template": HTML, "headers": '{"Subject": "a\\ud800b"}'}, 400,
+     service.HEADERS_INVALID),
 ])
 def test_a_template_mailgun_would_refuse_is_refused(api, domain, fields, status,
                                                      message) -> None:
@@ -253,6 +256,8 @@ def test_the_first_version_of_an_empty_template_is_active(api, domain) -> None:
     ({"template": "{{/if}}", "tag": "v2"}, 400, "Invalid parameter: template is not a valid "
      "handlebars template: {{/if}} closes no block (line 1)"),
     ({"template": HTML, "tag": "Initial"}, 409, "version initial already exists"),
+    ({"template": HTML, "tag": "v2", "headers": '{"Subject": "\\udc00"}'}, 400,
+     service.HEADERS_INVALID),
 ])
 def test_a_version_mailgun_would_refuse_is_refused(api, domain, fields, status,
                                                     message) -> None:
@@ -401,3 +406,11 @@ def test_every_endpoint_is_in_the_openapi_document(api) -> None:
     create_form = paths[base]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert {"name", "description", "template", "tag", "comment", "headers"} \
         <= set(create_form["schema"]["properties"])
+
+
+def test_a_version_is_not_updated_to_headers_no_text_can_hold(api, domain) -> None:
+    create(api, domain, "welcome")
+    refused(api.put(f"/v3/{domain}/templates/welcome/versions/initial",
+                    data={"headers": '{"Subject": "\\ud800"}'}), 400, service.HEADERS_INVALID)
+    version = ok(api.get(f"/v3/{domain}/templates/welcome/versions/initial"))["template"]
+    assert version["version"]["tag"] == "initial"

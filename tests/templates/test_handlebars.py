@@ -209,3 +209,79 @@ def test_a_long_blank_run_is_read_in_linear_time() -> None:
     """A standalone line's test reads the blanks beside a tag: 100 KB of them once."""
     template = "\n" * 50_000 + "{{#if a}}" + " " * 50_000 + "{{/if}}"
     assert render(template, {"a": 1}) == "\n" * 50_000 + " " * 50_000
+
+
+@pytest.mark.parametrize("block", [
+    "{{#pluralize 2 @root.big 1}}{{/pluralize}}",
+    "{{#lookup @root 'big'}}{{/lookup}}",
+])
+def test_a_value_a_block_helper_returns_counts_against_the_output_budget(block: str) -> None:
+    with pytest.raises(TemplateError, match=f"more than {MAX_OUTPUT} characters"):
+        render("{{#each l}}{{#each ../l}}" + block + "{{/each}}{{/each}}",
+               {"l": [1] * 400, "big": "x" * 8000})
+
+
+def test_a_block_helpers_program_is_counted_once() -> None:
+    """Nested blocks pass their program's text up: counted where it is written, not again."""
+    big = "x" * (MAX_OUTPUT // 2)
+    template = "{{#if a}}" * 60 + "{{{big}}}" + "{{/if}}" * 60
+    assert len(render(template, {"a": True, "big": big})) == len(big)
+
+
+def test_sub_expressions_and_hash_arguments_are_steps() -> None:
+    inner = "{{lookup o 'k' " + " ".join(f"a{i}=(lookup o 'k')" for i in range(4000)) + "}}"
+    with pytest.raises(TemplateError, match=f"more than {MAX_STEPS} steps"):
+        render("{{#each l}}" + inner + "{{/each}}", {"l": [1] * 300, "o": {"k": 1}})
+
+
+def test_a_long_run_of_digits_is_read_as_a_number_or_not_in_one_pass() -> None:
+    """Before, `\\d+\\.?\\d*` tried every split of the digits: this one took hours."""
+    digits = "1" * 200_000
+    assert render("{{#ifGt s 1}}y{{else}}n{{/ifGt}}", {"s": digits + "x"}) == "n"
+    assert render("{{#ifGt s 1}}y{{else}}n{{/ifGt}}", {"s": digits + ".5"}) == "y"
+
+
+@pytest.mark.parametrize("pattern", [
+    "^(a+)+$", "(a*)*b", "(a|ab)*c", "(a?a)*$", "(?:x(a+))+", "(?=(a+)+)b", "(a)\\1",
+])
+def test_a_regex_python_could_backtrack_on_without_end_is_a_render_error(pattern: str) -> None:
+    """Mailgun's RE2 never backtracks; Python's re does, exponentially on these."""
+    with pytest.raises(TemplateError, match="can backtrack without end"):
+        render("{{#ifMatchesRegexStr p s}}y{{else}}n{{/ifMatchesRegexStr}}",
+               {"p": pattern, "s": "a" * 40 + "!"})
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("^[a-z]+@[a-z]+\\.com$", "y"), ("(?:ab)+", "n"), ("^(?:a|b)+!$", "y"), ("a{40}", "y"),
+])
+def test_a_regex_without_nested_repeats_matches(pattern: str, expected: str) -> None:
+    assert render("{{#ifMatchesRegexStr p s}}y{{else}}n{{/ifMatchesRegexStr}}",
+                  {"p": pattern, "s": "a" * 40 + "!" if "@" not in pattern
+                   else "ann@example.com"}) == expected
+
+
+def test_a_regex_is_matched_against_at_most_10000_characters() -> None:
+    template = "{{#ifMatchesRegexStr 'b$' s}}y{{else}}n{{/ifMatchesRegexStr}}"
+    assert render(template, {"s": "a" * 9_999 + "b"}) == "y"
+    with pytest.raises(TemplateError, match="at most 10000 characters"):
+        render(template, {"s": "a" * 10_000 + "b"})
+
+
+def test_an_else_if_chain_is_no_nesting_however_long() -> None:
+    """Each `{{else if}}` is its own block inside the last one's inverse: not nesting, so
+    a chain longer than the nesting limit reads and renders (without recursing on it)."""
+    links = 5000
+    template = ("{{#if a0}}0" + "".join(f"{{{{else if a{i}}}}}{i}" for i in range(1, links))
+                + "{{else}}none{{/if}}")
+    assert render(template, {f"a{links - 1}": True}) == str(links - 1)
+    assert render(template, {"a7": 1, "a9": 1}) == "7"
+    assert render(template, {}) == "none"
+    sections = "{{#a}}a" + "".join(f"{{{{else if b{i}}}}}{i}" for i in range(links)) + "{{/a}}"
+    assert render(sections, {"b4999": [1]}) == "4999"
+
+
+def test_blocks_inside_an_else_if_chain_still_count_as_nesting() -> None:
+    inner = "{{#if a}}" * MAX_NESTING + "{{/if}}" * MAX_NESTING
+    with pytest.raises(TemplateError, match=f"nested more than {MAX_NESTING} deep"):
+        compile_template("{{#if x}}" + "{{else if y}}" * 100 + inner + "{{/if}}")
+    compile_template("{{#if x}}" + "{{else if y}}" * 100 + inner[9:-7] + "{{/if}}")

@@ -84,6 +84,16 @@ def test_v_variables_reach_the_template_and_t_variables_override_them(api, servi
         "greeting": "Hello", "name": "from v", "order": '{"id": 77}'}
 
 
+def test_a_v_variable_nested_too_deep_reaches_the_template_as_text(api, services,
+                                                                   domain) -> None:
+    store(api, domain, "deep", "<p>{{#if shallow.a}}{{shallow.a}}{{/if}} {{deep}}</p>")
+    shallow = '{"a":' * 32 + "1" + "}" * 32
+    deep = "[" * 33 + "]" * 33
+    send(api, domain, subject="Hi", template="deep", **{"v:deep": deep, "v:shallow": shallow})
+    [got] = delivered(services)
+    assert html_of(got).strip() == f"<p>{'map[a:' * 31}1{']' * 31} {deep}</p>"
+
+
 def test_the_versions_stored_headers_apply_unless_the_message_sets_them(api, services,
                                                                          domain) -> None:
     store(api, domain, "headed", "<p>{{name}}</p>", headers=json.dumps({
@@ -191,7 +201,16 @@ def test_events_name_the_template_and_its_version(api, services, domain) -> None
     ({"template": "welcome", "html": "<p>x</p>"}, HTML_AND_TEMPLATE),
     ({"template": "missing"}, "template 'missing' not found"),
     ({"template": "welcome", "t:version": "v9"}, "template 'welcome' has no version 'v9'"),
+    # A NUL no name or tag can hold (PostgreSQL would refuse it in the query): not found.
+    ({"template": "wel\x00come"}, "template 'wel\x00come' not found"),
+    ({"template": "welcome", "t:version": "v\x001"},
+     "template 'welcome' has no version 'v\x001'"),
     ({"template": "welcome", "t:variables": "[1, 2]"},
+     "'t:variables' parameter is not a valid JSON"),
+    # Nesting deeper than 32 would fail the message's copy (a 500): refused as not JSON.
+    ({"template": "welcome", "t:variables": '{"a":' * 900 + "1" + "}" * 900},
+     "'t:variables' parameter is not a valid JSON"),
+    ({"template": "welcome", "t:variables": '{"a":' * 33 + "1" + "}" * 33},
      "'t:variables' parameter is not a valid JSON"),
     ({"template": "welcome", "t:variables": '{"a": "\\ud800"}'},
      "'t:variables' parameter holds text that is not valid Unicode"),

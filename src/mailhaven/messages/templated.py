@@ -10,7 +10,6 @@ and the attachments of a multipart/mixed message are kept after the new body."""
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from email import message_from_bytes
@@ -19,6 +18,7 @@ from email.message import EmailMessage
 from email.policy import Policy
 from typing import Any
 
+from mailhaven.forms import json_value
 from mailhaven.messages import handlebars
 from mailhaven.messages.document import Document, StoredTemplate
 from mailhaven.messages.html_text import html_to_text
@@ -43,10 +43,8 @@ def variables(doc: Document, template: StoredTemplate, recipient: dict[str, Any]
 def _json_or_text(value: str) -> Any:
     if value[:1] not in ("{", "["):
         return value
-    try:
-        return json.loads(value)
-    except (ValueError, RecursionError):
-        return value
+    parsed = json_value(value)
+    return value if parsed is None else parsed
 
 
 def applied(doc: Document, recipient: dict[str, Any] | None, sub: Callable[[str], str],

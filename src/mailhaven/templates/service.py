@@ -70,6 +70,7 @@ HEADERS_INVALID = ("Invalid parameter: headers must be a JSON object of the From
 HEADER_NOT_ADDRESS = "Invalid parameter: headers: {} is not a valid address"
 HEADER_TOO_LONG = f"Invalid parameter: headers: {{}} is longer than {MAX_HEADER_CHARS} characters"
 TEXT_TOO_LONG = f"Invalid parameter: {{}} is longer than {MAX_TEXT_CHARS} characters"
+NOT_TEXT = "Invalid parameter: {} is not valid text"
 # A send's template (sending refuses the message with these).
 SEND_NOT_FOUND = "template '{}' not found"
 SEND_VERSION_NOT_FOUND = "template '{}' has no version '{}'"
@@ -104,16 +105,34 @@ class Page:
 
 def _label(value: str, invalid: str) -> str:
     label = value.strip().lower()
-    if len(label) > MAX_LABEL_CHARS or not _LABEL.fullmatch(label):
+    if not _is_label(label):
         raise BadRequest(invalid)
     return label
+
+
+def _is_label(value: str) -> bool:
+    """Whether it could name a template or a version: a send's that cannot (a NUL, which
+    PostgreSQL refuses in a query) is looked for nowhere. (A URL's NUL is refused earlier.)"""
+    return len(value) <= MAX_LABEL_CHARS and _LABEL.fullmatch(value) is not None
 
 
 def _text(fields: dict[str, str], name: str) -> str | None:
     value = fields.get(name)
     if value is not None and len(value) > MAX_TEXT_CHARS:
         raise BadRequest(TEXT_TOO_LONG.format(name))
+    if value is not None and not _is_text(value):
+        raise BadRequest(NOT_TEXT.format(name))
     return value
+
+
+def _is_text(value: str) -> bool:
+    """Whether it can be written as UTF-8: JSON's "\\ud800" (a lone surrogate) cannot, and
+    stored it would fail every read after."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _engine(fields: dict[str, str]) -> None:
@@ -124,6 +143,8 @@ def _engine(fields: dict[str, str]) -> None:
 
 def _source(value: str) -> str:
     """A version's content: at most 100 KB, and Handlebars we can render."""
+    if not _is_text(value):
+        raise BadRequest(NOT_TEXT.format("template"))
     if len(value.encode()) > MAX_TEMPLATE_BYTES:
         raise BadRequest(TOO_LARGE)
     try:
@@ -147,6 +168,8 @@ def _headers(value: str | None) -> dict[str, str] | None:
         if canonical is None:
             raise BadRequest(HEADERS_INVALID)
         text = header_text(text).strip()
+        if not _is_text(text):
+            raise BadRequest(HEADERS_INVALID)
         if len(text) > MAX_HEADER_CHARS:
             raise BadRequest(HEADER_TOO_LONG.format(canonical))
         if canonical != "Subject" and not _well_formed(text):
@@ -525,12 +548,16 @@ def for_send(session: Session, vault: Vault, domain: Domain, name: str, tag: str
              text: bool, variables: dict[str, Any]) -> StoredTemplate:
     """The template a send names (`template`, `t:version`), as it is now: the message
     keeps this copy, so a later edit or deletion doesn't change mail already accepted."""
-    row = session.scalar(select(Template).where(*_named(domain, name)))
+    row = session.scalar(select(Template).where(*_named(domain, name))) \
+        if _is_label(name.strip().lower()) else None
     if row is None:
         raise BadRequest(SEND_NOT_FOUND.format(name))
     query = select(TemplateVersion).where(TemplateVersion.template_id == row.id)
-    version = session.scalar(query.where(TemplateVersion.tag == tag.strip().lower())
-                             if tag else query.where(TemplateVersion.active))
+    if tag and not _is_label(tag.strip().lower()):
+        version = None
+    else:
+        version = session.scalar(query.where(TemplateVersion.tag == tag.strip().lower())
+                                 if tag else query.where(TemplateVersion.active))
     if version is None:
         raise BadRequest(SEND_VERSION_NOT_FOUND.format(name, tag) if tag
                          else SEND_NO_ACTIVE.format(name))

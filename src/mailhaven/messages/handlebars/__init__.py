@@ -66,15 +66,17 @@ def render(source: str, variables: Mapping[str, Any]) -> str:
 
 
 def _calls(program: tuple[Node, ...]) -> Iterator[Call]:
-    """Every call in the tree, sub-expressions included (the tree is at most MAX_NESTING
-    deep: parse refuses deeper)."""
-    for node in program:
-        if isinstance(node, Mustache):
-            yield from _nested(node.call)
-        elif isinstance(node, Block):
-            yield from _nested(node.call)
-            yield from _calls(node.program)
-            yield from _calls(node.inverse or ())
+    """Every call in the tree, sub-expressions included (sub-expressions are at most
+    MAX_NESTING deep; an `{{else if}}` chain's blocks, each in the last one's inverse, can
+    be many more: walked without recursing)."""
+    programs = [program]
+    while programs:
+        for node in programs.pop():
+            if isinstance(node, Mustache):
+                yield from _nested(node.call)
+            elif isinstance(node, Block):
+                yield from _nested(node.call)
+                programs.extend((node.program, node.inverse or ()))
 
 
 def _nested(call: Call) -> Iterator[Call]:

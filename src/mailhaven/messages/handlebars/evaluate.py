@@ -153,10 +153,34 @@ class Options:
         return self.renderer.run(self.block.program, scope)
 
     def inverse(self) -> str:
-        """The block's `{{else}}` part."""
+        """The block's `{{else}}` part; a helper returns it as its answer (an `{{else if}}`
+        is rendered by the renderer's loop, however long the chain)."""
         if self.block is None or self.block.inverse is None:
             return ""
+        following = _following(self.block)
+        if following is not None:
+            return _Next(following)
         return self.renderer.run(self.block.inverse, self.scope)
+
+
+class _Next(str):
+    """A helper's answer that is its inverse, one block (`{{else if}}`'s): rendered next,
+    in its place."""
+
+    block: Block
+
+    def __new__(cls, block: Block) -> _Next:
+        answer = super().__new__(cls, "")
+        answer.block = block
+        return answer
+
+
+def _following(node: Block) -> Block | None:
+    """The inverse's one block, when that is all it is (`{{else if}}` makes that)."""
+    inverse = node.inverse
+    if inverse is not None and len(inverse) == 1 and isinstance(inverse[0], Block):
+        return inverse[0]
+    return None
 
 
 Helper = Callable[[Options], Any]
@@ -175,10 +199,13 @@ class Renderer:
             raise TemplateError(f"the template took more than {MAX_STEPS} steps to render")
 
     def _wrote(self, text: str) -> str:
-        self.written += len(text)
+        self._count(len(text))
+        return text
+
+    def _count(self, characters: int) -> None:
+        self.written += characters
         if self.written > MAX_OUTPUT:
             raise TemplateError(f"the template rendered more than {MAX_OUTPUT} characters")
-        return text
 
     def run(self, program: Sequence[Node], scope: Scope) -> str:
         out = []
@@ -194,10 +221,32 @@ class Renderer:
         return "".join(out)
 
     def block(self, node: Block, scope: Scope) -> str:
-        helper = self._helper(node.call)
-        if helper is not None:
-            return text_of(helper(self._options(node.call, scope, node)))
-        value = self.value(node.call.head, scope)  # a section over a value
+        """The block, and when it answers with its inverse's one block (an `{{else if}}`
+        chain's next link), that one, in a loop: a chain is as long as the template."""
+        while True:
+            helper = self._helper(node.call)
+            if helper is not None:
+                before = self.written
+                answer = helper(self._options(node.call, scope, node))
+                if isinstance(answer, _Next):
+                    node = answer.block
+                    self.tick()
+                    continue
+                text = text_of(answer)
+                # What its program wrote is counted already; a value it returned
+                # (pluralize's, lookup's) is not, and must be, or a loop of them writes
+                # without bound.
+                self._count(max(0, len(text) - (self.written - before)))
+                return text
+            following = _following(node)
+            value = self.value(node.call.head, scope)  # a section over a value
+            if not truthy(value) and following is not None:
+                node = following
+                self.tick()
+                continue
+            return self._section(node, value, scope)
+
+    def _section(self, node: Block, value: Any, scope: Scope) -> str:
         if not truthy(value):
             return "" if node.inverse is None else self.run(node.inverse, scope)
         if not isinstance(value, list):
@@ -211,6 +260,7 @@ class Renderer:
         return "".join(rounds)
 
     def call(self, call: Call, scope: Scope) -> Any:
+        self.tick()  # sub-expressions and hash arguments are steps too
         helper = self._helper(call)
         if helper is not None:
             return helper(self._options(call, scope, None))

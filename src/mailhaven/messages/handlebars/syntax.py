@@ -462,6 +462,7 @@ def parse(source: str) -> tuple[Node, ...]:
     reader = _Reader(source)
     root: list[Node] = []
     stack: list[_Open] = []
+    nested = 0  # blocks open in `stack`, the links of an `{{else if}}` chain not counted
 
     def body() -> list[Node]:
         return stack[-1].body if stack else root
@@ -476,16 +477,15 @@ def parse(source: str) -> tuple[Node, ...]:
             assert token.call is not None
             body().append(Mustache(token.call, token.escaped))
         elif token.kind in ("open", "inverse_open"):
-            if len(stack) >= MAX_NESTING:
+            if nested >= MAX_NESTING:
                 raise reader.fail(f"blocks nested more than {MAX_NESTING} deep")
             stack.append(_Open(token))
+            nested += 1
         elif token.kind in ("else", "else_chain"):
             if not stack or stack[-1].inverse is not None:
                 raise reader.fail("{{else}} outside a block, or twice in one")
             stack[-1].inverse = []
-            if token.kind == "else_chain":
-                if len(stack) >= MAX_NESTING:
-                    raise reader.fail(f"blocks nested more than {MAX_NESTING} deep")
+            if token.kind == "else_chain":  # rendered in a loop, not deeper: no nesting
                 stack.append(_Open(token, chained=True))
         elif token.kind == "close":
             while stack and stack[-1].chained:
@@ -494,6 +494,7 @@ def parse(source: str) -> tuple[Node, ...]:
             if not stack:
                 raise reader.fail(f"{{{{/{token.name}}}}} closes no block")
             opened = stack.pop()
+            nested -= 1
             if opened.tag.name != token.name:
                 raise reader.fail(f"{{{{/{token.name}}}}} closes {{{{#{opened.tag.name}}}}}")
             body().append(opened.node())
