@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from mailhaven.config import Settings
@@ -375,6 +376,32 @@ def table(columns: Sequence[Column], rows: Sequence[Sequence[object]]) -> str:
             cells.append(text.rjust(c.width))
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+# -- rounds of phases ---------------------------------------------------------------------
+def run_rounds(bench: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """An untimed warm-up of every phase, then `args.rounds` rounds of `args.phases`, each
+    round in the other order than the last (what runs first pays for a cold machine);
+    `bench.run(name, count)` runs one phase and returns it (with its `rate`)."""
+    if args.warmup:
+        for name in args.phases:
+            bench.run(name, args.warmup)
+    rounds = []
+    for number in range(args.rounds):
+        order = args.phases if number % 2 == 0 else tuple(reversed(args.phases))
+        phases = {name: bench.run(name, args.messages) for name in order}
+        rounds.append(phases)
+        rates = "  ".join(f"{name} {phases[name].rate:.0f}/s" for name in args.phases)
+        print(f"  round {number + 1}: {rates}", flush=True)
+    return rounds
+
+
+def ratio(rounds: list[dict[str, Any]], name: str, reference: str) -> float:
+    """The median over rounds of a phase's rate against its reference's (nan if either
+    did not run)."""
+    if reference not in rounds[0] or name not in rounds[0]:
+        return float("nan")
+    return median([r[name].rate / r[reference].rate for r in rounds])
 
 
 # -- results for `make bench` ---------------------------------------------------------

@@ -73,7 +73,9 @@ from common import (
     median,
     memory_kb,
     process_cpu_seconds,
+    ratio,
     record,
+    run_rounds,
     seed,
     send_fields,
     serve_env,
@@ -343,24 +345,6 @@ class Bench:
             raise RuntimeError(f"Postfix logged {logged} deliveries, not {self.postfix_sent}")
 
 
-def run_rounds(bench: Bench, args: argparse.Namespace) -> list[dict[str, Phase]]:
-    if args.warmup:
-        for name in args.phases:
-            bench.run(name, args.warmup)
-    rounds = []
-    for number in range(args.rounds):
-        order = args.phases if number % 2 == 0 else tuple(reversed(args.phases))
-        phases = {name: bench.run(name, args.messages) for name in order}
-        rounds.append(phases)
-        rates = "  ".join(f"{name} {phases[name].rate:.0f}/s" for name in args.phases)
-        print(f"  round {number + 1}: {rates}", flush=True)
-    return rounds
-
-
-def ratio(rounds: list[dict[str, Phase]], name: str, reference: str) -> float:
-    if reference not in rounds[0]:
-        return float("nan")
-    return median([r[name].rate / r[reference].rate for r in rounds])
 
 
 def report(rounds: list[dict[str, Phase]], bench: Bench, args: argparse.Namespace,

@@ -51,7 +51,9 @@ from common import (
     free_port,
     median,
     process_cpu_seconds,
+    ratio,
     record,
+    run_rounds,
     seed,
     stop_child,
     table,
@@ -159,24 +161,6 @@ def smtp_env(settings_dir: Path, database_url: str | None, port: int) -> dict[st
             "MAILHAVEN_DNS_NAMESERVER": f"127.0.0.1:{free_port()}"}
 
 
-def run_rounds(bench: Bench, args: argparse.Namespace) -> list[dict[str, Phase]]:
-    if args.warmup:
-        for name in args.phases:
-            bench.run(name, args.warmup)
-    rounds = []
-    for number in range(args.rounds):
-        order = args.phases if number % 2 == 0 else tuple(reversed(args.phases))
-        phases = {name: bench.run(name, args.messages) for name in order}
-        rounds.append(phases)
-        rates = "  ".join(f"{name} {phases[name].rate:.0f}/s" for name in args.phases)
-        print(f"  round {number + 1}: {rates}", flush=True)
-    return rounds
-
-
-def ratio(rounds: list[dict[str, Phase]], name: str, reference: str) -> float:
-    if reference not in rounds[0] or name not in rounds[0]:
-        return float("nan")
-    return median([r[name].rate / r[reference].rate for r in rounds])
 
 
 def reference_of(name: str) -> str:
