@@ -9,7 +9,9 @@ from email.message import EmailMessage
 import aiosmtplib
 import pytest
 
+from tests.delivery.dkim_check import from_records, verify_each
 from tests.submission.conftest import LOGIN, PASSWORD, RunningSubmission
+from tests.support import Sink, deliver_due
 
 DOMAIN = "mg.acme.test"
 
@@ -50,7 +52,7 @@ def django_mail(monkeypatch: pytest.MonkeyPatch, submission: RunningSubmission):
 
 
 @pytest.mark.parametrize("implicit_tls", [False, True], ids=["starttls", "tls"])
-def test_django_smtp_backend(api, submission: RunningSubmission, django_mail,  # type: ignore[no-untyped-def]
+def test_django_smtp_backend(api, services, submission: RunningSubmission, django_mail,  # type: ignore[no-untyped-def]
                              implicit_tls: bool) -> None:
     connection = django_mail.get_connection(
         "django.core.mail.backends.smtp.EmailBackend", host="127.0.0.1",
@@ -68,3 +70,13 @@ def test_django_smtp_backend(api, submission: RunningSubmission, django_mail,  #
         assert event["method"] == "smtp"
         assert event["tags"] == ["django"]
         assert event["user-variables"] == {"order": "1234"}
+    # ...and it arrives, DKIM-signed, the blind copy's address in no header
+    with Sink() as sink:
+        deliver_due(services, sink)
+    records = api.get(f"/v3/domains/{DOMAIN}").json()["sending_dns_records"]
+    assert sorted(r for got in sink.received for r in got.rcpt_tos) == [
+        "ann@example.org", "audit@example.org"]
+    for got in sink.received:
+        assert [ok for _, _, ok in verify_each(got.data, from_records(records))] == [True]
+        assert got.message["Subject"] == "Your order" and "Bcc" not in got.message
+        assert b"audit@example.org" not in got.data
