@@ -220,3 +220,19 @@ def test_a_new_domains_smtp_password_sets_its_postmaster_login(api, services) ->
                                                  "smtp_password": "1234"}), 400) == (
         "password should be in range 5-32 characters")
     assert refused(api.get("/v4/domains/short.example.com"), 404) == "Domain not found"
+
+
+def test_a_domain_update_s_smtp_password_sets_or_makes_its_postmaster_login(
+        api, services, domain) -> None:
+    """Mailgun's `PUT /v4/domains/{d}` with `smtp_password`: the postmaster's password,
+    the login made when the domain has none yet; a password too short changes nothing."""
+    ok(api.put(f"/v4/domains/{domain}", data={"smtp_password": "first-pw"}))
+    assert logs_in(services, f"postmaster@{domain}", "first-pw")
+    ok(api.put(f"/v4/domains/{domain}", files=[("smtp_password", (None, "second-pw"))]))
+    assert logs_in(services, f"postmaster@{domain}", "second-pw")
+    assert not logs_in(services, f"postmaster@{domain}", "first-pw")
+    assert refused(api.put(f"/v4/domains/{domain}", data={"smtp_password": "1234"}), 400) == (
+        "password should be in range 5-32 characters")
+    assert logs_in(services, f"postmaster@{domain}", "second-pw")
+    listed = ok(api.get(f"/v3/domains/{domain}/credentials"))
+    assert [i["login"] for i in listed["items"]] == [f"postmaster@{domain}"]

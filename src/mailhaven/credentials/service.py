@@ -176,6 +176,18 @@ def create(session: Session, vault: Vault, domain: Domain, login: str,
     return _credential(domain, row, full)
 
 
+def set_password(session: Session, vault: Vault, domain: Domain, login: str,
+                 password: str | PasswordHash, clock: Clock = SYSTEM_CLOCK, *,
+                 actor: str = "system") -> Credential:
+    """The login's password, the login made if the domain lacks it: Mailgun's
+    `smtp_password` on a domain's create and update, for its postmaster."""
+    hashed = password if isinstance(password, PasswordHash) else hash_password(password)
+    try:
+        return change_password(session, vault, domain, login, hashed, clock, actor=actor)
+    except NotFound:
+        return create(session, vault, domain, login, hashed, clock, actor=actor)
+
+
 def change_password(session: Session, vault: Vault, domain: Domain, login: str,
                     password: str | PasswordHash, clock: Clock = SYSTEM_CLOCK, *,
                     actor: str = "system") -> Credential:

@@ -16,6 +16,7 @@ from mailhaven.http import in_thread, read_form
 from mailhaven.resolver import make_resolver
 from mailhaven.retention.service import bodies_kept_for
 
+POSTMASTER = "postmaster"  # the login `smtp_password` sets, as Mailgun's smtp_login shows it
 router = APIRouter(tags=["domains"])
 
 
@@ -51,8 +52,9 @@ async def create_domain(request: Request, services: ServicesDep, account_id: Acc
             options.check_ttl(domain, kept_for)
             service.add_domain(session, domain)
             if smtp_password is not None:  # Mailgun's postmaster login, with this password
-                credentials.create(session, services.vault, domain, "postmaster",
-                                   smtp_password, services.clock, actor=f"account:{account_id}")
+                credentials.set_password(session, services.vault, domain, POSTMASTER,
+                                         smtp_password, services.clock,
+                                         actor=f"account:{account_id}")
             return {"message": "Domain DNS records have been created",
                     **service.domain_response(domain, services.settings.hostname,
                                               kept_for=kept_for)}
@@ -77,12 +79,18 @@ async def update_domain(name: str, request: Request, services: ServicesDep,
     fields = field_dict((await read_form(request))[0])
 
     def run() -> dict:
+        smtp_password = credentials.hash_password(fields["smtp_password"]) \
+            if fields.get("smtp_password") else None  # hashed before the write transaction
         with services.db.transaction() as session:
             domain = service.update_settings(service.owned_domain(session, account_id, name),
                                              fields)
             kept_for = bodies_kept_for(session, account_id)
             if "message_ttl" in fields:
                 options.check_ttl(domain, kept_for)
+            if smtp_password is not None:  # Mailgun's: the postmaster's password, set or made
+                credentials.set_password(session, services.vault, domain, POSTMASTER,
+                                         smtp_password, services.clock,
+                                         actor=f"account:{account_id}")
             return {"message": "Domain has been updated",
                     **service.domain_response(domain, services.settings.hostname,
                                               kept_for=kept_for)}
