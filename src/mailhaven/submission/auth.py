@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
 
 from mailhaven.credentials.models import SmtpCredential
 from mailhaven.credentials.service import (
@@ -136,6 +137,12 @@ class Logins:
 
     def _current(self, remembered: Login) -> bool:
         with self._services.db.sessions() as session:
-            hashed = session.scalar(select(SmtpCredential.password_hash)
-                                    .where(SmtpCredential.id == remembered.credential.id))
-        return hashed is not None and hmac.compare_digest(hashed, remembered.password_hash)
+            return still_current(session, remembered)
+
+
+def still_current(session: DbSession, login: Login) -> bool:
+    """Whether the login's credential still exists with the password hash it was proved
+    against (one primary-key read, in the caller's session)."""
+    hashed = session.scalar(select(SmtpCredential.password_hash)
+                            .where(SmtpCredential.id == login.credential.id))
+    return hashed is not None and hmac.compare_digest(hashed, login.password_hash)

@@ -34,7 +34,13 @@ from mailhaven.sending.request import MAX_MESSAGE_BYTES, Attachment
 from mailhaven.sending.service import Accepted, SendAttempt, group_commit
 from mailhaven.services import Services
 from mailhaven.storage.group_commit import GroupCommit
-from mailhaven.submission.auth import AUTH_FAILURES, BAD_CREDENTIALS, Login, Logins
+from mailhaven.submission.auth import (
+    AUTH_FAILURES,
+    BAD_CREDENTIALS,
+    Login,
+    Logins,
+    still_current,
+)
 from mailhaven.submission.headers import Submitted, read_submission
 from mailhaven.submission.replies import Reply, builtin, one_line, refusal
 from mailhaven.submission.tls import server_context
@@ -212,9 +218,6 @@ class SubmissionHandler:
     async def handle_MAIL(self, _server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         proved = session.auth_data if session.authenticated else None
-        if isinstance(proved, Login) and not await self.submission.logins.current(proved):
-            session.authenticated, session.auth_data = False, None  # it may AUTH anew
-            return self._refuse(session, REVOKED)
         credential = _credential(session)
         if credential is None and isinstance(session, SubmissionSession) and session.trusted:
             try:
@@ -226,25 +229,36 @@ class SubmissionHandler:
             session.trusted_as = credential
         if credential is None:
             return self._refuse(session, NOT_AUTHENTICATED)
-        if self.submission.services.settings.sender_policy == identity.DOMAIN:
-            try:
-                await asyncio.to_thread(self._check_envelope, credential, address)
-            except MailhavenError as exc:
-                return self._refuse(session, replace(refusal(exc), reason="sender"))
+        try:  # one thread hop and one database session for both checks
+            revoked = await asyncio.to_thread(
+                self._check_mail, proved if isinstance(proved, Login) else None, credential,
+                address)
+        except MailhavenError as exc:
+            return self._refuse(session, replace(refusal(exc), reason="sender"))
+        if revoked:
+            session.authenticated, session.auth_data = False, None  # it may AUTH anew
+            return self._refuse(session, REVOKED)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
-    def _check_envelope(self, credential: Credential, address: str) -> None:
-        """The envelope sender must be at a domain of the credential's account, as the
-        From must (`sending.identity`)."""
+    def _check_mail(self, proved: Login | None, credential: Credential, address: str) -> bool:
+        """At each MAIL: whether the login AUTH proved was since deleted or its password
+        changed (True: revoked); and, under the domain sender policy, that the envelope
+        sender is at a domain of the credential's account, as the From must be
+        (`sending.identity`; a refusal raised)."""
         services = self.submission.services
         with services.db.sessions() as session:
+            if proved is not None and not still_current(session, proved):
+                return True
+            if services.settings.sender_policy != identity.DOMAIN:
+                return False
             domain = owned_domain(session, credential.account_id, credential.domain_name,
                                   with_keys=False)
             identity.check_domains(
                 session, domain, [address.rpartition("@")[2]], refusal=ENVELOPE_NOT_YOURS,
                 require_verified=services.settings.require_verified_domains)
+        return False
 
     async def handle_RCPT(self, _server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
