@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped
 
-from mailhaven.storage.base import Base
+from mailhaven.storage.base import Base, BigId
 from mailhaven.storage.inventory import OWNERSHIP, TECHNICAL, classified, column
 
 ROUTE_SEALED = classified(
@@ -27,7 +27,9 @@ PRIORITY = classified(
 class Route(Base):
     __tablename__ = "routes"
 
-    id: Mapped[str] = column(String(24), primary_key=True, data=TECHNICAL)  # 24 hex
+    # The order routes were created in: ties of priority are evaluated oldest first.
+    id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
+    public_id: Mapped[str] = column(String(24), unique=True, data=TECHNICAL)  # 24 hex
     account_id: Mapped[str] = column(
         String(24), ForeignKey("accounts.id", ondelete="CASCADE"), index=True, data=OWNERSHIP)
     priority: Mapped[int] = column(Integer, data=PRIORITY)

@@ -126,7 +126,8 @@ def _seal(vault: Vault, key: VaultKey, route_id: str, details: Details) -> bytes
 def _open(vault: Vault, keys: dict[str, VaultKey], row: Route) -> Details:
     key = keys.get(row.content_key_id)
     assert key is not None  # deleting the key deletes the route
-    return Details(**json.loads(vault.open(key, row.details_sealed, _context(row.id))))
+    return Details(**json.loads(vault.open(key, row.details_sealed,
+                                           _context(row.public_id))))
 
 
 def _opened(session: Session, vault: Vault, rows: list[Route]) -> list[tuple[Route, Details]]:
@@ -137,22 +138,22 @@ def _opened(session: Session, vault: Vault, rows: list[Route]) -> list[tuple[Rou
 # -- shapes --------------------------------------------------------------------------------
 
 def route_json(row: Route, details: Details) -> dict[str, Any]:
-    return {"id": row.id, "priority": row.priority, "description": details.description,
-            "expression": details.expression, "actions": list(details.actions),
-            "created_at": format_rfc2822(row.created_at)}
+    return {"id": row.public_id, "priority": row.priority,
+            "description": details.description, "expression": details.expression,
+            "actions": list(details.actions), "created_at": format_rfc2822(row.created_at)}
 
 
 # -- the API -------------------------------------------------------------------------------
 
 def _ordered() -> tuple[Any, ...]:
     """Mailgun's evaluation order: ascending priority, then the oldest first."""
-    return Route.priority, Route.created_at, Route.id
+    return Route.priority, Route.id
 
 
 def _find(session: Session, account_id: str, route_id: str) -> Route:
     if not _ID.fullmatch(route_id):
         raise NotFound(NOT_FOUND)  # no id of ours: asked of no database
-    row = session.scalar(select(Route).where(Route.id == route_id,
+    row = session.scalar(select(Route).where(Route.public_id == route_id,
                                              Route.account_id == account_id))
     if row is None:
         raise NotFound(NOT_FOUND)
@@ -195,7 +196,7 @@ def create(session: Session, vault: Vault, account_id: str, fields: list[tuple[s
     priority = _priority(first["priority"]) if first.get("priority", "").strip() else 0
     key = vault.new_content_key(session, account_id)
     route_id = new_id()
-    row = Route(id=route_id, account_id=account_id, priority=priority,
+    row = Route(public_id=route_id, account_id=account_id, priority=priority,
                 content_key_id=key.id, created_at=now,
                 details_sealed=_seal(vault, key, route_id, details))
     session.add(row)
@@ -224,7 +225,7 @@ def update(session: Session, vault: Vault, account_id: str, route_id: str,
     if first.get("priority", "").strip():
         row.priority = _priority(first["priority"])
     key = vault.keys(session, [row.content_key_id])[row.content_key_id]
-    row.details_sealed = _seal(vault, key, row.id, changed)
+    row.details_sealed = _seal(vault, key, row.public_id, changed)
     shown = route_json(row, changed)
     return {**shown, "message": UPDATED, "route": shown}
 
@@ -232,7 +233,7 @@ def update(session: Session, vault: Vault, account_id: str, route_id: str,
 def remove(session: Session, vault: Vault, account_id: str, route_id: str) -> dict[str, Any]:
     """`DELETE /v3/routes/{id}`: the route goes with its key."""
     row = _find(session, account_id, route_id)
-    route_id, key_id = row.id, row.content_key_id
+    route_id, key_id = row.public_id, row.content_key_id
     _delete_keys(session, [key_id])
     vault.forget(key_id)
     return {"message": DELETED, "id": route_id}
@@ -250,7 +251,7 @@ def match_address(session: Session, vault: Vault, account_id: str,
             if matches_recipient(compiled.expression, address.strip()):
                 return {"route": route_json(row, details)}
         except Unmatchable as exc:
-            log.warning("route %s: a filter counts as no match: %s", row.id, exc)
+            log.warning("route %s: a filter counts as no match: %s", row.public_id, exc)
     raise NotFound(NOT_FOUND)
 
 
@@ -266,7 +267,7 @@ def _programs(session: Session, vault: Vault,
         try:
             compiled = program(details.expression, tuple(details.actions))
         except RouteError:
-            log.warning("route %s can't be read and is skipped", row.id)
+            log.warning("route %s can't be read and is skipped", row.public_id)
             continue
         yield row, details, compiled
 
@@ -290,13 +291,13 @@ def matching_actions(session: Session, vault: Vault, account_id: str, recipient:
             try:
                 got = match(expression, recipient, headers)
             except Unmatchable as exc:
-                log.warning("route %s: a filter counts as no match: %s", row.id, exc)
+                log.warning("route %s: a filter counts as no match: %s", row.public_id, exc)
                 continue
             if got is None:
                 continue
             captures = got
         matched = True
-        found.extend(compiled.resolve(row.id, captures))
+        found.extend(compiled.resolve(row.public_id, captures))
         if compiled.stops:
             break
     return found
@@ -309,7 +310,7 @@ def exported(session: Session, vault: Vault, account_id: str) -> Iterator[dict[s
     rows = list(session.scalars(select(Route).where(Route.account_id == account_id)
                                 .order_by(*_ordered())))
     for row, details in _opened(session, vault, rows):
-        yield {"id": row.id, "priority": row.priority, "description": details.description,
+        yield {"id": row.public_id, "priority": row.priority, "description": details.description,
                "expression": details.expression, "actions": list(details.actions),
                "created_at": row.created_at}
 

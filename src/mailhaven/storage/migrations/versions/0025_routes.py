@@ -15,10 +15,13 @@ down_revision = '0024'
 branch_labels = None
 depends_on = None
 
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
 
 def upgrade() -> None:
     op.create_table('routes',
-    sa.Column('id', sa.String(length=24), nullable=False),
+    sa.Column('id', BIG_ID, autoincrement=True, nullable=False),
+    sa.Column('public_id', sa.String(length=24), nullable=False),
     sa.Column('account_id', sa.String(length=24), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('content_key_id', sa.String(length=24), nullable=False),
@@ -26,7 +29,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_routes_account_id_accounts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['content_key_id'], ['vault_keys.id'], name=op.f('fk_routes_content_key_id_vault_keys'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_routes'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_routes')),
+    sa.UniqueConstraint('public_id', name=op.f('uq_routes_public_id'))
     )
     op.create_index(op.f('ix_routes_account_id'), 'routes', ['account_id'], unique=False)
     op.create_index(op.f('ix_routes_content_key_id'), 'routes', ['content_key_id'], unique=False)
