@@ -10,6 +10,7 @@ from mailhaven.events.models import Event
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.retention.models import RetentionPolicy
+from mailhaven.routes.models import Route
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.storage.periodic import JobRun
@@ -22,5 +23,5 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
            "Event", "FormCounter", "JobRun", "Message", "PrivacyRequest", "RetentionPolicy",
-           "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "Template",
-           "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+           "Route", "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag",
+           "Template", "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

@@ -60,7 +60,7 @@ def test_an_account_export_holds_profile_domains_keys_and_activity(
     assert doc["subject"] == {"kind": "account holder", "account_id": account[0]}
     found = doc["categories"]
     assert list(found) == ["profile", "users", "domains", "api_keys", "events", "messages",
-                           "suppressions", "webhooks", "smtp_credentials", "templates",
+                           "suppressions", "webhooks", "smtp_credentials", "templates", "routes",
                            "consents", "requests", "disclosures"]
     [template] = found["templates"]
     assert (template["domain"], template["name"], template["description"]) == (

@@ -4,7 +4,7 @@
 every public API that takes them — sending (urlencoded, multipart, MIME, batch) and
 resending, the four suppression lists (form, JSON, CSV import), one-click unsubscribe,
 webhooks, tags, privacy requests and consents, SMTP credentials, stored templates and sends
-with them — then reads every column of every table: none may hold any of them in clear,
+with them, routes — then reads every column of every table: none may hold any of them in clear,
 whatever the column says it holds. A personal column must hold them sealed or as a keyed
 index; a column declared non-personal must not hold them at all. Domains, retention and
 tracking settings take no personal data, and events are only read.
@@ -164,6 +164,17 @@ def _templates(api, domain: str) -> None:  # type: ignore[no-untyped-def]
         "t:variables": json.dumps({"name": "Pv5qz Variable"})}))
 
 
+def _routes(api) -> None:  # type: ignore[no-untyped-def]
+    """A route's expression, actions and description may name anyone: all sealed."""
+    _ok(api.post("/v3/routes", data={
+        "expression": 'match_recipient("bob.pv5qz@pv5qz-route.test") and '
+                      'match_header("subject", "pv5qz")',
+        "action": ['forward("ann.pv5qz@pv5qz-route.test")',
+                   'forward("https://hooks.acme.test/pv5qz?to=carl.pv5qz@pv5qz-route.test")',
+                   'store(notify="https://hooks.acme.test/pv5qz")', "stop()"],
+        "description": "for dora.pv5qz@pv5qz-route.test"}))
+
+
 def _deliver_and_unsubscribe(api, live, services, domain: str) -> None:  # type: ignore[no-untyped-def]
     """Every copy delivered to a sink; the first recipient unsubscribes in one click."""
     _ok(api.put(f"/v3/domains/{domain}/tracking/unsubscribe", data={"active": "yes"}))
@@ -186,6 +197,7 @@ def test_no_column_holds_a_personal_value_in_clear(api, live, services, domain,
     _suppress(api, domain)
     _privacy(api, live, domain)
     _smtp_credentials(api, domain)
+    _routes(api)
     _deliver_and_unsubscribe(api, live, services, domain)
     # Everything written is there to read back through the API (so, stored sealed).
     events = api.get(f"/v3/{domain}/events", params={"limit": 300}).json()["items"]

@@ -31,6 +31,7 @@ from mailhaven.exports.registry import (
 )
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
+from mailhaven.routes.service import exported as exported_routes
 from mailhaven.suppressions.models import Suppression
 from mailhaven.templates.service import exported as exported_templates
 from mailhaven.vault.service import normalize_address
@@ -315,6 +316,14 @@ def smtp_credentials(scope: Scope) -> Iterator[dict]:
 def templates(scope: Scope) -> Iterator[dict]:
     """The account's stored templates, each with its versions (content included)."""
     for row in exported_templates(scope.session, scope.vault, scope.account_id):
+        yield {**row, "created_at": iso(row["created_at"])}
+
+
+@register("routes", columns=("id", "priority", "description", "expression", "actions",
+                             "created_at"), subjects=(ACCOUNT_HOLDER,))
+def routes(scope: Scope) -> Iterator[dict]:
+    """The account's routes, as written (they may name people: they are sealed at rest)."""
+    for row in exported_routes(scope.session, scope.vault, scope.account_id):
         yield {**row, "created_at": iso(row["created_at"])}
 
 

@@ -8,12 +8,12 @@ either side is not one; `lookup` gives text."""
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from typing import Any
 
 from mailhaven.messages.handlebars.evaluate import Helper, Options, text_of, truthy, walk
 from mailhaven.messages.handlebars.syntax import TemplateError
+from mailhaven.messages.regexes import backtracks
 
 # A number as Go's strconv.ParseFloat reads it (decimal; inf, infinity and nan in any case).
 # Linear: no two quantifiers can share a run of digits between them.
@@ -24,10 +24,6 @@ MAX_SUBJECT = 10_000  # characters of the text it is matched against
 BACKTRACKS = ("ifMatchesRegexStr refuses a pattern that can backtrack without end: a repeat "
               "within a repeat, alternatives repeated, a back-reference")
 SUBJECT_TOO_LONG = f"ifMatchesRegexStr matches text of at most {MAX_SUBJECT} characters"
-# The tree re itself parses a pattern into, to judge the pattern by (modules without stubs).
-sre: Any = importlib.import_module("re._constants")
-sre_parser: Any = importlib.import_module("re._parser")
-_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 
 
 def _number(value: Any) -> float | None:
@@ -111,36 +107,11 @@ def _pattern(source: str) -> re.Pattern[str] | None:
     backtrack on it exponentially (Mailgun's, RE2, never backtracks; it has no
     back-references either)."""
     try:
-        if _backtracks(sre_parser.parse(source)):
+        if backtracks(source):
             raise TemplateError(BACKTRACKS)
         return re.compile(source)
     except (re.error, RecursionError, OverflowError):
         return None
-
-
-def _backtracks(parsed: Any) -> bool:
-    """Whether a repeat holds another repeat or alternatives (`(a+)+`, `(a|ab)*`: the ways
-    to split a text between them multiply), or the pattern has a back-reference."""
-    stack: list[tuple[Any, bool]] = [(parsed, False)]
-    while stack:
-        items, repeated = stack.pop()
-        for op, av in items:
-            if op in (sre.GROUPREF, sre.GROUPREF_EXISTS):
-                return True
-            if op in _REPEATS or op is sre.BRANCH:
-                if repeated:
-                    return True
-                if op is sre.BRANCH:
-                    stack.extend((branch, False) for branch in av[1])
-                else:
-                    stack.append((av[2], av[1] > 1))
-            elif op is sre.SUBPATTERN:
-                stack.append((av[3], repeated))
-            elif op in (sre.ASSERT, sre.ASSERT_NOT):
-                stack.append((av[1], repeated))
-            elif op is sre.ATOMIC_GROUP:
-                stack.append((av, repeated))
-    return False
 
 
 def _matches(o: Options) -> str:

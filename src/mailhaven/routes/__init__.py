@@ -1,0 +1,1 @@
+"""Mailgun's Routes: an account's rules for the mail it receives, and their evaluation."""
