@@ -18,6 +18,7 @@ from mailhaven.analytics.router import router as analytics_router
 from mailhaven.credentials.router import router as credentials_router
 from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
+from mailhaven.lists.router import router as lists_router
 from mailhaven.privacy.router import router as privacy_router
 from mailhaven.retention.router import router as retention_router
 from mailhaven.sending.router import router as sending_router
@@ -44,7 +45,8 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.state.failed_logins = FailedLogins(services.clock)
     app.state.sends = group_commit(services.db, services.vault, services.clock,
                                    require_verified=services.settings.require_verified_domains,
-                                   sender_policy=services.settings.sender_policy)
+                                   sender_policy=services.settings.sender_policy,
+                                   public_url=services.settings.public_url)
     http.install(app)
     app.include_router(domains_router)
     app.include_router(sending_router)
@@ -58,6 +60,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(analytics_router)
     app.include_router(credentials_router)
     app.include_router(templates_router)
+    app.include_router(lists_router)
     if dev:
         from mailhaven.dev.router import router as dev_router
         app.include_router(dev_router)

@@ -29,6 +29,7 @@ from mailhaven.exports.registry import (
     batches,
     register,
 )
+from mailhaven.lists.service import exported_memberships
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.suppressions.models import Suppression
@@ -315,6 +316,15 @@ def smtp_credentials(scope: Scope) -> Iterator[dict]:
 def templates(scope: Scope) -> Iterator[dict]:
     """The account's stored templates, each with its versions (content included)."""
     for row in exported_templates(scope.session, scope.vault, scope.account_id):
+        yield {**row, "created_at": iso(row["created_at"])}
+
+
+@register("list_members", columns=("list", "address", "name", "subscribed", "vars",
+                                  "created_at"))
+def list_members(scope: Scope) -> Iterator[dict]:
+    """Memberships of the account's mailing lists: a recipient's own, or all of them."""
+    index = scope.recipient.index if scope.recipient is not None else None
+    for row in exported_memberships(scope.session, scope.vault, scope.account_id, index):
         yield {**row, "created_at": iso(row["created_at"])}
 
 
