@@ -6,9 +6,9 @@ resending, the four suppression lists (form, JSON, CSV import), one-click unsubs
 webhooks, tags, privacy requests and consents, SMTP credentials, stored templates and sends
 with them, mailing lists' members (form, JSON, CSV) and sends to lists — then reads every
 column of every table: none may hold any of them in clear, whatever the column says it
-holds. A personal column must hold them sealed or as a keyed
-index; a column declared non-personal must not hold them at all. Domains, retention and
-tracking settings take no personal data, and events are only read.
+holds. A personal column must hold them sealed or as a keyed index; a column declared
+non-personal must not hold them at all. Domains, retention and tracking settings take no
+personal data, and events are only read.
 
 Every personal value carries the token `pv5qz`, so any piece of one (a domain, a name, an
 address's local part) is found, in any case. Free-text fields customers fill and we keep in
