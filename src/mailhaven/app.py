@@ -18,6 +18,7 @@ from mailhaven.analytics.router import router as analytics_router
 from mailhaven.credentials.router import router as credentials_router
 from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
+from mailhaven.lists.router import router as lists_router
 from mailhaven.privacy.router import router as privacy_router
 from mailhaven.retention.router import router as retention_router
 from mailhaven.routes.router import router as routes_router
@@ -45,7 +46,8 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.state.failed_logins = FailedLogins(services.clock)
     app.state.sends = group_commit(services.db, services.vault, services.clock,
                                    require_verified=services.settings.require_verified_domains,
-                                   sender_policy=services.settings.sender_policy)
+                                   sender_policy=services.settings.sender_policy,
+                                   public_url=services.settings.public_url)
     http.install(app)
     app.include_router(domains_router)
     app.include_router(sending_router)
@@ -60,6 +62,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(credentials_router)
     app.include_router(templates_router)
     app.include_router(routes_router)
+    app.include_router(lists_router)
     if dev:
         from mailhaven.dev.router import router as dev_router
         app.include_router(dev_router)

@@ -4,10 +4,11 @@
 every public API that takes them — sending (urlencoded, multipart, MIME, batch) and
 resending, the four suppression lists (form, JSON, CSV import), one-click unsubscribe,
 webhooks, tags, privacy requests and consents, SMTP credentials, stored templates and sends
-with them, routes — then reads every column of every table: none may hold any of them in clear,
-whatever the column says it holds. A personal column must hold them sealed or as a keyed
-index; a column declared non-personal must not hold them at all. Domains, retention and
-tracking settings take no personal data, and events are only read.
+with them, routes, mailing lists' members (form, JSON, CSV) and sends to lists — then reads
+every column of every table: none may hold any of them in clear, whatever the column says it
+holds. A personal column must hold them sealed or as a keyed index; a column declared
+non-personal must not hold them at all. Domains, retention and tracking settings take no
+personal data, and events are only read.
 
 Every personal value carries the token `pv5qz`, so any piece of one (a domain, a name, an
 address's local part) is found, in any case. Free-text fields customers fill and we keep in
@@ -175,6 +176,30 @@ def _routes(api) -> None:  # type: ignore[no-untyped-def]
         "description": "for dora.pv5qz@pv5qz-route.test"}))
 
 
+def _lists(api, domain: str) -> None:  # type: ignore[no-untyped-def]
+    """A mailing list's members (form, JSON, CSV; their addresses, names and vars) are
+    personal data, sealed; the list's name and description are customer text, sealed. The
+    list's address is the customer's own on its domain (kept in clear, to route its mail)."""
+    _ok(api.post("/v3/lists", data={
+        "address": f"club@{domain}", "name": "Pv5qz Club",
+        "description": "run by desc.pv5qz@pv5qz-list.test"}))
+    base = f"/v3/lists/{quote(f'club@{domain}')}"
+    _ok(api.post(f"{base}/members", data={
+        "address": "Form Pv5qz <form.pv5qz@pv5qz-member.test>",
+        "vars": json.dumps({"first": "Pv5qzFirst"})}))
+    _ok(api.post(f"{base}/members.json", data={"members": json.dumps([
+        "json.pv5qz@pv5qz-member.test",
+        {"address": "obj.pv5qz@pv5qz-member.test", "name": "Obj Pv5qz",
+         "vars": {"city": "pv5qz-city"}}])}))
+    _ok(api.post(f"{base}/members.csv", files={"members": (
+        "m.csv", b"address,name\ncsv.pv5qz@pv5qz-member.test,Csv Pv5qz\n", "text/csv")}))
+    _ok(api.put(f"{base}/members/{quote('json.pv5qz@pv5qz-member.test')}",
+                data={"name": "Renamed Pv5qz", "vars": json.dumps({"n": "pv5qz-var"})}))
+    _ok(api.post(f"/v3/{domain}/messages", data={
+        "from": f"club@{domain}", "to": f"club@{domain}", "subject": "Hi %recipient.first%",
+        "text": "Dear %recipient_name%: %mailing_list_unsubscribe_url%"}))
+
+
 def _deliver_and_unsubscribe(api, live, services, domain: str) -> None:  # type: ignore[no-untyped-def]
     """Every copy delivered to a sink; the first recipient unsubscribes in one click."""
     _ok(api.put(f"/v3/domains/{domain}/tracking/unsubscribe", data={"active": "yes"}))
@@ -198,6 +223,7 @@ def test_no_column_holds_a_personal_value_in_clear(api, live, services, domain,
     _privacy(api, live, domain)
     _smtp_credentials(api, domain)
     _routes(api)
+    _lists(api, domain)
     _deliver_and_unsubscribe(api, live, services, domain)
     # Everything written is there to read back through the API (so, stored sealed).
     events = api.get(f"/v3/{domain}/events", params={"limit": 300}).json()["items"]

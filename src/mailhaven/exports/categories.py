@@ -29,6 +29,7 @@ from mailhaven.exports.registry import (
     batches,
     register,
 )
+from mailhaven.lists.service import exported_memberships
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.routes.service import exported as exported_routes
@@ -324,6 +325,15 @@ def templates(scope: Scope) -> Iterator[dict]:
 def routes(scope: Scope) -> Iterator[dict]:
     """The account's routes, as written (they may name people: they are sealed at rest)."""
     for row in exported_routes(scope.session, scope.vault, scope.account_id):
+        yield {**row, "created_at": iso(row["created_at"])}
+
+
+@register("list_members", columns=("list", "address", "name", "subscribed", "vars",
+                                  "created_at"))
+def list_members(scope: Scope) -> Iterator[dict]:
+    """Memberships of the account's mailing lists: a recipient's own, or all of them."""
+    index = scope.recipient.index if scope.recipient is not None else None
+    for row in exported_memberships(scope.session, scope.vault, scope.account_id, index):
         yield {**row, "created_at": iso(row["created_at"])}
 
 

@@ -31,6 +31,7 @@ from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.lists.service import erase_memberships
 from mailhaven.messages import content
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
@@ -163,6 +164,9 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
     session.execute(delete(SmtpCredential).where(
         SmtpCredential.account_id == account_id, SmtpCredential.login_index == index)
         .execution_options(synchronize_session=False))
+    # Their memberships of mailing lists (the key's ON DELETE CASCADE would too; by index,
+    # a membership under a key made after `at` goes as well: the address is the subject).
+    erase_memberships(session, account_id, index)
     destroyed = sorted(subject_keys | set(content_keys))
     for chunk in _chunks(destroyed):
         session.execute(delete(VaultKey).where(VaultKey.id.in_(chunk))

@@ -20,6 +20,7 @@ from mailhaven.messages import content
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
 from mailhaven.sending import identity
+from mailhaven.sending import lists as list_sends
 from mailhaven.sending.request import (
     MAX_SUBJECT_CHARS,
     Attachment,
@@ -67,12 +68,12 @@ SEND_BATCH = 32  # sends per transaction, at most: a bound on how long SQLite's 
 def send(db: Database, vault: Vault, account_id: str, domain_name: str,
          fields: list[tuple[str, str]], files: list[tuple[str, Attachment]], *, mime: bool,
          clock: Clock = SYSTEM_CLOCK, require_verified: bool = False,
-         sender_policy: str = identity.DOMAIN) -> Accepted:
+         sender_policy: str = identity.DOMAIN, public_url: str = "") -> Accepted:
     """Validate and accept one send request in one transaction; a refused request is
     committed as a `rejected` event before its error goes back to the client."""
     outcome, = send_all(db, vault, [SendAttempt(account_id, domain_name, fields, files, mime)],
                         clock=clock, require_verified=require_verified,
-                        sender_policy=sender_policy)
+                        sender_policy=sender_policy, public_url=public_url)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
@@ -80,24 +81,29 @@ def send(db: Database, vault: Vault, account_id: str, domain_name: str,
 
 def send_all(db: Database, vault: Vault, attempts: list[SendAttempt], *,
              clock: Clock = SYSTEM_CLOCK, require_verified: bool = False,
-             sender_policy: str = identity.DOMAIN) -> list[Outcome]:
+             sender_policy: str = identity.DOMAIN, public_url: str = "") -> list[Outcome]:
     """Send requests that arrived together, in one transaction: each gets its own outcome,
     a refused one its error (committed as a `rejected` event where its domain is known)."""
     with db.transaction() as session:
-        return _send_in(session, vault, attempts, clock, require_verified, sender_policy)
+        return _send_in(session, vault, attempts, clock, require_verified, sender_policy,
+                        public_url)
 
 
 def group_commit(db: Database, vault: Vault, clock: Clock, *, require_verified: bool,
-                 sender_policy: str = identity.DOMAIN) -> GroupCommit[SendAttempt, Accepted]:
-    """The send API's writer: concurrent sends of this process share transactions."""
+                 sender_policy: str = identity.DOMAIN,
+                 public_url: str = "") -> GroupCommit[SendAttempt, Accepted]:
+    """The send API's writer: concurrent sends of this process share transactions.
+    `public_url`: where list-unsubscribe links point (tracking's base)."""
     return GroupCommit(lambda attempts: send_all(db, vault, attempts, clock=clock,
                                                  require_verified=require_verified,
-                                                 sender_policy=sender_policy),
+                                                 sender_policy=sender_policy,
+                                                 public_url=public_url),
                        max_batch=SEND_BATCH, name="sends")
 
 
 def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock: Clock,
-             require_verified: bool, sender_policy: str) -> list[Outcome]:
+             require_verified: bool, sender_policy: str,
+             public_url: str = "") -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(attempts)
     domains: dict[tuple[str, str], Domain | None] = {}
     ready: list[tuple[int, Domain, SendRequest]] = []
@@ -121,6 +127,7 @@ def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock:
                 request.method = attempt.method
                 if request.template is not None:
                     _with_template(session, vault, domain, request)
+                list_sends.expand(session, vault, domain, request, public_url=public_url)
                 if sender_policy == identity.DOMAIN:
                     identity.check_sender(session, domain, request,
                                           require_verified=require_verified)
@@ -210,6 +217,12 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
     return queue_all(session, vault, [_outgoing(d, r, now) for d, r in sends], now=now)
 
 
+def queue_request(session: Session, vault: Vault, domain: Domain, request: SendRequest, *,
+                  now: float) -> Accepted:
+    """Seal and queue one request already checked (a list's copies of inbound mail)."""
+    return queue_all(session, vault, [_outgoing(domain, request, now)], now=now)[0]
+
+
 def queue_all(session: Session, vault: Vault, outgoing: list[Outgoing], *,
               now: float) -> list[Accepted]:
     """Seal and queue these messages: one INSERT per table for all of them (plain Core
@@ -248,7 +261,8 @@ def queue_all(session: Session, vault: Vault, outgoing: list[Outgoing], *,
         deliveries += _deliveries(vault, out, storage_key, keys, now)
         copies.setdefault((out.domain.account_id, out.domain.id), []).extend(
             _accepted_copies(out, storage_key, keys))
-    session.execute(table(Delivery).insert(), deliveries)
+    if deliveries:  # a send to an empty mailing list has none
+        session.execute(table(Delivery).insert(), deliveries)
     for (account_id, domain_id), group in copies.items():
         record_each(session, vault, account_id=account_id, domain_id=domain_id,
                     event="accepted", copies=group, timestamp=now)

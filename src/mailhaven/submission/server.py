@@ -160,7 +160,8 @@ class Submission:
         self.trusted = TrustedNetworks(self.services)
         self.sends = group_commit(self.services.db, self.services.vault, self.services.clock,
                                   require_verified=settings.require_verified_domains,
-                                  sender_policy=settings.sender_policy)
+                                  sender_policy=settings.sender_policy,
+                                  public_url=settings.public_url)
 
     def close(self) -> None:
         for server in self.servers:

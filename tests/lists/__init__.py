@@ -1,0 +1,1 @@
+"""Mailing lists: the Lists API, sends to lists, inbound distribution, privacy."""
