@@ -7,6 +7,7 @@ from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.inbound.models import RoutePost
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.retention.models import RetentionPolicy
@@ -22,5 +23,5 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
            "Event", "FormCounter", "JobRun", "Message", "PrivacyRequest", "RetentionPolicy",
-           "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "Template",
-           "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+           "RoutePost", "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag",
+           "Template", "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

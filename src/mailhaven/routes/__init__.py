@@ -1,0 +1,1 @@
+"""Routes: which inbound mail goes where (placeholder: the routes builder's package wins)."""
