@@ -78,11 +78,11 @@ def test_attachments_and_inline_images_are_files_with_a_content_id_map() -> None
 
 
 def test_other_charsets_arrive_as_utf8() -> None:
-    raw = ("From: =?koi8-r?b?9MXT1A==?= <t@example.ru>\r\nTo: s@mg.acme.test\r\n"
-           "Subject: =?iso-8859-1?q?R=E9sum=E9?=\r\nMIME-Version: 1.0\r\n"
-           "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
-           "Content-Type: text/plain; charset=windows-1252\r\n"
-           "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + "Grüße – €5\r\n".encode(
+    raw = (b"From: =?koi8-r?b?9MXT1A==?= <t@example.ru>\r\nTo: s@mg.acme.test\r\n"
+           b"Subject: =?iso-8859-1?q?R=E9sum=E9?=\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+           b"Content-Type: text/plain; charset=windows-1252\r\n"
+           b"Content-Transfer-Encoding: 8bit\r\n\r\n") + "Grüße – €5\r\n".encode(
         "windows-1252") + (b"--b\r\nContent-Type: text/html; charset=x-unknown-charset\r\n\r\n"
                            b"<p>caf\xc3\xa9</p>\r\n--b--\r\n")
     got = fields(payload.forwarded(raw, recipient="s@mg.acme.test", sender=""))
