@@ -22,6 +22,7 @@ import secrets
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage, MIMEPart
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -226,7 +227,7 @@ def attachment_url(message_url: str, n: int) -> str:
 
 
 def stored_fields(raw: bytes, *, recipient: str, sender: str, domain: str,
-                  message_url: str) -> dict:
+                  message_url: str) -> dict[str, Any]:
     """A stored inbound message as Mailgun's message-url returns it (JSON), and as its
     store() notify POST carries it: attachments as URLs."""
     parsed = parse(raw)
@@ -235,7 +236,7 @@ def stored_fields(raw: bytes, *, recipient: str, sender: str, domain: str,
               for n, a in enumerate(parsed.attachments)]
     cids = {a.content_id: attachment_url(message_url, n)
             for n, a in enumerate(parsed.attachments) if a.content_id}
-    view: dict = dict(_basics(parsed, recipient, sender))
+    view: dict[str, Any] = dict(_basics(parsed, recipient, sender))
     view |= {"domain": domain, "recipients": recipient, "message-url": message_url,
              "attachments": listed, "content-id-map": cids,
              "message-headers": [list(h) for h in parsed.headers]}
@@ -254,7 +255,7 @@ def notified(raw: bytes, *, recipient: str, sender: str, domain: str,
                     for name, value in view.items()])
 
 
-def stored_mime(raw: bytes, *, recipient: str, sender: str) -> dict:
+def stored_mime(raw: bytes, *, recipient: str, sender: str) -> dict[str, str]:
     """The message-url's `Accept: message/rfc2822` answer: `body-mime` and the basics."""
     payload = mime_forwarded(raw, recipient=recipient, sender=sender)
     return {**dict(payload.fields), "recipients": recipient}

@@ -18,6 +18,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -112,7 +113,7 @@ class Post:
     kind: str
     route_id: str
     attempts: int
-    attempt_log: list
+    attempt_log: list[dict[str, Any]]
     content_type: str
     body: bytes
 
@@ -252,7 +253,7 @@ class RoutePostSender(Runner):
         await asyncio.to_thread(self._record, post, now, outcome, next_at, entry)
 
     def _record(self, post: Post, now: float, outcome: str, next_at: float | None,
-                entry: dict) -> None:
+                entry: dict[str, Any]) -> None:
         attempts = [*post.attempt_log, entry]
         values: dict[str, object] = {"status": outcome, "attempt_log": json.dumps(attempts),
                                      "attempts": len(attempts)}
@@ -281,7 +282,7 @@ def _host(url: str) -> str | None:
 
 
 def recent_posts(session: Session, vault: Vault, account_id: str, domain_id: str, *,
-                 limit: int, status: str | None = None) -> list[dict]:
+                 limit: int, status: str | None = None) -> list[dict[str, Any]]:
     """What happened to a domain's recent route POSTs, newest first, every attempt: how a
     customer sees a forward that fails. One whose recipient was erased is left out."""
     query = (select(RoutePost).where(RoutePost.account_id == account_id,

@@ -5,6 +5,7 @@ attachments at the URLs that shape lists."""
 from __future__ import annotations
 
 from email import message_from_bytes, policy
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -35,7 +36,7 @@ def _inbound_raw(session: Session, vault: Vault, domain: Domain,
 
 
 def inbound_view(session: Session, vault: Vault, api_url: str, domain: Domain,
-                 storage_key: str, *, mime: bool) -> dict | None:
+                 storage_key: str, *, mime: bool) -> dict[str, Any] | None:
     """The message-url's JSON for an inbound message (`body-mime` with `mime`); None when
     the key names no inbound message (an outbound one has its own view)."""
     found = _inbound_raw(session, vault, domain, storage_key)
