@@ -18,6 +18,7 @@ from mailhaven.analytics.router import router as analytics_router
 from mailhaven.credentials.router import router as credentials_router
 from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
+from mailhaven.inbound.router import router as inbound_router
 from mailhaven.lists.router import router as lists_router
 from mailhaven.privacy.router import router as privacy_router
 from mailhaven.retention.router import router as retention_router
@@ -63,6 +64,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(templates_router)
     app.include_router(routes_router)
     app.include_router(lists_router)
+    app.include_router(inbound_router)
     if dev:
         from mailhaven.dev.router import router as dev_router
         app.include_router(dev_router)

@@ -7,6 +7,7 @@ from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.inbound.models import RoutePost
 from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
@@ -24,6 +25,6 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
            "Event", "FormCounter", "JobRun", "ListMember", "MailingList", "Message",
-           "PrivacyRequest", "RetentionPolicy", "Route", "SmtpCredential", "StatCount",
-           "SubjectControl", "Suppression", "Tag", "Template", "TemplateVersion", "VaultKey",
-           "Webhook", "WebhookDelivery", "metadata"]
+           "PrivacyRequest", "RetentionPolicy", "Route", "RoutePost", "SmtpCredential",
+           "StatCount", "SubjectControl", "Suppression", "Tag", "Template", "TemplateVersion",
+           "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

@@ -20,6 +20,7 @@ from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.dev.mode import LocalNetwork, is_dev_data_dir
 from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import start_listener
+from mailhaven.inbound.posts import RoutePostSender
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.services import Services
 from mailhaven.submission.server import start_submission
@@ -103,7 +104,9 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         worker = DeliveryWorker(services)
         webhooks = WebhookSender(services, transport=local.webhook_transport() if local
                                  else None)
-        runners = [worker, DomainChecker(services), webhooks, RetentionRunner(services)]
+        runners = [worker, DomainChecker(services), webhooks, RetentionRunner(services),
+                   RoutePostSender(services, transport=local.webhook_transport() if local
+                                   else None)]
         log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
         tasks = [asyncio.create_task(r.run(stop)) for r in runners]
         try:
@@ -136,7 +139,9 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
             loop.add_signal_handler(sig, stop.set)
         log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
         try:
-            await asyncio.gather(worker.run(stop), webhooks.run(stop))
+            route_posts = RoutePostSender(services, transport=local.webhook_transport()
+                                          if local else None)
+            await asyncio.gather(worker.run(stop), webhooks.run(stop), route_posts.run(stop))
         finally:
             log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "stopped"}))
 

@@ -192,8 +192,16 @@ class DeliveryWorker(Runner):
             data = await self._build(job)
             async with self.shaper.session(hosts[0].name):
                 return await self.transport.deliver(
-                    hosts, return_path(self.services.vault, job.delivery_id, job.domain_name),
-                    recipient, data, require_tls=job.require_tls, verify_tls=job.verify_tls)
+                    hosts, self._envelope_sender(job), recipient, data,
+                    require_tls=job.require_tls, verify_tls=job.verify_tls)
+
+    def _envelope_sender(self, job: queue.Job) -> str:
+        """The VERP return path, unless the message names its own (a forwarded message's
+        SRS address: its bounces go back towards the original sender)."""
+        own = job.document.envelope_sender if job.document is not None else None
+        if own is not None:
+            return own
+        return return_path(self.services.vault, job.delivery_id, job.domain_name)
 
     async def _build(self, job: queue.Job) -> bytes:
         """The signed copy. The common message is written in a thread of the worker's own;

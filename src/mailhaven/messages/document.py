@@ -56,6 +56,9 @@ class Document:
     marketing: bool = True  # o:category=transactional: a service message
     method: str = "http"  # the door it came in by, as events say: "http" or "smtp"
     template: StoredTemplate | None = None  # its body, rendered per recipient
+    # The envelope sender (MAIL FROM) of every copy, when not the VERP return path: a
+    # route's forward("addr@…") sends with an SRS address ("" for a forwarded bounce).
+    envelope_sender: str | None = None
 
     @property
     def mime_bytes(self) -> bytes:
@@ -80,4 +83,5 @@ class Document:
             mime=doc["mime"], deliverytime=doc.get("deliverytime"),
             tracking=doc.get("tracking") or {}, marketing=doc.get("marketing", True),
             method=doc.get("method", "http"),
-            template=StoredTemplate(**doc["template"]) if doc.get("template") else None)
+            template=StoredTemplate(**doc["template"]) if doc.get("template") else None,
+            envelope_sender=doc.get("envelope_sender"))

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response
 from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
@@ -12,6 +14,8 @@ from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import NotFound
 from mailhaven.http import form_body, in_thread, json_responses, read_form
+from mailhaven.inbound.stored import inbound_attachment, inbound_view
+from mailhaven.messages.document import Document
 from mailhaven.sending import queues
 from mailhaven.sending.service import Accepted, SendAttempt
 from mailhaven.sending.stored import resend, stored_document, stored_view
@@ -52,9 +56,31 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
                      services: ServicesDep, account_id: AccountDep) -> dict:
     as_mime = "message/rfc2822" in request.headers.get("accept", "")
 
-    doc = await on_domain(services, account_id, domain_name, lambda session, domain: (
-        stored_document(session, services.vault, domain.id, storage_key)))
+    def read(session: Session, domain: Domain) -> tuple[dict | None, Document | None]:
+        # an inbound message (route's store()) has Mailgun's inbound shape
+        inbound = inbound_view(session, services.vault, services.settings.api_url, domain,
+                               storage_key, mime=as_mime)
+        if inbound is not None:
+            return inbound, None
+        return None, stored_document(session, services.vault, domain.id, storage_key)
+    inbound, doc = await on_domain(services, account_id, domain_name, read)
+    if inbound is not None:
+        return inbound
+    assert doc is not None
     return await stored_view(services, account_id, doc, mime=as_mime)
+
+
+@router.get("/v3/domains/{domain_name}/messages/{storage_key}/attachments/{n}",
+            summary="Get an attachment of a stored inbound message")
+async def get_stored_attachment(domain_name: str, storage_key: str, n: int,
+                                services: ServicesDep, account_id: AccountDep) -> Response:
+    """An attachment of a message a route stored, as its `attachments` URLs name them
+    (numbered from 0)."""
+    part = await on_domain(services, account_id, domain_name, lambda session, domain: (
+        inbound_attachment(session, services.vault, domain, storage_key, n)))
+    quoted = quote(part.filename, safe="")
+    return Response(part.data, media_type=part.content_type, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quoted}"})
 
 
 RESEND_BODY_LIMIT = 1024 * 1024  # `to` alone: a thousand addresses fit many times over

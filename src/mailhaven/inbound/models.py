@@ -1,0 +1,66 @@
+"""The route-POST queue: forward("https://…") and store(notify=…) POSTs still to make."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy.orm import Mapped
+
+from mailhaven.storage.base import Base, BigId
+from mailhaven.storage.inventory import (
+    DELIVERY_STATE,
+    OWNERSHIP,
+    RECIPIENT_SEALED,
+    TECHNICAL,
+    classified,
+    column,
+)
+
+ROUTE_TARGET_SEALED = classified(
+    "personal", "recipient", "inbound routing",
+    "until the POST is finished and its record expires (30 days), or the recipient's key "
+    "is erased",
+    note="the forward/notify URL, ciphertext under the recipient's vault key: a route's "
+         "captures of the recipient's address may be substituted into it",
+)
+
+PENDING, SENT, REFUSED, GAVE_UP, CANCELLED = "pending", "sent", "refused", "gave-up", "cancelled"
+FORWARD, NOTIFY = "forward", "notify"
+_PENDING_ROWS = text(f"status = '{PENDING}'")
+
+
+class RoutePost(Base):
+    """One POST of one inbound message, for one recipient, to one URL. The body is not
+    copied here: it is built at send time from the sealed message, so erasing the message
+    (or the recipient's key, which seals the URL) stops the POST."""
+
+    __tablename__ = "route_posts"
+    __table_args__ = (Index("ix_route_posts_due", "status", "next_attempt_at"),
+                      # the claim's fair shares: each account's pending POSTs, oldest first
+                      Index("ix_route_posts_pending_by_account", "account_id",
+                            "next_attempt_at", postgresql_where=_PENDING_ROWS,
+                            sqlite_where=_PENDING_ROWS))
+
+    id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
+    account_id: Mapped[str] = column(String(24), index=True, data=OWNERSHIP)
+    domain_id: Mapped[str] = column(
+        String(24), ForeignKey("domains.id", ondelete="CASCADE"), data=OWNERSHIP
+    )
+    storage_key: Mapped[str] = column(  # the inbound message (messages.id)
+        String(24), ForeignKey("messages.id", ondelete="CASCADE"), index=True, data=TECHNICAL
+    )
+    route_id: Mapped[str] = column(String(24), data=TECHNICAL)
+    kind: Mapped[str] = column(String(8), data=TECHNICAL)  # forward | notify
+    subject_key_id: Mapped[str | None] = column(
+        String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
+        index=True, data=TECHNICAL,  # the recipient's key: erased, the POST is cancelled
+    )
+    recipient_sealed: Mapped[bytes] = column(LargeBinary, data=RECIPIENT_SEALED)
+    url_sealed: Mapped[bytes] = column(LargeBinary, data=ROUTE_TARGET_SEALED)
+    status: Mapped[str] = column(String(12), default=PENDING, data=DELIVERY_STATE)
+    attempts: Mapped[int] = column(Integer, default=0, data=DELIVERY_STATE)
+    attempt_log: Mapped[str] = column(Text, default="[]", data=DELIVERY_STATE,
+                                      info={"note": "JSON: time, HTTP status, error, seconds"})
+    next_attempt_at: Mapped[float] = column(Float, data=DELIVERY_STATE)
+    lease_owner: Mapped[str | None] = column(String(40), data=TECHNICAL)
+    created_at: Mapped[float] = column(Float, data=TECHNICAL)
+    updated_at: Mapped[float] = column(Float, data=TECHNICAL)

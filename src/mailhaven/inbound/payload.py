@@ -1,0 +1,289 @@
+"""Mailgun's inbound POST, made from a received message: a pure function of the raw MIME,
+the envelope recipient and sender (and, for store(), where the stored copy is).
+
+Three shapes, as Mailgun sends them:
+- forward("https://…"), fully parsed: `recipient`, `sender`, `from`, `subject`,
+  `body-plain`, `stripped-text`, `stripped-signature`, `body-html`, `stripped-html`,
+  `attachment-count`, `content-id-map` (cid → attachment-N), `message-headers` (a JSON list
+  of [name, value], in order), every header as a field of its own, and the attachments as
+  files `attachment-1…N` (multipart/form-data then; urlencoded without attachments);
+- forward("https://…mime"): `recipient`, `sender`, `from`, `subject`, `body-mime`;
+- store(notify="https://…"): the parsed fields, but the attachments as URLs (`attachments`
+  JSON, `content-id-map` cid → URL, no `attachment-count`), with `domain` and
+  `message-url`.
+Signing (`timestamp`, `token`, `signature`) is added at send time (`signed`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage, MIMEPart
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from mailparser_reply import EmailReplyParser
+
+from mailhaven.messages.folding import decode_words
+from mailhaven.messages.html_text import html_to_text
+from mailhaven.messages.mime import mime_head
+from mailhaven.webhooks.service import sign
+
+# Reply parsing runs regular expressions over the text: past this size the text is left
+# whole (stripped-text = body-plain), so a huge body can't cost minutes.
+MAX_STRIP_CHARS = 200_000
+REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "cs", "ja"]
+# Where a mail client starts the quoted message in its HTML (Gmail, Apple Mail and
+# Thunderbird, Outlook): stripped-html is the HTML before the first of them.
+_HTML_QUOTE = re.compile(r"<blockquote\b|<div[^>]*\b(?:class|id)=[\"']?(?:gmail_quote|"
+                         r"moz-cite-prefix|appendonsend|divRplyFwdMsg)", re.IGNORECASE)
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file of a multipart POST."""
+
+    field: str  # attachment-N
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Payload:
+    fields: list[tuple[str, str]]
+    files: list[Upload] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A part of the message that is no body: an attachment or an inline (cid) image."""
+
+    filename: str
+    content_type: str
+    content_id: str | None  # with its <>, as Mailgun's content-id-map keys are
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What every parsed shape is made of."""
+
+    headers: list[tuple[str, str]]
+    subject: str
+    from_: str
+    plain: str
+    html: str
+    attachments: list[Attachment]
+
+
+def mailgun_name(name: str) -> str:
+    """A header name as Mailgun writes it: `Message-Id`, `Mime-Version`, `X-Mailgun-Sflag`."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def header_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """The header fields in order, names as Mailgun writes them, values unfolded and their
+    encoded words decoded (read in linear time, without the email package)."""
+    pairs: list[tuple[str, list[bytes]]] = []
+    for line in mime_head(raw):
+        if line[:1] in (b" ", b"\t") and pairs:
+            pairs[-1][1].append(line)
+        elif b":" in line:
+            name, _, rest = line.partition(b":")
+            pairs.append((name.strip().decode("ascii", "replace"), [rest]))
+    return [(mailgun_name(name), decode_words(
+        _FOLD.sub("", b"".join(value).decode("utf-8", "replace")).strip()))
+        for name, value in pairs if name]
+
+
+def parse(raw: bytes) -> Parsed:
+    message = message_from_bytes(raw, policy=policy.default)
+    headers = header_pairs(raw)
+    first: dict[str, str] = {}
+    for name, value in headers:
+        first.setdefault(name, value)
+    plain_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    html = _text(html_part)
+    plain = _text(plain_part) if plain_part is not None else (
+        html_to_text(html) if html else "")
+    bodies = {id(p) for p in (plain_part, html_part) if p is not None}
+    return Parsed(headers, first.get("Subject", ""), first.get("From", ""), plain, html,
+                  attachments(message, bodies))
+
+
+def attachments(message: EmailMessage, bodies: set[int] | None = None) -> list[Attachment]:
+    """Every leaf part that is not one of the bodies (`bodies`: their ids), in order: files
+    and inline images alike, as Mailgun counts them."""
+    if bodies is None:
+        bodies = {id(p) for p in (message.get_body(preferencelist=("plain",)),
+                                  message.get_body(preferencelist=("html",))) if p is not None}
+    found: list[Attachment] = []
+    for part in message.walk():
+        if part.is_multipart() or id(part) in bodies or part is message:
+            continue
+        data = part.get_payload(decode=True)
+        cid = part.get("Content-ID")
+        found.append(Attachment(
+            filename=part.get_filename() or _default_name(part, len(found) + 1),
+            content_type=part.get_content_type(),
+            content_id=str(cid).strip() if cid else None,
+            data=data if isinstance(data, bytes) else b""))
+    return found
+
+
+def _default_name(part: MIMEPart, n: int) -> str:
+    subtype = part.get_content_subtype()
+    return f"attachment-{n}.{subtype}" if subtype.isalnum() else f"attachment-{n}"
+
+
+def _text(part: MIMEPart | None) -> str:
+    """A text part's content; one in a charset Python doesn't know is read as UTF-8, its
+    undecodable bytes replaced, as a mail client would still show it."""
+    if part is None:
+        return ""
+    try:
+        return str(part.get_content())
+    except (LookupError, UnicodeError, AttributeError):
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+
+
+def stripped(plain: str) -> tuple[str, str]:
+    """(stripped-text, stripped-signature): the reply without the quoted message and the
+    signature, read by mail-parser-reply (its English and nine other languages' quote
+    headers and signatures)."""
+    if not plain.strip() or len(plain) > MAX_STRIP_CHARS:
+        return plain, ""
+    try:
+        replies = EmailReplyParser(languages=REPLY_LANGUAGES).read(plain).replies
+    except Exception:  # a parser's failure leaves the text whole, never fails the POST
+        return plain, ""
+    if not replies:
+        return plain, ""
+    return replies[0].body or "", replies[0].signatures or ""
+
+
+def stripped_html(html: str) -> str:
+    """The HTML before the first quoted block a mail client wrote (a documented heuristic:
+    Gmail's `gmail_quote`, Thunderbird's `moz-cite-prefix`, Outlook's `appendonsend`,
+    `<blockquote>`), its body closed again."""
+    match = _HTML_QUOTE.search(html)
+    if match is None:
+        return html
+    head = html[:match.start()]
+    return head + ("</body></html>" if _BODY_END.search(html) else "")
+
+
+def _basics(parsed: Parsed, recipient: str, sender: str) -> list[tuple[str, str]]:
+    text, signature = stripped(parsed.plain)
+    return [("recipient", recipient), ("sender", sender), ("from", parsed.from_),
+            ("subject", parsed.subject), ("body-plain", parsed.plain),
+            ("stripped-text", text), ("stripped-signature", signature),
+            ("body-html", parsed.html), ("stripped-html", stripped_html(parsed.html))]
+
+
+def _each_header(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Every header as a field of its own (the first of a name, as a form keeps one)."""
+    seen: dict[str, str] = {}
+    for name, value in headers:
+        seen.setdefault(name, value)
+    return list(seen.items())
+
+
+def forwarded(raw: bytes, *, recipient: str, sender: str) -> Payload:
+    """forward("https://…"): the fully parsed POST, attachments as files."""
+    parsed = parse(raw)
+    uploads = [Upload(f"attachment-{n}", a.filename, a.content_type, a.data)
+               for n, a in enumerate(parsed.attachments, start=1)]
+    cids = {a.content_id: f"attachment-{n}"
+            for n, a in enumerate(parsed.attachments, start=1) if a.content_id}
+    fields = [*_basics(parsed, recipient, sender),
+              ("attachment-count", str(len(uploads))),
+              ("content-id-map", json.dumps(cids)),
+              ("message-headers", json.dumps([list(h) for h in parsed.headers])),
+              *_each_header(parsed.headers)]
+    return Payload(fields, uploads)
+
+
+def mime_forwarded(raw: bytes, *, recipient: str, sender: str) -> Payload:
+    """forward("https://…mime"): the message as received, in `body-mime`."""
+    first = dict(reversed(header_pairs(raw)))
+    return Payload([("recipient", recipient), ("sender", sender),
+                    ("from", first.get("From", "")), ("subject", first.get("Subject", "")),
+                    ("body-mime", raw.decode("utf-8", "replace"))])
+
+
+def attachment_url(message_url: str, n: int) -> str:
+    """Where a stored message's attachment is fetched (n from 0, as Mailgun numbers them)."""
+    return f"{message_url}/attachments/{n}"
+
+
+def stored_fields(raw: bytes, *, recipient: str, sender: str, domain: str,
+                  message_url: str) -> dict[str, Any]:
+    """A stored inbound message as Mailgun's message-url returns it (JSON), and as its
+    store() notify POST carries it: attachments as URLs."""
+    parsed = parse(raw)
+    listed = [{"url": attachment_url(message_url, n), "content-type": a.content_type,
+               "name": a.filename, "size": len(a.data)}
+              for n, a in enumerate(parsed.attachments)]
+    cids = {a.content_id: attachment_url(message_url, n)
+            for n, a in enumerate(parsed.attachments) if a.content_id}
+    view: dict[str, Any] = dict(_basics(parsed, recipient, sender))
+    view |= {"domain": domain, "recipients": recipient, "message-url": message_url,
+             "attachments": listed, "content-id-map": cids,
+             "message-headers": [list(h) for h in parsed.headers]}
+    for name, value in _each_header(parsed.headers):
+        view.setdefault(name, value)
+    return view
+
+
+def notified(raw: bytes, *, recipient: str, sender: str, domain: str,
+             message_url: str) -> Payload:
+    """store(notify="https://…"): the stored view as form fields (JSON ones as JSON text)."""
+    view = stored_fields(raw, recipient=recipient, sender=sender, domain=domain,
+                         message_url=message_url)
+    view.pop("recipients")
+    return Payload([(name, value if isinstance(value, str) else json.dumps(value))
+                    for name, value in view.items()])
+
+
+def stored_mime(raw: bytes, *, recipient: str, sender: str) -> dict[str, str]:
+    """The message-url's `Accept: message/rfc2822` answer: `body-mime` and the basics."""
+    payload = mime_forwarded(raw, recipient=recipient, sender=sender)
+    return {**dict(payload.fields), "recipients": recipient}
+
+
+def wants_mime(url: str) -> bool:
+    """Mailgun posts the raw MIME to a forward URL whose path ends in `mime`."""
+    try:
+        return urlsplit(url).path.endswith("mime")
+    except ValueError:
+        return False
+
+
+def signed(payload: Payload, key: str, now: float) -> Payload:
+    """The payload with `timestamp`, `token` (50 characters) and `signature` (HMAC-SHA256
+    of timestamp + token with the account's webhook signing key) added."""
+    timestamp, token = str(int(now)), secrets.token_hex(25)
+    signature = sign(key, timestamp, token)
+    return Payload([*payload.fields, ("timestamp", timestamp), ("token", token),
+                    ("signature", signature)], payload.files)
+
+
+def encode(payload: Payload) -> tuple[str, bytes]:
+    """(Content-Type, body): multipart/form-data when there are files, else urlencoded."""
+    data: dict[str, list[str]] = {}
+    for name, value in payload.fields:
+        data.setdefault(name, []).append(value)
+    files = [(u.field, (u.filename, u.data, u.content_type)) for u in payload.files]
+    request = httpx.Request("POST", "http://body.invalid/", data=data,
+                            files=files or None)
+    return request.headers["Content-Type"], request.read()

@@ -1,0 +1,308 @@
+"""The route-POST queue: forward("https://…") and store(notify="https://…") POSTs, signed,
+with Mailgun's retry schedule.
+
+As webhooks (`webhooks.sender`): 2xx is done, 406 means "stop", anything else (a timeout, a
+refused connection) is retried after 10m, 10m, 15m, 30m, 1h, 2h and 4h (about 8 hours),
+then given up; a target that resolves to a non-public address is given up at once unless
+private targets are allowed. The body is built from the sealed message when the POST is
+claimed, so a message or a recipient erased meanwhile is never sent (the row is
+cancelled). Every attempt is kept in the row's attempt log, readable through
+`GET /v1/admin/domains/{d}/route_posts`, and written as one JSON log line (host only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailhaven import __version__
+from mailhaven.clock import monotonic
+from mailhaven.domains.models import Domain
+from mailhaven.errors import NotFound
+from mailhaven.inbound import payload
+from mailhaven.inbound.models import (
+    CANCELLED,
+    FORWARD,
+    GAVE_UP,
+    PENDING,
+    REFUSED,
+    SENT,
+    RoutePost,
+)
+from mailhaven.messages.mime import mime_fields, mime_head
+from mailhaven.messages.models import Message
+from mailhaven.runner import Runner
+from mailhaven.sending.stored import stored_document
+from mailhaven.services import Services
+from mailhaven.storage.base import table
+from mailhaven.storage.leases import Lease, LeasedQueue
+from mailhaven.vault import Vault
+from mailhaven.webhooks.network import Refused, checked_transport
+from mailhaven.webhooks.sender import RETRY_DELAYS, TIMEOUT_SECONDS
+from mailhaven.webhooks.service import MAX_URL_CHARS, signing_key
+
+log = logging.getLogger("mailhaven.inbound.posts")
+POSTS = Counter("mailhaven_route_posts", "Route POST attempts by outcome", ["outcome"])
+QUEUE = LeasedQueue(RoutePost, waiting=PENDING)
+RECIPIENT_CONTEXT, URL_CONTEXT = "route_post.recipient", "route_post.url"
+UNBUILDABLE = "the message could not be parsed into a POST"
+CONCURRENCY = 8  # a POST may carry a 25 MB message: fewer at once than webhooks
+
+
+def target_problem(url: str) -> str | None:
+    """Why `url` can't be POSTed to (None if it can). Unlike a webhook URL it may hold an
+    address (a route's captures): it is sealed, never kept in clear."""
+    if len(url) > MAX_URL_CHARS:
+        return f"longer than {MAX_URL_CHARS} characters"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return "spaces and control characters are not allowed"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        return "it can't be parsed"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL with a host"
+    return None
+
+
+def enqueue(session: Session, vault: Vault, *, message: Message, recipient: str,
+            route_id: str, kind: str, url: str, now: float) -> None:
+    """Queue one POST of `message` for `recipient` to `url` (sealed under the recipient's
+    key), in the caller's transaction."""
+    key = vault.subject(session, message.account_id, recipient)
+    session.execute(table(RoutePost).insert(), [{
+        "account_id": message.account_id, "domain_id": message.domain_id,
+        "storage_key": message.id, "route_id": route_id, "kind": kind,
+        "subject_key_id": key.id,
+        "recipient_sealed": vault.seal_text(key, recipient, RECIPIENT_CONTEXT),
+        "url_sealed": vault.seal_text(key, url, URL_CONTEXT),
+        "status": PENDING, "attempts": 0, "attempt_log": "[]", "next_attempt_at": now,
+        "created_at": now, "updated_at": now}])
+
+
+def envelope_sender(raw: bytes) -> str:
+    """The envelope sender (MAIL FROM) of a received message, as the MX wrote it into its
+    Authentication-Results (`smtp.mailfrom=`); else the From address. "" for a bounce."""
+    for name, value in mime_fields(mime_head(raw)):
+        if name == "authentication-results" and "smtp.mailfrom=" in value:
+            found = value.split("smtp.mailfrom=", 1)[1].split(";", 1)[0].split()
+            mailfrom = found[0].strip('"<>') if found else ""
+            return "" if mailfrom in ("", "<>") else mailfrom
+    from_ = next((v for n, v in mime_fields(mime_head(raw)) if n == "from"), "")
+    return parseaddr(from_)[1]
+
+
+@dataclass(frozen=True)
+class Post:
+    post_id: int
+    lease: Lease  # the claim that holds the POST: only it may settle it
+    url: str
+    kind: str
+    route_id: str
+    attempts: int
+    attempt_log: list[dict[str, Any]]
+    content_type: str
+    body: bytes
+
+
+class RoutePostSender(Runner):
+    name = "route-posts"
+    idle_seconds = 1.0
+
+    def __init__(self, services: Services, *, owner: str | None = None,
+                 concurrency: int = CONCURRENCY,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float = TIMEOUT_SECONDS) -> None:
+        self.services = services
+        self.owner = owner or f"route-posts-{secrets.token_hex(6)}"
+        self.concurrency = concurrency
+        self.timeout = timeout
+        transport = transport or checked_transport(
+            allow_private=services.settings.webhook_allow_private)
+        # Only the status is read, never the body: no compressed answers to inflate.
+        self.client = httpx.AsyncClient(
+            transport=transport, timeout=timeout, follow_redirects=False,
+            trust_env=False, headers={"User-Agent": f"mailhaven-routes/{__version__}",
+                                      "Accept-Encoding": "identity"})
+
+    async def run_once(self) -> int:
+        now = self.services.clock.now()
+        posts = await asyncio.to_thread(self._claim, now)
+        results = await asyncio.gather(*(self._post(p) for p in posts), return_exceptions=True)
+        for post, result in zip(posts, results, strict=True):
+            if isinstance(result, Exception):  # not recorded: the lease runs out, tried again
+                log.error("route post %s: could not record the attempt (%s)", post.post_id,
+                          type(result).__name__)
+        return len(posts)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- claim --------------------------------------------------------------------------
+    def _claim(self, now: float) -> list[Post]:
+        db = self.services.db
+        with db.transaction() as session:
+            lease, ids = QUEUE.claim(session, owner=self.owner, now=now, limit=self.concurrency,
+                                     lease_seconds=self.services.settings.webhook_lease_seconds)
+            if not ids:
+                return []
+            keys = {account_id: signing_key(session, self.services.vault, account_id)
+                    for account_id in set(session.scalars(
+                        select(RoutePost.account_id).where(RoutePost.id.in_(ids))))}
+        with db.sessions() as session:
+            posts, unreadable, broken = self._posts(session, ids, keys, lease, now)
+        if unreadable or broken:
+            with db.transaction() as session:
+                # the message is gone or its recipient erased: nothing left to send
+                QUEUE.settle(session, unreadable, lease, now, status=CANCELLED)
+                # it fails the same way every time: given up, and said in its log
+                QUEUE.settle(session, broken, lease, now, status=GAVE_UP, attempts=1,
+                             attempt_log=json.dumps([{"at": now, "status": None, "seconds": 0,
+                                                      "error": UNBUILDABLE}]))
+        return posts
+
+    def _posts(self, session: Session, ids: list[int], keys: dict[str, str], lease: Lease,
+               now: float) -> tuple[list[Post], list[int], list[int]]:
+        vault, api_url = self.services.vault, self.services.settings.api_url.rstrip("/")
+        rows = session.scalars(select(RoutePost).where(RoutePost.id.in_(ids))).all()
+        names = dict(session.execute(select(Domain.id, Domain.name).where(
+            Domain.id.in_({r.domain_id for r in rows}))).all())
+        subject_keys = vault.keys(session, (r.subject_key_id for r in rows))
+        posts: list[Post] = []
+        unreadable: list[int] = []
+        broken: list[int] = []
+        for row in rows:
+            key = subject_keys.get(row.subject_key_id or "")
+            try:
+                if key is None:
+                    raise NotFound("the recipient's key is erased")
+                doc = stored_document(session, vault, row.domain_id, row.storage_key)
+            except NotFound:
+                unreadable.append(row.id)
+                continue
+            recipient = vault.open_text(key, row.recipient_sealed, RECIPIENT_CONTEXT)
+            url = vault.open_text(key, row.url_sealed, URL_CONTEXT)
+            raw, domain = doc.mime_bytes, names.get(row.domain_id, "")
+            try:
+                sender = envelope_sender(raw)
+                if row.kind == FORWARD:
+                    made = (payload.mime_forwarded if payload.wants_mime(url)
+                            else payload.forwarded)(raw, recipient=recipient, sender=sender)
+                else:
+                    made = payload.notified(
+                        raw, recipient=recipient, sender=sender, domain=domain,
+                        message_url=f"{api_url}/v3/domains/{domain}/messages/"
+                                    f"{row.storage_key}")
+                content_type, body = payload.encode(
+                    payload.signed(made, keys[row.account_id], now))
+            except Exception as exc:  # a message the parser can't take: never a loop
+                log.error("route post %s: %s (%s)", row.id, UNBUILDABLE, type(exc).__name__)
+                broken.append(row.id)
+                continue
+            posts.append(Post(row.id, lease, url, row.kind, row.route_id, row.attempts,
+                              json.loads(row.attempt_log), content_type, body))
+        return posts, unreadable, broken
+
+    # -- post ---------------------------------------------------------------------------
+    async def _post(self, post: Post) -> None:
+        """One POST, settled whatever happens to it: a failure is this row's alone."""
+        started = monotonic()
+        status_code, error = None, ""
+        try:
+            problem = target_problem(post.url)
+            if problem:
+                raise Refused(f"{Refused.prefix} invalid URL: {problem}")
+            async with asyncio.timeout(self.timeout), self.client.stream(
+                    "POST", post.url, content=post.body,
+                    headers={"Content-Type": post.content_type}) as response:
+                status_code = response.status_code  # the body is never read: not needed
+        except Refused as exc:
+            error = str(exc)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        except TimeoutError:
+            error = f"timeout: no complete answer within {self.timeout:g} s"
+        except Exception as exc:  # unforeseen: retried on the schedule like any failure
+            # the message may quote the URL, which may carry an address: the type only
+            error = f"unexpected error: {type(exc).__name__}"
+            log.warning("route post %s: %s", post.post_id, error)
+        seconds = round(monotonic() - started, 3)
+        outcome = _outcome(post, status_code, error)
+        POSTS.labels(outcome).inc()
+        log.info(json.dumps({"kind": "route-post", "post": post.post_id,
+                             "route": post.route_id, "action": post.kind,
+                             "host": _host(post.url), "attempt": post.attempts + 1,
+                             "status": status_code, "error": error or None,
+                             "outcome": outcome, "seconds": seconds}))
+        now = self.services.clock.now()
+        entry = {"at": now, "status": status_code, "error": error or None, "seconds": seconds}
+        next_at = now + RETRY_DELAYS[post.attempts] if outcome == PENDING else None
+        await asyncio.to_thread(self._record, post, now, outcome, next_at, entry)
+
+    def _record(self, post: Post, now: float, outcome: str, next_at: float | None,
+                entry: dict[str, Any]) -> None:
+        attempts = [*post.attempt_log, entry]
+        values: dict[str, object] = {"status": outcome, "attempt_log": json.dumps(attempts),
+                                     "attempts": len(attempts)}
+        if next_at is not None:
+            values["next_attempt_at"] = next_at
+        with self.services.db.transaction() as session:
+            QUEUE.settle(session, [post.post_id], post.lease, now, **values)
+
+
+def _outcome(post: Post, status_code: int | None, error: str) -> str:
+    if status_code is not None and 200 <= status_code < 300:
+        return SENT
+    if status_code == 406:
+        return REFUSED
+    if error.startswith(Refused.prefix) or post.attempts >= len(RETRY_DELAYS):
+        return GAVE_UP
+    return PENDING
+
+
+def _host(url: str) -> str | None:
+    """The URL's host, for logs (its path may carry a capture of an address)."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def recent_posts(session: Session, vault: Vault, account_id: str, domain_id: str, *,
+                 limit: int, status: str | None = None) -> list[dict[str, Any]]:
+    """What happened to a domain's recent route POSTs, newest first, every attempt: how a
+    customer sees a forward that fails. One whose recipient was erased is left out."""
+    query = (select(RoutePost).where(RoutePost.account_id == account_id,
+                                     RoutePost.domain_id == domain_id)
+             .order_by(RoutePost.id.desc()).limit(limit))
+    if status:
+        query = query.where(RoutePost.status == status)
+    rows = session.scalars(query).all()
+    keys = vault.keys(session, (r.subject_key_id for r in rows))
+    items = []
+    for row in rows:
+        key = keys.get(row.subject_key_id or "")
+        if key is None:
+            continue
+        items.append({
+            "id": row.id, "route-id": row.route_id, "action": row.kind,
+            "storage-key": row.storage_key,
+            "recipient": vault.open_text(key, row.recipient_sealed, RECIPIENT_CONTEXT),
+            "url": vault.open_text(key, row.url_sealed, URL_CONTEXT), "status": row.status,
+            "attempts": json.loads(row.attempt_log),
+            "next-attempt-at": row.next_attempt_at if row.status == PENDING else None,
+            "created-at": row.created_at})
+    return items
