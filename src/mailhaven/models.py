@@ -7,6 +7,7 @@ from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.inbound.models import InboundMessage
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.retention.models import RetentionPolicy
@@ -21,6 +22,7 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
-           "Event", "FormCounter", "JobRun", "Message", "PrivacyRequest", "RetentionPolicy",
-           "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "Template",
-           "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+           "Event", "FormCounter", "InboundMessage", "JobRun", "Message", "PrivacyRequest",
+           "RetentionPolicy", "SmtpCredential", "StatCount", "SubjectControl", "Suppression",
+           "Tag", "Template", "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery",
+           "metadata"]

@@ -1,0 +1,1 @@
+"""PLACEHOLDER (intake's worktree only): the routes builder owns this package."""
