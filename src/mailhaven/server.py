@@ -19,6 +19,7 @@ from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.dev.mode import LocalNetwork, is_dev_data_dir
 from mailhaven.domains.verify import DomainChecker
+from mailhaven.feedback.listener import FeedbackHandler
 from mailhaven.inbound.listener import start_mx
 from mailhaven.inbound.processor import InboundProcessor
 from mailhaven.retention.runner import RetentionRunner
@@ -91,7 +92,8 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         stack.callback(services.close)
         inbound_bell = Doorbell()  # the MX rings it: this process's processor starts at once
         with listening("MAILHAVEN_MX_PORT", settings.mx_port):
-            mx = await start_mx(services, settings.mx_host, settings.mx_port, bell=inbound_bell)
+            mx = await start_mx(services, settings.mx_host, settings.mx_port, bell=inbound_bell,
+                              return_paths=FeedbackHandler(services))
         stack.callback(mx.close)
         submission = await start_submission(services, *submission_sockets)
         stack.callback(submission.close)

@@ -16,7 +16,7 @@ import json
 import logging
 import socket
 import ssl
-from typing import Any, AnyStr
+from typing import Any, AnyStr, Protocol
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 from prometheus_client import Counter
@@ -25,7 +25,6 @@ from mailhaven.addresses import MAX_RECIPIENTS, valid_addresses
 from mailhaven.clock import monotonic
 from mailhaven.delivery.signing import delivery_of
 from mailhaven.errors import frames
-from mailhaven.feedback.listener import MAX_REPORT_BYTES, FeedbackHandler
 from mailhaven.inbound.auth import Verdicts, authenticate, trace_headers
 from mailhaven.inbound.service import Head, Received, Receiver, Receivers, group_commit
 from mailhaven.runner import Doorbell
@@ -35,6 +34,7 @@ from mailhaven.submission.tls import server_context
 
 log = logging.getLogger("mailhaven.inbound")
 IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
+MAX_REPORT_BYTES = 10 * 1024 * 1024  # a DSN or ARF report: as the return-path listener took
 AUTH_SECONDS = 20.0  # SPF, DKIM and DMARC of one message together; then temperror
 
 RECEIVED = Counter("mailhaven_mx_messages_accepted_total", "Messages accepted at the MX")
@@ -51,6 +51,14 @@ NO_AUTH = "502 5.5.1 AUTH is not offered here: this is a mail exchanger, not a s
 def too_large(limit: int) -> str:
     return (f"552 5.3.4 Message size exceeds fixed maximum message size ({limit} bytes): "
             "message refused")
+
+
+class ReturnPaths(Protocol):
+    """What takes the DSNs and ARF reports sent to our VERP return paths: the feedback
+    package's handler, given by the process's wiring (`server`), so that this package and
+    feedback don't import each other's neighbours in a circle."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str: ...
 
 
 class InboundEnvelope(Envelope):
@@ -85,11 +93,12 @@ class InboundSMTP(SMTP):
 class InboundHandler:
     """What the MX answers: aiosmtpd speaks SMTP, this decides."""
 
-    def __init__(self, services: Services, *, bell: Doorbell | None = None) -> None:
+    def __init__(self, services: Services, *, return_paths: ReturnPaths | None = None,
+                 bell: Doorbell | None = None) -> None:
         self.services = services
         self.limit = services.settings.inbound_max_bytes
         self.receivers = Receivers(services.db)
-        self.feedback = FeedbackHandler(services)
+        self.feedback = return_paths
         self.writes = group_commit(services.db, services.vault, services.clock)
         self.bell = bell
 
@@ -104,7 +113,7 @@ class InboundHandler:
         assert isinstance(envelope, InboundEnvelope)
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return _refused(TOO_MANY_RECIPIENTS, "recipients")
-        if delivery_of(self.services.vault, address) is not None:
+        if self.feedback is not None and delivery_of(self.services.vault, address) is not None:
             envelope.return_paths.append(address)
             envelope.rcpt_tos.append(address)
             return "250 2.1.5 OK"
@@ -126,7 +135,7 @@ class InboundHandler:
         started = monotonic()
         raw = envelope.original_content or b""
         reply = ""
-        if envelope.return_paths:
+        if envelope.return_paths and self.feedback is not None:
             if len(raw) > MAX_REPORT_BYTES and not envelope.receivers:
                 return _refused(too_large(MAX_REPORT_BYTES), "size")
             reports = Envelope()
@@ -211,12 +220,15 @@ def _peer_ip(session: Session) -> str:
     return str(peer[0]) if isinstance(peer, tuple) else "127.0.0.1"
 
 
-async def start_mx(services: Services, host: str, port: int, *, sock: socket.socket | None = None,
+async def start_mx(services: Services, host: str, port: int, *,
+                   return_paths: ReturnPaths | None = None, sock: socket.socket | None = None,
                    bell: Doorbell | None = None) -> asyncio.Server:
-    """Serve the MX on host:port (or on a bound `sock`); the caller closes the server."""
+    """Serve the MX on host:port (or on a bound `sock`); the caller closes the server.
+    `return_paths` takes the reports sent to VERP addresses (without it they are refused);
+    `bell` is rung when a message is queued (the processor of this process wakes)."""
     settings = services.settings
     context: ssl.SSLContext = await asyncio.to_thread(server_context, settings)
-    handler = InboundHandler(services, bell=bell)
+    handler = InboundHandler(services, return_paths=return_paths, bell=bell)
     loop = asyncio.get_running_loop()
 
     def protocol() -> InboundSMTP:
