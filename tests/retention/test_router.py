@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-DEFAULTS = {"events": 30, "message_bodies": 3, "webhook_deliveries": 30, "requests": 7}
+DEFAULTS = {"events": 30, "message_bodies": 3, "webhook_deliveries": 30, "requests": 7,
+            "inbound_messages": 3}
 
 
 def _days(reply: httpx.Response) -> dict[str, int]:
