@@ -22,7 +22,7 @@ def test_an_account_reads_its_defaults_sets_its_own_and_returns_to_the_defaults(
 
     changed = api.put("/v1/privacy/retention", json={"events": 7, "message_bodies": 1})
     assert _days(changed) == {**DEFAULTS, "events": 7, "message_bodies": 1}
-    assert [p["custom"] for p in changed.json()["policies"]] == [True, True, False, False]
+    assert [p["custom"] for p in changed.json()["policies"]] == [True, True, False, False, False]
     assert _days(api.put("/v1/privacy/retention", json={"events": 3650})) == {
         **DEFAULTS, "events": 3650, "message_bodies": 1}
     assert _days(api.put("/v1/privacy/retention", json={"events": None})) == {
