@@ -44,6 +44,10 @@ class Unprocessable(Exception):
     """The row can never be processed (its body or recipient was erased or expired)."""
 
 
+class LeaseLost(Exception):
+    """Another claim took the row while this one worked on it."""
+
+
 class InboundProcessor(Runner):
     """The runner of the inbound queue (`inbound_messages`), in `serve` and `worker`."""
 
@@ -75,6 +79,8 @@ class InboundProcessor(Runner):
         try:
             with db.transaction() as session:
                 outcome = self._process(session, row_id, lease, clock.now())
+        except LeaseLost:
+            outcome = "lost"
         except Exception as exc:
             outcome = self._failed(row_id, lease, exc)
         PROCESSED_TOTAL.labels(outcome).inc()
@@ -83,7 +89,8 @@ class InboundProcessor(Runner):
     def _process(self, session: Session, row_id: int, lease: Lease, now: float) -> str:
         services = self.services
         vault = services.vault
-        row = session.get(InboundMessage, row_id)
+        # Locked (PostgreSQL): a claim meanwhile skips it, so nobody else processes it too.
+        row = session.get(InboundMessage, row_id, with_for_update=True)
         if row is None or row.lease_owner != lease.owner or row.next_attempt_at != lease.until:
             return "lost"  # erased meanwhile, or another claim has it now
         message = session.get(Message, row.message_id)
@@ -122,8 +129,9 @@ class InboundProcessor(Runner):
                              "is-delayed-bounce": False},
                    "routes": [{"id": route_id} for route_id in
                               dict.fromkeys(a.route_id for a in actions)]})
-        QUEUE.settle(session, [row_id], lease, now, status=PROCESSED,
-                     attempts=row.attempts + 1, last_error=None)
+        if not QUEUE.settle(session, [row_id], lease, now, status=PROCESSED,
+                            attempts=row.attempts + 1, last_error=None):
+            raise LeaseLost  # rolled back: whoever holds it now processes it
         return PROCESSED
 
     def _failed(self, row_id: int, lease: Lease, exc: Exception) -> str:
