@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, getaddresses
+from typing import Any
 
 import dkim
 import dns.exception
@@ -30,15 +31,16 @@ MIN_KEY_BITS = 1024
 # under way (a context variable: each check runs in its own thread with its own).
 _RESOLVER: contextvars.ContextVar[dns.resolver.Resolver | None] = contextvars.ContextVar(
     "inbound_resolver", default=None)
-_PYSPF_LOOKUP: Callable = spf.DNSLookup
+Answer = tuple[tuple[str, str], Any]  # pyspf's ((name, type), value)
+_PYSPF_LOOKUP: Callable[..., list[Answer]] = spf.DNSLookup
 
 
 def _spf_lookup(name: str, qtype: str, tcpfallback: bool = True,
-                timeout: float = LOOKUP_SECONDS) -> list:
+                timeout: float = LOOKUP_SECONDS) -> list[Answer]:
     resolver = _RESOLVER.get()
     if resolver is None:
-        return _PYSPF_LOOKUP(name, qtype, tcpfallback, timeout)
-    found: list = []
+        return list(_PYSPF_LOOKUP(name, qtype, tcpfallback, timeout))
+    found: list[Answer] = []
     try:
         answers = resolver.resolve(name, qtype, lifetime=min(timeout, LOOKUP_SECONDS),
                                    search=False)
