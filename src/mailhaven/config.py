@@ -102,6 +102,8 @@ class Settings:
     tls_key_file: Path | None = None
     # (network, domain): clients there submit as the domain without TLS or AUTH
     smtp_trusted_networks: tuple[tuple[str, str], ...] = ()
+    # Receiving (`inbound`): the largest message the MX takes (Mailgun's 25 MiB)
+    inbound_max_bytes: int = 25 * 1024 * 1024
 
     @property
     def resolved_database_url(self) -> str:
@@ -160,4 +162,5 @@ class Settings:
             tls_cert_file=Path(cert_file) if cert_file else None,
             tls_key_file=Path(tls_key_file) if tls_key_file else None,
             smtp_trusted_networks=parse_trusted_networks(_env("SMTP_TRUSTED_NETWORKS", "")),
+            inbound_max_bytes=_int("INBOUND_MAX_BYTES", 25 * 1024 * 1024),
         )

@@ -7,7 +7,7 @@ from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
-from mailhaven.inbound.models import RoutePost
+from mailhaven.inbound.models import InboundMessage, RoutePost
 from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
@@ -24,7 +24,7 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
-           "Event", "FormCounter", "JobRun", "ListMember", "MailingList", "Message",
-           "PrivacyRequest", "RetentionPolicy", "Route", "RoutePost", "SmtpCredential",
-           "StatCount", "SubjectControl", "Suppression", "Tag", "Template", "TemplateVersion",
-           "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+           "Event", "FormCounter", "InboundMessage", "JobRun", "ListMember", "MailingList",
+           "Message", "PrivacyRequest", "RetentionPolicy", "Route", "RoutePost",
+           "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "Template",
+           "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]

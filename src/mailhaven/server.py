@@ -1,5 +1,5 @@
-"""Process roles: `serve` (API + SMTP submission + worker [+ dev mailbox]), `worker` and
-`smtp`, each on one event loop."""
+"""Process roles: `serve` (API + SMTP submission + MX + worker [+ dev mailbox]), `worker`
+and `smtp`, each on one event loop."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.dev.mode import LocalNetwork, is_dev_data_dir
 from mailhaven.domains.verify import DomainChecker
-from mailhaven.feedback.listener import start_listener
+from mailhaven.feedback.listener import FeedbackHandler
+from mailhaven.inbound.listener import start_mx
 from mailhaven.inbound.posts import RoutePostSender
+from mailhaven.inbound.processor import InboundProcessor
 from mailhaven.retention.runner import RetentionRunner
+from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.submission.server import start_submission
 from mailhaven.webhooks.sender import WebhookSender
@@ -88,9 +91,11 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         services = await asyncio.to_thread(Services.start, settings)
         wire()
         stack.callback(services.close)
+        inbound_bell = Doorbell()  # the MX rings it: this process's processor starts at once
         with listening("MAILHAVEN_MX_PORT", settings.mx_port):
-            feedback = await start_listener(services, settings.mx_host, settings.mx_port)
-        stack.callback(feedback.close)
+            mx = await start_mx(services, settings.mx_host, settings.mx_port, bell=inbound_bell,
+                              return_paths=FeedbackHandler(services))
+        stack.callback(mx.close)
         submission = await start_submission(services, *submission_sockets)
         stack.callback(submission.close)
         if local is not None:
@@ -105,6 +110,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         webhooks = WebhookSender(services, transport=local.webhook_transport() if local
                                  else None)
         runners = [worker, DomainChecker(services), webhooks, RetentionRunner(services),
+                   InboundProcessor(services, doorbell=inbound_bell),
                    RoutePostSender(services, transport=local.webhook_transport() if local
                                    else None)]
         log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
@@ -141,7 +147,8 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
         try:
             route_posts = RoutePostSender(services, transport=local.webhook_transport()
                                           if local else None)
-            await asyncio.gather(worker.run(stop), webhooks.run(stop), route_posts.run(stop))
+            await asyncio.gather(worker.run(stop), webhooks.run(stop), route_posts.run(stop),
+                                 InboundProcessor(services).run(stop))
         finally:
             log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "stopped"}))
 

@@ -63,7 +63,8 @@ def test_a_recipient_export_holds_their_events_copies_suppressions_and_messages(
     export = read(reply.content)
     assert sorted(export.members) == sorted([
         "export.json", "README.txt", "events.csv", "messages.csv", "suppressions.csv",
-        "deliveries.csv", "smtp_credentials.csv", "list_members.csv", "consents.csv",
+        "deliveries.csv", "received_mail.csv", "smtp_credentials.csv", "list_members.csv",
+        "consents.csv",
         "requests.csv", "disclosures.csv"])
     doc = export.document
     validate(doc)

@@ -45,7 +45,8 @@ def store_inbound(services: Services, account_id: str, domain: str, raw: bytes, 
     """The message as intake keeps it; its storage key."""
     trace = (f"Received: from mail.shop.example.org by mx.mailhaven.test with ESMTPS\r\n"
              f"Authentication-Results: mx.mailhaven.test; spf=pass "
-             f"smtp.mailfrom={mailfrom or '<>'}\r\n").encode()
+             f"smtp.mailfrom={mailfrom.rpartition('@')[2] or 'none'}\r\n"
+             f"X-Envelope-From: <{mailfrom}>\r\n").encode()
     now = services.clock.now()
     with services.db.transaction() as session:
         owned = owned_domain(session, account_id, domain, with_keys=False)

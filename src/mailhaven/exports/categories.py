@@ -30,6 +30,7 @@ from mailhaven.exports.registry import (
     register,
 )
 from mailhaven.lists.service import exported_memberships
+from mailhaven.inbound.models import InboundMessage
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.routes.service import exported as exported_routes
@@ -370,3 +371,37 @@ def requests(scope: Scope) -> Iterator[dict]:
 def disclosures(_scope: Scope) -> Iterator[dict]:
     """Disclosures of the subject's data, to sub-processors or authorities (SPEC N10)."""
     return iter(())
+
+
+# -- mail received at the MX from or for the recipient (issue 13) ------------------------------
+def _received(scope: Scope) -> Select:
+    who = scope.recipient
+    assert who is not None
+    return (select(InboundMessage, Domain.name).join(Domain, Domain.id == InboundMessage.domain_id)
+            .where(InboundMessage.account_id == scope.account_id,
+                   or_(InboundMessage.recipient_index == who.index,
+                       InboundMessage.sender_index == who.index,
+                       InboundMessage.from_index == who.index)))
+
+
+@register("received_mail", columns=("message", "domain", "role", "address", "spf", "dkim",
+                                    "dmarc", "status", "received_at"),
+          subjects=(RECIPIENT,), count=lambda scope: _count(scope, _received(scope)))
+def received_mail(scope: Scope) -> Iterator[dict]:
+    who = scope.recipient
+    if who is None:
+        return
+    vault, key = scope.vault, who.key
+    for rows in batches(scope.session, _received(scope).order_by(InboundMessage.id)):
+        for row, domain in rows:
+            if row.recipient_index == who.index:
+                role, sealed, context = "recipient", row.recipient_sealed, "inbound.recipient"
+            elif row.sender_index == who.index:
+                role, sealed, context = "sender", row.sender_sealed, "inbound.sender"
+            else:
+                role, sealed, context = "from", None, ""
+            opened = (vault.open_text(key, sealed, context)
+                      if key is not None and sealed is not None else who.address)
+            yield {"message": row.message_id, "domain": domain, "role": role,
+                   "address": opened, "spf": row.spf, "dkim": row.dkim, "dmarc": row.dmarc,
+                   "status": row.status, "received_at": iso(row.created_at)}

@@ -1,4 +1,5 @@
-"""The route-POST queue: forward("https://…") and store(notify=…) POSTs still to make."""
+"""Received mail: the inbound queue (one row per received message and recipient, processed
+from a lease) and the route-POST queue (forward("https://…") and store(notify=…) POSTs)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,80 @@ from mailhaven.storage.base import Base, BigId
 from mailhaven.storage.inventory import (
     DELIVERY_STATE,
     OWNERSHIP,
+    RECIPIENT_INDEX,
     RECIPIENT_SEALED,
     TECHNICAL,
     classified,
     column,
 )
+
+WAITING, PROCESSED, FAILED = "waiting", "processed", "failed"
+_WAITING_ROWS = text(f"status = '{WAITING}'")
+
+SENDER_SEALED = classified(
+    "personal", "sender", "receiving mail for the customer",
+    "with the received message (3 days after processing) or until the sender is erased",
+    note="the envelope sender (MAIL FROM), ciphertext under the sender's vault key",
+)
+SENDER_INDEX = classified(
+    "personal", "sender", "receiving mail for the customer", "life of the record",
+    note="keyed blind index (HMAC) of the envelope sender or of the From address: erasure "
+         "and exports find a sender's received mail by it",
+)
+AUTH_VERDICT = classified(
+    "non-personal", "none", "message authentication", "life of the record",
+    note="SPF, DKIM and DMARC results (pass, fail, none…): no address or domain",
+)
+
+
+class InboundMessage(Base):
+    """A message received at the MX for one recipient of an account: who (sealed), what
+    authentication said, and where its processing stands (`storage.leases`)."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index("ix_inbound_messages_waiting_by_account", "account_id", "next_attempt_at",
+              postgresql_where=_WAITING_ROWS, sqlite_where=_WAITING_ROWS),
+    )
+
+    id: Mapped[int] = column(BigId, primary_key=True, autoincrement=True, data=TECHNICAL)
+    message_id: Mapped[str] = column(
+        String(24), ForeignKey("messages.id", ondelete="CASCADE"), index=True, data=TECHNICAL
+    )
+    account_id: Mapped[str] = column(
+        String(24), ForeignKey("accounts.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
+    )
+    domain_id: Mapped[str] = column(
+        String(24), ForeignKey("domains.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
+    )
+    recipient_key_id: Mapped[str | None] = column(
+        String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
+        index=True, data=TECHNICAL,
+    )
+    recipient_sealed: Mapped[bytes] = column(LargeBinary, data=RECIPIENT_SEALED)
+    recipient_index: Mapped[str] = column(String(64), index=True, data=RECIPIENT_INDEX)
+    sender_key_id: Mapped[str | None] = column(
+        String(24), ForeignKey("vault_keys.id", ondelete="SET NULL"), nullable=True,
+        data=TECHNICAL,
+    )
+    sender_sealed: Mapped[bytes | None] = column(LargeBinary, nullable=True, data=SENDER_SEALED)
+    sender_index: Mapped[str | None] = column(String(64), nullable=True, index=True,
+                                              data=SENDER_INDEX)
+    from_index: Mapped[str | None] = column(String(64), nullable=True, index=True,
+                                            data=SENDER_INDEX)
+    spf: Mapped[str] = column(String(12), data=AUTH_VERDICT)
+    dkim: Mapped[str] = column(String(12), data=AUTH_VERDICT)
+    dmarc: Mapped[str] = column(String(12), data=AUTH_VERDICT)
+    status: Mapped[str] = column(String(12), default=WAITING, data=DELIVERY_STATE)
+    attempts: Mapped[int] = column(Integer, default=0, data=DELIVERY_STATE)
+    last_error: Mapped[str | None] = column(String(120), nullable=True, data=classified(
+        "non-personal", "none", "service operation", "life of the record",
+        note="the exception's type and where it was raised: never its message"))
+    next_attempt_at: Mapped[float] = column(Float, data=DELIVERY_STATE)
+    lease_owner: Mapped[str | None] = column(String(40), data=TECHNICAL)
+    created_at: Mapped[float] = column(Float, data=TECHNICAL)
+    updated_at: Mapped[float] = column(Float, data=TECHNICAL)
+
 
 ROUTE_TARGET_SEALED = classified(
     "personal", "recipient", "inbound routing",

@@ -94,14 +94,14 @@ def enqueue(session: Session, vault: Vault, *, message: Message, recipient: str,
 
 
 def envelope_sender(raw: bytes) -> str:
-    """The envelope sender (MAIL FROM) of a received message, as the MX wrote it into its
-    Authentication-Results (`smtp.mailfrom=`); else the From address. "" for a bounce."""
-    for name, value in mime_fields(mime_head(raw)):
-        if name == "authentication-results" and "smtp.mailfrom=" in value:
-            found = value.split("smtp.mailfrom=", 1)[1].split(";", 1)[0].split()
-            mailfrom = found[0].strip('"<>') if found else ""
-            return "" if mailfrom in ("", "<>") else mailfrom
-    from_ = next((v for n, v in mime_fields(mime_head(raw)) if n == "from"), "")
+    """The envelope sender (MAIL FROM) of a received message, as the MX wrote it into the
+    X-Envelope-From it prepends (the first one: a message's own comes after ours); else the
+    From address. "" for a bounce."""
+    fields = mime_fields(mime_head(raw))
+    for name, value in fields:
+        if name == "x-envelope-from":
+            return parseaddr(value)[1] if value.strip() not in ("", "<>") else ""
+    from_ = next((v for n, v in fields if n == "from"), "")
     return parseaddr(from_)[1]
 
 

@@ -32,6 +32,7 @@ from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.lists.service import erase_memberships
+from mailhaven.inbound import service as inbound
 from mailhaven.messages import content
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
@@ -146,7 +147,8 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
         VaultKey.blind_index == index, VaultKey.created_at <= at)))
     copies = session.execute(select(Delivery.id, Delivery.message_id, Delivery.status).where(
         Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))).all()
-    touched = sorted({m for _, m, _ in copies} | set(storage_keys))
+    received = inbound.erase(session, account_id, index)  # mail they sent or received here
+    touched = sorted({m for _, m, _ in copies} | set(storage_keys) | set(received))
     cancelled = sum(1 for *_, status in copies if status == QUEUED)
     session.execute(delete(Delivery).where(
         Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))
@@ -202,8 +204,9 @@ def _shred_bodies(session: Session, account_id: str, storage_keys: list[str]) ->
 
 def _redact_other_events(session: Session, vault: Vault, account_id: str, index: str,
                          storage_keys: list[str]) -> None:
-    """Other recipients' events repeat the message's To/Cc headers: take the erased address
-    out of them (found by its blind index, so this works without knowing it)."""
+    """Other recipients' events repeat the message's To/Cc headers (a received message's
+    From and envelope sender too): take the erased address out of them (found by its blind
+    index, so this works without knowing it)."""
     if not storage_keys:
         return
     rows = [row for chunk in _chunks(storage_keys) for row in session.scalars(select(Event).where(
@@ -216,12 +219,16 @@ def _redact_other_events(session: Session, vault: Vault, account_id: str, index:
         doc = json.loads(vault.open(key, row.payload, row.event_id))
         headers = doc.get("message", {}).get("headers", {})
         changed = False
-        for name in ("to", "cc"):
+        for name in ("to", "cc", "from"):
             if not headers.get(name):
                 continue
             redacted = _without(vault, account_id, index, headers[name])
             if redacted != headers[name]:
                 headers[name], changed = redacted, True
+        envelope = doc.get("envelope") or {}
+        if envelope.get("sender") and _without(vault, account_id, index,
+                                               envelope["sender"]) != envelope["sender"]:
+            envelope["sender"], changed = "", True
         if changed:
             row.payload = vault.seal(key, json.dumps(doc).encode(), row.event_id)
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
+from mailhaven.inbound.models import WAITING, InboundMessage
 from mailhaven.messages.models import Message
 from mailhaven.privacy import requests
 from mailhaven.vault.models import VaultKey
@@ -118,10 +119,14 @@ def _expired_bodies(accounts: Accounts, cutoff: float) -> Select:
     before `cutoff`: a copy still queued, or settled since, keeps the body."""
     open_copy = exists().where(Delivery.message_id == Message.id,
                                or_(Delivery.status == QUEUED, Delivery.updated_at >= cutoff))
+    # a received message is kept until processed, and its period counts from then
+    unprocessed = exists().where(InboundMessage.message_id == Message.id,
+                                 or_(InboundMessage.status == WAITING,
+                                     InboundMessage.updated_at >= cutoff))
     return select(Message.id).where(accounts.of(Message.account_id),
                                     accounts.in_domains(Message.domain_id),
                                     Message.content_sealed.is_not(None),
-                                    Message.created_at < cutoff, ~open_copy)
+                                    Message.created_at < cutoff, ~open_copy, ~unprocessed)
 
 
 def _purge_bodies(session: Session, ids: list) -> None:
@@ -133,6 +138,14 @@ def _purge_bodies(session: Session, ids: list) -> None:
     session.execute(update(Message).where(Message.id.in_(ids)).values(content_sealed=None))
     session.execute(delete(VaultKey).where(VaultKey.id.in_(keys),
                                            VaultKey.purpose == "content"))
+
+
+# -- received mail's queue rows -----------------------------------------------------------------
+
+def _expired_inbound(accounts: Accounts, cutoff: float) -> Select:
+    return select(InboundMessage.id).where(accounts.of(InboundMessage.account_id),
+                                           InboundMessage.status != WAITING,
+                                           InboundMessage.updated_at < cutoff)
 
 
 # -- webhook delivery records -----------------------------------------------------------------
@@ -155,3 +168,6 @@ register(Category("requests", "Working data of finished data subject requests (t
                   "requester's address and details; the request record itself is kept "
                   "under the legal hold)", 7,
                   expired=requests.expired_working_data, purge=requests.purge_working_data))
+register(Category("inbound_messages", "Received mail's queue records (the sealed sender and "
+                  "recipient, authentication results), counted from when it was processed",
+                  3, expired=_expired_inbound))

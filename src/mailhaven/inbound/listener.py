@@ -1,0 +1,242 @@
+"""The MX: receives mail for every domain an account owns, and the bounces and complaints
+sent to our VERP return paths (`bounce+<id>-<mac>@…`, handled as `feedback.listener` always
+has). Anything else is refused at RCPT: never an open relay.
+
+A message is authenticated (SPF, DKIM, DMARC, in a thread and bounded in time), sealed and
+queued for each receiving domain, and answered 250 only once that is committed: a crash
+after the 250 loses nothing, the processor (`inbound.processor`) takes it from the queue.
+STARTTLS is offered (the submission server's certificate); AUTH is not: this is no
+submission port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import ssl
+from typing import Any, AnyStr, Protocol
+
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
+from prometheus_client import Counter
+
+from mailhaven.addresses import MAX_RECIPIENTS, valid_addresses
+from mailhaven.clock import monotonic
+from mailhaven.delivery.signing import delivery_of
+from mailhaven.errors import frames
+from mailhaven.inbound.auth import Verdicts, authenticate, trace_headers
+from mailhaven.inbound.service import Head, Received, Receiver, Receivers, group_commit
+from mailhaven.runner import Doorbell
+from mailhaven.services import Services
+from mailhaven.storage.base import new_id
+from mailhaven.submission.tls import server_context
+
+log = logging.getLogger("mailhaven.inbound")
+IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
+MAX_REPORT_BYTES = 10 * 1024 * 1024  # a DSN or ARF report: as the return-path listener took
+AUTH_SECONDS = 20.0  # SPF, DKIM and DMARC of one message together; then temperror
+
+RECEIVED = Counter("mailhaven_mx_messages_accepted_total", "Messages accepted at the MX")
+REFUSED = Counter("mailhaven_mx_refused_total", "MX commands refused", ["reason"])
+
+RELAYING_DENIED = "550 5.7.1 Relaying denied"
+BAD_RECIPIENT = "553 5.1.3 The recipient is not a valid address"
+NO_SUCH_RETURN_PATH = "550 5.1.1 No such recipient here"
+TOO_MANY_RECIPIENTS = f"452 4.5.3 Too many recipients: at most {MAX_RECIPIENTS} per message"
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+NO_AUTH = "502 5.5.1 AUTH is not offered here: this is a mail exchanger, not a submission port"
+
+
+def too_large(limit: int) -> str:
+    return (f"552 5.3.4 Message size exceeds fixed maximum message size ({limit} bytes): "
+            "message refused")
+
+
+class ReturnPaths(Protocol):
+    """What takes the DSNs and ARF reports sent to our VERP return paths: the feedback
+    package's handler, given by the process's wiring (`server`), so that this package and
+    feedback don't import each other's neighbours in a circle."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str: ...
+
+
+class InboundEnvelope(Envelope):
+    """aiosmtpd's envelope, with where each accepted recipient goes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receivers: dict[str, Receiver] = {}  # address -> the domain that receives it
+        self.return_paths: list[str] = []  # VERP addresses: bounces and complaints
+
+
+class InboundSMTP(SMTP):
+    """aiosmtpd's protocol with our wording of its own refusals, and no AUTH."""
+
+    def __init__(self, handler: InboundHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.limit = handler.limit
+
+    def _create_envelope(self) -> Envelope:
+        return InboundEnvelope()
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str) and status.startswith("552 Error"):
+            REFUSED.labels("size").inc()
+            status = too_large(self.limit)
+        await super().push(status)
+
+    async def smtp_AUTH(self, arg: str) -> None:  # noqa: ARG002 (aiosmtpd's signature)
+        await self.push(NO_AUTH)
+
+
+class InboundHandler:
+    """What the MX answers: aiosmtpd speaks SMTP, this decides."""
+
+    def __init__(self, services: Services, *, return_paths: ReturnPaths | None = None,
+                 bell: Doorbell | None = None) -> None:
+        self.services = services
+        self.limit = services.settings.inbound_max_bytes
+        self.receivers = Receivers(services.db)
+        self.feedback = return_paths
+        self.writes = group_commit(services.db, services.vault, services.clock)
+        self.bell = bell
+
+    async def handle_EHLO(self, _server: SMTP, session: Session, _envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        kept = [r for r in responses if not r.startswith("250-AUTH")]
+        return [*kept[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", kept[-1]]
+
+    async def handle_RCPT(self, _server: SMTP, _session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        assert isinstance(envelope, InboundEnvelope)
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return _refused(TOO_MANY_RECIPIENTS, "recipients")
+        if self.feedback is not None and delivery_of(self.services.vault, address) is not None:
+            envelope.return_paths.append(address)
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 OK"
+        if address.lower().startswith("bounce+") and "@" in address:
+            return _refused(NO_SUCH_RETURN_PATH, "return-path")  # forged or unknown
+        if not valid_addresses([address]):
+            return _refused(BAD_RECIPIENT, "recipient")
+        found = await asyncio.to_thread(self.receivers.of, address.rpartition("@")[2])
+        if found is None:
+            return _refused(RELAYING_DENIED, "relaying")
+        if address.lower() not in {a.lower() for a in envelope.receivers}:
+            envelope.receivers[address] = found
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope, InboundEnvelope)
+        started = monotonic()
+        raw = envelope.original_content or b""
+        reply = ""
+        if envelope.return_paths and self.feedback is not None:
+            if len(raw) > MAX_REPORT_BYTES and not envelope.receivers:
+                return _refused(too_large(MAX_REPORT_BYTES), "size")
+            reports = Envelope()
+            reports.mail_from, reports.rcpt_tos = envelope.mail_from, envelope.return_paths
+            reports.original_content = raw
+            reply = await self.feedback.handle_DATA(server, session, reports)
+        if not envelope.receivers:
+            return reply
+        verdicts = await self._authenticate(session, envelope, raw)
+        try:
+            keys = await self._store(session, envelope, raw, verdicts)
+        except Exception as exc:  # ours to log, never the sender's to read
+            log.error("mx: storing failed: %s", frames(exc))
+            REFUSED.labels("error").inc()
+            return TEMPORARY_FAILURE
+        RECEIVED.inc()
+        if self.bell is not None:
+            self.bell.ring()
+        log.info(json.dumps({
+            "kind": "mx", "status": 250, "recipients": len(envelope.receivers),
+            "messages": len(keys), "bytes": len(raw), "tls": session.ssl is not None,
+            "spf": verdicts.spf, "dkim": verdicts.dkim, "dmarc": verdicts.dmarc,
+            "ms": round((monotonic() - started) * 1000, 2)}))
+        return f"250 2.0.0 OK: queued as {keys[0]}"
+
+    async def _authenticate(self, session: Session, envelope: InboundEnvelope,
+                            raw: bytes) -> Verdicts:
+        head = Head.of(raw)
+        try:
+            async with asyncio.timeout(AUTH_SECONDS):
+                return await asyncio.to_thread(
+                    authenticate, raw, ip=_peer_ip(session), helo=session.host_name or "",
+                    mail_from=envelope.mail_from or "", from_header=head.from_,
+                    nameserver=self.services.settings.dns_nameserver)
+        except TimeoutError:
+            return Verdicts("temperror", "", "temperror", (), "temperror")
+        except Exception as exc:  # a check that broke is no reason to refuse the mail
+            log.error("mx: authentication failed: %s", frames(exc))
+            return Verdicts("temperror", "", "temperror", (), "temperror")
+
+    async def _store(self, session: Session, envelope: InboundEnvelope, raw: bytes,
+                     verdicts: Verdicts) -> list[str]:
+        by_domain: dict[str, list[str]] = {}
+        receivers: dict[str, Receiver] = {}
+        for address, found in envelope.receivers.items():
+            by_domain.setdefault(found.domain_id, []).append(address)
+            receivers[found.domain_id] = found
+        now = self.services.clock.now()
+        settings = self.services.settings
+        head = Head.of(raw)
+        mail_from = envelope.mail_from or ""
+        if mail_from == "<>":
+            mail_from = ""
+        received = []
+        for domain_id, recipients in by_domain.items():
+            trace = trace_headers(verdicts, hostname=settings.hostname,
+                                  helo=session.host_name or "", ip=_peer_ip(session),
+                                  tls=session.ssl is not None, mail_from=mail_from,
+                                  recipients=recipients, queue_id=new_id()[:12], now=now)
+            received.append(Received(receivers[domain_id], recipients, mail_from, trace + raw,
+                                     head, verdicts))
+        return await self.writes.submit(received)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """Whatever went wrong is ours to log, never the sender's to read (aiosmtpd would
+        answer with the exception's text). A STARTTLS handshake the client gave up is the
+        client's affair."""
+        if isinstance(error, TLSSetupException):
+            log.info(json.dumps({"kind": "mx", "state": "TLS handshake failed"}))
+        else:
+            log.error("mx: %s", frames(error))
+        return TEMPORARY_FAILURE
+
+
+def _refused(reply: str, reason: str) -> str:
+    REFUSED.labels(reason).inc()
+    return reply
+
+
+def _peer_ip(session: Session) -> str:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) else "127.0.0.1"
+
+
+async def start_mx(services: Services, host: str, port: int, *,
+                   return_paths: ReturnPaths | None = None, sock: socket.socket | None = None,
+                   bell: Doorbell | None = None) -> asyncio.Server:
+    """Serve the MX on host:port (or on a bound `sock`); the caller closes the server.
+    `return_paths` takes the reports sent to VERP addresses (without it they are refused);
+    `bell` is rung when a message is queued (the processor of this process wakes)."""
+    settings = services.settings
+    context: ssl.SSLContext = await asyncio.to_thread(server_context, settings)
+    handler = InboundHandler(services, return_paths=return_paths, bell=bell)
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> InboundSMTP:
+        return InboundSMTP(handler, hostname=settings.hostname, ident=IDENT, loop=loop,
+                           data_size_limit=handler.limit, enable_SMTPUTF8=True,
+                           tls_context=context, require_starttls=False,
+                           auth_require_tls=True)
+
+    if sock is not None:
+        return await loop.create_server(protocol, sock=sock)
+    return await loop.create_server(protocol, host, port)

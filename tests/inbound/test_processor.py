@@ -1,0 +1,90 @@
+"""The inbound queue: what was answered 250 is processed by whichever processor comes, once
+per (message, recipient), even after a crash; a row that can never be processed ends
+failed and visible; retention keeps unprocessed mail."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import update
+
+from mailhaven.inbound.processor import LEASE_SECONDS, InboundProcessor
+from mailhaven.inbound.service import QUEUE
+from mailhaven.messages.models import Message
+from mailhaven.retention import service as retention
+from tests.feedback.test_reports import _events
+from tests.inbound.conftest import message, process_all, rows
+
+DAY = 86_400.0
+
+
+def test_a_crash_after_250_loses_nothing(mx, services, api, domain) -> None:
+    mx.send("ann@sender.test", [f"a@{domain}", f"b@{domain}"], message())
+    # the process that answered 250 died here: a new process's processor takes the rows
+    assert [r.status for r in rows(services)] == ["waiting", "waiting"]
+    assert process_all(services, owner="after-restart") == 2
+    assert sorted(e["recipient"] for e in _events(api, domain, "accepted")) == [
+        f"a@{domain}", f"b@{domain}"]
+
+
+def test_a_processor_that_dies_holding_rows_lets_another_take_them(mx, services, api,
+                                                                   domain, clock) -> None:
+    mx.send("ann@sender.test", [f"a@{domain}"], message())
+    with services.db.transaction() as session:  # claimed, then the claimer died
+        _, ids = QUEUE.claim(session, owner="dead", now=clock.now(), limit=10,
+                             lease_seconds=LEASE_SECONDS)
+    assert len(ids) == 1
+    assert process_all(services, owner="alive") == 0  # its lease still holds
+    clock.advance(LEASE_SECONDS + 1)
+    assert process_all(services, owner="alive") == 1
+    assert len(_events(api, domain, "accepted")) == 1
+    assert rows(services)[0].status == "processed"
+
+
+def test_two_processors_process_each_row_once(mx, services, api, domain) -> None:
+    for n in range(3):
+        mx.send("ann@sender.test", [f"a{n}@{domain}", f"b{n}@{domain}"],
+                message(message_id=f"<m{n}@sender.test>"))
+    handled: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def work(owner: str) -> None:
+        processor = InboundProcessor(services, owner=owner, batch=2)
+        barrier.wait()
+        while count := processor.process_due():
+            handled.append(count)
+
+    threads = [threading.Thread(target=work, args=(f"p{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(handled) == 6
+    events = _events(api, domain, "accepted")
+    assert sorted(e["recipient"] for e in events) == sorted(
+        f"{who}{n}@{domain}" for who in "ab" for n in range(3))
+    assert {r.status for r in rows(services)} == {"processed"}
+
+
+def test_a_row_that_can_never_be_processed_ends_failed(mx, services, api, domain) -> None:
+    mx.send("ann@sender.test", [f"a@{domain}"], message())
+    with services.db.transaction() as session:  # its body gone (shredded, expired)
+        session.execute(update(Message).values(content_sealed=None))
+    process_all(services)
+    [row] = rows(services)
+    assert row.status == "failed" and row.attempts == 1
+    assert row.last_error is not None and row.last_error.startswith("Unprocessable at ")
+    assert _events(api, domain, "accepted") == []
+
+
+def test_retention_keeps_unprocessed_mail_and_purges_processed_mail(mx, services, domain,
+                                                                     clock) -> None:
+    mx.send("ann@sender.test", [f"a@{domain}"], message(message_id="<kept@sender.test>"))
+    clock.advance(4 * DAY)  # the processor was down for four days
+    counts = retention.run(services.db, clock)
+    assert counts["message_bodies"] == 0 and counts["inbound_messages"] == 0
+    assert process_all(services) == 1  # its body is still there
+    clock.advance(4 * DAY)
+    counts = retention.run(services.db, clock)
+    assert counts["message_bodies"] == 1 and counts["inbound_messages"] == 1
+    assert rows(services) == []
