@@ -29,8 +29,8 @@ from mailhaven.exports.registry import (
     batches,
     register,
 )
-from mailhaven.lists.service import exported_memberships
 from mailhaven.inbound.models import InboundMessage
+from mailhaven.lists.service import exported_memberships
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.routes.service import exported as exported_routes

@@ -14,7 +14,7 @@ router = APIRouter(tags=["routes"])
 @router.get("/v1/admin/domains/{domain_name}/route_posts",
             summary="Recent route POSTs and their attempts")
 async def route_posts(domain_name: str, request: Request, services: ServicesDep,
-                      account_id: AccountDep) -> dict:
+                      account_id: AccountDep) -> dict[str, object]:
     """Mailhaven extension, beside `webhook_deliveries`: the domain's recent forward() and
     store(notify=…) POSTs, newest first, each attempt's time, HTTP status and error
     (`?limit=` 1–1000, `?status=pending|sent|refused|gave-up|cancelled`)."""

@@ -31,8 +31,8 @@ from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
-from mailhaven.lists.service import erase_memberships
 from mailhaven.inbound import service as inbound
+from mailhaven.lists.service import erase_memberships
 from mailhaven.messages import content
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
