@@ -40,6 +40,9 @@ privacy_app.command("export")(export)
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    # uvicorn's access line carries the query string (`?address=…`): ours names the route
+    # only. Its own access_log=False can be undone by any later logging set-up: not this.
+    logging.getLogger("uvicorn.access").disabled = True
 
 
 @app.command()
