@@ -462,6 +462,14 @@ def ratio(rounds: list[dict[str, Any]], name: str, reference: str) -> float:
     return median([r[name].rate / r[reference].rate for r in rounds])
 
 
+def run_script(main: Callable[[], None]) -> None:
+    """A benchmark's `main`; --max-seconds reached is a short message and a non-zero exit."""
+    try:
+        main()
+    except TimeoutError as exc:
+        raise SystemExit(f"stopped: {str(exc) or '--max-seconds reached'}") from None
+
+
 # -- results for `make bench` ---------------------------------------------------------
 RESULTS_ENV = "MAILHAVEN_BENCH_RESULTS"  # a directory: bench/run.py sets it, collects, writes
 

@@ -66,7 +66,6 @@ from sqlalchemy import func, select
 from common import (
     DOMAIN,
     Arrivals,
-    Column,
     Figure,
     backend_name,
     backends_cpu,
@@ -79,8 +78,8 @@ from common import (
     ratio,
     record,
     run_rounds,
+    run_script,
     seed,
-    table,
     throwaway_database,
     wait_for_port,
     wait_until,
@@ -89,7 +88,7 @@ from mailhaven.inbound.models import PROCESSED, SENT, InboundMessage, RoutePost
 from mailhaven.routes import service as routes
 from mailhaven.services import Services
 from mta import PostfixInstance
-from smtp_intake import SESSIONS, Phase, check_intake_tools, intake_arguments
+from smtp_intake import SESSIONS, Phase, check_intake_tools, intake_arguments, phases_table
 from smtp_intake import Bench as IntakeBench
 
 PHASES = ("mailhaven-intake", "postfix", "mailhaven-forward")
@@ -263,21 +262,10 @@ def add_route(services: Services, account_id: str, url: str) -> None:
 # -- the report ---------------------------------------------------------------------------
 def report(rounds: list[dict[str, Phase]], postfix_version: str, args: argparse.Namespace,
            backend: str) -> None:
-    columns = [Column("phase", 17, ""), Column("msgs/s", 8, ".0f"),
-               Column("CPU ms/msg", 10, ".2f"), Column("DB ms/msg", 9, ".2f"),
-               Column("source ms/msg", 13, ".2f"), Column("/postfix", 8, ".3f")]
-    rows = []
-    for name in args.phases:
-        phases = [r[name] for r in rounds]
-        rows.append([name, median([p.rate for p in phases]),
-                     median([1000 * p.cpu / p.messages for p in phases]),
-                     median([1000 * p.db_cpu / p.messages for p in phases]),
-                     median([1000 * p.source_cpu / p.messages for p in phases]),
-                     ratio(rounds, name, "postfix") if name != "postfix" else ""])
     summary = "\n".join([
         f"Inbound at the MX, {backend}: smtp-source -s {SESSIONS} -m {args.messages} -l 1024 "
         f"-N per phase, median of {len(rounds)} rounds; Postfix {postfix_version}",
-        table(columns, rows)])
+        phases_table(rounds, args.phases, lambda _: "postfix")])
     print("\n" + summary)
     what = {"mailhaven-intake": "received/s at the MX (SPF, DKIM, DMARC, sealed, committed)",
             "mailhaven-forward": "received and forwarded/s, MX -> route -> POST to an app"}
@@ -345,7 +333,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except TimeoutError as exc:
-        raise SystemExit(f"stopped: {str(exc) or '--max-seconds reached'}") from None
+    run_script(main)

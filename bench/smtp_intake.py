@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,13 +162,15 @@ def reference_of(name: str) -> str:
     return name.replace("mailhaven", "postfix")
 
 
-def report(rounds: list[dict[str, Phase]], postfix_version: str, args: argparse.Namespace,
-           backend: str) -> None:
-    columns = [Column("phase", 16, ""), Column("msgs/s", 8, ".0f"),
+def phases_table(rounds: list[dict[str, Phase]], names: tuple[str, ...],
+                 reference_of: Callable[[str], str]) -> str:
+    """Each phase's medians over the rounds; a Mailhaven phase's rate against its Postfix
+    phase's (`reference_of`)."""
+    columns = [Column("phase", max(16, *map(len, names)), ""), Column("msgs/s", 8, ".0f"),
                Column("CPU ms/msg", 10, ".2f"), Column("DB ms/msg", 9, ".2f"),
                Column("source ms/msg", 13, ".2f"), Column("/postfix", 8, ".3f")]
     rows = []
-    for name in args.phases:
+    for name in names:
         phases = [r[name] for r in rounds]
         rows.append([name, median([p.rate for p in phases]),
                      median([1000 * p.cpu / p.messages for p in phases]),
@@ -175,10 +178,15 @@ def report(rounds: list[dict[str, Phase]], postfix_version: str, args: argparse.
                      median([1000 * p.source_cpu / p.messages for p in phases]),
                      ratio(rounds, name, reference_of(name)) if name.startswith("mailhaven")
                      else ""])
+    return table(columns, rows)
+
+
+def report(rounds: list[dict[str, Phase]], postfix_version: str, args: argparse.Namespace,
+           backend: str) -> None:
     summary = "\n".join([
         f"SMTP intake, {backend}: smtp-source -s {SESSIONS} -m {args.messages} -l 1024 per "
         f"phase, median of {len(rounds)} rounds; Postfix {postfix_version}",
-        table(columns, rows)])
+        phases_table(rounds, args.phases, reference_of)])
     print("\n" + summary)
     figures = []
     for name in (p for p in args.phases if p.startswith("mailhaven")):
