@@ -21,8 +21,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,15 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
         time.sleep(0.05)
 
 
+def wait_until(check: Callable[[], bool], timeout: float, what: str,
+               interval: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout:.0f}s")
+        time.sleep(interval)
+
+
 def stop_child(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGTERM the child we started, then SIGKILL it if it lingers."""
     if proc.poll() is None:
@@ -68,6 +78,31 @@ def stop_child(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+
+
+class Arrivals:
+    """A count that grows as things arrive at a sink (messages, POSTs), with the monotonic
+    time each count was reached, for another thread to wait for the N-th."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        self._arrived: list[float] = []  # monotonic time of each count reached, in order
+        self._changed = threading.Condition()
+
+    def reached(self, count: int, now: float) -> None:
+        with self._changed:
+            self._arrived.extend([now] * (count - len(self._arrived)))
+            self.count = max(self.count, count)
+            self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> float:
+        """The monotonic time the `count`-th arrived; waits for it."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.count >= count, timeout):
+                raise TimeoutError(f"{self.what} has {self.count}, not {count}, "
+                                   f"after {timeout:.0f}s")
+            return self._arrived[count - 1]
 
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -111,28 +146,32 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 def serve_env(data_dir: Path, database_url: str | None, relay_port: int,
-              http_port: int) -> dict[str, str]:
+              http_port: int, **extra: str) -> dict[str, str]:
     """The environment `mailhaven serve` is configured by: this data dir and database,
-    `relayhost` at the sink, HTTP on 127.0.0.1."""
+    `relayhost` at the sink, HTTP on 127.0.0.1, every other port it listens on free (other
+    Mailhavens may run on this machine); `extra` settings (MAILHAVEN_…) over these."""
     return {**os.environ, "MAILHAVEN_DATA_DIR": str(data_dir),
             "MAILHAVEN_DATABASE_URL": database_url or "",
             "MAILHAVEN_HTTP_HOST": "127.0.0.1", "MAILHAVEN_HTTP_PORT": str(http_port),
             "MAILHAVEN_RELAYHOST": f"127.0.0.1:{relay_port}",
             "MAILHAVEN_HOSTNAME": HOSTNAME,
             "MAILHAVEN_MX_HOST": "127.0.0.1", "MAILHAVEN_MX_PORT": str(free_port()),
+            "MAILHAVEN_SMTP_HOST": "127.0.0.1", "MAILHAVEN_SMTP_PORT": str(free_port()),
+            "MAILHAVEN_SMTPS_PORT": "0",
             # no DNS query leaves the machine: a lookup would go to a closed loopback port
-            "MAILHAVEN_DNS_NAMESERVER": f"127.0.0.1:{free_port()}"}
+            "MAILHAVEN_DNS_NAMESERVER": f"127.0.0.1:{free_port()}", **extra}
 
 
 @contextlib.contextmanager
-def mailhaven_serve(data_dir: Path, database_url: str | None,
-                    relay_port: int) -> Iterator[tuple[subprocess.Popen, int]]:
+def mailhaven_serve(data_dir: Path, database_url: str | None, relay_port: int,
+                    **extra: str) -> Iterator[tuple[subprocess.Popen, int]]:
     """The real `mailhaven serve` (API and delivery worker in one process) as an operator
     runs it, configured by the environment: the data dir, the database, `relayhost` at the
-    sink; its log in data_dir/serve.log. Yields (process, HTTP port); stopped at the end."""
+    sink, `extra` settings; its log in data_dir/serve.log. Yields (process, HTTP port);
+    stopped at the end."""
     port = free_port()
     command = [str(Path(sys.executable).with_name("mailhaven")), "serve"]
-    with _server(command, serve_env(data_dir, database_url, relay_port, port),
+    with _server(command, serve_env(data_dir, database_url, relay_port, port, **extra),
                  data_dir / "serve.log", port) as proc:
         yield proc, port
 
@@ -221,7 +260,7 @@ def backend_name(database_url: str | None) -> str:
     return "postgresql" if database_url else "sqlite"
 
 
-def seed(settings: Settings) -> tuple[str, str]:
+def seed(settings: Settings, domain_name: str = DOMAIN) -> tuple[str, str]:
     """Migrate, then create an account and its domain through the services; (account, key)."""
     from mailhaven.accounts.service import create_account
     from mailhaven.domains.service import create_domain
@@ -233,13 +272,32 @@ def seed(settings: Settings) -> tuple[str, str]:
             issued = create_account(session, services.vault, name="Bench", email="ops@bench.test",
                                     clock=services.clock)
             domain = create_domain(session, services.vault, issued.account_id,
-                                   {"name": DOMAIN}, services.clock)
+                                   {"name": domain_name}, services.clock)
             domain.state = "active"  # as if its DNS were verified: benches have no DNS
             # ...and checked just now, so that `serve`'s domain checker leaves it alone
             domain.dns_checked_at = services.clock.now()
     finally:
         services.close()
     return issued.account_id, issued.api_key
+
+
+def backends_cpu(engine: Any) -> dict[int, float]:
+    """CPU of each PostgreSQL backend connected to this run's database (the server's),
+    read from /proc: the server runs on this machine. {} on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return {}
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        pids = conn.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")).scalars().all()
+    return {pid: process_cpu_seconds(pid) for pid in pids}
+
+
+def backends_cpu_since(engine: Any, before: dict[int, float]) -> float:
+    """CPU the backends have used since `before` (`backends_cpu`), new ones included."""
+    return sum(v - before.get(pid, 0.0) for pid, v in backends_cpu(engine).items())
 
 
 # -- the message every benchmark sends -------------------------------------------------
@@ -402,6 +460,14 @@ def ratio(rounds: list[dict[str, Any]], name: str, reference: str) -> float:
     if reference not in rounds[0] or name not in rounds[0]:
         return float("nan")
     return median([r[name].rate / r[reference].rate for r in rounds])
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """A benchmark's `main`; --max-seconds reached is a short message and a non-zero exit."""
+    try:
+        main()
+    except TimeoutError as exc:
+        raise SystemExit(f"stopped: {str(exc) or '--max-seconds reached'}") from None
 
 
 # -- results for `make bench` ---------------------------------------------------------

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import process_cpu_seconds, stop_child, wait_for_port
+from common import Arrivals, process_cpu_seconds, stop_child, wait_for_port
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 if "/usr/sbin" not in os.environ.get("PATH", "").split(":"):  # Postfix's programs live there
@@ -81,9 +81,7 @@ class SmtpSink:
             command += ["-u", "nobody"]  # smtp-sink refuses to run as root without it
         self.proc = subprocess.Popen([*command, f"127.0.0.1:{port}", "256"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.count = 0
-        self._arrived: list[float] = []  # monotonic time of each count reached, in order
-        self._changed = threading.Condition()
+        self.arrivals = Arrivals("the sink")
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         wait_for_port(port, 10, self.proc)
@@ -104,21 +102,16 @@ class SmtpSink:
             # Each record ends in "\r": a record cut by the pipe waits for its end.
             *records, partial = (partial + chunk).split(b"\r")
             found = _COUNTER.findall(b" ".join(records))
-            if not found:
-                continue
-            with self._changed:
-                count = int(found[-1])
-                self._arrived.extend([now] * (count - len(self._arrived)))
-                self.count = count
-                self._changed.notify_all()
+            if found:
+                self.arrivals.reached(int(found[-1]), now)
+
+    @property
+    def count(self) -> int:
+        return self.arrivals.count
 
     def wait_for(self, count: int, timeout: float) -> float:
         """The monotonic time the sink's `count`-th message arrived; waits for it."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: self.count >= count, timeout):
-                raise TimeoutError(f"the sink has {self.count} messages, not {count}, "
-                                   f"after {timeout:.0f}s")
-            return self._arrived[count - 1]
+        return self.arrivals.wait_for(count, timeout)
 
     def stop(self) -> int:
         """Stop it; how many messages it accepted in all."""
@@ -171,10 +164,14 @@ class PostfixInstance:
     limits 100, connection cache on demand, in_flow_delay 1s...). Two smtpd listeners:
     `port` takes mail and queues it as Postfix always does; `hold_port` puts each message
     on hold, so that a full queue can be released at once (`postsuper -H`, `postqueue -f`).
+    With `mx_domains`, the hold listener is an MX for those domains (`relay_domains`): it
+    takes mail for them from anyone, and refuses any other recipient (relaying denied).
     """
 
-    def __init__(self, root: Path, *, port: int, hold_port: int, relay_port: int) -> None:
+    def __init__(self, root: Path, *, port: int, hold_port: int, relay_port: int,
+                 mx_domains: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.mx_domains = mx_domains
         self.conf = root / "conf"
         self.spool = root / "spool"
         self.port = port
@@ -221,10 +218,14 @@ class PostfixInstance:
                 self.postconf("-MX", f"{service}/{kind}")
         # No chroot: a chroot needs copies of /etc files in the queue directory.
         self.postconf("-F", "*/*/chroot = n")
+        hold = "-o smtpd_client_restrictions=$bench_hold_restrictions"
+        if self.mx_domains:
+            self.postconf("-e", f"relay_domains = {' '.join(self.mx_domains)}")
+            hold += " -o smtpd_relay_restrictions=reject_unauth_destination"  # loopback too
         self.postconf(
             "-Me", f"127.0.0.1:{self.port}/inet = 127.0.0.1:{self.port} inet n - n - - smtpd",
             f"127.0.0.1:{self.hold_port}/inet = 127.0.0.1:{self.hold_port} inet n - n - - "
-            "smtpd -o smtpd_client_restrictions=$bench_hold_restrictions")
+            f"smtpd {hold}")
 
     def start(self) -> None:
         self._run("postfix", "-c", str(self.conf), "check")

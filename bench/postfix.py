@@ -54,12 +54,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from common import (
     DOMAIN,
@@ -67,12 +67,13 @@ from common import (
     Column,
     Figure,
     backend_name,
+    backends_cpu,
+    backends_cpu_since,
     bench_arguments,
     bench_settings,
     free_port,
     median,
     memory_kb,
-    process_cpu_seconds,
     ratio,
     record,
     run_rounds,
@@ -82,6 +83,7 @@ from common import (
     stop_child,
     table,
     throwaway_database,
+    wait_until,
 )
 from mailhaven.delivery.models import DELIVERED, QUEUED, Delivery
 from mailhaven.delivery.transport import CONNECTIONS_PER_HOST
@@ -163,14 +165,6 @@ async def inject(messages: Sequence[Outgoing], port: int) -> None:
     await asyncio.gather(*(session() for _ in range(INJECT_CONNECTIONS)))
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout:.0f}s")
-        time.sleep(0.01)
-
-
 class Bench:
     def __init__(self, services: Services, account_id: str, sink: SmtpSink,
                  postfix: PostfixInstance, args: argparse.Namespace, work: Path) -> None:
@@ -186,7 +180,6 @@ class Bench:
         self.mailhaven_delivered = 0
         self.postfix_sent = 0
         self.enqueue_rates: list[float] = []
-        self.postgresql = services.db.engine.dialect.name == "postgresql"
         self.worker_env = os.environ | {
             "MAILHAVEN_DATA_DIR": str(services.settings.data_dir),
             "MAILHAVEN_DATABASE_URL": services.settings.database_url,
@@ -244,14 +237,14 @@ class Bench:
                                                   stdout=subprocess.DEVNULL, stderr=out))
             starts = self.started(procs, logs)
             t0 = min(at for at, _ in starts)
-            sink0, db0 = self.sink.cpu(), self.backends_cpu()
+            sink0, db0 = self.sink.cpu(), backends_cpu(self.services.db.engine)
             end = self.sink.wait_for(self.sent + count, self.remaining())
             sink1 = self.sink.cpu()
             self.mailhaven_delivered += count
             wait_until(self.settled, min(60, self.remaining()), "the queue settled")
             cpu = sum(tree_cpu_seconds(p.pid) - cpu0 for p, (_, cpu0) in zip(procs, starts,
                                                                              strict=True))
-            db = sum(v - db0.get(pid, 0.0) for pid, v in self.backends_cpu().items())
+            db = backends_cpu_since(self.services.db.engine, db0)
             serve_kb = memory_kb(procs[0].pid, "VmHWM")
         finally:
             for proc in procs:
@@ -279,16 +272,6 @@ class Bench:
             time.sleep(0.001)
         return [seen[k] for k in range(len(procs))]
 
-    def backends_cpu(self) -> dict[int, float]:
-        """CPU of each PostgreSQL backend connected to this run's database (the workers'),
-        read from /proc: the server runs on this machine."""
-        if not self.postgresql:
-            return {}
-        with self.services.db.engine.connect() as conn:
-            pids = conn.execute(text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()")).scalars().all()
-        return {pid: process_cpu_seconds(pid) for pid in pids}
 
     def settled(self) -> bool:
         with self.services.db.sessions() as session:

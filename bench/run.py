@@ -52,6 +52,8 @@ SCRIPTS = (
     Script("postfix", ("--messages", "10000", "--rounds", "1", "--warmup", "20",
                        "--phases", "mailhaven-2,postfix,source")),
     Script("smtp_intake", ("--messages", "2000", "--rounds", "3")),
+    # the MX: ~1 minute a database (forwarding runs at a few dozen messages/s)
+    Script("inbound", ("--messages", "500", "--rounds", "3")),
     Script("events"),
     # the small and the large table 5x apart (the script's own default is 10x: 2M events)
     Script("erasure", ("--large", "1000000")),

@@ -35,10 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from common import (
     DOMAIN,
@@ -46,6 +47,8 @@ from common import (
     Column,
     Figure,
     backend_name,
+    backends_cpu,
+    backends_cpu_since,
     bench_arguments,
     bench_settings,
     free_port,
@@ -84,6 +87,9 @@ class Phase:
 
 
 class Bench:
+    sender = SENDER
+    recipient = "user@d0.example"  # -N numbers it: 1user@d0.example, 2user@…
+
     def __init__(self, services: Services, postfix: PostfixInstance, smtp_port: int,
                  smtp: subprocess.Popen, args: argparse.Namespace) -> None:
         self.services = services
@@ -93,7 +99,6 @@ class Bench:
         self.args = args
         self.deadline = time.monotonic() + args.max_seconds
         self.queued = 0  # copies Mailhaven should hold
-        self.postgresql = services.db.engine.dialect.name == "postgresql"
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -107,19 +112,20 @@ class Bench:
             return self.mailhaven_phase(name, count, reuse=reuse)
         return self.postfix_phase(name, count, reuse=reuse)
 
-    def source(self, port: int, count: int, *, reuse: bool) -> tuple[float, float]:
+    def source(self, port: int, count: int, *, reuse: bool,
+               recipient: str | None = None) -> tuple[float, float]:
         """smtp-source into `port`: (seconds, its CPU)."""
         t0 = time.monotonic()
-        run = smtp_source(port, count, sessions=SESSIONS, reuse=reuse, sender=SENDER,
-                          recipient="user@d0.example", helo=HOSTNAME, timeout=self.remaining(),
-                          numbered=True)
+        run = smtp_source(port, count, sessions=SESSIONS, reuse=reuse, sender=self.sender,
+                          recipient=recipient or self.recipient, helo=HOSTNAME,
+                          timeout=self.remaining(), numbered=True)
         return time.monotonic() - t0, run.cpu
 
     def mailhaven_phase(self, name: str, count: int, *, reuse: bool) -> Phase:
-        cpu0, db0 = process_cpu_seconds(self.smtp.pid), self.backends_cpu()
+        cpu0, db0 = process_cpu_seconds(self.smtp.pid), backends_cpu(self.services.db.engine)
         seconds, source_cpu = self.source(self.smtp_port, count, reuse=reuse)
         cpu = process_cpu_seconds(self.smtp.pid) - cpu0
-        db = sum(v - db0.get(pid, 0.0) for pid, v in self.backends_cpu().items())
+        db = backends_cpu_since(self.services.db.engine, db0)
         self.queued += count
         held = self.copies()
         if held != self.queued:
@@ -140,17 +146,6 @@ class Bench:
         with self.services.db.sessions() as session:
             return int(session.scalar(select(func.count()).select_from(Delivery)) or 0)
 
-    def backends_cpu(self) -> dict[int, float]:
-        """CPU of each PostgreSQL backend connected to this run's database, from /proc."""
-        if not self.postgresql:
-            return {}
-        with self.services.db.engine.connect() as conn:
-            pids = conn.execute(text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()")).scalars().all()
-        return {pid: process_cpu_seconds(pid) for pid in pids}
-
-
 def smtp_env(settings_dir: Path, database_url: str | None, port: int) -> dict[str, str]:
     """`mailhaven smtp` as an operator runs it, smtp-source's loopback trusted."""
     return {**os.environ, "MAILHAVEN_DATA_DIR": str(settings_dir),
@@ -167,13 +162,15 @@ def reference_of(name: str) -> str:
     return name.replace("mailhaven", "postfix")
 
 
-def report(rounds: list[dict[str, Phase]], postfix_version: str, args: argparse.Namespace,
-           backend: str) -> None:
-    columns = [Column("phase", 16, ""), Column("msgs/s", 8, ".0f"),
+def phases_table(rounds: list[dict[str, Phase]], names: tuple[str, ...],
+                 reference_of: Callable[[str], str]) -> str:
+    """Each phase's medians over the rounds; a Mailhaven phase's rate against its Postfix
+    phase's (`reference_of`)."""
+    columns = [Column("phase", max(16, *map(len, names)), ""), Column("msgs/s", 8, ".0f"),
                Column("CPU ms/msg", 10, ".2f"), Column("DB ms/msg", 9, ".2f"),
                Column("source ms/msg", 13, ".2f"), Column("/postfix", 8, ".3f")]
     rows = []
-    for name in args.phases:
+    for name in names:
         phases = [r[name] for r in rounds]
         rows.append([name, median([p.rate for p in phases]),
                      median([1000 * p.cpu / p.messages for p in phases]),
@@ -181,10 +178,15 @@ def report(rounds: list[dict[str, Phase]], postfix_version: str, args: argparse.
                      median([1000 * p.source_cpu / p.messages for p in phases]),
                      ratio(rounds, name, reference_of(name)) if name.startswith("mailhaven")
                      else ""])
+    return table(columns, rows)
+
+
+def report(rounds: list[dict[str, Phase]], postfix_version: str, args: argparse.Namespace,
+           backend: str) -> None:
     summary = "\n".join([
         f"SMTP intake, {backend}: smtp-source -s {SESSIONS} -m {args.messages} -l 1024 per "
         f"phase, median of {len(rounds)} rounds; Postfix {postfix_version}",
-        table(columns, rows)])
+        phases_table(rounds, args.phases, reference_of)])
     print("\n" + summary)
     figures = []
     for name in (p for p in args.phases if p.startswith("mailhaven")):
@@ -201,23 +203,30 @@ def report(rounds: list[dict[str, Phase]], postfix_version: str, args: argparse.
     record("smtp_intake", backend, figures, summary)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=2000, help="messages per phase")
+def intake_arguments(parser: argparse.ArgumentParser, phases: tuple[str, ...], *,
+                     messages: int = 2000) -> argparse.Namespace:
+    """The options of an intake benchmark against Postfix (this one, `inbound.py`), parsed:
+    `args.phases` a tuple of names of `phases`."""
+    parser.add_argument("--messages", type=int, default=messages, help="messages per phase")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--phases", default=",".join(PHASES),
-                        help=f"comma-separated, of: {', '.join(PHASES)}")
+    parser.add_argument("--phases", default=",".join(phases),
+                        help=f"comma-separated, of: {', '.join(phases)}")
     parser.add_argument("--warmup", type=int, default=50,
                         help="an untimed run of each phase with this many messages (0: none)")
     bench_arguments(parser, max_seconds=900)
     args = parser.parse_args()
     args.phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
-    unknown = set(args.phases) - set(PHASES)
+    unknown = set(args.phases) - set(phases)
     if unknown or not args.phases:
         parser.error(f"unknown phases: {', '.join(sorted(unknown)) or '(none)'}")
     if min(args.messages, args.rounds) < 1 or args.warmup < 0:
         parser.error("--messages and --rounds must be positive")
+    return args
+
+
+def check_intake_tools() -> str:
+    """Root, Postfix's programs, and the `mailhaven` command beside this Python (its path),
+    or exit saying what is missing."""
     if os.geteuid() != 0:
         raise SystemExit("run as root: Postfix's master starts as root, then drops privileges")
     missing = missing_tools()
@@ -227,7 +236,14 @@ def main() -> None:
     if mailhaven is None:
         raise SystemExit("the mailhaven command is not beside this Python: "
                          "run with .venv/bin/python after `make`")
+    return mailhaven
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    args = intake_arguments(parser, PHASES)
+    mailhaven = check_intake_tools()
     backend = backend_name(args.database_url)
     work = Path(tempfile.mkdtemp(prefix="mailhaven-smtp-intake-"))
     os.chmod(work, 0o755)  # Postfix's daemons (user postfix) walk down to their directories
