@@ -84,12 +84,15 @@ def events(api, domain: str, event: str) -> list[dict]:  # type: ignore[no-untyp
 def test_anymail_receives_what_a_route_made_through_the_api_forwards(
         mx, services, api, domain, receiver) -> None:
     make_route(api, f'match_recipient("support@{domain}")', f'forward("{receiver.url}")')
+    make_route(api, r'match_recipient("(?P<user>[^@]+)@(.*)")',
+               rf'forward("{receiver.url}/users/\g<user>/at/\2")', priority=5)
     raw = a_message(subject="Order 9", text="Invoice attached.\n\nOn Fri, Support wrote:\n"
                     "> send it\n", attachment=b"%PDF-1.4 the e2e invoice")
     assert mx.send(MAILFROM, [f"support@{domain}"], raw) == {}
     run_everything(services)
 
-    hook, = receiver.received
+    hook, captured = sorted(receiver.received, key=lambda h: h.path)
+    assert captured.path == f"/hooks/users/support/at/{domain}"  # captures, in the path
     assert hook.headers["Content-Type"].startswith("multipart/form-data")
     key = api.get("/v5/accounts/http_signing_key").json()["http_signing_key"]
     status, parsed = received_by_anymail(hook.body, hook.headers["Content-Type"], key)
@@ -149,7 +152,8 @@ def test_store_and_notify_is_fetched_back_by_its_message_url(
 
 # 3 -----------------------------------------------------------------------------------------
 def test_priorities_stop_and_catch_all_as_mailgun_documents(
-        mx, services, api, domain, receiver) -> None:
+        mx, services, api, second_api, domain, receiver) -> None:
+    make_route(second_api, "catch_all()", f'forward("{receiver.url}/another-account")')
     first = make_route(api, f'match_recipient("support@{domain}")',
                        f'forward("{receiver.url}/first")', "stop()", priority=0)
     make_route(api, 'match_header("subject", ".*urgent")', f'forward("{receiver.url}/urgent")',
@@ -174,6 +178,23 @@ def test_priorities_stop_and_catch_all_as_mailgun_documents(
     mx.send(MAILFROM, [f"support@{domain}"], message(subject="urgent again"))
     assert posts() == [("first", f"support@{domain}", "urgent again"),  # without stop():
                        ("urgent", f"support@{domain}", "urgent again")]  # both fire
+
+
+def test_a_failing_forward_is_visible_and_retried_on_the_webhook_schedule(
+        mx, services, api, domain, clock) -> None:
+    with WebhookReceiver(reply=lambda n: 503 if n == 1 else 200) as flaky:
+        make_route(api, "catch_all()", f'forward("{flaky.url}")')
+        mx.send(MAILFROM, [f"support@{domain}"], message())
+        run_everything(services)
+        post, = api.get(f"/v1/admin/domains/{domain}/route_posts").json()["items"]
+        assert post["status"] == "pending" and post["recipient"] == f"support@{domain}"
+        assert [a["status"] for a in post["attempts"]] == [503]
+        assert send_route_posts(services) == 0  # not before its time
+        clock.advance(600)
+        assert send_route_posts(services) == 1
+    post, = api.get(f"/v1/admin/domains/{domain}/route_posts").json()["items"]
+    assert post["status"] == "sent" and [a["status"] for a in post["attempts"]] == [503, 200]
+    assert len(flaky.received) == 2
 
 
 # 4 -----------------------------------------------------------------------------------------
@@ -203,7 +224,12 @@ def test_forward_to_an_address_and_a_mailing_list_go_out_through_our_queue(
     for member in ("bob@example.net", "cy@example.net"):  # members only, not the poster
         copy = by_rcpt[member].message
         assert copy["Subject"] == "For the team" and copy["List-Id"] == f"<team.{domain}>"
-    assert len(events(api, domain, "accepted")) >= 3  # the three received, and the copies
+    # accepted: the three received (method smtp), then the copies queued (the forward,
+    # the list's members); the outsider's post went to nobody
+    accepted = sorted((e["recipient"], e["method"]) for e in events(api, domain, "accepted"))
+    assert accepted == [("alice@elsewhere.test", "smtp"), ("bob@example.net", "http"),
+                        ("cy@example.net", "http"), (f"support@{domain}", "smtp"),
+                        (f"team@{domain}", "smtp"), (f"team@{domain}", "smtp")]
 
 
 # 5 -----------------------------------------------------------------------------------------
@@ -255,13 +281,14 @@ def test_refusals_and_bad_mail_are_clear_errors_that_lose_nothing_else(
                        "after 30 MB, new connection",
                        *(f"after malformed {n}" for n in range(len(MALFORMED)))])
     assert [s for s in subjects if s.startswith("after")] == expected
-    # the malformed ones: POSTed as they are, or given up with a reason a user can read
+    # the malformed ones too, as they came: every POST sent, and one anymail can parse
     listed = api.get(f"/v1/admin/domains/{domain}/route_posts").json()["items"]
-    assert len(listed) == len(expected) + len(MALFORMED)
-    assert {p["status"] for p in listed} <= {"sent", "gave-up"}
-    for post in listed:
-        if post["status"] == "gave-up":
-            assert post["attempts"][0]["error"]
+    assert [p["status"] for p in listed] == ["sent"] * (len(expected) + len(MALFORMED))
+    key = api.get("/v5/accounts/http_signing_key").json()["http_signing_key"]
+    for hook in receiver.received:
+        status, parsed = received_by_anymail(hook.body, hook.headers["Content-Type"], key)
+        assert status == 200 and parsed[0].message.envelope_recipient == f"support@{domain}"
+    assert len(events(api, domain, "accepted")) == len(expected) + len(MALFORMED)
     assert {r.status for r in rows(services)} == {"processed"}
 
 
