@@ -6,9 +6,11 @@ back with the API key, and the sender erased through the privacy API."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import smtplib
+import zipfile
 from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -19,6 +21,7 @@ from django.conf import settings as django_settings_
 from mailhaven.inbound import srs
 from mailhaven.inbound.processor import LEASE_SECONDS
 from mailhaven.inbound.service import QUEUE
+from mailhaven.retention import service as retention
 from mailhaven.services import Services
 from tests.inbound.conftest import message, process_all, rows
 from tests.inbound.test_actions_anymail import received_by_anymail
@@ -26,6 +29,7 @@ from tests.inbound.test_actions_support import a_message, send_route_posts
 from tests.support import Hook, Sink, WebhookReceiver, deliver_due
 
 MAILFROM = "bounces-9@shop.example.org"
+DAY = 86_400.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -112,7 +116,7 @@ def test_anymail_receives_what_a_route_made_through_the_api_forwards(
 
 # 2 -----------------------------------------------------------------------------------------
 def test_store_and_notify_is_fetched_back_by_its_message_url(
-        mx, services, api, domain, receiver) -> None:
+        mx, services, api, domain, receiver, clock) -> None:
     make_route(api, f'match_recipient("orders@{domain}")', f'store(notify="{receiver.url}")')
     raw = a_message(subject="Order 10", attachment=b"%PDF-1.4 stored")
     mx.send(MAILFROM, [f"orders@{domain}"], raw)
@@ -148,6 +152,18 @@ def test_store_and_notify_is_fetched_back_by_its_message_url(
     accepted, = events(api, domain, "accepted")
     assert accepted["method"] == "smtp" and accepted["recipient"] == f"orders@{domain}"
     assert accepted["storage"]["key"] == storage_key
+
+    # kept for 3 days, then gone (retention, as `serve` runs it)
+    clock.advance(2 * DAY)
+    retention.run(services.db, clock)
+    assert api.get(urlsplit(url).path).status_code == 200
+    clock.advance(2 * DAY)
+    retention.run(services.db, clock)
+    for path, accept in ((urlsplit(url).path, "application/json"),
+                         (urlsplit(url).path, "message/rfc2822"),
+                         (urlsplit(listed["url"]).path, "*/*")):
+        expired = api.get(path, headers={"Accept": accept})
+        assert (expired.status_code, expired.json()) == (404, {"message": "Message not found"})
 
 
 # 3 -----------------------------------------------------------------------------------------
@@ -366,6 +382,11 @@ def test_erasing_the_sender_leaves_nothing_of_them_after_all_of_it(
         run_everything(services, sink)
     assert len(receiver.received) == 2 and len(sink.received) == 2  # it all happened
     storage_key = rows(services)[0].message_id
+    exported = api.get(f"/v1/privacy/recipients/{quote(SENDER)}")
+    assert exported.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        mail = json.loads(archive.read("export.json"))["categories"]["received_mail"]
+    assert sorted((m["role"], m["address"]) for m in mail) == [("sender", SENDER)] * 2
 
     erased = api.delete(f"/v1/privacy/recipients/{quote(SENDER)}")
     assert erased.status_code == 200, erased.text
@@ -373,6 +394,8 @@ def test_erasing_the_sender_leaves_nothing_of_them_after_all_of_it(
         run_everything(services, sink)  # nothing left to do, nothing breaks
 
     assert rows(services) == []
+    after = api.get(f"/v1/privacy/recipients/{quote(SENDER)}")  # their export: nothing
+    assert (after.status_code, after.json()) == (404, {"message": "Recipient not found"})
     # what the API still shows: the copies sent on (forward, list) no longer name them,
     # and no body of this mail, the received one or a copy, can be read
     seen = api.get(f"/v3/{domain}/events", params={"limit": 300}).json()["items"]
