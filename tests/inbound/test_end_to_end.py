@@ -12,6 +12,7 @@ import logging
 import smtplib
 import zipfile
 from collections.abc import Iterator
+from email import message_from_bytes, policy
 from urllib.parse import parse_qs, quote, urlsplit
 
 import django
@@ -312,7 +313,6 @@ def form_or_parts(hook: Hook) -> str:
     """The subject field of a POST, urlencoded or multipart."""
     if hook.headers["Content-Type"].startswith("application/x-www-form-urlencoded"):
         return form(hook).get("subject", "")
-    from email import message_from_bytes, policy
     whole = message_from_bytes(b"Content-Type: " + hook.headers["Content-Type"].encode()
                                + b"\r\n\r\n" + hook.body, policy=policy.default)
     for part in whole.iter_parts():
