@@ -124,5 +124,5 @@ def forward_to_address(session: Session, vault: Vault, settings: Settings, messa
         envelope_sender=srs.forward(vault, posts.envelope_sender(raw), domain.name, now))
     accepted, = queue_all(session, vault, [Outgoing(
         domain, document, [address], None, len(trace) + len(raw), [], False, True,
-        domain.require_tls, domain.skip_verification)], now=now)
+        domain.require_tls, domain.skip_verification, message.id)], now=now)
     return accepted.storage_key

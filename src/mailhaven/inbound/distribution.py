@@ -34,11 +34,14 @@ _NEWLINE = re.compile(rb"\r?\n|\r")
 
 
 def distribute(session: Session, vault: Vault, *, domain: Domain, recipient: str, sender: str,
-               raw: bytes, now: float, public_url: str = "") -> int | None:
+               raw: bytes, now: float, public_url: str = "",
+               source_id: str | None = None) -> int | None:
     """None when `recipient` is not a mailing list of the domain's account; else how many
     member copies were queued: 0 when the list's access level refuses `sender` (readonly
     lists take no mail; members lists only their members'), for a null sender (a bounce
-    must not go round a list) and for a message that already went through this list."""
+    must not go round a list) and for a message that already went through this list.
+    `source_id`, the received message's storage key, marks the copies as made from it (its
+    sender's erasure erases them too)."""
     row = lists.find_list(session, domain.account_id, recipient)
     if row is None:
         return None
@@ -64,7 +67,7 @@ def distribute(session: Session, vault: Vault, *, domain: Domain, recipient: str
     copies = list_sends.expand(session, vault, domain, request, public_url=public_url,
                                exclude=sender)
     if copies:
-        queue_request(session, vault, domain, request, now=now)
+        queue_request(session, vault, domain, request, now=now, source_id=source_id)
     return copies
 
 

@@ -186,7 +186,9 @@ def group_commit(db: Database, vault: Vault, clock: Clock) -> GroupCommit[
 def erase(session: Session, account_id: str, index: str) -> list[str]:
     """Remove the received mail of the subject with blind index `index` (as a recipient,
     envelope sender or From): every queue row of those messages goes; the storage keys are
-    returned, for erasure to shred their bodies."""
+    returned, with those of the copies made from them (routes' forwards to an address,
+    mailing lists' distributions: the same mail, sent on), for erasure to shred their
+    bodies and take the address out of their events."""
     who = (InboundMessage.recipient_index == index) | (InboundMessage.sender_index == index) \
         | (InboundMessage.from_index == index)
     storage_keys = sorted(set(session.scalars(select(InboundMessage.message_id).where(
@@ -196,4 +198,8 @@ def erase(session: Session, account_id: str, index: str) -> list[str]:
             InboundMessage.account_id == account_id,
             InboundMessage.message_id.in_(storage_keys[start:start + 500]))
             .execution_options(synchronize_session=False))
-    return storage_keys
+    copies = [key for start in range(0, len(storage_keys), 500)
+              for key in session.scalars(select(Message.id).where(
+                  Message.source_id.in_(storage_keys[start:start + 500]),
+                  Message.account_id == account_id))]
+    return storage_keys + sorted(set(copies) - set(storage_keys))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base
@@ -14,6 +14,8 @@ from mailhaven.storage.inventory import (
     TECHNICAL,
     column,
 )
+
+_COPIES = text("source_id IS NOT NULL")
 
 
 class Message(Base):
@@ -42,3 +44,10 @@ class Message(Base):
     require_tls: Mapped[bool] = column(Boolean, default=False, data=DELIVERY_STATE)
     skip_verification: Mapped[bool] = column(Boolean, default=False, data=DELIVERY_STATE)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
+    # The received message this one copies (a route's forward to an address, a mailing
+    # list's distribution): erasing that mail's sender erases its copies too. No foreign
+    # key: the received message's row may go first (retention), the copy stays.
+    source_id: Mapped[str | None] = column(String(24), nullable=True, data=TECHNICAL)
+
+    __table_args__ = (Index("ix_messages_source_id", "source_id",
+                            postgresql_where=_COPIES, sqlite_where=_COPIES),)

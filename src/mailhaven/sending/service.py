@@ -193,16 +193,18 @@ class Outgoing:
     dkim: bool
     require_tls: bool
     skip_verification: bool
+    source_id: str | None = None  # the received message this one copies (erasure follows)
 
 
-def _outgoing(domain: Domain, request: SendRequest, now: float) -> Outgoing:
+def _outgoing(domain: Domain, request: SendRequest, now: float,
+              source_id: str | None = None) -> Outgoing:
     message_id = request.message_id or new_message_id(domain.name, now)
     return Outgoing(
         domain, request.document(message_id=message_id, created_at=now),
         request.recipients, request.recipient_variables, request.size, request.tags,
         request.testmode, request.dkim if request.dkim is not None else True,
         request.require_tls or domain.require_tls,
-        request.skip_verification or domain.skip_verification)
+        request.skip_verification or domain.skip_verification, source_id)
 
 
 def accept(session: Session, vault: Vault, domain: Domain, request: SendRequest,
@@ -218,9 +220,10 @@ def accept_all(session: Session, vault: Vault, sends: list[tuple[Domain, SendReq
 
 
 def queue_request(session: Session, vault: Vault, domain: Domain, request: SendRequest, *,
-                  now: float) -> Accepted:
-    """Seal and queue one request already checked (a list's copies of inbound mail)."""
-    return queue_all(session, vault, [_outgoing(domain, request, now)], now=now)[0]
+                  now: float, source_id: str | None = None) -> Accepted:
+    """Seal and queue one request already checked (a list's copies of inbound mail, whose
+    `source_id` is the received message's storage key)."""
+    return queue_all(session, vault, [_outgoing(domain, request, now, source_id)], now=now)[0]
 
 
 def queue_all(session: Session, vault: Vault, outgoing: list[Outgoing], *,
@@ -244,7 +247,7 @@ def queue_all(session: Session, vault: Vault, outgoing: list[Outgoing], *,
             "batch": out.recipient_variables is not None,
             "tags": json.dumps(out.tags), "testmode": out.testmode, "dkim": out.dkim,
             "require_tls": out.require_tls, "skip_verification": out.skip_verification,
-            "created_at": now,
+            "created_at": now, "source_id": out.source_id,
         })
         storage_keys.append(storage_key)
     session.execute(table(Message).insert(), messages)
