@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 
 import pytest
 from sqlalchemy import select
@@ -170,3 +171,50 @@ def test_the_banner_names_mailhaven_not_the_library(mx) -> None:
         _, features = client.ehlo()
     assert code == 220 and banner.decode() == "mx.mailhaven.test Mailhaven ESMTP"
     assert b"aiosmtpd" not in features.lower() and b"python" not in banner.lower()
+
+
+def _connect_when_a_session_is_free(mx: RunningMx) -> smtplib.SMTP:
+    """The server counts a closed session out when it sees the close: a moment later."""
+    for _ in range(200):
+        try:
+            return mx.client()
+        except smtplib.SMTPConnectError:
+            time.sleep(0.05)
+    raise AssertionError("no session came free")
+
+
+@pytest.mark.parametrize("cap", [{"mx_max_sessions": 2}, {"mx_max_sessions_per_ip": 2}])
+def test_sessions_over_the_cap_are_told_421_at_connect(services, dns_server, domain,
+                                                       cap) -> None:
+    with RunningMx(with_nameserver(services, dns_server, **cap)) as mx:
+        first, second = mx.client(), mx.client()
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            mx.client()
+        assert refused.value.smtp_code == 421
+        assert refused.value.smtp_error.startswith(b"4.7.0 Too many connections")
+        # the sessions open still work; once one ends, a newcomer is served
+        assert second.sendmail("ann@sender.test", ["support@mg.acme.test"], message()) == {}
+        first.quit()
+        with _connect_when_a_session_is_free(mx) as third:
+            assert third.sendmail("bob@sender.test", ["help@mg.acme.test"], message()) == {}
+        second.quit()
+    assert len(rows(services)) == 2
+
+
+def test_a_header_over_1_mib_is_refused_and_the_connection_still_works(mx, services) -> None:
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 60) for i in range(16_000))
+    huge = filler + message()
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        code, reply = client.data(huge)
+        assert code == 552 and reply.startswith(b"5.3.4 Message header exceeds"), reply
+        assert b"1048576 bytes" in reply
+        # a large header under the limit is taken, on the same connection
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(filler[:900_000].rpartition(b"\r\n")[0] + b"\r\n"
+                           + message(subject="big header"))[0] == 250
+    [row] = rows(services)
+    assert parsed(stored_mime(services, row.message_id))["Subject"] == "big header"

@@ -26,7 +26,14 @@ from mailhaven.clock import monotonic
 from mailhaven.delivery.signing import delivery_of
 from mailhaven.errors import frames
 from mailhaven.inbound.auth import Verdicts, authenticate, trace_headers
-from mailhaven.inbound.service import Head, Received, Receiver, Receivers, group_commit
+from mailhaven.inbound.service import (
+    Head,
+    Received,
+    Receiver,
+    Receivers,
+    group_commit,
+    header_section,
+)
 from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
@@ -36,6 +43,7 @@ log = logging.getLogger("mailhaven.inbound")
 IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
 MAX_REPORT_BYTES = 10 * 1024 * 1024  # a DSN or ARF report: as the return-path listener took
 AUTH_SECONDS = 20.0  # SPF, DKIM and DMARC of one message together; then temperror
+MAX_HEADER_BYTES = 1024 * 1024  # the header section: parsed in Python, slow when huge
 
 RECEIVED = Counter("mailhaven_mx_messages_accepted_total", "Messages accepted at the MX")
 REFUSED = Counter("mailhaven_mx_refused_total", "MX commands refused", ["reason"])
@@ -46,6 +54,9 @@ NO_SUCH_RETURN_PATH = "550 5.1.1 No such recipient here"
 TOO_MANY_RECIPIENTS = f"452 4.5.3 Too many recipients: at most {MAX_RECIPIENTS} per message"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
 NO_AUTH = "502 5.5.1 AUTH is not offered here: this is a mail exchanger, not a submission port"
+TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, please try again later"
+HEADER_TOO_LARGE = (f"552 5.3.4 Message header exceeds fixed maximum header size "
+                    f"({MAX_HEADER_BYTES} bytes): message refused")
 
 
 def too_large(limit: int) -> str:
@@ -70,12 +81,69 @@ class InboundEnvelope(Envelope):
         self.return_paths: list[str] = []  # VERP addresses: bounces and complaints
 
 
+class Sessions:
+    """The MX sessions open at once, in all and per client address: each holds up to a
+    message in memory (aiosmtpd keeps every line as an object of its own, many times the
+    bytes), so their number is bounded. Used on the event loop only: no lock."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total, self.per_ip = total, per_ip
+        self.open: dict[str, int] = {}
+        self.count = 0
+
+    def enter(self, ip: str) -> bool:
+        if self.count >= self.total or self.open.get(ip, 0) >= self.per_ip:
+            return False
+        self.count += 1
+        self.open[ip] = self.open.get(ip, 0) + 1
+        return True
+
+    def leave(self, ip: str) -> None:
+        self.count -= 1
+        left = self.open.get(ip, 1) - 1
+        if left > 0:
+            self.open[ip] = left
+        else:
+            self.open.pop(ip, None)
+
+
 class InboundSMTP(SMTP):
-    """aiosmtpd's protocol with our wording of its own refusals, and no AUTH."""
+    """aiosmtpd's protocol with our wording of its own refusals, no AUTH, and a bound on
+    the sessions open at once (over it: 421 at connect, and closed)."""
 
     def __init__(self, handler: InboundHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.limit = handler.limit
+        self.sessions = handler.sessions
+        self._slot: str | None = None  # the client address counted in `sessions`
+        self._turned_away = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._slot is None and self._original_transport is None:  # not STARTTLS's
+            peer = transport.get_extra_info("peername")
+            ip = str(peer[0]) if isinstance(peer, tuple) else ""
+            if not self.sessions.enter(ip):
+                REFUSED.labels("sessions").inc()
+                self._turned_away = True
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(f"{TOO_MANY_SESSIONS}\r\n".encode())
+                transport.close()
+                return
+            self._slot = ip
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._turned_away:
+            return
+        if self._slot is not None:
+            self.sessions.leave(self._slot)
+            self._slot = None
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        if self._turned_away:
+            return False
+        return super().eof_received()
 
     def _create_envelope(self) -> Envelope:
         return InboundEnvelope()
@@ -97,6 +165,8 @@ class InboundHandler:
                  bell: Doorbell | None = None) -> None:
         self.services = services
         self.limit = services.settings.inbound_max_bytes
+        self.sessions = Sessions(services.settings.mx_max_sessions,
+                                 services.settings.mx_max_sessions_per_ip)
         self.receivers = Receivers(services.db)
         self.feedback = return_paths
         self.writes = group_commit(services.db, services.vault, services.clock)
@@ -134,6 +204,9 @@ class InboundHandler:
         assert isinstance(envelope, InboundEnvelope)
         started = monotonic()
         raw = envelope.original_content or b""
+        header = header_section(raw, MAX_HEADER_BYTES)
+        if header is None:
+            return _refused(HEADER_TOO_LARGE, "header")
         reply = ""
         if envelope.return_paths and self.feedback is not None:
             if len(raw) > MAX_REPORT_BYTES and not envelope.receivers:
@@ -144,9 +217,10 @@ class InboundHandler:
             reply = await self.feedback.handle_DATA(server, session, reports)
         if not envelope.receivers:
             return reply
-        verdicts = await self._authenticate(session, envelope, raw)
+        head = await asyncio.to_thread(Head.of, header)  # once, and off the event loop
+        verdicts = await self._authenticate(session, envelope, raw, head)
         try:
-            keys = await self._store(session, envelope, raw, verdicts)
+            keys = await self._store(session, envelope, raw, head, verdicts)
         except Exception as exc:  # ours to log, never the sender's to read
             log.error("mx: storing failed: %s", frames(exc))
             REFUSED.labels("error").inc()
@@ -162,8 +236,7 @@ class InboundHandler:
         return f"250 2.0.0 OK: queued as {keys[0]}"
 
     async def _authenticate(self, session: Session, envelope: InboundEnvelope,
-                            raw: bytes) -> Verdicts:
-        head = Head.of(raw)
+                            raw: bytes, head: Head) -> Verdicts:
         try:
             async with asyncio.timeout(AUTH_SECONDS):
                 return await asyncio.to_thread(
@@ -177,7 +250,7 @@ class InboundHandler:
             return Verdicts("temperror", "", "temperror", (), "temperror")
 
     async def _store(self, session: Session, envelope: InboundEnvelope, raw: bytes,
-                     verdicts: Verdicts) -> list[str]:
+                     head: Head, verdicts: Verdicts) -> list[str]:
         by_domain: dict[str, list[str]] = {}
         receivers: dict[str, Receiver] = {}
         for address, found in envelope.receivers.items():
@@ -185,7 +258,6 @@ class InboundHandler:
             receivers[found.domain_id] = found
         now = self.services.clock.now()
         settings = self.services.settings
-        head = Head.of(raw)
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""

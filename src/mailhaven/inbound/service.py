@@ -96,6 +96,18 @@ class Received:
     verdicts: Verdicts
 
 
+def header_section(raw: bytes, limit: int) -> bytes | None:
+    """The header section of `raw` (its fields, through the blank line), or None when it is
+    longer than `limit` bytes: found without parsing, so a huge header costs one scan of
+    `limit` bytes. A message with no blank line is all header."""
+    if raw.startswith(b"\r\n"):
+        return b""
+    end = raw.find(b"\r\n\r\n", 0, limit + 2)
+    if end >= 0:
+        return raw[:end + 4]
+    return raw if len(raw) <= limit else None
+
+
 @dataclass(frozen=True)
 class Head:
     """What intake reads of a message's header (unfolded, as written)."""
@@ -106,7 +118,8 @@ class Head:
 
     @classmethod
     def of(cls, raw: bytes) -> Head:
-        """Read the header only (never the body): malformed MIME is no error here."""
+        """Read the header only (never the body): malformed MIME is no error here. Slow on
+        a large header (pure Python): call it in a thread, on a bounded `header_section`."""
         header = BytesHeaderParser(policy=compat32).parsebytes(raw)
 
         def field(name: str) -> str:
