@@ -9,8 +9,9 @@ import ssl
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.inbound.models import WAITING
 from mailhaven.messages.models import Message
 from mailhaven.submission.tls import SELF_SIGNED_FILE
@@ -218,3 +219,19 @@ def test_a_header_over_1_mib_is_refused_and_the_connection_still_works(mx, servi
                            + message(subject="big header"))[0] == 250
     [row] = rows(services)
     assert parsed(stored_mime(services, row.message_id))["Subject"] == "big header"
+
+
+def test_where_verification_is_required_an_unverified_domain_receives_nothing(
+        services, dns_server, domain, account) -> None:
+    strict = with_nameserver(services, dns_server, require_verified_domains=True)
+    with RunningMx(strict) as mx, mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        # a newcomer's unverified claim to a name whose MX points here takes no mail
+        assert client.rcpt(f"support@{domain}") == (550, b"5.7.1 Relaying denied")
+    with services.db.transaction() as session:
+        session.execute(update(Domain).where(Domain.name == domain)
+                        .values(state=ACTIVE_DOMAIN))
+    with RunningMx(strict) as mx:
+        assert mx.send("ann@sender.test", [f"support@{domain}"], message()) == {}
+    assert [r.account_id for r in rows(services)] == [account[0]]

@@ -167,7 +167,8 @@ class InboundHandler:
         self.limit = services.settings.inbound_max_bytes
         self.sessions = Sessions(services.settings.mx_max_sessions,
                                  services.settings.mx_max_sessions_per_ip)
-        self.receivers = Receivers(services.db)
+        self.receivers = Receivers(
+            services.db, require_verified=services.settings.require_verified_domains)
         self.feedback = return_paths
         self.writes = group_commit(services.db, services.vault, services.clock)
         self.bell = bell

@@ -44,15 +44,17 @@ class Receiver:
     name: str
 
 
-def receiver(session: Session, name: str) -> Receiver | None:
-    """The copy of domain `name` that receives its mail: the verified one, else the only
-    one (names held unverified by several accounts receive for none). One query on the
-    (name, account_id) unique index."""
+def receiver(session: Session, name: str, *, require_verified: bool = True) -> Receiver | None:
+    """The copy of domain `name` that receives its mail: the verified one. Where verification
+    is not required (`require_verified_domains`, as for sending), else the only one (names
+    held unverified by several accounts receive for none): an unverified copy may be anyone's
+    claim to a name whose MX already points here. One query on the (name, account_id)
+    unique index."""
     rows = session.execute(
         select(Domain.id, Domain.account_id, Domain.state)
         .where(Domain.name == name.strip().lower().rstrip("."))
         .order_by(Domain.state != ACTIVE_DOMAIN).limit(2)).all()
-    if rows and (rows[0].state == ACTIVE_DOMAIN or len(rows) == 1):
+    if rows and (rows[0].state == ACTIVE_DOMAIN or (len(rows) == 1 and not require_verified)):
         return Receiver(rows[0].id, rows[0].account_id, name.strip().lower().rstrip("."))
     return None
 
@@ -61,9 +63,10 @@ class Receivers:
     """`receiver`, remembered for a short while: RCPT asks for every recipient, and a burst
     of mail for one domain asks the same question again and again."""
 
-    def __init__(self, db: Database, *, seconds: float = DOMAIN_CACHE_SECONDS,
-                 size: int = 10_000) -> None:
+    def __init__(self, db: Database, *, require_verified: bool = True,
+                 seconds: float = DOMAIN_CACHE_SECONDS, size: int = 10_000) -> None:
         self.db, self.seconds, self.size = db, seconds, size
+        self.require_verified = require_verified
         self._found: dict[str, tuple[float, Receiver | None]] = {}
         self._lock = threading.Lock()
 
@@ -76,7 +79,7 @@ class Receivers:
         if found is not None and found[0] > now:
             return found[1]
         with self.db.sessions() as session:
-            answer = receiver(session, name)
+            answer = receiver(session, name, require_verified=self.require_verified)
         with self._lock:
             if len(self._found) >= self.size:
                 self._found.clear()
