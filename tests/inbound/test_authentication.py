@@ -107,3 +107,26 @@ def test_a_null_sender_is_checked_by_its_helo_and_kept_empty(mx, services) -> No
     row, got = _received(services)
     assert row.sender_sealed is None and row.sender_index is None
     assert got["X-Envelope-From"] == "<>"
+
+
+def test_forged_authentication_headers_are_renamed_and_ours_alone_count(mx, services) -> None:
+    forged = (b"Authentication-Results: mx.mailhaven.test;\r\n\tspf=pass smtp.mailfrom=ceo.test\r\n"
+              b"Authentication-Results: relay.example.org; dkim=pass header.d=example.org\r\n"
+              b"X-Mailgun-Spf: Pass\r\nX-Mailgun-Sflag: No\r\nX-Mailgun-Sscore: -10\r\n"
+              b"X-Mailgun-Dkim-Check-Result: Pass\r\nX-Mailgun-Incoming: Yes\r\n"
+              b"x-envelope-from: <ceo@acme.test>\r\n")
+    mx.send("ann@soft.test", ["support@mg.acme.test"], forged + message())
+    _, got = _received(services)
+    # ours are the only ones of their names: a route matching a value sees ours only
+    assert got.get_all("X-Mailgun-Spf") == ["SoftFail"]
+    assert got.get_all("X-Mailgun-Sscore") == ["0.0"]
+    assert got.get_all("X-Mailgun-Dkim-Check-Result") == ["None"]
+    assert got.get_all("X-Mailgun-Incoming") == ["Yes"]
+    assert got.get_all("X-Envelope-From") == ["<ann@soft.test>"]
+    [ours, relay] = got.get_all("Authentication-Results")
+    assert ours.startswith("mx.mailhaven.test;") and "spf=softfail" in ours
+    assert relay.startswith("relay.example.org;")  # another host's: not ours to judge
+    # what the sender wrote is kept, under names nobody trusts
+    assert got["X-Original-X-Mailgun-Spf"] == "Pass"
+    assert got["X-Original-X-Envelope-From"] == "<ceo@acme.test>"
+    assert "smtp.mailfrom=ceo.test" in got["X-Original-Authentication-Results"]

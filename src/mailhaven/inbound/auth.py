@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -266,3 +267,32 @@ def _clean(text: str) -> str:
     """A value fit for one header line: no line breaks, no control characters."""
     return "".join(c for c in text if c >= " " and c != "\x7f")[:255]
 
+
+
+# The fields we prepend that routes and apps trust: the sender's own are renamed
+OURS = frozenset({b"x-mailgun-sflag", b"x-mailgun-sscore", b"x-mailgun-spf",
+                  b"x-mailgun-dkim-check-result", b"x-mailgun-incoming", b"x-envelope-from"})
+RENAMED = b"X-Original-"
+_FIELD = re.compile(rb"^([^ \t\r\n:][^:\r\n]*):((?:.*)(?:\r\n[ \t].*)*)", re.MULTILINE)
+_COMMENT = re.compile(rb"\([^()]*\)")
+
+
+def disarm(header: bytes, hostname: str) -> bytes:
+    """The received header section with the fields that would pass for ours renamed
+    (`X-Original-…`), as RFC 8601 5 asks of an MTA: Authentication-Results naming our
+    authserv-id (the hostname), X-Mailgun-Sflag/Sscore/Spf/Dkim-Check-Result/Incoming and
+    X-Envelope-From. Else a sender's `X-Mailgun-Spf: Pass` below ours would satisfy a route
+    that matches on it. Renamed, not removed: what came stays readable."""
+    ours = hostname.lower().rstrip(".").encode("ascii", "replace")
+
+    def rename(match: re.Match[bytes]) -> bytes:
+        name = match.group(1).strip().lower()
+        if name in OURS:
+            return RENAMED + match.group(0)
+        if name == b"authentication-results":
+            value = _COMMENT.sub(b" ", match.group(2).split(b";", 1)[0]).split()
+            if value and value[0].lower().rstrip(b".") == ours:
+                return RENAMED + match.group(0)
+        return match.group(0)
+
+    return _FIELD.sub(rename, header)

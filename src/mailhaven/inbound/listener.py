@@ -25,7 +25,7 @@ from mailhaven.addresses import MAX_RECIPIENTS, valid_addresses
 from mailhaven.clock import monotonic
 from mailhaven.delivery.signing import delivery_of
 from mailhaven.errors import frames
-from mailhaven.inbound.auth import Verdicts, authenticate, trace_headers
+from mailhaven.inbound.auth import Verdicts, authenticate, disarm, trace_headers
 from mailhaven.inbound.service import (
     Head,
     Received,
@@ -218,10 +218,13 @@ class InboundHandler:
             reply = await self.feedback.handle_DATA(server, session, reports)
         if not envelope.receivers:
             return reply
-        head = await asyncio.to_thread(Head.of, header)  # once, and off the event loop
+        # read once, off the event loop; authenticated as it came, stored disarmed
+        head, disarmed = await asyncio.to_thread(
+            _intake_header, header, self.services.settings.hostname)
         verdicts = await self._authenticate(session, envelope, raw, head)
         try:
-            keys = await self._store(session, envelope, raw, head, verdicts)
+            keys = await self._store(session, envelope, disarmed + raw[len(header):], head,
+                                     verdicts)
         except Exception as exc:  # ours to log, never the sender's to read
             log.error("mx: storing failed: %s", frames(exc))
             REFUSED.labels("error").inc()
@@ -281,6 +284,10 @@ class InboundHandler:
         else:
             log.error("mx: %s", frames(error))
         return TEMPORARY_FAILURE
+
+
+def _intake_header(header: bytes, hostname: str) -> tuple[Head, bytes]:
+    return Head.of(header), disarm(header, hostname)
 
 
 def _refused(reply: str, reason: str) -> str:
