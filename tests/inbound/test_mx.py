@@ -235,3 +235,26 @@ def test_where_verification_is_required_an_unverified_domain_receives_nothing(
     with RunningMx(strict) as mx:
         assert mx.send("ann@sender.test", [f"support@{domain}"], message()) == {}
     assert [r.account_id for r in rows(services)] == [account[0]]
+
+
+@pytest.mark.parametrize("report_first", [False, True])
+def test_a_report_and_received_mail_go_in_separate_transactions(mx, api, services, domain,
+                                                                report_first) -> None:
+    return_path, _ = _delivered(api, services, domain, "ann@example.org")
+    first, second = ((return_path, f"support@{domain}") if report_first
+                     else (f"support@{domain}", return_path))
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("")
+        assert client.rcpt(first)[0] == 250
+        # the other kind waits for a transaction of its own (each has its own reply)
+        assert client.rcpt(second) == (
+            452, b"4.5.3 Please send to this recipient in another transaction")
+        report = _dsn("ann@example.org", "5.1.1", "550 5.1.1 unknown")
+        assert client.data(report)[0] == 250
+        client.mail("")
+        assert client.rcpt(second)[0] == 250
+        assert client.data(report)[0] == 250
+    [failed] = _events(api, domain, "failed")  # the report was handled, once
+    assert failed["recipient"] == "ann@example.org"
+    assert len(rows(services)) == 1  # and the received mail was stored, once

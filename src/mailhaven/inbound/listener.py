@@ -53,6 +53,9 @@ BAD_RECIPIENT = "553 5.1.3 The recipient is not a valid address"
 NO_SUCH_RETURN_PATH = "550 5.1.1 No such recipient here"
 TOO_MANY_RECIPIENTS = f"452 4.5.3 Too many recipients: at most {MAX_RECIPIENTS} per message"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+# RFC 5321 4.5.3.1.10: a 452 at RCPT has the client send to that recipient in a later
+# transaction; a report and received mail answered apart (each its own reply) stay apart
+ANOTHER_TRANSACTION = "452 4.5.3 Please send to this recipient in another transaction"
 NO_AUTH = "502 5.5.1 AUTH is not offered here: this is a mail exchanger, not a submission port"
 TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, please try again later"
 HEADER_TOO_LARGE = (f"552 5.3.4 Message header exceeds fixed maximum header size "
@@ -185,6 +188,8 @@ class InboundHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return _refused(TOO_MANY_RECIPIENTS, "recipients")
         if self.feedback is not None and delivery_of(self.services.vault, address) is not None:
+            if envelope.receivers:
+                return _refused(ANOTHER_TRANSACTION, "mixed")
             envelope.return_paths.append(address)
             envelope.rcpt_tos.append(address)
             return "250 2.1.5 OK"
@@ -195,6 +200,8 @@ class InboundHandler:
         found = await asyncio.to_thread(self.receivers.of, address.rpartition("@")[2])
         if found is None:
             return _refused(RELAYING_DENIED, "relaying")
+        if envelope.return_paths:
+            return _refused(ANOTHER_TRANSACTION, "mixed")
         if address.lower() not in {a.lower() for a in envelope.receivers}:
             envelope.receivers[address] = found
             envelope.rcpt_tos.append(address)
@@ -208,16 +215,13 @@ class InboundHandler:
         header = header_section(raw, MAX_HEADER_BYTES)
         if header is None:
             return _refused(HEADER_TOO_LARGE, "header")
-        reply = ""
-        if envelope.return_paths and self.feedback is not None:
-            if len(raw) > MAX_REPORT_BYTES and not envelope.receivers:
+        if envelope.return_paths and self.feedback is not None:  # then no received mail
+            if len(raw) > MAX_REPORT_BYTES:
                 return _refused(too_large(MAX_REPORT_BYTES), "size")
             reports = Envelope()
             reports.mail_from, reports.rcpt_tos = envelope.mail_from, envelope.return_paths
             reports.original_content = raw
-            reply = await self.feedback.handle_DATA(server, session, reports)
-        if not envelope.receivers:
-            return reply
+            return await self.feedback.handle_DATA(server, session, reports)
         # read once, off the event loop; authenticated as it came, stored disarmed
         head, disarmed = await asyncio.to_thread(
             _intake_header, header, self.services.settings.hostname)
