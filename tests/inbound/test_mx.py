@@ -258,3 +258,21 @@ def test_a_report_and_received_mail_go_in_separate_transactions(mx, api, service
     [failed] = _events(api, domain, "failed")  # the report was handled, once
     assert failed["recipient"] == "ann@example.org"
     assert len(rows(services)) == 1  # and the received mail was stored, once
+
+
+def test_a_message_that_went_round_too_often_is_refused_as_a_loop(mx, services) -> None:
+    def hops(count: int) -> bytes:
+        return b"".join(b"Received: from relay%d.example.org by relay%d.example.org;\r\n"
+                        b"\tSat, 5 Dec 2026 10:00:00 +0000\r\n" % (i, i + 1)
+                        for i in range(count))
+
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(hops(51) + message()) == (554, b"5.4.6 Too many hops: a mail loop")
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(hops(50) + message(subject="50 hops"))[0] == 250
+    [row] = rows(services)
+    assert parsed(stored_mime(services, row.message_id))["Subject"] == "50 hops"

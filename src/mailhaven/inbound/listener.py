@@ -43,6 +43,7 @@ log = logging.getLogger("mailhaven.inbound")
 IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
 MAX_REPORT_BYTES = 10 * 1024 * 1024  # a DSN or ARF report: as the return-path listener took
 AUTH_SECONDS = 20.0  # SPF, DKIM and DMARC of one message together; then temperror
+MAX_HOPS = 50  # Received fields a message may carry: more is a loop (Postfix's hopcount_limit)
 MAX_HEADER_BYTES = 1024 * 1024  # the header section: parsed in Python, slow when huge
 
 RECEIVED = Counter("mailhaven_mx_messages_accepted_total", "Messages accepted at the MX")
@@ -56,6 +57,7 @@ TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
 # RFC 5321 4.5.3.1.10: a 452 at RCPT has the client send to that recipient in a later
 # transaction; a report and received mail answered apart (each its own reply) stay apart
 ANOTHER_TRANSACTION = "452 4.5.3 Please send to this recipient in another transaction"
+TOO_MANY_HOPS = "554 5.4.6 Too many hops: a mail loop"
 NO_AUTH = "502 5.5.1 AUTH is not offered here: this is a mail exchanger, not a submission port"
 TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, please try again later"
 HEADER_TOO_LARGE = (f"552 5.3.4 Message header exceeds fixed maximum header size "
@@ -225,6 +227,8 @@ class InboundHandler:
         # read once, off the event loop; authenticated as it came, stored disarmed
         head, disarmed = await asyncio.to_thread(
             _intake_header, header, self.services.settings.hostname)
+        if head.hops > MAX_HOPS:
+            return _refused(TOO_MANY_HOPS, "hops")
         verdicts = await self._authenticate(session, envelope, raw, head)
         try:
             keys = await self._store(session, envelope, disarmed + raw[len(header):], head,

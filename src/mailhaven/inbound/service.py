@@ -118,6 +118,7 @@ class Head:
     from_: str
     subject: str
     message_id: str  # without <>; "" when it has none
+    hops: int = 0  # Received fields: RFC 5321 6.3's loop detection counts them
 
     @classmethod
     def of(cls, raw: bytes) -> Head:
@@ -129,7 +130,8 @@ class Head:
             value = header.get(name)
             return " ".join(str(value).split()) if value is not None else ""
 
-        return cls(field("From"), field("Subject"), field("Message-ID").strip().strip("<>"))
+        return cls(field("From"), field("Subject"), field("Message-ID").strip().strip("<>"),
+                   len(header.get_all("Received") or ()))
 
     @property
     def from_address(self) -> str:
