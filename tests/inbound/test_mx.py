@@ -276,3 +276,15 @@ def test_a_message_that_went_round_too_often_is_refused_as_a_loop(mx, services) 
         assert client.data(hops(50) + message(subject="50 hops"))[0] == 250
     [row] = rows(services)
     assert parsed(stored_mime(services, row.message_id))["Subject"] == "50 hops"
+
+
+def test_a_deleted_domain_receives_nothing_from_the_moment_it_is_deleted(mx, api,
+                                                                        domain) -> None:
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        assert client.rcpt(f"support@{domain}")[0] == 250  # looked up, and remembered
+        client.rset()
+        assert api.delete(f"/v3/domains/{domain}").status_code == 200
+        client.mail("ann@sender.test")
+        assert client.rcpt(f"support@{domain}") == (550, b"5.7.1 Relaying denied")

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import base64
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock, monotonic
+from mailhaven.domains import service as domains
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.inbound.auth import Verdicts
 from mailhaven.inbound.models import WAITING, InboundMessage
@@ -69,6 +71,12 @@ class Receivers:
         self.require_verified = require_verified
         self._found: dict[str, tuple[float, Receiver | None]] = {}
         self._lock = threading.Lock()
+        _CACHES.add(self)
+        domains.on_delete(_domain_deleted)  # once: the same function each time
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._found.pop(name, None)
 
     def of(self, name: str) -> Receiver | None:
         """Blocking (a query when not remembered): call it in a thread."""
@@ -85,6 +93,23 @@ class Receivers:
                 self._found.clear()
             self._found[name] = (now + self.seconds, answer)
         return answer
+
+
+_CACHES: weakref.WeakSet[Receivers] = weakref.WeakSet()
+
+
+def _domain_deleted(session: Session, domain: Domain) -> None:
+    """A deleted domain receives no more from this process at once, not 30 s later: its
+    name is forgotten now and again once the deletion is committed (a RCPT in between may
+    have remembered it). Other processes' caches still keep it up to 30 s."""
+    name = domain.name
+
+    def forget(*_: object) -> None:
+        for cache in list(_CACHES):
+            cache.forget(name)
+
+    forget()
+    event.listen(session, "after_commit", forget, once=True)
 
 
 @dataclass(frozen=True)
