@@ -5,12 +5,15 @@ Mailgun's X-Mailgun-* headers. Failing mail is still accepted (recorded, not enf
 from __future__ import annotations
 
 import base64
+import socket
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailhaven.clock import monotonic
+from mailhaven.inbound.auth import authenticate
 from tests.inbound.conftest import message, parsed, rows, stored_mime
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -130,3 +133,16 @@ def test_forged_authentication_headers_are_renamed_and_ours_alone_count(mx, serv
     assert got["X-Original-X-Mailgun-Spf"] == "Pass"
     assert got["X-Original-X-Envelope-From"] == "<ceo@acme.test>"
     assert "smtp.mailfrom=ceo.test" in got["X-Original-Authentication-Results"]
+
+
+def test_a_nameserver_that_never_answers_ends_the_checks_at_their_deadline() -> None:
+    """The thread must stop with its budget (its caller stops waiting then): each lookup's
+    lifetime is cut to what is left, and none starts after the deadline."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blackhole:
+        blackhole.bind(("127.0.0.1", 0))  # takes the queries, answers none
+        verdicts = authenticate(
+            _signed("good.test"), ip="127.0.0.1", helo="client.good.test",
+            mail_from="ann@good.test", from_header="Ann <ann@good.test>",
+            nameserver=blackhole.getsockname(), deadline=monotonic() + 0.5)
+    assert (verdicts.spf, verdicts.dkim, verdicts.dmarc) == (
+        "temperror", "temperror", "temperror")

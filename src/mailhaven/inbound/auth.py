@@ -21,6 +21,7 @@ import dns.resolver
 import spf
 from publicsuffixlist import PublicSuffixList
 
+from mailhaven.clock import monotonic
 from mailhaven.resolver import ABSENT, FAILED
 
 LOOKUP_SECONDS = 4.0  # one DNS query
@@ -64,10 +65,28 @@ def _spf_lookup(name: str, qtype: str, tcpfallback: bool = True,
 spf.DNSLookup = _spf_lookup
 
 
-def sync_resolver(nameserver: tuple[str, int] | None) -> dns.resolver.Resolver:
+class BoundedResolver(dns.resolver.Resolver):
+    """A resolver whose every query ends by `deadline` (monotonic seconds): the check's
+    whole budget, so that its thread stops when the caller stops waiting for it, however
+    many lookups pyspf and dkimpy ask for."""
+
+    deadline: float | None = None
+
+    def resolve(self, *args: Any, **kwargs: Any) -> dns.resolver.Answer:
+        if self.deadline is not None:
+            left = self.deadline - monotonic()
+            if left <= 0:
+                raise dns.exception.Timeout(timeout=0.0)  # type: ignore[no-untyped-call]
+            kwargs["lifetime"] = min(kwargs.get("lifetime") or self.lifetime, left)
+        return super().resolve(*args, **kwargs)
+
+
+def sync_resolver(nameserver: tuple[str, int] | None,
+                  deadline: float | None = None) -> dns.resolver.Resolver:
     """The blocking twin of `mailhaven.resolver.make_resolver`: the system's resolver, or
-    the one at `nameserver`; every query bounded."""
-    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    the one at `nameserver`; every query bounded, and all of them by `deadline`."""
+    resolver = BoundedResolver(configure=nameserver is None)
+    resolver.deadline = deadline
     if nameserver is not None:
         resolver.nameservers = [nameserver[0]]
         resolver.port = nameserver[1]
@@ -220,9 +239,10 @@ def from_domain(from_header: str) -> str:
 
 
 def authenticate(raw: bytes, *, ip: str, helo: str, mail_from: str, from_header: str,
-                 nameserver: tuple[str, int] | None) -> Verdicts:
-    """SPF, DKIM and DMARC of one message (blocking: a few DNS lookups, RSA)."""
-    resolver = sync_resolver(nameserver)
+                 nameserver: tuple[str, int] | None, deadline: float | None = None) -> Verdicts:
+    """SPF, DKIM and DMARC of one message (blocking: a few DNS lookups, RSA); no lookup
+    past `deadline` (monotonic seconds): what is left unanswered is a temperror."""
+    resolver = sync_resolver(nameserver, deadline)
     spf_result, spf_domain = check_spf(resolver, ip, mail_from, helo)
     dkim_result, dkim_domains = check_dkim(resolver, raw)
     domain = from_domain(from_header)
