@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import tracemalloc
 
 import dkim
 import pytest
@@ -146,3 +147,18 @@ def test_a_nameserver_that_never_answers_ends_the_checks_at_their_deadline() -> 
             nameserver=blackhole.getsockname(), deadline=monotonic() + 0.5)
     assert (verdicts.spf, verdicts.dkim, verdicts.dmarc) == (
         "temperror", "temperror", "temperror")
+
+
+def test_authenticating_a_message_of_empty_lines_holds_about_its_size() -> None:
+    """dkimpy split a whole message into a list of lines: 25 MB of empty lines held a
+    gigabyte. Now the body is handed over whole."""
+    raw = _signed("good.test") + b"\r\n" * (4 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        authenticate(raw, ip="127.0.0.1", helo="client.good.test", mail_from="ann@good.test",
+                     from_header="Ann <ann@good.test>", nameserver=("127.0.0.1", 9),
+                     deadline=monotonic())  # no lookups: memory only
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(raw)

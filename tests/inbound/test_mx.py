@@ -288,3 +288,23 @@ def test_a_deleted_domain_receives_nothing_from_the_moment_it_is_deleted(mx, api
         assert api.delete(f"/v3/domains/{domain}").status_code == 200
         client.mail("ann@sender.test")
         assert client.rcpt(f"support@{domain}") == (550, b"5.7.1 Relaying denied")
+
+
+def test_data_is_taken_as_sent_dots_and_all_and_an_overlong_line_is_refused(mx,
+                                                                         services) -> None:
+    body = "..leading dots stay\n.\n. \nlast\n"
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(message(body=body))[0] == 250
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        code, _ = client.data(message() + b"x" * 1200 + b"\r\n")
+        assert code == 500  # RFC 5321 4.5.3.1.6: a line is at most 1000 octets
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(message(subject="after"))[0] == 250
+    stored = [parsed(stored_mime(services, r.message_id)) for r in rows(services)]
+    assert stored[0].get_content().replace("\r\n", "\n") == body
+    assert [m["Subject"] for m in stored] == ["Order 42", "after"]

@@ -168,7 +168,7 @@ def check_dkim(resolver: dns.resolver.Resolver, raw: bytes) -> tuple[str, tuple[
         return records[0].encode() if records else b""
 
     try:
-        verifier = dkim.DKIM(raw, minkey=MIN_KEY_BITS)
+        verifier = _dkim_verifier(raw)
         count = len([h for h in verifier.headers if h[0].lower() == b"dkim-signature"])
     except Exception:
         return "fail", ()
@@ -187,6 +187,22 @@ def check_dkim(resolver: dns.resolver.Resolver, raw: bytes) -> tuple[str, tuple[
     if passed:
         return "pass", tuple(passed)
     return ("temperror" if temporary else "fail"), ()
+
+
+def _dkim_verifier(raw: bytes) -> dkim.DKIM:
+    """dkimpy's verifier of `raw`, its body given whole: dkimpy splits a whole message into
+    a list of lines (25 MB of empty lines: half a gigabyte), so it is given the header only
+    and the body as it would have made it (lines ended by CRLF)."""
+    end = raw.find(b"\r\n\r\n")
+    header = raw[:end + 4] if end >= 0 else b""
+    if not header or b"\n" in header.replace(b"\r\n", b""):  # bare LFs: dkimpy's way
+        return dkim.DKIM(raw, minkey=MIN_KEY_BITS)
+    verifier = dkim.DKIM(header, minkey=MIN_KEY_BITS)
+    body = raw[end + 4:]
+    if body.count(b"\n") != body.count(b"\r\n"):  # bare LFs (bytes.replace: no line list)
+        body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    verifier.body = body
+    return verifier
 
 
 def _policy(resolver: dns.resolver.Resolver, domain: str) -> tuple[dict[str, str] | None, bool]:

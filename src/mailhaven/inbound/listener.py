@@ -20,7 +20,7 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AnyStr, Protocol
 
-from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 from prometheus_client import Counter
 
 from mailhaven.addresses import MAX_RECIPIENTS, valid_addresses
@@ -167,6 +167,62 @@ class InboundSMTP(SMTP):
 
     async def smtp_AUTH(self, arg: str) -> None:  # noqa: ARG002 (aiosmtpd's signature)
         await self.push(NO_AUTH)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, but the message is gathered in one buffer: aiosmtpd keeps each
+        line as an object of its own (about 34 bytes held per byte of empty lines: 25 MB
+        of them took 840 MB). Same replies: too long a line 500, too much data 552 (read
+        and discarded to the end), else the handler's."""
+        if await self.check_helo_needed():
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = bytearray()
+        problem = ""
+        fragment = False  # the line under way came in pieces (over the stream's limit)
+        while self.transport is not None:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()  # the connection was lost during DATA
+                raise
+            except asyncio.LimitOverrunError as overrun:
+                problem = problem or "500 Line too long (see RFC5321 4.5.3.1.6)"
+                data.clear()
+                await self._reader.read(overrun.consumed)  # discarded
+                fragment = True
+                continue
+            if fragment:  # the end of an overlong line
+                fragment = False
+                continue
+            if line == b".\r\n":
+                break
+            if problem:
+                continue
+            if len(line) > self.line_length_limit:
+                problem = "500 Line too long (see RFC5321 4.5.3.1.6)"
+            elif self.limit and len(data) + len(line) > self.limit:
+                problem = "552 Error: Too much mail data"
+            if problem:
+                data.clear()
+                continue
+            data += line[1:] if line.startswith(b".") else line  # RFC 5321 4.5.2
+        if problem:
+            await self.push(problem)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        original = bytes(data)
+        data.clear()
+        self.envelope.content = self.envelope.original_content = original
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
 
 
 class InboundHandler:
