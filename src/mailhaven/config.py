@@ -104,6 +104,9 @@ class Settings:
     smtp_trusted_networks: tuple[tuple[str, str], ...] = ()
     # Receiving (`inbound`): the largest message the MX takes (Mailgun's 25 MiB)
     inbound_max_bytes: int = 25 * 1024 * 1024
+    # MX sessions open at once, in all and from one client address; more get 421 at connect
+    mx_max_sessions: int = 200
+    mx_max_sessions_per_ip: int = 20
 
     @property
     def resolved_database_url(self) -> str:
@@ -163,4 +166,6 @@ class Settings:
             tls_key_file=Path(tls_key_file) if tls_key_file else None,
             smtp_trusted_networks=parse_trusted_networks(_env("SMTP_TRUSTED_NETWORKS", "")),
             inbound_max_bytes=_int("INBOUND_MAX_BYTES", 25 * 1024 * 1024),
+            mx_max_sessions=_int("MX_MAX_SESSIONS", 200),
+            mx_max_sessions_per_ip=_int("MX_MAX_SESSIONS_PER_IP", 20),
         )

@@ -5,12 +5,16 @@ Mailgun's X-Mailgun-* headers. Failing mail is still accepted (recorded, not enf
 from __future__ import annotations
 
 import base64
+import socket
+import tracemalloc
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailhaven.clock import monotonic
+from mailhaven.inbound.auth import authenticate
 from tests.inbound.conftest import message, parsed, rows, stored_mime
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -107,3 +111,54 @@ def test_a_null_sender_is_checked_by_its_helo_and_kept_empty(mx, services) -> No
     row, got = _received(services)
     assert row.sender_sealed is None and row.sender_index is None
     assert got["X-Envelope-From"] == "<>"
+
+
+def test_forged_authentication_headers_are_renamed_and_ours_alone_count(mx, services) -> None:
+    forged = (b"Authentication-Results: mx.mailhaven.test;\r\n\tspf=pass smtp.mailfrom=ceo.test\r\n"
+              b"Authentication-Results: relay.example.org; dkim=pass header.d=example.org\r\n"
+              b"X-Mailgun-Spf: Pass\r\nX-Mailgun-Sflag: No\r\nX-Mailgun-Sscore: -10\r\n"
+              b"X-Mailgun-Dkim-Check-Result: Pass\r\nX-Mailgun-Incoming: Yes\r\n"
+              b"x-envelope-from: <ceo@acme.test>\r\n")
+    mx.send("ann@soft.test", ["support@mg.acme.test"], forged + message())
+    _, got = _received(services)
+    # ours are the only ones of their names: a route matching a value sees ours only
+    assert got.get_all("X-Mailgun-Spf") == ["SoftFail"]
+    assert got.get_all("X-Mailgun-Sscore") == ["0.0"]
+    assert got.get_all("X-Mailgun-Dkim-Check-Result") == ["None"]
+    assert got.get_all("X-Mailgun-Incoming") == ["Yes"]
+    assert got.get_all("X-Envelope-From") == ["<ann@soft.test>"]
+    [ours, relay] = got.get_all("Authentication-Results")
+    assert ours.startswith("mx.mailhaven.test;") and "spf=softfail" in ours
+    assert relay.startswith("relay.example.org;")  # another host's: not ours to judge
+    # what the sender wrote is kept, under names nobody trusts
+    assert got["X-Original-X-Mailgun-Spf"] == "Pass"
+    assert got["X-Original-X-Envelope-From"] == "<ceo@acme.test>"
+    assert "smtp.mailfrom=ceo.test" in got["X-Original-Authentication-Results"]
+
+
+def test_a_nameserver_that_never_answers_ends_the_checks_at_their_deadline() -> None:
+    """The thread must stop with its budget (its caller stops waiting then): each lookup's
+    lifetime is cut to what is left, and none starts after the deadline."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blackhole:
+        blackhole.bind(("127.0.0.1", 0))  # takes the queries, answers none
+        verdicts = authenticate(
+            _signed("good.test"), ip="127.0.0.1", helo="client.good.test",
+            mail_from="ann@good.test", from_header="Ann <ann@good.test>",
+            nameserver=blackhole.getsockname(), deadline=monotonic() + 0.5)
+    assert (verdicts.spf, verdicts.dkim, verdicts.dmarc) == (
+        "temperror", "temperror", "temperror")
+
+
+def test_authenticating_a_message_of_empty_lines_holds_about_its_size() -> None:
+    """dkimpy split a whole message into a list of lines: 25 MB of empty lines held a
+    gigabyte. Now the body is handed over whole."""
+    raw = _signed("good.test") + b"\r\n" * (4 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        authenticate(raw, ip="127.0.0.1", helo="client.good.test", mail_from="ann@good.test",
+                     from_header="Ann <ann@good.test>", nameserver=("127.0.0.1", 9),
+                     deadline=monotonic())  # no lookups: memory only
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(raw)

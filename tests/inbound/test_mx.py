@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.inbound.models import WAITING
 from mailhaven.messages.models import Message
 from mailhaven.submission.tls import SELF_SIGNED_FILE
@@ -170,3 +172,139 @@ def test_the_banner_names_mailhaven_not_the_library(mx) -> None:
         _, features = client.ehlo()
     assert code == 220 and banner.decode() == "mx.mailhaven.test Mailhaven ESMTP"
     assert b"aiosmtpd" not in features.lower() and b"python" not in banner.lower()
+
+
+def _connect_when_a_session_is_free(mx: RunningMx) -> smtplib.SMTP:
+    """The server counts a closed session out when it sees the close: a moment later."""
+    for _ in range(200):
+        try:
+            return mx.client()
+        except smtplib.SMTPConnectError:
+            time.sleep(0.05)
+    raise AssertionError("no session came free")
+
+
+@pytest.mark.parametrize("cap", [{"mx_max_sessions": 2}, {"mx_max_sessions_per_ip": 2}])
+def test_sessions_over_the_cap_are_told_421_at_connect(services, dns_server, domain,
+                                                       cap) -> None:
+    with RunningMx(with_nameserver(services, dns_server, **cap)) as mx:
+        first, second = mx.client(), mx.client()
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            mx.client()
+        assert refused.value.smtp_code == 421
+        assert refused.value.smtp_error.startswith(b"4.7.0 Too many connections")
+        # the sessions open still work; once one ends, a newcomer is served
+        assert second.sendmail("ann@sender.test", ["support@mg.acme.test"], message()) == {}
+        first.quit()
+        with _connect_when_a_session_is_free(mx) as third:
+            assert third.sendmail("bob@sender.test", ["help@mg.acme.test"], message()) == {}
+        second.quit()
+    assert len(rows(services)) == 2
+
+
+def test_a_header_over_1_mib_is_refused_and_the_connection_still_works(mx, services) -> None:
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 60) for i in range(16_000))
+    huge = filler + message()
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        code, reply = client.data(huge)
+        assert code == 552 and reply.startswith(b"5.3.4 Message header exceeds"), reply
+        assert b"1048576 bytes" in reply
+        # a large header under the limit is taken, on the same connection
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(filler[:900_000].rpartition(b"\r\n")[0] + b"\r\n"
+                           + message(subject="big header"))[0] == 250
+    [row] = rows(services)
+    assert parsed(stored_mime(services, row.message_id))["Subject"] == "big header"
+
+
+def test_where_verification_is_required_an_unverified_domain_receives_nothing(
+        services, dns_server, domain, account) -> None:
+    strict = with_nameserver(services, dns_server, require_verified_domains=True)
+    with RunningMx(strict) as mx, mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        # a newcomer's unverified claim to a name whose MX points here takes no mail
+        assert client.rcpt(f"support@{domain}") == (550, b"5.7.1 Relaying denied")
+    with services.db.transaction() as session:
+        session.execute(update(Domain).where(Domain.name == domain)
+                        .values(state=ACTIVE_DOMAIN))
+    with RunningMx(strict) as mx:
+        assert mx.send("ann@sender.test", [f"support@{domain}"], message()) == {}
+    assert [r.account_id for r in rows(services)] == [account[0]]
+
+
+@pytest.mark.parametrize("report_first", [False, True])
+def test_a_report_and_received_mail_go_in_separate_transactions(mx, api, services, domain,
+                                                                report_first) -> None:
+    return_path, _ = _delivered(api, services, domain, "ann@example.org")
+    first, second = ((return_path, f"support@{domain}") if report_first
+                     else (f"support@{domain}", return_path))
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("")
+        assert client.rcpt(first)[0] == 250
+        # the other kind waits for a transaction of its own (each has its own reply)
+        assert client.rcpt(second) == (
+            452, b"4.5.3 Please send to this recipient in another transaction")
+        report = _dsn("ann@example.org", "5.1.1", "550 5.1.1 unknown")
+        assert client.data(report)[0] == 250
+        client.mail("")
+        assert client.rcpt(second)[0] == 250
+        assert client.data(report)[0] == 250
+    [failed] = _events(api, domain, "failed")  # the report was handled, once
+    assert failed["recipient"] == "ann@example.org"
+    assert len(rows(services)) == 1  # and the received mail was stored, once
+
+
+def test_a_message_that_went_round_too_often_is_refused_as_a_loop(mx, services) -> None:
+    def hops(count: int) -> bytes:
+        return b"".join(b"Received: from relay%d.example.org by relay%d.example.org;\r\n"
+                        b"\tSat, 5 Dec 2026 10:00:00 +0000\r\n" % (i, i + 1)
+                        for i in range(count))
+
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(hops(51) + message()) == (554, b"5.4.6 Too many hops: a mail loop")
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(hops(50) + message(subject="50 hops"))[0] == 250
+    [row] = rows(services)
+    assert parsed(stored_mime(services, row.message_id))["Subject"] == "50 hops"
+
+
+def test_a_deleted_domain_receives_nothing_from_the_moment_it_is_deleted(mx, api,
+                                                                        domain) -> None:
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        assert client.rcpt(f"support@{domain}")[0] == 250  # looked up, and remembered
+        client.rset()
+        assert api.delete(f"/v3/domains/{domain}").status_code == 200
+        client.mail("ann@sender.test")
+        assert client.rcpt(f"support@{domain}") == (550, b"5.7.1 Relaying denied")
+
+
+def test_data_is_taken_as_sent_dots_and_all_and_an_overlong_line_is_refused(mx,
+                                                                         services) -> None:
+    body = "..leading dots stay\n.\n. \nlast\n"
+    with mx.client() as client:
+        client.ehlo()
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(message(body=body))[0] == 250
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        code, _ = client.data(message() + b"x" * 1200 + b"\r\n")
+        assert code == 500  # RFC 5321 4.5.3.1.6: a line is at most 1000 octets
+        client.mail("ann@sender.test")
+        client.rcpt("support@mg.acme.test")
+        assert client.data(message(subject="after"))[0] == 250
+    stored = [parsed(stored_mime(services, r.message_id)) for r in rows(services)]
+    assert stored[0].get_content().replace("\r\n", "\n") == body
+    assert [m["Subject"] for m in stored] == ["Order 42", "after"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import dns.resolver
 import spf
 from publicsuffixlist import PublicSuffixList
 
+from mailhaven.clock import monotonic
 from mailhaven.resolver import ABSENT, FAILED
 
 LOOKUP_SECONDS = 4.0  # one DNS query
@@ -63,10 +65,28 @@ def _spf_lookup(name: str, qtype: str, tcpfallback: bool = True,
 spf.DNSLookup = _spf_lookup
 
 
-def sync_resolver(nameserver: tuple[str, int] | None) -> dns.resolver.Resolver:
+class BoundedResolver(dns.resolver.Resolver):
+    """A resolver whose every query ends by `deadline` (monotonic seconds): the check's
+    whole budget, so that its thread stops when the caller stops waiting for it, however
+    many lookups pyspf and dkimpy ask for."""
+
+    deadline: float | None = None
+
+    def resolve(self, *args: Any, **kwargs: Any) -> dns.resolver.Answer:
+        if self.deadline is not None:
+            left = self.deadline - monotonic()
+            if left <= 0:
+                raise dns.exception.Timeout(timeout=0.0)  # type: ignore[no-untyped-call]
+            kwargs["lifetime"] = min(kwargs.get("lifetime") or self.lifetime, left)
+        return super().resolve(*args, **kwargs)
+
+
+def sync_resolver(nameserver: tuple[str, int] | None,
+                  deadline: float | None = None) -> dns.resolver.Resolver:
     """The blocking twin of `mailhaven.resolver.make_resolver`: the system's resolver, or
-    the one at `nameserver`; every query bounded."""
-    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    the one at `nameserver`; every query bounded, and all of them by `deadline`."""
+    resolver = BoundedResolver(configure=nameserver is None)
+    resolver.deadline = deadline
     if nameserver is not None:
         resolver.nameservers = [nameserver[0]]
         resolver.port = nameserver[1]
@@ -148,7 +168,7 @@ def check_dkim(resolver: dns.resolver.Resolver, raw: bytes) -> tuple[str, tuple[
         return records[0].encode() if records else b""
 
     try:
-        verifier = dkim.DKIM(raw, minkey=MIN_KEY_BITS)
+        verifier = _dkim_verifier(raw)
         count = len([h for h in verifier.headers if h[0].lower() == b"dkim-signature"])
     except Exception:
         return "fail", ()
@@ -167,6 +187,22 @@ def check_dkim(resolver: dns.resolver.Resolver, raw: bytes) -> tuple[str, tuple[
     if passed:
         return "pass", tuple(passed)
     return ("temperror" if temporary else "fail"), ()
+
+
+def _dkim_verifier(raw: bytes) -> dkim.DKIM:
+    """dkimpy's verifier of `raw`, its body given whole: dkimpy splits a whole message into
+    a list of lines (25 MB of empty lines: half a gigabyte), so it is given the header only
+    and the body as it would have made it (lines ended by CRLF)."""
+    end = raw.find(b"\r\n\r\n")
+    header = raw[:end + 4] if end >= 0 else b""
+    if not header or b"\n" in header.replace(b"\r\n", b""):  # bare LFs: dkimpy's way
+        return dkim.DKIM(raw, minkey=MIN_KEY_BITS)
+    verifier = dkim.DKIM(header, minkey=MIN_KEY_BITS)
+    body = raw[end + 4:]
+    if body.count(b"\n") != body.count(b"\r\n"):  # bare LFs (bytes.replace: no line list)
+        body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    verifier.body = body
+    return verifier
 
 
 def _policy(resolver: dns.resolver.Resolver, domain: str) -> tuple[dict[str, str] | None, bool]:
@@ -219,9 +255,10 @@ def from_domain(from_header: str) -> str:
 
 
 def authenticate(raw: bytes, *, ip: str, helo: str, mail_from: str, from_header: str,
-                 nameserver: tuple[str, int] | None) -> Verdicts:
-    """SPF, DKIM and DMARC of one message (blocking: a few DNS lookups, RSA)."""
-    resolver = sync_resolver(nameserver)
+                 nameserver: tuple[str, int] | None, deadline: float | None = None) -> Verdicts:
+    """SPF, DKIM and DMARC of one message (blocking: a few DNS lookups, RSA); no lookup
+    past `deadline` (monotonic seconds): what is left unanswered is a temperror."""
+    resolver = sync_resolver(nameserver, deadline)
     spf_result, spf_domain = check_spf(resolver, ip, mail_from, helo)
     dkim_result, dkim_domains = check_dkim(resolver, raw)
     domain = from_domain(from_header)
@@ -266,3 +303,32 @@ def _clean(text: str) -> str:
     """A value fit for one header line: no line breaks, no control characters."""
     return "".join(c for c in text if c >= " " and c != "\x7f")[:255]
 
+
+
+# The fields we prepend that routes and apps trust: the sender's own are renamed
+OURS = frozenset({b"x-mailgun-sflag", b"x-mailgun-sscore", b"x-mailgun-spf",
+                  b"x-mailgun-dkim-check-result", b"x-mailgun-incoming", b"x-envelope-from"})
+RENAMED = b"X-Original-"
+_FIELD = re.compile(rb"^([^ \t\r\n:][^:\r\n]*):((?:.*)(?:\r\n[ \t].*)*)", re.MULTILINE)
+_COMMENT = re.compile(rb"\([^()]*\)")
+
+
+def disarm(header: bytes, hostname: str) -> bytes:
+    """The received header section with the fields that would pass for ours renamed
+    (`X-Original-…`), as RFC 8601 5 asks of an MTA: Authentication-Results naming our
+    authserv-id (the hostname), X-Mailgun-Sflag/Sscore/Spf/Dkim-Check-Result/Incoming and
+    X-Envelope-From. Else a sender's `X-Mailgun-Spf: Pass` below ours would satisfy a route
+    that matches on it. Renamed, not removed: what came stays readable."""
+    ours = hostname.lower().rstrip(".").encode("ascii", "replace")
+
+    def rename(match: re.Match[bytes]) -> bytes:
+        name = match.group(1).strip().lower()
+        if name in OURS:
+            return RENAMED + match.group(0)
+        if name == b"authentication-results":
+            value = _COMMENT.sub(b" ", match.group(2).split(b";", 1)[0]).split()
+            if value and value[0].lower().rstrip(b".") == ours:
+                return RENAMED + match.group(0)
+        return match.group(0)
+
+    return _FIELD.sub(rename, header)

@@ -12,21 +12,30 @@ submission port.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AnyStr, Protocol
 
-from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 from prometheus_client import Counter
 
 from mailhaven.addresses import MAX_RECIPIENTS, valid_addresses
 from mailhaven.clock import monotonic
 from mailhaven.delivery.signing import delivery_of
 from mailhaven.errors import frames
-from mailhaven.inbound.auth import Verdicts, authenticate, trace_headers
-from mailhaven.inbound.service import Head, Received, Receiver, Receivers, group_commit
+from mailhaven.inbound.auth import Verdicts, authenticate, disarm, trace_headers
+from mailhaven.inbound.service import (
+    Head,
+    Received,
+    Receiver,
+    Receivers,
+    group_commit,
+    header_section,
+)
 from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
@@ -36,16 +45,29 @@ log = logging.getLogger("mailhaven.inbound")
 IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
 MAX_REPORT_BYTES = 10 * 1024 * 1024  # a DSN or ARF report: as the return-path listener took
 AUTH_SECONDS = 20.0  # SPF, DKIM and DMARC of one message together; then temperror
+AUTH_THREADS = 16  # messages authenticated at once, in threads of their own
+MAX_HOPS = 50  # Received fields a message may carry: more is a loop (Postfix's hopcount_limit)
+MAX_HEADER_BYTES = 1024 * 1024  # the header section: parsed in Python, slow when huge
 
 RECEIVED = Counter("mailhaven_mx_messages_accepted_total", "Messages accepted at the MX")
 REFUSED = Counter("mailhaven_mx_refused_total", "MX commands refused", ["reason"])
+# Authentication waits on DNS: threads of its own, so that slow lookups never hold the
+# default executor's (RCPT's domain lookups, the runners). Started when first used.
+CHECKS = ThreadPoolExecutor(AUTH_THREADS, thread_name_prefix="mx-auth")
 
 RELAYING_DENIED = "550 5.7.1 Relaying denied"
 BAD_RECIPIENT = "553 5.1.3 The recipient is not a valid address"
 NO_SUCH_RETURN_PATH = "550 5.1.1 No such recipient here"
 TOO_MANY_RECIPIENTS = f"452 4.5.3 Too many recipients: at most {MAX_RECIPIENTS} per message"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+# RFC 5321 4.5.3.1.10: a 452 at RCPT has the client send to that recipient in a later
+# transaction; a report and received mail answered apart (each its own reply) stay apart
+ANOTHER_TRANSACTION = "452 4.5.3 Please send to this recipient in another transaction"
+TOO_MANY_HOPS = "554 5.4.6 Too many hops: a mail loop"
 NO_AUTH = "502 5.5.1 AUTH is not offered here: this is a mail exchanger, not a submission port"
+TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, please try again later"
+HEADER_TOO_LARGE = (f"552 5.3.4 Message header exceeds fixed maximum header size "
+                    f"({MAX_HEADER_BYTES} bytes): message refused")
 
 
 def too_large(limit: int) -> str:
@@ -70,12 +92,69 @@ class InboundEnvelope(Envelope):
         self.return_paths: list[str] = []  # VERP addresses: bounces and complaints
 
 
+class Sessions:
+    """The MX sessions open at once, in all and per client address: each holds up to a
+    message in memory (aiosmtpd keeps every line as an object of its own, many times the
+    bytes), so their number is bounded. Used on the event loop only: no lock."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total, self.per_ip = total, per_ip
+        self.open: dict[str, int] = {}
+        self.count = 0
+
+    def enter(self, ip: str) -> bool:
+        if self.count >= self.total or self.open.get(ip, 0) >= self.per_ip:
+            return False
+        self.count += 1
+        self.open[ip] = self.open.get(ip, 0) + 1
+        return True
+
+    def leave(self, ip: str) -> None:
+        self.count -= 1
+        left = self.open.get(ip, 1) - 1
+        if left > 0:
+            self.open[ip] = left
+        else:
+            self.open.pop(ip, None)
+
+
 class InboundSMTP(SMTP):
-    """aiosmtpd's protocol with our wording of its own refusals, and no AUTH."""
+    """aiosmtpd's protocol with our wording of its own refusals, no AUTH, and a bound on
+    the sessions open at once (over it: 421 at connect, and closed)."""
 
     def __init__(self, handler: InboundHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.limit = handler.limit
+        self.sessions = handler.sessions
+        self._slot: str | None = None  # the client address counted in `sessions`
+        self._turned_away = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._slot is None and self._original_transport is None:  # not STARTTLS's
+            peer = transport.get_extra_info("peername")
+            ip = str(peer[0]) if isinstance(peer, tuple) else ""
+            if not self.sessions.enter(ip):
+                REFUSED.labels("sessions").inc()
+                self._turned_away = True
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(f"{TOO_MANY_SESSIONS}\r\n".encode())
+                transport.close()
+                return
+            self._slot = ip
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._turned_away:
+            return
+        if self._slot is not None:
+            self.sessions.leave(self._slot)
+            self._slot = None
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        if self._turned_away:
+            return False
+        return super().eof_received()
 
     def _create_envelope(self) -> Envelope:
         return InboundEnvelope()
@@ -89,6 +168,62 @@ class InboundSMTP(SMTP):
     async def smtp_AUTH(self, arg: str) -> None:  # noqa: ARG002 (aiosmtpd's signature)
         await self.push(NO_AUTH)
 
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, but the message is gathered in one buffer: aiosmtpd keeps each
+        line as an object of its own (about 34 bytes held per byte of empty lines: 25 MB
+        of them took 840 MB). Same replies: too long a line 500, too much data 552 (read
+        and discarded to the end), else the handler's."""
+        if await self.check_helo_needed():
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = bytearray()
+        problem = ""
+        fragment = False  # the line under way came in pieces (over the stream's limit)
+        while self.transport is not None:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()  # the connection was lost during DATA
+                raise
+            except asyncio.LimitOverrunError as overrun:
+                problem = problem or "500 Line too long (see RFC5321 4.5.3.1.6)"
+                data.clear()
+                await self._reader.read(overrun.consumed)  # discarded
+                fragment = True
+                continue
+            if fragment:  # the end of an overlong line
+                fragment = False
+                continue
+            if line == b".\r\n":
+                break
+            if problem:
+                continue
+            if len(line) > self.line_length_limit:
+                problem = "500 Line too long (see RFC5321 4.5.3.1.6)"
+            elif self.limit and len(data) + len(line) > self.limit:
+                problem = "552 Error: Too much mail data"
+            if problem:
+                data.clear()
+                continue
+            data += line[1:] if line.startswith(b".") else line  # RFC 5321 4.5.2
+        if problem:
+            await self.push(problem)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        original = bytes(data)
+        data.clear()
+        self.envelope.content = self.envelope.original_content = original
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
 
 class InboundHandler:
     """What the MX answers: aiosmtpd speaks SMTP, this decides."""
@@ -97,7 +232,10 @@ class InboundHandler:
                  bell: Doorbell | None = None) -> None:
         self.services = services
         self.limit = services.settings.inbound_max_bytes
-        self.receivers = Receivers(services.db)
+        self.sessions = Sessions(services.settings.mx_max_sessions,
+                                 services.settings.mx_max_sessions_per_ip)
+        self.receivers = Receivers(
+            services.db, require_verified=services.settings.require_verified_domains)
         self.feedback = return_paths
         self.writes = group_commit(services.db, services.vault, services.clock)
         self.bell = bell
@@ -114,6 +252,8 @@ class InboundHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return _refused(TOO_MANY_RECIPIENTS, "recipients")
         if self.feedback is not None and delivery_of(self.services.vault, address) is not None:
+            if envelope.receivers:
+                return _refused(ANOTHER_TRANSACTION, "mixed")
             envelope.return_paths.append(address)
             envelope.rcpt_tos.append(address)
             return "250 2.1.5 OK"
@@ -124,6 +264,8 @@ class InboundHandler:
         found = await asyncio.to_thread(self.receivers.of, address.rpartition("@")[2])
         if found is None:
             return _refused(RELAYING_DENIED, "relaying")
+        if envelope.return_paths:
+            return _refused(ANOTHER_TRANSACTION, "mixed")
         if address.lower() not in {a.lower() for a in envelope.receivers}:
             envelope.receivers[address] = found
             envelope.rcpt_tos.append(address)
@@ -134,19 +276,25 @@ class InboundHandler:
         assert isinstance(envelope, InboundEnvelope)
         started = monotonic()
         raw = envelope.original_content or b""
-        reply = ""
-        if envelope.return_paths and self.feedback is not None:
-            if len(raw) > MAX_REPORT_BYTES and not envelope.receivers:
+        header = header_section(raw, MAX_HEADER_BYTES)
+        if header is None:
+            return _refused(HEADER_TOO_LARGE, "header")
+        if envelope.return_paths and self.feedback is not None:  # then no received mail
+            if len(raw) > MAX_REPORT_BYTES:
                 return _refused(too_large(MAX_REPORT_BYTES), "size")
             reports = Envelope()
             reports.mail_from, reports.rcpt_tos = envelope.mail_from, envelope.return_paths
             reports.original_content = raw
-            reply = await self.feedback.handle_DATA(server, session, reports)
-        if not envelope.receivers:
-            return reply
-        verdicts = await self._authenticate(session, envelope, raw)
+            return await self.feedback.handle_DATA(server, session, reports)
+        # read once, off the event loop; authenticated as it came, stored disarmed
+        head, disarmed = await asyncio.to_thread(
+            _intake_header, header, self.services.settings.hostname)
+        if head.hops > MAX_HOPS:
+            return _refused(TOO_MANY_HOPS, "hops")
+        verdicts = await self._authenticate(session, envelope, raw, head)
         try:
-            keys = await self._store(session, envelope, raw, verdicts)
+            keys = await self._store(session, envelope, disarmed + raw[len(header):], head,
+                                     verdicts)
         except Exception as exc:  # ours to log, never the sender's to read
             log.error("mx: storing failed: %s", frames(exc))
             REFUSED.labels("error").inc()
@@ -162,14 +310,17 @@ class InboundHandler:
         return f"250 2.0.0 OK: queued as {keys[0]}"
 
     async def _authenticate(self, session: Session, envelope: InboundEnvelope,
-                            raw: bytes) -> Verdicts:
-        head = Head.of(raw)
+                            raw: bytes, head: Head) -> Verdicts:
+        # The lookups end by the deadline (and so does the thread, but for an RSA check
+        # under way); the timeout is the backstop. A check queued past its deadline is quick.
+        check = functools.partial(
+            authenticate, raw, ip=_peer_ip(session), helo=session.host_name or "",
+            mail_from=envelope.mail_from or "", from_header=head.from_,
+            nameserver=self.services.settings.dns_nameserver,
+            deadline=monotonic() + AUTH_SECONDS)
         try:
-            async with asyncio.timeout(AUTH_SECONDS):
-                return await asyncio.to_thread(
-                    authenticate, raw, ip=_peer_ip(session), helo=session.host_name or "",
-                    mail_from=envelope.mail_from or "", from_header=head.from_,
-                    nameserver=self.services.settings.dns_nameserver)
+            async with asyncio.timeout(AUTH_SECONDS + 1):
+                return await asyncio.get_running_loop().run_in_executor(CHECKS, check)
         except TimeoutError:
             return Verdicts("temperror", "", "temperror", (), "temperror")
         except Exception as exc:  # a check that broke is no reason to refuse the mail
@@ -177,7 +328,7 @@ class InboundHandler:
             return Verdicts("temperror", "", "temperror", (), "temperror")
 
     async def _store(self, session: Session, envelope: InboundEnvelope, raw: bytes,
-                     verdicts: Verdicts) -> list[str]:
+                     head: Head, verdicts: Verdicts) -> list[str]:
         by_domain: dict[str, list[str]] = {}
         receivers: dict[str, Receiver] = {}
         for address, found in envelope.receivers.items():
@@ -185,7 +336,6 @@ class InboundHandler:
             receivers[found.domain_id] = found
         now = self.services.clock.now()
         settings = self.services.settings
-        head = Head.of(raw)
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""
@@ -208,6 +358,10 @@ class InboundHandler:
         else:
             log.error("mx: %s", frames(error))
         return TEMPORARY_FAILURE
+
+
+def _intake_header(header: bytes, hostname: str) -> tuple[Head, bytes]:
+    return Head.of(header), disarm(header, hostname)
 
 
 def _refused(reply: str, reason: str) -> str:

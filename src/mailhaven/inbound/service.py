@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import base64
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock, monotonic
+from mailhaven.domains import service as domains
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.inbound.auth import Verdicts
 from mailhaven.inbound.models import WAITING, InboundMessage
@@ -44,15 +46,17 @@ class Receiver:
     name: str
 
 
-def receiver(session: Session, name: str) -> Receiver | None:
-    """The copy of domain `name` that receives its mail: the verified one, else the only
-    one (names held unverified by several accounts receive for none). One query on the
-    (name, account_id) unique index."""
+def receiver(session: Session, name: str, *, require_verified: bool = True) -> Receiver | None:
+    """The copy of domain `name` that receives its mail: the verified one. Where verification
+    is not required (`require_verified_domains`, as for sending), else the only one (names
+    held unverified by several accounts receive for none): an unverified copy may be anyone's
+    claim to a name whose MX already points here. One query on the (name, account_id)
+    unique index."""
     rows = session.execute(
         select(Domain.id, Domain.account_id, Domain.state)
         .where(Domain.name == name.strip().lower().rstrip("."))
         .order_by(Domain.state != ACTIVE_DOMAIN).limit(2)).all()
-    if rows and (rows[0].state == ACTIVE_DOMAIN or len(rows) == 1):
+    if rows and (rows[0].state == ACTIVE_DOMAIN or (len(rows) == 1 and not require_verified)):
         return Receiver(rows[0].id, rows[0].account_id, name.strip().lower().rstrip("."))
     return None
 
@@ -61,11 +65,18 @@ class Receivers:
     """`receiver`, remembered for a short while: RCPT asks for every recipient, and a burst
     of mail for one domain asks the same question again and again."""
 
-    def __init__(self, db: Database, *, seconds: float = DOMAIN_CACHE_SECONDS,
-                 size: int = 10_000) -> None:
+    def __init__(self, db: Database, *, require_verified: bool = True,
+                 seconds: float = DOMAIN_CACHE_SECONDS, size: int = 10_000) -> None:
         self.db, self.seconds, self.size = db, seconds, size
+        self.require_verified = require_verified
         self._found: dict[str, tuple[float, Receiver | None]] = {}
         self._lock = threading.Lock()
+        _CACHES.add(self)
+        domains.on_delete(_domain_deleted)  # once: the same function each time
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._found.pop(name, None)
 
     def of(self, name: str) -> Receiver | None:
         """Blocking (a query when not remembered): call it in a thread."""
@@ -76,12 +87,29 @@ class Receivers:
         if found is not None and found[0] > now:
             return found[1]
         with self.db.sessions() as session:
-            answer = receiver(session, name)
+            answer = receiver(session, name, require_verified=self.require_verified)
         with self._lock:
             if len(self._found) >= self.size:
                 self._found.clear()
             self._found[name] = (now + self.seconds, answer)
         return answer
+
+
+_CACHES: weakref.WeakSet[Receivers] = weakref.WeakSet()
+
+
+def _domain_deleted(session: Session, domain: Domain) -> None:
+    """A deleted domain receives no more from this process at once, not 30 s later: its
+    name is forgotten now and again once the deletion is committed (a RCPT in between may
+    have remembered it). Other processes' caches still keep it up to 30 s."""
+    name = domain.name
+
+    def forget(*_: object) -> None:
+        for cache in list(_CACHES):
+            cache.forget(name)
+
+    forget()
+    event.listen(session, "after_commit", forget, once=True)
 
 
 @dataclass(frozen=True)
@@ -96,6 +124,18 @@ class Received:
     verdicts: Verdicts
 
 
+def header_section(raw: bytes, limit: int) -> bytes | None:
+    """The header section of `raw` (its fields, through the blank line), or None when it is
+    longer than `limit` bytes: found without parsing, so a huge header costs one scan of
+    `limit` bytes. A message with no blank line is all header."""
+    if raw.startswith(b"\r\n"):
+        return b""
+    end = raw.find(b"\r\n\r\n", 0, limit + 2)
+    if end >= 0:
+        return raw[:end + 4]
+    return raw if len(raw) <= limit else None
+
+
 @dataclass(frozen=True)
 class Head:
     """What intake reads of a message's header (unfolded, as written)."""
@@ -103,17 +143,20 @@ class Head:
     from_: str
     subject: str
     message_id: str  # without <>; "" when it has none
+    hops: int = 0  # Received fields: RFC 5321 6.3's loop detection counts them
 
     @classmethod
     def of(cls, raw: bytes) -> Head:
-        """Read the header only (never the body): malformed MIME is no error here."""
+        """Read the header only (never the body): malformed MIME is no error here. Slow on
+        a large header (pure Python): call it in a thread, on a bounded `header_section`."""
         header = BytesHeaderParser(policy=compat32).parsebytes(raw)
 
         def field(name: str) -> str:
             value = header.get(name)
             return " ".join(str(value).split()) if value is not None else ""
 
-        return cls(field("From"), field("Subject"), field("Message-ID").strip().strip("<>"))
+        return cls(field("From"), field("Subject"), field("Message-ID").strip().strip("<>"),
+                   len(header.get_all("Received") or ()))
 
     @property
     def from_address(self) -> str:
