@@ -4,6 +4,9 @@ failed and visible; retention keeps unprocessed mail."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 import threading
 
 from sqlalchemy import update
@@ -14,6 +17,7 @@ from mailhaven.messages.models import Message
 from mailhaven.retention import service as retention
 from tests.feedback.test_reports import _events
 from tests.inbound.conftest import message, process_all, rows
+from tests.support import Sink, deliver_due
 
 DAY = 86_400.0
 
@@ -88,3 +92,35 @@ def test_retention_keeps_unprocessed_mail_and_purges_processed_mail(mx, services
     counts = retention.run(services.db, clock)
     assert counts["message_bodies"] == 1 and counts["inbound_messages"] == 1
     assert rows(services) == []
+
+
+def _team_list(api) -> None:  # type: ignore[no-untyped-def]
+    """team@mg.acme.test, open to everyone, with two members."""
+    made = api.post("/v3/lists", data={"address": "team@mg.acme.test",
+                                       "access_level": "everyone"})
+    assert made.status_code == 200, made.text
+    added = api.post("/v3/lists/team@mg.acme.test/members.json", data={
+        "members": json.dumps(["bob@example.org", "cy@example.org"])})
+    assert added.status_code == 200, added.text
+
+
+def _delivered(services) -> list[str]:  # type: ignore[no-untyped-def]
+    with Sink() as sink:
+        deliver_due(services, sink)
+    return sorted(r.rcpt_tos[0] for r in sink.received)
+
+
+def test_a_list_on_an_unverified_domain_sends_nothing_where_sending_needs_it(
+        mx, services, api, domain, caplog) -> None:
+    _team_list(api)
+    strict = dataclasses.replace(services, settings=services.settings.with_(
+        require_verified_domains=True))
+    mx.send("ann@sender.test", [f"team@{domain}"], message(to=f"team@{domain}"))
+    with caplog.at_level(logging.WARNING, logger="mailhaven.inbound.distribution"):
+        assert process_all(strict) == 1
+    assert _delivered(strict) == []  # the API would refuse this domain's sends too
+    assert "its domain may not send" in caplog.text
+    mx.send("ann@sender.test", [f"team@{domain}"],
+            message(to=f"team@{domain}", message_id="<m43@sender.test>"))
+    assert process_all(services) == 1  # where unverified domains may send, it goes out
+    assert _delivered(services) == ["bob@example.org", "cy@example.org"]

@@ -17,7 +17,7 @@ from mailhaven.lists import service as lists
 from mailhaven.messages.mime import mime_fields, mime_head
 from mailhaven.sending import lists as list_sends
 from mailhaven.sending.request import Attachment, build_request
-from mailhaven.sending.service import queue_request
+from mailhaven.sending.service import may_send, queue_request
 from mailhaven.vault import Vault
 from mailhaven.vault.service import normalize_address
 
@@ -34,17 +34,22 @@ _NEWLINE = re.compile(rb"\r?\n|\r")
 
 
 def distribute(session: Session, vault: Vault, *, domain: Domain, recipient: str, sender: str,
-               raw: bytes, now: float, public_url: str = "") -> int | None:
+               raw: bytes, now: float, require_verified: bool,
+               public_url: str = "") -> int | None:
     """None when `recipient` is not a mailing list of the domain's account; else how many
     member copies were queued: 0 when the list's access level refuses `sender` (readonly
     lists take no mail; members lists only their members'), for a null sender (a bounce
-    must not go round a list) and for a message that already went through this list."""
+    must not go round a list), for a message that already went through this list and when
+    the domain may not send (`require_verified`: as a send through the API is refused)."""
     row = lists.find_list(session, domain.account_id, recipient)
     if row is None:
         return None
     if not sender or row.access_level == "readonly":
         return 0
     if row.access_level == "members" and not lists.is_member(session, vault, row, sender):
+        return 0
+    if not may_send(domain, require_verified=require_verified):
+        log.warning("list %s: not distributed, its domain may not send", row.id)
         return 0
     list_id = _list_id(row.address)
     head = dict(mime_fields(mime_head(raw)))
