@@ -15,7 +15,8 @@ longer than MAX_SUBJECT, counts as no match.
 
 Captures of the filters (numbered across them in order, as if their patterns were one, and
 named) are usable in actions as `\\1` or `\\g<name>`; never in a URL's scheme, host or port,
-so a message cannot choose where its route sends it."""
+nor in an address's domain (after its '@'; its local part may take one, as Mailgun's own
+example forwards by it), so a message cannot choose where its route sends it."""
 
 from __future__ import annotations
 
@@ -310,6 +311,9 @@ def _destination(text: str, expression: Expression, what: str, *,
         return Destination(text, True)
     if url_only:
         raise RouteError(f"{what}: notify must be an http or https URL")
+    if _CAPTURE.search(text.rpartition("@")[2]):  # the whole text when it has no '@'
+        raise RouteError(f"{what}: captures can't be used in the domain of an address "
+                         f"(after its '@'), only in its local part ({_shown(text)})")
     named = list(mailboxes([sample]))
     if len(named) != 1 or not named[0][1] or named[0][0].email != sample:
         raise RouteError(f"{what}: {_shown(text)} is neither an http(s) URL nor an email "
@@ -432,13 +436,20 @@ class Program:
             if action.kind == "forward":
                 for dest in action.destinations:
                     target = substitute(dest.text, captures, in_url=dest.is_url)
-                    if dest.is_url or _is_address(target):
+                    if dest.is_url or (_is_address(target)
+                                       and _domain(target) == _domain(dest.text)):
                         out.append(RouteAction(route_id, "forward", target))
             elif action.kind == "store":
                 notify = (substitute(action.notify.text, captures, in_url=True)
                           if action.notify else None)
                 out.append(RouteAction(route_id, "store", None, notify))
         return out
+
+
+def _domain(address: str) -> str:
+    """The domain as written (captures are refused there): a capture in the local part
+    can't move the copy to another domain, whatever '@' it brings along."""
+    return address.rpartition("@")[2].lower()
 
 
 def _is_address(text: str) -> bool:
