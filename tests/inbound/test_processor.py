@@ -124,3 +124,13 @@ def test_a_list_on_an_unverified_domain_sends_nothing_where_sending_needs_it(
             message(to=f"team@{domain}", message_id="<m43@sender.test>"))
     assert process_all(services) == 1  # where unverified domains may send, it goes out
     assert _delivered(services) == ["bob@example.org", "cy@example.org"]
+
+
+def test_a_bounce_to_a_list_is_not_distributed_whatever_its_from(mx, services, api,
+                                                                  domain) -> None:
+    _team_list(api)
+    # A DSN: MAIL FROM:<>, its From: an address (the list accepts mail from everyone).
+    mx.send("", [f"team@{domain}"], message(sender="Mail Delivery <postmaster@sender.test>",
+                                            to=f"team@{domain}"))
+    assert process_all(services) == 1
+    assert _delivered(services) == []

@@ -31,20 +31,22 @@ DROPPED = frozenset({
     b"x-mailgun-sflag", b"x-mailgun-sscore", b"x-mailgun-spf", b"x-mailgun-dkim-check-result",
 })
 _NEWLINE = re.compile(rb"\r?\n|\r")
+_LIST_ID = re.compile(r"<\s*([^<>\s]*)\s*>")  # RFC 2919: [phrase] "<" list-id ">"
 
 
 def distribute(session: Session, vault: Vault, *, domain: Domain, recipient: str, sender: str,
-               raw: bytes, now: float, require_verified: bool,
+               envelope_sender: str, raw: bytes, now: float, require_verified: bool,
                public_url: str = "") -> int | None:
     """None when `recipient` is not a mailing list of the domain's account; else how many
-    member copies were queued: 0 when the list's access level refuses `sender` (readonly
-    lists take no mail; members lists only their members'), for a null sender (a bounce
-    must not go round a list), for a message that already went through this list and when
+    member copies were queued: 0 when the list's access level refuses `sender` (the poster:
+    readonly lists take no mail; members lists only their members'), for a null
+    `envelope_sender` (MAIL FROM:<>, a bounce: it must not go round a list, whatever its
+    From), for a message that already went through this list (any of its List-Ids) and when
     the domain may not send (`require_verified`: as a send through the API is refused)."""
     row = lists.find_list(session, domain.account_id, recipient)
     if row is None:
         return None
-    if not sender or row.access_level == "readonly":
+    if not envelope_sender or not sender or row.access_level == "readonly":
         return 0
     if row.access_level == "members" and not lists.is_member(session, vault, row, sender):
         return 0
@@ -52,9 +54,10 @@ def distribute(session: Session, vault: Vault, *, domain: Domain, recipient: str
         log.warning("list %s: not distributed, its domain may not send", row.id)
         return 0
     list_id = _list_id(row.address)
-    head = dict(mime_fields(mime_head(raw)))
-    if list_id in head.get("list-id", ""):
-        return 0  # it came back round: a loop
+    fields = list(mime_fields(mime_head(raw)))
+    if list_id.lower() in _list_ids(fields):
+        return 0  # it came back round (through another list, maybe): a loop
+    head = dict(fields)
     try:
         request = build_request([("to", row.address)], [("message", Attachment(
             "message.mime", "message/rfc822", _without_fields(raw)))], mime=True, now=now)
@@ -76,6 +79,13 @@ def distribute(session: Session, vault: Vault, *, domain: Domain, recipient: str
 def _list_id(address: str) -> str:
     """RFC 2919's list identifier: the address with its @ as a dot."""
     return address.replace("@", ".", 1)
+
+
+def _list_ids(fields: list[tuple[str, str]]) -> set[str]:
+    """The identifiers of every List-Id the message carries (each list it went through
+    added one), compared whole: `dev.mg…` is not `web-dev.mg…`."""
+    return {found[-1].lower() for name, value in fields if name == "list-id"
+            if (found := _LIST_ID.findall(value))}
 
 
 def _from(head: dict[str, str]) -> str | None:

@@ -112,8 +112,9 @@ class InboundProcessor(Runner):
         headers = header_pairs(raw)
         from_addresses = [a for _, a in getaddresses([document.sender]) if "@" in a]
         sender = from_addresses[0] if len(from_addresses) == 1 else envelope_sender
-        distribute(session, vault, domain=domain, recipient=recipient, sender=sender, raw=raw,
-                   now=now, public_url=services.settings.public_url,
+        distribute(session, vault, domain=domain, recipient=recipient, sender=sender,
+                   envelope_sender=envelope_sender, raw=raw, now=now,
+                   public_url=services.settings.public_url,
                    require_verified=services.settings.require_verified_domains)
         actions = matching_actions(session, vault, row.account_id, recipient, headers)
         dispatch(session, vault, services.settings, message=message, recipient=recipient,
