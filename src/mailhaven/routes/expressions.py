@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from urllib.parse import quote, urlsplit
@@ -353,11 +354,18 @@ class Unmatchable(Exception):
     match, and the caller logs it by route."""
 
 
-def _run(pattern: regex.Pattern[str], value: str) -> regex.Match[str] | None:
+def _run(pattern: regex.Pattern[str], value: str,
+         deadline: float | None = None) -> regex.Match[str] | None:
+    """`deadline` (time.monotonic()): the evaluation's, which a pattern can't run past."""
     if len(value) > MAX_SUBJECT:
         raise Unmatchable("the text is too long")
+    timeout = MATCH_SECONDS
+    if deadline is not None:
+        timeout = min(timeout, deadline - time.monotonic())
+        if timeout <= 0:
+            raise Unmatchable("the evaluation ran out of time")
     try:
-        return pattern.match(value, timeout=MATCH_SECONDS, concurrent=True)
+        return pattern.match(value, timeout=timeout, concurrent=True)
     except TimeoutError as exc:
         raise Unmatchable("the pattern ran out of time") from exc
 
@@ -375,17 +383,18 @@ def _decoded(value: str) -> str:
         return value
 
 
-def match(expression: Expression, recipient: str,
-          headers: list[tuple[str, str]]) -> Captures | None:
+def match(expression: Expression, recipient: str, headers: list[tuple[str, str]],
+          deadline: float | None = None) -> Captures | None:
     """The captures when every filter matches; None when one does not; Unmatchable when a
-    pattern can't be run to the end. (catch_all() is the caller's to decide.)"""
+    pattern can't be run to the end (or before `deadline`, a time.monotonic()).
+    (catch_all() is the caller's to decide.)"""
     numbered: list[str] = []
     named: dict[str, str] = {}
     for one in expression.filters:
         values = [recipient] if one.header is None else header_values(headers, one.header)
         found = None
         for value in values:
-            found = _run(one.pattern, value)
+            found = _run(one.pattern, value, deadline)
             if found is not None:
                 break
         if found is None:
