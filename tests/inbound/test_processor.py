@@ -11,6 +11,7 @@ import threading
 
 from sqlalchemy import update
 
+from mailhaven.inbound import processor
 from mailhaven.inbound.processor import LEASE_SECONDS, InboundProcessor
 from mailhaven.inbound.service import QUEUE
 from mailhaven.messages.models import Message
@@ -134,3 +135,24 @@ def test_a_bounce_to_a_list_is_not_distributed_whatever_its_from(mx, services, a
                                             to=f"team@{domain}"))
     assert process_all(services) == 1
     assert _delivered(services) == []
+
+
+def test_a_messages_header_is_read_once_for_all_its_recipients(mx, services, api, domain,
+                                                                monkeypatch) -> None:
+    route = api.post("/v3/routes", data={"expression": 'match_header("subject", "Order")',
+                                         "action": "store()"})
+    assert route.status_code == 200, route.text
+    reads: list[int] = []
+    real = processor.header_pairs
+
+    def header_pairs(raw: bytes) -> list[tuple[str, str]]:
+        reads.append(len(raw))
+        return real(raw)
+
+    monkeypatch.setattr(processor, "header_pairs", header_pairs)
+    mx.send("ann@sender.test", [f"{who}@{domain}" for who in "abc"], message())
+    assert process_all(services) == 3
+    assert len(reads) == 1  # one message, one claim: its header read once
+    events = _events(api, domain, "accepted")
+    assert sorted(e["recipient"] for e in events) == [f"{who}@{domain}" for who in "abc"]
+    assert all(e["routes"] == [{"id": route.json()["route"]["id"]}] for e in events)
