@@ -95,6 +95,24 @@ def test_lists_total_count_and_pages_follow_mailgun(api, live) -> None:
     assert api.get("/v3/lists/pages", params={"page": "sideways"}).status_code == 400
 
 
+@pytest.mark.parametrize("empty", ["null", "[]", " [ ] ", ""])
+def test_the_empty_vars_sdks_send_are_no_vars(api, empty) -> None:
+    # mailgun-go sends vars=null, mailgun-php vars=[] when the caller gave none.
+    _list(api)
+    added = _member(api, "alice@example.com", vars=empty)
+    assert added.status_code == 200, added.text
+    assert added.json()["member"]["vars"] == {}
+    bulk = api.post(f"/v3/lists/{quote(LIST)}/members.json", data={"members": json.dumps([
+        {"address": "bob@example.com", "vars": None}, {"address": "cy@example.com",
+                                                       "vars": []}])})
+    assert bulk.status_code == 200, bulk.text
+    listed = api.get(f"/v3/lists/{quote(LIST)}/members").json()["items"]
+    assert [(m["address"], m["vars"]) for m in listed] == [
+        ("alice@example.com", {}), ("bob@example.com", {}), ("cy@example.com", {})]
+    assert _member(api, "dee@example.com", vars="[1]").status_code == 400
+    assert _member(api, "dee@example.com", vars="nonsense").status_code == 400
+
+
 def test_members_one_by_one(api) -> None:
     _list(api)
     added = _member(api, "Alice <alice@example.com>", vars=json.dumps({"age": 27}))

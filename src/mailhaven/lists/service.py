@@ -106,9 +106,18 @@ def _text(fields: dict[str, str], name: str) -> str | None:
     return value
 
 
+def _no_vars(value: Any) -> bool:
+    """Vars an SDK sends when it has none: mailgun-go `null`, mailgun-php `[]` (PHP's
+    empty array), a form's empty field."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value in ("", "null") or json_value(value) == []
+    return value is None or value == []
+
+
 def _vars(value: Any) -> dict[str, Any]:
-    """A member's vars: a JSON object (or its text, as a form gives it)."""
-    if value is None or value == "":
+    """A member's vars: a JSON object (or its text, as a form gives it); none: {}."""
+    if _no_vars(value):
         return {}
     if isinstance(value, str):
         value = json_value(value)
