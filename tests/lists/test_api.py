@@ -4,10 +4,13 @@ changing another's lists."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from urllib.parse import quote, urlsplit
 
 import pytest
+
+from tests.support import LiveServer
 
 LIST = "devs@mg.acme.test"
 
@@ -225,6 +228,22 @@ def test_member_pages_follow_the_links(api) -> None:
     parts = urlsplit(last["paging"]["previous"])
     before = api.get(f"{parts.path}?{parts.query}").json()
     assert [m["address"] for m in before["items"]] == ["p1@example.com", "p2@example.com"]
+
+
+def test_paging_links_point_at_the_public_url_when_the_operator_set_one(
+        api, services, account) -> None:
+    _list(api)
+    _member(api, "alice@example.com")
+    proxied = dataclasses.replace(services, settings=services.settings.with_(
+        public_url="https://api.mailhaven.example/"))
+    with LiveServer(proxied) as behind_proxy, behind_proxy.client(account[1]) as client:
+        for path in ("/v3/lists/pages", f"/v3/lists/{quote(LIST)}/members/pages"):
+            paging = client.get(path).json()["paging"]
+            assert {urlsplit(link)[:2] for link in paging.values()} == {
+                ("https", "api.mailhaven.example")}, paging
+    here = api.get("/v3/lists/pages").json()["paging"]  # none set: where the request came
+    assert {urlsplit(link).netloc for link in here.values()} == {
+        urlsplit(str(api.base_url)).netloc}
 
 
 @pytest.mark.parametrize("method,path", [

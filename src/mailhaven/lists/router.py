@@ -53,9 +53,12 @@ def _on_list(account_id: str, address: str,
                                                           not_found))
 
 
-def _paging(request: Request, path: str, page: service.Page, limit: int,
+def _paging(request: Request, services: Services, path: str, page: service.Page, limit: int,
             **extra: object) -> dict[str, str]:
-    url = f"{str(request.base_url).rstrip('/')}{path}"
+    """Links as the other links we hand out: at the operator's public URL when set (behind
+    a proxy the request's own base is an inside address), else where the request came."""
+    base = services.settings.public_url or str(request.base_url)
+    url = f"{base.rstrip('/')}{path}"
     return {"first": query_url(url, page="first", limit=limit, **extra),
             "last": query_url(url, page="last", limit=limit, **extra),
             "next": query_url(url, page="next", address=page.last, limit=limit, **extra),
@@ -82,7 +85,8 @@ async def list_pages(request: Request, services: ServicesDep, account_id: Accoun
     pivot `address` the links carry)."""
     found = await _read(services, lambda session: service.pages(
         session, services.vault, account_id, limit=limit, page=page, pivot=address))
-    return {"items": found.items, "paging": _paging(request, f"{LISTS}/pages", found, limit)}
+    return {"items": found.items,
+            "paging": _paging(request, services, f"{LISTS}/pages", found, limit)}
 
 
 @router.post(LISTS)
@@ -142,7 +146,8 @@ async def member_pages(list_address: str, request: Request, services: ServicesDe
                              subscribed=subscribed))))
     path = f"{LISTS}/{list_address}/members/pages"
     return {"items": found.items,
-            "paging": _paging(request, path, found, limit, subscribed=subscribed)}
+            "paging": _paging(request, services, path, found, limit,
+                              subscribed=subscribed)}
 
 
 @router.post(MEMBERS)
