@@ -230,6 +230,30 @@ def test_member_pages_follow_the_links(api) -> None:
     assert [m["address"] for m in before["items"]] == ["p1@example.com", "p2@example.com"]
 
 
+def test_a_pivot_deleted_meanwhile_does_not_restart_the_pages(api) -> None:
+    _list(api)
+    api.post(f"/v3/lists/{quote(LIST)}/members.json",
+             data={"members": json.dumps([f"p{n}@example.com" for n in range(5)])})
+    first = api.get(f"/v3/lists/{quote(LIST)}/members/pages", params={"limit": 2}).json()
+    assert [m["address"] for m in first["items"]] == ["p0@example.com", "p1@example.com"]
+    # The caller deletes a member as it goes: the pivot of the next link.
+    api.delete(f"/v3/lists/{quote(LIST)}/members/{quote('p1@example.com')}")
+    seen: list[str] = []
+    url = first["paging"]["next"]
+    for _ in range(5):  # mailgun-go's iterator: until a page is empty
+        parts = urlsplit(url)
+        page = api.get(f"{parts.path}?{parts.query}").json()
+        if not page["items"]:
+            break
+        seen += [m["address"] for m in page["items"]]
+        url = page["paging"]["next"]
+    assert seen == ["p2@example.com", "p3@example.com", "p4@example.com"]
+    # A pivot that was never a member (no position): an empty page, not the first again.
+    gone = api.get(f"/v3/lists/{quote(LIST)}/members/pages",
+                   params={"page": "next", "address": "nobody@example.com"}).json()
+    assert gone["items"] == []
+
+
 def test_paging_links_point_at_the_public_url_when_the_operator_set_one(
         api, services, account) -> None:
     _list(api)

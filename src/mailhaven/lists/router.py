@@ -61,9 +61,10 @@ def _paging(request: Request, services: Services, path: str, page: service.Page,
     url = f"{base.rstrip('/')}{path}"
     return {"first": query_url(url, page="first", limit=limit, **extra),
             "last": query_url(url, page="last", limit=limit, **extra),
-            "next": query_url(url, page="next", address=page.last, limit=limit, **extra),
+            "next": query_url(url, page="next", address=page.last, limit=limit,
+                              position=page.last_position, **extra),
             "previous": query_url(url, page="prev", address=page.first, limit=limit,
-                                  **extra)}
+                                  position=page.first_position, **extra)}
 
 
 # -- lists ---------------------------------------------------------------------------------
@@ -139,11 +140,14 @@ async def member_pages(list_address: str, request: Request, services: ServicesDe
                        account_id: AccountDep,
                        limit: int = Query(service.DEFAULT_LIMIT, ge=1, le=service.MAX_LIMIT),
                        page: str | None = None, address: str | None = None,
-                       subscribed: str | None = None) -> dict[str, Any]:
-    """Members in the order they were added, a page at a time."""
+                       subscribed: str | None = None,
+                       position: int | None = Query(None, ge=1, le=2 ** 63 - 1)
+                       ) -> dict[str, Any]:
+    """Members in the order they were added, a page at a time (`position`: where our
+    links' pivot stands in that order, for a pivot deleted meanwhile)."""
     found = await _read(services, _on_list(account_id, list_address, lambda s, row: (
         service.members_page(s, services.vault, row, limit=limit, page=page, pivot=address,
-                             subscribed=subscribed))))
+                             subscribed=subscribed, position=position))))
     path = f"{LISTS}/{list_address}/members/pages"
     return {"items": found.items,
             "paging": _paging(request, services, path, found, limit,

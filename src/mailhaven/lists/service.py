@@ -295,6 +295,10 @@ class Page:
     items: list[dict[str, Any]]
     first: str | None = None  # the pivots of the neighbouring pages: the first and last item's
     last: str | None = None
+    # Members: the first and last item's place in the order (the links carry it, so a
+    # pivot deleted meanwhile still says where the next page starts).
+    first_position: int | None = None
+    last_position: int | None = None
 
 
 PAGES = (None, "first", "last", "next", "prev", "previous")
@@ -512,17 +516,22 @@ def members_listing(session: Session, vault: Vault, row: MailingList, *, limit: 
 
 
 def members_page(session: Session, vault: Vault, row: MailingList, *, limit: int,
-                 page: str | None, pivot: str | None, subscribed: str | None) -> Page:
-    """Members in the order they were added, a page after or before the pivot member (by
-    address, as Mailgun's links name it; found by its blind index)."""
+                 page: str | None, pivot: str | None, subscribed: str | None,
+                 position: int | None = None) -> Page:
+    """Members in the order they were added, a page after or before the pivot: our links'
+    `position` (a place in that order, there even when its member is gone), else the
+    member at address `pivot` (as Mailgun's links name it; found by its blind index). A
+    pivot that is neither gives an empty page, never the first again (an SDK's iterator
+    would go round for ever)."""
     direction = _direction(page)
     where = _member_filter(row, subscribed)
-    if direction in ("next", "prev") and pivot:
-        at = session.scalar(select(ListMember.id).where(
+    if direction in ("next", "prev") and (pivot or position):
+        at = position or session.scalar(select(ListMember.id).where(
             ListMember.list_id == row.id,
-            ListMember.address_index == vault.blind_index(row.account_id, pivot)))
-        if at is not None:
-            where.append(ListMember.id > at if direction == "next" else ListMember.id < at)
+            ListMember.address_index == vault.blind_index(row.account_id, pivot or "")))
+        if at is None:
+            return Page([], pivot, pivot)
+        where.append(ListMember.id > at if direction == "next" else ListMember.id < at)
     backwards = direction in ("last", "prev")
     rows = list(session.scalars(select(ListMember).where(*where).order_by(
         ListMember.id.desc() if backwards else ListMember.id).limit(limit)))
@@ -530,7 +539,8 @@ def members_page(session: Session, vault: Vault, row: MailingList, *, limit: int
         rows.reverse()
     members = _opened(session, vault, rows)
     return Page([m.json() for m in members], members[0].address if members else pivot,
-                members[-1].address if members else pivot)
+                members[-1].address if members else pivot,
+                rows[0].id if rows else position, rows[-1].id if rows else position)
 
 
 def bulk_json(session: Session, vault: Vault, row: MailingList, fields: dict[str, str],
