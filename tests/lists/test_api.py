@@ -230,6 +230,23 @@ def test_member_pages_follow_the_links(api) -> None:
     assert [m["address"] for m in before["items"]] == ["p1@example.com", "p2@example.com"]
 
 
+def test_an_upsert_with_an_empty_name_and_vars_keeps_them(api) -> None:
+    # mailgun-go's CreateMember(merge=true) sends name="" and vars=null whatever it was given.
+    _list(api)
+    _member(api, "Alice <alice@example.com>", vars=json.dumps({"age": 27}))
+    upserted = _member(api, "alice@example.com", name="", vars="null", subscribed="no",
+                       upsert="yes")
+    assert upserted.status_code == 200, upserted.text
+    expected = {"address": "alice@example.com", "name": "Alice", "subscribed": False,
+                "vars": {"age": 27}}
+    assert upserted.json()["member"] == expected
+    one = api.get(f"/v3/lists/{quote(LIST)}/members/{quote('alice@example.com')}")
+    assert one.json() == {"member": expected}
+    renamed = _member(api, "alice@example.com", name="Alice B.", vars="{}", upsert="yes")
+    assert renamed.json()["member"]["name"] == "Alice B."
+    assert renamed.json()["member"]["vars"] == {}  # {} given: the vars are cleared
+
+
 def test_a_pivot_deleted_meanwhile_does_not_restart_the_pages(api) -> None:
     _list(api)
     api.post(f"/v3/lists/{quote(LIST)}/members.json",

@@ -448,7 +448,9 @@ def get_member(session: Session, vault: Vault, row: MailingList, address: str) -
 def add_member(session: Session, vault: Vault, row: MailingList, fields: dict[str, str],
                now: float) -> dict[str, Any]:
     """`POST /members`: one member; with `upsert=yes` an existing one is updated (fields
-    not given kept), else an existing address is a 400."""
+    not given kept: an empty name or vars count as not given, as mailgun-go's
+    CreateMember(merge) sends `name=""` and `vars=null` always), else an existing address
+    is a 400."""
     given = member_from({k: v for k, v in fields.items()
                          if k in ("address", "name", "vars", "subscribed")})
     upsert = flag(fields.get("upsert"))
@@ -459,8 +461,8 @@ def add_member(session: Session, vault: Vault, row: MailingList, fields: dict[st
             old = None
         if old is not None:
             given = Member(given.address,
-                           given.name if fields.get("name") is not None else old.name,
-                           given.vars if fields.get("vars") is not None else old.vars,
+                           given.name if fields.get("name") else old.name,
+                           old.vars if _no_vars(fields.get("vars")) else given.vars,
                            given.subscribed if fields.get("subscribed") else old.subscribed)
     add_members(session, vault, row, [given], upsert=upsert, now=now, fail_on_existing=True)
     return {"member": given.json(), "message": MEMBER_CREATED}
