@@ -247,6 +247,17 @@ def test_an_upsert_with_an_empty_name_and_vars_keeps_them(api) -> None:
     assert renamed.json()["member"]["vars"] == {}  # {} given: the vars are cleared
 
 
+def test_a_members_limit_above_the_most_is_the_most(api) -> None:
+    _list(api)
+    api.post(f"/v3/lists/{quote(LIST)}/members.json",
+             data={"members": json.dumps([f"m{n}@example.com" for n in range(101)])})
+    listed = api.get(f"/v3/lists/{quote(LIST)}/members", params={"limit": 1000})
+    assert listed.status_code == 200, listed.text
+    assert (listed.json()["total_count"], len(listed.json()["items"])) == (101, 100)
+    assert api.get(f"/v3/lists/{quote(LIST)}/members",
+                   params={"limit": 0}).status_code == 400
+
+
 def test_a_pivot_deleted_meanwhile_does_not_restart_the_pages(api) -> None:
     _list(api)
     api.post(f"/v3/lists/{quote(LIST)}/members.json",

@@ -126,10 +126,11 @@ async def delete_list(list_address: str, services: ServicesDep,
 
 @router.get(MEMBERS)
 async def list_members(list_address: str, services: ServicesDep, account_id: AccountDep,
-                       limit: int = Query(service.MAX_MEMBERS_LIMIT, ge=1,
-                                          le=service.MAX_MEMBERS_LIMIT),
+                       limit: int = Query(service.MAX_MEMBERS_LIMIT, ge=1),
                        skip: int = Query(0, ge=0), address: str | None = None,
                        subscribed: str | None = None) -> dict[str, Any]:
+    """`limit` above the most (100) is taken as the most: SDKs pass on their caller's."""
+    limit = min(limit, service.MAX_MEMBERS_LIMIT)
     return await _read(services, _on_list(account_id, list_address, lambda s, row: (
         service.members_listing(s, services.vault, row, limit=limit, skip=skip,
                                 address=address, subscribed=subscribed))))
