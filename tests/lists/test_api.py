@@ -4,10 +4,13 @@ changing another's lists."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from urllib.parse import quote, urlsplit
 
 import pytest
+
+from tests.support import LiveServer
 
 LIST = "devs@mg.acme.test"
 
@@ -93,6 +96,24 @@ def test_lists_total_count_and_pages_follow_mailgun(api, live) -> None:
     assert [i["address"] for i in last["items"]] == ["list3@mg.acme.test",
                                                     "list4@mg.acme.test"]
     assert api.get("/v3/lists/pages", params={"page": "sideways"}).status_code == 400
+
+
+@pytest.mark.parametrize("empty", ["null", "[]", " [ ] ", ""])
+def test_the_empty_vars_sdks_send_are_no_vars(api, empty) -> None:
+    # mailgun-go sends vars=null, mailgun-php vars=[] when the caller gave none.
+    _list(api)
+    added = _member(api, "alice@example.com", vars=empty)
+    assert added.status_code == 200, added.text
+    assert added.json()["member"]["vars"] == {}
+    bulk = api.post(f"/v3/lists/{quote(LIST)}/members.json", data={"members": json.dumps([
+        {"address": "bob@example.com", "vars": None}, {"address": "cy@example.com",
+                                                       "vars": []}])})
+    assert bulk.status_code == 200, bulk.text
+    listed = api.get(f"/v3/lists/{quote(LIST)}/members").json()["items"]
+    assert [(m["address"], m["vars"]) for m in listed] == [
+        ("alice@example.com", {}), ("bob@example.com", {}), ("cy@example.com", {})]
+    assert _member(api, "dee@example.com", vars="[1]").status_code == 400
+    assert _member(api, "dee@example.com", vars="nonsense").status_code == 400
 
 
 def test_members_one_by_one(api) -> None:
@@ -207,6 +228,74 @@ def test_member_pages_follow_the_links(api) -> None:
     parts = urlsplit(last["paging"]["previous"])
     before = api.get(f"{parts.path}?{parts.query}").json()
     assert [m["address"] for m in before["items"]] == ["p1@example.com", "p2@example.com"]
+
+
+def test_an_upsert_with_an_empty_name_and_vars_keeps_them(api) -> None:
+    # mailgun-go's CreateMember(merge=true) sends name="" and vars=null whatever it was given.
+    _list(api)
+    _member(api, "Alice <alice@example.com>", vars=json.dumps({"age": 27}))
+    upserted = _member(api, "alice@example.com", name="", vars="null", subscribed="no",
+                       upsert="yes")
+    assert upserted.status_code == 200, upserted.text
+    expected = {"address": "alice@example.com", "name": "Alice", "subscribed": False,
+                "vars": {"age": 27}}
+    assert upserted.json()["member"] == expected
+    one = api.get(f"/v3/lists/{quote(LIST)}/members/{quote('alice@example.com')}")
+    assert one.json() == {"member": expected}
+    renamed = _member(api, "alice@example.com", name="Alice B.", vars="{}", upsert="yes")
+    assert renamed.json()["member"]["name"] == "Alice B."
+    assert renamed.json()["member"]["vars"] == {}  # {} given: the vars are cleared
+
+
+def test_a_members_limit_above_the_most_is_the_most(api) -> None:
+    _list(api)
+    api.post(f"/v3/lists/{quote(LIST)}/members.json",
+             data={"members": json.dumps([f"m{n}@example.com" for n in range(101)])})
+    listed = api.get(f"/v3/lists/{quote(LIST)}/members", params={"limit": 1000})
+    assert listed.status_code == 200, listed.text
+    assert (listed.json()["total_count"], len(listed.json()["items"])) == (101, 100)
+    assert api.get(f"/v3/lists/{quote(LIST)}/members",
+                   params={"limit": 0}).status_code == 400
+
+
+def test_a_pivot_deleted_meanwhile_does_not_restart_the_pages(api) -> None:
+    _list(api)
+    api.post(f"/v3/lists/{quote(LIST)}/members.json",
+             data={"members": json.dumps([f"p{n}@example.com" for n in range(5)])})
+    first = api.get(f"/v3/lists/{quote(LIST)}/members/pages", params={"limit": 2}).json()
+    assert [m["address"] for m in first["items"]] == ["p0@example.com", "p1@example.com"]
+    # The caller deletes a member as it goes: the pivot of the next link.
+    api.delete(f"/v3/lists/{quote(LIST)}/members/{quote('p1@example.com')}")
+    seen: list[str] = []
+    url = first["paging"]["next"]
+    for _ in range(5):  # mailgun-go's iterator: until a page is empty
+        parts = urlsplit(url)
+        page = api.get(f"{parts.path}?{parts.query}").json()
+        if not page["items"]:
+            break
+        seen += [m["address"] for m in page["items"]]
+        url = page["paging"]["next"]
+    assert seen == ["p2@example.com", "p3@example.com", "p4@example.com"]
+    # A pivot that was never a member (no position): an empty page, not the first again.
+    gone = api.get(f"/v3/lists/{quote(LIST)}/members/pages",
+                   params={"page": "next", "address": "nobody@example.com"}).json()
+    assert gone["items"] == []
+
+
+def test_paging_links_point_at_the_public_url_when_the_operator_set_one(
+        api, services, account) -> None:
+    _list(api)
+    _member(api, "alice@example.com")
+    proxied = dataclasses.replace(services, settings=services.settings.with_(
+        public_url="https://api.mailhaven.example/"))
+    with LiveServer(proxied) as behind_proxy, behind_proxy.client(account[1]) as client:
+        for path in ("/v3/lists/pages", f"/v3/lists/{quote(LIST)}/members/pages"):
+            paging = client.get(path).json()["paging"]
+            assert {urlsplit(link)[:2] for link in paging.values()} == {
+                ("https", "api.mailhaven.example")}, paging
+    here = api.get("/v3/lists/pages").json()["paging"]  # none set: where the request came
+    assert {urlsplit(link).netloc for link in here.values()} == {
+        urlsplit(str(api.base_url)).netloc}
 
 
 @pytest.mark.parametrize("method,path", [

@@ -31,11 +31,14 @@ def _list(api, access: str, reply: str = "list") -> None:  # type: ignore[no-unt
 
 
 def _distribute(services, account_id: str, sender: str, recipient: str = LIST,  # type: ignore[no-untyped-def]
-                raw: bytes = RAW) -> int | None:
+                raw: bytes = RAW, envelope_sender: str | None = None) -> int | None:
     with services.db.transaction() as session:
         domain = owned_domain(session, account_id, "mg.acme.test")
         return distribute(session, services.vault, domain=domain, recipient=recipient,
-                          sender=sender, raw=raw, now=services.clock.now())
+                          sender=sender, raw=raw, now=services.clock.now(),
+                          envelope_sender=sender if envelope_sender is None
+                          else envelope_sender,
+                          require_verified=False)
 
 
 def _delivered(services) -> dict:  # type: ignore[no-untyped-def]
@@ -90,9 +93,35 @@ def test_reply_preference_sender_and_the_cases_that_are_not_a_list(api, services
     assert _distribute(services, account[0], "ann@example.org", raw=looped) == 0
 
 
+def test_a_bounce_with_a_from_does_not_go_round(api, services, account) -> None:
+    _list(api, "everyone")
+    # MAIL FROM:<> (a DSN), its From: a mailer daemon's or the poster's address
+    assert _distribute(services, account[0], "ann@example.org", envelope_sender="") == 0
+    assert _delivered(services) == {}
+
+
+@pytest.mark.parametrize("list_ids,copies", [
+    # Lists that are members of each other: this list's id under another list's.
+    ([b"<team.mg.acme.test>", b"<other.list.example.net>"], 0),
+    ([b"Team list <TEAM.mg.acme.test>"], 0),
+    # Another list whose id merely contains this one's is not a loop.
+    ([b"<web-team.mg.acme.test>"], 3),
+    ([b"<team.mg.acme.test.example.net>", b"<other.list.example.net>"], 3),
+])
+def test_a_message_that_went_through_this_list_does_not_again(api, services, account,
+                                                              list_ids, copies) -> None:
+    _list(api, "everyone")
+    fields = b"".join(b"List-Id: " + value + b"\r\n" for value in list_ids)
+    raw = RAW.replace(b"List-Id: <other.list.example.net>\r\n", fields)
+    assert _distribute(services, account[0], "eve@example.net", raw=raw) == copies
+    assert len(_delivered(services)) == copies
+
+
 def test_another_accounts_list_is_not_this_domains(api, services, second_account) -> None:
     _list(api, "everyone")
     with services.db.transaction() as session:
         domain = owned_domain(session, second_account.account_id, second_account.domain)
         assert distribute(session, services.vault, domain=domain, recipient=LIST,
-                          sender="x@example.org", raw=RAW, now=services.clock.now()) is None
+                          sender="x@example.org", raw=RAW, now=services.clock.now(),
+                          envelope_sender="x@example.org",
+                          require_verified=False) is None

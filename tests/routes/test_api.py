@@ -185,6 +185,20 @@ def test_captures_are_accepted_in_a_url_path_and_an_address(api) -> None:
     assert route["actions"][0] == 'forward("http://hooks.acme.test/domains/\\2/users/\\g<user>")'
 
 
+@pytest.mark.parametrize("destination", [
+    "\\1@\\2.com", "ops@\\2", "ops@acme.\\2", "\\g<user>@\\g<2>.test"])
+def test_a_capture_in_an_addresss_domain_is_a_400(api, destination) -> None:
+    # A Subject of victim@gmail.com would otherwise pick where the mail goes.
+    expression = 'match_header("subject", "(?P<user>\\S+)@(\\S+)\\.com")'
+    action = f'forward("{destination}")'
+    refused(api.post("/v3/routes", data={"expression": expression, "action": action}),
+            400, "captures can't be used in the domain of an address")
+    route = create(api, expression, actions=('forward("\\g<user>@team.acme.test")',))
+    refused(api.put(f"/v3/routes/{route['id']}", data={"action": action}),
+            400, "captures can't be used in the domain of an address")
+    assert ok(api.get(f"/v3/routes/{route['id']}"))["route"] == route  # unchanged
+
+
 def test_bad_priority_description_and_update_are_400s(api) -> None:
     refused(api.post("/v3/routes", data={"expression": EXPRESSION, "priority": "high"}),
             400, "priority must be an integer")

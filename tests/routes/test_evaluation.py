@@ -141,6 +141,22 @@ def test_a_slow_pattern_counts_as_no_match_and_the_rest_still_run(add, evaluate,
     assert "ann@" not in caplog.text and "aaaa" not in caplog.text
 
 
+def test_an_evaluation_has_a_budget_beyond_it_routes_count_as_no_match(
+        add, evaluate, caplog, monkeypatch) -> None:
+    # Each slow route runs out of its own time; together they would hold the processor
+    # for as long as the account has routes: past the budget the rest are not run.
+    monkeypatch.setattr(service, "EVALUATION_SECONDS", 0.25)
+    for n in range(4):
+        add('match_header("subject", "' + ".*a" * 12 + '\\d")', f'forward("{HOOK}/slow")',
+            priority=n)
+    last = add('match_recipient(".*")', f'forward("{HOOK}/next")', priority=9)
+    caplog.set_level(logging.WARNING, logger="mailhaven.routes")
+    assert evaluate("ann@mg.acme.test", [("Subject", "1" + "a" * 6000)]) == []
+    assert f"{last}: not evaluated, count as no match: the evaluation ran out of time" \
+        in caplog.text
+    assert targets(evaluate("ann@mg.acme.test", [("Subject", "short")])) == [f"{HOOK}/next"]
+
+
 def test_text_longer_than_the_limit_counts_as_no_match(add, evaluate, caplog) -> None:
     route = add('match_header("subject", ".*")', f'forward("{HOOK}/any")')
     caplog.set_level(logging.WARNING, logger="mailhaven.routes")

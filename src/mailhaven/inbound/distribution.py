@@ -17,7 +17,7 @@ from mailhaven.lists import service as lists
 from mailhaven.messages.mime import mime_fields, mime_head
 from mailhaven.sending import lists as list_sends
 from mailhaven.sending.request import Attachment, build_request
-from mailhaven.sending.service import queue_request
+from mailhaven.sending.service import may_send, queue_request
 from mailhaven.vault import Vault
 from mailhaven.vault.service import normalize_address
 
@@ -31,28 +31,35 @@ DROPPED = frozenset({
     b"x-mailgun-sflag", b"x-mailgun-sscore", b"x-mailgun-spf", b"x-mailgun-dkim-check-result",
 })
 _NEWLINE = re.compile(rb"\r?\n|\r")
+_LIST_ID = re.compile(r"<\s*([^<>\s]*)\s*>")  # RFC 2919: [phrase] "<" list-id ">"
 
 
 def distribute(session: Session, vault: Vault, *, domain: Domain, recipient: str, sender: str,
-               raw: bytes, now: float, public_url: str = "",
-               source_id: str | None = None) -> int | None:
+               envelope_sender: str, raw: bytes, now: float, require_verified: bool,
+               public_url: str = "", source_id: str | None = None) -> int | None:
     """None when `recipient` is not a mailing list of the domain's account; else how many
-    member copies were queued: 0 when the list's access level refuses `sender` (readonly
-    lists take no mail; members lists only their members'), for a null sender (a bounce
-    must not go round a list) and for a message that already went through this list.
+    member copies were queued: 0 when the list's access level refuses `sender` (the poster:
+    readonly lists take no mail; members lists only their members'), for a null
+    `envelope_sender` (MAIL FROM:<>, a bounce: it must not go round a list, whatever its
+    From), for a message that already went through this list (any of its List-Ids) and when
+    the domain may not send (`require_verified`: as a send through the API is refused).
     `source_id`, the received message's storage key, marks the copies as made from it (its
     sender's erasure erases them too)."""
     row = lists.find_list(session, domain.account_id, recipient)
     if row is None:
         return None
-    if not sender or row.access_level == "readonly":
+    if not envelope_sender or not sender or row.access_level == "readonly":
         return 0
     if row.access_level == "members" and not lists.is_member(session, vault, row, sender):
         return 0
+    if not may_send(domain, require_verified=require_verified):
+        log.warning("list %s: not distributed, its domain may not send", row.id)
+        return 0
     list_id = _list_id(row.address)
-    head = dict(mime_fields(mime_head(raw)))
-    if list_id in head.get("list-id", ""):
-        return 0  # it came back round: a loop
+    fields = list(mime_fields(mime_head(raw)))
+    if list_id.lower() in _list_ids(fields):
+        return 0  # it came back round (through another list, maybe): a loop
+    head = dict(fields)
     try:
         request = build_request([("to", row.address)], [("message", Attachment(
             "message.mime", "message/rfc822", _without_fields(raw)))], mime=True, now=now)
@@ -74,6 +81,13 @@ def distribute(session: Session, vault: Vault, *, domain: Domain, recipient: str
 def _list_id(address: str) -> str:
     """RFC 2919's list identifier: the address with its @ as a dot."""
     return address.replace("@", ".", 1)
+
+
+def _list_ids(fields: list[tuple[str, str]]) -> set[str]:
+    """The identifiers of every List-Id the message carries (each list it went through
+    added one), compared whole: `dev.mg…` is not `web-dev.mg…`."""
+    return {found[-1].lower() for name, value in fields if name == "list-id"
+            if (found := _LIST_ID.findall(value))}
 
 
 def _from(head: dict[str, str]) -> str | None:

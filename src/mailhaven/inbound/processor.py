@@ -60,6 +60,9 @@ class InboundProcessor(Runner):
         self.owner = owner or f"inbound-{secrets.token_hex(6)}"
         self.batch = batch
         self.doorbell = doorbell
+        # A message's header fields, by storage key, read once per claim for all its
+        # recipients (emptied at each claim: the memory of one batch).
+        self._headers: dict[str, list[tuple[str, str]]] = {}
 
     async def run_once(self) -> int:
         return await asyncio.to_thread(self.process_due)
@@ -67,11 +70,13 @@ class InboundProcessor(Runner):
     def process_due(self) -> int:
         """Claim the due rows and process each in its own transaction (blocking)."""
         now = self.services.clock.now()
+        self._headers = {}
         with self.services.db.transaction() as session:
             lease, ids = QUEUE.claim(session, owner=self.owner, now=now, limit=self.batch,
                                      lease_seconds=LEASE_SECONDS)
         for row_id in ids:
             self._one(row_id, lease)
+        self._headers = {}
         return len(ids)
 
     def _one(self, row_id: int, lease: Lease) -> None:
@@ -109,11 +114,16 @@ class InboundProcessor(Runner):
         document = Document.load(vault.open(content_key, message.content_sealed,
                                             f"message:{message.id}"))
         raw = document.mime_bytes
-        headers = header_pairs(raw)
+        headers = self._headers.get(message.id)
+        if headers is None:
+            headers = self._headers[message.id] = header_pairs(raw)
         from_addresses = [a for _, a in getaddresses([document.sender]) if "@" in a]
         sender = from_addresses[0] if len(from_addresses) == 1 else envelope_sender
-        distribute(session, vault, domain=domain, recipient=recipient, sender=sender, raw=raw,
-                   now=now, public_url=services.settings.public_url, source_id=message.id)
+        distribute(session, vault, domain=domain, recipient=recipient, sender=sender,
+                   envelope_sender=envelope_sender, raw=raw, now=now,
+                   public_url=services.settings.public_url,
+                   require_verified=services.settings.require_verified_domains,
+                   source_id=message.id)
         actions = matching_actions(session, vault, row.account_id, recipient, headers)
         dispatch(session, vault, services.settings, message=message, recipient=recipient,
                  actions=actions, now=now)
@@ -139,6 +149,7 @@ class InboundProcessor(Runner):
         due again after the next delay, or failed for good."""
         error = _where(exc)
         now = self.services.clock.now()
+        self._headers = {}
         with self.services.db.transaction() as session:
             attempts = session.scalar(select(InboundMessage.attempts)
                                       .where(InboundMessage.id == row_id))

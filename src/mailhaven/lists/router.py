@@ -53,14 +53,18 @@ def _on_list(account_id: str, address: str,
                                                           not_found))
 
 
-def _paging(request: Request, path: str, page: service.Page, limit: int,
+def _paging(request: Request, services: Services, path: str, page: service.Page, limit: int,
             **extra: object) -> dict[str, str]:
-    url = f"{str(request.base_url).rstrip('/')}{path}"
+    """Links as the other links we hand out: at the operator's public URL when set (behind
+    a proxy the request's own base is an inside address), else where the request came."""
+    base = services.settings.public_url or str(request.base_url)
+    url = f"{base.rstrip('/')}{path}"
     return {"first": query_url(url, page="first", limit=limit, **extra),
             "last": query_url(url, page="last", limit=limit, **extra),
-            "next": query_url(url, page="next", address=page.last, limit=limit, **extra),
+            "next": query_url(url, page="next", address=page.last, limit=limit,
+                              position=page.last_position, **extra),
             "previous": query_url(url, page="prev", address=page.first, limit=limit,
-                                  **extra)}
+                                  position=page.first_position, **extra)}
 
 
 # -- lists ---------------------------------------------------------------------------------
@@ -82,7 +86,8 @@ async def list_pages(request: Request, services: ServicesDep, account_id: Accoun
     pivot `address` the links carry)."""
     found = await _read(services, lambda session: service.pages(
         session, services.vault, account_id, limit=limit, page=page, pivot=address))
-    return {"items": found.items, "paging": _paging(request, f"{LISTS}/pages", found, limit)}
+    return {"items": found.items,
+            "paging": _paging(request, services, f"{LISTS}/pages", found, limit)}
 
 
 @router.post(LISTS)
@@ -121,10 +126,11 @@ async def delete_list(list_address: str, services: ServicesDep,
 
 @router.get(MEMBERS)
 async def list_members(list_address: str, services: ServicesDep, account_id: AccountDep,
-                       limit: int = Query(service.MAX_MEMBERS_LIMIT, ge=1,
-                                          le=service.MAX_MEMBERS_LIMIT),
+                       limit: int = Query(service.MAX_MEMBERS_LIMIT, ge=1),
                        skip: int = Query(0, ge=0), address: str | None = None,
                        subscribed: str | None = None) -> dict[str, Any]:
+    """`limit` above the most (100) is taken as the most: SDKs pass on their caller's."""
+    limit = min(limit, service.MAX_MEMBERS_LIMIT)
     return await _read(services, _on_list(account_id, list_address, lambda s, row: (
         service.members_listing(s, services.vault, row, limit=limit, skip=skip,
                                 address=address, subscribed=subscribed))))
@@ -135,14 +141,18 @@ async def member_pages(list_address: str, request: Request, services: ServicesDe
                        account_id: AccountDep,
                        limit: int = Query(service.DEFAULT_LIMIT, ge=1, le=service.MAX_LIMIT),
                        page: str | None = None, address: str | None = None,
-                       subscribed: str | None = None) -> dict[str, Any]:
-    """Members in the order they were added, a page at a time."""
+                       subscribed: str | None = None,
+                       position: int | None = Query(None, ge=1, le=2 ** 63 - 1)
+                       ) -> dict[str, Any]:
+    """Members in the order they were added, a page at a time (`position`: where our
+    links' pivot stands in that order, for a pivot deleted meanwhile)."""
     found = await _read(services, _on_list(account_id, list_address, lambda s, row: (
         service.members_page(s, services.vault, row, limit=limit, page=page, pivot=address,
-                             subscribed=subscribed))))
+                             subscribed=subscribed, position=position))))
     path = f"{LISTS}/{list_address}/members/pages"
     return {"items": found.items,
-            "paging": _paging(request, path, found, limit, subscribed=subscribed)}
+            "paging": _paging(request, services, path, found, limit,
+                              subscribed=subscribed)}
 
 
 @router.post(MEMBERS)

@@ -106,9 +106,18 @@ def _text(fields: dict[str, str], name: str) -> str | None:
     return value
 
 
+def _no_vars(value: Any) -> bool:
+    """Vars an SDK sends when it has none: mailgun-go `null`, mailgun-php `[]` (PHP's
+    empty array), a form's empty field."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value in ("", "null") or json_value(value) == []
+    return value is None or value == []
+
+
 def _vars(value: Any) -> dict[str, Any]:
-    """A member's vars: a JSON object (or its text, as a form gives it)."""
-    if value is None or value == "":
+    """A member's vars: a JSON object (or its text, as a form gives it); none: {}."""
+    if _no_vars(value):
         return {}
     if isinstance(value, str):
         value = json_value(value)
@@ -286,6 +295,10 @@ class Page:
     items: list[dict[str, Any]]
     first: str | None = None  # the pivots of the neighbouring pages: the first and last item's
     last: str | None = None
+    # Members: the first and last item's place in the order (the links carry it, so a
+    # pivot deleted meanwhile still says where the next page starts).
+    first_position: int | None = None
+    last_position: int | None = None
 
 
 PAGES = (None, "first", "last", "next", "prev", "previous")
@@ -435,7 +448,9 @@ def get_member(session: Session, vault: Vault, row: MailingList, address: str) -
 def add_member(session: Session, vault: Vault, row: MailingList, fields: dict[str, str],
                now: float) -> dict[str, Any]:
     """`POST /members`: one member; with `upsert=yes` an existing one is updated (fields
-    not given kept), else an existing address is a 400."""
+    not given kept: an empty name or vars count as not given, as mailgun-go's
+    CreateMember(merge) sends `name=""` and `vars=null` always), else an existing address
+    is a 400."""
     given = member_from({k: v for k, v in fields.items()
                          if k in ("address", "name", "vars", "subscribed")})
     upsert = flag(fields.get("upsert"))
@@ -446,8 +461,8 @@ def add_member(session: Session, vault: Vault, row: MailingList, fields: dict[st
             old = None
         if old is not None:
             given = Member(given.address,
-                           given.name if fields.get("name") is not None else old.name,
-                           given.vars if fields.get("vars") is not None else old.vars,
+                           given.name if fields.get("name") else old.name,
+                           old.vars if _no_vars(fields.get("vars")) else given.vars,
                            given.subscribed if fields.get("subscribed") else old.subscribed)
     add_members(session, vault, row, [given], upsert=upsert, now=now, fail_on_existing=True)
     return {"member": given.json(), "message": MEMBER_CREATED}
@@ -503,17 +518,22 @@ def members_listing(session: Session, vault: Vault, row: MailingList, *, limit: 
 
 
 def members_page(session: Session, vault: Vault, row: MailingList, *, limit: int,
-                 page: str | None, pivot: str | None, subscribed: str | None) -> Page:
-    """Members in the order they were added, a page after or before the pivot member (by
-    address, as Mailgun's links name it; found by its blind index)."""
+                 page: str | None, pivot: str | None, subscribed: str | None,
+                 position: int | None = None) -> Page:
+    """Members in the order they were added, a page after or before the pivot: our links'
+    `position` (a place in that order, there even when its member is gone), else the
+    member at address `pivot` (as Mailgun's links name it; found by its blind index). A
+    pivot that is neither gives an empty page, never the first again (an SDK's iterator
+    would go round for ever)."""
     direction = _direction(page)
     where = _member_filter(row, subscribed)
-    if direction in ("next", "prev") and pivot:
-        at = session.scalar(select(ListMember.id).where(
+    if direction in ("next", "prev") and (pivot or position):
+        at = position or session.scalar(select(ListMember.id).where(
             ListMember.list_id == row.id,
-            ListMember.address_index == vault.blind_index(row.account_id, pivot)))
-        if at is not None:
-            where.append(ListMember.id > at if direction == "next" else ListMember.id < at)
+            ListMember.address_index == vault.blind_index(row.account_id, pivot or "")))
+        if at is None:
+            return Page([], pivot, pivot)
+        where.append(ListMember.id > at if direction == "next" else ListMember.id < at)
     backwards = direction in ("last", "prev")
     rows = list(session.scalars(select(ListMember).where(*where).order_by(
         ListMember.id.desc() if backwards else ListMember.id).limit(limit)))
@@ -521,7 +541,8 @@ def members_page(session: Session, vault: Vault, row: MailingList, *, limit: int
         rows.reverse()
     members = _opened(session, vault, rows)
     return Page([m.json() for m in members], members[0].address if members else pivot,
-                members[-1].address if members else pivot)
+                members[-1].address if members else pivot,
+                rows[0].id if rows else position, rows[-1].id if rows else position)
 
 
 def bulk_json(session: Session, vault: Vault, row: MailingList, fields: dict[str, str],

@@ -15,12 +15,14 @@ longer than MAX_SUBJECT, counts as no match.
 
 Captures of the filters (numbered across them in order, as if their patterns were one, and
 named) are usable in actions as `\\1` or `\\g<name>`; never in a URL's scheme, host or port,
-so a message cannot choose where its route sends it."""
+nor in an address's domain (after its '@'; its local part may take one, as Mailgun's own
+example forwards by it), so a message cannot choose where its route sends it."""
 
 from __future__ import annotations
 
 import functools
 import re
+import time
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from urllib.parse import quote, urlsplit
@@ -310,6 +312,9 @@ def _destination(text: str, expression: Expression, what: str, *,
         return Destination(text, True)
     if url_only:
         raise RouteError(f"{what}: notify must be an http or https URL")
+    if _CAPTURE.search(text.rpartition("@")[2]):  # the whole text when it has no '@'
+        raise RouteError(f"{what}: captures can't be used in the domain of an address "
+                         f"(after its '@'), only in its local part ({_shown(text)})")
     named = list(mailboxes([sample]))
     if len(named) != 1 or not named[0][1] or named[0][0].email != sample:
         raise RouteError(f"{what}: {_shown(text)} is neither an http(s) URL nor an email "
@@ -349,11 +354,18 @@ class Unmatchable(Exception):
     match, and the caller logs it by route."""
 
 
-def _run(pattern: regex.Pattern[str], value: str) -> regex.Match[str] | None:
+def _run(pattern: regex.Pattern[str], value: str,
+         deadline: float | None = None) -> regex.Match[str] | None:
+    """`deadline` (time.monotonic()): the evaluation's, which a pattern can't run past."""
     if len(value) > MAX_SUBJECT:
         raise Unmatchable("the text is too long")
+    timeout = MATCH_SECONDS
+    if deadline is not None:
+        timeout = min(timeout, deadline - time.monotonic())
+        if timeout <= 0:
+            raise Unmatchable("the evaluation ran out of time")
     try:
-        return pattern.match(value, timeout=MATCH_SECONDS, concurrent=True)
+        return pattern.match(value, timeout=timeout, concurrent=True)
     except TimeoutError as exc:
         raise Unmatchable("the pattern ran out of time") from exc
 
@@ -371,17 +383,18 @@ def _decoded(value: str) -> str:
         return value
 
 
-def match(expression: Expression, recipient: str,
-          headers: list[tuple[str, str]]) -> Captures | None:
+def match(expression: Expression, recipient: str, headers: list[tuple[str, str]],
+          deadline: float | None = None) -> Captures | None:
     """The captures when every filter matches; None when one does not; Unmatchable when a
-    pattern can't be run to the end. (catch_all() is the caller's to decide.)"""
+    pattern can't be run to the end (or before `deadline`, a time.monotonic()).
+    (catch_all() is the caller's to decide.)"""
     numbered: list[str] = []
     named: dict[str, str] = {}
     for one in expression.filters:
         values = [recipient] if one.header is None else header_values(headers, one.header)
         found = None
         for value in values:
-            found = _run(one.pattern, value)
+            found = _run(one.pattern, value, deadline)
             if found is not None:
                 break
         if found is None:
@@ -432,13 +445,20 @@ class Program:
             if action.kind == "forward":
                 for dest in action.destinations:
                     target = substitute(dest.text, captures, in_url=dest.is_url)
-                    if dest.is_url or _is_address(target):
+                    if dest.is_url or (_is_address(target)
+                                       and _domain(target) == _domain(dest.text)):
                         out.append(RouteAction(route_id, "forward", target))
             elif action.kind == "store":
                 notify = (substitute(action.notify.text, captures, in_url=True)
                           if action.notify else None)
                 out.append(RouteAction(route_id, "store", None, notify))
         return out
+
+
+def _domain(address: str) -> str:
+    """The domain as written (captures are refused there): a capture in the local part
+    can't move the copy to another domain, whatever '@' it brings along."""
+    return address.rpartition("@")[2].lower()
 
 
 def _is_address(text: str) -> bool:

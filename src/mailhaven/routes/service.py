@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ NOT_TEXT = "Invalid parameter: {} is not valid text"
 ADDRESS_MISSING = "Missing mandatory parameter: address"
 INVALID = "Invalid parameter: {}"
 _ID = re.compile(r"[0-9a-f]{24}")
+EVALUATION_SECONDS = 1.0  # all of an account's routes for one message and recipient
 
 
 @dataclass(frozen=True)
@@ -278,10 +280,20 @@ def matching_actions(session: Session, vault: Vault, account_id: str, recipient:
     as Mailgun evaluates them: ascending priority (ties: the oldest first); every matching
     route adds its actions in order, and one with stop() is the last to (its own actions
     all count); catch_all() matches only when no route before it did. A filter whose
-    pattern can't be run to the end (too slow, or text too long) counts as no match."""
+    pattern can't be run to the end (too slow, or text too long) counts as no match, and
+    so do all routes once the evaluation has taken EVALUATION_SECONDS (a message can't
+    hold the processor by sending many slow routes after each other their worst text)."""
     found: list[RouteAction] = []
     matched = False
-    for row, _details, compiled in _programs(session, vault, account_id):
+    deadline = time.monotonic() + EVALUATION_SECONDS
+    programs = _programs(session, vault, account_id)
+    for row, _details, compiled in programs:
+        if time.monotonic() >= deadline:
+            skipped = [row.public_id, *(later.public_id for later, _, _ in programs)]
+            log.warning("routes %s%s: not evaluated, count as no match: the evaluation "
+                        "ran out of time", ", ".join(skipped[:20]),
+                        f" and {len(skipped) - 20} more" if len(skipped) > 20 else "")
+            break
         expression = compiled.expression
         if expression.catch_all:
             if matched:
@@ -289,7 +301,7 @@ def matching_actions(session: Session, vault: Vault, account_id: str, recipient:
             captures = NO_CAPTURES
         else:
             try:
-                got = match(expression, recipient, headers)
+                got = match(expression, recipient, headers, deadline)
             except Unmatchable as exc:
                 log.warning("route %s: a filter counts as no match: %s", row.public_id, exc)
                 continue
