@@ -33,14 +33,21 @@ from mailhaven.messages.html_text import html_to_text
 from mailhaven.messages.mime import mime_head
 from mailhaven.webhooks.service import sign
 
-# Reply parsing runs regular expressions over the text: past this size the text is left
-# whole (stripped-text = body-plain), so a huge body can't cost minutes.
-MAX_STRIP_CHARS = 200_000
+# mail-parser-reply's regular expressions take time about (text length) x (longest line):
+# 12 KB on one line took 8.6 s. It reads a text within both limits (32 KB: 1.8 s at worst,
+# ~50 ms for mail as people write it; 998 is RFC 5322's longest line); any other text is
+# cut at its first quote marker instead (`_before_quote`), in one linear pass.
+MAX_STRIP_CHARS = 32_000
+MAX_STRIP_LINE = 998
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "cs", "ja"]
 # Where a mail client starts the quoted message in its HTML (Gmail, Apple Mail and
-# Thunderbird, Outlook): stripped-html is the HTML before the first of them.
-_HTML_QUOTE = re.compile(r"<blockquote\b|<div[^>]*\b(?:class|id)=[\"']?(?:gmail_quote|"
-                         r"moz-cite-prefix|appendonsend|divRplyFwdMsg)", re.IGNORECASE)
+# Thunderbird, Outlook): stripped-html is the HTML before the first of them. Found by a
+# scan of bounded tokens (`stripped_html`): a pattern like `<div[^>]*class=` takes time
+# quadratic in a run of unclosed `<div`s (16,000 of them: 27 s).
+_HTML_TOKENS = re.compile(r"<blockquote\b|<div|>|\b(?:class|id)=[\"']?(?:gmail_quote|"
+                          r"moz-cite-prefix|appendonsend|divRplyFwdMsg)", re.IGNORECASE)
+# A plain-text quote: `>` lines, Outlook's "-----Original Message-----".
+_QUOTE_LINE = re.compile(r"[ \t]*(?:>|-{2,}[ \t]*Original Message[ \t]*-{2,})", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
@@ -113,7 +120,7 @@ def parse(raw: bytes) -> Parsed:
     html_part = message.get_body(preferencelist=("html",))
     html = _text(html_part)
     plain = _text(plain_part) if plain_part is not None else (
-        html_to_text(html) if html else "")
+        html_to_text(_closed_tags(html)) if html else "")
     bodies = {id(p) for p in (plain_part, html_part) if p is not None}
     return Parsed(headers, first.get("Subject", ""), first.get("From", ""), plain, html,
                   attachments(message, bodies))
@@ -156,12 +163,46 @@ def _text(part: MIMEPart | None) -> str:
         return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
 
 
+def _closed_tags(html: str) -> str:
+    """The HTML with the `<`s after its last `>` written as text: Python's HTMLParser reads
+    a run of tags that never close in quadratic time ("<div " x 40,000: 170 s); as text they
+    are what a browser would show of them anyway."""
+    end = html.rfind(">") + 1
+    return html[:end] + html[end:].replace("<", "&lt;")
+
+
+def _readable(plain: str) -> bool:
+    """Whether mail-parser-reply may read `plain` in bounded time (MAX_STRIP_*)."""
+    if len(plain) > MAX_STRIP_CHARS:
+        return False
+    return all(len(line) <= MAX_STRIP_LINE for line in plain.split("\n"))
+
+
+def _before_quote(plain: str) -> str:
+    """The text before its first quoted line (and the "On … wrote:" line that introduces
+    it, a non-blank line ending in `:` just before): the stripped-text of a text too long
+    for the reply parser. The whole text when nothing is quoted."""
+    lines = plain.split("\n")
+    for n, line in enumerate(lines):
+        if _QUOTE_LINE.match(line):
+            head = lines[:n]
+            while head and not head[-1].strip():
+                head.pop()
+            if head and head[-1].rstrip().endswith(":"):
+                head.pop()
+            return "\n".join(head).rstrip()
+    return plain
+
+
 def stripped(plain: str) -> tuple[str, str]:
     """(stripped-text, stripped-signature): the reply without the quoted message and the
     signature, read by mail-parser-reply (its English and nine other languages' quote
-    headers and signatures)."""
-    if not plain.strip() or len(plain) > MAX_STRIP_CHARS:
+    headers and signatures); a text past its limits is cut at its first quote marker, its
+    signature left in."""
+    if not plain.strip():
         return plain, ""
+    if not _readable(plain):
+        return _before_quote(plain), ""
     try:
         replies = EmailReplyParser(languages=REPLY_LANGUAGES).read(plain).replies
     except Exception:  # a parser's failure leaves the text whole, never fails the POST
@@ -174,12 +215,33 @@ def stripped(plain: str) -> tuple[str, str]:
 def stripped_html(html: str) -> str:
     """The HTML before the first quoted block a mail client wrote (a documented heuristic:
     Gmail's `gmail_quote`, Thunderbird's `moz-cite-prefix`, Outlook's `appendonsend`,
-    `<blockquote>`), its body closed again."""
-    match = _HTML_QUOTE.search(html)
-    if match is None:
+    `<blockquote>`), its body closed again. Where `<div …class="gmail_quote"` starts is
+    where the first `<div` since the last `>` starts, as the tokens come: one pass."""
+    at = _quote_start(html)
+    if at is None:
         return html
-    head = html[:match.start()]
-    return head + ("</body></html>" if _BODY_END.search(html) else "")
+    return html[:at] + ("</body></html>" if _BODY_END.search(html) else "")
+
+
+def _quote_start(html: str) -> int | None:
+    div: int | None = None  # the first `<div` of the tag being read
+    blockquote: int | None = None  # one inside that tag: it counts if the div doesn't
+    for token in _HTML_TOKENS.finditer(html):
+        text = token.group()
+        if text == ">":
+            if blockquote is not None:
+                return blockquote
+            div = None
+        elif text[:2].lower() == "<b":
+            if div is None:
+                return token.start()
+            if blockquote is None:
+                blockquote = token.start()
+        elif text[:2].lower() == "<d":
+            div = token.start() if div is None else div
+        elif div is not None:  # a quote's class or id, within a div's tag
+            return div
+    return blockquote
 
 
 def _basics(parsed: Parsed, recipient: str, sender: str) -> list[tuple[str, str]]:
@@ -261,6 +323,16 @@ def stored_mime(raw: bytes, *, recipient: str, sender: str) -> dict[str, str]:
     return {**dict(payload.fields), "recipients": recipient}
 
 
+def stored_view(raw: bytes, recipients: str, sender: str, domain: str, message_url: str,
+                mime: bool) -> dict[str, Any]:
+    """The message-url's answer (JSON fields, or `body-mime` with `mime`); run in a
+    rendering process (`stored.inbound_json`)."""
+    if mime:
+        return stored_mime(raw, recipient=recipients, sender=sender)
+    return stored_fields(raw, recipient=recipients, sender=sender, domain=domain,
+                         message_url=message_url)
+
+
 def wants_mime(url: str) -> bool:
     """Mailgun posts the raw MIME to a forward URL whose path ends in `mime`."""
     try:
@@ -276,6 +348,19 @@ def signed(payload: Payload, key: str, now: float) -> Payload:
     signature = sign(key, timestamp, token)
     return Payload([*payload.fields, ("timestamp", timestamp), ("token", token),
                     ("signature", signature)], payload.files)
+
+
+def post_body(kind: str, raw: bytes, recipient: str, sender: str, url: str, domain: str,
+              message_url: str, key: str, now: float) -> tuple[str, bytes]:
+    """A route POST's (Content-Type, body), signed: forward() (`kind` "forward") or
+    store()'s notify. Run in a rendering process, within a budget (`posts`)."""
+    if kind == "forward":
+        made = (mime_forwarded if wants_mime(url) else forwarded)(
+            raw, recipient=recipient, sender=sender)
+    else:
+        made = notified(raw, recipient=recipient, sender=sender, domain=domain,
+                        message_url=message_url)
+    return encode(signed(made, key, now))
 
 
 def encode(payload: Payload) -> tuple[str, bytes]:
