@@ -83,3 +83,28 @@ def test_a_bad_action_is_skipped_and_the_others_still_run(
     events = api.get(f"/v3/{domain}/events", params={"event": "stored"}).json()["items"]
     assert len(events) == 1
     assert api.get(f"/v1/admin/domains/{domain}/route_posts").json()["items"] == []
+
+
+def deeply_nested(levels: int) -> bytes:
+    head = (b"From: Ann Buyer <ann@shop.example.org>\r\nSubject: Deep\r\n"
+            b"Message-ID: <deep@shop.example.org>\r\nMIME-Version: 1.0\r\n")
+    opening = b"".join(f'Content-Type: multipart/mixed; boundary="b{n}"\r\n\r\n--b{n}\r\n'
+                       .encode() for n in range(levels))
+    closing = b"".join(f"--b{n}--\r\n".encode() for n in reversed(range(levels)))
+    return head + opening + b"Content-Type: text/plain\r\n\r\nhello\r\n" + closing
+
+
+def test_a_message_nested_3000_deep_is_viewed_by_its_header_not_a_500(
+        services, account, domain, api) -> None:
+    key = store_inbound(services, account[0], domain, deeply_nested(3000), to=[RECIPIENT])
+    path = f"/v3/domains/{domain}/messages/{key}"
+    view = api.get(path)
+    assert view.status_code == 200, view.text
+    got = view.json()
+    assert got["subject"] == "Deep" and got["from"] == "Ann Buyer <ann@shop.example.org>"
+    assert got["recipients"] == RECIPIENT and got["attachments"] == []
+    assert "body-plain" not in got  # its parts can't be read; its MIME still can
+    assert ["Message-Id", "<deep@shop.example.org>"] in got["message-headers"]
+    mime = api.get(path, headers={"Accept": "message/rfc2822"})
+    assert mime.status_code == 200 and mime.json()["body-mime"].endswith("--b0--\r\n")
+    assert api.get(path + "/attachments/0").status_code == 404

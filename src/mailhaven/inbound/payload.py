@@ -28,9 +28,11 @@ from urllib.parse import urlsplit
 import httpx
 from mailparser_reply import EmailReplyParser
 
+from mailhaven.errors import BadRequest
 from mailhaven.messages.folding import decode_words
 from mailhaven.messages.html_text import html_to_text
 from mailhaven.messages.mime import mime_head
+from mailhaven.sending.request import _check_parts
 from mailhaven.webhooks.service import sign
 
 # mail-parser-reply's regular expressions take time about (text length) x (longest line):
@@ -110,8 +112,36 @@ def header_pairs(raw: bytes) -> list[tuple[str, str]]:
         for name, value in pairs if name]
 
 
+class Unparseable(ValueError):
+    """A message whose parts the email package can't read safely (nested past
+    MAX_MIME_DEPTH, too many parts, a part's header too long): it recurses once per level
+    (3,000 nested multiparts: a RecursionError) and reads long part headers slowly."""
+
+
+def message_of(raw: bytes) -> EmailMessage:
+    """`raw` parsed, once its parts are known to be within the limits of a message we send
+    (`sending.request`, checked in one linear pass); Unparseable otherwise."""
+    try:
+        _check_parts(raw, mime_head(raw))
+    except BadRequest as exc:
+        raise Unparseable(exc.message) from None
+    try:
+        message = message_from_bytes(raw, policy=policy.default)
+    except RecursionError:  # a shape the check did not foresee
+        raise Unparseable("parts nested too deeply to be read") from None
+    assert isinstance(message, EmailMessage)
+    return message
+
+
 def parse(raw: bytes) -> Parsed:
-    message = message_from_bytes(raw, policy=policy.default)
+    """The message's fields, bodies and attachments; Unparseable for one we can't read."""
+    try:
+        return _parse(message_of(raw), raw)
+    except RecursionError:
+        raise Unparseable("parts nested too deeply to be read") from None
+
+
+def _parse(message: EmailMessage, raw: bytes) -> Parsed:
     headers = header_pairs(raw)
     first: dict[str, str] = {}
     for name, value in headers:
@@ -292,7 +322,11 @@ def stored_fields(raw: bytes, *, recipient: str, sender: str, domain: str,
                   message_url: str) -> dict[str, Any]:
     """A stored inbound message as Mailgun's message-url returns it (JSON), and as its
     store() notify POST carries it: attachments as URLs."""
-    parsed = parse(raw)
+    try:
+        parsed = parse(raw)
+    except Unparseable:  # its header is read in one pass: what can be said of it
+        return _unparsed_fields(raw, recipient=recipient, sender=sender, domain=domain,
+                                message_url=message_url)
     listed = [{"url": attachment_url(message_url, n), "content-type": a.content_type,
                "name": a.filename, "size": len(a.data)}
               for n, a in enumerate(parsed.attachments)]
@@ -303,6 +337,22 @@ def stored_fields(raw: bytes, *, recipient: str, sender: str, domain: str,
              "attachments": listed, "content-id-map": cids,
              "message-headers": [list(h) for h in parsed.headers]}
     for name, value in _each_header(parsed.headers):
+        view.setdefault(name, value)
+    return view
+
+
+def _unparsed_fields(raw: bytes, *, recipient: str, sender: str, domain: str,
+                     message_url: str) -> dict[str, Any]:
+    """The stored view of a message whose parts can't be read (Unparseable): its header's
+    fields, no bodies and no attachments (its MIME is still there, `body-mime`)."""
+    headers = header_pairs(raw)
+    first = dict(reversed(headers))
+    view: dict[str, Any] = {
+        "recipient": recipient, "sender": sender, "from": first.get("From", ""),
+        "subject": first.get("Subject", ""), "domain": domain, "recipients": recipient,
+        "message-url": message_url, "attachments": [], "content-id-map": {},
+        "message-headers": [list(h) for h in headers]}
+    for name, value in _each_header(headers):
         view.setdefault(name, value)
     return view
 

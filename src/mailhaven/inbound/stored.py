@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from email import message_from_bytes, policy
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -97,7 +96,10 @@ def inbound_attachment(session: Session, vault: Vault, domain: Domain, storage_k
     found = _inbound_raw(session, vault, domain, storage_key)
     if found is None:
         raise NotFound(NO_ATTACHMENT)
-    parts = payload.attachments(message_from_bytes(found[0], policy=policy.default))
+    try:  # a message whose parts can't be read lists none
+        parts = payload.attachments(payload.message_of(found[0]))
+    except (payload.Unparseable, RecursionError):
+        raise NotFound(NO_ATTACHMENT) from None
     if not 0 <= n < len(parts):
         raise NotFound(NO_ATTACHMENT)
     return parts[n]
