@@ -93,9 +93,14 @@ def test_other_charsets_arrive_as_utf8() -> None:
     assert payload.encode(payload.forwarded(raw, recipient="s", sender=""))[1]
 
 
-def test_a_url_ending_in_mime_gets_the_message_as_received() -> None:
+def test_a_url_whose_path_holds_mime_gets_the_message_as_received() -> None:
     assert payload.wants_mime("https://app.example.com/inbound/mime")
+    # django-anymail's documented URL for Mailgun's raw MIME ends in a slash
+    assert payload.wants_mime("https://u:p@app.example.com/anymail/mailgun/inbound_mime/")
+    assert payload.wants_mime("https://app.example.com/mimetypes/in")  # "contains", as Mailgun
+    assert not payload.wants_mime("https://app.example.com/anymail/mailgun/inbound/")
     assert not payload.wants_mime("https://app.example.com/inbound?format=mime")
+    assert not payload.wants_mime("https://mime.example.com/inbound")
     made = payload.mime_forwarded(PLAIN, recipient="support@mg.acme.test", sender="b@x.org")
     got = fields(made)
     assert got["body-mime"] == PLAIN.decode()

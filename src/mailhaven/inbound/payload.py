@@ -7,7 +7,7 @@ Three shapes, as Mailgun sends them:
   `attachment-count`, `content-id-map` (cid → attachment-N), `message-headers` (a JSON list
   of [name, value], in order), every header as a field of its own, and the attachments as
   files `attachment-1…N` (multipart/form-data then; urlencoded without attachments);
-- forward("https://…mime"): `recipient`, `sender`, `from`, `subject`, `body-mime`;
+- forward("https://…mime…") (`wants_mime`): `recipient`, `sender`, `from`, `subject`, `body-mime`;
 - store(notify="https://…"): the parsed fields, but the attachments as URLs (`attachments`
   JSON, `content-id-map` cid → URL, no `attachment-count`), with `domain` and
   `message-url`.
@@ -384,9 +384,14 @@ def stored_view(raw: bytes, recipients: str, sender: str, domain: str, message_u
 
 
 def wants_mime(url: str) -> bool:
-    """Mailgun posts the raw MIME to a forward URL whose path ends in `mime`."""
+    """Whether a forward URL gets the raw MIME: its path contains `mime`. Mailgun documents
+    "ends in mime", yet posts MIME to django-anymail's documented
+    `…/anymail/mailgun/inbound_mime/` (a trailing slash): it looks for `mime` in the URL.
+    We look in the path only, as written (a query's `?format=mime` or a host named
+    mime.example.com doesn't count); so a path such as `/mimetypes/in` gets the MIME too,
+    as it would from Mailgun."""
     try:
-        return urlsplit(url).path.endswith("mime")
+        return "mime" in urlsplit(url).path
     except ValueError:
         return False
 
