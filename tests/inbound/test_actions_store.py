@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
 
 from mailhaven.routes.expressions import RouteAction
@@ -108,3 +109,27 @@ def test_a_message_nested_3000_deep_is_viewed_by_its_header_not_a_500(
     mime = api.get(path, headers={"Accept": "message/rfc2822"})
     assert mime.status_code == 200 and mime.json()["body-mime"].endswith("--b0--\r\n")
     assert api.get(path + "/attachments/0").status_code == 404
+
+
+def test_content_id_map_is_objects_in_the_stored_json_and_urls_in_the_notify_post(
+        services, account, domain, api) -> None:
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Ann Buyer <ann@shop.example.org>", "Logo"
+    msg.set_content("See the logo.\n")
+    msg.add_alternative('<p><img src="cid:logo@shop"></p>', subtype="html")
+    msg.get_payload()[1].add_related(b"\x89PNG-bytes", "image", "png", cid="<logo@shop>",
+                                     filename="logo.png")
+    key = store_inbound(services, account[0], domain, msg.as_bytes(), to=[RECIPIENT])
+    with WebhookReceiver() as receiver:
+        run_actions(services, key, RECIPIENT,
+                    [RouteAction(ROUTE, "store", None, notify=receiver.url)])
+        assert send_route_posts(services) == 1
+    hook, = receiver.received
+    form = {k: v[0] for k, v in parse_qs(hook.body.decode(), keep_blank_values=True).items()}
+    url = form["message-url"] + "/attachments/0"
+    assert json.loads(form["content-id-map"]) == {"<logo@shop>": url}
+    got = api.get(urlsplit(form["message-url"]).path).json()
+    logo = {"url": url, "content-type": "image/png", "name": "logo.png",
+            "size": len(b"\x89PNG-bytes")}
+    assert got["content-id-map"] == {"<logo@shop>": logo}
+    assert got["attachments"] == [logo]

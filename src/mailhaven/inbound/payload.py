@@ -10,7 +10,8 @@ Three shapes, as Mailgun sends them:
 - forward("https://…mime…") (`wants_mime`): `recipient`, `sender`, `from`, `subject`, `body-mime`;
 - store(notify="https://…"): the parsed fields, but the attachments as URLs (`attachments`
   JSON, `content-id-map` cid → URL, no `attachment-count`), with `domain` and
-  `message-url`.
+  `message-url`; the message-url's JSON has them too, its `content-id-map` mapping a cid
+  to the attachment's object (mailgun-go's StoredMessage).
 Signing (`timestamp`, `token`, `signature`) is added at send time (`signed`).
 """
 
@@ -320,8 +321,9 @@ def attachment_url(message_url: str, n: int) -> str:
 
 def stored_fields(raw: bytes, *, recipient: str, sender: str, domain: str,
                   message_url: str) -> dict[str, Any]:
-    """A stored inbound message as Mailgun's message-url returns it (JSON), and as its
-    store() notify POST carries it: attachments as URLs."""
+    """A stored inbound message as Mailgun's message-url returns it (JSON): attachments as
+    objects with their URLs ({url, content-type, name, size}), in `attachments` and by
+    content id in `content-id-map`."""
     try:
         parsed = parse(raw)
     except Unparseable:  # its header is read in one pass: what can be said of it
@@ -330,8 +332,8 @@ def stored_fields(raw: bytes, *, recipient: str, sender: str, domain: str,
     listed = [{"url": attachment_url(message_url, n), "content-type": a.content_type,
                "name": a.filename, "size": len(a.data)}
               for n, a in enumerate(parsed.attachments)]
-    cids = {a.content_id: attachment_url(message_url, n)
-            for n, a in enumerate(parsed.attachments) if a.content_id}
+    # cid → the attachment's object, as mailgun-go's StoredMessage reads it
+    cids = {a.content_id: listed[n] for n, a in enumerate(parsed.attachments) if a.content_id}
     view: dict[str, Any] = dict(_basics(parsed, recipient, sender))
     view |= {"domain": domain, "recipients": recipient, "message-url": message_url,
              "attachments": listed, "content-id-map": cids,
@@ -363,6 +365,8 @@ def notified(raw: bytes, *, recipient: str, sender: str, domain: str,
     view = stored_fields(raw, recipient=recipient, sender=sender, domain=domain,
                          message_url=message_url)
     view.pop("recipients")
+    # the POST's content-id-map maps a cid to the attachment's URL alone
+    view["content-id-map"] = {cid: a["url"] for cid, a in view["content-id-map"].items()}
     return Payload([(name, value if isinstance(value, str) else json.dumps(value))
                     for name, value in view.items()])
 
