@@ -34,7 +34,12 @@ def test_a_plain_reply_has_its_text_stripped_of_quote_and_signature() -> None:
     assert got["stripped-text"] == "Thanks, it arrived."
     assert "Ann Buyer" in got["stripped-signature"]
     assert got["attachment-count"] == "0" and json.loads(got["content-id-map"]) == {}
-    assert got["body-html"] == "" and made.files == []
+    assert made.files == []
+    # no HTML part: no body-html or stripped-html (anymail's message.html is then None)
+    assert "body-html" not in got and "stripped-html" not in got
+    stored = {"recipient": "s", "sender": "", "domain": "mg.acme.test", "message_url": "u"}
+    assert "body-html" not in fields(payload.notified(PLAIN, **stored))
+    assert "stripped-html" not in payload.stored_fields(PLAIN, **stored)
     # every header as a field of its own, named as Mailgun names them, and all in order
     assert got["Message-Id"] == "<r1@shop.example.org>" and got["X-Mailgun-Sflag"] == "No"
     headers = json.loads(got["message-headers"])

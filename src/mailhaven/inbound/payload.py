@@ -89,7 +89,7 @@ class Parsed:
     subject: str
     from_: str
     plain: str
-    html: str
+    html: str | None  # None: the message has no HTML part
     attachments: list[Attachment]
 
 
@@ -149,7 +149,7 @@ def _parse(message: EmailMessage, raw: bytes) -> Parsed:
         first.setdefault(name, value)
     plain_part = message.get_body(preferencelist=("plain",))
     html_part = message.get_body(preferencelist=("html",))
-    html = _text(html_part)
+    html = _text(html_part) if html_part is not None else None
     plain = _text(plain_part) if plain_part is not None else (
         html_to_text(_closed_tags(html)) if html else "")
     bodies = {id(p) for p in (plain_part, html_part) if p is not None}
@@ -276,11 +276,16 @@ def _quote_start(html: str) -> int | None:
 
 
 def _basics(parsed: Parsed, recipient: str, sender: str) -> list[tuple[str, str]]:
+    """The fields every parsed shape starts with; `body-html` and `stripped-html` only for
+    a message with an HTML part (so django-anymail's `message.html` is None for plain mail,
+    as from Mailgun)."""
     text, signature = stripped(parsed.plain)
-    return [("recipient", recipient), ("sender", sender), ("from", parsed.from_),
-            ("subject", parsed.subject), ("body-plain", parsed.plain),
-            ("stripped-text", text), ("stripped-signature", signature),
-            ("body-html", parsed.html), ("stripped-html", stripped_html(parsed.html))]
+    basics = [("recipient", recipient), ("sender", sender), ("from", parsed.from_),
+              ("subject", parsed.subject), ("body-plain", parsed.plain),
+              ("stripped-text", text), ("stripped-signature", signature)]
+    if parsed.html is not None:
+        basics += [("body-html", parsed.html), ("stripped-html", stripped_html(parsed.html))]
+    return basics
 
 
 def _each_header(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
