@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage, MIMEPart
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from mailparser_reply import EmailReplyParser
@@ -67,7 +68,7 @@ class Upload:
 
 @dataclass(frozen=True)
 class Payload:
-    fields: list[tuple[str, str]]
+    fields: Sequence[tuple[str, str | bytes]]  # bytes: sent as they are (`body-mime`)
     files: list[Upload] = field(default_factory=list)
 
 
@@ -312,11 +313,17 @@ def forwarded(raw: bytes, *, recipient: str, sender: str) -> Payload:
 
 
 def mime_forwarded(raw: bytes, *, recipient: str, sender: str) -> Payload:
-    """forward("https://…mime"): the message as received, in `body-mime`."""
+    """forward("https://…mime"): the message as received, in `body-mime`, its bytes as they
+    are (percent-encoded in the urlencoded body): a receiver that reads the field as bytes
+    gets the very message, 8-bit parts too; one that reads it as UTF-8 text (Django, and so
+    django-anymail's `request.POST["body-mime"]`) gets a UTF-8 or ASCII message exactly,
+    and only another 8-bit charset's bytes replaced. Decoding it here (as UTF-8 with
+    replacement, or as Latin-1, which Django would turn into mojibake) would lose bytes for
+    every receiver."""
     first = dict(reversed(header_pairs(raw)))
     return Payload([("recipient", recipient), ("sender", sender),
                     ("from", first.get("From", "")), ("subject", first.get("Subject", "")),
-                    ("body-mime", raw.decode("utf-8", "replace"))])
+                    ("body-mime", raw)])
 
 
 def attachment_url(message_url: str, n: int) -> str:
@@ -377,9 +384,11 @@ def notified(raw: bytes, *, recipient: str, sender: str, domain: str,
 
 
 def stored_mime(raw: bytes, *, recipient: str, sender: str) -> dict[str, str]:
-    """The message-url's `Accept: message/rfc2822` answer: `body-mime` and the basics."""
+    """The message-url's `Accept: message/rfc2822` answer: `body-mime` and the basics. JSON
+    holds text: the message as UTF-8, another charset's 8-bit bytes replaced."""
     payload = mime_forwarded(raw, recipient=recipient, sender=sender)
-    return {**dict(payload.fields), "recipients": recipient}
+    return {**{name: value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+               for name, value in payload.fields}, "recipients": recipient}
 
 
 def stored_view(raw: bytes, recipients: str, sender: str, domain: str, message_url: str,
@@ -428,8 +437,11 @@ def post_body(kind: str, raw: bytes, recipient: str, sender: str, url: str, doma
 
 
 def encode(payload: Payload) -> tuple[str, bytes]:
-    """(Content-Type, body): multipart/form-data when there are files, else urlencoded."""
-    data: dict[str, list[str]] = {}
+    """(Content-Type, body): multipart/form-data when there are files, else urlencoded
+    (bytes values percent-encoded as they are)."""
+    if not payload.files:
+        return "application/x-www-form-urlencoded", urlencode(payload.fields).encode("ascii")
+    data: dict[str, list[str | bytes]] = {}
     for name, value in payload.fields:
         data.setdefault(name, []).append(value)
     files = [(u.field, (u.filename, u.data, u.content_type)) for u in payload.files]
