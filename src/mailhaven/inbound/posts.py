@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mailhaven import __version__
@@ -321,3 +322,16 @@ def recent_posts(session: Session, vault: Vault, account_id: str, domain_id: str
             "next-attempt-at": row.next_attempt_at if row.status == PENDING else None,
             "created-at": row.created_at})
     return items
+
+
+def erase_for_messages(session: Session, account_id: str, storage_keys: Iterable[str]) -> int:
+    """Delete the account's route POSTs of these messages (erasure: the mail a subject sent
+    or received goes, and with it what was posted of it, to whom and where); how many."""
+    keys, deleted = sorted(set(storage_keys)), 0
+    for start in range(0, len(keys), 500):  # within every database's bound parameters
+        deleted += session.execute(delete(RoutePost).where(
+            RoutePost.account_id == account_id,
+            RoutePost.storage_key.in_(keys[start:start + 500]))
+            .execution_options(synchronize_session=False)).rowcount or 0
+    return deleted
+
