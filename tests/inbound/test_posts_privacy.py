@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from mailhaven.inbound import service as intake
 from mailhaven.inbound.auth import Verdicts
 from mailhaven.inbound.models import RoutePost
+from mailhaven.inbound.posts import erase_for_messages
 from mailhaven.privacy.erasure import erase_recipient
 from mailhaven.retention import service as retention
 from mailhaven.routes.expressions import RouteAction
@@ -67,13 +68,15 @@ def test_finished_route_posts_go_after_30_days_pending_ones_stay(
 
 
 def test_erasing_the_sender_removes_the_posts_of_their_mail_not_anyone_elses(
-        services, account, domain, api) -> None:
+        services, account, second_account, domain, api) -> None:
     theirs = receive(services, domain, "ann@shop.example.org")
     other = receive(services, domain, "carol@elsewhere.example.net")
     with WebhookReceiver() as receiver:
         forward(services, theirs, receiver.url)
         forward(services, other, receiver.url)
         assert send_route_posts(services) == 2
+    with services.db.transaction() as session:  # another account's erasure touches none
+        assert erase_for_messages(session, second_account.account_id, [theirs, other]) == 0
     with services.db.transaction() as session:
         erase_recipient(session, services.vault, account[0], "ann@shop.example.org",
                         now=services.clock.now(), data_dir=services.settings.data_dir)

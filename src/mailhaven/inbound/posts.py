@@ -50,6 +50,7 @@ from mailhaven.runner import Runner
 from mailhaven.sending.stored import stored_document
 from mailhaven.services import Services
 from mailhaven.storage.base import table
+from mailhaven.storage.db import affected
 from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.vault import Vault
 from mailhaven.webhooks.network import Refused, checked_transport
@@ -329,9 +330,9 @@ def erase_for_messages(session: Session, account_id: str, storage_keys: Iterable
     or received goes, and with it what was posted of it, to whom and where); how many."""
     keys, deleted = sorted(set(storage_keys)), 0
     for start in range(0, len(keys), 500):  # within every database's bound parameters
-        deleted += session.execute(delete(RoutePost).where(
+        deleted += affected(session.execute(delete(RoutePost).where(
             RoutePost.account_id == account_id,
             RoutePost.storage_key.in_(keys[start:start + 500]))
-            .execution_options(synchronize_session=False)).rowcount or 0
+            .execution_options(synchronize_session=False)))
     return deleted
 
