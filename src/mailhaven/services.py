@@ -16,7 +16,8 @@ from mailhaven.vault import Vault, load_or_create_keyring
 
 # What the rendering processes are sent to run, imported before they say they are ready:
 # never on a render's budget.
-RENDERED_BY = ("mailhaven.sending.stored", "mailhaven.tracking.render")
+RENDERED_BY = ("mailhaven.sending.stored", "mailhaven.tracking.render",
+               "mailhaven.inbound.payload")
 
 
 @dataclass

@@ -34,7 +34,12 @@ def test_a_plain_reply_has_its_text_stripped_of_quote_and_signature() -> None:
     assert got["stripped-text"] == "Thanks, it arrived."
     assert "Ann Buyer" in got["stripped-signature"]
     assert got["attachment-count"] == "0" and json.loads(got["content-id-map"]) == {}
-    assert got["body-html"] == "" and made.files == []
+    assert made.files == []
+    # no HTML part: no body-html or stripped-html (anymail's message.html is then None)
+    assert "body-html" not in got and "stripped-html" not in got
+    stored = {"recipient": "s", "sender": "", "domain": "mg.acme.test", "message_url": "u"}
+    assert "body-html" not in fields(payload.notified(PLAIN, **stored))
+    assert "stripped-html" not in payload.stored_fields(PLAIN, **stored)
     # every header as a field of its own, named as Mailgun names them, and all in order
     assert got["Message-Id"] == "<r1@shop.example.org>" and got["X-Mailgun-Sflag"] == "No"
     headers = json.loads(got["message-headers"])
@@ -93,12 +98,17 @@ def test_other_charsets_arrive_as_utf8() -> None:
     assert payload.encode(payload.forwarded(raw, recipient="s", sender=""))[1]
 
 
-def test_a_url_ending_in_mime_gets_the_message_as_received() -> None:
+def test_a_url_whose_path_holds_mime_gets_the_message_as_received() -> None:
     assert payload.wants_mime("https://app.example.com/inbound/mime")
+    # django-anymail's documented URL for Mailgun's raw MIME ends in a slash
+    assert payload.wants_mime("https://u:p@app.example.com/anymail/mailgun/inbound_mime/")
+    assert payload.wants_mime("https://app.example.com/mimetypes/in")  # "contains", as Mailgun
+    assert not payload.wants_mime("https://app.example.com/anymail/mailgun/inbound/")
     assert not payload.wants_mime("https://app.example.com/inbound?format=mime")
+    assert not payload.wants_mime("https://mime.example.com/inbound")
     made = payload.mime_forwarded(PLAIN, recipient="support@mg.acme.test", sender="b@x.org")
     got = fields(made)
-    assert got["body-mime"] == PLAIN.decode()
+    assert got["body-mime"] == PLAIN  # its bytes, as they are
     assert got["subject"] == "Re: Order 77" and got["from"].startswith("Ann Buyer")
     assert "body-plain" not in got and made.files == []
 

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_to_bytes
 
 from mailhaven.inbound.models import RoutePost
 from mailhaven.privacy.erasure import erase_recipient
@@ -139,3 +139,21 @@ def test_the_log_names_the_host_only_and_another_account_sees_nothing(
     assert "support+77" not in caplog.text
     assert second_api.get(f"/v1/admin/domains/{domain}/route_posts").status_code == 404
     assert posts(api, domain)[0]["status"] == "sent"
+
+
+def test_a_mime_forward_carries_an_8bit_message_byte_for_byte(
+        services, account, domain) -> None:
+    raw = (b"From: Ann Buyer <ann@shop.example.org>\r\nSubject: 8-bit\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+           b"Content-Transfer-Encoding: 8bit\r\n\r\nCaf\xe9 cr\xe8me, 5 \xa4\r\n")
+    key = store_inbound(services, account[0], domain, raw, to=[RECIPIENT])
+    with WebhookReceiver() as receiver:
+        run_actions(services, key, RECIPIENT, forward(receiver.url + "/inbound_mime/"))
+        assert send_route_posts(services) == 1
+    hook, = receiver.received
+    assert hook.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    form = dict(pair.split(b"=", 1) for pair in hook.body.split(b"&"))
+    body_mime = unquote_to_bytes(form[b"body-mime"].replace(b"+", b" "))
+    assert body_mime.endswith(raw)  # after our trace fields, the message as it came
+    assert body_mime.startswith(b"Received: ")
+    assert unquote_to_bytes(form[b"subject"].replace(b"+", b" ")) == b"8-bit"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 DEFAULTS = {"events": 30, "message_bodies": 3, "webhook_deliveries": 30, "requests": 7,
-            "inbound_messages": 3}
+            "inbound_messages": 3, "route_posts": 30}
 
 
 def _days(reply: httpx.Response) -> dict[str, int]:
@@ -22,7 +22,7 @@ def test_an_account_reads_its_defaults_sets_its_own_and_returns_to_the_defaults(
 
     changed = api.put("/v1/privacy/retention", json={"events": 7, "message_bodies": 1})
     assert _days(changed) == {**DEFAULTS, "events": 7, "message_bodies": 1}
-    assert [p["custom"] for p in changed.json()["policies"]] == [True, True, False, False, False]
+    assert [p["custom"] for p in changed.json()["policies"]] == [True, True] + [False] * 4
     assert _days(api.put("/v1/privacy/retention", json={"events": 3650})) == {
         **DEFAULTS, "events": 3650, "message_bodies": 1}
     assert _days(api.put("/v1/privacy/retention", json={"events": None})) == {

@@ -6,8 +6,11 @@ refused connection) is retried after 10m, 10m, 15m, 30m, 1h, 2h and 4h (about 8 
 then given up; a target that resolves to a non-public address is given up at once unless
 private targets are allowed. The body is built from the sealed message when the POST is
 claimed, so a message or a recipient erased meanwhile is never sent (the row is
-cancelled). Every attempt is kept in the row's attempt log, readable through
-`GET /v1/admin/domains/{d}/route_posts`, and written as one JSON log line (host only).
+cancelled); it is built in a rendering process within BUILD_SECONDS (a hostile message
+can't stall the API and the MX, which share this process): one that takes longer counts
+as a failed attempt, and ends given up like any. Every attempt is kept in the row's
+attempt log, readable through `GET /v1/admin/domains/{d}/route_posts`, and written as
+one JSON log line (host only).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import json
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -23,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mailhaven import __version__
@@ -33,7 +37,6 @@ from mailhaven.errors import NotFound
 from mailhaven.inbound import payload
 from mailhaven.inbound.models import (
     CANCELLED,
-    FORWARD,
     GAVE_UP,
     PENDING,
     REFUSED,
@@ -42,10 +45,12 @@ from mailhaven.inbound.models import (
 )
 from mailhaven.messages.mime import mime_fields, mime_head
 from mailhaven.messages.models import Message
+from mailhaven.messages.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
 from mailhaven.runner import Runner
 from mailhaven.sending.stored import stored_document
 from mailhaven.services import Services
 from mailhaven.storage.base import table
+from mailhaven.storage.db import affected
 from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.vault import Vault
 from mailhaven.webhooks.network import Refused, checked_transport
@@ -58,6 +63,8 @@ QUEUE = LeasedQueue(RoutePost, waiting=PENDING)
 RECIPIENT_CONTEXT, URL_CONTEXT = "route_post.recipient", "route_post.url"
 UNBUILDABLE = "the message could not be parsed into a POST"
 CONCURRENCY = 8  # a POST may carry a 25 MB message: fewer at once than webhooks
+# A body is built within this (8 of them, two rendering processes: within the 60 s lease).
+BUILD_SECONDS = 10.0
 
 
 def target_problem(url: str) -> str | None:
@@ -114,8 +121,12 @@ class Post:
     route_id: str
     attempts: int
     attempt_log: list[dict[str, Any]]
-    content_type: str
-    body: bytes
+    account_id: str
+    key: str  # the account's webhook signing key
+    raw: bytes
+    recipient: str
+    domain: str
+    message_url: str
 
 
 class RoutePostSender(Runner):
@@ -125,8 +136,10 @@ class RoutePostSender(Runner):
     def __init__(self, services: Services, *, owner: str | None = None,
                  concurrency: int = CONCURRENCY,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 timeout: float = TIMEOUT_SECONDS) -> None:
+                 timeout: float = TIMEOUT_SECONDS,
+                 build_seconds: float = BUILD_SECONDS) -> None:
         self.services = services
+        self.build_seconds = build_seconds
         self.owner = owner or f"route-posts-{secrets.token_hex(6)}"
         self.concurrency = concurrency
         self.timeout = timeout
@@ -163,19 +176,15 @@ class RoutePostSender(Runner):
                     for account_id in set(session.scalars(
                         select(RoutePost.account_id).where(RoutePost.id.in_(ids))))}
         with db.sessions() as session:
-            posts, unreadable, broken = self._posts(session, ids, keys, lease, now)
-        if unreadable or broken:
+            posts, unreadable = self._posts(session, ids, keys, lease)
+        if unreadable:
             with db.transaction() as session:
                 # the message is gone or its recipient erased: nothing left to send
                 QUEUE.settle(session, unreadable, lease, now, status=CANCELLED)
-                # it fails the same way every time: given up, and said in its log
-                QUEUE.settle(session, broken, lease, now, status=GAVE_UP, attempts=1,
-                             attempt_log=json.dumps([{"at": now, "status": None, "seconds": 0,
-                                                      "error": UNBUILDABLE}]))
         return posts
 
-    def _posts(self, session: Session, ids: list[int], keys: dict[str, str], lease: Lease,
-               now: float) -> tuple[list[Post], list[int], list[int]]:
+    def _posts(self, session: Session, ids: list[int], keys: dict[str, str],
+               lease: Lease) -> tuple[list[Post], list[int]]:
         vault, api_url = self.services.vault, self.services.settings.api_url.rstrip("/")
         rows = session.scalars(select(RoutePost).where(RoutePost.id.in_(ids))).all()
         names = dict(session.execute(select(Domain.id, Domain.name).where(
@@ -183,7 +192,6 @@ class RoutePostSender(Runner):
         subject_keys = vault.keys(session, (r.subject_key_id for r in rows))
         posts: list[Post] = []
         unreadable: list[int] = []
-        broken: list[int] = []
         for row in rows:
             key = subject_keys.get(row.subject_key_id or "")
             try:
@@ -195,41 +203,46 @@ class RoutePostSender(Runner):
                 continue
             recipient = vault.open_text(key, row.recipient_sealed, RECIPIENT_CONTEXT)
             url = vault.open_text(key, row.url_sealed, URL_CONTEXT)
-            raw, domain = doc.mime_bytes, names.get(row.domain_id, "")
-            try:
-                sender = envelope_sender(raw)
-                if row.kind == FORWARD:
-                    made = (payload.mime_forwarded if payload.wants_mime(url)
-                            else payload.forwarded)(raw, recipient=recipient, sender=sender)
-                else:
-                    made = payload.notified(
-                        raw, recipient=recipient, sender=sender, domain=domain,
-                        message_url=f"{api_url}/v3/domains/{domain}/messages/"
-                                    f"{row.storage_key}")
-                content_type, body = payload.encode(
-                    payload.signed(made, keys[row.account_id], now))
-            except Exception as exc:  # a message the parser can't take: never a loop
-                log.error("route post %s: %s (%s)", row.id, UNBUILDABLE, type(exc).__name__)
-                broken.append(row.id)
-                continue
+            domain = names.get(row.domain_id, "")
             posts.append(Post(row.id, lease, url, row.kind, row.route_id, row.attempts,
-                              json.loads(row.attempt_log), content_type, body))
-        return posts, unreadable, broken
+                              json.loads(row.attempt_log), row.account_id,
+                              keys[row.account_id], doc.mime_bytes, recipient, domain,
+                              f"{api_url}/v3/domains/{domain}/messages/{row.storage_key}"))
+        return posts, unreadable
+
+    async def _build(self, post: Post) -> tuple[str, bytes]:
+        """The POST's (Content-Type, body), built in a rendering process within
+        `build_seconds`."""
+        return await self.services.renderer.run(
+            post.account_id, self.build_seconds, payload.post_body,
+            post.kind, post.raw, post.recipient,
+            envelope_sender(post.raw), post.url, post.domain, post.message_url, post.key,
+            self.services.clock.now())
 
     # -- post ---------------------------------------------------------------------------
     async def _post(self, post: Post) -> None:
         """One POST, settled whatever happens to it: a failure is this row's alone."""
         started = monotonic()
-        status_code, error = None, ""
+        status_code, error, unbuildable = None, "", False
         try:
             problem = target_problem(post.url)
             if problem:
                 raise Refused(f"{Refused.prefix} invalid URL: {problem}")
+            try:
+                content_type, body = await self._build(post)
+            except (RenderTimeout, RenderCrashed, RenderUnavailable) as exc:
+                # too slow (or the process died): an attempt, retried on the schedule
+                raise _NotBuilt(f"the POST could not be built: {exc}") from exc
+            except Exception as exc:  # a message the parser can't take: the same each time
+                log.error("route post %s: %s (%s)", post.post_id, UNBUILDABLE,
+                          type(exc).__name__)
+                unbuildable = True
+                raise _NotBuilt(UNBUILDABLE) from exc
             async with asyncio.timeout(self.timeout), self.client.stream(
-                    "POST", post.url, content=post.body,
-                    headers={"Content-Type": post.content_type}) as response:
+                    "POST", post.url, content=body,
+                    headers={"Content-Type": content_type}) as response:
                 status_code = response.status_code  # the body is never read: not needed
-        except Refused as exc:
+        except (Refused, _NotBuilt) as exc:
             error = str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]
@@ -240,7 +253,7 @@ class RoutePostSender(Runner):
             error = f"unexpected error: {type(exc).__name__}"
             log.warning("route post %s: %s", post.post_id, error)
         seconds = round(monotonic() - started, 3)
-        outcome = _outcome(post, status_code, error)
+        outcome = GAVE_UP if unbuildable else _outcome(post, status_code, error)
         POSTS.labels(outcome).inc()
         log.info(json.dumps({"kind": "route-post", "post": post.post_id,
                              "route": post.route_id, "action": post.kind,
@@ -261,6 +274,10 @@ class RoutePostSender(Runner):
             values["next_attempt_at"] = next_at
         with self.services.db.transaction() as session:
             QUEUE.settle(session, [post.post_id], post.lease, now, **values)
+
+
+class _NotBuilt(Exception):
+    """The POST's body could not be built: no request was made."""
 
 
 def _outcome(post: Post, status_code: int | None, error: str) -> str:
@@ -306,3 +323,16 @@ def recent_posts(session: Session, vault: Vault, account_id: str, domain_id: str
             "next-attempt-at": row.next_attempt_at if row.status == PENDING else None,
             "created-at": row.created_at})
     return items
+
+
+def erase_for_messages(session: Session, account_id: str, storage_keys: Iterable[str]) -> int:
+    """Delete the account's route POSTs of these messages (erasure: the mail a subject sent
+    or received goes, and with it what was posted of it, to whom and where); how many."""
+    keys, deleted = sorted(set(storage_keys)), 0
+    for start in range(0, len(keys), 500):  # within every database's bound parameters
+        deleted += affected(session.execute(delete(RoutePost).where(
+            RoutePost.account_id == account_id,
+            RoutePost.storage_key.in_(keys[start:start + 500]))
+            .execution_options(synchronize_session=False)))
+    return deleted
+

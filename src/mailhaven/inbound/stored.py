@@ -1,21 +1,32 @@
 """An inbound message kept by store(), read back at its message-url
 (`GET /v3/domains/{d}/messages/{storage_key}`) in Mailgun's stored-message shape, and its
-attachments at the URLs that shape lists."""
+attachments at the URLs that shape lists. The view is parsed in the render pool within
+its budget: a hostile message can't stall the API."""
 
 from __future__ import annotations
 
-from email import message_from_bytes, policy
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from mailhaven.domains.models import Domain
-from mailhaven.errors import NotFound
+from mailhaven.errors import NotFound, TooLarge, Unavailable
 from mailhaven.inbound import payload
 from mailhaven.inbound.posts import envelope_sender
 from mailhaven.messages.models import Message
-from mailhaven.sending.stored import stored_document
+from mailhaven.messages.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
+from mailhaven.sending.stored import (
+    RENDERER_UNAVAILABLE,
+    TOO_SLOW,
+    UNRENDERABLE,
+    stored_document,
+)
+from mailhaven.services import Services
 from mailhaven.vault import Vault
+
+log = logging.getLogger("mailhaven.inbound.stored")
 
 INBOUND = "inbound"
 NO_ATTACHMENT = "Attachment not found"
@@ -35,19 +46,48 @@ def _inbound_raw(session: Session, vault: Vault, domain: Domain,
     return doc.mime_bytes, ", ".join(doc.to)
 
 
+@dataclass(frozen=True)
+class InboundSource:
+    """What an inbound message's message-url view is made from (read in a DB thread)."""
+
+    raw: bytes
+    recipients: str
+    sender: str
+    domain: str
+    message_url: str
+    mime: bool
+
+
 def inbound_view(session: Session, vault: Vault, api_url: str, domain: Domain,
-                 storage_key: str, *, mime: bool) -> dict[str, Any] | None:
-    """The message-url's JSON for an inbound message (`body-mime` with `mime`); None when
-    the key names no inbound message (an outbound one has its own view)."""
+                 storage_key: str, *, mime: bool) -> InboundSource | None:
+    """What the message-url's JSON for an inbound message is made of (`inbound_json`);
+    None when the key names no inbound message (an outbound one has its own view)."""
     found = _inbound_raw(session, vault, domain, storage_key)
     if found is None:
         return None
     raw, recipients = found
-    sender = envelope_sender(raw)
-    if mime:
-        return payload.stored_mime(raw, recipient=recipients, sender=sender)
-    return payload.stored_fields(raw, recipient=recipients, sender=sender, domain=domain.name,
-                                 message_url=message_url(api_url, domain.name, storage_key))
+    return InboundSource(raw, recipients, envelope_sender(raw), domain.name,
+                         message_url(api_url, domain.name, storage_key), mime)
+
+
+async def inbound_json(services: Services, account_id: str,
+                       source: InboundSource) -> dict[str, Any]:
+    """The message-url's JSON (`body-mime` with `mime`), parsed in the render pool within
+    the render budget; a message past it is a clear 413, as an outbound one's is."""
+    budget = services.settings.render_seconds
+    try:
+        return await services.renderer.run(
+            account_id, budget, payload.stored_view, source.raw, source.recipients,
+            source.sender, source.domain, source.message_url, source.mime)
+    except RenderTimeout as exc:
+        raise TooLarge(TOO_SLOW.format(budget=budget)) from exc
+    except RenderCrashed as exc:
+        raise TooLarge(UNRENDERABLE) from exc
+    except RenderUnavailable as exc:  # ours, not the message's
+        raise Unavailable(RENDERER_UNAVAILABLE) from exc
+    except Exception as exc:  # the message can't be parsed: say so, never a 500
+        log.error("an inbound message's view could not be made (%s)", type(exc).__name__)
+        raise TooLarge(UNRENDERABLE) from exc
 
 
 def inbound_attachment(session: Session, vault: Vault, domain: Domain, storage_key: str,
@@ -56,7 +96,10 @@ def inbound_attachment(session: Session, vault: Vault, domain: Domain, storage_k
     found = _inbound_raw(session, vault, domain, storage_key)
     if found is None:
         raise NotFound(NO_ATTACHMENT)
-    parts = payload.attachments(message_from_bytes(found[0], policy=policy.default))
+    try:  # a message whose parts can't be read lists none
+        parts = payload.attachments(payload.message_of(found[0]))
+    except (payload.Unparseable, RecursionError):
+        raise NotFound(NO_ATTACHMENT) from None
     if not 0 <= n < len(parts):
         raise NotFound(NO_ATTACHMENT)
     return parts[n]

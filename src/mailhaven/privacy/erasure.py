@@ -32,6 +32,7 @@ from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.inbound import service as inbound
+from mailhaven.inbound.posts import erase_for_messages
 from mailhaven.lists.service import erase_memberships
 from mailhaven.messages import content
 from mailhaven.messages.document import Document
@@ -148,6 +149,7 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
     copies = session.execute(select(Delivery.id, Delivery.message_id, Delivery.status).where(
         Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))).all()
     received = inbound.erase(session, account_id, index)  # mail they sent or received here
+    erase_for_messages(session, account_id, received)  # and its route POSTs
     touched = sorted({m for _, m, _ in copies} | set(storage_keys) | set(received))
     cancelled = sum(1 for *_, status in copies if status == QUEUED)
     session.execute(delete(Delivery).where(

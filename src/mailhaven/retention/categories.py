@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
-from mailhaven.inbound.models import WAITING, InboundMessage
+from mailhaven.inbound.models import PENDING as POST_PENDING
+from mailhaven.inbound.models import WAITING, InboundMessage, RoutePost
 from mailhaven.messages.models import Message
 from mailhaven.privacy import requests
 from mailhaven.vault.models import VaultKey
@@ -171,3 +172,16 @@ register(Category("requests", "Working data of finished data subject requests (t
 register(Category("inbound_messages", "Received mail's queue records (the sealed sender and "
                   "recipient, authentication results), counted from when it was processed",
                   3, expired=_expired_inbound))
+
+
+# -- route POST records (forward() and store()'s notify) ------------------------------------------
+
+def _expired_route_posts(accounts: Accounts, cutoff: float) -> Select:
+    return select(RoutePost.id).where(accounts.of(RoutePost.account_id),
+                                      RoutePost.status != POST_PENDING,
+                                      RoutePost.updated_at < cutoff)
+
+
+register(Category("route_posts", "Records of finished route POSTs (forward() and store()'s "
+                  "notify: the sealed recipient and URL, each attempt's outcome)", 30,
+                  expired=_expired_route_posts))

@@ -14,7 +14,7 @@ from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import NotFound
 from mailhaven.http import form_body, in_thread, json_responses, read_form
-from mailhaven.inbound.stored import inbound_attachment, inbound_view
+from mailhaven.inbound.stored import InboundSource, inbound_attachment, inbound_json, inbound_view
 from mailhaven.messages.document import Document
 from mailhaven.sending import queues
 from mailhaven.sending.service import Accepted, SendAttempt
@@ -56,7 +56,7 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
                      services: ServicesDep, account_id: AccountDep) -> dict:
     as_mime = "message/rfc2822" in request.headers.get("accept", "")
 
-    def read(session: Session, domain: Domain) -> tuple[dict | None, Document | None]:
+    def read(session: Session, domain: Domain) -> tuple[InboundSource | None, Document | None]:
         # an inbound message (route's store()) has Mailgun's inbound shape
         inbound = inbound_view(session, services.vault, services.settings.api_url, domain,
                                storage_key, mime=as_mime)
@@ -65,7 +65,7 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
         return None, stored_document(session, services.vault, domain.id, storage_key)
     inbound, doc = await on_domain(services, account_id, domain_name, read)
     if inbound is not None:
-        return inbound
+        return await inbound_json(services, account_id, inbound)
     assert doc is not None
     return await stored_view(services, account_id, doc, mime=as_mime)
 
