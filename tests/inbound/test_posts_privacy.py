@@ -32,7 +32,8 @@ def receive(services, domain: str, mail_from: str) -> str:  # type: ignore[no-un
     raw = f"X-Envelope-From: <{mail_from}>\r\n".encode() + a_message().replace(
         b"ann@shop.example.org", mail_from.encode())
     with services.db.transaction() as session:
-        receiver = intake.receiver(session, domain)
+        receiver = intake.receiver(
+            session, domain, require_verified=services.settings.require_verified_domains)
         assert receiver is not None
         return intake.store(session, services.vault, intake.Received(
             receiver, [RECIPIENT], mail_from, raw, intake.Head.of(raw), Verdicts()),
