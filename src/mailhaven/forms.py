@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mailhaven.errors import BadRequest
+
 _TRUE = ("yes", "true", "1", "on")
 MAX_JSON_DEPTH = 32  # lists and objects within each other, in a JSON field
 
@@ -54,3 +56,29 @@ def field_dict(fields: list[tuple[str, str]]) -> dict[str, str]:
     for key, value in fields:
         out.setdefault(key, value)
     return out
+
+
+MAX_TEXT_CHARS = 16 * 1024  # a description, name or comment a customer writes
+TEXT_TOO_LONG = f"Invalid parameter: {{}} is longer than {MAX_TEXT_CHARS} characters"
+NOT_TEXT = "Invalid parameter: {} is not valid text"
+
+
+def is_text(value: str) -> bool:
+    """Whether it can be written as UTF-8: JSON's "\\ud800" (a lone surrogate) cannot, and
+    stored it would fail every read after."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text_field(fields: dict[str, str], name: str) -> str | None:
+    """A free-text field (a description, a comment), as given: at most MAX_TEXT_CHARS of
+    text that can be stored; else a 400 naming the field."""
+    value = fields.get(name)
+    if value is not None and len(value) > MAX_TEXT_CHARS:
+        raise BadRequest(TEXT_TOO_LONG.format(name))
+    if value is not None and not is_text(value):
+        raise BadRequest(NOT_TEXT.format(name))
+    return value

@@ -16,6 +16,7 @@ from mailhaven.storage.inventory import (
     classified,
     column,
 )
+from mailhaven.webhooks.models import PENDING  # a route POST's states are a webhook POST's
 
 WAITING, PROCESSED, FAILED = "waiting", "processed", "failed"
 _WAITING_ROWS = text(f"status = '{WAITING}'")
@@ -93,7 +94,6 @@ ROUTE_TARGET_SEALED = classified(
          "captures of the recipient's address may be substituted into it",
 )
 
-PENDING, SENT, REFUSED, GAVE_UP, CANCELLED = "pending", "sent", "refused", "gave-up", "cancelled"
 FORWARD, NOTIFY = "forward", "notify"
 _PENDING_ROWS = text(f"status = '{PENDING}'")
 

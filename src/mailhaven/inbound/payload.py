@@ -31,6 +31,7 @@ import httpx
 from mailparser_reply import EmailReplyParser
 
 from mailhaven.errors import BadRequest
+from mailhaven.messages.content import part_text
 from mailhaven.messages.folding import decode_words
 from mailhaven.messages.html_text import html_to_text
 from mailhaven.messages.mime import mime_head
@@ -150,8 +151,8 @@ def _parse(message: EmailMessage, raw: bytes) -> Parsed:
         first.setdefault(name, value)
     plain_part = message.get_body(preferencelist=("plain",))
     html_part = message.get_body(preferencelist=("html",))
-    html = _text(html_part) if html_part is not None else None
-    plain = _text(plain_part) if plain_part is not None else (
+    html = part_text(html_part) if html_part is not None else None
+    plain = part_text(plain_part) if plain_part is not None else (
         html_to_text(_closed_tags(html)) if html else "")
     bodies = {id(p) for p in (plain_part, html_part) if p is not None}
     return Parsed(headers, first.get("Subject", ""), first.get("From", ""), plain, html,
@@ -182,17 +183,6 @@ def _default_name(part: MIMEPart, n: int) -> str:
     subtype = part.get_content_subtype()
     return f"attachment-{n}.{subtype}" if subtype.isalnum() else f"attachment-{n}"
 
-
-def _text(part: MIMEPart | None) -> str:
-    """A text part's content; one in a charset Python doesn't know is read as UTF-8, its
-    undecodable bytes replaced, as a mail client would still show it."""
-    if part is None:
-        return ""
-    try:
-        return str(part.get_content())
-    except (LookupError, UnicodeError, AttributeError):
-        payload = part.get_payload(decode=True)
-        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
 
 
 def _closed_tags(html: str) -> str:

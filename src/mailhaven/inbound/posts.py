@@ -15,10 +15,8 @@ one JSON log line (host only).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -30,31 +28,22 @@ from prometheus_client import Counter
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mailhaven import __version__
-from mailhaven.clock import monotonic
 from mailhaven.domains.models import Domain
 from mailhaven.errors import NotFound
 from mailhaven.inbound import payload
-from mailhaven.inbound.models import (
-    CANCELLED,
-    GAVE_UP,
-    PENDING,
-    REFUSED,
-    SENT,
-    RoutePost,
-)
+from mailhaven.inbound.models import RoutePost
 from mailhaven.messages.mime import mime_fields, mime_head
 from mailhaven.messages.models import Message
 from mailhaven.messages.renderer import RenderCrashed, RenderTimeout, RenderUnavailable
-from mailhaven.runner import Runner
 from mailhaven.sending.stored import stored_document
 from mailhaven.services import Services
 from mailhaven.storage.base import table
 from mailhaven.storage.db import affected
 from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.vault import Vault
-from mailhaven.webhooks.network import Refused, checked_transport
-from mailhaven.webhooks.sender import RETRY_DELAYS, TIMEOUT_SECONDS
+from mailhaven.webhooks.models import CANCELLED, PENDING
+from mailhaven.webhooks.network import Refused
+from mailhaven.webhooks.poster import TIMEOUT_SECONDS, Attempt, NotSent, Poster, host
 from mailhaven.webhooks.service import MAX_URL_CHARS, signing_key
 
 log = logging.getLogger("mailhaven.inbound.posts")
@@ -114,7 +103,7 @@ def envelope_sender(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class Post:
-    post_id: int
+    row_id: int  # the route POST
     lease: Lease  # the claim that holds the POST: only it may settle it
     url: str
     kind: str
@@ -129,43 +118,21 @@ class Post:
     message_url: str
 
 
-class RoutePostSender(Runner):
+class RoutePostSender(Poster[Post]):
     name = "route-posts"
-    idle_seconds = 1.0
+    product = "mailhaven-routes"
+    queue = QUEUE
 
     def __init__(self, services: Services, *, owner: str | None = None,
                  concurrency: int = CONCURRENCY,
                  transport: httpx.AsyncBaseTransport | None = None,
                  timeout: float = TIMEOUT_SECONDS,
                  build_seconds: float = BUILD_SECONDS) -> None:
-        self.services = services
+        super().__init__(services, owner=owner, concurrency=concurrency,
+                         transport=transport, timeout=timeout)
         self.build_seconds = build_seconds
-        self.owner = owner or f"route-posts-{secrets.token_hex(6)}"
-        self.concurrency = concurrency
-        self.timeout = timeout
-        transport = transport or checked_transport(
-            allow_private=services.settings.webhook_allow_private)
-        # Only the status is read, never the body: no compressed answers to inflate.
-        self.client = httpx.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=False,
-            trust_env=False, headers={"User-Agent": f"mailhaven-routes/{__version__}",
-                                      "Accept-Encoding": "identity"})
 
-    async def run_once(self) -> int:
-        now = self.services.clock.now()
-        posts = await asyncio.to_thread(self._claim, now)
-        results = await asyncio.gather(*(self._post(p) for p in posts), return_exceptions=True)
-        for post, result in zip(posts, results, strict=True):
-            if isinstance(result, Exception):  # not recorded: the lease runs out, tried again
-                log.error("route post %s: could not record the attempt (%s)", post.post_id,
-                          type(result).__name__)
-        return len(posts)
-
-    async def close(self) -> None:
-        await self.client.aclose()
-
-    # -- claim --------------------------------------------------------------------------
-    def _claim(self, now: float) -> list[Post]:
+    def claim(self, now: float) -> list[Post]:
         db = self.services.db
         with db.transaction() as session:
             lease, ids = QUEUE.claim(session, owner=self.owner, now=now, limit=self.concurrency,
@@ -219,83 +186,26 @@ class RoutePostSender(Runner):
             envelope_sender(post.raw), post.url, post.domain, post.message_url, post.key,
             self.services.clock.now())
 
-    # -- post ---------------------------------------------------------------------------
-    async def _post(self, post: Post) -> None:
-        """One POST, settled whatever happens to it: a failure is this row's alone."""
-        started = monotonic()
-        status_code, error, unbuildable = None, "", False
+    async def request(self, post: Post) -> tuple[str, bytes]:
+        problem = target_problem(post.url)
+        if problem:
+            raise Refused(f"{Refused.prefix} invalid URL: {problem}")
         try:
-            problem = target_problem(post.url)
-            if problem:
-                raise Refused(f"{Refused.prefix} invalid URL: {problem}")
-            try:
-                content_type, body = await self._build(post)
-            except (RenderTimeout, RenderCrashed, RenderUnavailable) as exc:
-                # too slow (or the process died): an attempt, retried on the schedule
-                raise _NotBuilt(f"the POST could not be built: {exc}") from exc
-            except Exception as exc:  # a message the parser can't take: the same each time
-                log.error("route post %s: %s (%s)", post.post_id, UNBUILDABLE,
-                          type(exc).__name__)
-                unbuildable = True
-                raise _NotBuilt(UNBUILDABLE) from exc
-            async with asyncio.timeout(self.timeout), self.client.stream(
-                    "POST", post.url, content=body,
-                    headers={"Content-Type": content_type}) as response:
-                status_code = response.status_code  # the body is never read: not needed
-        except (Refused, _NotBuilt) as exc:
-            error = str(exc)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:200]
-        except TimeoutError:
-            error = f"timeout: no complete answer within {self.timeout:g} s"
-        except Exception as exc:  # unforeseen: retried on the schedule like any failure
-            # the message may quote the URL, which may carry an address: the type only
-            error = f"unexpected error: {type(exc).__name__}"
-            log.warning("route post %s: %s", post.post_id, error)
-        seconds = round(monotonic() - started, 3)
-        outcome = GAVE_UP if unbuildable else _outcome(post, status_code, error)
-        POSTS.labels(outcome).inc()
-        log.info(json.dumps({"kind": "route-post", "post": post.post_id,
+            return await self._build(post)
+        except (RenderTimeout, RenderCrashed, RenderUnavailable) as exc:
+            # too slow (or the process died): an attempt, retried on the schedule
+            raise NotSent(f"the POST could not be built: {exc}", final=False) from exc
+        except Exception as exc:  # a message the parser can't take: the same each time
+            log.error("route post %s: %s (%s)", post.row_id, UNBUILDABLE, type(exc).__name__)
+            raise NotSent(UNBUILDABLE, final=True) from exc
+
+    def logged(self, post: Post, attempt: Attempt) -> None:
+        POSTS.labels(attempt.outcome).inc()
+        log.info(json.dumps({"kind": "route-post", "post": post.row_id,
                              "route": post.route_id, "action": post.kind,
-                             "host": _host(post.url), "attempt": post.attempts + 1,
-                             "status": status_code, "error": error or None,
-                             "outcome": outcome, "seconds": seconds}))
-        now = self.services.clock.now()
-        entry = {"at": now, "status": status_code, "error": error or None, "seconds": seconds}
-        next_at = now + RETRY_DELAYS[post.attempts] if outcome == PENDING else None
-        await asyncio.to_thread(self._record, post, now, outcome, next_at, entry)
-
-    def _record(self, post: Post, now: float, outcome: str, next_at: float | None,
-                entry: dict[str, Any]) -> None:
-        attempts = [*post.attempt_log, entry]
-        values: dict[str, object] = {"status": outcome, "attempt_log": json.dumps(attempts),
-                                     "attempts": len(attempts)}
-        if next_at is not None:
-            values["next_attempt_at"] = next_at
-        with self.services.db.transaction() as session:
-            QUEUE.settle(session, [post.post_id], post.lease, now, **values)
-
-
-class _NotBuilt(Exception):
-    """The POST's body could not be built: no request was made."""
-
-
-def _outcome(post: Post, status_code: int | None, error: str) -> str:
-    if status_code is not None and 200 <= status_code < 300:
-        return SENT
-    if status_code == 406:
-        return REFUSED
-    if error.startswith(Refused.prefix) or post.attempts >= len(RETRY_DELAYS):
-        return GAVE_UP
-    return PENDING
-
-
-def _host(url: str) -> str | None:
-    """The URL's host, for logs (its path may carry a capture of an address)."""
-    try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None
+                             "host": host(post.url), "attempt": post.attempts + 1,
+                             "status": attempt.status, "error": attempt.error or None,
+                             "outcome": attempt.outcome, "seconds": attempt.seconds}))
 
 
 def recent_posts(session: Session, vault: Vault, account_id: str, domain_id: str, *,

@@ -23,7 +23,7 @@ from mailhaven.clock import format_rfc2822
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.forms import flag, json_value
+from mailhaven.forms import flag, is_text, json_value, text_field
 from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.storage.base import new_id, table
 from mailhaven.vault import Vault, VaultKey
@@ -35,7 +35,6 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000  # lists; members' plain listing is at most
 MAX_MEMBERS_LIMIT = 100
 MAX_BATCH = 1000  # members.json and members.csv, per call
 MAX_CSV_BYTES = 5 * 1024 * 1024
-MAX_TEXT_CHARS = 16 * 1024  # a list's name or description (Mailgun states none)
 MAX_VARS_BYTES = 16 * 1024  # a member's vars, as JSON
 
 CREATED = "Mailing list has been created"
@@ -56,7 +55,6 @@ ACCESS_INVALID = ("Invalid access level '{}'. It can be any of: 'readonly', 'mem
 REPLY_INVALID = "Invalid reply preference '{}'. It can be any of: 'sender', 'list'"
 VARS_INVALID = "Invalid parameter: vars must be a JSON object"
 VARS_TOO_LARGE = f"Invalid parameter: vars are larger than {MAX_VARS_BYTES // 1024}KB"
-TEXT_TOO_LONG = f"Invalid parameter: {{}} is longer than {MAX_TEXT_CHARS} characters"
 MEMBERS_MISSING = "Missing mandatory parameter: members"
 MEMBERS_INVALID = ("Invalid parameter: members must be a JSON array of addresses or of "
                    "member objects")
@@ -64,7 +62,6 @@ TOO_MANY_MEMBERS = f"Too many members: at most {MAX_BATCH} per call"
 CSV_TOO_LARGE = "CSV file is too big, max allowed size is 5 MB"
 CSV_INVALID = "Invalid CSV file: {}"
 PAGE_INVALID = "Invalid parameter: page must be one of first, last, next, prev"
-NOT_TEXT = "Invalid parameter: {} is not valid text"
 _TOKEN = re.compile(r"([A-Za-z0-9_-]+)\.([0-9a-f]{32})", re.ASCII)
 
 
@@ -75,18 +72,9 @@ def _address(value: str | None, field_name: str = "address") -> Address:
         raise BadRequest(ADDRESS_MISSING)
     found = list(mailboxes([value]))
     if len(found) != 1 or not found[0][1] or len(found[0][0].name) > MAX_DISPLAY_NAME_CHARS \
-            or not _is_text(value):
+            or not is_text(value):
         raise BadRequest(ADDRESS_INVALID.format(field_name))
     return found[0][0]
-
-
-def _is_text(value: str) -> bool:
-    """Whether it can be written as UTF-8 (JSON's "\\ud800" cannot, nor be indexed)."""
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], message: str) -> str | None:
@@ -95,15 +83,6 @@ def _choice(value: str | None, allowed: tuple[str, ...], message: str) -> str | 
     if value.strip().lower() not in allowed:
         raise BadRequest(message.format(value))
     return value.strip().lower()
-
-
-def _text(fields: dict[str, str], name: str) -> str | None:
-    value = fields.get(name)
-    if value is not None and len(value) > MAX_TEXT_CHARS:
-        raise BadRequest(TEXT_TOO_LONG.format(name))
-    if value is not None and not _is_text(value):
-        raise BadRequest(NOT_TEXT.format(name))
-    return value
 
 
 def _no_vars(value: Any) -> bool:
@@ -221,8 +200,8 @@ def create(session: Session, vault: Vault, account_id: str, fields: dict[str, st
     access = _choice(fields.get("access_level"), ACCESS_LEVELS, ACCESS_INVALID) or "readonly"
     reply = _choice(fields.get("reply_preference"), REPLY_PREFERENCES,
                     REPLY_INVALID) or "list"
-    details = Details(name=_text(fields, "name") or address.name,
-                      description=_text(fields, "description") or "")
+    details = Details(name=text_field(fields, "name") or address.name,
+                      description=text_field(fields, "description") or "")
     domain = _list_domain(session, account_id, address)
     if find_list(session, account_id, address.email) is not None:
         raise BadRequest(LIST_EXISTS)
@@ -253,7 +232,7 @@ def update_list(session: Session, vault: Vault, account_id: str, address: str,
             row.address = normalize_address(new.email)
     row.access_level = access or row.access_level
     row.reply_preference = reply or row.reply_preference
-    name, description = _text(fields, "name"), _text(fields, "description")
+    name, description = text_field(fields, "name"), text_field(fields, "description")
     if name is not None or description is not None:
         keys = vault.keys(session, [row.content_key_id])
         old = _details(vault, keys, row)
@@ -379,7 +358,7 @@ def member_from(value: Any, *, subscribed: bool = True) -> Member:
     if name is not None and not isinstance(name, str):
         raise BadRequest(MEMBERS_INVALID)
     name = header_text(name if name is not None else address.name).strip()
-    if len(name) > MAX_DISPLAY_NAME_CHARS or not _is_text(name):
+    if len(name) > MAX_DISPLAY_NAME_CHARS or not is_text(name):
         raise BadRequest(ADDRESS_INVALID.format("name"))
     return Member(address.email, name, _vars(value.get("vars")),
                   _flag(value.get("subscribed"), subscribed))

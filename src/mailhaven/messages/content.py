@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, getaddresses
 
 from mailhaven.addresses import header_text, mailbox_pairs, mailbox_parts
@@ -64,6 +64,18 @@ class Additions:
 
 
 NO_ADDITIONS = Additions()
+
+
+def part_text(part: MIMEPart | None) -> str:
+    """A text part's content; one in a charset Python doesn't know is read as UTF-8, its
+    undecodable bytes replaced, as a mail client would still show it."""
+    if part is None:
+        return ""
+    try:
+        return str(part.get_content())
+    except (LookupError, UnicodeError, AttributeError):
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
 
 
 def attachment_summaries(message: EmailMessage) -> list[dict]:

@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
-from mailhaven.inbound.models import PENDING as POST_PENDING
 from mailhaven.inbound.models import WAITING, InboundMessage, RoutePost
 from mailhaven.messages.models import Message
 from mailhaven.privacy import requests
@@ -178,7 +177,7 @@ register(Category("inbound_messages", "Received mail's queue records (the sealed
 
 def _expired_route_posts(accounts: Accounts, cutoff: float) -> Select:
     return select(RoutePost.id).where(accounts.of(RoutePost.account_id),
-                                      RoutePost.status != POST_PENDING,
+                                      RoutePost.status != PENDING,
                                       RoutePost.updated_at < cutoff)
 
 

@@ -8,7 +8,6 @@ import json
 import logging
 from dataclasses import replace
 from email import message_from_bytes, policy
-from email.message import MIMEPart
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -156,22 +155,11 @@ def stored_json(raw: bytes, *, mime: bool) -> dict:
         "sender": str(parsed.get("From", "")),
         "Subject": basics["subject"], "From": basics["from"], "To": basics["recipients"],
         "Message-Id": str(parsed.get("Message-ID", "")),
-        "body-plain": _text(plain),
-        "body-html": _text(html),
+        "body-plain": content.part_text(plain),
+        "body-html": content.part_text(html),
         "message-headers": [[name, str(value)] for name, value in parsed.items()],
         "attachments": content.attachment_summaries(parsed),
         # a .mime message or an h: header may carry anything there
         "X-Mailgun-Variables": json_object(str(parsed.get("X-Mailgun-Variables", ""))) or {},
     }
 
-
-def _text(part: MIMEPart | None) -> str:
-    """A text part's content; one in a charset Python doesn't know is read as UTF-8, its
-    undecodable bytes replaced, as a mail client would still show it."""
-    if part is None:
-        return ""
-    try:
-        return part.get_content()
-    except (LookupError, UnicodeError):
-        payload = part.get_payload(decode=True)
-        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""

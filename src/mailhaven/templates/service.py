@@ -20,7 +20,15 @@ from mailhaven.addresses import header_text, mailboxes
 from mailhaven.clock import format_rfc2822
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, Conflict, NotFound
-from mailhaven.forms import flag, json_object
+from mailhaven.forms import (
+    MAX_TEXT_CHARS,
+    NOT_TEXT,
+    TEXT_TOO_LONG,
+    flag,
+    is_text,
+    json_object,
+    text_field,
+)
 from mailhaven.messages import handlebars
 from mailhaven.messages.document import StoredTemplate
 from mailhaven.storage.base import table
@@ -31,7 +39,6 @@ MAX_TEMPLATES = 100  # per domain (Mailgun's limits, api-templates)
 MAX_VERSIONS = 10  # per template
 MAX_TEMPLATE_BYTES = 100 * 1024  # one version's content
 MAX_LABEL_CHARS = 255  # a name or a tag
-MAX_TEXT_CHARS = 16 * 1024  # a description, comment or createdBy (Mailgun states none)
 MAX_HEADER_CHARS = 998  # a stored header's value: one line of RFC 5322
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 ENGINE = "handlebars"
@@ -69,8 +76,6 @@ HEADERS_INVALID = ("Invalid parameter: headers must be a JSON object of the From
                    "and Reply-To headers, each a string")
 HEADER_NOT_ADDRESS = "Invalid parameter: headers: {} is not a valid address"
 HEADER_TOO_LONG = f"Invalid parameter: headers: {{}} is longer than {MAX_HEADER_CHARS} characters"
-TEXT_TOO_LONG = f"Invalid parameter: {{}} is longer than {MAX_TEXT_CHARS} characters"
-NOT_TEXT = "Invalid parameter: {} is not valid text"
 # A send's template (sending refuses the message with these).
 SEND_NOT_FOUND = "template '{}' not found"
 SEND_VERSION_NOT_FOUND = "template '{}' has no version '{}'"
@@ -116,25 +121,6 @@ def _is_label(value: str) -> bool:
     return len(value) <= MAX_LABEL_CHARS and _LABEL.fullmatch(value) is not None
 
 
-def _text(fields: dict[str, str], name: str) -> str | None:
-    value = fields.get(name)
-    if value is not None and len(value) > MAX_TEXT_CHARS:
-        raise BadRequest(TEXT_TOO_LONG.format(name))
-    if value is not None and not _is_text(value):
-        raise BadRequest(NOT_TEXT.format(name))
-    return value
-
-
-def _is_text(value: str) -> bool:
-    """Whether it can be written as UTF-8: JSON's "\\ud800" (a lone surrogate) cannot, and
-    stored it would fail every read after."""
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _engine(fields: dict[str, str]) -> None:
     engine = fields.get("engine")
     if engine and engine.strip().lower() != ENGINE:
@@ -143,7 +129,7 @@ def _engine(fields: dict[str, str]) -> None:
 
 def _source(value: str) -> str:
     """A version's content: at most 100 KB, and Handlebars we can render."""
-    if not _is_text(value):
+    if not is_text(value):
         raise BadRequest(NOT_TEXT.format("template"))
     if len(value.encode()) > MAX_TEMPLATE_BYTES:
         raise BadRequest(TOO_LARGE)
@@ -168,7 +154,7 @@ def _headers(value: str | None) -> dict[str, str] | None:
         if canonical is None:
             raise BadRequest(HEADERS_INVALID)
         text = header_text(text).strip()
-        if not _is_text(text):
+        if not is_text(text):
             raise BadRequest(HEADERS_INVALID)
         if len(text) > MAX_HEADER_CHARS:
             raise BadRequest(HEADER_TOO_LONG.format(canonical))
@@ -247,13 +233,14 @@ def create(session: Session, vault: Vault, domain: Domain, fields: dict[str, str
     if not fields.get("name", "").strip():
         raise BadRequest(NAME_MISSING)
     name = _label(fields["name"], NAME_INVALID)
-    details = Details(_text(fields, "description") or "", _text(fields, "createdBy") or "")
+    details = Details(text_field(fields, "description") or "",
+                      text_field(fields, "createdBy") or "")
     source = fields.get("template") or None
     version: tuple[str, Content] | None = None
     if source is not None:
         _engine(fields)
         version = (_label(fields.get("tag") or INITIAL_TAG, TAG_INVALID),
-                   Content(_source(source), _text(fields, "comment") or "",
+                   Content(_source(source), text_field(fields, "comment") or "",
                            _headers(fields.get("headers"))))
     session.execute(select(Domain.id).where(Domain.id == domain.id).with_for_update())
     if session.scalar(select(Template.id).where(*_named(domain, name))) is not None:
@@ -294,7 +281,7 @@ def describe(session: Session, vault: Vault, domain: Domain, name: str,
              fields: dict[str, str]) -> dict[str, Any]:
     """`PUT …/templates/{name}`: its description, the only thing that changes (an empty
     one is no change, as Mailgun has it)."""
-    description = _text(fields, "description")
+    description = text_field(fields, "description")
     if not description:
         raise BadRequest(NOTHING_TO_UPDATE)
     row = _find(session, domain, name, lock=True)
@@ -430,7 +417,7 @@ def create_version(session: Session, vault: Vault, domain: Domain, name: str,
         raise BadRequest(TAG_MISSING)
     tag = _label(fields["tag"], TAG_INVALID)
     _engine(fields)
-    content = Content(_source(fields["template"]), _text(fields, "comment") or "",
+    content = Content(_source(fields["template"]), text_field(fields, "comment") or "",
                       _headers(fields.get("headers")))
     template = _find(session, domain, name, lock=True)
     if session.scalar(select(TemplateVersion.id).where(
@@ -468,7 +455,7 @@ def update_version(session: Session, vault: Vault, domain: Domain, name: str, ta
         raise BadRequest(NOTHING_TO_UPDATE)
     source = _source(fields["template"]) if fields.get("template") else None
     headers = _headers(fields.get("headers"))
-    comment = _text(fields, "comment")
+    comment = text_field(fields, "comment")
     template = _find(session, domain, name, lock=True)
     row = _version(session, template, tag)
     key = _key(session, template)
