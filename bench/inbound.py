@@ -84,9 +84,10 @@ from common import (
     wait_for_port,
     wait_until,
 )
-from mailhaven.inbound.models import PROCESSED, SENT, InboundMessage, RoutePost
+from mailhaven.inbound.models import PROCESSED, InboundMessage, RoutePost
 from mailhaven.routes import service as routes
 from mailhaven.services import Services
+from mailhaven.webhooks.models import SENT
 from mta import PostfixInstance
 from smtp_intake import SESSIONS, Phase, check_intake_tools, intake_arguments, phases_table
 from smtp_intake import Bench as IntakeBench
