@@ -106,7 +106,7 @@ class Settings:
     inbound_max_bytes: int = 25 * 1024 * 1024
     # MX sessions open at once, in all and from one client address; more get 421 at connect
     mx_max_sessions: int = 200
-    mx_max_sessions_per_ip: int = 20
+    mx_max_sessions_per_ip: int = 50  # Postfix's smtpd_client_connection_count_limit
 
     @property
     def resolved_database_url(self) -> str:
@@ -167,5 +167,5 @@ class Settings:
             smtp_trusted_networks=parse_trusted_networks(_env("SMTP_TRUSTED_NETWORKS", "")),
             inbound_max_bytes=_int("INBOUND_MAX_BYTES", 25 * 1024 * 1024),
             mx_max_sessions=_int("MX_MAX_SESSIONS", 200),
-            mx_max_sessions_per_ip=_int("MX_MAX_SESSIONS_PER_IP", 20),
+            mx_max_sessions_per_ip=_int("MX_MAX_SESSIONS_PER_IP", 50),
         )
