@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck bench bench-deps clean
+.PHONY: run test lint typecheck browser bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-test: $(VENV)/.installed lint typecheck
+test: $(VENV)/.installed browser lint typecheck
 	$(BIN)/pytest -n 2
+
+# Pages are tested in a real browser: Playwright driving Debian's chromium (no browser can
+# be downloaded from anywhere else here); installed only when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 # bench/postfix.py compares with Postfix from Debian's packages (and its smtp-sink and
 # smtp-source); installed only when missing, answering debconf's question for it.

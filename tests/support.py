@@ -9,12 +9,13 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -29,6 +30,7 @@ from mailhaven.domains.service import create_domain
 from mailhaven.models import metadata
 from mailhaven.services import Services
 
+T = TypeVar("T")
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -173,6 +175,17 @@ def with_relay(services: Services, sink: Sink) -> Services:
     return dataclasses.replace(services, settings=services.settings.with_(relayhost=sink.address))
 
 
+def run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, on a thread of its own when this one runs a loop already (Playwright's
+    sync API keeps one running while a browser test is open)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def deliver_due(services: Services, sink: Sink | None = None) -> None:
     """Run one worker until nothing is due now (what `mailhaven worker` does forever)."""
     if sink is not None:
@@ -185,7 +198,7 @@ def deliver_due(services: Services, sink: Sink | None = None) -> None:
         finally:
             await worker.close()
 
-    asyncio.run(run())
+    run_loop(run())
 
 
 @dataclass
@@ -258,7 +271,7 @@ def send_webhooks(services: Services, transport: httpx.AsyncBaseTransport | None
             await sender.close()
         return total
 
-    return asyncio.run(run())
+    return run_loop(run())
 
 
 # -- the raw-database dump ---------------------------------------------------------------

@@ -1,0 +1,45 @@
+"""A real browser for the pages: Playwright driving Debian's chromium (`make browser`
+installs it when missing; no browser can be downloaded from anywhere else here). Without
+it the browser tests skip with the reason, except where MAILHAVEN_REQUIRE_BROWSER=1 (CI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Headless, and quiet on a closed network: no background connections to Google's hosts.
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")  # while open, Playwright runs a loop on this thread
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        reason = "chromium is not installed: `make browser` installs Debian's package"
+        if os.environ.get("MAILHAVEN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"a browser is required (MAILHAVEN_REQUIRE_BROWSER=1): {reason}")
+        pytest.skip(reason)
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS,
+                                              env={**os.environ, "HOME": profile})
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh context (no cookies, no storage) per test; every request it makes is kept
+    in `page.requested`, so a test can say that nothing left localhost."""
+    context = browser.new_context()
+    opened = context.new_page()
+    requested: list[str] = []
+    opened.on("request", lambda request: requested.append(request.url))
+    opened.requested = requested  # type: ignore[attr-defined]
+    yield opened
+    context.close()
