@@ -30,6 +30,7 @@ from mailhaven.stats.router import router as stats_router
 from mailhaven.suppressions.router import router as suppressions_router
 from mailhaven.templates.router import router as templates_router
 from mailhaven.tracking.router import router as tracking_router
+from mailhaven.web import router as web
 from mailhaven.webhooks.router import router as webhooks_router
 from mailhaven.wiring import wire
 
@@ -65,6 +66,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(routes_router)
     app.include_router(lists_router)
     app.include_router(inbound_router)
+    web.install(app)
     if dev:
         from mailhaven.dev.router import router as dev_router
         app.include_router(dev_router)

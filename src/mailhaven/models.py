@@ -18,6 +18,7 @@ from mailhaven.storage.base import Base
 from mailhaven.storage.periodic import JobRun
 from mailhaven.suppressions.models import Suppression
 from mailhaven.templates.models import Template, TemplateVersion
+from mailhaven.users.models import User, UserToken, WebSession
 from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
@@ -27,4 +28,5 @@ __all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "
            "Event", "FormCounter", "InboundMessage", "JobRun", "ListMember", "MailingList",
            "Message", "PrivacyRequest", "RetentionPolicy", "Route", "RoutePost",
            "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "Template",
-           "TemplateVersion", "VaultKey", "Webhook", "WebhookDelivery", "metadata"]
+           "TemplateVersion", "User", "UserToken", "VaultKey", "Webhook", "WebhookDelivery",
+           "WebSession", "metadata"]

@@ -43,3 +43,18 @@ def page(browser: Browser) -> Iterator[Page]:
     opened.requested = requested  # type: ignore[attr-defined]
     yield opened
     context.close()
+
+
+@pytest.fixture
+def signed_in(page: Page, live, services, account):  # type: ignore[no-untyped-def]
+    """`signed_in(role="admin", email=…, account_id=…)`: a confirmed user of `account`
+    (or another account), logged in on `page` through the login form; the user's id."""
+    from tests.web.helpers import add_user, log_in
+
+    def sign_in(role: str = "admin", email: str = "ann@acme.test",
+                account_id: str | None = None) -> str:
+        user_id = add_user(services, account_id or account[0], email=email, role=role)
+        log_in(page, live.base_url, email)
+        return user_id
+
+    return sign_in
