@@ -176,5 +176,5 @@ def test_a_message_page_its_views_and_attachments(client, services) -> None:
         assert client.get(missing).status_code == 404, missing
     gone = client.get("/dev/mailbox/0-nothing")
     assert gone.status_code == 404 and "No such message" in gone.text
-    assert client.get("/dev/mailbox/static/mailbox.css").headers["content-type"].startswith(
+    assert client.get("/static/mailbox.css").headers["content-type"].startswith(
         "text/css")

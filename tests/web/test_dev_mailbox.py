@@ -123,7 +123,7 @@ def test_a_sent_message_found_and_opened_in_the_mailbox(api, live, services, dom
     page.wait_for_load_state()
     assert "Content-Type: multipart/mixed" in page.locator("pre.raw").inner_text()
 
-    assert f"{live.base_url}/dev/mailbox/static/mailbox.css" in page.requested
+    assert f"{live.base_url}/static/mailbox.css" in page.requested
     # Chromium lists the mail's remote images as requests, failed by the frame's policy
     # before anything was sent (and the image host above heard nothing): all else is ours.
     elsewhere = {u for u in page.requested if not u.startswith(live.base_url)}

@@ -22,7 +22,6 @@ from mailhaven.services import Services
 router = APIRouter(include_in_schema=False)
 templates = Environment(loader=PackageLoader("mailhaven", "web/templates"),
                         autoescape=select_autoescape())
-STYLESHEET = Path(__file__).resolve().parent.parent / "web" / "static" / "mailbox.css"
 PAGE_SIZE = 50
 VIEWS = ("html", "text", "headers", "raw")
 # Our own pages: the panel's policy (no inline script or style, nothing from elsewhere).
@@ -70,12 +69,6 @@ def _captured(services: Services, message_id: str) -> Captured:
     if captured is None:
         raise NotFound("Message not found")
     return captured
-
-
-@router.get("/dev/mailbox/static/mailbox.css")
-async def stylesheet() -> Response:
-    return Response(STYLESHEET.read_bytes(), media_type="text/css; charset=utf-8",
-                    headers={"X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/dev/mailbox", response_class=HTMLResponse)
