@@ -93,7 +93,7 @@ def test_two_processes_starting_at_once_make_one_platform(services) -> None:  # 
             start.wait()
             with services.db.transaction() as session:
                 found.append(platform_domain(session, services).id)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=first_use) for _ in range(2)]
@@ -119,6 +119,6 @@ def test_a_new_system_from_gets_its_domain_in_the_same_account(services) -> None
 
 def test_a_system_from_not_at_a_domain_name_is_a_clear_error(services) -> None:  # type: ignore[no-untyped-def]
     services.settings = services.settings.with_(hostname="laptop")
-    with pytest.raises(ValueError, match="MAILHAVEN_SYSTEM_FROM"):
-        with services.db.transaction() as session:
-            platform_domain(session, services)
+    with pytest.raises(ValueError, match="MAILHAVEN_SYSTEM_FROM"), \
+            services.db.transaction() as session:
+        platform_domain(session, services)
