@@ -61,8 +61,8 @@ def test_a_bounce_is_added_found_by_search_and_removed(page, live, services, api
 
 def test_csv_import_and_export(live, services, api, account, domain) -> None:
     add_user(services, account[0], email="ann@acme.test")
-    csv_file = ("address,code,error\nann@example.org,550,gone\n"
-                "bob@example.org,552,=HYPERLINK(\"x\")\n").encode()
+    csv_file = (b"address,code,error\nann@example.org,550,gone\n"
+                b"bob@example.org,552,=HYPERLINK(\"x\")\n")
     with live.client() as client:
         http_log_in(client, "ann@acme.test")
         token = csrf_of(client.get("/app/suppressions").text)
