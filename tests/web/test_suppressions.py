@@ -80,6 +80,18 @@ def test_csv_import_and_export(live, services, api, account, domain) -> None:
                                           "text/csv")})
         assert bad.status_code == 400 and "3-digit" in bad.text
 
+        huge = client.post(f"/app/suppressions/{domain}/bounces/import",
+                           data={"csrf_token": token},
+                           files={"file": ("h.csv", b"a" * (5 * 2**20), "text/csv")})
+        assert huge.status_code == 413 and "larger than 4 MiB" in huge.text
+
+        allowed = client.post(f"/app/suppressions/{domain}/whitelists/add",
+                              data={"csrf_token": token, "domain": "partner.example",
+                                    "reason": "our partner"})
+        assert allowed.status_code == 303
+        exported = client.get(f"/app/suppressions/{domain}/whitelists/export")
+        assert exported.text.splitlines()[1].startswith(",partner.example,our partner,")
+
         exported = client.get(f"/app/suppressions/{domain}/bounces/export")
         assert exported.status_code == 200
         assert exported.headers["content-type"].startswith("text/csv")
@@ -113,6 +125,8 @@ def test_an_analyst_may_look_but_not_change(live, services, api, account, domain
             assert refused.status_code == 403, action
             assert "Your role does not allow this" in refused.text
         assert client.get(f"/app/suppressions/{domain}/bounces/export").status_code == 200
+        for kind in ("unsubscribes", "complaints", "whitelists"):
+            assert client.get(f"/app/suppressions?kind={kind}").status_code == 200
     assert api.get(f"/v3/{domain}/bounces/ann@example.org").status_code == 200
 
 

@@ -35,6 +35,13 @@ def test_templates_are_listed_viewed_created_and_deleted(page, live, services, a
     page.wait_for_load_state()
     assert "Version added." in page.content()
     assert page.locator("pre.template-source").inner_text() == "<p>Three {{name}}</p>"
+    page.get_by_role("button", name="Make v2 active").click()
+    page.wait_for_load_state()
+    assert page.locator("pre.template-source").inner_text() == "<p>2</p>"
+    page.get_by_role("button", name="Delete version v1").click()
+    page.wait_for_load_state()
+    tags = api.get(f"/v3/{domain}/templates/welcome/versions").json()["template"]["versions"]
+    assert sorted((v["tag"], v["active"]) for v in tags) == [("v2", True), ("v3", False)]
 
     page.goto(f"{live.base_url}/app/templates")
     page.get_by_label("Name").fill("Bad name!")

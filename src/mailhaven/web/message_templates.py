@@ -138,6 +138,34 @@ async def add_version(domain_name: str, name: str, request: Request, services: S
     return redirect(request, f"{BASE}/{domain_name}/{name}", flash="Version added.")
 
 
+@router.post(BASE + "/{domain_name}/{name}/versions/{tag}/{action}")
+async def change_version(domain_name: str, name: str, tag: str, action: str,
+                         request: Request, services: ServicesDep,
+                         viewer: ViewerDep) -> Response:
+    """Make a version the active one, or delete it."""
+    await posted_form(request)
+    require(viewer, "manage_sending")
+    if action not in ("activate", "delete"):
+        raise PageRefused(404, "There is nothing here.")
+
+    def work(session: Session) -> None:
+        domain = owned(session, viewer.account_id, domain_name)
+        try:
+            if action == "activate":
+                service.update_version(session, services.vault, domain, name, tag,
+                                       {"active": "yes"})
+            else:
+                service.remove_version(session, domain, name, tag)
+        except NotFound:
+            raise PageRefused(404, "There is nothing here.") from None
+        noted(session, services, viewer, f"web.template_version_{action}d",
+              f"domain:{domain.id}", template=name, version=tag)
+
+    await run(services, work, write=True)
+    done = "is now active" if action == "activate" else "deleted"
+    return redirect(request, f"{BASE}/{domain_name}/{name}", flash=f"Version {tag} {done}.")
+
+
 @router.post(BASE + "/{domain_name}/{name}/delete")
 async def delete(domain_name: str, name: str, request: Request, services: ServicesDep,
                  viewer: ViewerDep) -> Response:

@@ -10,10 +10,11 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from mailhaven.deps import ServicesDep
-from mailhaven.errors import BadRequest, MailhavenError
+from mailhaven.errors import BadRequest, MailhavenError, TooLarge
 from mailhaven.suppressions import service
 from mailhaven.suppressions.models import KINDS
 from mailhaven.web.core import (
+    MAX_FORM_BYTES,
     PageRefused,
     ViewerDep,
     page,
@@ -30,6 +31,7 @@ PAGE_SIZE = 50
 LABELS = {"bounces": "Bounces", "unsubscribes": "Unsubscribes", "complaints": "Complaints",
           "whitelists": "Allowlist"}
 NO_FILE = "Choose a CSV file to import."
+TOO_LARGE = f"The file is larger than {MAX_FORM_BYTES // 2**20} MiB: split it, or use the API."
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,11 @@ async def delete(domain_name: str, kind: str, request: Request, services: Servic
 @router.post(BASE + "/{domain_name}/{kind}/import")
 async def import_csv(domain_name: str, kind: str, request: Request, services: ServicesDep,
                      viewer: ViewerDep) -> Response:
-    form = await posted_form(request)
+    try:
+        form = await posted_form(request)
+    except TooLarge:
+        return await _render(request, services, viewer.account_id, domain=domain_name,
+                             kind=_kind(kind), status_code=413, error=TOO_LARGE)
     require(viewer, "manage_suppressions")
     _kind(kind)
     upload = next((data for field, _, data in form.files if field == "file"), None)
