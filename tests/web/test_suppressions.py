@@ -3,6 +3,9 @@ panel, as the Suppressions API sees them; only by roles that may, only in one's 
 
 from __future__ import annotations
 
+import html
+import re
+
 from sqlalchemy import select
 
 from mailhaven.audit.models import AuditEntry
@@ -160,3 +163,24 @@ def test_another_account_sees_nothing_of_ours(live, services, api, domain,
             assert answer.status_code == 404, action
         assert client.get("/app/suppressions?kind=nonsense").status_code == 404
     assert api.get(f"/v3/{domain}/bounces/ann@example.org").status_code == 200
+
+
+def test_a_long_list_is_paged(live, services, api, account, domain) -> None:
+    from mailhaven.web.suppressions import PAGE_SIZE
+
+    addresses = [f"user{n:03}@example.org" for n in range(PAGE_SIZE + 5)]
+    assert api.post(f"/v3/{domain}/complaints",
+                    json=[{"address": a} for a in addresses]).status_code == 200
+    add_user(services, account[0], email="ann@acme.test")
+    with live.client() as client:
+        http_log_in(client, "ann@acme.test")
+        first = client.get("/app/suppressions", params={"kind": "complaints"}).text
+        assert addresses[PAGE_SIZE - 1] in first and addresses[PAGE_SIZE] not in first
+        assert "Previous" not in first
+        [next_link] = re.findall(r'href="([^"]+)">Next', first)
+        second = client.get(html.unescape(next_link)).text
+        assert addresses[PAGE_SIZE] in second and addresses[-1] in second
+        assert addresses[0] not in second and "Next" not in second
+        [previous] = re.findall(r'href="([^"]+)">← Previous', second)
+        again = client.get(html.unescape(previous)).text
+        assert addresses[0] in again and addresses[PAGE_SIZE] not in again
