@@ -22,6 +22,7 @@ REGIONS = ("us", "eu")
 # and change suppressions (deps.key_allows).
 KEY_ROLES = ("admin", "developer", "analyst", "billing", "support")
 FULL_ACCESS = "admin"  # keys made by the CLI, at sign-up and before keys had roles
+_RANK = {"admin": 2, "developer": 1}  # the others are peers below them
 
 
 class KeyOwner(NamedTuple):
@@ -102,6 +103,12 @@ def issue_key(session: Session, account_id: str, *, description: str = "",
         description=description, role=role, created_by=created_by, created_at=clock.now(),
     ))
     return api_key
+
+
+def grantable(role: str) -> tuple[str, ...]:
+    """The roles a user of `role` may give a key: their own, or a lesser one."""
+    rank = _RANK.get(role, 0)
+    return tuple(r for r in KEY_ROLES if r == role or _RANK.get(r, 0) < rank)
 
 
 def account_keys(session: Session, account_id: str) -> list[ApiKey]:
