@@ -120,7 +120,7 @@ async def verify_now(name: str, request: Request, services: ServicesDep,
         with services.db.sessions() as session:
             return verify.to_check(session, account_id, name)
 
-    def store(status: dict[str, dict]) -> str:
+    def store(status: dict[str, dict[str, Any]]) -> str:
         with services.db.transaction() as session:
             domain = verify.store_check(session, account_id, name, status,
                                         services.clock.now())

@@ -4,6 +4,7 @@ shown once, changed, deleted) and where to submit mail. The service of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -54,8 +55,8 @@ async def smtp_page(request: Request, services: ServicesDep, viewer: ViewerDep) 
     return await _smtp_page(request, services, viewer)
 
 
-async def _change(request: Request, services: Services, viewer: Viewer, name: str,
-                  work: Any) -> Response:
+async def _change(request: Request, services: Services, viewer: Viewer,
+                  work: Callable[[], tuple[str, str] | str]) -> Response:
     """Run `work()` (which returns what to show once, or a flash) and answer its page."""
     try:
         shown = await in_thread(work)
@@ -92,7 +93,7 @@ async def create_credential(name: str, request: Request, services: ServicesDep,
                            services.clock, actor=_actor(viewer))
         return f"SMTP login {full} created." if given else (full, password)
 
-    return await _change(request, services, viewer, name, run)
+    return await _change(request, services, viewer, run)
 
 
 @router.post("/app/smtp/{name}/password")
@@ -112,7 +113,7 @@ async def change_password(name: str, request: Request, services: ServicesDep,
         return (f"Password of {changed.login} changed." if given
                 else (changed.login, password))
 
-    return await _change(request, services, viewer, name, run)
+    return await _change(request, services, viewer, run)
 
 
 @router.post("/app/smtp/{name}/delete")
@@ -128,4 +129,4 @@ async def delete_credential(name: str, request: Request, services: ServicesDep,
                                      form.get("login"), services.clock, actor=_actor(viewer))
         return f"SMTP login {deleted} deleted."
 
-    return await _change(request, services, viewer, name, run)
+    return await _change(request, services, viewer, run)
