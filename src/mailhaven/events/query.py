@@ -221,10 +221,10 @@ def newer(session: Session, vault: Vault, account_id: str, domain_id: str | None
     return open_payload(session, vault, rows), (rows[-1].id if rows else after_id)
 
 
-def latest_id(session: Session, account_id: str) -> int:
-    """The account's newest event row id (0 when none): where a live tail starts."""
-    found = session.scalar(select(func.max(Event.id)).where(Event.account_id == account_id))
-    return int(found or 0)
+def latest_id(session: Session) -> int:
+    """The newest event row id (0 when none): where a live tail starts. Any account's (one
+    read of the primary key's end) — every event recorded later has a larger id."""
+    return int(session.scalar(select(func.max(Event.id))) or 0)
 
 
 def of_message(session: Session, vault: Vault, account_id: str,
