@@ -239,6 +239,8 @@ async def message_page(storage_key: str, request: Request, viewer: ViewerDep,
                                       mime=view == "raw")
         except MailhavenError as error:
             problem = error.message
+        if view == "html" and shown and not shown.get("body-html"):
+            view = "text"  # a text-only message: nothing else to frame
     first = events[0] if events else {}
     headers = (first.get("message") or {}).get("headers") or {}
     return page(request, "app_message.html", storage_key=storage_key, stored=stored,
