@@ -10,10 +10,12 @@ from sqlalchemy import select
 
 from mailhaven.audit.models import AuditEntry
 from mailhaven.errors import BadRequest, Conflict, Gone, NotFound
+from mailhaven.exports import export_account
 from mailhaven.users import team
 from mailhaven.users.models import User
 from mailhaven.users.service import find_by_email, hash_password, user_details
 from mailhaven.users.sessions import find_session, start_session
+from tests.exports.archive import read, validate
 from tests.support import Sink, deliver_due
 from tests.web.helpers import add_user
 
@@ -145,3 +147,19 @@ def test_an_address_changes_only_through_the_link_mailed_to_it(services, account
         user = find_by_email(s, services.vault, "ann@new.test")
         assert user is not None and user.id == ann
         assert user_details(s, services.vault, user) == ("Ann", "ann@new.test")
+
+
+def test_the_holders_export_lists_the_accounts_users(services, account, tmp_path) -> None:
+    ann = add_user(services, account[0], email="ann@acme.test", name="Ann Admin")
+    _invite(services, account[0], ann, "bob@acme.test", role="analyst")
+    with services.db.transaction() as s:
+        start_session(s, s.get(User, ann), now=services.clock.now())
+    done = export_account(services.db, services.vault, account[0], tmp_path / "acme.zip",
+                          clock=services.clock)
+    doc = read(done.path).document
+    validate(doc)
+    holder, *users = [(u["role"], u["name"], u["email"], u["last_login_at"] is not None)
+                      for u in doc["categories"]["users"]]
+    assert holder == ("account holder", "Acme", "ops@acme.test", False)
+    assert sorted(users) == [("admin", "Ann Admin", "ann@acme.test", True),
+                             ("analyst", "", "bob@acme.test", False)]

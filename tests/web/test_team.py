@@ -14,7 +14,7 @@ from mailhaven.users.models import User
 from tests.support import Sink, deliver_due
 from tests.web.helpers import add_user, csrf_of, http_log_in
 
-NEW_PASSWORD = "a teammate's own passphrase"  # noqa: S105 (a test user's)
+NEW_PASSWORD = "a teammate's own passphrase"
 
 
 def _invitation_path(sink: Sink) -> str:
