@@ -163,3 +163,33 @@ def test_the_holders_export_lists_the_accounts_users(services, account, tmp_path
     assert holder == ("account holder", "Acme", "ops@acme.test", False)
     assert sorted(users) == [("admin", "Ann Admin", "ann@acme.test", True),
                              ("analyst", "", "bob@acme.test", False)]
+
+
+def test_an_invitation_sent_again_replaces_the_old_link(services, account) -> None:
+    ann = add_user(services, account[0], email="ann@acme.test")
+    bob = _invite(services, account[0], ann, "bob@acme.test")
+    with services.db.transaction() as s:
+        team.resend_invitation(s, services, account_id=account[0], by=ann, user_id=bob,
+                               base_url=BASE)
+    with Sink() as sink:
+        deliver_due(services, sink)
+    first, second = (re.search(rf"{BASE}/invite/(\S+)", got.message.get_body(
+        ("plain",)).get_content()).group(1) for got in sink.received)  # type: ignore[union-attr]
+    hashed = hash_password("a long enough passphrase")
+    now = services.clock.now()
+    with services.db.transaction() as s:  # the mail sent first no longer works
+        joined = [t for t in (first, second) if _accepts(s, services, t, hashed, now)]
+    assert len(joined) == 1
+    with pytest.raises(Conflict), services.db.transaction() as s:
+        team.resend_invitation(s, services, account_id=account[0], by=ann, user_id=bob,
+                               base_url=BASE)
+
+
+def _accepts(session, services, token: str, hashed: str, now: float) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        with session.begin_nested():
+            team.accept_invitation(session, services.vault, token, name="Bob",
+                                   password_hash=hashed, now=now)
+        return True
+    except Gone:
+        return False

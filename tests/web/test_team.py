@@ -107,6 +107,12 @@ def test_the_last_admin_stays_and_forms_need_their_token(live, services, account
         assert forged.status_code == 403
         taken = _posted(client, "/app/team/invite", email="ann@acme.test", role="admin")
         assert taken.status_code == 409 and "already exists" in taken.text
+        assert _posted(client, "/app/team/invite", email="cy@acme.test",
+                       role="support").status_code == 303
+        with services.db.sessions() as session:
+            [cy] = [u.id for u in session.scalars(select(User)) if u.confirmed_at is None]
+        assert _posted(client, f"/app/team/{cy}/resend").status_code == 303
+        assert _posted(client, f"/app/team/{ann}/resend").status_code == 409  # joined
     with services.db.sessions() as session:
         assert session.get(User, ann).role == "admin"
 

@@ -12,7 +12,7 @@ import binascii
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
@@ -124,15 +124,40 @@ def invite(session: Session, services: Services, *, account_id: str, by: str, em
     user = create_user(session, services.vault, account_id=account_id,
                        name=" ".join(name.split())[:MAX_NAME], email=email, password_hash=None,
                        role=role, clock=services.clock)
-    token = issue_token(session, user.id, "invite", now=now)
-    days = TTL["invite"] // 86400
-    send_system_mail(session, services, to=email, subject="You are invited to Mailhaven", text=(
-        f"{inviter_name} invited you to their team on Mailhaven as {ROLE_NAMES[role]}.\n\n"
-        f"Accept the invitation and choose your password:\n{base_url}/invite/{token}\n\n"
-        f"The link works once, for {days} days. If you did not expect it, ignore this mail."))
+    _mail_invitation(session, services, user, email, inviter_name, base_url=base_url)
     _audit(session, services.vault, by, "web.invite", target=f"user:{user.id}",
            details={"role": role}, now=now)
     return user
+
+
+def resend_invitation(session: Session, services: Services, *, account_id: str, by: str,
+                      user_id: str, base_url: str) -> None:
+    """A new link for a user who has not accepted yet (the old one may have expired)."""
+    _lock_team(session, account_id)
+    user = member(session, account_id, user_id)
+    if user.confirmed_at is not None:
+        raise Conflict("This user has already joined")
+    details = user_details(session, services.vault, user)
+    inviter = user_details(session, services.vault, member(session, account_id, by))
+    if details is None:
+        raise NotFound(NO_SUCH_USER)
+    session.execute(update(UserToken).where(  # one live invitation link at a time
+        UserToken.user_id == user.id, UserToken.purpose == "invite",
+        UserToken.used_at.is_(None)).values(used_at=services.clock.now()))
+    _mail_invitation(session, services, user, details[1],
+                     (inviter or ("A colleague", ""))[0], base_url=base_url)
+    _audit(session, services.vault, by, "web.invite.resent", target=f"user:{user.id}",
+           now=services.clock.now())
+
+
+def _mail_invitation(session: Session, services: Services, user: User, email: str,
+                     inviter_name: str, *, base_url: str) -> None:
+    token = issue_token(session, user.id, "invite", now=services.clock.now())
+    days = TTL["invite"] // 86400
+    send_system_mail(session, services, to=email, subject="You are invited to Mailhaven", text=(
+        f"{inviter_name} invited you to their team on Mailhaven as {ROLE_NAMES[user.role]}."
+        f"\n\nAccept the invitation and choose your password:\n{base_url}/invite/{token}\n\n"
+        f"The link works once, for {days} days. If you did not expect it, ignore this mail."))
 
 
 def accept_invitation(session: Session, vault: Vault, token: str, *, name: str,

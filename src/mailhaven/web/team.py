@@ -90,6 +90,21 @@ async def change_role(request: Request, user_id: str, services: ServicesDep,
     return await _changed(request, services, viewer, run, "Role changed.")
 
 
+@router.post("/app/team/{user_id}/resend")
+async def resend(request: Request, user_id: str, services: ServicesDep,
+                 viewer: ViewerDep) -> Response:
+    await posted_form(request)
+    require(viewer, "manage_team")
+
+    def run() -> None:
+        with services.db.transaction() as session:
+            team.resend_invitation(session, services, account_id=viewer.account_id,
+                                   by=viewer.user_id, user_id=user_id,
+                                   base_url=services.settings.api_url)
+
+    return await _changed(request, services, viewer, run, "Invitation sent again.")
+
+
 @router.post("/app/team/{user_id}/remove")
 async def remove(request: Request, user_id: str, services: ServicesDep,
                  viewer: ViewerDep) -> Response:
