@@ -27,7 +27,8 @@ def test_the_json_inventory_lists_every_table_and_column_classified() -> None:
             assert col["retention"]
     subjects = {s["data_subject"]: s for s in record["data_subjects"]}
     assert set(subjects) == {"recipient", "account holder", "recipient or account holder",
-                             "SMTP user", "sender", "list member", "people a route names"}
+                             "SMTP user", "sender", "list member", "people a route names",
+                             "website visitor"}
     recipient = [c for p in subjects["recipient"]["processing"] for c in p["columns"]]
     assert "messages.content_sealed" in recipient and "deliveries.address_sealed" in recipient
 
@@ -58,7 +59,7 @@ def test_retention_run_counts_with_dry_run_then_purges(api, services, settings, 
     env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
            "MAILHAVEN_DATA_DIR": str(settings.data_dir)}
     expected = {"events": 2, "message_bodies": 1, "webhook_deliveries": 0, "requests": 0,
-                "inbound_messages": 0, "route_posts": 0}
+                "inbound_messages": 0, "route_posts": 0, "contact_messages": 0}
 
     dry = _cli(env, "privacy", "retention", "run", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr

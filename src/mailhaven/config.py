@@ -62,6 +62,10 @@ def parse_trusted_networks(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def default_system_from(hostname: str) -> str:
+    return f"Mailhaven <no-reply@{hostname.lower().rstrip('.')}>"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -107,6 +111,14 @@ class Settings:
     # MX sessions open at once, in all and from one client address; more get 421 at connect
     mx_max_sessions: int = 200
     mx_max_sessions_per_ip: int = 50  # Postfix's smtpd_client_connection_count_limit
+    # The platform's own mail (sign-up confirmations, resets): its From; "" is
+    # "Mailhaven <no-reply@HOSTNAME>", filled in from `hostname`
+    system_from: str = ""
+    contact_retention_days: int = 365  # the website's contact form messages (`site`)
+
+    def __post_init__(self) -> None:
+        if not self.system_from:
+            object.__setattr__(self, "system_from", default_system_from(self.hostname))
 
     @property
     def resolved_database_url(self) -> str:
@@ -122,6 +134,8 @@ class Settings:
         return self.public_url or f"http://{self.hostname}:{self.http_port}"
 
     def with_(self, **changes: Any) -> Settings:
+        if "hostname" in changes and self.system_from == default_system_from(self.hostname):
+            changes.setdefault("system_from", "")  # the default follows the new host name
         return replace(self, **changes)
 
     @classmethod
@@ -168,4 +182,6 @@ class Settings:
             inbound_max_bytes=_int("INBOUND_MAX_BYTES", 25 * 1024 * 1024),
             mx_max_sessions=_int("MX_MAX_SESSIONS", 200),
             mx_max_sessions_per_ip=_int("MX_MAX_SESSIONS_PER_IP", 50),
+            system_from=_env("SYSTEM_FROM", "").strip(),
+            contact_retention_days=_int("CONTACT_RETENTION_DAYS", 365),
         )

@@ -13,6 +13,7 @@ from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.retention.models import RetentionPolicy
 from mailhaven.routes.models import Route
+from mailhaven.site.models import ContactMessage, Platform
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.storage.periodic import JobRun
@@ -24,9 +25,9 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "Delivery", "Domain", "Erasure",
-           "Event", "FormCounter", "InboundMessage", "JobRun", "ListMember", "MailingList",
-           "Message", "PrivacyRequest", "RetentionPolicy", "Route", "RoutePost",
-           "SmtpCredential", "StatCount", "SubjectControl", "Suppression", "Tag", "Template",
-           "TemplateVersion", "User", "UserToken", "VaultKey", "Webhook", "WebhookDelivery",
-           "WebSession", "metadata"]
+__all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "ContactMessage", "Delivery",
+           "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
+           "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest",
+           "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
+           "SubjectControl", "Suppression", "Tag", "Template", "TemplateVersion", "User",
+           "UserToken", "VaultKey", "Webhook", "WebhookDelivery", "WebSession", "metadata"]

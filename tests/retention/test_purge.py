@@ -113,7 +113,8 @@ def test_an_accounts_own_periods_are_honoured_and_no_other_accounts_data_is_touc
     counts = _purge(services)
 
     assert counts == {"events": 2, "message_bodies": 1, "webhook_deliveries": 0,
-                      "requests": 0, "inbound_messages": 0, "route_posts": 0}
+                      "requests": 0, "inbound_messages": 0, "route_posts": 0,
+                      "contact_messages": 0}
     assert _events(globex, "mg.globex.test") == []  # its own 5 days
     assert [e["event"] for e in _events(api, domain)] == ["accepted", "delivered"]  # 30 days
     assert _stored(api, mine, domain) == 200  # its own 10 days
@@ -179,7 +180,8 @@ def test_a_dry_run_counts_and_purges_nothing(api, services, domain, clock) -> No
     clock.advance(31 * DAY)
     counts = service.run(services.db, clock, dry_run=True)
     assert counts == {"events": 3, "message_bodies": 1, "webhook_deliveries": 0,
-                      "requests": 0, "inbound_messages": 0, "route_posts": 0}
+                      "requests": 0, "inbound_messages": 0, "route_posts": 0,
+                      "contact_messages": 0}
     assert len(_events(api, domain)) == 3
     assert service.run(services.db, clock) == counts
     assert _events(api, domain) == []
@@ -201,7 +203,8 @@ def test_finished_webhook_deliveries_go_after_their_own_period(api, services, do
         assert send_webhooks(services) == 1
     clock.advance(3 * DAY + 60)
     assert _purge(services) == {"events": 0, "message_bodies": 1, "webhook_deliveries": 1,
-                               "requests": 0, "inbound_messages": 0, "route_posts": 0}
+                               "requests": 0, "inbound_messages": 0, "route_posts": 0,
+                               "contact_messages": 0}
     with services.db.sessions() as session:
         assert session.scalars(select(WebhookDelivery)).all() == []
     assert len(_events(api, domain)) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mailhaven.addresses import mailboxes
 from mailhaven.config import Settings
 
 # Nobody sending through Mailhaven owns these, and a copy of one (even unverified, even
@@ -35,9 +36,18 @@ PROVIDERS = frozenset({
 
 
 def operator_names(settings: Settings) -> tuple[str, ...]:
-    """What this server adds to PROVIDERS: its own host name (mail from it is
-    Mailhaven's, not an account's) and `MAILHAVEN_RESERVED_DOMAINS`."""
-    return (settings.hostname.lower().rstrip("."), *settings.reserved_domains)
+    """What this server adds to PROVIDERS: its own host name and the domain of its own mail
+    (`MAILHAVEN_SYSTEM_FROM`) — mail from them is Mailhaven's, not an account's — and
+    `MAILHAVEN_RESERVED_DOMAINS`."""
+    own = system_domain(settings)
+    return (settings.hostname.lower().rstrip("."), *((own,) if own else ()),
+            *settings.reserved_domains)
+
+
+def system_domain(settings: Settings) -> str:
+    """The domain of the platform's own From (`Settings.system_from`), or "" if none."""
+    first = next(mailboxes([settings.system_from]), None)
+    return first[0].email.rpartition("@")[2].lower().rstrip(".") if first else ""
 
 
 def is_reserved(name: str, extra: Iterable[str] = ()) -> bool:

@@ -127,7 +127,7 @@ def inventory(
     from mailhaven.retention.service import schedule
     from mailhaven.storage import processing_record
 
-    record = processing_record.build(metadata, schedule())
+    record = processing_record.build(metadata, schedule(common.settings()))
     if fmt is Format.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:

@@ -23,12 +23,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from mailhaven.config import Settings
 from mailhaven.delivery.models import QUEUED, Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.inbound.models import WAITING, InboundMessage, RoutePost
 from mailhaven.messages.models import Message
 from mailhaven.privacy import requests
+from mailhaven.site import contact
 from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.models import PENDING, WebhookDelivery
 
@@ -71,6 +73,15 @@ class Category:
     # Whether a domain may keep its rows for less time than its account (Mailgun's
     # message_ttl, domains.message_ttl): `expired` then honours `Accounts.in_domains`.
     per_domain: bool = False
+    # A period the operator sets for the whole installation (the name of a `Settings` field,
+    # in days; `default_days` where no settings are given) instead of each account: the
+    # platform's own records, such as its contact form's messages.
+    setting: str | None = None
+
+    def operator_days(self, settings: Settings | None) -> int:
+        """The operator's period of a `setting` category."""
+        assert self.setting is not None
+        return int(getattr(settings, self.setting)) if settings else self.default_days
 
 
 CATEGORIES: dict[str, Category] = {}
@@ -184,3 +195,10 @@ def _expired_route_posts(accounts: Accounts, cutoff: float) -> Select:
 register(Category("route_posts", "Records of finished route POSTs (forward() and store()'s "
                   "notify: the sealed recipient and URL, each attempt's outcome)", 30,
                   expired=_expired_route_posts))
+
+
+# -- the website's contact form (the platform's own records) -------------------------------------
+
+register(Category("contact_messages", "Messages sent through the website's contact form (the "
+                  "operator's period, MAILHAVEN_CONTACT_RETENTION_DAYS)", 365,
+                  expired=contact.expired_messages, setting="contact_retention_days"))

@@ -26,13 +26,14 @@ def run(
 
     services = common.services()
     try:
-        expired = service.run(services.db, services.clock, dry_run=True)
+        expired = service.run(services.db, services.clock, dry_run=True,
+                              settings=services.settings)
         counts = expired
         if not dry_run:
             with common.progress(disable=as_json) as bar:
                 tasks: dict[str, TaskID] = {name: bar.add_task(f"purge {name}", total=n)
                                             for name, n in expired.items()}
-                counts = service.run(services.db, services.clock,
+                counts = service.run(services.db, services.clock, settings=services.settings,
                                      progress=lambda name, n: bar.advance(tasks[name], n))
     finally:
         services.close()

@@ -19,7 +19,9 @@ class RetentionRunner(PeriodicJob):
 
     def __init__(self, services: Services) -> None:
         super().__init__(services.db, services.clock)
+        self.settings = services.settings
 
     async def work(self) -> int:
-        await asyncio.to_thread(service.run, self.db, self.clock, stopping=self.stopping)
+        await asyncio.to_thread(service.run, self.db, self.clock, stopping=self.stopping,
+                                settings=self.settings)
         return 0  # done until the next hour: sleep

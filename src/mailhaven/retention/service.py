@@ -12,6 +12,7 @@ from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock
+from mailhaven.config import Settings
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.retention.categories import (
@@ -30,19 +31,25 @@ log = logging.getLogger("mailhaven.retention")
 BATCH = 1000
 
 
-def schedule() -> list[dict]:
-    """Every category with its default period and the limits an account may choose in."""
+def schedule(settings: Settings | None = None) -> list[dict]:
+    """Every category with its default period and the limits an account may choose in; a
+    category the operator sets has its period from `settings` and no limits."""
     return [{"category": c.name, "description": c.description, "default_days": c.default_days,
-             "min_days": MIN_DAYS, "max_days": MAX_DAYS} for c in CATEGORIES.values()]
+             "min_days": MIN_DAYS, "max_days": MAX_DAYS} if c.setting is None else
+            {"category": c.name, "description": c.description,
+             "default_days": c.operator_days(settings), "set_by": "operator"}
+            for c in CATEGORIES.values()]
 
 
 def policies(session: Session, account_id: str) -> list[dict]:
-    """The account's period for every category: its own where it set one, else the default."""
+    """The account's period for every category it may choose: its own where it set one,
+    else the default."""
     own = {name: days for name, days in session.execute(
         select(RetentionPolicy.category, RetentionPolicy.days).where(
             RetentionPolicy.account_id == account_id))}
     return [{**entry, "days": own.get(entry["category"], entry["default_days"]),
-             "custom": entry["category"] in own} for entry in schedule()]
+             "custom": entry["category"] in own} for entry in schedule()
+            if "set_by" not in entry]
 
 
 def days(session: Session, account_id: str, category: str) -> int:
@@ -62,10 +69,11 @@ def set_policies(session: Session, account_id: str, changes: dict[str, int | Non
                  now: float) -> list[dict]:
     """Set the account's period of each named category; None returns it to the default.
     All or nothing: one bad entry changes none."""
+    chosen = [name for name, c in CATEGORIES.items() if c.setting is None]
     for name, days in changes.items():
-        if name not in CATEGORIES:
+        if name not in chosen:
             raise BadRequest(f"Unknown retention category: {name}; known: "
-                             f"{', '.join(CATEGORIES)}")
+                             f"{', '.join(chosen)}")
         if days is not None and not MIN_DAYS <= days <= MAX_DAYS:
             raise BadRequest(f"{name}: days must be between {MIN_DAYS} and {MAX_DAYS}")
     for name, days in sorted(changes.items()):
@@ -92,10 +100,10 @@ class Scope:
     cutoff: float
 
 
-def scopes(session: Session, now: float) -> list[Scope]:
+def scopes(session: Session, now: float, settings: Settings | None = None) -> list[Scope]:
     """Per category: one scope per period accounts chose, one for everyone else; for a
     category with periods per domain, one per period domains chose (never longer than their
-    account's), which the others then leave out."""
+    account's), which the others then leave out; for one the operator sets, one scope."""
     chosen: dict[str, dict[int, set[str]]] = {}
     own_days: dict[tuple[str, str], int] = {}
     for account_id, name, days in session.execute(select(
@@ -106,6 +114,10 @@ def scopes(session: Session, now: float) -> list[Scope]:
         Domain.message_ttl.is_not(None))).all()
     out = []
     for category in CATEGORIES.values():
+        if category.setting is not None:
+            out.append(Scope(category, Accounts(frozenset(), all_but=True),
+                             now - category.operator_days(settings) * DAY))
+            continue
         periods = chosen.get(category.name, {})
         custom = frozenset().union(*periods.values())
         own = category.per_domain and bool(ttls)
@@ -135,12 +147,14 @@ def _domain_scopes(category: Category, ttls: Sequence[Row[str, str, int | None]]
 
 def run(db: Database, clock: Clock, *, dry_run: bool = False, batch: int = BATCH,
         progress: Callable[[str, int], None] | None = None,
-        stopping: Callable[[], bool] = lambda: False) -> dict[str, int]:
+        stopping: Callable[[], bool] = lambda: False,
+        settings: Settings | None = None) -> dict[str, int]:
     """Purge everything expired now; per category, how many rows were purged (or, with
-    `dry_run`, would be). Stops between batches once `stopping()` says so."""
+    `dry_run`, would be). Stops between batches once `stopping()` says so. `settings` give
+    the operator's periods (their defaults without)."""
     now = clock.now()
     with db.sessions() as session:
-        plan = scopes(session, now)
+        plan = scopes(session, now, settings)
     counts = dict.fromkeys(CATEGORIES, 0)
     for scope in plan:
         category = scope.category

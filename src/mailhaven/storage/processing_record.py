@@ -99,7 +99,9 @@ def markdown(record: dict) -> str:
                 "the limits.", ""]
         out += _table(["Category", "What", "Default days", "Limits (days)"],
                       ([f"`{c['category']}`", c["description"], c["default_days"],
-                        f"{c['min_days']}–{c['max_days']}"] for c in record["retention_schedule"]))
+                        "set by the operator" if c.get("set_by") == "operator"
+                        else f"{c['min_days']}–{c['max_days']}"]
+                       for c in record["retention_schedule"]))
         out.append("")
     out += ["## Tables", ""]
     for table in record["tables"]:
