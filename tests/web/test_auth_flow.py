@@ -12,7 +12,7 @@ from mailhaven.audit.models import AuditEntry
 from mailhaven.users.models import User
 from tests.web.auth_mail import mailed
 
-PASSWORD = "plum tulip orbit canoe"  # noqa: S105 (the test user's)
+PASSWORD = "plum tulip orbit canoe"
 
 
 def _log_in(page, base_url: str, email: str, password: str = PASSWORD) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from mailhaven.users.models import User
 from tests.web.auth_mail import mailed
 from tests.web.helpers import PASSWORD, add_user, csrf_of, http_log_in
 
-NEW_PASSWORD = "violet harbour lantern"  # noqa: S105 (a test user's)
+NEW_PASSWORD = "violet harbour lantern"
 
 
 def _post(client, path: str, **fields: str):  # type: ignore[no-untyped-def]

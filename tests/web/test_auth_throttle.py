@@ -1,4 +1,4 @@
-"""Login throttling: too many failures for an address refuse it (429) whatever the password;
+"""Throttling the ways in: too many failures for an address refuse it (429) whatever the password;
 too many from a network are told so, but a right password for an address that isn't
 blocked still logs in. Counted in the database, as blind indexes only."""
 
@@ -8,9 +8,17 @@ import pyotp
 from sqlalchemy import select
 
 from mailhaven.users import totp
-from mailhaven.users.models import LoginFailure, User
-from mailhaven.users.throttle import PER_ADDRESS, PER_NETWORK, WINDOW
-from tests.web.helpers import PASSWORD, add_user, csrf_of, http_log_in
+from mailhaven.users.models import AuthAttempt, User
+from mailhaven.users.throttle import (
+    MAIL_WINDOW,
+    MAILS_PER_ADDRESS,
+    MAILS_PER_NETWORK,
+    PER_ADDRESS,
+    PER_NETWORK,
+    WINDOW,
+)
+from tests.web.auth_mail import mailed
+from tests.web.helpers import add_user, csrf_of, http_log_in
 
 WRONG = "not the password at all"
 
@@ -28,7 +36,7 @@ def test_an_address_is_refused_after_ten_failures_until_the_window_passes(
         assert "mh_session" not in client.cookies
         assert http_log_in(client, "bob@acme.test").status_code == 303  # others are fine
     with services.db.sessions() as session:
-        rows = session.scalars(select(LoginFailure)).all()
+        rows = session.scalars(select(AuthAttempt)).all()
     assert len(rows) == PER_ADDRESS
     assert all("ann" not in r.address_index and "127.0.0.1" not in r.network_index
                for r in rows)
@@ -77,3 +85,26 @@ def test_second_factor_codes_are_throttled_too(live, services, account) -> None:
         blocked = client.post("/login", data={"code": right, "csrf_token": token})
         assert blocked.status_code == 429
         assert client.get("/app").status_code == 303
+
+
+def test_mailed_links_are_limited_per_address_and_per_network(live, services, account) -> None:  # type: ignore[no-untyped-def]
+    add_user(services, account[0], email="ann@acme.test")
+    with live.client() as client:
+        token = csrf_of(client.get("/reset").text)
+        for _ in range(MAILS_PER_ADDRESS + 2):  # the same answer, but only 3 mails
+            answer = client.post("/reset", data={"email": "ann@acme.test", "csrf_token": token})
+            assert answer.status_code == 200 and "Check your mail" in answer.text
+        assert len(mailed(services)) == MAILS_PER_ADDRESS
+        for n in range(MAILS_PER_NETWORK - MAILS_PER_ADDRESS):
+            assert client.post("/reset", data={"email": f"u{n}@acme.test",
+                                               "csrf_token": token}).status_code == 200
+        refused = client.post("/signup", data={"name": "Eve", "email": "eve@acme.test",
+                                               "password": "a long enough passphrase",
+                                               "csrf_token": token})
+        assert refused.status_code == 429 and "try again in an hour" in refused.text
+    services.clock.advance(MAIL_WINDOW + 1)
+    with live.client() as client:
+        token = csrf_of(client.get("/reset").text)
+        assert client.post("/reset", data={"email": "ann@acme.test",
+                                           "csrf_token": token}).status_code == 200
+    assert len(mailed(services)) == 1

@@ -34,10 +34,10 @@ SESSION_DIGEST = classified(
     "non-personal", "none", "authentication", "until the session ends (12 hours at most)",
     note="SHA-256 of a 256-bit random cookie value; the value itself is never stored",
 )
-FAILURE_INDEX = classified(
-    "personal", "account user or visitor", "login throttling", "15 minutes",
-    note="keyed blind index (HMAC) of the address or client network a login failed for; "
-         "neither can be read back",
+ATTEMPT_INDEX = classified(
+    "personal", "account user or visitor", "login and mail throttling", "1 hour",
+    note="keyed blind index (HMAC) of the address or client network a login failed for or "
+         "a link was mailed to; neither can be read back",
 )
 TOKEN_DIGEST = classified(
     "non-personal", "none", "authentication", "until used or expired (at most 7 days)",
@@ -96,13 +96,15 @@ class UserToken(Base):
     used_at: Mapped[float | None] = column(Float, data=TECHNICAL)
 
 
-class LoginFailure(Base):
-    """One failed login (wrong password or code), kept 15 minutes: counted per address and
-    per client network by every process alike (users.throttle)."""
+class AuthAttempt(Base):
+    """One failed login (wrong password or code) or one mailed link (sign-up, reset), kept an
+    hour: counted per address and per client network by every process alike
+    (users.throttle)."""
 
-    __tablename__ = "login_failures"
+    __tablename__ = "auth_attempts"
 
     id: Mapped[int] = column(Integer, primary_key=True, autoincrement=True, data=TECHNICAL)
-    address_index: Mapped[str] = column(String(64), index=True, data=FAILURE_INDEX)
-    network_index: Mapped[str] = column(String(64), index=True, data=FAILURE_INDEX)
+    kind: Mapped[str] = column(String(16), data=TECHNICAL)  # "login" (failed) or "mail"
+    address_index: Mapped[str] = column(String(64), index=True, data=ATTEMPT_INDEX)
+    network_index: Mapped[str] = column(String(64), index=True, data=ATTEMPT_INDEX)
     at: Mapped[float] = column(Float, index=True, data=TECHNICAL)

@@ -60,10 +60,13 @@ def check_signup(name: str, email: str) -> tuple[str, str]:
 
 
 def sign_up(session: Session, services: Services, *, name: str, email: str,
-            password_hash: str) -> None:
+            password_hash: str, network: str) -> None:
     """An account with its first user (an Admin, unconfirmed) and the confirmation mail; or,
-    when the address already has a user, a notice to it. The caller answers alike."""
+    when the address already has a user, a notice to it. The caller answers alike.
+    TooManyRequests past the network's limit of mailed links."""
     now, base = services.clock.now(), services.settings.api_url
+    if not throttle.admit_mail(session, throttle.who(services.vault, email, network), now=now):
+        return
     existing = find_by_email(session, services.vault, email)
     if existing is not None:
         send_system_mail(session, services, to=email, subject="Your Mailhaven sign-up",
@@ -94,12 +97,16 @@ def confirm_address(session: Session, services: Services, token: str) -> User:
     return user
 
 
-def request_reset(session: Session, services: Services, email: str) -> None:
-    """Mails a reset link when the address has a user; nothing otherwise."""
+def request_reset(session: Session, services: Services, email: str, *, network: str) -> None:
+    """Mails a reset link when the address has a user; nothing otherwise (nor past the
+    address's limit). TooManyRequests past the network's limit of mailed links."""
+    now = services.clock.now()
+    if not throttle.admit_mail(session, throttle.who(services.vault, email, network), now=now):
+        return
     user = find_by_email(session, services.vault, email) if email.strip() else None
     if user is None or user_details(session, services.vault, user) is None:
         return
-    token = tokens.issue_token(session, user.id, "reset", now=services.clock.now())
+    token = tokens.issue_token(session, user.id, "reset", now=now)
     send_system_mail(session, services, to=email, subject="Reset your Mailhaven password",
                      text=RESET_TEXT.format(link=f"{services.settings.api_url}/reset/{token}"))
 

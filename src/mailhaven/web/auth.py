@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from mailhaven.audit import service as audit
 from mailhaven.deps import ServicesDep
-from mailhaven.errors import BadRequest, Gone, NotFound
+from mailhaven.errors import BadRequest, Gone, NotFound, TooManyRequests
 from mailhaven.http import client_network, in_thread
 from mailhaven.services import Services
 from mailhaven.users import sessions, signup, throttle, tokens, totp
@@ -231,9 +231,14 @@ async def sign_up(request: Request, services: ServicesDep) -> Response:
 
     def store() -> None:
         with services.db.transaction() as session:
-            signup.sign_up(session, services, name=name, email=email, password_hash=hashed)
+            signup.sign_up(session, services, name=name, email=email, password_hash=hashed,
+                           network=client_network(request))
 
-    await in_thread(store)
+    try:
+        await in_thread(store)
+    except TooManyRequests as refused:
+        return page(request, "auth_signup.html", status_code=429, error=refused.message,
+                    name=name, email=email)
     return page(request, "auth_mail_sent.html", title="Check your mail",
                 message="We've mailed you a link to confirm your address. Open it to "
                         "finish signing up; then log in.")
@@ -280,9 +285,13 @@ async def request_reset(request: Request, services: ServicesDep) -> Response:
 
     def ask() -> None:
         with services.db.transaction() as session:
-            signup.request_reset(session, services, form.get("email"))
+            signup.request_reset(session, services, form.get("email"),
+                                 network=client_network(request))
 
-    await in_thread(ask)
+    try:
+        await in_thread(ask)
+    except TooManyRequests as refused:
+        return page(request, "auth_reset.html", status_code=429, error=refused.message)
     return page(request, "auth_mail_sent.html", title="Check your mail",
                 message="If a user has this address, we've mailed it a link to choose a new "
                         "password. The link works for an hour.")
