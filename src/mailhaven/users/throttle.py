@@ -102,7 +102,14 @@ def admit_mail(session: Session, attempt: Who, *, now: float) -> bool:
     return True
 
 
+def purge(session: Session, *, now: float) -> int:
+    """Attempts past every window (each new one purges too; for the scheduler, beside
+    `sessions.purge_expired`, so a quiet installation keeps none past the hour)."""
+    result = session.execute(delete(AuthAttempt).where(AuthAttempt.at <= now - MAIL_WINDOW))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _record(session: Session, kind: str, attempt: Who, now: float) -> None:
-    session.execute(delete(AuthAttempt).where(AuthAttempt.at <= now - MAIL_WINDOW))
+    purge(session, now=now)
     session.add(AuthAttempt(kind=kind, address_index=attempt.address_index,
                             network_index=attempt.network_index, at=now))
