@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck browser bench bench-deps clean
+.PHONY: run test lint typecheck browser bench bench-deps screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-deps:
 # Every script on SQLite and PostgreSQL, then docs/BENCHMARKS.md (bench/run.py).
 bench: $(VENV)/.installed bench-deps
 	$(BIN)/python bench/run.py
+
+# PNGs of the main pages in docs/screenshots/ (scripts/screenshots.py), from `serve --dev`.
+screenshots: $(VENV)/.installed browser
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ import time
 import httpx
 
 from tests.support import free_port
+from tests.web.helpers import http_log_in
 
 CLI = [sys.executable, "-c", "from mailhaven.cli import app; app()"]
 
@@ -112,6 +113,12 @@ def test_serve_dev_prints_a_curl_line_that_sends_a_signed_message(tmp_path) -> N
 
         sent = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
         assert json.loads(sent.stdout)["message"] == "Queued. Thank you."
+        # The panel's address and the demo user's login, printed beside the key
+        panel = re.search(r"Panel:\s+(\S+)\s+— log in as (\S+) with (\S+)", output)
+        assert panel is not None and panel.group(1) == f"{base}/app", output
+        with httpx.Client(base_url=base) as browser:
+            assert http_log_in(browser, panel.group(2), panel.group(3)).status_code == 303
+            assert "Demo" in browser.get("/app").text
 
         page = ""
         while "valid signature" not in page:

@@ -60,3 +60,18 @@ def test_webhooks_to_this_machine_go_out_and_others_are_captured(tmp_path) -> No
     [hook] = captured(folder)
     assert hook["url"] == "https://hooks.example.com/mailhaven"
     assert json.loads(hook["body"]) == {"event": "delivered"}
+
+
+def test_a_machine_named_without_a_dot_still_gets_the_platforms_mail() -> None:
+    """`make run` on a host called `vm`: system mail comes from a name it can be sent from."""
+    from mailhaven.config import Settings
+    from mailhaven.dev.mode import DEV_SYSTEM_FROM
+
+    async def system_from(settings: Settings) -> str:
+        local = await LocalNetwork.start(settings)
+        local.close()
+        return local.settings.system_from
+
+    assert asyncio.run(system_from(Settings(hostname="vm"))) == DEV_SYSTEM_FROM
+    assert asyncio.run(system_from(Settings(hostname="mx.example.org"))) == \
+        "Mailhaven <no-reply@mx.example.org>"

@@ -11,7 +11,7 @@ from playwright.sync_api import Page
 from mailhaven.services import Services
 from mailhaven.users.service import create_user, hash_password
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 (a test user's)
+PASSWORD = "correct horse battery staple"  # a test user's
 _HASH: dict[str, str] = {}
 
 

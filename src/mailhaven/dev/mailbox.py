@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,9 +20,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.dev.message import open_message
 from mailhaven.domains.dkim import record_value
 from mailhaven.domains.models import ACTIVE_DOMAIN, DkimKey, Domain
 from mailhaven.storage.db import Database
+
+DKIM_TAG = re.compile(r"(?:^|;)([a-z]+)=([^;]*)")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,22 @@ class Captured:
     subject: str
     to: str
     data: bytes
+    sender: str = ""  # the From header
+
+
+@dataclass(frozen=True)
+class DkimResult:
+    valid: bool
+    domain: str  # the signature's d= and s=, "" when the message is not signed
+    selector: str
+
+    @property
+    def summary(self) -> str:
+        if self.valid:
+            return f"valid signature (d={self.domain}, s={self.selector})"
+        if not self.domain:
+            return "no valid signature: the message is not signed"
+        return f"no valid signature: d={self.domain}, s={self.selector} does not verify"
 
 
 class MailboxHandler:
@@ -62,11 +82,36 @@ async def start_capture(folder: Path, host: str, port: int,
                      decode_data=False), host, port)
 
 
-def list_captured(folder: Path, limit: int = 100) -> list[Captured]:
+def _names(folder: Path) -> list[str]:
+    """Newest first: a name starts with the nanosecond it was received."""
     if not folder.exists():
         return []
-    names = sorted((p.stem for p in folder.glob("*.eml")), reverse=True)[:limit]
+    return sorted((p.stem for p in folder.glob("*.eml")), reverse=True)
+
+
+def list_captured(folder: Path, limit: int = 100) -> list[Captured]:
+    names = _names(folder)[:limit]
     return [m for m in (read_captured(folder, n) for n in names) if m is not None]
+
+
+def search_captured(folder: Path, query: str = "", *, offset: int = 0,
+                    limit: int = 50) -> tuple[list[Captured], int]:
+    """One page of the messages, newest first, whose sender, recipients, subject or text
+    body contain `query` (any case); and how many there are in all."""
+    names = _names(folder)
+    needle = query.strip().casefold()
+    if not needle:
+        page = [read_captured(folder, n) for n in names[offset:offset + limit]]
+        return [m for m in page if m is not None], len(names)
+    found = [m for m in (read_captured(folder, n) for n in names)
+             if m is not None and needle in _searched(m)]
+    return found[offset:offset + limit], len(found)
+
+
+def _searched(captured: Captured) -> str:
+    opened = open_message(captured.data)
+    return "\n".join([captured.mail_from, *captured.rcpt_tos, opened.sender, opened.to,
+                      opened.subject, opened.text or ""]).casefold()
 
 
 def read_captured(folder: Path, message_id: str) -> Captured | None:
@@ -78,7 +123,8 @@ def read_captured(folder: Path, message_id: str) -> Captured | None:
     data, meta = eml.read_bytes(), json.loads(meta_file.read_text())
     parsed = message_from_bytes(data, policy=policy.default)
     return Captured(message_id, meta["received_at"], meta["mail_from"], meta["rcpt_tos"],
-                    str(parsed.get("Subject", "")), str(parsed.get("To", "")), data)
+                    str(parsed.get("Subject", "")), str(parsed.get("To", "")), data,
+                    str(parsed.get("From", "")))
 
 
 def verify_dkim(db: Database, data: bytes) -> bool:
@@ -96,3 +142,12 @@ def verify_dkim(db: Database, data: bytes) -> bool:
         return bool(dkim.verify(data, dnsfunc=dnsfunc))
     except dkim.DKIMException:
         return False
+
+
+def dkim_result(db: Database, data: bytes) -> DkimResult:
+    """What `verify_dkim` says, with the domain and selector of the signature it checked."""
+    header = message_from_bytes(data, policy=policy.compat32).get("DKIM-Signature", "")
+    tags = dict(DKIM_TAG.findall(re.sub(r"\s+", "", str(header))))
+    return DkimResult(bool(header) and verify_dkim(db, data), tags.get("d", ""),
+                      tags.get("s", ""))
+

@@ -16,9 +16,13 @@ import httpx
 
 from mailhaven.config import Settings
 from mailhaven.dev import dns
+from mailhaven.domains.reserved import system_domain
+from mailhaven.domains.service import is_domain_name
 from mailhaven.storage.db import Database
 
 MARKER = "demo.json"  # written by dev.demo.ensure_demo on the first `serve --dev`
+# The platform's own mail where the machine's name is no domain name (a laptop's `vm`)
+DEV_SYSTEM_FROM = "Mailhaven <no-reply@mailhaven.test>"
 
 
 def is_loopback(host: str) -> bool:
@@ -53,6 +57,8 @@ class LocalNetwork:
             relayhost=("127.0.0.1", settings.dev_capture_port),
             dns_nameserver=transport.get_extra_info("sockname")[:2],
             require_verified_domains=False,  # all mail goes to the local mailbox anyway
+            system_from=settings.system_from
+            if is_domain_name(system_domain(settings)) else DEV_SYSTEM_FROM,
             public_url=settings.public_url
             or f"http://{settings.http_host}:{settings.http_port}")
         return cls(local, server, transport)

@@ -18,6 +18,7 @@ from mailhaven.http import in_thread, query_url, read_form
 from mailhaven.lists import service
 from mailhaven.lists.models import MailingList
 from mailhaven.services import Services
+from mailhaven.web.core import SECURITY_HEADERS
 
 router = APIRouter(tags=["mailing lists"])
 T = TypeVar("T")
@@ -225,9 +226,12 @@ async def delete_member(list_address: str, member_address: str, services: Servic
 def _page(text: str, *, button: bool = False, status_code: int = 200) -> HTMLResponse:
     form = ('<form method="post"><button type="submit">Unsubscribe</button></form>'
             if button else "")
-    body = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribe</title>"
-            f"</head><body><p>{html.escape(text)}</p>{form}</body></html>")
-    return HTMLResponse(body, status_code=status_code, headers=NO_STORE)
+    body = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>Unsubscribe</title><link rel=\"stylesheet\" href=\"/static/app.css\">"
+            f"</head><body class=\"site\"><main class=\"narrow card\"><h1>Unsubscribe</h1>"
+            f"<p>{html.escape(text)}</p>{form}</main></body></html>")
+    return HTMLResponse(body, status_code=status_code, headers={**SECURITY_HEADERS, **NO_STORE})
 
 
 @router.get("/lists/unsubscribe/{token}", include_in_schema=False)

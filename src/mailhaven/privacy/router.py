@@ -26,6 +26,7 @@ from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.deps import AccountContext, SubjectContext
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.services import Services
+from mailhaven.web.core import SECURITY_HEADERS
 
 log = logging.getLogger("mailhaven.privacy")
 router = APIRouter(tags=["privacy"])
@@ -170,7 +171,8 @@ async def deny_request(request_id: str, request: Request, services: ServicesDep,
 def _page(state: str, *, status_code: int = 200, **values: object) -> HTMLResponse:
     body = templates.get_template("privacy_request.html").render(state=state, **values)
     return HTMLResponse(body, status_code=status_code,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store",
+                                 "Referrer-Policy": "no-referrer"})
 
 
 @router.get("/v1/privacy/verify/{token}", include_in_schema=False)

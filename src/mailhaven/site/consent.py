@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -55,7 +56,7 @@ def record_cookie_choice(session: Session, services: Services, *, visitor_id: st
                    now=services.clock.now())
 
 
-def cookie_choices(session: Session, services: Services, visitor_id: str) -> list[dict]:
+def cookie_choices(session: Session, services: Services, visitor_id: str) -> list[dict[str, Any]]:
     """The visitor's choices as the ledger holds them, oldest first (a reader: makes
     nothing)."""
     account_id = existing_platform_account(session)

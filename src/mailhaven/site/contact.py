@@ -9,6 +9,7 @@ the exact words its sender agreed to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
@@ -134,7 +135,7 @@ def _entry(services: Services, key: VaultKey, row: ContactMessage) -> ContactEnt
         row.consent_text_version, row.consent_text, row.received_at)
 
 
-def expired_messages(_accounts: object, cutoff: float) -> Select:
+def expired_messages(_accounts: object, cutoff: float) -> Select[Any]:
     """Retention's query (category `contact_messages`): messages received before `cutoff`,
     whoever's account (only the platform's has any)."""
     return select(ContactMessage.id).where(ContactMessage.received_at < cutoff)

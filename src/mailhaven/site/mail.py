@@ -7,8 +7,8 @@ processes starting at once make one account. The domain is accepted from directl
 privacy notices are, not through the send API's check that an account's domain is
 verified: that check keeps accounts from posing as names they haven't proven, and this
 name is the operator's by configuration (reserved for every account, `domains.reserved`).
-Its DNS records (SPF, DKIM) are listed with the operator's other domains
-(`mailhaven domains records`), so that receivers can check what it signs.
+`mailhaven site records` prints its DNS records (SPF, DKIM) for the operator to publish, so
+that receivers can check what it signs.
 """
 
 from __future__ import annotations

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -32,7 +29,6 @@ CLEARED = {"bounces": "Bounced addresses for this domain have been removed",
            "complaints": "Complaint addresses for this domain have been removed",
            "whitelists": "Allowlist addresses/domains for this domain have been removed"}
 IMPORTED = "file uploaded successfully for processing. standby..."
-CSV_INVALID = "Invalid CSV file"
 
 
 def _batch_message(kind: str, count: int) -> str:
@@ -102,13 +98,7 @@ def _routes(kind: str) -> None:
         upload = next((a for k, a in files if k in ("file", "attachment")), None)
         if upload is None:
             raise BadRequest("file parameter is missing")
-        reader = csv.DictReader(io.StringIO(upload.data.decode("utf-8-sig", "replace")))
-        try:
-            entries = [service.entry_from(kind, {k.strip().lower(): v
-                                                 for k, v in row.items() if k})
-                       for row in reader]
-        except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
-            raise BadRequest(f"{CSV_INVALID}: {exc}") from exc
+        entries = service.entries_from_csv(kind, upload.data)
         for start in range(0, len(entries), service.MAX_BATCH):
             chunk = entries[start:start + service.MAX_BATCH]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, tuple_
@@ -21,6 +23,12 @@ from mailhaven.vault.recognise import holds_address
 from mailhaven.vault.service import normalize_address
 
 MAX_BATCH = 1000
+CSV_INVALID = "Invalid CSV file"
+CSV_COLUMNS = {"bounces": ("address", "code", "error", "created_at"),
+               "unsubscribes": ("address", "tag", "created_at"),
+               "complaints": ("address", "created_at"),
+               "whitelists": ("address", "domain", "reason", "created_at")}
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run as a formula
 TAG_HOLDS_ADDRESS = "tags can't hold an email address: they are kept in clear"
 TABLE = {"bounces": "bounces", "unsubscribes": "unsubscribers", "complaints": "complaints",
          "whitelists": "allowlist"}
@@ -69,6 +77,59 @@ def entry_from(kind: str, record: dict) -> Entry:
         detail=str(record.get("error") or record.get("reason") or "") or None,
         tags=tuple(str(t) for t in tags) if kind == "unsubscribes" else (),
         created_at=created)
+
+
+def entries_from_csv(kind: str, data: bytes) -> list[Entry]:
+    """The records of an uploaded CSV file (a header row names the columns), each checked as
+    entry_from() checks one: the API's import and the panel's."""
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", "replace")))
+    try:
+        return [entry_from(kind, {k.strip().lower(): v for k, v in row.items() if k})
+                for row in reader]
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
+        raise BadRequest(f"{CSV_INVALID}: {exc}") from exc
+
+
+def export_csv(session: Session, vault: Vault, domain: Domain, kind: str) -> str:
+    """The whole list as a CSV file that entries_from_csv() reads back (an unsubscribe has
+    a row per tag); erased subjects are left out."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS[kind])
+    for item in _every(session, vault, domain, kind):
+        writer.writerows(_csv_rows(kind, item))
+    return out.getvalue()
+
+
+def _every(session: Session, vault: Vault, domain: Domain, kind: str) -> Iterator[dict]:
+    query = select(Suppression).where(Suppression.domain_id == domain.id,
+                                      Suppression.kind == kind)
+    key = tuple_(Suppression.created_at, Suppression.id)
+    edge: tuple[float, int] | None = None
+    while True:
+        chunk = query if edge is None else query.where(key > tuple_(*edge))
+        rows = list(session.scalars(chunk.order_by(Suppression.created_at, Suppression.id)
+                                    .limit(_SCAN_CHUNK)))
+        yield from _readable(session, vault, kind, rows)
+        if len(rows) < _SCAN_CHUNK:
+            return
+        edge = (rows[-1].created_at, rows[-1].id)
+
+
+def _csv_rows(kind: str, item: dict) -> list[list[str]]:
+    if kind == "bounces":
+        return [[item["address"], item["code"], _cell(item["error"]), item["created_at"]]]
+    if kind == "unsubscribes":
+        return [[item["address"], tag, item["created_at"]] for tag in item["tags"] or [""]]
+    if kind == "complaints":
+        return [[item["address"], item["created_at"]]]
+    address, domain = (item["value"], "") if item["type"] == "address" else ("", item["value"])
+    return [[address, domain, _cell(item["reason"]), item["createdAt"]]]
+
+
+def _cell(text: str) -> str:
+    """Free text that a spreadsheet opening the file would not take for a formula."""
+    return f"'{text}" if text.startswith(_FORMULA) else text
 
 
 def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list[Entry],

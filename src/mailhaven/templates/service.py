@@ -341,6 +341,20 @@ def listing(session: Session, vault: Vault, domain: Domain, *, page: str | None,
     return Page(items, rows[0].name if rows else pivot, rows[-1].name if rows else pivot)
 
 
+def summaries(session: Session, domain: Domain) -> dict[str, tuple[int, str | None]]:
+    """Each of the domain's templates by name: how many versions it has, and its active
+    version's tag (None: none active); nothing sealed is opened."""
+    rows = session.execute(
+        select(Template.name, TemplateVersion.tag, TemplateVersion.active)
+        .join(TemplateVersion, TemplateVersion.template_id == Template.id, isouter=True)
+        .where(Template.domain_id == domain.id)).all()
+    found: dict[str, tuple[int, str | None]] = {}
+    for name, tag, active in rows:
+        count, current = found.get(name, (0, None))
+        found[name] = (count + (tag is not None), tag if active else current)
+    return found
+
+
 def _pivot(session: Session, page: str | None, pivot: str | None,
            query: Any) -> int | None:
     """The id of the page's pivot (next and prev pages start after or before it); -1 when

@@ -20,6 +20,7 @@ from mailhaven.privacy import service as privacy
 from mailhaven.services import Services
 from mailhaven.tracking import links, settings
 from mailhaven.tracking.links import Link
+from mailhaven.web.core import SECURITY_HEADERS
 
 log = logging.getLogger("mailhaven.tracking")
 router = APIRouter(tags=["tracking"])
@@ -71,7 +72,7 @@ def _page(state: str, *, status_code: int = 200, domain: str = "",
           all_mail: bool = True) -> HTMLResponse:
     body = templates.get_template("unsubscribe.html").render(state=state, domain=domain,
                                                              all_mail=all_mail)
-    return HTMLResponse(body, status_code=status_code, headers=NO_STORE)
+    return HTMLResponse(body, status_code=status_code, headers={**SECURITY_HEADERS, **NO_STORE})
 
 
 @router.get("/u/{token}", include_in_schema=False)

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -124,11 +124,21 @@ class Poster(Runner, Generic[P]):
     async def post(self, post: P) -> None:
         """One POST, settled whatever happens to it: a failure is this row's alone."""
         started = monotonic()
+        status, error, final = await self.send(post.url, self.request(post))
+        attempt = Attempt(status, error, outcome(status, final, post.attempts),
+                          round(monotonic() - started, 3))
+        self.logged(post, attempt)
+        await asyncio.to_thread(self._record, post, attempt)
+
+    async def send(self, url: str, content: Awaitable[tuple[str, bytes]],
+                   ) -> tuple[int | None, str, bool]:
+        """POST what `content` gives (Content-Type, body) to `url`: the answer's status
+        (None: no answer), why it failed, and whether that failure is final."""
         status, error, final = None, "", False
         try:
-            content_type, body = await self.request(post)
+            content_type, body = await content
             async with asyncio.timeout(self.timeout), self.client.stream(
-                    "POST", post.url, content=body,
+                    "POST", url, content=body,
                     headers={"Content-Type": content_type}) as response:
                 status = response.status_code  # the body is never read: not needed
         except NotSent as exc:
@@ -142,11 +152,8 @@ class Poster(Runner, Generic[P]):
         except Exception as exc:  # unforeseen: retried on the schedule like any failure
             # the message may quote the URL, which may carry a secret: the type only
             error = f"unexpected error: {type(exc).__name__}"
-            log.warning("%s %s: %s", self.name, post.row_id, error)
-        attempt = Attempt(status, error, outcome(status, final, post.attempts),
-                          round(monotonic() - started, 3))
-        self.logged(post, attempt)
-        await asyncio.to_thread(self._record, post, attempt)
+            log.warning("%s to %s: %s", self.name, host(url), error)
+        return status, error, final
 
     def _record(self, post: P, attempt: Attempt) -> None:
         now = self.services.clock.now()

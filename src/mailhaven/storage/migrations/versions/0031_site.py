@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0031'
-down_revision = '0030'  # chained after users (0030) at the merge into i14-auth
+down_revision = '0030'
 branch_labels = None
 depends_on = None
 

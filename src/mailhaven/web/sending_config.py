@@ -1,0 +1,62 @@
+"""What the panel's sending-configuration pages (suppressions, webhooks, templates, routes)
+share: work in a database thread, the account's domains and the one a page is about."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session
+
+from mailhaven.audit import service as audit
+from mailhaven.domains.models import Domain
+from mailhaven.domains.service import list_domains, owned_domain
+from mailhaven.errors import NotFound
+from mailhaven.http import in_thread
+from mailhaven.services import Services
+from mailhaven.web.core import PageRefused, Viewer
+
+T = TypeVar("T")
+MAX_DOMAINS = 1000  # in a page's domain selector
+
+
+async def run(services: Services, work: Callable[[Session], T], *, write: bool = False) -> T:
+    """`work` in a read session, or in one write transaction."""
+    def go() -> T:
+        with services.db.transaction() if write else services.db.sessions() as session:
+            return work(session)
+    return await in_thread(go)
+
+
+def domain_names(session: Session, account_id: str) -> list[str]:
+    _, rows = list_domains(session, account_id, limit=MAX_DOMAINS, skip=0)
+    return [row.name for row in rows]
+
+
+def owned(session: Session, account_id: str, name: str) -> Domain:
+    """The account's domain; anyone else's (or none) is the 404 page."""
+    try:
+        return owned_domain(session, account_id, name)
+    except NotFound:
+        raise PageRefused(404, "There is nothing here.") from None
+
+
+def chosen(session: Session, account_id: str, name: str) -> tuple[list[str], Domain | None]:
+    """The account's domain names, and the one asked for (else the first; None: none)."""
+    names = domain_names(session, account_id)
+    if not name and not names:
+        return names, None
+    return names, owned(session, account_id, name or names[0])
+
+
+def noted(session: Session, services: Services, viewer: Viewer, action: str, target: str,
+          **details: str | int) -> None:
+    """The change in the audit log, in its transaction (nothing personal in `details`)."""
+    audit.append(session, services.vault, actor=f"user:{viewer.user_id}", action=action,
+                 target=target, details=details, now=services.clock.now())
+
+
+def link(path: str, **query: str) -> str:
+    given = {k: v for k, v in query.items() if v}
+    return f"{path}?{urlencode(given)}" if given else path
