@@ -117,3 +117,20 @@ def test_a_password_reset_ends_every_session(live, services, account) -> None:  
         actions = session.scalars(select(AuditEntry.action).where(
             AuditEntry.actor == f"user:{user_id}")).all()
     assert "web.password_reset" in actions
+
+
+def test_signing_up_again_before_confirming_mails_a_new_link(live, services) -> None:  # type: ignore[no-untyped-def]
+    with live.client() as client:
+        _post(client, "/signup", name="Bea", email="bea@other.test",
+              password="a long enough passphrase")
+        again = _post(client, "/signup", name="Someone Else", email="bea@other.test",
+                      password="another long passphrase")
+        assert again.status_code == 200 and "Check your mail" in again.text
+        first, second = mailed(services)
+        assert "Hello Bea," in second.text  # the user's name, not the second form's
+        assert first.link(services, "confirm") != second.link(services, "confirm")
+        assert _post(client, second.link(services, "confirm")).status_code == 303
+        assert http_log_in(client, "bea@other.test", "a long enough passphrase") \
+            .status_code == 303  # the first password: a sign-up changes nothing
+    with services.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 1

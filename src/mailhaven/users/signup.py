@@ -68,6 +68,11 @@ def sign_up(session: Session, services: Services, *, name: str, email: str,
     if not throttle.admit_mail(session, throttle.who(services.vault, email, network), now=now):
         return
     existing = find_by_email(session, services.vault, email)
+    details = user_details(session, services.vault, existing) if existing else None
+    if existing is not None and existing.confirmed_at is None and details is not None:
+        # Signing up again before confirming: a new link (the password stays the first one).
+        _mail_confirmation(session, services, existing, details[0], email)
+        return
     if existing is not None:
         send_system_mail(session, services, to=email, subject="Your Mailhaven sign-up",
                          text=ALREADY_TEXT.format(login=f"{base}/login", reset=f"{base}/reset"))
@@ -78,11 +83,17 @@ def sign_up(session: Session, services: Services, *, name: str, email: str,
                              clock=services.clock)
     user = create_user(session, services.vault, account_id=account_id, name=name, email=email,
                        password_hash=password_hash, role="admin", clock=services.clock)
-    token = tokens.issue_token(session, user.id, "confirm", now=now)
-    send_system_mail(session, services, to=email, subject="Confirm your Mailhaven address",
-                     text=CONFIRM_TEXT.format(name=name, link=f"{base}/confirm/{token}"))
+    _mail_confirmation(session, services, user, name, email)
     audit.append(session, services.vault, actor="web", action="web.signup",
                  target=f"user:{user.id}", details={"account": account_id}, now=now)
+
+
+def _mail_confirmation(session: Session, services: Services, user: User, name: str,
+                       email: str) -> None:
+    token = tokens.issue_token(session, user.id, "confirm", now=services.clock.now())
+    link = f"{services.settings.api_url}/confirm/{token}"
+    send_system_mail(session, services, to=email, subject="Confirm your Mailhaven address",
+                     text=CONFIRM_TEXT.format(name=name, link=link))
 
 
 def confirm_address(session: Session, services: Services, token: str) -> User:
