@@ -4,7 +4,6 @@ when the user has one), logout, password reset. Throttled per address and per ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import quote
 
 from fastapi import Request
@@ -15,10 +14,8 @@ from mailhaven.deps import ServicesDep
 from mailhaven.errors import BadRequest, Gone, NotFound, TooManyRequests
 from mailhaven.http import client_network, in_thread
 from mailhaven.services import Services
-from mailhaven.users import sessions, signup, throttle, tokens, totp
-from mailhaven.users.models import User
+from mailhaven.users import login, sessions, signup, throttle, tokens
 from mailhaven.users.passwords import new_password_hash
-from mailhaven.users.service import check_password, find_by_email
 from mailhaven.web.core import (
     SESSION_COOKIE,
     current_viewer,
@@ -37,15 +34,6 @@ WRONG_CODE = "That code is not right. Type the 6 digits your app shows now, or a
 START_AGAIN = "Your login timed out: please start again."
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How a login step ended: `kind` names it; `token` is a new session's cookie value."""
-
-    kind: str
-    token: str = ""
-    minutes: int = 0
-
-
 # -- login -----------------------------------------------------------------------------------
 
 @router.get("/login")
@@ -53,141 +41,51 @@ async def login_page(request: Request, services: ServicesDep) -> Response:
     target = safe_next(request.query_params.get("next"))
     if await current_viewer(request, services) is not None:
         return redirect(request, target)
-    if await _pending_user(request, services) is not None:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if await in_thread(lambda: login.code_owed(services, token)):
         return page(request, "auth_login_code.html", next=target)
     return page(request, "auth_login.html", next=target)
 
 
 @router.post("/login")
-async def login(request: Request, services: ServicesDep) -> Response:
+async def log_in(request: Request, services: ServicesDep) -> Response:
     form = await posted_form(request)
     target, network = safe_next(form.get("next")), client_network(request)
     if form.getlist("code"):
         return await _second_step(request, services, form.get("code"), target, network)
     email, password = form.get("email"), form.get("password")
-    outcome = await _password_step(services, email, password, network)
-    if outcome.kind in ("ok", "code"):
-        response = redirect(request, target if outcome.kind == "ok"
+    outcome = await in_thread(lambda: login.password_step(services, email, password, network))
+    if outcome.kind in (login.OK, login.CODE_OWED):
+        response = redirect(request, target if outcome.kind == login.OK
                             else f"/login?next={quote(target)}")
         set_cookie(request, response, SESSION_COOKIE, outcome.token)
         return response
     status, error = {
-        "address_blocked": (429, throttle.ADDRESS_BLOCKED),
-        "network_blocked": (429, throttle.NETWORK_BLOCKED),
-        "unconfirmed": (400, UNCONFIRMED),
+        login.ADDRESS_BLOCKED: (429, throttle.ADDRESS_BLOCKED),
+        login.NETWORK_BLOCKED: (429, throttle.NETWORK_BLOCKED),
+        login.UNCONFIRMED: (400, UNCONFIRMED),
     }.get(outcome.kind, (400, WRONG_LOGIN))
     return page(request, "auth_login.html", status_code=status, next=target, email=email,
                 error=error.format(minutes=outcome.minutes))
 
 
-async def _password_step(services: Services, email: str, password: str,
-                         network: str) -> Outcome:
-    now, vault = services.clock.now(), services.vault
-    attempt = throttle.who(vault, email, network)
-
-    def look_up() -> tuple[throttle.Standing, User | None]:
-        with services.db.sessions() as session:
-            standing = throttle.standing(session, attempt, now=now)
-            found = (find_by_email(session, vault, email)
-                     if email and not standing.address_blocked else None)
-            return standing, found
-
-    standing, user = await in_thread(look_up)
-    if standing.address_blocked:
-        return Outcome("address_blocked", minutes=standing.minutes)
-    right = await in_thread(lambda: check_password(user, password))
-
-    def settle() -> Outcome:
-        with services.db.transaction() as session:
-            if not right or user is None:
-                throttle.record_failure(session, attempt, now=now)
-                audit.append(session, vault, actor="web", action="web.login_failed",
-                             target=f"user:{user.id}" if user else None,
-                             details={"step": "password"}, now=now)
-                return Outcome("network_blocked" if standing.network_blocked else "wrong",
-                               minutes=standing.minutes)
-            if user.confirmed_at is None:
-                return Outcome("unconfirmed")
-            found = session.get(User, user.id)
-            assert found is not None
-            if found.password_hash != user.password_hash:  # check_password upgraded it
-                found.password_hash = user.password_hash
-            if found.totp_enabled_at is not None:  # the failures are forgiven after the code
-                return Outcome("code", sessions.start_session(session, found, now=now,
-                                                              verified=False))
-            throttle.clear_address(session, found.email_index)
-            token = sessions.start_session(session, found, now=now)
-            audit.append(session, vault, actor=f"user:{found.id}", action="web.login",
-                         target=f"account:{found.account_id}", details={"factors": 1},
-                         now=now)
-            return Outcome("ok", token)
-
-    return await in_thread(settle)
-
-
 async def _second_step(request: Request, services: Services, code: str, target: str,
                        network: str) -> Response:
-    token, now, vault = request.cookies.get(SESSION_COOKIE, ""), services.clock.now(), \
-        services.vault
-
-    def settle() -> Outcome:
-        with services.db.transaction() as session:
-            row = sessions.find_session(session, token, now=now)
-            user = session.get(User, row.user_id, with_for_update=True) \
-                if row is not None and not row.verified else None
-            if user is None:
-                return Outcome("expired")
-            attempt = throttle.Who(user.email_index, throttle.network_index(vault, network))
-            standing = throttle.standing(session, attempt, now=now)
-            if standing.address_blocked:
-                sessions.end_session(session, token)
-                return Outcome("address_blocked", minutes=standing.minutes)
-            how = totp.verify(session, vault, user, code, now=now)
-            if how is None:
-                throttle.record_failure(session, attempt, now=now)
-                audit.append(session, vault, actor="web", action="web.login_failed",
-                             target=f"user:{user.id}", details={"step": "code"}, now=now)
-                return Outcome("wrong")
-            sessions.end_session(session, token)  # a new session: none survives the login
-            new = sessions.start_session(session, user, now=now)
-            throttle.clear_address(session, user.email_index)
-            if how == "recovery":
-                audit.append(session, vault, actor=f"user:{user.id}",
-                             action="web.recovery_code_used", target=f"user:{user.id}",
-                             details={"left": totp.recovery_codes_left(user)}, now=now)
-            audit.append(session, vault, actor=f"user:{user.id}", action="web.login",
-                         target=f"account:{user.account_id}",
-                         details={"factors": 2, "second": how}, now=now)
-            return Outcome("ok", new)
-
-    outcome = await in_thread(settle)
-    if outcome.kind == "expired":
+    token = request.cookies.get(SESSION_COOKIE, "")
+    outcome = await in_thread(lambda: login.code_step(services, token, code, network))
+    if outcome.kind == login.EXPIRED:
         return redirect(request, f"/login?next={quote(target)}", flash=START_AGAIN)
-    if outcome.kind == "address_blocked":
+    if outcome.kind == login.ADDRESS_BLOCKED:
         refused = page(request, "auth_login.html", status_code=429, next=target,
                        error=throttle.ADDRESS_BLOCKED.format(minutes=outcome.minutes))
         refused.delete_cookie(SESSION_COOKIE, path="/")
         return refused
-    if outcome.kind == "wrong":
+    if outcome.kind == login.WRONG:
         return page(request, "auth_login_code.html", status_code=400, next=target,
                     error=WRONG_CODE)
     response = redirect(request, target)
     set_cookie(request, response, SESSION_COOKIE, outcome.token)
     return response
-
-
-async def _pending_user(request: Request, services: Services) -> str | None:
-    """The user whose password was right but whose second factor is still owed, or None."""
-    token, now = request.cookies.get(SESSION_COOKIE, ""), services.clock.now()
-    if not token:
-        return None
-
-    def look_up() -> str | None:
-        with services.db.sessions() as session:
-            row = sessions.find_session(session, token, now=now)
-            return row.user_id if row is not None and not row.verified else None
-
-    return await in_thread(look_up)
 
 
 @router.post("/logout")
