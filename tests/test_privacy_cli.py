@@ -28,7 +28,7 @@ def test_the_json_inventory_lists_every_table_and_column_classified() -> None:
     subjects = {s["data_subject"]: s for s in record["data_subjects"]}
     assert set(subjects) == {"recipient", "account holder", "recipient or account holder",
                              "SMTP user", "sender", "list member", "people a route names",
-                             "website visitor"}
+                             "website visitor", "account user"}
     recipient = [c for p in subjects["recipient"]["processing"] for c in p["columns"]]
     assert "messages.content_sealed" in recipient and "deliveries.address_sealed" in recipient
 

@@ -35,7 +35,7 @@ SESSION_DIGEST = classified(
     note="SHA-256 of a 256-bit random cookie value; the value itself is never stored",
 )
 ATTEMPT_INDEX = classified(
-    "personal", "account user or visitor", "login and mail throttling", "1 hour",
+    "personal", "account user", "login and mail throttling", "1 hour",
     note="keyed blind index (HMAC) of the address or client network a login failed for or "
          "a link was mailed to; neither can be read back",
 )
