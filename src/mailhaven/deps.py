@@ -9,11 +9,11 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from mailhaven.accounts.service import account_for_digest, key_digest
+from mailhaven.accounts.service import KeyOwner, account_for_digest, key_digest
 from mailhaven.accounts.throttle import FailedLogins
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import owned_domain
-from mailhaven.errors import TooManyRequests, Unauthorized
+from mailhaven.errors import Forbidden, TooManyRequests, Unauthorized
 from mailhaven.http import client_network, in_thread
 from mailhaven.services import Services
 
@@ -21,6 +21,14 @@ T = TypeVar("T")
 
 INVALID_KEY = "Invalid private key"
 TOO_MANY_FAILURES = "Too many failed login attempts: try again in a minute"
+KEY_ROLE_REFUSED = "This API key's role ({role}) does not allow this request"
+READS = frozenset({"GET", "HEAD"})
+FULL_ROLES = frozenset({"admin", "developer"})
+# POST endpoints that only read (Mailgun's analytics queries take their filters as a body).
+READING_TAGS = frozenset({"analytics"})
+# What a key of each limited role may change besides reading: routes by their OpenAPI tag.
+CHANGES_ALLOWED = {"analyst": frozenset[str](), "billing": frozenset[str](),
+                   "support": frozenset({"suppressions"})}
 
 
 def get_services(request: Request) -> Services:
@@ -48,37 +56,50 @@ async def current_account(request: Request, services: ServicesDep) -> str:
         raise Unauthorized(INVALID_KEY)
 
     digest = key_digest(api_key)
-    account_id = services.key_cache.get(digest)
-    if account_id is None:
-        account_id = await _look_up(request, services, digest)
-        services.key_cache.put(digest, account_id)
-    request.state.account_id = account_id
-    return account_id
+    owner = services.key_cache.get(digest)
+    if owner is None:
+        owner = await _look_up(request, services, digest)
+        services.key_cache.put(digest, owner)
+    if not key_allows(owner.role, request):
+        raise Forbidden(KEY_ROLE_REFUSED.format(role=owner.role))
+    request.state.account_id = owner.account_id
+    return owner.account_id
 
 
-async def _look_up(request: Request, services: Services, digest: str) -> str:
+def key_allows(role: str, request: Request) -> bool:
+    """Whether a key of `role` may make this request: admin and developer keys anything;
+    the others read, and change only what their role manages (CHANGES_ALLOWED)."""
+    if role in FULL_ROLES or request.method in READS:
+        return True
+    allowed = CHANGES_ALLOWED.get(role, frozenset())
+    route = request.scope.get("route")
+    tags = set(getattr(route, "tags", None) or ())
+    return bool(tags & (allowed | READING_TAGS))
+
+
+async def _look_up(request: Request, services: Services, digest: str) -> KeyOwner:
     """The key's account; a wrong key counts against the client's network, which past the
     limit is answered 429 and looked up one key at a time."""
-    def lookup() -> str | None:
+    def lookup() -> KeyOwner | None:
         with services.db.sessions() as session:
             return account_for_digest(session, digest)
 
     failures: FailedLogins = request.app.state.failed_logins
     network = client_network(request)
     if not failures.blocked(network):
-        account_id = await in_thread(lookup)
-        if account_id is None:
+        owner = await in_thread(lookup)
+        if owner is None:
             failures.fail(network)
             raise Unauthorized(INVALID_KEY)
-        return account_id
+        return owner
     # A right key still works from a blocked network (an attacker failing there must not
     # lock out its users), but the network holds one of the shared database threads at most.
     async with failures.lock(network):
-        account_id = await in_thread(lookup)
-    if account_id is None:
+        owner = await in_thread(lookup)
+    if owner is None:
         failures.fail(network)
         raise TooManyRequests(TOO_MANY_FAILURES)
-    return account_id
+    return owner
 
 
 AccountDep = Annotated[str, Depends(current_account)]

@@ -21,6 +21,13 @@ KEY_DIGEST = classified(
     note="SHA-256 of a 160-bit random key; the key itself is shown once and never stored",
 )
 
+KEY_MAKER = classified(
+    "non-personal", "none", "accountability (who made an API key)",
+    "until the key or its maker is deleted",
+    note="the id of the panel user who made the key: their name and address stay sealed "
+         "in users",
+)
+
 
 class Account(Base):
     __tablename__ = "accounts"
@@ -48,5 +55,11 @@ class ApiKey(Base):
     digest: Mapped[str] = column(String(64), unique=True, data=KEY_DIGEST)
     hint: Mapped[str] = column(String(16), data=TECHNICAL)  # last characters, for listing
     description: Mapped[str] = column(String(200), default="", data=TECHNICAL)
+    # What the key may do (accounts.service.KEY_ROLES): the role of the user who made it,
+    # or a lesser one; keys made by the CLI and at sign-up are "admin".
+    role: Mapped[str] = column(String(16), default="admin", server_default="admin",
+                               data=TECHNICAL)
+    created_by: Mapped[str | None] = column(
+        String(24), ForeignKey("users.id", ondelete="SET NULL"), data=KEY_MAKER)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
     revoked_at: Mapped[float | None] = column(Float, data=TECHNICAL)

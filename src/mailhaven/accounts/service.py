@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,19 @@ from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
 
 REGIONS = ("us", "eu")
+# Mailgun's roles, which limit keys as they limit users (users.service.PERMISSIONS): admin
+# and developer keys do everything, analyst and billing keys only read, support keys read
+# and change suppressions (deps.key_allows).
+KEY_ROLES = ("admin", "developer", "analyst", "billing", "support")
+FULL_ACCESS = "admin"  # keys made by the CLI, at sign-up and before keys had roles
+_RANK = {"admin": 2, "developer": 1}  # the others are peers below them
+
+
+class KeyOwner(NamedTuple):
+    """Who an API key speaks for, and with what role."""
+
+    account_id: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -88,13 +102,42 @@ def list_accounts(session: Session, vault: Vault) -> list[AccountSummary]:
 
 
 def issue_key(session: Session, account_id: str, *, description: str = "",
+              role: str = FULL_ACCESS, created_by: str | None = None,
               clock: Clock = SYSTEM_CLOCK) -> str:
+    """A new key (shown once: only its digest is kept)."""
+    if role not in KEY_ROLES:
+        raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}")
     api_key = f"key-{secrets.token_hex(20)}"
     session.add(ApiKey(
         id=new_id(), account_id=account_id, digest=key_digest(api_key), hint=api_key[-4:],
-        description=description, created_at=clock.now(),
+        description=description, role=role, created_by=created_by, created_at=clock.now(),
     ))
     return api_key
+
+
+def grantable(role: str) -> tuple[str, ...]:
+    """The roles a user of `role` may give a key: their own, or a lesser one."""
+    rank = _RANK.get(role, 0)
+    return tuple(r for r in KEY_ROLES if r == role or _RANK.get(r, 0) < rank)
+
+
+def account_keys(session: Session, account_id: str) -> list[ApiKey]:
+    """The account's keys in use, newest first."""
+    return list(session.scalars(select(ApiKey).where(
+        ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.created_at.desc(), ApiKey.id)))
+
+
+def revoke_key(session: Session, account_id: str, key_id: str, *,
+               clock: Clock = SYSTEM_CLOCK) -> ApiKey:
+    """Revoke one of the account's keys; another account's key is as absent as none.
+    The caller drops its digest from the process's KeyCache (`KeyCache.forget`)."""
+    key = session.scalar(select(ApiKey).where(
+        ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None)))
+    if key is None:
+        raise NotFound("API key not found")
+    key.revoked_at = clock.now()
+    return key
 
 
 def revoke_keys(session: Session, account_id: str, *, description: str,
@@ -106,12 +149,13 @@ def revoke_keys(session: Session, account_id: str, *, description: str,
         key.revoked_at = clock.now()
 
 
-def account_for_digest(session: Session, digest: str) -> str | None:
-    """The account id an API key (by its digest) belongs to, or None."""
+def account_for_digest(session: Session, digest: str) -> KeyOwner | None:
+    """The account an API key (by its digest) belongs to and the key's role, or None."""
     row = session.execute(
-        select(ApiKey.account_id).where(ApiKey.digest == digest, ApiKey.revoked_at.is_(None))
+        select(ApiKey.account_id, ApiKey.role)
+        .where(ApiKey.digest == digest, ApiKey.revoked_at.is_(None))
     ).first()
-    return row[0] if row else None
+    return KeyOwner(row[0], row[1]) if row else None
 
 
 class KeyCache:
@@ -125,20 +169,25 @@ class KeyCache:
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK, size: int = 10_000) -> None:
         self._clock, self._size = clock, size
-        self._known: dict[str, tuple[str, float]] = {}
+        self._known: dict[str, tuple[KeyOwner, float]] = {}
 
-    def get(self, digest: str) -> str | None:
+    def get(self, digest: str) -> KeyOwner | None:
         hit = self._known.get(digest)
         if hit is None or hit[1] < self._clock.now():
             return None
         return hit[0]
 
+    def forget(self, digest: str) -> None:
+        """Drop one key at once (after its revocation in this process)."""
+        self._known.pop(digest, None)
+
     def forget_account(self, account_id: str) -> None:
         """Drop an account's keys at once (after deletion); other processes' caches expire
         within TTL seconds."""
-        self._known = {d: hit for d, hit in self._known.items() if hit[0] != account_id}
+        self._known = {d: hit for d, hit in self._known.items()
+                       if hit[0].account_id != account_id}
 
-    def put(self, digest: str, account_id: str) -> None:
+    def put(self, digest: str, owner: KeyOwner) -> None:
         if len(self._known) >= self._size:
             self._known.clear()
-        self._known[digest] = (account_id, self._clock.now() + self.TTL)
+        self._known[digest] = (owner, self._clock.now() + self.TTL)

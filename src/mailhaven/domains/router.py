@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy.exc import IntegrityError
 
 from mailhaven.credentials import service as credentials
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains import options, service, verify
-from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
+from mailhaven.domains.models import Domain
 from mailhaven.domains.reserved import operator_names
-from mailhaven.errors import BadRequest
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, read_form
 from mailhaven.resolver import make_resolver
@@ -112,10 +110,7 @@ async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep
 async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def load() -> Domain:
         with services.db.sessions() as session:
-            domain = service.owned_domain(session, account_id, name)
-            if service.claimed_elsewhere(session, domain):  # no DNS lookups in vain
-                raise BadRequest(service.CLAIMED.format(name=domain.name))
-            return domain
+            return verify.to_check(session, account_id, name)
 
     hostname = services.settings.hostname
     domain = await in_thread(load)
@@ -123,15 +118,7 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
 
     def store() -> dict:
         with services.db.transaction() as session:
-            current = service.owned_domain(session, account_id, name)
-            claimed = BadRequest(service.CLAIMED.format(name=current.name))
-            verify.apply(session, current, status, services.clock.now())
-            try:
-                session.flush()
-            except IntegrityError as exc:  # another account's copy became active meanwhile
-                raise claimed from exc
-            if current.state != ACTIVE_DOMAIN and service.claimed_elsewhere(session, current):
-                raise claimed  # verified elsewhere during the DNS check
+            current = verify.store_check(session, account_id, name, status, services.clock.now())
             return {"message": "Domain DNS records have been updated",
                     **service.domain_response(current, hostname,
                                               kept_for=bodies_kept_for(session, account_id))}

@@ -328,3 +328,24 @@ def domain_response(domain: Domain, hostname: str, *, kept_for: int) -> dict:
         "receiving_dns_records": receiving_dns_records(domain, hostname),
         "sending_dns_records": sending_dns_records(domain, hostname),
     }
+
+
+def needing_dns_work(session: Session, account_id: str,
+                     hostname: str) -> list[tuple[Domain, list[dict]]]:
+    """The account's domains that are not verified or have a record that does not check
+    out, each with those records (the overview's to-do list)."""
+    found = []
+    for domain in session.scalars(select(Domain).where(Domain.account_id == account_id)
+                                  .order_by(Domain.name)):
+        records = [r for r in sending_dns_records(domain, hostname) + receiving_dns_records(
+            domain, hostname) if r["valid"] != "valid"]
+        if domain.state != ACTIVE_DOMAIN or records:
+            found.append((domain, records))
+    return found
+
+
+def domain_names(session: Session, account_id: str) -> dict[str, str]:
+    """The account's domains, id → name, by name."""
+    return {domain_id: name for domain_id, name in session.execute(
+        select(Domain.id, Domain.name).where(Domain.account_id == account_id)
+        .order_by(Domain.name))}

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from mailhaven.domains import keys
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
-from mailhaven.domains.service import Expected, claimed_elsewhere, dkim_kind, expected_records
+from mailhaven.domains.service import (
+    CLAIMED,
+    Expected,
+    claimed_elsewhere,
+    dkim_kind,
+    expected_records,
+    owned_domain,
+)
+from mailhaven.errors import BadRequest
 from mailhaven.resolver import ABSENT, FAILED, make_resolver
 from mailhaven.runner import PeriodicJob
 from mailhaven.services import Services
@@ -83,6 +91,31 @@ def apply(session: Session, domain: Domain, status: dict[str, dict], now: float)
     if sending_ok and domain.state != ACTIVE_DOMAIN and claimed_elsewhere(session, domain):
         sending_ok = False
     domain.state = ACTIVE_DOMAIN if sending_ok else "unverified"
+
+
+def to_check(session: Session, account_id: str, name: str) -> Domain:
+    """The account's domain a "verify now" checks (PUT …/verify): 400 when another account
+    verified the name already, before any DNS lookup is made in vain."""
+    domain = owned_domain(session, account_id, name)
+    if claimed_elsewhere(session, domain):
+        raise BadRequest(CLAIMED.format(name=domain.name))
+    return domain
+
+
+def store_check(session: Session, account_id: str, name: str, status: dict[str, dict],
+                now: float) -> Domain:
+    """Store a "verify now" result (`check`'s) in the caller's write transaction; 400 when
+    another account's copy of the name became active meanwhile."""
+    current = owned_domain(session, account_id, name)
+    claimed = BadRequest(CLAIMED.format(name=current.name))
+    apply(session, current, status, now)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # another account's copy became active meanwhile
+        raise claimed from exc
+    if current.state != ACTIVE_DOMAIN and claimed_elsewhere(session, current):
+        raise claimed  # verified elsewhere during the DNS check
+    return current
 
 
 class DomainChecker(PeriodicJob):

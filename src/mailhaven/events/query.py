@@ -10,9 +10,10 @@ import base64
 import hmac
 import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailhaven.clock import parse_rfc2822
@@ -132,11 +133,12 @@ def _word_filter(column: InstrumentedAttribute[str | None],
     return and_(*clauses)
 
 
-def _conditions(query: EventQuery, account_id: str, domain_id: str) -> list:
+def _conditions(query: EventQuery, account_id: str, domain_id: str | None) -> list:
     lo, hi = (query.begin, query.end) if query.ascending else (query.end, query.begin)
     # An event whose key was erased can't be read: leave it out here, not after LIMIT.
-    conds = [Event.account_id == account_id, Event.domain_id == domain_id,
-             Event.key_id.is_not(None)]
+    conds = [Event.account_id == account_id, Event.key_id.is_not(None)]
+    if domain_id is not None:  # None: every domain of the account (the panel's logs)
+        conds.append(Event.domain_id == domain_id)
     if lo is not None:
         conds.append(Event.timestamp >= lo)
     if hi is not None:
@@ -175,7 +177,7 @@ class Page:
     last: EventQuery
 
 
-def page_statement(query: EventQuery, account_id: str, domain_id: str) -> Select:
+def page_statement(query: EventQuery, account_id: str, domain_id: str | None) -> Select:
     """The SELECT of one page's rows (the benchmarks run it directly, as the reference)."""
     conds = _conditions(query, account_id, domain_id)
     if query.pivot is not None:
@@ -186,7 +188,7 @@ def page_statement(query: EventQuery, account_id: str, domain_id: str) -> Select
     return select(*Event.__table__.columns).where(*conds).order_by(*order).limit(query.limit)
 
 
-def fetch(session: Session, vault: Vault, account_id: str, domain_id: str,
+def fetch(session: Session, vault: Vault, account_id: str, domain_id: str | None,
           query: EventQuery) -> Page:
     # Rows, not ORM objects (a third of a page's time): open_payload reads their attributes.
     rows = list(session.execute(page_statement(query, account_id, domain_id)))
@@ -207,3 +209,46 @@ def fetch(session: Session, vault: Vault, account_id: str, domain_id: str,
         prev = replace(query, backward=True,
                        pivot=replace(query.pivot, inclusive=not query.pivot.inclusive))
     return Page(open_payload(session, vault, rows), nxt, prev, first, last)
+
+
+def newer(session: Session, vault: Vault, account_id: str, domain_id: str | None,
+          query: EventQuery, after_id: int) -> tuple[list[dict], int]:
+    """The query's events stored after the row `after_id`, oldest first, and the last row id
+    read (`after_id` when none): what a live tail polls for. The time range is ignored."""
+    conds = _conditions(replace(query, begin=None, end=None), account_id, domain_id)
+    rows = list(session.execute(select(*Event.__table__.columns).where(
+        *conds, Event.id > after_id).order_by(Event.id).limit(query.limit)))
+    return open_payload(session, vault, rows), (rows[-1].id if rows else after_id)
+
+
+def latest_id(session: Session) -> int:
+    """The newest event row id (0 when none): where a live tail starts. Any account's (one
+    read of the primary key's end) — every event recorded later has a larger id."""
+    return int(session.scalar(select(func.max(Event.id))) or 0)
+
+
+def of_message(session: Session, vault: Vault, account_id: str,
+               storage_key: str) -> list[dict]:
+    """Every readable event of one stored message of the account, in the order they
+    happened: its timeline."""
+    rows = list(session.execute(select(*Event.__table__.columns).where(
+        Event.storage_key == storage_key, Event.account_id == account_id,
+        Event.key_id.is_not(None)).order_by(Event.timestamp, Event.id)))
+    return open_payload(session, vault, rows)
+
+
+def failure_replies(session: Session, vault: Vault, account_id: str, since: float, *,
+                    sample: int = 200, top: int = 5) -> list[tuple[str, int]]:
+    """The SMTP replies (or reasons) the account's latest `sample` failures since `since`
+    carried, the most frequent first: a bounce reason in the receiver's own words."""
+    rows = list(session.execute(select(*Event.__table__.columns).where(
+        Event.account_id == account_id, Event.event == "failed", Event.timestamp >= since,
+        Event.key_id.is_not(None)).order_by(Event.timestamp.desc(), Event.id.desc())
+        .limit(sample)))
+    replies: Counter[str] = Counter()
+    for doc in open_payload(session, vault, rows):
+        status = doc.get("delivery-status") or {}
+        said = status.get("message") or status.get("description") or doc.get("reason") or ""
+        parts = (status.get("code"), status.get("enhanced-code"), said)
+        replies[" ".join(str(p) for p in parts if p)[:200] or "unknown"] += 1
+    return replies.most_common(top)

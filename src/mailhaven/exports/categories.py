@@ -36,6 +36,7 @@ from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.routes.service import exported as exported_routes
 from mailhaven.suppressions.models import Suppression
 from mailhaven.templates.service import exported as exported_templates
+from mailhaven.users.service import account_users, user_details
 from mailhaven.vault.service import normalize_address
 from mailhaven.webhooks.models import Webhook
 
@@ -75,12 +76,18 @@ def profile(scope: Scope) -> Iterator[dict]:
            "created_at": iso(account.created_at)}
 
 
-@register("users", columns=("role", "name", "email", "created_at"), subjects=(ACCOUNT_HOLDER,))
+@register("users", columns=("role", "name", "email", "created_at", "last_login_at"),
+          subjects=(ACCOUNT_HOLDER,))
 def users(scope: Scope) -> Iterator[dict]:
-    # Accounts have one user, their holder, until team members exist.
+    """The account holder, then every user of the panel (an erased one is left out)."""
     account, name, email = _holder(scope)
     yield {"role": "account holder", "name": name, "email": email,
-           "created_at": iso(account.created_at)}
+           "created_at": iso(account.created_at), "last_login_at": None}
+    for user in account_users(scope.session, scope.account_id):
+        details = user_details(scope.session, scope.vault, user)
+        if details is not None:
+            yield {"role": user.role, "name": details[0], "email": details[1],
+                   "created_at": iso(user.created_at), "last_login_at": iso(user.last_login_at)}
 
 
 def _dns_records(domain: Domain, hostname: str | None) -> list[dict]:

@@ -175,6 +175,13 @@ def listed(session: Session, account_id: str | None) -> list[PrivacyRequest]:
     return list(session.scalars(query))
 
 
+def pending(session: Session, account_id: str) -> list[PrivacyRequest]:
+    """The account's requests still open, the soonest due first."""
+    return list(session.scalars(select(PrivacyRequest).where(
+        PrivacyRequest.account_id == account_id, PrivacyRequest.state.in_(OPEN_STATES))
+        .order_by(PrivacyRequest.due_at)))
+
+
 def overdue(session: Session, account_id: str | None, now: float) -> list[PrivacyRequest]:
     query = select(PrivacyRequest).where(PrivacyRequest.state.in_(OPEN_STATES),
                                          PrivacyRequest.due_at < now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from email import message_from_bytes, policy
 
 from sqlalchemy import select
@@ -163,3 +163,55 @@ def stored_json(raw: bytes, *, mime: bool) -> dict:
         "X-Mailgun-Variables": json_object(str(parsed.get("X-Mailgun-Variables", ""))) or {},
     }
 
+
+
+@dataclass(frozen=True)
+class AccountMessage:
+    """A stored message of an account as its panel shows it: its document, or None when
+    its content is gone (kept 3 days, then purged; or its key erased) or was received."""
+
+    storage_key: str
+    domain_name: str
+    kind: str
+    created_at: float
+    document: Document | None
+
+
+def account_message(session: Session, vault: Vault, account_id: str,
+                    storage_key: str) -> AccountMessage | None:
+    """The account's message stored under `storage_key`; None when it has none."""
+    message = session.get(Message, storage_key)
+    if message is None or message.account_id != account_id:
+        return None
+    domain = session.get(Domain, message.domain_id)
+    document = None
+    if message.kind in ("form", "mime"):
+        try:
+            document = _stored(session, vault, message.domain_id, storage_key)[1]
+        except NotFound:
+            document = None
+    return AccountMessage(storage_key, domain.name if domain else "", message.kind,
+                          message.created_at, document)
+
+
+async def stored_attachment(services: Services, account_id: str, doc: Document,
+                            n: int) -> tuple[str, str, bytes]:
+    """The message's attachment number `n` (from 0): filename, content type and bytes,
+    taken from the message as rendered (in the render pool)."""
+    found = await services.renderer.run(account_id, services.settings.render_seconds,
+                                        _attachment, doc, n)
+    if found is None:
+        raise NotFound("Attachment not found")
+    return found
+
+
+def _attachment(doc: Document, n: int) -> tuple[str, str, bytes] | None:
+    parsed = message_from_bytes(content.render(doc, ", ".join(doc.to), None),
+                                policy=policy.default)
+    parts = list(parsed.iter_attachments()) if parsed.is_multipart() else []
+    if not 0 <= n < len(parts):
+        return None
+    part = parts[n]
+    payload = part.get_payload(decode=True)
+    return (part.get_filename() or f"attachment-{n + 1}", part.get_content_type(),
+            payload if isinstance(payload, bytes) else b"")

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, func, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import format_rfc2822, months_before
@@ -185,3 +185,37 @@ def count_recorded(session: Session, recorded: Recorded) -> None:
                                                   recorded.indexes, strict=True)
         if (recipient.limits or limited.get(index or "", NO_LIMITS)).may_analyse],
         recorded.timestamp)
+
+
+def series(session: Session, domain_ids: list[str], *, events: tuple[str, ...], start: float,
+           end: float, resolution: str) -> list[tuple[int, dict[str, int]]]:
+    """Each period's count of each event, summed over several domains (an account's
+    overview): one entry per period from `start` to `end`, empty periods included."""
+    first = bucket(int(start // 3600 * 3600), resolution)
+    periods: dict[int, dict[str, int]] = {}
+    hour = first
+    while hour <= end:
+        periods.setdefault(bucket(hour, resolution), dict.fromkeys(events, 0))
+        hour += 3600
+    if domain_ids:
+        rows = session.execute(select(StatCount.hour, StatCount.event, func.sum(
+            StatCount.count)).where(
+            StatCount.domain_id.in_(domain_ids), StatCount.tag == "",
+            StatCount.event.in_(events), StatCount.hour >= first, StatCount.hour <= end)
+            .group_by(StatCount.hour, StatCount.event))
+        for hour, event, n in rows:
+            periods.setdefault(bucket(hour, resolution), dict.fromkeys(events, 0))[event] += n
+    return sorted(periods.items())
+
+
+def failure_kinds(session: Session, domain_ids: list[str],
+                  since: float) -> list[tuple[str, str, int]]:
+    """(severity, reason, count) of the domains' failures since `since`, the most frequent
+    first: the counters keep Mailgun's reason of every failure, nothing to decrypt."""
+    if not domain_ids:
+        return []
+    rows = session.execute(select(StatCount.kind, func.sum(StatCount.count)).where(
+        StatCount.domain_id.in_(domain_ids), StatCount.tag == "", StatCount.event == "failed",
+        StatCount.hour >= int(since // 3600 * 3600)).group_by(StatCount.kind))
+    found = [(*kind.partition(":")[::2], int(n)) for kind, n in rows]
+    return sorted(found, key=lambda row: (-row[2], row[0], row[1]))

@@ -1,5 +1,5 @@
-"""One-time links: e-mail confirmation, password reset, invitation. The link carries a
-256-bit token; the database keeps its digest, and a token works once."""
+"""One-time links: e-mail confirmation, password reset, invitation, a change of address.
+The link carries a 256-bit token; the database keeps its digest, and a token works once."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from mailhaven.errors import Gone, NotFound
 from mailhaven.users.models import User, UserToken
 from mailhaven.users.sessions import digest
 
-PURPOSES = ("confirm", "reset", "invite")
-TTL = {"confirm": 3 * 86400, "reset": 3600, "invite": 7 * 86400}
+PURPOSES = ("confirm", "reset", "invite", "email")
+TTL = {"confirm": 3 * 86400, "reset": 3600, "invite": 7 * 86400, "email": 86400}
 INVALID = "This link is not valid"
 EXPIRED = "This link has expired or was already used"
 

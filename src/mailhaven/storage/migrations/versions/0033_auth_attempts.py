@@ -4,14 +4,14 @@ Failed logins and mailed links are kept an hour as blind indexes of the address 
 client network, so that every process counts them alike.
 
 Revision ID: 0033
-Revises: 0031
+Revises: 0032
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0033'
-down_revision = '0031'  # the contract says 0030; 0031 (site) is merged in this branch
+down_revision = '0032'  # the contract says 0030; 0031 and 0032 are on main before it
 branch_labels = None
 depends_on = None
 
