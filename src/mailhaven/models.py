@@ -19,15 +19,15 @@ from mailhaven.storage.base import Base
 from mailhaven.storage.periodic import JobRun
 from mailhaven.suppressions.models import Suppression
 from mailhaven.templates.models import Template, TemplateVersion
-from mailhaven.users.models import User, UserToken, WebSession
+from mailhaven.users.models import AuthAttempt, User, UserToken, WebSession
 from mailhaven.vault.models import VaultKey
 from mailhaven.webhooks.models import Webhook, WebhookDelivery
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiKey", "AuditEntry", "Consent", "ContactMessage", "Delivery",
-           "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
-           "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest",
-           "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
-           "SubjectControl", "Suppression", "Tag", "Template", "TemplateVersion", "User",
-           "UserToken", "VaultKey", "Webhook", "WebhookDelivery", "WebSession", "metadata"]
+__all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "ContactMessage",
+           "Delivery", "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
+           "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest", "RetentionPolicy",
+           "Route", "RoutePost", "SmtpCredential", "StatCount", "SubjectControl", "Suppression",
+           "Tag", "Template", "TemplateVersion", "User", "UserToken", "VaultKey", "WebSession",
+           "Webhook", "WebhookDelivery", "metadata"]

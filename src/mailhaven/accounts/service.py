@@ -57,6 +57,16 @@ def key_digest(api_key: str) -> str:
 
 def create_account(session: Session, vault: Vault, *, name: str, email: str,
                    region: str = "us", clock: Clock = SYSTEM_CLOCK) -> IssuedKey:
+    """An account and its first API key (the CLI's and the API's way in)."""
+    account_id = new_account(session, vault, name=name, email=email, region=region,
+                             clock=clock)
+    return IssuedKey(account_id, issue_key(session, account_id, clock=clock))
+
+
+def new_account(session: Session, vault: Vault, *, name: str, email: str,
+                region: str = "us", clock: Clock = SYSTEM_CLOCK) -> str:
+    """An account without any API key (the panel's sign-up: its users make keys when they
+    need them); its id."""
     if region not in REGIONS:
         raise ValueError(f"region must be one of {', '.join(REGIONS)}")
     account = Account(id=new_id(), region=region, created_at=clock.now())
@@ -66,7 +76,7 @@ def create_account(session: Session, vault: Vault, *, name: str, email: str,
     account.holder_key_id = holder.id
     account.name_sealed = vault.seal_text(holder, name, "account.name")
     account.email_sealed = vault.seal_text(holder, email, "account.email")
-    return IssuedKey(account.id, issue_key(session, account.id, clock=clock))
+    return account.id
 
 
 def require_account(session: Session, account_id: str) -> Account:

@@ -4,7 +4,7 @@ address is found by a platform-wide blind index (a login names no account)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, LargeBinary, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base
@@ -34,6 +34,11 @@ SESSION_DIGEST = classified(
     "non-personal", "none", "authentication", "until the session ends (12 hours at most)",
     note="SHA-256 of a 256-bit random cookie value; the value itself is never stored",
 )
+ATTEMPT_INDEX = classified(
+    "personal", "account user", "login and mail throttling", "1 hour",
+    note="keyed blind index (HMAC) of the address or client network a login failed for or "
+         "a link was mailed to; neither can be read back",
+)
 TOKEN_DIGEST = classified(
     "non-personal", "none", "authentication", "until used or expired (at most 7 days)",
     note="SHA-256 of a one-time link's 256-bit token (confirmation, reset, invitation)",
@@ -58,6 +63,8 @@ class User(Base):
     totp_secret_sealed: Mapped[bytes | None] = column(LargeBinary, data=TOTP_SEALED)
     totp_enabled_at: Mapped[float | None] = column(Float, data=TECHNICAL)
     recovery_codes: Mapped[str | None] = column(Text, data=RECOVERY_DIGESTS)  # JSON digests
+    # The last 30-second TOTP step a code was accepted for: each code works once.
+    totp_last_step: Mapped[int | None] = column(Integer, data=TECHNICAL)
     confirmed_at: Mapped[float | None] = column(Float, data=TECHNICAL)
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
     last_login_at: Mapped[float | None] = column(Float, data=TECHNICAL)
@@ -87,3 +94,17 @@ class UserToken(Base):
     created_at: Mapped[float] = column(Float, data=TECHNICAL)
     expires_at: Mapped[float] = column(Float, data=TECHNICAL)
     used_at: Mapped[float | None] = column(Float, data=TECHNICAL)
+
+
+class AuthAttempt(Base):
+    """One failed login (wrong password or code) or one mailed link (sign-up, reset), kept an
+    hour: counted per address and per client network by every process alike
+    (users.throttle)."""
+
+    __tablename__ = "auth_attempts"
+
+    id: Mapped[int] = column(Integer, primary_key=True, autoincrement=True, data=TECHNICAL)
+    kind: Mapped[str] = column(String(16), data=TECHNICAL)  # "login" (failed) or "mail"
+    address_index: Mapped[str] = column(String(64), index=True, data=ATTEMPT_INDEX)
+    network_index: Mapped[str] = column(String(64), index=True, data=ATTEMPT_INDEX)
+    at: Mapped[float] = column(Float, index=True, data=TECHNICAL)

@@ -1,0 +1,136 @@
+"""Sign-up and password reset over HTTP: the same answer whether an address has a user or
+not, mailed one-time links that work once and in time, and clear pages (never a 500) for
+wrong, used or expired links."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from mailhaven.accounts.models import Account
+from mailhaven.audit.models import AuditEntry
+from mailhaven.users.models import User
+from tests.web.auth_mail import mailed
+from tests.web.helpers import PASSWORD, add_user, csrf_of, http_log_in
+
+NEW_PASSWORD = "violet harbour lantern"
+
+
+def _post(client, path: str, **fields: str):  # type: ignore[no-untyped-def]
+    token = csrf_of(client.get("/login").text)
+    return client.post(path, data={**fields, "csrf_token": token})
+
+
+def test_signing_up_with_a_known_address_answers_alike_and_mails_a_notice(
+        live, services, account) -> None:  # type: ignore[no-untyped-def]
+    add_user(services, account[0], email="ann@acme.test")
+    with live.client() as client:
+        known = _post(client, "/signup", name="Someone", email="ANN@acme.test",
+                      password="a long enough passphrase")
+        new = _post(client, "/signup", name="Bea", email="bea@other.test",
+                    password="a long enough passphrase")
+    assert known.status_code == new.status_code == 200
+    assert "Check your mail" in known.text and "Check your mail" in new.text
+    by_address = {m.to.lower(): m for m in mailed(services)}
+    assert "/confirm/" not in by_address["ann@acme.test"].text  # a notice, no account
+    assert "/reset" in by_address["ann@acme.test"].text
+    assert "/confirm/" in by_address["bea@other.test"].text
+    with services.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 2
+        assert session.scalar(select(func.count()).select_from(Account)) == 3  # + platform
+
+
+def test_weak_passwords_and_bad_fields_are_refused_with_a_reason(live, services) -> None:  # type: ignore[no-untyped-def]
+    cases = [("Bea", "bea@other.test", "short", "12 to 256 characters"),
+             ("Bea", "bea@other.test", "Password1234", "first an attacker tries"),
+             ("Bea", "bea@other.test", "aaaaaaaaaaaaaaaa", "first an attacker tries"),
+             ("Bea", "beatrice.long@other.test", "Beatrice.Long@other.test",
+              "must not be your e-mail address"),
+             ("", "bea@other.test", "a long enough passphrase", "Tell us your name"),
+             ("Bea", "not-an-address", "a long enough passphrase", "e-mail address")]
+    with live.client() as client:
+        for name, email, password, reason in cases:
+            answer = _post(client, "/signup", name=name, email=email, password=password)
+            assert answer.status_code == 400 and reason in answer.text, (password, answer.text)
+    with services.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_confirmation_links_that_are_wrong_used_or_expired(live, services) -> None:  # type: ignore[no-untyped-def]
+    with live.client() as client:
+        _post(client, "/signup", name="Bea", email="bea@other.test",
+              password="a long enough passphrase")
+        [mail] = mailed(services)
+        link = mail.link(services, "confirm")
+        assert client.get("/confirm/not-a-token").status_code == 404
+        assert _post(client, "/confirm/not-a-token").status_code == 404
+        assert client.get("/confirm/" + "x" * 500).status_code == 404
+        assert client.get(link).status_code == 200
+        assert client.get(link).status_code == 200  # looking uses nothing
+        assert _post(client, link).status_code == 303
+        used = _post(client, link)
+        assert used.status_code == 410 and "expired or was already used" in used.text
+        assert client.get(link).status_code == 410
+
+        _post(client, "/signup", name="Cy", email="cy@other.test",
+              password="a long enough passphrase")
+        [late] = mailed(services)
+        services.clock.advance(3 * 86400 + 1)
+        assert client.get(late.link(services, "confirm")).status_code == 410
+        assert _post(client, late.link(services, "confirm")).status_code == 410
+        # A reset link is not a confirmation link, nor the other way round.
+        assert client.get(late.link(services, "confirm").replace("confirm", "reset")) \
+            .status_code == 404
+
+
+def test_a_password_reset_ends_every_session(live, services, account) -> None:  # type: ignore[no-untyped-def]
+    user_id = add_user(services, account[0], email="ann@acme.test")
+    with live.client() as elsewhere, live.client() as client:
+        assert http_log_in(elsewhere, "ann@acme.test").status_code == 303
+        assert elsewhere.get("/app").status_code == 200
+        unknown = _post(client, "/reset", email="nobody@acme.test")
+        known = _post(client, "/reset", email="Ann@acme.test")
+        assert unknown.status_code == known.status_code == 200
+        assert unknown.text.replace(csrf_of(unknown.text), "") == \
+            known.text.replace(csrf_of(known.text), "")
+        [mail] = mailed(services)  # only the address that has a user gets one
+        assert mail.to.lower() == "ann@acme.test"
+        link = mail.link(services, "reset")
+
+        assert client.get(link).status_code == 200
+        weak = _post(client, link, password="ann@acme.test")
+        assert weak.status_code == 400 and "must not be your e-mail address" in weak.text
+        done = _post(client, link, password=NEW_PASSWORD)
+        assert done.status_code == 303 and done.headers["location"] == "/login"
+        assert "Your password is changed" in client.get("/login").text
+
+        assert elsewhere.get("/app").status_code == 303  # logged out
+        assert _post(client, link, password=NEW_PASSWORD).status_code == 410
+        assert http_log_in(client, "ann@acme.test", PASSWORD).status_code == 400
+        assert http_log_in(client, "ann@acme.test", NEW_PASSWORD).status_code == 303
+
+    with live.client() as client:
+        _post(client, "/reset", email="ann@acme.test")
+        [mail] = mailed(services)
+        services.clock.advance(3601)
+        assert client.get(mail.link(services, "reset")).status_code == 410
+    with services.db.sessions() as session:
+        actions = session.scalars(select(AuditEntry.action).where(
+            AuditEntry.actor == f"user:{user_id}")).all()
+    assert "web.password_reset" in actions
+
+
+def test_signing_up_again_before_confirming_mails_a_new_link(live, services) -> None:  # type: ignore[no-untyped-def]
+    with live.client() as client:
+        _post(client, "/signup", name="Bea", email="bea@other.test",
+              password="a long enough passphrase")
+        again = _post(client, "/signup", name="Someone Else", email="bea@other.test",
+                      password="another long passphrase")
+        assert again.status_code == 200 and "Check your mail" in again.text
+        first, second = mailed(services)
+        assert "Hello Bea," in second.text  # the user's name, not the second form's
+        assert first.link(services, "confirm") != second.link(services, "confirm")
+        assert _post(client, second.link(services, "confirm")).status_code == 303
+        assert http_log_in(client, "bea@other.test", "a long enough passphrase") \
+            .status_code == 303  # the first password: a sign-up changes nothing
+    with services.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 1
