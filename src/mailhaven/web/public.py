@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from prometheus_client import Counter
 from starlette.routing import Match
 
@@ -214,18 +215,19 @@ async def visit(request: Request) -> Response:
     nothing about who visited. Without that consent nothing is counted."""
     body = await request.body()
     if request.cookies.get(CONSENT_COOKIE) == "all" and len(body) <= MAX_BEACON_BYTES:
-        VISITS.labels(page=route_template(request, body.decode(errors="replace"))).inc()
+        VISITS.labels(page=route_template(body.decode(errors="replace"))).inc()
     return Response(status_code=204)
 
 
-def route_template(request: Request, path: str) -> str:
+def route_template(path: str) -> str:
     """The page route a path belongs to ("/privacy/versions/{version}"), or "other"."""
-    if not path.startswith("/") or path.startswith(("/static", "/v1", "/v3", "/v4", "/v5")):
+    from mailhaven.web.router import PAGES  # (imports this module)
+
+    if not path.startswith("/"):
         return "other"
     scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
-    for route in request.app.router.routes:
-        template = getattr(route, "path", None)
-        if template and getattr(route, "include_in_schema", True) is False \
-                and route.matches(scope)[0] is Match.FULL:
-            return str(template)
+    for module in PAGES:
+        for route in module.router.routes:
+            if isinstance(route, APIRoute) and route.matches(scope)[0] is Match.FULL:
+                return route.path
     return "other"
