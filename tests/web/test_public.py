@@ -3,8 +3,12 @@ page and the contact form (its messages sealed at rest)."""
 
 from __future__ import annotations
 
-from mailhaven.site.contact import CONSENT_TEXTS, CONSENT_VERSION, PER_CLIENT_PER_HOUR
-from mailhaven.site.contact import list_contact_messages
+from mailhaven.site.contact import (
+    CONSENT_TEXTS,
+    CONSENT_VERSION,
+    PER_CLIENT_PER_HOUR,
+    list_contact_messages,
+)
 from tests.web.helpers import csrf_of
 
 
@@ -61,7 +65,8 @@ def test_a_contact_message_is_thanked_for_and_kept_sealed(page, live, services,
     page.get_by_label("Your e-mail address").fill("zelda.quist@prospect.example")
     page.get_by_label("Company (optional)").fill("Quist Widgets")
     page.get_by_label("Topic").select_option("sales")
-    page.get_by_label("Message", exact=True).fill("We send 2 million mails a month; what would it cost?")
+    page.get_by_label("Message", exact=True).fill(
+        "We send 2 million mails a month; what would it cost?")
     page.get_by_label(CONSENT_TEXTS[CONSENT_VERSION][:40]).check()
     page.get_by_role("button", name="Send").click()
     page.wait_for_load_state()
