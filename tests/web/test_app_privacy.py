@@ -9,7 +9,11 @@ import json
 import zipfile
 from pathlib import Path
 
+from sqlalchemy import func, select
+
+from mailhaven.audit.models import AuditEntry
 from mailhaven.exports.registry import ACCOUNT_HOLDER
+from tests.audit.tampering import edit_details
 from tests.web.helpers import add_user, csrf_of, http_log_in
 
 
@@ -37,7 +41,9 @@ def test_the_holder_downloads_their_data_and_sees_requests_and_deadlines(
     assert due["due_at"][:10] in row
     consents = page.locator("#consents ~ .table-wrap").first.inner_text()
     assert "marketing email\t1\t0" in consents
-    assert "chain intact" in page.locator("#audit + p").inner_text()
+    page.get_by_role("button", name="Verify the chain").click()
+    page.wait_for_load_state()
+    assert "chain intact" in page.locator("#audit ~ p[role=status]").inner_text()
     assert "website visitor" in page.locator("#inventory ~ .table-wrap").inner_text()
     assert "None" in page.locator("#subprocessors + p").inner_text()
 
@@ -89,3 +95,17 @@ def test_the_panel_page_needs_a_login(live) -> None:
     with live.client() as client:
         assert client.get("/app/privacy").status_code == 303
         assert client.post("/app/privacy/export").status_code in (303, 403)
+
+
+def test_a_tampered_audit_log_is_shown_as_such(live, services, account, domain) -> None:
+    _recipient_asks(live, domain)
+    add_user(services, account[0], email="ann@acme.test", role="billing")
+    with services.db.sessions() as session:
+        first = session.scalar(select(func.min(AuditEntry.id)))
+    edit_details(services, first)
+    with live.client() as client:
+        http_log_in(client, "ann@acme.test")
+        assert "Verify the chain" in client.get("/app/privacy").text
+        checked = client.get("/app/privacy", params={"verify": "audit"})
+    assert "The audit log does not verify" in checked.text
+    assert f"row {first}: changed" in checked.text

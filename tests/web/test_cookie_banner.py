@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from mailhaven.site.consent import cookie_choices
-from tests.web.helpers import csrf_of
+from tests.web.helpers import add_user, csrf_of, http_log_in
 
 ESSENTIAL = {"mh_csrf", "mh_session", "mh_consent", "mh_visitor", "mh_flash"}
 
@@ -105,3 +105,16 @@ def test_a_choice_needs_the_forms_token_and_a_known_value(live) -> None:
                                              "next": "//evil.test/"})
         assert away.status_code == 303 and away.headers["location"] == "/"
         assert client.cookies.get("mh_consent") == "all"
+
+
+def test_a_signed_in_user_chooses_on_a_public_page(live, services, account) -> None:
+    """The banner's form on the public site carries the session's token once signed in."""
+    add_user(services, account[0], email="ann@acme.test")
+    with live.client() as client:
+        http_log_in(client, "ann@acme.test")
+        shown = client.get("/privacy")
+        assert "Open the panel" in shown.text  # the site knows who is there
+        chosen = client.post("/cookies", data={"choice": "essential", "next": "/privacy",
+                                               "csrf_token": csrf_of(shown.text)})
+        assert chosen.status_code == 303 and chosen.headers["location"] == "/privacy"
+        assert client.cookies.get("mh_consent") == "essential"
