@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailhaven.controls.models import Consent, SubjectControl
@@ -138,3 +138,14 @@ def control_json(session: Session, account_id: str, index: str) -> dict:
     row = session.scalar(select(SubjectControl).where(
         SubjectControl.account_id == account_id, SubjectControl.subject_index == index))
     return {"restricted": bool(row and row.restricted), "objected": bool(row and row.objected)}
+
+
+def tally(session: Session, account_id: str) -> list[dict]:
+    """How many grants and withdrawals the account's ledger holds, per purpose (for the
+    holder's privacy center: counts, no one named)."""
+    rows = session.execute(select(Consent.purpose, Consent.granted, func.count())
+                           .where(Consent.account_id == account_id)
+                           .group_by(Consent.purpose, Consent.granted))
+    counts = {(purpose, bool(granted)): n for purpose, granted, n in rows}
+    return [{"purpose": p, "granted": counts.get((p, True), 0),
+             "withdrawn": counts.get((p, False), 0)} for p in PURPOSES]
