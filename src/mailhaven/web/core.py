@@ -56,6 +56,9 @@ class WebRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             try:
+                # Who is signed in, before the page runs: the header shows it, and every
+                # form of the page (the cookie banner's too) carries the session's token.
+                await current_viewer(request, request.app.state.services)
                 response = await handler(request)
             except PageRefused as refused:
                 response = (RedirectResponse(refused.location, status_code=303)

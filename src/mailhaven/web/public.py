@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter
@@ -26,7 +26,6 @@ from mailhaven.web import notice
 from mailhaven.web.core import (
     CONSENT_COOKIE,
     PageRefused,
-    current_viewer,
     not_found_page,
     page,
     posted_form,
@@ -36,15 +35,7 @@ from mailhaven.web.core import (
     web_router,
 )
 
-
-async def _seen(request: Request, services: ServicesDep) -> None:
-    """Who is signed in, if anyone: the header shows it, and every page's forms (the cookie
-    banner's too) must carry the session's CSRF token, which `posted_form` then expects."""
-    await current_viewer(request, services)
-
-
 router = web_router()
-SEEN = [Depends(_seen)]
 YEAR = 365 * 86400
 CHOICES = {"essential": False, "all": True}  # the banner's buttons: analytics granted?
 CHOICE_SAVED = {"essential": "Saved: essential cookies only, nothing analytic.",
@@ -64,19 +55,19 @@ MAX_BEACON_BYTES = 2048
 
 # -- the home page ---------------------------------------------------------------------------
 
-@router.get("/", dependencies=SEEN)
+@router.get("/")
 async def home(request: Request) -> Response:
     return page(request, "site_home.html")
 
 
 # -- the privacy notice ----------------------------------------------------------------------
 
-@router.get("/privacy", dependencies=SEEN)
+@router.get("/privacy")
 async def privacy_notice(request: Request, services: ServicesDep) -> Response:
     return _notice(request, services, notice.in_force(services.settings))
 
 
-@router.get("/privacy/versions/{version}", dependencies=SEEN)
+@router.get("/privacy/versions/{version}")
 async def privacy_notice_version(version: str, request: Request,
                                  services: ServicesDep) -> Response:
     if version not in notice.versions():
@@ -92,14 +83,14 @@ def _notice(request: Request, services: Services, version: str) -> Response:
                 contact_days=services.settings.contact_retention_days)
 
 
-@router.get("/privacy/subprocessors", dependencies=SEEN)
+@router.get("/privacy/subprocessors")
 async def subprocessors(request: Request) -> Response:
     return page(request, "site_subprocessors.html", subprocessors=[])
 
 
 # -- the recipients' privacy center ----------------------------------------------------------
 
-@router.get("/privacy-center", dependencies=SEEN)
+@router.get("/privacy-center")
 async def privacy_center(request: Request) -> Response:
     return _center(request)
 
@@ -131,7 +122,7 @@ def _center(request: Request, *, status_code: int = 200, error: str | None = Non
 
 # -- the contact form ------------------------------------------------------------------------
 
-@router.get("/contact", dependencies=SEEN)
+@router.get("/contact")
 async def contact(request: Request) -> Response:
     return _contact(request)
 
@@ -162,7 +153,7 @@ async def contact_send(request: Request, services: ServicesDep) -> Response:
     return redirect(request, "/contact/thanks")
 
 
-@router.get("/contact/thanks", dependencies=SEEN)
+@router.get("/contact/thanks")
 async def contact_thanks(request: Request, services: ServicesDep) -> Response:
     return page(request, "site_contact_thanks.html",
                 contact_days=services.settings.contact_retention_days)
@@ -177,7 +168,7 @@ def _contact(request: Request, *, status_code: int = 200, error: str | None = No
 
 # -- cookies ---------------------------------------------------------------------------------
 
-@router.get("/cookies", dependencies=SEEN)
+@router.get("/cookies")
 async def cookie_settings(request: Request, services: ServicesDep) -> Response:
     visitor = request.cookies.get(consent.VISITOR_COOKIE, "")
 
