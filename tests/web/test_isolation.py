@@ -260,6 +260,7 @@ def test_every_page_route_is_known_to_the_walk(live) -> None:  # type: ignore[no
                 if route.path.startswith("/app") or "{" in route.path:
                     assert (method, route.path) in walked, (method, route.path)
     dummy = Acme("acct", "u1", "u2", "k", "s", "r", "t", secrets=())
+    assert fill(dummy, "/app/things/{thing_id}") is None  # a new kind of id: to be taught
     unknown = [f"{m} {p}" for m, p in walked if fill(dummy, p) is None]
     assert not unknown, f"teach test_isolation.fill() these routes' parameters: {unknown}"
     plain = {p for m, p in walked if m == "GET" and not params_of(p)}
@@ -374,6 +375,13 @@ def test_each_role_gets_the_pages_its_permissions_allow(
                 shown = user.get(path, headers={"Accept": "text/plain"})
                 if shown.status_code != expected:
                     problems.append(f"{role} GET {path}: {shown.status_code}, not {expected}")
+            # The sidebar they see links to exactly the pages they may open.
+            sidebar = user.get("/app/settings").text.split('class="sidebar"')[1].split("</nav>")[0]
+            linked = set(re.findall(r'href="(/app[^"]*)"', sidebar)) & set(PAGE_PERMISSIONS)
+            allowed = {p for p, permission in PAGE_PERMISSIONS.items()
+                       if p != "/app/logs/stream" and (permission is None or may(role, permission))}
+            if linked != allowed:
+                problems.append(f"{role}'s sidebar links {sorted(linked)}, not {sorted(allowed)}")
             # Our own objects' pages: shown or refused by role, never an error.
             for method, path in routes:
                 if method != "GET" or not path.startswith("/app/") or not params_of(path):
