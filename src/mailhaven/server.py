@@ -27,6 +27,7 @@ from mailhaven.retention.runner import RetentionRunner
 from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.submission.server import start_submission
+from mailhaven.users.runner import PanelSweeper
 from mailhaven.webhooks.sender import WebhookSender
 from mailhaven.wiring import wire
 
@@ -110,6 +111,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         webhooks = WebhookSender(services, transport=local.webhook_transport() if local
                                  else None)
         runners = [worker, DomainChecker(services), webhooks, RetentionRunner(services),
+                   PanelSweeper(services),
                    InboundProcessor(services, doorbell=inbound_bell),
                    RoutePostSender(services, transport=local.webhook_transport() if local
                                    else None)]
