@@ -83,7 +83,7 @@ def test_a_new_customer_s_journey(browser: Browser, live, services) -> None:  # 
     assert not [u for u, why in failed.items() if why == "csp"], failed
 
 
-def _journey(browser: Browser, base: str, services: Services, mailbox: Mailbox, page: Page,  # noqa: PLR0915
+def _journey(browser: Browser, base: str, services: Services, mailbox: Mailbox, page: Page,
              contexts: list[BrowserContext], requested: list[str],
              failed: dict[str, str]) -> None:
     # Sign up, and confirm the address by the mailed link.
