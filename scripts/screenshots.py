@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,14 +53,16 @@ def start(data_dir: Path) -> tuple[subprocess.Popen[str], str, dict[str, str]]:
            "COLUMNS": "400"}
     env.pop("MAILHAVEN_DATABASE_URL", None)
     command = [str(Path(sys.executable).parent / "mailhaven"), "serve", "--dev"]
-    server = subprocess.Popen(command, env=env,  # noqa: S603 (our own console script) stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,  # noqa: S603 (ours)
+                              stderr=subprocess.DEVNULL, text=True)
     assert server.stdout is not None
     output, deadline = "", time.monotonic() + 60
     while "curl" not in output:
         if time.monotonic() > deadline or server.poll() is not None:
             raise SystemExit(f"serve --dev did not start:\n{output}")
         output += server.stdout.readline()
+    # Keep reading what it prints, so a full pipe never stops it.
+    threading.Thread(target=server.stdout.read, daemon=True).start()
     key = re.search(r"API key:\s+(\S+)", output)
     login = re.search(r"log in as (\S+) with (\S+)", output)
     if key is None or login is None:
@@ -90,7 +93,8 @@ def send_some(base: str, key: str) -> None:
 
 def shoot(page: Page, base: str, name: str, path: str) -> None:
     page.goto(base + path)
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(300)  # charts and copy buttons settle (the logs page streams: never idle)
     page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
 
 
