@@ -197,6 +197,9 @@ def test_a_role_without_logs_is_refused(live, services, account) -> None:
         http_log_in(client, "bill@acme.test")
         assert client.get("/app/logs").status_code == 403
         assert client.get("/app/logs/stream").status_code == 403
+        assert client.get("/app/logs/messages/k/attachments/0").status_code == 403
+    with live.client() as anonymous:
+        assert anonymous.get("/app/logs/messages/k/attachments/0").status_code == 303
 
 
 LIVE = {"accept": "text/event-stream"}
@@ -244,3 +247,27 @@ def test_logging_out_ends_the_live_tail(live, services, account, monkeypatch) ->
                 pass
             assert time.monotonic() - started < 5
         assert tail_client.get("/app/logs/stream").status_code in (303, 401)
+
+
+def test_attachments_download_as_inert_bytes_unless_their_type_is_safe(
+        live, services, api, account) -> None:  # type: ignore[no-untyped-def]
+    files = [("attachment", ("terms.txt", b"The terms.", "text/plain")),
+             ("attachment", ("photo.png", b"\x89PNG\r\n\x1a\n", "image/png")),
+             ("attachment", ("page.html", b"<script>alert(1)</script>", "text/html")),
+             ("attachment", ("old.js", b"alert(1)", "application/x-javascript")),
+             ("attachment", ("style.xsl", b"<xsl:stylesheet/>", "text/xsl")),
+             ("attachment", ("feed.rdf", b"<rdf/>", "application/rdf+xml"))]
+    with Sink() as sink:
+        message_id = send(api, "bob@example.com", files=files)
+        deliver_due(services, sink)
+    key = storage_key(api, message_id)
+    with _client(live, services, account[0], "sue@acme.test") as client:
+        served = [client.get(f"/app/logs/messages/{key}/attachments/{n}")
+                  for n in range(len(files))]
+    assert [r.headers["content-type"].split(";")[0] for r in served] == [
+        "text/plain", "image/png"] + ["application/octet-stream"] * 4
+    for reply in served:
+        assert reply.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        assert reply.headers["x-content-type-options"] == "nosniff"
+        assert reply.headers["content-disposition"].startswith("attachment;")
+    assert served[2].content == b"<script>alert(1)</script>"  # the bytes, as they were

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from markupsafe import escape
 
@@ -24,6 +24,7 @@ from mailhaven.domains.service import domain_names
 from mailhaven.errors import MailhavenError, NotFound
 from mailhaven.events.query import EventQuery, fetch, latest_id, newer, of_message, parse_query
 from mailhaven.http import in_thread
+from mailhaven.messages.downloads import DOWNLOAD_HEADERS, download_type
 from mailhaven.sending.stored import AccountMessage, account_message, stored_attachment, stored_view
 from mailhaven.services import Services
 from mailhaven.users.sessions import open_session
@@ -54,8 +55,6 @@ MAX_STREAMS = 3  # live tails one user may have open at once (in this process)
 SESSION_CHECK_POLLS = 5  # a tail whose session ended (logout, expiry, role) ends this soon
 TOO_MANY_STREAMS = (f"You have {MAX_STREAMS} live logs open already: close one (another tab "
                     "or window) and reload this page.")
-ACTIVE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
-                "application/xml", "text/javascript", "application/javascript")
 VIEWS = ("html", "text", "headers", "raw")
 STORED_DAYS = 3
 # The stored HTML body's own policy: nothing remote, no script, no form, no plugin; framed
@@ -334,19 +333,31 @@ router.add_api_route("/app/logs/messages/{storage_key}/html", message_html, meth
                      route_class_override=APIRoute, include_in_schema=False)
 
 
-@router.get("/app/logs/messages/{storage_key}/attachments/{n}")
-async def attachment(storage_key: str, n: int, request: Request, viewer: ViewerDep,
+async def attachment(storage_key: str, n: int, request: Request,
                      services: ServicesDep) -> Response:
-    require(viewer, "logs")
-    stored = (await _message(services, viewer, storage_key))[0]
-    if stored is None or stored.document is None:
-        return not_found_page(request)
-    try:
-        filename, content_type, data = await stored_attachment(
-            services, viewer.account_id, stored.document, n)
-    except MailhavenError:
-        return not_found_page(request)
-    if content_type in ACTIVE_TYPES:  # never rendered by the browser from our origin
-        content_type = "application/octet-stream"
-    return Response(data, media_type=content_type, headers={
+    """An attachment of the message, to save: under the downloads' policy (nothing runs,
+    nothing is fetched), as its own type only when that is a safe one."""
+    viewer = await current_viewer(request, services)
+    if viewer is None:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    refused = (403, "Your role does not allow this.") if not viewer.may("logs") else None
+    if refused is None:
+        stored = (await _message(services, viewer, storage_key))[0]
+        try:
+            if stored is None or stored.document is None:
+                raise NotFound("Attachment not found")
+            filename, content_type, data = await stored_attachment(
+                services, viewer.account_id, stored.document, n)
+        except MailhavenError:
+            refused = (404, "This attachment is not available.")
+    headers = {**DOWNLOAD_HEADERS, "Cache-Control": "no-store"}
+    if refused is not None:
+        return HTMLResponse(f"<p>{refused[1]}</p>", status_code=refused[0], headers=headers)
+    return Response(data, media_type=download_type(content_type), headers={
+        **headers,
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}"})
+
+
+# Not made by the router's WebRoute either: a download keeps the downloads' policy.
+router.add_api_route("/app/logs/messages/{storage_key}/attachments/{n}", attachment,
+                     methods=["GET"], route_class_override=APIRoute, include_in_schema=False)
