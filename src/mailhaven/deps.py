@@ -16,19 +16,60 @@ from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Forbidden, TooManyRequests, Unauthorized
 from mailhaven.http import client_network, in_thread
 from mailhaven.services import Services
+from mailhaven.users.service import may
 
 T = TypeVar("T")
 
 INVALID_KEY = "Invalid private key"
 TOO_MANY_FAILURES = "Too many failed login attempts: try again in a minute"
 KEY_ROLE_REFUSED = "This API key's role ({role}) does not allow this request"
+# The panel permission (users.service.PERMISSIONS) an API request needs, so a key can do
+# through the API what a user of its role can do in the panel, and no more. First by the
+# route's method and path; else by its OpenAPI tag, for reads (GET, HEAD) and for changes.
+# A route in neither table is refused to every key but an admin's (tests/accounts/
+# test_key_roles.py checks that every authenticated route is in one).
+ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
+    # what people's mail said: the stored messages and their attachments, the resend
+    ("GET", "/v3/domains/{domain_name}/messages/{storage_key}"): "manage_sending",
+    ("GET", "/v3/domains/{domain_name}/messages/{storage_key}/attachments/{n}"):
+        "manage_sending",
+    ("GET", "/v3/domains/{domain_name}/sending_queues"): "view",
+    # the key that signs webhooks (whoever holds it can forge them) is an API key
+    ("GET", "/v5/accounts/http_signing_key"): "manage_keys",
+    ("POST", "/v5/accounts/http_signing_key"): "manage_keys",
+    ("GET", "/v1/admin/domains/{domain_name}/webhook_deliveries"): "logs",
+    ("GET", "/v1/admin/domains/{domain_name}/route_posts"): "logs",
+    # statistics: the totals are billing's too; per tag they are the logs' detail
+    ("GET", "/v3/{domain_name}/stats/total"): "view",
+    ("GET", "/v3/domains/{domain_name}/limits/tag"): "view",
+    ("POST", "/v1/analytics/metrics"): "view",  # a query: its filters come as a body
+    ("POST", "/v1/analytics/logs"): "logs",
+    # the people's requests and consents; retention and the account are the Admin's
+    ("POST", "/v1/privacy/requests/{request_id}/extend"): "privacy",
+    ("POST", "/v1/privacy/requests/{request_id}/deny"): "privacy",
+    ("POST", "/v1/privacy/consents"): "privacy",
+    ("GET", "/v1/privacy/recipients/{address:path}"): "privacy",  # all held about someone
+    ("DELETE", "/v1/privacy/recipients/{address:path}"): "privacy",
+    ("GET", "/v1/privacy/retention"): "view",
+}
+# tag: (permission to read, permission to change)
+TAG_PERMISSIONS: dict[str, tuple[str, str]] = {
+    "domains": ("view", "manage_domains"),
+    "tracking": ("view", "manage_domains"),
+    "messages": ("manage_sending", "manage_sending"),
+    "events": ("logs", "logs"),
+    "stats": ("logs", "manage_sending"),
+    "analytics": ("logs", "logs"),
+    "suppressions": ("view", "manage_suppressions"),
+    "webhooks": ("view", "manage_sending"),
+    "credentials": ("view", "manage_sending"),
+    "templates": ("view", "manage_sending"),
+    "routes": ("view", "manage_sending"),
+    "mailing lists": ("logs", "manage_sending"),  # members: people's addresses and names
+    "privacy": ("privacy", "manage_account"),
+}
 READS = frozenset({"GET", "HEAD"})
-FULL_ROLES = frozenset({"admin", "developer"})
-# POST endpoints that only read (Mailgun's analytics queries take their filters as a body).
-READING_TAGS = frozenset({"analytics"})
-# What a key of each limited role may change besides reading: routes by their OpenAPI tag.
-CHANGES_ALLOWED = {"analyst": frozenset[str](), "billing": frozenset[str](),
-                   "support": frozenset({"suppressions"})}
+ALL_ROUTES = "admin"  # the role whose keys may call a route neither table names
 
 
 def get_services(request: Request) -> Services:
@@ -67,14 +108,25 @@ async def current_account(request: Request, services: ServicesDep) -> str:
 
 
 def key_allows(role: str, request: Request) -> bool:
-    """Whether a key of `role` may make this request: admin and developer keys anything;
-    the others read, and change only what their role manages (CHANGES_ALLOWED)."""
-    if role in FULL_ROLES or request.method in READS:
-        return True
-    allowed = CHANGES_ALLOWED.get(role, frozenset())
-    route = request.scope.get("route")
-    tags = set(getattr(route, "tags", None) or ())
-    return bool(tags & (allowed | READING_TAGS))
+    """Whether a key of `role` may make this request: whether a user of that role has the
+    panel permission the route needs (ROUTE_PERMISSIONS, TAG_PERMISSIONS)."""
+    needed = required_permission(request.method, request.scope.get("route"))
+    if needed is None:
+        return role == ALL_ROUTES
+    return may(role, needed)
+
+
+def required_permission(method: str, route: object) -> str | None:
+    """The permission a request of `method` to `route` needs; None for a route neither table
+    names. Two dictionary look-ups: this runs on every API request."""
+    path = getattr(route, "path", None)
+    method = "GET" if method == "HEAD" else method
+    if path is not None and (found := ROUTE_PERMISSIONS.get((method, path))) is not None:
+        return found
+    tags: list[object] = list(getattr(route, "tags", None) or ())
+    if len(tags) != 1 or (by_tag := TAG_PERMISSIONS.get(str(tags[0]))) is None:
+        return None
+    return by_tag[0] if method in READS else by_tag[1]
 
 
 async def _look_up(request: Request, services: Services, digest: str) -> KeyOwner:

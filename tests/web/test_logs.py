@@ -6,12 +6,15 @@ paging, views, attachments, expiry, and another account that sees none of it."""
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
+import time
+from contextlib import ExitStack, contextmanager
+
+import httpx
 
 from mailhaven.retention import service as retention
 from mailhaven.web import logs
 from tests.support import Sink, SinkBehaviour, deliver_due
-from tests.web.helpers import add_user, http_log_in
+from tests.web.helpers import add_user, csrf_of, http_log_in
 
 DAY = 86400
 HTML = ('<p>Hello <b>Bob</b></p><img src="http://example.invalid/x.png" alt="tracker">'
@@ -194,3 +197,77 @@ def test_a_role_without_logs_is_refused(live, services, account) -> None:
         http_log_in(client, "bill@acme.test")
         assert client.get("/app/logs").status_code == 403
         assert client.get("/app/logs/stream").status_code == 403
+        assert client.get("/app/logs/messages/k/attachments/0").status_code == 403
+    with live.client() as anonymous:
+        assert anonymous.get("/app/logs/messages/k/attachments/0").status_code == 303
+
+
+LIVE = {"accept": "text/event-stream"}
+
+
+def _wait_until(done, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_user_has_a_few_live_tails_at_most(live, services, account, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(logs, "POLL_SECONDS", 0.1)
+    with _client(live, services, account[0], "sue@acme.test") as client, ExitStack() as open_:
+        tails = [open_.enter_context(client.stream("GET", "/app/logs/stream", headers=LIVE))
+                 for _ in range(logs.MAX_STREAMS)]
+        assert [t.status_code for t in tails] == [200] * logs.MAX_STREAMS
+        refused = client.get("/app/logs/stream", headers=LIVE)
+        assert refused.status_code == 429
+        assert "live logs open already" in refused.text
+        assert client.get("/app/logs/stream").status_code == 200  # one poll: not a tail
+        tails[0].close()  # a tab closed: its place is free again
+
+        def another() -> bool:
+            with client.stream("GET", "/app/logs/stream", headers=LIVE) as tail:
+                return tail.status_code == 200
+        assert _wait_until(another)
+
+
+def test_logging_out_ends_the_live_tail(live, services, account, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(logs, "POLL_SECONDS", 0.1)
+    with _client(live, services, account[0], "sue@acme.test") as client, \
+            live.client() as tail_client:
+        tail_client.cookies = client.cookies  # the same session, in another tab
+        token = csrf_of(client.get("/app/logs").text)
+        with tail_client.stream("GET", "/app/logs/stream", headers=LIVE,
+                                timeout=httpx.Timeout(10.0)) as tail:
+            assert tail.status_code == 200
+            assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+            started = time.monotonic()
+            for _ in tail.iter_lines():  # ends (a keep-alive would come in 15 s at best)
+                pass
+            assert time.monotonic() - started < 5
+        assert tail_client.get("/app/logs/stream").status_code in (303, 401)
+
+
+def test_attachments_download_as_inert_bytes_unless_their_type_is_safe(
+        live, services, api, account) -> None:  # type: ignore[no-untyped-def]
+    files = [("attachment", ("terms.txt", b"The terms.", "text/plain")),
+             ("attachment", ("photo.png", b"\x89PNG\r\n\x1a\n", "image/png")),
+             ("attachment", ("page.html", b"<script>alert(1)</script>", "text/html")),
+             ("attachment", ("old.js", b"alert(1)", "application/x-javascript")),
+             ("attachment", ("style.xsl", b"<xsl:stylesheet/>", "text/xsl")),
+             ("attachment", ("feed.rdf", b"<rdf/>", "application/rdf+xml"))]
+    with Sink() as sink:
+        message_id = send(api, "bob@example.com", files=files)
+        deliver_due(services, sink)
+    key = storage_key(api, message_id)
+    with _client(live, services, account[0], "sue@acme.test") as client:
+        served = [client.get(f"/app/logs/messages/{key}/attachments/{n}")
+                  for n in range(len(files))]
+    assert [r.headers["content-type"].split(";")[0] for r in served] == [
+        "text/plain", "image/png"] + ["application/octet-stream"] * 4
+    for reply in served:
+        assert reply.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        assert reply.headers["x-content-type-options"] == "nosniff"
+        assert reply.headers["content-disposition"].startswith("attachment;")
+    assert served[2].content == b"<script>alert(1)</script>"  # the bytes, as they were

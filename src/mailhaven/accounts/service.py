@@ -17,9 +17,8 @@ from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
 
 REGIONS = ("us", "eu")
-# Mailgun's roles, which limit keys as they limit users (users.service.PERMISSIONS): admin
-# and developer keys do everything, analyst and billing keys only read, support keys read
-# and change suppressions (deps.key_allows).
+# Mailgun's roles, which limit keys as they limit users (users.service.PERMISSIONS): a key
+# may call a route when its role has the panel permission the route needs (deps.key_allows).
 KEY_ROLES = ("admin", "developer", "analyst", "billing", "support")
 FULL_ACCESS = "admin"  # keys made by the CLI, at sign-up and before keys had roles
 _RANK = {"admin": 2, "developer": 1}  # the others are peers below them

@@ -10,8 +10,9 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from urllib.parse import unquote
 
+from mailhaven.messages.downloads import SAFE_TYPE
+
 CID_REFERENCE = re.compile(r"cid:([^\"'\s)>]+)", re.IGNORECASE)
-SAFE_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from mailhaven.dev.mailbox import Captured, dkim_result, read_captured, search_c
 from mailhaven.dev.message import open_message
 from mailhaven.errors import NotFound
 from mailhaven.http import in_thread
+from mailhaven.messages.downloads import DOWNLOAD_HEADERS
 from mailhaven.services import Services
 
 router = APIRouter(include_in_schema=False)
@@ -39,8 +40,6 @@ FRAME_HEADERS = {
     "sandbox",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "SAMEORIGIN"}
-DOWNLOAD_HEADERS = {"Content-Security-Policy": "default-src 'none'; sandbox",
-                    "X-Content-Type-Options": "nosniff"}
 
 
 def received(epoch: float) -> str:

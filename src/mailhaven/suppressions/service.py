@@ -29,6 +29,7 @@ CSV_COLUMNS = {"bounces": ("address", "code", "error", "created_at"),
                "complaints": ("address", "created_at"),
                "whitelists": ("address", "domain", "reason", "created_at")}
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run as a formula
+_QUOTE = "'"  # before such a cell, and before one starting with a quote: text, not formula
 TAG_HOLDS_ADDRESS = "tags can't hold an email address: they are kept in clear"
 TABLE = {"bounces": "bounces", "unsubscribes": "unsubscribers", "complaints": "complaints",
          "whitelists": "allowlist"}
@@ -84,7 +85,7 @@ def entries_from_csv(kind: str, data: bytes) -> list[Entry]:
     entry_from() checks one: the API's import and the panel's."""
     reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", "replace")))
     try:
-        return [entry_from(kind, {k.strip().lower(): v for k, v in row.items() if k})
+        return [entry_from(kind, {k.strip().lower(): _uncell(v) for k, v in row.items() if k})
                 for row in reader]
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
         raise BadRequest(f"{CSV_INVALID}: {exc}") from exc
@@ -117,19 +118,31 @@ def _every(session: Session, vault: Vault, domain: Domain, kind: str) -> Iterato
 
 
 def _csv_rows(kind: str, item: dict) -> list[list[str]]:
+    """Every cell that holds what a client gave (an address's local part may start with
+    "=" or "-" as well as a tag or an error text may) goes through _cell()."""
+    address = _cell(item.get("address") or "")
     if kind == "bounces":
-        return [[item["address"], item["code"], _cell(item["error"]), item["created_at"]]]
+        return [[address, item["code"], _cell(item["error"]), item["created_at"]]]
     if kind == "unsubscribes":
-        return [[item["address"], tag, item["created_at"]] for tag in item["tags"] or [""]]
+        return [[address, _cell(tag), item["created_at"]] for tag in item["tags"] or [""]]
     if kind == "complaints":
-        return [[item["address"], item["created_at"]]]
-    address, domain = (item["value"], "") if item["type"] == "address" else ("", item["value"])
+        return [[address, item["created_at"]]]
+    value = _cell(item["value"])
+    address, domain = (value, "") if item["type"] == "address" else ("", value)
     return [[address, domain, _cell(item["reason"]), item["createdAt"]]]
 
 
 def _cell(text: str) -> str:
-    """Free text that a spreadsheet opening the file would not take for a formula."""
-    return f"'{text}" if text.startswith(_FORMULA) else text
+    """Text that a spreadsheet opening the file would not take for a formula (OWASP's CSV
+    injection advice: a quote before it); _uncell() reads it back."""
+    return _QUOTE + text if text.startswith((*_FORMULA, _QUOTE)) else text
+
+
+def _uncell(value: str | None) -> str | None:
+    if value is not None and value.startswith(_QUOTE) and value[1:].startswith(
+            (*_FORMULA, _QUOTE)):
+        return value[1:]
+    return value
 
 
 def add(session: Session, vault: Vault, domain: Domain, kind: str, entries: list[Entry],

@@ -5,6 +5,8 @@ and its content rendered safely."""
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -12,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from markupsafe import escape
 
@@ -22,9 +24,13 @@ from mailhaven.domains.service import domain_names
 from mailhaven.errors import MailhavenError, NotFound
 from mailhaven.events.query import EventQuery, fetch, latest_id, newer, of_message, parse_query
 from mailhaven.http import in_thread
+from mailhaven.messages.downloads import DOWNLOAD_HEADERS, download_type
 from mailhaven.sending.stored import AccountMessage, account_message, stored_attachment, stored_view
 from mailhaven.services import Services
+from mailhaven.users.sessions import open_session
 from mailhaven.web.core import (
+    SESSION_COOKIE,
+    PageRefused,
     Viewer,
     ViewerDep,
     current_viewer,
@@ -45,8 +51,10 @@ POLL_SECONDS = 1.0
 STREAM_SECONDS = 120  # then the browser's EventSource reconnects (Last-Event-ID resumes)
 KEEPALIVE_SECONDS = 15
 RETRY_MS = 2000
-ACTIVE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
-                "application/xml", "text/javascript", "application/javascript")
+MAX_STREAMS = 3  # live tails one user may have open at once (in this process)
+SESSION_CHECK_POLLS = 5  # a tail whose session ended (logout, expiry, role) ends this soon
+TOO_MANY_STREAMS = (f"You have {MAX_STREAMS} live logs open already: close one (another tab "
+                    "or window) and reload this page.")
 VIEWS = ("html", "text", "headers", "raw")
 STORED_DAYS = 3
 # The stored HTML body's own policy: nothing remote, no script, no form, no plugin; framed
@@ -161,6 +169,24 @@ async def logs(request: Request, viewer: ViewerDep, services: ServicesDep) -> Re
                 kept=urlencode(kept), stream=stream, error=None, **found)
 
 
+class _StreamSlot:
+    """One of a user's MAX_STREAMS live tails: taken when the stream is answered, given back
+    once (when the tail ends, or when a tail never started is collected)."""
+
+    open: Counter[str] = Counter()
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id, self.held = user_id, True
+        self.open[user_id] += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.open[self.user_id] -= 1
+            if self.open[self.user_id] <= 0:
+                del self.open[self.user_id]
+
+
 @router.get("/app/logs/stream")
 async def stream(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
     """New events as they are recorded, as Server-Sent Events of rendered table rows, with
@@ -182,23 +208,52 @@ async def stream(request: Request, viewer: ViewerDep, services: ServicesDep) -> 
         query, domain_id, after = await in_thread(start)
     except MailhavenError as error:
         return HTMLResponse(str(escape(error.message)), status_code=400)
-    return StreamingResponse(_tail(services, viewer, query, domain_id, after, live=live),
-                             media_type="text/event-stream",
+    if live and _StreamSlot.open[viewer.user_id] >= MAX_STREAMS:
+        raise PageRefused(429, TOO_MANY_STREAMS)
+    slot = _StreamSlot(viewer.user_id)
+    tail = _tail(services, viewer, request.cookies.get(SESSION_COOKIE, ""), query, domain_id,
+                 after, slot, live=live)
+    weakref.finalize(tail, slot.release)  # a stream the client left before it started
+    return StreamingResponse(tail, media_type="text/event-stream",
                              headers={"X-Accel-Buffering": "no"})
 
 
-async def _tail(services: Services, viewer: Viewer, query: EventQuery, domain_id: str | None,
-                after: int, *, live: bool) -> AsyncIterator[str]:
+async def _tail(services: Services, viewer: Viewer, token: str, query: EventQuery,
+                domain_id: str | None, after: int, slot: _StreamSlot, *,
+                live: bool) -> AsyncIterator[str]:
+    try:
+        async for chunk in _polls(services, viewer, token, query, domain_id, after, live=live):
+            yield chunk
+    finally:
+        slot.release()
+
+
+async def _polls(services: Services, viewer: Viewer, token: str, query: EventQuery,
+                 domain_id: str | None, after: int, *, live: bool) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
     row = templates.get_template("_log_row.html")
     deadline = monotonic() + (STREAM_SECONDS if live else 0)
     quiet_since = monotonic()
+    polls = 0
     while True:
-        def poll(after: int = after) -> tuple[list[dict[str, Any]], int]:
+        polls += 1
+        check = polls % SESSION_CHECK_POLLS == 0
+
+        def poll(after: int = after, check: bool = check
+                 ) -> tuple[list[dict[str, Any]], int] | None:
             with services.db.sessions() as session:
+                if check:  # still signed in, still allowed the logs?
+                    now = services.clock.now()
+                    still = open_session(session, services.vault, token, now=now)
+                    if still is None or still.user_id != viewer.user_id \
+                            or not still.may("logs"):
+                        return None
                 return newer(session, services.vault, viewer.account_id, domain_id, query,
                              after)
-        docs, after = await in_thread(poll)
+        polled = await in_thread(poll)
+        if polled is None:
+            return  # logged out: the browser's reconnection then gets the login page
+        docs, after = polled
         if docs:
             rows = "".join(row.render(row=_row(d)) for d in reversed(docs))  # newest first
             data = "".join(f"data: {line}\n" for line in rows.splitlines())
@@ -278,19 +333,31 @@ router.add_api_route("/app/logs/messages/{storage_key}/html", message_html, meth
                      route_class_override=APIRoute, include_in_schema=False)
 
 
-@router.get("/app/logs/messages/{storage_key}/attachments/{n}")
-async def attachment(storage_key: str, n: int, request: Request, viewer: ViewerDep,
+async def attachment(storage_key: str, n: int, request: Request,
                      services: ServicesDep) -> Response:
-    require(viewer, "logs")
-    stored = (await _message(services, viewer, storage_key))[0]
-    if stored is None or stored.document is None:
-        return not_found_page(request)
-    try:
-        filename, content_type, data = await stored_attachment(
-            services, viewer.account_id, stored.document, n)
-    except MailhavenError:
-        return not_found_page(request)
-    if content_type in ACTIVE_TYPES:  # never rendered by the browser from our origin
-        content_type = "application/octet-stream"
-    return Response(data, media_type=content_type, headers={
+    """An attachment of the message, to save: under the downloads' policy (nothing runs,
+    nothing is fetched), as its own type only when that is a safe one."""
+    viewer = await current_viewer(request, services)
+    if viewer is None:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    refused = (403, "Your role does not allow this.") if not viewer.may("logs") else None
+    if refused is None:
+        stored = (await _message(services, viewer, storage_key))[0]
+        try:
+            if stored is None or stored.document is None:
+                raise NotFound("Attachment not found")
+            filename, content_type, data = await stored_attachment(
+                services, viewer.account_id, stored.document, n)
+        except MailhavenError:
+            refused = (404, "This attachment is not available.")
+    headers = {**DOWNLOAD_HEADERS, "Cache-Control": "no-store"}
+    if refused is not None:
+        return HTMLResponse(f"<p>{refused[1]}</p>", status_code=refused[0], headers=headers)
+    return Response(data, media_type=download_type(content_type), headers={
+        **headers,
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}"})
+
+
+# Not made by the router's WebRoute either: a download keeps the downloads' policy.
+router.add_api_route("/app/logs/messages/{storage_key}/attachments/{n}", attachment,
+                     methods=["GET"], route_class_override=APIRoute, include_in_schema=False)
