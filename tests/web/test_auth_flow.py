@@ -58,6 +58,7 @@ def test_sign_up_confirm_log_in_and_use_a_second_factor(page, live, services) ->
     assert mail.to == "zoe@startup.test" and mail.subject == "Confirm your Mailhaven address"
     link = mail.link(services, "confirm")
     page.goto(f"{base}{link}")  # a GET confirms nothing (mail scanners follow links)
+    page.get_by_label("Password").fill(PASSWORD)  # the one chosen with the sign-up
     page.get_by_role("button", name="Confirm my address").click()
     page.wait_for_load_state()
     assert page.url == f"{base}/login"

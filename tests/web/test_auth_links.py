@@ -66,8 +66,10 @@ def test_confirmation_links_that_are_wrong_used_or_expired(live, services) -> No
         assert client.get("/confirm/" + "x" * 500).status_code == 404
         assert client.get(link).status_code == 200
         assert client.get(link).status_code == 200  # looking uses nothing
-        assert _post(client, link).status_code == 303
-        used = _post(client, link)
+        wrong = _post(client, link, password="not the chosen passphrase")
+        assert wrong.status_code == 400 and "not the password chosen" in wrong.text
+        assert _post(client, link, password="a long enough passphrase").status_code == 303
+        used = _post(client, link, password="a long enough passphrase")
         assert used.status_code == 410 and "expired or was already used" in used.text
         assert client.get(link).status_code == 410
 
@@ -76,7 +78,8 @@ def test_confirmation_links_that_are_wrong_used_or_expired(live, services) -> No
         [late] = mailed(services)
         services.clock.advance(3 * 86400 + 1)
         assert client.get(late.link(services, "confirm")).status_code == 410
-        assert _post(client, late.link(services, "confirm")).status_code == 410
+        assert _post(client, late.link(services, "confirm"),
+                     password="a long enough passphrase").status_code == 410
         # A reset link is not a confirmation link, nor the other way round.
         assert client.get(late.link(services, "confirm").replace("confirm", "reset")) \
             .status_code == 404
@@ -119,18 +122,75 @@ def test_a_password_reset_ends_every_session(live, services, account) -> None:  
     assert "web.password_reset" in actions
 
 
-def test_signing_up_again_before_confirming_mails_a_new_link(live, services) -> None:  # type: ignore[no-untyped-def]
+def test_a_strangers_earlier_sign_up_is_never_confirmed_into_an_account(live, services) -> None:  # type: ignore[no-untyped-def]
+    """Pre-hijacking: whoever signs up first for an address they don't own can't end up
+    with the account its owner later confirms."""
     with live.client() as client:
+        _post(client, "/signup", name="Mallory", email="bea@other.test",
+              password="the strangers passphrase")
         _post(client, "/signup", name="Bea", email="bea@other.test",
               password="a long enough passphrase")
-        again = _post(client, "/signup", name="Someone Else", email="bea@other.test",
-                      password="another long passphrase")
-        assert again.status_code == 200 and "Check your mail" in again.text
-        first, second = mailed(services)
-        assert "Hello Bea," in second.text  # the user's name, not the second form's
-        assert first.link(services, "confirm") != second.link(services, "confirm")
-        assert _post(client, second.link(services, "confirm")).status_code == 303
+        both = mailed(services)  # the latest sign-up's name greets
+        [strangers] = [m for m in both if "Hello Mallory," in m.text]
+        [beas] = [m for m in both if "Hello Bea," in m.text]
+        # The stranger's link stopped working; Bea's needs the password Bea chose.
+        assert _post(client, strangers.link(services, "confirm"),
+                     password="the strangers passphrase").status_code == 410
+        assert _post(client, beas.link(services, "confirm"),
+                     password="the strangers passphrase").status_code == 400
+        # The stranger signs up again after Bea: Bea's link dies with her password.
+        _post(client, "/signup", name="Mallory", email="bea@other.test",
+              password="the strangers passphrase")
+        [third] = mailed(services)
+        assert _post(client, beas.link(services, "confirm"),
+                     password="a long enough passphrase").status_code == 410
+        assert _post(client, third.link(services, "confirm"),
+                     password="a long enough passphrase").status_code == 400
+        assert http_log_in(client, "bea@other.test", "the strangers passphrase") \
+            .status_code == 400  # unconfirmed: nobody is in
+        # Bea signs up once more (past the hour's 3 mails) and confirms with her own
+        # password: only hers works.
+        services.clock.advance(3601)
+        _post(client, "/signup", name="Bea", email="bea@other.test",
+              password="a long enough passphrase")
+        [fourth] = mailed(services)
+        assert _post(client, fourth.link(services, "confirm"),
+                     password="a long enough passphrase").status_code == 303
+        assert http_log_in(client, "bea@other.test", "the strangers passphrase") \
+            .status_code == 400
         assert http_log_in(client, "bea@other.test", "a long enough passphrase") \
-            .status_code == 303  # the first password: a sign-up changes nothing
+            .status_code == 303
     with services.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_an_invited_address_is_not_adopted_by_its_own_sign_up_or_reset(
+        live, services, account) -> None:  # type: ignore[no-untyped-def]
+    """Invite squatting: an account invites an address before its owner signs up; the
+    owner's sign-up must not land them in that account."""
+    from mailhaven.users import team
+    admin = add_user(services, account[0], email="ann@acme.test")
+    with services.db.transaction() as session:
+        team.invite(session, services, account_id=account[0], by=admin,
+                    email="bea@other.test", role="developer", base_url="http://x")
+    mailed(services)  # the invitation
+    with live.client() as client:
+        signed = _post(client, "/signup", name="Bea", email="bea@other.test",
+                       password="a long enough passphrase")
+        fresh = _post(client, "/signup", name="Cy", email="cy@other.test",
+                      password="a long enough passphrase")
+        assert signed.status_code == fresh.status_code == 200  # answered alike
+        assert "Check your mail" in signed.text
+        reset = _post(client, "/reset", email="bea@other.test")
+        assert reset.status_code == 200
+        notices = [m for m in mailed(services) if m.to == "bea@other.test"]
+        assert len(notices) == 2
+        for notice in notices:
+            assert "/confirm/" not in notice.text and "/reset/" not in notice.text
+            assert "invited to join the team" in notice.text and account[0] in notice.text
+        assert http_log_in(client, "bea@other.test", "a long enough passphrase") \
+            .status_code == 400
+    with services.db.sessions() as session:
+        bea = session.scalar(select(User).where(User.account_id == account[0],
+                                                User.role == "developer"))
+        assert bea is not None and bea.password_hash is None and bea.confirmed_at is None

@@ -7,25 +7,35 @@ mails its owner a notice instead, and a reset for an unknown one mails nobody.""
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from mailhaven.accounts.models import Account
 from mailhaven.accounts.service import new_account
 from mailhaven.audit import service as audit
-from mailhaven.errors import BadRequest
+from mailhaven.errors import BadRequest, Gone
 from mailhaven.services import Services
 from mailhaven.site.mail import send_system_mail
 from mailhaven.users import sessions, throttle, tokens
-from mailhaven.users.models import User
-from mailhaven.users.service import create_user, find_by_email, user_details
+from mailhaven.users.models import User, UserToken
+from mailhaven.users.service import (
+    NAME_CONTEXT,
+    check_password,
+    create_user,
+    find_by_email,
+    user_details,
+)
 
 MAX_NAME = 200
 NAME_NEEDED = "Tell us your name"
 ADDRESS_NEEDED = "Give an e-mail address we can write to"
+WRONG_PASSWORD = ("That is not the password chosen with this sign-up. Type the one you chose; "
+                  "if you didn't sign up, or signed up again since, use the newest link.")
 
 CONFIRM_TEXT = """Hello {name},
 
 Someone (we hope you) signed up for Mailhaven with this address. To confirm it, open
-this link and press the button on the page:
+this link and confirm with the password you chose:
 
 {link}
 
@@ -36,6 +46,16 @@ ALREADY_TEXT = """Hello,
 Someone tried to sign up for Mailhaven with this address, which already has an account.
 If it was you: log in at {login}, or reset your password at {reset}.
 If it wasn't you, ignore this mail; nothing has changed.
+"""
+INVITED_TEXT = """Hello,
+
+Someone tried to sign up for Mailhaven with this address, or to reset its password. This
+address was invited to join the team of the account "{team}" (id {account}) and has not
+accepted yet, so it can't sign up or log in on its own.
+
+If you know that team: accept with the link in the invitation mail (ask them to send it
+again if it has expired). If you don't, or want your own account instead: ask them to
+remove the invitation, or write to us; nothing was created or changed.
 """
 RESET_TEXT = """Hello,
 
@@ -69,9 +89,19 @@ def sign_up(session: Session, services: Services, *, name: str, email: str,
         return
     existing = find_by_email(session, services.vault, email)
     details = user_details(session, services.vault, existing) if existing else None
+    if existing is not None and existing.password_hash is None:
+        # Invited by a team and not yet joined: never adopted by a sign-up (that would put
+        # the address's owner in a stranger's account); its owner is told instead.
+        if details is not None:
+            _mail_invited(session, services, existing, email)
+        return
     if existing is not None and existing.confirmed_at is None and details is not None:
-        # Signing up again before confirming: a new link (the password stays the first one).
-        _mail_confirmation(session, services, existing, details[0], email)
+        # Signing up again before confirming: this sign-up's password replaces the earlier
+        # one and the earlier links stop working, so that whoever confirms (which asks for
+        # the password) proves the password is theirs; a stranger's earlier sign-up can't
+        # become an account waiting for its owner to confirm it (pre-hijacking).
+        _restart(session, services, existing, name, password_hash)
+        _mail_confirmation(session, services, existing, name, email)
         return
     if existing is not None:
         send_system_mail(session, services, to=email, subject="Your Mailhaven sign-up",
@@ -88,6 +118,30 @@ def sign_up(session: Session, services: Services, *, name: str, email: str,
                  target=f"user:{user.id}", details={"account": account_id}, now=now)
 
 
+def _mail_invited(session: Session, services: Services, user: User, email: str) -> None:
+    """The notice to an invited address that signed up or asked for a reset instead."""
+    account = session.get(Account, user.account_id)
+    key = services.vault.keys(session, [account.holder_key_id or ""]).get(
+        account.holder_key_id or "") if account is not None else None
+    team = services.vault.open_text(key, account.name_sealed, "account.name") \
+        if key is not None and account is not None and account.name_sealed else "a team"
+    send_system_mail(session, services, to=email, subject="Your Mailhaven invitation",
+                     text=INVITED_TEXT.format(team=team, account=user.account_id))
+    audit.append(session, services.vault, actor="web", action="web.signup_invited",
+                 target=f"user:{user.id}", now=services.clock.now())
+
+
+def _restart(session: Session, services: Services, user: User, name: str,
+             password_hash: str) -> None:
+    key = services.vault.keys(session, [user.key_id]).get(user.key_id)
+    assert key is not None  # the caller opened the user's details with it
+    user.name_sealed = services.vault.seal_text(key, name, NAME_CONTEXT)
+    user.password_hash = password_hash
+    session.execute(update(UserToken).where(
+        UserToken.user_id == user.id, UserToken.purpose == "confirm",
+        UserToken.used_at.is_(None)).values(used_at=services.clock.now()))
+
+
 def _mail_confirmation(session: Session, services: Services, user: User, name: str,
                        email: str) -> None:
     token = tokens.issue_token(session, user.id, "confirm", now=services.clock.now())
@@ -96,16 +150,29 @@ def _mail_confirmation(session: Session, services: Services, user: User, name: s
                      text=CONFIRM_TEXT.format(name=name, link=link))
 
 
-def confirm_address(session: Session, services: Services, token: str) -> User:
-    """Uses a confirmation link (NotFound / Gone otherwise): the user, now confirmed."""
+def confirm_address(services: Services, token: str, password: str) -> User:
+    """Uses a confirmation link given the password chosen at sign-up (NotFound / Gone for
+    the link, BadRequest for the password, which leaves the link usable): the user, now
+    confirmed. The link proves the mailbox, the password that its owner chose it."""
+    with services.db.sessions() as session:
+        found = tokens.peek_token(session, token, "confirm", now=services.clock.now())
+    if not check_password(found, password):  # slow: outside the write transaction
+        raise BadRequest(WRONG_PASSWORD)
     now = services.clock.now()
-    user = tokens.redeem_token(session, token, "confirm", now=now)
+    with services.db.transaction() as session:
+        user = tokens.redeem_token(session, token, "confirm", now=now)
+        if user.password_hash != found.password_hash:  # a later sign-up replaced it
+            raise Gone(tokens.EXPIRED)
+        _confirmed(session, services, user, now)
+        return user
+
+
+def _confirmed(session: Session, services: Services, user: User, now: float) -> None:
     if user.confirmed_at is None:
         user.confirmed_at = now
         audit.append(session, services.vault, actor=f"user:{user.id}",
                      action="web.address_confirmed", target=f"account:{user.account_id}",
                      now=now)
-    return user
 
 
 def request_reset(session: Session, services: Services, email: str, *, network: str) -> None:
@@ -116,6 +183,9 @@ def request_reset(session: Session, services: Services, email: str, *, network: 
         return
     user = find_by_email(session, services.vault, email) if email.strip() else None
     if user is None or user_details(session, services.vault, user) is None:
+        return
+    if user.password_hash is None:  # invited, not joined: the invitation is the way in
+        _mail_invited(session, services, user, email)
         return
     token = tokens.issue_token(session, user.id, "reset", now=now)
     send_system_mail(session, services, to=email, subject="Reset your Mailhaven password",

@@ -157,16 +157,14 @@ async def confirm_page(request: Request, services: ServicesDep, token: str) -> R
 
 @router.post("/confirm/{token}")
 async def confirm(request: Request, services: ServicesDep, token: str) -> Response:
-    await posted_form(request)
-
-    def use() -> None:
-        with services.db.transaction() as session:
-            signup.confirm_address(session, services, token)
-
+    form = await posted_form(request)
     try:
-        await in_thread(use)
+        await in_thread(lambda: signup.confirm_address(services, token, form.get("password")))
     except (NotFound, Gone) as refused:
         return _link_refused(request, refused)
+    except BadRequest as refused:
+        return page(request, "auth_confirm.html", status_code=400, token=token,
+                    error=refused.message)
     return redirect(request, "/login", flash="Your address is confirmed. You can log in now.")
 
 
