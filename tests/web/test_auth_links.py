@@ -194,3 +194,32 @@ def test_an_invited_address_is_not_adopted_by_its_own_sign_up_or_reset(
         bea = session.scalar(select(User).where(User.account_id == account[0],
                                                 User.role == "developer"))
         assert bea is not None and bea.password_hash is None and bea.confirmed_at is None
+
+
+def test_forms_take_one_address_and_mail_it_normalised(live, services, account) -> None:  # type: ignore[no-untyped-def]
+    """`ceo@corp.test,me@evil.test` is refused, never mailed to the second address."""
+    admin = add_user(services, account[0], email="ann@acme.test")
+    listed = "ann@acme.test,me@evil.test"
+    with live.client() as client:
+        signup = _post(client, "/signup", name="Me", email="ceo@corp.test,me@evil.test",
+                       password="a long enough passphrase")
+        assert signup.status_code == 400 and "one e-mail address" in signup.text
+        reset = _post(client, "/reset", email=listed)
+        assert reset.status_code == 400 and "one e-mail address" in reset.text
+        assert _post(client, "/signup", name="Bea", email="Bea <BEA@Other.test>",
+                     password="a long enough passphrase").status_code == 200
+        assert _post(client, "/reset", email=" ANN@acme.test ").status_code == 200
+        assert http_log_in(client, "ann@acme.test").status_code == 303
+        settings = client.get("/app/settings").text
+        change = client.post("/app/settings/email", data={
+            "email": "new@acme.test,me@evil.test", "password": PASSWORD,
+            "csrf_token": csrf_of(settings)})
+        assert change.status_code == 400 and "one e-mail address" in change.text
+        invite = client.post("/app/team/invite", data={
+            "email": "dev@acme.test,me@evil.test", "role": "developer",
+            "csrf_token": csrf_of(settings)})
+        assert invite.status_code == 400 and "one e-mail address" in invite.text
+    assert sorted(m.to for m in mailed(services)) == ["ann@acme.test", "bea@other.test"]
+    with services.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 2
+    assert admin

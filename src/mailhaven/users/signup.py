@@ -18,6 +18,7 @@ from mailhaven.services import Services
 from mailhaven.site.mail import send_system_mail
 from mailhaven.users import sessions, throttle, tokens
 from mailhaven.users.models import User, UserToken
+from mailhaven.users.team import address
 from mailhaven.users.service import (
     NAME_CONTEXT,
     check_password,
@@ -28,7 +29,7 @@ from mailhaven.users.service import (
 
 MAX_NAME = 200
 NAME_NEEDED = "Tell us your name"
-ADDRESS_NEEDED = "Give an e-mail address we can write to"
+ADDRESS_NEEDED = "Give one e-mail address we can write to"
 WRONG_PASSWORD = ("That is not the password chosen with this sign-up. Type the one you chose; "
                   "if you didn't sign up, or signed up again since, use the newest link.")
 
@@ -70,13 +71,13 @@ If it wasn't you, ignore this mail: your password stays as it is.
 
 def check_signup(name: str, email: str) -> tuple[str, str]:
     """The name and address of a sign-up, trimmed (BadRequest when unusable)."""
-    name, email = name.strip(), email.strip()
+    name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise BadRequest(NAME_NEEDED)
-    local, _, domain = email.rpartition("@")
-    if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
-        raise BadRequest(ADDRESS_NEEDED)
-    return name, email
+    try:
+        return name, address(email)
+    except BadRequest:
+        raise BadRequest(ADDRESS_NEEDED) from None
 
 
 def sign_up(session: Session, services: Services, *, name: str, email: str,
@@ -178,10 +179,10 @@ def _confirmed(session: Session, services: Services, user: User, now: float) -> 
 def request_reset(session: Session, services: Services, email: str, *, network: str) -> None:
     """Mails a reset link when the address has a user; nothing otherwise (nor past the
     address's limit). TooManyRequests past the network's limit of mailed links."""
-    now = services.clock.now()
+    now, email = services.clock.now(), address(email)  # BadRequest unless one address
     if not throttle.admit_mail(session, throttle.who(services.vault, email, network), now=now):
         return
-    user = find_by_email(session, services.vault, email) if email.strip() else None
+    user = find_by_email(session, services.vault, email)
     if user is None or user_details(session, services.vault, user) is None:
         return
     if user.password_hash is None:  # invited, not joined: the invitation is the way in

@@ -38,6 +38,7 @@ from mailhaven.vault.service import normalize_address
 
 LAST_ADMIN = "An account needs an Admin: make another user Admin first."
 NO_SUCH_USER = "No such user in this account"
+ONE_ADDRESS = "Enter one e-mail address"
 MAX_NAME = 200
 ROLE_NAMES = {"admin": "Admin", "developer": "Developer", "analyst": "Analyst",
               "billing": "Billing", "support": "Support"}
@@ -59,9 +60,12 @@ class Member:
 
 def address(value: str) -> str:
     """The one address in a form field, normalised; 400 otherwise."""
-    found = parse_addresses([value.strip()], "email", limit=1) if value.strip() else []
-    if not found:
-        raise BadRequest("Enter one e-mail address")
+    try:
+        found = parse_addresses([value.strip()], "email", limit=1) if value.strip() else []
+    except BadRequest:  # a list, or no address at all
+        found = []
+    if len(found) != 1:
+        raise BadRequest(ONE_ADDRESS)
     return normalize_address(found[0].email)
 
 

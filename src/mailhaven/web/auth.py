@@ -186,8 +186,9 @@ async def request_reset(request: Request, services: ServicesDep) -> Response:
 
     try:
         await in_thread(ask)
-    except TooManyRequests as refused:
-        return page(request, "auth_reset.html", status_code=429, error=refused.message)
+    except (TooManyRequests, BadRequest) as refused:
+        return page(request, "auth_reset.html", status_code=refused.status,
+                    error=refused.message)
     return page(request, "auth_mail_sent.html", title="Check your mail",
                 message="If a user has this address, we've mailed it a link to choose a new "
                         "password. The link works for an hour.")
