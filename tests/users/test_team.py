@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from mailhaven.audit.models import AuditEntry
-from mailhaven.errors import BadRequest, Conflict, Gone, NotFound
+from mailhaven.errors import BadRequest, Conflict, Gone, NotFound, TooManyRequests
 from mailhaven.exports import export_account
 from mailhaven.users import team
 from mailhaven.users.models import User
@@ -64,15 +64,37 @@ def test_an_invited_user_gets_a_mail_and_joins_with_a_name_and_password(services
             select(AuditEntry)))
 
 
-def test_an_address_with_a_user_anywhere_is_refused(services, account,
-                                                     second_account) -> None:
+def test_an_address_with_a_user_anywhere_is_answered_alike_and_made_nothing(
+        services, account, second_account) -> None:  # type: ignore[no-untyped-def]
+    """Inviting an address tells nothing about whether it has a user (its owner gets a
+    notice), and changes nothing."""
     admin = add_user(services, account[0], email="ann@acme.test")
-    add_user(services, second_account.account_id, email="bee@bee.test")
+    bee = add_user(services, second_account.account_id, email="bee@bee.test")
     for taken in ("ann@acme.test", "BEE@bee.test"):
-        with pytest.raises(Conflict, match="already exists"):
-            _invite(services, account[0], admin, taken)
+        with services.db.transaction() as session:
+            assert team.invite(session, services, account_id=account[0], by=admin,
+                               email=taken, role="developer", base_url=BASE) is None
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sorted(r.rcpt_tos[0].lower() for r in sink.received) == [
+        "ann@acme.test", "bee@bee.test"]
+    assert all("/invite/" not in r.message.get_body(("plain",)).get_content()
+               for r in sink.received)
+    with services.db.sessions() as session:
+        assert session.get(User, bee).account_id == second_account.account_id  # type: ignore[union-attr]
+        assert len(list(session.scalars(select(User)))) == 2
     with pytest.raises(BadRequest):
         _invite(services, account[0], admin, "not an address")
+
+
+def test_an_account_mails_at_most_twenty_invitations_an_hour(services, account) -> None:  # type: ignore[no-untyped-def]
+    admin = add_user(services, account[0], email="ann@acme.test")
+    for n in range(20):
+        _invite(services, account[0], admin, f"dev{n}@acme.test")
+    with pytest.raises(TooManyRequests, match="Too many invitations"):
+        _invite(services, account[0], admin, "dev20@acme.test")
+    services.clock.advance(3601)
+    _invite(services, account[0], admin, "dev20@acme.test")
 
 
 def test_the_last_admin_can_be_neither_demoted_nor_removed(services, account) -> None:

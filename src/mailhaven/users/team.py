@@ -2,8 +2,8 @@
 address, password). Every change is audited in its transaction, with no address in clear.
 
 Users are platform-wide by address (a login names no account), so an address that already
-has a user anywhere can't be invited or taken: the refusal says so without naming the
-account it belongs to. An account always keeps an Admin."""
+has a user anywhere can't be invited or taken: an invitation to it answers like any other
+(its owner gets a notice), so the team page tells nobody which addresses have users. An account always keeps an Admin."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from mailhaven.audit import service as audit
 from mailhaven.errors import BadRequest, Conflict, NotFound
 from mailhaven.services import Services
 from mailhaven.site.mail import send_system_mail
+from mailhaven.users import throttle
 from mailhaven.users.models import User, UserToken
 from mailhaven.users.service import (
     ADDRESS_TAKEN,
@@ -40,6 +41,12 @@ LAST_ADMIN = "An account needs an Admin: make another user Admin first."
 NO_SUCH_USER = "No such user in this account"
 ONE_ADDRESS = "Enter one e-mail address"
 MAX_NAME = 200
+ALREADY_INVITED = """Hello,
+
+{inviter} invited this address to their team on Mailhaven. This address already has a
+Mailhaven user, and an address belongs to one team only, so nothing was changed. If you
+want to join them, ask them to invite another address of yours.
+"""
 ROLE_NAMES = {"admin": "Admin", "developer": "Developer", "analyst": "Analyst",
               "billing": "Billing", "support": "Support"}
 
@@ -116,8 +123,11 @@ def _audit(session: Session, vault: Vault, by: str, action: str, *,
 
 
 def invite(session: Session, services: Services, *, account_id: str, by: str, email: str,
-           role: str, name: str = "", base_url: str) -> User:
-    """A pending user with no password, and the mailed link that lets them choose one."""
+           role: str, name: str = "", base_url: str) -> User | None:
+    """A pending user with no password, and the mailed link that lets them choose one.
+    An address that has a user already (here or in another account) is answered alike:
+    nothing is made, its owner gets a notice (None). At most INVITES_PER_ACCOUNT an hour
+    (TooManyRequests)."""
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
     email = address(email)
@@ -125,6 +135,13 @@ def invite(session: Session, services: Services, *, account_id: str, by: str, em
     inviter = member(session, account_id, by)
     inviter_name = (user_details(session, services.vault, inviter) or ("A colleague", ""))[0]
     now = services.clock.now()
+    throttle.admit_invitation(session, services.vault, account_id, email, now=now)
+    if session.scalar(select(User.id).where(
+            User.email_index == email_index(services.vault, email))) is not None:
+        send_system_mail(session, services, to=email, subject="You are invited to Mailhaven",
+                         text=ALREADY_INVITED.format(inviter=inviter_name))
+        _audit(session, services.vault, by, "web.invite", details={"role": role}, now=now)
+        return None
     user = create_user(session, services.vault, account_id=account_id,
                        name=" ".join(name.split())[:MAX_NAME], email=email, password_hash=None,
                        role=role, clock=services.clock)

@@ -36,7 +36,10 @@ NETWORK_BLOCKED = ("Too many failed logins from your network. Wait {minutes} min
                    "trying again.")
 MAILS_REFUSED = ("Too many sign-ups and password resets from your network: please try again "
                  "in an hour.")
-LOGIN, MAIL = "login", "mail"
+LOGIN, MAIL, INVITE = "login", "mail", "invite"
+INVITES_PER_ACCOUNT = 20  # an hour
+ACCOUNT_SCOPE = "panel-invite-accounts"
+INVITES_REFUSED = "Too many invitations from this account: please try again in an hour."
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,19 @@ def admit_mail(session: Session, attempt: Who, *, now: float) -> bool:
         return False
     _record(session, MAIL, attempt, now)
     return True
+
+
+def admit_invitation(session: Session, vault: Vault, account_id: str, email: str, *,
+                     now: float) -> None:
+    """Counts one invitation mailed by the account: TooManyRequests past its hourly limit
+    (counted like mailed links, under the account's blind index)."""
+    account = vault.blind_index(ACCOUNT_SCOPE, account_id)
+    sent = session.scalar(select(func.count()).select_from(AuthAttempt).where(
+        AuthAttempt.kind == INVITE, AuthAttempt.network_index == account,
+        AuthAttempt.at > now - MAIL_WINDOW)) or 0
+    if sent >= INVITES_PER_ACCOUNT:
+        raise TooManyRequests(INVITES_REFUSED)
+    _record(session, INVITE, Who(email_index(vault, email), account), now)
 
 
 def purge(session: Session, *, now: float) -> int:
