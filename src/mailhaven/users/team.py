@@ -15,7 +15,8 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from mailhaven.accounts.models import Account
+from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.accounts.service import grantable
 from mailhaven.addresses import parse_addresses
 from mailhaven.audit import service as audit
 from mailhaven.errors import BadRequest, Conflict, NotFound
@@ -198,39 +199,63 @@ def accept_invitation(session: Session, vault: Vault, token: str, *, name: str,
     return user
 
 
+@dataclass(frozen=True)
+class RoleChange:
+    user: User
+    revoked: list[str]  # digests of the user's keys the new role may not grant
+
+
 def change_role(session: Session, vault: Vault, *, account_id: str, by: str, user_id: str,
-                role: str, now: float) -> User:
+                role: str, now: float) -> RoleChange:
+    """The new role; the user's keys with a role it may not grant are revoked."""
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
     _lock_team(session, account_id)
     user = member(session, account_id, user_id, lock=True)
     if user.role == role:
-        return user
+        return RoleChange(user, [])
     if user.role == "admin" and not _other_admins(session, account_id, user.id):
         raise Conflict(LAST_ADMIN)
     before, user.role = user.role, role
+    revoked = _revoke_keys(session, user, keep=grantable(role), now=now)
     _audit(session, vault, by, "web.role_change", target=f"user:{user.id}",
-           details={"from": before, "to": role}, now=now)
-    return user
+           details={"from": before, "to": role, "keys_revoked": len(revoked)}, now=now)
+    return RoleChange(user, revoked)
+
+
+def _revoke_keys(session: Session, user: User, *, keep: tuple[str, ...],
+                 now: float) -> list[str]:
+    """Revokes the API keys the user made whose role is not in `keep`: their digests, for
+    the caller to drop from the process's KeyCache once this commits."""
+    keys = list(session.scalars(select(ApiKey).where(
+        ApiKey.account_id == user.account_id, ApiKey.created_by == user.id,
+        ApiKey.revoked_at.is_(None))))
+    gone = [key for key in keys if key.role not in keep]
+    for key in gone:
+        key.revoked_at = now
+    return [key.digest for key in gone]
 
 
 def remove(session: Session, vault: Vault, *, account_id: str, by: str, user_id: str,
-           now: float) -> None:
+           now: float) -> list[str]:
     """The user goes: their sessions end at once, their links stop working and their row,
     with their sealed name and address, is deleted. Their vault subject key stays: it is
     the account's key for that address, which may also seal mail the account sent to it
-    (a recipient's erasure is its own request); account deletion destroys it."""
+    (a recipient's erasure is its own request); account deletion destroys it. The API keys
+    they made are revoked: their digests, for the caller's KeyCache once this commits."""
     _lock_team(session, account_id)
     user = member(session, account_id, user_id, lock=True)
     if user.role == "admin" and user.confirmed_at is not None \
             and not _other_admins(session, account_id, user.id):
         raise Conflict(LAST_ADMIN)
     end_user_sessions(session, user.id)
+    revoked = _revoke_keys(session, user, keep=(), now=now)
     session.execute(delete(UserToken).where(UserToken.user_id == user.id))
     session.delete(user)
     session.flush()
     _audit(session, vault, by, "web.user_removed", target=f"user:{user_id}",
-           details={"role": user.role}, now=now)
+           details={"role": user.role, "keys_revoked": len(revoked)}, now=now)
+    return revoked
 
 
 # -- a user's own profile ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from mailhaven.deps import ServicesDep
 from mailhaven.errors import Gone, MailhavenError, NotFound
 from mailhaven.http import in_thread
+from mailhaven.services import Services
 from mailhaven.users import sessions, team
 from mailhaven.users.service import ROLES, hash_password, user_details
 from mailhaven.users.tokens import peek_token
@@ -82,9 +83,10 @@ async def change_role(request: Request, user_id: str, services: ServicesDep,
 
     def run() -> None:
         with services.db.transaction() as session:
-            team.change_role(session, services.vault, account_id=viewer.account_id,
-                             by=viewer.user_id, user_id=user_id, role=form.get("role"),
-                             now=services.clock.now())
+            revoked = team.change_role(
+                session, services.vault, account_id=viewer.account_id, by=viewer.user_id,
+                user_id=user_id, role=form.get("role"), now=services.clock.now()).revoked
+        _forget(services, revoked)
 
     return await _changed(request, services, viewer, run, "Role changed.")
 
@@ -112,10 +114,17 @@ async def remove(request: Request, user_id: str, services: ServicesDep,
 
     def run() -> None:
         with services.db.transaction() as session:
-            team.remove(session, services.vault, account_id=viewer.account_id,
-                        by=viewer.user_id, user_id=user_id, now=services.clock.now())
+            revoked = team.remove(session, services.vault, account_id=viewer.account_id,
+                                  by=viewer.user_id, user_id=user_id, now=services.clock.now())
+        _forget(services, revoked)
 
     return await _changed(request, services, viewer, run, "User removed.")
+
+
+def _forget(services: Services, digests: list[str]) -> None:
+    """Revoked keys stop working in this process at once (others' caches expire)."""
+    for digest in digests:
+        services.key_cache.forget(digest)
 
 
 async def _changed(request: Request, services: ServicesDep, viewer: ViewerDep,
