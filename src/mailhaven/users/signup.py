@@ -17,21 +17,26 @@ from mailhaven.errors import BadRequest, Gone
 from mailhaven.services import Services
 from mailhaven.site.mail import send_system_mail
 from mailhaven.users import sessions, throttle, tokens
+from mailhaven.users.login import Runner
 from mailhaven.users.models import User, UserToken
-from mailhaven.users.team import address
+from mailhaven.users.passwords import check_new_password
 from mailhaven.users.service import (
     NAME_CONTEXT,
     check_password,
     create_user,
     find_by_email,
+    hash_password,
+    hashing,
     user_details,
 )
+from mailhaven.users.team import address
 
 MAX_NAME = 200
 NAME_NEEDED = "Tell us your name"
 ADDRESS_NEEDED = "Give one e-mail address we can write to"
-WRONG_PASSWORD = ("That is not the password chosen with this sign-up. Type the one you chose; "
-                  "if you didn't sign up, or signed up again since, use the newest link.")
+NOT_CHOSEN_WITH_IT = ("That is not the password chosen with this sign-up. Type the one you "
+                      "chose; if you didn't sign up, or signed up again since, use the "
+                      "newest link.")
 
 CONFIRM_TEXT = """Hello {name},
 
@@ -80,14 +85,36 @@ def check_signup(name: str, email: str) -> tuple[str, str]:
         raise BadRequest(ADDRESS_NEEDED) from None
 
 
+async def register(services: Services, *, name: str, email: str, password: str,
+                   network: str, run: Runner) -> None:
+    """A whole sign-up: the fields checked (BadRequest), the mail limits counted
+    (TooManyRequests past the network's), and only then the password hashed, on the
+    hashing threads, and `sign_up` run. `run` runs database work off the event loop."""
+    name, email = check_signup(name, email)
+    check_new_password(password, email)
+
+    def admit() -> bool:
+        with services.db.transaction() as session:
+            return throttle.admit_mail(session, throttle.who(services.vault, email, network),
+                                       now=services.clock.now())
+
+    if not await run(admit):
+        return  # past the address's limit: nothing mailed, answered alike
+    hashed = await hashing(lambda: hash_password(password))
+
+    def store() -> None:
+        with services.db.transaction() as session:
+            sign_up(session, services, name=name, email=email, password_hash=hashed)
+
+    await run(store)
+
+
 def sign_up(session: Session, services: Services, *, name: str, email: str,
-            password_hash: str, network: str) -> None:
+            password_hash: str) -> None:
     """An account with its first user (an Admin, unconfirmed) and the confirmation mail; or,
-    when the address already has a user, a notice to it. The caller answers alike.
-    TooManyRequests past the network's limit of mailed links."""
+    when the address already has a user, a notice to it. The caller answers alike, and
+    has counted the mail (`register`)."""
     now, base = services.clock.now(), services.settings.api_url
-    if not throttle.admit_mail(session, throttle.who(services.vault, email, network), now=now):
-        return
     existing = find_by_email(session, services.vault, email)
     details = user_details(session, services.vault, existing) if existing else None
     if existing is not None and existing.password_hash is None:
@@ -158,7 +185,7 @@ def confirm_address(services: Services, token: str, password: str) -> User:
     with services.db.sessions() as session:
         found = tokens.peek_token(session, token, "confirm", now=services.clock.now())
     if not check_password(found, password):  # slow: outside the write transaction
-        raise BadRequest(WRONG_PASSWORD)
+        raise BadRequest(NOT_CHOSEN_WITH_IT)
     now = services.clock.now()
     with services.db.transaction() as session:
         user = tokens.redeem_token(session, token, "confirm", now=now)

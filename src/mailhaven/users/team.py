@@ -3,7 +3,7 @@ address, password). Every change is audited in its transaction, with no address 
 
 Users are platform-wide by address (a login names no account), so an address that already
 has a user anywhere can't be invited or taken: an invitation to it answers like any other
-(its owner gets a notice), so the team page tells nobody which addresses have users. An account always keeps an Admin."""
+(its owner gets a notice) and makes nothing. An account always keeps an Admin."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ async def log_in(request: Request, services: ServicesDep) -> Response:
     if form.getlist("code"):
         return await _second_step(request, services, form.get("code"), target, network)
     email, password = form.get("email"), form.get("password")
-    outcome = await in_thread(lambda: login.password_step(services, email, password, network))
+    outcome = await login.password_step(services, email, password, network, run=in_thread)
     if outcome.kind in (login.OK, login.CODE_OWED):
         response = redirect(request, target if outcome.kind == login.OK
                             else f"/login?next={quote(target)}")
@@ -121,22 +121,11 @@ async def sign_up(request: Request, services: ServicesDep) -> Response:
     form = await posted_form(request)
     name, email, password = form.get("name"), form.get("email"), form.get("password")
     try:
-        name, email = signup.check_signup(name, email)
-        hashed = await in_thread(lambda: new_password_hash(password, email))
-    except BadRequest as refused:
-        return page(request, "auth_signup.html", status_code=400, error=refused.message,
-                    name=name, email=email)
-
-    def store() -> None:
-        with services.db.transaction() as session:
-            signup.sign_up(session, services, name=name, email=email, password_hash=hashed,
-                           network=client_network(request))
-
-    try:
-        await in_thread(store)
-    except TooManyRequests as refused:
-        return page(request, "auth_signup.html", status_code=429, error=refused.message,
-                    name=name, email=email)
+        await signup.register(services, name=name, email=email, password=password,
+                              network=client_network(request), run=in_thread)
+    except (BadRequest, TooManyRequests) as refused:
+        return page(request, "auth_signup.html", status_code=refused.status,
+                    error=refused.message, name=name, email=email)
     return page(request, "auth_mail_sent.html", title="Check your mail",
                 message="We've mailed you a link to confirm your address. Open it to "
                         "finish signing up; then log in.")
