@@ -223,3 +223,22 @@ def test_forms_take_one_address_and_mail_it_normalised(live, services, account) 
     with services.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(User)) == 2
     assert admin
+
+
+def test_a_sender_that_cannot_send_is_a_clear_page_never_a_500(live, services, account) -> None:  # type: ignore[no-untyped-def]
+    admin = add_user(services, account[0], email="ann@acme.test")
+    with live.client() as client:
+        assert http_log_in(client, "ann@acme.test").status_code == 303
+        services.settings = services.settings.with_(system_from="not an address")
+        token = csrf_of(client.get("/app/settings").text)  # the session's, on every form
+        answers = [client.post(path, data={**fields, "csrf_token": token}) for path, fields in (
+            ("/signup", {"name": "Bea", "email": "bea@other.test",
+                         "password": "a long enough passphrase"}),
+            ("/reset", {"email": "ann@acme.test"}),
+            ("/app/team/invite", {"email": "dev@acme.test", "role": "developer"}),
+            ("/app/settings/email", {"email": "new@acme.test", "password": PASSWORD}))]
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert "can&#39;t send mail right now" in answer.text
+    with services.db.sessions() as session:
+        assert [u.id for u in session.scalars(select(User))] == [admin]  # nothing made

@@ -15,9 +15,9 @@ from mailhaven.accounts.service import new_account
 from mailhaven.audit import service as audit
 from mailhaven.errors import BadRequest, Gone
 from mailhaven.services import Services
-from mailhaven.site.mail import send_system_mail
 from mailhaven.users import sessions, throttle, tokens
 from mailhaven.users.login import Runner
+from mailhaven.users.mail import send
 from mailhaven.users.models import User, UserToken
 from mailhaven.users.passwords import check_new_password
 from mailhaven.users.service import (
@@ -132,7 +132,7 @@ def sign_up(session: Session, services: Services, *, name: str, email: str,
         _mail_confirmation(session, services, existing, name, email)
         return
     if existing is not None:
-        send_system_mail(session, services, to=email, subject="Your Mailhaven sign-up",
+        send(session, services, to=email, subject="Your Mailhaven sign-up",
                          text=ALREADY_TEXT.format(login=f"{base}/login", reset=f"{base}/reset"))
         audit.append(session, services.vault, actor="web", action="web.signup_existing",
                      target=f"user:{existing.id}", now=now)
@@ -153,7 +153,7 @@ def _mail_invited(session: Session, services: Services, user: User, email: str) 
         account.holder_key_id or "") if account is not None else None
     team = services.vault.open_text(key, account.name_sealed, "account.name") \
         if key is not None and account is not None and account.name_sealed else "a team"
-    send_system_mail(session, services, to=email, subject="Your Mailhaven invitation",
+    send(session, services, to=email, subject="Your Mailhaven invitation",
                      text=INVITED_TEXT.format(team=team, account=user.account_id))
     audit.append(session, services.vault, actor="web", action="web.signup_invited",
                  target=f"user:{user.id}", now=services.clock.now())
@@ -174,7 +174,7 @@ def _mail_confirmation(session: Session, services: Services, user: User, name: s
                        email: str) -> None:
     token = tokens.issue_token(session, user.id, "confirm", now=services.clock.now())
     link = f"{services.settings.api_url}/confirm/{token}"
-    send_system_mail(session, services, to=email, subject="Confirm your Mailhaven address",
+    send(session, services, to=email, subject="Confirm your Mailhaven address",
                      text=CONFIRM_TEXT.format(name=name, link=link))
 
 
@@ -216,7 +216,7 @@ def request_reset(session: Session, services: Services, email: str, *, network: 
         _mail_invited(session, services, user, email)
         return
     token = tokens.issue_token(session, user.id, "reset", now=now)
-    send_system_mail(session, services, to=email, subject="Reset your Mailhaven password",
+    send(session, services, to=email, subject="Reset your Mailhaven password",
                      text=RESET_TEXT.format(link=f"{services.settings.api_url}/reset/{token}"))
 
 

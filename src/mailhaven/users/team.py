@@ -21,8 +21,8 @@ from mailhaven.addresses import parse_addresses
 from mailhaven.audit import service as audit
 from mailhaven.errors import BadRequest, Conflict, NotFound
 from mailhaven.services import Services
-from mailhaven.site.mail import send_system_mail
 from mailhaven.users import throttle
+from mailhaven.users.mail import send
 from mailhaven.users.models import User, UserToken
 from mailhaven.users.service import (
     ADDRESS_TAKEN,
@@ -139,7 +139,7 @@ def invite(session: Session, services: Services, *, account_id: str, by: str, em
     throttle.admit_invitation(session, services.vault, account_id, email, now=now)
     if session.scalar(select(User.id).where(
             User.email_index == email_index(services.vault, email))) is not None:
-        send_system_mail(session, services, to=email, subject="You are invited to Mailhaven",
+        send(session, services, to=email, subject="You are invited to Mailhaven",
                          text=ALREADY_INVITED.format(inviter=inviter_name))
         _audit(session, services.vault, by, "web.invite", details={"role": role}, now=now)
         return None
@@ -176,7 +176,7 @@ def _mail_invitation(session: Session, services: Services, user: User, email: st
                      inviter_name: str, *, base_url: str) -> None:
     token = issue_token(session, user.id, "invite", now=services.clock.now())
     days = TTL["invite"] // 86400
-    send_system_mail(session, services, to=email, subject="You are invited to Mailhaven", text=(
+    send(session, services, to=email, subject="You are invited to Mailhaven", text=(
         f"{inviter_name} invited you to their team on Mailhaven as {ROLE_NAMES[user.role]}."
         f"\n\nAccept the invitation and choose your password:\n{base_url}/invite/{token}\n\n"
         f"The link works once, for {days} days. If you did not expect it, ignore this mail."))
@@ -299,7 +299,7 @@ def request_email_change(session: Session, services: Services, user_id: str, new
     token = issue_token(session, user_id, "email", now=now)
     sealed = base64.urlsafe_b64encode(
         services.vault.seal_secret(_label(token), new_email.encode())).decode().rstrip("=")
-    send_system_mail(session, services, to=new_email,
+    send(session, services, to=new_email,
                      subject="Confirm your new address for Mailhaven", text=(
                          "Someone (we hope you) asked to log in to Mailhaven with this "
                          f"address from now on. Confirm it:\n{base_url}/email-change/{token}"

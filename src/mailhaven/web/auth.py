@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from mailhaven.audit import service as audit
 from mailhaven.deps import ServicesDep
-from mailhaven.errors import BadRequest, Gone, NotFound, TooManyRequests
+from mailhaven.errors import BadRequest, Gone, MailhavenError, NotFound
 from mailhaven.http import client_network, in_thread
 from mailhaven.services import Services
 from mailhaven.users import login, sessions, signup, throttle, tokens
@@ -123,7 +123,7 @@ async def sign_up(request: Request, services: ServicesDep) -> Response:
     try:
         await signup.register(services, name=name, email=email, password=password,
                               network=client_network(request), run=in_thread)
-    except (BadRequest, TooManyRequests) as refused:
+    except MailhavenError as refused:  # a field, a limit, or mail that can't be sent
         return page(request, "auth_signup.html", status_code=refused.status,
                     error=refused.message, name=name, email=email)
     return page(request, "auth_mail_sent.html", title="Check your mail",
@@ -175,7 +175,7 @@ async def request_reset(request: Request, services: ServicesDep) -> Response:
 
     try:
         await in_thread(ask)
-    except (TooManyRequests, BadRequest) as refused:
+    except MailhavenError as refused:  # an address, a limit, or mail that can't be sent
         return page(request, "auth_reset.html", status_code=refused.status,
                     error=refused.message)
     return page(request, "auth_mail_sent.html", title="Check your mail",
