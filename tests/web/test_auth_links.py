@@ -242,3 +242,31 @@ def test_a_sender_that_cannot_send_is_a_clear_page_never_a_500(live, services, a
         assert "can&#39;t send mail right now" in answer.text
     with services.db.sessions() as session:
         assert [u.id for u in session.scalars(select(User))] == [admin]  # nothing made
+
+
+def test_new_passwords_follow_sign_ups_rules_everywhere(live, services, account) -> None:  # type: ignore[no-untyped-def]
+    """The settings page's change and an invitation's acceptance refuse what sign-up
+    refuses: a password from the top of the breach lists, or the address itself."""
+    from mailhaven.users import team
+    admin = add_user(services, account[0], email="ann@acme.test")
+    with services.db.transaction() as session:
+        team.invite(session, services, account_id=account[0], by=admin,
+                    email="dev@acme.test", role="developer", base_url=services.settings.api_url)
+    [invitation] = mailed(services)
+    link = invitation.link(services, "invite")
+    with live.client() as client:
+        for weak, reason in (("Password1234", "first an attacker tries"),
+                             ("dev@acme.test", "must not be your e-mail address")):
+            token = csrf_of(client.get(link).text)
+            refused = client.post(link, data={"name": "Dev", "password": weak,
+                                              "csrf_token": token})
+            assert refused.status_code == 400 and reason in refused.text
+        assert http_log_in(client, "ann@acme.test").status_code == 303
+        for weak, reason in (("qwerty123456", "first an attacker tries"),
+                             ("ann@acme.test", "must not be your e-mail address")):
+            token = csrf_of(client.get("/app/settings").text)
+            refused = client.post("/app/settings/password", data={
+                "current_password": PASSWORD, "new_password": weak, "csrf_token": token})
+            assert refused.status_code == 400 and reason in refused.text
+    with live.client() as client:
+        assert http_log_in(client, "ann@acme.test").status_code == 303  # unchanged

@@ -19,7 +19,8 @@ from mailhaven.privacy.erasure import HOLD_YEARS
 from mailhaven.retention import service as retention
 from mailhaven.users import team
 from mailhaven.users.models import User
-from mailhaven.users.service import check_password, hash_password
+from mailhaven.users.passwords import new_password_hash
+from mailhaven.users.service import check_password
 from mailhaven.users.tokens import peek_token
 from mailhaven.web.core import (
     SESSION_COOKIE,
@@ -114,7 +115,7 @@ async def password(request: Request, services: ServicesDep, viewer: ViewerDep) -
     new = form.get("new_password")
 
     def run() -> None:
-        hashed = hash_password(new)  # outside the write transaction
+        hashed = new_password_hash(new, viewer.email)  # sign-up's rules; outside the write
         with services.db.transaction() as session:
             team.set_password(session, services.vault, viewer.user_id, hashed,
                               keep_session=viewer.session_id, now=services.clock.now())

@@ -14,7 +14,8 @@ from mailhaven.errors import Gone, MailhavenError, NotFound
 from mailhaven.http import in_thread
 from mailhaven.services import Services
 from mailhaven.users import sessions, team
-from mailhaven.users.service import ROLES, hash_password, user_details
+from mailhaven.users.passwords import new_password_hash
+from mailhaven.users.service import ROLES, hashing, user_details
 from mailhaven.users.tokens import peek_token
 from mailhaven.web.core import (
     SESSION_COOKIE,
@@ -153,15 +154,16 @@ async def _still_here(services: ServicesDep, viewer: ViewerDep) -> bool:
 
 # -- the invited user ----------------------------------------------------------------------
 
+def _invited_address(services: Services, token: str) -> str:
+    with services.db.sessions() as session:
+        user = peek_token(session, token, "invite", now=services.clock.now())
+        return (user_details(session, services.vault, user) or ("", ""))[1]
+
+
 @router.get("/invite/{token}")
 async def invitation(request: Request, token: str, services: ServicesDep) -> Response:
-    def read() -> str:
-        with services.db.sessions() as session:
-            user = peek_token(session, token, "invite", now=services.clock.now())
-            return (user_details(session, services.vault, user) or ("", ""))[1]
-
     try:
-        email = await in_thread(read)
+        email = await in_thread(lambda: _invited_address(services, token))
     except MailhavenError as refused:
         return page(request, "auth_invite.html", status_code=refused.status,
                     gone=refused.message)
@@ -181,7 +183,8 @@ async def accept(request: Request, token: str, services: ServicesDep) -> Respons
             return sessions.start_session(session, user, now=now)
 
     try:
-        hashed = await in_thread(lambda: hash_password(password))
+        email = await in_thread(lambda: _invited_address(services, token))
+        hashed = await hashing(lambda: new_password_hash(password, email))  # sign-up's rules
         cookie = await in_thread(start)
     except (NotFound, Gone) as refused:
         return page(request, "auth_invite.html", status_code=refused.status,
