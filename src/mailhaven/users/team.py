@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, func, select, update
@@ -20,7 +21,9 @@ from mailhaven.accounts.service import grantable
 from mailhaven.addresses import parse_addresses
 from mailhaven.audit import service as audit
 from mailhaven.errors import BadRequest, Conflict, NotFound
+from mailhaven.privacy import erasure
 from mailhaven.services import Services
+from mailhaven.site.mail import existing_platform_account
 from mailhaven.users import throttle
 from mailhaven.users.mail import send
 from mailhaven.users.models import User, UserToken
@@ -237,17 +240,20 @@ def _revoke_keys(session: Session, user: User, *, keep: tuple[str, ...],
 
 
 def remove(session: Session, vault: Vault, *, account_id: str, by: str, user_id: str,
-           now: float) -> list[str]:
+           now: float, data_dir: Path) -> list[str]:
     """The user goes: their sessions end at once, their links stop working and their row,
     with their sealed name and address, is deleted. Their vault subject key stays: it is
     the account's key for that address, which may also seal mail the account sent to it
     (a recipient's erasure is its own request); account deletion destroys it. The API keys
-    they made are revoked: their digests, for the caller's KeyCache once this commits."""
+    they made are revoked: their digests, for the caller's KeyCache once this commits. The
+    platform's own mail to their address (confirmations, resets) is erased: the address is
+    theirs alone (a user's address is unique on the platform)."""
     _lock_team(session, account_id)
     user = member(session, account_id, user_id, lock=True)
     if user.role == "admin" and user.confirmed_at is not None \
             and not _other_admins(session, account_id, user.id):
         raise Conflict(LAST_ADMIN)
+    details = user_details(session, vault, user)
     end_user_sessions(session, user.id)
     revoked = _revoke_keys(session, user, keep=(), now=now)
     session.execute(delete(UserToken).where(UserToken.user_id == user.id))
@@ -255,7 +261,36 @@ def remove(session: Session, vault: Vault, *, account_id: str, by: str, user_id:
     session.flush()
     _audit(session, vault, by, "web.user_removed", target=f"user:{user_id}",
            details={"role": user.role, "keys_revoked": len(revoked)}, now=now)
+    if details is not None:
+        erase_platform_mail(session, vault, details[1], now=now, data_dir=data_dir)
     return revoked
+
+
+def erase_platform_mail(session: Session, vault: Vault, email: str, *, now: float,
+                        data_dir: Path) -> None:
+    """The platform account's subject key for `email` (the mail it sent there: sign-up
+    confirmations, resets, invitations) erased, unless a user still has the address."""
+    platform = existing_platform_account(session)
+    if platform is None or vault.find_subject(session, platform, email) is None:
+        return
+    if session.scalar(select(User.id).where(User.email_index == email_index(vault, email))):
+        return
+    erasure.erase_recipient(session, vault, platform, email, now=now, data_dir=data_dir)
+
+
+def erase_account_users_mail(session: Session, vault: Vault, account_id: str, *,
+                             now: float, data_dir: Path) -> None:
+    """Before an account is deleted (its keys go, and with them its users' addresses): the
+    platform's mail to each of its users erased. Their rows go with the account."""
+    addresses = [d[1] for d in (user_details(session, vault, u)
+                                for u in session.scalars(select(User).where(
+                                    User.account_id == account_id))) if d is not None]
+    # Their rows (and by cascade their sessions and links) go now rather than with the
+    # keys, so that no user holds the addresses any more.
+    session.execute(delete(User).where(User.account_id == account_id)
+                    .execution_options(synchronize_session=False))
+    for email in addresses:
+        erase_platform_mail(session, vault, email, now=now, data_dir=data_dir)
 
 
 # -- a user's own profile ------------------------------------------------------------------

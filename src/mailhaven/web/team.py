@@ -116,7 +116,8 @@ async def remove(request: Request, user_id: str, services: ServicesDep,
     def run() -> None:
         with services.db.transaction() as session:
             revoked = team.remove(session, services.vault, account_id=viewer.account_id,
-                                  by=viewer.user_id, user_id=user_id, now=services.clock.now())
+                                  by=viewer.user_id, user_id=user_id, now=services.clock.now(),
+                                  data_dir=services.settings.data_dir)
         _forget(services, revoked)
 
     return await _changed(request, services, viewer, run, "User removed.")
