@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from mailhaven.accounts.models import Account
+from mailhaven.accounts.service import list_accounts
 from mailhaven.audit.models import AuditEntry
 from mailhaven.users.models import User
 from tests.web.auth_mail import mailed
@@ -160,8 +161,11 @@ def test_a_strangers_earlier_sign_up_is_never_confirmed_into_an_account(live, se
             .status_code == 400
         assert http_log_in(client, "bea@other.test", "a long enough passphrase") \
             .status_code == 303
+        assert "Mallory" not in client.get("/app").text
     with services.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(User)) == 1
+        names = [a.name for a in list_accounts(session, services.vault)]
+        assert "Bea" in names and "Mallory" not in names  # nothing of the stranger's stays
 
 
 def test_an_invited_address_is_not_adopted_by_its_own_sign_up_or_reset(

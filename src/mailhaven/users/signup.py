@@ -165,6 +165,9 @@ def _restart(session: Session, services: Services, user: User, name: str,
     assert key is not None  # the caller opened the user's details with it
     user.name_sealed = services.vault.seal_text(key, name, NAME_CONTEXT)
     user.password_hash = password_hash
+    account = session.get(Account, user.account_id)  # made by that sign-up, named by it
+    if account is not None and account.holder_key_id == key.id:
+        account.name_sealed = services.vault.seal_text(key, name, "account.name")
     session.execute(update(UserToken).where(
         UserToken.user_id == user.id, UserToken.purpose == "confirm",
         UserToken.used_at.is_(None)).values(used_at=services.clock.now()))

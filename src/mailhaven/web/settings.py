@@ -20,7 +20,7 @@ from mailhaven.retention import service as retention
 from mailhaven.users import team
 from mailhaven.users.models import User
 from mailhaven.users.passwords import new_password_hash
-from mailhaven.users.service import check_password
+from mailhaven.users.service import check_password, hashing
 from mailhaven.users.tokens import peek_token
 from mailhaven.web.core import (
     SESSION_COOKIE,
@@ -61,7 +61,7 @@ async def _password_ok(services: ServicesDep, viewer: ViewerDep, password: str) 
             return session.get(User, viewer.user_id)
 
     user = await in_thread(find)
-    return await in_thread(lambda: check_password(user, password))
+    return await hashing(lambda: check_password(user, password))
 
 
 async def _apply(request: Request, services: ServicesDep, viewer: ViewerDep, section: str,
