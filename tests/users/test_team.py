@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from mailhaven.audit.models import AuditEntry
-from mailhaven.errors import BadRequest, Conflict, Gone, NotFound
+from mailhaven.errors import BadRequest, Conflict, Gone, NotFound, TooManyRequests
 from mailhaven.exports import export_account
 from mailhaven.users import team
 from mailhaven.users.models import User
@@ -64,15 +64,37 @@ def test_an_invited_user_gets_a_mail_and_joins_with_a_name_and_password(services
             select(AuditEntry)))
 
 
-def test_an_address_with_a_user_anywhere_is_refused(services, account,
-                                                     second_account) -> None:
+def test_an_address_with_a_user_anywhere_is_answered_alike_and_made_nothing(
+        services, account, second_account) -> None:  # type: ignore[no-untyped-def]
+    """Inviting an address tells nothing about whether it has a user (its owner gets a
+    notice), and changes nothing."""
     admin = add_user(services, account[0], email="ann@acme.test")
-    add_user(services, second_account.account_id, email="bee@bee.test")
+    bee = add_user(services, second_account.account_id, email="bee@bee.test")
     for taken in ("ann@acme.test", "BEE@bee.test"):
-        with pytest.raises(Conflict, match="already exists"):
-            _invite(services, account[0], admin, taken)
+        with services.db.transaction() as session:
+            assert team.invite(session, services, account_id=account[0], by=admin,
+                               email=taken, role="developer", base_url=BASE) is None
+    with Sink() as sink:
+        deliver_due(services, sink)
+    assert sorted(r.rcpt_tos[0].lower() for r in sink.received) == [
+        "ann@acme.test", "bee@bee.test"]
+    assert all("/invite/" not in r.message.get_body(("plain",)).get_content()
+               for r in sink.received)
+    with services.db.sessions() as session:
+        assert session.get(User, bee).account_id == second_account.account_id  # type: ignore[union-attr]
+        assert len(list(session.scalars(select(User)))) == 2
     with pytest.raises(BadRequest):
         _invite(services, account[0], admin, "not an address")
+
+
+def test_an_account_mails_at_most_twenty_invitations_an_hour(services, account) -> None:  # type: ignore[no-untyped-def]
+    admin = add_user(services, account[0], email="ann@acme.test")
+    for n in range(20):
+        _invite(services, account[0], admin, f"dev{n}@acme.test")
+    with pytest.raises(TooManyRequests, match="Too many invitations"):
+        _invite(services, account[0], admin, "dev20@acme.test")
+    services.clock.advance(3601)
+    _invite(services, account[0], admin, "dev20@acme.test")
 
 
 def test_the_last_admin_can_be_neither_demoted_nor_removed(services, account) -> None:
@@ -82,7 +104,8 @@ def test_the_last_admin_can_be_neither_demoted_nor_removed(services, account) ->
         team.change_role(s, services.vault, account_id=account[0], by=ann, user_id=ann,
                          role="developer", now=now)
     with pytest.raises(Conflict, match="needs an Admin"), services.db.transaction() as s:
-        team.remove(s, services.vault, account_id=account[0], by=ann, user_id=ann, now=now)
+        team.remove(s, services.vault, account_id=account[0], by=ann, user_id=ann, now=now,
+                    data_dir=services.settings.data_dir)
     # A pending invitation is no Admin yet.
     _invite(services, account[0], ann, "bob@acme.test", role="admin")
     with pytest.raises(Conflict), services.db.transaction() as s:
@@ -103,7 +126,8 @@ def test_removal_ends_the_users_sessions_and_deletes_the_row(services, account) 
     with services.db.transaction() as s:
         token = start_session(s, s.get(User, bob), now=now)
     with services.db.transaction() as s:
-        team.remove(s, services.vault, account_id=account[0], by=ann, user_id=bob, now=now)
+        team.remove(s, services.vault, account_id=account[0], by=ann, user_id=bob, now=now,
+                    data_dir=services.settings.data_dir)
     with services.db.sessions() as s:
         assert find_session(s, token, now=now) is None
         assert s.get(User, bob) is None
@@ -120,7 +144,8 @@ def test_another_accounts_users_are_not_found(services, account, second_account)
         team.change_role(s, services.vault, account_id=account[0], by=ann, user_id=bee,
                          role="analyst", now=now)
     with pytest.raises(NotFound), services.db.transaction() as s:
-        team.remove(s, services.vault, account_id=account[0], by=ann, user_id=bee, now=now)
+        team.remove(s, services.vault, account_id=account[0], by=ann, user_id=bee, now=now,
+                    data_dir=services.settings.data_dir)
     with services.db.sessions() as s:
         assert s.get(User, bee) is not None
 
@@ -193,3 +218,30 @@ def _accepts(session, services, token: str, hashed: str, now: float) -> bool:  #
         return True
     except Gone:
         return False
+
+
+def test_the_platforms_mail_to_a_user_is_erased_with_the_user_or_the_account(
+        services, live, account, domain) -> None:  # type: ignore[no-untyped-def]
+    """The platform mailed them (an invitation): that mail's subject key goes when they are
+    removed, and for every user when their account is deleted."""
+    from mailhaven.site.mail import existing_platform_account
+    ann = add_user(services, account[0], email="ann@acme.test")
+    for email in ("bob@acme.test", "cy@acme.test"):
+        _invite(services, account[0], ann, email)
+
+    def platform_keys() -> set[str]:
+        with services.db.sessions() as s:
+            platform = existing_platform_account(s)
+            return {e for e in ("bob@acme.test", "cy@acme.test")
+                    if services.vault.find_subject(s, platform, e) is not None}
+
+    assert platform_keys() == {"bob@acme.test", "cy@acme.test"}
+    with services.db.transaction() as s:
+        bob = find_by_email(s, services.vault, "bob@acme.test")
+        team.remove(s, services.vault, account_id=account[0], by=ann, user_id=bob.id,
+                    now=services.clock.now(), data_dir=services.settings.data_dir)
+    assert platform_keys() == {"cy@acme.test"}
+    with live.client(account[1]) as api:
+        assert api.delete("/v1/privacy/account",
+                          params={"confirm": account[0]}).status_code == 200
+    assert platform_keys() == set()

@@ -58,6 +58,7 @@ def test_sign_up_confirm_log_in_and_use_a_second_factor(page, live, services) ->
     assert mail.to == "zoe@startup.test" and mail.subject == "Confirm your Mailhaven address"
     link = mail.link(services, "confirm")
     page.goto(f"{base}{link}")  # a GET confirms nothing (mail scanners follow links)
+    page.get_by_label("Password").fill(PASSWORD)  # the one chosen with the sign-up
     page.get_by_role("button", name="Confirm my address").click()
     page.wait_for_load_state()
     assert page.url == f"{base}/login"
@@ -76,6 +77,7 @@ def test_sign_up_confirm_log_in_and_use_a_second_factor(page, live, services) ->
 
     # Enrolment: the key and its QR code, then a code from the app turns it on.
     page.goto(f"{base}/app/settings/2fa")
+    page.get_by_label("Your current password").fill(PASSWORD)
     page.get_by_role("button", name="Set up two-factor authentication").click()
     page.wait_for_load_state()
     secret = page.locator("#totp-secret").inner_text()

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pyotp
 from sqlalchemy import select
 
-from mailhaven.users import totp
+from mailhaven.users import throttle, totp
 from mailhaven.users.models import AuthAttempt, User
+from mailhaven.users.service import argon2_runs
 from mailhaven.users.throttle import (
     MAIL_WINDOW,
     MAILS_PER_ADDRESS,
@@ -98,13 +99,34 @@ def test_mailed_links_are_limited_per_address_and_per_network(live, services, ac
         for n in range(MAILS_PER_NETWORK - MAILS_PER_ADDRESS):
             assert client.post("/reset", data={"email": f"u{n}@acme.test",
                                                "csrf_token": token}).status_code == 200
+        before = argon2_runs.count
         refused = client.post("/signup", data={"name": "Eve", "email": "eve@acme.test",
                                                "password": "a long enough passphrase",
                                                "csrf_token": token})
         assert refused.status_code == 429 and "try again in an hour" in refused.text
+        assert argon2_runs.count == before  # refused before hashing
     services.clock.advance(MAIL_WINDOW + 1)
     with live.client() as client:
         token = csrf_of(client.get("/reset").text)
         assert client.post("/reset", data={"email": "ann@acme.test",
                                            "csrf_token": token}).status_code == 200
     assert len(mailed(services)) == 1
+
+
+def test_a_blocked_network_gets_few_argon2_runs(live, services, account) -> None:  # type: ignore[no-untyped-def]
+    """Wrong passwords from a blocked network are refused before argon2id runs, past a few
+    a minute; a right one gets through again once the minute passes."""
+    from mailhaven.users.throttle import BLOCKED_CHECKS_PER_MINUTE
+    add_user(services, account[0], email="ann@acme.test")
+    with services.db.transaction() as session:
+        who = throttle.who(services.vault, "someone@acme.test", "127.0.0.1")
+        for _ in range(PER_NETWORK):
+            throttle.record_failure(session, who, now=services.clock.now())
+    with live.client() as client:
+        before = argon2_runs.count
+        for n in range(20):
+            assert http_log_in(client, f"user{n}@acme.test", WRONG).status_code == 429
+        assert argon2_runs.count - before == BLOCKED_CHECKS_PER_MINUTE
+        assert http_log_in(client, "ann@acme.test").status_code == 429  # busy: no check
+        services.clock.advance(61)
+        assert http_log_in(client, "ann@acme.test").status_code == 303

@@ -20,7 +20,12 @@ def test_two_factor_is_turned_on_and_off_with_proof(live, services, account) -> 
         http_log_in(client, "ann@acme.test")
         token = csrf_of(client.get("/app/settings/2fa").text)
         assert client.post("/app/settings/2fa/start", data={}).status_code == 403  # CSRF
-        client.post("/app/settings/2fa/start", data={"csrf_token": token})
+        for wrong in ({}, {"password": "not the password at all"}):  # the session alone: no
+            refused = client.post("/app/settings/2fa/start", data={**wrong, "csrf_token": token})
+            assert refused.status_code == 400 and "current password is not right" in \
+                refused.text
+            assert 'id="totp-secret"' not in client.get("/app/settings/2fa").text
+        client.post("/app/settings/2fa/start", data={"password": PASSWORD, "csrf_token": token})
         enrol = client.get("/app/settings/2fa").text
         found = re.search(r'id="totp-secret">([A-Z2-7]+)<', enrol)
         assert found is not None

@@ -106,7 +106,7 @@ def test_the_last_admin_stays_and_forms_need_their_token(live, services, account
                                                        "role": "admin"})
         assert forged.status_code == 403
         taken = _posted(client, "/app/team/invite", email="ann@acme.test", role="admin")
-        assert taken.status_code == 409 and "already exists" in taken.text
+        assert taken.status_code == 303  # answered like any invitation: no enumeration
         assert _posted(client, "/app/team/invite", email="cy@acme.test",
                        role="support").status_code == 303
         with services.db.sessions() as session:
@@ -146,3 +146,33 @@ def test_an_analyst_sees_the_team_and_changes_nothing(live, services, account) -
         token = csrf_of(settings.text)
         for path in ("/app/settings/retention", "/app/settings/delete"):
             assert client.post(path, data={"csrf_token": token}).status_code == 403
+
+
+def _make_key(client, role: str) -> str:  # type: ignore[no-untyped-def]
+    made = client.post("/app/keys", data={"role": role, "description": role,
+                                          "csrf_token": csrf_of(client.get("/app/keys").text)})
+    shown = re.search(r'id="new-key-value" class="copyable">(key-[0-9a-f]+)<', made.text)
+    assert shown is not None, made.text
+    return shown.group(1)
+
+
+def test_a_users_keys_stop_working_when_they_are_demoted_or_removed(
+        live, services, account) -> None:  # type: ignore[no-untyped-def]
+    add_user(services, account[0], email="ann@acme.test")
+    dev = add_user(services, account[0], email="dev@acme.test", role="developer")
+    with live.client() as client:
+        http_log_in(client, "dev@acme.test")
+        developer_key, analyst_key = _make_key(client, "developer"), _make_key(client, "analyst")
+
+    def works(key: str) -> bool:
+        with live.client() as api:
+            return api.get("/v3/domains", auth=("api", key)).status_code == 200
+
+    assert works(developer_key) and works(analyst_key)  # now in the process's KeyCache
+    with live.client() as client:
+        http_log_in(client, "ann@acme.test")
+        assert _posted(client, f"/app/team/{dev}/role", role="analyst").status_code == 303
+        assert not works(developer_key)  # more than an Analyst may grant: revoked at once
+        assert works(analyst_key)
+        assert _posted(client, f"/app/team/{dev}/remove").status_code == 303
+        assert not works(analyst_key)

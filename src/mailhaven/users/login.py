@@ -2,17 +2,19 @@
 Each step is throttled (users.throttle) and audited; a step that completes the login starts
 a new session (none made before it survives: no fixation).
 
-These run blocking work (argon2id, the database): call them off the event loop."""
+The code step runs blocking work (the database): call it off the event loop."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from mailhaven.audit import service as audit
 from mailhaven.services import Services
 from mailhaven.users import sessions, throttle, totp
 from mailhaven.users.models import User
-from mailhaven.users.service import check_password, find_by_email
+from mailhaven.users.service import check_password, find_by_email, hashing
 
 # What a step may end in (Outcome.kind).
 OK, CODE_OWED, WRONG, UNCONFIRMED, EXPIRED = "ok", "code", "wrong", "unconfirmed", "expired"
@@ -29,21 +31,51 @@ class Outcome:
     minutes: int = 0
 
 
-def password_step(services: Services, email: str, password: str, network: str) -> Outcome:
+Runner = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class _Begun:
+    attempt: throttle.Who
+    standing: throttle.Standing
+    user: User | None
+
+
+async def password_step(services: Services, email: str, password: str, network: str, *,
+                        run: Runner) -> Outcome:
     """OK with a verified session, CODE_OWED with an unverified one (TOTP on), or why not.
-    A right password from a blocked network still gets in (users.throttle says why)."""
+    A right password from a blocked network still gets in (users.throttle says why), within
+    the network's few checks: past them it is refused before any hashing. `run` runs the
+    database work off the event loop; argon2id runs on its own threads (`hashing`)."""
+    begun = await run(lambda: _begin(services, email, network))
+    if isinstance(begun, Outcome):
+        return begun
+    with throttle.checking(begun.attempt, begun.standing) as admitted:
+        if not admitted:
+            return Outcome(NETWORK_BLOCKED, minutes=begun.standing.minutes)
+        right = await hashing(lambda: check_password(begun.user, password))
+    outcome: Outcome = await run(lambda: _finish(services, begun, right))
+    return outcome
+
+
+def _begin(services: Services, email: str, network: str) -> _Begun | Outcome:
     now, vault = services.clock.now(), services.vault
     attempt = throttle.who(vault, email, network)
     with services.db.sessions() as session:
         standing = throttle.standing(session, attempt, now=now)
         if standing.address_blocked:
             return Outcome(ADDRESS_BLOCKED, minutes=standing.minutes)
-        user = find_by_email(session, vault, email) if email else None
-    right = check_password(user, password)  # outside a write transaction: it is slow
+        if standing.network_busy:
+            return Outcome(NETWORK_BLOCKED, minutes=standing.minutes)
+        return _Begun(attempt, standing, find_by_email(session, vault, email) if email else None)
 
+
+def _finish(services: Services, begun: _Begun, right: bool) -> Outcome:
+    now, vault, user, standing = services.clock.now(), services.vault, begun.user, begun.standing
     with services.db.transaction() as session:
         if not right or user is None:
-            throttle.record_failure(session, attempt, now=now)
+            throttle.record_failure(session, begun.attempt, now=now,
+                                    network_blocked=standing.network_blocked)
             audit.append(session, vault, actor="web", action="web.login_failed",
                          target=f"user:{user.id}" if user else None,
                          details={"step": "password"}, now=now)

@@ -4,7 +4,7 @@ No composition rules (NIST SP 800-63B): length does the work, a short deny list 
 from __future__ import annotations
 
 from mailhaven.errors import BadRequest
-from mailhaven.users.service import hash_password
+from mailhaven.users.service import MAX_PASSWORD, MIN_PASSWORD, PASSWORD_LENGTH, hash_password
 from mailhaven.vault.service import normalize_address
 
 # The long passwords that lead the breach corpora (12 characters and more, lower-cased).
@@ -22,9 +22,17 @@ IS_ADDRESS = "Your password must not be your e-mail address"
 def new_password_hash(password: str, email: str) -> str:
     """The hash of an acceptable new password (BadRequest otherwise). Slow: call it outside
     a write transaction."""
+    check_new_password(password, email)
+    return hash_password(password)
+
+
+def check_new_password(password: str, email: str) -> None:
+    """BadRequest unless `password` is acceptable as a new one for `email` (quick: no
+    hashing, so limits can be checked between this and the hash)."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise BadRequest(PASSWORD_LENGTH)
     folded = password.strip().lower()
     if folded == normalize_address(email) or folded == normalize_address(email).split("@")[0]:
         raise BadRequest(IS_ADDRESS)
     if folded in COMMON_PASSWORDS or len(set(folded)) == 1:
         raise BadRequest(TOO_COMMON)
-    return hash_password(password)

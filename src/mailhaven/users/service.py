@@ -8,7 +8,10 @@ from __future__ import annotations
 import functools
 import secrets
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
+import anyio
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -39,7 +42,37 @@ ADDRESS_TAKEN = "A user with this e-mail address already exists"
 NAME_CONTEXT, EMAIL_CONTEXT = "users.name", "users.email"
 
 HASHER = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
-_hashing = threading.BoundedSemaphore(4)  # argon2id takes 64 MiB each
+HASHING_THREADS = 4
+_hashing = threading.BoundedSemaphore(HASHING_THREADS)  # argon2id takes 64 MiB each
+_hash_limiter: anyio.CapacityLimiter | None = None
+T = TypeVar("T")
+
+
+class Tally:
+    """A count that threads add to: how many argon2id hashes and checks ran (tests bound it)."""
+
+    def __init__(self) -> None:
+        self._count, self._lock = 0, threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+
+argon2_runs = Tally()
+
+
+async def hashing(fn: Callable[[], T]) -> T:
+    """Run argon2id work on threads of its own (HASHING_THREADS at a time), so that a flood
+    of logins waits there without holding the threads the database work shares."""
+    global _hash_limiter
+    if _hash_limiter is None:
+        _hash_limiter = anyio.CapacityLimiter(HASHING_THREADS)
+    return await anyio.to_thread.run_sync(fn, limiter=_hash_limiter)
 
 
 def may(role: str, permission: str) -> bool:
@@ -52,6 +85,7 @@ def hash_password(password: str) -> str:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise BadRequest(PASSWORD_LENGTH)
     with _hashing:
+        argon2_runs.add()
         return HASHER.hash(password)
 
 
@@ -60,6 +94,7 @@ def check_password(user: User | None, password: str) -> bool:
     tell by its time which addresses have accounts; upgrades an old hash's parameters."""
     hashed = user.password_hash if user is not None and user.password_hash else None
     with _hashing:
+        argon2_runs.add()
         try:
             ok = HASHER.verify(hashed or _dummy_hash(), password) and hashed is not None
         except (VerificationError, InvalidHashError):

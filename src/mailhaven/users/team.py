@@ -2,25 +2,30 @@
 address, password). Every change is audited in its transaction, with no address in clear.
 
 Users are platform-wide by address (a login names no account), so an address that already
-has a user anywhere can't be invited or taken: the refusal says so without naming the
-account it belongs to. An account always keeps an Admin."""
+has a user anywhere can't be invited or taken: an invitation to it answers like any other
+(its owner gets a notice) and makes nothing. An account always keeps an Admin."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from mailhaven.accounts.models import Account
+from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.accounts.service import grantable
 from mailhaven.addresses import parse_addresses
 from mailhaven.audit import service as audit
 from mailhaven.errors import BadRequest, Conflict, NotFound
+from mailhaven.privacy import erasure
 from mailhaven.services import Services
-from mailhaven.site.mail import send_system_mail
+from mailhaven.site.mail import existing_platform_account
+from mailhaven.users import throttle
+from mailhaven.users.mail import send
 from mailhaven.users.models import User, UserToken
 from mailhaven.users.service import (
     ADDRESS_TAKEN,
@@ -38,7 +43,14 @@ from mailhaven.vault.service import normalize_address
 
 LAST_ADMIN = "An account needs an Admin: make another user Admin first."
 NO_SUCH_USER = "No such user in this account"
+ONE_ADDRESS = "Enter one e-mail address"
 MAX_NAME = 200
+ALREADY_INVITED = """Hello,
+
+{inviter} invited this address to their team on Mailhaven. This address already has a
+Mailhaven user, and an address belongs to one team only, so nothing was changed. If you
+want to join them, ask them to invite another address of yours.
+"""
 ROLE_NAMES = {"admin": "Admin", "developer": "Developer", "analyst": "Analyst",
               "billing": "Billing", "support": "Support"}
 
@@ -59,9 +71,12 @@ class Member:
 
 def address(value: str) -> str:
     """The one address in a form field, normalised; 400 otherwise."""
-    found = parse_addresses([value.strip()], "email", limit=1) if value.strip() else []
-    if not found:
-        raise BadRequest("Enter one e-mail address")
+    try:
+        found = parse_addresses([value.strip()], "email", limit=1) if value.strip() else []
+    except BadRequest:  # a list, or no address at all
+        found = []
+    if len(found) != 1:
+        raise BadRequest(ONE_ADDRESS)
     return normalize_address(found[0].email)
 
 
@@ -112,8 +127,11 @@ def _audit(session: Session, vault: Vault, by: str, action: str, *,
 
 
 def invite(session: Session, services: Services, *, account_id: str, by: str, email: str,
-           role: str, name: str = "", base_url: str) -> User:
-    """A pending user with no password, and the mailed link that lets them choose one."""
+           role: str, name: str = "", base_url: str) -> User | None:
+    """A pending user with no password, and the mailed link that lets them choose one.
+    An address that has a user already (here or in another account) is answered alike:
+    nothing is made, its owner gets a notice (None). At most INVITES_PER_ACCOUNT an hour
+    (TooManyRequests)."""
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
     email = address(email)
@@ -121,6 +139,13 @@ def invite(session: Session, services: Services, *, account_id: str, by: str, em
     inviter = member(session, account_id, by)
     inviter_name = (user_details(session, services.vault, inviter) or ("A colleague", ""))[0]
     now = services.clock.now()
+    throttle.admit_invitation(session, services.vault, account_id, email, now=now)
+    if session.scalar(select(User.id).where(
+            User.email_index == email_index(services.vault, email))) is not None:
+        send(session, services, to=email, subject="You are invited to Mailhaven",
+                         text=ALREADY_INVITED.format(inviter=inviter_name))
+        _audit(session, services.vault, by, "web.invite", details={"role": role}, now=now)
+        return None
     user = create_user(session, services.vault, account_id=account_id,
                        name=" ".join(name.split())[:MAX_NAME], email=email, password_hash=None,
                        role=role, clock=services.clock)
@@ -154,7 +179,7 @@ def _mail_invitation(session: Session, services: Services, user: User, email: st
                      inviter_name: str, *, base_url: str) -> None:
     token = issue_token(session, user.id, "invite", now=services.clock.now())
     days = TTL["invite"] // 86400
-    send_system_mail(session, services, to=email, subject="You are invited to Mailhaven", text=(
+    send(session, services, to=email, subject="You are invited to Mailhaven", text=(
         f"{inviter_name} invited you to their team on Mailhaven as {ROLE_NAMES[user.role]}."
         f"\n\nAccept the invitation and choose your password:\n{base_url}/invite/{token}\n\n"
         f"The link works once, for {days} days. If you did not expect it, ignore this mail."))
@@ -177,39 +202,95 @@ def accept_invitation(session: Session, vault: Vault, token: str, *, name: str,
     return user
 
 
+@dataclass(frozen=True)
+class RoleChange:
+    user: User
+    revoked: list[str]  # digests of the user's keys the new role may not grant
+
+
 def change_role(session: Session, vault: Vault, *, account_id: str, by: str, user_id: str,
-                role: str, now: float) -> User:
+                role: str, now: float) -> RoleChange:
+    """The new role; the user's keys with a role it may not grant are revoked."""
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
     _lock_team(session, account_id)
     user = member(session, account_id, user_id, lock=True)
     if user.role == role:
-        return user
+        return RoleChange(user, [])
     if user.role == "admin" and not _other_admins(session, account_id, user.id):
         raise Conflict(LAST_ADMIN)
     before, user.role = user.role, role
+    revoked = _revoke_keys(session, user, keep=grantable(role), now=now)
     _audit(session, vault, by, "web.role_change", target=f"user:{user.id}",
-           details={"from": before, "to": role}, now=now)
-    return user
+           details={"from": before, "to": role, "keys_revoked": len(revoked)}, now=now)
+    return RoleChange(user, revoked)
+
+
+def _revoke_keys(session: Session, user: User, *, keep: tuple[str, ...],
+                 now: float) -> list[str]:
+    """Revokes the API keys the user made whose role is not in `keep`: their digests, for
+    the caller to drop from the process's KeyCache once this commits."""
+    keys = list(session.scalars(select(ApiKey).where(
+        ApiKey.account_id == user.account_id, ApiKey.created_by == user.id,
+        ApiKey.revoked_at.is_(None))))
+    gone = [key for key in keys if key.role not in keep]
+    for key in gone:
+        key.revoked_at = now
+    return [key.digest for key in gone]
 
 
 def remove(session: Session, vault: Vault, *, account_id: str, by: str, user_id: str,
-           now: float) -> None:
+           now: float, data_dir: Path) -> list[str]:
     """The user goes: their sessions end at once, their links stop working and their row,
     with their sealed name and address, is deleted. Their vault subject key stays: it is
     the account's key for that address, which may also seal mail the account sent to it
-    (a recipient's erasure is its own request); account deletion destroys it."""
+    (a recipient's erasure is its own request); account deletion destroys it. The API keys
+    they made are revoked: their digests, for the caller's KeyCache once this commits. The
+    platform's own mail to their address (confirmations, resets) is erased: the address is
+    theirs alone (a user's address is unique on the platform)."""
     _lock_team(session, account_id)
     user = member(session, account_id, user_id, lock=True)
     if user.role == "admin" and user.confirmed_at is not None \
             and not _other_admins(session, account_id, user.id):
         raise Conflict(LAST_ADMIN)
+    details = user_details(session, vault, user)
     end_user_sessions(session, user.id)
+    revoked = _revoke_keys(session, user, keep=(), now=now)
     session.execute(delete(UserToken).where(UserToken.user_id == user.id))
     session.delete(user)
     session.flush()
     _audit(session, vault, by, "web.user_removed", target=f"user:{user_id}",
-           details={"role": user.role}, now=now)
+           details={"role": user.role, "keys_revoked": len(revoked)}, now=now)
+    if details is not None:
+        erase_platform_mail(session, vault, details[1], now=now, data_dir=data_dir)
+    return revoked
+
+
+def erase_platform_mail(session: Session, vault: Vault, email: str, *, now: float,
+                        data_dir: Path) -> None:
+    """The platform account's subject key for `email` (the mail it sent there: sign-up
+    confirmations, resets, invitations) erased, unless a user still has the address."""
+    platform = existing_platform_account(session)
+    if platform is None or vault.find_subject(session, platform, email) is None:
+        return
+    if session.scalar(select(User.id).where(User.email_index == email_index(vault, email))):
+        return
+    erasure.erase_recipient(session, vault, platform, email, now=now, data_dir=data_dir)
+
+
+def erase_account_users_mail(session: Session, vault: Vault, account_id: str, *,
+                             now: float, data_dir: Path) -> None:
+    """Before an account is deleted (its keys go, and with them its users' addresses): the
+    platform's mail to each of its users erased. Their rows go with the account."""
+    addresses = [d[1] for d in (user_details(session, vault, u)
+                                for u in session.scalars(select(User).where(
+                                    User.account_id == account_id))) if d is not None]
+    # Their rows (and by cascade their sessions and links) go now rather than with the
+    # keys, so that no user holds the addresses any more.
+    session.execute(delete(User).where(User.account_id == account_id)
+                    .execution_options(synchronize_session=False))
+    for email in addresses:
+        erase_platform_mail(session, vault, email, now=now, data_dir=data_dir)
 
 
 # -- a user's own profile ------------------------------------------------------------------
@@ -253,7 +334,7 @@ def request_email_change(session: Session, services: Services, user_id: str, new
     token = issue_token(session, user_id, "email", now=now)
     sealed = base64.urlsafe_b64encode(
         services.vault.seal_secret(_label(token), new_email.encode())).decode().rstrip("=")
-    send_system_mail(session, services, to=new_email,
+    send(session, services, to=new_email,
                      subject="Confirm your new address for Mailhaven", text=(
                          "Someone (we hope you) asked to log in to Mailhaven with this "
                          f"address from now on. Confirm it:\n{base_url}/email-change/{token}"

@@ -8,13 +8,18 @@ failures is told so (429) on each further wrong password, but a right password s
 in unless the address itself is blocked: an office behind one NAT address must not be
 locked out by one stranger in it. Against spraying from one network (one guess at many
 addresses) the long passwords with their deny list do the work; each address still has
-its own limit.
+its own limit. That right password still costs an argon2id check, so a blocked network
+gets few of them: BLOCKED_CHECKS_PER_MINUTE wrong passwords a minute, at most
+BLOCKED_IN_FLIGHT at once in a process; past either, it is refused before any hashing.
 
 Mailed links: past a few an hour for one address nothing more is mailed (the page answers
 alike, so it tells nothing); past more from one network, the form is refused (429)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -36,7 +41,12 @@ NETWORK_BLOCKED = ("Too many failed logins from your network. Wait {minutes} min
                    "trying again.")
 MAILS_REFUSED = ("Too many sign-ups and password resets from your network: please try again "
                  "in an hour.")
-LOGIN, MAIL = "login", "mail"
+LOGIN, MAIL, INVITE = "login", "mail", "invite"
+LOGIN_BLOCKED = "login_blocked"  # a failed login from a network that was blocked already
+BLOCKED_CHECKS_PER_MINUTE, BLOCKED_IN_FLIGHT = 5, 2
+INVITES_PER_ACCOUNT = 20  # an hour
+ACCOUNT_SCOPE = "panel-invite-accounts"
+INVITES_REFUSED = "Too many invitations from this account: please try again in an hour."
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,12 @@ class Standing:
     address_blocked: bool
     network_blocked: bool
     minutes: int  # until the oldest counted failure leaves the window
+    network_busy: bool = False  # blocked, and past its checks for this minute
+
+    @property
+    def checks_password(self) -> bool:
+        """Whether a password may be checked at all (hashing costs)."""
+        return not self.address_blocked and not self.network_busy
 
 
 def who(vault: Vault, email: str, network: str) -> Who:
@@ -65,7 +81,8 @@ def network_index(vault: Vault, network: str) -> str:
 def _counts(session: Session, kind: str, attempt: Who,
             since: float) -> tuple[int, int, float | None]:
     """(by address, by network, the oldest counted) of `kind` since `since`."""
-    recent = (AuthAttempt.kind == kind, AuthAttempt.at > since)
+    kinds = (LOGIN, LOGIN_BLOCKED) if kind == LOGIN else (kind,)
+    recent = (AuthAttempt.kind.in_(kinds), AuthAttempt.at > since)
     by_address, oldest_a = session.execute(select(func.count(), func.min(AuthAttempt.at)).where(
         AuthAttempt.address_index == attempt.address_index, *recent)).one()
     by_network, oldest_n = session.execute(select(func.count(), func.min(AuthAttempt.at)).where(
@@ -77,17 +94,48 @@ def _counts(session: Session, kind: str, attempt: Who,
 def standing(session: Session, attempt: Who, *, now: float) -> Standing:
     by_address, by_network, oldest = _counts(session, LOGIN, attempt, now - WINDOW)
     minutes = max(1, int(((oldest or now) + WINDOW - now) // 60) + 1)
-    return Standing(by_address >= PER_ADDRESS, by_network >= PER_NETWORK, minutes)
+    blocked = by_network >= PER_NETWORK
+    busy = blocked and (session.scalar(select(func.count()).select_from(AuthAttempt).where(
+        AuthAttempt.kind == LOGIN_BLOCKED, AuthAttempt.network_index == attempt.network_index,
+        AuthAttempt.at > now - 60)) or 0) >= BLOCKED_CHECKS_PER_MINUTE
+    return Standing(by_address >= PER_ADDRESS, blocked, minutes, busy)
 
 
-def record_failure(session: Session, attempt: Who, *, now: float) -> None:
-    _record(session, LOGIN, attempt, now)
+def record_failure(session: Session, attempt: Who, *, now: float,
+                   network_blocked: bool = False) -> None:
+    _record(session, LOGIN_BLOCKED if network_blocked else LOGIN, attempt, now)
+
+
+_in_flight: dict[str, int] = {}
+_in_flight_lock = threading.Lock()
+
+
+@contextmanager
+def checking(attempt: Who, standing: Standing) -> Iterator[bool]:
+    """Whether this process may check a password now: always for a network that isn't
+    blocked; for a blocked one, while fewer than BLOCKED_IN_FLIGHT of its checks run."""
+    if not standing.network_blocked:
+        yield True
+        return
+    key = attempt.network_index
+    with _in_flight_lock:
+        admitted = _in_flight.get(key, 0) < BLOCKED_IN_FLIGHT
+        if admitted:
+            _in_flight[key] = _in_flight.get(key, 0) + 1
+    try:
+        yield admitted
+    finally:
+        if admitted:
+            with _in_flight_lock:
+                _in_flight[key] -= 1
+                if not _in_flight[key]:
+                    del _in_flight[key]
 
 
 def clear_address(session: Session, address_index: str) -> None:
     """The address's failed logins forgotten: its owner just proved who they are."""
     session.execute(delete(AuthAttempt).where(AuthAttempt.address_index == address_index,
-                                              AuthAttempt.kind == LOGIN))
+                                              AuthAttempt.kind.in_((LOGIN, LOGIN_BLOCKED))))
 
 
 def admit_mail(session: Session, attempt: Who, *, now: float) -> bool:
@@ -100,6 +148,19 @@ def admit_mail(session: Session, attempt: Who, *, now: float) -> bool:
         return False
     _record(session, MAIL, attempt, now)
     return True
+
+
+def admit_invitation(session: Session, vault: Vault, account_id: str, email: str, *,
+                     now: float) -> None:
+    """Counts one invitation mailed by the account: TooManyRequests past its hourly limit
+    (counted like mailed links, under the account's blind index)."""
+    account = vault.blind_index(ACCOUNT_SCOPE, account_id)
+    sent = session.scalar(select(func.count()).select_from(AuthAttempt).where(
+        AuthAttempt.kind == INVITE, AuthAttempt.network_index == account,
+        AuthAttempt.at > now - MAIL_WINDOW)) or 0
+    if sent >= INVITES_PER_ACCOUNT:
+        raise TooManyRequests(INVITES_REFUSED)
+    _record(session, INVITE, Who(email_index(vault, email), account), now)
 
 
 def purge(session: Session, *, now: float) -> int:

@@ -16,6 +16,7 @@ from mailhaven.users.models import User
 from mailhaven.users.service import check_password
 
 NOT_YOU = "Neither the password nor the code is right."
+WRONG_PASSWORD = "Your current password is not right."  # noqa: S105 (a message)
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,26 @@ def state(services: Services, user_id: str, label: str) -> State:
                      totp.pending_enrolment(session, services.vault, user, label))
 
 
-def start(services: Services, user_id: str) -> None:
-    """A new pending secret (Conflict when 2FA is on already)."""
+def start(services: Services, user_id: str, *, password: str, network: str) -> None:
+    """A new pending secret given the current password (Conflict when 2FA is on already).
+    The password, not the session alone: someone with a moment at an unlocked browser must
+    not enrol their own phone, which a password reset would leave on. A wrong password
+    counts as a failed login of the address (BadRequest); past its limit, TooManyRequests."""
+    now = services.clock.now()
+    with services.db.sessions() as session:
+        user = _user(session, user_id)
+        who = throttle.Who(user.email_index, throttle.network_index(services.vault, network))
+        standing = throttle.standing(session, who, now=now)
+    if standing.address_blocked:  # refused before any hashing
+        raise TooManyRequests(throttle.ADDRESS_BLOCKED.format(minutes=standing.minutes))
+    right = bool(password) and check_password(user, password)
     with services.db.transaction() as session:
-        totp.start_enrolment(session, services.vault, _user(session, user_id))
+        if not right:
+            throttle.record_failure(session, who, now=now)
+        else:
+            totp.start_enrolment(session, services.vault, _user(session, user_id))
+    if not right:  # raised after the commit, so that the failure is counted
+        raise BadRequest(WRONG_PASSWORD)
 
 
 def enable(services: Services, user_id: str, code: str) -> list[str]:

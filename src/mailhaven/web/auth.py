@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from mailhaven.audit import service as audit
 from mailhaven.deps import ServicesDep
-from mailhaven.errors import BadRequest, Gone, NotFound, TooManyRequests
+from mailhaven.errors import BadRequest, Gone, MailhavenError, NotFound
 from mailhaven.http import client_network, in_thread
 from mailhaven.services import Services
 from mailhaven.users import login, sessions, signup, throttle, tokens
@@ -54,7 +54,7 @@ async def log_in(request: Request, services: ServicesDep) -> Response:
     if form.getlist("code"):
         return await _second_step(request, services, form.get("code"), target, network)
     email, password = form.get("email"), form.get("password")
-    outcome = await in_thread(lambda: login.password_step(services, email, password, network))
+    outcome = await login.password_step(services, email, password, network, run=in_thread)
     if outcome.kind in (login.OK, login.CODE_OWED):
         response = redirect(request, target if outcome.kind == login.OK
                             else f"/login?next={quote(target)}")
@@ -121,22 +121,11 @@ async def sign_up(request: Request, services: ServicesDep) -> Response:
     form = await posted_form(request)
     name, email, password = form.get("name"), form.get("email"), form.get("password")
     try:
-        name, email = signup.check_signup(name, email)
-        hashed = await in_thread(lambda: new_password_hash(password, email))
-    except BadRequest as refused:
-        return page(request, "auth_signup.html", status_code=400, error=refused.message,
-                    name=name, email=email)
-
-    def store() -> None:
-        with services.db.transaction() as session:
-            signup.sign_up(session, services, name=name, email=email, password_hash=hashed,
-                           network=client_network(request))
-
-    try:
-        await in_thread(store)
-    except TooManyRequests as refused:
-        return page(request, "auth_signup.html", status_code=429, error=refused.message,
-                    name=name, email=email)
+        await signup.register(services, name=name, email=email, password=password,
+                              network=client_network(request), run=in_thread)
+    except MailhavenError as refused:  # a field, a limit, or mail that can't be sent
+        return page(request, "auth_signup.html", status_code=refused.status,
+                    error=refused.message, name=name, email=email)
     return page(request, "auth_mail_sent.html", title="Check your mail",
                 message="We've mailed you a link to confirm your address. Open it to "
                         "finish signing up; then log in.")
@@ -157,16 +146,14 @@ async def confirm_page(request: Request, services: ServicesDep, token: str) -> R
 
 @router.post("/confirm/{token}")
 async def confirm(request: Request, services: ServicesDep, token: str) -> Response:
-    await posted_form(request)
-
-    def use() -> None:
-        with services.db.transaction() as session:
-            signup.confirm_address(session, services, token)
-
+    form = await posted_form(request)
     try:
-        await in_thread(use)
+        await in_thread(lambda: signup.confirm_address(services, token, form.get("password")))
     except (NotFound, Gone) as refused:
         return _link_refused(request, refused)
+    except BadRequest as refused:
+        return page(request, "auth_confirm.html", status_code=400, token=token,
+                    error=refused.message)
     return redirect(request, "/login", flash="Your address is confirmed. You can log in now.")
 
 
@@ -188,8 +175,9 @@ async def request_reset(request: Request, services: ServicesDep) -> Response:
 
     try:
         await in_thread(ask)
-    except TooManyRequests as refused:
-        return page(request, "auth_reset.html", status_code=429, error=refused.message)
+    except MailhavenError as refused:  # an address, a limit, or mail that can't be sent
+        return page(request, "auth_reset.html", status_code=refused.status,
+                    error=refused.message)
     return page(request, "auth_mail_sent.html", title="Check your mail",
                 message="If a user has this address, we've mailed it a link to choose a new "
                         "password. The link works for an hour.")

@@ -19,7 +19,8 @@ from mailhaven.privacy.erasure import HOLD_YEARS
 from mailhaven.retention import service as retention
 from mailhaven.users import team
 from mailhaven.users.models import User
-from mailhaven.users.service import check_password, hash_password
+from mailhaven.users.passwords import new_password_hash
+from mailhaven.users.service import check_password, hashing
 from mailhaven.users.tokens import peek_token
 from mailhaven.web.core import (
     SESSION_COOKIE,
@@ -60,7 +61,7 @@ async def _password_ok(services: ServicesDep, viewer: ViewerDep, password: str) 
             return session.get(User, viewer.user_id)
 
     user = await in_thread(find)
-    return await in_thread(lambda: check_password(user, password))
+    return await hashing(lambda: check_password(user, password))
 
 
 async def _apply(request: Request, services: ServicesDep, viewer: ViewerDep, section: str,
@@ -114,7 +115,7 @@ async def password(request: Request, services: ServicesDep, viewer: ViewerDep) -
     new = form.get("new_password")
 
     def run() -> None:
-        hashed = hash_password(new)  # outside the write transaction
+        hashed = new_password_hash(new, viewer.email)  # sign-up's rules; outside the write
         with services.db.transaction() as session:
             team.set_password(session, services.vault, viewer.user_id, hashed,
                               keep_session=viewer.session_id, now=services.clock.now())
@@ -179,6 +180,8 @@ async def delete_account(request: Request, services: ServicesDep,
 
     def run() -> dict[str, Any]:
         with services.db.transaction() as session:
+            team.erase_account_users_mail(session, services.vault, viewer.account_id,
+                                          now=ctx.now, data_dir=ctx.data_dir)
             return privacy.delete_account(session, ctx, viewer.account_id).as_json()
 
     record = await in_thread(run)  # the users go with their keys: every session ends

@@ -12,8 +12,10 @@ from fastapi.responses import Response
 from mailhaven.deps import ServicesDep
 from mailhaven.errors import Gone, MailhavenError, NotFound
 from mailhaven.http import in_thread
+from mailhaven.services import Services
 from mailhaven.users import sessions, team
-from mailhaven.users.service import ROLES, hash_password, user_details
+from mailhaven.users.passwords import new_password_hash
+from mailhaven.users.service import ROLES, hashing, user_details
 from mailhaven.users.tokens import peek_token
 from mailhaven.web.core import (
     SESSION_COOKIE,
@@ -82,9 +84,10 @@ async def change_role(request: Request, user_id: str, services: ServicesDep,
 
     def run() -> None:
         with services.db.transaction() as session:
-            team.change_role(session, services.vault, account_id=viewer.account_id,
-                             by=viewer.user_id, user_id=user_id, role=form.get("role"),
-                             now=services.clock.now())
+            revoked = team.change_role(
+                session, services.vault, account_id=viewer.account_id, by=viewer.user_id,
+                user_id=user_id, role=form.get("role"), now=services.clock.now()).revoked
+        _forget(services, revoked)
 
     return await _changed(request, services, viewer, run, "Role changed.")
 
@@ -112,10 +115,18 @@ async def remove(request: Request, user_id: str, services: ServicesDep,
 
     def run() -> None:
         with services.db.transaction() as session:
-            team.remove(session, services.vault, account_id=viewer.account_id,
-                        by=viewer.user_id, user_id=user_id, now=services.clock.now())
+            revoked = team.remove(session, services.vault, account_id=viewer.account_id,
+                                  by=viewer.user_id, user_id=user_id, now=services.clock.now(),
+                                  data_dir=services.settings.data_dir)
+        _forget(services, revoked)
 
     return await _changed(request, services, viewer, run, "User removed.")
+
+
+def _forget(services: Services, digests: list[str]) -> None:
+    """Revoked keys stop working in this process at once (others' caches expire)."""
+    for digest in digests:
+        services.key_cache.forget(digest)
 
 
 async def _changed(request: Request, services: ServicesDep, viewer: ViewerDep,
@@ -144,15 +155,16 @@ async def _still_here(services: ServicesDep, viewer: ViewerDep) -> bool:
 
 # -- the invited user ----------------------------------------------------------------------
 
+def _invited_address(services: Services, token: str) -> str:
+    with services.db.sessions() as session:
+        user = peek_token(session, token, "invite", now=services.clock.now())
+        return (user_details(session, services.vault, user) or ("", ""))[1]
+
+
 @router.get("/invite/{token}")
 async def invitation(request: Request, token: str, services: ServicesDep) -> Response:
-    def read() -> str:
-        with services.db.sessions() as session:
-            user = peek_token(session, token, "invite", now=services.clock.now())
-            return (user_details(session, services.vault, user) or ("", ""))[1]
-
     try:
-        email = await in_thread(read)
+        email = await in_thread(lambda: _invited_address(services, token))
     except MailhavenError as refused:
         return page(request, "auth_invite.html", status_code=refused.status,
                     gone=refused.message)
@@ -172,7 +184,8 @@ async def accept(request: Request, token: str, services: ServicesDep) -> Respons
             return sessions.start_session(session, user, now=now)
 
     try:
-        hashed = await in_thread(lambda: hash_password(password))
+        email = await in_thread(lambda: _invited_address(services, token))
+        hashed = await hashing(lambda: new_password_hash(password, email))  # sign-up's rules
         cookie = await in_thread(start)
     except (NotFound, Gone) as refused:
         return page(request, "auth_invite.html", status_code=refused.status,

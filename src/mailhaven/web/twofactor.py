@@ -32,11 +32,16 @@ async def two_factor(request: Request, services: ServicesDep, viewer: ViewerDep)
 
 @router.post(f"{PATH}/start")
 async def start(request: Request, services: ServicesDep, viewer: ViewerDep) -> Response:
-    await posted_form(request)
+    form = await posted_form(request)
+    network = client_network(request)
     try:
-        await in_thread(lambda: twofactor.start(services, viewer.user_id))
+        await in_thread(lambda: twofactor.start(services, viewer.user_id,
+                                                password=form.get("password"),
+                                                network=network))
     except Conflict as refused:
         return redirect(request, PATH, flash=refused.message)
+    except (BadRequest, TooManyRequests) as refused:
+        return await _state_page(request, services, viewer, refused.status, refused.message)
     except NotFound:
         return not_found_page(request)
     return redirect(request, PATH)
