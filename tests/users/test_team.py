@@ -245,3 +245,19 @@ def test_the_platforms_mail_to_a_user_is_erased_with_the_user_or_the_account(
         assert api.delete("/v1/privacy/account",
                           params={"confirm": account[0]}).status_code == 200
     assert platform_keys() == set()
+
+
+def test_the_holders_erasure_request_erases_the_platforms_mail_to_its_users(
+        services, live, account, domain) -> None:  # type: ignore[no-untyped-def]
+    """The third way an account goes: its holder's erasure request (the privacy engine's
+    own path) — the platform's mail to the account's users goes with it too."""
+    from mailhaven.site.mail import existing_platform_account
+    ann = add_user(services, account[0], email="ann@acme.test")
+    _invite(services, account[0], ann, "bob@acme.test")
+    with live.client(account[1]) as api:
+        assert api.post("/v1/privacy/requests", data={
+            "type": "erasure", "confirm": account[0]}).status_code == 201
+    with services.db.sessions() as s:
+        platform = existing_platform_account(s)
+        assert services.vault.find_subject(s, platform, "bob@acme.test") is None
+        assert find_by_email(s, services.vault, "bob@acme.test") is None

@@ -13,7 +13,6 @@ import typer
 from mailhaven.cli import common
 from mailhaven.privacy import requests as reqs
 from mailhaven.privacy import service
-from mailhaven.users import team
 
 app = typer.Typer(help="The privacy engine: requests, erasure, exports, inventory, retention.",
                   no_args_is_help=True)
@@ -106,8 +105,6 @@ def delete_account(account: Annotated[str, typer.Argument(
     try:
         with platform.db.transaction() as session:
             ctx = service.Context.of(platform, "cli")
-            team.erase_account_users_mail(session, platform.vault, account, now=ctx.now,
-                                          data_dir=ctx.data_dir)
             record = service.delete_account(session, ctx, account)
     finally:
         platform.close()

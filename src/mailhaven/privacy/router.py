@@ -26,7 +26,6 @@ from mailhaven.privacy import requests as reqs
 from mailhaven.privacy.deps import AccountContext, SubjectContext
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.services import Services
-from mailhaven.users import team
 from mailhaven.web.core import SECURITY_HEADERS
 
 log = logging.getLogger("mailhaven.privacy")
@@ -313,8 +312,6 @@ async def delete_account(request: Request, services: ServicesDep,
 
     def run() -> dict:
         with services.db.transaction() as session:
-            team.erase_account_users_mail(session, services.vault, account_id, now=ctx.now,
-                                          data_dir=ctx.data_dir)
             return service.delete_account(session, ctx, account_id).as_json()
 
     record = await in_thread(run)

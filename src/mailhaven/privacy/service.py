@@ -9,7 +9,7 @@ import hmac
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -271,6 +271,22 @@ def rectify(session: Session, ctx: Context, request: PrivacyRequest,
     return ["email"], {"before": {"email": given.get("email")}, "after": {"email": new}}
 
 
+class AccountDeletionHook(Protocol):
+    def __call__(self, session: Session, vault: Vault, account_id: str, *, now: float,
+                 data_dir: Path) -> None: ...
+
+
+_account_deletion_hooks: list[AccountDeletionHook] = []
+
+
+def on_account_deletion(hook: AccountDeletionHook) -> None:
+    """Run `hook(session, vault, account_id, now=…, data_dir=…)` in the transaction that deletes
+    an account, before its keys go: packages above this one subscribe (`wiring`), e.g. the
+    platform's own mail to the account's users is erased with it."""
+    if hook not in _account_deletion_hooks:
+        _account_deletion_hooks.append(hook)
+
+
 def delete_account(session: Session, ctx: Context,
                    account_id: str) -> Signed[AccountDeleted]:
     """Account deletion (N8): API keys revoked, queued mail cancelled, domains and every
@@ -280,6 +296,8 @@ def delete_account(session: Session, ctx: Context,
     account = session.get(Account, account_id, with_for_update=True)
     if account is None:
         raise BadRequest("No such account")
+    for hook in _account_deletion_hooks:
+        hook(session, ctx.vault, account_id, now=ctx.now, data_dir=ctx.data_dir)
     summary = erasure.erase_account(session, ctx.vault, account_id, now=ctx.now,
                                     data_dir=ctx.data_dir)
     journal(session, ctx, "privacy.account.deleted",

@@ -180,8 +180,6 @@ async def delete_account(request: Request, services: ServicesDep,
 
     def run() -> dict[str, Any]:
         with services.db.transaction() as session:
-            team.erase_account_users_mail(session, services.vault, viewer.account_id,
-                                          now=ctx.now, data_dir=ctx.data_dir)
             return privacy.delete_account(session, ctx, viewer.account_id).as_json()
 
     record = await in_thread(run)  # the users go with their keys: every session ends
