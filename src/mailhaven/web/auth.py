@@ -9,7 +9,6 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import Response
 
-from mailhaven.audit import service as audit
 from mailhaven.deps import ServicesDep
 from mailhaven.errors import BadRequest, Gone, MailhavenError, NotFound
 from mailhaven.http import client_network, in_thread
@@ -18,6 +17,7 @@ from mailhaven.users import login, sessions, signup, throttle, tokens
 from mailhaven.users.passwords import new_password_hash
 from mailhaven.web.core import (
     SESSION_COOKIE,
+    audited,
     current_viewer,
     page,
     posted_form,
@@ -98,8 +98,7 @@ async def logout(request: Request, services: ServicesDep) -> Response:
         with services.db.transaction() as session:
             sessions.end_session(session, token)
             if viewer is not None:
-                audit.append(session, services.vault, actor=f"user:{viewer.user_id}",
-                             action="web.logout", now=services.clock.now())
+                audited(session, services, viewer, "web.logout")
 
     await in_thread(end)
     response = redirect(request, "/login", flash="You are logged out.")

@@ -11,14 +11,16 @@ import hmac
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.orm import Session
 
+from mailhaven.audit import service as audit
 from mailhaven.deps import ServicesDep
 from mailhaven.http import in_thread, read_form
 from mailhaven.services import Services
@@ -34,6 +36,7 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
 MAX_FORM_BYTES = 4 * 1024 * 1024  # a CSV import is the largest form a page takes
 SESSION_TOUCH_SECONDS = 60
 
+T = TypeVar("T")
 templates = Environment(loader=PackageLoader("mailhaven", "web/templates"),
                         autoescape=select_autoescape(), trim_blocks=True, lstrip_blocks=True)
 
@@ -116,6 +119,29 @@ ViewerDep = Annotated[Viewer, Depends(signed_in)]
 def require(viewer: Viewer, permission: str) -> None:
     if not viewer.may(permission):
         raise PageRefused(403, "Your role does not allow this. Ask an Admin of your account.")
+
+
+# -- the database and the audit log ---------------------------------------------------------
+
+async def in_db(services: Services, work: Callable[[Session], T], *, write: bool = False) -> T:
+    """`work` in a read session, or in one write transaction, on a database thread."""
+    def go() -> T:
+        with services.db.transaction() if write else services.db.sessions() as session:
+            return work(session)
+    return await in_thread(go)
+
+
+def actor(viewer: Viewer) -> str:
+    """Who did it, as the audit log names a panel user."""
+    return f"user:{viewer.user_id}"
+
+
+def audited(session: Session, services: Services, viewer: Viewer, action: str,
+            target: str | None = None, **details: Any) -> None:
+    """The user's change in the audit log, in its transaction (nothing personal in
+    `details`: an address belongs nowhere in the clear)."""
+    audit.append(session, services.vault, actor=actor(viewer), action=action, target=target,
+                 details=details, now=services.clock.now())
 
 
 # -- forms and CSRF --------------------------------------------------------------------------

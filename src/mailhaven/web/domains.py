@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from mailhaven.audit import service as audit
 from mailhaven.clock import format_rfc2822
 from mailhaven.deps import ServicesDep
 from mailhaven.domains import service, verify
@@ -21,6 +20,7 @@ from mailhaven.services import Services
 from mailhaven.tracking import settings as tracking
 from mailhaven.web.core import (
     ViewerDep,
+    audited,
     not_found_page,
     page,
     posted_form,
@@ -32,12 +32,6 @@ from mailhaven.web.core import (
 router = web_router()
 LISTED = 1000
 CLICK_CHOICES = (("no", "Off"), ("yes", "HTML and text"), ("htmlonly", "HTML only"))
-
-
-def _journal(services: Services, session: Any, user_id: str, action: str, domain_id: str,
-             **details: object) -> None:
-    audit.append(session, services.vault, actor=f"user:{user_id}", action=f"web.{action}",
-                 target=domain_id, details=details, now=services.clock.now())
 
 
 async def _list_page(request: Request, services: Services, account_id: str, *,
@@ -68,7 +62,7 @@ async def add_domain(request: Request, services: ServicesDep, viewer: ViewerDep)
                                     services.clock, reserved=operator_names(services.settings))
         with services.db.transaction() as session:
             service.add_domain(session, domain)
-            _journal(services, session, viewer.user_id, "domain.added", domain.id,
+            audited(session, services, viewer, "web.domain.added", domain.id,
                      domain=domain.name)
         return domain.name
 
@@ -124,7 +118,7 @@ async def verify_now(name: str, request: Request, services: ServicesDep,
         with services.db.transaction() as session:
             domain = verify.store_check(session, account_id, name, status,
                                         services.clock.now())
-            _journal(services, session, viewer.user_id, "domain.verified", domain.id,
+            audited(session, services, viewer, "web.domain.verified", domain.id,
                      domain=domain.name, state=domain.state)
             return domain.state
 
@@ -155,7 +149,7 @@ async def rotate_dkim(name: str, request: Request, services: ServicesDep,
         with services.db.transaction() as session:
             domain = service.rotate_dkim(session, services.vault, viewer.account_id, name,
                                          pair, selector, services.clock)
-            _journal(services, session, viewer.user_id, "domain.dkim_rotated", domain.id,
+            audited(session, services, viewer, "web.domain.dkim_rotated", domain.id,
                      domain=domain.name, algorithm=pair.algorithm)
         return pair.algorithm
 
@@ -184,7 +178,7 @@ async def change_tracking(name: str, request: Request, services: ServicesDep,
             domain = service.owned_domain(session, viewer.account_id, name)
             for kind, fields in wanted.items():
                 tracking.update_settings(domain, kind, fields)
-            _journal(services, session, viewer.user_id, "domain.tracking_changed", domain.id,
+            audited(session, services, viewer, "web.domain.tracking_changed", domain.id,
                      domain=domain.name, opens=domain.track_opens, clicks=domain.track_clicks,
                      unsubscribes=domain.track_unsubscribes)
 
@@ -227,7 +221,7 @@ async def delete_domain(name: str, request: Request, services: ServicesDep,
                 raise NotConfirmed(domain.name)
             domain_id, domain_name = domain.id, domain.name
             service.delete_domain(session, viewer.account_id, domain_name)
-            _journal(services, session, viewer.user_id, "domain.deleted", domain_id,
+            audited(session, services, viewer, "web.domain.deleted", domain_id,
                      domain=domain_name)
             return domain_name
 

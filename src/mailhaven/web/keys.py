@@ -8,7 +8,6 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from mailhaven.accounts import service
-from mailhaven.audit import service as audit
 from mailhaven.clock import format_rfc2822
 from mailhaven.deps import ServicesDep
 from mailhaven.errors import BadRequest, MailhavenError, NotFound
@@ -19,6 +18,7 @@ from mailhaven.vault.recognise import kept_clear
 from mailhaven.web.core import (
     Viewer,
     ViewerDep,
+    audited,
     not_found_page,
     page,
     posted_form,
@@ -66,10 +66,8 @@ async def create_key(request: Request, services: ServicesDep, viewer: ViewerDep)
             api_key = service.issue_key(session, viewer.account_id, description=description,
                                         role=role, created_by=viewer.user_id,
                                         clock=services.clock)
-            audit.append(session, services.vault, actor=f"user:{viewer.user_id}",
-                         action="web.key.created", target=f"account:{viewer.account_id}",
-                         details={"role": role, "hint": api_key[-4:]},
-                         now=services.clock.now())
+            audited(session, services, viewer, "web.key.created",
+                    f"account:{viewer.account_id}", role=role, hint=api_key[-4:])
         return api_key
 
     try:
@@ -93,10 +91,8 @@ async def revoke_key(key_id: str, request: Request, services: ServicesDep,
             key = service.revoke_key(session, viewer.account_id, key_id, clock=services.clock)
             if key.role not in service.grantable(viewer.role):
                 raise BadRequest(ROLE_NOT_GRANTABLE.replace("give a key", "revoke keys of"))
-            audit.append(session, services.vault, actor=f"user:{viewer.user_id}",
-                         action="web.key.revoked", target=f"account:{viewer.account_id}",
-                         details={"role": key.role, "hint": key.hint},
-                         now=services.clock.now())
+            audited(session, services, viewer, "web.key.revoked",
+                    f"account:{viewer.account_id}", role=key.role, hint=key.hint)
             return key.digest
 
     try:

@@ -17,13 +17,15 @@ from mailhaven.templates import service
 from mailhaven.web.core import (
     PageRefused,
     ViewerDep,
+    audited,
+    in_db,
     page,
     posted_form,
     redirect,
     require,
     web_router,
 )
-from mailhaven.web.sending_config import chosen, link, noted, owned, run
+from mailhaven.web.sending_config import chosen, link, owned
 
 router = web_router()
 BASE = "/app/templates"
@@ -51,7 +53,7 @@ async def _render_list(request: Request, services: ServicesDep, account_id: str,
                   "active": counts.get(item["name"], (0, None))[1]} for item in listed.items]
         return Listed(names, found.name, items)
 
-    listed = await run(services, work)
+    listed = await in_db(services, work)
     return page(request, "app_templates.html", status_code=status_code, error=error,
                 listed=listed, values=values or {})
 
@@ -74,12 +76,12 @@ async def create(domain_name: str, request: Request, services: ServicesDep,
     def work(session: Session) -> str:
         domain = owned(session, viewer.account_id, domain_name)
         made = service.create(session, services.vault, domain, fields, now)
-        noted(session, services, viewer, "web.template_created", f"domain:{domain.id}",
+        audited(session, services, viewer, "web.template_created", f"domain:{domain.id}",
               template=made["template"]["id"])
         return str(made["template"]["name"])
 
     try:
-        name = await run(services, work, write=True)
+        name = await in_db(services, work, write=True)
     except MailhavenError as exc:
         return await _render_list(request, services, viewer.account_id, domain_name,
                                   status_code=400, error=exc.message, values=fields)
@@ -100,7 +102,7 @@ async def _render_one(request: Request, services: ServicesDep, account_id: str,
             raise PageRefused(404, "There is nothing here.") from None
         return template, versions.items
 
-    template, versions = await run(services, work)
+    template, versions = await in_db(services, work)
     active = next((v for v in versions if v["active"]), None)
     return page(request, "app_template.html", status_code=status_code, error=error,
                 domain=domain_name, stored=template, versions=versions, active=active,
@@ -125,11 +127,11 @@ async def add_version(domain_name: str, name: str, request: Request, services: S
     def work(session: Session) -> None:
         domain = owned(session, viewer.account_id, domain_name)
         made = service.create_version(session, services.vault, domain, name, fields, now)
-        noted(session, services, viewer, "web.template_version_added", f"domain:{domain.id}",
+        audited(session, services, viewer, "web.template_version_added", f"domain:{domain.id}",
               template=made["template"]["id"])
 
     try:
-        await run(services, work, write=True)
+        await in_db(services, work, write=True)
     except NotFound:
         return await _render_one(request, services, viewer.account_id, domain_name, name)
     except MailhavenError as exc:
@@ -158,10 +160,10 @@ async def change_version(domain_name: str, name: str, tag: str, action: str,
                 service.remove_version(session, domain, name, tag)
         except NotFound:
             raise PageRefused(404, "There is nothing here.") from None
-        noted(session, services, viewer, f"web.template_version_{action}d",
+        audited(session, services, viewer, f"web.template_version_{action}d",
               f"domain:{domain.id}", template=name, version=tag)
 
-    await run(services, work, write=True)
+    await in_db(services, work, write=True)
     done = "is now active" if action == "activate" else "deleted"
     return redirect(request, f"{BASE}/{domain_name}/{name}", flash=f"Version {tag} {done}.")
 
@@ -178,7 +180,7 @@ async def delete(domain_name: str, name: str, request: Request, services: Servic
             service.remove(session, services.vault, domain, name)
         except NotFound:
             raise PageRefused(404, "There is nothing here.") from None
-        noted(session, services, viewer, "web.template_deleted", f"domain:{domain.id}")
+        audited(session, services, viewer, "web.template_deleted", f"domain:{domain.id}")
 
-    await run(services, work, write=True)
+    await in_db(services, work, write=True)
     return redirect(request, link(BASE, domain=domain_name), flash="Template deleted.")

@@ -16,13 +16,14 @@ from mailhaven.web.core import (
     Form,
     PageRefused,
     ViewerDep,
+    audited,
+    in_db,
     page,
     posted_form,
     redirect,
     require,
     web_router,
 )
-from mailhaven.web.sending_config import noted, run
 
 router = web_router()
 BASE = "/app/routes"
@@ -52,7 +53,7 @@ async def _render_list(request: Request, services: ServicesDep, account_id: str,
                        status_code: int = 200, error: str | None = None,
                        values: dict[str, str] | None = None) -> Response:
     skip = _skip(request)
-    listed = await run(services, lambda session: service.listing(
+    listed = await in_db(services, lambda session: service.listing(
         session, services.vault, account_id, skip=str(skip), limit=str(PAGE_SIZE)))
     return page(request, "app_routes.html", status_code=status_code, error=error,
                 routes=listed["items"], total=listed["total_count"], skip=skip,
@@ -73,10 +74,10 @@ async def create(request: Request, services: ServicesDep, viewer: ViewerDep) -> 
 
     def work(session: Session) -> None:
         made = service.create(session, services.vault, viewer.account_id, fields, now)
-        noted(session, services, viewer, "web.route_created", f"route:{made['route']['id']}")
+        audited(session, services, viewer, "web.route_created", f"route:{made['route']['id']}")
 
     try:
-        await run(services, work, write=True)
+        await in_db(services, work, write=True)
     except MailhavenError as exc:
         return await _render_list(request, services, viewer.account_id, status_code=400,
                                   error=exc.message, values=_values(form))
@@ -94,7 +95,7 @@ async def _render_one(request: Request, services: ServicesDep, account_id: str,
         except NotFound:
             raise PageRefused(404, "There is nothing here.") from None
 
-    route = await run(services, work)
+    route = await in_db(services, work)
     shown = values or {"priority": str(route["priority"]), "description": route["description"],
                        "expression": route["expression"], "actions": "\n".join(route["actions"])}
     return page(request, "app_route.html", status_code=status_code, error=error, route=route,
@@ -121,10 +122,10 @@ async def update(route_id: str, request: Request, services: ServicesDep,
         except NotFound:
             raise PageRefused(404, "There is nothing here.") from None
         service.update(session, services.vault, viewer.account_id, route_id, fields)
-        noted(session, services, viewer, "web.route_changed", f"route:{route_id}")
+        audited(session, services, viewer, "web.route_changed", f"route:{route_id}")
 
     try:
-        await run(services, work, write=True)
+        await in_db(services, work, write=True)
     except MailhavenError as exc:
         return await _render_one(request, services, viewer.account_id, route_id,
                                  status_code=400, error=exc.message, values=_values(form))
@@ -142,7 +143,7 @@ async def delete(route_id: str, request: Request, services: ServicesDep,
             service.remove(session, services.vault, viewer.account_id, route_id)
         except NotFound:
             raise PageRefused(404, "There is nothing here.") from None
-        noted(session, services, viewer, "web.route_deleted", f"route:{route_id}")
+        audited(session, services, viewer, "web.route_deleted", f"route:{route_id}")
 
-    await run(services, work, write=True)
+    await in_db(services, work, write=True)
     return redirect(request, BASE, flash="Route deleted.")

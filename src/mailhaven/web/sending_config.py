@@ -3,30 +3,18 @@ share: work in a database thread, the account's domains and the one a page is ab
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from mailhaven.audit import service as audit
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import list_domains, owned_domain
 from mailhaven.errors import NotFound
-from mailhaven.http import in_thread
-from mailhaven.services import Services
-from mailhaven.web.core import PageRefused, Viewer
+from mailhaven.web.core import PageRefused
 
 T = TypeVar("T")
 MAX_DOMAINS = 1000  # in a page's domain selector
-
-
-async def run(services: Services, work: Callable[[Session], T], *, write: bool = False) -> T:
-    """`work` in a read session, or in one write transaction."""
-    def go() -> T:
-        with services.db.transaction() if write else services.db.sessions() as session:
-            return work(session)
-    return await in_thread(go)
 
 
 def domain_names(session: Session, account_id: str) -> list[str]:
@@ -48,13 +36,6 @@ def chosen(session: Session, account_id: str, name: str) -> tuple[list[str], Dom
     if not name and not names:
         return names, None
     return names, owned(session, account_id, name or names[0])
-
-
-def noted(session: Session, services: Services, viewer: Viewer, action: str, target: str,
-          **details: str | int) -> None:
-    """The change in the audit log, in its transaction (nothing personal in `details`)."""
-    audit.append(session, services.vault, actor=f"user:{viewer.user_id}", action=action,
-                 target=target, details=details, now=services.clock.now())
 
 
 def link(path: str, **query: str) -> str:

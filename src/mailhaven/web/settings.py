@@ -10,7 +10,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from mailhaven.audit import service as audit
 from mailhaven.deps import ServicesDep
 from mailhaven.errors import BadRequest, Gone, MailhavenError, NotFound
 from mailhaven.http import in_thread
@@ -25,6 +24,7 @@ from mailhaven.users.tokens import peek_token
 from mailhaven.web.core import (
     SESSION_COOKIE,
     ViewerDep,
+    audited,
     page,
     posted_form,
     redirect,
@@ -138,9 +138,8 @@ async def set_retention(request: Request, services: ServicesDep,
             if not changes:
                 return
             retention.set_policies(session, viewer.account_id, changes, now)
-            audit.append(session, services.vault, actor=f"user:{viewer.user_id}",
-                         action="web.retention_change", target=f"account:{viewer.account_id}",
-                         details={"days": changes}, now=now)
+            audited(session, services, viewer, "web.retention_change",
+                    f"account:{viewer.account_id}", days=changes)
 
     return await _apply(request, services, viewer, "retention", run,
                         "Retention periods saved.")

@@ -20,6 +20,7 @@ from mailhaven.services import Services
 from mailhaven.web.core import (
     Viewer,
     ViewerDep,
+    actor,
     not_found_page,
     page,
     posted_form,
@@ -30,10 +31,6 @@ from mailhaven.web.core import (
 
 router = web_router()
 LISTED = 1000
-
-
-def _actor(viewer: Viewer) -> str:
-    return f"user:{viewer.user_id}"
 
 
 async def _smtp_page(request: Request, services: Services, viewer: Viewer, *,
@@ -90,7 +87,7 @@ async def create_credential(name: str, request: Request, services: ServicesDep,
         with services.db.transaction() as session:
             service.create(session, services.vault,
                            owned_domain(session, viewer.account_id, name), full, hashed,
-                           services.clock, actor=_actor(viewer))
+                           services.clock, actor=actor(viewer))
         return f"SMTP login {full} created." if given else (full, password)
 
     return await _change(request, services, viewer, run)
@@ -109,7 +106,7 @@ async def change_password(name: str, request: Request, services: ServicesDep,
         with services.db.transaction() as session:
             changed = service.change_password(
                 session, services.vault, owned_domain(session, viewer.account_id, name),
-                login, hashed, services.clock, actor=_actor(viewer))
+                login, hashed, services.clock, actor=actor(viewer))
         return (f"Password of {changed.login} changed." if given
                 else (changed.login, password))
 
@@ -126,7 +123,7 @@ async def delete_credential(name: str, request: Request, services: ServicesDep,
         with services.db.transaction() as session:
             deleted = service.delete(session, services.vault,
                                      owned_domain(session, viewer.account_id, name),
-                                     form.get("login"), services.clock, actor=_actor(viewer))
+                                     form.get("login"), services.clock, actor=actor(viewer))
         return f"SMTP login {deleted} deleted."
 
     return await _change(request, services, viewer, run)

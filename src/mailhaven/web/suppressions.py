@@ -17,13 +17,15 @@ from mailhaven.web.core import (
     MAX_FORM_BYTES,
     PageRefused,
     ViewerDep,
+    audited,
+    in_db,
     page,
     posted_form,
     redirect,
     require,
     web_router,
 )
-from mailhaven.web.sending_config import chosen, link, noted, owned, run
+from mailhaven.web.sending_config import chosen, link, owned
 
 router = web_router()
 BASE = "/app/suppressions"
@@ -63,7 +65,7 @@ async def _render(request: Request, services: ServicesDep, account_id: str, *, d
             session, services.vault, found, kind, limit=PAGE_SIZE, direction=direction,
             pivot=query.get("pivot") or None, term=term or None))
 
-    listed = await run(services, work)
+    listed = await in_db(services, work)
     items = listed.found.items if listed.found else []
     at = {"domain": listed.domain or "", "kind": kind, "q": term}
     paging = {}
@@ -100,11 +102,11 @@ async def add(domain_name: str, kind: str, request: Request, services: ServicesD
         domain = owned(session, viewer.account_id, domain_name)
         entry = service.entry_from(kind, record)
         service.add(session, services.vault, domain, kind, [entry], services.clock)
-        noted(session, services, viewer, "web.suppression_added", f"domain:{domain.id}",
+        audited(session, services, viewer, "web.suppression_added", f"domain:{domain.id}",
               kind=kind, count=1)
 
     try:
-        await run(services, work, write=True)
+        await in_db(services, work, write=True)
     except MailhavenError as exc:
         return await _render(request, services, viewer.account_id, domain=domain_name,
                              kind=kind, status_code=400, error=exc.message,
@@ -124,11 +126,11 @@ async def delete(domain_name: str, kind: str, request: Request, services: Servic
         domain = owned(session, viewer.account_id, domain_name)
         service.remove(session, services.vault, domain, kind, form.get("value"),
                        form.get("tag") or None)
-        noted(session, services, viewer, "web.suppression_deleted", f"domain:{domain.id}",
+        audited(session, services, viewer, "web.suppression_deleted", f"domain:{domain.id}",
               kind=kind, count=1)
 
     try:
-        await run(services, work, write=True)
+        await in_db(services, work, write=True)
     except MailhavenError as exc:
         return await _render(request, services, viewer.account_id, domain=domain_name,
                              kind=kind, status_code=exc.status, error=exc.message)
@@ -157,9 +159,9 @@ async def import_csv(domain_name: str, kind: str, request: Request, services: Se
             def work(session: Session, chunk: list[service.Entry] = chunk) -> None:
                 domain = owned(session, viewer.account_id, domain_name)
                 service.add(session, services.vault, domain, kind, chunk, services.clock)
-                noted(session, services, viewer, "web.suppressions_imported",
+                audited(session, services, viewer, "web.suppressions_imported",
                       f"domain:{domain.id}", kind=kind, count=len(chunk))
-            await run(services, work, write=True)
+            await in_db(services, work, write=True)
     except MailhavenError as exc:
         return await _render(request, services, viewer.account_id, domain=domain_name,
                              kind=kind, status_code=400, error=exc.message)
@@ -177,6 +179,6 @@ async def export_csv(domain_name: str, kind: str, services: ServicesDep,
         domain = owned(session, viewer.account_id, domain_name)
         return domain.name, service.export_csv(session, services.vault, domain, kind)
 
-    name, text = await run(services, work)
+    name, text = await in_db(services, work)
     return Response(text, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}-{kind}.csv"'})

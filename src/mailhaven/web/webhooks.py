@@ -13,8 +13,17 @@ from sqlalchemy.orm import Session
 from mailhaven.clock import format_rfc2822
 from mailhaven.deps import ServicesDep
 from mailhaven.errors import MailhavenError
-from mailhaven.web.core import ViewerDep, page, posted_form, redirect, require, web_router
-from mailhaven.web.sending_config import chosen, link, noted, owned, run
+from mailhaven.web.core import (
+    ViewerDep,
+    audited,
+    in_db,
+    page,
+    posted_form,
+    redirect,
+    require,
+    web_router,
+)
+from mailhaven.web.sending_config import chosen, link, owned
 from mailhaven.webhooks import service
 from mailhaven.webhooks.poster import host
 from mailhaven.webhooks.sample import send_test
@@ -56,7 +65,7 @@ async def _render(request: Request, services: ServicesDep, account_id: str, doma
                      _history(service.recent_deliveries(session, account_id, found.id,
                                                         limit=HISTORY)))
 
-    shown = await run(services, work)
+    shown = await in_db(services, work)
     return page(request, "app_webhooks.html", status_code=status_code, error=error,
                 shown=shown, max_urls=service.MAX_URLS)
 
@@ -84,11 +93,11 @@ async def set_urls(domain_name: str, kind: str, request: Request, services: Serv
             service.set_urls(session, viewer.account_id, domain.id, kind, urls, now)
         elif kind in service.domain_map(session, viewer.account_id, domain.id):
             service.remove_name(session, viewer.account_id, domain.id, kind, now)
-        noted(session, services, viewer, "web.webhook_changed", f"domain:{domain.id}",
+        audited(session, services, viewer, "web.webhook_changed", f"domain:{domain.id}",
               webhook=kind, urls=len(urls))
 
     try:
-        await run(services, work, write=True)
+        await in_db(services, work, write=True)
     except MailhavenError as exc:
         return await _render(request, services, viewer.account_id, domain_name,
                              status_code=400, error=exc.message)
@@ -109,7 +118,7 @@ async def test(domain_name: str, kind: str, request: Request, services: Services
         urls = service.domain_map(session, viewer.account_id, domain.id).get(kind, {})
         return url in urls.get("urls", [])
 
-    if not await run(services, work):
+    if not await in_db(services, work):
         return await _render(request, services, viewer.account_id, domain_name,
                              status_code=400, error="Save the URL first, then test it.")
     try:
