@@ -134,7 +134,10 @@ def main() -> None:
                 browser.close()
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
     console.print(f"[green]wrote {len(PUBLIC) + len(PANEL) + 1} PNGs to {OUT}")
 
 
