@@ -99,6 +99,7 @@ def _journey(browser: Browser, base: str, services: Services, mailbox: Mailbox, 
     confirm = _link(mailbox.mail_to("zoe@startup.test", "Confirm your Mailhaven address"),
                     "/confirm")
     page.goto(f"{base}{confirm}")
+    page.get_by_label("Password").fill(PASSWORD)  # only who chose it confirms the address
     _submit(page, "Confirm my address")
     assert page.url == f"{base}/login"
     assert "Your address is confirmed" in page.content()
@@ -107,6 +108,7 @@ def _journey(browser: Browser, base: str, services: Services, mailbox: Mailbox, 
     _log_in(page, base, "zoe@startup.test")
     assert page.url == f"{base}/app" and "Zoe Founder" in page.content()
     page.goto(f"{base}/app/settings/2fa")
+    page.get_by_label("Your current password").fill(PASSWORD)
     _submit(page, "Set up two-factor authentication")
     totp, now = pyotp.TOTP(page.locator("#totp-secret").inner_text()), services.clock.now()
     assert page.locator("img.qr").get_attribute("src").startswith("data:image/svg+xml")
