@@ -23,8 +23,11 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
+# The browser tests run after the rest, so that chromium's load never overlaps the tests
+# that time real SMTP sessions and killed workers.
 test: $(VENV)/.installed browser lint typecheck
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --ignore=tests/web
+	$(BIN)/pytest -n 2 tests/web
 
 # Pages are tested in a real browser: Playwright driving Debian's chromium (no browser can
 # be downloaded from anywhere else here); installed only when missing.
