@@ -12,6 +12,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -237,14 +238,23 @@ def of_message(session: Session, vault: Vault, account_id: str,
     return open_payload(session, vault, rows)
 
 
-def failure_replies(session: Session, vault: Vault, account_id: str, since: float, *,
-                    sample: int = 200, top: int = 5) -> list[tuple[str, int]]:
-    """The SMTP replies (or reasons) the account's latest `sample` failures since `since`
-    carried, the most frequent first: a bounce reason in the receiver's own words."""
-    rows = list(session.execute(select(*Event.__table__.columns).where(
-        Event.account_id == account_id, Event.event == "failed", Event.timestamp >= since,
-        Event.key_id.is_not(None)).order_by(Event.timestamp.desc(), Event.id.desc())
-        .limit(sample)))
+def failure_replies(session: Session, vault: Vault, account_id: str, domain_ids: list[str],
+                    since: float, *, sample: int = 200, top: int = 5,
+                    window: int = 5000) -> list[tuple[str, int]]:
+    """The SMTP replies (or reasons) the latest failures since `since` carried, the most
+    frequent first: a bounce reason in the receiver's own words. Only among each domain's
+    latest `window` events, read off its time index: a page must not scan millions of
+    events to find failures that may not exist (the counters say how many there were)."""
+    rows: list[Any] = []
+    for domain_id in domain_ids:
+        latest = (select(Event.id).where(Event.domain_id == domain_id)
+                  .order_by(Event.domain_id, Event.timestamp.desc(), Event.id.desc())
+                  .limit(window).scalar_subquery())
+        rows += session.execute(select(*Event.__table__.columns).where(
+            Event.id.in_(latest), Event.account_id == account_id, Event.event == "failed",
+            Event.timestamp >= since, Event.key_id.is_not(None))
+            .order_by(Event.timestamp.desc(), Event.id.desc()).limit(sample))
+    rows = sorted(rows, key=lambda row: (row.timestamp, row.id), reverse=True)[:sample]
     replies: Counter[str] = Counter()
     for doc in open_payload(session, vault, rows):
         status = doc.get("delivery-status") or {}

@@ -50,14 +50,15 @@ async def overview(request: Request, viewer: ViewerDep, services: ServicesDep,
             counted = series(session, ids, events=EVENTS, start=now - back, end=now,
                              resolution=resolution)
             since = now - BOUNCE_DAYS * 86400
+            reasons = failure_kinds(session, ids, since)
             pending = [privacy_requests.as_json(services.vault, session, r, now)
                        for r in privacy_requests.pending(session, viewer.account_id)]
             return {
                 "periods": [Period(datetime.fromtimestamp(t, UTC).strftime(fmt), c)
                             for t, c in counted],
-                "reasons": failure_kinds(session, ids, since),
-                "replies": failure_replies(session, services.vault, viewer.account_id,
-                                           since) if viewer.may("logs") else [],
+                "reasons": reasons,
+                "replies": failure_replies(session, services.vault, viewer.account_id, ids,
+                                           since) if reasons and viewer.may("logs") else [],
                 "dns_work": [(d.name, d.state, records) for d, records
                              in needing_dns_work(session, viewer.account_id, hostname)],
                 "privacy_requests": pending if viewer.may("privacy") else [],
