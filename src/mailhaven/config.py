@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,6 +63,20 @@ def parse_trusted_networks(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+REGION_NAME = re.compile(r"[a-z][a-z0-9]{0,7}")
+
+
+def parse_regions(value: str) -> tuple[str, ...]:
+    """MAILHAVEN_REGIONS: region names (`us,eu`), the first the home region: where this
+    installation's own site, and accounts made without a region, live."""
+    names = tuple(dict.fromkeys(n.strip().lower() for n in value.replace(",", " ").split()))
+    bad = [n for n in names if not REGION_NAME.fullmatch(n)]
+    if not names or bad:
+        raise ValueError("MAILHAVEN_REGIONS takes short lower-case names (us,eu), got "
+                         f"{value!r}")
+    return names
+
+
 def default_system_from(hostname: str) -> str:
     return f"Mailhaven <no-reply@{hostname.lower().rstrip('.')}>"
 
@@ -115,6 +130,12 @@ class Settings:
     # "Mailhaven <no-reply@HOSTNAME>", filled in from `hostname`
     system_from: str = ""
     contact_retention_days: int = 365  # the website's contact form messages (`site`)
+    # Regions (`regions`, SPEC N11): each account's data lives in its region's database, under
+    # its region's vault. With one region and no URL of its own, that is the main database.
+    regions: tuple[str, ...] = ("us",)
+    region_database_urls: tuple[tuple[str, str], ...] = ()  # (region, URL) given
+    region_master_key_files: tuple[tuple[str, Path], ...] = ()
+    region: str = ""  # the region these settings are for ("": the platform's own)
 
     def __post_init__(self) -> None:
         if not self.system_from:
@@ -132,6 +153,28 @@ class Settings:
     def api_url(self) -> str:
         """Where users reach the API, for links we hand out (stored messages, tracking)."""
         return self.public_url or f"http://{self.hostname}:{self.http_port}"
+
+    @property
+    def home_region(self) -> str:
+        return self.regions[0]
+
+    @property
+    def split(self) -> bool:
+        """Whether regions keep their data apart from the main database (the directory)."""
+        return len(self.regions) > 1 or bool(self.region_database_urls)
+
+    def regional(self, name: str) -> Settings:
+        """The settings of region `name`: its database and vault key and data directory
+        (`$MAILHAVEN_DATA_DIR/<name>/` unless set). Unsplit, the main ones."""
+        if name not in self.regions:
+            raise ValueError(f"no region {name!r}: MAILHAVEN_REGIONS is {','.join(self.regions)}")
+        if not self.split:
+            return replace(self, region=name)
+        folder = self.data_dir / name
+        url = dict(self.region_database_urls).get(name) or f"sqlite:///{folder / 'mailhaven.db'}"
+        key = dict(self.region_master_key_files).get(name) or folder / "master.key"
+        return replace(self, region=name, data_dir=folder, database_url=url,
+                       master_key_file=key)
 
     def with_(self, **changes: Any) -> Settings:
         if "hostname" in changes and self.system_from == default_system_from(self.hostname):
@@ -184,4 +227,13 @@ class Settings:
             mx_max_sessions_per_ip=_int("MX_MAX_SESSIONS_PER_IP", 50),
             system_from=_env("SYSTEM_FROM", "").strip(),
             contact_retention_days=_int("CONTACT_RETENTION_DAYS", 365),
+            **_regions_from_env(),
         )
+
+
+def _regions_from_env() -> dict[str, Any]:
+    regions = parse_regions(_env("REGIONS", "us"))
+    urls = tuple((n, url) for n in regions if (url := _env(f"REGION_{n.upper()}_DATABASE_URL", "")))
+    keys = tuple((n, Path(f)) for n in regions
+                 if (f := _env(f"REGION_{n.upper()}_MASTER_KEY_FILE", "")))
+    return {"regions": regions, "region_database_urls": urls, "region_master_key_files": keys}

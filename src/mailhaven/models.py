@@ -11,6 +11,7 @@ from mailhaven.inbound.models import InboundMessage, RoutePost
 from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
+from mailhaven.regions.models import RegionEntry
 from mailhaven.retention.models import RetentionPolicy
 from mailhaven.routes.models import Route
 from mailhaven.site.models import ContactMessage, Platform
@@ -27,7 +28,8 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "ContactMessage",
            "Delivery", "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
-           "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest", "RetentionPolicy",
+           "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest", "RegionEntry",
+           "RetentionPolicy",
            "Route", "RoutePost", "SmtpCredential", "StatCount", "SubjectControl", "Suppression",
            "Tag", "Template", "TemplateVersion", "User", "UserToken", "VaultKey", "WebSession",
            "Webhook", "WebhookDelivery", "metadata"]
