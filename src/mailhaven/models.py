@@ -10,6 +10,7 @@ from mailhaven.events.models import Event
 from mailhaven.inbound.models import InboundMessage, RoutePost
 from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
+from mailhaven.notices.models import Subprocessor
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.regions.models import RegionEntry
 from mailhaven.retention.models import RetentionPolicy
@@ -29,7 +30,7 @@ metadata = Base.metadata
 __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "ContactMessage",
            "Delivery", "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
            "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest", "RegionEntry",
-           "RetentionPolicy",
-           "Route", "RoutePost", "SmtpCredential", "StatCount", "SubjectControl", "Suppression",
-           "Tag", "Template", "TemplateVersion", "User", "UserToken", "VaultKey", "WebSession",
-           "Webhook", "WebhookDelivery", "metadata"]
+           "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
+           "SubjectControl", "Subprocessor", "Suppression", "Tag", "Template", "TemplateVersion",
+           "User", "UserToken", "VaultKey", "Webhook", "WebhookDelivery", "WebSession",
+           "metadata"]
