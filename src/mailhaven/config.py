@@ -130,6 +130,9 @@ class Settings:
     # "Mailhaven <no-reply@HOSTNAME>", filled in from `hostname`
     system_from: str = ""
     contact_retention_days: int = 365  # the website's contact form messages (`site`)
+    # Anonymous statistics (`stats.report`, SPEC N15): a figure is published only for a
+    # group of at least this many accounts
+    stats_k: int = 10
     # Regions (`regions`, SPEC N11): each account's data lives in its region's database, under
     # its region's vault. With one region and no URL of its own, that is the main database.
     regions: tuple[str, ...] = ("us",)
@@ -227,8 +230,17 @@ class Settings:
             mx_max_sessions_per_ip=_int("MX_MAX_SESSIONS_PER_IP", 50),
             system_from=_env("SYSTEM_FROM", "").strip(),
             contact_retention_days=_int("CONTACT_RETENTION_DAYS", 365),
+            stats_k=_stats_k(),
             **_regions_from_env(),
         )
+
+
+def _stats_k() -> int:
+    k = _int("STATS_K", 10)
+    if k < 2:
+        raise ValueError(f"MAILHAVEN_STATS_K must be at least 2 (a group of one account is "
+                         f"that account), got {k}")
+    return k
 
 
 def _regions_from_env() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from mailhaven.exports.cli import export
 from mailhaven.privacy.cli import app as privacy_app
 from mailhaven.retention.cli import app as retention_app
 from mailhaven.site.cli import app as site_app
+from mailhaven.stats.cli import app as stats_app
 from mailhaven.vault.cli import app as vault_app
 
 app = typer.Typer(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True)
@@ -35,6 +36,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(backup_app, name="backup")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(site_app, name="site")
+app.add_typer(stats_app, name="stats")
 privacy_app.add_typer(retention_app, name="retention")
 privacy_app.command("export")(export)
 

@@ -1,0 +1,96 @@
+"""`mailhaven stats report`: anonymous platform-wide figures (SPEC N15)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailhaven.cli import common
+
+app = typer.Typer(help="Platform-wide statistics, published only in aggregate.",
+                  no_args_is_help=True)
+
+_VOLUME = ("accepted", "delivered", "failed", "stored", "active_accounts")
+
+
+@app.command("report")
+def report(
+    k: Annotated[int | None, typer.Option(
+        "--k", min=2, help="Smallest group of accounts a figure may describe "
+        "(MAILHAVEN_STATS_K, default 10).")] = None,
+    epsilon: Annotated[float | None, typer.Option(
+        "--epsilon",
+        help="Add Laplace noise of scale clip/epsilon to every published figure.")] = None,
+    clip: Annotated[int, typer.Option(
+        "--clip", min=1, help="With --epsilon: the most one account adds to one figure.")]
+    = 1000,
+    days: Annotated[int, typer.Option(
+        "--days", min=1, max=3660, help="The last D whole days (UTC), today excluded.")] = 30,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write the report to FILE as JSON.")] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Usage figures of every open region, from the counters alone: per region, day and
+    volume band; a group of fewer than k accounts is shown as suppressed."""
+    from mailhaven.stats.report import report as build
+
+    services = common.services()
+    try:
+        regions = {name: region.db for name, region in services.platform.regions.items()}
+        with common.refusals():
+            try:
+                made = build(regions, services.clock.now(), days=days,
+                             k=k or services.settings.stats_k, epsilon=epsilon, clip=clip)
+            except ValueError as refused:
+                common.fail(str(refused))
+    finally:
+        services.close()
+    if out is not None:
+        try:
+            out.write_text(json.dumps(made, indent=2) + "\n")
+        except OSError as exc:
+            common.fail(f"cannot write {out}: {exc.strerror}")
+    if as_json:
+        common.print_json(made)
+        return
+    noise = made["noise"]
+    common.console.print(
+        f"{made['period']['from']} to {made['period']['to']}, regions "
+        f"{', '.join(made['regions'])}; groups of fewer than {made['k']} accounts suppressed; "
+        + (f"Laplace noise, epsilon {noise['epsilon']}, clip {noise['clip']}" if noise
+           else "exact figures"), markup=False, highlight=False)
+    _tables(made)
+    common.console.print("supp. = suppressed: a group of fewer than k accounts, or withheld so "
+                         "that such a group cannot be computed from the others", style="dim")
+    if out is not None:
+        common.err.print(f"written to {out}", style="dim", markup=False, highlight=False)
+
+
+def _tables(made: dict) -> None:
+    """Fit for 80 columns: regions and bands across, measures down; days down, in two
+    tables of measures."""
+    from rich.table import Column
+
+    from mailhaven.stats.report import MEASURES
+
+    across = (("", {"all": made["totals"], **made["by_region"]}),
+              ("accepted in period:", made["by_volume"]))
+    for title, columns in across:
+        shown = common.table(Column(title, no_wrap=True),
+                             *(Column(name, justify="right") for name in columns))
+        for measure in MEASURES:
+            shown.add_row(measure, *(_cell(figures[measure]) for figures in columns.values()))
+        common.console.print(shown)
+    for measures in (_VOLUME, tuple(m for m in MEASURES if m not in _VOLUME)):
+        shown = common.table(Column("day (UTC)", no_wrap=True),
+                             *(Column(m, justify="right") for m in measures))
+        for day, figures in made["by_day"].items():
+            shown.add_row(day, *(_cell(figures[m]) for m in measures))
+        common.console.print(shown)
+
+
+def _cell(value: int | str) -> str:
+    return "[dim]supp.[/dim]" if isinstance(value, str) else f"{value:,}"
