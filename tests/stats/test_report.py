@@ -15,7 +15,6 @@ from mailhaven.domains.service import create_domain
 from mailhaven.services import Platform, Services
 from mailhaven.stats import service as counters
 from mailhaven.stats.report import DAY, MEASURES, PARTITIONS, SUPPRESSED, collect, publish, report
-from tests.regions.conftest import pg_databases, platform, regions_settings  # noqa: F401
 from tests.test_cli import _cli
 
 
