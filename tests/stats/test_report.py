@@ -14,7 +14,16 @@ from mailhaven.config import Settings
 from mailhaven.domains.service import create_domain
 from mailhaven.services import Platform, Services
 from mailhaven.stats import service as counters
-from mailhaven.stats.report import DAY, MEASURES, PARTITIONS, SUPPRESSED, collect, publish, report
+from mailhaven.stats.report import (
+    DAY,
+    MEASURES,
+    PARTITIONS,
+    SUPPRESSED,
+    collect,
+    publish,
+    report,
+    suppress,
+)
 from tests.test_cli import _cli
 
 
@@ -118,6 +127,27 @@ def test_a_total_is_published_when_the_suppressed_days_hold_k_accounts(
     assert made["by_volume"]["1-999"]["accepted"] == 220
     _nothing_computable(made)
     _no_names(made, accounts)
+
+
+def test_only_the_first_table_with_a_small_remainder_keeps_it() -> None:
+    """Regions 12 + 3 accounts, days 11 + 4 (the 4 partly the region's 3), one band of 15:
+    the total is withheld, `eu` alone suppressed in the regions; in the days, the 4 and the
+    11 with them (what a table suppresses must hold k accounts); the band's whole (it would
+    add up to the total)."""
+    us, eu = set(range(12)), {12, 13, 14}
+    shown, hidden = suppress(us | eu, {
+        "by_region": {"us": us, "eu": eu},
+        "by_day": {1: set(range(10)) | {12}, 2: {10, 11, 13, 14}, 3: set()},
+        "by_volume": {"1-999": us | eu, "0": set()},
+    }, k=10)
+    assert not shown
+    assert hidden == {"by_region": {"eu"}, "by_day": {1, 2}, "by_volume": {"1-999"}}
+
+    shown, hidden = suppress(us | eu, {"by_region": {"us": us | eu, "eu": set()},
+                                       "by_day": {1: us, 2: {12}, 3: {13}, 4: {14}}}, k=3)
+    assert shown and hidden == {"by_region": set(), "by_day": {2, 3, 4}}
+    assert suppress({1, 2}, {"by_region": {"us": {1, 2}}}, k=3) == (False, {"by_region": {"us"}})
+    assert suppress(set(), {"by_region": {"us": set()}}, k=3) == (True, {"by_region": set()})
 
 
 def test_laplace_noise_changes_the_published_figures_but_not_their_mean(
