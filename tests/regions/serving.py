@@ -3,10 +3,13 @@ region."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -16,6 +19,8 @@ from mailhaven.domains.service import create_domain
 from mailhaven.regional import create_platform_app
 from mailhaven.services import Platform, Services
 from tests.support import DatabaseDump, dump_database, free_port
+
+T = TypeVar("T")
 
 
 class PlatformServer:
@@ -70,3 +75,23 @@ def dumps(platform: Platform) -> dict[str, DatabaseDump]:
     found = {"main": dump_database(SimpleNamespace(db=platform.directory))}  # type: ignore[arg-type]
     found.update({name: dump_database(services) for name, services in platform.regions.items()})
     return found
+
+
+class LoopThread:
+    """An event loop on a thread of its own, for servers the test talks to over sockets."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> LoopThread:
+        self.thread.start()
+        return self
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+        self.loop.close()
