@@ -9,10 +9,15 @@ import re
 from contextlib import ExitStack
 from urllib.parse import urlsplit
 
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from mailhaven.accounts.service import key_digest
+from mailhaven.config import Settings
+from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.events.models import Event
+from mailhaven.regional import create_platform_app
+from mailhaven.server import region_runners
 from mailhaven.services import Platform
 from mailhaven.suppressions.models import Suppression
 from tests.regions.serving import PlatformServer, dumps, tenant_in
@@ -100,3 +105,32 @@ def test_each_accounts_data_is_only_in_its_regions_database(platform: Platform) 
             for other in found.keys() - {region}:
                 assert not found[other].holding(needle), \
                     f"{what} of {region} found in {other}: {found[other].holding(needle)}"
+
+
+def test_one_region_is_served_by_its_own_app_without_a_dispatcher(services) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(create_platform_app(services.platform), FastAPI)
+
+
+def test_a_site_of_one_region_answers_only_its_accounts(
+        regions_settings: Settings, platform: Platform) -> None:
+    """`serve --region eu`: the EU site; a US key is unknown there."""
+    tenants = {"us": tenant_in(platform.region("us"), "Yankee Widgets", "mg.yankee.test"),
+               "eu": tenant_in(platform.region("eu"), "Europa Gmbh", "mg.europa.test")}
+    eu_site = Platform.start(regions_settings, platform.clock, migrate=False, only=["eu"])
+    try:
+        with PlatformServer(eu_site) as live, live.client(tenants["eu"].api_key) as eu_api, \
+                live.client(tenants["us"].api_key) as us_api:
+            assert [d["name"] for d in eu_api.get("/v3/domains").json()["items"]] == [
+                "mg.europa.test"]
+            assert us_api.get("/v3/domains").status_code == 401
+    finally:
+        eu_site.close()
+
+
+def test_serve_and_worker_run_each_runner_once_per_region(platform: Platform) -> None:
+    runners = [r for s in platform.regions.values() for r in region_runners(s)]
+    workers = [r for r in runners if isinstance(r, DeliveryWorker)]
+    assert [w.services.region for w in workers] == ["us", "eu"]
+    assert len(runners) == 2 * len(region_runners(platform.home))
+    assert {type(r) for r in region_runners(platform.home, worker_only=True)} < \
+        {type(r) for r in region_runners(platform.home)}
