@@ -11,27 +11,32 @@ import signal
 import socket
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
+from typing import Protocol
 
 import uvicorn
 
-from mailhaven.app import create_app
 from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.dev.mode import LocalNetwork, is_dev_data_dir
 from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import FeedbackHandler
-from mailhaven.inbound.listener import start_mx
+from mailhaven.inbound.listener import MXRegion, start_mx
 from mailhaven.inbound.posts import RoutePostSender
 from mailhaven.inbound.processor import InboundProcessor
+from mailhaven.regional import create_platform_app
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.runner import Doorbell
-from mailhaven.services import Services
+from mailhaven.services import Platform, Services
 from mailhaven.submission.server import start_submission
 from mailhaven.users.runner import PanelSweeper
 from mailhaven.webhooks.sender import WebhookSender
 from mailhaven.wiring import wire
 
 log = logging.getLogger("mailhaven.server")
+
+
+class Runner(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
 
 
 class PortBusy(Exception):
@@ -72,7 +77,35 @@ def _submission_sockets(stack: AsyncExitStack, settings: Settings,
     return starttls, implicit
 
 
-async def run_server(settings: Settings, *, dev: bool = False) -> None:
+def region_runners(services: Services, *, local: LocalNetwork | None = None,
+                   inbound_bell: Doorbell | None = None, concurrency: int | None = None,
+                   worker_only: bool = False) -> list[Runner]:
+    """The background runners of one region, each with that region's services (a process
+    runs them once per region it opened). `worker_only`: what `mailhaven worker` runs."""
+    hooks = local.webhook_transport() if local is not None else None
+    runners: list[Runner] = [
+        DeliveryWorker(services, concurrency=concurrency),
+        WebhookSender(services, transport=hooks),
+        RoutePostSender(services, transport=hooks),
+        InboundProcessor(services, doorbell=inbound_bell),
+    ]
+    if not worker_only:
+        runners += [
+            DomainChecker(services),
+            RetentionRunner(services),
+            PanelSweeper(services),
+        ]
+    return runners
+
+
+def _open(settings: Settings, only: str | None) -> Platform:
+    return Platform.start(settings, only=[only] if only else None)
+
+
+async def run_server(settings: Settings, *, dev: bool = False, region: str | None = None,
+                     ) -> None:
+    """API + SMTP submission + MX + the runners, for every region (or only `region`: a site
+    per region, whose API answers only its accounts)."""
     async with AsyncExitStack() as stack:
         http = _http_socket(settings)  # first: a second instance stops before doing anything
         stack.callback(http.close)
@@ -89,33 +122,33 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
                 capture = await start_capture(settings.data_dir / "dev-mailbox", "127.0.0.1",
                                               settings.dev_capture_port)
             stack.callback(capture.close)
-        services = await asyncio.to_thread(Services.start, settings)
+        platform = await asyncio.to_thread(_open, settings, region)
         wire()
-        stack.callback(services.close)
-        inbound_bell = Doorbell()  # the MX rings it: this process's processor starts at once
+        stack.callback(platform.close)
+        services = _first(platform)
+        # The MX rings a region's bell: that region's processor starts at once
+        inbound_bells = {name: Doorbell() for name in platform.regions}
         with listening("MAILHAVEN_MX_PORT", settings.mx_port):
-            mx = await start_mx(services, settings.mx_host, settings.mx_port, bell=inbound_bell,
-                              return_paths=FeedbackHandler(services))
+            mx = await start_mx(services, settings.mx_host, settings.mx_port,
+                                bell=inbound_bells[services.region],
+                                return_paths=FeedbackHandler(services),
+                                regions=_mx_regions(platform, inbound_bells))
         stack.callback(mx.close)
-        submission = await start_submission(services, *submission_sockets)
+        submission = await start_submission(services, *submission_sockets,
+                                            regions=list(platform.regions.values()))
         stack.callback(submission.close)
         if local is not None:
             local.answer_from(services.db)
             demo = await asyncio.to_thread(ensure_demo, services)
             print_welcome(settings, demo)
         server = uvicorn.Server(uvicorn.Config(
-            create_app(services, dev=dev), host=settings.http_host, port=settings.http_port,
-            log_config=None, access_log=False, lifespan="off"))
+            create_platform_app(platform, dev=dev), host=settings.http_host,
+            port=settings.http_port, log_config=None, access_log=False, lifespan="off"))
         stop = asyncio.Event()
-        worker = DeliveryWorker(services)
-        webhooks = WebhookSender(services, transport=local.webhook_transport() if local
-                                 else None)
-        runners = [worker, DomainChecker(services), webhooks, RetentionRunner(services),
-                   PanelSweeper(services),
-                   InboundProcessor(services, doorbell=inbound_bell),
-                   RoutePostSender(services, transport=local.webhook_transport() if local
-                                   else None)]
-        log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
+        runners = [runner for name, regional in platform.regions.items()
+                   for runner in region_runners(regional, local=local,
+                                                inbound_bell=inbound_bells[name])]
+        _started(runners)
         tasks = [asyncio.create_task(r.run(stop)) for r in runners]
         try:
             await server.serve(sockets=[http])
@@ -124,7 +157,30 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
             await asyncio.gather(*tasks)
 
 
-async def run_worker(settings: Settings, *, concurrency: int | None = None) -> None:
+def _first(platform: Platform) -> Services:
+    """The home region, or (a process of another region's site) the first one open."""
+    home = platform.settings.home_region
+    return platform.regions[home] if home in platform.regions \
+        else next(iter(platform.regions.values()))
+
+
+def _mx_regions(platform: Platform, bells: dict[str, Doorbell]) -> list[MXRegion] | None:
+    """With several regions, each MX recipient's domain names the region it is stored in."""
+    if len(platform.regions) == 1:
+        return None
+    return [MXRegion(regional, bell=bells[name], return_paths=FeedbackHandler(regional))
+            for name, regional in platform.regions.items()]
+
+
+def _started(runners: list[Runner]) -> None:
+    for runner in runners:
+        if isinstance(runner, DeliveryWorker):
+            log.info(json.dumps({"kind": "worker", "owner": runner.owner,
+                                 "region": runner.services.region, "state": "started"}))
+
+
+async def run_worker(settings: Settings, *, concurrency: int | None = None,
+                     region: str | None = None) -> None:
     async with AsyncExitStack() as stack:
         local = None
         if is_dev_data_dir(settings.data_dir):
@@ -133,26 +189,23 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None) -> N
             settings = local.settings
             log.info(json.dumps({"kind": "worker", "state": "development", "mail_to": "127.0.0.1"
                                  f":{settings.dev_capture_port}", "webhooks": "captured"}))
-        services = await asyncio.to_thread(Services.start, settings)
+        platform = await asyncio.to_thread(_open, settings, region)
         wire()
-        stack.callback(services.close)
+        stack.callback(platform.close)
         if local is not None:
-            local.answer_from(services.db)
-        worker = DeliveryWorker(services, concurrency=concurrency)
-        webhooks = WebhookSender(services, transport=local.webhook_transport() if local
-                                 else None)
+            local.answer_from(_first(platform).db)
+        runners = [runner for regional in platform.regions.values()
+                   for runner in region_runners(regional, local=local, concurrency=concurrency,
+                                                worker_only=True)]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
+        _started(runners)
         try:
-            route_posts = RoutePostSender(services, transport=local.webhook_transport()
-                                          if local else None)
-            await asyncio.gather(worker.run(stop), webhooks.run(stop), route_posts.run(stop),
-                                 InboundProcessor(services).run(stop))
+            await asyncio.gather(*(r.run(stop) for r in runners))
         finally:
-            log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "stopped"}))
+            log.info(json.dumps({"kind": "worker", "state": "stopped"}))
 
 
 async def run_smtp(settings: Settings) -> None:
@@ -160,10 +213,11 @@ async def run_smtp(settings: Settings) -> None:
     hosts of its own, beside `serve` or API-only processes sharing one PostgreSQL."""
     async with AsyncExitStack() as stack:
         sockets = _submission_sockets(stack, settings)
-        services = await asyncio.to_thread(Services.start, settings)
+        platform = await asyncio.to_thread(_open, settings, None)
         wire()
-        stack.callback(services.close)
-        submission = await start_submission(services, *sockets)
+        stack.callback(platform.close)
+        submission = await start_submission(_first(platform), *sockets,
+                                            regions=list(platform.regions.values()))
         stack.callback(submission.close)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from mailhaven.accounts.cli import app as accounts_app
 from mailhaven.audit.cli import app as audit_app
 from mailhaven.backup.cli import app as backup_app
 from mailhaven.cli import common
+from mailhaven.config import Settings
 from mailhaven.credentials.cli import app as credentials_app
 from mailhaven.dev.cli import app as mailbox_app
 from mailhaven.dev.mode import is_loopback
@@ -70,6 +71,9 @@ def serve(
         help="MAILHAVEN_MASTER_KEY_FILE.")] = None,
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+    region: Annotated[str | None, typer.Option(
+        help="Open only this region (a site per region: its API answers only its accounts).")]
+    = None,
 ) -> None:
     """Run the HTTP API, the SMTP submission server and the delivery worker in one process."""
     from mailhaven.config import parse_hostport
@@ -88,11 +92,17 @@ def serve(
         common.fail("--dev serves the captured mail without a password: "
                     "it listens on loopback only.")
     common.opened(settings)
+    _check_region(settings, region)
     try:
         _serve_metrics(metrics_port)
-        asyncio.run(run_server(settings, dev=dev))
+        asyncio.run(run_server(settings, dev=dev, region=region))
     except (PortBusy, TlsSetupError) as refused:
         common.fail(str(refused))
+
+
+def _check_region(settings: Settings, region: str | None) -> None:
+    if region is not None and region not in settings.regions:
+        common.fail(f"No region {region!r}: MAILHAVEN_REGIONS is {','.join(settings.regions)}.")
 
 
 @app.command()
@@ -100,6 +110,8 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Attempts in flight at once.")] = None,
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+    region: Annotated[str | None, typer.Option(
+        help="Work for this region only (default: every region).")] = None,
 ) -> None:
     """Run a delivery worker; any number of them may share one PostgreSQL.
 
@@ -109,9 +121,10 @@ def worker(
 
     _logging()
     settings = common.opened(common.settings())
+    _check_region(settings, region)
     try:
         _serve_metrics(metrics_port)
-        asyncio.run(run_worker(settings, concurrency=concurrency))
+        asyncio.run(run_worker(settings, concurrency=concurrency, region=region))
     except PortBusy as busy:
         common.fail(str(busy))
 

@@ -36,6 +36,7 @@ from mailhaven.inbound.service import (
     group_commit,
     header_section,
 )
+from mailhaven.regions.service import for_domain
 from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
@@ -89,6 +90,8 @@ class InboundEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.receivers: dict[str, Receiver] = {}  # address -> the domain that receives it
+        self.regions: dict[str, MXRegion] = {}  # address -> the region it is stored in
+        self.feedback: MXRegion | None = None  # the region whose VERP addresses these are
         self.return_paths: list[str] = []  # VERP addresses: bounces and complaints
 
 
@@ -225,20 +228,48 @@ class InboundSMTP(SMTP):
         await self.push("250 OK" if status is MISSING else status)
 
 
+class MXRegion:
+    """One region's side of the MX: its domains, its inbound queue, its return paths."""
+
+    def __init__(self, services: Services, *, bell: Doorbell | None = None,
+                 return_paths: ReturnPaths | None = None) -> None:
+        self.services = services
+        self.receivers = Receivers(
+            services.db, require_verified=services.settings.require_verified_domains)
+        self.writes = group_commit(services.db, services.vault, services.clock)
+        self.bell = bell
+        self.feedback = return_paths
+
+
 class InboundHandler:
-    """What the MX answers: aiosmtpd speaks SMTP, this decides."""
+    """What the MX answers: aiosmtpd speaks SMTP, this decides. With `regions` (a platform
+    split into regions, SPEC N11), each recipient's domain names the region its copy is
+    stored in, and a VERP address the region whose vault signed it."""
 
     def __init__(self, services: Services, *, return_paths: ReturnPaths | None = None,
-                 bell: Doorbell | None = None) -> None:
+                 bell: Doorbell | None = None, regions: list[MXRegion] | None = None) -> None:
         self.services = services
         self.limit = services.settings.inbound_max_bytes
         self.sessions = Sessions(services.settings.mx_max_sessions,
                                  services.settings.mx_max_sessions_per_ip)
-        self.receivers = Receivers(
-            services.db, require_verified=services.settings.require_verified_domains)
-        self.feedback = return_paths
-        self.writes = group_commit(services.db, services.vault, services.clock)
-        self.bell = bell
+        self.regions = regions or [MXRegion(services, bell=bell, return_paths=return_paths)]
+        self.platform = services.platform if regions else None
+
+    def _return_path_region(self, address: str) -> MXRegion | None:
+        for region in self.regions:
+            if region.feedback is not None and \
+                    delivery_of(region.services.vault, address) is not None:
+                return region
+        return None
+
+    def _receiving_region(self, domain: str) -> MXRegion | None:
+        """Blocking. The region holding `domain` (by the directory), or the only one."""
+        if self.platform is None:
+            return self.regions[0]
+        found = for_domain(self.platform, domain)
+        if found is None:
+            return None
+        return next((r for r in self.regions if r.services.region == found.region), None)
 
     async def handle_EHLO(self, _server: SMTP, session: Session, _envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -251,9 +282,10 @@ class InboundHandler:
         assert isinstance(envelope, InboundEnvelope)
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return _refused(TOO_MANY_RECIPIENTS, "recipients")
-        if self.feedback is not None and delivery_of(self.services.vault, address) is not None:
-            if envelope.receivers:
+        if (feedback := self._return_path_region(address)) is not None:
+            if envelope.receivers or envelope.feedback not in (None, feedback):
                 return _refused(ANOTHER_TRANSACTION, "mixed")
+            envelope.feedback = feedback
             envelope.return_paths.append(address)
             envelope.rcpt_tos.append(address)
             return "250 2.1.5 OK"
@@ -261,13 +293,17 @@ class InboundHandler:
             return _refused(NO_SUCH_RETURN_PATH, "return-path")  # forged or unknown
         if not valid_addresses([address]):
             return _refused(BAD_RECIPIENT, "recipient")
-        found = await asyncio.to_thread(self.receivers.of, address.rpartition("@")[2])
-        if found is None:
+        domain = address.rpartition("@")[2]
+        region = self.regions[0] if self.platform is None \
+            else await asyncio.to_thread(self._receiving_region, domain)
+        found = None if region is None else await asyncio.to_thread(region.receivers.of, domain)
+        if region is None or found is None:
             return _refused(RELAYING_DENIED, "relaying")
         if envelope.return_paths:
             return _refused(ANOTHER_TRANSACTION, "mixed")
         if address.lower() not in {a.lower() for a in envelope.receivers}:
             envelope.receivers[address] = found
+            envelope.regions[address] = region
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -279,13 +315,14 @@ class InboundHandler:
         header = header_section(raw, MAX_HEADER_BYTES)
         if header is None:
             return _refused(HEADER_TOO_LARGE, "header")
-        if envelope.return_paths and self.feedback is not None:  # then no received mail
+        if envelope.return_paths and envelope.feedback is not None:  # then no received mail
             if len(raw) > MAX_REPORT_BYTES:
                 return _refused(too_large(MAX_REPORT_BYTES), "size")
             reports = Envelope()
             reports.mail_from, reports.rcpt_tos = envelope.mail_from, envelope.return_paths
             reports.original_content = raw
-            return await self.feedback.handle_DATA(server, session, reports)
+            assert envelope.feedback.feedback is not None
+            return await envelope.feedback.feedback.handle_DATA(server, session, reports)
         # read once, off the event loop; authenticated as it came, stored disarmed
         head, disarmed = await asyncio.to_thread(
             _intake_header, header, self.services.settings.hostname)
@@ -300,8 +337,6 @@ class InboundHandler:
             REFUSED.labels("error").inc()
             return TEMPORARY_FAILURE
         RECEIVED.inc()
-        if self.bell is not None:
-            self.bell.ring()
         log.info(json.dumps({
             "kind": "mx", "status": 250, "recipients": len(envelope.receivers),
             "messages": len(keys), "bytes": len(raw), "tls": session.ssl is not None,
@@ -329,25 +364,35 @@ class InboundHandler:
 
     async def _store(self, session: Session, envelope: InboundEnvelope, raw: bytes,
                      head: Head, verdicts: Verdicts) -> list[str]:
+        """One copy per receiving domain, each in its region's inbound queue (only that
+        region's recipients named in it)."""
         by_domain: dict[str, list[str]] = {}
         receivers: dict[str, Receiver] = {}
+        regions: dict[str, MXRegion] = {}
         for address, found in envelope.receivers.items():
             by_domain.setdefault(found.domain_id, []).append(address)
             receivers[found.domain_id] = found
+            regions[found.domain_id] = envelope.regions[address]
         now = self.services.clock.now()
         settings = self.services.settings
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""
-        received = []
+        received: dict[int, list[Received]] = {}
         for domain_id, recipients in by_domain.items():
             trace = trace_headers(verdicts, hostname=settings.hostname,
                                   helo=session.host_name or "", ip=_peer_ip(session),
                                   tls=session.ssl is not None, mail_from=mail_from,
                                   recipients=recipients, queue_id=new_id()[:12], now=now)
-            received.append(Received(receivers[domain_id], recipients, mail_from, trace + raw,
-                                     head, verdicts))
-        return await self.writes.submit(received)
+            received.setdefault(id(regions[domain_id]), []).append(Received(
+                receivers[domain_id], recipients, mail_from, trace + raw, head, verdicts))
+        keys: list[str] = []
+        for region in self.regions:
+            if id(region) in received:
+                keys += await region.writes.submit(received[id(region)])
+                if region.bell is not None:
+                    region.bell.ring()
+        return keys
 
     async def handle_exception(self, error: Exception) -> str:
         """Whatever went wrong is ours to log, never the sender's to read (aiosmtpd would
@@ -376,13 +421,15 @@ def _peer_ip(session: Session) -> str:
 
 async def start_mx(services: Services, host: str, port: int, *,
                    return_paths: ReturnPaths | None = None, sock: socket.socket | None = None,
-                   bell: Doorbell | None = None) -> asyncio.Server:
+                   bell: Doorbell | None = None,
+                   regions: list[MXRegion] | None = None) -> asyncio.Server:
     """Serve the MX on host:port (or on a bound `sock`); the caller closes the server.
     `return_paths` takes the reports sent to VERP addresses (without it they are refused);
-    `bell` is rung when a message is queued (the processor of this process wakes)."""
+    `bell` is rung when a message is queued (the processor of this process wakes);
+    `regions`, when the platform is split, each region's side (they replace those two)."""
     settings = services.settings
     context: ssl.SSLContext = await asyncio.to_thread(server_context, settings)
-    handler = InboundHandler(services, return_paths=return_paths, bell=bell)
+    handler = InboundHandler(services, return_paths=return_paths, bell=bell, regions=regions)
     loop = asyncio.get_running_loop()
 
     def protocol() -> InboundSMTP:

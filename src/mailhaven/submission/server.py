@@ -29,6 +29,7 @@ from mailhaven.clock import monotonic
 from mailhaven.credentials.service import Credential, canonical_login
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import MailhavenError, frames
+from mailhaven.regions.service import for_domain
 from mailhaven.sending import identity
 from mailhaven.sending.request import MAX_MESSAGE_BYTES, Attachment
 from mailhaven.sending.service import Accepted, SendAttempt, group_commit
@@ -154,6 +155,9 @@ class Submission:
     sends: GroupCommit[SendAttempt, Accepted] = field(init=False)
     trusted: TrustedNetworks = field(init=False)
     servers: list[asyncio.Server] = field(default_factory=list)
+    # A platform split into regions (SPEC N11): each region's own, by name (this one among
+    # them); a login's or trusted network's domain names the region its mail goes to.
+    regions: dict[str, Submission] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         settings = self.services.settings
@@ -167,6 +171,17 @@ class Submission:
         for server in self.servers:
             server.close()
         self.logins.close()
+        for other in self.regions.values():
+            if other is not self:
+                other.logins.close()
+
+    async def of_domain(self, domain: str) -> Submission:
+        """The submission of the region holding `domain` (this one when it is the only one,
+        or no region has the domain: it refuses as it would)."""
+        if not self.regions:
+            return self
+        found = await asyncio.to_thread(for_domain, self.services.platform, domain)
+        return self.regions.get(found.region, self) if found is not None else self
 
 
 class SubmissionHandler:
@@ -211,9 +226,11 @@ class SubmissionHandler:
         assert server.session is not None
         peer = server.session.peer
         host = peer[0] if isinstance(peer, tuple) else peer
-        checked = await self.submission.logins.check(host, login, password)
+        submission = await self.submission.of_domain(_login(login).rpartition("@")[2])
+        checked = await submission.logins.check(host, login, password)
         if isinstance(checked, str):
             return AuthResult(success=False, handled=False, message=checked)
+        self.submission = submission  # this connection's mail goes to the login's region
         return AuthResult(success=True, auth_data=checked)
 
     async def handle_MAIL(self, _server: SMTP, session: Session, envelope: Envelope,
@@ -221,6 +238,7 @@ class SubmissionHandler:
         proved = session.auth_data if session.authenticated else None
         credential = _credential(session)
         if credential is None and isinstance(session, SubmissionSession) and session.trusted:
+            self.submission = await self.submission.of_domain(session.trusted.domain)
             try:
                 credential = await asyncio.to_thread(self.submission.trusted.credential,
                                                      session.trusted)
@@ -356,12 +374,19 @@ async def _response(server: SMTP, given: str | None, challenge: str) -> bytes | 
 
 async def start_submission(services: Services, starttls: socket.socket,
                            implicit_tls: socket.socket | None, *,
-                           logins: Logins | None = None) -> Submission:
+                           logins: Logins | None = None,
+                           regions: list[Services] | None = None) -> Submission:
     """Serve submissions on bound sockets: STARTTLS on `starttls`, implicit TLS on
-    `implicit_tls` if given. The caller closes the submission."""
+    `implicit_tls` if given; with several `regions`, each login's domain names the region
+    (one throttle counts the failures of all). The caller closes the submission."""
     settings = services.settings
     context = await asyncio.to_thread(server_context, settings)
     submission = Submission(services, logins or Logins(services))
+    if regions is not None and len(regions) > 1:
+        submission.regions = {
+            other.region: submission if other is services
+            else Submission(other, Logins(other, submission.logins.throttle))
+            for other in regions}
     loop = asyncio.get_running_loop()
 
     def protocol(listener: str, tls: ssl.SSLContext | None) -> SubmissionSMTP:

@@ -112,7 +112,16 @@ async def logout(request: Request, services: ServicesDep) -> Response:
 async def signup_page(request: Request, services: ServicesDep) -> Response:
     if await current_viewer(request, services) is not None:
         return redirect(request, "/app")
-    return page(request, "auth_signup.html")
+    return page(request, "auth_signup.html", regions=_regions(services),
+                region=services.region)
+
+
+def _regions(services: Services) -> list[str]:
+    """The regions a sign-up may choose (the dispatcher sends the form to the chosen one's
+    app, whose region the account is made in)."""
+    platform = getattr(services, "platform", None)  # None: services a test made by hand
+    open_here = list(platform.regions) if platform is not None else []
+    return open_here if len(open_here) > 1 else []
 
 
 @router.post("/signup")
@@ -124,7 +133,8 @@ async def sign_up(request: Request, services: ServicesDep) -> Response:
                               network=client_network(request), run=in_thread)
     except MailhavenError as refused:  # a field, a limit, or mail that can't be sent
         return page(request, "auth_signup.html", status_code=refused.status,
-                    error=refused.message, name=name, email=email)
+                    error=refused.message, name=name, email=email,
+                    regions=_regions(services), region=services.region)
     return page(request, "auth_mail_sent.html", title="Check your mail",
                 message="We've mailed you a link to confirm your address. Open it to "
                         "finish signing up; then log in.")
