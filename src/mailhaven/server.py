@@ -23,6 +23,7 @@ from mailhaven.feedback.listener import FeedbackHandler
 from mailhaven.inbound.listener import start_mx
 from mailhaven.inbound.posts import RoutePostSender
 from mailhaven.inbound.processor import InboundProcessor
+from mailhaven.notices.runner import NoticeRunner
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.runner import Doorbell
 from mailhaven.services import Services
@@ -111,7 +112,7 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
         webhooks = WebhookSender(services, transport=local.webhook_transport() if local
                                  else None)
         runners = [worker, DomainChecker(services), webhooks, RetentionRunner(services),
-                   PanelSweeper(services),
+                   PanelSweeper(services), NoticeRunner(services),
                    InboundProcessor(services, doorbell=inbound_bell),
                    RoutePostSender(services, transport=local.webhook_transport() if local
                                    else None)]
