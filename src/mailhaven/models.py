@@ -29,8 +29,9 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "ContactMessage",
            "Delivery", "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
-           "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest", "RegionEntry",
+           "ListMember", "MailingList", "Message", "NoticeObjection", "Platform", "PrivacyNotice",
+           "PrivacyRequest", "RegionEntry",
            "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
-           "NoticeObjection", "PrivacyNotice", "SubjectControl", "Subprocessor", "Suppression", "Tag", "Template", "TemplateVersion",
+           "SubjectControl", "Subprocessor", "Suppression", "Tag", "Template", "TemplateVersion",
            "User", "UserToken", "VaultKey", "Webhook", "WebhookDelivery", "WebSession",
            "metadata"]

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailhaven.audit import service as audit
+from mailhaven.config import Settings
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.notices.models import SIGNING_LABEL, Subprocessor
 from mailhaven.notices.service import (
@@ -202,3 +203,22 @@ def regenerated(session: Session, services: Services, now: float) -> str:
     rest = lines[end:]
     return "\n".join(lines[:start]) + "\n" + section(session, now) + (
         "\n" + "\n".join(rest) + "\n" if rest else "")
+
+
+
+def region_kinds(settings: Settings) -> list[dict]:
+    """The record's `regions`: names, which is home, each database's kind (never a URL)."""
+    from mailhaven.storage.processing_record import regions_of
+
+    kinds = {name: "sqlite" if settings.regional(name).resolved_database_url
+             .startswith("sqlite") else "postgresql" for name in settings.regions}
+    return regions_of(settings.regions, settings.home_region, kinds)
+
+
+def record_sections(services: Services) -> dict:
+    """What the Article 30 record adds from the running platform: its regions and the
+    register of sub-processors."""
+    now = services.clock.now()
+    with services.main_db.sessions() as session:
+        register = [as_json(s, now) for s in listed(session, now)]
+    return {"regions": region_kinds(services.settings), "subprocessors": register}
