@@ -219,3 +219,17 @@ def test_only_an_admin_key_may_object(services, live, account) -> None:  # type:
     with live.client(key) as client:
         assert client.get("/v1/privacy/notices").status_code == 200
         assert client.post("/v1/privacy/notices/3/objection").status_code == 403
+
+
+def test_the_scheduler_takes_its_turn_and_deletes_once(services, account) -> None:  # type: ignore[no-untyped-def]
+    from mailhaven.notices.runner import NoticeRunner
+    from tests.support import run_loop
+
+    first_and_amendment(services)
+    service.object_to(services, account[0], "3")
+    services.clock.advance(30 * DAY)
+    runner = NoticeRunner(services)
+    assert run_loop(runner.run_once()) == 2
+    assert run_loop(NoticeRunner(services).run_once()) == 0  # not its turn again yet
+    with services.db.sessions() as session:
+        assert session.get(Account, account[0]).deleted_at is not None
