@@ -20,6 +20,7 @@ from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
 from mailhaven.inbound.router import router as inbound_router
 from mailhaven.lists.router import router as lists_router
+from mailhaven.notices.router import router as notices_router
 from mailhaven.privacy.router import router as privacy_router
 from mailhaven.retention.router import router as retention_router
 from mailhaven.routes.router import router as routes_router
@@ -59,6 +60,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(tracking_router)
     app.include_router(privacy_router)
+    app.include_router(notices_router)
     app.include_router(retention_router)
     app.include_router(analytics_router)
     app.include_router(credentials_router)

@@ -51,6 +51,11 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/privacy/recipients/{address:path}"): "privacy",  # all held about someone
     ("DELETE", "/v1/privacy/recipients/{address:path}"): "privacy",
     ("GET", "/v1/privacy/retention"): "view",
+    # the notice and its sub-processors are public; objecting (deletion) is the Admin's
+    ("GET", "/v1/privacy/notices"): "view",
+    ("GET", "/v1/privacy/notices/{version}"): "view",
+    ("GET", "/v1/privacy/subprocessors"): "view",
+    ("GET", "/v1/privacy/account"): "view",
 }
 # tag: (permission to read, permission to change)
 TAG_PERMISSIONS: dict[str, tuple[str, str]] = {

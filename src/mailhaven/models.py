@@ -10,7 +10,7 @@ from mailhaven.events.models import Event
 from mailhaven.inbound.models import InboundMessage, RoutePost
 from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
-from mailhaven.notices.models import Subprocessor
+from mailhaven.notices.models import NoticeObjection, PrivacyNotice, Subprocessor
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.regions.models import RegionEntry
 from mailhaven.retention.models import RetentionPolicy
@@ -29,7 +29,8 @@ metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "ContactMessage",
            "Delivery", "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
-           "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest", "RegionEntry",
+           "ListMember", "MailingList", "Message", "NoticeObjection", "Platform", "PrivacyNotice",
+           "PrivacyRequest", "RegionEntry",
            "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
            "SubjectControl", "Subprocessor", "Suppression", "Tag", "Template", "TemplateVersion",
            "User", "UserToken", "VaultKey", "Webhook", "WebhookDelivery", "WebSession",

@@ -23,6 +23,7 @@ from mailhaven.feedback.listener import FeedbackHandler
 from mailhaven.inbound.listener import MXRegion, start_mx
 from mailhaven.inbound.posts import RoutePostSender
 from mailhaven.inbound.processor import InboundProcessor
+from mailhaven.notices.runner import NoticeRunner
 from mailhaven.regional import create_platform_app
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.runner import Doorbell
@@ -94,6 +95,7 @@ def region_runners(services: Services, *, local: LocalNetwork | None = None,
             DomainChecker(services),
             RetentionRunner(services),
             PanelSweeper(services),
+            NoticeRunner(services),
         ]
     return runners
 

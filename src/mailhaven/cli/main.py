@@ -21,6 +21,7 @@ from mailhaven.dev.cli import app as mailbox_app
 from mailhaven.dev.mode import is_loopback
 from mailhaven.domains.cli import app as domains_app
 from mailhaven.exports.cli import export
+from mailhaven.notices.cli import notice_app, subprocessors_app
 from mailhaven.privacy.cli import app as privacy_app
 from mailhaven.retention.cli import app as retention_app
 from mailhaven.site.cli import app as site_app
@@ -38,6 +39,8 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(site_app, name="site")
 app.add_typer(stats_app, name="stats")
+app.add_typer(notice_app, name="notice")
+app.add_typer(subprocessors_app, name="subprocessors")
 privacy_app.add_typer(retention_app, name="retention")
 privacy_app.command("export")(export)
 

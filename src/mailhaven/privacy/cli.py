@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -124,10 +125,20 @@ def inventory(
 ) -> None:
     """Print the Article 30 record of processing: every table and column, classified."""
     from mailhaven.models import metadata
+    from mailhaven.notices.subprocessors import record_sections, region_kinds
     from mailhaven.retention.service import schedule
     from mailhaven.storage import processing_record
 
-    record = processing_record.build(metadata, schedule(common.settings()))
+    chosen = common.settings()
+    url = chosen.resolved_database_url
+    sections: dict = {"regions": region_kinds(chosen)}
+    if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists():
+        services = common.services()  # the register is in the database: when there is one
+        try:
+            sections = record_sections(services)
+        finally:
+            services.close()
+    record = processing_record.build(metadata, schedule(chosen), **sections)
     if fmt is Format.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:

@@ -35,6 +35,7 @@ from mailhaven.privacy.records import (
     sign,
 )
 from mailhaven.services import Services
+from mailhaven.storage.notice_versions import version_in_force
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
@@ -59,8 +60,10 @@ class Context:
 
     @classmethod
     def of(cls, services: Services, actor: str = "system") -> Context:
-        return cls(services.vault, services.settings.data_dir,
-                   services.settings.notice_version, services.clock.now(), actor)
+        now = services.clock.now()
+        with services.main_db.sessions() as session:
+            version = version_in_force(session, now) or services.settings.notice_version
+        return cls(services.vault, services.settings.data_dir, version, now, actor)
 
 
 def journal(session: Session, ctx: Context, action: str, *,

@@ -21,6 +21,7 @@ from mailhaven.controls.service import ledger, record_consent
 from mailhaven.errors import BadRequest
 from mailhaven.services import Services
 from mailhaven.site.mail import existing_platform_account, platform_account
+from mailhaven.storage.notice_versions import version_in_force
 
 VISITOR_COOKIE = "mh_visitor"
 PURPOSE = "analytics"
@@ -52,8 +53,14 @@ def record_cookie_choice(session: Session, services: Services, *, visitor_id: st
     account_id = platform_account(session, services)
     index = _index(services, account_id, visitor_id)
     record_consent(session, account_id, index, PURPOSE, granted=analytics, source=SOURCE,
-                   notice_version=services.settings.notice_version,
-                   now=services.clock.now())
+                   notice_version=notice_in_force(services), now=services.clock.now())
+
+
+def notice_in_force(services: Services) -> str:
+    """The stored version in force, else the built-in one (`MAILHAVEN_NOTICE_VERSION`)."""
+    with services.main_db.sessions() as session:
+        found = version_in_force(session, services.clock.now())
+    return found or services.settings.notice_version
 
 
 def cookie_choices(session: Session, services: Services, visitor_id: str) -> list[dict[str, Any]]:

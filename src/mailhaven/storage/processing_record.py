@@ -56,9 +56,23 @@ def _by_subject(tables: list[dict]) -> list[dict]:
             for subject, groups in sorted(subjects.items())]
 
 
-def build(metadata: MetaData, schedule: Iterable[dict] = ()) -> dict:
+TRANSFERS = ("cross-region access (an operator's export, support access) is recorded in "
+             "the transfer log, and appears in the holder's access export")
+
+
+def regions_of(names: Iterable[str], home: str, kinds: dict[str, str]) -> list[dict]:
+    """The `regions` section: each configured region, which is home, and its database's
+    kind ("sqlite", "postgresql"): never a URL or a password."""
+    return [{"name": name, "home": name == home, "database": kinds.get(name, "sqlite")}
+            for name in names]
+
+
+def build(metadata: MetaData, schedule: Iterable[dict] = (), *,
+          regions: Iterable[dict] = (), subprocessors: Iterable[dict] = ()) -> dict:
     """The record as JSON-ready data: every table (by name) and every column (in table
-    order); `schedule` is the retention policy defaults, when the caller has them."""
+    order); `schedule` is the retention policy defaults, when the caller has them;
+    `regions` (see `regions_of`) and `subprocessors` (the register, as its listing shows
+    it) are passed in by the caller, which reads them."""
     tables = []
     for table in sorted(metadata.tables.values(), key=lambda t: t.name):
         columns = [_column(col.name, col, col.info["classification"]) for col in table.columns]
@@ -66,7 +80,8 @@ def build(metadata: MetaData, schedule: Iterable[dict] = ()) -> dict:
                        "columns": columns})
     return {"schema": SCHEMA, "generated_by": f"mailhaven {__version__}",
             "data_subjects": _by_subject(tables), "retention_schedule": list(schedule),
-            "tables": tables}
+            "regions": list(regions), "subprocessors": list(subprocessors),
+            "transfers": TRANSFERS, "tables": tables}
 
 
 def _cell(value: object) -> str:
@@ -103,6 +118,23 @@ def markdown(record: dict) -> str:
                         else f"{c['min_days']}–{c['max_days']}"]
                        for c in record["retention_schedule"]))
         out.append("")
+    if record.get("regions"):
+        out += ["## Regions", "", "Each account's data is kept in the database of the region "
+                "it chose.", ""]
+        out += _table(["Region", "Home", "Database"],
+                      ([r["name"], "yes" if r["home"] else "no", r["database"]]
+                       for r in record["regions"]))
+        out.append("")
+    out += ["## Sub-processors", ""]
+    if record.get("subprocessors"):
+        out += _table(["Name", "Purpose", "Data", "Location", "Region", "Transfer mechanism",
+                       "From"],
+                      ([s["name"], s["purpose"], s["data_categories"], s["location"],
+                        s["region"] or "all", s["transfer_mechanism"], s["from"]]
+                       for s in record["subprocessors"]))
+    else:
+        out.append("None: no other company receives personal data on the operator's behalf.")
+    out += ["", "## Transfers", "", record.get("transfers", TRANSFERS), ""]
     out += ["## Tables", ""]
     for table in record["tables"]:
         out += [f"### `{table['table']}`", ""]

@@ -18,11 +18,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailhaven.audit import service as audit
 from mailhaven.deps import ServicesDep
 from mailhaven.http import in_thread, read_form
+from mailhaven.notices import service as notices
+from mailhaven.notices.models import NoticeObjection
 from mailhaven.services import Services
 from mailhaven.users.sessions import Viewer, open_session, touch_session
 
@@ -61,7 +64,11 @@ class WebRoute(APIRoute):
             try:
                 # Who is signed in, before the page runs: the header shows it, and every
                 # form of the page (the cookie banner's too) carries the session's token.
-                await current_viewer(request, request.app.state.services)
+                services = request.app.state.services
+                viewer = await current_viewer(request, services)
+                if viewer is not None and request.url.path.startswith("/app"):
+                    request.state.notice_banner = await in_thread(
+                        lambda: notice_banner(services, viewer.account_id))
                 response = await handler(request)
             except PageRefused as refused:
                 response = (RedirectResponse(refused.location, status_code=303)
@@ -72,6 +79,23 @@ class WebRoute(APIRoute):
             return response
 
         return handle
+
+
+def notice_banner(services: Services, account_id: str) -> list[dict[str, Any]]:
+    """The significant amendments still to come (every panel page announces them), and
+    whether this account objected to each."""
+    now = services.clock.now()
+    with services.main_db.sessions() as session:
+        pending = notices.pending_significant(session, now)
+    if not pending:
+        return []
+    with services.db.sessions() as session:
+        objected = set(session.scalars(select(NoticeObjection.version).where(
+            NoticeObjection.account_id == account_id, NoticeObjection.withdrawn_at.is_(None),
+            NoticeObjection.carried_out_at.is_(None))))
+    return [{"version": n.version, "summary": n.summary,
+             "effective": notices.day(n.effective_at), "objected": n.version in objected}
+            for n in pending]
 
 
 def web_router() -> APIRouter:
@@ -198,7 +222,8 @@ def page(request: Request, template: str, *, status_code: int = 200,
     body = templates.get_template(template).render(
         viewer=getattr(request.state, "viewer", None), csrf_token=csrf_token(request),
         path=request.url.path, consent=request.cookies.get(CONSENT_COOKIE),
-        flash=unquote(flash)[:300] if flash else None, **values)
+        flash=unquote(flash)[:300] if flash else None,
+        notice_banner=getattr(request.state, "notice_banner", None), **values)
     response = HTMLResponse(body, status_code=status_code)
     new_csrf = getattr(request.state, "new_csrf", None)
     if new_csrf:

@@ -14,15 +14,27 @@ from mailhaven.audit.anchor import HEAD_FILE, HeadAnchor
 from mailhaven.audit.service import row_count, verify
 from mailhaven.controls import service as controls
 from mailhaven.deps import ServicesDep
+from mailhaven.errors import MailhavenError
 from mailhaven.exports.response import zip_response
 from mailhaven.exports.service import export_account
 from mailhaven.http import in_thread
+from mailhaven.notices import service as notices
 from mailhaven.privacy import intake
 from mailhaven.privacy import requests as reqs
 from mailhaven.services import Services
 from mailhaven.storage import processing_record
 from mailhaven.web import notice
-from mailhaven.web.core import ViewerDep, page, posted_form, require, web_router
+from mailhaven.web.core import (
+    PageRefused,
+    ViewerDep,
+    actor,
+    page,
+    posted_form,
+    redirect,
+    require,
+    safe_next,
+    web_router,
+)
 
 router = web_router()
 
@@ -35,6 +47,7 @@ async def privacy_center(request: Request, services: ServicesDep,
     check_chain = request.query_params.get("verify") == "audit"
 
     def read() -> dict[str, Any]:
+        record = notice.record(services)
         with services.db.sessions() as session:
             return {"requests": _requests(services, session, viewer.account_id)
                     if may_requests else None,
@@ -43,11 +56,11 @@ async def privacy_center(request: Request, services: ServicesDep,
                         {**c, "when": _when(c["at"])} for c in controls.ledger(
                             session, viewer.account_id,
                             controls.holder_index(viewer.account_id))],
-                    "audit": _audit(services, session, check_chain)}
+                    "audit": _audit(services, session, check_chain),
+                    "record": record, "subprocessors": record["subprocessors"]}
 
     return page(request, "app_privacy.html", **await in_thread(read),
-                may_requests=may_requests, record=notice.record(services.settings),
-                subprocessors=[])
+                may_requests=may_requests)
 
 
 def _requests(services: Services, session: Any, account_id: str) -> list[dict[str, Any]]:
@@ -91,5 +104,41 @@ async def download_my_data(request: Request, services: ServicesDep,
 async def inventory_markdown(services: ServicesDep, viewer: ViewerDep) -> Response:
     """The record of processing as `mailhaven privacy inventory` prints it."""
     require(viewer, "view")
-    return PlainTextResponse(processing_record.markdown(notice.record(services.settings)),
+    record = await in_thread(lambda: notice.record(services))
+    return PlainTextResponse(processing_record.markdown(record),
                              media_type="text/markdown; charset=utf-8")
+
+
+@router.post("/app/privacy/objection")
+async def object_to_amendment(request: Request, services: ServicesDep,
+                              viewer: ViewerDep) -> Response:
+    """An Admin objects to a pending amendment: the account is deleted on its date."""
+    require(viewer, "manage_account")
+    form = await posted_form(request)
+    if form.get("confirm") != "yes":
+        raise PageRefused(400, "Tick the box: objecting deletes the account on the date the "
+                               "change takes effect.")
+    version = form.get("version")
+    try:
+        row = await in_thread(lambda: notices.object_to(services, viewer.account_id, version,
+                                                        actor(viewer)))
+    except MailhavenError as refused:
+        raise PageRefused(refused.status, refused.message) from None
+    return redirect(request, safe_next(form.get("next"), "/app/privacy"),
+                    flash=f"Objection recorded: the account will be deleted on "
+                          f"{notices.day(row.scheduled_for)}, unless you withdraw it before.")
+
+
+@router.post("/app/privacy/objection/withdraw")
+async def withdraw_objection(request: Request, services: ServicesDep,
+                             viewer: ViewerDep) -> Response:
+    require(viewer, "manage_account")
+    form = await posted_form(request)
+    version = form.get("version")
+    try:
+        await in_thread(lambda: notices.withdraw(services, viewer.account_id, version,
+                                                 actor(viewer)))
+    except MailhavenError as refused:
+        raise PageRefused(refused.status, refused.message) from None
+    return redirect(request, safe_next(form.get("next"), "/app/privacy"),
+                    flash="Objection withdrawn: the account will not be deleted.")

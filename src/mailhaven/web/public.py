@@ -17,6 +17,7 @@ from mailhaven.controls.service import PURPOSES
 from mailhaven.deps import ServicesDep
 from mailhaven.errors import MailhavenError
 from mailhaven.http import in_thread
+from mailhaven.notices import subprocessors as register
 from mailhaven.privacy import intake
 from mailhaven.privacy import requests as reqs
 from mailhaven.services import Services
@@ -64,28 +65,53 @@ async def home(request: Request) -> Response:
 
 @router.get("/privacy")
 async def privacy_notice(request: Request, services: ServicesDep) -> Response:
-    return _notice(request, services, notice.in_force(services.settings))
+    return await _notice(request, services, None)
 
 
 @router.get("/privacy/versions/{version}")
 async def privacy_notice_version(version: str, request: Request,
                                  services: ServicesDep) -> Response:
-    if version not in notice.versions():
+    return await _notice(request, services, version)
+
+
+async def _notice(request: Request, services: Services, version: str | None) -> Response:
+    """A version (None: the one in force): a stored one's text with what changed from the
+    version before it, or a built-in template."""
+    def read() -> dict[str, Any] | None:
+        listed, in_force = notice.listing(services)
+        chosen = version or in_force
+        shown = next((v for v in listed if v.version == chosen), None)
+        if shown is None:
+            return None
+        found: dict[str, Any] = {"document": None, "document_html": None, "changes": None,
+                                 "previous": None}
+        if shown.stored is not None:
+            found["document_html"] = notice.render_text(shown.stored.text)
+            before = listed[:listed.index(shown)]
+            previous = next((v for v in reversed(before) if v.stored is not None), None)
+            if previous is not None and previous.stored is not None:
+                found["previous"] = previous.version
+                found["changes"] = notice.diff(previous.stored.text, shown.stored.text)
+        else:
+            found["document"] = notice.template(chosen)
+        return {**found, "version": chosen, "in_force": in_force, "versions": listed,
+                "shown": shown, "record": notice.record(services)}
+
+    found = await in_thread(read)
+    if found is None:
         return not_found_page(request)
-    return _notice(request, services, version)
-
-
-def _notice(request: Request, services: Services, version: str) -> Response:
-    in_force = notice.in_force(services.settings)
-    return page(request, "site_privacy.html", version=version, in_force=in_force,
-                versions=notice.versions(), document=notice.template(version),
-                record=notice.record(services.settings),
+    return page(request, "site_privacy.html", **found,
                 contact_days=services.settings.contact_retention_days)
 
 
 @router.get("/privacy/subprocessors")
-async def subprocessors(request: Request) -> Response:
-    return page(request, "site_subprocessors.html", subprocessors=[])
+async def subprocessors(request: Request, services: ServicesDep) -> Response:
+    def read() -> list[dict[str, Any]]:
+        now = services.clock.now()
+        with services.main_db.sessions() as session:
+            return [register.as_json(s, now) for s in register.listed(session, now)]
+
+    return page(request, "site_subprocessors.html", subprocessors=await in_thread(read))
 
 
 # -- the recipients' privacy center ----------------------------------------------------------

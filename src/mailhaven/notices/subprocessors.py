@@ -1,0 +1,224 @@
+"""The register of sub-processors (SPEC N10): adding or replacing one is a significant
+amendment of the notice (its list regenerated), so a new sub-processor receives personal
+data only 30 days after it was announced."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import urlsplit
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from mailhaven.audit import service as audit
+from mailhaven.config import Settings
+from mailhaven.errors import BadRequest, NotFound
+from mailhaven.notices.models import SIGNING_LABEL, Subprocessor
+from mailhaven.notices.service import (
+    BUILTIN,
+    NOTICE_PERIOD,
+    Notice,
+    announce,
+    day,
+    next_version,
+    notice_versions,
+    publish_in,
+)
+from mailhaven.services import Services
+from mailhaven.storage.base import new_id
+
+HEADING = "# Sub-processors"
+MECHANISMS = ("adequacy", "SCCs", "BCRs", "derogation", "none (EEA)")
+_REGION = re.compile(r"[a-z]{2,8}")
+
+
+@dataclass(frozen=True)
+class Added:
+    """What `add` or `replace` made: the entry, its signing key (shown once), the
+    amendment that announces it."""
+
+    subprocessor: dict
+    signing_key: str | None
+    notice: Notice
+
+
+def as_json(row: Subprocessor, now: float) -> dict:
+    return {"id": row.id, "name": row.name, "purpose": row.purpose,
+            "data_categories": row.categories, "location": row.location,
+            "region": row.region, "transfer_mechanism": row.transfer_mechanism,
+            "contract_date": row.contract_date,
+            "notification_endpoint": row.notification_endpoint,
+            "from": day(row.effective_at),
+            "until": day(row.removed_at) if row.removed_at is not None else None,
+            "upcoming": row.effective_at > now, "replaces": row.replaces_id}
+
+
+def listed(session: Session, now: float) -> list[Subprocessor]:
+    """Those receiving data now and those announced (from their date), by date and name."""
+    return list(session.scalars(
+        select(Subprocessor)
+        .where(or_(Subprocessor.removed_at.is_(None), Subprocessor.removed_at > now))
+        .order_by(Subprocessor.effective_at, Subprocessor.name)))
+
+
+def _checked(services: Services, *, name: str, purpose: str, categories: list[str],
+             location: str, region: str | None, transfer_mechanism: str,
+             contract_date: str, endpoint: str | None) -> dict:
+    if not name.strip() or not purpose.strip() or not location.strip():
+        raise BadRequest("name, purpose and location are required")
+    cats = [c.strip() for c in categories if c.strip()]
+    if not cats:
+        raise BadRequest("at least one data category (--category) is required")
+    if region is not None and region not in services.settings.regions:
+        raise BadRequest(f"region must be one of {', '.join(services.settings.regions)} "
+                         "(or none: all regions)")
+    if not transfer_mechanism.strip():
+        raise BadRequest(f"transfer mechanism required, e.g. {', '.join(MECHANISMS)}")
+    try:
+        date.fromisoformat(contract_date)
+    except ValueError:
+        raise BadRequest("contract date: YYYY-MM-DD") from None
+    if endpoint:
+        parts = urlsplit(endpoint)
+        allowed = ("https", "http") if services.settings.webhook_allow_private else ("https",)
+        if parts.scheme not in allowed or not parts.hostname:
+            raise BadRequest("endpoint: an https:// URL")
+    return {"name": name.strip()[:200], "purpose": purpose.strip(),
+            "data_categories": json.dumps(cats), "location": location.strip()[:200],
+            "region": region, "transfer_mechanism": transfer_mechanism.strip()[:64],
+            "contract_date": contract_date, "notification_endpoint": endpoint or None}
+
+
+def add(services: Services, *, name: str, purpose: str, categories: list[str], location: str,
+        region: str | None, transfer_mechanism: str, contract_date: str,
+        endpoint: str | None = None, actor: str = "cli") -> Added:
+    """A new sub-processor, receiving data 30 days from now, announced by an amendment."""
+    return _enter(services, None, _checked(
+        services, name=name, purpose=purpose, categories=categories, location=location,
+        region=region, transfer_mechanism=transfer_mechanism, contract_date=contract_date,
+        endpoint=endpoint), actor)
+
+
+def replace(services: Services, old_id: str, *, name: str, purpose: str,
+            categories: list[str], location: str, region: str | None,
+            transfer_mechanism: str, contract_date: str, endpoint: str | None = None,
+            actor: str = "cli") -> Added:
+    """`old_id` gives way to a new one on the new one's date (30 days from now)."""
+    return _enter(services, old_id, _checked(
+        services, name=name, purpose=purpose, categories=categories, location=location,
+        region=region, transfer_mechanism=transfer_mechanism, contract_date=contract_date,
+        endpoint=endpoint), actor)
+
+
+def _enter(services: Services, old_id: str | None, fields: dict, actor: str) -> Added:
+    now = services.clock.now()
+    vault = services.platform.directory_vault
+    key = secrets.token_hex(32) if fields["notification_endpoint"] else None
+    with services.main_db.transaction() as session:
+        old = None
+        if old_id is not None:
+            old = session.get(Subprocessor, old_id)
+            if old is None or (old.removed_at is not None and old.removed_at <= now):
+                raise NotFound("No such sub-processor")
+        row = Subprocessor(id=new_id(), added_at=now, effective_at=now + NOTICE_PERIOD,
+                           replaces_id=old_id, **fields,
+                           signing_key_sealed=vault.seal_secret(SIGNING_LABEL, key.encode())
+                           if key else None)
+        session.add(row)
+        if old is not None:
+            old.removed_at = row.effective_at
+        session.flush()
+        change = (f"{row.name} replaces {old.name} as a sub-processor" if old is not None
+                  else f"{row.name} is added as a sub-processor")
+        notice = publish_in(
+            session, services, version=next_version(session),
+            text=regenerated(session, services, now), effective_at=row.effective_at,
+            significant=True, actor=actor,
+            summary=f"{change} ({row.purpose}; data: {', '.join(row.categories)}; "
+                    f"{row.location}), receiving data from {day(row.effective_at)}.")
+        audit.append(session, vault, actor=actor[:64], action="subprocessor.added",
+                     target=row.id, details={"replaces": old_id, "version": notice.version,
+                                             "effective_at": row.effective_at}, now=now)
+        shown = as_json(row, now)
+    mailed = announce(services, notice)
+    return Added(shown, key, dataclasses.replace(notice, mailed=mailed))
+
+
+def remove(services: Services, subprocessor_id: str, actor: str = "cli") -> Notice:
+    """It receives no more data from now; the notice's list follows at once (fewer
+    recipients is no significant amendment)."""
+    now = services.clock.now()
+    with services.main_db.transaction() as session:
+        row = session.get(Subprocessor, subprocessor_id)
+        if row is None or (row.removed_at is not None and row.removed_at <= now):
+            raise NotFound("No such sub-processor")
+        row.removed_at = now
+        session.flush()
+        notice = publish_in(session, services, version=next_version(session),
+                            text=regenerated(session, services, now), effective_at=now,
+                            significant=False, actor=actor,
+                            summary=f"{row.name} is no longer a sub-processor.")
+        audit.append(session, services.platform.directory_vault, actor=actor[:64],
+                     action="subprocessor.removed", target=row.id,
+                     details={"version": notice.version}, now=now)
+        return notice
+
+
+def section(session: Session, now: float) -> str:
+    """The notice's list of sub-processors, as plain text."""
+    rows = listed(session, now)
+    lines = [HEADING, ""]
+    if not rows:
+        return "\n".join([*lines, "None: no other company receives personal data to process "
+                          "on the operator's behalf.", ""])
+    lines.append("These companies process personal data on the operator's behalf:")
+    lines.append("")
+    for row in rows:
+        lines.append(f"- {row.name}: {row.purpose}; data: {', '.join(row.categories)}; "
+                     f"{row.location}; region: {row.region or 'all'}; transfer mechanism: "
+                     f"{row.transfer_mechanism}; from {day(row.effective_at)}")
+    return "\n".join([*lines, ""])
+
+
+def regenerated(session: Session, services: Services, now: float) -> str:
+    """The newest stored text (pending amendments included), else a short stand-in for the built-in
+    notice) with its sub-processor section replaced by the register's."""
+    stored = notice_versions(session)  # the newest: a pending amendment's text included
+    base = stored[-1].text if stored else (
+        "# Privacy notice\n\nThis version amends the built-in notice, version "
+        f"{BUILTIN}, which applies unchanged otherwise: "
+        f"{services.settings.api_url}/privacy/versions/{BUILTIN}\n")
+    lines = base.rstrip("\n").split("\n")
+    try:
+        start = lines.index(HEADING)
+    except ValueError:
+        return "\n".join(lines) + "\n\n" + section(session, now)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("# ")),
+               len(lines))
+    rest = lines[end:]
+    return "\n".join(lines[:start]) + "\n" + section(session, now) + (
+        "\n" + "\n".join(rest) + "\n" if rest else "")
+
+
+
+def region_kinds(settings: Settings) -> list[dict]:
+    """The record's `regions`: names, which is home, each database's kind (never a URL)."""
+    from mailhaven.storage.processing_record import regions_of
+
+    kinds = {name: "sqlite" if settings.regional(name).resolved_database_url
+             .startswith("sqlite") else "postgresql" for name in settings.regions}
+    return regions_of(settings.regions, settings.home_region, kinds)
+
+
+def record_sections(services: Services) -> dict:
+    """What the Article 30 record adds from the running platform: its regions and the
+    register of sub-processors."""
+    now = services.clock.now()
+    with services.main_db.sessions() as session:
+        register = [as_json(s, now) for s in listed(session, now)]
+    return {"regions": region_kinds(services.settings), "subprocessors": register}
