@@ -18,6 +18,7 @@ from mailhaven.app import create_app
 from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.dev.mode import LocalNetwork, is_dev_data_dir
+from mailhaven.disclosures.poster import NotificationSender
 from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import FeedbackHandler
 from mailhaven.inbound.listener import start_mx
@@ -114,7 +115,9 @@ async def run_server(settings: Settings, *, dev: bool = False) -> None:
                    PanelSweeper(services),
                    InboundProcessor(services, doorbell=inbound_bell),
                    RoutePostSender(services, transport=local.webhook_transport() if local
-                                   else None)]
+                                   else None),
+                   NotificationSender(services, transport=local.webhook_transport() if local
+                                      else None)]
         log.info(json.dumps({"kind": "worker", "owner": worker.owner, "state": "started"}))
         tasks = [asyncio.create_task(r.run(stop)) for r in runners]
         try:

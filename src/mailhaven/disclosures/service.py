@@ -158,7 +158,7 @@ def _register(session: Session, main_db: Database | None, now: float) -> list[Su
         return found
 
 
-def propagate(session: Session, vault: Vault, *, account_id: str, address: str | None,
+def propagate(session: Session, *, account_id: str, address: str | None,
               index: str, event: str, now: float, request_id: str | None = None,
               main_db: Database | None = None) -> list[dict[str, str]]:
     """Queue the Article 19 POSTs for a subject's erasure, rectification or restriction:
