@@ -86,7 +86,8 @@ def test_every_secret_the_master_key_wraps_declares_its_label() -> None:
                 if isinstance(c.type, LargeBinary)
                 and c.info["classification"].category == "non-personal"}
     assert {w.name for w in rotation.wrapped_columns(metadata)} == secrets_ == {
-        "accounts.signing_key_sealed", "dkim_keys.private_key", "subprocessors.signing_key_sealed",
+        "accounts.signing_key_sealed", "disclosures.signing_key_sealed", "dkim_keys.private_key",
+        "subprocessors.signing_key_sealed",
         "vault_keys.wrapped_key"}
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
 from mailhaven.clock import SYSTEM_CLOCK, Clock
+from mailhaven.disclosures.models import Disclosure, DisclosureSubject
 from mailhaven.errors import NotFound
 from mailhaven.events.models import Event
 from mailhaven.exports import categories
@@ -80,13 +81,16 @@ def export_recipient(db: Database, vault: Vault, account_id: str, address: str,
 def find_recipient(session: Session, vault: Vault, account_id: str,
                    address: str) -> Recipient | None:
     """The recipient if the account holds anything about them: their subject key, or rows
-    under their blind index (which outlive an erased key)."""
+    under their blind index (which outlive an erased key), a disclosure's among them."""
     index = vault.blind_index(account_id, address)
     key = vault.find_subject(session, account_id, address)
     if key is None and not session.scalar(select(
             exists().where(Event.account_id == account_id, Event.recipient_index == index)
             | exists().where(Suppression.account_id == account_id,
-                             Suppression.value_index == index))):
+                             Suppression.value_index == index)
+            | exists().where(DisclosureSubject.subject_index == index,
+                             DisclosureSubject.disclosure_id == Disclosure.id,
+                             Disclosure.account_id == account_id))):
         return None
     return Recipient(normalize_address(address), index, key)
 
