@@ -104,7 +104,7 @@ class Notification(Base):
     party_kind: Mapped[str] = column(String(16), data=NOTIFICATION)  # disclosure|subprocessor
     party_id: Mapped[str] = column(String(24), data=TECHNICAL)
     url: Mapped[str] = column(Text, data=ENDPOINT)
-    subject_sha256: Mapped[str | None] = column(String(64), nullable=True, data=SUBJECT_HASH)
+    subject_hash: Mapped[str | None] = column(String(64), nullable=True, data=SUBJECT_HASH)
     status: Mapped[str] = column(String(12), default=PENDING, data=DELIVERY_STATE)
     attempts: Mapped[int] = column(Integer, default=0, data=DELIVERY_STATE)
     attempt_log: Mapped[str] = column(Text, default="[]", data=DELIVERY_STATE,

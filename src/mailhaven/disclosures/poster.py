@@ -78,9 +78,9 @@ class NotificationSender(Poster[Post]):
         keys.update(self._subprocessor_keys([r.party_id for r in rows
                                              if r.party_kind == "subprocessor"]))
         return [Post(r.id, lease, r.url, r.attempts, json.loads(r.attempt_log), {
-            "event": r.event, "subject": {"sha256": r.subject_sha256},
+            "event": r.event, "subject": {"sha256": r.subject_hash},
             "account": r.account_id, "request_id": r.request_id,
-            "at": iso8601(r.created_at)}, keys.get(r.party_id) if r.subject_sha256 else None)
+            "at": iso8601(r.created_at)}, keys.get(r.party_id) if r.subject_hash else None)
             for r in rows]
 
     def _disclosure_keys(self, session: Any, ids: list[str]) -> dict[str, str]:
@@ -129,7 +129,7 @@ class NotificationSender(Poster[Post]):
         if attempt.outcome == PENDING:
             values["next_attempt_at"] = now + RETRY_DELAYS[post.attempts]
         else:
-            values["subject_sha256"] = None
+            values["subject_hash"] = None
         with self.services.db.transaction() as session:
             self.queue.settle(session, [post.row_id], post.lease, now, **values)
 

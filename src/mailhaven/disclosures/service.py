@@ -182,7 +182,7 @@ def propagate(session: Session, *, account_id: str, address: str | None,
     digest = subject_hash(address)
     session.add_all(Notification(
         account_id=account_id, request_id=request_id, event=event, party=name,
-        party_kind=kind, party_id=party_id, url=url, subject_sha256=digest, status=PENDING,
+        party_kind=kind, party_id=party_id, url=url, subject_hash=digest, status=PENDING,
         attempts=0, attempt_log="[]", next_attempt_at=now, created_at=now, updated_at=now)
         for name, kind, party_id, url in parties)
     return [{"party": name, "state": PENDING} for name, *_ in parties]
