@@ -139,7 +139,7 @@ def test_an_erasure_notifies_the_party_signed_a_500_is_retried_and_the_record_li
     assert shown["result"]["notified"] == [{"party": "Police of Utopia", "state": "sent"}]
     with services.db.sessions() as session:  # sent: the subject's hash is no longer kept
         [row] = session.scalars(select(Notification)).all()
-        assert row.subject_hash is None and row.attempts == 2
+        assert row.subject_sealed is None and row.attempts == 2
 
 
 def test_a_406_stops_and_sub_processors_are_told_with_their_own_key(api, services,

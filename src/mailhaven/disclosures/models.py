@@ -35,8 +35,10 @@ SUBJECT_HASH = classified(
     "personal", "recipient or account holder",
     "telling recipients of personal data of corrections and erasures",
     "until the notification is sent or given up (then cleared)", basis="legal obligation",
-    note="SHA-256 of the normalised address, the identifier the receiving party already "
-         "holds; computed before an erasure destroys the keys")
+    note="SHA-256 of the normalised address (the identifier the receiving party already "
+         "holds), sealed by the master key: computed before an erasure destroys the subject's "
+         "key, kept only until the POST is settled")
+SUBJECT_LABEL = "article19-subject"
 
 KINDS = ("subprocessor", "authority", "third party")
 EVENTS = ("erasure", "rectification", "restriction")
@@ -104,7 +106,8 @@ class Notification(Base):
     party_kind: Mapped[str] = column(String(16), data=NOTIFICATION)  # disclosure|subprocessor
     party_id: Mapped[str] = column(String(24), data=TECHNICAL)
     url: Mapped[str] = column(Text, data=ENDPOINT)
-    subject_hash: Mapped[str | None] = column(String(64), nullable=True, data=SUBJECT_HASH)
+    subject_sealed: Mapped[bytes | None] = column(
+        LargeBinary, nullable=True, data=SUBJECT_HASH, info={"master_key_label": SUBJECT_LABEL})
     status: Mapped[str] = column(String(12), default=PENDING, data=DELIVERY_STATE)
     attempts: Mapped[int] = column(Integer, default=0, data=DELIVERY_STATE)
     attempt_log: Mapped[str] = column(Text, default="[]", data=DELIVERY_STATE,

@@ -15,7 +15,13 @@ import httpx
 from sqlalchemy import select
 
 from mailhaven.clock import iso8601
-from mailhaven.disclosures.models import PENDING, SIGNING_LABEL, Disclosure, Notification
+from mailhaven.disclosures.models import (
+    PENDING,
+    SIGNING_LABEL,
+    SUBJECT_LABEL,
+    Disclosure,
+    Notification,
+)
 from mailhaven.notices.models import Subprocessor, signing_key
 from mailhaven.services import Services
 from mailhaven.storage.leases import Lease, LeasedQueue
@@ -77,10 +83,12 @@ class NotificationSender(Poster[Post]):
             session.expunge_all()
         keys.update(self._subprocessor_keys([r.party_id for r in rows
                                              if r.party_kind == "subprocessor"]))
+        vault = self.services.vault
         return [Post(r.id, lease, r.url, r.attempts, json.loads(r.attempt_log), {
-            "event": r.event, "subject": {"sha256": r.subject_hash},
+            "event": r.event, "subject": {"sha256": vault.open_secret(
+                SUBJECT_LABEL, r.subject_sealed).decode() if r.subject_sealed else None},
             "account": r.account_id, "request_id": r.request_id,
-            "at": iso8601(r.created_at)}, keys.get(r.party_id) if r.subject_hash else None)
+            "at": iso8601(r.created_at)}, keys.get(r.party_id) if r.subject_sealed else None)
             for r in rows]
 
     def _disclosure_keys(self, session: Any, ids: list[str]) -> dict[str, str]:
@@ -129,7 +137,7 @@ class NotificationSender(Poster[Post]):
         if attempt.outcome == PENDING:
             values["next_attempt_at"] = now + RETRY_DELAYS[post.attempts]
         else:
-            values["subject_hash"] = None
+            values["subject_sealed"] = None
         with self.services.db.transaction() as session:
             self.queue.settle(session, [post.row_id], post.lease, now, **values)
 

@@ -24,6 +24,7 @@ from mailhaven.disclosures.models import (
     KINDS,
     PENDING,
     SIGNING_LABEL,
+    SUBJECT_LABEL,
     Disclosure,
     DisclosureSubject,
     Notification,
@@ -158,7 +159,7 @@ def _register(session: Session, main_db: Database | None, now: float) -> list[Su
         return found
 
 
-def propagate(session: Session, *, account_id: str, address: str | None,
+def propagate(session: Session, vault: Vault, *, account_id: str, address: str | None,
               index: str, event: str, now: float, request_id: str | None = None,
               main_db: Database | None = None) -> list[dict[str, str]]:
     """Queue the Article 19 POSTs for a subject's erasure, rectification or restriction:
@@ -179,10 +180,10 @@ def propagate(session: Session, *, account_id: str, address: str | None,
         if s.notification_endpoint and s.notification_endpoint not in seen:
             seen.add(s.notification_endpoint)
             parties.append((s.name, "subprocessor", s.id, s.notification_endpoint))
-    digest = subject_hash(address)
+    digest = vault.seal_secret(SUBJECT_LABEL, subject_hash(address).encode())
     session.add_all(Notification(
         account_id=account_id, request_id=request_id, event=event, party=name,
-        party_kind=kind, party_id=party_id, url=url, subject_hash=digest, status=PENDING,
+        party_kind=kind, party_id=party_id, url=url, subject_sealed=digest, status=PENDING,
         attempts=0, attempt_log="[]", next_attempt_at=now, created_at=now, updated_at=now)
         for name, kind, party_id, url in parties)
     return [{"party": name, "state": PENDING} for name, *_ in parties]

@@ -135,7 +135,7 @@ def notify(session: Session, ctx: Context, account_id: str, address: str | None,
     if not address:
         return []
     return disclosures.propagate(
-        session, account_id=account_id, address=address,
+        session, ctx.vault, account_id=account_id, address=address,
         index=ctx.vault.blind_index(account_id, address), event=event, now=ctx.now,
         request_id=request.id if request else None, main_db=ctx.main_db)
 

@@ -50,7 +50,7 @@ def upgrade() -> None:
     sa.Column('party_kind', sa.String(length=16), nullable=False),
     sa.Column('party_id', sa.String(length=24), nullable=False),
     sa.Column('url', sa.Text(), nullable=False),
-    sa.Column('subject_hash', sa.String(length=64), nullable=True),
+    sa.Column('subject_sealed', sa.LargeBinary(), nullable=True),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('attempt_log', sa.Text(), nullable=False),
