@@ -16,6 +16,7 @@ from mailhaven import __version__, http
 from mailhaven.accounts.throttle import FailedLogins
 from mailhaven.analytics.router import router as analytics_router
 from mailhaven.credentials.router import router as credentials_router
+from mailhaven.disclosures.router import router as disclosures_router
 from mailhaven.domains.router import router as domains_router
 from mailhaven.events.router import router as events_router
 from mailhaven.inbound.router import router as inbound_router
@@ -61,6 +62,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(privacy_router)
     app.include_router(notices_router)
+    app.include_router(disclosures_router)
     app.include_router(retention_router)
     app.include_router(analytics_router)
     app.include_router(credentials_router)

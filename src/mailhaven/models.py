@@ -5,6 +5,7 @@ from mailhaven.audit.models import AuditEntry
 from mailhaven.controls.models import Consent, SubjectControl
 from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import Delivery
+from mailhaven.disclosures.models import Disclosure, DisclosureSubject, Notification
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.inbound.models import InboundMessage, RoutePost
@@ -28,10 +29,10 @@ from mailhaven.webhooks.models import Webhook, WebhookDelivery
 metadata = Base.metadata
 
 __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "ContactMessage",
-           "Delivery", "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
-           "ListMember", "MailingList", "Message", "NoticeObjection", "Platform", "PrivacyNotice",
-           "PrivacyRequest", "RegionEntry",
-           "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
+           "Delivery", "Disclosure", "DisclosureSubject", "Domain", "Erasure", "Event",
+           "FormCounter", "InboundMessage", "JobRun", "ListMember", "MailingList", "Message",
+           "NoticeObjection", "Notification", "Platform", "PrivacyNotice", "PrivacyRequest",
+           "RegionEntry", "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
            "SubjectControl", "Subprocessor", "Suppression", "Tag", "Template", "TemplateVersion",
            "User", "UserToken", "VaultKey", "Webhook", "WebhookDelivery", "WebSession",
            "metadata"]

@@ -18,6 +18,7 @@ import uvicorn
 from mailhaven.config import Settings
 from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.dev.mode import LocalNetwork, is_dev_data_dir
+from mailhaven.disclosures.poster import NotificationSender
 from mailhaven.domains.verify import DomainChecker
 from mailhaven.feedback.listener import FeedbackHandler
 from mailhaven.inbound.listener import MXRegion, start_mx
@@ -88,6 +89,7 @@ def region_runners(services: Services, *, local: LocalNetwork | None = None,
         DeliveryWorker(services, concurrency=concurrency),
         WebhookSender(services, transport=hooks),
         RoutePostSender(services, transport=hooks),
+        NotificationSender(services, transport=hooks),
         InboundProcessor(services, doorbell=inbound_bell),
     ]
     if not worker_only:

@@ -19,6 +19,7 @@ from mailhaven.config import Settings
 from mailhaven.credentials.cli import app as credentials_app
 from mailhaven.dev.cli import app as mailbox_app
 from mailhaven.dev.mode import is_loopback
+from mailhaven.disclosures.cli import app as disclosures_app
 from mailhaven.domains.cli import app as domains_app
 from mailhaven.exports.cli import export
 from mailhaven.notices.cli import notice_app, subprocessors_app
@@ -34,6 +35,7 @@ app.add_typer(domains_app, name="domains")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(disclosures_app, name="disclosures")
 app.add_typer(vault_app, name="vault")
 app.add_typer(backup_app, name="backup")
 app.add_typer(credentials_app, name="credentials")

@@ -16,6 +16,7 @@ from mailhaven.controls.service import holder_index
 from mailhaven.credentials.models import SmtpCredential
 from mailhaven.credentials.service import open_login
 from mailhaven.delivery.models import Delivery
+from mailhaven.disclosures import service as disclosure_log
 from mailhaven.domains.keys import published
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import Expected, dkim_expected, expected_records
@@ -373,11 +374,41 @@ def requests(scope: Scope) -> Iterator[dict]:
                "closed_at": iso(row.completed_at) if row.completed_at else None}
 
 
-@register("disclosures", columns=("recipient", "purpose", "data_categories", "legal_basis",
-                                  "disclosed_at"))
-def disclosures(_scope: Scope) -> Iterator[dict]:
-    """Disclosures of the subject's data, to sub-processors or authorities (SPEC N10)."""
-    return iter(())
+DISCLOSURE_COLUMNS = ("recipient", "kind", "purpose", "data_categories", "legal_basis",
+                      "disclosed_at", "until", "standing", "reference")
+
+
+@register("disclosures", columns=DISCLOSURE_COLUMNS)
+def disclosures(scope: Scope) -> Iterator[dict]:
+    """Disclosures of the subject's data (SPEC N10): to an account holder every one of the
+    account's, to a recipient those that named them; then the sub-processors that were
+    standing recipients while the data was held (computed from the register)."""
+    who = scope.recipient
+    for row in disclosure_log.naming(scope.session, scope.account_id,
+                                     who.index if who is not None else None):
+        yield {"recipient": row.recipient, "kind": row.recipient_kind, "purpose": row.purpose,
+               "data_categories": row.categories, "legal_basis": row.legal_basis,
+               "disclosed_at": iso(row.at), "until": None, "standing": False,
+               "reference": row.reference}
+    now = scope.now
+    for sub in disclosure_log.standing(scope.main, _held_since(scope, now), now):
+        yield {"recipient": sub.name, "kind": "subprocessor", "purpose": sub.purpose,
+               "data_categories": sub.categories, "legal_basis": "contract (Art. 28)",
+               "disclosed_at": iso(sub.effective_at), "until": iso(sub.removed_at),
+               "standing": True, "reference": None}
+
+
+def _held_since(scope: Scope, now: float) -> float:
+    """Since when the account (holder) or the platform (a recipient) has held the data."""
+    who = scope.recipient
+    if who is None:
+        account = scope.session.get(Account, scope.account_id)
+        return account.created_at if account is not None else now
+    first = scope.session.scalar(select(func.min(Event.timestamp)).where(
+        Event.account_id == scope.account_id, Event.recipient_index == who.index))
+    held = [t for t in (first, who.key.created_at if who.key is not None else None)
+            if t is not None]
+    return min(held) if held else now
 
 
 # -- mail received at the MX from or for the recipient (issue 13) ------------------------------

@@ -35,10 +35,12 @@ def export(
                 if recipient is None:
                     done = export_account(services.db, services.vault, account, out, progress,
                                           hostname=services.settings.hostname,
-                                          clock=services.clock)
+                                          clock=services.clock,
+                                          directory=services.main_db)
                 else:
                     done = export_recipient(services.db, services.vault, account, recipient,
-                                            out, progress, clock=services.clock)
+                                            out, progress, clock=services.clock,
+                                            directory=services.main_db)
         finally:
             services.close()
     if as_json:

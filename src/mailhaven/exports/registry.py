@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from mailhaven.clock import SYSTEM_CLOCK
 from mailhaven.vault import Vault, VaultKey
 
 ACCOUNT_HOLDER, RECIPIENT = "account holder", "recipient"
@@ -34,6 +35,12 @@ class Scope:
     account_id: str
     recipient: Recipient | None = None
     hostname: str | None = None  # the MTA's name, for the DNS records domains must publish
+    register: Session | None = None  # the main database's (sub-processors); None: `session`
+    now: float = field(default_factory=SYSTEM_CLOCK.now)  # the export's time
+
+    @property
+    def main(self) -> Session:
+        return self.register if self.register is not None else self.session
 
     @property
     def subject(self) -> str:

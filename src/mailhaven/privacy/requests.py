@@ -21,6 +21,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import iso8601
+from mailhaven.disclosures.service import notifications
 from mailhaven.errors import BadRequest, Gone, NotFound
 from mailhaven.privacy.models import PrivacyRequest
 from mailhaven.storage.base import new_id
@@ -203,7 +204,17 @@ def as_json(vault: Vault, session: Session, request: PrivacyRequest, now: float)
                 "notified_at": when(request.extension_notified_at)},
             "denied_reason": request.denied_reason,
             "overdue": request.state in OPEN_STATES and now > request.due_at,
-            "result": json.loads(request.result or "{}")}
+            "result": _with_notified(session, request)}
+
+
+def _with_notified(session: Session, request: PrivacyRequest) -> dict:
+    """The result, its Article 19 notifications as they stand now (the signed completion
+    record inside keeps them as they were queued)."""
+    result = json.loads(request.result or "{}")
+    if result.get("notified"):
+        result["notified"] = [{"party": n["party"], "state": n["state"]} for n in
+                              notifications(session, request.account_id, request.id)]
+    return result
 
 
 def expired_working_data(accounts, cutoff: float) -> Select:

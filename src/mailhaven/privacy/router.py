@@ -124,12 +124,13 @@ async def request_export(request_id: str, request: Request, services: ServicesDe
     if found.subject_type == "holder":
         return await zip_response(lambda path: export_account(
             services.db, services.vault, found.account_id, path,
-            hostname=services.settings.hostname, clock=services.clock), "account-export.zip")
+            hostname=services.settings.hostname, clock=services.clock,
+        directory=services.main_db), "account-export.zip")
     if not given.get("email"):
         raise NotFound("No export for this request")
     return await zip_response(lambda path: export_recipient(
         services.db, services.vault, found.account_id, given["email"], path,
-        clock=services.clock), "recipient-export.zip")
+        clock=services.clock, directory=services.main_db), "recipient-export.zip")
 
 
 @router.post("/v1/privacy/requests/{request_id}/extend")
@@ -247,7 +248,8 @@ recipients = APIRouter(prefix="/v1/privacy/recipients/{address:path}")
 async def export_recipient_data(services: ServicesDep, account_id: AccountDep,
                                 email: RecipientAddress) -> StreamingResponse:
     return await zip_response(lambda path: export_recipient(
-        services.db, services.vault, account_id, email, path, clock=services.clock),
+        services.db, services.vault, account_id, email, path, clock=services.clock,
+        directory=services.main_db),
         "recipient-export.zip")
 
 

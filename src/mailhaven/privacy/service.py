@@ -20,6 +20,7 @@ from mailhaven.audit.models import AuditEntry
 from mailhaven.clock import iso8601
 from mailhaven.controls import service as controls
 from mailhaven.controls.models import Consent
+from mailhaven.disclosures import service as disclosures
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, Gone
 from mailhaven.privacy import erasure
@@ -35,6 +36,7 @@ from mailhaven.privacy.records import (
     sign,
 )
 from mailhaven.services import Services
+from mailhaven.storage.db import Database
 from mailhaven.storage.notice_versions import version_in_force
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
@@ -57,13 +59,15 @@ class Context:
     notice_version: str
     now: float
     actor: str = "system"  # who acts, for the audit log: "account:<id>", "subject", "cli"
+    main_db: Database | None = None  # the sub-processor register's (None: the session's)
 
     @classmethod
     def of(cls, services: Services, actor: str = "system") -> Context:
         now = services.clock.now()
         with services.main_db.sessions() as session:
             version = version_in_force(session, now) or services.settings.notice_version
-        return cls(services.vault, services.settings.data_dir, version, now, actor)
+        return cls(services.vault, services.settings.data_dir, version, now, actor,
+                   services.main_db)
 
 
 def journal(session: Session, ctx: Context, action: str, *,
@@ -127,9 +131,34 @@ def deny(session: Session, ctx: Context, request: PrivacyRequest, *, reason: str
             details={"reason": reason})
 
 
+def notify(session: Session, ctx: Context, account_id: str, address: str | None,
+           event: str, request: PrivacyRequest | None = None) -> list[dict[str, str]]:
+    """Article 19: queue a signed POST to every party that received the subject's data
+    (before an erasure destroys what names them); [{party, state}]."""
+    if not address:
+        return []
+    return disclosures.propagate(
+        session, ctx.vault, account_id=account_id, address=address,
+        index=ctx.vault.blind_index(account_id, address), event=event, now=ctx.now,
+        request_id=request.id if request else None, main_db=ctx.main_db)
+
+
+def holder_email(session: Session, ctx: Context, account_id: str) -> str | None:
+    """The account holder's address, while their key exists."""
+    account = session.get(Account, account_id)
+    if account is None or account.email_sealed is None:
+        return None
+    key = ctx.vault.keys(session, [account.holder_key_id]).get(account.holder_key_id or "")
+    return (ctx.vault.open_text(key, account.email_sealed, "account.email")
+            if key is not None else None)
+
+
 def erase(session: Session, ctx: Context, account_id: str,
-          email: str) -> Signed[RecipientErased]:
-    """The processor API's erasure: done, journalled, and a signed record of it."""
+          email: str, *, notified: bool = False) -> Signed[RecipientErased]:
+    """The processor API's erasure: done, journalled, and a signed record of it. The
+    parties that received the subject's data are told (unless `notified` already)."""
+    if not notified:
+        notify(session, ctx, account_id, email, "erasure")
     summary = erasure.erase_recipient(session, ctx.vault, account_id, email, now=ctx.now,
                                       data_dir=ctx.data_dir)
     index = ctx.vault.blind_index(account_id, email)
@@ -198,12 +227,17 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
     account_id, index = request.account_id, request.subject_index
     right, changes = request.right, None
     result: dict[str, Any]
+    address = (given.get("email") if request.subject_type == "recipient"
+               else holder_email(session, ctx, account_id))
+    notified: list[dict[str, str]] = []
     if right in EXPORT_RIGHTS:
         result = {"export": f"/v1/privacy/requests/{request.id}/export"}
     elif right == "erasure" and request.subject_type == "recipient":
-        erased = erase(session, ctx, account_id, given["email"]).record
+        notified = notify(session, ctx, account_id, address, "erasure", request)
+        erased = erase(session, ctx, account_id, given["email"], notified=True).record
         result = {"erased": asdict(erased.counts)}
     elif right == "erasure":
+        notified = notify(session, ctx, account_id, address, "erasure", request)
         result = {"account_deleted": asdict(delete_account(session, ctx, account_id).record)}
     elif right in ("restriction", "objection"):
         lift = bool(given.get("lift"))
@@ -211,6 +245,8 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
                              **{"restricted" if right == "restriction" else "objected":
                                 not lift})
         result = {right: "lifted" if lift else "in force"}
+        if right == "restriction" and not lift:
+            notified = notify(session, ctx, account_id, address, "restriction", request)
     elif right == "withdraw-consent":
         purposes = [given["purpose"]] if given.get("purpose") else list(controls.PURPOSES)
         for purpose in purposes:
@@ -224,6 +260,12 @@ def carry_out(session: Session, ctx: Context, request: PrivacyRequest, *,
     else:
         fields, changes = rectify(session, ctx, request, given)
         result = {"rectified": fields}
+        if fields:
+            before = (changes or {}).get("before", {}).get("email")
+            notified = notify(session, ctx, account_id, before or address, "rectification",
+                              request)
+    if notified:
+        result["notified"] = notified
     record = sign(session, ctx.vault, account_id, RequestCompleted(
         request.id, right, request.subject_type, index, iso8601(ctx.now), result))
     reqs.complete(request, {**result, "completion": record.as_json()}, ctx.now)

@@ -97,7 +97,8 @@ async def download_my_data(request: Request, services: ServicesDep,
         services, account_id, intake.Asked("access", {}), confirm=None))
     return await zip_response(lambda path: export_account(
         services.db, services.vault, account_id, path,
-        hostname=services.settings.hostname, clock=services.clock), "account-export.zip")
+        hostname=services.settings.hostname, clock=services.clock,
+        directory=services.main_db), "account-export.zip")
 
 
 @router.get("/app/privacy/inventory.md")

@@ -1,0 +1,1 @@
+"""The disclosure log and Article 19 propagation (SPEC N10)."""

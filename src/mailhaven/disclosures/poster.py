@@ -1,0 +1,143 @@
+"""Sending the Article 19 notifications: a leased queue POSTed by `webhooks.poster`
+(Mailgun's retry schedule, a 406 stops, private targets refused unless allowed), each body
+signed as Mailgun signs webhooks, with the receiving party's own key: a disclosure's
+(region vault) or a sub-processor's (the main database's vault)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from mailhaven.clock import iso8601
+from mailhaven.disclosures.models import (
+    PENDING,
+    SIGNING_LABEL,
+    SUBJECT_LABEL,
+    Disclosure,
+    Notification,
+)
+from mailhaven.notices.models import Subprocessor, signing_key
+from mailhaven.services import Services
+from mailhaven.storage.leases import Lease, LeasedQueue
+from mailhaven.webhooks.network import Refused
+from mailhaven.webhooks.poster import (
+    RETRY_DELAYS,
+    TIMEOUT_SECONDS,
+    Attempt,
+    NotSent,
+    Poster,
+    host,
+)
+from mailhaven.webhooks.service import sign, url_problem
+
+log = logging.getLogger("mailhaven.disclosures")
+QUEUE = LeasedQueue(Notification, waiting=PENDING)
+
+
+@dataclass(frozen=True)
+class Post:
+    row_id: int
+    lease: Lease
+    url: str
+    attempts: int
+    attempt_log: list[dict[str, Any]]
+    document: dict[str, Any]
+    key: str | None
+
+
+def signed(key: str, document: dict[str, Any], now: float) -> bytes:
+    """The document with Mailgun's signature block: HMAC-SHA256 of timestamp + token."""
+    timestamp, token = str(int(now)), secrets.token_hex(25)
+    return json.dumps({**document, "signature": {
+        "timestamp": timestamp, "token": token,
+        "signature": sign(key, timestamp, token)}}).encode()
+
+
+class NotificationSender(Poster[Post]):
+    name = "article19"
+    product = "mailhaven-article19"
+    queue = QUEUE
+
+    def __init__(self, services: Services, *, owner: str | None = None,
+                 concurrency: int = 10, transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float = TIMEOUT_SECONDS) -> None:
+        super().__init__(services, owner=owner, concurrency=concurrency,
+                         transport=transport, timeout=timeout)
+
+    def claim(self, now: float) -> list[Post]:
+        db = self.services.db
+        with db.transaction() as session:
+            lease, ids = QUEUE.claim(session, owner=self.owner, now=now, limit=self.concurrency,
+                                     lease_seconds=self.services.settings.webhook_lease_seconds)
+            if not ids:
+                return []
+            rows = session.scalars(select(Notification).where(Notification.id.in_(ids))).all()
+            keys = self._disclosure_keys(session, [r.party_id for r in rows
+                                                   if r.party_kind == "disclosure"])
+            session.expunge_all()
+        keys.update(self._subprocessor_keys([r.party_id for r in rows
+                                             if r.party_kind == "subprocessor"]))
+        vault = self.services.vault
+        return [Post(r.id, lease, r.url, r.attempts, json.loads(r.attempt_log), {
+            "event": r.event, "subject": {"sha256": vault.open_secret(
+                SUBJECT_LABEL, r.subject_sealed).decode() if r.subject_sealed else None},
+            "account": r.account_id, "request_id": r.request_id,
+            "at": iso8601(r.created_at)}, keys.get(r.party_id) if r.subject_sealed else None)
+            for r in rows]
+
+    def _disclosure_keys(self, session: Any, ids: list[str]) -> dict[str, str]:
+        vault = self.services.vault
+        return {d.id: vault.open_secret(SIGNING_LABEL, d.signing_key_sealed).decode()
+                for d in session.scalars(select(Disclosure).where(Disclosure.id.in_(ids)))
+                if d.signing_key_sealed is not None}
+
+    def _subprocessor_keys(self, ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        platform = getattr(self.services, "platform", None)
+        vault = platform.directory_vault if platform is not None else self.services.vault
+        with self.services.main_db.sessions() as session:
+            found = {}
+            for s in session.scalars(select(Subprocessor).where(Subprocessor.id.in_(ids))):
+                key = signing_key(vault, s)
+                if key is not None:
+                    found[s.id] = key
+            return found
+
+    async def request(self, post: Post) -> tuple[str, bytes]:
+        problem = url_problem(post.url)
+        if problem:
+            raise Refused(f"{Refused.prefix} invalid URL: {problem}")
+        if post.key is None:
+            raise NotSent("the party has no signing key (or the subject is gone)", final=True)
+        return "application/json", signed(post.key, post.document, self.services.clock.now())
+
+    def logged(self, post: Post, attempt: Attempt) -> None:
+        log.info(json.dumps({"kind": "article19", "notification": post.row_id,
+                             "host": host(post.url), "attempt": post.attempts + 1,
+                             "status": attempt.status, "error": attempt.error or None,
+                             "outcome": attempt.outcome, "seconds": attempt.seconds}))
+
+    def _record(self, post: Post, attempt: Attempt) -> None:
+        """As the poster records an attempt; once settled for good, the subject's hash goes
+        (it was needed only to send)."""
+        now = self.services.clock.now()
+        attempts = [*post.attempt_log, {"at": now, "status": attempt.status,
+                                        "error": attempt.error or None,
+                                        "seconds": attempt.seconds}]
+        values: dict[str, object] = {"status": attempt.outcome,
+                                     "attempt_log": json.dumps(attempts),
+                                     "attempts": len(attempts)}
+        if attempt.outcome == PENDING:
+            values["next_attempt_at"] = now + RETRY_DELAYS[post.attempts]
+        else:
+            values["subject_sealed"] = None
+        with self.services.db.transaction() as session:
+            self.queue.settle(session, [post.row_id], post.lease, now, **values)
+
