@@ -12,7 +12,7 @@ from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
 from mailhaven.notices.models import Subprocessor
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
-from mailhaven.regions.models import RegionEntry
+from mailhaven.regions.models import RegionEntry, RegionTransfer
 from mailhaven.retention.models import RetentionPolicy
 from mailhaven.routes.models import Route
 from mailhaven.site.models import ContactMessage, Platform
@@ -30,6 +30,7 @@ metadata = Base.metadata
 __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "ContactMessage",
            "Delivery", "Domain", "Erasure", "Event", "FormCounter", "InboundMessage", "JobRun",
            "ListMember", "MailingList", "Message", "Platform", "PrivacyRequest", "RegionEntry",
+           "RegionTransfer",
            "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
            "SubjectControl", "Subprocessor", "Suppression", "Tag", "Template", "TemplateVersion",
            "User", "UserToken", "VaultKey", "Webhook", "WebhookDelivery", "WebSession",

@@ -33,6 +33,7 @@ from mailhaven.inbound.models import InboundMessage
 from mailhaven.lists.service import exported_memberships
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
+from mailhaven.regions.transfers import transfers_of
 from mailhaven.routes.service import exported as exported_routes
 from mailhaven.suppressions.models import Suppression
 from mailhaven.templates.service import exported as exported_templates
@@ -378,6 +379,16 @@ def requests(scope: Scope) -> Iterator[dict]:
 def disclosures(_scope: Scope) -> Iterator[dict]:
     """Disclosures of the subject's data, to sub-processors or authorities (SPEC N10)."""
     return iter(())
+
+
+@register("transfers", columns=("from_region", "to_region", "data_categories", "purpose",
+                                "actor", "transferred_at"), subjects=(ACCOUNT_HOLDER,))
+def transfers(scope: Scope) -> Iterator[dict]:
+    """The account's data read from outside its region (SPEC N11): the transfer log."""
+    for row in transfers_of(scope.session, scope.account_id):
+        yield {"from_region": row.from_region, "to_region": row.to_region,
+               "data_categories": list(row.what), "purpose": row.purpose,
+               "actor": row.actor, "transferred_at": iso(row.at)}
 
 
 # -- mail received at the MX from or for the recipient (issue 13) ------------------------------
