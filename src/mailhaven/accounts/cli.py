@@ -43,7 +43,7 @@ def create(
         platform.close()
     if as_json:
         common.print_json({"account_id": issued.account_id, "api_key": issued.api_key,
-                           "region": chosen})
+                           **({"region": chosen} if platform.settings.split else {})})
     else:
         common.console.print(f"Account [bold]{issued.account_id}[/bold] created "
                              f"(region {chosen}).")

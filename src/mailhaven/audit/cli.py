@@ -40,7 +40,8 @@ def verify_command(region: common.RegionOpt = None, as_json: common.JsonOpt = Fa
         common.print_json({"intact": not problems, "rows": rows,
                            "head": head._asdict() if head else None, "first_bad_row": first_bad,
                            "problems": [p._asdict() for p in problems],
-                           "anchored": not unanchored, "region": services.region})
+                           "anchored": not unanchored,
+                           **common.region_field(services.settings)})
     elif problems:
         console.print(f"[bold red]The audit log{common.where(services)} was tampered "
                       "with[/bold red] "

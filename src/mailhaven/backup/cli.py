@@ -83,7 +83,7 @@ def create(
     rows = {t.name: t.rows for t in manifest.tables}
     if as_json:
         common.print_json({"path": str(path), "revision": manifest.revision, "tables": rows,
-                           "region": common.region_label(settings)})
+                           **common.region_field(settings)})
         return
     _print_rows(f"Backup of {_which(settings)} written to [bold]{path}[/bold] "
                 f"(schema {manifest.revision}).", rows)
@@ -120,7 +120,7 @@ def restore(
                                       progress=progress)
     finally:
         db.dispose()
-    summary = {**asdict(restored), "region": common.region_label(settings)}
+    summary = {**asdict(restored), **common.region_field(settings)}
     if as_json:
         common.print_json(summary)
         return

@@ -98,6 +98,12 @@ def region_label(chosen: Settings) -> str:
     return chosen.region or MAIN
 
 
+def region_field(chosen: Settings) -> dict[str, str]:
+    """{"region": …} for `--json` output on a split installation; {} otherwise (the shape
+    single-region scripts know)."""
+    return {"region": region_label(chosen)} if chosen.split else {}
+
+
 def where(services: Services) -> str:
     """" in region eu" for output lines, when the installation has regions apart."""
     return f" in region {services.region}" if services.settings.split else ""

@@ -41,7 +41,7 @@ def run(
         services.close()
     if as_json:
         common.print_json({"dry_run": dry_run, "purged" if not dry_run else "expired": counts,
-                           "region": services.region})
+                           **common.region_field(services.settings)})
         return
     if services.settings.split:
         common.console.print(f"Region {services.region}:", highlight=False)

@@ -45,7 +45,7 @@ def rotate_master_key(
         result: dict[str, object]
         if add_key_only:
             result = {"state": "key added", "kek_versions": sorted(keyring.keks),
-                      "region": common.region_label(chosen)}
+                      **common.region_field(chosen)}
         else:
             totals = rotation.count(db, columns)
             with common.progress(disable=as_json) as bar:
@@ -61,7 +61,8 @@ def rotate_master_key(
                 done = rotation.rotate(db, vault, key_file, columns,
                                        progress=advance)
             result = {"state": "rotated", "kek_versions": [keyring.current],
-                      "rows_rewrapped": done.rewrapped, "region": common.region_label(chosen)}
+                      "rows_rewrapped": done.rewrapped,
+                      **common.region_field(chosen)}
     except rotation.RotationError as exc:
         common.fail(str(exc), status=1)
     finally:
