@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from mailhaven.cli import app
 from mailhaven.config import Settings
 from mailhaven.domains.service import create_domain, owned_domain
-from mailhaven.privacy import service as privacy
 from mailhaven.regions.models import RegionTransfer
 from mailhaven.sending.request import build_request
 from mailhaven.sending.service import accept
@@ -96,6 +95,9 @@ def test_each_accounts_data_is_only_in_its_regions_database(
     assert {(a["account_id"], a["region"]) for a in listed} == {(eu_id, "eu"), (us_id, "us")}
     assert {a["account_id"]: a["domains"] for a in listed} == {
         eu_id: ["mg.euro.test"], us_id: ["mg.yankee.test"]}
+    # Run in us (the home region): the eu holder's name is not opened here
+    assert {a["account_id"]: a["name"] for a in listed} == {eu_id: None, us_id: "Yankee"}
+    assert "(in region eu)" in _cli(regions_settings, "accounts", "list")
 
     eu, us = dump_database(platform.region("eu")), dump_database(platform.region("us"))
     main = dump_database(Services(regions_settings, platform.directory,
@@ -230,8 +232,9 @@ def test_whole_database_commands_take_a_region(platform: Platform,
     eu_id, _ = split
     requests = json.loads(_cli(regions_settings, "privacy", "requests", "--json"))
     assert requests == []
-    # The rotated eu key still opens the eu account's data
-    listed = json.loads(_cli(regions_settings, "accounts", "list", "--json"))
+    # The rotated eu key still opens the eu account's data, read in eu
+    listed = json.loads(_cli(regions_settings, "accounts", "list", "--json",
+                             MAILHAVEN_SITE_REGION="eu"))
     assert {a["account_id"]: a["name"] for a in listed}[eu_id] == "Euro"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -53,17 +54,23 @@ def create(
 
 @app.command("list")
 def list_(as_json: common.JsonOpt = False) -> None:
-    """Every account of every region, with the id that `--account` wants and its domains."""
+    """Every account of every region, with the id that `--account` wants and its domains.
+    Holders' names are shown for the accounts of this process's region only
+    (MAILHAVEN_SITE_REGION): reading the others' would be a transfer."""
     from mailhaven.accounts.service import list_accounts
     from mailhaven.domains.service import names_by_account
+    from mailhaven.regions.transfers import is_transfer
 
     platform = common.platform()
     accounts, domains = [], {}
     try:
         for services in platform.regions.values():
             with services.db.sessions() as session:
-                accounts += list_accounts(session, services.vault)
+                listed = list_accounts(session, services.vault)
                 domains.update(names_by_account(session))
+            if is_transfer(services):  # a holder's name stays in its region
+                listed = [replace(a, name=None) for a in listed]
+            accounts += listed
     finally:
         platform.close()
     if as_json:
@@ -73,7 +80,9 @@ def list_(as_json: common.JsonOpt = False) -> None:
         return
     shown = common.table("id", "name", "region", "created", "domains")
     for a in accounts:
-        shown.add_row(a.account_id, "(deleted)" if a.deleted else a.name or "(erased)",
+        hidden = a.name is None and a.region != platform.settings.process_region
+        shown.add_row(a.account_id, "(deleted)" if a.deleted else
+                      f"(in region {a.region})" if hidden else a.name or "(erased)",
                       a.region, iso8601(a.created_at)[:10],
                       ", ".join(domains.get(a.account_id, [])))
     common.console.print(shown)
