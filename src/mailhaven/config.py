@@ -139,6 +139,9 @@ class Settings:
     region_database_urls: tuple[tuple[str, str], ...] = ()  # (region, URL) given
     region_master_key_files: tuple[tuple[str, Path], ...] = ()
     region: str = ""  # the region these settings are for ("": the platform's own)
+    # Where this process runs (MAILHAVEN_SITE_REGION; "": the home region): an operator's
+    # read of an account's personal data from another region is a transfer, logged there.
+    site_region: str = ""
 
     def __post_init__(self) -> None:
         if not self.system_from:
@@ -160,6 +163,11 @@ class Settings:
     @property
     def home_region(self) -> str:
         return self.regions[0]
+
+    @property
+    def process_region(self) -> str:
+        """The region this process runs in (MAILHAVEN_SITE_REGION, or the home region)."""
+        return self.site_region or self.home_region
 
     @property
     def split(self) -> bool:
@@ -248,4 +256,9 @@ def _regions_from_env() -> dict[str, Any]:
     urls = tuple((n, url) for n in regions if (url := _env(f"REGION_{n.upper()}_DATABASE_URL", "")))
     keys = tuple((n, Path(f)) for n in regions
                  if (f := _env(f"REGION_{n.upper()}_MASTER_KEY_FILE", "")))
-    return {"regions": regions, "region_database_urls": urls, "region_master_key_files": keys}
+    site = _env("SITE_REGION", "").strip().lower()
+    if site and site not in regions:
+        raise ValueError(f"MAILHAVEN_SITE_REGION {site!r} is not one of MAILHAVEN_REGIONS "
+                         f"({','.join(regions)})")
+    return {"regions": regions, "region_database_urls": urls, "region_master_key_files": keys,
+            "site_region": site}

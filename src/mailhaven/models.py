@@ -13,7 +13,7 @@ from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
 from mailhaven.notices.models import NoticeObjection, PrivacyNotice, Subprocessor
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
-from mailhaven.regions.models import RegionEntry
+from mailhaven.regions.models import RegionEntry, RegionTransfer
 from mailhaven.retention.models import RetentionPolicy
 from mailhaven.routes.models import Route
 from mailhaven.site.models import ContactMessage, Platform
@@ -32,7 +32,7 @@ __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "Contact
            "Delivery", "Disclosure", "DisclosureSubject", "Domain", "Erasure", "Event",
            "FormCounter", "InboundMessage", "JobRun", "ListMember", "MailingList", "Message",
            "NoticeObjection", "Notification", "Platform", "PrivacyNotice", "PrivacyRequest",
-           "RegionEntry", "RetentionPolicy", "Route", "RoutePost", "SmtpCredential", "StatCount",
-           "SubjectControl", "Subprocessor", "Suppression", "Tag", "Template", "TemplateVersion",
-           "User", "UserToken", "VaultKey", "Webhook", "WebhookDelivery", "WebSession",
-           "metadata"]
+           "RegionEntry", "RegionTransfer", "RetentionPolicy", "Route", "RoutePost",
+           "SmtpCredential", "StatCount", "SubjectControl", "Subprocessor", "Suppression", "Tag",
+           "Template", "TemplateVersion", "User", "UserToken", "VaultKey", "Webhook",
+           "WebhookDelivery", "WebSession", "metadata"]

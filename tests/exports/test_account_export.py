@@ -61,7 +61,8 @@ def test_an_account_export_holds_profile_domains_keys_and_activity(
     found = doc["categories"]
     assert list(found) == ["profile", "users", "domains", "api_keys", "events", "messages",
                            "suppressions", "webhooks", "smtp_credentials", "templates", "routes",
-                           "list_members", "consents", "requests", "disclosures"]
+                           "list_members", "consents", "requests", "disclosures",
+                           "transfers"]
     [template] = found["templates"]
     assert (template["domain"], template["name"], template["description"]) == (
         domain, "invoice", "Invoices")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,6 +17,8 @@ from mailhaven.errors import NotFound
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
 
+# The regions an account may be made in when the caller names none (tests, old callers);
+# the CLI, the API and the panel pass the installation's own (`Settings.regions`).
 REGIONS = ("us", "eu")
 # Mailgun's roles, which limit keys as they limit users (users.service.PERMISSIONS): a key
 # may call a route when its role has the panel permission the route needs (deps.key_allows).
@@ -55,19 +58,21 @@ def key_digest(api_key: str) -> str:
 
 
 def create_account(session: Session, vault: Vault, *, name: str, email: str,
-                   region: str = "us", clock: Clock = SYSTEM_CLOCK) -> IssuedKey:
+                   region: str = "us", clock: Clock = SYSTEM_CLOCK,
+                   regions: Sequence[str] = REGIONS) -> IssuedKey:
     """An account and its first API key (the CLI's and the API's way in)."""
     account_id = new_account(session, vault, name=name, email=email, region=region,
-                             clock=clock)
+                             clock=clock, regions=regions)
     return IssuedKey(account_id, issue_key(session, account_id, clock=clock))
 
 
 def new_account(session: Session, vault: Vault, *, name: str, email: str,
-                region: str = "us", clock: Clock = SYSTEM_CLOCK) -> str:
+                region: str = "us", clock: Clock = SYSTEM_CLOCK,
+                regions: Sequence[str] = REGIONS) -> str:
     """An account without any API key (the panel's sign-up: its users make keys when they
-    need them); its id."""
-    if region not in REGIONS:
-        raise ValueError(f"region must be one of {', '.join(REGIONS)}")
+    need them); its id. `regions`: the installation's (`Settings.regions`)."""
+    if region not in regions:
+        raise ValueError(f"region must be one of {', '.join(regions)}")
     account = Account(id=new_id(), region=region, created_at=clock.now())
     session.add(account)
     session.flush()

@@ -21,9 +21,10 @@ app = typer.Typer(help="The audit log of privacy steps: append-only, hash-chaine
 
 
 @app.command("verify")
-def verify_command(as_json: common.JsonOpt = False) -> None:
-    """Check that no row was changed, removed or reordered; exit 1 names the first bad row."""
-    services = common.services()
+def verify_command(region: common.RegionOpt = None, as_json: common.JsonOpt = False) -> None:
+    """Check that no row was changed, removed or reordered; exit 1 names the first bad row.
+    Each region keeps its own log (`--region`)."""
+    services = common.in_region(region)
     anchor = HeadAnchor(services.settings.data_dir / HEAD_FILE)
     try:
         with services.db.sessions() as session:
@@ -39,15 +40,18 @@ def verify_command(as_json: common.JsonOpt = False) -> None:
         common.print_json({"intact": not problems, "rows": rows,
                            "head": head._asdict() if head else None, "first_bad_row": first_bad,
                            "problems": [p._asdict() for p in problems],
-                           "anchored": not unanchored})
+                           "anchored": not unanchored,
+                           **common.region_field(services.settings)})
     elif problems:
-        console.print(f"[bold red]The audit log was tampered with[/bold red] "
+        console.print(f"[bold red]The audit log{common.where(services)} was tampered "
+                      "with[/bold red] "
                       f"(first bad row: {first_bad}).")
         for problem in problems:
             console.print(f"  [red]✗[/red] {problem}")
     else:
         at = f", head row {head.id}" if head else ""
-        console.print(f"[green]✓ The audit log is intact:[/green] {rows} rows{at}.")
+        console.print(f"[green]✓ The audit log{common.where(services)} is intact:[/green] "
+                      f"{rows} rows{at}.")
         if unanchored:
             console.print(f"[yellow]No {anchor.path} on this machine: rows removed from the "
                           "end would go unnoticed here.[/yellow]")
@@ -58,10 +62,11 @@ def verify_command(as_json: common.JsonOpt = False) -> None:
 @app.command("list")
 def list_command(
     limit: Annotated[int, typer.Option(min=1, help="How many of the newest rows.")] = 50,
+    region: common.RegionOpt = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """The newest rows, newest first; sealed details stay sealed."""
-    services = common.services()
+    """The newest rows of a region's log, newest first; sealed details stay sealed."""
+    services = common.in_region(region)
     try:
         with services.db.sessions() as session:
             entries = recent(session, limit)

@@ -59,17 +59,18 @@ def create(
     path: Annotated[Path, typer.Argument(help="The archive to write, e.g. mailhaven.zip.")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
     = False,
+    region: common.DatabaseOpt = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Write a consistent snapshot of the database to PATH (the master key is not in it:
-    back the key file up separately)."""
+    """Write a consistent snapshot of one region's database (or the main one's) to PATH.
+    The region's master key is not in it: back its key file up separately, in the region."""
     from mailhaven.backup.service import create_backup
     from mailhaven.storage.db import Database
 
     if not path.parent.is_dir():
         common.fail(f"No folder {path.parent} to write the backup into: create it first "
                     f"(mkdir -p {path.parent})")
-    settings = common.opened(common.settings())
+    settings = common.database_settings(common.opened(common.settings()), region)
     keyring = _keyring(settings)
     db = Database(settings.resolved_database_url)
     try:
@@ -81,11 +82,14 @@ def create(
         db.dispose()
     rows = {t.name: t.rows for t in manifest.tables}
     if as_json:
-        common.print_json({"path": str(path), "revision": manifest.revision, "tables": rows})
+        common.print_json({"path": str(path), "revision": manifest.revision, "tables": rows,
+                           **common.region_field(settings)})
         return
-    _print_rows(f"Backup written to [bold]{path}[/bold] (schema {manifest.revision}).", rows)
+    _print_rows(f"Backup of {_which(settings)} written to [bold]{path}[/bold] "
+                f"(schema {manifest.revision}).", rows)
     common.console.print(
-        "The master key file is not in the backup: keep a copy of it elsewhere.")
+        "The master key file is not in the backup: keep a copy of "
+        f"{settings.resolved_master_key_file} elsewhere.")
 
 
 @app.command("restore")
@@ -94,15 +98,17 @@ def restore(
     replace: Annotated[bool, typer.Option(
         "--replace", help="Wipe a database that is not empty and restore in its place.")]
     = False,
+    region: common.DatabaseOpt = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Restore PATH into the configured database, then erase again every subject in the
-    erasure ledger (table and file), so nobody erased since the backup comes back."""
+    """Restore PATH into one region's database (or the main one's), then erase again every
+    subject in that region's erasure ledger (table and file), so nobody erased since the
+    backup comes back. A backup opens only under its own region's key."""
     from mailhaven.backup.service import restore_backup
     from mailhaven.storage.db import Database
     from mailhaven.vault import Vault
 
-    settings = common.opened(common.settings())
+    settings = common.database_settings(common.opened(common.settings()), region)
     keyring = _keyring(settings)
     if not path.is_file():
         common.fail(f"No backup at {path}")
@@ -114,15 +120,22 @@ def restore(
                                       progress=progress)
     finally:
         db.dispose()
-    summary = asdict(restored)
+    summary = {**asdict(restored), **common.region_field(settings)}
     if as_json:
         common.print_json(summary)
         return
-    _print_rows(f"Restored [bold]{path}[/bold].", restored.tables)
+    _print_rows(f"Restored [bold]{path}[/bold] into {_which(settings)}.", restored.tables)
     common.console.print(
         f"Erasure ledger re-applied ({restored.erasures} erasures). Erased again: "
         f"{restored.keys_destroyed} vault keys, {restored.events_removed} events, "
         f"{restored.queue_removed} queue entries, {restored.domains_removed} domains.")
+
+
+def _which(settings: Settings) -> str:
+    """"the database", or on a split installation which one."""
+    if not settings.split:
+        return "the database"
+    return f"region {settings.region}'s database" if settings.region else "the main database"
 
 
 def _print_rows(title: str, rows: dict[str, int]) -> None:

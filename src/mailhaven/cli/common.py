@@ -15,7 +15,7 @@ from rich.table import Column, Table
 
 from mailhaven.config import Settings
 from mailhaven.errors import MailhavenError
-from mailhaven.services import Services
+from mailhaven.services import Platform, Services
 from mailhaven.wiring import wire
 
 # soft_wrap: a line (a path, a key, a curl command) is never broken, whatever the width
@@ -25,6 +25,9 @@ err = Console(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 AccountOpt = Annotated[str, typer.Option(
     "--account", help="The account id (see `mailhaven accounts list`).")]
+RegionOpt = Annotated[str | None, typer.Option(
+    "--region", help="The region whose database this acts on (MAILHAVEN_REGIONS; default: "
+                     "the home region, the first).")]
 
 
 def settings() -> Settings:
@@ -52,6 +55,82 @@ def services() -> Services:
     settings."""
     wire()
     return Services.start(opened(settings()))
+
+
+def platform() -> Platform:
+    """Every region of the installation, opened (databases migrated, vaults open)."""
+    wire()
+    return Platform.start(opened(settings()))
+
+
+def in_region(region: str | None) -> Services:
+    """The services of one region (`--region`; None: the home region), within the opened
+    platform: `.close()` closes it all."""
+    chosen = settings()
+    name = region or chosen.home_region
+    if name not in chosen.regions:
+        fail(f"No region {name!r}: MAILHAVEN_REGIONS is {','.join(chosen.regions)}")
+    wire()
+    return Platform.start(opened(chosen)).region(name)
+
+
+MAIN = "main"
+DatabaseOpt = Annotated[str | None, typer.Option(
+    "--region", help="The region whose database this acts on (MAILHAVEN_REGIONS), or `main` "
+                     "for the main database (the directory, the sub-processors); default: "
+                     "the home region.")]
+
+
+def database_settings(chosen: Settings, region: str | None) -> Settings:
+    """The settings of one database: a region's (its URL, key file and data directory) or,
+    with `main`, the main one's. Unsplit, every name is the one database."""
+    name = region or chosen.home_region
+    if name == MAIN:
+        return chosen.with_(region="")
+    if name not in chosen.regions:
+        fail(f"No region {name!r}: MAILHAVEN_REGIONS is {','.join(chosen.regions)} "
+             f"(or `{MAIN}`)")
+    return chosen.regional(name)
+
+
+def region_label(chosen: Settings) -> str:
+    """What `database_settings` gave, for output: a region's name or `main`."""
+    return chosen.region or MAIN
+
+
+def region_field(chosen: Settings) -> dict[str, str]:
+    """{"region": …} for `--json` output on a split installation; {} otherwise (the shape
+    single-region scripts know)."""
+    return {"region": region_label(chosen)} if chosen.split else {}
+
+
+def where(services: Services) -> str:
+    """" in region eu" for output lines, when the installation has regions apart."""
+    return f" in region {services.region}" if services.settings.split else ""
+
+
+def services_for_account(account_id: str) -> Services:
+    """The services of the region that holds the account; a red line when none does."""
+    from mailhaven.regions.service import for_account
+
+    opened_platform = platform()
+    found = for_account(opened_platform, account_id)
+    if found is None and len(opened_platform.regions) > 1:
+        opened_platform.close()
+        fail(f"No region holds account {account_id} (see `mailhaven accounts list`)")
+    return found or opened_platform.home
+
+
+def services_for_domain(name: str) -> Services:
+    """The services of the region that holds the domain; a red line when none does."""
+    from mailhaven.regions.service import for_domain
+
+    opened_platform = platform()
+    found = for_domain(opened_platform, name)
+    if found is None and len(opened_platform.regions) > 1:
+        opened_platform.close()
+        fail(f"No region holds domain {name} (see `mailhaven accounts list`)")
+    return found or opened_platform.home
 
 
 def fail(message: str, status: int = 2) -> NoReturn:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from mailhaven.domains.models import Domain
+    from mailhaven.services import Services
 
 app = typer.Typer(help="SMTP credentials: the logins SMTP submission takes.",
                   no_args_is_help=True)
@@ -43,7 +44,7 @@ def add(
 
     chosen = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     password = service.generate_password() if chosen is None else chosen
-    services = common.services()
+    services = _services(_domain_name(login), account)
     try:
         with common.refusals():
             hashed = service.hash_password(password)
@@ -72,7 +73,7 @@ def list_(
     """The domain's SMTP logins, oldest first."""
     from mailhaven.credentials import service
 
-    services = common.services()
+    services = _services(domain, account)
     try:
         with common.refusals(), services.db.sessions() as session:
             total, items = service.list_page(session, services.vault,
@@ -98,7 +99,7 @@ def delete(
     """Delete an SMTP login: SMTP AUTH refuses it from now on."""
     from mailhaven.credentials import service
 
-    services = common.services()
+    services = _services(_domain_name(login), account)
     try:
         with common.refusals(), services.db.transaction() as session:
             spec = service.delete(session, services.vault,
@@ -110,6 +111,12 @@ def delete(
         common.print_json({"message": "Credentials have been deleted", "spec": spec})
         return
     common.console.print(f"SMTP login [bold]{spec}[/bold] deleted.", highlight=False)
+
+
+def _services(name: str, account: str | None) -> Services:
+    """The region of the account, or of the domain's name."""
+    return (common.services_for_account(account) if account
+            else common.services_for_domain(name))
 
 
 def _owned(session: Session, name: str, account: str | None) -> Domain:

@@ -29,7 +29,7 @@ def add(
 
     fields = {"name": name, "dkim_algorithm": dkim_algorithm,
               "dkim_key_size": str(dkim_key_size), "dkim_selector": dkim_selector or ""}
-    services = common.services()
+    services = common.services_for_account(account)
     try:
         with common.refusals():
             domain = new_domain(services.vault, account, fields, services.clock,
@@ -59,7 +59,8 @@ def rotate_dkim(
     from mailhaven.errors import NotFound
     from mailhaven.retention.service import bodies_kept_for
 
-    services = common.services()
+    services = (common.services_for_account(account) if account
+                else common.services_for_domain(name))
     try:
         with common.refusals():
             pair, chosen = service.rotation_key({"dkim_algorithm": algorithm,

@@ -34,6 +34,7 @@ from mailhaven.inbound.models import InboundMessage
 from mailhaven.lists.service import exported_memberships
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import PrivacyRequest
+from mailhaven.regions.transfers import transfers_of
 from mailhaven.routes.service import exported as exported_routes
 from mailhaven.suppressions.models import Suppression
 from mailhaven.templates.service import exported as exported_templates
@@ -409,6 +410,16 @@ def _held_since(scope: Scope, now: float) -> float:
     held = [t for t in (first, who.key.created_at if who.key is not None else None)
             if t is not None]
     return min(held) if held else now
+
+
+@register("transfers", columns=("from_region", "to_region", "data_categories", "purpose",
+                                "actor", "transferred_at"), subjects=(ACCOUNT_HOLDER,))
+def transfers(scope: Scope) -> Iterator[dict]:
+    """The account's data read from outside its region (SPEC N11): the transfer log."""
+    for row in transfers_of(scope.session, scope.account_id):
+        yield {"from_region": row.from_region, "to_region": row.to_region,
+               "data_categories": list(row.what), "purpose": row.purpose,
+               "actor": row.actor, "transferred_at": iso(row.at)}
 
 
 # -- mail received at the MX from or for the recipient (issue 13) ------------------------------

@@ -18,11 +18,13 @@ def export(
     as_json: common.JsonOpt = False,
 ) -> None:
     """Write an access and portability export: export.json and a CSV per category."""
+    from mailhaven.exports.registry import ACCOUNT_HOLDER, RECIPIENT, categories_for
     from mailhaven.exports.service import export_account, export_recipient
+    from mailhaven.regions.transfers import record_transfer
 
     if not out.parent.is_dir():
         common.fail(f"No such directory: {out.parent}")
-    services = common.services()
+    services = common.services_for_account(account)
     # Only on a terminal: a script reads stdout and gets nothing but the result.
     with common.progress(transient=True, disable=not common.err.is_terminal) as bar:
         task = bar.add_task("Exporting", total=None)
@@ -32,6 +34,10 @@ def export(
 
         try:
             with common.refusals():
+                # Read here, outside the account's region (MAILHAVEN_SITE_REGION): logged first
+                subject = ACCOUNT_HOLDER if recipient is None else RECIPIENT
+                record_transfer(services, account, [c.name for c in categories_for(subject)],
+                                f"access export ({subject}) by the operator")
                 if recipient is None:
                     done = export_account(services.db, services.vault, account, out, progress,
                                           hostname=services.settings.hostname,

@@ -37,7 +37,7 @@ def request(account: common.AccountOpt,
     if right == "erasure" and not email and not yes:
         raise typer.BadParameter("an erasure without --email deletes the account: add "
                                  "--yes to confirm", param_hint="--yes")
-    platform = common.services()
+    platform = common.services_for_account(account)
     try:
         ctx = service.Context.of(platform, "cli")
         with platform.db.transaction() as session:
@@ -54,25 +54,35 @@ def list_requests(account: Annotated[str | None, typer.Option(
                       "--account", help="One account (default: all).")] = None,
                   overdue: Annotated[bool, typer.Option(
                       "--overdue", help="Only requests past their due date.")] = False,
+                  region: Annotated[str | None, typer.Option(
+                      "--region", help="One region (default: every region).")] = None,
                   as_json: common.JsonOpt = False) -> None:
-    """Requests and their deadlines; `--overdue` is the overdue report."""
-    platform = common.services()
-    now = platform.clock.now()
+    """Requests and their deadlines, in every region; `--overdue` is the overdue report."""
+    if account:
+        regions = [common.services_for_account(account)]
+    elif region:
+        regions = [common.in_region(region)]
+    else:
+        regions = list(common.platform().regions.values())
+    shown: list[dict] = []
     try:
-        with platform.db.sessions() as session:
-            rows = (reqs.overdue(session, account, now) if overdue
-                    else reqs.listed(session, account))
-            shown = [{**reqs.as_json(platform.vault, session, r, now),
-                      "account": r.account_id} for r in rows]
+        for services in regions:
+            now = services.clock.now()
+            with services.db.sessions() as session:
+                rows = (reqs.overdue(session, account, now) if overdue
+                        else reqs.listed(session, account))
+                shown += [{**reqs.as_json(services.vault, session, r, now),
+                           "account": r.account_id, "region": services.region} for r in rows]
     finally:
-        platform.close()
+        regions[0].close()
     if as_json:
         common.print_json(shown, indent=2)
         return
-    listing = common.table("id", "account", "type", "subject", "state", "due", "overdue")
+    listing = common.table("id", "account", "region", "type", "subject", "state", "due",
+                           "overdue")
     for r in shown:
-        listing.add_row(r["id"], r["account"], r["type"], r["subject_type"], r["state"],
-                        r["due_at"][:10], "yes" if r["overdue"] else "")
+        listing.add_row(r["id"], r["account"], r["region"], r["type"], r["subject_type"],
+                        r["state"], r["due_at"][:10], "yes" if r["overdue"] else "")
     common.console.print(listing)
 
 
@@ -80,8 +90,9 @@ def list_requests(account: Annotated[str | None, typer.Option(
 def erase(account: common.AccountOpt,
           address: Annotated[str, typer.Argument(help="The recipient's email address.")],
           as_json: common.JsonOpt = False) -> None:
-    """Erase everything the account holds about one recipient (processor API)."""
-    platform = common.services()
+    """Erase everything the account holds about one recipient (processor API), in the
+    account's region."""
+    platform = common.services_for_account(account)
     try:
         with platform.db.transaction() as session:
             record = service.erase(session, service.Context.of(platform, "cli"), account,
@@ -102,7 +113,7 @@ def delete_account(account: Annotated[str, typer.Argument(
     """Delete an account: personal data erased, keys revoked, queue cancelled."""
     if not yes:
         raise typer.BadParameter("add --yes to confirm", param_hint="--yes")
-    platform = common.services()
+    platform = common.services_for_account(account)
     try:
         with platform.db.transaction() as session:
             ctx = service.Context.of(platform, "cli")
@@ -123,9 +134,11 @@ class Format(StrEnum):
 def inventory(
     fmt: Annotated[Format, typer.Option("--format", help="md (Markdown) or json.")] = Format.md,
 ) -> None:
-    """Print the Article 30 record of processing: every table and column, classified."""
+    """Print the Article 30 record of processing: every table and column, classified, and
+    which database holds each table (the main one, or each region's)."""
     from mailhaven.models import metadata
     from mailhaven.notices.subprocessors import record_sections, region_kinds
+    from mailhaven.regions import database_of
     from mailhaven.retention.service import schedule
     from mailhaven.storage import processing_record
 
@@ -138,7 +151,8 @@ def inventory(
             sections = record_sections(services)
         finally:
             services.close()
-    record = processing_record.build(metadata, schedule(chosen), **sections)
+    record = processing_record.build(metadata, schedule(chosen), **sections,
+                                     database_of=database_of)
     if fmt is Format.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:

@@ -1,1 +1,18 @@
 """Regions (SPEC N11): the directory of which region holds an account, a domain, a key."""
+
+# Where each table lives on an installation split into regions. The main database keeps
+# what belongs to no region (the directory, the register of sub-processors); every region's
+# database keeps its accounts' data. Each database has the whole schema (one migration
+# history): a table is simply left empty where it does not belong.
+MAIN = "main"
+REGION = "region"
+EVERY = "every"  # each database: its own periodic jobs' runs
+MAIN_TABLES = frozenset({"region_directory", "subprocessors"})
+EVERY_TABLES = frozenset({"job_runs", "alembic_version"})
+
+
+def database_of(table: str) -> str:
+    """Which database holds `table`: "main", "region" or "every"."""
+    if table in MAIN_TABLES:
+        return MAIN
+    return EVERY if table in EVERY_TABLES else REGION

@@ -16,15 +16,17 @@ app = typer.Typer(help="Retention of personal data (purges what expired).",
 def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what expired; purge "
                                           "nothing.")] = False,
+    region: common.RegionOpt = None,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Purge what every retention policy says has expired, now (the scheduler does this
-    hourly); prints how many rows of each category were purged, never their content."""
+    hourly); prints how many rows of each category were purged, never their content. One
+    region's database at a time (`--region`)."""
     from rich.progress import TaskID
 
     from mailhaven.retention import service
 
-    services = common.services()
+    services = common.in_region(region)
     try:
         expired = service.run(services.db, services.clock, dry_run=True,
                               settings=services.settings)
@@ -38,8 +40,11 @@ def run(
     finally:
         services.close()
     if as_json:
-        common.print_json({"dry_run": dry_run, "purged" if not dry_run else "expired": counts})
+        common.print_json({"dry_run": dry_run, "purged" if not dry_run else "expired": counts,
+                           **common.region_field(services.settings)})
         return
+    if services.settings.split:
+        common.console.print(f"Region {services.region}:", highlight=False)
     shown = common.table("category", "rows expired" if dry_run else "rows purged")
     for name, n in counts.items():
         shown.add_row(name, str(n))

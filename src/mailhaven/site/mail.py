@@ -87,7 +87,7 @@ def _new_account(session: Session, services: Services) -> str:
     """An account like a customer's, holder "Mailhaven" at the system address, and no API
     key: nobody outside this process sends as the platform."""
     now = services.clock.now()
-    account = Account(id=new_id(), created_at=now)
+    account = Account(id=new_id(), region=services.region, created_at=now)
     session.add(account)
     session.flush()
     address = _address(services)

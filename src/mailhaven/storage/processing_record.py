@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import MetaData, Table
@@ -19,6 +19,9 @@ from mailhaven.storage.base import Base
 from mailhaven.storage.inventory import Classification
 
 SCHEMA = "mailhaven.record-of-processing/1"
+DATABASES = {"main": "the main database (it belongs to no region)",
+             "region": "each region's own database (its accounts' data)",
+             "every": "every database, main and regions (each one's own)"}
 
 
 def _description(table: Table) -> str:
@@ -68,16 +71,19 @@ def regions_of(names: Iterable[str], home: str, kinds: dict[str, str]) -> list[d
 
 
 def build(metadata: MetaData, schedule: Iterable[dict] = (), *,
-          regions: Iterable[dict] = (), subprocessors: Iterable[dict] = ()) -> dict:
+          regions: Iterable[dict] = (), subprocessors: Iterable[dict] = (),
+          database_of: Callable[[str], str] | None = None) -> dict:
     """The record as JSON-ready data: every table (by name) and every column (in table
     order); `schedule` is the retention policy defaults, when the caller has them;
     `regions` (see `regions_of`) and `subprocessors` (the register, as its listing shows
-    it) are passed in by the caller, which reads them."""
+    it) are passed in by the caller, which reads them; `database_of` says where a table
+    lives (regions.database_of: main, region, every)."""
     tables = []
     for table in sorted(metadata.tables.values(), key=lambda t: t.name):
         columns = [_column(col.name, col, col.info["classification"]) for col in table.columns]
+        where = {"database": database_of(table.name)} if database_of else {}
         tables.append({"table": table.name, "description": _description(table),
-                       "columns": columns})
+                       **where, "columns": columns})
     return {"schema": SCHEMA, "generated_by": f"mailhaven {__version__}",
             "data_subjects": _by_subject(tables), "retention_schedule": list(schedule),
             "regions": list(regions), "subprocessors": list(subprocessors),
@@ -140,6 +146,8 @@ def markdown(record: dict) -> str:
         out += [f"### `{table['table']}`", ""]
         if table["description"]:
             out += [table["description"], ""]
+        if "database" in table:
+            out += [f"Database: {DATABASES.get(table['database'], table['database'])}.", ""]
         out += _table(["Column", "Category", "Data subject", "Purposes", "Legal basis",
                        "Retention", "Note"],
                       ([f"`{c['column']}`", c["category"], c["data_subject"], c["purposes"],

@@ -138,7 +138,8 @@ def sign_up(session: Session, services: Services, *, name: str, email: str,
                      target=f"user:{existing.id}", now=now)
         return
     account_id = new_account(session, services.vault, name=name, email=email,
-                             region=services.region, clock=services.clock)
+                             region=services.region, regions=services.settings.regions,
+                             clock=services.clock)
     user = create_user(session, services.vault, account_id=account_id, name=name, email=email,
                        password_hash=password_hash, role="admin", clock=services.clock)
     _mail_confirmation(session, services, user, name, email)
