@@ -6,12 +6,13 @@ from mailhaven.controls.models import Consent, SubjectControl
 from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import Delivery
 from mailhaven.disclosures.models import Disclosure, DisclosureSubject, Notification
+from mailhaven.disclosures.register import Subprocessor
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.inbound.models import InboundMessage, RoutePost
 from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
-from mailhaven.notices.models import NoticeObjection, PrivacyNotice, Subprocessor
+from mailhaven.notices.models import NoticeObjection, PrivacyNotice
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.regions.models import RegionEntry, RegionTransfer
 from mailhaven.retention.models import RetentionPolicy

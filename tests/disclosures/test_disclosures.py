@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from mailhaven.disclosures.models import Notification
 from mailhaven.disclosures.poster import NotificationSender
+from mailhaven.disclosures.register import SIGNING_LABEL, Subprocessor
 from mailhaven.exports.service import export_account
-from mailhaven.notices.models import SIGNING_LABEL, Subprocessor
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
 from mailhaven.webhooks.poster import RETRY_DELAYS

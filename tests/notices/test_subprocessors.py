@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from mailhaven.disclosures.register import Subprocessor, active_subprocessors, signing_key
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.notices import service, subprocessors
-from mailhaven.notices.models import Subprocessor, active_subprocessors, signing_key
 from tests.test_cli import _cli
 
 DAY = 86400.0

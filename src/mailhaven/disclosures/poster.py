@@ -22,7 +22,7 @@ from mailhaven.disclosures.models import (
     Disclosure,
     Notification,
 )
-from mailhaven.notices.models import Subprocessor, signing_key
+from mailhaven.disclosures.register import Subprocessor, signing_key
 from mailhaven.services import Services
 from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.webhooks.network import Refused

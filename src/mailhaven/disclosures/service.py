@@ -29,8 +29,8 @@ from mailhaven.disclosures.models import (
     DisclosureSubject,
     Notification,
 )
+from mailhaven.disclosures.register import Subprocessor, active_subprocessors
 from mailhaven.errors import BadRequest
-from mailhaven.notices.models import Subprocessor, active_subprocessors
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from mailhaven.audit import service as audit
 from mailhaven.config import Settings
+from mailhaven.disclosures.register import SIGNING_LABEL, Subprocessor
 from mailhaven.errors import BadRequest, NotFound
-from mailhaven.notices.models import SIGNING_LABEL, Subprocessor
 from mailhaven.notices.service import (
     BUILTIN,
     NOTICE_PERIOD,
