@@ -7,6 +7,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,7 +18,7 @@ from mailhaven.clock import FrozenClock
 from mailhaven.config import Settings
 from mailhaven.domains.service import create_domain
 from mailhaven.models import metadata
-from mailhaven.services import Services
+from mailhaven.services import Platform, Services
 from mailhaven.storage.db import Database
 from mailhaven.wiring import wire
 from tests.support import DatabaseDump, LiveServer, Tenant, create_tenant, dump_database
@@ -28,23 +29,56 @@ BACKENDS = ["sqlite", "postgresql"]
 wire()  # as every entry point does: statistics and webhooks hear of recorded events
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A database of this run's own, created now and dropped at the end."""
-    name = f"mailhaven_test_{os.getpid()}_{secrets.token_hex(4)}"
+PG_BASE = PG_SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+REGIONS = ("us", "eu")
+
+
+def _pg_admin() -> psycopg.Connection:
     try:
-        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=3)
+        return psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required (MAILHAVEN_REQUIRE_POSTGRES=1) but not "
                         f"reachable at {PG_SERVER}: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {PG_SERVER}; set MAILHAVEN_TEST_PG")
-    with admin:
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of this run's own, created now and dropped at the end."""
+    name = f"mailhaven_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with _pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-        base = PG_SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-        _migrated(f"{base}/{name}")  # once: each test truncates the tables it used
-        yield f"{base}/{name}"
+        _migrated(f"{PG_BASE}/{name}")  # once: each test truncates the tables it used
+        yield f"{PG_BASE}/{name}"
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated database to copy (CREATE DATABASE … TEMPLATE): a region's database in a
+    second, not a migration's run each."""
+    name = f"mailhaven_template_{os.getpid()}_{secrets.token_hex(4)}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        _migrated(f"{PG_BASE}/{name}")
+        yield name
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_databases(pg_template: str) -> Iterator[dict[str, str]]:
+    """Three throwaway PostgreSQL databases of this test's own: main (the directory), us, eu."""
+    stem = f"mailhaven_test_{os.getpid()}_{secrets.token_hex(3)}"
+    names = {part: f"{stem}_{part}" for part in ("main", *REGIONS)}
+    with _pg_admin() as admin:
+        try:
+            for name in names.values():
+                admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+            yield {part: f"{PG_BASE}/{name}" for part, name in names.items()}
+        finally:
+            for name in names.values():
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _migrated(url: str) -> None:
@@ -94,6 +128,34 @@ def settings(backend: str, tmp_path, request: pytest.FixtureRequest) -> Settings
     return Settings(data_dir=tmp_path, database_url=url, hostname="mx.mailhaven.test",
                     lease_seconds=60, webhook_allow_private=True, allow_private_mx=True,
                     require_verified_domains=False)
+
+
+@pytest.fixture
+def regions_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """An installation split into regions us (home) and eu, each in a database of its own
+    beside the main one: SQLite files, or PostgreSQL databases of the test's own."""
+    common: dict[str, Any] = {
+        "data_dir": tmp_path, "hostname": "mx.mailhaven.test", "lease_seconds": 60,
+        "webhook_allow_private": True, "allow_private_mx": True,
+        "require_verified_domains": False, "regions": REGIONS}
+    if backend == "sqlite":
+        schema = request.getfixturevalue("sqlite_schema")
+        for folder in (tmp_path, *(tmp_path / r for r in REGIONS)):
+            folder.mkdir(exist_ok=True)
+            shutil.copyfile(schema, folder / "mailhaven.db")
+        return Settings(database_url=f"sqlite:///{tmp_path / 'mailhaven.db'}", **common)
+    urls = request.getfixturevalue("pg_databases")
+    return Settings(database_url=urls["main"],
+                    region_database_urls=tuple((r, urls[r]) for r in REGIONS), **common)
+
+
+@pytest.fixture
+def platform(regions_settings: Settings, clock: FrozenClock) -> Iterator[Platform]:
+    opened = Platform.start(regions_settings, clock, migrate=False)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture
