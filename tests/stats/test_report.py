@@ -188,6 +188,27 @@ def test_clipping_bounds_what_one_account_adds_to_a_noisy_figure(services, clock
     assert abs(statistics.fmean(noisy) - (110 + 100)) < 8  # the big sender counts for 100
 
 
+def test_the_platforms_own_account_is_no_customer(platform: Platform, clock) -> None:
+    """The account that sends sign-up confirmations and notices (one per region) is counted
+    nowhere: with it, 9 customers of `us` would look like a group of 10."""
+    from mailhaven.site.mail import platform_domain
+
+    day = _yesterday(clock.now())
+    _accounts(platform.region("us"), "usacme", 9, day)
+    _accounts(platform.region("eu"), "euacme", 10, day)
+    for services in platform.regions.values():
+        with services.db.transaction() as session:
+            own = platform_domain(session, services)
+            counters.count(session, own.id, [("accepted", [], {})] * 5, day + DAY / 2)
+
+    usage = collect(_regions(platform), clock.now(), days=1)
+    assert len({(row.region, row.account) for row in usage.rows}) == 19
+    made = publish(usage, k=10)
+    assert made["by_region"]["us"]["accepted"] == SUPPRESSED
+    assert made["by_region"]["eu"]["accepted"] == 100
+    assert made["by_region"]["eu"]["active_accounts"] == 10
+
+
 def test_cli_prints_the_report_and_writes_it_to_a_file(platform: Platform,
                                                       regions_settings: Settings,
                                                       tmp_path) -> None:

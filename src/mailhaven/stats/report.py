@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from mailhaven.domains.models import Domain
+from mailhaven.site.mail import existing_platform_account
 from mailhaven.stats.models import StatCount
 from mailhaven.stats.service import EVENTS
 from mailhaven.storage.db import Database
@@ -63,7 +64,8 @@ def period(now: float, days: int) -> tuple[int, ...]:
 
 def collect(regions: Mapping[str, Database], now: float, days: int) -> Usage:
     """Every open region's counters (the domains' own, not per tag) over the period, summed
-    per account, day and event."""
+    per account, day and event. The region's own platform account (`site.mail`: sign-up
+    confirmations, notices) is no customer: counted, it would make k-1 customers look like k."""
     span = period(now, days)
     start, end = span[0], span[-1] + DAY
     numbers: dict[tuple[str, str], int] = {}
@@ -76,6 +78,9 @@ def collect(regions: Mapping[str, Database], now: float, days: int) -> Usage:
                         StatCount.event.in_(EVENTS))
                  .group_by(Domain.account_id, day, StatCount.event))
         with db.sessions() as session:
+            own = existing_platform_account(session)
+            if own is not None:
+                query = query.where(Domain.account_id != own)
             for account_id, on, event, n in session.execute(query):
                 if n:
                     number = numbers.setdefault((region, account_id), len(numbers))
