@@ -19,7 +19,11 @@ from mailhaven.stats.report import (
     MEASURES,
     PARTITIONS,
     SUPPRESSED,
+    Row,
+    Usage,
     collect,
+    dominated,
+    period,
     publish,
     report,
     suppress,
@@ -135,19 +139,61 @@ def test_only_the_first_table_with_a_small_remainder_keeps_it() -> None:
     11 with them (what a table suppresses must hold k accounts); the band's whole (it would
     add up to the total)."""
     us, eu = set(range(12)), {12, 13, 14}
-    shown, hidden = suppress(us | eu, {
-        "by_region": {"us": us, "eu": eu},
-        "by_day": {1: set(range(10)) | {12}, 2: {10, 11, 13, 14}, 3: set()},
-        "by_volume": {"1-999": us | eu, "0": set()},
+    shown, hidden = suppress(_ones(us | eu), {
+        "by_region": {"us": _ones(us), "eu": _ones(eu)},
+        "by_day": {1: _ones(set(range(10)) | {12}), 2: _ones({10, 11, 13, 14}), 3: {}},
+        "by_volume": {"1-999": _ones(us | eu), "0": {}},
     }, k=10)
     assert not shown
     assert hidden == {"by_region": {"eu"}, "by_day": {1, 2}, "by_volume": {"1-999"}}
 
-    shown, hidden = suppress(us | eu, {"by_region": {"us": us | eu, "eu": set()},
-                                       "by_day": {1: us, 2: {12}, 3: {13}, 4: {14}}}, k=3)
+    shown, hidden = suppress(_ones(us | eu), {
+        "by_region": {"us": _ones(us | eu), "eu": {}},
+        "by_day": {1: _ones(us), 2: _ones({12}), 3: _ones({13}), 4: _ones({14})}}, k=3)
     assert shown and hidden == {"by_region": set(), "by_day": {2, 3, 4}}
-    assert suppress({1, 2}, {"by_region": {"us": {1, 2}}}, k=3) == (False, {"by_region": {"us"}})
-    assert suppress(set(), {"by_region": {"us": set()}}, k=3) == (True, {"by_region": set()})
+    assert suppress(_ones({1, 2}), {"by_region": {"us": _ones({1, 2})}}, k=3) == (
+        False, {"by_region": {"us"}})
+    assert suppress({}, {"by_region": {"us": {}}}, k=3) == (True, {"by_region": set()})
+
+
+def _ones(accounts: set[int]) -> dict[int, int]:
+    return dict.fromkeys(accounts, 1)
+
+
+def test_the_p_percent_rule() -> None:
+    """Suppressed when the cell less its two largest parts is under p% of the largest."""
+    big_and_small = {0: 5000, **dict.fromkeys(range(1, 10), 10)}  # 10 accounts, 80 < 500
+    assert dominated(big_and_small, 10) and not dominated(big_and_small, 1)
+    assert not dominated({0: 5000, **dict.fromkeys(range(1, 10), 100)}, 10)  # 800 ≥ 500
+    assert not dominated(dict.fromkeys(range(12), 1), 10)
+    assert dominated({0: 1, 1: 1}, 10)  # two accounts: each knows the other's
+    assert not dominated({}, 10)
+
+
+def test_a_group_of_k_dominated_by_one_account_is_suppressed_and_not_computable() -> None:
+    """All in the band 100000+: `us` has 10 accounts, one of them sends 10 million, the
+    nine others 100,000 each (800,000 besides the two largest, under 10% of 10 million);
+    `eu` has 60 accounts of 100,000. The total alone passes, but less `eu` it gives `us`."""
+    now = 100 * DAY + 5
+    day = period(now, 1)[0]
+    rows = [Row("us", 0, day, "accepted", 10_000_000),
+            *(Row("us", n, day, "accepted", 100_000) for n in range(1, 10)),
+            *(Row("eu", n, day, "accepted", 100_000) for n in range(10, 70))]
+    usage = Usage(("us", "eu"), (day,), tuple(rows))
+
+    made = publish(usage, k=10)
+
+    assert made["dominance"] == {"rule": "p%", "p": 10}
+    assert made["by_region"]["us"]["accepted"] == SUPPRESSED
+    assert made["by_region"]["eu"]["accepted"] == 6_000_000
+    assert made["by_region"]["us"]["active_accounts"] == 10  # one each: no one dominates
+    assert made["totals"]["accepted"] == SUPPRESSED
+    assert made["by_volume"]["100000+"]["accepted"] == SUPPRESSED  # it is the total
+    _nothing_computable(made)
+
+    without = publish(usage, k=10, dominance=0)
+    assert without["by_region"]["us"]["accepted"] == 10_900_000
+    assert without["totals"]["accepted"] == 16_900_000
 
 
 def test_laplace_noise_changes_the_published_figures_but_not_their_mean(

@@ -21,6 +21,10 @@ def report(
     k: Annotated[int | None, typer.Option(
         "--k", min=2, help="Smallest group of accounts a figure may describe "
         "(MAILHAVEN_STATS_K, default 10).")] = None,
+    dominance: Annotated[float, typer.Option(
+        "--dominance", min=0, max=100,
+        help="The p% rule: a figure is suppressed when, less its two largest parts, it is "
+        "under P% of the largest (0: no dominance rule).")] = 10,
     epsilon: Annotated[float | None, typer.Option(
         "--epsilon",
         help="Add Laplace noise of scale clip/epsilon to every published figure.")] = None,
@@ -43,7 +47,8 @@ def report(
         with common.refusals():
             try:
                 made = build(regions, services.clock.now(), days=days,
-                             k=k or services.settings.stats_k, epsilon=epsilon, clip=clip)
+                             k=k or services.settings.stats_k, dominance=dominance,
+                             epsilon=epsilon, clip=clip)
             except ValueError as refused:
                 common.fail(str(refused))
     finally:
@@ -59,12 +64,14 @@ def report(
     noise = made["noise"]
     common.console.print(
         f"{made['period']['from']} to {made['period']['to']}, regions "
-        f"{', '.join(made['regions'])}; groups of fewer than {made['k']} accounts suppressed; "
+        f"{', '.join(made['regions'])}; groups of fewer than {made['k']} accounts, or "
+        f"dominated by one (p% rule, p={made['dominance']['p']:g}), suppressed; "
         + (f"Laplace noise, epsilon {noise['epsilon']}, clip {noise['clip']}" if noise
            else "exact figures"), markup=False, highlight=False)
     _tables(made)
-    common.console.print("supp. = suppressed: a group of fewer than k accounts, or withheld so "
-                         "that such a group cannot be computed from the others", style="dim")
+    common.console.print("supp. = suppressed: a group of fewer than k accounts or dominated by "
+                         "one, or withheld so that such a group cannot be computed from the "
+                         "others", style="dim")
     if out is not None:
         common.err.print(f"written to {out}", style="dim", markup=False, highlight=False)
 

@@ -31,6 +31,7 @@ MEASURES = (*EVENTS, ACTIVE)
 PARTITIONS = ("by_region", "by_day", "by_volume")  # the first may keep a small remainder
 SUPPRESSED = "suppressed"
 DEFAULT_CLIP = 1000
+DEFAULT_P = 10  # the p% rule's p (`dominated`)
 # Accounts by messages accepted in the period: (label, lowest count)
 VOLUME_BANDS = (("0", 0), ("1-999", 1), ("1000-9999", 1000), ("10000-99999", 10_000),
                 ("100000+", 100_000))
@@ -123,35 +124,60 @@ def _cells(usage: Usage, measure: str) -> tuple[Parts, dict[str, dict[object, Pa
     return total, cells
 
 
-def suppress(total: set[int], partitions: dict[str, dict[object, set[int]]], k: int,
-             ) -> tuple[bool, dict[str, set[object]]]:
-    """Whether the total is published, and which cells of each partition are not.
+def dominated(parts: Mapping[int, int], p: float) -> bool:
+    """The p% rule: the figure less its two largest parts is under p% of the largest, so
+    that the second-largest contributor, subtracting its own part, would learn the largest
+    to within p% (and a reader who guesses the small ones, nearly as well)."""
+    largest = sorted((n for n in parts.values() if n > 0), reverse=True)[:2]
+    return bool(largest) and sum(parts.values()) - sum(largest) < p / 100 * largest[0]
 
-    A cell of 1 to k-1 accounts is suppressed (an empty one is 0: it is about no one). Then
-    no suppressed cell may be computed from what is published: the total is published only
-    if, in every partition, the suppressed cells together hold no account or at least k.
-    Otherwise the total is withheld; the first
-    partition may keep its small remainder (its larger cells are published), and every
-    other partition has more cells suppressed, smallest first, until its remainder holds at
-    least k accounts and is not empty (a partition published whole would give the total).
+
+def suppress(total: Mapping[int, int],
+             partitions: Mapping[str, Mapping[object, Mapping[int, int]]], k: int,
+             p: float = 0) -> tuple[bool, dict[str, set[object]]]:
+    """Whether the total is published, and which cells of each partition are not; `total`
+    and every cell are each account's part of the figure.
+
+    A cell is safe if at least k accounts contribute to it and it is not dominated by one
+    (`dominated`, the p% rule; p=0 leaves that out). A cell with a contributor that is not
+    safe is suppressed (an empty one is 0: it is about no one). Then no suppressed cell may
+    be computed from what is published: the total is published only if it is safe and, in
+    every partition, the suppressed cells taken together hold no account or are safe.
+    Otherwise the total is withheld; the first partition may keep its unsafe remainder (its
+    other cells are published), and every other partition has more cells suppressed,
+    smallest first, until its remainder is safe and not empty (a partition published whole
+    would give the total).
     """
-    hidden = {p: {key for key, accounts in cells.items() if 0 < len(accounts) < k}
-              for p, cells in partitions.items()}
+    def accounts(parts: Mapping[int, int]) -> int:
+        return sum(1 for n in parts.values() if n)
 
-    def remainder(p: str) -> set[int]:
-        return set().union(*(partitions[p][key] for key in hidden[p]))
+    def safe(parts: Mapping[int, int]) -> bool:
+        return accounts(parts) >= k and not (p and dominated(parts, p))
 
-    leaky = [p for p in partitions if 0 < len(remainder(p)) < k]
-    published_total = (not total or len(total) >= k) and not leaky
-    for p in partitions:
-        if leaky and p == leaky[0]:
+    hidden = {name: {key for key, parts in cells.items() if accounts(parts) and not safe(parts)}
+              for name, cells in partitions.items()}
+
+    def remainder(name: str) -> dict[int, int]:
+        summed: dict[int, int] = defaultdict(int)
+        for key in hidden[name]:
+            for account, n in partitions[name][key].items():
+                summed[account] += n
+        return summed
+
+    leaky = [name for name in partitions
+             if accounts(remainder(name)) and not safe(remainder(name))]
+    published_total = (not accounts(total) or safe(total)) and not leaky
+    for name in partitions:
+        if leaky and name == leaky[0]:
             continue
-        while not (len(remainder(p)) >= k or (published_total and not remainder(p))):
-            shown = [key for key, accounts in partitions[p].items()
-                     if accounts and key not in hidden[p]]
+        while not (safe(remainder(name))
+                   or (published_total and not accounts(remainder(name)))):
+            shown = [key for key, parts in partitions[name].items()
+                     if accounts(parts) and key not in hidden[name]]
             if not shown:
                 break
-            hidden[p].add(min(shown, key=lambda key: (len(partitions[p][key]), str(key))))
+            hidden[name].add(min(shown, key=lambda key: (
+                accounts(partitions[name][key]), str(key))))
     return published_total, hidden
 
 
@@ -160,10 +186,12 @@ def laplace(scale: float, rng: random.Random) -> float:
     return rng.expovariate(1 / scale) - rng.expovariate(1 / scale)
 
 
-def publish(usage: Usage, *, k: int, epsilon: float | None = None, clip: int = DEFAULT_CLIP,
+def publish(usage: Usage, *, k: int, dominance: float = DEFAULT_P,
+            epsilon: float | None = None, clip: int = DEFAULT_CLIP,
             rng: random.Random | None = None) -> dict:
     """The report: every measure's total and its cells per region, day and volume band,
-    a number or "suppressed". With `epsilon`, each account's part of a cell is clipped at
+    a number or "suppressed" (fewer than k accounts, or dominated by one by the p% rule,
+    p = `dominance`). With `epsilon`, each account's part of a cell is clipped at
     `clip` (1 for active accounts) and Laplace(clip/epsilon) noise is added to the sum."""
     if k < 2:
         raise ValueError("k must be at least 2: a group of one account is that account")
@@ -171,6 +199,8 @@ def publish(usage: Usage, *, k: int, epsilon: float | None = None, clip: int = D
         raise ValueError("epsilon must be a positive number")
     if clip < 1:
         raise ValueError("the clipping bound must be at least 1")
+    if not 0 <= dominance <= 100:
+        raise ValueError("the p of the dominance rule is a percentage, 0 to 100")
     noise = rng or secrets.SystemRandom()
 
     def value(parts: dict[int, int], measure: str) -> int:
@@ -188,9 +218,7 @@ def publish(usage: Usage, *, k: int, epsilon: float | None = None, clip: int = D
     }
     for measure in MEASURES:
         total, cells = _cells(usage, measure)
-        accounts = {p: {key: {a for a, n in parts.items() if n} for key, parts in c.items()}
-                    for p, c in cells.items()}
-        shown, hidden = suppress({a for a, n in total.items() if n}, accounts, k)
+        shown, hidden = suppress(total, cells, k, dominance)
         totals[measure] = value(total, measure) if shown else SUPPRESSED
         for p, c in cells.items():
             for key, parts in c.items():
@@ -201,6 +229,7 @@ def publish(usage: Usage, *, k: int, epsilon: float | None = None, clip: int = D
         "period": {"from": _date(usage.days[0]), "to": _date(usage.days[-1]),
                    "days": len(usage.days)},
         "k": k,
+        "dominance": {"rule": "p%", "p": dominance},
         "noise": ({"mechanism": "laplace", "epsilon": epsilon, "clip": clip,
                    "scale": clip / epsilon, "scale_active_accounts": 1 / epsilon}
                   if epsilon is not None else None),
@@ -212,12 +241,13 @@ def publish(usage: Usage, *, k: int, epsilon: float | None = None, clip: int = D
 
 
 def report(regions: Mapping[str, Database], now: float, *, days: int, k: int,
-           epsilon: float | None = None, clip: int = DEFAULT_CLIP,
-           rng: random.Random | None = None) -> dict:
+           dominance: float = DEFAULT_P, epsilon: float | None = None,
+           clip: int = DEFAULT_CLIP, rng: random.Random | None = None) -> dict:
     """`collect` then `publish`: the report `mailhaven stats report` writes."""
     if days < 1:
         raise ValueError("the period is at least one day")
-    return publish(collect(regions, now, days), k=k, epsilon=epsilon, clip=clip, rng=rng)
+    return publish(collect(regions, now, days), k=k, dominance=dominance, epsilon=epsilon,
+                   clip=clip, rng=rng)
 
 
 def _date(day: object) -> str:
