@@ -13,28 +13,39 @@ from mailhaven.cli import common
 app = typer.Typer(help="Platform-wide statistics, published only in aggregate.",
                   no_args_is_help=True)
 
-_VOLUME = ("accepted", "delivered", "failed", "stored", "active_accounts")
-
 
 @app.command("report")
 def report(
     k: Annotated[int | None, typer.Option(
         "--k", min=2, help="Smallest group of accounts a figure may describe "
         "(MAILHAVEN_STATS_K, default 10).")] = None,
+    dominance: Annotated[float, typer.Option(
+        "--dominance", min=0, max=100,
+        help="The p% rule: a figure is suppressed when, less its two largest parts, it is "
+        "under P% of the largest (0: no dominance rule).")] = 10,
     epsilon: Annotated[float | None, typer.Option(
         "--epsilon",
         help="Add Laplace noise of scale clip/epsilon to every published figure.")] = None,
     clip: Annotated[int, typer.Option(
         "--clip", min=1, help="With --epsilon: the most one account adds to one figure.")]
     = 1000,
-    days: Annotated[int, typer.Option(
-        "--days", min=1, max=3660, help="The last D whole days (UTC), today excluded.")] = 30,
+    unit: Annotated[str, typer.Option(
+        "--period", help="Exact figures per calendar period (UTC): day, week (ISO, Monday "
+        "to Sunday) or month.")] = "month",
+    count: Annotated[int, typer.Option(
+        "--periods", min=1, max=3660,
+        help="How many periods, back from the last complete one.")] = 1,
+    days: Annotated[int | None, typer.Option(
+        "--days", min=1, max=3660,
+        help="Instead, one window of the last D whole days (UTC); only with --epsilon.")]
+    = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Also write the report to FILE as JSON.")] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Usage figures of every open region, from the counters alone: per region, day and
-    volume band; a group of fewer than k accounts is shown as suppressed."""
+    """Usage figures of every open region, from the counters alone, per calendar period:
+    in all, per region and per volume band; a group of fewer than k accounts, or one that
+    one account dominates, is shown as suppressed."""
     from mailhaven.stats.report import report as build
 
     services = common.services()
@@ -42,8 +53,9 @@ def report(
         regions = {name: region.db for name, region in services.platform.regions.items()}
         with common.refusals():
             try:
-                made = build(regions, services.clock.now(), days=days,
-                             k=k or services.settings.stats_k, epsilon=epsilon, clip=clip)
+                made = build(regions, services.clock.now(), unit=unit, count=count,
+                             days=days, k=k or services.settings.stats_k,
+                             dominance=dominance, epsilon=epsilon, clip=clip)
             except ValueError as refused:
                 common.fail(str(refused))
     finally:
@@ -58,38 +70,35 @@ def report(
         return
     noise = made["noise"]
     common.console.print(
-        f"{made['period']['from']} to {made['period']['to']}, regions "
-        f"{', '.join(made['regions'])}; groups of fewer than {made['k']} accounts suppressed; "
+        f"{made['period']['count']} × {made['period']['unit']}, {made['period']['from']} to "
+        f"{made['period']['to']}, regions "
+        f"{', '.join(made['regions'])}; groups of fewer than {made['k']} accounts, or "
+        f"dominated by one (p% rule, p={made['dominance']['p']:g}), suppressed; "
         + (f"Laplace noise, epsilon {noise['epsilon']}, clip {noise['clip']}" if noise
            else "exact figures"), markup=False, highlight=False)
     _tables(made)
-    common.console.print("supp. = suppressed: a group of fewer than k accounts, or withheld so "
-                         "that such a group cannot be computed from the others", style="dim")
+    common.console.print("supp. = suppressed: a group of fewer than k accounts or dominated by "
+                         "one, or withheld so that such a group cannot be computed from the "
+                         "others", style="dim")
     if out is not None:
         common.err.print(f"written to {out}", style="dim", markup=False, highlight=False)
 
 
 def _tables(made: dict) -> None:
-    """Fit for 80 columns: regions and bands across, measures down; days down, in two
-    tables of measures."""
+    """Fit for 80 columns: per period, regions and bands across, measures down."""
     from rich.table import Column
 
     from mailhaven.stats.report import MEASURES
 
-    across = (("", {"all": made["totals"], **made["by_region"]}),
-              ("accepted in period:", made["by_volume"]))
-    for title, columns in across:
-        shown = common.table(Column(title, no_wrap=True),
-                             *(Column(name, justify="right") for name in columns))
-        for measure in MEASURES:
-            shown.add_row(measure, *(_cell(figures[measure]) for figures in columns.values()))
-        common.console.print(shown)
-    for measures in (_VOLUME, tuple(m for m in MEASURES if m not in _VOLUME)):
-        shown = common.table(Column("day (UTC)", no_wrap=True),
-                             *(Column(m, justify="right") for m in measures))
-        for day, figures in made["by_day"].items():
-            shown.add_row(day, *(_cell(figures[m]) for m in measures))
-        common.console.print(shown)
+    for figures in made["periods"]:
+        across = ((f"{figures['period']}", {"all": figures["totals"], **figures["by_region"]}),
+                  ("accepted in period:", figures["by_volume"]))
+        for title, columns in across:
+            shown = common.table(Column(title, no_wrap=True),
+                                 *(Column(name, justify="right") for name in columns))
+            for measure in MEASURES:
+                shown.add_row(measure, *(_cell(cells[measure]) for cells in columns.values()))
+            common.console.print(shown)
 
 
 def _cell(value: int | str) -> str:
