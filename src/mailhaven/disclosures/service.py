@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailhaven.addresses import parse_addresses
 from mailhaven.clock import iso8601
 from mailhaven.disclosures.models import (
     EVENTS,
@@ -30,7 +31,7 @@ from mailhaven.disclosures.models import (
     Notification,
 )
 from mailhaven.disclosures.register import Subprocessor, active_subprocessors
-from mailhaven.errors import BadRequest
+from mailhaven.errors import BadRequest, NotFound
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import Database
 from mailhaven.vault import Vault
@@ -40,6 +41,7 @@ from mailhaven.webhooks.service import url_problem
 
 MAX_SUBJECTS = 10_000
 MAX_LIMIT = 1000
+MAX_SKIP = 2**31 - 1  # as other paged lists: an OFFSET every database can take
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,11 @@ def _text(name: str, value: str | None, limit: int, *, required: bool = True) ->
 def record(session: Session, vault: Vault, *, account_id: str, recipient: str, kind: str,
            legal_basis: str, purpose: str, categories: list[str], subjects: list[str],
            decided_by: str, now: float, endpoint: str | None = None,
-           reference: str | None = None, subprocessor_id: str | None = None) -> Recorded:
+           reference: str | None = None, subprocessor_id: str | None = None,
+           main_db: Database | None = None) -> Recorded:
     """Log one disclosure of the account's data; with an endpoint, a signing key is made
-    for the party (returned once, kept sealed)."""
+    for the party (returned once, kept sealed). A `subprocessor_id` must be in the
+    register (`main_db`'s; None: the session's)."""
     if kind not in KINDS:
         raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
     name = _text("recipient", recipient, 200)
@@ -82,11 +86,14 @@ def record(session: Session, vault: Vault, *, account_id: str, recipient: str, k
     url = _text("endpoint", endpoint, 2048, required=False)
     if url and (problem := url_problem(url)):
         raise BadRequest(f"endpoint: {problem}")
-    addresses = {normalize_address(a) for a in subjects if a.strip()}
-    if any("@" not in a for a in addresses):
-        raise BadRequest("every subject must be an email address")
-    if len(addresses) > MAX_SUBJECTS:
+    if len(subjects) > MAX_SUBJECTS:
         raise BadRequest(f"at most {MAX_SUBJECTS} subjects per disclosure")
+    addresses = {_subject(a) for a in subjects if a.strip()}
+    if subprocessor_id is not None:
+        if kind != "subprocessor":
+            raise BadRequest("subprocessor_id is for kind subprocessor")
+        if not _in_register(session, main_db, subprocessor_id):
+            raise NotFound("No such sub-processor")
     key = secrets.token_hex(32) if url else None
     disclosure = Disclosure(
         id=new_id(), account_id=account_id, recipient=name, recipient_kind=kind,
@@ -100,6 +107,24 @@ def record(session: Session, vault: Vault, *, account_id: str, recipient: str, k
     session.add_all(DisclosureSubject(disclosure_id=disclosure.id, subject_index=i)
                     for i in indexes)
     return Recorded(disclosure, len(indexes), key)
+
+
+def _subject(value: str) -> str:
+    """One subject's address, as the blind index names it: a real address (the project's
+    parsing: `@` or `x@` is refused), display names dropped."""
+    found = parse_addresses([value], "subject", limit=1)
+    if not found:
+        raise BadRequest("every subject must be an email address")
+    return normalize_address(found[0].email)
+
+
+def _in_register(session: Session, main_db: Database | None, subprocessor_id: str) -> bool:
+    """Whether the register (the main database: `session` when it is the main one) has
+    the sub-processor, removed or not (a disclosure may be recorded after the fact)."""
+    if main_db is None or main_db.engine.url == session.get_bind().engine.url:
+        return session.get(Subprocessor, subprocessor_id) is not None
+    with main_db.sessions() as main:
+        return main.get(Subprocessor, subprocessor_id) is not None
 
 
 def as_json(disclosure: Disclosure, subjects: int | None = None) -> dict[str, Any]:
@@ -118,8 +143,8 @@ def as_json(disclosure: Disclosure, subjects: int | None = None) -> dict[str, An
 def listed(session: Session, account_id: str, *, limit: int = 100,
            skip: int = 0) -> list[dict[str, Any]]:
     """The account's disclosures, newest first, each with its number of subjects."""
-    if not 1 <= limit <= MAX_LIMIT or skip < 0:
-        raise BadRequest(f"limit must be 1 to {MAX_LIMIT}, skip 0 or more")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= skip <= MAX_SKIP:
+        raise BadRequest(f"limit must be 1 to {MAX_LIMIT}, skip 0 to {MAX_SKIP}")
     counted = (select(func.count()).where(DisclosureSubject.disclosure_id == Disclosure.id)
                .scalar_subquery())
     rows = session.execute(select(Disclosure, counted).where(
