@@ -5,14 +5,19 @@ body, and the parties told reported by every erasure."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from mailhaven.config import Settings
+from mailhaven.disclosures import service
 from mailhaven.disclosures.register import Subprocessor
+from mailhaven.errors import BadRequest
 from mailhaven.services import Platform
-from tests.disclosures.test_disclosures import add_subprocessor
+from tests.disclosures.test_disclosures import ALICE, add_subprocessor, disclose, notify_due
 from tests.regions.test_region_data import _account, _cli
+from tests.support import WebhookReceiver
 
 RECORD = ("--recipient", "Polizei Berlin", "--kind", "authority", "--basis",
           "legal obligation", "--purpose", "court order", "--category", "email address",
@@ -61,3 +66,46 @@ def test_bad_paging_an_unknown_subprocessor_and_non_addresses_are_refused_not_50
     answer = api.post("/v1/privacy/disclosures",
                       json={**base, "subjects": ["Alice <Alice@Example.org>"]})
     assert answer.status_code == 201 and answer.json()["disclosure"]["subjects"] == 1
+
+
+def _docs_verify():  # type: ignore[no-untyped-def]
+    """The verification recipe of docs/privacy.md, run as a party would run it."""
+    text = (Path(__file__).parents[2] / "docs" / "privacy.md").read_text()
+    snippet = text.split("X-Mailhaven-Signature")[-1].split("```python\n", 1)[1]
+    found: dict = {}
+    exec(snippet.split("```", 1)[0], found)  # our own documentation
+    return found["verify"]
+
+
+def test_the_signature_covers_the_body_and_the_documented_recipe_checks_it(
+        api, services) -> None:  # type: ignore[no-untyped-def]
+    verify = _docs_verify()
+    with WebhookReceiver() as party:
+        key = disclose(api, recipient="Police of Utopia", subjects=[ALICE],
+                       endpoint=party.url)["signing_key"]
+        answer = api.post("/v1/privacy/requests", data={"type": "erasure", "email": ALICE})
+        assert answer.status_code == 201, answer.text
+        assert notify_due(services) == 1
+    [hook] = party.received
+    forever = 10**12  # the clock is frozen in the past
+    assert verify(key, hook.headers, hook.body, max_age=forever)
+    assert not verify("another key", hook.headers, hook.body, max_age=forever)
+    tampered = hook.body.replace(b'"erasure"', b'"rectification"')
+    assert tampered != hook.body
+    assert not verify(key, hook.headers, tampered, max_age=forever)
+
+
+def test_a_disclosure_endpoint_is_https_unless_private_targets_are_allowed(
+        services, account) -> None:  # type: ignore[no-untyped-def]
+    def record(url: str, allow_http: bool) -> None:
+        with services.db.transaction() as session:
+            service.record(session, services.vault, account_id=account[0],
+                           recipient="Police", kind="authority", legal_basis="law",
+                           purpose="order", categories=["email address"], subjects=[],
+                           decided_by="operator", now=services.clock.now(), endpoint=url,
+                           allow_http=allow_http)
+
+    with pytest.raises(BadRequest, match="https"):
+        record("http://police.example/notify", allow_http=False)
+    record("https://police.example/notify", allow_http=False)
+    record("http://police.example/notify", allow_http=True)

@@ -58,7 +58,8 @@ def record(account: common.AccountOpt,
                 session, services.vault, account_id=account, recipient=recipient, kind=kind,
                 legal_basis=basis, purpose=purpose, categories=category,
                 subjects=subject or [], decided_by=decided_by, now=services.clock.now(),
-                endpoint=endpoint, reference=reference, main_db=services.main_db)
+                endpoint=endpoint, reference=reference, main_db=services.main_db,
+                allow_http=services.settings.webhook_allow_private)
             disclosure = service.as_json(done.disclosure, done.subjects)
             shown = {"disclosure": disclosure, "signing_key": done.signing_key}
     finally:

@@ -62,14 +62,25 @@ def _text(name: str, value: str | None, limit: int, *, required: bool = True) ->
     return value
 
 
+def endpoint_problem(url: str, *, allow_http: bool) -> str | None:
+    """Why `url` can't take a party's notifications: https only (the body names a subject),
+    plain http only where private targets are allowed (tests, LANs), as for sub-processors."""
+    if (problem := url_problem(url)) is not None:
+        return problem
+    if not url.lower().startswith("https://") and not allow_http:
+        return "an https:// URL"
+    return None
+
+
 def record(session: Session, vault: Vault, *, account_id: str, recipient: str, kind: str,
            legal_basis: str, purpose: str, categories: list[str], subjects: list[str],
            decided_by: str, now: float, endpoint: str | None = None,
            reference: str | None = None, subprocessor_id: str | None = None,
-           main_db: Database | None = None) -> Recorded:
+           main_db: Database | None = None, allow_http: bool = False) -> Recorded:
     """Log one disclosure of the account's data; with an endpoint, a signing key is made
     for the party (returned once, kept sealed). A `subprocessor_id` must be in the
-    register (`main_db`'s; None: the session's)."""
+    register (`main_db`'s; None: the session's). The endpoint is https unless
+    `allow_http` (settings.webhook_allow_private)."""
     if kind not in KINDS:
         raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
     name = _text("recipient", recipient, 200)
@@ -84,7 +95,7 @@ def record(session: Session, vault: Vault, *, account_id: str, recipient: str, k
     if not cats:
         raise BadRequest("at least one data category is required")
     url = _text("endpoint", endpoint, 2048, required=False)
-    if url and (problem := url_problem(url)):
+    if url and (problem := endpoint_problem(url, allow_http=allow_http)):
         raise BadRequest(f"endpoint: {problem}")
     if len(subjects) > MAX_SUBJECTS:
         raise BadRequest(f"at most {MAX_SUBJECTS} subjects per disclosure")
