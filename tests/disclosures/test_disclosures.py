@@ -48,16 +48,23 @@ def verified(key: str, hook: Hook, body: bytes | None = None) -> bool:
 
 
 def add_subprocessor(services: Services, name: str, endpoint: str | None = None,
-                     key: str | None = None) -> None:
+                     key: str | None = None, *, region: str | None = None,
+                     categories: tuple[str, ...] = ("email address",)) -> None:
     """A sub-processor in the register (the main database), active since long ago."""
     vault = services.platform.directory_vault
     with services.main_db.transaction() as session:
         session.add(Subprocessor(
-            id=new_id(), name=name, purpose="hosting", data_categories='["email address"]',
-            location="Frankfurt, Germany", transfer_mechanism="adequacy",
+            id=new_id(), name=name, purpose="hosting", data_categories=json.dumps(categories),
+            location="Frankfurt, Germany", region=region, transfer_mechanism="adequacy",
             contract_date="2026-01-01", notification_endpoint=endpoint,
             signing_key_sealed=vault.seal_secret(SIGNING_LABEL, key.encode()) if key else None,
             added_at=0.0, effective_at=0.0))
+
+
+def hold(api, address: str) -> None:  # type: ignore[no-untyped-def]
+    """Make the account hold something about `address`: a bounce on its domain."""
+    answer = api.post("/v3/mg.acme.test/bounces", data={"address": address})
+    assert answer.status_code == 200, answer.text
 
 
 def disclose(api, **fields) -> dict:  # type: ignore[no-untyped-def]
@@ -156,6 +163,7 @@ def test_a_406_stops_and_sub_processors_are_told_with_their_own_key(api, service
         disclose(api, recipient="Police of Utopia", subjects=[ALICE], endpoint=party.url)
         add_subprocessor(services, "Hosting AG", host.url, "sub-processor key")
         add_subprocessor(services, "Silent AG")  # no endpoint: nothing to send
+        hold(api, ALICE)
         answer = api.post("/v1/privacy/requests", data={"type": "restriction",
                                                         "email": ALICE})
         assert answer.status_code == 201, answer.text

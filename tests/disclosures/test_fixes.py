@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +16,14 @@ from mailhaven.disclosures import service
 from mailhaven.disclosures.register import Subprocessor
 from mailhaven.errors import BadRequest
 from mailhaven.services import Platform
-from tests.disclosures.test_disclosures import ALICE, add_subprocessor, disclose, notify_due
+from tests.disclosures.test_disclosures import (
+    ALICE,
+    BOB,
+    add_subprocessor,
+    disclose,
+    hold,
+    notify_due,
+)
 from tests.regions.test_region_data import _account, _cli
 from tests.support import WebhookReceiver
 
@@ -109,3 +117,27 @@ def test_a_disclosure_endpoint_is_https_unless_private_targets_are_allowed(
         record("http://police.example/notify", allow_http=False)
     record("https://police.example/notify", allow_http=False)
     record("http://police.example/notify", allow_http=True)
+
+
+def test_only_sub_processors_of_the_region_and_categories_are_told_and_only_of_held_data(
+        api, services) -> None:  # type: ignore[no-untyped-def]
+    with WebhookReceiver() as hosting, WebhookReceiver() as euro, \
+            WebhookReceiver() as billing:
+        add_subprocessor(services, "Hosting AG", hosting.url, "k1", categories=("Addresses",))
+        add_subprocessor(services, "Euro Host", euro.url, "k2", region="eu")
+        add_subprocessor(services, "Billing Ltd", billing.url, "k3",
+                         categories=("payment details",))
+        for address in (BOB, "nobody@example.org"):  # nothing held: nobody is told
+            answer = api.delete(f"/v1/privacy/recipients/{quote(address, safe='')}")
+            assert answer.status_code == 200, answer.text
+            answer = api.post("/v1/privacy/requests", data={"type": "erasure",
+                                                            "email": address})
+            assert answer.status_code == 201 and "notified" not in answer.json()["result"]
+        assert notify_due(services) == 0
+        hold(api, ALICE)
+        answer = api.post("/v1/privacy/requests", data={"type": "restriction", "email": ALICE})
+        assert answer.json()["result"]["notified"] == [{"party": "Hosting AG",
+                                                        "state": "pending"}]
+        api.delete(f"/v1/privacy/recipients/{quote(ALICE, safe='')}")
+        assert notify_due(services) == 2
+        assert len(hosting.received) == 2 and euro.received == billing.received == []

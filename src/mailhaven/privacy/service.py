@@ -134,13 +134,15 @@ def deny(session: Session, ctx: Context, request: PrivacyRequest, *, reason: str
 def notify(session: Session, ctx: Context, account_id: str, address: str | None,
            event: str, request: PrivacyRequest | None = None) -> list[dict[str, str]]:
     """Article 19: queue a signed POST to every party that received the subject's data
-    (before an erasure destroys what names them); [{party, state}]."""
+    (before an erasure destroys what names them, and what says it was held);
+    [{party, state}]."""
     if not address:
         return []
     return disclosures.propagate(
         session, ctx.vault, account_id=account_id, address=address,
         index=ctx.vault.blind_index(account_id, address), event=event, now=ctx.now,
-        request_id=request.id if request else None, main_db=ctx.main_db)
+        request_id=request.id if request else None, main_db=ctx.main_db,
+        holder=request is not None and request.subject_type == "holder")
 
 
 def holder_email(session: Session, ctx: Context, account_id: str) -> str | None:
