@@ -26,6 +26,7 @@ from tests.disclosures.test_disclosures import (
 )
 from tests.regions.test_region_data import _account, _cli
 from tests.support import WebhookReceiver
+from tests.test_cli import _cli as cli
 
 RECORD = ("--recipient", "Polizei Berlin", "--kind", "authority", "--basis",
           "legal obligation", "--purpose", "court order", "--category", "email address",
@@ -141,3 +142,23 @@ def test_only_sub_processors_of_the_region_and_categories_are_told_and_only_of_h
         api.delete(f"/v1/privacy/recipients/{quote(ALICE, safe='')}")
         assert notify_due(services) == 2
         assert len(hosting.received) == 2 and euro.received == billing.received == []
+
+
+def test_the_processor_erasure_record_and_the_cli_list_the_parties_told(
+        api, services, settings, account) -> None:  # type: ignore[no-untyped-def]
+    with WebhookReceiver() as hosting:
+        add_subprocessor(services, "Hosting AG", hosting.url, "k1")
+        hold(api, ALICE)
+        answer = api.delete(f"/v1/privacy/recipients/{quote(ALICE, safe='')}")
+        assert answer.status_code == 200, answer.text
+        told = [{"party": "Hosting AG", "state": "pending"}]
+        assert answer.json()["record"]["notified"] == told
+        hold(api, BOB)
+        env = {"MAILHAVEN_DATABASE_URL": settings.database_url,
+               "MAILHAVEN_DATA_DIR": str(settings.data_dir)}
+        done = cli(env, "privacy", "erase", BOB, "--account", account[0])
+        assert done.returncode == 0, done.stderr
+        assert "parties told (Article 19): Hosting AG (pending)" in done.stdout
+        done = cli(env, "privacy", "erase", "nobody@example.org", "--account", account[0],
+                   "--json")
+        assert json.loads(done.stdout)["notified"] == []
