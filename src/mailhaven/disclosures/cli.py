@@ -7,12 +7,28 @@ from typing import Annotated
 
 import typer
 
+from mailhaven.accounts.models import Account
 from mailhaven.cli import common
 from mailhaven.disclosures import service
 from mailhaven.disclosures.models import KINDS
+from mailhaven.regions.service import for_account
+from mailhaven.services import Services
 
 app = typer.Typer(help="The disclosure log: who received personal data, and why (SPEC N10).",
                   no_args_is_help=True)
+
+
+def _account_services(account_id: str) -> Services:
+    """The region that holds the account (its log is there, beside its rows); an unknown
+    account is one red line, not a foreign-key traceback from the home region."""
+    opened = common.platform()
+    found = for_account(opened, account_id)
+    if found is not None:
+        with found.db.sessions() as session:
+            if session.get(Account, account_id) is not None:
+                return found
+    opened.close()
+    common.fail("No such account")
 
 
 @app.command("record")
@@ -35,14 +51,15 @@ def record(account: common.AccountOpt,
            as_json: common.JsonOpt = False) -> None:
     """Record a disclosure; with --endpoint, the key that signs its notifications is shown
     once."""
-    services = common.services()
+    services = _account_services(account)
     try:
         with common.refusals(), services.db.transaction() as session:
             done = service.record(
                 session, services.vault, account_id=account, recipient=recipient, kind=kind,
                 legal_basis=basis, purpose=purpose, categories=category,
                 subjects=subject or [], decided_by=decided_by, now=services.clock.now(),
-                endpoint=endpoint, reference=reference)
+                endpoint=endpoint, reference=reference, main_db=services.main_db,
+                allow_http=services.settings.webhook_allow_private)
             disclosure = service.as_json(done.disclosure, done.subjects)
             shown = {"disclosure": disclosure, "signing_key": done.signing_key}
     finally:
@@ -60,7 +77,7 @@ def record(account: common.AccountOpt,
 @app.command("list")
 def list_(account: common.AccountOpt, as_json: common.JsonOpt = False) -> None:
     """The account's disclosures, newest first."""
-    services = common.services()
+    services = _account_services(account)
     try:
         with common.refusals(), services.db.sessions() as session:
             items = service.listed(session, account, limit=service.MAX_LIMIT)

@@ -1,10 +1,14 @@
 """Sending the Article 19 notifications: a leased queue POSTed by `webhooks.poster`
-(Mailgun's retry schedule, a 406 stops, private targets refused unless allowed), each body
-signed as Mailgun signs webhooks, with the receiving party's own key: a disclosure's
-(region vault) or a sub-processor's (the main database's vault)."""
+(Mailgun's retry schedule, a 406 stops, private targets refused unless allowed), each
+signed with the receiving party's own key (a disclosure's, region vault, or a
+sub-processor's, the main database's vault) over timestamp, token and the body itself, in
+headers: Mailgun's signature covers timestamp + token only, so a captured one could be
+attached to a forged body."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -23,6 +27,7 @@ from mailhaven.disclosures.models import (
     Notification,
 )
 from mailhaven.disclosures.register import Subprocessor, signing_key
+from mailhaven.disclosures.service import endpoint_problem
 from mailhaven.services import Services
 from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.webhooks.network import Refused
@@ -30,11 +35,12 @@ from mailhaven.webhooks.poster import (
     RETRY_DELAYS,
     TIMEOUT_SECONDS,
     Attempt,
+    Content,
     NotSent,
     Poster,
     host,
 )
-from mailhaven.webhooks.service import sign, url_problem
+from mailhaven.webhooks.service import url_problem
 
 log = logging.getLogger("mailhaven.disclosures")
 QUEUE = LeasedQueue(Notification, waiting=PENDING)
@@ -51,12 +57,29 @@ class Post:
     key: str | None
 
 
-def signed(key: str, document: dict[str, Any], now: float) -> bytes:
-    """The document with Mailgun's signature block: HMAC-SHA256 of timestamp + token."""
+TIMESTAMP_HEADER = "X-Mailhaven-Timestamp"
+TOKEN_HEADER = "X-Mailhaven-Token"  # noqa: S105 - a header name, not a secret
+SIGNATURE_HEADER = "X-Mailhaven-Signature"
+
+
+def body_signature(key: str, timestamp: str, token: str, body: bytes) -> str:
+    """Hex HMAC-SHA256, with the party's key, of timestamp + token + the hex SHA-256 of
+    the raw body: a signature fits one body only (docs/privacy.md has the recipe)."""
+    message = timestamp + token + hashlib.sha256(body).hexdigest()
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_body(key: str, timestamp: str, token: str, body: bytes, signature: str) -> bool:
+    return hmac.compare_digest(body_signature(key, timestamp, token, body), signature)
+
+
+def signed(key: str, document: dict[str, Any], now: float) -> Content:
+    """The document as JSON, with the signature of it in headers."""
+    body = json.dumps(document).encode()
     timestamp, token = str(int(now)), secrets.token_hex(25)
-    return json.dumps({**document, "signature": {
-        "timestamp": timestamp, "token": token,
-        "signature": sign(key, timestamp, token)}}).encode()
+    return Content("application/json", body, {
+        TIMESTAMP_HEADER: timestamp, TOKEN_HEADER: token,
+        SIGNATURE_HEADER: body_signature(key, timestamp, token, body)})
 
 
 class NotificationSender(Poster[Post]):
@@ -110,13 +133,14 @@ class NotificationSender(Poster[Post]):
                     found[s.id] = key
             return found
 
-    async def request(self, post: Post) -> tuple[str, bytes]:
-        problem = url_problem(post.url)
+    async def request(self, post: Post) -> Content:
+        problem = url_problem(post.url) or endpoint_problem(
+            post.url, allow_http=self.services.settings.webhook_allow_private)
         if problem:
             raise Refused(f"{Refused.prefix} invalid URL: {problem}")
         if post.key is None:
             raise NotSent("the party has no signing key (or the subject is gone)", final=True)
-        return "application/json", signed(post.key, post.document, self.services.clock.now())
+        return signed(post.key, post.document, self.services.clock.now())
 
     def logged(self, post: Post, attempt: Attempt) -> None:
         log.info(json.dumps({"kind": "article19", "notification": post.row_id,

@@ -69,7 +69,9 @@ async def record_disclosure(request: Request, services: ServicesDep,
                 subjects=many["subject"],
                 decided_by=single.get("decided_by") or f"account:{account_id} (API)",
                 now=now, endpoint=single.get("endpoint"), reference=single.get("reference"),
-                subprocessor_id=single.get("subprocessor_id"))
+                subprocessor_id=single.get("subprocessor_id") or None,
+                main_db=services.main_db,
+                allow_http=services.settings.webhook_allow_private)
             shown = service.as_json(done.disclosure, done.subjects)
             return {"message": "Disclosure recorded", "disclosure": shown,
                     "signing_key": done.signing_key}

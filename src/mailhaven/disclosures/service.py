@@ -4,7 +4,10 @@ A disclosure names its subjects by blind index only. Sub-processors are standing
 of the categories they list while they are active: computed from the register (main
 database), never copied into rows. When a subject is erased, rectified or restricted,
 every party that received their data and gave an endpoint is queued a signed POST, in the
-transaction that does it (the address's hash is taken before any key is destroyed).
+transaction that does it (the address's hash is taken before any key is destroyed): each
+disclosure naming them, and each sub-processor of the account's region whose categories
+cover what the account actually holds about them. Nothing held, nobody told: otherwise any
+`privacy` key could make the platform POST to every sub-processor at will.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from mailhaven.accounts.models import Account
+from mailhaven.addresses import parse_addresses
 from mailhaven.clock import iso8601
 from mailhaven.disclosures.models import (
     EVENTS,
@@ -30,16 +35,34 @@ from mailhaven.disclosures.models import (
     Notification,
 )
 from mailhaven.disclosures.register import Subprocessor, active_subprocessors
-from mailhaven.errors import BadRequest
+from mailhaven.errors import BadRequest, NotFound
+from mailhaven.events.models import Event
+from mailhaven.inbound.models import InboundMessage
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import Database
+from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
 from mailhaven.vault.recognise import holds_address
 from mailhaven.vault.service import normalize_address
 from mailhaven.webhooks.service import url_problem
 
+# What a subject's data is, by the names a sub-processor's categories may use for it
+# (compared lower-cased and trimmed): a sub-processor is told only of data it receives.
+CATEGORY_NAMES: dict[str, frozenset[str]] = {
+    "email address": frozenset({"email address", "email addresses", "address", "addresses",
+                                "recipient addresses", "recipients", "contact details"}),
+    "delivery events": frozenset({"delivery events", "events", "message metadata",
+                                  "metadata", "logs", "delivery logs"}),
+    "message content": frozenset({"message content", "messages", "message bodies",
+                                  "content", "attachments"}),
+    "suppressions": frozenset({"suppressions", "suppression lists", "bounces",
+                               "complaints", "unsubscribes"}),
+    "account details": frozenset({"account details", "account data", "account holders",
+                                  "profile", "profiles", "names"}),
+}
 MAX_SUBJECTS = 10_000
 MAX_LIMIT = 1000
+MAX_SKIP = 2**31 - 1  # as other paged lists: an OFFSET every database can take
 
 
 @dataclass(frozen=True)
@@ -60,12 +83,25 @@ def _text(name: str, value: str | None, limit: int, *, required: bool = True) ->
     return value
 
 
+def endpoint_problem(url: str, *, allow_http: bool) -> str | None:
+    """Why `url` can't take a party's notifications: https only (the body names a subject),
+    plain http only where private targets are allowed (tests, LANs), as for sub-processors."""
+    if (problem := url_problem(url)) is not None:
+        return problem
+    if not url.lower().startswith("https://") and not allow_http:
+        return "an https:// URL"
+    return None
+
+
 def record(session: Session, vault: Vault, *, account_id: str, recipient: str, kind: str,
            legal_basis: str, purpose: str, categories: list[str], subjects: list[str],
            decided_by: str, now: float, endpoint: str | None = None,
-           reference: str | None = None, subprocessor_id: str | None = None) -> Recorded:
+           reference: str | None = None, subprocessor_id: str | None = None,
+           main_db: Database | None = None, allow_http: bool = False) -> Recorded:
     """Log one disclosure of the account's data; with an endpoint, a signing key is made
-    for the party (returned once, kept sealed)."""
+    for the party (returned once, kept sealed). A `subprocessor_id` must be in the
+    register (`main_db`'s; None: the session's). The endpoint is https unless
+    `allow_http` (settings.webhook_allow_private)."""
     if kind not in KINDS:
         raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
     name = _text("recipient", recipient, 200)
@@ -80,13 +116,16 @@ def record(session: Session, vault: Vault, *, account_id: str, recipient: str, k
     if not cats:
         raise BadRequest("at least one data category is required")
     url = _text("endpoint", endpoint, 2048, required=False)
-    if url and (problem := url_problem(url)):
+    if url and (problem := endpoint_problem(url, allow_http=allow_http)):
         raise BadRequest(f"endpoint: {problem}")
-    addresses = {normalize_address(a) for a in subjects if a.strip()}
-    if any("@" not in a for a in addresses):
-        raise BadRequest("every subject must be an email address")
-    if len(addresses) > MAX_SUBJECTS:
+    if len(subjects) > MAX_SUBJECTS:
         raise BadRequest(f"at most {MAX_SUBJECTS} subjects per disclosure")
+    addresses = {_subject(a) for a in subjects if a.strip()}
+    if subprocessor_id is not None:
+        if kind != "subprocessor":
+            raise BadRequest("subprocessor_id is for kind subprocessor")
+        if not _in_register(session, main_db, subprocessor_id):
+            raise NotFound("No such sub-processor")
     key = secrets.token_hex(32) if url else None
     disclosure = Disclosure(
         id=new_id(), account_id=account_id, recipient=name, recipient_kind=kind,
@@ -100,6 +139,24 @@ def record(session: Session, vault: Vault, *, account_id: str, recipient: str, k
     session.add_all(DisclosureSubject(disclosure_id=disclosure.id, subject_index=i)
                     for i in indexes)
     return Recorded(disclosure, len(indexes), key)
+
+
+def _subject(value: str) -> str:
+    """One subject's address, as the blind index names it: a real address (the project's
+    parsing: `@` or `x@` is refused), display names dropped."""
+    found = parse_addresses([value], "subject", limit=1)
+    if not found:
+        raise BadRequest("every subject must be an email address")
+    return normalize_address(found[0].email)
+
+
+def _in_register(session: Session, main_db: Database | None, subprocessor_id: str) -> bool:
+    """Whether the register (the main database: `session` when it is the main one) has
+    the sub-processor, removed or not (a disclosure may be recorded after the fact)."""
+    if main_db is None or main_db.engine.url == session.get_bind().engine.url:
+        return session.get(Subprocessor, subprocessor_id) is not None
+    with main_db.sessions() as main:
+        return main.get(Subprocessor, subprocessor_id) is not None
 
 
 def as_json(disclosure: Disclosure, subjects: int | None = None) -> dict[str, Any]:
@@ -118,8 +175,8 @@ def as_json(disclosure: Disclosure, subjects: int | None = None) -> dict[str, An
 def listed(session: Session, account_id: str, *, limit: int = 100,
            skip: int = 0) -> list[dict[str, Any]]:
     """The account's disclosures, newest first, each with its number of subjects."""
-    if not 1 <= limit <= MAX_LIMIT or skip < 0:
-        raise BadRequest(f"limit must be 1 to {MAX_LIMIT}, skip 0 or more")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= skip <= MAX_SKIP:
+        raise BadRequest(f"limit must be 1 to {MAX_LIMIT}, skip 0 to {MAX_SKIP}")
     counted = (select(func.count()).where(DisclosureSubject.disclosure_id == Disclosure.id)
                .scalar_subquery())
     rows = session.execute(select(Disclosure, counted).where(
@@ -159,25 +216,58 @@ def _register(session: Session, main_db: Database | None, now: float) -> list[Su
         return found
 
 
+def concerned(session: Session, account_id: str, index: str, *,
+              holder: bool = False) -> set[str]:
+    """The categories (CATEGORY_NAMES) of what the account holds about the subject now,
+    as its sub-processors would have received it; empty when it holds nothing. Only rows
+    of mail count: a request's own subject key, or the disclosure log's rows, are no data a
+    sub-processor received."""
+    if holder:
+        return {"email address", "account details"}
+    found = set()
+    for table, column, categories in (
+            (Event, Event.recipient_index, {"delivery events", "message content"}),
+            (Suppression, Suppression.value_index, {"suppressions"}),
+            (InboundMessage, InboundMessage.recipient_index, {"message content"})):
+        if session.scalar(select(exists().where(table.account_id == account_id,
+                                                column == index))):
+            found |= {"email address", *categories}
+    return found
+
+
+def receives(subprocessor: Subprocessor, categories: set[str], region: str | None) -> bool:
+    """Whether the sub-processor received the data concerned: it serves the account's
+    region (or every region) and lists one of its categories."""
+    if subprocessor.region is not None and subprocessor.region != region:
+        return False
+    listed = {c.strip().lower() for c in subprocessor.categories}
+    return any(listed & CATEGORY_NAMES[c] for c in categories)
+
+
 def propagate(session: Session, vault: Vault, *, account_id: str, address: str | None,
               index: str, event: str, now: float, request_id: str | None = None,
-              main_db: Database | None = None) -> list[dict[str, str]]:
+              main_db: Database | None = None, holder: bool = False) -> list[dict[str, str]]:
     """Queue the Article 19 POSTs for a subject's erasure, rectification or restriction:
     to every disclosure naming them with an endpoint, and to every active sub-processor
-    with one. Returns [{party, state}] for the completion record. Without the address
-    (an already erased subject) there is nothing the parties could match: nothing goes."""
+    with one that received what the account holds about them (`concerned`, `receives`).
+    Returns [{party, state}] for the completion record. Without the address (an already
+    erased subject) there is nothing the parties could match: nothing goes."""
     if event not in EVENTS:
         raise ValueError(event)
     if not address:
         return []
+    categories = concerned(session, account_id, index, holder=holder)
+    account = session.get(Account, account_id)
+    region = account.region if account is not None else None
     parties: list[tuple[str, str, str, str]] = []  # name, kind, id, url
     seen: set[str] = set()
     for d in naming(session, account_id, index):
         if d.endpoint and d.endpoint not in seen:
             seen.add(d.endpoint)
             parties.append((d.recipient, "disclosure", d.id, d.endpoint))
-    for s in _register(session, main_db, now):
-        if s.notification_endpoint and s.notification_endpoint not in seen:
+    for s in _register(session, main_db, now) if categories else []:
+        if (s.notification_endpoint and s.notification_endpoint not in seen
+                and receives(s, categories, region)):
             seen.add(s.notification_endpoint)
             parties.append((s.name, "subprocessor", s.id, s.notification_endpoint))
     digest = vault.seal_secret(SUBJECT_LABEL, subject_hash(address).encode())

@@ -100,8 +100,11 @@ def erase(account: common.AccountOpt,
     finally:
         platform.close()
     counts = asdict(record.record.counts)
-    _print(counts if as_json else None,
-           "erased: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    notified = record.record.notified
+    told = ", ".join(f"{n['party']} ({n['state']})" for n in notified) or "nobody"
+    _print({**counts, "notified": notified} if as_json else None,
+           "erased: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+           + f"; parties told (Article 19): {told}")
 
 
 @app.command("delete-account")

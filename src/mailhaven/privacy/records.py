@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
@@ -27,6 +27,8 @@ class RecipientErased:
     erased: str  # the recipient's blind index
     completed_at: str
     counts: ErasureCounts
+    # the parties queued an Article 19 POST: [{party, state}]
+    notified: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

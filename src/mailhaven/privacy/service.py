@@ -134,13 +134,15 @@ def deny(session: Session, ctx: Context, request: PrivacyRequest, *, reason: str
 def notify(session: Session, ctx: Context, account_id: str, address: str | None,
            event: str, request: PrivacyRequest | None = None) -> list[dict[str, str]]:
     """Article 19: queue a signed POST to every party that received the subject's data
-    (before an erasure destroys what names them); [{party, state}]."""
+    (before an erasure destroys what names them, and what says it was held);
+    [{party, state}]."""
     if not address:
         return []
     return disclosures.propagate(
         session, ctx.vault, account_id=account_id, address=address,
         index=ctx.vault.blind_index(account_id, address), event=event, now=ctx.now,
-        request_id=request.id if request else None, main_db=ctx.main_db)
+        request_id=request.id if request else None, main_db=ctx.main_db,
+        holder=request is not None and request.subject_type == "holder")
 
 
 def holder_email(session: Session, ctx: Context, account_id: str) -> str | None:
@@ -155,10 +157,10 @@ def holder_email(session: Session, ctx: Context, account_id: str) -> str | None:
 
 def erase(session: Session, ctx: Context, account_id: str,
           email: str, *, notified: bool = False) -> Signed[RecipientErased]:
-    """The processor API's erasure: done, journalled, and a signed record of it. The
-    parties that received the subject's data are told (unless `notified` already)."""
-    if not notified:
-        notify(session, ctx, account_id, email, "erasure")
+    """The processor API's erasure: done, journalled, and a signed record of it, listing
+    the parties that received the subject's data and are told (none when the caller has
+    `notified` them already: its own record lists them)."""
+    told = [] if notified else notify(session, ctx, account_id, email, "erasure")
     summary = erasure.erase_recipient(session, ctx.vault, account_id, email, now=ctx.now,
                                       data_dir=ctx.data_dir)
     index = ctx.vault.blind_index(account_id, email)
@@ -166,7 +168,7 @@ def erase(session: Session, ctx: Context, account_id: str,
             details={"account": account_id, **asdict(summary.counts),
                      "keys_destroyed": len(summary.key_ids)})
     return sign(session, ctx.vault, account_id,
-                RecipientErased(account_id, index, iso8601(ctx.now), summary.counts))
+                RecipientErased(account_id, index, iso8601(ctx.now), summary.counts, told))
 
 
 def consent(session: Session, ctx: Context, account_id: str, index: str, purpose: str, *,

@@ -15,8 +15,8 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +43,15 @@ class NotSent(Exception):
     def __init__(self, reason: str, *, final: bool) -> None:
         super().__init__(reason)
         self.final = final
+
+
+@dataclass(frozen=True)
+class Content:
+    """A POST's body with headers besides its Content-Type (a signature over the body)."""
+
+    type: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Claimed(Protocol):
@@ -100,8 +109,9 @@ class Poster(Runner, Generic[P]):
         """Claim the due rows (blocking: run in a thread)."""
         raise NotImplementedError
 
-    async def request(self, post: P) -> tuple[str, bytes]:
-        """The POST's Content-Type and body; NotSent (or Refused) when there is none."""
+    async def request(self, post: P) -> tuple[str, bytes] | Content:
+        """The POST's Content-Type and body (or a Content, with headers); NotSent (or
+        Refused) when there is none."""
         raise NotImplementedError
 
     def logged(self, post: P, attempt: Attempt) -> None:
@@ -130,16 +140,18 @@ class Poster(Runner, Generic[P]):
         self.logged(post, attempt)
         await asyncio.to_thread(self._record, post, attempt)
 
-    async def send(self, url: str, content: Awaitable[tuple[str, bytes]],
+    async def send(self, url: str, content: Awaitable[tuple[str, bytes] | Content],
                    ) -> tuple[int | None, str, bool]:
         """POST what `content` gives (Content-Type, body) to `url`: the answer's status
         (None: no answer), why it failed, and whether that failure is final."""
         status, error, final = None, "", False
         try:
-            content_type, body = await content
+            made = await content
+            if not isinstance(made, Content):
+                made = Content(*made)
             async with asyncio.timeout(self.timeout), self.client.stream(
-                    "POST", url, content=body,
-                    headers={"Content-Type": content_type}) as response:
+                    "POST", url, content=made.body,
+                    headers={**made.headers, "Content-Type": made.type}) as response:
                 status = response.status_code  # the body is never read: not needed
         except NotSent as exc:
             error, final = str(exc), exc.final
