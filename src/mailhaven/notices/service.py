@@ -107,19 +107,21 @@ def next_version(session: Session) -> str:
 def publish(services: Services, *, version: str, text: str, effective_at: float,
             significant: bool, summary: str = "", actor: str = "cli") -> Notice:
     """Store a new version; a significant amendment is then mailed to every holder."""
+    now = services.clock.now()  # one reading for the whole operation (the 30-day rule)
     with services.main_db.transaction() as session:
         notice = publish_in(session, services, version=version, text=text,
                             effective_at=effective_at, significant=significant,
-                            summary=summary, actor=actor)
+                            summary=summary, actor=actor, now=now)
     if notice.significant and notice.effective_at > notice.published_at:
         return dataclasses.replace(notice, mailed=announce(services, notice))
     return notice
 
 
 def publish_in(session: Session, services: Services, *, version: str, text: str,
-               effective_at: float, significant: bool, summary: str, actor: str) -> Notice:
-    """`publish` within the caller's main-database transaction (no mail sent)."""
-    now = services.clock.now()
+               effective_at: float, significant: bool, summary: str, actor: str,
+               now: float) -> Notice:
+    """`publish` within the caller's main-database transaction (no mail sent); `now` is the
+    caller's one reading of the clock, so that a date it computed is judged by the same."""
     if not _VERSION.fullmatch(version):
         raise BadRequest("version: 1 to 32 letters, digits, dots, dashes or underscores")
     if not text.strip():

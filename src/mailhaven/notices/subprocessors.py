@@ -138,7 +138,7 @@ def _enter(services: Services, old_id: str | None, fields: dict, actor: str) -> 
         notice = publish_in(
             session, services, version=next_version(session),
             text=regenerated(session, services, now), effective_at=row.effective_at,
-            significant=True, actor=actor,
+            significant=True, actor=actor, now=now,
             summary=f"{change} ({row.purpose}; data: {', '.join(row.categories)}; "
                     f"{row.location}), receiving data from {day(row.effective_at)}.")
         audit.append(session, vault, actor=actor[:64], action="subprocessor.added",
@@ -161,7 +161,7 @@ def remove(services: Services, subprocessor_id: str, actor: str = "cli") -> Noti
         session.flush()
         notice = publish_in(session, services, version=next_version(session),
                             text=regenerated(session, services, now), effective_at=now,
-                            significant=False, actor=actor,
+                            significant=False, actor=actor, now=now,
                             summary=f"{row.name} is no longer a sub-processor.")
         audit.append(session, services.platform.directory_vault, actor=actor[:64],
                      action="subprocessor.removed", target=row.id,
