@@ -43,11 +43,11 @@ def test_the_first_notice_takes_effect_at_once_and_amendments_wait_30_days(servi
         assert service.in_force(session, now).version == "2"
         assert version_in_force(session, now) == "2"
     with pytest.raises(BadRequest, match="at least 30 days"):
-        service.publish(services, version="3", text=AMENDED, effective_at=now + 30 * DAY - 1,
-                        significant=True)
+        service.publish(services, version="3", text=AMENDED,
+                        effective_at=service.midnight(now) + 29 * DAY, significant=True)
     with pytest.raises(BadRequest, match="in the past"):
-        service.publish(services, version="3", text=AMENDED, effective_at=now - 1,
-                        significant=False)
+        service.publish(services, version="3", text=AMENDED,
+                        effective_at=service.midnight(now) - DAY, significant=False)
     with pytest.raises(Conflict):
         service.publish(services, version="2", text=AMENDED, effective_at=now + 40 * DAY,
                         significant=True)
@@ -61,6 +61,22 @@ def test_the_first_notice_takes_effect_at_once_and_amendments_wait_30_days(servi
         actions = session.scalars(select(AuditEntry.action).where(
             AuditEntry.action == "notice.published")).all()
     assert len(actions) == 2
+
+
+def test_the_30_days_are_counted_in_dates_whatever_the_hour(services) -> None:  # type: ignore[no-untyped-def]
+    services.clock.advance(-(services.clock.now() % DAY) + 23 * 3600)  # 23:00 UTC
+    now = services.clock.now()
+    service.publish(services, version="2", text=TEXT, effective_at=now, significant=False)
+    earliest = service.midnight(now) + 30 * DAY
+    with pytest.raises(BadRequest, match=f"{service.day(earliest)} is the earliest date"):
+        service.publish(services, version="3", text=AMENDED, effective_at=earliest - DAY,
+                        significant=True, summary="Logs for 60 days.")
+    done = service.publish(services, version="3", text=AMENDED, effective_at=earliest,
+                           significant=True, summary="Logs for 60 days.")
+    assert done.effective_at == earliest
+    today = service.publish(services, version="4", text=TEXT,  # today's date: at once
+                            effective_at=service.midnight(now), significant=False)
+    assert today.effective_at == now
 
 
 def test_consents_record_the_stored_version_in_force(services) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +106,7 @@ def test_the_cli_refuses_a_significant_amendment_sooner_than_30_days(settings, s
                    "--significant")
     assert refused.returncode == 2
     assert "at least 30 days" in refused.stderr and "Traceback" not in refused.stderr
-    later = (today + timedelta(days=31)).isoformat()
+    later = (today + timedelta(days=30)).isoformat()  # the date, whatever the hour
     done = _cli(env, "notice", "publish", str(file), "--version", "3", "--effective", later,
                 "--significant", "--summary", "Logs for 60 days.", "--json")
     assert done.returncode == 0, done.stderr

@@ -20,19 +20,20 @@ RELAY = {"name": "Relay GmbH", "purpose": "outbound relay", "categories": ["addr
 
 def test_adding_one_announces_it_30_days_ahead(services, account) -> None:  # type: ignore[no-untyped-def]
     now = services.clock.now()
+    start = service.midnight(now) + 30 * DAY  # the date 30 days on
     added = subprocessors.add(services, **RELAY, endpoint="https://relay.example/notify")
     notice = added.notice
     assert (notice.version, notice.significant) == ("2", True)
-    assert notice.effective_at == now + 30 * DAY and notice.mailed == 1
+    assert notice.effective_at == start and notice.mailed == 1
     assert "Relay GmbH is added" in notice.summary
     assert "# Sub-processors" in notice.text and "- Relay GmbH: outbound relay" in notice.text
-    assert added.subprocessor["from"] == service.day(now + 30 * DAY)
+    assert added.subprocessor["from"] == service.day(start)
     assert added.subprocessor["upcoming"] is True
     with services.main_db.sessions() as session:
         listed = subprocessors.listed(session, now)
         assert [s.name for s in listed] == ["Relay GmbH"]
         assert active_subprocessors(session, now) == []  # no data before its date
-        assert [s.name for s in active_subprocessors(session, now + 30 * DAY)] == ["Relay GmbH"]
+        assert [s.name for s in active_subprocessors(session, start)] == ["Relay GmbH"]
         row = session.get(Subprocessor, added.subprocessor["id"])
         assert signing_key(services.platform.directory_vault, row) == added.signing_key
         assert added.signing_key.encode() not in row.signing_key_sealed
@@ -51,7 +52,7 @@ def test_replacing_one_hands_over_on_the_new_ones_date(services) -> None:  # typ
     assert new.notice.version == "3" and "replaces Relay GmbH" in new.notice.summary
     assert "- Other Relay SA" in new.notice.text
     assert new.notice.text.count("# Sub-processors") == 1
-    handover = now + 61 * DAY
+    handover = service.midnight(now + 31 * DAY) + 30 * DAY
     with services.main_db.sessions() as session:
         assert [s.name for s in active_subprocessors(session, handover - 1)] == ["Relay GmbH"]
         assert [s.name for s in active_subprocessors(session, handover)] == ["Other Relay SA"]

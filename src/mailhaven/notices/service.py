@@ -66,6 +66,17 @@ def day(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
 
 
+def midnight(epoch: float) -> float:
+    """The start of `epoch`'s UTC day: effective dates are whole days."""
+    return float(epoch - epoch % 86400)
+
+
+def earliest_significant(now: float) -> float:
+    """The first day a significant amendment published at `now` may take effect: its UTC
+    date 30 days after the publication's (whatever the hour of publishing)."""
+    return midnight(now) + NOTICE_PERIOD
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 def notice_versions(session: Session) -> list[Notice]:
@@ -131,16 +142,16 @@ def publish_in(session: Session, services: Services, *, version: str, text: str,
         raise Conflict(f"version {version} is published already: a published version is "
                        "never changed, publish a new one")
     first = session.scalar(select(PrivacyNotice.version).limit(1)) is None
-    if not first and effective_at < now:
+    if not first and effective_at < midnight(now):
         raise BadRequest(f"the effective date {day(effective_at)} is in the past: only the "
-                         "first notice may take effect at once")
-    if significant and not first and effective_at < now + NOTICE_PERIOD:
+                         "first notice may take effect before today")
+    if significant and not first and effective_at < earliest_significant(now):
         raise BadRequest(
             "a significant amendment takes effect at least 30 days after it is published: "
-            f"{day(effective_at)} is too soon, {day(now + NOTICE_PERIOD + 86399)} is the "
+            f"{day(effective_at)} is too soon, {day(earliest_significant(now))} is the "
             "earliest date")
     row = PrivacyNotice(version=version, text=text, summary=summary.strip(), published_at=now,
-                        effective_at=max(effective_at, now) if first else effective_at,
+                        effective_at=max(effective_at, now),  # today's date: at once
                         significant=significant, published_by=actor[:64],
                         in_force_at=now if effective_at <= now else None)
     session.add(row)

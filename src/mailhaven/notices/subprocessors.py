@@ -21,10 +21,10 @@ from mailhaven.disclosures.register import SIGNING_LABEL, Subprocessor
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.notices.service import (
     BUILTIN,
-    NOTICE_PERIOD,
     Notice,
     announce,
     day,
+    earliest_significant,
     next_version,
     notice_versions,
     publish_in,
@@ -125,7 +125,7 @@ def _enter(services: Services, old_id: str | None, fields: dict, actor: str) -> 
             old = session.get(Subprocessor, old_id)
             if old is None or (old.removed_at is not None and old.removed_at <= now):
                 raise NotFound("No such sub-processor")
-        row = Subprocessor(id=new_id(), added_at=now, effective_at=now + NOTICE_PERIOD,
+        row = Subprocessor(id=new_id(), added_at=now, effective_at=earliest_significant(now),
                            replaces_id=old_id, **fields,
                            signing_key_sealed=vault.seal_secret(SIGNING_LABEL, key.encode())
                            if key else None)
