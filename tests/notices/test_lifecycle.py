@@ -79,6 +79,22 @@ def test_the_30_days_are_counted_in_dates_whatever_the_hour(services) -> None:  
     assert today.effective_at == now
 
 
+@pytest.mark.parametrize("version", ["1", "2b", "0", "-3", "2.1", "02"])
+def test_a_version_is_a_number_after_the_newest(services, version) -> None:  # type: ignore[no-untyped-def]
+    now = services.clock.now()
+    if version == "02":  # older than the newest (2), if it were taken as a number
+        service.publish(services, version="2", text=TEXT, effective_at=now, significant=False)
+    with pytest.raises((BadRequest, Conflict)):
+        service.publish(services, version=version, text=TEXT, effective_at=now,
+                        significant=False)
+    service.publish(services, version="5", text=TEXT, effective_at=now, significant=False)
+    with pytest.raises(Conflict, match="the next version is 6"):
+        service.publish(services, version="4", text=AMENDED, effective_at=now,
+                        significant=False)
+    with services.main_db.sessions() as session:
+        assert service.next_version(session) == "6"
+
+
 def test_consents_record_the_stored_version_in_force(services) -> None:  # type: ignore[no-untyped-def]
     from mailhaven.privacy.service import Context
     from mailhaven.site.consent import notice_in_force

@@ -33,7 +33,7 @@ from mailhaven.users.service import user_details
 BUILTIN = "1"  # the notice the software ships (web/templates/notice_v1.html)
 NOTICE_PERIOD = 30 * 86400  # a significant amendment's notice
 _PUBLISHING = 7_734_236  # PostgreSQL advisory lock id: one publisher at a time
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_VERSION = re.compile(r"[1-9][0-9]{0,8}")  # versions are positive integers
 
 
 @dataclass(frozen=True)
@@ -134,13 +134,18 @@ def publish_in(session: Session, services: Services, *, version: str, text: str,
     """`publish` within the caller's main-database transaction (no mail sent); `now` is the
     caller's one reading of the clock, so that a date it computed is judged by the same."""
     if not _VERSION.fullmatch(version):
-        raise BadRequest("version: 1 to 32 letters, digits, dots, dashes or underscores")
+        raise BadRequest("version: a whole number, e.g. 2 (the built-in notice is "
+                         f"{BUILTIN})")
     if not text.strip():
         raise BadRequest("the notice's text is empty")
     one_writer_at_a_time(session, _PUBLISHING)
-    if session.get(PrivacyNotice, version) is not None:
+    if session.get(PrivacyNotice, version) is not None or version == BUILTIN:
         raise Conflict(f"version {version} is published already: a published version is "
                        "never changed, publish a new one")
+    expected = next_version(session)
+    if int(version) < int(expected):
+        raise Conflict(f"version {version} is older than the newest: the next version is "
+                       f"{expected}")
     first = session.scalar(select(PrivacyNotice.version).limit(1)) is None
     if not first and effective_at < midnight(now):
         raise BadRequest(f"the effective date {day(effective_at)} is in the past: only the "
