@@ -95,6 +95,15 @@ def test_a_version_is_a_number_after_the_newest(services, version) -> None:  # t
         assert service.next_version(session) == "6"
 
 
+def test_a_significant_amendment_says_what_changes(services) -> None:  # type: ignore[no-untyped-def]
+    now = services.clock.now()
+    service.publish(services, version="2", text=TEXT, effective_at=now, significant=False)
+    for summary in ("", "  "):
+        with pytest.raises(BadRequest, match="needs a summary"):
+            service.publish(services, version="3", text=AMENDED, significant=True,
+                            effective_at=service.earliest_significant(now), summary=summary)
+
+
 def test_consents_record_the_stored_version_in_force(services) -> None:  # type: ignore[no-untyped-def]
     from mailhaven.privacy.service import Context
     from mailhaven.site.consent import notice_in_force

@@ -155,6 +155,9 @@ def publish_in(session: Session, services: Services, *, version: str, text: str,
             "a significant amendment takes effect at least 30 days after it is published: "
             f"{day(effective_at)} is too soon, {day(earliest_significant(now))} is the "
             "earliest date")
+    if significant and not first and not summary.strip():
+        raise BadRequest("a significant amendment needs a summary (--summary): the holders' "
+                         "mail says what changes")
     row = PrivacyNotice(version=version, text=text, summary=summary.strip(), published_at=now,
                         effective_at=max(effective_at, now),  # today's date: at once
                         significant=significant, published_by=actor[:64],
