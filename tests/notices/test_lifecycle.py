@@ -229,6 +229,39 @@ def test_a_withdrawn_objection_deletes_nothing(services, api, account) -> None: 
     assert {"notice.objected", "notice.objection_withdrawn"} <= actions
 
 
+def test_withdrawing_one_objection_tells_of_another_and_comes_too_late_once_due(
+        services, api, account) -> None:  # type: ignore[no-untyped-def]
+    first_and_amendment(services)
+    later = service.publish(services, version="4", text=TEXT, significant=True,
+                            effective_at=service.earliest_significant(services.clock.now())
+                            + 10 * DAY, summary="Back to 30 days.")
+    assert api.post("/v1/privacy/notices/3/objection").status_code == 200
+    assert api.post("/v1/privacy/notices/4/objection").status_code == 200
+    withdrawn = api.delete("/v1/privacy/notices/3/objection").json()
+    assert "will not be deleted" not in withdrawn["message"]
+    assert f"still to be deleted on {service.day(later.effective_at)}" in withdrawn["message"]
+    assert "version 4" in withdrawn["message"]
+    assert datetime.fromisoformat(withdrawn["deletion_scheduled_at"]).timestamp() \
+        == pytest.approx(later.effective_at, abs=1e-5)
+    assert api.get("/v1/privacy/account").json()["objection"]["version"] == "4"
+    services.clock.advance(later.effective_at - services.clock.now())  # due, not yet run
+    too_late = api.delete("/v1/privacy/notices/4/objection")
+    assert too_late.status_code == 409 and "due" in too_late.json()["message"]
+    assert run_due(services) == 3  # versions 3 and 4 in force, the account deleted
+    with services.db.sessions() as session:
+        assert session.get(Account, account[0]).deleted_at is not None
+
+
+def test_withdrawing_needs_the_version(services, account) -> None:  # type: ignore[no-untyped-def]
+    first_and_amendment(services)
+    service.object_to(services, account[0], "3")
+    for version in (None, ""):
+        with pytest.raises(BadRequest, match="which amendment"):
+            service.withdraw(services, account[0], version)
+    with services.db.sessions() as session:
+        assert service.scheduled_deletion(session, account[0]) is not None
+
+
 def test_the_api_lists_versions_and_refuses_mailgun_style(services, api) -> None:  # type: ignore[no-untyped-def]
     first_and_amendment(services)
     items = api.get("/v1/privacy/notices").json()["items"]

@@ -76,6 +76,9 @@ def test_the_panel_announces_a_pending_amendment_and_takes_an_objection(
         assert "This account objected" in client.get("/app/domains").text
         with services.db.sessions() as session:
             assert session.scalar(select(NoticeObjection.version)) == "3"
+        unnamed = client.post("/app/privacy/objection/withdraw", data={"csrf_token": token})
+        assert unnamed.status_code == 400  # never whichever objection comes first
+        assert "This account objected" in client.get("/app/domains").text
         withdrawn = client.post("/app/privacy/objection/withdraw",
                                 data={"csrf_token": token, "version": "3"})
         assert withdrawn.status_code == 303

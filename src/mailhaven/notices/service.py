@@ -288,20 +288,46 @@ def object_to(services: Services, account_id: str, version: str,
         return objection
 
 
-def withdraw(services: Services, account_id: str, version: str,
-             actor: str | None = None) -> NoticeObjection:
-    """The objection is withdrawn: no deletion (only before it was carried out)."""
+@dataclass(frozen=True)
+class Withdrawn:
+    """A withdrawn objection, and what it means for the account (said as it is: another
+    objection may keep its deletion scheduled)."""
+
+    objection: NoticeObjection
+    still_scheduled: NoticeObjection | None
+
+    @property
+    def message(self) -> str:
+        left = self.still_scheduled
+        if left is None:
+            return "Objection withdrawn: the account will not be deleted"
+        return (f"Objection to version {self.objection.version} withdrawn, but the account "
+                f"is still to be deleted on {day(left.scheduled_for)}: it objected to version "
+                f"{left.version} too")
+
+
+def withdraw(services: Services, account_id: str, version: str | None,
+             actor: str | None = None) -> Withdrawn:
+    """The objection to `version` (named: never whichever comes first) is withdrawn, while
+    its deletion is not yet due."""
+    if not version:
+        raise BadRequest("version: which amendment's objection to withdraw")
     now = services.clock.now()
     with services.db.transaction() as session:
         objection = _active(session, account_id, version)
         if objection is None:
             raise NotFound(f"No objection to version {version} to withdraw")
+        if objection.scheduled_for <= now:
+            raise Conflict(f"the deletion objecting to version {version} asked for is due "
+                           f"since {day(objection.scheduled_for)}: it can no longer be "
+                           "withdrawn")
         objection.withdrawn_at = now
         audit.append(session, services.vault, actor=actor or f"account:{account_id}",
                      action="notice.objection_withdrawn", target=version,
                      subject_index=holder_index(account_id),
                      details={"account": account_id}, now=now)
-        return objection
+        session.flush()
+        return Withdrawn(objection, _active(session, account_id))
 
 
 def objection(session: Session, account_id: str) -> NoticeObjection | None:
