@@ -83,6 +83,7 @@ def test_the_cli_adds_lists_and_shows_the_key_once(settings, services) -> None: 
     listed = json.loads(_cli(env, "subprocessors", "list", "--json").stdout)["items"]
     assert [(s["name"], s["upcoming"]) for s in listed] == [("Relay GmbH", True)]
     assert "signing_key" not in listed[0]
+    assert listed[0]["notification_endpoint"] == "https://relay.example/notify"  # operators
     refused = _cli(env, "subprocessors", "remove", "nope")
     assert refused.returncode == 2 and "No such sub-processor" in refused.stderr
     record = json.loads(_cli(env, "privacy", "inventory", "--format", "json").stdout)
@@ -92,3 +93,13 @@ def test_the_cli_adds_lists_and_shows_the_key_once(settings, services) -> None: 
                                   else "postgresql"}]
     assert "transfer log" in record["transfers"]
     assert "postgresql://" not in json.dumps(record["regions"])
+
+
+def test_customers_do_not_see_where_sub_processors_are_notified(services, api, live) -> None:  # type: ignore[no-untyped-def]
+    subprocessors.add(services, **RELAY, endpoint="https://relay.example/notify")
+    items = api.get("/v1/privacy/subprocessors").json()["items"]
+    assert [i["name"] for i in items] == ["Relay GmbH"]
+    assert "notification_endpoint" not in items[0]
+    with live.client() as client:
+        for path in ("/privacy/subprocessors", "/privacy"):
+            assert "relay.example/notify" not in client.get(path).text

@@ -47,15 +47,16 @@ class Added:
     notice: Notice
 
 
-def as_json(row: Subprocessor, now: float) -> dict:
-    return {"id": row.id, "name": row.name, "purpose": row.purpose,
-            "data_categories": row.categories, "location": row.location,
-            "region": row.region, "transfer_mechanism": row.transfer_mechanism,
-            "contract_date": row.contract_date,
-            "notification_endpoint": row.notification_endpoint,
-            "from": day(row.effective_at),
-            "until": day(row.removed_at) if row.removed_at is not None else None,
-            "upcoming": row.effective_at > now, "replaces": row.replaces_id}
+def as_json(row: Subprocessor, now: float, *, operator: bool = False) -> dict:
+    """An entry as customers see it; `operator` (the CLI, the record) adds where the party is
+    notified, which is none of the customers' business."""
+    shown = {"id": row.id, "name": row.name, "purpose": row.purpose,
+             "data_categories": row.categories, "location": row.location,
+             "region": row.region, "transfer_mechanism": row.transfer_mechanism,
+             "contract_date": row.contract_date, "from": day(row.effective_at),
+             "until": day(row.removed_at) if row.removed_at is not None else None,
+             "upcoming": row.effective_at > now, "replaces": row.replaces_id}
+    return shown | ({"notification_endpoint": row.notification_endpoint} if operator else {})
 
 
 def listed(session: Session, now: float) -> list[Subprocessor]:
@@ -144,7 +145,7 @@ def _enter(services: Services, old_id: str | None, fields: dict, actor: str) -> 
         audit.append(session, vault, actor=actor[:64], action="subprocessor.added",
                      target=row.id, details={"replaces": old_id, "version": notice.version,
                                              "effective_at": row.effective_at}, now=now)
-        shown = as_json(row, now)
+        shown = as_json(row, now, operator=True)
     mailed = announce(services, notice)
     return Added(shown, key, dataclasses.replace(notice, mailed=mailed))
 
