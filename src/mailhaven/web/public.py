@@ -111,7 +111,9 @@ async def subprocessors(request: Request, services: ServicesDep) -> Response:
         with services.main_db.sessions() as session:
             return [register.as_json(s, now) for s in register.listed(session, now)]
 
-    return page(request, "site_subprocessors.html", subprocessors=await in_thread(read))
+    relay = services.settings.relayhost  # mail leaves through it: it belongs in the register
+    return page(request, "site_subprocessors.html", subprocessors=await in_thread(read),
+                relayhost=relay[0] if relay else None)
 
 
 # -- the recipients' privacy center ----------------------------------------------------------
