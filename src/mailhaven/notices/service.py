@@ -9,11 +9,13 @@ after it is published, and every account holder of every region is told by mail.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
@@ -21,7 +23,7 @@ from mailhaven.audit import service as audit
 from mailhaven.clock import iso8601
 from mailhaven.controls.service import holder_index
 from mailhaven.errors import BadRequest, Conflict, NotFound
-from mailhaven.notices.models import NoticeObjection, PrivacyNotice
+from mailhaven.notices.models import NoticeAnnouncement, NoticeObjection, PrivacyNotice
 from mailhaven.privacy.service import Context, delete_account
 from mailhaven.services import Services
 from mailhaven.site.mail import existing_platform_account, send_system_mail
@@ -30,6 +32,7 @@ from mailhaven.storage.db import one_writer_at_a_time
 from mailhaven.users.models import User
 from mailhaven.users.service import user_details
 
+log = logging.getLogger(__name__)
 BUILTIN = "1"  # the notice the software ships (web/templates/notice_v1.html)
 NOTICE_PERIOD = 30 * 86400  # a significant amendment's notice
 _PUBLISHING = 7_734_236  # PostgreSQL advisory lock id: one publisher at a time
@@ -173,22 +176,57 @@ def publish_in(session: Session, services: Services, *, version: str, text: str,
 
 def announce(services: Services, notice: Notice) -> int:
     """Mail every account holder of every open region (the holder's address and the
-    account's Admins, once each) through that region's queue; how many were mailed."""
-    subject = f"Our privacy notice changes on {day(notice.effective_at)}"
-    text = announcement(services, notice)
+    account's Admins, once each) through that region's queue; how many were mailed now. A
+    region that fails is left to its `NoticeRunner`, which completes it (`announce_in`)."""
     sent = 0
     for region in services.platform.regions.values():
-        with region.db.transaction() as session:
-            for address in holders(session, region):
-                send_system_mail(session, region, to=address, subject=subject, text=text)
-                sent += 1
-            if sent:
-                audit.append(session, region.vault, actor="system",
-                             action="notice.announced", target=notice.version,
-                             details={"region": region.region, "mailed": sent},
-                             now=region.clock.now())
-        region.delivery_bell.ring()
+        try:
+            sent += announce_in(region, notice)
+        except Exception:  # the announcement stays owed: the scheduler mails it
+            log.exception("announcing version %s in region %s failed; the scheduler will "
+                          "retry", notice.version, region.region)
     return sent
+
+
+def announce_in(region: Services, notice: Notice) -> int:
+    """Mail this region's holders of `notice` unless they were: the region's marker is
+    written in the transaction that queues the mails (two processes: one wins the marker's
+    key, the other's transaction is rolled back). How many addresses were mailed."""
+    subject = f"Our privacy notice changes on {day(notice.effective_at)}"
+    text = announcement(region, notice)
+    now = region.clock.now()
+    try:
+        with region.db.transaction() as session:
+            if session.get(NoticeAnnouncement, notice.version) is not None:
+                return 0
+            marker = NoticeAnnouncement(version=notice.version, announced_at=now, mailed=0)
+            session.add(marker)
+            session.flush()
+            addresses = holders(session, region)
+            for address in addresses:
+                send_system_mail(session, region, to=address, subject=subject, text=text)
+            marker.mailed = len(addresses)
+            audit.append(session, region.vault, actor="system", action="notice.announced",
+                         target=notice.version,
+                         details={"region": region.region, "mailed": len(addresses)}, now=now)
+    except IntegrityError:
+        return 0  # another process announced it meanwhile
+    region.delivery_bell.ring()
+    return len(addresses)
+
+
+def announce_owed(services: Services, now: float) -> list[str]:
+    """The scheduler's part (this region): announce the significant amendments not yet in
+    force that its holders were not mailed (publishing failed half-way, or was cut short)."""
+    with services.main_db.sessions() as main:
+        owed = [n for n in pending_significant(main, now) if n.effective_at > n.published_at]
+    with services.db.sessions() as session:
+        done = set(session.scalars(select(NoticeAnnouncement.version)))
+    announced = []
+    for notice in owed:
+        if notice.version not in done and announce_in(services, notice):
+            announced.append(notice.version)
+    return announced
 
 
 def announcement(services: Services, notice: Notice) -> str:
