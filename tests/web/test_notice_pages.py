@@ -53,6 +53,9 @@ def test_the_register_is_public_with_its_dates(services, live) -> None:  # type:
         shown = client.get("/privacy/subprocessors").text
         assert "Relay &lt;GmbH&gt;" in shown and "(upcoming)" in shown and "SCCs" in shown
         assert "Relay &lt;GmbH&gt;" in client.get("/privacy").text
+        version = client.get("/privacy/versions/2").text  # the amendment: its register
+        assert "Relay &lt;GmbH&gt; is added" in version
+        assert "<li>Relay &lt;GmbH&gt;: relay; data: addresses;" in version
 
 
 def test_an_empty_register_names_the_relay_host_in_use(services) -> None:  # type: ignore[no-untyped-def]
