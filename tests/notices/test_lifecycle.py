@@ -158,6 +158,8 @@ def test_a_significant_amendment_is_mailed_to_every_holder_once(services, accoun
     body = got["ann@acme.test"].get_body(("plain",)).get_content()
     assert got["ann@acme.test"]["Subject"].startswith("Our privacy notice changes on ")
     assert "Logs are kept for 60 days." in body
+    assert "  - We keep little.\n  + We keep little, and now logs for 60 days." \
+        in body.replace("\r\n", "\n")
     assert f"{services.settings.api_url}/privacy/versions/3" in body
     assert "/v1/privacy/notices/3/objection" in body
     assert got["ann@acme.test"]["From"] == services.settings.system_from

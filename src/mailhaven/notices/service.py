@@ -9,6 +9,7 @@ after it is published, and every account holder of every region is told by mail.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import re
 from dataclasses import dataclass
@@ -236,6 +237,7 @@ def announcement(services: Services, notice: Notice) -> str:
         f"We are changing our privacy notice. Version {notice.version} takes effect on "
         f"{when}.", "",
         "What changes:", notice.summary or "(see the differences, below)", "",
+        *changed_lines(services, notice),
         f"Read the new version and what differs from the current one: "
         f"{base}/privacy/versions/{notice.version}", "",
         f"If you do not accept it, you may object before {when}: in the panel (the banner on "
@@ -243,6 +245,22 @@ def announcement(services: Services, notice: Notice) -> str:
         f"  curl -u api:YOUR_API_KEY -X POST {base}/v1/privacy/notices/{notice.version}/objection",
         f"Your account is then deleted on {when} and its data erased, as the notice says; "
         "you may withdraw the objection until then.", ""])
+
+
+def changed_lines(services: Services, notice: Notice, most: int = 8) -> list[str]:
+    """The first lines the amendment adds or removes from the text before it (none for an
+    amendment of the register only), for the holders' mail; the page has them all."""
+    with services.main_db.sessions() as session:
+        before = in_force(session, notice.effective_at - 0.001)
+    if before is None:
+        return []
+    changed = [line for line in difflib.unified_diff(before.text.splitlines(),
+                                                     notice.text.splitlines(), lineterm="", n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    if not changed:
+        return []
+    shown = [f"  {line[0]} {line[1:]}" for line in changed[:most]]
+    return ["In the text:", *shown, *(["  …"] if len(changed) > most else []), ""]
 
 
 def holders(session: Session, services: Services) -> list[str]:
