@@ -12,7 +12,7 @@ from mailhaven.events.models import Event
 from mailhaven.inbound.models import InboundMessage, RoutePost
 from mailhaven.lists.models import ListMember, MailingList
 from mailhaven.messages.models import Message
-from mailhaven.notices.models import NoticeObjection, PrivacyNotice
+from mailhaven.notices.models import NoticeAnnouncement, NoticeObjection, PrivacyNotice
 from mailhaven.privacy.models import Erasure, FormCounter, PrivacyRequest
 from mailhaven.regions.models import RegionEntry, RegionTransfer
 from mailhaven.retention.models import RetentionPolicy
@@ -32,7 +32,8 @@ metadata = Base.metadata
 __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "ContactMessage",
            "Delivery", "Disclosure", "DisclosureSubject", "Domain", "Erasure", "Event",
            "FormCounter", "InboundMessage", "JobRun", "ListMember", "MailingList", "Message",
-           "NoticeObjection", "Notification", "Platform", "PrivacyNotice", "PrivacyRequest",
+           "NoticeAnnouncement", "NoticeObjection", "Notification", "Platform",
+           "PrivacyNotice", "PrivacyRequest",
            "RegionEntry", "RegionTransfer", "RetentionPolicy", "Route", "RoutePost",
            "SmtpCredential", "StatCount", "SubjectControl", "Subprocessor", "Suppression", "Tag",
            "Template", "TemplateVersion", "User", "UserToken", "VaultKey", "Webhook",

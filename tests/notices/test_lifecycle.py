@@ -43,11 +43,11 @@ def test_the_first_notice_takes_effect_at_once_and_amendments_wait_30_days(servi
         assert service.in_force(session, now).version == "2"
         assert version_in_force(session, now) == "2"
     with pytest.raises(BadRequest, match="at least 30 days"):
-        service.publish(services, version="3", text=AMENDED, effective_at=now + 30 * DAY - 1,
-                        significant=True)
+        service.publish(services, version="3", text=AMENDED,
+                        effective_at=service.midnight(now) + 29 * DAY, significant=True)
     with pytest.raises(BadRequest, match="in the past"):
-        service.publish(services, version="3", text=AMENDED, effective_at=now - 1,
-                        significant=False)
+        service.publish(services, version="3", text=AMENDED,
+                        effective_at=service.midnight(now) - DAY, significant=False)
     with pytest.raises(Conflict):
         service.publish(services, version="2", text=AMENDED, effective_at=now + 40 * DAY,
                         significant=True)
@@ -61,6 +61,47 @@ def test_the_first_notice_takes_effect_at_once_and_amendments_wait_30_days(servi
         actions = session.scalars(select(AuditEntry.action).where(
             AuditEntry.action == "notice.published")).all()
     assert len(actions) == 2
+
+
+def test_the_30_days_are_counted_in_dates_whatever_the_hour(services) -> None:  # type: ignore[no-untyped-def]
+    services.clock.advance(-(services.clock.now() % DAY) + 23 * 3600)  # 23:00 UTC
+    now = services.clock.now()
+    service.publish(services, version="2", text=TEXT, effective_at=now, significant=False)
+    earliest = service.midnight(now) + 30 * DAY
+    with pytest.raises(BadRequest, match=f"{service.day(earliest)} is the earliest date"):
+        service.publish(services, version="3", text=AMENDED, effective_at=earliest - DAY,
+                        significant=True, summary="Logs for 60 days.")
+    done = service.publish(services, version="3", text=AMENDED, effective_at=earliest,
+                           significant=True, summary="Logs for 60 days.")
+    assert done.effective_at == earliest
+    today = service.publish(services, version="4", text=TEXT,  # today's date: at once
+                            effective_at=service.midnight(now), significant=False)
+    assert today.effective_at == now
+
+
+@pytest.mark.parametrize("version", ["1", "2b", "0", "-3", "2.1", "02"])
+def test_a_version_is_a_number_after_the_newest(services, version) -> None:  # type: ignore[no-untyped-def]
+    now = services.clock.now()
+    if version == "02":  # older than the newest (2), if it were taken as a number
+        service.publish(services, version="2", text=TEXT, effective_at=now, significant=False)
+    with pytest.raises((BadRequest, Conflict)):
+        service.publish(services, version=version, text=TEXT, effective_at=now,
+                        significant=False)
+    service.publish(services, version="5", text=TEXT, effective_at=now, significant=False)
+    with pytest.raises(Conflict, match="the next version is 6"):
+        service.publish(services, version="4", text=AMENDED, effective_at=now,
+                        significant=False)
+    with services.main_db.sessions() as session:
+        assert service.next_version(session) == "6"
+
+
+def test_a_significant_amendment_says_what_changes(services) -> None:  # type: ignore[no-untyped-def]
+    now = services.clock.now()
+    service.publish(services, version="2", text=TEXT, effective_at=now, significant=False)
+    for summary in ("", "  "):
+        with pytest.raises(BadRequest, match="needs a summary"):
+            service.publish(services, version="3", text=AMENDED, significant=True,
+                            effective_at=service.earliest_significant(now), summary=summary)
 
 
 def test_consents_record_the_stored_version_in_force(services) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +131,7 @@ def test_the_cli_refuses_a_significant_amendment_sooner_than_30_days(settings, s
                    "--significant")
     assert refused.returncode == 2
     assert "at least 30 days" in refused.stderr and "Traceback" not in refused.stderr
-    later = (today + timedelta(days=31)).isoformat()
+    later = (today + timedelta(days=30)).isoformat()  # the date, whatever the hour
     done = _cli(env, "notice", "publish", str(file), "--version", "3", "--effective", later,
                 "--significant", "--summary", "Logs for 60 days.", "--json")
     assert done.returncode == 0, done.stderr
@@ -117,6 +158,8 @@ def test_a_significant_amendment_is_mailed_to_every_holder_once(services, accoun
     body = got["ann@acme.test"].get_body(("plain",)).get_content()
     assert got["ann@acme.test"]["Subject"].startswith("Our privacy notice changes on ")
     assert "Logs are kept for 60 days." in body
+    assert "  - We keep little.\n  + We keep little, and now logs for 60 days." \
+        in body.replace("\r\n", "\n")
     assert f"{services.settings.api_url}/privacy/versions/3" in body
     assert "/v1/privacy/notices/3/objection" in body
     assert got["ann@acme.test"]["From"] == services.settings.system_from
@@ -186,6 +229,39 @@ def test_a_withdrawn_objection_deletes_nothing(services, api, account) -> None: 
         actions = set(session.scalars(select(AuditEntry.action).where(
             AuditEntry.action.like("notice.%"))))
     assert {"notice.objected", "notice.objection_withdrawn"} <= actions
+
+
+def test_withdrawing_one_objection_tells_of_another_and_comes_too_late_once_due(
+        services, api, account) -> None:  # type: ignore[no-untyped-def]
+    first_and_amendment(services)
+    later = service.publish(services, version="4", text=TEXT, significant=True,
+                            effective_at=service.earliest_significant(services.clock.now())
+                            + 10 * DAY, summary="Back to 30 days.")
+    assert api.post("/v1/privacy/notices/3/objection").status_code == 200
+    assert api.post("/v1/privacy/notices/4/objection").status_code == 200
+    withdrawn = api.delete("/v1/privacy/notices/3/objection").json()
+    assert "will not be deleted" not in withdrawn["message"]
+    assert f"still to be deleted on {service.day(later.effective_at)}" in withdrawn["message"]
+    assert "version 4" in withdrawn["message"]
+    assert datetime.fromisoformat(withdrawn["deletion_scheduled_at"]).timestamp() \
+        == pytest.approx(later.effective_at, abs=1e-5)
+    assert api.get("/v1/privacy/account").json()["objection"]["version"] == "4"
+    services.clock.advance(later.effective_at - services.clock.now())  # due, not yet run
+    too_late = api.delete("/v1/privacy/notices/4/objection")
+    assert too_late.status_code == 409 and "due" in too_late.json()["message"]
+    assert run_due(services) == 3  # versions 3 and 4 in force, the account deleted
+    with services.db.sessions() as session:
+        assert session.get(Account, account[0]).deleted_at is not None
+
+
+def test_withdrawing_needs_the_version(services, account) -> None:  # type: ignore[no-untyped-def]
+    first_and_amendment(services)
+    service.object_to(services, account[0], "3")
+    for version in (None, ""):
+        with pytest.raises(BadRequest, match="which amendment"):
+            service.withdraw(services, account[0], version)
+    with services.db.sessions() as session:
+        assert service.scheduled_deletion(session, account[0]) is not None
 
 
 def test_the_api_lists_versions_and_refuses_mailgun_style(services, api) -> None:  # type: ignore[no-untyped-def]

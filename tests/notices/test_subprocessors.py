@@ -20,19 +20,21 @@ RELAY = {"name": "Relay GmbH", "purpose": "outbound relay", "categories": ["addr
 
 def test_adding_one_announces_it_30_days_ahead(services, account) -> None:  # type: ignore[no-untyped-def]
     now = services.clock.now()
+    start = service.midnight(now) + 30 * DAY  # the date 30 days on
     added = subprocessors.add(services, **RELAY, endpoint="https://relay.example/notify")
     notice = added.notice
     assert (notice.version, notice.significant) == ("2", True)
-    assert notice.effective_at == now + 30 * DAY and notice.mailed == 1
+    assert notice.effective_at == start and notice.mailed == 1
     assert "Relay GmbH is added" in notice.summary
-    assert "# Sub-processors" in notice.text and "- Relay GmbH: outbound relay" in notice.text
-    assert added.subprocessor["from"] == service.day(now + 30 * DAY)
+    assert "Relay GmbH" not in notice.text  # the register is not baked into the text
+    assert "amends the built-in notice" in notice.text
+    assert added.subprocessor["from"] == service.day(start)
     assert added.subprocessor["upcoming"] is True
     with services.main_db.sessions() as session:
         listed = subprocessors.listed(session, now)
         assert [s.name for s in listed] == ["Relay GmbH"]
         assert active_subprocessors(session, now) == []  # no data before its date
-        assert [s.name for s in active_subprocessors(session, now + 30 * DAY)] == ["Relay GmbH"]
+        assert [s.name for s in active_subprocessors(session, start)] == ["Relay GmbH"]
         row = session.get(Subprocessor, added.subprocessor["id"])
         assert signing_key(services.platform.directory_vault, row) == added.signing_key
         assert added.signing_key.encode() not in row.signing_key_sealed
@@ -49,14 +51,13 @@ def test_replacing_one_hands_over_on_the_new_ones_date(services) -> None:  # typ
     new = subprocessors.replace(services, old.subprocessor["id"],
                                 **{**RELAY, "name": "Other Relay SA"})
     assert new.notice.version == "3" and "replaces Relay GmbH" in new.notice.summary
-    assert "- Other Relay SA" in new.notice.text
-    assert new.notice.text.count("# Sub-processors") == 1
-    handover = now + 61 * DAY
+    assert new.notice.text == old.notice.text  # the text in force on its date
+    handover = service.midnight(now + 31 * DAY) + 30 * DAY
     with services.main_db.sessions() as session:
         assert [s.name for s in active_subprocessors(session, handover - 1)] == ["Relay GmbH"]
         assert [s.name for s in active_subprocessors(session, handover)] == ["Other Relay SA"]
     removed = subprocessors.remove(services, new.subprocessor["id"])
-    assert removed.significant is False and "- Other Relay SA" not in removed.text
+    assert removed.significant is False and removed.effective_at == services.clock.now()
     with pytest.raises(NotFound):
         subprocessors.remove(services, new.subprocessor["id"])
 
@@ -82,6 +83,7 @@ def test_the_cli_adds_lists_and_shows_the_key_once(settings, services) -> None: 
     listed = json.loads(_cli(env, "subprocessors", "list", "--json").stdout)["items"]
     assert [(s["name"], s["upcoming"]) for s in listed] == [("Relay GmbH", True)]
     assert "signing_key" not in listed[0]
+    assert listed[0]["notification_endpoint"] == "https://relay.example/notify"  # operators
     refused = _cli(env, "subprocessors", "remove", "nope")
     assert refused.returncode == 2 and "No such sub-processor" in refused.stderr
     record = json.loads(_cli(env, "privacy", "inventory", "--format", "json").stdout)
@@ -91,3 +93,62 @@ def test_the_cli_adds_lists_and_shows_the_key_once(settings, services) -> None: 
                                   else "postgresql"}]
     assert "transfer log" in record["transfers"]
     assert "postgresql://" not in json.dumps(record["regions"])
+
+
+def test_customers_do_not_see_where_sub_processors_are_notified(services, api, live) -> None:  # type: ignore[no-untyped-def]
+    subprocessors.add(services, **RELAY, endpoint="https://relay.example/notify")
+    items = api.get("/v1/privacy/subprocessors").json()["items"]
+    assert [i["name"] for i in items] == ["Relay GmbH"]
+    assert "notification_endpoint" not in items[0]
+    with live.client() as client:
+        for path in ("/privacy/subprocessors", "/privacy"):
+            assert "relay.example/notify" not in client.get(path).text
+
+
+def test_an_amendment_of_the_register_neither_pulls_nor_drops_a_text_change(services) -> None:  # type: ignore[no-untyped-def]
+    """A text change pending for day 35, a sub-processor added for day 30: the text changes
+    on day 35, not 30, and the sub-processor stays listed after day 35."""
+    from mailhaven.web import notice as pages
+
+    now = services.clock.now()
+    text2, text3 = "# Notice\n\nLogs: 30 days.\n", "# Notice\n\nLogs: 60 days.\n"
+    service.publish(services, version="2", text=text2, effective_at=now, significant=False)
+    later = service.earliest_significant(now) + 5 * DAY
+    v3 = service.publish(services, version="3", text=text3, effective_at=later,
+                         significant=True, summary="Logs for 60 days.")
+    added = subprocessors.add(services, **RELAY)
+    v4 = added.notice
+    assert v4.effective_at < v3.effective_at and v4.text == text2
+    with services.main_db.sessions() as session:
+        assert service.in_force(session, v4.effective_at).text == text2  # not 5 days early
+        assert service.in_force(session, v3.effective_at).text == text3
+    v2 = next(n for n in _versions(services) if n.version == "2")
+    assert pages.changes_between(services, v2, v4) == (
+        [], ["Relay GmbH is added (outbound relay; data: addresses, message content; "
+             "Frankfurt, Germany)"])
+    text_lines, register_lines = pages.changes_between(services, v4, v3)
+    assert register_lines == [] and any(line.kind == "ins" for line in text_lines)
+    on_v3 = pages.registers(services, v3.effective_at)[0]
+    assert [s["name"] for s in on_v3] == ["Relay GmbH"]  # still there once v3 is in force
+    assert "notification_endpoint" not in on_v3[0]
+
+
+def test_the_register_changes_between_versions(services) -> None:  # type: ignore[no-untyped-def]
+    from mailhaven.web import notice as pages
+
+    old = subprocessors.add(services, **RELAY)
+    services.clock.advance(31 * DAY)
+    new = subprocessors.replace(services, old.subprocessor["id"],
+                                **{**RELAY, "name": "Other Relay SA"})
+    assert pages.changes_between(services, old.notice, new.notice)[1] == [
+        "Other Relay SA replaces Relay GmbH (outbound relay; data: addresses, message "
+        "content; Frankfurt, Germany)"]
+    services.clock.advance(31 * DAY)
+    removed = subprocessors.remove(services, new.subprocessor["id"])
+    assert pages.changes_between(services, new.notice, removed)[1] == [
+        "Other Relay SA is removed"]
+
+
+def _versions(services) -> list[service.Notice]:  # type: ignore[no-untyped-def]
+    with services.main_db.sessions() as session:
+        return service.notice_versions(session)

@@ -4,10 +4,13 @@ pending amendment with its objection form (an Admin's)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import select
 
 from mailhaven.notices import service, subprocessors
 from mailhaven.notices.models import NoticeObjection
+from tests.support import LiveServer
 from tests.web.helpers import add_user, csrf_of, http_log_in
 
 DAY = 86400.0
@@ -50,6 +53,18 @@ def test_the_register_is_public_with_its_dates(services, live) -> None:  # type:
         shown = client.get("/privacy/subprocessors").text
         assert "Relay &lt;GmbH&gt;" in shown and "(upcoming)" in shown and "SCCs" in shown
         assert "Relay &lt;GmbH&gt;" in client.get("/privacy").text
+        version = client.get("/privacy/versions/2").text  # the amendment: its register
+        assert "Relay &lt;GmbH&gt; is added" in version
+        assert "<li>Relay &lt;GmbH&gt;: relay; data: addresses;" in version
+
+
+def test_an_empty_register_names_the_relay_host_in_use(services) -> None:  # type: ignore[no-untyped-def]
+    relayed = dataclasses.replace(services, settings=services.settings.with_(
+        relayhost=("relay.provider.test", 25)))
+    with LiveServer(relayed) as server, server.client() as client:
+        shown = client.get("/privacy/subprocessors").text
+    assert "relay.provider.test" in shown and "should be listed" in shown
+    assert "straight from them" not in shown
 
 
 def test_the_panel_announces_a_pending_amendment_and_takes_an_objection(
@@ -76,6 +91,9 @@ def test_the_panel_announces_a_pending_amendment_and_takes_an_objection(
         assert "This account objected" in client.get("/app/domains").text
         with services.db.sessions() as session:
             assert session.scalar(select(NoticeObjection.version)) == "3"
+        unnamed = client.post("/app/privacy/objection/withdraw", data={"csrf_token": token})
+        assert unnamed.status_code == 400  # never whichever objection comes first
+        assert "This account objected" in client.get("/app/domains").text
         withdrawn = client.post("/app/privacy/objection/withdraw",
                                 data={"csrf_token": token, "version": "3"})
         assert withdrawn.status_code == 303

@@ -111,18 +111,20 @@ def list_subprocessors(as_json: common.JsonOpt = False) -> None:
     try:
         now = services.clock.now()
         with services.main_db.sessions() as session:
-            items = [subprocessors.as_json(s, now) for s in subprocessors.listed(session, now)]
+            items = [subprocessors.as_json(s, now, operator=True)
+                     for s in subprocessors.listed(session, now)]
     finally:
         services.close()
     if as_json:
         common.print_json({"items": items})
         return
     shown = common.table("id", "name", "purpose", "data", "location", "region", "transfer",
-                         "from")
+                         "from", "notified at")
     for s in items:
         shown.add_row(s["id"], s["name"], s["purpose"], ", ".join(s["data_categories"]),
                       s["location"], s["region"] or "all", s["transfer_mechanism"],
-                      s["from"] + (" (upcoming)" if s["upcoming"] else ""))
+                      s["from"] + (" (upcoming)" if s["upcoming"] else ""),
+                      s["notification_endpoint"] or "")
     common.console.print(shown, markup=False, highlight=False)
 
 

@@ -4,7 +4,7 @@ lists is `disclosures.register`."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped
 
 from mailhaven.storage.base import Base
@@ -22,6 +22,11 @@ OBJECTION = classified(
     "non-personal", "none", "honouring an objection to an amendment of the notice",
     "life of the account (then under its legal hold)", basis="legal obligation",
     note="which version the account objected to and when its deletion is (or was) due")
+
+ANNOUNCED = classified(
+    "non-personal", "none", "telling every holder of a significant amendment, once",
+    "life of the installation", basis="legal obligation",
+    note="which version this region's holders were mailed, when, and how many addresses")
 
 
 class PrivacyNotice(Base):
@@ -54,3 +59,15 @@ class NoticeObjection(Base):
     scheduled_for: Mapped[float] = column(Float, index=True, data=OBJECTION)
     withdrawn_at: Mapped[float | None] = column(Float, nullable=True, data=OBJECTION)
     carried_out_at: Mapped[float | None] = column(Float, nullable=True, data=OBJECTION)
+
+
+class NoticeAnnouncement(Base):
+    """A significant amendment mailed to this region's holders (region database): written in
+    the transaction that queues the mails, so it is done once, and the scheduler does what a
+    failed announcement left undone."""
+
+    __tablename__ = "notice_announcements"
+
+    version: Mapped[str] = column(String(32), primary_key=True, data=ANNOUNCED)
+    announced_at: Mapped[float] = column(Float, data=ANNOUNCED)
+    mailed: Mapped[int] = column(Integer, default=0, data=ANNOUNCED)

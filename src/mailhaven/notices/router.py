@@ -61,9 +61,10 @@ async def object_to(version: str, services: ServicesDep, account_id: AccountDep)
 
 @router.delete("/v1/privacy/notices/{version}/objection")
 async def withdraw(version: str, services: ServicesDep, account_id: AccountDep) -> dict:
-    row = await in_thread(lambda: service.withdraw(services, account_id, version))
-    return {"message": "Objection withdrawn: the account will not be deleted",
-            "objection": _objection_json(row)}
+    done = await in_thread(lambda: service.withdraw(services, account_id, version))
+    left = done.still_scheduled
+    return {"message": done.message, "objection": _objection_json(done.objection),
+            "deletion_scheduled_at": iso8601(left.scheduled_for) if left else None}
 
 
 @router.get("/v1/privacy/account")

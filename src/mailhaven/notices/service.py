@@ -9,11 +9,14 @@ after it is published, and every account holder of every region is told by mail.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
@@ -21,7 +24,7 @@ from mailhaven.audit import service as audit
 from mailhaven.clock import iso8601
 from mailhaven.controls.service import holder_index
 from mailhaven.errors import BadRequest, Conflict, NotFound
-from mailhaven.notices.models import NoticeObjection, PrivacyNotice
+from mailhaven.notices.models import NoticeAnnouncement, NoticeObjection, PrivacyNotice
 from mailhaven.privacy.service import Context, delete_account
 from mailhaven.services import Services
 from mailhaven.site.mail import existing_platform_account, send_system_mail
@@ -30,10 +33,11 @@ from mailhaven.storage.db import one_writer_at_a_time
 from mailhaven.users.models import User
 from mailhaven.users.service import user_details
 
+log = logging.getLogger(__name__)
 BUILTIN = "1"  # the notice the software ships (web/templates/notice_v1.html)
 NOTICE_PERIOD = 30 * 86400  # a significant amendment's notice
 _PUBLISHING = 7_734_236  # PostgreSQL advisory lock id: one publisher at a time
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_VERSION = re.compile(r"[1-9][0-9]{0,8}")  # versions are positive integers
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,17 @@ class Notice:
 
 def day(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
+
+
+def midnight(epoch: float) -> float:
+    """The start of `epoch`'s UTC day: effective dates are whole days."""
+    return float(epoch - epoch % 86400)
+
+
+def earliest_significant(now: float) -> float:
+    """The first day a significant amendment published at `now` may take effect: its UTC
+    date 30 days after the publication's (whatever the hour of publishing)."""
+    return midnight(now) + NOTICE_PERIOD
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -107,38 +122,48 @@ def next_version(session: Session) -> str:
 def publish(services: Services, *, version: str, text: str, effective_at: float,
             significant: bool, summary: str = "", actor: str = "cli") -> Notice:
     """Store a new version; a significant amendment is then mailed to every holder."""
+    now = services.clock.now()  # one reading for the whole operation (the 30-day rule)
     with services.main_db.transaction() as session:
         notice = publish_in(session, services, version=version, text=text,
                             effective_at=effective_at, significant=significant,
-                            summary=summary, actor=actor)
+                            summary=summary, actor=actor, now=now)
     if notice.significant and notice.effective_at > notice.published_at:
         return dataclasses.replace(notice, mailed=announce(services, notice))
     return notice
 
 
 def publish_in(session: Session, services: Services, *, version: str, text: str,
-               effective_at: float, significant: bool, summary: str, actor: str) -> Notice:
-    """`publish` within the caller's main-database transaction (no mail sent)."""
-    now = services.clock.now()
+               effective_at: float, significant: bool, summary: str, actor: str,
+               now: float) -> Notice:
+    """`publish` within the caller's main-database transaction (no mail sent); `now` is the
+    caller's one reading of the clock, so that a date it computed is judged by the same."""
     if not _VERSION.fullmatch(version):
-        raise BadRequest("version: 1 to 32 letters, digits, dots, dashes or underscores")
+        raise BadRequest("version: a whole number, e.g. 2 (the built-in notice is "
+                         f"{BUILTIN})")
     if not text.strip():
         raise BadRequest("the notice's text is empty")
     one_writer_at_a_time(session, _PUBLISHING)
-    if session.get(PrivacyNotice, version) is not None:
+    if session.get(PrivacyNotice, version) is not None or version == BUILTIN:
         raise Conflict(f"version {version} is published already: a published version is "
                        "never changed, publish a new one")
+    expected = next_version(session)
+    if int(version) < int(expected):
+        raise Conflict(f"version {version} is older than the newest: the next version is "
+                       f"{expected}")
     first = session.scalar(select(PrivacyNotice.version).limit(1)) is None
-    if not first and effective_at < now:
+    if not first and effective_at < midnight(now):
         raise BadRequest(f"the effective date {day(effective_at)} is in the past: only the "
-                         "first notice may take effect at once")
-    if significant and not first and effective_at < now + NOTICE_PERIOD:
+                         "first notice may take effect before today")
+    if significant and not first and effective_at < earliest_significant(now):
         raise BadRequest(
             "a significant amendment takes effect at least 30 days after it is published: "
-            f"{day(effective_at)} is too soon, {day(now + NOTICE_PERIOD + 86399)} is the "
+            f"{day(effective_at)} is too soon, {day(earliest_significant(now))} is the "
             "earliest date")
+    if significant and not first and not summary.strip():
+        raise BadRequest("a significant amendment needs a summary (--summary): the holders' "
+                         "mail says what changes")
     row = PrivacyNotice(version=version, text=text, summary=summary.strip(), published_at=now,
-                        effective_at=max(effective_at, now) if first else effective_at,
+                        effective_at=max(effective_at, now),  # today's date: at once
                         significant=significant, published_by=actor[:64],
                         in_force_at=now if effective_at <= now else None)
     session.add(row)
@@ -152,22 +177,57 @@ def publish_in(session: Session, services: Services, *, version: str, text: str,
 
 def announce(services: Services, notice: Notice) -> int:
     """Mail every account holder of every open region (the holder's address and the
-    account's Admins, once each) through that region's queue; how many were mailed."""
-    subject = f"Our privacy notice changes on {day(notice.effective_at)}"
-    text = announcement(services, notice)
+    account's Admins, once each) through that region's queue; how many were mailed now. A
+    region that fails is left to its `NoticeRunner`, which completes it (`announce_in`)."""
     sent = 0
     for region in services.platform.regions.values():
-        with region.db.transaction() as session:
-            for address in holders(session, region):
-                send_system_mail(session, region, to=address, subject=subject, text=text)
-                sent += 1
-            if sent:
-                audit.append(session, region.vault, actor="system",
-                             action="notice.announced", target=notice.version,
-                             details={"region": region.region, "mailed": sent},
-                             now=region.clock.now())
-        region.delivery_bell.ring()
+        try:
+            sent += announce_in(region, notice)
+        except Exception:  # the announcement stays owed: the scheduler mails it
+            log.exception("announcing version %s in region %s failed; the scheduler will "
+                          "retry", notice.version, region.region)
     return sent
+
+
+def announce_in(region: Services, notice: Notice) -> int:
+    """Mail this region's holders of `notice` unless they were: the region's marker is
+    written in the transaction that queues the mails (two processes: one wins the marker's
+    key, the other's transaction is rolled back). How many addresses were mailed."""
+    subject = f"Our privacy notice changes on {day(notice.effective_at)}"
+    text = announcement(region, notice)
+    now = region.clock.now()
+    try:
+        with region.db.transaction() as session:
+            if session.get(NoticeAnnouncement, notice.version) is not None:
+                return 0
+            marker = NoticeAnnouncement(version=notice.version, announced_at=now, mailed=0)
+            session.add(marker)
+            session.flush()
+            addresses = holders(session, region)
+            for address in addresses:
+                send_system_mail(session, region, to=address, subject=subject, text=text)
+            marker.mailed = len(addresses)
+            audit.append(session, region.vault, actor="system", action="notice.announced",
+                         target=notice.version,
+                         details={"region": region.region, "mailed": len(addresses)}, now=now)
+    except IntegrityError:
+        return 0  # another process announced it meanwhile
+    region.delivery_bell.ring()
+    return len(addresses)
+
+
+def announce_owed(services: Services, now: float) -> list[str]:
+    """The scheduler's part (this region): announce the significant amendments not yet in
+    force that its holders were not mailed (publishing failed half-way, or was cut short)."""
+    with services.main_db.sessions() as main:
+        owed = [n for n in pending_significant(main, now) if n.effective_at > n.published_at]
+    with services.db.sessions() as session:
+        done = set(session.scalars(select(NoticeAnnouncement.version)))
+    announced = []
+    for notice in owed:
+        if notice.version not in done and announce_in(services, notice):
+            announced.append(notice.version)
+    return announced
 
 
 def announcement(services: Services, notice: Notice) -> str:
@@ -177,6 +237,7 @@ def announcement(services: Services, notice: Notice) -> str:
         f"We are changing our privacy notice. Version {notice.version} takes effect on "
         f"{when}.", "",
         "What changes:", notice.summary or "(see the differences, below)", "",
+        *changed_lines(services, notice),
         f"Read the new version and what differs from the current one: "
         f"{base}/privacy/versions/{notice.version}", "",
         f"If you do not accept it, you may object before {when}: in the panel (the banner on "
@@ -184,6 +245,22 @@ def announcement(services: Services, notice: Notice) -> str:
         f"  curl -u api:YOUR_API_KEY -X POST {base}/v1/privacy/notices/{notice.version}/objection",
         f"Your account is then deleted on {when} and its data erased, as the notice says; "
         "you may withdraw the objection until then.", ""])
+
+
+def changed_lines(services: Services, notice: Notice, most: int = 8) -> list[str]:
+    """The first lines the amendment adds or removes from the text before it (none for an
+    amendment of the register only), for the holders' mail; the page has them all."""
+    with services.main_db.sessions() as session:
+        before = in_force(session, notice.effective_at - 0.001)
+    if before is None:
+        return []
+    changed = [line for line in difflib.unified_diff(before.text.splitlines(),
+                                                     notice.text.splitlines(), lineterm="", n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    if not changed:
+        return []
+    shown = [f"  {line[0]} {line[1:]}" for line in changed[:most]]
+    return ["In the text:", *shown, *(["  …"] if len(changed) > most else []), ""]
 
 
 def holders(session: Session, services: Services) -> list[str]:
@@ -267,20 +344,46 @@ def object_to(services: Services, account_id: str, version: str,
         return objection
 
 
-def withdraw(services: Services, account_id: str, version: str,
-             actor: str | None = None) -> NoticeObjection:
-    """The objection is withdrawn: no deletion (only before it was carried out)."""
+@dataclass(frozen=True)
+class Withdrawn:
+    """A withdrawn objection, and what it means for the account (said as it is: another
+    objection may keep its deletion scheduled)."""
+
+    objection: NoticeObjection
+    still_scheduled: NoticeObjection | None
+
+    @property
+    def message(self) -> str:
+        left = self.still_scheduled
+        if left is None:
+            return "Objection withdrawn: the account will not be deleted"
+        return (f"Objection to version {self.objection.version} withdrawn, but the account "
+                f"is still to be deleted on {day(left.scheduled_for)}: it objected to version "
+                f"{left.version} too")
+
+
+def withdraw(services: Services, account_id: str, version: str | None,
+             actor: str | None = None) -> Withdrawn:
+    """The objection to `version` (named: never whichever comes first) is withdrawn, while
+    its deletion is not yet due."""
+    if not version:
+        raise BadRequest("version: which amendment's objection to withdraw")
     now = services.clock.now()
     with services.db.transaction() as session:
         objection = _active(session, account_id, version)
         if objection is None:
             raise NotFound(f"No objection to version {version} to withdraw")
+        if objection.scheduled_for <= now:
+            raise Conflict(f"the deletion objecting to version {version} asked for is due "
+                           f"since {day(objection.scheduled_for)}: it can no longer be "
+                           "withdrawn")
         objection.withdrawn_at = now
         audit.append(session, services.vault, actor=actor or f"account:{account_id}",
                      action="notice.objection_withdrawn", target=version,
                      subject_index=holder_index(account_id),
                      details={"account": account_id}, now=now)
-        return objection
+        session.flush()
+        return Withdrawn(objection, _active(session, account_id))
 
 
 def objection(session: Session, account_id: str) -> NoticeObjection | None:

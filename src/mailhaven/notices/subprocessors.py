@@ -1,6 +1,8 @@
 """The register of sub-processors (SPEC N10): adding or replacing one is a significant
-amendment of the notice (its list regenerated), so a new sub-processor receives personal
-data only 30 days after it was announced."""
+amendment of the notice, so a new sub-processor receives personal data only 30 days after
+it was announced. The register is versioned by its own dates (from, until); a version of the
+notice shows its text and the register as it stands on that version's effective date, so an
+amendment of the register carries the text in force on its date, never a newer one."""
 
 from __future__ import annotations
 
@@ -17,22 +19,21 @@ from sqlalchemy.orm import Session
 
 from mailhaven.audit import service as audit
 from mailhaven.config import Settings
-from mailhaven.disclosures.register import SIGNING_LABEL, Subprocessor
+from mailhaven.disclosures.register import SIGNING_LABEL, Subprocessor, active_subprocessors
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.notices.service import (
     BUILTIN,
-    NOTICE_PERIOD,
     Notice,
     announce,
     day,
+    earliest_significant,
+    in_force,
     next_version,
-    notice_versions,
     publish_in,
 )
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
 
-HEADING = "# Sub-processors"
 MECHANISMS = ("adequacy", "SCCs", "BCRs", "derogation", "none (EEA)")
 _REGION = re.compile(r"[a-z]{2,8}")
 
@@ -47,15 +48,16 @@ class Added:
     notice: Notice
 
 
-def as_json(row: Subprocessor, now: float) -> dict:
-    return {"id": row.id, "name": row.name, "purpose": row.purpose,
-            "data_categories": row.categories, "location": row.location,
-            "region": row.region, "transfer_mechanism": row.transfer_mechanism,
-            "contract_date": row.contract_date,
-            "notification_endpoint": row.notification_endpoint,
-            "from": day(row.effective_at),
-            "until": day(row.removed_at) if row.removed_at is not None else None,
-            "upcoming": row.effective_at > now, "replaces": row.replaces_id}
+def as_json(row: Subprocessor, now: float, *, operator: bool = False) -> dict:
+    """An entry as customers see it; `operator` (the CLI, the record) adds where the party is
+    notified, which is none of the customers' business."""
+    shown = {"id": row.id, "name": row.name, "purpose": row.purpose,
+             "data_categories": row.categories, "location": row.location,
+             "region": row.region, "transfer_mechanism": row.transfer_mechanism,
+             "contract_date": row.contract_date, "from": day(row.effective_at),
+             "until": day(row.removed_at) if row.removed_at is not None else None,
+             "upcoming": row.effective_at > now, "replaces": row.replaces_id}
+    return shown | ({"notification_endpoint": row.notification_endpoint} if operator else {})
 
 
 def listed(session: Session, now: float) -> list[Subprocessor]:
@@ -125,7 +127,7 @@ def _enter(services: Services, old_id: str | None, fields: dict, actor: str) -> 
             old = session.get(Subprocessor, old_id)
             if old is None or (old.removed_at is not None and old.removed_at <= now):
                 raise NotFound("No such sub-processor")
-        row = Subprocessor(id=new_id(), added_at=now, effective_at=now + NOTICE_PERIOD,
+        row = Subprocessor(id=new_id(), added_at=now, effective_at=earliest_significant(now),
                            replaces_id=old_id, **fields,
                            signing_key_sealed=vault.seal_secret(SIGNING_LABEL, key.encode())
                            if key else None)
@@ -137,14 +139,14 @@ def _enter(services: Services, old_id: str | None, fields: dict, actor: str) -> 
                   else f"{row.name} is added as a sub-processor")
         notice = publish_in(
             session, services, version=next_version(session),
-            text=regenerated(session, services, now), effective_at=row.effective_at,
-            significant=True, actor=actor,
+            text=text_on(session, services, row.effective_at), effective_at=row.effective_at,
+            significant=True, actor=actor, now=now,
             summary=f"{change} ({row.purpose}; data: {', '.join(row.categories)}; "
                     f"{row.location}), receiving data from {day(row.effective_at)}.")
         audit.append(session, vault, actor=actor[:64], action="subprocessor.added",
                      target=row.id, details={"replaces": old_id, "version": notice.version,
                                              "effective_at": row.effective_at}, now=now)
-        shown = as_json(row, now)
+        shown = as_json(row, now, operator=True)
     mailed = announce(services, notice)
     return Added(shown, key, dataclasses.replace(notice, mailed=mailed))
 
@@ -160,8 +162,8 @@ def remove(services: Services, subprocessor_id: str, actor: str = "cli") -> Noti
         row.removed_at = now
         session.flush()
         notice = publish_in(session, services, version=next_version(session),
-                            text=regenerated(session, services, now), effective_at=now,
-                            significant=False, actor=actor,
+                            text=text_on(session, services, now), effective_at=now,
+                            significant=False, actor=actor, now=now,
                             summary=f"{row.name} is no longer a sub-processor.")
         audit.append(session, services.platform.directory_vault, actor=actor[:64],
                      action="subprocessor.removed", target=row.id,
@@ -169,41 +171,42 @@ def remove(services: Services, subprocessor_id: str, actor: str = "cli") -> Noti
         return notice
 
 
-def section(session: Session, now: float) -> str:
-    """The notice's list of sub-processors, as plain text."""
-    rows = listed(session, now)
-    lines = [HEADING, ""]
-    if not rows:
-        return "\n".join([*lines, "None: no other company receives personal data to process "
-                          "on the operator's behalf.", ""])
-    lines.append("These companies process personal data on the operator's behalf:")
-    lines.append("")
-    for row in rows:
-        lines.append(f"- {row.name}: {row.purpose}; data: {', '.join(row.categories)}; "
-                     f"{row.location}; region: {row.region or 'all'}; transfer mechanism: "
-                     f"{row.transfer_mechanism}; from {day(row.effective_at)}")
-    return "\n".join([*lines, ""])
+def text_on(session: Session, services: Services, at: float) -> str:
+    """The notice's text in force at `at` (a pending text amendment is not pulled forward:
+    it takes effect on its own date), else a short stand-in for the built-in notice."""
+    found = in_force(session, at)
+    if found is not None:
+        return found.text
+    return ("# Privacy notice\n\nThis version amends the built-in notice, version "
+            f"{BUILTIN}, which applies unchanged otherwise: "
+            f"{services.settings.api_url}/privacy/versions/{BUILTIN}\n")
 
 
-def regenerated(session: Session, services: Services, now: float) -> str:
-    """The newest stored text (pending amendments included), else a short stand-in for the built-in
-    notice) with its sub-processor section replaced by the register's."""
-    stored = notice_versions(session)  # the newest: a pending amendment's text included
-    base = stored[-1].text if stored else (
-        "# Privacy notice\n\nThis version amends the built-in notice, version "
-        f"{BUILTIN}, which applies unchanged otherwise: "
-        f"{services.settings.api_url}/privacy/versions/{BUILTIN}\n")
-    lines = base.rstrip("\n").split("\n")
-    try:
-        start = lines.index(HEADING)
-    except ValueError:
-        return "\n".join(lines) + "\n\n" + section(session, now)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("# ")),
-               len(lines))
-    rest = lines[end:]
-    return "\n".join(lines[:start]) + "\n" + section(session, now) + (
-        "\n" + "\n".join(rest) + "\n" if rest else "")
+def register_on(session: Session, at: float, now: float) -> list[dict]:
+    """The register as it stands at `at` (those receiving data then), as customers see it."""
+    return [as_json(s, now) for s in active_subprocessors(session, at)]
 
+
+def register_changes(before: list[dict], after: list[dict]) -> list[str]:
+    """What changed in the register between two of its states: parties added, replaced,
+    removed, as sentences."""
+    was = {s["id"]: s for s in before}
+    now = {s["id"]: s for s in after}
+    replaced = {s["replaces"] for s in after if s["replaces"] in was and s["id"] not in was}
+    lines = []
+    for s in after:
+        if s["id"] in was:
+            continue
+        if s["replaces"] in was:
+            lines.append(f"{s['name']} replaces {was[s['replaces']]['name']} "
+                         f"({s['purpose']}; data: {', '.join(s['data_categories'])}; "
+                         f"{s['location']})")
+        else:
+            lines.append(f"{s['name']} is added ({s['purpose']}; data: "
+                         f"{', '.join(s['data_categories'])}; {s['location']})")
+    lines += [f"{s['name']} is removed" for s in before
+              if s["id"] not in now and s["id"] not in replaced]
+    return lines
 
 
 def region_kinds(settings: Settings) -> list[dict]:

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from mailhaven.models import metadata
 from mailhaven.notices import service as notices
-from mailhaven.notices.subprocessors import record_sections
+from mailhaven.notices.subprocessors import record_sections, register_changes, register_on
 from mailhaven.retention.service import schedule
 from mailhaven.services import Services
 from mailhaven.storage import processing_record
@@ -139,6 +139,21 @@ def diff(previous: str, current: str) -> list[DiffLine]:
         else:
             lines.append(DiffLine("same", line[1:]))
     return lines
+
+
+def registers(services: Services, *dates: float) -> list[list[dict[str, Any]]]:
+    """The register of sub-processors as it stood on each date (a version's effective
+    date: the parties that version names)."""
+    now = services.clock.now()
+    with services.main_db.sessions() as session:
+        return [register_on(session, at, now) for at in dates]
+
+
+def changes_between(services: Services, previous: notices.Notice, current: notices.Notice
+                    ) -> tuple[list[DiffLine], list[str]]:
+    """What a version changes from the one before it: its text, and its register."""
+    before, after = registers(services, previous.effective_at, current.effective_at)
+    return diff(previous.text, current.text), register_changes(before, after)
 
 
 def record(services: Services) -> dict[str, Any]:

@@ -137,9 +137,9 @@ async def withdraw_objection(request: Request, services: ServicesDep,
     form = await posted_form(request)
     version = form.get("version")
     try:
-        await in_thread(lambda: notices.withdraw(services, viewer.account_id, version,
-                                                 actor(viewer)))
+        done = await in_thread(lambda: notices.withdraw(services, viewer.account_id, version,
+                                                        actor(viewer)))
     except MailhavenError as refused:
         raise PageRefused(refused.status, refused.message) from None
     return redirect(request, safe_next(form.get("next"), "/app/privacy"),
-                    flash="Objection withdrawn: the account will not be deleted.")
+                    flash=f"{done.message}.")

@@ -75,8 +75,9 @@ async def privacy_notice_version(version: str, request: Request,
 
 
 async def _notice(request: Request, services: Services, version: str | None) -> Response:
-    """A version (None: the one in force): a stored one's text with what changed from the
-    version before it, or a built-in template."""
+    """A version (None: the one in force): a stored one's text and the register of
+    sub-processors as it stood on its effective date, with what changed in both from the
+    version before it; or a built-in template."""
     def read() -> dict[str, Any] | None:
         listed, in_force = notice.listing(services)
         chosen = version or in_force
@@ -84,14 +85,16 @@ async def _notice(request: Request, services: Services, version: str | None) -> 
         if shown is None:
             return None
         found: dict[str, Any] = {"document": None, "document_html": None, "changes": None,
-                                 "previous": None}
+                                 "previous": None, "register": None, "register_changes": []}
         if shown.stored is not None:
             found["document_html"] = notice.render_text(shown.stored.text)
+            found["register"] = notice.registers(services, shown.stored.effective_at)[0]
             before = listed[:listed.index(shown)]
             previous = next((v for v in reversed(before) if v.stored is not None), None)
             if previous is not None and previous.stored is not None:
                 found["previous"] = previous.version
-                found["changes"] = notice.diff(previous.stored.text, shown.stored.text)
+                found["changes"], found["register_changes"] = notice.changes_between(
+                    services, previous.stored, shown.stored)
         else:
             found["document"] = notice.template(chosen)
         return {**found, "version": chosen, "in_force": in_force, "versions": listed,
@@ -111,7 +114,9 @@ async def subprocessors(request: Request, services: ServicesDep) -> Response:
         with services.main_db.sessions() as session:
             return [register.as_json(s, now) for s in register.listed(session, now)]
 
-    return page(request, "site_subprocessors.html", subprocessors=await in_thread(read))
+    relay = services.settings.relayhost  # mail leaves through it: it belongs in the register
+    return page(request, "site_subprocessors.html", subprocessors=await in_thread(read),
+                relayhost=relay[0] if relay else None)
 
 
 # -- the recipients' privacy center ----------------------------------------------------------
