@@ -3,16 +3,24 @@ region, and the dispatcher routes what names them to it."""
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from mailhaven.domains import verify
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.service import create_domain
 from mailhaven.errors import BadRequest
+from mailhaven.regional import REGION_COOKIE
 from mailhaven.regions import service as regions
 from mailhaven.services import Platform, Services
+from mailhaven.users.models import User
+from mailhaven.users.service import email_index
 from tests.regions.serving import PlatformServer, tenant_in
+from tests.web.auth_mail import mailed
+from tests.web.helpers import PASSWORD, add_user
 
 
 def _verify(services: Services, name: str) -> None:
@@ -73,3 +81,67 @@ def test_a_name_verified_in_one_region_is_not_added_nor_verified_in_another(
                      us.clock.now(), us)
         assert copy.state != ACTIVE_DOMAIN
     assert regions.for_domain(platform, "mail.victim.test") is eu
+
+
+def _csrf(client: httpx.Client, path: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert found is not None
+    return found.group(1)
+
+
+def _log_in(live: PlatformServer, email: str) -> tuple[int, str | None]:
+    with live.client() as browser:
+        answer = browser.post("/login", data={"email": email, "password": PASSWORD,
+                                              "csrf_token": _csrf(browser, "/login")},
+                              follow_redirects=False)
+        return answer.status_code, browser.cookies.get(REGION_COOKIE)
+
+
+def test_a_sign_up_in_another_region_does_not_take_an_address(platform: Platform) -> None:
+    us, eu = platform.region("us"), platform.region("eu")
+    europa = tenant_in(eu, "Europa GmbH", "mg.europa.test")
+    add_user(eu, europa.account_id, email="eva@europa.test")
+    with PlatformServer(platform) as live:
+        assert _log_in(live, "eva@europa.test") == (303, "eu")
+        with live.client() as stranger:
+            form = {"name": "X", "email": "eva@europa.test", "region": "us",
+                    "password": "another long passphrase",
+                    "csrf_token": _csrf(stranger, "/signup")}
+            squat = stranger.post("/signup", data=form)
+            form["email"] = "new@elsewhere.test"
+            fresh = stranger.post("/signup", data=form | {"csrf_token": _csrf(stranger,
+                                                                               "/signup")})
+        assert squat.status_code == fresh.status_code == 200
+        assert squat.text.replace("eva@europa.test", "") == \
+            fresh.text.replace("new@elsewhere.test", "")  # answered alike
+        assert _log_in(live, "eva@europa.test") == (303, "eu")
+
+    with us.db.sessions() as session:
+        assert [u.email_index for u in session.scalars(select(User))] == [
+            email_index(us.vault, "new@elsewhere.test")]
+    assert [m.subject for m in mailed(eu) if m.to == "eva@europa.test"] == [
+        "Your Mailhaven sign-up"]  # its owner is told, by its region
+
+
+def test_an_unconfirmed_sign_up_elsewhere_does_not_take_the_owners_logins(
+        platform: Platform) -> None:
+    us, eu = platform.region("us"), platform.region("eu")
+    europa = tenant_in(eu, "Europa GmbH", "mg.europa.test")
+    add_user(eu, europa.account_id, email="eva@europa.test")
+    squatter = tenant_in(us, "Squat", "mg.squat.test")
+    add_user(us, squatter.account_id, email="eva@europa.test", confirmed=False)  # as before
+    assert regions.for_user(platform, "eva@europa.test") is eu
+    with PlatformServer(platform) as live:
+        assert _log_in(live, "eva@europa.test") == (303, "eu")
+
+
+def test_a_reset_goes_to_the_region_of_the_address(platform: Platform) -> None:
+    eu = platform.region("eu")
+    europa = tenant_in(eu, "Europa GmbH", "mg.europa.test")
+    add_user(eu, europa.account_id, email="eva@europa.test")
+    with PlatformServer(platform) as live, live.client() as browser:  # a new device
+        answer = browser.post("/reset", data={"email": "eva@europa.test",
+                                              "csrf_token": _csrf(browser, "/reset")})
+        assert answer.status_code == 200 and REGION_COOKIE not in browser.cookies
+        link = next(m for m in mailed(eu) if m.subject == "Reset your Mailhaven password")
+        assert browser.get(link.link(eu, "reset")).status_code == 200
