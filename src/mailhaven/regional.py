@@ -227,8 +227,8 @@ async def _form(headers: dict[str, str],
             data = json.loads(body)
             if isinstance(data, dict):
                 return {k: [v] for k, v in data.items() if isinstance(v, str)}, replay
-    except ValueError:
-        pass
+    except (ValueError, RecursionError):  # not a form we can read (deep JSON, bad UTF-8):
+        pass  # the region's app answers it as it would any bad body
     return {}, replay
 
 

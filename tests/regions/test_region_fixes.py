@@ -145,3 +145,16 @@ def test_a_reset_goes_to_the_region_of_the_address(platform: Platform) -> None:
         assert answer.status_code == 200 and REGION_COOKIE not in browser.cookies
         link = next(m for m in mailed(eu) if m.subject == "Reset your Mailhaven password")
         assert browser.get(link.link(eu, "reset")).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/login", "/signup", "/reset", "/v1/privacy/requests",
+                                  "/privacy-center"])
+def test_a_body_the_dispatcher_cannot_read_is_no_server_error(platform: Platform,
+                                                             path: str) -> None:
+    with PlatformServer(platform) as live, live.client() as anon:
+        for body, kind in ((b"[" * 60000, "application/json"),
+                           (b'{"a":' * 20000, "application/json"),
+                           (b"\xff\xfe=\xff", "application/x-www-form-urlencoded"),
+                           (b"\xff\xfe", "application/json")):
+            answer = anon.post(path, content=body, headers={"content-type": kind})
+            assert answer.status_code < 500, (path, kind, answer.text[:200])
