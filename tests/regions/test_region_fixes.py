@@ -3,22 +3,26 @@ region, and the dispatcher routes what names them to it."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
 import pytest
 from sqlalchemy import select, update
 
+from mailhaven.config import Settings
 from mailhaven.domains import verify
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.service import create_domain
 from mailhaven.errors import BadRequest
 from mailhaven.regional import REGION_COOKIE
 from mailhaven.regions import service as regions
+from mailhaven.regions.models import RegionTransfer
 from mailhaven.services import Platform, Services
 from mailhaven.users.models import User
 from mailhaven.users.service import email_index
 from tests.regions.serving import PlatformServer, tenant_in
+from tests.regions.test_region_data import _cli
 from tests.web.auth_mail import mailed
 from tests.web.helpers import PASSWORD, add_user
 
@@ -158,3 +162,31 @@ def test_a_body_the_dispatcher_cannot_read_is_no_server_error(platform: Platform
                            (b"\xff\xfe", "application/json")):
             answer = anon.post(path, content=body, headers={"content-type": kind})
             assert answer.status_code < 500, (path, kind, answer.text[:200])
+
+
+def test_accounts_list_shows_names_and_domains_of_another_region_only_when_asked(
+        platform: Platform, regions_settings: Settings) -> None:
+    eu, us = platform.region("eu"), platform.region("us")
+    euro, yankee = tenant_in(eu, "Euro", "mg.euro.test"), tenant_in(us, "Yankee", "mg.yankee.test")
+    listed = json.loads(_cli(regions_settings, "accounts", "list", "--json"))
+    assert {a["account_id"]: (a["region"], a["name"], a["domains"]) for a in listed} == {
+        euro.account_id: ("eu", None, None), yankee.account_id: ("us", "Yankee",
+                                                                 ["mg.yankee.test"])}
+    table = _cli(regions_settings, "accounts", "list")
+    assert "mg.euro.test" not in table and "mg.yankee.test" in table
+    assert _transfers(eu) == []
+
+    asked = json.loads(_cli(regions_settings, "accounts", "list", "--region", "eu", "--json"))
+    assert [(a["account_id"], a["name"], a["domains"]) for a in asked] == [
+        (euro.account_id, "Euro", ["mg.euro.test"])]
+    assert _transfers(eu) == [euro.account_id]  # read from us: logged in eu
+    in_eu = json.loads(_cli(regions_settings, "accounts", "list", "--region", "eu", "--json",
+                            MAILHAVEN_SITE_REGION="eu"))
+    assert in_eu == asked and _transfers(eu) == [euro.account_id]
+    assert "No region 'ap'" in _cli(regions_settings, "accounts", "list", "--region", "ap",
+                                    status=2)
+
+
+def _transfers(services: Services) -> list[str]:
+    with services.db.sessions() as session:
+        return list(session.scalars(select(RegionTransfer.account_id)))
