@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -190,3 +191,28 @@ def test_accounts_list_shows_names_and_domains_of_another_region_only_when_asked
 def _transfers(services: Services) -> list[str]:
     with services.db.sessions() as session:
         return list(session.scalars(select(RegionTransfer.account_id)))
+
+
+def test_regions_sharing_a_database_or_a_key_are_refused_at_start(
+        regions_settings: Settings, tmp_path: Path) -> None:
+    main = regions_settings.resolved_database_url
+    eu = regions_settings.regional("eu").resolved_database_url
+    shared_key = tmp_path / "shared.key"
+    for wrong, says in (
+            ({"region_database_urls": (("us", eu), ("eu", eu))}, "regions us and eu share a "
+                                                                 "database"),
+            ({"region_database_urls": (("eu", main),)}, "region eu's database is the main"),
+            ({"region_master_key_files": (("us", shared_key), ("eu", shared_key))},
+             "share a master key file")):
+        settings = regions_settings.with_(**wrong)
+        with pytest.raises(ValueError, match=says):
+            Platform.start(settings, migrate=False)
+        urls = dict(settings.region_database_urls)
+        keys = dict(settings.region_master_key_files)
+        env = {f"MAILHAVEN_REGION_{n.upper()}_DATABASE_URL": urls.get(n, "")
+               for n in ("us", "eu")}
+        env |= {f"MAILHAVEN_REGION_{n.upper()}_MASTER_KEY_FILE": str(keys.get(n, ""))
+                for n in ("us", "eu") if n in keys}
+        refused = _cli(settings, "accounts", "list", status=2, **env)
+        assert refused.startswith("mailhaven: configuration error:") and says in refused
+    Platform.start(regions_settings, migrate=False).close()  # as the fixtures give them
