@@ -216,3 +216,24 @@ def test_regions_sharing_a_database_or_a_key_are_refused_at_start(
         refused = _cli(settings, "accounts", "list", status=2, **env)
         assert refused.startswith("mailhaven: configuration error:") and says in refused
     Platform.start(regions_settings, migrate=False).close()  # as the fixtures give them
+
+
+def test_whole_database_commands_take_main(platform: Platform,
+                                           regions_settings: Settings) -> None:
+    from mailhaven.audit import service as audit
+
+    with platform.directory.transaction() as session:  # the main database's own log
+        audit.append(session, platform.directory_vault, actor="operator",
+                     action="test.main", target="main", now=platform.clock.now())
+    verified = json.loads(_cli(regions_settings, "audit", "verify", "--region", "main",
+                               "--json"))
+    assert verified["intact"] and verified["region"] == "main" and verified["rows"] >= 1
+    assert "in the main database is intact" in _cli(regions_settings, "audit", "verify",
+                                                    "--region", "main")
+    rows = json.loads(_cli(regions_settings, "audit", "list", "--region", "main", "--json"))
+    assert [r["action"] for r in rows][:1] == ["test.main"]
+    ran = json.loads(_cli(regions_settings, "privacy", "retention", "run", "--dry-run",
+                          "--region", "main", "--json"))
+    assert ran["region"] == "main"
+    eu = json.loads(_cli(regions_settings, "audit", "verify", "--region", "eu", "--json"))
+    assert eu["region"] == "eu" and eu["rows"] == 0
