@@ -237,3 +237,15 @@ def test_whole_database_commands_take_main(platform: Platform,
     assert ran["region"] == "main"
     eu = json.loads(_cli(regions_settings, "audit", "verify", "--region", "eu", "--json"))
     assert eu["region"] == "eu" and eu["rows"] == 0
+
+
+def test_the_inventory_puts_each_table_in_the_database_that_holds_it(
+        regions_settings: Settings) -> None:
+    record = json.loads(_cli(regions_settings, "privacy", "inventory", "--format", "json"))
+    where = {t["table"]: t["database"] for t in record["tables"]}
+    assert {t for t, d in where.items() if d == "main"} == {
+        "region_directory", "subprocessors", "privacy_notices"}
+    assert where["audit_log"] == where["job_runs"] == where["vault_keys"] == "every"
+    for table in ("region_transfers", "notice_objections", "disclosures", "disclosure_subjects",
+                  "disclosure_notifications", "accounts", "users", "platform"):
+        assert where[table] == "region", table
