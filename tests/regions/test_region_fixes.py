@@ -249,3 +249,11 @@ def test_the_inventory_puts_each_table_in_the_database_that_holds_it(
     for table in ("region_transfers", "notice_objections", "disclosures", "disclosure_subjects",
                   "disclosure_notifications", "accounts", "users", "platform"):
         assert where[table] == "region", table
+
+
+def test_migrate_names_each_database_it_migrated(regions_settings: Settings) -> None:
+    said = _cli(regions_settings, "migrate")
+    assert "Migrated the main database." in said
+    assert "Migrated region us's database." in said and "Migrated region eu's database." in said
+    assert "3 databases are at the newest schema." in said
+    assert regions_settings.database_url not in said  # (a URL may hold a password)
