@@ -29,6 +29,7 @@ from mailhaven.http import in_thread
 from mailhaven.regions import service as regions
 from mailhaven.services import Platform
 from mailhaven.tracking import links
+from mailhaven.users.service import region_of_address
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -169,7 +170,7 @@ class RegionDispatcher:
 
     def _user_region(self, email: str) -> str | None:
         """The region of the panel user with this address (a confirmed one first)."""
-        found = regions.for_user(self.platform, email)
+        found = region_of_address(self.platform, email)
         return found.region if found is not None else None
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -21,7 +21,7 @@ from mailhaven.regions import service as regions
 from mailhaven.regions.models import RegionTransfer
 from mailhaven.services import Platform, Services
 from mailhaven.users.models import User
-from mailhaven.users.service import email_index
+from mailhaven.users.service import email_index, region_of_address
 from tests.regions.serving import PlatformServer, tenant_in
 from tests.regions.test_region_data import _cli
 from tests.web.auth_mail import mailed
@@ -135,7 +135,7 @@ def test_an_unconfirmed_sign_up_elsewhere_does_not_take_the_owners_logins(
     add_user(eu, europa.account_id, email="eva@europa.test")
     squatter = tenant_in(us, "Squat", "mg.squat.test")
     add_user(us, squatter.account_id, email="eva@europa.test", confirmed=False)  # as before
-    assert regions.for_user(platform, "eva@europa.test") is eu
+    assert region_of_address(platform, "eva@europa.test") is eu
     with PlatformServer(platform) as live:
         assert _log_in(live, "eva@europa.test") == (303, "eu")
 

@@ -21,8 +21,6 @@ from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.regions.models import RegionEntry
 from mailhaven.services import Platform, Services
 from mailhaven.storage.db import dialect_insert
-from mailhaven.users.models import User
-from mailhaven.users.service import email_index
 
 Kind = Literal["account", "domain", "key"]
 Probe = Callable[[Session], bool]
@@ -116,23 +114,6 @@ def _verified(session: Session, name: str) -> bool:
 def _copies(session: Session, name: str) -> int:
     """How many copies of the name the region has (0, 1, or 2 for "more than one")."""
     return len(session.scalars(select(Domain.id).where(Domain.name == name).limit(2)).all())
-
-
-def for_user(platform: Platform, email: str) -> Services | None:
-    """The region of the panel user with this address, by each region's blind index (no
-    main database stores the address): a confirmed user's region before one where the
-    address only signed up or was invited, so an unconfirmed sign-up elsewhere can't take
-    the address's logins away from its owner."""
-    found: Services | None = None
-    for services in platform.regions.values():
-        with services.db.sessions() as session:
-            user = session.execute(select(User.id, User.confirmed_at).where(
-                User.email_index == email_index(services.vault, email))).first()
-        if user is not None and user.confirmed_at is not None:
-            return services
-        if user is not None and found is None:
-            found = services
-    return found
 
 
 def for_key(platform: Platform, digest: str) -> Services | None:

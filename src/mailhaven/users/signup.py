@@ -14,7 +14,6 @@ from mailhaven.accounts.models import Account
 from mailhaven.accounts.service import new_account
 from mailhaven.audit import service as audit
 from mailhaven.errors import BadRequest, Gone
-from mailhaven.regions import service as regions
 from mailhaven.services import Services
 from mailhaven.users import sessions, throttle, tokens
 from mailhaven.users.login import Runner
@@ -28,6 +27,7 @@ from mailhaven.users.service import (
     find_by_email,
     hash_password,
     hashing,
+    region_of_address,
     user_details,
 )
 from mailhaven.users.team import address
@@ -119,7 +119,7 @@ def _holding_region(services: Services, email: str) -> Services:
     platform = getattr(services, "platform", None)
     if platform is None or len(platform.regions) == 1:
         return services
-    return regions.for_user(platform, email) or services
+    return region_of_address(platform, email) or services
 
 
 def sign_up(session: Session, services: Services, *, name: str, email: str,
