@@ -187,6 +187,31 @@ class Settings:
         return replace(self, region=name, data_dir=folder, database_url=url,
                        master_key_file=key)
 
+    def check_regions(self) -> Settings:
+        """These settings, or ValueError when split regions would share a database or a key
+        file, or a region's database would be the main one: one region's data would then
+        be in another's database, or open with its key (SPEC N11)."""
+        if not self.split:
+            return self
+        main = _same_place(self.resolved_database_url)
+        urls: dict[str, str] = {}
+        keys: dict[Path, str] = {}
+        for name in self.regions:
+            regional = self.regional(name)
+            url = _same_place(regional.resolved_database_url)
+            if url == main:
+                raise ValueError(f"region {name}'s database is the main database: give it "
+                                 f"its own (MAILHAVEN_REGION_{name.upper()}_DATABASE_URL)")
+            if url in urls:
+                raise ValueError(f"regions {urls[url]} and {name} share a database: give each "
+                                 f"its own (MAILHAVEN_REGION_<NAME>_DATABASE_URL)")
+            key = regional.resolved_master_key_file.resolve()
+            if key in keys:
+                raise ValueError(f"regions {keys[key]} and {name} share a master key file: "
+                                 f"give each its own (MAILHAVEN_REGION_<NAME>_MASTER_KEY_FILE)")
+            urls[url], keys[key] = name, name
+        return self
+
     def with_(self, **changes: Any) -> Settings:
         if "hostname" in changes and self.system_from == default_system_from(self.hostname):
             changes.setdefault("system_from", "")  # the default follows the new host name
@@ -240,7 +265,14 @@ class Settings:
             contact_retention_days=_int("CONTACT_RETENTION_DAYS", 365),
             stats_k=_stats_k(),
             **_regions_from_env(),
-        )
+        ).check_regions()
+
+
+def _same_place(url: str) -> str:
+    """A database URL compared as a place: an SQLite file by its resolved path."""
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+    return url.strip().rstrip("/")
 
 
 def _stats_k() -> int:

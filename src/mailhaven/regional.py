@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from mailhaven import netpolicy
 from mailhaven.accounts.service import key_digest
@@ -30,8 +29,7 @@ from mailhaven.http import in_thread
 from mailhaven.regions import service as regions
 from mailhaven.services import Platform
 from mailhaven.tracking import links
-from mailhaven.users.models import User
-from mailhaven.users.service import email_index
+from mailhaven.users.service import region_of_address
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,8 +43,9 @@ REGION_COOKIE = "mailhaven_region"
 TRACKING = ("/o/", "/c/", "/u/")
 LINKS = ("/v1/privacy/verify/", "/confirm/", "/reset/", "/email-change/", "/invite/",
          "/lists/unsubscribe/")
-# Forms that name the user (login) or the region (sign-up) or a domain (privacy requests).
-LOGIN, SIGNUP = "/login", "/signup"
+# Forms that name the user (login, password reset) or the region (sign-up) or a domain
+# (privacy requests).
+LOGIN, SIGNUP, RESET = "/login", "/signup", "/reset"
 DOMAIN_FORMS = ("/v1/privacy/requests", "/privacy-center")
 FORM_LIMIT = 64 * 1024  # a bigger body is not one of these forms: it goes on unread
 
@@ -118,12 +117,12 @@ class RegionDispatcher:
             return self._signed_by(path.split("/", 2)[2]), receive, False
         if path.startswith(LINKS):
             return await self._link_region(scope), receive, False
-        if method == "POST" and path in (LOGIN, SIGNUP, *DOMAIN_FORMS):
+        if method == "POST" and path in (LOGIN, SIGNUP, RESET, *DOMAIN_FORMS):
             form, receive = await _form(headers, receive)
-            if path == LOGIN and (email := _first(form, "email")):
+            if path in (LOGIN, RESET) and (email := _first(form, "email")):
                 found = await in_thread(lambda: self._user_region(email))
-                if found is not None:
-                    return found, receive, True
+                if found is not None:  # (a reset sets no cookie: it opens no session)
+                    return found, receive, path == LOGIN
             elif path == SIGNUP and _first(form, "region") in self.apps:
                 return _first(form, "region"), receive, True
             elif path in DOMAIN_FORMS and (domain := _first(form, "domain")):
@@ -170,15 +169,9 @@ class RegionDispatcher:
         return self.home_name
 
     def _user_region(self, email: str) -> str | None:
-        """The region of the panel user with this address, by each region's blind index
-        (the address is stored in no main database)."""
-        for name, services in self.platform.regions.items():
-            with services.db.sessions() as session:
-                if session.scalar(select(User.id).where(
-                        User.email_index == email_index(services.vault, email))) is not None:
-                    return name
-        return None
-
+        """The region of the panel user with this address (a confirmed one first)."""
+        found = region_of_address(self.platform, email)
+        return found.region if found is not None else None
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -235,8 +228,8 @@ async def _form(headers: dict[str, str],
             data = json.loads(body)
             if isinstance(data, dict):
                 return {k: [v] for k, v in data.items() if isinstance(v, str)}, replay
-    except ValueError:
-        pass
+    except (ValueError, RecursionError):  # not a form we can read (deep JSON, bad UTF-8):
+        pass  # the region's app answers it as it would any bad body
     return {}, replay
 
 

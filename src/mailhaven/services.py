@@ -101,7 +101,7 @@ class Platform:
     def start(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK, migrate: bool = True,
               only: Iterable[str] | None = None) -> Platform:
         """Open the main database and the regions (all, or `only` these)."""
-        settings = settings.with_(region="")
+        settings = settings.with_(region="").check_regions()
         names = list(only) if only is not None else list(settings.regions)
         directory, directory_vault = _open(settings, clock, migrate)
         regions: dict[str, Services] = {}

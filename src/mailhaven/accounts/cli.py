@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailhaven.cli import common
 from mailhaven.clock import iso8601
+
+if TYPE_CHECKING:
+    from mailhaven.services import Platform
 
 app = typer.Typer(help="Accounts and their API keys.", no_args_is_help=True)
 
@@ -53,38 +56,64 @@ def create(
 
 
 @app.command("list")
-def list_(as_json: common.JsonOpt = False) -> None:
-    """Every account of every region, with the id that `--account` wants and its domains.
-    Holders' names are shown for the accounts of this process's region only
-    (MAILHAVEN_SITE_REGION): reading the others' would be a transfer."""
+def list_(
+    region: Annotated[str | None, typer.Option(
+        "--region", help="List this region's accounts only, with their names and domains "
+                         "(read from another region: logged as a transfer).")] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Every account of every region (or of `--region`), with the id that `--account` wants.
+    Holders' names and domains are shown for the accounts of this process's region only
+    (MAILHAVEN_SITE_REGION), or of the region named by `--region`, whose reading from
+    another region is logged as a transfer in it: a domain names its holder as much as a
+    name does. Ids, regions and dates are not personal data: always listed."""
     from mailhaven.accounts.service import list_accounts
     from mailhaven.domains.service import names_by_account
-    from mailhaven.regions.transfers import is_transfer
+    from mailhaven.regions.transfers import is_transfer, record_transfer
 
     platform = common.platform()
     accounts, domains = [], {}
     try:
-        for services in platform.regions.values():
+        if region is not None and region not in platform.regions:
+            common.fail(f"No region {region!r}: MAILHAVEN_REGIONS is "
+                        f"{','.join(platform.settings.regions)}")
+        for name, services in platform.regions.items():
+            if region is not None and name != region:
+                continue
             with services.db.sessions() as session:
                 listed = list_accounts(session, services.vault)
-                domains.update(names_by_account(session))
-            if is_transfer(services):  # a holder's name stays in its region
+            if region is None and is_transfer(services):  # names and domains stay there
                 listed = [replace(a, name=None) for a in listed]
+            else:
+                for account in listed:  # (logged when read from another region)
+                    record_transfer(services, account.account_id,
+                                    ["account name", "domain names"],
+                                    "accounts list by the operator")
+                with services.db.sessions() as session:
+                    domains.update(names_by_account(session))
             accounts += listed
     finally:
         platform.close()
     if as_json:
         common.print_json([{"account_id": a.account_id, "name": a.name, "region": a.region,
                             "created_at": iso8601(a.created_at), "deleted": a.deleted,
-                            "domains": domains.get(a.account_id, [])} for a in accounts])
+                            "domains": domains.get(a.account_id, [])
+                            if a.name is not None or a.region == _shown(platform, region)
+                            else None} for a in accounts])
         return
     shown = common.table("id", "name", "region", "created", "domains")
     for a in accounts:
-        hidden = a.name is None and a.region != platform.settings.process_region
+        hidden = a.name is None and a.region != _shown(platform, region)
         shown.add_row(a.account_id, "(deleted)" if a.deleted else
                       f"(in region {a.region})" if hidden else a.name or "(erased)",
                       a.region, iso8601(a.created_at)[:10],
+                      f"(in region {a.region})" if hidden else
                       ", ".join(domains.get(a.account_id, [])))
     common.console.print(shown)
+
+
+def _shown(platform: Platform, region: str | None) -> str:
+    """The region whose accounts are listed with names and domains."""
+    return region or platform.settings.process_region
 
 

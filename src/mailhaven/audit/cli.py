@@ -21,10 +21,10 @@ app = typer.Typer(help="The audit log of privacy steps: append-only, hash-chaine
 
 
 @app.command("verify")
-def verify_command(region: common.RegionOpt = None, as_json: common.JsonOpt = False) -> None:
+def verify_command(region: common.DatabaseOpt = None, as_json: common.JsonOpt = False) -> None:
     """Check that no row was changed, removed or reordered; exit 1 names the first bad row.
     Each region keeps its own log (`--region`)."""
-    services = common.in_region(region)
+    services = common.in_database(region)
     anchor = HeadAnchor(services.settings.data_dir / HEAD_FILE)
     try:
         with services.db.sessions() as session:
@@ -62,11 +62,11 @@ def verify_command(region: common.RegionOpt = None, as_json: common.JsonOpt = Fa
 @app.command("list")
 def list_command(
     limit: Annotated[int, typer.Option(min=1, help="How many of the newest rows.")] = 50,
-    region: common.RegionOpt = None,
+    region: common.DatabaseOpt = None,
     as_json: common.JsonOpt = False,
 ) -> None:
     """The newest rows of a region's log, newest first; sealed details stay sealed."""
-    services = common.in_region(region)
+    services = common.in_database(region)
     try:
         with services.db.sessions() as session:
             entries = recent(session, limit)

@@ -93,6 +93,21 @@ def database_settings(chosen: Settings, region: str | None) -> Settings:
     return chosen.regional(name)
 
 
+def in_database(region: str | None) -> Services:
+    """The services of one whole database (`--region`, DatabaseOpt): a region's, or with
+    `main` the main database's with its vault, within the opened platform (`.close()`
+    closes it all). Unsplit, every name is the one database."""
+    chosen = settings()
+    if region != MAIN or not chosen.split:
+        return in_region(None if region == MAIN else region)
+    wire()
+    opened_platform = Platform.start(opened(chosen))
+    main = Services(opened_platform.settings, opened_platform.directory,
+                    opened_platform.directory_vault, opened_platform.clock)
+    main.platform = opened_platform
+    return main
+
+
 def region_label(chosen: Settings) -> str:
     """What `database_settings` gave, for output: a region's name or `main`."""
     return chosen.region or MAIN
@@ -106,7 +121,10 @@ def region_field(chosen: Settings) -> dict[str, str]:
 
 def where(services: Services) -> str:
     """" in region eu" for output lines, when the installation has regions apart."""
-    return f" in region {services.region}" if services.settings.split else ""
+    if not services.settings.split:
+        return ""
+    return f" in region {services.region}" if services.settings.region else \
+        " in the main database"
 
 
 def services_for_account(account_id: str) -> Services:

@@ -57,9 +57,18 @@ def _logging() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the database schema."""
-    common.services().close()
-    common.console.print("[green]Database is at the newest schema.[/green]")
+    """Create or upgrade the database schema: the main database's and, split into regions,
+    each region's (named in the output; their URLs are not printed: they may hold
+    passwords)."""
+    platform = common.platform()
+    platform.close()
+    if not platform.settings.split:
+        common.console.print("[green]Database is at the newest schema.[/green]")
+        return
+    migrated = ["the main database", *(f"region {name}'s database" for name in platform.regions)]
+    for name in migrated:
+        common.console.print(f"[green]✓[/green] Migrated {name}.")
+    common.console.print(f"[green]{len(migrated)} databases are at the newest schema.[/green]")
 
 
 @app.command()

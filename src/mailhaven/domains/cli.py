@@ -36,7 +36,8 @@ def add(
                                 reserved=operator_names(services.settings))
             with services.db.transaction() as session:
                 require_account(session, account)
-                body = domain_response(add_domain(session, domain), services.settings.hostname,
+                body = domain_response(add_domain(session, domain, services),
+                                       services.settings.hostname,
                                        kept_for=bodies_kept_for(session, account))
     finally:
         services.close()

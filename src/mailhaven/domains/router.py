@@ -48,7 +48,7 @@ async def create_domain(request: Request, services: ServicesDep, account_id: Acc
         with services.db.transaction() as session:
             kept_for = bodies_kept_for(session, account_id)
             options.check_ttl(domain, kept_for)
-            service.add_domain(session, domain)
+            service.add_domain(session, domain, services)
             if smtp_password is not None:  # Mailgun's postmaster login, with this password
                 credentials.set_password(session, services.vault, domain, POSTMASTER,
                                          smtp_password, services.clock,
@@ -110,7 +110,7 @@ async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep
 async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def load() -> Domain:
         with services.db.sessions() as session:
-            return verify.to_check(session, account_id, name)
+            return verify.to_check(session, account_id, name, services)
 
     hostname = services.settings.hostname
     domain = await in_thread(load)
@@ -118,7 +118,8 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
 
     def store() -> dict:
         with services.db.transaction() as session:
-            current = verify.store_check(session, account_id, name, status, services.clock.now())
+            current = verify.store_check(session, account_id, name, status,
+                                         services.clock.now(), services)
             return {"message": "Domain DNS records have been updated",
                     **service.domain_response(current, hostname,
                                               kept_for=bodies_kept_for(session, account_id))}

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,9 @@ from mailhaven.errors import BadRequest, NotFound
 from mailhaven.forms import flag
 from mailhaven.storage.base import new_id
 from mailhaven.vault import Vault
+
+if TYPE_CHECKING:
+    from mailhaven.services import Services
 
 _DOMAIN_RE = re.compile(
     r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$"
@@ -103,12 +107,12 @@ def update_settings(domain: Domain, fields: dict[str, str]) -> Domain:
     return domain
 
 
-def add_domain(session: Session, domain: Domain) -> Domain:
-    """Store a new domain. A name is taken once an account has verified it (or when this
-    account has it already); an unverified copy in another account takes nothing, so
-    adding a name first does not keep it from its owner."""
+def add_domain(session: Session, domain: Domain, services: Services | None = None) -> Domain:
+    """Store a new domain. A name is taken once an account has verified it (in any region
+    of `services`' platform) or when this account has it already; an unverified copy in
+    another account takes nothing, so adding a name first does not keep it from its owner."""
     taken = BadRequest(TAKEN.format(name=domain.name))
-    if session.scalar(select(Domain.id).where(
+    if verified_in_another_region(services, domain.name) or session.scalar(select(Domain.id).where(
             Domain.name == domain.name, or_(Domain.account_id == domain.account_id,
                                             Domain.state == ACTIVE_DOMAIN)).limit(1)):
         raise taken
@@ -120,11 +124,30 @@ def add_domain(session: Session, domain: Domain) -> Domain:
     return domain
 
 
-def claimed_elsewhere(session: Session, domain: Domain) -> bool:
-    """Whether another account has verified this domain's name: then this copy can't be."""
+def claimed_elsewhere(session: Session, domain: Domain,
+                      services: Services | None = None) -> bool:
+    """Whether another account has verified this domain's name, in this database or in
+    another region of `services`' platform: then this copy can't be."""
     return session.scalar(select(Domain.id).where(
         Domain.name == domain.name, Domain.id != domain.id,
-        Domain.state == ACTIVE_DOMAIN).limit(1)) is not None
+        Domain.state == ACTIVE_DOMAIN).limit(1)) is not None \
+        or verified_in_another_region(services, domain.name)
+
+
+def verified_in_another_region(services: Services | None, name: str) -> bool:
+    """Whether a region other than `services`' holds a verified copy of the name: one
+    verified copy of a name on the whole platform (each database's unique index sees its
+    own region only). None: a caller with one database."""
+    platform = getattr(services, "platform", None)
+    if services is None or platform is None:
+        return False
+    for other in platform.regions.values():
+        if other.db is not services.db:
+            with other.db.sessions() as session:
+                if session.scalar(select(Domain.id).where(
+                        Domain.name == name, Domain.state == ACTIVE_DOMAIN).limit(1)):
+                    return True
+    return False
 
 
 def domain_named(session: Session, name: str, *, verified_only: bool) -> Domain | None:

@@ -73,9 +73,11 @@ def _tags(record: str) -> dict[str, str]:
     return {name.strip(): "".join(value.split()) for name, _, value in tags}
 
 
-def apply(session: Session, domain: Domain, status: dict[str, dict], now: float) -> None:
+def apply(session: Session, domain: Domain, status: dict[str, dict], now: float,
+          services: Services | None = None) -> None:
     """Store the result; a domain whose SPF record and signing keys' records check out is
-    `active` (unless another account verified the name first), and a pending key whose
+    `active` (unless another account verified the name first, in any region of
+    `services`' platform), and a pending key whose
     record checks out starts signing. When DNS did not answer for what signing depends
     on, what was known before stands."""
     domain.dns_checked_at = now
@@ -88,32 +90,34 @@ def apply(session: Session, domain: Domain, status: dict[str, dict], now: float)
                           if status.get(dkim_kind(k), {}).get("valid") == VALID}, now)
     required = ["spf", *(dkim_kind(k) for k in keys.signing(domain))]
     sending_ok = all(status[k]["valid"] == VALID for k in required)
-    if sending_ok and domain.state != ACTIVE_DOMAIN and claimed_elsewhere(session, domain):
+    if sending_ok and domain.state != ACTIVE_DOMAIN and claimed_elsewhere(session, domain,
+                                                                          services):
         sending_ok = False
     domain.state = ACTIVE_DOMAIN if sending_ok else "unverified"
 
 
-def to_check(session: Session, account_id: str, name: str) -> Domain:
+def to_check(session: Session, account_id: str, name: str,
+             services: Services | None = None) -> Domain:
     """The account's domain a "verify now" checks (PUT …/verify): 400 when another account
     verified the name already, before any DNS lookup is made in vain."""
     domain = owned_domain(session, account_id, name)
-    if claimed_elsewhere(session, domain):
+    if claimed_elsewhere(session, domain, services):
         raise BadRequest(CLAIMED.format(name=domain.name))
     return domain
 
 
 def store_check(session: Session, account_id: str, name: str, status: dict[str, dict],
-                now: float) -> Domain:
+                now: float, services: Services | None = None) -> Domain:
     """Store a "verify now" result (`check`'s) in the caller's write transaction; 400 when
     another account's copy of the name became active meanwhile."""
     current = owned_domain(session, account_id, name)
     claimed = BadRequest(CLAIMED.format(name=current.name))
-    apply(session, current, status, now)
+    apply(session, current, status, now, services)
     try:
         session.flush()
     except IntegrityError as exc:  # another account's copy became active meanwhile
         raise claimed from exc
-    if current.state != ACTIVE_DOMAIN and claimed_elsewhere(session, current):
+    if current.state != ACTIVE_DOMAIN and claimed_elsewhere(session, current, services):
         raise claimed  # verified elsewhere during the DNS check
     return current
 
@@ -160,7 +164,7 @@ class DomainChecker(PeriodicJob):
             with self.db.transaction() as session:
                 domain = session.get(Domain, domain_id, with_for_update=True)
                 if domain is not None:
-                    apply(session, domain, status, self.clock.now())
+                    apply(session, domain, status, self.clock.now(), self.services)
         except IntegrityError:  # another account verified the name meanwhile: it is theirs
             pass  # (the next check finds it so and leaves this copy unverified)
 

@@ -7,8 +7,12 @@
 MAIN = "main"
 REGION = "region"
 EVERY = "every"  # each database: its own periodic jobs' runs
-MAIN_TABLES = frozenset({"region_directory", "subprocessors"})
-EVERY_TABLES = frozenset({"job_runs", "alembic_version"})
+# What belongs to no region: the directory, the register of sub-processors, the privacy
+# notices (one text for everyone; the objections to them are each account's, in its region).
+MAIN_TABLES = frozenset({"region_directory", "subprocessors", "privacy_notices"})
+# Each database's own: its jobs' runs, its audit log (the main one logs the notices and the
+# register) and the vault keys its sealed rows (the audit details among them) are opened with.
+EVERY_TABLES = frozenset({"job_runs", "alembic_version", "audit_log", "vault_keys"})
 
 
 def database_of(table: str) -> str:

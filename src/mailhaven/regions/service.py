@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account
 from mailhaven.accounts.service import account_for_digest
-from mailhaven.domains.models import Domain
+from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.regions.models import RegionEntry
 from mailhaven.services import Platform, Services
 from mailhaven.storage.db import dialect_insert
@@ -76,10 +76,44 @@ def for_account(platform: Platform, account_id: str) -> Services | None:
 
 
 def for_domain(platform: Platform, name: str) -> Services | None:
+    """The region of the domain a name stands for, by domains.service.domain_named's rule
+    over the whole platform: the region holding the verified copy; else the region of the
+    only copy; else none. The first region holding any copy would let an unverified copy
+    added in one region capture another region's verified domain (its MX, its privacy
+    requests)."""
     name = name.strip().rstrip(".").lower()
-    return locate(platform, "domain", name,
-                  lambda s: s.scalar(select(Domain.id).where(Domain.name == name).limit(1))
-                  is not None)
+    if len(platform.regions) == 1:
+        return next(iter(platform.regions.values()))
+    with platform.directory.sessions() as session:
+        named = session.scalar(select(RegionEntry.region).where(
+            RegionEntry.entry_index == entry_index(platform, "domain", name)))
+    if named in platform.regions and _holds(platform.regions[named],
+                                            lambda s: _verified(s, name)):
+        return platform.regions[named]  # the one verified copy: no other region may have one
+    holding: list[str] = []
+    for region, services in platform.regions.items():
+        with services.db.sessions() as session:
+            if _verified(session, name):
+                found = region
+                break
+            holding += [region] * _copies(session, name)
+    else:
+        if len(holding) != 1:
+            return None
+        found = holding[0]
+    if found != named:
+        record(platform, "domain", name, found)
+    return platform.regions[found]
+
+
+def _verified(session: Session, name: str) -> bool:
+    return session.scalar(select(Domain.id).where(
+        Domain.name == name, Domain.state == ACTIVE_DOMAIN).limit(1)) is not None
+
+
+def _copies(session: Session, name: str) -> int:
+    """How many copies of the name the region has (0, 1, or 2 for "more than one")."""
+    return len(session.scalars(select(Domain.id).where(Domain.name == name).limit(2)).all())
 
 
 def for_key(platform: Platform, digest: str) -> Services | None:

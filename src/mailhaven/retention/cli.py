@@ -16,7 +16,7 @@ app = typer.Typer(help="Retention of personal data (purges what expired).",
 def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what expired; purge "
                                           "nothing.")] = False,
-    region: common.RegionOpt = None,
+    region: common.DatabaseOpt = None,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Purge what every retention policy says has expired, now (the scheduler does this
@@ -26,7 +26,7 @@ def run(
 
     from mailhaven.retention import service
 
-    services = common.in_region(region)
+    services = common.in_database(region)
     try:
         expired = service.run(services.db, services.clock, dry_run=True,
                               settings=services.settings)
@@ -44,7 +44,8 @@ def run(
                            **common.region_field(services.settings)})
         return
     if services.settings.split:
-        common.console.print(f"Region {services.region}:", highlight=False)
+        common.console.print(f"{common.where(services).strip().capitalize()}:",
+                             highlight=False)
     shown = common.table("category", "rows expired" if dry_run else "rows purged")
     for name, n in counts.items():
         shown.add_row(name, str(n))

@@ -9,7 +9,7 @@ import functools
 import secrets
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from argon2 import PasswordHasher, profiles
@@ -23,6 +23,9 @@ from mailhaven.storage.base import new_id
 from mailhaven.users.models import User
 from mailhaven.vault import Vault
 from mailhaven.vault.service import normalize_address
+
+if TYPE_CHECKING:
+    from mailhaven.services import Platform, Services
 
 ROLES = ("admin", "developer", "analyst", "billing", "support")
 # What each role may do in the panel (and its API keys through the API).
@@ -150,3 +153,20 @@ def user_details(session: Session, vault: Vault, user: User) -> tuple[str, str] 
 def account_users(session: Session, account_id: str) -> list[User]:
     return list(session.scalars(select(User).where(User.account_id == account_id)
                                 .order_by(User.created_at, User.id)))
+
+
+def region_of_address(platform: Platform, email: str) -> Services | None:
+    """The region of the panel user with this address, by each region's blind index (no
+    main database stores the address): a confirmed user's region before one where the
+    address only signed up or was invited, so an unconfirmed sign-up elsewhere can't take
+    the address's logins away from its owner."""
+    found: Services | None = None
+    for services in platform.regions.values():
+        with services.db.sessions() as session:
+            user = session.execute(select(User.id, User.confirmed_at).where(
+                User.email_index == email_index(services.vault, email))).first()
+        if user is not None and user.confirmed_at is not None:
+            return services
+        if user is not None and found is None:
+            found = services
+    return found

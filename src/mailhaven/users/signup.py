@@ -27,6 +27,7 @@ from mailhaven.users.service import (
     find_by_email,
     hash_password,
     hashing,
+    region_of_address,
     user_details,
 )
 from mailhaven.users.team import address
@@ -103,10 +104,22 @@ async def register(services: Services, *, name: str, email: str, password: str,
     hashed = await hashing(lambda: hash_password(password))
 
     def store() -> None:
-        with services.db.transaction() as session:
-            sign_up(session, services, name=name, email=email, password_hash=hashed)
+        holder = _holding_region(services, email)
+        with holder.db.transaction() as session:
+            sign_up(session, holder, name=name, email=email, password_hash=hashed)
 
     await run(store)
+
+
+def _holding_region(services: Services, email: str) -> Services:
+    """The region where the sign-up is made: the one whose user has the address already,
+    if any (an address is one user on the whole platform: a sign-up in another region
+    would be a second user there, and could take its owner's logins), so that it is
+    answered as a sign-up with a known address is; else the region asked for."""
+    platform = getattr(services, "platform", None)
+    if platform is None or len(platform.regions) == 1:
+        return services
+    return region_of_address(platform, email) or services
 
 
 def sign_up(session: Session, services: Services, *, name: str, email: str,

@@ -61,7 +61,7 @@ async def add_domain(request: Request, services: ServicesDep, viewer: ViewerDep)
         domain = service.new_domain(services.vault, viewer.account_id, {"name": name},
                                     services.clock, reserved=operator_names(services.settings))
         with services.db.transaction() as session:
-            service.add_domain(session, domain)
+            service.add_domain(session, domain, services)
             audited(session, services, viewer, "web.domain.added", domain.id,
                      domain=domain.name)
         return domain.name
@@ -112,12 +112,12 @@ async def verify_now(name: str, request: Request, services: ServicesDep,
 
     def load() -> Any:
         with services.db.sessions() as session:
-            return verify.to_check(session, account_id, name)
+            return verify.to_check(session, account_id, name, services)
 
     def store(status: dict[str, dict[str, Any]]) -> str:
         with services.db.transaction() as session:
             domain = verify.store_check(session, account_id, name, status,
-                                        services.clock.now())
+                                        services.clock.now(), services)
             audited(session, services, viewer, "web.domain.verified", domain.id,
                      domain=domain.name, state=domain.state)
             return domain.state
