@@ -39,14 +39,16 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The real app on uvicorn in a thread, with an httpx client pointed at it."""
+    """The real app (or any ASGI app: a platform's dispatcher) on uvicorn in a thread, with
+    an httpx client pointed at it."""
 
-    def __init__(self, services: Services, *, dev: bool = False) -> None:
+    def __init__(self, services: Services | None = None, *, dev: bool = False,
+                 app: Any = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(services, dev=dev), host="127.0.0.1",
-                                port=self.port, log_config=None, access_log=False,
-                                lifespan="off")
+        served = app if app is not None else create_app(services, dev=dev)
+        config = uvicorn.Config(served, host="127.0.0.1", port=self.port, log_config=None,
+                                access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

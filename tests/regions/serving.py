@@ -5,51 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-import httpx
-import uvicorn
-
 from mailhaven.accounts.service import create_account
 from mailhaven.domains.service import create_domain
 from mailhaven.regional import create_platform_app
 from mailhaven.services import Platform, Services
-from tests.support import DatabaseDump, dump_database, free_port
+from tests.support import DatabaseDump, LiveServer, dump_database
 
 T = TypeVar("T")
 
 
-class PlatformServer:
-    """`create_platform_app` on uvicorn in a thread (tests.support.LiveServer's twin)."""
+class PlatformServer(LiveServer):
+    """`create_platform_app` on a live server."""
 
     def __init__(self, platform: Platform) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(
-            create_platform_app(platform), host="127.0.0.1", port=self.port,
-            log_config=None, access_log=False, lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> PlatformServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-    def client(self, api_key: str | None = None) -> httpx.Client:
-        auth = ("api", api_key) if api_key else None
-        return httpx.Client(base_url=self.base_url, auth=auth, timeout=60)
+        super().__init__(app=create_platform_app(platform))
 
 
 @dataclass
