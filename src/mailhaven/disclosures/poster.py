@@ -15,7 +15,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
 from mailhaven.clock import iso8601
@@ -28,12 +27,9 @@ from mailhaven.disclosures.models import (
 )
 from mailhaven.disclosures.register import Subprocessor, signing_key
 from mailhaven.disclosures.service import endpoint_problem
-from mailhaven.services import Services
 from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.webhooks.network import Refused
 from mailhaven.webhooks.poster import (
-    RETRY_DELAYS,
-    TIMEOUT_SECONDS,
     Attempt,
     Content,
     NotSent,
@@ -86,12 +82,7 @@ class NotificationSender(Poster[Post]):
     name = "article19"
     product = "mailhaven-article19"
     queue = QUEUE
-
-    def __init__(self, services: Services, *, owner: str | None = None,
-                 concurrency: int = 10, transport: httpx.AsyncBaseTransport | None = None,
-                 timeout: float = TIMEOUT_SECONDS) -> None:
-        super().__init__(services, owner=owner, concurrency=concurrency,
-                         transport=transport, timeout=timeout)
+    default_concurrency = 10
 
     def claim(self, now: float) -> list[Post]:
         db = self.services.db
@@ -148,20 +139,6 @@ class NotificationSender(Poster[Post]):
                              "status": attempt.status, "error": attempt.error or None,
                              "outcome": attempt.outcome, "seconds": attempt.seconds}))
 
-    def _record(self, post: Post, attempt: Attempt) -> None:
-        """As the poster records an attempt; once settled for good, the subject's hash goes
-        (it was needed only to send)."""
-        now = self.services.clock.now()
-        attempts = [*post.attempt_log, {"at": now, "status": attempt.status,
-                                        "error": attempt.error or None,
-                                        "seconds": attempt.seconds}]
-        values: dict[str, object] = {"status": attempt.outcome,
-                                     "attempt_log": json.dumps(attempts),
-                                     "attempts": len(attempts)}
-        if attempt.outcome == PENDING:
-            values["next_attempt_at"] = now + RETRY_DELAYS[post.attempts]
-        else:
-            values["subject_sealed"] = None
-        with self.services.db.transaction() as session:
-            self.queue.settle(session, [post.row_id], post.lease, now, **values)
-
+    def settled_for_good(self) -> dict[str, object]:
+        """The subject's hash goes once a notification is settled: it was needed only to send."""
+        return {"subject_sealed": None}

@@ -89,12 +89,15 @@ class Poster(Runner, Generic[P]):
     queue: ClassVar[LeasedQueue]
     product: ClassVar[str]  # the User-Agent's product name
     idle_seconds = 1.0
+    default_concurrency: ClassVar[int] = 20  # POSTs at once
 
-    def __init__(self, services: Services, *, owner: str | None, concurrency: int,
-                 transport: httpx.AsyncBaseTransport | None, timeout: float) -> None:
+    def __init__(self, services: Services, *, owner: str | None = None,
+                 concurrency: int | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float = TIMEOUT_SECONDS) -> None:
         self.services = services
         self.owner = owner or f"{self.name}-{secrets.token_hex(6)}"
-        self.concurrency = concurrency
+        self.concurrency = concurrency or self.default_concurrency
         self.timeout = timeout
         transport = transport or checked_transport(
             allow_private=services.settings.webhook_allow_private)
@@ -177,8 +180,14 @@ class Poster(Runner, Generic[P]):
                                      "attempts": len(attempts)}
         if attempt.outcome == PENDING:
             values["next_attempt_at"] = now + RETRY_DELAYS[post.attempts]
+        else:
+            values.update(self.settled_for_good())
         with self.services.db.transaction() as session:
             self.queue.settle(session, [post.row_id], post.lease, now, **values)
+
+    def settled_for_good(self) -> dict[str, object]:
+        """What else a row's columns become once it is sent, refused or given up."""
+        return {}
 
 
 def outcome(status: int | None, final: bool, attempts: int) -> str:

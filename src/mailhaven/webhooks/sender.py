@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +18,6 @@ from sqlalchemy.orm import Session
 from mailhaven.domains.models import Domain
 from mailhaven.events.models import Event
 from mailhaven.events.service import open_payload, with_storage_urls
-from mailhaven.services import Services
 from mailhaven.storage.leases import Lease, LeasedQueue
 from mailhaven.webhooks.models import CANCELLED, PENDING, WebhookDelivery
 from mailhaven.webhooks.network import Refused
@@ -48,12 +46,6 @@ class WebhookSender(Poster[Post]):
     name = "webhooks"
     product = "mailhaven-webhooks"
     queue = QUEUE
-
-    def __init__(self, services: Services, *, owner: str | None = None,
-                 concurrency: int = 20, transport: httpx.AsyncBaseTransport | None = None,
-                 timeout: float = TIMEOUT_SECONDS) -> None:
-        super().__init__(services, owner=owner, concurrency=concurrency,
-                         transport=transport, timeout=timeout)
 
     def claim(self, now: float) -> list[Post]:
         db = self.services.db
