@@ -42,7 +42,10 @@ REGION_COOKIE = "mailhaven_region"
 # are signed with the region's vault (checked here, no query: an open must be recorded once).
 TRACKING = ("/o/", "/c/", "/u/")
 LINKS = ("/v1/privacy/verify/", "/confirm/", "/reset/", "/email-change/", "/invite/",
-         "/lists/unsubscribe/")
+         "/lists/unsubscribe/", "/v1/privacy/requests/")
+# A recipient's request is found by its id and the token in the link's query: probed with
+# the token, at its status page (not the export, which would be built twice)
+REQUEST_PAGES = "/v1/privacy/requests/"
 # Forms that name the user (login, password reset) or the region (sign-up) or a domain
 # (privacy requests).
 LOGIN, SIGNUP, RESET = "/login", "/signup", "/reset"
@@ -161,8 +164,13 @@ class RegionDispatcher:
 
     async def _link_region(self, scope: Scope) -> str:
         """The first region whose app does not answer 404 to a GET of the link (their GET
-        pages ask before they act, so a GET changes nothing)."""
+        pages ask before they act, so a GET changes nothing; a request's status page only
+        reads)."""
         probe = {**scope, "method": "GET", "query_string": b""}
+        if scope["path"].startswith(REQUEST_PAGES):
+            path = scope["path"].removesuffix("/export")
+            probe.update(path=path, raw_path=path.encode(),
+                         query_string=scope.get("query_string", b""))
         for name, app in self.apps.items():
             if await _status(app, probe) != 404:
                 return name

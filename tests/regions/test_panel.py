@@ -16,6 +16,7 @@ from mailhaven.regional import REGION_COOKIE
 from mailhaven.services import Platform
 from mailhaven.users.models import User
 from tests.regions.serving import PlatformServer, tenant_in
+from tests.support import Sink, deliver_due
 from tests.web.helpers import PASSWORD, add_user
 
 
@@ -87,3 +88,27 @@ def test_a_privacy_link_is_answered_by_its_region(platform: Platform) -> None:
         assert len(session.scalars(select(PrivacyRequest)).all()) == 1
     with platform.region("us").db.sessions() as session:
         assert session.scalars(select(PrivacyRequest)).all() == []
+
+
+def test_a_recipients_request_pages_are_answered_by_its_region(platform: Platform) -> None:
+    """The mailed link, then the status and export links of the page it leads to: all
+    answered by the region of the named domain, with no region cookie in the browser."""
+    eu = platform.region("eu")
+    tenant_in(eu, "Europa Gmbh", "mg.europa.test")
+    with Sink() as sink, PlatformServer(platform) as live, live.client() as client:
+        made = client.post("/v1/privacy/requests", data={
+            "domain": "mg.europa.test", "email": "pia@example.org", "type": "access"})
+        assert made.status_code == 202, made.text
+        deliver_due(eu, sink)
+        [link] = re.findall(r"/v1/privacy/verify/\S+", sink.received[-1].message.get_content())
+        done = client.post(link)
+        assert done.status_code == 200, done.text
+        links = [href.replace("&amp;", "&") for href in
+                 re.findall(r'href="(/v1/privacy/requests/[^"]+\?token=[^"]+)"', done.text)]
+        [export] = [href for href in links if "/export?" in href]
+        [status] = [href for href in links if "/export?" not in href]
+        assert client.get(status).status_code == 200
+        answer = client.get(export)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/zip"
+        assert REGION_COOKIE not in client.cookies
