@@ -112,3 +112,20 @@ def test_a_recipients_request_pages_are_answered_by_its_region(platform: Platfor
         assert answer.status_code == 200, answer.text
         assert answer.headers["content-type"] == "application/zip"
         assert REGION_COOKIE not in client.cookies
+
+
+def test_a_request_naming_a_name_held_unverified_in_two_regions_is_filed_nowhere(
+        platform: Platform) -> None:
+    """A second, unverified copy of the name in another region must not catch the
+    recipients' requests about the first one's mail: with no verified copy and no single
+    copy, no region answers for the name (the form's stand-in, as for a name we don't have)."""
+    eu, us = platform.region("eu"), platform.region("us")
+    tenant_in(eu, "Europa Gmbh", "mg.europa.test")
+    tenant_in(us, "Copycat", "mg.europa.test")
+    with PlatformServer(platform) as live, live.client() as client:
+        made = client.post("/v1/privacy/requests", data={
+            "domain": "mg.europa.test", "email": "pia@example.org", "type": "erasure"})
+        assert made.status_code == 202, made.text
+    for region in (eu, us):
+        with region.db.sessions() as session:
+            assert session.scalars(select(PrivacyRequest)).all() == []

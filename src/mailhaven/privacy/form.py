@@ -21,6 +21,7 @@ from mailhaven.netpolicy import client_network
 from mailhaven.privacy import service
 from mailhaven.privacy.models import FormCounter
 from mailhaven.privacy.notices import mail_subject
+from mailhaven.regions import service as regions
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import insert_for
@@ -78,6 +79,16 @@ def admit(session: Session, vault: Vault, *, client: str | None, domain: str, em
     return _hit(session, vault, "mailbox", mailbox, DAY, now) <= PER_MAILBOX_PER_DAY
 
 
+def _region_holds(services: Services, domain_name: str) -> bool:
+    """Whether this region answers for the name platform-wide: its copy is the verified one,
+    or the only one (regions.for_domain). An unverified copy here while another region holds
+    a copy of its own is not enough: the request could be about that region's mail."""
+    platform = getattr(services, "platform", None)
+    if platform is None or len(platform.regions) < 2:
+        return True
+    return regions.for_domain(platform, domain_name) is services
+
+
 class _StandIn(Exception):
     """Rolls back the work done for a domain we don't have."""
 
@@ -88,10 +99,13 @@ def file(services: Services, *, right: str, email: str, domain_name: str,
     same work on a stand-in account and domain, then rolled back: nothing is kept, and the
     answer takes as long as for a customer's domain."""
     ctx = service.Context.of(services, "subject")
+    ours = _region_holds(services, domain_name)
     try:
         with services.db.transaction() as session:
             domain = domain_named(session, domain_name,
                                   verified_only=services.settings.require_verified_domains)
+            if not ours:
+                domain = None
             stand_in = domain is None
             if domain is None:
                 account_id = _stand_in(session, domain_name, ctx.now)
