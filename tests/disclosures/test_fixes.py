@@ -158,7 +158,24 @@ def test_the_processor_erasure_record_and_the_cli_list_the_parties_told(
                "MAILHAVEN_DATA_DIR": str(settings.data_dir)}
         done = cli(env, "privacy", "erase", BOB, "--account", account[0])
         assert done.returncode == 0, done.stderr
-        assert "parties told (Article 19): Hosting AG (pending)" in done.stdout
+        with services.main_db.sessions() as session:
+            first = session.scalar(select(Subprocessor.id))
+        assert (f"parties told (Article 19): Hosting AG (subprocessor {first}, pending)"
+                in done.stdout)
         done = cli(env, "privacy", "erase", "nobody@example.org", "--account", account[0],
                    "--json")
         assert json.loads(done.stdout)["notified"] == []
+
+        # Three parties of one name are told apart by their kind and id
+        with WebhookReceiver() as other, WebhookReceiver() as third:
+            add_subprocessor(services, "Hosting AG", other.url, "k2")
+            disclose(api, recipient="Hosting AG", subjects=[ALICE], endpoint=third.url)
+            hold(api, ALICE)
+            done = cli(env, "privacy", "erase", ALICE, "--account", account[0], "--json")
+            assert done.returncode == 0, done.stderr
+        told = json.loads(done.stdout)["notified"]
+        assert {n["party"] for n in told} == {"Hosting AG"} and len(told) == 3
+        assert sorted(n["kind"] for n in told) == ["disclosure", "subprocessor",
+                                                   "subprocessor"]
+        assert len({(n["kind"], n["id"]) for n in told}) == 3
+        assert first in {n["id"] for n in told}

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import select
 
+from mailhaven.audit.models import AuditEntry
 from mailhaven.disclosures.register import Subprocessor, active_subprocessors, signing_key
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.notices import service, subprocessors
@@ -125,8 +127,8 @@ def test_an_amendment_of_the_register_neither_pulls_nor_drops_a_text_change(serv
     v2 = next(n for n in _versions(services) if n.version == "2")
     assert pages.changes_between(services, v2, v4) == (
         [], ["Relay GmbH is added (outbound relay; data: addresses, message content; "
-             "Frankfurt, Germany)"])
-    text_lines, register_lines = pages.changes_between(services, v4, v3)
+             "Frankfurt, Germany)"], False)
+    text_lines, register_lines, _ = pages.changes_between(services, v4, v3)
     assert register_lines == [] and any(line.kind == "ins" for line in text_lines)
     on_v3 = pages.registers(services, v3.effective_at)[0]
     assert [s["name"] for s in on_v3] == ["Relay GmbH"]  # still there once v3 is in force
@@ -147,6 +149,51 @@ def test_the_register_changes_between_versions(services) -> None:  # type: ignor
     removed = subprocessors.remove(services, new.subprocessor["id"])
     assert pages.changes_between(services, new.notice, removed)[1] == [
         "Other Relay SA is removed"]
+
+
+def test_one_withdrawn_before_its_date_never_shows_as_upcoming(services, live) -> None:  # type: ignore[no-untyped-def]
+    """Announced, then removed before its date: it never receives data, so neither the
+    register nor any version lists it, and the announcing version's summary is shown as
+    the publisher's, under the register's own (non-)change."""
+    added = subprocessors.add(services, **RELAY)
+    services.clock.advance(2 * DAY)
+    withdrawn = subprocessors.remove(services, added.subprocessor["id"])
+    assert "Relay GmbH, announced for" in withdrawn.summary
+    assert "withdrawn before it started" in withdrawn.summary
+    assert "no longer" not in withdrawn.summary
+    now = services.clock.now()
+    with services.main_db.sessions() as session:
+        assert subprocessors.listed(session, now) == []
+        assert active_subprocessors(session, added.notice.effective_at) == []
+        details = session.scalars(select(AuditEntry.details).where(
+            AuditEntry.action == "subprocessor.removed")).all()
+    assert len(details) == 1 and json.loads(details[0])["before_start"] is True
+    with live.client() as client:
+        register = client.get("/privacy/subprocessors").text
+        announcing = client.get(f"/privacy/versions/{added.notice.version}").text
+    assert "Relay GmbH" not in register and "upcoming" not in register
+    assert "the register does not change" in announcing
+    assert "The publisher's summary: Relay GmbH is added" in announcing
+
+
+def test_replacing_one_before_its_date_withdraws_it(services, live) -> None:  # type: ignore[no-untyped-def]
+    """Replaced on the day it was announced (its until would equal its from): only the new
+    one is listed, and the log says it was a replacement."""
+    old = subprocessors.add(services, **RELAY)
+    new = subprocessors.replace(services, old.subprocessor["id"],
+                                **{**RELAY, "name": "Other Relay SA"})
+    assert "withdrawn before it started" in new.notice.summary
+    with services.main_db.sessions() as session:
+        assert [s.name for s in subprocessors.listed(session, services.clock.now())] == [
+            "Other Relay SA"]
+        assert [s.name for s in active_subprocessors(session, new.notice.effective_at)] == [
+            "Other Relay SA"]
+        actions = session.scalars(select(AuditEntry.action).where(
+            AuditEntry.action.like("subprocessor.%")).order_by(AuditEntry.id)).all()
+    assert actions == ["subprocessor.added", "subprocessor.replaced"]
+    with live.client() as client:
+        register = client.get("/privacy/subprocessors").text
+    assert "Other Relay SA" in register and "Relay GmbH" not in register
 
 
 def _versions(services) -> list[service.Notice]:  # type: ignore[no-untyped-def]

@@ -345,6 +345,13 @@ def test_cli_prints_the_report_and_writes_it_to_a_file(platform: Platform,
     assert monthly.returncode == 0, monthly.stderr
     assert json.loads(monthly.stdout)["period"]["unit"] == "month"
     assert json.loads(monthly.stdout)["dominance"]["p"] == 0
+    ruleless = _cli(env, "stats", "report", "--dominance", "0")
+    assert ruleless.returncode == 0, ruleless.stderr
+    header = " ".join(ruleless.stdout.split())
+    assert "dominance rule is off" in header and "p=0" not in header
+    assert "dominated by one" not in header
+    ruled = " ".join(_cli(env, "stats", "report").stdout.split())
+    assert "dominated by one (p% rule, p=10)" in ruled
     odd = _cli(env, "stats", "report", "--period", "fortnight")
     assert odd.returncode == 2 and "day, week, month" in odd.stderr
 

@@ -5,6 +5,8 @@ pending amendment with its objection form (an Admin's)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 
 from sqlalchemy import select
 
@@ -82,7 +84,8 @@ def test_the_panel_announces_a_pending_amendment_and_takes_an_objection(
         token = csrf_of(client.get("/app/domains").text)
         unticked = client.post("/app/privacy/objection", data={"csrf_token": token,
                                                                "version": "3"})
-        assert unticked.status_code == 400
+        assert unticked.status_code == 400  # a form error, no refusal
+        assert "<h1>Please confirm</h1>" in unticked.text and "Not allowed" not in unticked.text
         forged = client.post("/app/privacy/objection", data={"version": "3", "confirm": "yes"})
         assert forged.status_code == 403
         done = client.post("/app/privacy/objection", data={
@@ -93,6 +96,7 @@ def test_the_panel_announces_a_pending_amendment_and_takes_an_objection(
             assert session.scalar(select(NoticeObjection.version)) == "3"
         unnamed = client.post("/app/privacy/objection/withdraw", data={"csrf_token": token})
         assert unnamed.status_code == 400  # never whichever objection comes first
+        assert "<h1>Please check the form</h1>" in unnamed.text
         assert "This account objected" in client.get("/app/domains").text
         withdrawn = client.post("/app/privacy/objection/withdraw",
                                 data={"csrf_token": token, "version": "3"})
@@ -106,6 +110,27 @@ def test_the_panel_announces_a_pending_amendment_and_takes_an_objection(
         refused = analyst.post("/app/privacy/objection",
                                data={"csrf_token": token, "version": "3", "confirm": "yes"})
         assert refused.status_code == 403
+
+
+def test_the_request_log_names_the_panel_account(services, live, account, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Objecting and withdrawing in the panel are logged with the account, as the API's
+    requests are (not "account": null)."""
+    add_user(services, account[0], email="ann@acme.test", role="admin")
+    publish_two(services)
+    caplog.set_level(logging.INFO, logger="mailhaven.http")
+    with live.client() as client:
+        http_log_in(client, "ann@acme.test")
+        token = csrf_of(client.get("/app").text)
+        assert client.post("/app/privacy/objection", data={
+            "csrf_token": token, "version": "3", "confirm": "yes"}).status_code == 303
+        assert client.post("/app/privacy/objection/withdraw", data={
+            "csrf_token": token, "version": "3"}).status_code == 303
+        client.get("/app")  # the same connection: the withdrawal's line is written by then
+    logged = [json.loads(r.getMessage()) for r in caplog.records
+              if r.name == "mailhaven.http" and '"kind": "request"' in r.getMessage()]
+    posted = {line["route"]: line["account"] for line in logged if line["method"] == "POST"}
+    assert posted["/app/privacy/objection"] == account[0]
+    assert posted["/app/privacy/objection/withdraw"] == account[0]
 
 
 def test_the_banner_in_a_browser(page, live, services, signed_in) -> None:  # type: ignore[no-untyped-def]

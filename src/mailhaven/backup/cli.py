@@ -28,6 +28,23 @@ def _keyring(settings: Settings) -> Keyring:
     return Keyring.from_json(path.read_text())
 
 
+def _other_keys(chosen: Settings, region: str | None) -> tuple[str, dict[str, Keyring]]:
+    """The setting of the chosen database's key file, and the keys of the installation's
+    other databases (by their --region name): a backup restored into the wrong one is told
+    where it belongs, not to change a key file."""
+    if not chosen.split:
+        return "MAILHAVEN_MASTER_KEY_FILE", {}
+    name = region or chosen.home_region
+    setting = ("MAILHAVEN_MASTER_KEY_FILE" if name == common.MAIN
+               else f"MAILHAVEN_REGION_{name.upper()}_MASTER_KEY_FILE")
+    others = {}
+    for other in (*chosen.regions, common.MAIN):
+        path = common.database_settings(chosen, other).resolved_master_key_file
+        if other != name and path.exists():
+            others[other] = Keyring.from_json(path.read_text())
+    return setting, others
+
+
 @contextmanager
 def _progress() -> Iterator[Callable[[str, int, int], None]]:
     """Rows per table."""
@@ -108,16 +125,19 @@ def restore(
     from mailhaven.storage.db import Database
     from mailhaven.vault import Vault
 
-    settings = common.database_settings(common.opened(common.settings()), region)
+    chosen = common.opened(common.settings())
+    settings = common.database_settings(chosen, region)
     keyring = _keyring(settings)
     if not path.is_file():
         common.fail(f"No backup at {path}")
+    key_setting, others = _other_keys(chosen, region)
     db = Database(settings.resolved_database_url)
     try:
         db.migrate(vault=Vault(keyring))
         with _refusals(), _progress() as progress:
             restored = restore_backup(db, keyring, settings.data_dir, path, replace=replace,
-                                      progress=progress)
+                                      progress=progress, key_setting=key_setting,
+                                      others=others)
     finally:
         db.dispose()
     summary = {**asdict(restored), **common.region_field(settings)}

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,8 +127,12 @@ def create_backup(db: Database, keyring: Keyring, path: Path, *, force: bool = F
 
 # -- restore -----------------------------------------------------------------------------
 
-def check_restorable(manifest: Manifest, keyring: Keyring) -> None:
-    """Refuse, before anything is touched, a backup this code or this key can't restore."""
+def check_restorable(manifest: Manifest, keyring: Keyring, *,
+                     key_setting: str = "MAILHAVEN_MASTER_KEY_FILE",
+                     others: Mapping[str, Keyring] | None = None) -> None:
+    """Refuse, before anything is touched, a backup this code or this key can't restore.
+    Under another key, name the database (of `others`, by name) whose key it is, or else
+    the setting (`key_setting`) that points at this database's key file."""
     head, known = head_revision()
     if manifest.revision not in known:
         raise BackupError(
@@ -141,9 +145,17 @@ def check_restorable(manifest: Manifest, keyring: Keyring) -> None:
             f"({head}): restore it with the release that wrote it "
             f"({manifest.mailhaven_version}), then upgrade (migrations run on start)")
     if manifest.key_check != key_check(keyring):
+        owner = next((name for name, other in (others or {}).items()
+                      if key_check(other) == manifest.key_check), None)
+        if owner is not None:
+            where = "the main database" if owner == "main" else f"region {owner}"
+            raise BackupError(
+                f"The backup belongs to {where}, not to this database (it was sealed under "
+                f"that one's master key): restore it with --region {owner}")
         raise BackupError(
-            "The backup was sealed under another master key: set MAILHAVEN_MASTER_KEY_FILE "
-            "to the key file of the installation that wrote it")
+            "The backup was sealed under another master key than this database's: it "
+            "belongs to another region, database or installation; restore it there, or set "
+            f"{key_setting} to the key file of the one that wrote it")
     tables = {t.name: t for t in metadata.sorted_tables}
     for dump in manifest.tables:
         table = tables.get(dump.name)
@@ -153,12 +165,14 @@ def check_restorable(manifest: Manifest, keyring: Keyring) -> None:
 
 def restore_backup(db: Database, keyring: Keyring, data_dir: Path, path: Path, *,
                    replace: bool = False, progress: Progress = _quiet,
-                   clock: Clock = SYSTEM_CLOCK) -> Restored:
+                   clock: Clock = SYSTEM_CLOCK,
+                   key_setting: str = "MAILHAVEN_MASTER_KEY_FILE",
+                   others: Mapping[str, Keyring] | None = None) -> Restored:
     """Load the archive into the (migrated) database in one transaction, after reading the
     erasure ledger as it stands now, and re-apply that ledger before committing."""
     reader = ArchiveReader(path)
     try:
-        check_restorable(reader.manifest, keyring)
+        check_restorable(reader.manifest, keyring, key_setting=key_setting, others=others)
         vault = Vault(keyring)
         with db.transaction() as session:
             # The audit log is append-only and records the restore itself: an existing one

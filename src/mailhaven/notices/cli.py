@@ -203,5 +203,5 @@ def remove(subprocessor_id: Annotated[str, typer.Argument(help="Its id.")],
     if as_json:
         common.print_json({"removed": subprocessor_id, "notice": notice.as_json(now)})
         return
-    common.console.print(f"Removed; the notice's list is version {notice.version}.",
+    common.console.print(f"{notice.summary} The notice's list is version {notice.version}.",
                          markup=False, highlight=False)

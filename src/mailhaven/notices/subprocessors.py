@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from mailhaven.audit import service as audit
@@ -61,11 +61,19 @@ def as_json(row: Subprocessor, now: float, *, operator: bool = False) -> dict:
 
 
 def listed(session: Session, now: float) -> list[Subprocessor]:
-    """Those receiving data now and those announced (from their date), by date and name."""
+    """Those receiving data now and those announced (from their date), by date and name;
+    never one withdrawn before its date (until <= from: it never receives data)."""
     return list(session.scalars(
         select(Subprocessor)
-        .where(or_(Subprocessor.removed_at.is_(None), Subprocessor.removed_at > now))
+        .where(or_(Subprocessor.removed_at.is_(None),
+                   and_(Subprocessor.removed_at > now,
+                        Subprocessor.removed_at > Subprocessor.effective_at)))
         .order_by(Subprocessor.effective_at, Subprocessor.name)))
+
+
+def started(row: Subprocessor, now: float) -> bool:
+    """Whether `row` has begun receiving data by `now`."""
+    return row.effective_at <= now
 
 
 def _checked(services: Services, *, name: str, purpose: str, categories: list[str],
@@ -132,18 +140,23 @@ def _enter(services: Services, old_id: str | None, fields: dict, actor: str) -> 
                            signing_key_sealed=vault.seal_secret(SIGNING_LABEL, key.encode())
                            if key else None)
         session.add(row)
+        withdrawn = old is not None and not started(old, now)
         if old is not None:
-            old.removed_at = row.effective_at
+            # one that has not started never does: the new one comes instead of it
+            old.removed_at = now if withdrawn else row.effective_at
         session.flush()
-        change = (f"{row.name} replaces {old.name} as a sub-processor" if old is not None
-                  else f"{row.name} is added as a sub-processor")
+        change = (f"{row.name} is added as a sub-processor" if old is None
+                  else f"{row.name} replaces {old.name} (withdrawn before it started) as a "
+                       "sub-processor" if withdrawn
+                  else f"{row.name} replaces {old.name} as a sub-processor")
         notice = publish_in(
             session, services, version=next_version(session),
             text=text_on(session, services, row.effective_at), effective_at=row.effective_at,
             significant=True, actor=actor, now=now,
             summary=f"{change} ({row.purpose}; data: {', '.join(row.categories)}; "
                     f"{row.location}), receiving data from {day(row.effective_at)}.")
-        audit.append(session, vault, actor=actor[:64], action="subprocessor.added",
+        audit.append(session, vault, actor=actor[:64],
+                     action="subprocessor.added" if old is None else "subprocessor.replaced",
                      target=row.id, details={"replaces": old_id, "version": notice.version,
                                              "effective_at": row.effective_at}, now=now)
         shown = as_json(row, now, operator=True)
@@ -153,21 +166,26 @@ def _enter(services: Services, old_id: str | None, fields: dict, actor: str) -> 
 
 def remove(services: Services, subprocessor_id: str, actor: str = "cli") -> Notice:
     """It receives no more data from now; the notice's list follows at once (fewer
-    recipients is no significant amendment)."""
+    recipients is no significant amendment). One that has not started yet is withdrawn:
+    it never receives data, and the version says so."""
     now = services.clock.now()
     with services.main_db.transaction() as session:
         row = session.get(Subprocessor, subprocessor_id)
         if row is None or (row.removed_at is not None and row.removed_at <= now):
             raise NotFound("No such sub-processor")
+        before_start = not started(row, now)
         row.removed_at = now
         session.flush()
+        summary = (f"{row.name}, announced for {day(row.effective_at)}, is withdrawn before "
+                   "it started: it never receives data." if before_start
+                   else f"{row.name} is no longer a sub-processor.")
         notice = publish_in(session, services, version=next_version(session),
                             text=text_on(session, services, now), effective_at=now,
-                            significant=False, actor=actor, now=now,
-                            summary=f"{row.name} is no longer a sub-processor.")
+                            significant=False, actor=actor, now=now, summary=summary)
         audit.append(session, services.platform.directory_vault, actor=actor[:64],
                      action="subprocessor.removed", target=row.id,
-                     details={"version": notice.version}, now=now)
+                     details={"version": notice.version, "before_start": before_start},
+                     now=now)
         return notice
 
 
@@ -207,6 +225,18 @@ def register_changes(before: list[dict], after: list[dict]) -> list[str]:
     lines += [f"{s['name']} is removed" for s in before
               if s["id"] not in now and s["id"] not in replaced]
     return lines
+
+
+def summary_contradicted(summary: str, before: list[dict], after: list[dict]) -> bool:
+    """Whether a version's stored summary speaks of sub-processors that its register does
+    not change (e.g. one announced, then withdrawn before its date): the register is then
+    the truth, the summary only what the publisher said at the time."""
+    if "sub-processor" not in summary:
+        return False
+    was = {s["id"]: s["name"] for s in before}
+    now = {s["id"]: s["name"] for s in after}
+    changed = [name for i, name in (was | now).items() if (i in was) != (i in now)]
+    return not any(name in summary for name in changed)
 
 
 def region_kinds(settings: Settings) -> list[dict]:

@@ -92,16 +92,28 @@ def erase(account: common.AccountOpt,
           as_json: common.JsonOpt = False) -> None:
     """Erase everything the account holds about one recipient (processor API), in the
     account's region."""
+    from sqlalchemy import func, select
+
+    from mailhaven.disclosures.models import Notification
+
     platform = common.services_for_account(account)
     try:
         with platform.db.transaction() as session:
+            last = session.scalar(select(func.max(Notification.id))) or 0
             record = service.erase(session, service.Context.of(platform, "cli"), account,
                                    address)
+            # the parties by kind and id too: two of the same name are told apart
+            notified = [{"party": n.party, "kind": n.party_kind, "id": n.party_id,
+                         "state": n.status} for n in session.scalars(
+                select(Notification).where(
+                    Notification.id > last, Notification.account_id == account,
+                    Notification.request_id.is_(None), Notification.event == "erasure")
+                .order_by(Notification.id))]
     finally:
         platform.close()
     counts = asdict(record.record.counts)
-    notified = record.record.notified
-    told = ", ".join(f"{n['party']} ({n['state']})" for n in notified) or "nobody"
+    told = ", ".join(f"{n['party']} ({n['kind']} {n['id']}, {n['state']})"
+                     for n in notified) or "nobody"
     _print({**counts, "notified": notified} if as_json else None,
            "erased: " + ", ".join(f"{v} {k}" for k, v in counts.items())
            + f"; parties told (Article 19): {told}")

@@ -69,16 +69,21 @@ def report(
         common.print_json(made)
         return
     noise = made["noise"]
+    p = made["dominance"]["p"]
+    # p=0 turns the p% rule off: the header must not claim it suppresses anything
+    rule = (f"or dominated by one (p% rule, p={p:g}), suppressed" if p
+            else "suppressed (the p% dominance rule is off: --dominance 0)")
     common.console.print(
         f"{made['period']['count']} × {made['period']['unit']}, {made['period']['from']} to "
         f"{made['period']['to']}, regions "
-        f"{', '.join(made['regions'])}; groups of fewer than {made['k']} accounts, or "
-        f"dominated by one (p% rule, p={made['dominance']['p']:g}), suppressed; "
-        + (f"Laplace noise, epsilon {noise['epsilon']}, clip {noise['clip']}" if noise
+        f"{', '.join(made['regions'])}; groups of fewer than {made['k']} accounts {rule}; "
+        + (f"Laplace noise, epsilon {noise['epsilon']}, clip {noise['clip']} (every figure "
+           "is noisy, those no account contributes to too)" if noise
            else "exact figures"), markup=False, highlight=False)
     _tables(made)
-    common.console.print("supp. = suppressed: a group of fewer than k accounts or dominated by "
-                         "one, or withheld so that such a group cannot be computed from the "
+    common.console.print("supp. = suppressed: a group of fewer than k accounts"
+                         + (" or dominated by one" if p else "")
+                         + ", or withheld so that such a group cannot be computed from the "
                          "others", style="dim")
     if out is not None:
         common.err.print(f"written to {out}", style="dim", markup=False, highlight=False)

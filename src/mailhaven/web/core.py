@@ -51,9 +51,13 @@ class PageRefused(Exception):
     """Raised anywhere in a page's handling: answered with an error page (or, for a
     visitor who is not signed in, a redirect to the login page)."""
 
-    def __init__(self, status: int, message: str, *, location: str | None = None) -> None:
+    def __init__(self, status: int, message: str, *, location: str | None = None,
+                 title: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.location = status, message, location
+        # a form sent incomplete is no refusal: its page says what to fix, not "Not allowed"
+        self.title = title or {404: "Not found", 400: "Please check the form"}.get(
+            status, "Not allowed")
 
 
 class WebRoute(APIRoute):
@@ -66,6 +70,8 @@ class WebRoute(APIRoute):
                 # form of the page (the cookie banner's too) carries the session's token.
                 services = request.app.state.services
                 viewer = await current_viewer(request, services)
+                if viewer is not None:  # the request log names the account, as the API's does
+                    request.state.account_id = viewer.account_id
                 if viewer is not None and request.url.path.startswith("/app"):
                     request.state.notice_banner = await in_thread(
                         lambda: notice_banner(services, viewer.account_id))
@@ -255,4 +261,4 @@ def not_found_page(request: Request) -> HTMLResponse:
 
 def _error_page(request: Request, refused: PageRefused) -> HTMLResponse:
     return page(request, "error.html", status_code=refused.status, status=refused.status,
-                message=refused.message)
+                message=refused.message, title=refused.title)

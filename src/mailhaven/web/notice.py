@@ -16,7 +16,12 @@ from markupsafe import Markup
 
 from mailhaven.models import metadata
 from mailhaven.notices import service as notices
-from mailhaven.notices.subprocessors import record_sections, register_changes, register_on
+from mailhaven.notices.subprocessors import (
+    record_sections,
+    register_changes,
+    register_on,
+    summary_contradicted,
+)
 from mailhaven.retention.service import schedule
 from mailhaven.services import Services
 from mailhaven.storage import processing_record
@@ -150,10 +155,13 @@ def registers(services: Services, *dates: float) -> list[list[dict[str, Any]]]:
 
 
 def changes_between(services: Services, previous: notices.Notice, current: notices.Notice
-                    ) -> tuple[list[DiffLine], list[str]]:
-    """What a version changes from the one before it: its text, and its register."""
+                    ) -> tuple[list[DiffLine], list[str], bool]:
+    """What a version changes from the one before it: its text, its register, and whether
+    its stored summary contradicts that register change (then the register is shown first
+    and the summary labelled as the publisher's)."""
     before, after = registers(services, previous.effective_at, current.effective_at)
-    return diff(previous.text, current.text), register_changes(before, after)
+    return (diff(previous.text, current.text), register_changes(before, after),
+            summary_contradicted(current.summary, before, after))
 
 
 def record(services: Services) -> dict[str, Any]:

@@ -118,7 +118,7 @@ async def object_to_amendment(request: Request, services: ServicesDep,
     form = await posted_form(request)
     if form.get("confirm") != "yes":
         raise PageRefused(400, "Tick the box: objecting deletes the account on the date the "
-                               "change takes effect.")
+                               "change takes effect.", title="Please confirm")
     version = form.get("version")
     try:
         row = await in_thread(lambda: notices.object_to(services, viewer.account_id, version,

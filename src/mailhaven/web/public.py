@@ -85,7 +85,8 @@ async def _notice(request: Request, services: Services, version: str | None) -> 
         if shown is None:
             return None
         found: dict[str, Any] = {"document": None, "document_html": None, "changes": None,
-                                 "previous": None, "register": None, "register_changes": []}
+                                 "previous": None, "register": None, "register_changes": [],
+                                 "summary_contradicted": False}
         if shown.stored is not None:
             found["document_html"] = notice.render_text(shown.stored.text)
             found["register"] = notice.registers(services, shown.stored.effective_at)[0]
@@ -93,7 +94,8 @@ async def _notice(request: Request, services: Services, version: str | None) -> 
             previous = next((v for v in reversed(before) if v.stored is not None), None)
             if previous is not None and previous.stored is not None:
                 found["previous"] = previous.version
-                found["changes"], found["register_changes"] = notice.changes_between(
+                (found["changes"], found["register_changes"],
+                 found["summary_contradicted"]) = notice.changes_between(
                     services, previous.stored, shown.stored)
         else:
             found["document"] = notice.template(chosen)
