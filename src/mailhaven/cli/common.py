@@ -4,7 +4,7 @@ opened, JSON output, tables that wrap, progress bars, and refusals as one red li
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, NoReturn
 
@@ -131,23 +131,22 @@ def services_for_account(account_id: str) -> Services:
     """The services of the region that holds the account; a red line when none does."""
     from mailhaven.regions.service import for_account
 
-    opened_platform = platform()
-    found = for_account(opened_platform, account_id)
-    if found is None and len(opened_platform.regions) > 1:
-        opened_platform.close()
-        fail(f"No region holds account {account_id} (see `mailhaven accounts list`)")
-    return found or opened_platform.home
+    return _services_holding(f"account {account_id}", lambda p: for_account(p, account_id))
 
 
 def services_for_domain(name: str) -> Services:
     """The services of the region that holds the domain; a red line when none does."""
     from mailhaven.regions.service import for_domain
 
+    return _services_holding(f"domain {name}", lambda p: for_domain(p, name))
+
+
+def _services_holding(what: str, find: Callable[[Platform], Services | None]) -> Services:
     opened_platform = platform()
-    found = for_domain(opened_platform, name)
+    found = find(opened_platform)
     if found is None and len(opened_platform.regions) > 1:
         opened_platform.close()
-        fail(f"No region holds domain {name} (see `mailhaven accounts list`)")
+        fail(f"No region holds {what} (see `mailhaven accounts list`)")
     return found or opened_platform.home
 
 
