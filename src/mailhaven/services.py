@@ -40,7 +40,9 @@ class Services:
     key_cache: KeyCache = field(init=False)
     # Rung by the API when it queued mail, for the delivery worker of this process (serve)
     delivery_bell: Doorbell = field(init=False)
-    platform: Platform = field(init=False, repr=False)
+    # The platform these services belong to (set by Platform.start); an init field, so a
+    # copy made with dataclasses.replace (tests change settings so) still belongs to it
+    in_platform: Platform | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.key_cache = KeyCache(self.clock)
@@ -51,6 +53,12 @@ class Services:
     @property
     def region(self) -> str:
         return self.settings.region or self.settings.home_region
+
+    @property
+    def platform(self) -> Platform:
+        if self.in_platform is None:
+            raise AttributeError("these services were made outside a Platform")
+        return self.in_platform
 
     @property
     def main_db(self) -> Database:
@@ -73,7 +81,10 @@ class Services:
 
     def close(self) -> None:
         """Close the whole platform this region belongs to."""
-        self.platform.close()
+        if self.in_platform is None:
+            self.db.dispose()
+        else:
+            self.in_platform.close()
 
 
 def _open(settings: Settings, clock: Clock, migrate: bool) -> tuple[Database, Vault]:
@@ -114,7 +125,7 @@ class Platform:
             regions[name] = Services(regional, db, vault, clock, directory=directory)
         platform = cls(settings, directory, directory_vault, regions, clock)
         for services in regions.values():
-            services.platform = platform
+            services.in_platform = platform
         return platform
 
     @property

@@ -102,10 +102,9 @@ def in_database(region: str | None) -> Services:
         return in_region(None if region == MAIN else region)
     wire()
     opened_platform = Platform.start(opened(chosen))
-    main = Services(opened_platform.settings, opened_platform.directory,
-                    opened_platform.directory_vault, opened_platform.clock)
-    main.platform = opened_platform
-    return main
+    return Services(opened_platform.settings, opened_platform.directory,
+                    opened_platform.directory_vault, opened_platform.clock,
+                    in_platform=opened_platform)
 
 
 def region_label(chosen: Settings) -> str:
