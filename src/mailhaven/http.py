@@ -26,8 +26,11 @@ from mailhaven import netpolicy
 from mailhaven.clock import monotonic
 from mailhaven.errors import BadRequest, MailhavenError, TooLarge, frames
 from mailhaven.sending.request import Attachment
+from mailhaven.storage.db import is_unavailable
 
 log = logging.getLogger("mailhaven.http")
+UNAVAILABLE = "Service temporarily unavailable: please retry in a few seconds"
+RETRY_AFTER_SECONDS = "5"
 T = TypeVar("T")
 
 HTTP_REQUESTS = Counter("mailhaven_http_requests_total", "HTTP requests answered",
@@ -253,8 +256,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # RequestLog answers first; this is for an error in the middleware itself.
-        _log_unexpected(request.scope, exc)
-        return JSONResponse({"message": INTERNAL_ERROR}, status_code=500)
+        return answer_failure(request.scope, exc)
 
     app.add_middleware(RequestLog)
 
@@ -300,8 +302,10 @@ class RequestLog:
                 raise
             # Answered here rather than by Starlette's outermost handler, which re-raises
             # to the server, and uvicorn then drops the keep-alive connection.
-            _log_unexpected(scope, exc)
-            await JSONResponse({"message": INTERNAL_ERROR}, 500)(scope, receive, send)
+            await answer_failure(scope, exc)(scope, receive, send_and_note)
+        else:
+            if status < 500:
+                outage.answered()
         finally:
             elapsed = monotonic() - started
             route = _route_of(scope)
@@ -312,6 +316,40 @@ class RequestLog:
                 "status": status, "ms": round(elapsed * 1000, 2),
                 "account": scope.get("state", {}).get("account_id"),
             }))
+
+
+class Outage:
+    """The database stopped answering: one log line when it starts, one when a request is
+    answered again (with how many were refused), not a traceback per request."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+
+    def refuse(self, scope: Scope, exc: Exception) -> None:
+        if not self.refused:
+            log.error(json.dumps({"kind": "outage", "state": "started",
+                                  "route": _route_of(scope), "error": type(exc).__name__}))
+        self.refused += 1
+
+    def answered(self) -> None:
+        if self.refused:
+            log.warning(json.dumps({"kind": "outage", "state": "ended",
+                                    "requests_refused": self.refused}))
+            self.refused = 0
+
+
+outage = Outage()
+
+
+def answer_failure(scope: Scope, exc: Exception) -> Response:
+    """A request that failed: 503 with Retry-After when the database is unavailable (the
+    client should try again; Mailgun's clients and SDKs retry a 503), else our 500."""
+    if is_unavailable(exc):
+        outage.refuse(scope, exc)
+        return JSONResponse({"message": UNAVAILABLE}, status_code=503,
+                            headers={"Retry-After": RETRY_AFTER_SECONDS})
+    _log_unexpected(scope, exc)
+    return JSONResponse({"message": INTERNAL_ERROR}, status_code=500)
 
 
 def _log_unexpected(scope: Scope, exc: Exception) -> None:

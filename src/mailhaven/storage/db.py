@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -12,13 +13,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, Integer, Table, create_engine, event, func, select, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# SQLite's words for "not now": another writer holds the file past the busy timeout, the
+# disk is full or failing, the file can't be opened
+_SQLITE_UNAVAILABLE = ("database is locked", "database or disk is full", "disk i/o error",
+                       "unable to open database file")
 _MIGRATION_LOCK = 7_734_201  # PostgreSQL advisory lock id: one migrator at a time
 _READ_ONLY = "mailhaven_read_only"
 
@@ -43,6 +50,29 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+                sa_exc.TimeoutError)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database can't be reached or written just
+    now — PostgreSQL down or restarting, the pool exhausted, SQLite locked or its disk full —
+    rather than that the request or our code is wrong: the caller answers "try again"."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        if isinstance(found, DBAPIError) and found.connection_invalidated:
+            return True
+        sqlite_said = isinstance(found, DBAPIError) and isinstance(found.orig, sqlite3.Error)
+        if not sqlite_said and isinstance(found, _UNREACHABLE):  # SQLite's: by its words
+            return True
+        if isinstance(found, sqlite3.OperationalError):
+            return str(found).lower().startswith(_SQLITE_UNAVAILABLE)
+        found = found.__cause__ or found.__context__
+    return False
 
 
 def affected(result: object) -> int:

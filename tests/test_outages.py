@@ -1,0 +1,116 @@
+"""A database outage is an ordinary event: the API answers 503 with Retry-After (never a
+500), /healthz says so, the log has one line when it starts and one when it ends, and the
+API works again by itself when the database is back. On a PostgreSQL cluster of the test's
+own (initdb + pg_ctl), stopped and started under a live server."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailhaven.accounts.service import create_account
+from mailhaven.clock import FrozenClock
+from mailhaven.config import Settings
+from mailhaven.domains.service import create_domain
+from mailhaven.services import Services
+from tests.conftest import REQUIRE_PG
+from tests.support import LiveServer, free_port
+
+
+class Cluster:
+    """A private PostgreSQL cluster: started, stopped, started again."""
+
+    def __init__(self, folder: Path) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not found:
+            if REQUIRE_PG:
+                pytest.fail("PostgreSQL's server binaries (pg_ctl, initdb) are required")
+            pytest.skip("PostgreSQL's server binaries (pg_ctl, initdb) are not installed")
+        self.bin = Path(found[-1]).parent
+        self.data = folder / "cluster"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        # PostgreSQL refuses to run as root: as the system's postgres user then
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.as_user:
+            shutil.chown(folder, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True,
+                       capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"),
+                  "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                        f"-c unix_socket_directories='' -c fsync=off", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    # Not under pytest's temporary folders: their parents are closed to the postgres user
+    folder = Path(tempfile.mkdtemp(prefix="mailhaven-pg-"))
+    try:
+        made = Cluster(folder)
+        made.start()
+        try:
+            yield made
+        finally:
+            with contextlib.suppress(subprocess.CalledProcessError):  # stopped already
+                made.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_outage_is_answered_503_and_the_api_recovers_by_itself(
+        cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=cluster.url, hostname="mx.mailhaven.test",
+                        require_verified_domains=False)
+    services = Services.start(settings, FrozenClock())
+    try:
+        with services.db.transaction() as session:
+            issued = create_account(session, services.vault, name="Acme", email="ops@acme.test",
+                                    clock=services.clock)
+            create_domain(session, services.vault, issued.account_id,
+                          {"name": "mg.acme.test"}, services.clock)
+        message = {"from": "news@mg.acme.test", "to": "ann@example.org", "subject": "Hi",
+                   "text": "Hello"}
+        with (LiveServer(services) as live, live.client(issued.api_key) as api,
+              live.client() as anonymous):
+            assert api.post("/v3/mg.acme.test/messages", data=message).status_code == 200
+            cluster.stop()
+            caplog.set_level(logging.INFO, logger="mailhaven.http")
+            refused = [api.post("/v3/mg.acme.test/messages", data=message),
+                       api.get("/v3/mg.acme.test/events"),
+                       api.get("/v3/domains")]
+            for answer in refused:
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["Retry-After"] == "5"
+                assert "retry" in answer.json()["message"]
+            assert anonymous.get("/healthz").status_code == 503
+
+            cluster.start()
+            assert api.post("/v3/mg.acme.test/messages", data=message).status_code == 200
+            assert anonymous.get("/healthz").status_code == 200
+            events = api.get("/v3/mg.acme.test/events", params={"event": "accepted"})
+            assert len(events.json()["items"]) == 2  # the two accepted, nothing from the outage
+    finally:
+        services.close()
+    outages = [r.getMessage() for r in caplog.records if '"kind": "outage"' in r.getMessage()]
+    assert len(outages) == 2 and '"started"' in outages[0] and '"ended"' in outages[1]
+    assert '"requests_refused": 3' in outages[1]
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
