@@ -5,11 +5,13 @@ own (initdb + pg_ctl), stopped and started under a live server."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import glob
 import logging
 import os
 import shutil
+import smtplib
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,9 +22,11 @@ import pytest
 from mailhaven.accounts.service import create_account
 from mailhaven.clock import FrozenClock
 from mailhaven.config import Settings
+from mailhaven.credentials import service as credentials
 from mailhaven.domains.service import create_domain
 from mailhaven.services import Services
 from tests.conftest import REQUIRE_PG
+from tests.submission.conftest import RunningSubmission
 from tests.support import LiveServer, free_port
 
 
@@ -114,3 +118,49 @@ def test_an_outage_is_answered_503_and_the_api_recovers_by_itself(
     assert len(outages) == 2 and '"started"' in outages[0] and '"ended"' in outages[1]
     assert '"requests_refused": 3' in outages[1]
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+def test_smtp_submission_answers_4xx_in_an_outage_and_recovers(
+        cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A sender told 4xx keeps the message and tries again: never a 5xx (a bounce) for our
+    own outage, and one log line for it, not a traceback per attempt."""
+    settings = Settings(data_dir=tmp_path, database_url=cluster.url, hostname="127.0.0.1",
+                        require_verified_domains=False)
+    services = Services.start(settings, FrozenClock())
+    try:
+        with services.db.transaction() as session:
+            issued = create_account(session, services.vault, name="Acme", email="ops@acme.test",
+                                    clock=services.clock)
+            domain = create_domain(session, services.vault, issued.account_id,
+                                   {"name": "mg.acme.test"}, services.clock)
+            credentials.create(session, services.vault, domain, "mailer@mg.acme.test",
+                               "s3cret-pass-123", services.clock)
+        with RunningSubmission(services) as smtp:
+            assert _submit(smtp)[0] == 250
+            cluster.stop()
+            caplog.clear()
+            code, reply = _submit(smtp)
+            assert 400 <= code < 500, reply
+            cluster.start()
+            assert _submit(smtp)[0] == 250
+    finally:
+        services.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and '"kind": "outage"' in errors[0], errors  # one line, no frames
+
+
+def _submit(smtp: RunningSubmission) -> tuple[int, str]:
+    """AUTH and a message; the first reply that isn't a success, or DATA's."""
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=30) as client:
+        client.starttls(context=smtp.context())
+        client.ehlo()
+        login = base64.b64encode(b"\0mailer@mg.acme.test\0s3cret-pass-123").decode()
+        code, text = client.docmd("AUTH", f"PLAIN {login}")
+        if code != 235:
+            return code, text.decode()
+        try:
+            client.sendmail("news@mg.acme.test", ["ann@example.org"],
+                            b"Subject: Hi\r\nFrom: news@mg.acme.test\r\n\r\nHello\r\n")
+        except smtplib.SMTPResponseException as refused:
+            return refused.smtp_code, refused.smtp_error.decode()
+        return 250, "queued"

@@ -26,7 +26,7 @@ from mailhaven import netpolicy
 from mailhaven.clock import monotonic
 from mailhaven.errors import BadRequest, MailhavenError, TooLarge, frames
 from mailhaven.sending.request import Attachment
-from mailhaven.storage.db import is_unavailable
+from mailhaven.storage.db import outage
 
 log = logging.getLogger("mailhaven.http")
 UNAVAILABLE = "Service temporarily unavailable: please retry in a few seconds"
@@ -318,34 +318,12 @@ class RequestLog:
             }))
 
 
-class Outage:
-    """The database stopped answering: one log line when it starts, one when a request is
-    answered again (with how many were refused), not a traceback per request."""
-
-    def __init__(self) -> None:
-        self.refused = 0
-
-    def refuse(self, scope: Scope, exc: Exception) -> None:
-        if not self.refused:
-            log.error(json.dumps({"kind": "outage", "state": "started",
-                                  "route": _route_of(scope), "error": type(exc).__name__}))
-        self.refused += 1
-
-    def answered(self) -> None:
-        if self.refused:
-            log.warning(json.dumps({"kind": "outage", "state": "ended",
-                                    "requests_refused": self.refused}))
-            self.refused = 0
-
-
-outage = Outage()
 
 
 def answer_failure(scope: Scope, exc: Exception) -> Response:
     """A request that failed: 503 with Retry-After when the database is unavailable (the
     client should try again; Mailgun's clients and SDKs retry a 503), else our 500."""
-    if is_unavailable(exc):
-        outage.refuse(scope, exc)
+    if outage.refused(_route_of(scope), exc):
         return JSONResponse({"message": UNAVAILABLE}, status_code=503,
                             headers={"Retry-After": RETRY_AFTER_SECONDS})
     _log_unexpected(scope, exc)

@@ -40,6 +40,7 @@ from mailhaven.regions.service import for_domain
 from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
+from mailhaven.storage.db import outage
 from mailhaven.submission.tls import server_context
 
 log = logging.getLogger("mailhaven.inbound")
@@ -333,9 +334,11 @@ class InboundHandler:
             keys = await self._store(session, envelope, disarmed + raw[len(header):], head,
                                      verdicts)
         except Exception as exc:  # ours to log, never the sender's to read
-            log.error("mx: storing failed: %s", frames(exc))
+            if not outage.refused("mx", exc):
+                log.error("mx: storing failed: %s", frames(exc))
             REFUSED.labels("error").inc()
             return TEMPORARY_FAILURE
+        outage.answered()
         RECEIVED.inc()
         log.info(json.dumps({
             "kind": "mx", "status": 250, "recipients": len(envelope.receivers),
@@ -400,7 +403,7 @@ class InboundHandler:
         client's affair."""
         if isinstance(error, TLSSetupException):
             log.info(json.dumps({"kind": "mx", "state": "TLS handshake failed"}))
-        else:
+        elif not outage.refused("mx", error):
             log.error("mx: %s", frames(error))
         return TEMPORARY_FAILURE
 

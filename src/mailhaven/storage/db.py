@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+log = logging.getLogger("mailhaven.storage")
 MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite's words for "not now": another writer holds the file past the busy timeout, the
 # disk is full or failing, the file can't be opened
@@ -73,6 +76,35 @@ def is_unavailable(exc: BaseException) -> bool:
             return str(found).lower().startswith(_SQLITE_UNAVAILABLE)
         found = found.__cause__ or found.__context__
     return False
+
+
+class Outage:
+    """The database stopped answering: one log line when an outage starts, one when work is
+    done again (with how many requests were refused), not a traceback per request. One per
+    process, shared by the API, SMTP submission and the MX."""
+
+    def __init__(self) -> None:
+        self.refused_count = 0
+
+    def refused(self, where: str, exc: BaseException) -> bool:
+        """Whether `exc` is an outage (then counted, and its start logged once): the caller
+        answers "try again later" and logs nothing more."""
+        if not is_unavailable(exc):
+            return False
+        if not self.refused_count:
+            log.error(json.dumps({"kind": "outage", "state": "started", "where": where,
+                                  "error": type(exc).__name__}))
+        self.refused_count += 1
+        return True
+
+    def answered(self) -> None:
+        if self.refused_count:
+            log.warning(json.dumps({"kind": "outage", "state": "ended",
+                                    "requests_refused": self.refused_count}))
+            self.refused_count = 0
+
+
+outage = Outage()
 
 
 def affected(result: object) -> int:

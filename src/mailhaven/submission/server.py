@@ -34,6 +34,7 @@ from mailhaven.sending import identity
 from mailhaven.sending.request import MAX_MESSAGE_BYTES, Attachment
 from mailhaven.sending.service import Accepted, SendAttempt, group_commit
 from mailhaven.services import Services
+from mailhaven.storage.db import outage
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.submission.auth import (
     AUTH_FAILURES,
@@ -306,9 +307,11 @@ class SubmissionHandler:
         except MailhavenError as exc:
             reply = refusal(exc, submitted.worded(exc.message) if submitted else None)
         except Exception as exc:  # ours to log, never the sender's to read
-            log.error("smtp submission: %s", frames(exc))
+            if not outage.refused("smtp", exc):
+                log.error("smtp submission: %s", frames(exc))
             reply = TEMPORARY_FAILURE
         else:
+            outage.answered()
             self.submission.services.delivery_bell.ring()  # committed: a worker starts now
             reply = Reply(f"250 2.0.0 OK: queued as {one_line(accepted.id)}", "accepted")
         if accepted is None:
@@ -332,7 +335,7 @@ class SubmissionHandler:
         if isinstance(error, TLSSetupException):
             log.info(json.dumps({"kind": "smtp", "listener": self.listener,
                                  "state": "TLS handshake failed"}))
-        else:
+        elif not outage.refused("smtp", error):
             log.error("smtp submission: %s", frames(error))
         return TEMPORARY_FAILURE.text
 
