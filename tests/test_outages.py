@@ -5,6 +5,7 @@ own (initdb + pg_ctl), stopped and started under a live server."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import glob
@@ -14,20 +15,32 @@ import shutil
 import smtplib
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from mailhaven.accounts.service import create_account
 from mailhaven.clock import FrozenClock
 from mailhaven.config import Settings
 from mailhaven.credentials import service as credentials
+from mailhaven.delivery.models import Delivery
+from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.domains.service import create_domain
 from mailhaven.services import Services
 from tests.conftest import REQUIRE_PG
 from tests.submission.conftest import RunningSubmission
-from tests.support import LiveServer, free_port
+from tests.support import (
+    LiveServer,
+    Sink,
+    SinkBehaviour,
+    deliver_due,
+    free_port,
+    run_loop,
+    with_relay,
+)
 
 
 class Cluster:
@@ -164,3 +177,70 @@ def _submit(smtp: RunningSubmission) -> tuple[int, str]:
         except smtplib.SMTPResponseException as refused:
             return refused.smtp_code, refused.smtp_error.decode()
         return 250, "queued"
+
+
+def test_a_delivered_copy_whose_settle_met_an_outage_is_settled_when_the_database_returns(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """The recipient's server took the copy, then the database went away before the worker
+    could record it: the worker keeps the outcome and records it when the database is
+    back, so the copy is delivered once — not sent again after its lease."""
+    clock = FrozenClock()
+    settings = Settings(data_dir=tmp_path, database_url=cluster.url, hostname="mx.mailhaven.test",
+                        require_verified_domains=False, lease_seconds=60)
+    services = Services.start(settings, clock)
+    restart = threading.Timer(2.0, cluster.start)
+
+    def outage_after_taking(_rcpts: list[str]) -> None:
+        cluster.stop()  # the message is in; the worker's settle meets no database
+        restart.start()
+        return None
+
+    try:
+        with services.db.transaction() as session:
+            issued = create_account(session, services.vault, name="Acme", email="ops@acme.test",
+                                    clock=clock)
+            create_domain(session, services.vault, issued.account_id,
+                          {"name": "mg.acme.test"}, clock)
+        with LiveServer(services) as live, live.client(issued.api_key) as api:
+            assert api.post("/v3/mg.acme.test/messages", data={
+                "from": "news@mg.acme.test", "to": "ann@example.org", "subject": "Once",
+                "text": "Hello"}).status_code == 200
+        with Sink(SinkBehaviour(data=outage_after_taking)) as sink:
+            run_loop(_work_until(with_relay(services, sink), lambda: not restart.is_alive()
+                                 and _statuses(services) == ["delivered"]))
+            assert _statuses(services) == ["delivered"]
+            clock.advance(3600)  # long past the lease: nothing is due again
+            deliver_due(services, sink)
+            assert len(sink.received) == 1
+    finally:
+        restart.cancel()
+        services.close()
+
+
+def _statuses(services: Services) -> list[str]:
+    with services.db.sessions() as session:
+        return [d.status for d in session.scalars(select(Delivery))]
+
+
+async def _work_until(services: Services, done: Callable[[], bool]) -> None:
+    """A worker's own loop (as `mailhaven worker` runs it, rounds that fail retried) until
+    `done` holds, or 60 seconds."""
+    worker = DeliveryWorker(services, concurrency=5)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            if await asyncio.to_thread(_holds, done):
+                break
+    finally:
+        stop.set()
+        await running
+        await worker.close()
+
+
+def _holds(done: Callable[[], bool]) -> bool:
+    try:
+        return done()
+    except Exception:  # the database is still away
+        return False

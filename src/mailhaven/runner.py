@@ -12,7 +12,7 @@ import threading
 from mailhaven.clock import Clock
 from mailhaven.errors import frames
 from mailhaven.storage import periodic
-from mailhaven.storage.db import Database
+from mailhaven.storage.db import Database, outage
 
 log = logging.getLogger("mailhaven.runner")
 
@@ -92,7 +92,8 @@ class Runner:
             try:
                 handled = await self.run_once()
             except Exception as exc:  # a bad round must not end the process; the next retries
-                log.error("%s: round failed: %s", self.name, frames(exc))
+                if not outage.refused(self.name, exc):  # an outage is logged once, not per round
+                    log.error("%s: round failed: %s", self.name, frames(exc))
                 await self._sleep(stop, self.error_seconds, None)
             else:
                 if not handled:
