@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -28,6 +29,7 @@ from mailhaven.config import Settings
 from mailhaven.credentials import service as credentials
 from mailhaven.delivery.models import Delivery
 from mailhaven.delivery.worker import DeliveryWorker
+from mailhaven.domains.models import Domain
 from mailhaven.domains.service import create_domain
 from mailhaven.services import Services
 from tests.conftest import REQUIRE_PG
@@ -93,20 +95,28 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _on_cluster(cluster: Cluster, tmp_path: Path, clock: FrozenClock,
+                **settings: Any) -> tuple[Services, str, Domain]:
+    """Mailhaven on the cluster, with an account (its API key) and its domain."""
+    services = Services.start(Settings(data_dir=tmp_path, database_url=cluster.url,
+                                       require_verified_domains=False,
+                                       **settings), clock)
+    with services.db.transaction() as session:
+        issued = create_account(session, services.vault, name="Acme", email="ops@acme.test",
+                                clock=clock)
+        domain = create_domain(session, services.vault, issued.account_id,
+                               {"name": "mg.acme.test"}, clock)
+    return services, issued.api_key, domain
+
+
 def test_an_outage_is_answered_503_and_the_api_recovers_by_itself(
         cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=cluster.url, hostname="mx.mailhaven.test",
-                        require_verified_domains=False)
-    services = Services.start(settings, FrozenClock())
+    services, api_key, _domain = _on_cluster(cluster, tmp_path, FrozenClock(),
+                                             hostname="mx.mailhaven.test")
     try:
-        with services.db.transaction() as session:
-            issued = create_account(session, services.vault, name="Acme", email="ops@acme.test",
-                                    clock=services.clock)
-            create_domain(session, services.vault, issued.account_id,
-                          {"name": "mg.acme.test"}, services.clock)
         message = {"from": "news@mg.acme.test", "to": "ann@example.org", "subject": "Hi",
                    "text": "Hello"}
-        with (LiveServer(services) as live, live.client(issued.api_key) as api,
+        with (LiveServer(services) as live, live.client(api_key) as api,
               live.client() as anonymous):
             assert api.post("/v3/mg.acme.test/messages", data=message).status_code == 200
             cluster.stop()
@@ -137,15 +147,9 @@ def test_smtp_submission_answers_4xx_in_an_outage_and_recovers(
         cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A sender told 4xx keeps the message and tries again: never a 5xx (a bounce) for our
     own outage, and one log line for it, not a traceback per attempt."""
-    settings = Settings(data_dir=tmp_path, database_url=cluster.url, hostname="127.0.0.1",
-                        require_verified_domains=False)
-    services = Services.start(settings, FrozenClock())
+    services, _key, domain = _on_cluster(cluster, tmp_path, FrozenClock(), hostname="127.0.0.1")
     try:
         with services.db.transaction() as session:
-            issued = create_account(session, services.vault, name="Acme", email="ops@acme.test",
-                                    clock=services.clock)
-            domain = create_domain(session, services.vault, issued.account_id,
-                                   {"name": "mg.acme.test"}, services.clock)
             credentials.create(session, services.vault, domain, "mailer@mg.acme.test",
                                "s3cret-pass-123", services.clock)
         with RunningSubmission(services) as smtp:
@@ -185,9 +189,8 @@ def test_a_delivered_copy_whose_settle_met_an_outage_is_settled_when_the_databas
     could record it: the worker keeps the outcome and records it when the database is
     back, so the copy is delivered once — not sent again after its lease."""
     clock = FrozenClock()
-    settings = Settings(data_dir=tmp_path, database_url=cluster.url, hostname="mx.mailhaven.test",
-                        require_verified_domains=False, lease_seconds=60)
-    services = Services.start(settings, clock)
+    services, api_key, _domain = _on_cluster(cluster, tmp_path, clock,
+                                             hostname="mx.mailhaven.test", lease_seconds=60)
     restart = threading.Timer(2.0, cluster.start)
 
     def outage_after_taking(_rcpts: list[str]) -> None:
@@ -196,12 +199,7 @@ def test_a_delivered_copy_whose_settle_met_an_outage_is_settled_when_the_databas
         return None
 
     try:
-        with services.db.transaction() as session:
-            issued = create_account(session, services.vault, name="Acme", email="ops@acme.test",
-                                    clock=clock)
-            create_domain(session, services.vault, issued.account_id,
-                          {"name": "mg.acme.test"}, clock)
-        with LiveServer(services) as live, live.client(issued.api_key) as api:
+        with LiveServer(services) as live, live.client(api_key) as api:
             assert api.post("/v3/mg.acme.test/messages", data={
                 "from": "news@mg.acme.test", "to": "ann@example.org", "subject": "Once",
                 "text": "Hello"}).status_code == 200
