@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,7 +38,7 @@ from mailhaven.privacy.records import (
 )
 from mailhaven.services import Services
 from mailhaven.storage.db import Database
-from mailhaven.storage.notice_versions import version_in_force
+from mailhaven.storage.notice_versions import notice_in_force
 from mailhaven.suppressions import service as suppressions
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
@@ -56,18 +57,24 @@ class Context:
 
     vault: Vault
     data_dir: Path
-    notice_version: str
+    built_in_notice: str  # MAILHAVEN_NOTICE_VERSION: in force until a stored one is
     now: float
     actor: str = "system"  # who acts, for the audit log: "account:<id>", "subject", "cli"
-    main_db: Database | None = None  # the sub-processor register's (None: the session's)
+    main_db: Database | None = None  # the notices' and the register's (None: the session's)
 
     @classmethod
     def of(cls, services: Services, actor: str = "system") -> Context:
-        now = services.clock.now()
-        with services.main_db.sessions() as session:
-            version = version_in_force(session, now) or services.settings.notice_version
-        return cls(services.vault, services.settings.data_dir, version, now, actor,
+        return cls(services.vault, services.settings.data_dir,
+                   services.settings.notice_version, services.clock.now(), actor,
                    services.main_db)
+
+    @cached_property
+    def notice_version(self) -> str:
+        """The notice in force, read when a consent is recorded: not on every open, click
+        or request that makes a context and records none."""
+        if self.main_db is None:
+            return self.built_in_notice
+        return notice_in_force(self.main_db, self.now, self.built_in_notice)
 
 
 def journal(session: Session, ctx: Context, action: str, *,

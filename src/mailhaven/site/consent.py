@@ -21,7 +21,7 @@ from mailhaven.controls.service import ledger, record_consent
 from mailhaven.errors import BadRequest
 from mailhaven.services import Services
 from mailhaven.site.mail import existing_platform_account, platform_account
-from mailhaven.storage.notice_versions import version_in_force
+from mailhaven.storage import notice_versions
 
 VISITOR_COOKIE = "mh_visitor"
 PURPOSE = "analytics"
@@ -56,12 +56,11 @@ def record_cookie_choice(session: Session, services: Services, *, visitor_id: st
                    notice_version=notice_in_force(services), now=services.clock.now())
 
 
+
 def notice_in_force(services: Services) -> str:
     """The stored version in force, else the built-in one (`MAILHAVEN_NOTICE_VERSION`)."""
-    with services.main_db.sessions() as session:
-        found = version_in_force(session, services.clock.now())
-    return found or services.settings.notice_version
-
+    return notice_versions.notice_in_force(services.main_db, services.clock.now(),
+                                           services.settings.notice_version)
 
 def cookie_choices(session: Session, services: Services, visitor_id: str) -> list[dict[str, Any]]:
     """The visitor's choices as the ledger holds them, oldest first (a reader: makes

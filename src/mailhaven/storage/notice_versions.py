@@ -7,6 +7,8 @@ from __future__ import annotations
 from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session
 
+from mailhaven.storage.db import Database
+
 NOTICES = table("privacy_notices", column("version"), column("effective_at"),
                 column("published_at"))
 
@@ -19,3 +21,9 @@ def version_in_force(session: Session, now: float) -> str | None:
         .order_by(NOTICES.c.effective_at.desc(), NOTICES.c.published_at.desc()).limit(1)
     ).scalar()
     return None if found is None else str(found)
+
+
+def notice_in_force(main_db: Database, now: float, built_in: str) -> str:
+    """The stored version in force, else the built-in one (`MAILHAVEN_NOTICE_VERSION`)."""
+    with main_db.sessions() as session:
+        return version_in_force(session, now) or built_in
