@@ -35,8 +35,13 @@ def test_items_have_mailguns_log_shape(api, account, two_days, domain) -> None:
     assert set(answer) == {"start", "end", "items", "pagination", "aggregates"}
     assert answer["start"] == "Mon, 01 Jan 2024 00:00:00 +0000"
     assert answer["pagination"] == {} and answer["aggregates"] == {}  # one page: no links
-    assert [(i["recipient"], i["domain"]["name"]) for i in answer["items"]] == [
-        ("ann@example.org", domain), ("carol@example.org", domain), ("dan@example.org", OTHER)]
+    # carol and dan are delivered in the same second by two concurrent domain queues: a tie
+    # that keeps the order in which the worker wrote them, so only ann's place is fixed
+    delivered = [(i["recipient"], i["domain"]["name"]) for i in answer["items"]]
+    assert delivered[0] == ("ann@example.org", domain)
+    assert set(delivered[1:]) == {("carol@example.org", domain), ("dan@example.org", OTHER)}
+    assert [i["@timestamp"] for i in answer["items"]] == sorted(
+        i["@timestamp"] for i in answer["items"])
     ann = answer["items"][0]
     assert "timestamp" not in ann
     assert ann["@timestamp"].endswith("Z") and len(ann["@timestamp"]) == 24  # …T17:19:51.166Z
