@@ -94,6 +94,12 @@ class Settings:
     hostname: str = field(default_factory=socket.getfqdn)
     smtp_delivery_port: int = 25
     dns_nameserver: tuple[str, int] | None = None
+    dns_timeout_seconds: float = 10.0  # one lookup, all its tries; past it the copy is deferred
+    # Delivery over SMTP: connecting (with the greeting and EHLO), each command, and the
+    # answer to the message's final dot; past one, the attempt is deferred (4xx), not bounced
+    smtp_connect_seconds: float = 30.0
+    smtp_command_seconds: float = 60.0
+    smtp_data_seconds: float = 300.0
     lease_seconds: int = 600
     webhook_lease_seconds: int = 60  # a POST is cut off after 10 s: its lease can be short
     max_message_age_seconds: int = 5 * 24 * 3600
@@ -233,6 +239,10 @@ class Settings:
             hostname=_env("HOSTNAME", "") or socket.getfqdn(),  # no lookup when set
             smtp_delivery_port=_int("SMTP_DELIVERY_PORT", 25),
             dns_nameserver=parse_hostport(_env("DNS_NAMESERVER", "")),
+            dns_timeout_seconds=float(_int("DNS_TIMEOUT", 10)),
+            smtp_connect_seconds=float(_int("SMTP_CONNECT_TIMEOUT", 30)),
+            smtp_command_seconds=float(_int("SMTP_COMMAND_TIMEOUT", 60)),
+            smtp_data_seconds=float(_int("SMTP_DATA_TIMEOUT", 300)),
             lease_seconds=_int("LEASE_SECONDS", 600),
             webhook_lease_seconds=_int("WEBHOOK_LEASE_SECONDS", 60),
             max_message_age_seconds=_int("MAX_MESSAGE_AGE_SECONDS", 5 * 24 * 3600),

@@ -11,11 +11,13 @@ ABSENT = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)  # DNS answered: there i
 FAILED = (dns.exception.Timeout, dns.resolver.NoNameservers)  # DNS did not answer
 
 
-def make_resolver(nameserver: tuple[str, int] | None) -> dns.asyncresolver.Resolver:
-    """The system's resolver, or the one at `nameserver` (MAILHAVEN_DNS_NAMESERVER)."""
+def make_resolver(nameserver: tuple[str, int] | None, *,
+                  timeout: float = 10.0) -> dns.asyncresolver.Resolver:
+    """The system's resolver, or the one at `nameserver` (MAILHAVEN_DNS_NAMESERVER); a
+    lookup with no answer within `timeout` seconds raises Timeout."""
     resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
     if nameserver is not None:
         resolver.nameservers = [nameserver[0]]
         resolver.port = nameserver[1]
-    resolver.lifetime = 10.0
+    resolver.lifetime = timeout
     return resolver

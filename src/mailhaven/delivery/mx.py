@@ -28,8 +28,8 @@ class MailHost:
 
 class MxResolver:
     def __init__(self, *, nameserver: tuple[str, int] | None = None, port: int = 25,
-                 allow_private: bool = False) -> None:
-        self._resolver = make_resolver(nameserver)
+                 allow_private: bool = False, timeout: float = 10.0) -> None:
+        self._resolver = make_resolver(nameserver, timeout=timeout)
         self._port = port
         self._allow_private = allow_private  # MAILHAVEN_ALLOW_PRIVATE_MX
         self._cache: dict[str, tuple[float, list[MailHost] | DeliveryFailure]] = {}

@@ -22,11 +22,17 @@ from mailhaven.failure_reasons import FailureReason
 
 IDLE_SECONDS = 30.0
 CONNECTIONS_PER_HOST = 10
-# RFC 5321 §4.5.3.2 suggests longer waits; these keep a whole attempt (connect, TLS,
-# MAIL, RCPT, DATA) well inside the default lease, so no other worker takes the copy.
-CONNECT_TIMEOUT = 30.0
-COMMAND_TIMEOUT = 60.0
-DATA_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a silent server is waited for (MAILHAVEN_SMTP_*_TIMEOUT). RFC 5321
+    §4.5.3.2 suggests longer waits; the defaults keep a whole attempt (connect, TLS, MAIL,
+    RCPT, DATA) well inside the default lease, so no other worker takes the copy."""
+
+    connect: float = 30.0  # the TCP connection, the greeting, EHLO and STARTTLS
+    command: float = 60.0  # MAIL, RCPT
+    data: float = 300.0  # the message and the answer to its final dot
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,10 @@ def _tls_context(verify: bool) -> ssl.SSLContext:
 
 
 class SmtpTransport:
-    def __init__(self, helo_name: str, *, per_host: int = CONNECTIONS_PER_HOST) -> None:
+    def __init__(self, helo_name: str, *, per_host: int = CONNECTIONS_PER_HOST,
+                 timeouts: Timeouts | None = None) -> None:
         self._helo = helo_name
+        self._timeouts = timeouts or Timeouts()
         self._idle: dict[tuple, list[_Connection]] = defaultdict(list)
         self._limits: dict[tuple, asyncio.Semaphore] = {}
         self._per_host = per_host
@@ -121,8 +129,7 @@ class SmtpTransport:
         return Delivered(reply, host.name, conn.tls, conn.verified,
                          monotonic() - started)
 
-    @staticmethod
-    async def _transaction(conn: _Connection, sender: str, recipient: str,
+    async def _transaction(self, conn: _Connection, sender: str, recipient: str,
                            data: bytes) -> SmtpReply:
         client = conn.client
         # RFC 6531: UTF-8 in the envelope or in the headers needs SMTPUTF8.
@@ -133,14 +140,15 @@ class SmtpTransport:
         encoding, options = ("utf-8", ["SMTPUTF8"]) if utf8 else ("ascii", [])
         if not data.isascii() and client.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")  # RFC 6152
-        await client.mail(sender, options=options, encoding=encoding, timeout=COMMAND_TIMEOUT)
-        await client.rcpt(recipient, encoding=encoding, timeout=COMMAND_TIMEOUT)
-        response = await client.data(data, timeout=DATA_TIMEOUT)
+        timeouts = self._timeouts
+        await client.mail(sender, options=options, encoding=encoding, timeout=timeouts.command)
+        await client.rcpt(recipient, encoding=encoding, timeout=timeouts.command)
+        response = await client.data(data, timeout=timeouts.data)
         return SmtpReply.parse(response.code, response.message)
 
     def _client(self, host: MailHost) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(hostname=host.address, port=host.port, local_hostname=self._helo,
-                               start_tls=False, timeout=CONNECT_TIMEOUT)
+                               start_tls=False, timeout=self._timeouts.connect)
 
     async def _connect(self, host: MailHost, require_tls: bool, verify_tls: bool) -> _Connection:
         client = self._client(host)
@@ -198,7 +206,7 @@ class SmtpTransport:
 
     async def _release_after_error(self, key: tuple, conn: _Connection) -> None:
         try:
-            await conn.client.rset(timeout=30)
+            await conn.client.rset(timeout=self._timeouts.command)
         except (aiosmtplib.SMTPException, OSError):
             conn.client.close()
             return

@@ -24,7 +24,12 @@ from mailhaven.delivery.mx import MailHost, MxResolver
 from mailhaven.delivery.replies import DeliveryFailure, SmtpReply, local_failure
 from mailhaven.delivery.shaping import Held, Shaper
 from mailhaven.delivery.signing import DkimSigner, return_path
-from mailhaven.delivery.transport import Delivered, SmtpTransport, envelope_address
+from mailhaven.delivery.transport import (
+    Delivered,
+    SmtpTransport,
+    Timeouts,
+    envelope_address,
+)
 from mailhaven.domains import keys
 from mailhaven.domains.models import Domain
 from mailhaven.errors import frames
@@ -72,8 +77,11 @@ class DeliveryWorker(Runner):
         self.shaper = Shaper(settings.shaping_rules, services.clock)
         # The shaper limits sessions per MX host; the transport's own cap must not be lower.
         self.transport = SmtpTransport(
-            settings.hostname, per_host=max(r.connections for r in settings.shaping_rules))
+            settings.hostname, per_host=max(r.connections for r in settings.shaping_rules),
+            timeouts=Timeouts(settings.smtp_connect_seconds, settings.smtp_command_seconds,
+                              settings.smtp_data_seconds))
         self.resolver = MxResolver(nameserver=settings.dns_nameserver,
+                                   timeout=settings.dns_timeout_seconds,
                                    port=settings.smtp_delivery_port,
                                    allow_private=settings.allow_private_mx)
         self._inflight: set[asyncio.Task] = set()
