@@ -71,7 +71,10 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
 
 
 @router.get("/v3/domains/{domain_name}/messages/{storage_key}/attachments/{n}",
-            summary="Get an attachment of a stored inbound message")
+            summary="Get an attachment of a stored inbound message", response_class=Response,
+            responses={200: {"description": "The attachment, as its own type", "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                        "format": "binary"}}}}})
 async def get_stored_attachment(domain_name: str, storage_key: str, n: int,
                                 services: ServicesDep, account_id: AccountDep) -> Response:
     """An attachment of a message a route stored, as its `attachments` URLs name them
