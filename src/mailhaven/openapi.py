@@ -137,7 +137,7 @@ def _api_routes(app: FastAPI) -> Iterator[tuple[str, APIRoute]]:
     for context in walk(app.routes) if walk else app.routes:
         route = getattr(context, "original_route", context)
         if isinstance(route, APIRoute) and route.include_in_schema:
-            yield getattr(context, "path_format", None) or path, route
+            yield getattr(context, "path_format", None) or route.path_format, route
 
 
 def complete(doc: dict[str, Any], routes: Iterable[tuple[str, APIRoute]]) -> None:
@@ -149,21 +149,22 @@ def complete(doc: dict[str, Any], routes: Iterable[tuple[str, APIRoute]]) -> Non
         components["schemas"].pop(unused, None)
     components["securitySchemes"] = SECURITY
     for path, route in routes:
-        for method in route.methods:
+        for method in route.methods or ():
             _complete_operation(doc["paths"][path][method.lower()], path, route)
 
 
 def _complete_operation(op: dict[str, Any], path: str, route: APIRoute) -> None:
     responses = op.setdefault("responses", {})
     responses.pop("422", None)
-    authenticated = _authenticated(route.dependant)
+    optional_key = any("basicAuth" in each for each in op.get("security", []))
+    authenticated = optional_key or _authenticated(route.dependant)
     has_body = "requestBody" in op
     statuses = [503]
     if op.get("parameters") or has_body:
         statuses.append(400)
     if authenticated:
         statuses += [401, 403, 429]
-        op["security"] = [{"basicAuth": []}]
+        op.setdefault("security", [{"basicAuth": []}])
     if "{" in path:
         statuses.append(404)
     if has_body:
