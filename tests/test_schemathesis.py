@@ -8,7 +8,6 @@ import base64
 from collections import Counter
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
