@@ -21,7 +21,7 @@ FOUNDATION = {"__init__", "clock", "errors", "netpolicy", "storage", "vault", "c
               "runner", "addresses", "forms", "resolver", "shaping_rules", "failure_reasons",
               "messages"}
 # Interface modules: these top-level modules, packages, and modules of these names anywhere.
-INTERFACE_TOP = {"app", "regional", "server", "deps", "http", "web", "cli", "wiring"}
+INTERFACE_TOP = {"app", "regional", "server", "deps", "http", "openapi", "web", "cli", "wiring"}
 # response: an export over HTTP; deps: FastAPI dependencies that build a request's context
 INTERFACE_NAMES = {"router", "cli", "response", "deps"}
 

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mailhaven import __version__, http
+from mailhaven import __version__, http, openapi
 from mailhaven.accounts.throttle import FailedLogins
 from mailhaven.analytics.router import router as analytics_router
 from mailhaven.credentials.router import router as credentials_router
@@ -53,6 +53,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
                                    sender_policy=services.settings.sender_policy,
                                    public_url=services.settings.public_url)
     http.install(app)
+    openapi.install(app)
     app.include_router(domains_router)
     app.include_router(sending_router)
     app.include_router(events_router)

@@ -11,8 +11,10 @@ from fastapi.responses import JSONResponse
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.disclosures import service
+from mailhaven.disclosures.models import KINDS
 from mailhaven.errors import BadRequest
 from mailhaven.http import in_thread, read_form, read_json
+from mailhaven.openapi import Field, json_body
 
 router = APIRouter(tags=["privacy"])
 MAX_FORM_BYTES = 1024 * 1024  # up to 10,000 subjects
@@ -53,7 +55,31 @@ async def _fields(request: Request) -> tuple[dict[str, str], dict[str, list[str]
     return single, many
 
 
-@router.post("/v1/privacy/disclosures")
+DISCLOSURE = (
+    Field("recipient", "Who received the data", required=True),
+    Field("kind", "What kind of party", required=True, enum=KINDS),
+    Field("legal_basis", "The legal basis (Article 6)", required=True),
+    Field("purpose", "Why", required=True),
+    Field("category", "A category of data disclosed", repeated=True),
+    Field("subject", "A data subject's address", repeated=True),
+    Field("decided_by", "Who decided (default: this API key's account)"),
+    Field("endpoint", "Where Article 19 notices are POSTed (https)"),
+    Field("reference", "Your reference"),
+    Field("subprocessor_id", "The register's sub-processor it went to"))
+DISCLOSURE_BODY = json_body(
+    {"type": "object", "properties": {
+        **{f.name: {"type": "string", "description": f.description} for f in DISCLOSURE
+           if not f.repeated},
+        **{f.name: {"type": "array", "items": {"type": "string"},
+                    "description": f.description} for f in DISCLOSURE if f.repeated}}},
+    {"recipient": "Tax office", "kind": "authority", "legal_basis": "legal obligation",
+     "purpose": "audit", "category": ["contact"], "subject": ["ann@example.com"]},
+    form_too=DISCLOSURE)
+
+
+@router.post("/v1/privacy/disclosures", openapi_extra=DISCLOSURE_BODY, responses={
+    201: {"description": "Recorded", "content": {"application/json": {
+        "schema": {"type": "object"}}}}})
 async def record_disclosure(request: Request, services: ServicesDep,
                             account_id: AccountDep) -> JSONResponse:
     single, many = await _fields(request)

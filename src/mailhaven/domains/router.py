@@ -9,13 +9,38 @@ from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains import options, service, verify
 from mailhaven.domains.models import Domain
 from mailhaven.domains.reserved import operator_names
+from mailhaven.domains.service import SPAM_ACTIONS, WEB_SCHEMES
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, read_form
+from mailhaven.openapi import NO_FIELDS, Field, form
 from mailhaven.resolver import make_resolver
 from mailhaven.retention.service import bodies_kept_for
 
 POSTMASTER = "postmaster"  # the login `smtp_password` sets, as Mailgun's smtp_login shows it
 router = APIRouter(tags=["domains"])
+
+SETTINGS = (  # Mailgun's names and meanings; what is not given stays as it is
+    Field("spam_action", "What to do with spam received for the domain", enum=SPAM_ACTIONS),
+    Field("web_scheme", "The scheme of open, click and unsubscribe links", enum=WEB_SCHEMES),
+    Field("web_prefix", "The host name prefix of open, click and unsubscribe links",
+          example="email"),
+    Field("wildcard", "Accept inbound mail for subdomains too", "boolean"),
+    Field("require_tls", "Deliver the domain's mail over TLS only", "boolean"),
+    Field("skip_verification", "Do not verify the receiving server's certificate",
+          "boolean"),
+    Field("message_ttl", "Seconds stored messages are kept (3600 to ten years)", "integer"),
+    Field("encrypt_incoming_message", "Store received mail encrypted: set once, at creation",
+          "boolean"),
+    Field("use_automatic_sender_security", "Refused: Mailhaven publishes DKIM records itself",
+          "boolean"),
+    Field("smtp_password", "Sets the password of the domain's postmaster SMTP login"))
+DKIM = (
+    Field("dkim_algorithm", "The DKIM key's algorithm (Ed25519 signs beside RSA)",
+          enum=("rsa", "ed25519")),
+    Field("dkim_key_size", "The RSA key's size in bits", "integer", enum=("1024", "2048")),
+    Field("dkim_selector", "The DKIM selector (default: one made from the date)"))
+CREATE_BODY = form(Field("name", "The name of the new domain", required=True,
+                         example="mg.example.com"), *DKIM, *SETTINGS)
 
 
 @router.get("/v3/domains")
@@ -34,8 +59,8 @@ async def list_domains(services: ServicesDep, account_id: AccountDep,
     return await in_thread(run)
 
 
-@router.post("/v3/domains")
-@router.post("/v4/domains")
+@router.post("/v3/domains", openapi_extra=CREATE_BODY)
+@router.post("/v4/domains", openapi_extra=CREATE_BODY)
 async def create_domain(request: Request, services: ServicesDep, account_id: AccountDep) -> dict:
     fields, _ = await read_form(request)
 
@@ -70,8 +95,8 @@ async def get_domain(name: str, services: ServicesDep, account_id: AccountDep) -
     return await in_thread(run)
 
 
-@router.put("/v3/domains/{name}")
-@router.put("/v4/domains/{name}")
+@router.put("/v3/domains/{name}", openapi_extra=form(*SETTINGS))
+@router.put("/v4/domains/{name}", openapi_extra=form(*SETTINGS))
 async def update_domain(name: str, request: Request, services: ServicesDep,
                         account_id: AccountDep) -> dict:
     fields = field_dict((await read_form(request))[0])
@@ -105,8 +130,8 @@ async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep
     return {"message": "Domain will be deleted in the background"}
 
 
-@router.put("/v3/domains/{name}/verify")
-@router.put("/v4/domains/{name}/verify")
+@router.put("/v3/domains/{name}/verify", openapi_extra=NO_FIELDS)
+@router.put("/v4/domains/{name}/verify", openapi_extra=NO_FIELDS)
 async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def load() -> Domain:
         with services.db.sessions() as session:
@@ -129,9 +154,9 @@ async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep
 # -- DKIM keys: rotation and Ed25519 are Mailhaven extensions (docs/domains.md) -----------
 @router.post("/v1/admin/domains/{name}/dkim/rotate",
              summary="Start a DKIM key rotation (Mailhaven extension)",
-             description="Form fields: dkim_algorithm (rsa|ed25519), dkim_key_size, "
-                         "dkim_selector. The new key is pending until verification finds "
-                         "its record; then it signs and the old key retires for 7 days.")
+             description="The new key is pending until verification finds its record; "
+                         "then it signs and the old key retires for 7 days.",
+             openapi_extra=form(*DKIM))
 async def rotate_dkim(name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
     fields = field_dict((await read_form(request))[0])
@@ -158,7 +183,8 @@ async def dkim_keys(name: str, services: ServicesDep, account_id: AccountDep) ->
     return await in_thread(run)
 
 
-@router.put("/v3/domains/{name}/dkim_selector")
+@router.put("/v3/domains/{name}/dkim_selector", openapi_extra=form(Field(
+    "dkim_selector", "The new selector (also read from the query string)")))
 async def change_dkim_selector(name: str, request: Request, services: ServicesDep,
                                account_id: AccountDep) -> dict:
     fields = field_dict((await read_form(request))[0])

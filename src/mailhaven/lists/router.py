@@ -17,6 +17,7 @@ from mailhaven.forms import field_dict, flag
 from mailhaven.http import in_thread, query_url, read_form
 from mailhaven.lists import service
 from mailhaven.lists.models import MailingList
+from mailhaven.openapi import Field, form
 from mailhaven.services import Services
 from mailhaven.web.core import SECURITY_HEADERS
 
@@ -37,6 +38,20 @@ async def _read(services: Services, work: Callable[[Session], T], *,
         with services.db.transaction() if write else services.db.sessions() as session:
             return work(session)
     return await in_thread(run)
+
+
+LIST_FIELDS = (  # Mailgun's names and meanings
+    Field("name", "The list's name", example="Developers"),
+    Field("description", "A description"),
+    Field("access_level", "Who may send to the list", enum=service.ACCESS_LEVELS),
+    Field("reply_preference", "Where replies go", enum=service.REPLY_PREFERENCES))
+MEMBER_FIELDS = (
+    Field("name", "The member's name"),
+    Field("vars", "A JSON object of the member's variables", example='{"age": 26}'),
+    Field("subscribed", "Whether the member receives the list's mail (default: yes)",
+          "boolean"))
+UPSERT = Field("upsert", "Update members already there (else they stay as they are)",
+               "boolean")
 
 
 async def _fields(request: Request) -> dict[str, str]:
@@ -91,7 +106,9 @@ async def list_pages(request: Request, services: ServicesDep, account_id: Accoun
             "paging": _paging(request, services, f"{LISTS}/pages", found, limit)}
 
 
-@router.post(LISTS)
+@router.post(LISTS, openapi_extra=form(Field(
+    "address", "The list's address, on one of the account's domains", required=True,
+    example="developers@mg.example.com"), *LIST_FIELDS))
 async def create_list(request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict[str, Any]:
     """A mailing list at an address on one of the account's domains."""
@@ -107,7 +124,8 @@ async def get_list(list_address: str, services: ServicesDep,
         {"list": service.one_json(s, services.vault, row)})))
 
 
-@router.put(ONE)
+@router.put(ONE, openapi_extra=form(Field("address", "The list's new address"),
+                                    *LIST_FIELDS))
 async def update_list(list_address: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict[str, Any]:
     fields = await _fields(request)
@@ -156,7 +174,9 @@ async def member_pages(list_address: str, request: Request, services: ServicesDe
                               subscribed=subscribed)}
 
 
-@router.post(MEMBERS)
+@router.post(MEMBERS, openapi_extra=form(Field(
+    "address", "The member's address (\"Name <a@b>\" allowed)", required=True), *MEMBER_FIELDS,
+    UPSERT))
 async def add_member(list_address: str, request: Request, services: ServicesDep,
                      account_id: AccountDep) -> dict[str, Any]:
     fields = await _fields(request)
@@ -165,7 +185,10 @@ async def add_member(list_address: str, request: Request, services: ServicesDep,
         service.add_member(s, services.vault, row, fields, now))), write=True)
 
 
-@router.post(f"{ONE}/members.json")
+@router.post(f"{ONE}/members.json", openapi_extra=form(Field(
+    "members", "A JSON array of addresses or member objects (address, name, vars, "
+    "subscribed); at most 1000. Also read from the query string", required=True,
+    example='["bob@example.com", {"address": "ann@example.com", "name": "Ann"}]'), UPSERT))
 async def add_members_json(list_address: str, request: Request, services: ServicesDep,
                            account_id: AccountDep) -> dict[str, Any]:
     """Up to 1,000 members at once: `members`, a JSON array of addresses or member objects;
@@ -180,7 +203,11 @@ async def add_members_json(list_address: str, request: Request, services: Servic
         service.BULK_LIST_NOT_FOUND), write=True)
 
 
-@router.post(f"{ONE}/members.csv")
+@router.post(f"{ONE}/members.csv", openapi_extra=form(
+    Field("members", "The CSV file (or text): a header row naming address (and name, vars, "
+          "subscribed), or one address a row", "file", required=True),
+    Field("subscribed", "Whether the members receive the list's mail (default: yes)",
+          "boolean"), UPSERT))
 async def add_members_csv(list_address: str, request: Request, services: ServicesDep,
                           account_id: AccountDep) -> dict[str, Any]:
     """Up to 1,000 members from a CSV file (`members`, or `file`): a header row naming
@@ -206,7 +233,8 @@ async def get_member(list_address: str, member_address: str, services: ServicesD
         {"member": service.get_member(s, services.vault, row, member_address).json()})))
 
 
-@router.put(MEMBER)
+@router.put(MEMBER, openapi_extra=form(Field("address", "The member's new address"),
+                                       *MEMBER_FIELDS))
 async def update_member(list_address: str, member_address: str, request: Request,
                         services: ServicesDep, account_id: AccountDep) -> dict[str, Any]:
     fields = await _fields(request)

@@ -12,6 +12,7 @@ from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.errors import NotFound
 from mailhaven.http import in_thread
 from mailhaven.notices import service, subprocessors
+from mailhaven.openapi import NO_FIELDS
 
 router = APIRouter(tags=["privacy"])
 
@@ -50,7 +51,7 @@ def _objection_json(row: object) -> dict:
             "withdrawn_at": iso8601(row.withdrawn_at) if row.withdrawn_at else None}
 
 
-@router.post("/v1/privacy/notices/{version}/objection")
+@router.post("/v1/privacy/notices/{version}/objection", openapi_extra=NO_FIELDS)
 async def object_to(version: str, services: ServicesDep, account_id: AccountDep) -> dict:
     """The account objects: it is deleted on the amendment's effective date."""
     row = await in_thread(lambda: service.object_to(services, account_id, version))

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 
+from mailhaven import openapi
 from mailhaven.controls import service as controls
 from mailhaven.deps import AccountDep, ServicesDep, current_account
 from mailhaven.errors import BadRequest, Gone, NotFound
@@ -44,7 +45,29 @@ async def _optional_account(request: Request, services: Services) -> str | None:
 
 # -- requests ----------------------------------------------------------------------------
 
-@router.post("/v1/privacy/requests")
+REQUEST_BODY = {
+    **openapi.form(
+        openapi.Field("type", "The right exercised", required=True, enum=reqs.RIGHTS),
+        openapi.Field("email", "Without a key: the recipient's address, who confirms by a "
+                      "link mailed to it. With one: a recipient's request the customer "
+                      "verified (without it, the account holder's own)"),
+        openapi.Field("domain", "Without a key: the domain that mailed the recipient"),
+        openapi.Field("name", "The requester's name"),
+        openapi.Field("new_email", "rectification: the corrected address"),
+        openapi.Field("purpose", "objection, withdraw-consent: the purpose",
+                      enum=controls.PURPOSES),
+        openapi.Field("lift", "restriction: lift it rather than ask for it", "boolean"),
+        openapi.Field("confirm", "erasure of the account holder: the account's id "
+                      "(also read from the query string)")),
+    "security": [{}, {"basicAuth": []}]}  # a recipient files one without a key
+
+
+@router.post("/v1/privacy/requests", openapi_extra=REQUEST_BODY, responses={
+    201: {"description": "Filed (with a key)", "content": {"application/json": {
+        "schema": {"type": "object"}}}},
+    202: {"description": "Without a key: the same answer whether or not we hold data",
+          "content": {"application/json": {"schema": {"type": "object"},
+                                           "example": {"message": RECIPIENT_ACCEPTED}}}}})
 async def create_request(request: Request, services: ServicesDep) -> JSONResponse:
     """With an API key: the account holder's own request, or (with `email`) a recipient's
     request relayed by the customer, who verified them. Without: a recipient's request,
@@ -133,7 +156,9 @@ async def request_export(request_id: str, request: Request, services: ServicesDe
         clock=services.clock, directory=services.main_db), "recipient-export.zip")
 
 
-@router.post("/v1/privacy/requests/{request_id}/extend")
+@router.post("/v1/privacy/requests/{request_id}/extend", openapi_extra=openapi.form(
+    openapi.Field("months", "By how many months (default 2)", "integer", enum=("1", "2")),
+    openapi.Field("reason", "Why: told to the requester")))
 async def extend_request(request_id: str, request: Request, services: ServicesDep,
                          account_id: AccountDep, ctx: AccountContext) -> dict:
     fields = field_dict((await read_form(request))[0])
@@ -154,7 +179,8 @@ async def extend_request(request_id: str, request: Request, services: ServicesDe
     return await in_thread(run)
 
 
-@router.post("/v1/privacy/requests/{request_id}/deny")
+@router.post("/v1/privacy/requests/{request_id}/deny", openapi_extra=openapi.form(
+    openapi.Field("reason", "Why: told to the requester")))
 async def deny_request(request_id: str, request: Request, services: ServicesDep,
                        account_id: AccountDep, ctx: AccountContext) -> dict:
     reason = field_dict((await read_form(request))[0]).get("reason", "")
@@ -270,7 +296,15 @@ router.include_router(recipients)
 
 # -- consents, account deletion ------------------------------------------------------------
 
-@router.post("/v1/privacy/consents")
+@router.post("/v1/privacy/consents", openapi_extra=openapi.form(
+    openapi.Field("granted", "A grant (yes) or a withdrawal (no)", "boolean", required=True),
+    openapi.Field("purpose", "What the consent is for", required=True,
+                  enum=controls.PURPOSES),
+    openapi.Field("email", "The recipient's address; without it, the account holder's"),
+    openapi.Field("source", "Where it was given (default: api)"),
+    openapi.Field("notice_version", "The notice version it was given under")),
+    responses={201: {"description": "Recorded", "content": {"application/json": {
+        "schema": {"type": "object"}}}}})
 async def record_consent(request: Request, services: ServicesDep,
                          account_id: AccountDep, ctx: AccountContext) -> JSONResponse:
     """A grant or a withdrawal, for a recipient (`email`) or the account holder."""

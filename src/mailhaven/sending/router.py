@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
@@ -16,6 +17,7 @@ from mailhaven.errors import NotFound
 from mailhaven.http import form_body, in_thread, json_responses, read_form
 from mailhaven.inbound.stored import InboundSource, inbound_attachment, inbound_json, inbound_view
 from mailhaven.messages.document import Document
+from mailhaven.openapi import YES_NO, Field, form
 from mailhaven.sending import queues
 from mailhaven.sending.service import Accepted, SendAttempt
 from mailhaven.sending.stored import resend, stored_document, stored_view
@@ -26,6 +28,56 @@ router = APIRouter(tags=["messages"])
 ACCEPTED = Counter("mailhaven_messages_accepted_total", "Messages accepted for delivery")
 RECIPIENTS = Counter("mailhaven_recipients_accepted_total", "Recipients queued for delivery")
 QUEUED = "Queued. Thank you."
+
+
+ADDRESSES = "Repeat the field or separate addresses with commas; \"Bob <bob@example.com>\" allowed"
+OPTIONS = (  # Mailgun's names and meanings (its OpenAPI description's, shortened)
+    Field("template", "The name of a stored template to render the body from"),
+    Field("t:version", "Render this version of the template instead of the active one"),
+    Field("t:text", "Also render a plain text version of the template", "boolean"),
+    Field("t:variables", "A JSON object: the template's variables", example='{"name": "Ann"}'),
+    Field("o:tag", "A tag for statistics and events (up to 3)", repeated=True),
+    Field("o:dkim", "Sign with DKIM (default: yes)", "boolean"),
+    Field("o:deliverytime", "Deliver at this time (RFC 2822), up to 7 days ahead",
+          example="Thu, 13 Oct 2011 18:02:00 +0000"),
+    Field("o:testmode", "Accept and record the message but do not deliver it", "boolean"),
+    Field("o:tracking", "Track opens and clicks", "boolean"),
+    Field("o:tracking-clicks", "Track clicks (htmlonly: in the HTML part only)",
+          enum=(*YES_NO, "htmlonly")),
+    Field("o:tracking-opens", "Track opens", "boolean"),
+    Field("o:require-tls", "Deliver over TLS only, else fail", "boolean"),
+    Field("o:skip-verification", "Do not verify the receiving server's certificate", "boolean"),
+    Field("o:sending-ip", "Accepted for compatibility; Mailhaven sends from its own address"),
+    Field("o:sending-ip-pool", "Accepted for compatibility"),
+    Field("recipient-variables", "Batch sending: a JSON object of variables per recipient "
+          "address; each recipient gets a copy of their own", example='{"bob@example.com": '
+          '{"first": "Bob"}}'),
+    Field("h:X-My-Header", "Any header: h: and its name (e.g. h:Reply-To)"),
+    Field("v:my-var", "Custom data: v: and a name; shown as user-variables in events"))
+SEND_BODY = form(
+    Field("from", "The sender's address (\"Name <a@b>\" allowed)", required=True,
+          example="Excited User <mailgun@mg.example.com>"),
+    Field("to", f"The recipients. {ADDRESSES}; at most 1000", required=True, repeated=True),
+    Field("cc", f"Copy recipients. {ADDRESSES}", repeated=True),
+    Field("bcc", f"Blind copy recipients. {ADDRESSES}", repeated=True),
+    Field("subject", "The subject (not needed with a template that has one)"),
+    Field("text", "The plain text body"),
+    Field("html", "The HTML body"),
+    Field("amp-html", "The AMP part"),
+    Field("attachment", "A file attached (multipart only; repeat for more)", "file",
+          repeated=True),
+    Field("inline", "A file attached inline: its filename is its Content-ID", "file",
+          repeated=True),
+    *OPTIONS)
+MIME_BODY = form(
+    Field("to", f"All recipients, cc and bcc included. {ADDRESSES}", required=True,
+          repeated=True),
+    Field("message", "The whole MIME message, as a file part", "file", required=True),
+    *OPTIONS)
+SENT: dict[int | str, dict[str, Any]] = {200: {
+    "description": "Accepted and queued", "content": {"application/json": {"example": {
+        "id": "<20111114174239.25659.5817@samples.mailgun.org>",
+        "message": "Queued. Thank you."}}}}}
 
 
 async def _send(domain_name: str, request: Request, services: ServicesDep, account_id: str,
@@ -39,13 +91,13 @@ async def _send(domain_name: str, request: Request, services: ServicesDep, accou
     return {"id": accepted.id, "message": QUEUED}
 
 
-@router.post("/v3/{domain_name}/messages")
+@router.post("/v3/{domain_name}/messages", openapi_extra=SEND_BODY, responses=SENT)
 async def send_message(domain_name: str, request: Request, services: ServicesDep,
                        account_id: AccountDep) -> dict:
     return await _send(domain_name, request, services, account_id, mime=False)
 
 
-@router.post("/v3/{domain_name}/messages.mime")
+@router.post("/v3/{domain_name}/messages.mime", openapi_extra=MIME_BODY, responses=SENT)
 async def send_mime(domain_name: str, request: Request, services: ServicesDep,
                     account_id: AccountDep) -> dict:
     return await _send(domain_name, request, services, account_id, mime=True)
@@ -71,7 +123,10 @@ async def get_stored(domain_name: str, storage_key: str, request: Request,
 
 
 @router.get("/v3/domains/{domain_name}/messages/{storage_key}/attachments/{n}",
-            summary="Get an attachment of a stored inbound message")
+            summary="Get an attachment of a stored inbound message", response_class=Response,
+            responses={200: {"description": "The attachment, as its own type", "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                        "format": "binary"}}}}})
 async def get_stored_attachment(domain_name: str, storage_key: str, n: int,
                                 services: ServicesDep, account_id: AccountDep) -> Response:
     """An attachment of a message a route stored, as its `attachments` URLs name them

@@ -10,6 +10,7 @@ from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.http import query_url, read_form
+from mailhaven.openapi import Field, form
 from mailhaven.services import Services
 from mailhaven.stats import service, tags
 
@@ -81,8 +82,11 @@ async def get_tag(domain_name: str, tag: str, services: ServicesDep,
                            lambda s, d: tags.get(s, d.id, tag))
 
 
-@router.put("/v3/{domain_name}/tags/{tag}")
-@router.put("/v3/{domain_name}/tag")
+TAG_BODY = form(Field("description", "The tag's description (also read from the query string)"))
+
+
+@router.put("/v3/{domain_name}/tags/{tag}", openapi_extra=TAG_BODY)
+@router.put("/v3/{domain_name}/tag", openapi_extra=TAG_BODY)
 async def put_tag(domain_name: str, tag: str, request: Request, services: ServicesDep,
                   account_id: AccountDep) -> dict:
     fields, _ = await read_form(request)

@@ -11,6 +11,7 @@ from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.forms import field_dict
 from mailhaven.http import query_url, read_form, read_json
+from mailhaven.openapi import Field, form, json_body
 from mailhaven.suppressions import service
 from mailhaven.suppressions.models import KINDS
 
@@ -37,6 +38,40 @@ def _batch_message(kind: str, count: int) -> str:
     if kind == "whitelists":
         return f"{count} addresses/domains have been added to the allowlists table"
     return f"{count} addresses have been added to the {kind} table"
+
+
+CREATED_AT = Field("created_at", "When (RFC 2822; default: now)",
+                   example="Thu, 13 Oct 2011 18:02:00 +0000")
+FIELDS = {  # Mailgun's names and meanings, per list
+    "bounces": (Field("address", "The address", required=True),
+                Field("code", "The SMTP code of the bounce (default 550)", "integer"),
+                Field("error", "The error text"), CREATED_AT),
+    "unsubscribes": (Field("address", "The address", required=True),
+                     Field("tag", "Unsubscribed from this tag only (* for all)",
+                           repeated=True), CREATED_AT),
+    "complaints": (Field("address", "The address", required=True), CREATED_AT),
+    "whitelists": (Field("address", "An address to allow (or give domain)"),
+                   Field("domain", "A whole domain to allow"),
+                   Field("reason", "Why")),
+}
+
+
+def _add_body(kind: str) -> dict:
+    """One record as a form, or JSON: one object, or an array of up to 1000."""
+    record = {"type": "object", "properties": {
+        f.name: f.schema() if f.type != "integer" else {"type": ["integer", "string"],
+                                                        "description": f.description}
+        for f in FIELDS[kind]}}
+    example = {"address": "bob@example.com"} if kind != "whitelists" else {
+        "domain": "example.com"}
+    return json_body({"anyOf": [record, {"type": "array", "items": record,
+                                         "maxItems": service.MAX_BATCH}]},
+                     [example], form_too=FIELDS[kind])
+
+
+IMPORT_BODY = form(Field("file", "A CSV file with a header row naming the columns "
+                                 "(address, and the list's other fields)", "file",
+                         required=True))
 
 
 def _routes(kind: str) -> None:
@@ -134,9 +169,13 @@ def _routes(kind: str) -> None:
         return {"message": CLEARED[kind]}
 
     router.add_api_route(base_path, list_items, methods=["GET"])
-    router.add_api_route(base_path, add_items, methods=["POST"])
+    router.add_api_route(base_path, add_items, methods=["POST"], openapi_extra=_add_body(kind))
     router.add_api_route(base_path, clear_items, methods=["DELETE"])
-    router.add_api_route(f"{base_path}/import", import_items, methods=["POST"])
+    router.add_api_route(f"{base_path}/import", import_items, methods=["POST"],
+                         openapi_extra=IMPORT_BODY, responses={202: {
+                             "description": "Accepted", "content": {"application/json": {
+                                 "schema": {"type": "object"},
+                                 "example": {"message": IMPORTED}}}}})
     router.add_api_route(f"{base_path}/{{value}}", get_item, methods=["GET"])
     router.add_api_route(f"{base_path}/{{value}}", delete_item, methods=["DELETE"])
 

@@ -213,7 +213,8 @@ async def delete_version(domain_name: str, template_name: str, version_name: str
         service.remove_version(session, domain, template_name, version_name)), write=True)
 
 
-@router.put(f"{VERSION}/copy/{{new_version_name}}",
+@router.put(f"{VERSION}/copy/{{new_version_name}}", openapi_extra=form_body(
+                {"comment": "The copy's comment (also read from the query string)"}),
             responses=_answers({"message": service.VERSION_COPIED, "version": EXAMPLE_VERSION,
                                 "template": EXAMPLE_VERSION}, 400, 404))
 async def copy_version(domain_name: str, template_name: str, version_name: str,

@@ -16,6 +16,7 @@ from mailhaven.errors import frames
 from mailhaven.feedback import engagement
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, read_form
+from mailhaven.openapi import YES_NO, Field, form
 from mailhaven.privacy import service as privacy
 from mailhaven.services import Services
 from mailhaven.tracking import links, settings
@@ -107,7 +108,13 @@ async def get_tracking(domain_name: str, services: ServicesDep, account_id: Acco
     return {"tracking": await in_thread(run)}
 
 
-@router.put("/v3/domains/{domain_name}/tracking/{kind}")
+@router.put("/v3/domains/{domain_name}/tracking/{kind}", openapi_extra=form(
+    Field("active", "Turn this kind of tracking on or off (click: htmlonly too); omitted, it "
+          "stays as it is", enum=(*YES_NO, "htmlonly")),
+    Field("place_at_the_top", "open: put the tracking pixel at the top", "boolean"),
+    Field("html_footer", "unsubscribe: the HTML footer with %unsubscribe_url%"),
+    Field("text_footer", "unsubscribe: the text footer with %unsubscribe_url%"),
+    description="The fields of the kind named in the path; the others are ignored."))
 async def put_tracking(domain_name: str, kind: str, request: Request, services: ServicesDep,
                        account_id: AccountDep) -> dict:
     fields = field_dict((await read_form(request))[0])

@@ -19,6 +19,7 @@ from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest
 from mailhaven.forms import field_dict
 from mailhaven.http import form_body, in_thread, json_responses, read_form
+from mailhaven.openapi import NO_FIELDS, Field, form
 from mailhaven.services import Services
 from mailhaven.webhooks import service
 
@@ -45,6 +46,14 @@ async def _domain(services: Services, account_id: str, domain_name: str,
         return result, service.domain_map(session, account_id, domain.id)
 
     return await _run(services, run, write=write)
+
+
+URL = Field("url", "The URL to POST the events to", required=True,
+            example="https://example.com/hook")
+EVENT_TYPES = Field("event_types", "An event type; repeat the field (or separate with commas) "
+                    "for several", repeated=True, enum=service.NAMES)
+DESCRIPTION = Field("description", "What the webhook is for")
+V4_BODY = form(URL, EVENT_TYPES)
 
 
 async def _fields(request: Request) -> tuple[list[str], list[str], dict[str, str]]:
@@ -93,7 +102,7 @@ async def create_webhook_v3(domain_name: str, request: Request, services: Servic
     return {"message": "Webhook has been created", "webhook": {"urls": result}}
 
 
-@router.post("/v4/domains/{domain_name}/webhooks")
+@router.post("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
 async def create_webhook_v4(domain_name: str, request: Request, services: ServicesDep,
                             account_id: AccountDep) -> dict:
     urls, types, _ = await _fields(request)
@@ -111,8 +120,8 @@ async def _add_v4(services: Services, account_id: str, domain_name: str, urls: l
     return {"webhooks": webhooks}
 
 
-@router.put("/v4/domains/{domain_name}/webhooks")
-@router.put("/v3/domains/{domain_name}/webhooks")
+@router.put("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
+@router.put("/v3/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
 async def update_webhook_v4(domain_name: str, request: Request, services: ServicesDep,
                             account_id: AccountDep) -> dict:
     urls, types, _ = await _fields(request)
@@ -162,7 +171,9 @@ async def get_webhook(domain_name: str, name: str, services: ServicesDep,
     return {"webhook": {"urls": webhooks.get(name, {}).get("urls", [])}}
 
 
-@router.put("/v3/domains/{domain_name}/webhooks/{name}")
+@router.put("/v3/domains/{domain_name}/webhooks/{name}", openapi_extra=form(
+    Field("url", "A URL to POST the events to; repeat for up to 3", required=True,
+          repeated=True)))
 async def update_webhook(domain_name: str, name: str, request: Request,
                          services: ServicesDep, account_id: AccountDep) -> dict:
     urls, _, _ = await _fields(request)
@@ -201,7 +212,7 @@ async def list_account_webhooks(request: Request, services: ServicesDep,
     return {"webhooks": hooks}
 
 
-@router.post("/v1/webhooks")
+@router.post("/v1/webhooks", openapi_extra=form(URL, EVENT_TYPES, DESCRIPTION))
 async def create_account_webhook(request: Request, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
     urls, types, single = await _fields(request)
@@ -220,7 +231,8 @@ async def get_account_webhook(webhook_id: str, services: ServicesDep,
         service.account_hook(s, account_id, webhook_id)), write=False)
 
 
-@router.put("/v1/webhooks/{webhook_id}")
+@router.put("/v1/webhooks/{webhook_id}", openapi_extra=form(
+    Field("url", "The new URL"), EVENT_TYPES, DESCRIPTION))
 async def update_account_webhook(webhook_id: str, request: Request, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
     urls, types, single = await _fields(request)
@@ -263,7 +275,7 @@ async def get_signing_key(services: ServicesDep, account_id: AccountDep) -> dict
     return {"http_signing_key": key}
 
 
-@router.post("/v5/accounts/http_signing_key")
+@router.post("/v5/accounts/http_signing_key", openapi_extra=NO_FIELDS)
 async def regenerate_signing_key(services: ServicesDep, account_id: AccountDep) -> dict:
     key = await _run(services, lambda s: service.signing_key(s, services.vault, account_id,
                                                              regenerate=True), write=True)
