@@ -131,6 +131,11 @@ def _bounded(request: Request, limit: int, too_large: str) -> Request:
                                            limit=limit, too_large=too_large))
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """A small body whole, at most `limit` bytes (inflated): 413 past it, as it arrives."""
+    return await _bounded(request, limit, f"request size exceeds {limit} bytes limit").body()
+
+
 async def read_json(request: Request) -> Any:
     """The JSON body of any route that takes one, at most `MAX_JSON_BYTES` and
     `MAX_JSON_DEPTH` deep: parsed objects take ~10 times the text, and the parser recurses
