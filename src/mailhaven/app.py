@@ -47,7 +47,8 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     if dev or services.settings.api_docs:  # the OpenAPI document they show is public anyway
         _serve_docs(app)
     app.state.services = services
-    app.state.failed_logins = FailedLogins(services.clock)
+    app.state.failed_logins = FailedLogins(services.clock,
+                                           services.settings.api_auth_failures_per_minute)
     app.state.sends = group_commit(services.db, services.vault, services.clock,
                                    require_verified=services.settings.require_verified_domains,
                                    sender_policy=services.settings.sender_policy,

@@ -132,6 +132,20 @@ class Settings:
     # MX sessions open at once, in all and from one client address; more get 421 at connect
     mx_max_sessions: int = 200
     mx_max_sessions_per_ip: int = 50  # Postfix's smtpd_client_connection_count_limit
+    # Limits at every door (docs/security.md): wrong API keys a client network may send in a
+    # minute before 429s; rows a suppressions CSV import may hold
+    api_auth_failures_per_minute: int = 20
+    csv_import_max_rows: int = 100_000
+    # SMTP submission sessions open at once from one client address (more: 421 at connect)
+    smtp_max_sessions_per_ip: int = 20
+    # Both SMTP doors: a session silent this long is closed (RFC 5321 4.5.3.2.7: 5 minutes);
+    # refused commands (wrong AUTH, unknown recipients, bad syntax) past the soft limit are
+    # each answered `smtp_error_delay_seconds` late, and past the hard limit the session
+    # is told 421 and closed (Postfix's smtpd_soft/hard_error_limit, smtpd_error_sleep_time)
+    smtp_idle_seconds: int = 300
+    smtp_soft_error_limit: int = 10
+    smtp_hard_error_limit: int = 20
+    smtp_error_delay_seconds: float = 1.0
     # The platform's own mail (sign-up confirmations, resets): its From; "" is
     # "Mailhaven <no-reply@HOSTNAME>", filled in from `hostname`
     system_from: str = ""
@@ -271,6 +285,13 @@ class Settings:
             inbound_max_bytes=_int("INBOUND_MAX_BYTES", 25 * 1024 * 1024),
             mx_max_sessions=_int("MX_MAX_SESSIONS", 200),
             mx_max_sessions_per_ip=_int("MX_MAX_SESSIONS_PER_IP", 50),
+            api_auth_failures_per_minute=_int("API_AUTH_FAILURES_PER_MINUTE", 20),
+            csv_import_max_rows=_int("CSV_IMPORT_MAX_ROWS", 100_000),
+            smtp_max_sessions_per_ip=_int("SMTP_MAX_SESSIONS_PER_IP", 20),
+            smtp_idle_seconds=_int("SMTP_IDLE_SECONDS", 300),
+            smtp_soft_error_limit=_int("SMTP_SOFT_ERROR_LIMIT", 10),
+            smtp_hard_error_limit=_int("SMTP_HARD_ERROR_LIMIT", 20),
+            smtp_error_delay_seconds=float(_env("SMTP_ERROR_DELAY_SECONDS", "1")),
             system_from=_env("SYSTEM_FROM", "").strip(),
             contact_retention_days=_int("CONTACT_RETENTION_DAYS", 365),
             stats_k=_stats_k(),

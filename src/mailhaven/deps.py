@@ -155,7 +155,7 @@ async def _look_up(request: Request, services: Services, digest: str) -> KeyOwne
         owner = await in_thread(lookup)
     if owner is None:
         failures.fail(network)
-        raise TooManyRequests(TOO_MANY_FAILURES)
+        raise TooManyRequests(TOO_MANY_FAILURES, retry_after=failures.retry_after(network))
     return owner
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import traceback
 
 
@@ -43,7 +44,13 @@ class TooLarge(MailhavenError):
 
 
 class TooManyRequests(MailhavenError):
+    """429, with how many seconds to wait (Retry-After, whole seconds, at least one)."""
+
     status = 429
+
+    def __init__(self, message: str, *, key: str = "message", retry_after: float = 60) -> None:
+        super().__init__(message, key=key)
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class Unavailable(MailhavenError):

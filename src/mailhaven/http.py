@@ -6,9 +6,10 @@ import json
 import logging
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from itertools import accumulate
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlencode
 
 import anyio
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailhaven import netpolicy
 from mailhaven.clock import monotonic
-from mailhaven.errors import BadRequest, MailhavenError, TooLarge, frames
+from mailhaven.errors import BadRequest, MailhavenError, TooLarge, TooManyRequests, frames
 from mailhaven.sending.request import Attachment
 from mailhaven.storage.db import outage
 
@@ -130,6 +131,11 @@ def _bounded(request: Request, limit: int, too_large: str) -> Request:
                                            limit=limit, too_large=too_large))
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """A small body whole, at most `limit` bytes (inflated): 413 past it, as it arrives."""
+    return await _bounded(request, limit, f"request size exceeds {limit} bytes limit").body()
+
+
 async def read_json(request: Request) -> Any:
     """The JSON body of any route that takes one, at most `MAX_JSON_BYTES` and
     `MAX_JSON_DEPTH` deep: parsed objects take ~10 times the text, and the parser recurses
@@ -204,6 +210,27 @@ async def read_form(request: Request, limit: int = MAX_REQUEST_BYTES,
     return fields, files
 
 
+@asynccontextmanager
+async def uploaded_file(request: Request, names: tuple[str, ...],
+                        limit: int = MAX_REQUEST_BYTES) -> AsyncIterator[BinaryIO | None]:
+    """The first file part of a multipart body named one of `names`, left where Starlette
+    spooled it (memory up to 1 MiB, then a temporary file) for the caller to read a piece
+    at a time: an import of many megabytes is never held whole. None if there is none."""
+    body = _bounded(request, limit, TOO_LARGE if limit == MAX_REQUEST_BYTES else
+                    f"request size exceeds {limit // 1024}KiB limit")
+    try:
+        form = await body.form(max_files=10, max_fields=100, max_part_size=MAX_PART_BYTES)
+    except StarletteHTTPException as exc:
+        if "exceeded maximum size" in str(exc.detail):
+            raise TooLarge(PART_TOO_LARGE) from exc
+        raise
+    try:
+        yield next((value.file for key, value in form.multi_items()
+                    if key in names and isinstance(value, UploadFile)), None)
+    finally:
+        await form.close()
+
+
 _DB_THREADS = 8
 _limiter: anyio.CapacityLimiter | None = None
 
@@ -240,7 +267,9 @@ def install(app: FastAPI) -> None:
     async def _domain_error(request: Request, exc: MailhavenError) -> Response:
         if exc.status == 401 and _is_send(request):
             return PlainTextResponse("Forbidden", status_code=401)
-        return JSONResponse({exc.key: exc.message}, status_code=exc.status)
+        headers = ({"Retry-After": str(exc.retry_after)}
+                   if isinstance(exc, TooManyRequests) else None)
+        return JSONResponse({exc.key: exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:

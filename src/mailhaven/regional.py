@@ -90,7 +90,8 @@ class RegionDispatcher:
         home = platform.settings.home_region
         self.home_name = home if home in self.apps else next(iter(self.apps))
         # One count of wrong keys per client network, whichever region answers the 401
-        self.failed_logins = FailedLogins(platform.clock)
+        self.failed_logins = FailedLogins(platform.clock,
+                                          platform.settings.api_auth_failures_per_minute)
         for app in self.apps.values():
             app.state.failed_logins = self.failed_logins
         self.keys = KeyRegions()

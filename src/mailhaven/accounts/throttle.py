@@ -47,6 +47,11 @@ class FailedLogins:
         found = self._current(network)
         return found.count if found is not None else 0
 
+    def retry_after(self, network: str) -> float:
+        """Seconds until the network's current window ends (a whole window if none)."""
+        found = self._current(network)
+        return self._window - (self._clock.now() - found.since) if found else self._window
+
     def blocked(self, network: str) -> bool:
         return self.count(network) >= self._limit
 

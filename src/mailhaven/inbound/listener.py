@@ -41,6 +41,7 @@ from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import outage
+from mailhaven.submission.limits import ErrorBudget, LimitedSMTP, Sessions
 from mailhaven.submission.tls import server_context
 
 log = logging.getLogger("mailhaven.inbound")
@@ -67,7 +68,6 @@ TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
 ANOTHER_TRANSACTION = "452 4.5.3 Please send to this recipient in another transaction"
 TOO_MANY_HOPS = "554 5.4.6 Too many hops: a mail loop"
 NO_AUTH = "502 5.5.1 AUTH is not offered here: this is a mail exchanger, not a submission port"
-TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, please try again later"
 HEADER_TOO_LARGE = (f"552 5.3.4 Message header exceeds fixed maximum header size "
                     f"({MAX_HEADER_BYTES} bytes): message refused")
 
@@ -96,69 +96,20 @@ class InboundEnvelope(Envelope):
         self.return_paths: list[str] = []  # VERP addresses: bounces and complaints
 
 
-class Sessions:
-    """The MX sessions open at once, in all and per client address: each holds up to a
-    message in memory (aiosmtpd keeps every line as an object of its own, many times the
-    bytes), so their number is bounded. Used on the event loop only: no lock."""
+class InboundSMTP(LimitedSMTP):
+    """aiosmtpd's protocol with our wording of its own refusals, no AUTH, and the limits
+    of both SMTP doors (`submission.limits`): sessions open at once, in all and per client
+    address (over them: 421 at connect, and closed), errors — a flood of unknown
+    recipients among them — and silence."""
 
-    def __init__(self, total: int, per_ip: int) -> None:
-        self.total, self.per_ip = total, per_ip
-        self.open: dict[str, int] = {}
-        self.count = 0
-
-    def enter(self, ip: str) -> bool:
-        if self.count >= self.total or self.open.get(ip, 0) >= self.per_ip:
-            return False
-        self.count += 1
-        self.open[ip] = self.open.get(ip, 0) + 1
-        return True
-
-    def leave(self, ip: str) -> None:
-        self.count -= 1
-        left = self.open.get(ip, 1) - 1
-        if left > 0:
-            self.open[ip] = left
-        else:
-            self.open.pop(ip, None)
-
-
-class InboundSMTP(SMTP):
-    """aiosmtpd's protocol with our wording of its own refusals, no AUTH, and a bound on
-    the sessions open at once (over it: 421 at connect, and closed)."""
+    door = "mx"
 
     def __init__(self, handler: InboundHandler, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+        settings = handler.services.settings
+        super().__init__(handler, sessions=handler.sessions, errors=ErrorBudget(
+            settings.smtp_soft_error_limit, settings.smtp_hard_error_limit,
+            settings.smtp_error_delay_seconds), **kwargs)
         self.limit = handler.limit
-        self.sessions = handler.sessions
-        self._slot: str | None = None  # the client address counted in `sessions`
-        self._turned_away = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._slot is None and self._original_transport is None:  # not STARTTLS's
-            peer = transport.get_extra_info("peername")
-            ip = str(peer[0]) if isinstance(peer, tuple) else ""
-            if not self.sessions.enter(ip):
-                REFUSED.labels("sessions").inc()
-                self._turned_away = True
-                assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(f"{TOO_MANY_SESSIONS}\r\n".encode())
-                transport.close()
-                return
-            self._slot = ip
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self._turned_away:
-            return
-        if self._slot is not None:
-            self.sessions.leave(self._slot)
-            self._slot = None
-        super().connection_lost(error)
-
-    def eof_received(self) -> bool | None:
-        if self._turned_away:
-            return False
-        return super().eof_received()
 
     def _create_envelope(self) -> Envelope:
         return InboundEnvelope()
@@ -439,7 +390,7 @@ async def start_mx(services: Services, host: str, port: int, *,
         return InboundSMTP(handler, hostname=settings.hostname, ident=IDENT, loop=loop,
                            data_size_limit=handler.limit, enable_SMTPUTF8=True,
                            tls_context=context, require_starttls=False,
-                           auth_require_tls=True)
+                           auth_require_tls=True, timeout=settings.smtp_idle_seconds)
 
     if sock is not None:
         return await loop.create_server(protocol, sock=sock)

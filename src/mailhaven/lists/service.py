@@ -545,18 +545,22 @@ def csv_members(data: bytes, *, subscribed: bool) -> list[Member]:
     `subscribed`), or one address per row; at most 1,000 members, 5 MB."""
     if len(data) > MAX_CSV_BYTES:
         raise BadRequest(CSV_TOO_LARGE)
-    try:
-        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig", "replace"))))
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="replace",
+                            newline="")
+    rows = (r for r in csv.reader(text) if any(cell.strip() for cell in r))
+    records: list[Any] = []
+    try:  # a row at a time, and no further than one row past the limit
+        first = next(rows, None)
+        header = [cell.strip().lower() for cell in first] if first else []
+        if first is not None and "address" not in header:
+            records.append(first[0])
+        for row in rows:
+            if len(records) >= MAX_BATCH:
+                raise BadRequest(TOO_MANY_MEMBERS)
+            records.append(dict(zip(header, row, strict=False)) if "address" in header
+                           else row[0])
     except csv.Error as exc:
         raise BadRequest(CSV_INVALID.format(exc)) from exc
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    header = [cell.strip().lower() for cell in rows[0]] if rows else []
-    if "address" in header:
-        records: list[Any] = [dict(zip(header, r, strict=False)) for r in rows[1:]]
-    else:
-        records = [r[0] for r in rows]
-    if len(records) > MAX_BATCH:
-        raise BadRequest(TOO_MANY_MEMBERS)
     return [member_from(r, subscribed=subscribed) for r in records]
 
 

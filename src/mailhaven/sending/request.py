@@ -82,6 +82,12 @@ TOO_MANY_PARTS = ("message parameter is not a valid MIME message: more than "
 PART_HEADERS_TOO_LARGE = ("message parameter is not a valid MIME message: its parts' headers "
                           f"are over {MAX_PART_HEADERS_CHARS} characters in all")
 NOT_TEXT = "'recipient-variables' parameter holds text that is not valid Unicode"
+# Parsed JSON takes ~10 times its text: 4 MiB is 4 KB of variables for each of 1,000
+# recipients, and bounds the work and memory of one request
+MAX_RECIPIENT_VARIABLES_CHARS = 4 * 1024 * 1024
+RECIPIENT_VARIABLES_TOO_LARGE = "'recipient-variables' parameter is too large, max is 4MB"
+TOO_MANY_RECIPIENT_VARIABLES = (f"'recipient-variables' parameter names more than "
+                                f"{MAX_RECIPIENTS} recipients")
 TEMPLATE_VARIABLES_NOT_TEXT = "'t:variables' parameter holds text that is not valid Unicode"
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':' (RFC 5322 ftext)
@@ -463,9 +469,13 @@ def _recipient_variables(value: str | None) -> dict[str, dict] | None:
     """Batch sending's per-recipient variables, keyed by address (`normalize_address`)."""
     if value is None:
         return None
+    if len(value) > MAX_RECIPIENT_VARIABLES_CHARS:
+        raise TooLarge(RECIPIENT_VARIABLES_TOO_LARGE)
     parsed = json_object(value)
     if parsed is None or not all(isinstance(v, dict) for v in parsed.values()):
         raise BadRequest("'recipient-variables' parameter is not a valid JSON")
+    if len(parsed) > MAX_RECIPIENTS:  # a batch has at most that many: the rest is waste
+        raise BadRequest(TOO_MANY_RECIPIENT_VARIABLES)
     _text_only(parsed, NOT_TEXT)
     return {normalize_address(k): v for k, v in parsed.items()}
 

@@ -44,6 +44,7 @@ from mailhaven.submission.auth import (
     still_current,
 )
 from mailhaven.submission.headers import Submitted, read_submission
+from mailhaven.submission.limits import ErrorBudget, LimitedSMTP, Sessions
 from mailhaven.submission.replies import Reply, builtin, one_line, refusal
 from mailhaven.submission.tls import server_context
 from mailhaven.submission.trusted import TrustedNetwork, TrustedNetworks
@@ -51,6 +52,7 @@ from mailhaven.submission.trusted import TrustedNetwork, TrustedNetworks
 log = logging.getLogger("mailhaven.submission")
 IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
 STARTTLS, IMPLICIT_TLS = "starttls", "tls"
+UNBOUNDED = 2**31  # sessions in all: bounded per client address only
 
 ACCEPTED = Counter("mailhaven_smtp_messages_accepted_total",
                    "Messages accepted by the SMTP submission server")
@@ -93,20 +95,31 @@ class SubmissionSession(Session):
         self._login_data = value
 
 
-class SubmissionSMTP(SMTP):
-    """aiosmtpd's protocol, with its own replies given enhanced status codes, and one log
-    line when a session ends."""
+class SubmissionSMTP(LimitedSMTP):
+    """aiosmtpd's protocol, with its own replies given enhanced status codes, the limits
+    of both SMTP doors (`submission.limits`; the operator's trusted networks are not
+    counted in sessions per address), and one log line when a session ends."""
+
+    door = "submission"
 
     def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+        settings = handler.submission.services.settings
+        super().__init__(handler, sessions=handler.submission.sessions, errors=ErrorBudget(
+            settings.smtp_soft_error_limit, settings.smtp_hard_error_limit,
+            settings.smtp_error_delay_seconds), **kwargs)
         self.handler = handler
         self.listener = handler.listener
 
     def _create_session(self) -> Session:
         return SubmissionSession(self.loop)
 
+    def exempt(self, ip: str) -> bool:
+        return self.handler.submission.trusted.network_of(ip or None) is not None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if self._turned_away:
+            return
         session = self.session
         peer = session.peer if session is not None else None
         trusted = self.handler.submission.trusted.network_of(
@@ -155,6 +168,7 @@ class Submission:
     logins: Logins
     sends: GroupCommit[SendAttempt, Accepted] = field(init=False)
     trusted: TrustedNetworks = field(init=False)
+    sessions: Sessions = field(init=False)  # open per client address, both listeners'
     servers: list[asyncio.Server] = field(default_factory=list)
     # A platform split into regions (SPEC N11): each region's own, by name (this one among
     # them); a login's or trusted network's domain names the region its mail goes to.
@@ -163,6 +177,7 @@ class Submission:
     def __post_init__(self) -> None:
         settings = self.services.settings
         self.trusted = TrustedNetworks(self.services)
+        self.sessions = Sessions(UNBOUNDED, settings.smtp_max_sessions_per_ip)
         self.sends = group_commit(self.services.db, self.services.vault, self.services.clock,
                                   require_verified=settings.require_verified_domains,
                                   sender_policy=settings.sender_policy,
@@ -397,7 +412,7 @@ async def start_submission(services: Services, starttls: socket.socket,
             SubmissionHandler(submission, listener), hostname=settings.hostname, ident=IDENT,
             loop=loop, data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True,
             tls_context=tls, require_starttls=tls is not None,
-            auth_require_tls=tls is not None)
+            auth_require_tls=tls is not None, timeout=settings.smtp_idle_seconds)
 
     try:
         submission.servers.append(await loop.create_server(

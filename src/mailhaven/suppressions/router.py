@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -10,7 +12,7 @@ from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.forms import field_dict
-from mailhaven.http import query_url, read_form, read_json
+from mailhaven.http import in_thread, query_url, read_form, read_json, uploaded_file
 from mailhaven.openapi import Field, form, json_body
 from mailhaven.suppressions import service
 from mailhaven.suppressions.models import KINDS
@@ -129,18 +131,24 @@ def _routes(kind: str) -> None:
 
     async def import_items(domain_name: str, request: Request, services: ServicesDep,
                            account_id: AccountDep) -> JSONResponse:
-        _, files = await read_form(request)
-        upload = next((a for k, a in files if k in ("file", "attachment")), None)
-        if upload is None:
-            raise BadRequest("file parameter is missing")
-        entries = service.entries_from_csv(kind, upload.data)
-        for start in range(0, len(entries), service.MAX_BATCH):
-            chunk = entries[start:start + service.MAX_BATCH]
+        """A CSV file read a row at a time, twice: every row checked (and counted against
+        MAILHAVEN_CSV_IMPORT_MAX_ROWS) before any is written, then written a batch per
+        transaction."""
+        max_rows = services.settings.csv_import_max_rows
+        async with uploaded_file(request, ("file", "attachment")) as upload:
+            if upload is None:
+                raise BadRequest("file parameter is missing")
+            await in_thread(lambda: sum(1 for _ in service.csv_entries(
+                kind, upload, max_rows=max_rows)))
+            upload.seek(0)
+            entries = service.csv_entries(kind, upload, max_rows=max_rows)
+            while chunk := await in_thread(lambda: list(islice(entries, service.MAX_BATCH))):
 
-            def work(session: Session, domain: Domain,
-                     chunk: list[service.Entry] = chunk) -> int:
-                return service.add(session, services.vault, domain, kind, chunk, services.clock)
-            await on_domain(services, account_id, domain_name, work, write=True)
+                def work(session: Session, domain: Domain,
+                         chunk: list[service.Entry] = chunk) -> int:
+                    return service.add(session, services.vault, domain, kind, chunk,
+                                       services.clock)
+                await on_domain(services, account_id, domain_name, work, write=True)
         return JSONResponse({"message": IMPORTED}, status_code=202)
 
     async def get_item(domain_name: str, value: str, services: ServicesDep,

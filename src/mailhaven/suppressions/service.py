@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
@@ -23,7 +24,9 @@ from mailhaven.vault.recognise import holds_address
 from mailhaven.vault.service import normalize_address
 
 MAX_BATCH = 1000
+MAX_IMPORT_ROWS = 100_000  # MAILHAVEN_CSV_IMPORT_MAX_ROWS
 CSV_INVALID = "Invalid CSV file"
+CSV_TOO_MANY_ROWS = "CSV file has more than {} rows: split it into several imports"
 CSV_COLUMNS = {"bounces": ("address", "code", "error", "created_at"),
                "unsubscribes": ("address", "tag", "created_at"),
                "complaints": ("address", "created_at"),
@@ -80,15 +83,30 @@ def entry_from(kind: str, record: dict) -> Entry:
         created_at=created)
 
 
-def entries_from_csv(kind: str, data: bytes) -> list[Entry]:
+def entries_from_csv(kind: str, data: bytes, *, max_rows: int = MAX_IMPORT_ROWS,
+                     ) -> list[Entry]:
     """The records of an uploaded CSV file (a header row names the columns), each checked as
-    entry_from() checks one: the API's import and the panel's."""
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", "replace")))
+    entry_from() checks one."""
+    return list(csv_entries(kind, io.BytesIO(data), max_rows=max_rows))
+
+
+def csv_entries(kind: str, upload: BinaryIO, *, max_rows: int = MAX_IMPORT_ROWS,
+                ) -> Iterator[Entry]:
+    """The records of an uploaded CSV file, read a row at a time (never the whole file in
+    memory), each checked as entry_from() checks one; 400 past `max_rows` rows. The
+    caller reads them all once before writing any: a bad row or one too many then
+    refuses the import whole."""
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", errors="replace", newline="")
     try:
-        return [entry_from(kind, {k.strip().lower(): _uncell(v) for k, v in row.items() if k})
-                for row in reader]
+        for number, row in enumerate(csv.DictReader(text), 1):
+            if number > max_rows:
+                raise BadRequest(CSV_TOO_MANY_ROWS.format(max_rows))
+            yield entry_from(kind, {k.strip().lower(): _uncell(v)
+                                    for k, v in row.items() if k})
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
         raise BadRequest(f"{CSV_INVALID}: {exc}") from exc
+    finally:
+        text.detach()  # the upload is the caller's to read again or close
 
 
 def export_csv(session: Session, vault: Vault, domain: Domain, kind: str) -> str:

@@ -16,7 +16,7 @@ from starlette.routing import Match
 from mailhaven.controls.service import PURPOSES
 from mailhaven.deps import ServicesDep
 from mailhaven.errors import MailhavenError
-from mailhaven.http import in_thread
+from mailhaven.http import in_thread, read_body
 from mailhaven.notices import subprocessors as register
 from mailhaven.privacy import intake
 from mailhaven.privacy import requests as reqs
@@ -246,8 +246,8 @@ async def visit(request: Request) -> Response:
     """The analytics beacon (static/visits.js, on pages only once the visitor chose "all"):
     one count for the page's route, never its path (paths can carry addresses), and
     nothing about who visited. Without that consent nothing is counted."""
-    body = await request.body()
-    if request.cookies.get(CONSENT_COOKIE) == "all" and len(body) <= MAX_BEACON_BYTES:
+    body = await read_body(request, MAX_BEACON_BYTES)  # unauthenticated: never read whole
+    if request.cookies.get(CONSENT_COOKIE) == "all":
         VISITS.labels(page=route_template(body.decode(errors="replace"))).inc()
     return Response(status_code=204)
 

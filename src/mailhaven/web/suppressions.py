@@ -152,7 +152,8 @@ async def import_csv(domain_name: str, kind: str, request: Request, services: Se
     try:
         if not upload:
             raise BadRequest(NO_FILE)
-        entries = service.entries_from_csv(kind, upload)
+        entries = service.entries_from_csv(
+            kind, upload, max_rows=services.settings.csv_import_max_rows)
         for start in range(0, len(entries), service.MAX_BATCH):  # a transaction per batch
             chunk = entries[start:start + service.MAX_BATCH]
 
