@@ -1,5 +1,6 @@
 """revocations: SQLite's count of revoked keys, accounts and domains, read by every process
-on the machine so their caches drop them (PostgreSQL uses NOTIFY and leaves it at 0)
+on the machine so their caches drop them (PostgreSQL uses NOTIFY and leaves it empty); its
+one row is made by the first revocation, so a new database stays empty
 
 Revision ID: 0041
 Revises: 0039
@@ -20,7 +21,6 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_revocations'))
     )
-    op.execute("INSERT INTO revocations (id, version) VALUES (1, 0)")
 
 
 def downgrade() -> None:
