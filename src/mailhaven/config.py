@@ -87,6 +87,9 @@ class Settings:
     database_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8700
+    # The reverse proxies whose X-Forwarded-For names the client (throttling, tracking):
+    # addresses or networks, comma-separated, "*" for any; "" for none (direct exposure)
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     relayhost: tuple[str, int] | None = None
@@ -246,6 +249,8 @@ class Settings:
             database_url=_env("DATABASE_URL", ""),
             http_host=_env("HTTP_HOST", "127.0.0.1"),
             http_port=_int("HTTP_PORT", 8700),
+            forwarded_allow_ips=_env("FORWARDED_ALLOW_IPS",
+                                     os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")),
             smtp_host=_env("SMTP_HOST", "127.0.0.1"),
             smtp_port=_int("SMTP_PORT", 2525),
             relayhost=parse_hostport(_env("RELAYHOST", "")),

@@ -253,8 +253,8 @@ def query_url(url: str, **params: object) -> str:
 
 def client_network(request: Request) -> str:
     """Who a request comes from, for limits (netpolicy.client_network). Behind a proxy,
-    uvicorn takes the client from X-Forwarded-For when the proxy is in FORWARDED_ALLOW_IPS
-    (default 127.0.0.1)."""
+    uvicorn takes the client from X-Forwarded-For when the proxy is in
+    MAILHAVEN_FORWARDED_ALLOW_IPS (default loopback; empty: no proxy is trusted)."""
     return netpolicy.client_network(request.client.host if request.client else None)
 
 

@@ -21,6 +21,7 @@ from mailhaven.site.models import ContactMessage, Platform
 from mailhaven.stats.models import StatCount, Tag
 from mailhaven.storage.base import Base
 from mailhaven.storage.periodic import JobRun
+from mailhaven.storage.revocations import RevocationCounter
 from mailhaven.suppressions.models import Suppression
 from mailhaven.templates.models import Template, TemplateVersion
 from mailhaven.users.models import AuthAttempt, User, UserToken, WebSession
@@ -34,7 +35,8 @@ __all__ = ["Account", "ApiKey", "AuditEntry", "AuthAttempt", "Consent", "Contact
            "FormCounter", "InboundMessage", "JobRun", "ListMember", "MailingList", "Message",
            "NoticeAnnouncement", "NoticeObjection", "Notification", "Platform",
            "PrivacyNotice", "PrivacyRequest",
-           "RegionEntry", "RegionTransfer", "RetentionPolicy", "Route", "RoutePost",
+           "RegionEntry", "RegionTransfer", "RetentionPolicy", "RevocationCounter", "Route",
+           "RoutePost",
            "SmtpCredential", "StatCount", "SubjectControl", "Subprocessor", "Suppression", "Tag",
            "Template", "TemplateVersion", "User", "UserToken", "VaultKey", "Webhook",
            "WebhookDelivery", "WebSession", "metadata"]

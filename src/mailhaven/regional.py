@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
@@ -28,6 +28,8 @@ from mailhaven.app import create_app
 from mailhaven.http import in_thread
 from mailhaven.regions import service as regions
 from mailhaven.services import Platform
+from mailhaven.storage import revocations
+from mailhaven.storage.revocations import Revoked
 from mailhaven.tracking import links
 from mailhaven.users.service import region_of_address
 
@@ -69,6 +71,16 @@ class KeyRegions:
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
         self._known: dict[str, tuple[str, float]] = {}
+        revocations.subscribe(self)
+
+    def drop(self, revoked: Collection[Revoked] | None) -> None:
+        """A revoked key is looked up again (its region's KeyCache refuses it anyway)."""
+        if revoked is None:
+            self._known = {}
+            return
+        for item in revoked:
+            if item.kind == "key":
+                self._known.pop(item.value, None)
 
     def get(self, digest: str) -> str | None:
         hit = self._known.get(digest)

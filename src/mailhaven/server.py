@@ -9,7 +9,7 @@ import json
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from typing import Protocol
 
@@ -29,6 +29,7 @@ from mailhaven.regional import create_platform_app
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.runner import Doorbell
 from mailhaven.services import Platform, Services
+from mailhaven.storage import revocations
 from mailhaven.submission.server import start_submission
 from mailhaven.users.runner import PanelSweeper
 from mailhaven.webhooks.sender import WebhookSender
@@ -129,6 +130,7 @@ async def run_server(settings: Settings, *, dev: bool = False, region: str | Non
         platform = await asyncio.to_thread(_open, settings, region)
         wire()
         stack.callback(platform.close)
+        stack.callback(_watch_revocations(platform))
         services = _first(platform)
         # The MX rings a region's bell: that region's processor starts at once
         inbound_bells = {name: Doorbell() for name in platform.regions}
@@ -147,7 +149,9 @@ async def run_server(settings: Settings, *, dev: bool = False, region: str | Non
             print_welcome(settings, demo)
         server = uvicorn.Server(uvicorn.Config(
             create_platform_app(platform, dev=dev), host=settings.http_host,
-            port=settings.http_port, log_config=None, access_log=False, lifespan="off"))
+            port=settings.http_port, log_config=None, access_log=False, lifespan="off",
+            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+            forwarded_allow_ips=settings.forwarded_allow_ips))
         stop = asyncio.Event()
         runners = [runner for name, regional in platform.regions.items()
                    for runner in region_runners(regional, local=local,
@@ -159,6 +163,13 @@ async def run_server(settings: Settings, *, dev: bool = False, region: str | Non
         finally:
             stop.set()
             await asyncio.gather(*tasks)
+
+
+def _watch_revocations(platform: Platform) -> Callable[[], None]:
+    """This process's caches hear every database's revocations (keys, accounts, domains
+    ended by any process); the function that stops listening."""
+    return revocations.watch([platform.directory,
+                              *(regional.db for regional in platform.regions.values())])
 
 
 def _first(platform: Platform) -> Services:
@@ -196,6 +207,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None,
         platform = await asyncio.to_thread(_open, settings, region)
         wire()
         stack.callback(platform.close)
+        stack.callback(_watch_revocations(platform))
         if local is not None:
             local.answer_from(_first(platform).db)
         runners = [runner for regional in platform.regions.values()
@@ -220,6 +232,7 @@ async def run_smtp(settings: Settings) -> None:
         platform = await asyncio.to_thread(_open, settings, None)
         wire()
         stack.callback(platform.close)
+        stack.callback(_watch_revocations(platform))
         submission = await start_submission(_first(platform), *sockets,
                                             regions=list(platform.regions.values()))
         stack.callback(submission.close)

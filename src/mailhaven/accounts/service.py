@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.errors import NotFound
+from mailhaven.storage import revocations
 from mailhaven.storage.base import new_id
+from mailhaven.storage.revocations import Revoked
 from mailhaven.vault import Vault
 
 # The regions an account may be made in when the caller names none (tests, old callers);
@@ -135,12 +137,13 @@ def account_keys(session: Session, account_id: str) -> list[ApiKey]:
 def revoke_key(session: Session, account_id: str, key_id: str, *,
                clock: Clock = SYSTEM_CLOCK) -> ApiKey:
     """Revoke one of the account's keys; another account's key is as absent as none.
-    The caller drops its digest from the process's KeyCache (`KeyCache.forget`)."""
+    Every process's KeyCache drops it at commit (`storage.revocations`)."""
     key = session.scalar(select(ApiKey).where(
         ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None)))
     if key is None:
         raise NotFound("API key not found")
     key.revoked_at = clock.now()
+    revocations.announce(session, Revoked("key", key.digest))
     return key
 
 
@@ -151,6 +154,7 @@ def revoke_keys(session: Session, account_id: str, *, description: str,
         ApiKey.revoked_at.is_(None),
     )):
         key.revoked_at = clock.now()
+        revocations.announce(session, Revoked("key", key.digest))
 
 
 def account_for_digest(session: Session, digest: str) -> KeyOwner | None:
@@ -165,8 +169,10 @@ def account_for_digest(session: Session, digest: str) -> KeyOwner | None:
 class KeyCache:
     """API keys seen in the last few seconds (by digest), so most requests skip a query.
 
-    The price: a key revoked by another process keeps working here for up to `TTL`
-    seconds. Only valid keys are cached; a wrong key always costs a lookup.
+    A key revoked or an account deleted, by this process or another, is dropped when it is
+    announced (`storage.revocations`: at once here, within a second elsewhere); `TTL` bounds
+    what a process that missed the announcement keeps. Only valid keys are cached; a wrong
+    key always costs a lookup.
     """
 
     TTL = 10.0
@@ -174,6 +180,7 @@ class KeyCache:
     def __init__(self, clock: Clock = SYSTEM_CLOCK, size: int = 10_000) -> None:
         self._clock, self._size = clock, size
         self._known: dict[str, tuple[KeyOwner, float]] = {}
+        revocations.subscribe(self)
 
     def get(self, digest: str) -> KeyOwner | None:
         hit = self._known.get(digest)
@@ -186,10 +193,20 @@ class KeyCache:
         self._known.pop(digest, None)
 
     def forget_account(self, account_id: str) -> None:
-        """Drop an account's keys at once (after deletion); other processes' caches expire
-        within TTL seconds."""
+        """Drop an account's keys at once (after deletion)."""
         self._known = {d: hit for d, hit in self._known.items()
                        if hit[0].account_id != account_id}
+
+    def drop(self, revoked: Collection[Revoked] | None) -> None:
+        """What `storage.revocations` heard: keys and accounts named, or (None) all."""
+        if revoked is None:
+            self._known = {}
+            return
+        for item in revoked:
+            if item.kind == "key":
+                self.forget(item.value)
+            elif item.kind == "account":
+                self.forget_account(item.value)
 
     def put(self, digest: str, owner: KeyOwner) -> None:
         if len(self._known) >= self._size:

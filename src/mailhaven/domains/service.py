@@ -27,7 +27,9 @@ from mailhaven.domains.models import ACTIVE_DOMAIN, DkimKey, Domain
 from mailhaven.domains.reserved import is_reserved
 from mailhaven.errors import BadRequest, NotFound
 from mailhaven.forms import flag
+from mailhaven.storage import revocations
 from mailhaven.storage.base import new_id
+from mailhaven.storage.revocations import Revoked
 from mailhaven.vault import Vault
 
 if TYPE_CHECKING:
@@ -224,6 +226,7 @@ def delete_domain(session: Session, account_id: str, name: str) -> None:
     domain = owned_domain(session, account_id, name)
     for hook in _deletion_hooks:
         hook(session, domain)
+    revocations.announce(session, Revoked("domain", domain.name))
     session.delete(domain)
 
 

@@ -8,28 +8,28 @@ from __future__ import annotations
 
 import base64
 import threading
-import weakref
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import Clock, monotonic
-from mailhaven.domains import service as domains
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.inbound.auth import Verdicts
 from mailhaven.inbound.models import WAITING, InboundMessage
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
 from mailhaven.sending.service import new_message_id
+from mailhaven.storage import revocations
 from mailhaven.storage.base import new_id, table
 from mailhaven.storage.db import Database
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.storage.leases import LeasedQueue
+from mailhaven.storage.revocations import Revoked
 from mailhaven.vault import Vault
 
 QUEUE = LeasedQueue(InboundMessage, waiting=WAITING)
@@ -71,12 +71,24 @@ class Receivers:
         self.require_verified = require_verified
         self._found: dict[str, tuple[float, Receiver | None]] = {}
         self._lock = threading.Lock()
-        _CACHES.add(self)
-        domains.on_delete(_domain_deleted)  # once: the same function each time
+        # a deleted domain (or account) receives no more, on every node within a second
+        revocations.subscribe(self)
 
     def forget(self, name: str) -> None:
         with self._lock:
             self._found.pop(name, None)
+
+    def drop(self, revoked: Collection[Revoked] | None) -> None:
+        """What `storage.revocations` heard: domains and accounts named, or (None) all."""
+        with self._lock:
+            if revoked is None:
+                self._found.clear()
+                return
+            names = {r.value for r in revoked if r.kind == "domain"}
+            accounts = {r.value for r in revoked if r.kind == "account"}
+            self._found = {name: found for name, found in self._found.items()
+                           if name not in names and not (
+                               found[1] is not None and found[1].account_id in accounts)}
 
     def of(self, name: str) -> Receiver | None:
         """Blocking (a query when not remembered): call it in a thread."""
@@ -93,23 +105,6 @@ class Receivers:
                 self._found.clear()
             self._found[name] = (now + self.seconds, answer)
         return answer
-
-
-_CACHES: weakref.WeakSet[Receivers] = weakref.WeakSet()
-
-
-def _domain_deleted(session: Session, domain: Domain) -> None:
-    """A deleted domain receives no more from this process at once, not 30 s later: its
-    name is forgotten now and again once the deletion is committed (a RCPT in between may
-    have remembered it). Other processes' caches still keep it up to 30 s."""
-    name = domain.name
-
-    def forget(*_: object) -> None:
-        for cache in list(_CACHES):
-            cache.forget(name)
-
-    forget()
-    event.listen(session, "after_commit", forget, once=True)
 
 
 @dataclass(frozen=True)

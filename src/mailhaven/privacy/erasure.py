@@ -39,7 +39,9 @@ from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure
 from mailhaven.privacy.requests import add_months
+from mailhaven.storage import revocations
 from mailhaven.storage.db import affected
+from mailhaven.storage.revocations import Revoked
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
 from mailhaven.vault.models import VaultKey
@@ -128,6 +130,7 @@ def erase_account_data(session: Session, vault: Vault, account_id: str, *,
     session.execute(update(ApiKey).where(ApiKey.account_id == account_id,
                                          ApiKey.revoked_at.is_(None))
                     .values(revoked_at=at).execution_options(synchronize_session=False))
+    revocations.announce(session, Revoked("account", account_id))  # its keys and domains
     account = session.get(Account, account_id)
     if account is not None:
         account.name_sealed = account.email_sealed = None

@@ -12,7 +12,8 @@ EVERY = "every"  # each database: its own periodic jobs' runs
 MAIN_TABLES = frozenset({"region_directory", "subprocessors", "privacy_notices"})
 # Each database's own: its jobs' runs, its audit log (the main one logs the notices and the
 # register) and the vault keys its sealed rows (the audit details among them) are opened with.
-EVERY_TABLES = frozenset({"job_runs", "alembic_version", "audit_log", "vault_keys"})
+EVERY_TABLES = frozenset({"job_runs", "alembic_version", "audit_log", "vault_keys",
+                          "revocations"})
 
 
 def database_of(table: str) -> str:

@@ -7,6 +7,7 @@ envelope sender and From are held to that account's domains as after AUTH."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -16,8 +17,12 @@ from mailhaven.credentials.service import Credential
 from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.errors import NotFound
 from mailhaven.services import Services
+from mailhaven.storage import revocations
+from mailhaven.storage.revocations import Revoked
 
-RESOLVED_SECONDS = 60.0  # a domain deleted or moved stops being trusted within a minute
+# a domain moved stops being trusted within a minute; a deleted one within a second
+# (`storage.revocations`)
+RESOLVED_SECONDS = 60.0
 NO_SUCH_DOMAIN = ("MAILHAVEN_SMTP_TRUSTED_NETWORKS names {}, which is not a verified domain "
                   "here")
 
@@ -39,6 +44,17 @@ class TrustedNetworks:
              for network, domain in services.settings.smtp_trusted_networks),
             key=lambda t: -t.network.prefixlen)  # the most specific first
         self._resolved: dict[str, tuple[Credential, float]] = {}
+        revocations.subscribe(self)
+
+    def drop(self, revoked: Collection[Revoked] | None) -> None:
+        """What `storage.revocations` heard: domains and accounts named, or (None) all."""
+        if revoked is None:
+            self._resolved = {}
+            return
+        names = {r.value for r in revoked if r.kind == "domain"}
+        accounts = {r.value for r in revoked if r.kind == "account"}
+        self._resolved = {domain: kept for domain, kept in self._resolved.items()
+                          if domain not in names and kept[0].account_id not in accounts}
 
     def network_of(self, host: str | None) -> TrustedNetwork | None:
         """The trusted network `host` (a peer's address) is in, if any."""

@@ -24,6 +24,8 @@ from mailhaven.errors import BadRequest, Conflict, NotFound
 from mailhaven.privacy import erasure
 from mailhaven.services import Services
 from mailhaven.site.mail import existing_platform_account
+from mailhaven.storage import revocations
+from mailhaven.storage.revocations import Revoked
 from mailhaven.users import throttle
 from mailhaven.users.mail import send
 from mailhaven.users.models import User, UserToken
@@ -236,6 +238,7 @@ def _revoke_keys(session: Session, user: User, *, keep: tuple[str, ...],
     gone = [key for key in keys if key.role not in keep]
     for key in gone:
         key.revoked_at = now
+    revocations.announce(session, *(Revoked("key", key.digest) for key in gone))
     return [key.digest for key in gone]
 
 

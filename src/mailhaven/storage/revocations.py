@@ -1,0 +1,185 @@
+"""Revocations heard by every process sharing a database, so no cache outlives them.
+
+Processes keep what they checked a moment ago in memory (the API keys they accepted, the
+domains the MX receives for). When a key, an account or a domain ends, `announce` tells
+every process, in the transaction that ends it: on PostgreSQL a NOTIFY naming what ended,
+delivered at commit; on SQLite (one machine) a counter bumped. A process's `Watcher` hears
+them — LISTEN on a connection of its own, or the counter read twice a second — and every
+subscribed cache drops what was named, or everything where a notice may have been missed
+(the LISTEN connection came back after an outage; SQLite's counter names nothing). The
+announcing process drops its own entries at commit, without waiting for the watcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import Integer, event, select, text, update
+from sqlalchemy.orm import Mapped, Session
+
+from mailhaven.storage.base import Base
+from mailhaven.storage.db import Database, affected
+from mailhaven.storage.inventory import TECHNICAL, column
+
+log = logging.getLogger("mailhaven.revocations")
+
+CHANNEL = "mailhaven_revocations"
+POLL_SECONDS = 0.5  # SQLite: how often the counter is read; PostgreSQL: how often stop is seen
+RECONNECT_FIRST, RECONNECT_MOST = 0.5, 5.0  # PostgreSQL: pauses between LISTEN attempts
+
+Kind = Literal["key", "account", "domain"]
+
+
+class RevocationCounter(Base):
+    """SQLite's revocations: one row counting them, read by every process on the machine."""
+
+    __tablename__ = "revocations"
+
+    id: Mapped[int] = column(Integer, primary_key=True, data=TECHNICAL)
+    version: Mapped[int] = column(Integer, default=0, data=TECHNICAL)
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """What ended: an API key (by its digest), an account (by id), a domain (by name)."""
+
+    kind: Kind
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def parse(cls, payload: str) -> list[Revoked]:
+        found = []
+        for line in payload.splitlines():
+            kind, _, value = line.partition(":")
+            if kind in ("key", "account", "domain") and value:
+                found.append(cls(kind, value))  # type: ignore[arg-type]
+        return found
+
+
+class Forgets(Protocol):
+    """A cache that can hold something revoked: it drops what is named, or (None) all."""
+
+    def drop(self, revoked: Collection[Revoked] | None) -> None: ...
+
+
+_caches: weakref.WeakSet[Forgets] = weakref.WeakSet()
+
+
+def subscribe(cache: Forgets) -> None:
+    """Have `cache` drop what is revoked from now on (held weakly)."""
+    _caches.add(cache)
+
+
+def heard(revoked: Collection[Revoked] | None) -> None:
+    """Every subscribed cache drops `revoked`, or everything (None)."""
+    for cache in list(_caches):
+        try:
+            cache.drop(revoked)
+        except Exception:  # one cache's bug must not keep the others holding revoked keys
+            log.exception("a cache failed to drop revoked entries")
+
+
+def announce(session: Session, *revoked: Revoked) -> None:
+    """Tell every process, at the commit of `session`'s transaction, that `revoked` ended."""
+    if not revoked:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        bumped = affected(session.execute(update(RevocationCounter)
+                                          .values(version=RevocationCounter.version + 1)))
+        if bumped == 0:
+            session.add(RevocationCounter(id=1, version=1))
+    else:
+        payload = "\n".join(str(r) for r in revoked)
+        session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                        {"channel": CHANNEL, "payload": payload})
+    event.listen(session, "after_commit", lambda _s: heard(revoked), once=True)
+
+
+class Watcher:
+    """A thread hearing one database's revocations for this process's caches."""
+
+    def __init__(self, db: Database, *, poll: float = POLL_SECONDS) -> None:
+        self.db, self.poll = db, poll
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="revocations", daemon=True)
+        self.listening = threading.Event()  # set once the first LISTEN / counter read is done
+
+    def start(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        if self.db.is_sqlite:
+            self._count()
+        else:
+            self._listen()
+
+    def _count(self) -> None:
+        seen: int | None = None
+        while not self._stop.is_set():
+            try:
+                with self.db.sessions() as session:
+                    version = session.scalar(select(RevocationCounter.version)) or 0
+            except Exception:  # the database locked or away: read again at the next turn
+                version = None
+            if version is not None and version != seen:
+                if seen is not None:
+                    heard(None)
+                seen = version
+                self.listening.set()
+            self._stop.wait(self.poll)
+
+    def _listen(self) -> None:
+        pause = RECONNECT_FIRST
+        outage = False
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(_conninfo(self.db), autocommit=True) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+                    heard(None)  # whatever was announced before this LISTEN went unheard
+                    self.listening.set()
+                    if outage:
+                        log.warning("revocations: listening again; caches cleared")
+                    outage, pause = False, RECONNECT_FIRST
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=self.poll):
+                            heard(Revoked.parse(note.payload))
+            except Exception as exc:
+                if not outage:
+                    log.warning("revocations: not listening (%s); trying again",
+                                type(exc).__name__)
+                outage = True
+                self._stop.wait(pause)
+                pause = min(pause * 2, RECONNECT_MOST)
+
+
+def _conninfo(db: Database) -> str:
+    """libpq's form of the engine's URL (the password kept)."""
+    url = db.engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def watch(dbs: Iterable[Database]) -> Callable[[], None]:
+    """A watcher for each database (each once); the function that stops them."""
+    unique = {id(db): db for db in dbs}
+    watchers = [Watcher(db).start() for db in unique.values()]
+
+    def stop() -> None:
+        for watcher in watchers:
+            watcher.stop()
+
+    return stop
