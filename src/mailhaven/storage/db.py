@@ -29,11 +29,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # disk is full or failing, the file can't be opened
 _SQLITE_UNAVAILABLE = ("database is locked", "database or disk is full", "disk i/o error",
                        "unable to open database file")
+SQLITE_BUSY_SECONDS = 30.0
 _MIGRATION_LOCK = 7_734_201  # PostgreSQL advisory lock id: one migrator at a time
 _READ_ONLY = "mailhaven_read_only"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
@@ -41,7 +42,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -174,11 +175,14 @@ class Database:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # How long a writer waits for another process's write lock before the request
+            # is answered "try again" (503): `?timeout=` in the URL, else 30 s
+            busy_seconds = float(str(parsed.query.get("timeout", SQLITE_BUSY_SECONDS)))
             self.engine = create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8,
-                hide_parameters=True,
+                url, connect_args={"check_same_thread": False, "timeout": busy_seconds},
+                pool_size=8, hide_parameters=True,
             )
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, busy_seconds)
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
                                         hide_parameters=True)
