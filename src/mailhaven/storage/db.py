@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sqlite3
@@ -30,6 +31,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _SQLITE_UNAVAILABLE = ("database is locked", "database or disk is full", "disk i/o error",
                        "unable to open database file")
 SQLITE_BUSY_SECONDS = 30.0
+_PG_DISK_FULL = "53100"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _MIGRATION_LOCK = 7_734_201  # PostgreSQL advisory lock id: one migrator at a time
 _READ_ONLY = "mailhaven_read_only"
 
@@ -62,7 +65,7 @@ _UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Disconnec
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` (or what caused it) says the database can't be reached or written just
-    now — PostgreSQL down or restarting, the pool exhausted, SQLite locked or its disk full —
+    now — PostgreSQL down or restarting, the pool exhausted, SQLite locked, a disk full —
     rather than that the request or our code is wrong: the caller answers "try again"."""
     seen: set[int] = set()
     found: BaseException | None = exc
@@ -75,6 +78,30 @@ def is_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(found, sqlite3.OperationalError):
             return str(found).lower().startswith(_SQLITE_UNAVAILABLE)
+        if isinstance(found, OSError) and found.errno in _NO_SPACE:  # a file on a full disk
+            return True
+        found = found.__cause__ or found.__context__
+    return False
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the disk is full: SQLite's SQLITE_FULL, a
+    file written on a full filesystem (ENOSPC, EDQUOT), PostgreSQL's disk_full (53100).
+    An outage like any (`is_unavailable`), but SMTP names it (452 4.3.1) and the CLI says
+    what to free."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        if isinstance(found, OSError) and found.errno in _NO_SPACE:
+            return True
+        if isinstance(found, sqlite3.OperationalError):
+            return str(found).lower().startswith("database or disk is full")
+        if getattr(found, "sqlstate", None) == _PG_DISK_FULL:
+            return True
+        if isinstance(found, DBAPIError) and found.orig is not None and found.orig is not found:
+            found = found.orig
+            continue
         found = found.__cause__ or found.__context__
     return False
 
