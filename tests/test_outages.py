@@ -7,111 +7,40 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import glob
 import logging
-import os
-import shutil
 import smtplib
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from mailhaven.accounts.service import create_account
 from mailhaven.clock import FrozenClock
-from mailhaven.config import Settings
 from mailhaven.credentials import service as credentials
 from mailhaven.delivery.models import Delivery
 from mailhaven.delivery.worker import DeliveryWorker
-from mailhaven.domains.models import Domain
-from mailhaven.domains.service import create_domain
 from mailhaven.services import Services
-from tests.conftest import REQUIRE_PG
+from tests.outage_support import Cluster, on_cluster, private_cluster
 from tests.submission.conftest import RunningSubmission
 from tests.support import (
     LiveServer,
     Sink,
     SinkBehaviour,
     deliver_due,
-    free_port,
     run_loop,
     with_relay,
 )
 
 
-class Cluster:
-    """A private PostgreSQL cluster: started, stopped, started again."""
-
-    def __init__(self, folder: Path) -> None:
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-        if not found:
-            if REQUIRE_PG:
-                pytest.fail("PostgreSQL's server binaries (pg_ctl, initdb) are required")
-            pytest.skip("PostgreSQL's server binaries (pg_ctl, initdb) are not installed")
-        self.bin = Path(found[-1]).parent
-        self.data = folder / "cluster"
-        self.port = free_port()
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-        # PostgreSQL refuses to run as root: as the system's postgres user then
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.as_user:
-            shutil.chown(folder, "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--no-sync")
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True,
-                       capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"),
-                  "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
-                        f"-c unix_socket_directories='' -c fsync=off", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
-
-
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    # Not under pytest's temporary folders: their parents are closed to the postgres user
-    folder = Path(tempfile.mkdtemp(prefix="mailhaven-pg-"))
-    try:
-        made = Cluster(folder)
-        made.start()
-        try:
-            yield made
-        finally:
-            with contextlib.suppress(subprocess.CalledProcessError):  # stopped already
-                made.stop()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _on_cluster(cluster: Cluster, tmp_path: Path, clock: FrozenClock,
-                **settings: Any) -> tuple[Services, str, Domain]:
-    """Mailhaven on the cluster, with an account (its API key) and its domain."""
-    services = Services.start(Settings(data_dir=tmp_path, database_url=cluster.url,
-                                       require_verified_domains=False,
-                                       **settings), clock)
-    with services.db.transaction() as session:
-        issued = create_account(session, services.vault, name="Acme", email="ops@acme.test",
-                                clock=clock)
-        domain = create_domain(session, services.vault, issued.account_id,
-                               {"name": "mg.acme.test"}, clock)
-    return services, issued.api_key, domain
+    yield from private_cluster()
 
 
 def test_an_outage_is_answered_503_and_the_api_recovers_by_itself(
         cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    services, api_key, _domain = _on_cluster(cluster, tmp_path, FrozenClock(),
+    services, api_key, _domain = on_cluster(cluster, tmp_path, FrozenClock(),
                                              hostname="mx.mailhaven.test")
     try:
         message = {"from": "news@mg.acme.test", "to": "ann@example.org", "subject": "Hi",
@@ -147,7 +76,7 @@ def test_smtp_submission_answers_4xx_in_an_outage_and_recovers(
         cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A sender told 4xx keeps the message and tries again: never a 5xx (a bounce) for our
     own outage, and one log line for it, not a traceback per attempt."""
-    services, _key, domain = _on_cluster(cluster, tmp_path, FrozenClock(), hostname="127.0.0.1")
+    services, _key, domain = on_cluster(cluster, tmp_path, FrozenClock(), hostname="127.0.0.1")
     try:
         with services.db.transaction() as session:
             credentials.create(session, services.vault, domain, "mailer@mg.acme.test",
@@ -189,7 +118,7 @@ def test_a_delivered_copy_whose_settle_met_an_outage_is_settled_when_the_databas
     could record it: the worker keeps the outcome and records it when the database is
     back, so the copy is delivered once — not sent again after its lease."""
     clock = FrozenClock()
-    services, api_key, _domain = _on_cluster(cluster, tmp_path, clock,
+    services, api_key, _domain = on_cluster(cluster, tmp_path, clock,
                                              hostname="mx.mailhaven.test", lease_seconds=60)
     restart = threading.Timer(2.0, cluster.start)
 

@@ -8,6 +8,7 @@ line is a JSON array of one row's values in the manifest's column order; bytes a
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import zipfile
@@ -112,7 +113,10 @@ class ArchiveWriter:
         return done
 
     def abort(self) -> None:
-        self._close()
+        # On a full disk closing fails too (the zip's directory, the last buffer): the
+        # partial file goes all the same, and the error that stopped the backup is told.
+        with contextlib.suppress(OSError, ValueError):
+            self._close()
         self._tmp.unlink(missing_ok=True)
 
     def _close(self) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +29,40 @@ from mailhaven.site.cli import app as site_app
 from mailhaven.stats.cli import app as stats_app
 from mailhaven.vault.cli import app as vault_app
 
-app = typer.Typer(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True)
+EX_TEMPFAIL = 75  # sysexits.h: try again later
+
+
+class _Mailhaven(typer.Typer):
+    """The root app: a command that meets a full disk or a database that can't be reached
+    says so in one red line and exits EX_TEMPFAIL, rather than printing a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from mailhaven.storage.db import is_out_of_space, is_unavailable
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if is_out_of_space(exc):
+                problem = (f"no space left ({_cause(exc)}): free some on the disk holding the "
+                           f"data directory or the database, then run the command again")
+            elif is_unavailable(exc):
+                problem = (f"the database is unavailable ({_cause(exc)}): run the command "
+                           f"again when it is back")
+            else:
+                raise
+        common.err.print(f"mailhaven: {problem}", style="red", markup=False, highlight=False)
+        raise SystemExit(EX_TEMPFAIL)
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost error's words (SQLite's, the OS's): no SQL, no parameters."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    orig = getattr(exc, "orig", None)
+    return str(orig if isinstance(orig, BaseException) else exc).splitlines()[0][:200]
+
+
+app = _Mailhaven(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(domains_app, name="domains")
 app.add_typer(mailbox_app, name="mailbox")

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
-from mailhaven.clock import monotonic
 from mailhaven.delivery import building, queue
 from mailhaven.delivery.backoff import retry_delay
 from mailhaven.delivery.mx import MailHost, MxResolver
@@ -40,7 +39,7 @@ from mailhaven.messages.handlebars import TemplateError
 from mailhaven.messages.renderer import RenderTimeout, RenderUnavailable
 from mailhaven.runner import Runner
 from mailhaven.services import Services
-from mailhaven.storage.db import outage
+from mailhaven.storage.outcomes import written_through_outage
 from mailhaven.suppressions import service as suppressions
 from mailhaven.tracking import render as tracking
 
@@ -60,7 +59,6 @@ SUPPRESSED = {
 }
 REFILL_SHARE = 0.25  # of the slots free before claiming more, unless none is in flight
 LEASE_SHARE = 0.8  # of the lease an attempt may take, leaving time to record its outcome
-SETTLE_RETRY_FIRST, SETTLE_RETRY_MOST = 0.5, 10.0  # seconds between offers of an outcome
 SIGNER_SECONDS = 60.0  # a rotated key signs this long after DNS showed it, at the latest
 BUILD_THREADS = 4  # threads building copies: plain rendering and signing, linear in size
 
@@ -355,23 +353,14 @@ class DeliveryWorker(Runner):
 
 
     async def _recorded(self, outcome: queue.Outcome) -> dict | None:
-        """The outcome recorded (its event), or None if the claim's lease was lost. While
-        the database is out, the outcome is kept here and offered again, every few seconds
-        for as long as the claim lasts: a copy the recipient's server took must not be sent
-        a second time because its settle failed, nor wait out its lease for nothing."""
-        give_up = monotonic() + outcome.job.lease.until - self.services.clock.now()
-        pause = SETTLE_RETRY_FIRST
-        while True:
-            try:
-                recorded = await self.settler.submit(outcome)
-            except Exception as exc:
-                if monotonic() + pause > give_up or not outage.refused("delivery", exc):
-                    raise
-            else:
-                outage.answered()
-                return recorded
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, SETTLE_RETRY_MOST)
+        """The outcome recorded (its event), or None if the claim's lease was lost; kept
+        and offered again through an outage while the claim lasts (`storage.outcomes`): a
+        copy the recipient's server took must not be sent a second time because its settle
+        failed."""
+        return await written_through_outage(
+            lambda: self.settler.submit(outcome), where="delivery",
+            seconds=outcome.job.lease.until - self.services.clock.now())
+
 
 
 def _lists_a_bounce(failure: DeliveryFailure) -> bool:

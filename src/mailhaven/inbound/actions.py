@@ -33,6 +33,7 @@ from mailhaven.messages.models import Message
 from mailhaven.routes.expressions import RouteAction
 from mailhaven.sending.service import Outgoing, may_send, queue_all
 from mailhaven.sending.stored import stored_document
+from mailhaven.storage.db import is_unavailable
 from mailhaven.vault import Vault
 
 log = logging.getLogger("mailhaven.inbound.actions")
@@ -61,6 +62,8 @@ def dispatch(session: Session, vault: Vault, settings: Settings, *, message: Mes
                 else:
                     raise Skipped(f"unknown action {action.kind!r}")
         except Exception as exc:  # one bad action never fails the message nor the others
+            if is_unavailable(exc):  # but the database going away fails them all: retried
+                raise
             reason = str(exc) if isinstance(exc, Skipped) else type(exc).__name__
             log.warning(json.dumps({"kind": "route-action", "route": action.route_id,
                                     "action": action.kind, "skipped": reason}))

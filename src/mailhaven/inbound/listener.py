@@ -40,7 +40,7 @@ from mailhaven.regions.service import for_domain
 from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
-from mailhaven.storage.db import outage
+from mailhaven.storage.db import is_out_of_space, outage
 from mailhaven.submission.limits import ErrorBudget, LimitedSMTP, Sessions
 from mailhaven.submission.tls import server_context
 
@@ -63,6 +63,7 @@ BAD_RECIPIENT = "553 5.1.3 The recipient is not a valid address"
 NO_SUCH_RETURN_PATH = "550 5.1.1 No such recipient here"
 TOO_MANY_RECIPIENTS = f"452 4.5.3 Too many recipients: at most {MAX_RECIPIENTS} per message"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+OUT_OF_SPACE = "452 4.3.1 Insufficient system storage, please try again later"  # RFC 3463
 # RFC 5321 4.5.3.1.10: a 452 at RCPT has the client send to that recipient in a later
 # transaction; a report and received mail answered apart (each its own reply) stay apart
 ANOTHER_TRANSACTION = "452 4.5.3 Please send to this recipient in another transaction"
@@ -288,7 +289,7 @@ class InboundHandler:
             if not outage.refused("mx", exc):
                 log.error("mx: storing failed: %s", frames(exc))
             REFUSED.labels("error").inc()
-            return TEMPORARY_FAILURE
+            return OUT_OF_SPACE if is_out_of_space(exc) else TEMPORARY_FAILURE
         outage.answered()
         RECEIVED.inc()
         log.info(json.dumps({

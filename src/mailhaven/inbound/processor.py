@@ -2,7 +2,8 @@
 transaction, list distribution, the account's routes and their actions, and the `accepted`
 event (method "smtp"). A processor that dies lets its leases run out and another takes the
 rows again; a failure is retried with backoff, and a row that can never be processed ends
-`failed`, its error type kept for the operator."""
+`failed`, its error type kept for the operator. A database outage is no failure of the
+row's: the rows claimed are processed once the database is back, while their lease lasts."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ from mailhaven.messages.models import Message
 from mailhaven.routes.service import matching_actions
 from mailhaven.runner import Doorbell, Runner
 from mailhaven.services import Services
+from mailhaven.storage.db import is_unavailable
 from mailhaven.storage.leases import Lease
+from mailhaven.storage.outcomes import written_through_outage
 
 log = logging.getLogger("mailhaven.inbound")
 PROCESSED_TOTAL = Counter("mailhaven_inbound_processed_total",
@@ -65,19 +68,34 @@ class InboundProcessor(Runner):
         self._headers: dict[str, list[tuple[str, str]]] = {}
 
     async def run_once(self) -> int:
-        return await asyncio.to_thread(self.process_due)
+        lease, ids = await asyncio.to_thread(self.claim)
+        left = list(ids)
+        # A database outage stops the round, not the claim: the rows still held are
+        # processed when the database is back, without waiting out their lease.
+        await written_through_outage(
+            lambda: asyncio.to_thread(self._process_each, left, lease), where=self.name,
+            seconds=lease.until - self.services.clock.now())
+        return len(ids)
 
     def process_due(self) -> int:
         """Claim the due rows and process each in its own transaction (blocking)."""
-        now = self.services.clock.now()
+        lease, ids = self.claim()
+        self._process_each(list(ids), lease)
+        return len(ids)
+
+    def claim(self) -> tuple[Lease, list[int]]:
         self._headers = {}
         with self.services.db.transaction() as session:
-            lease, ids = QUEUE.claim(session, owner=self.owner, now=now, limit=self.batch,
-                                     lease_seconds=LEASE_SECONDS)
-        for row_id in ids:
-            self._one(row_id, lease)
+            return QUEUE.claim(session, owner=self.owner, now=self.services.clock.now(),
+                               limit=self.batch, lease_seconds=LEASE_SECONDS)
+
+    def _process_each(self, left: list[int], lease: Lease) -> None:
+        """Process the rows of `left`, taking each off once it is done: an outage raised
+        here leaves the rest to be offered again."""
+        while left:
+            self._one(left[0], lease)
+            del left[0]
         self._headers = {}
-        return len(ids)
 
     def _one(self, row_id: int, lease: Lease) -> None:
         db, clock = self.services.db, self.services.clock
@@ -87,6 +105,8 @@ class InboundProcessor(Runner):
         except LeaseLost:
             outcome = "lost"
         except Exception as exc:
+            if is_unavailable(exc):  # not the row's failure: it is processed when it's back
+                raise
             outcome = self._failed(row_id, lease, exc)
         PROCESSED_TOTAL.labels(outcome).inc()
         log.info(json.dumps({"kind": "inbound", "row": row_id, "outcome": outcome}))

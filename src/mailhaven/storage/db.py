@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sqlite3
@@ -29,11 +30,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # disk is full or failing, the file can't be opened
 _SQLITE_UNAVAILABLE = ("database is locked", "database or disk is full", "disk i/o error",
                        "unable to open database file")
+SQLITE_BUSY_SECONDS = 30.0
+_PG_DISK_FULL = "53100"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _MIGRATION_LOCK = 7_734_201  # PostgreSQL advisory lock id: one migrator at a time
 _READ_ONLY = "mailhaven_read_only"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
@@ -41,7 +45,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -61,7 +65,7 @@ _UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Disconnec
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` (or what caused it) says the database can't be reached or written just
-    now — PostgreSQL down or restarting, the pool exhausted, SQLite locked or its disk full —
+    now — PostgreSQL down or restarting, the pool exhausted, SQLite locked, a disk full —
     rather than that the request or our code is wrong: the caller answers "try again"."""
     seen: set[int] = set()
     found: BaseException | None = exc
@@ -74,6 +78,30 @@ def is_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(found, sqlite3.OperationalError):
             return str(found).lower().startswith(_SQLITE_UNAVAILABLE)
+        if isinstance(found, OSError) and found.errno in _NO_SPACE:  # a file on a full disk
+            return True
+        found = found.__cause__ or found.__context__
+    return False
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the disk is full: SQLite's SQLITE_FULL, a
+    file written on a full filesystem (ENOSPC, EDQUOT), PostgreSQL's disk_full (53100).
+    An outage like any (`is_unavailable`), but SMTP names it (452 4.3.1) and the CLI says
+    what to free."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        if isinstance(found, OSError) and found.errno in _NO_SPACE:
+            return True
+        if isinstance(found, sqlite3.OperationalError):
+            return str(found).lower().startswith("database or disk is full")
+        if getattr(found, "sqlstate", None) == _PG_DISK_FULL:
+            return True
+        if isinstance(found, DBAPIError) and found.orig is not None and found.orig is not found:
+            found = found.orig
+            continue
         found = found.__cause__ or found.__context__
     return False
 
@@ -174,11 +202,14 @@ class Database:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # How long a writer waits for another process's write lock before the request
+            # is answered "try again" (503): `?timeout=` in the URL, else 30 s
+            busy_seconds = float(str(parsed.query.get("timeout", SQLITE_BUSY_SECONDS)))
             self.engine = create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8,
-                hide_parameters=True,
+                url, connect_args={"check_same_thread": False, "timeout": busy_seconds},
+                pool_size=8, hide_parameters=True,
             )
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, busy_seconds)
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
                                         hide_parameters=True)

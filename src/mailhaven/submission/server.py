@@ -34,7 +34,7 @@ from mailhaven.sending import identity
 from mailhaven.sending.request import MAX_MESSAGE_BYTES, Attachment
 from mailhaven.sending.service import Accepted, SendAttempt, group_commit
 from mailhaven.services import Services
-from mailhaven.storage.db import outage
+from mailhaven.storage.db import is_out_of_space, outage
 from mailhaven.storage.group_commit import GroupCommit
 from mailhaven.submission.auth import (
     AUTH_FAILURES,
@@ -71,6 +71,9 @@ ENVELOPE_NOT_YOURS = ("The envelope sender's domain {} is not a domain of this a
                       "MAIL FROM must be an address in the organizational domain of {} or "
                       "of another domain of this account")
 TEMPORARY_FAILURE = Reply("451 4.3.0 Temporary failure, please try again later", "error")
+# RFC 3463's 4.3.1: the sender keeps the message and tries again, as after any 4xx
+OUT_OF_SPACE = Reply("452 4.3.1 Insufficient system storage, please try again later",
+                     "storage")
 UNKNOWN_TRUSTED_DOMAIN = Reply("451 4.3.0 This network's domain is not set up here: the "
                                "operator must check MAILHAVEN_SMTP_TRUSTED_NETWORKS", "trusted")
 
@@ -324,7 +327,7 @@ class SubmissionHandler:
         except Exception as exc:  # ours to log, never the sender's to read
             if not outage.refused("smtp", exc):
                 log.error("smtp submission: %s", frames(exc))
-            reply = TEMPORARY_FAILURE
+            reply = OUT_OF_SPACE if is_out_of_space(exc) else TEMPORARY_FAILURE
         else:
             outage.answered()
             self.submission.services.delivery_bell.ring()  # committed: a worker starts now

@@ -6,7 +6,8 @@ A 2xx is success; a 406 means "stop" (Mailgun's rule); anything else, a timeout 
 refused connection is retried after 10m, 10m, 15m, 30m, 1h, 2h and 4h (about 8 hours), then
 given up; a URL that can't work or a non-public target is given up at once. Each POST is
 settled on its own, fenced by its claim's lease: one that fails never holds up the others,
-and a sender that dies lets its leases run out.
+and a sender that dies lets its leases run out. A settle that meets a database outage is
+kept and written when the database returns, while the claim lasts (`storage.outcomes`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from mailhaven import __version__
 from mailhaven.clock import monotonic
 from mailhaven.runner import Runner
 from mailhaven.services import Services
+from mailhaven.storage.db import is_unavailable
 from mailhaven.storage.leases import Lease, LeasedQueue
+from mailhaven.storage.outcomes import written_through_outage
 from mailhaven.webhooks.models import GAVE_UP, PENDING, REFUSED, SENT
 from mailhaven.webhooks.network import Refused, checked_transport
 
@@ -125,8 +128,10 @@ class Poster(Runner, Generic[P]):
         posts = await asyncio.to_thread(self.claim, self.services.clock.now())
         results = await asyncio.gather(*(self.post(p) for p in posts), return_exceptions=True)
         for post, result in zip(posts, results, strict=True):
-            if isinstance(result, Exception):  # recording failed (the database?): the lease
-                # runs out and this POST is tried again; the others are settled
+            # Recording failed for good (the outage outlasted the claim, or a bug): the
+            # lease runs out and this POST is tried again; the others are settled. An
+            # outage is in the one outage log line already.
+            if isinstance(result, Exception) and not is_unavailable(result):
                 log.error("%s %s: could not record the attempt (%s)", self.name, post.row_id,
                           type(result).__name__)
         return len(posts)
@@ -141,7 +146,11 @@ class Poster(Runner, Generic[P]):
         attempt = Attempt(status, error, outcome(status, final, post.attempts),
                           round(monotonic() - started, 3))
         self.logged(post, attempt)
-        await asyncio.to_thread(self._record, post, attempt)
+        # Kept through an outage while the claim lasts: a POST its receiver took must not
+        # be made again because its settle met no database.
+        await written_through_outage(
+            lambda: asyncio.to_thread(self._record, post, attempt), where=self.name,
+            seconds=post.lease.until - self.services.clock.now())
 
     async def send(self, url: str, content: Awaitable[tuple[str, bytes] | Content],
                    ) -> tuple[int | None, str, bool]:
