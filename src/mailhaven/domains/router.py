@@ -12,7 +12,7 @@ from mailhaven.domains.reserved import operator_names
 from mailhaven.domains.service import SPAM_ACTIONS, WEB_SCHEMES
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, read_form
-from mailhaven.openapi import NO_FIELDS, Field, form
+from mailhaven.openapi import NO_FIELDS, Field, form, query
 from mailhaven.resolver import make_resolver
 from mailhaven.retention.service import bodies_kept_for
 
@@ -183,8 +183,11 @@ async def dkim_keys(name: str, services: ServicesDep, account_id: AccountDep) ->
     return await in_thread(run)
 
 
-@router.put("/v3/domains/{name}/dkim_selector", openapi_extra=form(Field(
-    "dkim_selector", "The new selector (also read from the query string)")))
+SELECTOR = Field("dkim_selector", "The new selector (also read from the query string)",
+                 example="mh2026")
+
+
+@router.put("/v3/domains/{name}/dkim_selector", openapi_extra=form(SELECTOR) | query(SELECTOR))
 async def change_dkim_selector(name: str, request: Request, services: ServicesDep,
                                account_id: AccountDep) -> dict:
     fields = field_dict((await read_form(request))[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -17,7 +18,7 @@ from mailhaven.forms import field_dict, flag
 from mailhaven.http import in_thread, query_url, read_form
 from mailhaven.lists import service
 from mailhaven.lists.models import MailingList
-from mailhaven.openapi import Field, form
+from mailhaven.openapi import Field, form, query
 from mailhaven.services import Services
 from mailhaven.web.core import SECURITY_HEADERS
 
@@ -185,10 +186,14 @@ async def add_member(list_address: str, request: Request, services: ServicesDep,
         service.add_member(s, services.vault, row, fields, now))), write=True)
 
 
-@router.post(f"{ONE}/members.json", openapi_extra=form(Field(
+BULK_MEMBERS = Field(
     "members", "A JSON array of addresses or member objects (address, name, vars, "
-    "subscribed); at most 1000. Also read from the query string", required=True,
-    example='["bob@example.com", {"address": "ann@example.com", "name": "Ann"}]'), UPSERT))
+    "subscribed); at most 1000. Also read from the query string",
+    example='["bob@example.com", {"address": "ann@example.com", "name": "Ann"}]')
+
+
+@router.post(f"{ONE}/members.json", openapi_extra=form(
+    replace(BULK_MEMBERS, required=True), UPSERT) | query(BULK_MEMBERS, UPSERT))
 async def add_members_json(list_address: str, request: Request, services: ServicesDep,
                            account_id: AccountDep) -> dict[str, Any]:
     """Up to 1,000 members at once: `members`, a JSON array of addresses or member objects;

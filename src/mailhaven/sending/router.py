@@ -17,7 +17,7 @@ from mailhaven.errors import NotFound
 from mailhaven.http import form_body, in_thread, json_responses, read_form
 from mailhaven.inbound.stored import InboundSource, inbound_attachment, inbound_json, inbound_view
 from mailhaven.messages.document import Document
-from mailhaven.openapi import YES_NO, Field, form
+from mailhaven.openapi import YES_NO, Field, form, query
 from mailhaven.sending import queues
 from mailhaven.sending.service import Accepted, SendAttempt
 from mailhaven.sending.stored import resend, stored_document, stored_view
@@ -154,7 +154,10 @@ RESENT = json_responses({
           {"message": "Message not found"})})
 
 
-@router.post("/v3/domains/{domain_name}/messages/{storage_key}", openapi_extra=RESEND_BODY,
+@router.post("/v3/domains/{domain_name}/messages/{storage_key}",
+             openapi_extra=RESEND_BODY | query(Field(
+                 "to", "More recipients, as in the body", repeated=True,
+                 example="bob@example.com")),
              responses=RESENT, summary="Resend a stored message")
 async def resend_stored(domain_name: str, storage_key: str, request: Request,
                         services: ServicesDep, account_id: AccountDep) -> dict:

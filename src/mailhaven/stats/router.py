@@ -10,7 +10,7 @@ from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.http import query_url, read_form
-from mailhaven.openapi import Field, form
+from mailhaven.openapi import Field, form, query
 from mailhaven.services import Services
 from mailhaven.stats import service, tags
 
@@ -21,6 +21,17 @@ AGGREGATES = {"countries": "country", "providers": "provider", "devices": "devic
 # Mailgun's per-tag breakdowns by recipient country, mailbox provider and device: Mailhaven
 # keeps no such counters (they would come from recipients' IPs and user agents).
 UNSUPPORTED_FILTERS = ("provider", "device", "country")
+STATS_QUERY = query(  # Mailgun's names and meanings
+    Field("event", "The type of event to count; repeat the parameter for more", required=True,
+          repeated=True, example="delivered"),
+    Field("start", "The start of the range: an RFC 2822 date or epoch seconds (default: 7 "
+          "days before the end)", example="Mon, 30 Nov 2026 00:00:00 GMT"),
+    Field("end", "The end of the range: an RFC 2822 date or epoch seconds (default: now)",
+          example="Sun, 06 Dec 2026 00:00:00 GMT"),
+    Field("resolution", "How counts are grouped", enum=("hour", "day", "month"),
+          example="day"),
+    Field("duration", "The range's length back from `end`, overriding `start`: a number "
+          "and h, d or m", example="7d"))
 
 
 async def _stats(domain_name: str, request: Request, services: Services, account_id: str,
@@ -45,7 +56,7 @@ async def _stats(domain_name: str, request: Request, services: Services, account
     return await on_domain(services, account_id, domain_name, work)
 
 
-@router.get("/v3/{domain_name}/stats/total")
+@router.get("/v3/{domain_name}/stats/total", openapi_extra=STATS_QUERY)
 async def stats_total(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
     return await _stats(domain_name, request, services, account_id)
@@ -82,7 +93,8 @@ async def get_tag(domain_name: str, tag: str, services: ServicesDep,
                            lambda s, d: tags.get(s, d.id, tag))
 
 
-TAG_BODY = form(Field("description", "The tag's description (also read from the query string)"))
+DESCRIPTION = Field("description", "The tag's description (also read from the query string)")
+TAG_BODY = form(DESCRIPTION) | query(DESCRIPTION)
 
 
 @router.put("/v3/{domain_name}/tags/{tag}", openapi_extra=TAG_BODY)
@@ -106,8 +118,8 @@ async def delete_tag(domain_name: str, tag: str, services: ServicesDep,
     return {"message": "Tag deleted"}
 
 
-@router.get("/v3/{domain_name}/tags/{tag}/stats")
-@router.get("/v3/{domain_name}/tag/stats")
+@router.get("/v3/{domain_name}/tags/{tag}/stats", openapi_extra=STATS_QUERY)
+@router.get("/v3/{domain_name}/tag/stats", openapi_extra=STATS_QUERY)
 async def tag_stats(domain_name: str, tag: str, request: Request, services: ServicesDep,
                     account_id: AccountDep) -> dict:
     return await _stats(domain_name, request, services, account_id, tag)

@@ -19,7 +19,7 @@ from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest
 from mailhaven.forms import field_dict
 from mailhaven.http import form_body, in_thread, json_responses, read_form
-from mailhaven.openapi import NO_FIELDS, Field, form
+from mailhaven.openapi import NO_FIELDS, Field, form, query
 from mailhaven.services import Services
 from mailhaven.webhooks import service
 
@@ -134,8 +134,13 @@ async def update_webhook_v4(domain_name: str, request: Request, services: Servic
     return {"webhooks": webhooks}
 
 
-@router.delete("/v4/domains/{domain_name}/webhooks")
-@router.delete("/v3/domains/{domain_name}/webhooks")
+DELETE_URLS = query(Field("url", "A URL to remove from every event type: repeat the parameter "
+                          "or separate URLs with commas", repeated=True,
+                          example="https://hooks.example.com/mailgun"))
+
+
+@router.delete("/v4/domains/{domain_name}/webhooks", openapi_extra=DELETE_URLS)
+@router.delete("/v3/domains/{domain_name}/webhooks", openapi_extra=DELETE_URLS)
 async def delete_webhooks_v4(domain_name: str, request: Request, services: ServicesDep,
                              account_id: AccountDep) -> dict:
     urls = [u.strip() for value in request.query_params.getlist("url")
@@ -147,7 +152,10 @@ async def delete_webhooks_v4(domain_name: str, request: Request, services: Servi
     return {"webhooks": webhooks}
 
 
-@router.get("/v1/admin/domains/{domain_name}/webhook_deliveries")
+@router.get("/v1/admin/domains/{domain_name}/webhook_deliveries", openapi_extra=query(
+    Field("limit", "How many POSTs, newest first: 1 to 1000 (default 100)", "integer",
+          example="100"),
+    Field("status", "Only POSTs in this state", example="gave-up")))
 async def webhook_deliveries(domain_name: str, request: Request, services: ServicesDep,
                              account_id: AccountDep) -> dict:
     """Mailhaven extension: recent webhook POSTs and every attempt of each."""
@@ -197,12 +205,16 @@ async def delete_webhook(domain_name: str, name: str, services: ServicesDep,
 
 # -- account webhooks, v1 ----------------------------------------------------------------
 
+WEBHOOK_IDS = Field("webhook_ids", "Only these webhooks: ids separated by commas",
+                    example="6f0483b02a29fa9e59bd0cf3,0a9c2b02a29fa9e59bd0cf31")
+
+
 def _ids(request: Request, name: str) -> list[str] | None:
     raw = request.query_params.get(name)
     return [i.strip() for i in raw.split(",") if i.strip()] if raw else None
 
 
-@router.get("/v1/webhooks")
+@router.get("/v1/webhooks", openapi_extra=query(WEBHOOK_IDS))
 async def list_account_webhooks(request: Request, services: ServicesDep,
                                 account_id: AccountDep) -> dict:
     ids = _ids(request, "webhook_ids")
@@ -255,7 +267,9 @@ async def delete_account_webhook(webhook_id: str, services: ServicesDep,
     return {"message": "Webhook deleted"}
 
 
-@router.delete("/v1/webhooks")
+@router.delete("/v1/webhooks", openapi_extra=query(
+    WEBHOOK_IDS, Field("all", "true: delete every webhook of the account (when no "
+                       "`webhook_ids`)", enum=("true", "false"))))
 async def delete_account_webhooks(request: Request, services: ServicesDep,
                                   account_id: AccountDep) -> dict:
     ids = _ids(request, "webhook_ids")
