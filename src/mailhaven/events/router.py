@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.domains.service import owned_domain
+from mailhaven.events.openapi import PAGE
 from mailhaven.events.query import DEFAULT_LIMIT, MAX_LIMIT, EventQuery, fetch, parse_query
 from mailhaven.events.service import with_storage_urls
 from mailhaven.http import in_thread
@@ -50,14 +51,14 @@ async def _page(domain_name: str, query: EventQuery, request: Request, services:
     return await in_thread(run)
 
 
-@router.get("/v3/{domain_name}/events", openapi_extra=EVENTS_QUERY)
+@router.get("/v3/{domain_name}/events", openapi_extra=EVENTS_QUERY | PAGE)
 async def list_events(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> JSONResponse:
     query = parse_query(dict(request.query_params), services.vault, account_id)
     return await _page(domain_name, query, request, services, account_id)
 
 
-@router.get("/v3/{domain_name}/events/{token}")
+@router.get("/v3/{domain_name}/events/{token}", openapi_extra=PAGE)
 async def events_page(domain_name: str, token: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> JSONResponse:
     query = EventQuery.from_token(token, services.vault, account_id)

@@ -12,6 +12,7 @@ from mailhaven.errors import BadRequest
 from mailhaven.http import query_url, read_form
 from mailhaven.openapi import Field, form, query
 from mailhaven.services import Services
+from mailhaven.stats import openapi as answered
 from mailhaven.stats import service, tags
 
 router = APIRouter(tags=["stats"])
@@ -56,14 +57,17 @@ async def _stats(domain_name: str, request: Request, services: Services, account
     return await on_domain(services, account_id, domain_name, work)
 
 
-@router.get("/v3/{domain_name}/stats/total", openapi_extra=STATS_QUERY)
+@router.get("/v3/{domain_name}/stats/total", openapi_extra=STATS_QUERY | answered.TOTALS)
 async def stats_total(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
     return await _stats(domain_name, request, services, account_id)
 
 
+TAG_STATS = STATS_QUERY | answered.TAG_STATS
+
+
 # -- tags ---------------------------------------------------------------------------------
-@router.get("/v3/{domain_name}/tags")
+@router.get("/v3/{domain_name}/tags", openapi_extra=answered.TAGS)
 async def list_tags(domain_name: str, request: Request, services: ServicesDep,
                     account_id: AccountDep, limit: int = Query(100, ge=1, le=1000),
                     page: str | None = None, tag: str | None = None,
@@ -85,8 +89,8 @@ async def list_tags(domain_name: str, request: Request, services: ServicesDep,
 # Mailgun's documented paths put the tag in the path (/tags/{tag}); its OpenAPI description
 # puts it in the query (/tag?tag=, which also takes a tag with "/"). Each handler serves
 # both: FastAPI reads `tag` from the path where the path has it, else from the query.
-@router.get("/v3/{domain_name}/tags/{tag}")
-@router.get("/v3/{domain_name}/tag")
+@router.get("/v3/{domain_name}/tags/{tag}", openapi_extra=answered.ONE_TAG)
+@router.get("/v3/{domain_name}/tag", openapi_extra=answered.ONE_TAG)
 async def get_tag(domain_name: str, tag: str, services: ServicesDep,
                   account_id: AccountDep) -> dict:
     return await on_domain(services, account_id, domain_name,
@@ -94,7 +98,7 @@ async def get_tag(domain_name: str, tag: str, services: ServicesDep,
 
 
 DESCRIPTION = Field("description", "The tag's description (also read from the query string)")
-TAG_BODY = form(DESCRIPTION) | query(DESCRIPTION)
+TAG_BODY = form(DESCRIPTION) | query(DESCRIPTION) | answered.TAG_UPDATED
 
 
 @router.put("/v3/{domain_name}/tags/{tag}", openapi_extra=TAG_BODY)
@@ -109,8 +113,8 @@ async def put_tag(domain_name: str, tag: str, request: Request, services: Servic
     return {"message": "Tag updated"}
 
 
-@router.delete("/v3/{domain_name}/tags/{tag}")
-@router.delete("/v3/{domain_name}/tag")
+@router.delete("/v3/{domain_name}/tags/{tag}", openapi_extra=answered.TAG_DELETED)
+@router.delete("/v3/{domain_name}/tag", openapi_extra=answered.TAG_DELETED)
 async def delete_tag(domain_name: str, tag: str, services: ServicesDep,
                      account_id: AccountDep) -> dict:
     await on_domain(services, account_id, domain_name,
@@ -118,8 +122,8 @@ async def delete_tag(domain_name: str, tag: str, services: ServicesDep,
     return {"message": "Tag deleted"}
 
 
-@router.get("/v3/{domain_name}/tags/{tag}/stats", openapi_extra=STATS_QUERY)
-@router.get("/v3/{domain_name}/tag/stats", openapi_extra=STATS_QUERY)
+@router.get("/v3/{domain_name}/tags/{tag}/stats", openapi_extra=TAG_STATS)
+@router.get("/v3/{domain_name}/tag/stats", openapi_extra=TAG_STATS)
 async def tag_stats(domain_name: str, tag: str, request: Request, services: ServicesDep,
                     account_id: AccountDep) -> dict:
     return await _stats(domain_name, request, services, account_id, tag)
@@ -144,7 +148,7 @@ async def tag_aggregates_by_type(domain_name: str, tag: str, services: ServicesD
     return {"tag": found["tag"], kind: {}}
 
 
-@router.get("/v3/domains/{domain_name}/limits/tag")
+@router.get("/v3/domains/{domain_name}/limits/tag", openapi_extra=answered.LIMITS)
 async def tag_limits(domain_name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     return await on_domain(services, account_id, domain_name,
                            lambda s, d: tags.limits(s, d.id))

@@ -21,6 +21,7 @@ from mailhaven.forms import field_dict
 from mailhaven.http import form_body, in_thread, json_responses, read_form
 from mailhaven.openapi import NO_FIELDS, Field, form, query
 from mailhaven.services import Services
+from mailhaven.webhooks import openapi as answered
 from mailhaven.webhooks import service
 
 router = APIRouter(tags=["webhooks"])
@@ -66,8 +67,8 @@ async def _fields(request: Request) -> tuple[list[str], list[str], dict[str, str
 
 # -- domain webhooks, v3 and v4 ----------------------------------------------------------
 
-@router.get("/v3/domains/{domain_name}/webhooks")
-@router.get("/v4/domains/{domain_name}/webhooks")
+@router.get("/v3/domains/{domain_name}/webhooks", openapi_extra=answered.LISTED)
+@router.get("/v4/domains/{domain_name}/webhooks", openapi_extra=answered.LISTED)
 async def list_webhooks(domain_name: str, services: ServicesDep,
                         account_id: AccountDep) -> dict:
     _, webhooks = await _domain(services, account_id, domain_name, lambda _s, _d: None)
@@ -78,7 +79,8 @@ async def list_webhooks(domain_name: str, services: ServicesDep,
     "id": "the event type (delivered, opened, clicked, unsubscribed, complained, "
           "permanent_fail, temporary_fail, accepted)",
     "url": "a URL to POST the events to; repeat for up to 3",
-    "event_types": "with it, the v4 form: one URL for several event types (repeatable)"}),
+    "event_types": "with it, the v4 form: one URL for several event types (repeatable)"})
+    | answered.CREATED_V3,
     responses=json_responses({
         200: ("Created", {"message": "Webhook has been created",
                           "webhook": {"urls": ["https://example.com/hook"]}}),
@@ -102,7 +104,7 @@ async def create_webhook_v3(domain_name: str, request: Request, services: Servic
     return {"message": "Webhook has been created", "webhook": {"urls": result}}
 
 
-@router.post("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
+@router.post("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY | answered.LISTED)
 async def create_webhook_v4(domain_name: str, request: Request, services: ServicesDep,
                             account_id: AccountDep) -> dict:
     urls, types, _ = await _fields(request)
@@ -120,8 +122,8 @@ async def _add_v4(services: Services, account_id: str, domain_name: str, urls: l
     return {"webhooks": webhooks}
 
 
-@router.put("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
-@router.put("/v3/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
+@router.put("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY | answered.LISTED)
+@router.put("/v3/domains/{domain_name}/webhooks", openapi_extra=V4_BODY | answered.LISTED)
 async def update_webhook_v4(domain_name: str, request: Request, services: ServicesDep,
                             account_id: AccountDep) -> dict:
     urls, types, _ = await _fields(request)
@@ -136,7 +138,7 @@ async def update_webhook_v4(domain_name: str, request: Request, services: Servic
 
 DELETE_URLS = query(Field("url", "A URL to remove from every event type: repeat the parameter "
                           "or separate URLs with commas", repeated=True,
-                          example="https://hooks.example.com/mailgun"))
+                          example="https://hooks.example.com/mailgun")) | answered.LISTED
 
 
 @router.delete("/v4/domains/{domain_name}/webhooks", openapi_extra=DELETE_URLS)
@@ -171,7 +173,7 @@ async def webhook_deliveries(domain_name: str, request: Request, services: Servi
     return {"items": items}
 
 
-@router.get("/v3/domains/{domain_name}/webhooks/{name}")
+@router.get("/v3/domains/{domain_name}/webhooks/{name}", openapi_extra=answered.ONE)
 async def get_webhook(domain_name: str, name: str, services: ServicesDep,
                       account_id: AccountDep) -> dict:
     service.valid_names([name], key="message")
@@ -181,7 +183,7 @@ async def get_webhook(domain_name: str, name: str, services: ServicesDep,
 
 @router.put("/v3/domains/{domain_name}/webhooks/{name}", openapi_extra=form(
     Field("url", "A URL to POST the events to; repeat for up to 3", required=True,
-          repeated=True)))
+          repeated=True)) | answered.UPDATED)
 async def update_webhook(domain_name: str, name: str, request: Request,
                          services: ServicesDep, account_id: AccountDep) -> dict:
     urls, _, _ = await _fields(request)
@@ -192,7 +194,7 @@ async def update_webhook(domain_name: str, name: str, request: Request,
     return {"message": "Webhook has been updated", "webhook": {"urls": result}}
 
 
-@router.delete("/v3/domains/{domain_name}/webhooks/{name}")
+@router.delete("/v3/domains/{domain_name}/webhooks/{name}", openapi_extra=answered.DELETED)
 async def delete_webhook(domain_name: str, name: str, services: ServicesDep,
                          account_id: AccountDep) -> dict:
     service.valid_names([name], key="message")
@@ -214,7 +216,7 @@ def _ids(request: Request, name: str) -> list[str] | None:
     return [i.strip() for i in raw.split(",") if i.strip()] if raw else None
 
 
-@router.get("/v1/webhooks", openapi_extra=query(WEBHOOK_IDS))
+@router.get("/v1/webhooks", openapi_extra=query(WEBHOOK_IDS) | answered.ACCOUNT_LISTED)
 async def list_account_webhooks(request: Request, services: ServicesDep,
                                 account_id: AccountDep) -> dict:
     ids = _ids(request, "webhook_ids")
@@ -224,7 +226,8 @@ async def list_account_webhooks(request: Request, services: ServicesDep,
     return {"webhooks": hooks}
 
 
-@router.post("/v1/webhooks", openapi_extra=form(URL, EVENT_TYPES, DESCRIPTION))
+@router.post("/v1/webhooks",
+             openapi_extra=form(URL, EVENT_TYPES, DESCRIPTION) | answered.ACCOUNT_CREATED)
 async def create_account_webhook(request: Request, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
     urls, types, single = await _fields(request)
@@ -236,7 +239,7 @@ async def create_account_webhook(request: Request, services: ServicesDep,
     return {"webhook_id": webhook_id}
 
 
-@router.get("/v1/webhooks/{webhook_id}")
+@router.get("/v1/webhooks/{webhook_id}", openapi_extra=answered.ACCOUNT_ONE)
 async def get_account_webhook(webhook_id: str, services: ServicesDep,
                               account_id: AccountDep) -> dict:
     return await _run(services, lambda s: service.account_json(
@@ -244,7 +247,7 @@ async def get_account_webhook(webhook_id: str, services: ServicesDep,
 
 
 @router.put("/v1/webhooks/{webhook_id}", openapi_extra=form(
-    Field("url", "The new URL"), EVENT_TYPES, DESCRIPTION))
+    Field("url", "The new URL"), EVENT_TYPES, DESCRIPTION) | answered.ACCOUNT_UPDATED)
 async def update_account_webhook(webhook_id: str, request: Request, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
     urls, types, single = await _fields(request)
@@ -256,7 +259,7 @@ async def update_account_webhook(webhook_id: str, request: Request, services: Se
     return {"message": "Webhook updated"}
 
 
-@router.delete("/v1/webhooks/{webhook_id}")
+@router.delete("/v1/webhooks/{webhook_id}", openapi_extra=answered.ACCOUNT_DELETED)
 async def delete_account_webhook(webhook_id: str, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
     def work(session: Session) -> None:
