@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from jsonschema import Draft202012Validator
 
 from mailhaven.app import create_app
 from mailhaven.config import Settings
@@ -110,6 +111,50 @@ def test_authenticated_operations_say_how_and_answer_401(document: dict[str, Any
     assert ops["POST /v3/{domain_name}/messages"]["responses"]["401"]["content"] == {
         "text/plain": {"schema": {"type": "string"}, "example": "Forbidden"}}
     assert all("401" in op["responses"] for op in ops.values() if "security" in op)
+
+
+# Mailgun's operations as its clients use them: each answer described, not only "an object"
+MAILGUN_ANSWERS = (
+    "POST /v3/{domain_name}/messages", "POST /v3/{domain_name}/messages.mime",
+    "GET /v3/domains", "GET /v4/domains", "POST /v3/domains", "GET /v4/domains/{name}",
+    "PUT /v3/domains/{name}/verify", "GET /v3/{domain_name}/events",
+    "GET /v3/{domain_name}/events/{token}", "GET /v3/{domain_name}/bounces",
+    "GET /v3/{domain_name}/unsubscribes/{value}", "POST /v3/{domain_name}/complaints",
+    "DELETE /v3/{domain_name}/whitelists/{value}", "GET /v3/{domain_name}/stats/total",
+    "GET /v3/{domain_name}/tags", "GET /v3/{domain_name}/tags/{tag}/stats",
+    "GET /v3/domains/{domain_name}/webhooks", "POST /v3/domains/{domain_name}/webhooks",
+    "GET /v1/webhooks", "GET /v3/{domain_name}/templates",
+    "GET /v3/{domain_name}/templates/{template_name}/versions", "GET /v3/lists/pages",
+    "POST /v3/lists/{list_address}/members", "GET /v3/routes", "PUT /v3/routes/{route_id}",
+    "POST /v1/analytics/logs")
+
+
+def test_mailgun_operations_describe_their_answers(document: dict[str, Any]) -> None:
+    ops = {f"{m.upper()} {p}": op for m, p, op in _operations(document)}
+    vague = [name for name in MAILGUN_ANSWERS
+             if not _properties(ops[name]["responses"]["200"]["content"]["application/json"]
+                                ["schema"])]
+    assert vague == []
+
+
+def _properties(schema: dict[str, Any]) -> bool:
+    return bool(schema.get("properties")) or all(
+        _properties(each) for each in schema.get("anyOf", [{}]))
+
+
+def test_every_example_answer_conforms_to_its_schema(document: dict[str, Any]) -> None:
+    """The examples are what a generated client's docs show: each must be a valid answer."""
+    wrong = []
+    for method, path, op in _operations(document):
+        for status, described in op["responses"].items():
+            media = described.get("content", {}).get("application/json", {})
+            if "example" not in media or "schema" not in media:
+                continue
+            validator = Draft202012Validator({**media["schema"],
+                                              "components": document["components"]})
+            wrong += [f"{method.upper()} {path} {status}: {e.message}"
+                      for e in validator.iter_errors(media["example"])]
+    assert wrong == []
 
 
 # -- query parameters a handler reads itself ------------------------------------------------
