@@ -23,7 +23,8 @@ FOUNDATION = {"__init__", "clock", "errors", "netpolicy", "storage", "vault", "c
 # Interface modules: these top-level modules, packages, and modules of these names anywhere.
 INTERFACE_TOP = {"app", "regional", "server", "deps", "http", "openapi", "web", "cli", "wiring"}
 # response: an export over HTTP; deps: FastAPI dependencies that build a request's context
-INTERFACE_NAMES = {"router", "cli", "response", "deps"}
+# openapi: a router's answers described for /openapi.json, beside it
+INTERFACE_NAMES = {"router", "cli", "response", "deps", "openapi"}
 
 
 def module_name(path: Path) -> str:

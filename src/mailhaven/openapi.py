@@ -1,5 +1,6 @@
-"""The API's OpenAPI document: form bodies declared from field lists, and Mailgun's error
-answers added to every operation, so clients and fuzzers can be generated from it."""
+"""The API's OpenAPI document: form bodies and query parameters declared from field lists,
+answers from JSON schemas beside each router, and Mailgun's error answers added to every
+operation, so clients and fuzzers can be generated from it."""
 
 from __future__ import annotations
 
@@ -67,6 +68,9 @@ class Field:
     example: str | None = None
 
     def schema(self) -> dict[str, Any]:
+        return {**self.value_schema(), "description": self.description}
+
+    def value_schema(self) -> dict[str, Any]:
         if self.type == "file":
             one: dict[str, Any] = {"type": "string", "format": "binary"}
         elif self.type == "boolean":  # sent as text: "yes", "true", …
@@ -77,10 +81,15 @@ class Field:
                 one["enum"] = list(self.enum)
         if self.example is not None:
             one["example"] = self.example
-        described = {"description": self.description}
-        if self.repeated:
-            return {"type": "array", "items": one, **described}
-        return {**one, **described}
+        return {"type": "array", "items": one} if self.repeated else one
+
+    def parameter(self) -> dict[str, Any]:
+        """This field as a query parameter."""
+        out = {"name": self.name, "in": "query", "required": self.required,
+               "description": self.description, "schema": self.value_schema()}
+        if self.example is not None:
+            out["example"] = [self.example] if self.repeated else self.example
+        return out
 
 
 def form(*fields: Field, description: str | None = None) -> dict[str, Any]:
@@ -103,6 +112,64 @@ def form(*fields: Field, description: str | None = None) -> dict[str, Any]:
     if description:
         body["description"] = description
     return {"requestBody": body}
+
+
+def query(*fields: Field) -> dict[str, Any]:
+    """`openapi_extra` declaring the query parameters a route reads from
+    `request.query_params` itself (those FastAPI reads for it it declares already)."""
+    return {"parameters": [f.parameter() for f in fields]}
+
+
+def answers(schema: dict[str, Any], example: Any = None, description: str | None = None,
+            status: int = 200) -> dict[str, Any]:
+    """`openapi_extra` declaring a 2xx JSON answer: its schema and an example (or none, where
+    `responses=` gives one). Documentation only: the route's answer is not validated against
+    it; tests/test_schemathesis checks it conforms."""
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    answer: dict[str, Any] = {"content": {"application/json": media}}
+    if description:
+        answer["description"] = description
+    return {"responses": {str(status): answer}}
+
+
+# A small vocabulary for the answers' schemas
+STRING: dict[str, Any] = {"type": "string"}
+INTEGER: dict[str, Any] = {"type": "integer"}
+NUMBER: dict[str, Any] = {"type": "number"}
+BOOLEAN: dict[str, Any] = {"type": "boolean"}
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+DATE = {"type": "string", "description": "An RFC 2822 date, as Mailgun's"}
+
+
+def array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(properties: dict[str, dict[str, Any]], *, optional: tuple[str, ...] = (),
+        title: str | None = None) -> dict[str, Any]:
+    """An object with these properties, all present unless `optional`; more may come (as
+    Mailgun adds fields, clients ignore those they don't know)."""
+    out: dict[str, Any] = {"type": "object", "properties": properties,
+                           "required": [k for k in properties if k not in optional]}
+    if title:
+        out["title"] = title
+    return out
+
+
+PAGING = obj({name: STRING for name in ("first", "last", "next", "previous")},
+             title="Paging")
+MESSAGE = obj({"message": STRING}, title="Message")
+
+
+def paged(item: dict[str, Any], title: str) -> dict[str, Any]:
+    """Mailgun's page of a list: `items`, and the URLs of the pages around it."""
+    return obj({"items": array(item), "paging": PAGING}, title=title)
 
 
 NO_FIELDS = form(description="No fields: an empty body (or none) is what this call takes.")
@@ -187,6 +254,8 @@ def _complete_operation(op: dict[str, Any], path: str, route: APIRoute) -> None:
     for status, described in responses.items():
         for media_type, media in described.get("content", {}).items():
             if media.get("schema"):
+                if str(media["schema"].get("title", "")).startswith("Response "):
+                    del media["schema"]["title"]  # FastAPI's, from the handler's name
                 continue
             if media_type != "application/json":  # a download: a zip, an attachment
                 media["schema"] = {"type": "string", "format": "binary"}

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
 
 from mailhaven.analytics import filters, logs, metrics
+from mailhaven.analytics import openapi as answered
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.errors import BadRequest
 from mailhaven.http import in_thread, json_as, read_json
@@ -192,7 +193,7 @@ async def analytics_metrics(request: Request, services: ServicesDep,
 
 
 @router.post("/v1/analytics/logs", summary="List logs",
-             openapi_extra=_openapi(LOGS_BODY, LOGS_EXAMPLE),
+             openapi_extra=_openapi(LOGS_BODY, LOGS_EXAMPLE) | answered.LOGS,
              responses=_responses(LOGS_ANSWER, "Invalid event 'sent'"))
 async def analytics_logs(request: Request, services: ServicesDep,
                          account_id: AccountDep) -> JSONResponse:

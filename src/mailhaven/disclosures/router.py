@@ -14,7 +14,7 @@ from mailhaven.disclosures import service
 from mailhaven.disclosures.models import KINDS
 from mailhaven.errors import BadRequest
 from mailhaven.http import in_thread, read_form, read_json
-from mailhaven.openapi import Field, json_body
+from mailhaven.openapi import Field, json_body, query
 
 router = APIRouter(tags=["privacy"])
 MAX_FORM_BYTES = 1024 * 1024  # up to 10,000 subjects
@@ -105,7 +105,10 @@ async def record_disclosure(request: Request, services: ServicesDep,
     return JSONResponse(await in_thread(run), status_code=201)
 
 
-@router.get("/v1/privacy/disclosures")
+@router.get("/v1/privacy/disclosures", openapi_extra=query(
+    Field("limit", "Disclosures per page (default 100)", "integer", example="100"),
+    Field("skip", "Disclosures to skip, for the pages after the first (default 0)", "integer",
+          example="0")))
 async def list_disclosures(request: Request, services: ServicesDep,
                            account_id: AccountDep) -> dict:
     try:

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Query, Request
 
 from mailhaven.credentials import service as credentials
 from mailhaven.deps import AccountDep, ServicesDep
+from mailhaven.domains import openapi as answered
 from mailhaven.domains import options, service, verify
 from mailhaven.domains.models import Domain
 from mailhaven.domains.reserved import operator_names
 from mailhaven.domains.service import SPAM_ACTIONS, WEB_SCHEMES
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, read_form
-from mailhaven.openapi import NO_FIELDS, Field, form
+from mailhaven.openapi import NO_FIELDS, Field, form, query
 from mailhaven.resolver import make_resolver
 from mailhaven.retention.service import bodies_kept_for
 
@@ -43,8 +44,8 @@ CREATE_BODY = form(Field("name", "The name of the new domain", required=True,
                          example="mg.example.com"), *DKIM, *SETTINGS)
 
 
-@router.get("/v3/domains")
-@router.get("/v4/domains")
+@router.get("/v3/domains", openapi_extra=answered.LISTED)
+@router.get("/v4/domains", openapi_extra=answered.LISTED)
 async def list_domains(services: ServicesDep, account_id: AccountDep,
                        limit: int = Query(100, ge=1, le=1000),
                        skip: int = Query(0, ge=0, le=service.MAX_SKIP),
@@ -59,8 +60,11 @@ async def list_domains(services: ServicesDep, account_id: AccountDep,
     return await in_thread(run)
 
 
-@router.post("/v3/domains", openapi_extra=CREATE_BODY)
-@router.post("/v4/domains", openapi_extra=CREATE_BODY)
+CREATED = CREATE_BODY | answered.changed("Domain DNS records have been created")
+
+
+@router.post("/v3/domains", openapi_extra=CREATED)
+@router.post("/v4/domains", openapi_extra=CREATED)
 async def create_domain(request: Request, services: ServicesDep, account_id: AccountDep) -> dict:
     fields, _ = await read_form(request)
 
@@ -84,8 +88,8 @@ async def create_domain(request: Request, services: ServicesDep, account_id: Acc
     return await in_thread(run)
 
 
-@router.get("/v3/domains/{name}")
-@router.get("/v4/domains/{name}")
+@router.get("/v3/domains/{name}", openapi_extra=answered.ONE)
+@router.get("/v4/domains/{name}", openapi_extra=answered.ONE)
 async def get_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def run() -> dict:
         with services.db.sessions() as session:
@@ -95,8 +99,11 @@ async def get_domain(name: str, services: ServicesDep, account_id: AccountDep) -
     return await in_thread(run)
 
 
-@router.put("/v3/domains/{name}", openapi_extra=form(*SETTINGS))
-@router.put("/v4/domains/{name}", openapi_extra=form(*SETTINGS))
+UPDATED = form(*SETTINGS) | answered.changed("Domain has been updated")
+
+
+@router.put("/v3/domains/{name}", openapi_extra=UPDATED)
+@router.put("/v4/domains/{name}", openapi_extra=UPDATED)
 async def update_domain(name: str, request: Request, services: ServicesDep,
                         account_id: AccountDep) -> dict:
     fields = field_dict((await read_form(request))[0])
@@ -120,8 +127,8 @@ async def update_domain(name: str, request: Request, services: ServicesDep,
     return await in_thread(run)
 
 
-@router.delete("/v3/domains/{name}")
-@router.delete("/v4/domains/{name}")
+@router.delete("/v3/domains/{name}", openapi_extra=answered.DELETED)
+@router.delete("/v4/domains/{name}", openapi_extra=answered.DELETED)
 async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def run() -> None:
         with services.db.transaction() as session:
@@ -130,8 +137,11 @@ async def delete_domain(name: str, services: ServicesDep, account_id: AccountDep
     return {"message": "Domain will be deleted in the background"}
 
 
-@router.put("/v3/domains/{name}/verify", openapi_extra=NO_FIELDS)
-@router.put("/v4/domains/{name}/verify", openapi_extra=NO_FIELDS)
+VERIFIED = NO_FIELDS | answered.changed("Domain DNS records have been updated")
+
+
+@router.put("/v3/domains/{name}/verify", openapi_extra=VERIFIED)
+@router.put("/v4/domains/{name}/verify", openapi_extra=VERIFIED)
 async def verify_domain(name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     def load() -> Domain:
         with services.db.sessions() as session:
@@ -183,8 +193,11 @@ async def dkim_keys(name: str, services: ServicesDep, account_id: AccountDep) ->
     return await in_thread(run)
 
 
-@router.put("/v3/domains/{name}/dkim_selector", openapi_extra=form(Field(
-    "dkim_selector", "The new selector (also read from the query string)")))
+SELECTOR = Field("dkim_selector", "The new selector (also read from the query string)",
+                 example="mh2026")
+
+
+@router.put("/v3/domains/{name}/dkim_selector", openapi_extra=form(SELECTOR) | query(SELECTOR))
 async def change_dkim_selector(name: str, request: Request, services: ServicesDep,
                                account_id: AccountDep) -> dict:
     fields = field_dict((await read_form(request))[0])

@@ -7,12 +7,17 @@ from fastapi import APIRouter, Request
 from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.errors import BadRequest
 from mailhaven.inbound.posts import recent_posts
+from mailhaven.openapi import Field, query
 
 router = APIRouter(tags=["routes"])
 
 
 @router.get("/v1/admin/domains/{domain_name}/route_posts",
-            summary="Recent route POSTs and their attempts")
+            summary="Recent route POSTs and their attempts", openapi_extra=query(
+    Field("limit", "How many POSTs, newest first: 1 to 1000 (default 100)", "integer",
+          example="100"),
+    Field("status", "Only POSTs in this state",
+          enum=("pending", "sent", "refused", "gave-up", "cancelled"))))
 async def route_posts(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict[str, object]:
     """Mailhaven extension, beside `webhook_deliveries`: the domain's recent forward() and

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -15,9 +16,10 @@ from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.errors import BadRequest
 from mailhaven.forms import field_dict, flag
 from mailhaven.http import in_thread, query_url, read_form
+from mailhaven.lists import openapi as answered
 from mailhaven.lists import service
 from mailhaven.lists.models import MailingList
-from mailhaven.openapi import Field, form
+from mailhaven.openapi import Field, form, query
 from mailhaven.services import Services
 from mailhaven.web.core import SECURITY_HEADERS
 
@@ -85,7 +87,7 @@ def _paging(request: Request, services: Services, path: str, page: service.Page,
 
 # -- lists ---------------------------------------------------------------------------------
 
-@router.get(LISTS)
+@router.get(LISTS, openapi_extra=answered.LISTS)
 async def list_lists(services: ServicesDep, account_id: AccountDep,
                      limit: int = Query(service.DEFAULT_LIMIT, ge=1, le=service.MAX_LIMIT),
                      skip: int = Query(0, ge=0), address: str | None = None) -> dict[str, Any]:
@@ -94,7 +96,7 @@ async def list_lists(services: ServicesDep, account_id: AccountDep,
         session, services.vault, account_id, limit=limit, skip=skip, address=address))
 
 
-@router.get(f"{LISTS}/pages")
+@router.get(f"{LISTS}/pages", openapi_extra=answered.LIST_PAGES)
 async def list_pages(request: Request, services: ServicesDep, account_id: AccountDep,
                      limit: int = Query(service.DEFAULT_LIMIT, ge=1, le=service.MAX_LIMIT),
                      page: str | None = None, address: str | None = None) -> dict[str, Any]:
@@ -108,7 +110,8 @@ async def list_pages(request: Request, services: ServicesDep, account_id: Accoun
 
 @router.post(LISTS, openapi_extra=form(Field(
     "address", "The list's address, on one of the account's domains", required=True,
-    example="developers@mg.example.com"), *LIST_FIELDS))
+    example="developers@mg.example.com"), *LIST_FIELDS)
+    | answered.list_changed("Mailing list has been created"))
 async def create_list(request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict[str, Any]:
     """A mailing list at an address on one of the account's domains."""
@@ -117,15 +120,15 @@ async def create_list(request: Request, services: ServicesDep,
         session, services.vault, account_id, fields, services.clock.now()), write=True)
 
 
-@router.get(ONE)
+@router.get(ONE, openapi_extra=answered.ONE_LIST)
 async def get_list(list_address: str, services: ServicesDep,
                    account_id: AccountDep) -> dict[str, Any]:
     return await _read(services, _on_list(account_id, list_address, lambda s, row: (
         {"list": service.one_json(s, services.vault, row)})))
 
 
-@router.put(ONE, openapi_extra=form(Field("address", "The list's new address"),
-                                    *LIST_FIELDS))
+@router.put(ONE, openapi_extra=form(Field("address", "The list's new address"), *LIST_FIELDS)
+            | answered.list_changed(service.UPDATED))
 async def update_list(list_address: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict[str, Any]:
     fields = await _fields(request)
@@ -133,7 +136,7 @@ async def update_list(list_address: str, request: Request, services: ServicesDep
         session, services.vault, account_id, list_address, fields), write=True)
 
 
-@router.delete(ONE)
+@router.delete(ONE, openapi_extra=answered.LIST_DELETED)
 async def delete_list(list_address: str, services: ServicesDep,
                       account_id: AccountDep) -> dict[str, Any]:
     """The list and its members."""
@@ -143,7 +146,7 @@ async def delete_list(list_address: str, services: ServicesDep,
 
 # -- members -------------------------------------------------------------------------------
 
-@router.get(MEMBERS)
+@router.get(MEMBERS, openapi_extra=answered.MEMBERS)
 async def list_members(list_address: str, services: ServicesDep, account_id: AccountDep,
                        limit: int = Query(service.MAX_MEMBERS_LIMIT, ge=1),
                        skip: int = Query(0, ge=0), address: str | None = None,
@@ -155,7 +158,7 @@ async def list_members(list_address: str, services: ServicesDep, account_id: Acc
                                 address=address, subscribed=subscribed))))
 
 
-@router.get(f"{MEMBERS}/pages")
+@router.get(f"{MEMBERS}/pages", openapi_extra=answered.MEMBER_PAGES)
 async def member_pages(list_address: str, request: Request, services: ServicesDep,
                        account_id: AccountDep,
                        limit: int = Query(service.DEFAULT_LIMIT, ge=1, le=service.MAX_LIMIT),
@@ -176,7 +179,7 @@ async def member_pages(list_address: str, request: Request, services: ServicesDe
 
 @router.post(MEMBERS, openapi_extra=form(Field(
     "address", "The member's address (\"Name <a@b>\" allowed)", required=True), *MEMBER_FIELDS,
-    UPSERT))
+    UPSERT) | answered.member_changed("Mailing list member has been created"))
 async def add_member(list_address: str, request: Request, services: ServicesDep,
                      account_id: AccountDep) -> dict[str, Any]:
     fields = await _fields(request)
@@ -185,10 +188,15 @@ async def add_member(list_address: str, request: Request, services: ServicesDep,
         service.add_member(s, services.vault, row, fields, now))), write=True)
 
 
-@router.post(f"{ONE}/members.json", openapi_extra=form(Field(
+BULK_MEMBERS = Field(
     "members", "A JSON array of addresses or member objects (address, name, vars, "
-    "subscribed); at most 1000. Also read from the query string", required=True,
-    example='["bob@example.com", {"address": "ann@example.com", "name": "Ann"}]'), UPSERT))
+    "subscribed); at most 1000. Also read from the query string",
+    example='["bob@example.com", {"address": "ann@example.com", "name": "Ann"}]')
+
+
+@router.post(f"{ONE}/members.json", openapi_extra=form(
+    replace(BULK_MEMBERS, required=True), UPSERT) | query(BULK_MEMBERS, UPSERT)
+    | answered.list_changed(service.UPDATED))
 async def add_members_json(list_address: str, request: Request, services: ServicesDep,
                            account_id: AccountDep) -> dict[str, Any]:
     """Up to 1,000 members at once: `members`, a JSON array of addresses or member objects;
@@ -207,7 +215,7 @@ async def add_members_json(list_address: str, request: Request, services: Servic
     Field("members", "The CSV file (or text): a header row naming address (and name, vars, "
           "subscribed), or one address a row", "file", required=True),
     Field("subscribed", "Whether the members receive the list's mail (default: yes)",
-          "boolean"), UPSERT))
+          "boolean"), UPSERT) | answered.list_changed(service.UPDATED))
 async def add_members_csv(list_address: str, request: Request, services: ServicesDep,
                           account_id: AccountDep) -> dict[str, Any]:
     """Up to 1,000 members from a CSV file (`members`, or `file`): a header row naming
@@ -226,7 +234,7 @@ async def add_members_csv(list_address: str, request: Request, services: Service
         service.BULK_LIST_NOT_FOUND), write=True)
 
 
-@router.get(MEMBER)
+@router.get(MEMBER, openapi_extra=answered.ONE_MEMBER)
 async def get_member(list_address: str, member_address: str, services: ServicesDep,
                      account_id: AccountDep) -> dict[str, Any]:
     return await _read(services, _on_list(account_id, list_address, lambda s, row: (
@@ -234,7 +242,8 @@ async def get_member(list_address: str, member_address: str, services: ServicesD
 
 
 @router.put(MEMBER, openapi_extra=form(Field("address", "The member's new address"),
-                                       *MEMBER_FIELDS))
+                                       *MEMBER_FIELDS)
+            | answered.member_changed(service.MEMBER_UPDATED))
 async def update_member(list_address: str, member_address: str, request: Request,
                         services: ServicesDep, account_id: AccountDep) -> dict[str, Any]:
     fields = await _fields(request)
@@ -242,7 +251,8 @@ async def update_member(list_address: str, member_address: str, request: Request
         service.update_member(s, services.vault, row, member_address, fields))), write=True)
 
 
-@router.delete(MEMBER)
+@router.delete(MEMBER, openapi_extra=answered.member_changed(
+    "Mailing list member has been deleted"))
 async def delete_member(list_address: str, member_address: str, services: ServicesDep,
                         account_id: AccountDep) -> dict[str, Any]:
     return await _read(services, _on_list(account_id, list_address, lambda s, row: (

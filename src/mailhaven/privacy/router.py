@@ -60,9 +60,14 @@ REQUEST_BODY = {
         openapi.Field("confirm", "erasure of the account holder: the account's id "
                       "(also read from the query string)")),
     "security": [{}, {"basicAuth": []}]}  # a recipient files one without a key
+CONFIRM = openapi.Field("confirm", "The account's id, repeated to confirm the erasure of the "
+                        "account (also read from the body)")
+TOKEN = openapi.Field("token", "Without an API key: the recipient's one-time token, from "
+                      "the link they were sent")
 
 
-@router.post("/v1/privacy/requests", openapi_extra=REQUEST_BODY, responses={
+@router.post("/v1/privacy/requests", openapi_extra=REQUEST_BODY | openapi.query(CONFIRM),
+             responses={
     201: {"description": "Filed (with a key)", "content": {"application/json": {
         "schema": {"type": "object"}}}},
     202: {"description": "Without a key: the same answer whether or not we hold data",
@@ -88,7 +93,8 @@ async def create_request(request: Request, services: ServicesDep) -> JSONRespons
     return JSONResponse({"message": RECIPIENT_ACCEPTED}, status_code=202)
 
 
-@router.get("/v1/privacy/requests")
+@router.get("/v1/privacy/requests", openapi_extra=openapi.query(openapi.Field(
+    "overdue", "yes: only the requests past their deadline", "boolean")))
 async def list_requests(request: Request, services: ServicesDep,
                         account_id: AccountDep) -> dict:
     now = services.clock.now()
@@ -105,7 +111,7 @@ async def list_requests(request: Request, services: ServicesDep,
     return {"items": await in_thread(run)}
 
 
-@router.get("/v1/privacy/requests/{request_id}")
+@router.get("/v1/privacy/requests/{request_id}", openapi_extra=openapi.query(TOKEN))
 async def get_request(request_id: str, request: Request, services: ServicesDep) -> dict:
     """With the API key of the account, or with the recipient's one-time token."""
     token = request.query_params.get("token")
@@ -123,7 +129,7 @@ async def get_request(request_id: str, request: Request, services: ServicesDep) 
     return await in_thread(run)
 
 
-@router.get("/v1/privacy/requests/{request_id}/export")
+@router.get("/v1/privacy/requests/{request_id}/export", openapi_extra=openapi.query(TOKEN))
 async def request_export(request_id: str, request: Request, services: ServicesDep,
                          ctx: SubjectContext) -> StreamingResponse:
     """An access or portability request's zip, made when it is fetched (nothing in clear
@@ -325,7 +331,9 @@ async def record_consent(request: Request, services: ServicesDep,
     return JSONResponse(await in_thread(run), status_code=201)
 
 
-@router.get("/v1/privacy/consents")
+@router.get("/v1/privacy/consents", openapi_extra=openapi.query(openapi.Field(
+    "email", "A recipient's consents and controls (default: the account holder's)",
+    example="bob@example.com")))
 async def get_consents(request: Request, services: ServicesDep,
                        account_id: AccountDep) -> dict:
     email = request.query_params.get("email")
@@ -340,7 +348,8 @@ async def get_consents(request: Request, services: ServicesDep,
     return await in_thread(run)
 
 
-@router.delete("/v1/privacy/account")
+@router.delete("/v1/privacy/account", openapi_extra=openapi.query(openapi.Field(
+    "confirm", "The account's id, repeated to confirm the deletion", required=True)))
 async def delete_account(request: Request, services: ServicesDep,
                          account_id: AccountDep, ctx: AccountContext) -> dict:
     """Account deletion (N8); `confirm` must repeat the account id."""

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from mailhaven.deps import AccountDep, ServicesDep
 from mailhaven.http import form_body, in_thread, json_responses, read_form
+from mailhaven.routes import openapi as answered
 from mailhaven.routes import service
 from mailhaven.services import Services
 
@@ -50,7 +51,7 @@ async def _fields(request: Request) -> list[tuple[str, str]]:
     return fields
 
 
-@router.get(BASE, responses=json_responses({
+@router.get(BASE, openapi_extra=answered.LISTED, responses=json_responses({
     200: ("Success", {"total_count": 1, "items": [EXAMPLE]}),
     400: ("Invalid paging", {"message": service.LIMIT_TOO_LARGE})}))
 async def list_routes(services: ServicesDep, account_id: AccountDep, skip: str | None = None,
@@ -61,7 +62,7 @@ async def list_routes(services: ServicesDep, account_id: AccountDep, skip: str |
         session, services.vault, account_id, skip=skip, limit=limit))
 
 
-@router.post(BASE, openapi_extra=form_body(FIELDS, required=("expression",)),
+@router.post(BASE, openapi_extra=form_body(FIELDS, required=("expression",)) | answered.CREATED,
              responses=json_responses({
                  200: ("Success", {"message": service.CREATED, "route": EXAMPLE}), 400: BAD[1]}))
 async def create_route(request: Request, services: ServicesDep,
@@ -74,7 +75,7 @@ async def create_route(request: Request, services: ServicesDep,
 
 
 # Before `/v3/routes/{route_id}`, which would take `match` for an id.
-@router.get(f"{BASE}/match", responses=json_responses({
+@router.get(f"{BASE}/match", openapi_extra=answered.ONE, responses=json_responses({
     200: ("The first route whose match_recipient matches", {"route": EXAMPLE}),
     400: ("No address", {"message": service.ADDRESS_MISSING}), 404: MISSING[1]}))
 async def match_route(services: ServicesDep, account_id: AccountDep,
@@ -85,8 +86,8 @@ async def match_route(services: ServicesDep, account_id: AccountDep,
         session, services.vault, account_id, address))
 
 
-@router.get(ONE, responses=json_responses({200: ("Success", {"route": EXAMPLE}),
-                                           404: MISSING[1]}))
+@router.get(ONE, openapi_extra=answered.ONE, responses=json_responses({
+    200: ("Success", {"route": EXAMPLE}), 404: MISSING[1]}))
 async def get_route(route_id: str, services: ServicesDep,
                     account_id: AccountDep) -> dict[str, Any]:
     """One route."""
@@ -94,7 +95,7 @@ async def get_route(route_id: str, services: ServicesDep,
         session, services.vault, account_id, route_id))
 
 
-@router.put(ONE, openapi_extra=form_body(FIELDS), responses=json_responses({
+@router.put(ONE, openapi_extra=form_body(FIELDS) | answered.UPDATED, responses=json_responses({
     200: ("Success", {**EXAMPLE, "message": service.UPDATED, "route": EXAMPLE}),
     400: BAD[1], 404: MISSING[1]}))
 async def update_route(route_id: str, request: Request, services: ServicesDep,
@@ -105,7 +106,7 @@ async def update_route(route_id: str, request: Request, services: ServicesDep,
         session, services.vault, account_id, route_id, fields), write=True)
 
 
-@router.delete(ONE, responses=json_responses({
+@router.delete(ONE, openapi_extra=answered.DELETED, responses=json_responses({
     200: ("Success", {"message": service.DELETED, "id": EXAMPLE["id"]}), 404: MISSING[1]}))
 async def delete_route(route_id: str, services: ServicesDep,
                        account_id: AccountDep) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from mailhaven.errors import NotFound
 from mailhaven.http import form_body, in_thread, json_responses, read_form
 from mailhaven.inbound.stored import InboundSource, inbound_attachment, inbound_json, inbound_view
 from mailhaven.messages.document import Document
-from mailhaven.openapi import YES_NO, Field, form
+from mailhaven.openapi import STRING, YES_NO, Field, form, obj, query
 from mailhaven.sending import queues
 from mailhaven.sending.service import Accepted, SendAttempt
 from mailhaven.sending.stored import resend, stored_document, stored_view
@@ -75,7 +75,10 @@ MIME_BODY = form(
     Field("message", "The whole MIME message, as a file part", "file", required=True),
     *OPTIONS)
 SENT: dict[int | str, dict[str, Any]] = {200: {
-    "description": "Accepted and queued", "content": {"application/json": {"example": {
+    "description": "Accepted and queued", "content": {"application/json": {
+        "schema": obj({"id": {**STRING, "description": "The message's Message-ID, in <>"},
+                       "message": STRING}, title="Queued"),
+        "example": {
         "id": "<20111114174239.25659.5817@samples.mailgun.org>",
         "message": "Queued. Thank you."}}}}}
 
@@ -154,7 +157,10 @@ RESENT = json_responses({
           {"message": "Message not found"})})
 
 
-@router.post("/v3/domains/{domain_name}/messages/{storage_key}", openapi_extra=RESEND_BODY,
+@router.post("/v3/domains/{domain_name}/messages/{storage_key}",
+             openapi_extra=RESEND_BODY | query(Field(
+                 "to", "More recipients, as in the body", repeated=True,
+                 example="bob@example.com")),
              responses=RESENT, summary="Resend a stored message")
 async def resend_stored(domain_name: str, storage_key: str, request: Request,
                         services: ServicesDep, account_id: AccountDep) -> dict:

@@ -10,8 +10,9 @@ from mailhaven.deps import AccountDep, ServicesDep, on_domain
 from mailhaven.domains.models import Domain
 from mailhaven.errors import BadRequest
 from mailhaven.http import query_url, read_form
-from mailhaven.openapi import Field, form
+from mailhaven.openapi import Field, form, query
 from mailhaven.services import Services
+from mailhaven.stats import openapi as answered
 from mailhaven.stats import service, tags
 
 router = APIRouter(tags=["stats"])
@@ -21,6 +22,17 @@ AGGREGATES = {"countries": "country", "providers": "provider", "devices": "devic
 # Mailgun's per-tag breakdowns by recipient country, mailbox provider and device: Mailhaven
 # keeps no such counters (they would come from recipients' IPs and user agents).
 UNSUPPORTED_FILTERS = ("provider", "device", "country")
+STATS_QUERY = query(  # Mailgun's names and meanings
+    Field("event", "The type of event to count; repeat the parameter for more", required=True,
+          repeated=True, example="delivered"),
+    Field("start", "The start of the range: an RFC 2822 date or epoch seconds (default: 7 "
+          "days before the end)", example="Mon, 30 Nov 2026 00:00:00 GMT"),
+    Field("end", "The end of the range: an RFC 2822 date or epoch seconds (default: now)",
+          example="Sun, 06 Dec 2026 00:00:00 GMT"),
+    Field("resolution", "How counts are grouped", enum=("hour", "day", "month"),
+          example="day"),
+    Field("duration", "The range's length back from `end`, overriding `start`: a number "
+          "and h, d or m", example="7d"))
 
 
 async def _stats(domain_name: str, request: Request, services: Services, account_id: str,
@@ -45,14 +57,17 @@ async def _stats(domain_name: str, request: Request, services: Services, account
     return await on_domain(services, account_id, domain_name, work)
 
 
-@router.get("/v3/{domain_name}/stats/total")
+@router.get("/v3/{domain_name}/stats/total", openapi_extra=STATS_QUERY | answered.TOTALS)
 async def stats_total(domain_name: str, request: Request, services: ServicesDep,
                       account_id: AccountDep) -> dict:
     return await _stats(domain_name, request, services, account_id)
 
 
+TAG_STATS = STATS_QUERY | answered.TAG_STATS
+
+
 # -- tags ---------------------------------------------------------------------------------
-@router.get("/v3/{domain_name}/tags")
+@router.get("/v3/{domain_name}/tags", openapi_extra=answered.TAGS)
 async def list_tags(domain_name: str, request: Request, services: ServicesDep,
                     account_id: AccountDep, limit: int = Query(100, ge=1, le=1000),
                     page: str | None = None, tag: str | None = None,
@@ -74,15 +89,16 @@ async def list_tags(domain_name: str, request: Request, services: ServicesDep,
 # Mailgun's documented paths put the tag in the path (/tags/{tag}); its OpenAPI description
 # puts it in the query (/tag?tag=, which also takes a tag with "/"). Each handler serves
 # both: FastAPI reads `tag` from the path where the path has it, else from the query.
-@router.get("/v3/{domain_name}/tags/{tag}")
-@router.get("/v3/{domain_name}/tag")
+@router.get("/v3/{domain_name}/tags/{tag}", openapi_extra=answered.ONE_TAG)
+@router.get("/v3/{domain_name}/tag", openapi_extra=answered.ONE_TAG)
 async def get_tag(domain_name: str, tag: str, services: ServicesDep,
                   account_id: AccountDep) -> dict:
     return await on_domain(services, account_id, domain_name,
                            lambda s, d: tags.get(s, d.id, tag))
 
 
-TAG_BODY = form(Field("description", "The tag's description (also read from the query string)"))
+DESCRIPTION = Field("description", "The tag's description (also read from the query string)")
+TAG_BODY = form(DESCRIPTION) | query(DESCRIPTION) | answered.TAG_UPDATED
 
 
 @router.put("/v3/{domain_name}/tags/{tag}", openapi_extra=TAG_BODY)
@@ -97,8 +113,8 @@ async def put_tag(domain_name: str, tag: str, request: Request, services: Servic
     return {"message": "Tag updated"}
 
 
-@router.delete("/v3/{domain_name}/tags/{tag}")
-@router.delete("/v3/{domain_name}/tag")
+@router.delete("/v3/{domain_name}/tags/{tag}", openapi_extra=answered.TAG_DELETED)
+@router.delete("/v3/{domain_name}/tag", openapi_extra=answered.TAG_DELETED)
 async def delete_tag(domain_name: str, tag: str, services: ServicesDep,
                      account_id: AccountDep) -> dict:
     await on_domain(services, account_id, domain_name,
@@ -106,8 +122,8 @@ async def delete_tag(domain_name: str, tag: str, services: ServicesDep,
     return {"message": "Tag deleted"}
 
 
-@router.get("/v3/{domain_name}/tags/{tag}/stats")
-@router.get("/v3/{domain_name}/tag/stats")
+@router.get("/v3/{domain_name}/tags/{tag}/stats", openapi_extra=TAG_STATS)
+@router.get("/v3/{domain_name}/tag/stats", openapi_extra=TAG_STATS)
 async def tag_stats(domain_name: str, tag: str, request: Request, services: ServicesDep,
                     account_id: AccountDep) -> dict:
     return await _stats(domain_name, request, services, account_id, tag)
@@ -132,7 +148,7 @@ async def tag_aggregates_by_type(domain_name: str, tag: str, services: ServicesD
     return {"tag": found["tag"], kind: {}}
 
 
-@router.get("/v3/domains/{domain_name}/limits/tag")
+@router.get("/v3/domains/{domain_name}/limits/tag", openapi_extra=answered.LIMITS)
 async def tag_limits(domain_name: str, services: ServicesDep, account_id: AccountDep) -> dict:
     return await on_domain(services, account_id, domain_name,
                            lambda s, d: tags.limits(s, d.id))

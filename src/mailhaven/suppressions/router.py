@@ -14,6 +14,7 @@ from mailhaven.errors import BadRequest, NotFound
 from mailhaven.forms import field_dict
 from mailhaven.http import in_thread, query_url, read_form, read_json, uploaded_file
 from mailhaven.openapi import Field, form, json_body
+from mailhaven.suppressions import openapi as answered
 from mailhaven.suppressions import service
 from mailhaven.suppressions.models import KINDS
 
@@ -176,16 +177,21 @@ def _routes(kind: str) -> None:
         await on_domain(services, account_id, domain_name, work, write=True)
         return {"message": CLEARED[kind]}
 
-    router.add_api_route(base_path, list_items, methods=["GET"])
-    router.add_api_route(base_path, add_items, methods=["POST"], openapi_extra=_add_body(kind))
-    router.add_api_route(base_path, clear_items, methods=["DELETE"])
+    router.add_api_route(base_path, list_items, methods=["GET"],
+                         openapi_extra=answered.listed(kind))
+    router.add_api_route(base_path, add_items, methods=["POST"],
+                         openapi_extra=_add_body(kind) | answered.added(kind, ADDED[kind]))
+    router.add_api_route(base_path, clear_items, methods=["DELETE"],
+                         openapi_extra=answered.cleared(CLEARED[kind]))
     router.add_api_route(f"{base_path}/import", import_items, methods=["POST"],
                          openapi_extra=IMPORT_BODY, responses={202: {
                              "description": "Accepted", "content": {"application/json": {
                                  "schema": {"type": "object"},
                                  "example": {"message": IMPORTED}}}}})
-    router.add_api_route(f"{base_path}/{{value}}", get_item, methods=["GET"])
-    router.add_api_route(f"{base_path}/{{value}}", delete_item, methods=["DELETE"])
+    router.add_api_route(f"{base_path}/{{value}}", get_item, methods=["GET"],
+                         openapi_extra=answered.one(kind))
+    router.add_api_route(f"{base_path}/{{value}}", delete_item, methods=["DELETE"],
+                         openapi_extra=answered.removed(kind, REMOVED[kind]))
 
 
 for _kind in KINDS:

@@ -13,6 +13,7 @@ from mailhaven.domains.models import Domain
 from mailhaven.forms import field_dict, flag
 from mailhaven.http import form_body, json_responses, query_url, read_form
 from mailhaven.services import Services
+from mailhaven.templates import openapi as answered
 from mailhaven.templates import service
 
 router = APIRouter(tags=["templates"])
@@ -82,7 +83,8 @@ def _paging(request: Request, path: str, page: service.Page, limit: int) -> dict
 
 # -- templates -----------------------------------------------------------------------------
 
-@router.get(BASE, responses=_answers({"items": [EXAMPLE_TEMPLATE], "paging": PAGING}, 400))
+@router.get(BASE, openapi_extra=answered.LISTED,
+            responses=_answers({"items": [EXAMPLE_TEMPLATE], "paging": PAGING}, 400))
 async def list_templates(domain_name: str, request: Request, services: ServicesDep,
                          account_id: AccountDep, page: str | None = None,
                          p: str | None = None,
@@ -96,7 +98,7 @@ async def list_templates(domain_name: str, request: Request, services: ServicesD
             "paging": _paging(request, f"/v3/{domain_name}/templates", found, limit)}
 
 
-@router.post(BASE, openapi_extra=form_body(CREATE_FIELDS, required=("name",)),
+@router.post(BASE, openapi_extra=form_body(CREATE_FIELDS, required=("name",)) | answered.CHANGED,
              responses=_answers({"message": service.STORED,
                                  "template": {**EXAMPLE_TEMPLATE, "version": EXAMPLE_VERSION}},
                                 400, 409))
@@ -109,7 +111,8 @@ async def create_template(domain_name: str, request: Request, services: Services
         write=True)
 
 
-@router.delete(BASE, responses=_answers({"message": service.ALL_DELETED}))
+@router.delete(BASE, openapi_extra=answered.DELETED_ALL,
+               responses=_answers({"message": service.ALL_DELETED}))
 async def delete_templates(domain_name: str, services: ServicesDep,
                            account_id: AccountDep) -> dict[str, Any]:
     """Delete every template of the domain, and their versions."""
@@ -117,7 +120,7 @@ async def delete_templates(domain_name: str, services: ServicesDep,
         service.remove_all(session, services.vault, domain)), write=True)
 
 
-@router.get(ONE, responses=_answers(
+@router.get(ONE, openapi_extra=answered.ONE, responses=_answers(
     {"template": {**EXAMPLE_TEMPLATE, "version": EXAMPLE_VERSION}}, 404))
 async def get_template(domain_name: str, template_name: str, services: ServicesDep,
                        account_id: AccountDep, active: str | None = None) -> dict[str, Any]:
@@ -127,7 +130,7 @@ async def get_template(domain_name: str, template_name: str, services: ServicesD
 
 
 @router.put(ONE, openapi_extra=form_body({"description": "The new description"},
-                                         required=("description",)),
+                                         required=("description",)) | answered.CHANGED,
             responses=_answers({"message": service.UPDATED, "template": {"name": "welcome"}},
                                400, 404))
 async def update_template(domain_name: str, template_name: str, request: Request,
@@ -139,7 +142,7 @@ async def update_template(domain_name: str, template_name: str, request: Request
         write=True)
 
 
-@router.delete(ONE, responses=_answers({"message": service.DELETED,
+@router.delete(ONE, openapi_extra=answered.CHANGED, responses=_answers({"message": service.DELETED,
                                         "template": {"name": "welcome"}}, 404))
 async def delete_template(domain_name: str, template_name: str, services: ServicesDep,
                           account_id: AccountDep) -> dict[str, Any]:
@@ -150,7 +153,7 @@ async def delete_template(domain_name: str, template_name: str, services: Servic
 
 # -- versions ------------------------------------------------------------------------------
 
-@router.get(VERSIONS, responses=_answers(
+@router.get(VERSIONS, openapi_extra=answered.VERSIONS, responses=_answers(
     {"template": {**EXAMPLE_TEMPLATE, "versions": [EXAMPLE_VERSION]}, "paging": PAGING},
     400, 404))
 async def list_versions(domain_name: str, template_name: str, request: Request,
@@ -167,7 +170,8 @@ async def list_versions(domain_name: str, template_name: str, request: Request,
             "paging": _paging(request, path, found, limit)}
 
 
-@router.post(VERSIONS, openapi_extra=form_body(VERSION_FIELDS, required=("template", "tag")),
+@router.post(VERSIONS, openapi_extra=form_body(VERSION_FIELDS, required=("template", "tag"))
+             | answered.CHANGED,
              responses=_answers({"message": service.VERSION_STORED, "template": {
                  **EXAMPLE_TEMPLATE, "version": EXAMPLE_VERSION}}, 400, 404, 409))
 async def create_version(domain_name: str, template_name: str, request: Request,
@@ -180,7 +184,7 @@ async def create_version(domain_name: str, template_name: str, request: Request,
                                services.clock.now())), write=True)
 
 
-@router.get(VERSION, responses=_answers(
+@router.get(VERSION, openapi_extra=answered.ONE, responses=_answers(
     {"template": {**EXAMPLE_TEMPLATE, "version": EXAMPLE_VERSION}}, 404))
 async def get_version(domain_name: str, template_name: str, version_name: str,
                       services: ServicesDep, account_id: AccountDep) -> dict[str, Any]:
@@ -190,8 +194,8 @@ async def get_version(domain_name: str, template_name: str, version_name: str,
 
 
 @router.put(VERSION, openapi_extra=form_body(
-    {name: about for name, about in VERSION_FIELDS.items() if name not in ("tag", "engine")}),
-            responses=_answers({"message": service.VERSION_UPDATED, "template": {
+    {name: about for name, about in VERSION_FIELDS.items() if name not in ("tag", "engine")})
+    | answered.CHANGED, responses=_answers({"message": service.VERSION_UPDATED, "template": {
                 "name": "welcome", "version": {"tag": "initial"}}}, 400, 404))
 async def update_version(domain_name: str, template_name: str, version_name: str,
                          request: Request, services: ServicesDep,
@@ -204,8 +208,9 @@ async def update_version(domain_name: str, template_name: str, version_name: str
                                version_name, fields)), write=True)
 
 
-@router.delete(VERSION, responses=_answers({"message": service.VERSION_DELETED, "template": {
-    "name": "welcome", "version": {"tag": "initial"}}}, 404))
+@router.delete(VERSION, openapi_extra=answered.CHANGED, responses=_answers({
+    "message": service.VERSION_DELETED,
+    "template": {"name": "welcome", "version": {"tag": "initial"}}}, 404))
 async def delete_version(domain_name: str, template_name: str, version_name: str,
                          services: ServicesDep, account_id: AccountDep) -> dict[str, Any]:
     """Delete a version."""
@@ -214,9 +219,10 @@ async def delete_version(domain_name: str, template_name: str, version_name: str
 
 
 @router.put(f"{VERSION}/copy/{{new_version_name}}", openapi_extra=form_body(
-                {"comment": "The copy's comment (also read from the query string)"}),
-            responses=_answers({"message": service.VERSION_COPIED, "version": EXAMPLE_VERSION,
-                                "template": EXAMPLE_VERSION}, 400, 404))
+                {"comment": "The copy's comment (also read from the query string)"})
+            | answered.COPIED, responses=_answers({
+                "message": service.VERSION_COPIED, "version": EXAMPLE_VERSION,
+                "template": EXAMPLE_VERSION}, 400, 404))
 async def copy_version(domain_name: str, template_name: str, version_name: str,
                        new_version_name: str, request: Request, services: ServicesDep,
                        account_id: AccountDep, comment: str | None = None) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from mailhaven.domains.service import owned_domain
 from mailhaven.errors import BadRequest
 from mailhaven.forms import field_dict
 from mailhaven.http import form_body, in_thread, json_responses, read_form
-from mailhaven.openapi import NO_FIELDS, Field, form
+from mailhaven.openapi import NO_FIELDS, Field, form, query
 from mailhaven.services import Services
+from mailhaven.webhooks import openapi as answered
 from mailhaven.webhooks import service
 
 router = APIRouter(tags=["webhooks"])
@@ -66,8 +67,8 @@ async def _fields(request: Request) -> tuple[list[str], list[str], dict[str, str
 
 # -- domain webhooks, v3 and v4 ----------------------------------------------------------
 
-@router.get("/v3/domains/{domain_name}/webhooks")
-@router.get("/v4/domains/{domain_name}/webhooks")
+@router.get("/v3/domains/{domain_name}/webhooks", openapi_extra=answered.LISTED)
+@router.get("/v4/domains/{domain_name}/webhooks", openapi_extra=answered.LISTED)
 async def list_webhooks(domain_name: str, services: ServicesDep,
                         account_id: AccountDep) -> dict:
     _, webhooks = await _domain(services, account_id, domain_name, lambda _s, _d: None)
@@ -78,7 +79,8 @@ async def list_webhooks(domain_name: str, services: ServicesDep,
     "id": "the event type (delivered, opened, clicked, unsubscribed, complained, "
           "permanent_fail, temporary_fail, accepted)",
     "url": "a URL to POST the events to; repeat for up to 3",
-    "event_types": "with it, the v4 form: one URL for several event types (repeatable)"}),
+    "event_types": "with it, the v4 form: one URL for several event types (repeatable)"})
+    | answered.CREATED_V3,
     responses=json_responses({
         200: ("Created", {"message": "Webhook has been created",
                           "webhook": {"urls": ["https://example.com/hook"]}}),
@@ -102,7 +104,7 @@ async def create_webhook_v3(domain_name: str, request: Request, services: Servic
     return {"message": "Webhook has been created", "webhook": {"urls": result}}
 
 
-@router.post("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
+@router.post("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY | answered.LISTED)
 async def create_webhook_v4(domain_name: str, request: Request, services: ServicesDep,
                             account_id: AccountDep) -> dict:
     urls, types, _ = await _fields(request)
@@ -120,8 +122,8 @@ async def _add_v4(services: Services, account_id: str, domain_name: str, urls: l
     return {"webhooks": webhooks}
 
 
-@router.put("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
-@router.put("/v3/domains/{domain_name}/webhooks", openapi_extra=V4_BODY)
+@router.put("/v4/domains/{domain_name}/webhooks", openapi_extra=V4_BODY | answered.LISTED)
+@router.put("/v3/domains/{domain_name}/webhooks", openapi_extra=V4_BODY | answered.LISTED)
 async def update_webhook_v4(domain_name: str, request: Request, services: ServicesDep,
                             account_id: AccountDep) -> dict:
     urls, types, _ = await _fields(request)
@@ -134,8 +136,13 @@ async def update_webhook_v4(domain_name: str, request: Request, services: Servic
     return {"webhooks": webhooks}
 
 
-@router.delete("/v4/domains/{domain_name}/webhooks")
-@router.delete("/v3/domains/{domain_name}/webhooks")
+DELETE_URLS = query(Field("url", "A URL to remove from every event type: repeat the parameter "
+                          "or separate URLs with commas", repeated=True,
+                          example="https://hooks.example.com/mailgun")) | answered.LISTED
+
+
+@router.delete("/v4/domains/{domain_name}/webhooks", openapi_extra=DELETE_URLS)
+@router.delete("/v3/domains/{domain_name}/webhooks", openapi_extra=DELETE_URLS)
 async def delete_webhooks_v4(domain_name: str, request: Request, services: ServicesDep,
                              account_id: AccountDep) -> dict:
     urls = [u.strip() for value in request.query_params.getlist("url")
@@ -147,7 +154,10 @@ async def delete_webhooks_v4(domain_name: str, request: Request, services: Servi
     return {"webhooks": webhooks}
 
 
-@router.get("/v1/admin/domains/{domain_name}/webhook_deliveries")
+@router.get("/v1/admin/domains/{domain_name}/webhook_deliveries", openapi_extra=query(
+    Field("limit", "How many POSTs, newest first: 1 to 1000 (default 100)", "integer",
+          example="100"),
+    Field("status", "Only POSTs in this state", example="gave-up")))
 async def webhook_deliveries(domain_name: str, request: Request, services: ServicesDep,
                              account_id: AccountDep) -> dict:
     """Mailhaven extension: recent webhook POSTs and every attempt of each."""
@@ -163,7 +173,7 @@ async def webhook_deliveries(domain_name: str, request: Request, services: Servi
     return {"items": items}
 
 
-@router.get("/v3/domains/{domain_name}/webhooks/{name}")
+@router.get("/v3/domains/{domain_name}/webhooks/{name}", openapi_extra=answered.ONE)
 async def get_webhook(domain_name: str, name: str, services: ServicesDep,
                       account_id: AccountDep) -> dict:
     service.valid_names([name], key="message")
@@ -173,7 +183,7 @@ async def get_webhook(domain_name: str, name: str, services: ServicesDep,
 
 @router.put("/v3/domains/{domain_name}/webhooks/{name}", openapi_extra=form(
     Field("url", "A URL to POST the events to; repeat for up to 3", required=True,
-          repeated=True)))
+          repeated=True)) | answered.UPDATED)
 async def update_webhook(domain_name: str, name: str, request: Request,
                          services: ServicesDep, account_id: AccountDep) -> dict:
     urls, _, _ = await _fields(request)
@@ -184,7 +194,7 @@ async def update_webhook(domain_name: str, name: str, request: Request,
     return {"message": "Webhook has been updated", "webhook": {"urls": result}}
 
 
-@router.delete("/v3/domains/{domain_name}/webhooks/{name}")
+@router.delete("/v3/domains/{domain_name}/webhooks/{name}", openapi_extra=answered.DELETED)
 async def delete_webhook(domain_name: str, name: str, services: ServicesDep,
                          account_id: AccountDep) -> dict:
     service.valid_names([name], key="message")
@@ -197,12 +207,16 @@ async def delete_webhook(domain_name: str, name: str, services: ServicesDep,
 
 # -- account webhooks, v1 ----------------------------------------------------------------
 
+WEBHOOK_IDS = Field("webhook_ids", "Only these webhooks: ids separated by commas",
+                    example="6f0483b02a29fa9e59bd0cf3,0a9c2b02a29fa9e59bd0cf31")
+
+
 def _ids(request: Request, name: str) -> list[str] | None:
     raw = request.query_params.get(name)
     return [i.strip() for i in raw.split(",") if i.strip()] if raw else None
 
 
-@router.get("/v1/webhooks")
+@router.get("/v1/webhooks", openapi_extra=query(WEBHOOK_IDS) | answered.ACCOUNT_LISTED)
 async def list_account_webhooks(request: Request, services: ServicesDep,
                                 account_id: AccountDep) -> dict:
     ids = _ids(request, "webhook_ids")
@@ -212,7 +226,8 @@ async def list_account_webhooks(request: Request, services: ServicesDep,
     return {"webhooks": hooks}
 
 
-@router.post("/v1/webhooks", openapi_extra=form(URL, EVENT_TYPES, DESCRIPTION))
+@router.post("/v1/webhooks",
+             openapi_extra=form(URL, EVENT_TYPES, DESCRIPTION) | answered.ACCOUNT_CREATED)
 async def create_account_webhook(request: Request, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
     urls, types, single = await _fields(request)
@@ -224,7 +239,7 @@ async def create_account_webhook(request: Request, services: ServicesDep,
     return {"webhook_id": webhook_id}
 
 
-@router.get("/v1/webhooks/{webhook_id}")
+@router.get("/v1/webhooks/{webhook_id}", openapi_extra=answered.ACCOUNT_ONE)
 async def get_account_webhook(webhook_id: str, services: ServicesDep,
                               account_id: AccountDep) -> dict:
     return await _run(services, lambda s: service.account_json(
@@ -232,7 +247,7 @@ async def get_account_webhook(webhook_id: str, services: ServicesDep,
 
 
 @router.put("/v1/webhooks/{webhook_id}", openapi_extra=form(
-    Field("url", "The new URL"), EVENT_TYPES, DESCRIPTION))
+    Field("url", "The new URL"), EVENT_TYPES, DESCRIPTION) | answered.ACCOUNT_UPDATED)
 async def update_account_webhook(webhook_id: str, request: Request, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
     urls, types, single = await _fields(request)
@@ -244,7 +259,7 @@ async def update_account_webhook(webhook_id: str, request: Request, services: Se
     return {"message": "Webhook updated"}
 
 
-@router.delete("/v1/webhooks/{webhook_id}")
+@router.delete("/v1/webhooks/{webhook_id}", openapi_extra=answered.ACCOUNT_DELETED)
 async def delete_account_webhook(webhook_id: str, services: ServicesDep,
                                  account_id: AccountDep) -> dict:
     def work(session: Session) -> None:
@@ -255,7 +270,9 @@ async def delete_account_webhook(webhook_id: str, services: ServicesDep,
     return {"message": "Webhook deleted"}
 
 
-@router.delete("/v1/webhooks")
+@router.delete("/v1/webhooks", openapi_extra=query(
+    WEBHOOK_IDS, Field("all", "true: delete every webhook of the account (when no "
+                       "`webhook_ids`)", enum=("true", "false"))))
 async def delete_account_webhooks(request: Request, services: ServicesDep,
                                   account_id: AccountDep) -> dict:
     ids = _ids(request, "webhook_ids")
