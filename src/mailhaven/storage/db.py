@@ -61,6 +61,16 @@ def _configure_sqlite(engine: Engine, busy_seconds: float) -> None:
 
 _UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
                 sa_exc.TimeoutError)
+# PostgreSQL's SQLSTATEs for "not now": the connection (class 08), the server shutting down
+# or not accepting connections yet (57P01-57P03), out of connections, disk, memory or other
+# resources (class 53 but 53400, a configured limit the statement hit), an I/O error on its
+# disk (58030). Others an OperationalError carries are the statement's own: a statement or
+# lock timeout (57014, 55P03), a program limit (54xxx), a deadlock or a serialization
+# failure (40xxx) come from what the request asked, and retrying it as if the database
+# were away would never end.
+_PG_UNAVAILABLE_CLASSES = ("08",)
+_PG_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53000", _PG_DISK_FULL, "53200",
+                             "53300", "58030"})
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -73,8 +83,14 @@ def is_unavailable(exc: BaseException) -> bool:
         seen.add(id(found))
         if isinstance(found, DBAPIError) and found.connection_invalidated:
             return True
-        sqlite_said = isinstance(found, DBAPIError) and isinstance(found.orig, sqlite3.Error)
-        if not sqlite_said and isinstance(found, _UNREACHABLE):  # SQLite's: by its words
+        orig = found.orig if isinstance(found, DBAPIError) else None
+        if isinstance(orig, sqlite3.Error):  # SQLite's: by its words, below
+            found = orig
+            continue
+        sqlstate = getattr(orig if orig is not None else found, "sqlstate", None)
+        if sqlstate is not None:  # PostgreSQL said why
+            return sqlstate.startswith(_PG_UNAVAILABLE_CLASSES) or sqlstate in _PG_UNAVAILABLE
+        if isinstance(found, _UNREACHABLE):  # no answer at all: refused, lost, pool timeout
             return True
         if isinstance(found, sqlite3.OperationalError):
             return str(found).lower().startswith(_SQLITE_UNAVAILABLE)
