@@ -9,7 +9,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 
 import pytest
 from sqlalchemy.engine import make_url

@@ -29,6 +29,7 @@ from typing import Literal, Protocol
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Integer, event, select, text, update
 from sqlalchemy.orm import Mapped, Session
 
@@ -134,9 +135,10 @@ def payloads(revoked: Iterable[Revoked]) -> Iterator[str]:
         yield "\n".join(lines)
 
 
-def application_name() -> str:
-    """How this process's LISTEN connections are named in pg_stat_activity."""
-    return f"mailhaven-revocations {os.getpid()}"
+def application_name(pid: int | None = None) -> str:
+    """How a process's (by default this one's) LISTEN connections are named in
+    pg_stat_activity."""
+    return f"mailhaven-revocations {os.getpid() if pid is None else pid}"
 
 
 class Watcher:
@@ -184,8 +186,7 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(_conninfo(self.db), autocommit=True,
-                                     application_name=application_name(),
-                                     **LISTEN_CONNECTION) as conn:
+                                     application_name=application_name()) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     heard(None)  # whatever was announced before this LISTEN went unheard
                     self.listening.set()
@@ -228,9 +229,9 @@ def _shut(conn: psycopg.Connection) -> None:
 
 
 def _conninfo(db: Database) -> str:
-    """libpq's form of the engine's URL (the password kept)."""
+    """libpq's form of the engine's URL (the password kept), with `LISTEN_CONNECTION`."""
     url = db.engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    return make_conninfo(url.render_as_string(hide_password=False), **LISTEN_CONNECTION)
 
 
 def watch(dbs: Iterable[Database]) -> Callable[[], None]:

@@ -21,7 +21,7 @@ from mailhaven.services import Services
 from mailhaven.storage import revocations
 from mailhaven.storage.revocations import Revoked
 
-# a domain moved stops being trusted within a minute; a deleted one within a second
+# a domain moved stops being trusted within a minute; a deleted one within a second or two
 # (`storage.revocations`)
 RESOLVED_SECONDS = 60.0
 NO_SUCH_DOMAIN = ("MAILHAVEN_SMTP_TRUSTED_NETWORKS names {}, which is not a verified domain "
