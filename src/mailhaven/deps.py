@@ -104,8 +104,9 @@ async def current_account(request: Request, services: ServicesDep) -> str:
     digest = key_digest(api_key)
     owner = services.key_cache.get(digest)
     if owner is None:
+        looked_up_at = services.key_cache.generation
         owner = await _look_up(request, services, digest)
-        services.key_cache.put(digest, owner)
+        services.key_cache.put(digest, owner, looked_up_at=looked_up_at)
     if not key_allows(owner.role, request):
         raise Forbidden(KEY_ROLE_REFUSED.format(role=owner.role))
     request.state.account_id = owner.account_id

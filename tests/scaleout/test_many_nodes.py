@@ -142,3 +142,13 @@ def test_a_trusted_proxy_names_the_client_and_an_untrusted_one_does_not(
     assert _throttled_after_failures(topology.trusting, CLIENT, OTHER_CLIENT) == 401
     # Not trusted: the header is ignored, every failure is the peer's (loopback)
     assert _throttled_after_failures(topology.direct, CLIENT, OTHER_CLIENT) == 429
+
+
+def test_a_spoofed_forwarded_for_from_a_peer_outside_a_non_empty_allow_list_is_ignored(
+        topology: Topology, tmp_path: Path) -> None:
+    """Proxies trusted by network (as a container network is), the test's loopback peer
+    not among them: the X-Forwarded-For it makes up is ignored, every failure is its own."""
+    guarded = Node(topology.services, tmp_path / "api-3",
+                   forwarded_allow_ips="192.0.2.0/24,2001:db8::/32")
+    with Cluster(guarded):
+        assert _throttled_after_failures(guarded, CLIENT, OTHER_CLIENT) == 429

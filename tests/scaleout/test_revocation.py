@@ -1,6 +1,8 @@
 """Revocations reach every node at once: two `mailhaven serve` processes on one database,
-a key, an account or a domain ended through one, refused by the other within a second —
-not after the caches' 10 s (API keys) or 30 s (the MX's domains)."""
+a key, an account or a domain ended through one, refused by the other within a second or
+two — not after the caches' 10 s (API keys) or 30 s (the MX's domains). On PostgreSQL, a
+node whose LISTEN connection was cut clears its caches when it is back, so what was revoked
+while it was not listening is refused too."""
 
 from __future__ import annotations
 
@@ -9,15 +11,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
+
 from mailhaven.accounts.service import KeyCache, account_keys, revoke_key
 from mailhaven.inbound.service import DOMAIN_CACHE_SECONDS
 from mailhaven.services import Services
+from mailhaven.storage.revocations import application_name
 from tests.scaleout.nodes import Cluster, Node
 from tests.support import Tenant, create_tenant
 
-# Well under the caches' lifetimes: a refusal this soon was not their expiry. (The promise is
-# a second; the margin is for a loaded 2-core machine.)
-SOON = 5.0
+# What docs/operations.md promises ("within a second or two"); well under the caches'
+# lifetimes, so a refusal this soon was not their expiry.
+SOON = 2.0
 assert SOON < KeyCache.TTL and SOON < DOMAIN_CACHE_SECONDS
 
 
@@ -33,13 +38,16 @@ def _refused_within(check: Callable[[], bool], limit: float = 2 * KeyCache.TTL) 
 def test_keys_accounts_and_domains_ended_on_one_node_are_refused_by_the_other_at_once(
         services: Services, tmp_path: Path) -> None:
     """One pair of nodes for the three checks: starting them is most of the time."""
-    acme, bee, cee = (create_tenant(services, name=name, domain=f"mg.{name.lower()}.test")
-                      for name in ("Acme", "Bee", "Cee"))
+    acme, bee, cee, dee = (create_tenant(services, name=name, domain=f"mg.{name.lower()}.test")
+                           for name in ("Acme", "Bee", "Cee", "Dee"))
     a, b = Node(services, tmp_path / "a"), Node(services, tmp_path / "b")
     with Cluster(a, b):
         an_account_deleted_through_one_node_is_refused_by_the_other(a, b, acme)
         a_key_revoked_by_another_process_is_refused_by_both_nodes(services, a, b, bee)
         a_domain_deleted_through_one_node_receives_and_sends_no_more_on_the_other(a, b, cee)
+        if not services.db.is_sqlite:
+            a_key_revoked_while_a_node_was_not_listening_is_refused_when_it_is_back(
+                services, b, dee)
 
 
 def an_account_deleted_through_one_node_is_refused_by_the_other(a: Node, b: Node,
@@ -87,3 +95,33 @@ def a_domain_deleted_through_one_node_receives_and_sends_no_more_on_the_other(
             "text": "hello"})
     assert took < SOON, f"node B's MX took {took:.1f} s"
     assert sent.status_code == 404, sent.text
+
+
+def a_key_revoked_while_a_node_was_not_listening_is_refused_when_it_is_back(
+        services: Services, b: Node, tenant: Tenant) -> None:
+    """B's LISTEN connection is ended by the server (found by its application_name) and B
+    kept from connecting again until the key is revoked: the NOTIFY reaches no one of B's.
+    Back, B clears its caches: the key is refused before its cached entry would expire."""
+    url = services.db.engine.url
+    database = url.database  # not connectable while B is kept out: the server's own instead
+    conninfo = url.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False)
+    assert b.process is not None
+    with b.client(tenant.api_key) as on_b, psycopg.connect(conninfo, autocommit=True) as admin:
+        assert on_b.get("/v3/domains").status_code == 200  # B now holds the key in its cache
+        cached = time.monotonic()
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            ended = admin.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                " WHERE datname = %s AND application_name = %s",
+                (database, application_name(b.process.pid))).fetchall()
+            assert ended == [(True,)], "B's LISTEN connection not found"
+            with services.db.transaction() as session:  # a connection of the pool's
+                key = account_keys(session, tenant.account_id)[0]
+                revoke_key(session, tenant.account_id, key.id, clock=services.clock)
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        _refused_within(lambda: on_b.get("/v3/domains").status_code == 401)
+    assert time.monotonic() - cached < KeyCache.TTL, "refused only as the cache expired"
+    assert "listening again; caches cleared" in b.output()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -170,9 +171,13 @@ class KeyCache:
     """API keys seen in the last few seconds (by digest), so most requests skip a query.
 
     A key revoked or an account deleted, by this process or another, is dropped when it is
-    announced (`storage.revocations`: at once here, within a second elsewhere); `TTL` bounds
-    what a process that missed the announcement keeps. Only valid keys are cached; a wrong
-    key always costs a lookup.
+    announced (`storage.revocations`: at once here, within a second or two elsewhere); `TTL`
+    bounds what a process that missed the announcement keeps. Only valid keys are cached; a
+    wrong key always costs a lookup.
+
+    Drops come from the revocations thread while requests put: a lock keeps them apart, and
+    each drop bumps `generation`, so a lookup begun before it (`put(..., looked_up_at=)`)
+    cannot bring back a key that was revoked while it read the database.
     """
 
     TTL = 10.0
@@ -180,27 +185,36 @@ class KeyCache:
     def __init__(self, clock: Clock = SYSTEM_CLOCK, size: int = 10_000) -> None:
         self._clock, self._size = clock, size
         self._known: dict[str, tuple[KeyOwner, float]] = {}
+        self._lock = threading.Lock()
+        self.generation = 0  # drops so far: read before a lookup, handed to `put`
         revocations.subscribe(self)
 
     def get(self, digest: str) -> KeyOwner | None:
-        hit = self._known.get(digest)
+        with self._lock:
+            hit = self._known.get(digest)
         if hit is None or hit[1] < self._clock.now():
             return None
         return hit[0]
 
     def forget(self, digest: str) -> None:
         """Drop one key at once (after its revocation in this process)."""
-        self._known.pop(digest, None)
+        with self._lock:
+            self.generation += 1
+            self._known.pop(digest, None)
 
     def forget_account(self, account_id: str) -> None:
         """Drop an account's keys at once (after deletion)."""
-        self._known = {d: hit for d, hit in self._known.items()
-                       if hit[0].account_id != account_id}
+        with self._lock:
+            self.generation += 1
+            self._known = {d: hit for d, hit in self._known.items()
+                           if hit[0].account_id != account_id}
 
     def drop(self, revoked: Collection[Revoked] | None) -> None:
         """What `storage.revocations` heard: keys and accounts named, or (None) all."""
         if revoked is None:
-            self._known = {}
+            with self._lock:
+                self.generation += 1
+                self._known = {}
             return
         for item in revoked:
             if item.kind == "key":
@@ -208,7 +222,12 @@ class KeyCache:
             elif item.kind == "account":
                 self.forget_account(item.value)
 
-    def put(self, digest: str, owner: KeyOwner) -> None:
-        if len(self._known) >= self._size:
-            self._known.clear()
-        self._known[digest] = (owner, self._clock.now() + self.TTL)
+    def put(self, digest: str, owner: KeyOwner, *, looked_up_at: int) -> None:
+        """Keep what a lookup found, unless something was dropped since it began
+        (`looked_up_at`: the `generation` read before it): it may be what was revoked."""
+        with self._lock:
+            if looked_up_at != self.generation:
+                return
+            if len(self._known) >= self._size:
+                self._known.clear()
+            self._known[digest] = (owner, self._clock.now() + self.TTL)

@@ -8,19 +8,28 @@ them â€” LISTEN on a connection of its own, or the counter read twice a second â
 subscribed cache drops what was named, or everything where a notice may have been missed
 (the LISTEN connection came back after an outage; SQLite's counter names nothing). The
 announcing process drops its own entries at commit, without waiting for the watcher.
+
+A LISTEN connection that dies quietly (a peer gone, a NAT or firewall forgetting it, a
+server that stops answering) raises nothing by itself: TCP keepalives and a user timeout
+close a dead one, and a `SELECT 1` every `LIVENESS_SECONDS` that must be answered within as
+long closes one that is open but deaf; either way the watcher connects again and clears.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 import weakref
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Integer, event, select, text, update
 from sqlalchemy.orm import Mapped, Session
 
@@ -33,6 +42,12 @@ log = logging.getLogger("mailhaven.revocations")
 CHANNEL = "mailhaven_revocations"
 POLL_SECONDS = 0.5  # SQLite: how often the counter is read; PostgreSQL: how often stop is seen
 RECONNECT_FIRST, RECONNECT_MOST = 0.5, 5.0  # PostgreSQL: pauses between LISTEN attempts
+LIVENESS_SECONDS = 30.0  # PostgreSQL: a SELECT 1 this often, which must be answered as soon
+# NOTIFY refuses a payload of 8000 bytes or more: longer lists go in several notices
+PAYLOAD_BYTES = 7900
+# libpq: a dead peer found within ~25 s when idle, unacknowledged writes given up after 30 s
+LISTEN_CONNECTION = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                     "keepalives_count": 3, "tcp_user_timeout": 30_000, "connect_timeout": 10}
 
 Kind = Literal["key", "account", "domain"]
 
@@ -99,17 +114,39 @@ def announce(session: Session, *revoked: Revoked) -> None:
         if bumped == 0:
             session.add(RevocationCounter(id=1, version=1))
     else:
-        payload = "\n".join(str(r) for r in revoked)
-        session.execute(text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": CHANNEL, "payload": payload})
+        for payload in payloads(revoked):
+            session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                            {"channel": CHANNEL, "payload": payload})
     event.listen(session, "after_commit", lambda _s: heard(revoked), once=True)
+
+
+def payloads(revoked: Iterable[Revoked]) -> Iterator[str]:
+    """`revoked` as NOTIFY payloads, one a line, each under `PAYLOAD_BYTES`."""
+    lines: list[str] = []
+    size = 0
+    for line in map(str, revoked):
+        length = len(line.encode()) + 1  # with its newline
+        if lines and size + length > PAYLOAD_BYTES:
+            yield "\n".join(lines)
+            lines, size = [], 0
+        lines.append(line)
+        size += length
+    if lines:
+        yield "\n".join(lines)
+
+
+def application_name(pid: int | None = None) -> str:
+    """How a process's (by default this one's) LISTEN connections are named in
+    pg_stat_activity."""
+    return f"mailhaven-revocations {os.getpid() if pid is None else pid}"
 
 
 class Watcher:
     """A thread hearing one database's revocations for this process's caches."""
 
-    def __init__(self, db: Database, *, poll: float = POLL_SECONDS) -> None:
-        self.db, self.poll = db, poll
+    def __init__(self, db: Database, *, poll: float = POLL_SECONDS,
+                 liveness: float = LIVENESS_SECONDS) -> None:
+        self.db, self.poll, self.liveness = db, poll, liveness
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="revocations", daemon=True)
         self.listening = threading.Event()  # set once the first LISTEN / counter read is done
@@ -148,16 +185,21 @@ class Watcher:
         outage = False
         while not self._stop.is_set():
             try:
-                with psycopg.connect(_conninfo(self.db), autocommit=True) as conn:
+                with psycopg.connect(_conninfo(self.db), autocommit=True,
+                                     application_name=application_name()) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     heard(None)  # whatever was announced before this LISTEN went unheard
                     self.listening.set()
                     if outage:
                         log.warning("revocations: listening again; caches cleared")
                     outage, pause = False, RECONNECT_FIRST
+                    checked = time.monotonic()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=self.poll):
                             heard(Revoked.parse(note.payload))
+                        if time.monotonic() - checked >= self.liveness:
+                            _answers(conn, within=self.liveness)
+                            checked = time.monotonic()
             except Exception as exc:
                 if not outage:
                     log.warning("revocations: not listening (%s); trying again",
@@ -167,10 +209,29 @@ class Watcher:
                 pause = min(pause * 2, RECONNECT_MOST)
 
 
+def _answers(conn: psycopg.Connection, *, within: float) -> None:
+    """A `SELECT 1` on the LISTEN connection; one not answered `within` seconds has its
+    socket shut, so the wait ends in an error rather than never."""
+    cut = threading.Timer(within, _shut, args=(conn,))
+    cut.start()
+    try:
+        conn.execute("SELECT 1")
+    finally:
+        cut.cancel()
+
+
+def _shut(conn: psycopg.Connection) -> None:
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, psycopg.Error):  # already closed: nothing to wake
+        pass
+
+
 def _conninfo(db: Database) -> str:
-    """libpq's form of the engine's URL (the password kept)."""
+    """libpq's form of the engine's URL (the password kept), with `LISTEN_CONNECTION`."""
     url = db.engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    return make_conninfo(url.render_as_string(hide_password=False), **LISTEN_CONNECTION)
 
 
 def watch(dbs: Iterable[Database]) -> Callable[[], None]:

@@ -7,6 +7,7 @@ envelope sender and From are held to that account's domains as after AUTH."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from mailhaven.services import Services
 from mailhaven.storage import revocations
 from mailhaven.storage.revocations import Revoked
 
-# a domain moved stops being trusted within a minute; a deleted one within a second
+# a domain moved stops being trusted within a minute; a deleted one within a second or two
 # (`storage.revocations`)
 RESOLVED_SECONDS = 60.0
 NO_SUCH_DOMAIN = ("MAILHAVEN_SMTP_TRUSTED_NETWORKS names {}, which is not a verified domain "
@@ -35,7 +36,11 @@ class TrustedNetwork:
 
 class TrustedNetworks:
     """The networks of the setting, and the domain each submits as (looked up, then kept
-    for a minute, so a client connecting per message costs no query of its own)."""
+    for a minute, so a client connecting per message costs no query of its own).
+
+    Drops come from the revocations thread while sessions resolve: a lock keeps them apart,
+    and a lookup that began before a drop keeps nothing (it may have read what was ended).
+    """
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -44,17 +49,19 @@ class TrustedNetworks:
              for network, domain in services.settings.smtp_trusted_networks),
             key=lambda t: -t.network.prefixlen)  # the most specific first
         self._resolved: dict[str, tuple[Credential, float]] = {}
+        self._lock = threading.Lock()
+        self._generation = 0  # drops so far
         revocations.subscribe(self)
 
     def drop(self, revoked: Collection[Revoked] | None) -> None:
         """What `storage.revocations` heard: domains and accounts named, or (None) all."""
-        if revoked is None:
-            self._resolved = {}
-            return
-        names = {r.value for r in revoked if r.kind == "domain"}
-        accounts = {r.value for r in revoked if r.kind == "account"}
-        self._resolved = {domain: kept for domain, kept in self._resolved.items()
-                          if domain not in names and kept[0].account_id not in accounts}
+        names = {r.value for r in revoked or () if r.kind == "domain"}
+        accounts = {r.value for r in revoked or () if r.kind == "account"}
+        with self._lock:
+            self._generation += 1
+            self._resolved = {} if revoked is None else {
+                domain: kept for domain, kept in self._resolved.items()
+                if domain not in names and kept[0].account_id not in accounts}
 
     def network_of(self, host: str | None) -> TrustedNetwork | None:
         """The trusted network `host` (a peer's address) is in, if any."""
@@ -71,7 +78,9 @@ class TrustedNetworks:
     def credential(self, trusted: TrustedNetwork) -> Credential:
         """Who a client of `trusted` submits as: its domain's account (NotFound when the
         setting names a domain that isn't here, or isn't one account's)."""
-        kept = self._resolved.get(trusted.domain)
+        with self._lock:
+            kept = self._resolved.get(trusted.domain)
+            looked_up_at = self._generation
         if kept is not None and monotonic() - kept[1] < RESOLVED_SECONDS:
             return kept[0]
         with self._services.db.sessions() as session:
@@ -87,5 +96,7 @@ class TrustedNetworks:
         credential = Credential(id=f"network:{trusted.network}", account_id=row.account_id,
                                 domain_id=row.id, domain_name=row.name, login="",
                                 created_at=0.0)
-        self._resolved[trusted.domain] = (credential, monotonic())
+        with self._lock:
+            if looked_up_at == self._generation:
+                self._resolved[trusted.domain] = (credential, monotonic())
         return credential
