@@ -132,15 +132,20 @@ class Settings:
     smtp_trusted_networks: tuple[tuple[str, str], ...] = ()
     # Receiving (`inbound`): the largest message the MX takes (Mailgun's 25 MiB)
     inbound_max_bytes: int = 25 * 1024 * 1024
-    # MX sessions open at once, in all and from one client address; more get 421 at connect
+    # MX sessions open at once, in all and from one client network (an IPv4 address, an
+    # IPv6 /64); more get 421 at connect
     mx_max_sessions: int = 200
     mx_max_sessions_per_ip: int = 50  # Postfix's smtpd_client_connection_count_limit
     # Limits at every door (docs/security.md): wrong API keys a client network may send in a
     # minute before 429s; rows a suppressions CSV import may hold
     api_auth_failures_per_minute: int = 20
     csv_import_max_rows: int = 100_000
-    # SMTP submission sessions open at once from one client address (more: 421 at connect)
+    # SMTP submission sessions open at once, in all and from one client network (an IPv4
+    # address, an IPv6 /64), both listeners together (more: 421 at connect); a TLS handshake
+    # on the implicit-TLS port is counted, and closed past `smtp_tls_handshake_seconds`
+    smtp_max_sessions: int = 200
     smtp_max_sessions_per_ip: int = 20
+    smtp_tls_handshake_seconds: float = 10.0
     # Both SMTP doors: a session silent this long is closed (RFC 5321 4.5.3.2.7: 5 minutes);
     # refused commands (wrong AUTH, unknown recipients, bad syntax) past the soft limit are
     # each answered `smtp_error_delay_seconds` late, and past the hard limit the session
@@ -292,7 +297,9 @@ class Settings:
             mx_max_sessions_per_ip=_int("MX_MAX_SESSIONS_PER_IP", 50),
             api_auth_failures_per_minute=_int("API_AUTH_FAILURES_PER_MINUTE", 20),
             csv_import_max_rows=_int("CSV_IMPORT_MAX_ROWS", 100_000),
+            smtp_max_sessions=_int("SMTP_MAX_SESSIONS", 200),
             smtp_max_sessions_per_ip=_int("SMTP_MAX_SESSIONS_PER_IP", 20),
+            smtp_tls_handshake_seconds=float(_env("SMTP_TLS_HANDSHAKE_SECONDS", "10")),
             smtp_idle_seconds=_int("SMTP_IDLE_SECONDS", 300),
             smtp_soft_error_limit=_int("SMTP_SOFT_ERROR_LIMIT", 10),
             smtp_hard_error_limit=_int("SMTP_HARD_ERROR_LIMIT", 20),

@@ -1,18 +1,37 @@
-"""Abuse of the MX (issue 16, item 4): a flood of unknown recipients slowed then closed,
-and silence. Message size, recipients per message, sessions in all and per client
-address are tested in tests/inbound/test_mx.py (cited in docs/security.md, "Limits at
-every door")."""
+"""Abuse of the MX (issue 16, item 4): the addresses of one IPv6 /64 counted as one client,
+a flood of unknown recipients slowed then closed, and silence. Message size, recipients
+per message, sessions in all and per client address are tested in tests/inbound/test_mx.py
+(cited in docs/security.md, "Limits at every door")."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import smtplib
 import socket
 import time
 
 import pytest
 
-from mailhaven.submission.limits import IDLE_TOO_LONG, TOO_MANY_ERRORS
+from mailhaven.inbound.listener import InboundHandler, InboundSMTP
+from mailhaven.submission.limits import IDLE_TOO_LONG, TOO_MANY_ERRORS, TOO_MANY_SESSIONS
+from tests.abuse.peers import a_network_shares_its_sessions_and_the_door_has_a_cap
 from tests.inbound.conftest import RunningMx, message, rows, with_nameserver
+
+
+def test_addresses_of_one_ipv6_64_share_its_sessions(services) -> None:
+    """Loopback has one IPv6 address: the addresses of a /64 come as the event loop would
+    hand them to the MX's protocol (`tests.abuse.peers`)."""
+    handler = InboundHandler(dataclasses.replace(services, settings=services.settings.with_(
+        mx_max_sessions=3, mx_max_sessions_per_ip=2)))
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        await a_network_shares_its_sessions_and_the_door_has_a_cap(
+            lambda: InboundSMTP(handler, hostname="127.0.0.1", loop=loop, timeout=60),
+            TOO_MANY_SESSIONS)
+
+    asyncio.run(scenario())
 
 
 def test_a_flood_of_unknown_recipients_is_slowed_then_closed_with_421(

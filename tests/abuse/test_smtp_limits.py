@@ -1,10 +1,12 @@
-"""Abuse of SMTP submission (issue 16, item 4): sessions per client address, a session's
-errors (guessed logins) slowed then closed, silence, overlong commands. Message size,
-recipients per message and the per-network AUTH throttle are tested in tests/submission
-(cited in docs/security.md, "Limits at every door")."""
+"""Abuse of SMTP submission (issue 16, item 4): sessions in all and per client network
+(an IPv6 /64 counted as one client), TLS handshakes on the implicit-TLS port counted and cut
+short, a session's errors (guessed logins) slowed then closed, silence, overlong commands.
+Message size, recipients per message and the per-network AUTH throttle are tested in
+tests/submission (cited in docs/security.md, "Limits at every door")."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import smtplib
@@ -14,11 +16,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from prometheus_client import REGISTRY
 
 from mailhaven.clock import FrozenClock
 from mailhaven.services import Services
-from mailhaven.submission.limits import COMMAND_TOO_LONG, IDLE_TOO_LONG, TOO_MANY_ERRORS
+from mailhaven.submission.auth import Logins
+from mailhaven.submission.limits import (
+    COMMAND_TOO_LONG,
+    IDLE_TOO_LONG,
+    TOO_MANY_ERRORS,
+    TOO_MANY_SESSIONS,
+)
+from mailhaven.submission.server import STARTTLS, Submission, SubmissionHandler, SubmissionSMTP
 from mailhaven.submission.throttle import AuthThrottle
+from tests.abuse.peers import a_network_shares_its_sessions_and_the_door_has_a_cap
 from tests.submission.conftest import LOGIN, PASSWORD, RunningSubmission, on_loopback
 
 
@@ -69,8 +80,8 @@ def test_sessions_per_client_address_are_bounded_but_not_a_trusted_network_s(
             smtplib.SMTP("127.0.0.1", submission.port, timeout=60)
         assert refused.value.smtp_code == 421
         assert refused.value.smtp_error.startswith(b"4.7.0 Too many connections")
-        # The implicit-TLS listener counts the same sessions.
-        with pytest.raises(smtplib.SMTPConnectError):
+        # The implicit-TLS listener counts the same sessions: closed before any handshake.
+        with pytest.raises(OSError):
             smtplib.SMTP_SSL("127.0.0.1", submission.tls_port, timeout=60,
                              context=submission.context())
         first.quit()
@@ -92,6 +103,72 @@ def test_sessions_per_client_address_are_bounded_but_not_a_trusted_network_s(
         assert [c.noop()[0] for c in clients] == [250] * 3
         for client in clients:
             client.quit()
+
+
+def test_addresses_of_one_ipv6_64_share_its_sessions_and_all_are_capped(services) -> None:
+    """Loopback has one IPv6 address: the addresses of a /64 come as the event loop would
+    hand them to the server's protocol (`tests.abuse.peers`)."""
+    limited = dataclasses.replace(services, settings=services.settings.with_(
+        smtp_max_sessions=3, smtp_max_sessions_per_ip=2))
+
+    async def scenario() -> None:
+        submission = Submission(limited, Logins(limited))
+        loop = asyncio.get_running_loop()
+        try:
+            await a_network_shares_its_sessions_and_the_door_has_a_cap(
+                lambda: SubmissionSMTP(SubmissionHandler(submission, STARTTLS),
+                                       hostname="127.0.0.1", loop=loop, timeout=60),
+                TOO_MANY_SESSIONS)
+        finally:
+            submission.close()
+
+    asyncio.run(scenario())
+
+
+def test_sessions_in_all_are_capped(services, credential, clock) -> None:
+    with running(services, clock, smtp_max_sessions=2) as submission:
+        clients = [smtplib.SMTP("127.0.0.1", submission.port, timeout=60,
+                                source_address=(f"127.0.0.{n}", 0)) for n in (1, 2)]
+        with pytest.raises(smtplib.SMTPConnectError) as refused:  # a third address
+            smtplib.SMTP("127.0.0.1", submission.port, timeout=60,
+                         source_address=("127.0.0.3", 0))
+        assert refused.value.smtp_code == 421
+        for client in clients:
+            client.quit()
+
+
+def _handshakes_cut() -> float:
+    return REGISTRY.get_sample_value("mailhaven_smtp_sessions_closed_total",
+                                     {"door": "submission", "limit": "handshake"}) or 0.0
+
+
+def test_a_tls_handshake_never_finished_is_counted_then_cut_short(
+        services, credential, clock) -> None:
+    """Port 465: a client that connects and never starts TLS holds a session from the
+    moment it connects, and for `smtp_tls_handshake_seconds` only."""
+    cut = _handshakes_cut()
+    with running(services, clock, smtp_max_sessions_per_ip=1,
+                 smtp_tls_handshake_seconds=1) as submission, \
+            socket.create_connection(("127.0.0.1", submission.tls_port), timeout=30) as silent:
+        # A second connection there, accepted after the first, is closed at once...
+        with socket.create_connection(("127.0.0.1", submission.tls_port), timeout=30) as late:
+            assert late.recv(1) == b""
+        # ...and so is one to the other listener: the silent one holds the network's share.
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            smtplib.SMTP("127.0.0.1", submission.port, timeout=60)
+        assert refused.value.smtp_code == 421
+        assert silent.recv(1) == b""  # a second later, the server gives up on it
+        deadline = time.monotonic() + 30
+        while True:  # and its share is free again
+            try:
+                client = _starttls(submission)
+                break
+            except smtplib.SMTPConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert client.login(LOGIN, PASSWORD)[0] == 235
+        client.quit()
+    assert _handshakes_cut() == cut + 1
 
 
 def _read_until_closed(sock: socket.socket) -> bytes:

@@ -100,8 +100,8 @@ class InboundEnvelope(Envelope):
 class InboundSMTP(LimitedSMTP):
     """aiosmtpd's protocol with our wording of its own refusals, no AUTH, and the limits
     of both SMTP doors (`submission.limits`): sessions open at once, in all and per client
-    address (over them: 421 at connect, and closed), errors — a flood of unknown
-    recipients among them — and silence."""
+    network (an IPv4 address, an IPv6 /64; over them: 421 at connect, and closed),
+    errors — a flood of unknown recipients among them — and silence."""
 
     door = "mx"
 

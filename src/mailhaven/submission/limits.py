@@ -1,15 +1,20 @@
-"""What both SMTP doors (submission and the MX) bound per client: sessions open at once per
-address, a session's refused commands, and its silence. Settings in `config.Settings`
-(`smtp_*`, `mx_max_sessions*`); the table is docs/security.md, "Limits at every door"."""
+"""What both SMTP doors (submission and the MX) bound per client: sessions open at once, in
+all and per client network (`netpolicy.client_network`: an IPv4 address, an IPv6 /64), a
+session's refused commands, and its silence; on the implicit-TLS port, the TLS handshake's
+time. Settings in `config.Settings` (`smtp_*`, `mx_max_sessions*`); the table is
+docs/security.md, "Limits at every door"."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 from prometheus_client import Counter
+
+from mailhaven.netpolicy import client_network
 
 TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, please try again later"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors: closing connection"
@@ -23,29 +28,34 @@ CLOSED = Counter("mailhaven_smtp_sessions_closed_total",
 
 
 class Sessions:
-    """The sessions open at once, in all and per client address: each holds a reader, a
-    writer and up to a message in memory, so their number is bounded. Used on the event
-    loop only: no lock."""
+    """The sessions open at once, in all and per client network: each holds a reader, a
+    writer and up to a message in memory, so their number is bounded. A network, not an
+    address: one machine usually holds a whole IPv6 /64, and would otherwise open
+    `per_network` sessions from each of its addresses. Used on the event loop only: no
+    lock."""
 
-    def __init__(self, total: int, per_ip: int) -> None:
-        self.total, self.per_ip = total, per_ip
-        self.open: dict[str, int] = {}
+    def __init__(self, total: int, per_network: int) -> None:
+        self.total, self.per_network = total, per_network
+        self.open: dict[str, int] = {}  # client network -> its sessions
         self.count = 0
 
-    def enter(self, ip: str) -> bool:
-        if self.count >= self.total or self.open.get(ip, 0) >= self.per_ip:
-            return False
+    def enter(self, ip: str) -> str | None:
+        """Count a session from `ip`: the network it is counted under (for `leave`), or
+        None when the door is full or the network has its share."""
+        network = client_network(ip)
+        if self.count >= self.total or self.open.get(network, 0) >= self.per_network:
+            return None
         self.count += 1
-        self.open[ip] = self.open.get(ip, 0) + 1
-        return True
+        self.open[network] = self.open.get(network, 0) + 1
+        return network
 
-    def leave(self, ip: str) -> None:
+    def leave(self, network: str) -> None:
         self.count -= 1
-        left = self.open.get(ip, 1) - 1
+        left = self.open.get(network, 1) - 1
         if left > 0:
-            self.open[ip] = left
+            self.open[network] = left
         else:
-            self.open.pop(ip, None)
+            self.open.pop(network, None)
 
 
 @dataclass
@@ -71,49 +81,90 @@ class ErrorBudget:
 
 
 class LimitedSMTP(SMTP):
-    """aiosmtpd's protocol with the limits above: a client address past its sessions is
-    told 421 at connect and closed; a session's errors are counted (`ErrorBudget`); a
-    session silent for `timeout` seconds is told 421 before it is closed (aiosmtpd just
-    closes it). `door` names it in the metrics."""
+    """aiosmtpd's protocol with the limits above: a client network past its sessions, or
+    any client once the door is full, is told 421 at connect and closed; a session's
+    errors are counted (`ErrorBudget`); a session silent for `timeout` seconds is told 421
+    before it is closed (aiosmtpd just closes it). `door` names it in the metrics.
+
+    With `implicit_tls` (port 465), the session is counted when the TCP connection is
+    accepted, before its TLS handshake — which gets `handshake_seconds`, then the
+    connection is closed — so that connections that never finish one are counted too, and
+    can't pile up. One turned away there is closed without a handshake (a 421 in clear
+    text is nothing a TLS client could read)."""
 
     door = "smtp"
 
     def __init__(self, handler: Any, *, sessions: Sessions, errors: ErrorBudget,
+                 implicit_tls: ssl.SSLContext | None = None, handshake_seconds: float = 10.0,
                  **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.sessions, self.errors = sessions, errors
-        self._slot: str | None = None  # the client address counted in `sessions`
+        self.implicit_tls, self.handshake_seconds = implicit_tls, handshake_seconds
+        self._slot: str | None = None  # the client network counted in `sessions`
         self._turned_away = False
+        self._handshake: asyncio.Task[None] | None = None  # implicit TLS's, until done
 
     def exempt(self, _ip: str) -> bool:
         """Whether the address's sessions are not counted (the operator's networks)."""
         return False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._slot is None and self._original_transport is None:  # not STARTTLS's
+        accepted = self._handshake is None and self._original_transport is None
+        if accepted:  # the TCP connection: not STARTTLS's, nor implicit TLS's when done
             peer = transport.get_extra_info("peername")
             ip = str(peer[0]) if isinstance(peer, tuple) else ""
             if not self.exempt(ip):
-                if not self.sessions.enter(ip):
+                self._slot = self.sessions.enter(ip)
+                if self._slot is None:
                     CLOSED.labels(self.door, "sessions").inc()
                     self._turned_away = True
                     assert isinstance(transport, asyncio.WriteTransport)
-                    transport.write(f"{TOO_MANY_SESSIONS}\r\n".encode())
+                    if self.implicit_tls is None:
+                        transport.write(f"{TOO_MANY_SESSIONS}\r\n".encode())
                     transport.close()
                     return
-                self._slot = ip
+            if self.implicit_tls is not None:
+                assert isinstance(transport, asyncio.Transport)
+                transport.pause_reading()  # the handshake reads first
+                self._handshake = self.loop.create_task(self._start_tls(transport))
+                return
         super().connection_made(transport)
+
+    async def _start_tls(self, transport: asyncio.Transport) -> None:
+        """Implicit TLS: the handshake, given `handshake_seconds`; then the session."""
+        assert self.implicit_tls is not None
+        try:
+            wrapped = await self.loop.start_tls(
+                transport, self, self.implicit_tls, server_side=True,
+                ssl_handshake_timeout=self.handshake_seconds)
+        except OSError:  # refused, reset, timed out (TimeoutError): the client's affair
+            CLOSED.labels(self.door, "handshake").inc()
+            transport.close()
+            self._leave()
+            return
+        except BaseException:
+            transport.close()
+            self._leave()
+            raise
+        if wrapped is None or wrapped.is_closing():  # the client left as it ended
+            self._leave()
+            return
+        self.connection_made(wrapped)
+
+    def _leave(self) -> None:
+        if self._slot is not None:
+            self.sessions.leave(self._slot)
+            self._slot = None
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._turned_away:
             return
-        if self._slot is not None:
-            self.sessions.leave(self._slot)
-            self._slot = None
-        super().connection_lost(error)
+        self._leave()
+        if self.session is not None:  # else implicit TLS's handshake failed: no session began
+            super().connection_lost(error)
 
     def eof_received(self) -> bool | None:
-        if self._turned_away:
+        if self._turned_away or self.session is None:  # refused, or still in the handshake
             return False
         return super().eof_received()
 

@@ -17,7 +17,6 @@ import binascii
 import json
 import logging
 import socket
-import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any, AnyStr
 
@@ -52,7 +51,6 @@ from mailhaven.submission.trusted import TrustedNetwork, TrustedNetworks
 log = logging.getLogger("mailhaven.submission")
 IDENT = "Mailhaven ESMTP"  # the banner names us, not the SMTP library and its version
 STARTTLS, IMPLICIT_TLS = "starttls", "tls"
-UNBOUNDED = 2**31  # sessions in all: bounded per client address only
 
 ACCEPTED = Counter("mailhaven_smtp_messages_accepted_total",
                    "Messages accepted by the SMTP submission server")
@@ -100,8 +98,8 @@ class SubmissionSession(Session):
 
 class SubmissionSMTP(LimitedSMTP):
     """aiosmtpd's protocol, with its own replies given enhanced status codes, the limits
-    of both SMTP doors (`submission.limits`; the operator's trusted networks are not
-    counted in sessions per address), and one log line when a session ends."""
+    of both SMTP doors (`submission.limits`; the operator's trusted networks' sessions are
+    not counted), and one log line when a session ends."""
 
     door = "submission"
 
@@ -121,7 +119,7 @@ class SubmissionSMTP(LimitedSMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if self._turned_away:
+        if self._turned_away or self.session is None:  # refused, or implicit TLS's handshake
             return
         session = self.session
         peer = session.peer if session is not None else None
@@ -171,7 +169,7 @@ class Submission:
     logins: Logins
     sends: GroupCommit[SendAttempt, Accepted] = field(init=False)
     trusted: TrustedNetworks = field(init=False)
-    sessions: Sessions = field(init=False)  # open per client address, both listeners'
+    sessions: Sessions = field(init=False)  # open in all and per network, both listeners'
     servers: list[asyncio.Server] = field(default_factory=list)
     # A platform split into regions (SPEC N11): each region's own, by name (this one among
     # them); a login's or trusted network's domain names the region its mail goes to.
@@ -180,7 +178,7 @@ class Submission:
     def __post_init__(self) -> None:
         settings = self.services.settings
         self.trusted = TrustedNetworks(self.services)
-        self.sessions = Sessions(UNBOUNDED, settings.smtp_max_sessions_per_ip)
+        self.sessions = Sessions(settings.smtp_max_sessions, settings.smtp_max_sessions_per_ip)
         self.sends = group_commit(self.services.db, self.services.vault, self.services.clock,
                                   require_verified=settings.require_verified_domains,
                                   sender_policy=settings.sender_policy,
@@ -410,19 +408,24 @@ async def start_submission(services: Services, starttls: socket.socket,
             for other in regions}
     loop = asyncio.get_running_loop()
 
-    def protocol(listener: str, tls: ssl.SSLContext | None) -> SubmissionSMTP:
+    def protocol(listener: str) -> SubmissionSMTP:
+        """STARTTLS offered on one listener; on the other, TLS begun by the protocol once the
+        client is counted (`LimitedSMTP`), not by the server before it is."""
+        starts = listener == STARTTLS
         return SubmissionSMTP(
             SubmissionHandler(submission, listener), hostname=settings.hostname, ident=IDENT,
             loop=loop, data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True,
-            tls_context=tls, require_starttls=tls is not None,
-            auth_require_tls=tls is not None, timeout=settings.smtp_idle_seconds)
+            tls_context=context if starts else None, require_starttls=starts,
+            auth_require_tls=starts, timeout=settings.smtp_idle_seconds,
+            implicit_tls=None if starts else context,
+            handshake_seconds=settings.smtp_tls_handshake_seconds)
 
     try:
         submission.servers.append(await loop.create_server(
-            lambda: protocol(STARTTLS, context), sock=starttls))
+            lambda: protocol(STARTTLS), sock=starttls))
         if implicit_tls is not None:
             submission.servers.append(await loop.create_server(
-                lambda: protocol(IMPLICIT_TLS, None), sock=implicit_tls, ssl=context))
+                lambda: protocol(IMPLICIT_TLS), sock=implicit_tls))
     except BaseException:
         submission.close()
         raise
