@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mailhaven import __version__, http, openapi
+from mailhaven.accounts.router import router as keys_router
 from mailhaven.accounts.throttle import FailedLogins
 from mailhaven.analytics.router import router as analytics_router
 from mailhaven.credentials.router import router as credentials_router
@@ -72,6 +73,7 @@ def create_app(services: Services, *, dev: bool = False) -> FastAPI:
     app.include_router(routes_router)
     app.include_router(lists_router)
     app.include_router(inbound_router)
+    app.include_router(keys_router)
     web.install(app)
     if dev:
         from mailhaven.dev.router import router as dev_router

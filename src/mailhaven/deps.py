@@ -37,6 +37,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     # the key that signs webhooks (whoever holds it can forge them) is an API key
     ("GET", "/v5/accounts/http_signing_key"): "manage_keys",
     ("POST", "/v5/accounts/http_signing_key"): "manage_keys",
+    ("GET", "/v1/keys"): "manage_keys",
+    ("POST", "/v1/keys"): "manage_keys",
+    ("DELETE", "/v1/keys/{key_id}"): "manage_keys",
     ("GET", "/v1/admin/domains/{domain_name}/webhook_deliveries"): "logs",
     ("GET", "/v1/admin/domains/{domain_name}/route_posts"): "logs",
     # statistics: the totals are billing's too; per tag they are the logs' detail
@@ -110,6 +113,7 @@ async def current_account(request: Request, services: ServicesDep) -> str:
     if not key_allows(owner.role, request):
         raise Forbidden(KEY_ROLE_REFUSED.format(role=owner.role))
     request.state.account_id = owner.account_id
+    request.state.key_role = owner.role
     return owner.account_id
 
 
@@ -161,6 +165,14 @@ async def _look_up(request: Request, services: Services, digest: str) -> KeyOwne
 
 
 AccountDep = Annotated[str, Depends(current_account)]
+
+
+async def current_key_role(request: Request, _: AccountDep) -> str:
+    """The calling key's role, for routes that grant no more than it (`/v1/keys`)."""
+    return str(request.state.key_role)
+
+
+KeyRoleDep = Annotated[str, Depends(current_key_role)]
 
 
 async def on_domain(services: Services, account_id: str, domain_name: str,

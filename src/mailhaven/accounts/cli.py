@@ -1,4 +1,4 @@
-"""`mailhaven accounts create|list`."""
+"""`mailhaven accounts create|list` and `mailhaven keys list|create|revoke`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import typer
 
 from mailhaven.cli import common
 from mailhaven.clock import iso8601
+from mailhaven.errors import NotFound
 
 if TYPE_CHECKING:
+    from mailhaven.accounts.models import ApiKey
     from mailhaven.services import Platform
 
 app = typer.Typer(help="Accounts and their API keys.", no_args_is_help=True)
@@ -117,3 +119,98 @@ def _shown(platform: Platform, region: str | None) -> str:
     return region or platform.settings.process_region
 
 
+
+
+keys_app = typer.Typer(help="An account's API keys: list, create, revoke (as /v1/keys).",
+                       no_args_is_help=True)
+CLI_ACTOR = "cli"
+
+
+def _key_row(key: ApiKey) -> dict[str, str]:
+    from mailhaven.accounts.service import mailgun_role
+
+    return {"id": key.id, "role": mailgun_role(key.role), "description": key.description,
+            "hint": f"…{key.hint}",
+            "created_at": iso8601(key.created_at, timespec="seconds", zulu=True)}
+
+
+@keys_app.command("list")
+def keys_list(account: common.AccountOpt, as_json: common.JsonOpt = False) -> None:
+    """The account's keys in use, newest first: id, role, description and the key's last
+    characters (never the key)."""
+    from mailhaven.accounts.service import account_keys, require_account
+
+    services = common.services_for_account(account)
+    try:
+        with common.refusals(), services.db.sessions() as session:
+            require_account(session, account)
+            rows = [_key_row(k) for k in account_keys(session, account)]
+    finally:
+        services.close()
+    if as_json:
+        common.print_json(rows)
+        return
+    shown = common.table("id", "role", "description", "ends with", "created")
+    for row in rows:
+        shown.add_row(row["id"], row["role"], row["description"], row["hint"],
+                      row["created_at"])
+    common.console.print(shown)
+
+
+@keys_app.command("create")
+def keys_create(
+    account: common.AccountOpt,
+    role: Annotated[str, typer.Option(
+        help="admin, developer, basic (an analyst's), or ours: analyst, billing, support.")]
+    = "admin",
+    description: Annotated[str, typer.Option(help="What the key is for (no addresses).")] = "",
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Make an API key for the account and print it (shown once: only its digest is kept)."""
+    from mailhaven.accounts import service
+    from mailhaven.regions.service import record
+
+    services = common.services_for_account(account)
+    try:
+        with common.refusals(), services.db.transaction() as session:
+            service.require_account(session, account)
+            key, secret = service.new_key(
+                session, account, role=service.key_role(role),
+                description=service.key_description(description), clock=services.clock)
+            service.journal_key(session, services.vault, "key.created", key,
+                                actor=CLI_ACTOR, now=services.clock.now())
+            row = _key_row(key)
+        if services.in_platform is not None:  # as `accounts create`: its region named
+            record(services.in_platform, "key", service.key_digest(secret), services.region)
+    finally:
+        services.close()
+    if as_json:
+        common.print_json({**row, "secret": secret})
+        return
+    common.console.print(f"Key [bold]{row['id']}[/bold] ({row['role']}) created.")
+    common.console.print(f"API key (shown once): [bold yellow]{secret}[/bold yellow]")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    account: common.AccountOpt,
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `mailhaven keys list`).")],
+) -> None:
+    """Revoke one of the account's keys: every API process refuses it from its commit on
+    (the revocation is announced to them all)."""
+    from mailhaven.accounts import service
+
+    services = common.services_for_account(account)
+    try:
+        with common.refusals(), services.db.transaction() as session:
+            service.require_account(session, account)
+            try:
+                key = service.revoke_key(session, account, key_id, clock=services.clock)
+            except NotFound:
+                common.fail(f"No key {key_id} in use by account {account} "
+                            f"(see `mailhaven keys list --account {account}`)")
+            service.journal_key(session, services.vault, "key.revoked", key,
+                                actor=CLI_ACTOR, now=services.clock.now())
+    finally:
+        services.close()
+    common.console.print(f"Key [bold]{key_id}[/bold] revoked: it no longer works.")

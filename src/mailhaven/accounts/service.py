@@ -12,13 +12,15 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailhaven import audit
 from mailhaven.accounts.models import Account, ApiKey
 from mailhaven.clock import SYSTEM_CLOCK, Clock
-from mailhaven.errors import NotFound
+from mailhaven.errors import BadRequest, Forbidden, NotFound
 from mailhaven.storage import revocations
 from mailhaven.storage.base import new_id
 from mailhaven.storage.revocations import Revoked
 from mailhaven.vault import Vault
+from mailhaven.vault.recognise import kept_clear
 
 # The regions an account may be made in when the caller names none (tests, old callers);
 # the CLI, the API and the panel pass the installation's own (`Settings.regions`).
@@ -28,6 +30,18 @@ REGIONS = ("us", "eu")
 KEY_ROLES = ("admin", "developer", "analyst", "billing", "support")
 FULL_ACCESS = "admin"  # keys made by the CLI, at sign-up and before keys had roles
 _RANK = {"admin": 2, "developer": 1}  # the others are peers below them
+# Mailgun's key roles (its `/v1/keys`) as ours: "basic" is its word for an analyst's key.
+# Its "sending" role is for keys of kind "domain", one domain's sending only: Mailhaven's
+# keys are the account's (kind "user"), so no role of ours is as narrow and none is given.
+MAILGUN_ROLES = {"admin": "admin", "developer": "developer", "basic": "analyst"}
+KEY_KINDS = ("domain", "user", "web")  # Mailgun's; Mailhaven's keys are all "user" keys
+ACCOUNT_KIND = "user"
+BAD_ROLE = "role must be one of admin, basic, developer (or analyst, billing, support)"
+SENDING_ROLE = ("role `sending` is for keys of kind `domain`, one domain's: Mailhaven's keys "
+                "are the account's (kind `user`); give role basic, developer or admin")
+ROLE_ABOVE_CALLER = "could not create key, a key can't be given a role above its maker's ({role})"
+KEY_NOT_FOUND = "no key matching id"
+MAX_DESCRIPTION = 200  # ApiKey.description's width
 
 
 class KeyOwner(NamedTuple):
@@ -112,14 +126,66 @@ def issue_key(session: Session, account_id: str, *, description: str = "",
               role: str = FULL_ACCESS, created_by: str | None = None,
               clock: Clock = SYSTEM_CLOCK) -> str:
     """A new key (shown once: only its digest is kept)."""
+    return new_key(session, account_id, description=description, role=role,
+                   created_by=created_by, clock=clock)[1]
+
+
+def new_key(session: Session, account_id: str, *, description: str = "",
+            role: str = FULL_ACCESS, created_by: str | None = None,
+            clock: Clock = SYSTEM_CLOCK) -> tuple[ApiKey, str]:
+    """A new key's row and its secret (shown once: only its digest is kept)."""
     if role not in KEY_ROLES:
         raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}")
     api_key = f"key-{secrets.token_hex(20)}"
-    session.add(ApiKey(
+    row = ApiKey(
         id=new_id(), account_id=account_id, digest=key_digest(api_key), hint=api_key[-4:],
         description=description, role=role, created_by=created_by, created_at=clock.now(),
-    ))
-    return api_key
+    )
+    session.add(row)
+    session.flush()
+    return row, api_key
+
+
+def key_description(given: str) -> str:
+    """A key's description as kept: in clear, so short and holding no address."""
+    given = given.strip()
+    if len(given) > MAX_DESCRIPTION:
+        raise BadRequest(f"description is at most {MAX_DESCRIPTION} characters")
+    return kept_clear(given, "A key's description")
+
+
+def journal_key(session: Session, vault: Vault, action: str, key: ApiKey, *, actor: str,
+                now: float) -> None:
+    """A key made or revoked outside the panel, in the audit log: who may call the API is
+    a security fact. Its id, role and last characters, never the secret."""
+    audit.append(session, vault, actor=actor, action=action, target=f"account:{key.account_id}",
+                 details={"key_id": key.id, "role": key.role, "hint": key.hint}, now=now)
+
+
+def key_role(given: str) -> str:
+    """Our role for a role a client names: Mailgun's (`admin`, `basic`, `developer`) or
+    ours; BadRequest for `sending` (no key of ours is one domain's) and anything else."""
+    given = given.strip().lower()
+    if given == "sending":
+        raise BadRequest(SENDING_ROLE)
+    role = MAILGUN_ROLES.get(given, given)
+    if role not in KEY_ROLES:
+        raise BadRequest(BAD_ROLE)
+    return role
+
+
+def mailgun_role(role: str) -> str:
+    """A key's role as Mailgun names it (`basic` for an analyst's); ours where it has none."""
+    return next((theirs for theirs, ours in MAILGUN_ROLES.items() if ours == role), role)
+
+
+def create_key_as(session: Session, account_id: str, caller_role: str, *, role: str,
+                  description: str = "", clock: Clock = SYSTEM_CLOCK) -> tuple[ApiKey, str]:
+    """A key made through the API by a key of `caller_role`: of its role or a lesser one
+    (as a panel user's), else Forbidden, so a key can't mint one that may do more."""
+    if role not in grantable(caller_role):
+        raise Forbidden(ROLE_ABOVE_CALLER.format(role=mailgun_role(caller_role)))
+    return new_key(session, account_id, description=description, role=role, clock=clock)
 
 
 def grantable(role: str) -> tuple[str, ...]:
@@ -136,13 +202,17 @@ def account_keys(session: Session, account_id: str) -> list[ApiKey]:
 
 
 def revoke_key(session: Session, account_id: str, key_id: str, *,
-               clock: Clock = SYSTEM_CLOCK) -> ApiKey:
+               clock: Clock = SYSTEM_CLOCK, caller_role: str | None = None) -> ApiKey:
     """Revoke one of the account's keys; another account's key is as absent as none.
-    Every process's KeyCache drops it at commit (`storage.revocations`)."""
+    Every process's KeyCache drops it at commit (`storage.revocations`). With
+    `caller_role` (a key revoking another), a key of a greater role is Forbidden."""
     key = session.scalar(select(ApiKey).where(
         ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None)))
     if key is None:
-        raise NotFound("API key not found")
+        raise NotFound(KEY_NOT_FOUND)
+    if caller_role is not None and key.role not in grantable(caller_role):
+        raise Forbidden(f"could not delete key, its role ({mailgun_role(key.role)}) is above "
+                        f"this key's ({mailgun_role(caller_role)})")
     key.revoked_at = clock.now()
     revocations.announce(session, Revoked("key", key.digest))
     return key

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from mailhaven.accounts.cli import app as accounts_app
+from mailhaven.accounts.cli import keys_app
 from mailhaven.audit.cli import app as audit_app
 from mailhaven.backup.cli import app as backup_app
 from mailhaven.cli import common
@@ -64,6 +65,7 @@ def _cause(exc: BaseException) -> str:
 
 app = _Mailhaven(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
 app.add_typer(domains_app, name="domains")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(audit_app, name="audit")
