@@ -47,8 +47,10 @@ class _Mailhaven(typer.Typer):
                 problem = (f"no space left ({_cause(exc)}): free some on the disk holding the "
                            f"data directory or the database, then run the command again")
             elif is_unavailable(exc):
-                problem = (f"the database is unavailable ({_cause(exc)}): run the command "
-                           f"again when it is back")
+                # SQLite says "disk I/O error", not "full", when its journal meets a full disk
+                hint = ("; is its disk full?" if "disk i/o" in _cause(exc).lower() else "")
+                problem = (f"the database is unavailable ({_cause(exc)}{hint}): run the "
+                           f"command again when it is back")
             else:
                 raise
         common.err.print(f"mailhaven: {problem}", style="red", markup=False, highlight=False)
