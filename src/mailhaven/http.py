@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter, ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -180,18 +180,9 @@ async def read_form(request: Request, limit: int = MAX_REQUEST_BYTES,
                     ) -> tuple[list[tuple[str, str]], list[tuple[str, Attachment]]]:
     """Fields and file parts of an urlencoded or multipart body, repeated fields kept; a
     route that takes a few short fields only reads up to its own smaller `limit`."""
-    too_large = TOO_LARGE if limit == MAX_REQUEST_BYTES else \
-        f"request size exceeds {limit // 1024}KiB limit"
-    body = _bounded(request, limit, too_large)
+    form = await _parsed_form(request, limit, max_files=2000, max_fields=20000)
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, Attachment]] = []
-    try:
-        form = await body.form(max_files=2000, max_fields=20000, max_part_size=MAX_PART_BYTES)
-    except StarletteHTTPException as exc:
-        # Starlette's 400 for one field over `max_part_size`: too large, as a whole body is
-        if "exceeded maximum size" in str(exc.detail):
-            raise TooLarge(PART_TOO_LARGE) from exc
-        raise
     try:
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -210,20 +201,29 @@ async def read_form(request: Request, limit: int = MAX_REQUEST_BYTES,
     return fields, files
 
 
+async def _parsed_form(request: Request, limit: int, *, max_files: int,
+                       max_fields: int) -> FormData:
+    """The body parsed as a form, at most `limit` bytes (413 past it, or past one part's
+    MAX_PART_BYTES) and the given number of files and fields."""
+    too_large = TOO_LARGE if limit == MAX_REQUEST_BYTES else \
+        f"request size exceeds {limit // 1024}KiB limit"
+    try:
+        return await _bounded(request, limit, too_large).form(
+            max_files=max_files, max_fields=max_fields, max_part_size=MAX_PART_BYTES)
+    except StarletteHTTPException as exc:
+        # Starlette's 400 for one field over `max_part_size`: too large, as a whole body is
+        if "exceeded maximum size" in str(exc.detail):
+            raise TooLarge(PART_TOO_LARGE) from exc
+        raise
+
+
 @asynccontextmanager
 async def uploaded_file(request: Request, names: tuple[str, ...],
                         limit: int = MAX_REQUEST_BYTES) -> AsyncIterator[BinaryIO | None]:
     """The first file part of a multipart body named one of `names`, left where Starlette
     spooled it (memory up to 1 MiB, then a temporary file) for the caller to read a piece
     at a time: an import of many megabytes is never held whole. None if there is none."""
-    body = _bounded(request, limit, TOO_LARGE if limit == MAX_REQUEST_BYTES else
-                    f"request size exceeds {limit // 1024}KiB limit")
-    try:
-        form = await body.form(max_files=10, max_fields=100, max_part_size=MAX_PART_BYTES)
-    except StarletteHTTPException as exc:
-        if "exceeded maximum size" in str(exc.detail):
-            raise TooLarge(PART_TOO_LARGE) from exc
-        raise
+    form = await _parsed_form(request, limit, max_files=10, max_fields=100)
     try:
         yield next((value.file for key, value in form.multi_items()
                     if key in names and isinstance(value, UploadFile)), None)
