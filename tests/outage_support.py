@@ -3,23 +3,30 @@ Mailhaven: what the outage tests share."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from mailhaven.accounts.service import create_account
 from mailhaven.clock import FrozenClock
 from mailhaven.config import Settings
+from mailhaven.delivery.models import Delivery
 from mailhaven.domains.models import Domain
 from mailhaven.domains.service import create_domain
+from mailhaven.events.models import Event
+from mailhaven.messages.models import Message
+from mailhaven.runner import Runner
 from mailhaven.services import Services
 from tests.conftest import REQUIRE_PG
 from tests.support import free_port
@@ -88,3 +95,39 @@ def on_cluster(cluster: Cluster, tmp_path: Path, clock: FrozenClock,
         domain = create_domain(session, services.vault, issued.account_id,
                                {"name": "mg.acme.test"}, clock)
     return services, issued.api_key, domain
+
+
+async def run_until(runner: Runner, done: Callable[[], bool]) -> None:
+    """The runner's own loop (as `mailhaven worker` runs it, rounds that fail retried) until
+    `done` holds, or 60 seconds."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(runner.run(stop))
+    try:
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            if await asyncio.to_thread(_holds, done):
+                break
+    finally:
+        stop.set()
+        await running
+
+
+def _holds(done: Callable[[], bool]) -> bool:
+    try:
+        return done()
+    except Exception:  # the database is still away
+        return False
+
+
+def stored(services: Services) -> tuple[int, int, int]:
+    """Messages, deliveries and events stored."""
+    with services.db.sessions() as session:
+        return (session.scalar(select(func.count()).select_from(Message)) or 0,
+                session.scalar(select(func.count()).select_from(Delivery)) or 0,
+                session.scalar(select(func.count()).select_from(Event)) or 0)
+
+
+def sqlite_integrity(path: Path) -> str:
+    """`PRAGMA integrity_check` of the SQLite file at `path`: "ok" when sound."""
+    with sqlite3.connect(path) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])

@@ -19,18 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from mailhaven.accounts.service import create_account
 from mailhaven.clock import FrozenClock
 from mailhaven.config import Settings
 from mailhaven.credentials import service as credentials
-from mailhaven.delivery.models import Delivery
 from mailhaven.domains.service import create_domain
-from mailhaven.events.models import Event
-from mailhaven.messages.models import Message
 from mailhaven.services import Services
 from tests.conftest import REQUIRE_PG
+from tests.outage_support import sqlite_integrity, stored
 from tests.submission.conftest import RunningSubmission
 from tests.support import LiveServer
 
@@ -85,7 +82,7 @@ def test_the_api_and_smtp_refuse_for_now_on_a_full_disk_and_work_when_space_retu
     running, api_key = services
     with (LiveServer(running) as live, live.client(api_key) as api,
           RunningSubmission(running) as smtp):
-        before = _stored(running)
+        before = stored(running)
         with _full(data_dir):
             refused = api.post("/v3/mg.acme.test/messages", data=MESSAGE)
             assert refused.status_code == 503, refused.text
@@ -93,12 +90,12 @@ def test_the_api_and_smtp_refuse_for_now_on_a_full_disk_and_work_when_space_retu
             assert set(refused.json()) == {"message"}
             code, reply = _submit(smtp)
             assert (code, reply[:5]) == (452, "4.3.1"), reply
-            assert _stored(running) == before  # nothing accepted that was not stored
-        assert _integrity(data_dir) == "ok"
+            assert stored(running) == before  # nothing accepted that was not stored
+        assert sqlite_integrity(data_dir / "mailhaven.db") == "ok"
         assert api.post("/v3/mg.acme.test/messages", data=MESSAGE).status_code == 200
         assert _submit(smtp)[0] == 250
-        assert _stored(running)[0] == before[0] + 2
-    assert _integrity(data_dir) == "ok"
+        assert stored(running)[0] == before[0] + 2
+    assert sqlite_integrity(data_dir / "mailhaven.db") == "ok"
 
 
 def test_the_cli_says_the_disk_is_full_exits_non_zero_and_works_when_space_returns(
@@ -116,10 +113,10 @@ def test_the_cli_says_the_disk_is_full_exits_non_zero_and_works_when_space_retur
         assert saved.returncode != 0 and "No space left" in saved.stderr, saved.stderr
         assert "Traceback" not in saved.stderr
         assert set(data_dir.iterdir()) == files  # no half-written backup left behind
-    assert _integrity(data_dir) == "ok"
+    assert sqlite_integrity(data_dir / "mailhaven.db") == "ok"
     assert subprocess.run(create, env=env, capture_output=True, timeout=120).returncode == 0
     assert subprocess.run(backup, env=env, capture_output=True, timeout=120).returncode == 0
-    assert _integrity(data_dir) == "ok"
+    assert sqlite_integrity(data_dir / "mailhaven.db") == "ok"
 
 
 class _full:
@@ -163,16 +160,3 @@ def _submit(smtp: RunningSubmission) -> tuple[int, str]:
         except smtplib.SMTPResponseException as refused:
             return refused.smtp_code, refused.smtp_error.decode()
         return 250, "queued"
-
-
-def _stored(services: Services) -> tuple[int, int, int]:
-    """Messages, deliveries and events stored."""
-    with services.db.sessions() as session:
-        return (session.scalar(select(func.count()).select_from(Message)) or 0,
-                session.scalar(select(func.count()).select_from(Delivery)) or 0,
-                session.scalar(select(func.count()).select_from(Event)) or 0)
-
-
-def _integrity(folder: Path) -> str:
-    with sqlite3.connect(folder / "mailhaven.db") as conn:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]

@@ -5,7 +5,6 @@ own (initdb + pg_ctl), stopped and started under a live server."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import smtplib
@@ -21,7 +20,7 @@ from mailhaven.credentials import service as credentials
 from mailhaven.delivery.models import Delivery
 from mailhaven.delivery.worker import DeliveryWorker
 from mailhaven.services import Services
-from tests.outage_support import Cluster, on_cluster, private_cluster
+from tests.outage_support import Cluster, on_cluster, private_cluster, run_until
 from tests.submission.conftest import RunningSubmission
 from tests.support import (
     LiveServer,
@@ -150,24 +149,9 @@ def _statuses(services: Services) -> list[str]:
 
 
 async def _work_until(services: Services, done: Callable[[], bool]) -> None:
-    """A worker's own loop (as `mailhaven worker` runs it, rounds that fail retried) until
-    `done` holds, or 60 seconds."""
+    """A delivery worker's own loop until `done` holds, or 60 seconds."""
     worker = DeliveryWorker(services, concurrency=5)
-    stop = asyncio.Event()
-    running = asyncio.create_task(worker.run(stop))
     try:
-        for _ in range(600):
-            await asyncio.sleep(0.1)
-            if await asyncio.to_thread(_holds, done):
-                break
+        await run_until(worker, done)
     finally:
-        stop.set()
-        await running
         await worker.close()
-
-
-def _holds(done: Callable[[], bool]) -> bool:
-    try:
-        return done()
-    except Exception:  # the database is still away
-        return False

@@ -6,9 +6,8 @@ the rows the inbound processor claimed just before the database went away."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,11 @@ from mailhaven.inbound import service as intake
 from mailhaven.inbound.auth import Verdicts
 from mailhaven.inbound.models import PROCESSED, InboundMessage
 from mailhaven.inbound.processor import InboundProcessor
-from mailhaven.runner import Runner
 from mailhaven.services import Services
 from mailhaven.storage.leases import Lease
 from mailhaven.webhooks.models import WebhookDelivery
 from mailhaven.webhooks.sender import WebhookSender
-from tests.outage_support import Cluster, on_cluster, private_cluster
+from tests.outage_support import Cluster, on_cluster, private_cluster, run_until
 from tests.support import LiveServer, WebhookReceiver, run_loop, send_webhooks
 
 
@@ -55,7 +53,7 @@ def test_a_webhook_post_whose_settle_met_an_outage_is_settled_when_the_database_
                 assert api.post("/v3/mg.acme.test/messages", data={
                     "from": "news@mg.acme.test", "to": "ann@example.org", "subject": "Once",
                     "text": "Hello"}).status_code == 200
-            run_loop(_run_until(WebhookSender(services), lambda: not restart.is_alive()
+            run_loop(run_until(WebhookSender(services), lambda: not restart.is_alive()
                                 and _statuses(services) == ["sent"]))
             assert _statuses(services) == ["sent"]
             clock.advance(3600)  # long past the lease: nothing is due again
@@ -95,7 +93,7 @@ def test_rows_the_inbound_processor_claimed_before_an_outage_are_processed_when_
                 select(InboundMessage))] == [(PROCESSED, 1)]
 
     try:
-        run_loop(_run_until(OutageAfterClaiming(services),
+        run_loop(run_until(OutageAfterClaiming(services),
                             lambda: not restart.is_alive() and processed()))
         assert processed()
     finally:
@@ -106,24 +104,3 @@ def test_rows_the_inbound_processor_claimed_before_an_outage_are_processed_when_
 def _statuses(services: Services) -> list[str]:
     with services.db.sessions() as session:
         return [d.status for d in session.scalars(select(WebhookDelivery))]
-
-
-async def _run_until(runner: Runner, done: Callable[[], bool]) -> None:
-    """The runner's own loop (rounds that fail retried) until `done` holds, or 60 s."""
-    stop = asyncio.Event()
-    running = asyncio.create_task(runner.run(stop))
-    try:
-        for _ in range(600):
-            await asyncio.sleep(0.1)
-            if await asyncio.to_thread(_holds, done):
-                break
-    finally:
-        stop.set()
-        await running
-
-
-def _holds(done: Callable[[], bool]) -> bool:
-    try:
-        return done()
-    except Exception:  # the database is still away
-        return False

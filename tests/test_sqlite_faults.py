@@ -7,25 +7,22 @@ or space returns."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from mailhaven.accounts.service import create_account
 from mailhaven.clock import FrozenClock
 from mailhaven.config import Settings
-from mailhaven.delivery.models import Delivery
 from mailhaven.domains.service import create_domain
-from mailhaven.events.models import Event
-from mailhaven.messages.models import Message
 from mailhaven.services import Services
+from tests.outage_support import sqlite_integrity, stored
 from tests.support import LiveServer
 
 MESSAGE = {"from": "news@mg.acme.test", "to": "ann@example.org", "subject": "Hi",
@@ -60,7 +57,7 @@ def test_a_write_lock_held_past_the_busy_timeout_is_answered_503_then_the_reques
         sqlite_services: tuple[Services, str], tmp_path: Path) -> None:
     services, api_key = sqlite_services
     with LiveServer(services) as live, live.client(api_key) as api:
-        before = _stored(services)
+        before = stored(services)
         with subprocess.Popen([sys.executable, "-c", HOLD_THE_WRITE_LOCK,
                                str(tmp_path / "mailhaven.db")],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE) as holder:
@@ -72,14 +69,14 @@ def test_a_write_lock_held_past_the_busy_timeout_is_answered_503_then_the_reques
                 assert refused.headers["Retry-After"] == "5"
                 assert set(refused.json()) == {"message"}
                 assert "retry" in refused.json()["message"]
-                assert _stored(services) == before  # nothing half-stored
+                assert stored(services) == before  # nothing half-stored
             finally:
                 holder.stdin.close()  # the lock is released
                 holder.wait(timeout=30)
         accepted = api.post("/v3/mg.acme.test/messages", data=MESSAGE)
         assert accepted.status_code == 200, accepted.text
-        assert _stored(services) == (before[0] + 1, before[1] + 1, before[2] + 1)
-    assert _integrity(tmp_path / "mailhaven.db") == "ok"
+        assert stored(services) == (before[0] + 1, before[1] + 1, before[2] + 1)
+    assert sqlite_integrity(tmp_path / "mailhaven.db") == "ok"
 
 
 def test_a_full_database_is_answered_503_left_sound_and_works_again_when_space_returns(
@@ -96,7 +93,7 @@ def test_a_full_database_is_answered_503_left_sound_and_works_again_when_space_r
 
     large = {**MESSAGE, "text": "A long letter. " * 40_000}  # more pages than are free
     with LiveServer(services) as live, live.client(api_key) as api:
-        before = _stored(services)
+        before = stored(services)
         event.listen(engine, "connect", no_more_pages)
         engine.dispose()  # every connection from now on has the cap
         try:
@@ -108,22 +105,9 @@ def test_a_full_database_is_answered_503_left_sound_and_works_again_when_space_r
         finally:
             event.remove(engine, "connect", no_more_pages)
             engine.dispose()  # space is back
-        assert _stored(services) == before
-        assert _integrity(tmp_path / "mailhaven.db") == "ok"
+        assert stored(services) == before
+        assert sqlite_integrity(tmp_path / "mailhaven.db") == "ok"
         accepted = api.post("/v3/mg.acme.test/messages", data=large)
         assert accepted.status_code == 200, accepted.text
-        assert _stored(services) == (before[0] + 1, before[1] + 1, before[2] + 1)
-    assert _integrity(tmp_path / "mailhaven.db") == "ok"
-
-
-def _stored(services: Services) -> tuple[int, int, int]:
-    """Messages, deliveries and events stored."""
-    with services.db.sessions() as session:
-        return (session.scalar(select(func.count()).select_from(Message)) or 0,
-                session.scalar(select(func.count()).select_from(Delivery)) or 0,
-                session.scalar(select(func.count()).select_from(Event)) or 0)
-
-
-def _integrity(path: Path) -> str:
-    with sqlite3.connect(path) as conn:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+        assert stored(services) == (before[0] + 1, before[1] + 1, before[2] + 1)
+    assert sqlite_integrity(tmp_path / "mailhaven.db") == "ok"
