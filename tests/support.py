@@ -32,10 +32,45 @@ from mailhaven.services import Services
 
 T = TypeVar("T")
 
+# The TLS context every test client shares: httpx would load the CA bundle for each client
+# (tens of ms; ~2000 tests make one), though they speak plain HTTP to loopback.
+CLIENT_TLS = httpx.create_ssl_context()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class _PromptServer(uvicorn.Server):
+    """uvicorn's server, stopping as soon as it is told to, with the same steps in the same
+    order: its loop looks at `should_exit` every 0.1 s and its shutdown sleeps 0.1 s before
+    it waits for the connections to close, ~0.15 s per stop; ~2000 tests stop a server."""
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):  # the housekeeping tick stays at 0.1 s
+            for _ in range(20):
+                if self.should_exit:
+                    break
+                await asyncio.sleep(0.005)
+            counter = (counter + 1) % 864000
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        # uvicorn's own waits, polled every 5 ms instead of every 0.1 s
+        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
+            await asyncio.sleep(0.005)
+        for server in self.servers:
+            await server.wait_closed()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
 
 class LiveServer:
@@ -49,7 +84,7 @@ class LiveServer:
         served = app if app is not None else create_app(services, dev=dev)
         config = uvicorn.Config(served, host="127.0.0.1", port=self.port, log_config=None,
                                 access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
+        self.server = _PromptServer(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -67,7 +102,7 @@ class LiveServer:
 
     def client(self, api_key: str | None = None) -> httpx.Client:
         auth = ("api", api_key) if api_key else None
-        return httpx.Client(base_url=self.base_url, auth=auth, timeout=60)
+        return httpx.Client(base_url=self.base_url, auth=auth, timeout=60, verify=CLIENT_TLS)
 
 
 @dataclass
@@ -162,8 +197,8 @@ def create_tenant(services: Services, name: str = "Bee", domain: str = "mg.bee.t
     with services.db.transaction() as session:
         issued = create_account(session, services.vault, name=name,
                                 email=f"ops@{domain.split('.', 1)[-1]}", clock=services.clock)
-        create_domain(session, services.vault, issued.account_id, {"name": domain},
-                      services.clock)
+        create_domain(session, services.vault, issued.account_id,  # 1024: as `domain`
+                      {"name": domain, "dkim_key_size": "1024"}, services.clock)
     return Tenant(issued.account_id, issued.api_key, domain)
 
 

@@ -4,10 +4,12 @@ it the browser tests skip with the reason, except where MAILHAVEN_REQUIRE_BROWSE
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -18,18 +20,52 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")  # while open, Playwright runs a loop on this thread
-def browser() -> Iterator[Browser]:
+class _Chromium:
+    """One chromium per worker for a run of browser tests, launched by the first test that
+    asks for it and closed after the last test of tests/web before anything else runs on
+    this worker: while open, Playwright runs a loop on this thread, which `asyncio.run`
+    elsewhere would trip over. Each test still gets a context of its own (`page`)."""
+
+    def __init__(self) -> None:
+        self.browser: Browser | None = None
+        self.stack = contextlib.ExitStack()
+
+    def open(self) -> Browser:
+        if self.browser is None:
+            profile = self.stack.enter_context(tempfile.TemporaryDirectory())
+            playwright = self.stack.enter_context(sync_playwright())
+            self.browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=ARGS, env={**os.environ, "HOME": profile})
+            self.stack.callback(self.browser.close)
+        return self.browser
+
+    def close(self) -> None:
+        self.browser = None
+        self.stack.close()
+
+
+_CHROMIUM = _Chromium()
+_HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Close the browser when the next test is not one of tests/web, or there is none."""
+    try:
+        return (yield)
+    finally:
+        if nextitem is None or _HERE not in nextitem.path.parents:
+            _CHROMIUM.close()
+
+
+@pytest.fixture
+def browser() -> Browser:
     if not os.path.exists(CHROMIUM):
         reason = "chromium is not installed: `make browser` installs Debian's package"
         if os.environ.get("MAILHAVEN_REQUIRE_BROWSER") == "1":
             pytest.fail(f"a browser is required (MAILHAVEN_REQUIRE_BROWSER=1): {reason}")
         pytest.skip(reason)
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS,
-                                              env={**os.environ, "HOME": profile})
-        yield launched
-        launched.close()
+    return _CHROMIUM.open()
 
 
 @pytest.fixture
