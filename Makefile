@@ -37,12 +37,17 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 # bench/postfix.py compares with Postfix from Debian's packages (and its smtp-sink and
-# smtp-source); installed only when missing, answering debconf's question for it.
+# smtp-source) with Debian's OpenDKIM as its signing milter; each installed only when
+# missing, answering debconf's question for Postfix. Neither system service is used: the
+# bench starts private instances of both.
 bench-deps:
 	@PATH="$$PATH:/usr/sbin" command -v postfix >/dev/null 2>&1 || { \
 		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections && \
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix; }
+	@PATH="$$PATH:/usr/sbin" command -v opendkim >/dev/null 2>&1 || { \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opendkim; }
 
 # Every script on SQLite and PostgreSQL, then docs/BENCHMARKS.md (bench/run.py).
 bench: $(VENV)/.installed bench-deps
