@@ -1,4 +1,4 @@
-"""Delivery against Postfix: messages per second from a full queue to one SMTP sink.
+"""Delivery against Postfix + OpenDKIM: a drain to one SMTP sink, and end to end.
 
 The same N messages (one recipient each, user{i}@d{i % 100}.example, ~1 KB of text, two
 tags, two variables) go to one sink on 127.0.0.1, Postfix's `smtp-sink` (C, one process,
@@ -16,23 +16,49 @@ counting with -c; its CPU is printed to show it is not the bottleneck), by:
                   domain's 2048-bit key, as in production. The peak resident memory
                   (VmHWM) of `mailhaven serve` over the run is read from /proc at its end:
                   issue 5's memory figure (goal < 300 MB);
-  mailhaven-W-nodkim  the same with `o:dkim=no`: Postfix does not sign;
-  postfix         Postfix 3.x from Debian's packages, a private instance (bench/mta.py)
-                  with `relayhost` = the sink and its delivery settings at their defaults.
-                  The same messages, rendered by Mailhaven (so the same bytes), unsigned,
-                  are injected over SMTP to its smtpd by 10 reused connections from this
-                  process; the time runs from the first injection to the sink's N-th
-                  message, as issue 5 defines it (Postfix accepts *and* delivers in it);
-  postfix-drain   the like-for-like of mailhaven-W: the messages injected first onto
-                  Postfix's hold queue (untimed), then released at once (`postsuper -H
-                  ALL; postqueue -f`); timed from the release to the sink's N-th message;
+  mailhaven-W-nodkim  the same with `o:dkim=no` (unsigned; Postfix still signs);
+  mailhaven-http  end to end (issue 17): `serve` and one `worker` running, the messages
+                  posted to POST /v3/{domain}/messages by 10 concurrent httpx clients of
+                  this process (keep-alive); timed from the first byte of the first
+                  request to the sink's N-th message (each answered 200 after commit);
+  mailhaven-smtp  the same through `serve`'s SMTP submission port: 10 aiosmtplib clients,
+                  each STARTTLS (the self-signed certificate) and AUTH with an SMTP
+                  credential of the domain, logged in before the clock starts (a mailer
+                  keeps its connection); the messages Postfix gets, as MIME;
+  postfix         "Postfix + OpenDKIM end to end": Postfix 3.x from Debian's packages, a
+                  private instance (bench/mta.py) with `relayhost` = the sink, delivery
+                  settings at their defaults, and a private OpenDKIM (Debian's) as its
+                  milter (smtpd_milters and non_smtpd_milters, inet on loopback). The same
+                  messages, rendered by Mailhaven (so the same bytes), unsigned, are sent to
+                  its smtpd by 10 connections from this process (opened before the clock
+                  starts, no TLS, no AUTH: loopback is in mynetworks); timed from the first
+                  message to the sink's N-th. The reference of mailhaven-http and -smtp.
+                  Against mailhaven-W it is informational only (intake + relay vs a drain);
+  postfix-drain   "Postfix drain + OpenDKIM", the like-for-like of mailhaven-W: the
+                  messages sent first onto Postfix's hold queue (untimed), then released
+                  at once (`postsuper -H ALL; postqueue -f`); timed from the release to the
+                  sink's N-th message. OpenDKIM signs at intake (a milter sees a message
+                  only as smtpd takes it), so Postfix's signing happens *before* the
+                  release and is not in its drain time, where Mailhaven signs at send time,
+                  inside its drain: the asymmetry favours Postfix. The "intake" column and
+                  the "intake + drain CPU" line put both halves together for both sides
+                  (Mailhaven's intake is `accept_all` in this process, without its
+                  PostgreSQL server's share; Postfix's is smtpd, cleanup and OpenDKIM);
   source          the transport ceiling: `smtp-source -s 20 -m N -l 1024` straight into
                   the sink (a new connection per message, as issue 5 names it);
   source-reuse    the same with -d: one connection per session for all its messages, as
                   both Mailhaven and Postfix reuse connections.
 
+Both sides sign with the same key: the bench domain's 2048-bit RSA key and selector, read
+back from Mailhaven's vault in this process and handed to OpenDKIM, with relaxed/relaxed,
+rsa-sha256 and Mailhaven's list of headers (`SignHeaders`, those present are signed; the
+order of h= differs). What each side signs is printed, and 20 messages are relayed by
+Postfix + OpenDKIM to a capturing sink (a transport_maps entry for one recipient domain)
+and each DKIM-Signature verified by dkimpy against the public key (bench/dkim_check.py).
+
 Printed per phase: messages/s, CPU ms per message of the sender side (the Mailhaven
-processes; the whole Postfix instance, master and every daemon; smtp-source), the CPU of
+processes; the whole Postfix instance, master and every daemon, and OpenDKIM;
+smtp-source), the CPU of this process's clients inside the time, the CPU of
 the PostgreSQL backends serving the workers (on SQLite that work is inside the workers),
 the sink's CPU use, `mailhaven serve`'s peak memory, and each phase's rate as a multiple
 of postfix, postfix-drain and source. Rounds alternate the order of the phases; the
