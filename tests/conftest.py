@@ -25,6 +25,9 @@ from tests.support import DatabaseDump, LiveServer, Tenant, create_tenant, dump_
 
 PG_SERVER = os.environ.get("MAILHAVEN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("MAILHAVEN_REQUIRE_POSTGRES") == "1"
+# The tests start `mailhaven` as a subprocess hundreds of times: where the environment says
+# not to write bytecode, each of them would compile the package anew (~0.5 s a start).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 BACKENDS = ["sqlite", "postgresql"]
 wire()  # as every entry point does: statistics and webhooks hear of recorded events
 
