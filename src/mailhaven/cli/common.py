@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,9 +15,8 @@ from rich.table import Column, Table
 
 from mailhaven.config import Settings
 from mailhaven.errors import MailhavenError
-
-if TYPE_CHECKING:  # imported by `_started`
-    from mailhaven.services import Platform, Services
+from mailhaven.services import Platform, Services
+from mailhaven.wiring import wire
 
 # soft_wrap: a line (a path, a key, a curl command) is never broken, whatever the width
 console = Console(soft_wrap=True)
@@ -54,23 +53,14 @@ def opened(chosen: Settings) -> Settings:
 def services() -> Services:
     """The platform (database migrated, vault open, event sinks wired) for the environment's
     settings."""
-    chosen = settings()
-    return _started(chosen).region(chosen.region or chosen.home_region)
+    wire()
+    return Services.start(opened(settings()))
 
 
 def platform() -> Platform:
     """Every region of the installation, opened (databases migrated, vaults open)."""
-    return _started(settings())
-
-
-def _started(chosen: Settings) -> Platform:
-    """The platform opened, its event sinks wired. Imported here, not above: `--help` and
-    the commands that open no database don't wait for every capability to load."""
-    from mailhaven.services import Platform
-    from mailhaven.wiring import wire
-
     wire()
-    return Platform.start(opened(chosen))
+    return Platform.start(opened(settings()))
 
 
 def in_region(region: str | None) -> Services:
@@ -80,7 +70,8 @@ def in_region(region: str | None) -> Services:
     name = region or chosen.home_region
     if name not in chosen.regions:
         fail(f"No region {name!r}: MAILHAVEN_REGIONS is {','.join(chosen.regions)}")
-    return _started(chosen).region(name)
+    wire()
+    return Platform.start(opened(chosen)).region(name)
 
 
 MAIN = "main"
@@ -109,9 +100,8 @@ def in_database(region: str | None) -> Services:
     chosen = settings()
     if region != MAIN or not chosen.split:
         return in_region(None if region == MAIN else region)
-    from mailhaven.services import Services
-
-    opened_platform = _started(chosen)
+    wire()
+    opened_platform = Platform.start(opened(chosen))
     return Services(opened_platform.settings, opened_platform.directory,
                     opened_platform.directory_vault, opened_platform.clock,
                     in_platform=opened_platform)

@@ -1,25 +1,34 @@
 """The root `mailhaven` command: the process roles (serve, worker, smtp, migrate) and each
-capability's group of commands, from its own `cli.py`, imported only when named."""
+capability's group of commands, added from its own `cli.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
-from functools import cache
-from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click import Command
-from typer.core import TyperGroup
-from typer.main import get_group_from_info
-from typer.models import TyperInfo
 
+from mailhaven.accounts.cli import app as accounts_app
+from mailhaven.accounts.cli import keys_app
+from mailhaven.audit.cli import app as audit_app
+from mailhaven.backup.cli import app as backup_app
 from mailhaven.cli import common
 from mailhaven.config import Settings
+from mailhaven.credentials.cli import app as credentials_app
+from mailhaven.dev.cli import app as mailbox_app
+from mailhaven.dev.mode import is_loopback
+from mailhaven.disclosures.cli import app as disclosures_app
+from mailhaven.domains.cli import app as domains_app
+from mailhaven.exports.cli import export
+from mailhaven.notices.cli import notice_app, subprocessors_app
+from mailhaven.privacy.cli import app as privacy_app
+from mailhaven.retention.cli import app as retention_app
+from mailhaven.site.cli import app as site_app
+from mailhaven.stats.cli import app as stats_app
+from mailhaven.vault.cli import app as vault_app
 
 EX_TEMPFAIL = 75  # sysexits.h: try again later
 
@@ -56,85 +65,23 @@ def _cause(exc: BaseException) -> str:
     return str(orig if isinstance(orig, BaseException) else exc).splitlines()[0][:200]
 
 
-# Each capability's group of commands: the module of its typer app, and the app's name
-# there; in `mailhaven --help`'s order. A group's module (and what it imports: its
-# services, their libraries) is imported when the command line names the group, not on
-# every start: a command starts in the time its own imports take.
-GROUPS = {
-    "accounts": ("mailhaven.accounts.cli", "app"),
-    "keys": ("mailhaven.accounts.cli", "keys_app"),
-    "domains": ("mailhaven.domains.cli", "app"),
-    "mailbox": ("mailhaven.dev.cli", "app"),
-    "audit": ("mailhaven.audit.cli", "app"),
-    "privacy": ("mailhaven.privacy.cli", "app"),
-    "disclosures": ("mailhaven.disclosures.cli", "app"),
-    "vault": ("mailhaven.vault.cli", "app"),
-    "backup": ("mailhaven.backup.cli", "app"),
-    "credentials": ("mailhaven.credentials.cli", "app"),
-    "site": ("mailhaven.site.cli", "app"),
-    "stats": ("mailhaven.stats.cli", "app"),
-    "notice": ("mailhaven.notices.cli", "notice_app"),
-    "subprocessors": ("mailhaven.notices.cli", "subprocessors_app"),
-}
-
-
-@cache
-def _group_app(name: str) -> typer.Typer:
-    """The typer app of the group `name`, its module imported now (once per process)."""
-    module, attribute = GROUPS[name]
-    found = getattr(import_module(module), attribute)
-    assert isinstance(found, typer.Typer), (module, attribute)
-    if name == "privacy":
-        from mailhaven.exports.cli import export
-        from mailhaven.retention.cli import app as retention_app
-
-        found.add_typer(retention_app, name="retention")
-        found.command("export")(export)
-    return found
-
-
-class _Commands(MutableMapping[str, Command]):
-    """The root's commands by name: a group's is made (its module imported) when first
-    looked up. Listing the names imports nothing; help and completion, which show every
-    group, import them all."""
-
-    def __init__(self, made: MutableMapping[str, Command], group: TyperGroup) -> None:
-        self._commands: dict[str, Command | None] = {**made, **dict.fromkeys(GROUPS)}
-        self._group = group
-
-    def __getitem__(self, name: str) -> Command:
-        command = self._commands[name]
-        if command is None:
-            command = self._commands[name] = get_group_from_info(
-                TyperInfo(_group_app(name), name=name),
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=self._group.rich_markup_mode,
-                suggest_commands=self._group.suggest_commands)
-        return command
-
-    def __setitem__(self, name: str, command: Command) -> None:
-        self._commands[name] = command
-
-    def __delitem__(self, name: str) -> None:
-        del self._commands[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._commands)
-
-    def __len__(self) -> int:
-        return len(self._commands)
-
-
-class _Root(TyperGroup):
-    """The root group, whose capabilities' groups are made when named (`_Commands`)."""
-
-    def __init__(self, **attrs: Any) -> None:
-        super().__init__(**attrs)
-        self.commands = _Commands(self.commands, self)
-
-
-app = _Mailhaven(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True,
-                 cls=_Root)
+app = _Mailhaven(help="Mailhaven: Mailgun-compatible email delivery.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(domains_app, name="domains")
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(audit_app, name="audit")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(disclosures_app, name="disclosures")
+app.add_typer(vault_app, name="vault")
+app.add_typer(backup_app, name="backup")
+app.add_typer(credentials_app, name="credentials")
+app.add_typer(site_app, name="site")
+app.add_typer(stats_app, name="stats")
+app.add_typer(notice_app, name="notice")
+app.add_typer(subprocessors_app, name="subprocessors")
+privacy_app.add_typer(retention_app, name="retention")
+privacy_app.command("export")(export)
 
 
 def _logging() -> None:
@@ -181,7 +128,8 @@ def serve(
 ) -> None:
     """Run the HTTP API, the SMTP submission server and the delivery worker in one process."""
     from mailhaven.config import parse_hostport
-    from mailhaven.dev.mode import is_loopback
+    from mailhaven.server import PortBusy, run_server
+    from mailhaven.submission.tls import TlsSetupError
 
     _logging()
     settings = common.settings()
@@ -196,10 +144,6 @@ def serve(
                     "it listens on loopback only.")
     common.opened(settings)
     _check_region(settings, region)
-    # imported once the command line is found sound: the whole platform, every route
-    from mailhaven.server import PortBusy, run_server
-    from mailhaven.submission.tls import TlsSetupError
-
     try:
         _serve_metrics(metrics_port)
         asyncio.run(run_server(settings, dev=dev, region=region))

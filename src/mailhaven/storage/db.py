@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import errno
-import functools
 import json
 import logging
 import sqlite3
@@ -14,6 +12,9 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, Integer, Table, create_engine, event, func, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,29 +35,6 @@ _PG_DISK_FULL = "53100"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _MIGRATION_LOCK = 7_734_201  # PostgreSQL advisory lock id: one migrator at a time
 _READ_ONLY = "mailhaven_read_only"
-
-
-@functools.cache
-def _head_revision() -> str | None:
-    """The newest revision of the migration scripts, read from their `revision` and
-    `down_revision` lines; None unless they make one line to one head (then Alembic
-    decides)."""
-    revisions: set[object] = set()
-    downs: set[object] = set()
-    for script in (MIGRATIONS / "versions").glob("*.py"):
-        for line in script.read_text().splitlines():
-            name, equals, value = (part.strip() for part in line.partition("="))
-            if not equals or name not in ("revision", "down_revision"):
-                continue
-            try:
-                parsed = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                return None
-            found = revisions if name == "revision" else downs
-            found.update(parsed if isinstance(parsed, tuple) else [parsed])
-    heads = revisions - downs
-    head = heads.pop() if len(heads) == 1 else None
-    return head if isinstance(head, str) else None
 
 
 def _configure_sqlite(engine: Engine, busy_seconds: float) -> None:
@@ -269,30 +247,12 @@ class Database:
         several processes start at once. `vault` (a `mailhaven.vault.Vault`: storage sits
         below the vault, hence `Any`) is for revisions that seal what was stored in clear;
         they refuse to run over such rows without it."""
-        if revision == "head" and self._at_head():
-            return  # every start but the first after an upgrade: Alembic isn't even imported
-        from alembic import command
-        from alembic.config import Config
-
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.migrating() as conn:
             config.attributes["connection"] = conn
             config.attributes["vault"] = vault
             command.upgrade(config, revision)
-
-    def _at_head(self) -> bool:
-        """Whether the schema is at the code's one head revision, read without Alembic (its
-        import and its reading of every revision script cost each command a third of a
-        second). A revision in a transaction not yet committed is not seen: not at head."""
-        head = _head_revision()
-        if head is None:
-            return False
-        with self.engine.execution_options(**{_READ_ONLY: True}).connect() as conn:
-            if not conn.dialect.has_table(conn, "alembic_version"):
-                return False
-            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
-            return list(current) == [head]
 
     @contextmanager
     def migrating(self) -> Iterator[Connection]:
@@ -302,8 +262,6 @@ class Database:
         and with them on, that drop deletes every row referencing it ON DELETE CASCADE.
         After a migration (not on every start: it reads every table) every reference is
         checked before it commits."""
-        from alembic.migration import MigrationContext
-
         with self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             assert raw is not None  # checked out, so connected
