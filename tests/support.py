@@ -43,36 +43,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class _PromptServer(uvicorn.Server):
-    """uvicorn's server, stopping as soon as it is told to, with the same steps in the same
-    order: its loop looks at `should_exit` every 0.1 s and its shutdown sleeps 0.1 s before
-    it waits for the connections to close, ~0.15 s per stop; ~2000 tests stop a server."""
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):  # the housekeeping tick stays at 0.1 s
-            for _ in range(20):
-                if self.should_exit:
-                    break
-                await asyncio.sleep(0.005)
-            counter = (counter + 1) % 864000
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        # uvicorn's own waits, polled every 5 ms instead of every 0.1 s
-        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
-            await asyncio.sleep(0.005)
-        for server in self.servers:
-            await server.wait_closed()
-        if not self.force_exit:
-            await self.lifespan.shutdown()
-
-
 class LiveServer:
     """The real app (or any ASGI app: a platform's dispatcher) on uvicorn in a thread, with
     an httpx client pointed at it."""
@@ -84,7 +54,7 @@ class LiveServer:
         served = app if app is not None else create_app(services, dev=dev)
         config = uvicorn.Config(served, host="127.0.0.1", port=self.port, log_config=None,
                                 access_log=False, lifespan="off")
-        self.server = _PromptServer(config)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
