@@ -17,7 +17,9 @@ TOKEN = "s3cret-metrics-token"
 
 @contextmanager
 def _app(services, *, dev: bool = False) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
-    with LiveServer(services, dev=dev) as live, httpx.Client(base_url=live.base_url) as client:
+    # 60 s as every live client: httpx's default 5 s was too short for /redoc's bundle while
+    # the other xdist worker ran several `serve` processes on this 2-core machine
+    with LiveServer(services, dev=dev) as live, live.client() as client:
         yield client
 
 
