@@ -139,10 +139,10 @@ async def run_server(settings: Settings, *, dev: bool = False, region: str | Non
                                 bell=inbound_bells[services.region],
                                 return_paths=FeedbackHandler(services),
                                 regions=_mx_regions(platform, inbound_bells))
-        stack.callback(mx.close)
+        stack.push_async_callback(mx.aclose)
         submission = await start_submission(services, *submission_sockets,
                                             regions=list(platform.regions.values()))
-        stack.callback(submission.close)
+        stack.push_async_callback(submission.aclose)
         if local is not None:
             local.answer_from(services.db)
             demo = await asyncio.to_thread(ensure_demo, services)
@@ -235,7 +235,7 @@ async def run_smtp(settings: Settings) -> None:
         stack.callback(_watch_revocations(platform))
         submission = await start_submission(_first(platform), *sockets,
                                             regions=list(platform.regions.values()))
-        stack.callback(submission.close)
+        stack.push_async_callback(submission.aclose)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

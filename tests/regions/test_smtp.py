@@ -79,8 +79,7 @@ def test_mx_mail_is_stored_once_in_each_recipients_region(
                 with pytest.raises(smtplib.SMTPRecipientsRefused):
                     client.sendmail("ann@sender.test", ["x@mg.nowhere.test"], _mail("x"))
         finally:
-            server.close()
-            loop.run(server.wait_closed())
+            loop.run(server.aclose())
     assert sorted(m.account_id for m in _inbound(eu)) == [tenants["eu"].account_id] * 2
     assert [m.account_id for m in _inbound(us)] == [tenants["us"].account_id]
     with us.db.sessions() as session:  # the US copy names the US recipient only
@@ -119,9 +118,7 @@ def test_a_submission_as_an_eu_domain_is_accepted_into_the_eu_region(
                 with pytest.raises(smtplib.SMTPAuthenticationError):
                     client.login("mailer@mg.europa.test", "wrong")
         finally:
-            submission.close()
-            for server in submission.servers:
-                loop.run(server.wait_closed())
+            loop.run(submission.aclose())
     for region, tenant in tenants.items():
         with smtp_platform.region(region).db.sessions() as session:
             owners = session.scalars(select(Message.account_id)).all()

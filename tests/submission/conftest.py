@@ -50,9 +50,7 @@ class RunningSubmission:
     def __exit__(self, *exc: object) -> None:
         async def stop() -> None:
             assert self.submission is not None
-            self.submission.close()
-            for server in self.submission.servers:
-                await server.wait_closed()
+            await self.submission.aclose()
 
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)

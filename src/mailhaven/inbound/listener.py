@@ -41,7 +41,7 @@ from mailhaven.runner import Doorbell
 from mailhaven.services import Services
 from mailhaven.storage.base import new_id
 from mailhaven.storage.db import is_out_of_space, outage
-from mailhaven.submission.limits import ErrorBudget, LimitedSMTP, Sessions
+from mailhaven.submission.limits import Door, ErrorBudget, LimitedSMTP, Sessions
 from mailhaven.submission.tls import server_context
 
 log = logging.getLogger("mailhaven.inbound")
@@ -377,8 +377,9 @@ def _peer_ip(session: Session) -> str:
 async def start_mx(services: Services, host: str, port: int, *,
                    return_paths: ReturnPaths | None = None, sock: socket.socket | None = None,
                    bell: Doorbell | None = None,
-                   regions: list[MXRegion] | None = None) -> asyncio.Server:
-    """Serve the MX on host:port (or on a bound `sock`); the caller closes the server.
+                   regions: list[MXRegion] | None = None) -> Door:
+    """Serve the MX on host:port (or on a bound `sock`); the caller closes it (its open
+    sessions with it).
     `return_paths` takes the reports sent to VERP addresses (without it they are refused);
     `bell` is rung when a message is queued (the processor of this process wakes);
     `regions`, when the platform is split, each region's side (they replace those two)."""
@@ -394,5 +395,7 @@ async def start_mx(services: Services, host: str, port: int, *,
                            auth_require_tls=True, timeout=settings.smtp_idle_seconds)
 
     if sock is not None:
-        return await loop.create_server(protocol, sock=sock)
-    return await loop.create_server(protocol, host, port)
+        server = await loop.create_server(protocol, sock=sock)
+    else:
+        server = await loop.create_server(protocol, host, port)
+    return Door([server], handler.sessions)

@@ -19,6 +19,7 @@ from mailhaven.netpolicy import client_network
 TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, please try again later"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors: closing connection"
 IDLE_TOO_LONG = "421 4.4.2 Idle for too long: closing connection"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 COMMAND_TOO_LONG = "500 5.5.2 Command line too long"
 # aiosmtpd's own wording of it, without an enhanced code
 AIOSMTPD_COMMAND_TOO_LONG = "500 Command line too long"
@@ -38,6 +39,7 @@ class Sessions:
         self.total, self.per_network = total, per_network
         self.open: dict[str, int] = {}  # client network -> its sessions
         self.count = 0
+        self.live: set[LimitedSMTP] = set()  # every connection open now, counted or not
 
     def enter(self, ip: str) -> str | None:
         """Count a session from `ip`: the network it is counted under (for `leave`), or
@@ -56,6 +58,51 @@ class Sessions:
             self.open[network] = left
         else:
             self.open.pop(network, None)
+
+    async def close(self, seconds: float = 2.0) -> None:
+        """At shutdown, once nothing listens: each open session is told 421 and closed, and
+        cut if it is not gone within `seconds` — a client mid-session learns why (RFC 5321
+        §3.8), and no connection outlives its server (a loop closed under one leaks it)."""
+        closing = list(self.live)
+        for smtp in closing:
+            smtp.shut()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.live and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for smtp in list(self.live):
+            smtp.cut()
+        # Each session's own task ends once its connection is lost.
+        tasks = [task for smtp in closing if (task := smtp.task) is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
+
+
+class Closing:
+    """An SMTP door closed as an asyncio.Server is (`close`, then `wait_closed`; or
+    `aclose`), its open sessions with it."""
+
+    servers: list[asyncio.Server]
+    sessions: Sessions
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    async def wait_closed(self) -> None:
+        await self.sessions.close()
+        for server in self.servers:
+            await server.wait_closed()
+
+    async def aclose(self) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+@dataclass
+class Door(Closing):
+    servers: list[asyncio.Server]
+    sessions: Sessions
 
 
 @dataclass
@@ -103,6 +150,7 @@ class LimitedSMTP(SMTP):
         self._slot: str | None = None  # the client network counted in `sessions`
         self._turned_away = False
         self._handshake: asyncio.Task[None] | None = None  # implicit TLS's, until done
+        self._accepted: asyncio.BaseTransport | None = None  # the TCP connection's transport
 
     def exempt(self, _ip: str) -> bool:
         """Whether the address's sessions are not counted (the operator's networks)."""
@@ -111,6 +159,7 @@ class LimitedSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         accepted = self._handshake is None and self._original_transport is None
         if accepted:  # the TCP connection: not STARTTLS's, nor implicit TLS's when done
+            self._accepted = transport
             peer = transport.get_extra_info("peername")
             ip = str(peer[0]) if isinstance(peer, tuple) else ""
             if not self.exempt(ip):
@@ -123,6 +172,7 @@ class LimitedSMTP(SMTP):
                         transport.write(f"{TOO_MANY_SESSIONS}\r\n".encode())
                     transport.close()
                     return
+            self.sessions.live.add(self)
             if self.implicit_tls is not None:
                 assert isinstance(transport, asyncio.Transport)
                 transport.pause_reading()  # the handshake reads first
@@ -152,9 +202,33 @@ class LimitedSMTP(SMTP):
         self.connection_made(wrapped)
 
     def _leave(self) -> None:
+        self.sessions.live.discard(self)
         if self._slot is not None:
             self.sessions.leave(self._slot)
             self._slot = None
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """What runs the session now: implicit TLS's handshake, then aiosmtpd's client loop."""
+        running = getattr(self, "_handler_coroutine", None)
+        return running if running is not None else self._handshake
+
+    def shut(self) -> None:
+        """The server is stopping: 421 to a session that has begun, then close."""
+        transport = self.transport or self._accepted
+        if transport is None or transport.is_closing():
+            return
+        if self.transport is not None:
+            assert isinstance(self.transport, asyncio.WriteTransport)
+            self.transport.write(f"{SHUTTING_DOWN}\r\n".encode())
+        transport.close()
+
+    def cut(self) -> None:
+        """Closed without waiting for the client (a TLS close waits for the peer's)."""
+        for transport in (self.transport, self._accepted):
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+        self._leave()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._turned_away:

@@ -43,7 +43,7 @@ from mailhaven.submission.auth import (
     still_current,
 )
 from mailhaven.submission.headers import Submitted, read_submission
-from mailhaven.submission.limits import ErrorBudget, LimitedSMTP, Sessions
+from mailhaven.submission.limits import Closing, ErrorBudget, LimitedSMTP, Sessions
 from mailhaven.submission.replies import Reply, builtin, one_line, refusal
 from mailhaven.submission.tls import server_context
 from mailhaven.submission.trusted import TrustedNetwork, TrustedNetworks
@@ -161,7 +161,7 @@ class SubmissionSMTP(LimitedSMTP):
 
 
 @dataclass
-class Submission:
+class Submission(Closing):
     """What the listeners of one process share: the services, the sends' group commit,
     the logins; and the listeners."""
 
@@ -185,8 +185,7 @@ class Submission:
                                   public_url=settings.public_url)
 
     def close(self) -> None:
-        for server in self.servers:
-            server.close()
+        super().close()
         self.logins.close()
         for other in self.regions.values():
             if other is not self:
