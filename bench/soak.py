@@ -17,7 +17,10 @@ attachment, a new recipient each, posted on raw keep-alive connections by `laten
    accept -> delivered latency of each message (its `delivered` event's timestamp minus its
    `accepted` event's, both written by the server) is counted in the window it was sent in.
    A table row per minute is printed while it runs (15 s after the minute, once all of that
-   minute's messages are delivered).
+   minute's messages are delivered): the rate sent, how late the client sent at worst (it
+   waits for a free connection when all --clients are busy: a large figure means serve
+   answered too slowly for the load to stay open loop), the most RSS and fds sampled, and
+   the latency's p50, p99 and maximum. The table is printed again at the end.
 
 Verdicts, over the samples after the warm-up (the first 5 minutes; a third of the run when
 that is shorter than 15 minutes):
@@ -137,7 +140,7 @@ async def find_peak(client: Client, services: Services, args: argparse.Namespace
     return len(burst) / (last - first)
 
 
-MINUTE_COLUMNS = [Column("minute", 6, "d"), Column("sent/s", 7, ".1f"),
+MINUTE_COLUMNS = [Column("minute", 6, "d"), Column("sent/s", 7, ".1f"), Column("late ms", 7, ".0f"),
                   Column("RSS MB", 7, ".1f"), Column("children MB", 11, ".1f"),
                   Column("fds", 5, "d"), Column("p50 ms", 7, ".1f"),
                   Column("p99 ms", 7, ".1f"), Column("max ms", 7, ".1f")]
@@ -147,8 +150,9 @@ def minute_row(soak: Soak, minute: int) -> list[object]:
     start, end = 60.0 * minute, min(60.0 * (minute + 1), soak.seconds)
     values = soak.latencies(start, end)
     samples = [s for s in soak.samples if start < s.at <= end + 1e-6] or soak.samples[-1:]
-    sent = sum(1 for s in soak.sent if start <= soak.offset(s) < end)
-    return [minute + 1, sent / max(end - start, 1e-9),
+    sent = [s for s in soak.sent if start <= soak.offset(s) < end]
+    late_ms = 1000 * max((s.started - s.scheduled for s in sent), default=0.0)
+    return [minute + 1, len(sent) / max(end - start, 1e-9), late_ms,
             max(s.rss_kb for s in samples) / MB, max(s.children_kb for s in samples) / MB,
             max(s.fds for s in samples), percentile(values, 50), percentile(values, 99),
             max(values, default=float("nan"))]
@@ -317,7 +321,7 @@ def plot(soak: Soak, v: Verdicts, peak: float, backend: str, path: Path,
         3, 1, sharex=True, figsize=(9, 8), gridspec_kw={"height_ratios": [3, 1.4, 3]})
     memory.plot(minutes, [s.rss_kb / MB for s in soak.samples], label="serve RSS (MB)")
     memory.plot(minutes, [s.children_kb / MB for s in soak.samples], linestyle=":",
-                label="its rendering processes, RSS (MB)")
+                label="its child processes (rendering), RSS (MB)")
     memory.axhline(RSS_GOAL_MB, color="red", linewidth=0.8, label=f"{RSS_GOAL_MB} MB")
     memory.set_ylabel("resident MB")
     memory.set_ylim(bottom=0)
