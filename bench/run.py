@@ -302,7 +302,7 @@ def with_kept(generated: str, kept: list[tuple[str, str]]) -> str:
         out.append(body)
         out += [k for after, k in kept if after == heading]
     out += [k for after, k in kept if after not in present]
-    return "\n".join(part.rstrip() for part in out).rstrip() + "\n"
+    return "\n\n".join(part.rstrip() for part in out).rstrip() + "\n"
 
 
 def render(runs: list[Run], facts: list[tuple[str, str]], total: float,
