@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck browser bench bench-deps screenshots clean
+.PHONY: run test lint typecheck browser bench bench-deps soak screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +49,19 @@ bench-deps:
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opendkim; }
 
+# The benchmarks' own extra (pyproject.toml's `bench`: matplotlib), beside the dev one.
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
 # Every script on SQLite and PostgreSQL, then docs/BENCHMARKS.md (bench/run.py).
-bench: $(VENV)/.installed bench-deps
+bench: $(VENV)/.bench-installed bench-deps
 	$(BIN)/python bench/run.py
+
+# Issue 17's soak, not part of `make bench`: 30 minutes of `serve` on PostgreSQL at 70% of
+# its peak; prints a row a minute and its verdicts, writes docs/soak.png (docs/soak.md).
+soak: $(VENV)/.bench-installed
+	$(BIN)/python bench/soak.py --minutes 30
 
 # PNGs of the main pages in docs/screenshots/ (scripts/screenshots.py), from `serve --dev`.
 screenshots: $(VENV)/.installed browser

@@ -13,7 +13,8 @@ worker runs: this is the API alone.
 The reference, in the same server and the same run (issue 5): a trivial authenticated
 endpoint mounted on the same app, `GET /bench/ping`: the same uvicorn, the same middleware
 (request log, metrics), Basic auth through the real `current_account` dependency and the
-API-key cache, a constant JSON answer. send/ref is the figure, goal >= 0.5.
+API-key cache, a constant JSON answer. send/ref is the figure, goal >= 0.6 (issue 17;
+issue 5 had 0.5).
 
 Also measured, to say where the difference goes: `POST /bench/parse/{domain}/messages`,
 authenticated the same way, reading the same multipart body with `mailhaven.http.read_form`
@@ -70,6 +71,7 @@ from mailhaven.deps import AccountDep
 REF_PATH = "/bench/ping"
 PARSE_PATH = "/bench/parse/{domain_name}/messages"
 PHASES = ("ref", "parse", "send")
+GOAL = 0.6  # send/ref, issue 17 (issue 5 had 0.5)
 
 
 # -- the server (child process) ----------------------------------------------------------
@@ -264,15 +266,15 @@ def report(rounds: list[dict[str, Phase]], args: argparse.Namespace, backend: st
         f"ingest, {backend}: {args.clients} clients, {args.requests} requests per endpoint "
         f"per round, multipart 1 KB text + 10 KB attachment, median of {len(rounds)} rounds",
         table(columns, rows),
-        f"send/ref throughput ratio: {ratio:.3f} (goal >= 0.5: "
-        f"{'met' if ratio >= 0.5 else 'not met'})   parse/ref: {parse_ratio:.3f}   "
+        f"send/ref throughput ratio: {ratio:.3f} (goal >= {GOAL}: "
+        f"{'met' if ratio >= GOAL else 'not met'})   parse/ref: {parse_ratio:.3f}   "
         f"server CPU per request: send = {cpu_ratio:.1f} x ref"])
     print("\n" + summary)
     send_rps, ref_rps = (median([r[name].rps for r in rounds]) for name in ("send", "ref"))
     record("ingest", backend, [Figure(
         f"accepted/s, POST /v3/{{d}}/messages, {args.clients} clients, 1 KB text + 10 KB "
         "attachment, committed", send_rps, "msg/s", "trivial authenticated endpoint, req/s",
-        ref_rps, ratio, ">= 0.5", ratio >= 0.5)], summary)
+        ref_rps, ratio, f">= {GOAL}", ratio >= GOAL)], summary)
 
 
 def main() -> None:
