@@ -12,7 +12,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -20,7 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest
 from mailhaven.events.models import Event
-from mailhaven.events.service import open_payload
+from mailhaven.events.service import open_json, open_payload
 from mailhaven.vault import Vault
 
 MAX_LIMIT = 300
@@ -31,6 +31,10 @@ UNSUPPORTED_FILTERS = ("from", "to", "subject", "recipients", "attachment", "siz
 _MAC_LENGTH = 20
 _BLIND_INDEX = re.compile(r"[0-9a-f]{64}")
 LATEST = 2**33  # epoch seconds, the year 2242: later times are typing errors
+# What a page reads of each event: its place (the links' pivots), what opens it, and the
+# storage key its JSON names (its storage url).
+PAGE_COLUMNS = (Event.id, Event.timestamp, Event.event_id, Event.key_id, Event.storage_key,
+                Event.payload)
 
 
 @dataclass(frozen=True)
@@ -169,9 +173,13 @@ def _pivot_condition(query: EventQuery) -> ColumnElement[bool]:
     return key <= at if pivot.inclusive else key < at
 
 
+T = TypeVar("T", dict, bytes)
+Links = tuple["EventQuery", "EventQuery", "EventQuery", "EventQuery"]  # next, previous, first, last
+
+
 @dataclass(frozen=True)
-class Page:
-    items: list[dict]
+class Page(Generic[T]):
+    items: list[T]  # decoded events (the panel) or their JSON documents (the API)
     next: EventQuery
     previous: EventQuery
     first: EventQuery
@@ -186,12 +194,12 @@ def page_statement(query: EventQuery, account_id: str, domain_id: str | None) ->
     towards_larger = query.ascending != query.backward
     order = (Event.timestamp.asc(), Event.id.asc()) if towards_larger else (
         Event.timestamp.desc(), Event.id.desc())
-    return select(*Event.__table__.columns).where(*conds).order_by(*order).limit(query.limit)
+    return select(*PAGE_COLUMNS).where(*conds).order_by(*order).limit(query.limit)
 
 
-def fetch(session: Session, vault: Vault, account_id: str, domain_id: str | None,
-          query: EventQuery) -> Page:
-    # Rows, not ORM objects (a third of a page's time): open_payload reads their attributes.
+def _page_rows(session: Session, account_id: str, domain_id: str | None,
+               query: EventQuery) -> tuple[list[Any], Links]:
+    # Rows, not ORM objects (a third of a page's time), of the page's columns only.
     rows = list(session.execute(page_statement(query, account_id, domain_id)))
     if query.backward:
         rows.reverse()  # pages are always shown in the query's own order
@@ -209,7 +217,22 @@ def fetch(session: Session, vault: Vault, account_id: str, domain_id: str | None
         nxt = query
         prev = replace(query, backward=True,
                        pivot=replace(query.pivot, inclusive=not query.pivot.inclusive))
-    return Page(open_payload(session, vault, rows), nxt, prev, first, last)
+    return rows, (nxt, prev, first, last)
+
+
+def fetch(session: Session, vault: Vault, account_id: str, domain_id: str | None,
+          query: EventQuery) -> Page[dict]:
+    """One page of the query's events, each decoded (the panel's logs)."""
+    rows, links = _page_rows(session, account_id, domain_id, query)
+    return Page(open_payload(session, vault, rows), *links)
+
+
+def fetch_json(session: Session, vault: Vault, account_id: str, domain_id: str | None,
+               query: EventQuery, messages_url: str) -> Page[bytes]:
+    """One page of the query's events as their JSON bytes, `storage.url` under
+    `messages_url` (the Events API: see `events.service.open_json`)."""
+    rows, links = _page_rows(session, account_id, domain_id, query)
+    return Page(open_json(session, vault, rows, messages_url), *links)
 
 
 def newer(session: Session, vault: Vault, account_id: str, domain_id: str | None,
