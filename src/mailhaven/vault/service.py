@@ -18,6 +18,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -54,6 +55,15 @@ def _candidates(blob: bytes, versions: Iterable[int]) -> Iterator[tuple[int, byt
             yield version, blob[_HEADER:]
     if LEGACY_VERSION in versions:
         yield LEGACY_VERSION, blob
+
+
+class WrappedKey(Protocol):
+    """What opening under a key needs: a VaultKey, or a row of its id and wrapped key."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def wrapped_key(self) -> bytes: ...
 
 
 def normalize_address(address: str) -> str:
@@ -195,7 +205,7 @@ class Vault:
 
     # -- keys ------------------------------------------------------------------------
 
-    def _cipher(self, key: VaultKey) -> AESGCM:
+    def _cipher(self, key: WrappedKey) -> AESGCM:
         with self._cache_lock:  # API and worker threads share the cache
             cipher = self._unwrapped.get(key.id)
             if cipher is not None:
@@ -265,6 +275,15 @@ class Vault:
                 for k in session.scalars(select(VaultKey).where(
                     VaultKey.id.in_(wanted[start:start + 500])))}
 
+    @staticmethod
+    def openers(session: Session, ids: Iterable[str | None]) -> dict[str, WrappedKey]:
+        """As `keys`, each key as a row of its id and wrapped key: all that opening needs,
+        without an ORM object per key (a page of 300 recipients' events has 300 keys)."""
+        wanted = sorted({i for i in ids if i})
+        return {row.id: row for start in range(0, len(wanted), 500)
+                for row in session.execute(select(VaultKey.id, VaultKey.wrapped_key).where(
+                    VaultKey.id.in_(wanted[start:start + 500])))}
+
     def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
         index = self.blind_index(account_id, address)
         return self._find(session, account_id, [index]).get(index)
@@ -286,13 +305,13 @@ class Vault:
         nonce = secrets.token_bytes(_NONCE)
         return nonce + self._cipher(key).encrypt(nonce, plaintext, context.encode())
 
-    def open(self, key: VaultKey, sealed: bytes, context: str = "") -> bytes:
+    def open(self, key: WrappedKey, sealed: bytes, context: str = "") -> bytes:
         return self._cipher(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], context.encode())
 
     def seal_text(self, key: VaultKey, text: str, context: str = "") -> bytes:
         return self.seal(key, text.encode(), context)
 
-    def open_text(self, key: VaultKey, sealed: bytes, context: str = "") -> str:
+    def open_text(self, key: WrappedKey, sealed: bytes, context: str = "") -> str:
         return self.open(key, sealed, context).decode()
 
     # -- platform secrets (DKIM private keys, webhook signing keys): wrapped by the master
