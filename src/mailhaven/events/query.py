@@ -232,7 +232,9 @@ def fetch_json(session: Session, vault: Vault, account_id: str, domain_id: str |
     """One page of the query's events as their JSON bytes, `storage.url` under
     `messages_url` (the Events API: see `events.service.open_json`)."""
     rows, links = _page_rows(session, account_id, domain_id, query)
-    return Page(open_json(session, vault, rows, messages_url), *links)
+    sealed = [(event_id, key_id, storage_key, payload)
+              for _, _, event_id, key_id, storage_key, payload in rows]  # PAGE_COLUMNS
+    return Page(open_json(session, vault, sealed, messages_url), *links)
 
 
 def newer(session: Session, vault: Vault, account_id: str, domain_id: str | None,

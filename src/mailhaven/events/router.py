@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mailhaven.deps import AccountDep, ServicesDep
-from mailhaven.domains.service import owned_domain
+from mailhaven.domains.service import owned_domain_id
 from mailhaven.events.openapi import PAGE
 from mailhaven.events.query import DEFAULT_LIMIT, MAX_LIMIT, EventQuery, fetch_json, parse_query
 from mailhaven.http import in_thread
@@ -41,8 +41,8 @@ async def _page(domain_name: str, query: EventQuery, request: Request, services:
 
     def run() -> Response:
         with services.db.sessions() as session:
-            domain = owned_domain(session, account_id, domain_name)
-            page = fetch_json(session, services.vault, account_id, domain.id, query,
+            domain_id = owned_domain_id(session, account_id, domain_name)
+            page = fetch_json(session, services.vault, account_id, domain_id, query,
                               f"{base_url}/v3/domains/{domain_name}/messages/")
         paging = {name: f"{base}/{getattr(page, name).token(services.vault)}"
                   for name in ("first", "last", "next", "previous")}
