@@ -293,9 +293,10 @@ class Vault:
         as a row of its id and wrapped key (no ORM object: a page may have 300 keys) and
         unwrapped (or found in the cache) once."""
         wanted = sorted({i for i in ids if i})
+        keys = table(VaultKey).c  # Core columns: no ORM step around the statement
         return {key.id: Opener(self._cipher(key)) for start in range(0, len(wanted), 500)
-                for key in session.execute(select(VaultKey.id, VaultKey.wrapped_key).where(
-                    VaultKey.id.in_(wanted[start:start + 500])))}
+                for key in session.execute(select(keys.id, keys.wrapped_key).where(
+                    keys.id.in_(wanted[start:start + 500])))}
 
     def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
         index = self.blind_index(account_id, address)
