@@ -77,12 +77,12 @@ def test_a_page_says_what_the_decoded_events_say(api: httpx.Client, services, ac
 def test_a_document_of_another_shape_still_gets_its_storage_url(api: httpx.Client, services,
                                                                account, clock,
                                                                domain) -> None:
-    """A nested object named like the event's storage, and a row whose storage key is not
-    its document's: the page still says what the decoded documents say."""
+    """A nested object like the event's storage (even its key), and a row whose storage key
+    is not its document's: the page still says what the decoded documents say."""
     with services.db.transaction() as session:
         domain_id = owned_domain(session, account[0], domain).id
         keys = services.vault.subjects(session, account[0], ["ann@example.org"])
-        for i, nested in enumerate(({"storage": {"key": "k2"}}, {})):
+        for i, nested in enumerate(({"storage": {"key": "k1"}}, {"storage": {"key": "k9"}})):
             facts = MessageFacts(
                 storage_key=f"k{i + 1}", message_id=f"m{i}@{domain}",
                 headers={"to": "ann@example.org", "from": f"ops@{domain}", "subject": "s"},
@@ -100,6 +100,6 @@ def test_a_document_of_another_shape_still_gets_its_storage_url(api: httpx.Clien
     query = parse_query({"ascending": "yes"}, services.vault, account[0])
     assert reply.json() == _as_before(services, account[0], domain, query, base_url)
     first, second = reply.json()["items"]
-    assert first["user-variables"] == {"storage": {"key": "k2"}}
+    assert first["user-variables"] == {"storage": {"key": "k1"}}
     assert first["storage"]["url"].endswith("/messages/k1")
     assert second["storage"]["url"].endswith("/messages/k2")

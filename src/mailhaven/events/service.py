@@ -226,8 +226,8 @@ def open_json(session: Session, vault: Vault, rows: Sequence[StoredEvent],
 
 def _json_string(value: str) -> bytes:
     """`json.dumps(value)`, quicker for the usual storage key (letters and digits)."""
-    if value.isascii() and value.isalnum():
-        return b'"' + value.encode() + b'"'
+    if value.isalnum() and value.isascii():
+        return b'"%s"' % value.encode()
     return json.dumps(value).encode()
 
 
@@ -239,19 +239,19 @@ def _with_storage_url(raw: bytes, storage_key: str | None, url: bytes,
     added (escaped text joined is the escaped join).
 
     The event's storage object is found as its exact bytes, `, "storage": {"key": K}` with K
-    the row's storage key. Where those bytes stand they can only be that object: a quote
-    inside a JSON string is escaped, so `, "` there would read `, \\"`. When the JSON holds
-    them once and its only `"storage"` key is theirs (a nested object of the same name and
-    key would need the message's own storage key, chosen after the message was given), the
-    url goes in after K; in any other case (a document of another shape), the document is
-    parsed and re-encoded as before."""
+    the row's storage key, searched from the end (`event_json` puts it after the message and
+    its user variables; only fields we make come after it). Where those bytes stand they
+    can only be such an object: a quote inside a JSON string is escaped, so `, "` there would
+    read `, \\"`. The last one is the event's own: one nested in a user variable would need
+    the message's storage key, chosen after the message was given, and would come before.
+    With any other `"storage": ` after it (a document of another shape), or none found, the
+    document is parsed and re-encoded as before."""
     if storage_key is not None:
         key = _json_string(storage_key)
-        storage = b'"storage": {"key": ' + key + b"}"
-        found = raw.find(storage)
-        if found > 1 and raw[found - 2:found] == b", " and raw.count(b'"storage": ') == 1:
-            at = found + len(storage) - 1  # its closing brace
-            return b"".join((raw[:at], b', "url": ', url, key[1:], raw[at:]))
+        found = raw.rfind(b', "storage": {"key": %s}' % key)
+        at = found + 21 + len(key)  # the storage object's closing brace
+        if found >= 0 and raw.find(b'"storage": ', at) < 0:
+            return b'%s, "url": %s%s%s' % (raw[:at], url, key[1:], raw[at:])
     elif b'"storage": ' not in raw:
         return raw  # nothing to fill in (the usual case of an event with no message)
     doc = json.loads(raw)
