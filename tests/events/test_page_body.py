@@ -14,6 +14,7 @@ from mailhaven.events.models import Event
 from mailhaven.events.query import EventQuery, fetch, parse_query
 from mailhaven.events.service import Recipient, record_each, with_storage_urls
 from mailhaven.messages.content import MessageFacts
+from mailhaven.privacy.erasure import erase_recipient
 from mailhaven.services import Services
 from tests.support import Sink, SinkBehaviour, deliver_due
 
@@ -103,3 +104,30 @@ def test_a_document_of_another_shape_still_gets_its_storage_url(api: httpx.Clien
     assert first["user-variables"] == {"storage": {"key": "k1"}}
     assert first["storage"]["url"].endswith("/messages/k1")
     assert second["storage"]["url"].endswith("/messages/k2")
+
+
+def test_a_recipient_erased_elsewhere_is_gone_from_the_page_at_once(
+        api: httpx.Client, services, settings, account, clock, domain) -> None:
+    """The serving process has the recipient's key unwrapped (it just showed their events);
+    another process (the CLI's erasure) erases them: the next page has none of them."""
+    for to in ("ann@example.org", "bob@example.org"):
+        assert api.post(f"/v3/{domain}/messages", data={
+            "from": f"ops@{domain}", "to": to, "subject": "s", "text": "t"}).status_code == 200
+    with Sink() as sink:
+        deliver_due(services, sink)
+    mine = api.get(f"/v3/{domain}/events", params={"recipient": "ann@example.org"})
+    assert [e["event"] for e in mine.json()["items"]] == ["delivered", "accepted"]
+
+    elsewhere = Services.start(settings, clock, migrate=False)  # its own vault and cache
+    try:
+        with elsewhere.db.transaction() as session:
+            erase_recipient(session, elsewhere.vault, account[0], "ann@example.org",
+                            now=clock.now(), data_dir=settings.data_dir)
+    finally:
+        elsewhere.close()
+    page = api.get(f"/v3/{domain}/events", params={"limit": 300})
+    assert page.status_code == 200
+    assert {e["recipient"] for e in page.json()["items"]} == {"bob@example.org"}
+    assert "ann@example.org" not in page.text
+    assert api.get(f"/v3/{domain}/events",
+                   params={"recipient": "ann@example.org"}).json()["items"] == []

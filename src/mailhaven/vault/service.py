@@ -289,14 +289,28 @@ class Vault:
 
     def openers(self, session: Session, ids: Iterable[str | None]) -> dict[str, Opener]:
         """What opens under each of the keys with these ids that still exist (an erased key
-        is absent, as in `keys`): a page of events opens its rows with them, each key read
-        as a row of its id and wrapped key (no ORM object: a page may have 300 keys) and
-        unwrapped (or found in the cache) once."""
-        wanted = sorted({i for i in ids if i})
+        is absent, as in `keys`), for ids just read from the rows sealed under them.
+
+        Such a row names a key that existed when it was read: a key's deletion sets the
+        key_id of every row sealed under it to NULL (ON DELETE SET NULL, in the deleting
+        transaction). So a key already unwrapped in this process is not asked for again;
+        the others are read as rows of their id and wrapped key (no ORM object: a page of
+        events may have 300 keys) and unwrapped once."""
+        found: dict[str, Opener] = {}
+        wanted = {i for i in ids if i}
+        with self._cache_lock:
+            for key_id in wanted:
+                cipher = self._unwrapped.get(key_id)
+                if cipher is not None:
+                    self._unwrapped.move_to_end(key_id)
+                    found[key_id] = Opener(cipher)
+        missing = sorted(wanted - found.keys())
         keys = table(VaultKey).c  # Core columns: no ORM step around the statement
-        return {key.id: Opener(self._cipher(key)) for start in range(0, len(wanted), 500)
-                for key in session.execute(select(keys.id, keys.wrapped_key).where(
-                    keys.id.in_(wanted[start:start + 500])))}
+        for start in range(0, len(missing), 500):
+            found.update((key.id, Opener(self._cipher(key))) for key in session.execute(
+                select(keys.id, keys.wrapped_key).where(
+                    keys.id.in_(missing[start:start + 500]))))
+        return found
 
     def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
         index = self.blind_index(account_id, address)
