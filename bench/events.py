@@ -5,7 +5,7 @@ What is measured: `GET /v3/{domain}/events?recipient=...&limit=300` and
 it), answered by the real app (`mailhaven.app.create_app`) on uvicorn in a child process,
 one request at a time on a keep-alive connection. The reference, in the same run: the same
 SELECT the API issues (`events.query.page_statement`: the same WHERE, ORDER BY and LIMIT,
-every column of the same 300 rows), compiled for the backend and run directly with the raw
+the same columns of the same 300 rows), compiled for the backend and run directly with the raw
 driver (sqlite3 or psycopg) in this process. API and SQL requests alternate, so noise from
 the shared machine falls on both. Reported per filter: p50 and p95 of each, and API p95 /
 SQL p95. Goal (issue 5): within 2x. The query plan of each backend is printed (EXPLAIN).
@@ -322,7 +322,8 @@ async def measure(port: int, api_key: str, direct: Direct, name: str, params: di
     request = conn.prepare("GET", f"/v3/{DOMAIN}/events?{urlencode(params)}")
     sql = direct.sql(query, account_id, domain_id)
     api_ms, sql_ms = [], []
-    event_id = [c.name for c in Event.__table__.columns].index("event_id")
+    event_id = list(page_statement(query, account_id, domain_id).selected_columns.keys()
+                    ).index("event_id")
     try:
         for i in range(samples + 5):  # the first 5 of each warm caches, untimed
             if time.monotonic() > deadline:

@@ -80,7 +80,9 @@ READS = frozenset({"GET", "HEAD"})
 ALL_ROUTES = "admin"  # the role whose keys may call a route neither table names
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain function dependency in a worker thread, a thread hop on
+    # every request for an attribute read.
     return request.app.state.services
 
 

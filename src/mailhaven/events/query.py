@@ -12,15 +12,16 @@ import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from mailhaven.clock import parse_rfc2822
 from mailhaven.errors import BadRequest
 from mailhaven.events.models import Event
-from mailhaven.events.service import open_payload
+from mailhaven.events.service import open_json, open_payload
+from mailhaven.storage.base import table
 from mailhaven.vault import Vault
 
 MAX_LIMIT = 300
@@ -31,6 +32,12 @@ UNSUPPORTED_FILTERS = ("from", "to", "subject", "recipients", "attachment", "siz
 _MAC_LENGTH = 20
 _BLIND_INDEX = re.compile(r"[0-9a-f]{64}")
 LATEST = 2**33  # epoch seconds, the year 2242: later times are typing errors
+# What a page reads of each event: its place (the links' pivots), what opens it, and the
+# storage key its JSON names (its storage url).
+# The events table's columns, not the mapped class's attributes: a statement of them runs
+# on the Core path, without the ORM's steps around each execution and row.
+_E = table(Event).c
+PAGE_COLUMNS = (_E.id, _E.timestamp, _E.event_id, _E.key_id, _E.storage_key, _E.payload)
 
 
 @dataclass(frozen=True)
@@ -112,8 +119,7 @@ def parse_query(params: dict[str, str], vault: Vault, account_id: str) -> EventQ
     return EventQuery(ascending=ascending, begin=begin, end=end, limit=limit, filters=filters)
 
 
-def _word_filter(column: InstrumentedAttribute[str | None],
-                 value: str) -> ColumnElement[bool]:
+def _word_filter(column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
     """`a OR b`, `NOT a`, `a b` (either): the subset of Mailgun's filter syntax we honour."""
     include: list[str] = []
     exclude: list[str] = []
@@ -137,41 +143,45 @@ def _word_filter(column: InstrumentedAttribute[str | None],
 def _conditions(query: EventQuery, account_id: str, domain_id: str | None) -> list:
     lo, hi = (query.begin, query.end) if query.ascending else (query.end, query.begin)
     # An event whose key was erased can't be read: leave it out here, not after LIMIT.
-    conds = [Event.account_id == account_id, Event.key_id.is_not(None)]
+    conds = [_E.account_id == account_id, _E.key_id.is_not(None)]
     if domain_id is not None:  # None: every domain of the account (the panel's logs)
-        conds.append(Event.domain_id == domain_id)
+        conds.append(_E.domain_id == domain_id)
     if lo is not None:
-        conds.append(Event.timestamp >= lo)
+        conds.append(_E.timestamp >= lo)
     if hi is not None:
-        conds.append(Event.timestamp <= hi)
+        conds.append(_E.timestamp <= hi)
     f = query.filters
     if "event" in f:
-        conds.append(_word_filter(Event.event, f["event"]))
+        conds.append(_word_filter(_E.event, f["event"]))
     if "severity" in f:
-        conds.append(_word_filter(Event.severity, f["severity"]))
+        conds.append(_word_filter(_E.severity, f["severity"]))
     if "recipient" in f:
-        conds.append(Event.recipient_index == f["recipient"])  # already a blind index
+        conds.append(_E.recipient_index == f["recipient"])  # already a blind index
     if "message-id" in f:
-        conds.append(Event.message_id_index == f["message-id"])  # a blind index too
+        conds.append(_E.message_id_index == f["message-id"])  # a blind index too
     if "tags" in f:
         tags = [t for t in f["tags"].split() if t.upper() not in ("OR", "AND")]
-        conds.append(or_(*(Event.tags.contains(json.dumps(t), autoescape=True) for t in tags)))
+        conds.append(or_(*(_E.tags.contains(json.dumps(t), autoescape=True) for t in tags)))
     return conds
 
 
 def _pivot_condition(query: EventQuery) -> ColumnElement[bool]:
     pivot = query.pivot
     assert pivot is not None
-    key, at = tuple_(Event.timestamp, Event.id), tuple_(pivot.timestamp, pivot.id)
+    key, at = tuple_(_E.timestamp, _E.id), tuple_(pivot.timestamp, pivot.id)
     later = query.ascending != query.backward  # reading towards larger keys
     if later:
         return key >= at if pivot.inclusive else key > at
     return key <= at if pivot.inclusive else key < at
 
 
+T = TypeVar("T", dict, bytes)
+Links = tuple["EventQuery", "EventQuery", "EventQuery", "EventQuery"]  # next, previous, first, last
+
+
 @dataclass(frozen=True)
-class Page:
-    items: list[dict]
+class Page(Generic[T]):
+    items: list[T]  # decoded events (the panel) or their JSON documents (the API)
     next: EventQuery
     previous: EventQuery
     first: EventQuery
@@ -184,15 +194,16 @@ def page_statement(query: EventQuery, account_id: str, domain_id: str | None) ->
     if query.pivot is not None:
         conds.append(_pivot_condition(query))
     towards_larger = query.ascending != query.backward
-    order = (Event.timestamp.asc(), Event.id.asc()) if towards_larger else (
-        Event.timestamp.desc(), Event.id.desc())
-    return select(*Event.__table__.columns).where(*conds).order_by(*order).limit(query.limit)
+    order = (_E.timestamp.asc(), _E.id.asc()) if towards_larger else (
+        _E.timestamp.desc(), _E.id.desc())
+    return select(*PAGE_COLUMNS).where(*conds).order_by(*order).limit(query.limit)
 
 
-def fetch(session: Session, vault: Vault, account_id: str, domain_id: str | None,
-          query: EventQuery) -> Page:
-    # Rows, not ORM objects (a third of a page's time): open_payload reads their attributes.
-    rows = list(session.execute(page_statement(query, account_id, domain_id)))
+def _page_rows(session: Session, account_id: str, domain_id: str | None,
+               query: EventQuery) -> tuple[list[Any], Links]:
+    # Rows, not ORM objects (a third of a page's time), of the page's columns only; all
+    # fetched at once (iterating the result fetches them one by one).
+    rows = list(session.execute(page_statement(query, account_id, domain_id)).all())
     if query.backward:
         rows.reverse()  # pages are always shown in the query's own order
     start = replace(query, backward=False, pivot=None)
@@ -209,7 +220,24 @@ def fetch(session: Session, vault: Vault, account_id: str, domain_id: str | None
         nxt = query
         prev = replace(query, backward=True,
                        pivot=replace(query.pivot, inclusive=not query.pivot.inclusive))
-    return Page(open_payload(session, vault, rows), nxt, prev, first, last)
+    return rows, (nxt, prev, first, last)
+
+
+def fetch(session: Session, vault: Vault, account_id: str, domain_id: str | None,
+          query: EventQuery) -> Page[dict]:
+    """One page of the query's events, each decoded (the panel's logs)."""
+    rows, links = _page_rows(session, account_id, domain_id, query)
+    return Page(open_payload(session, vault, rows), *links)
+
+
+def fetch_json(session: Session, vault: Vault, account_id: str, domain_id: str | None,
+               query: EventQuery, messages_url: str) -> Page[bytes]:
+    """One page of the query's events as their JSON bytes, `storage.url` under
+    `messages_url` (the Events API: see `events.service.open_json`)."""
+    rows, links = _page_rows(session, account_id, domain_id, query)
+    sealed = [(event_id, key_id, storage_key, payload)
+              for _, _, event_id, key_id, storage_key, payload in rows]  # PAGE_COLUMNS
+    return Page(open_json(session, vault, sealed, messages_url), *links)
 
 
 def newer(session: Session, vault: Vault, account_id: str, domain_id: str | None,
@@ -218,7 +246,7 @@ def newer(session: Session, vault: Vault, account_id: str, domain_id: str | None
     read (`after_id` when none): what a live tail polls for. The time range is ignored."""
     conds = _conditions(replace(query, begin=None, end=None), account_id, domain_id)
     rows = list(session.execute(select(*Event.__table__.columns).where(
-        *conds, Event.id > after_id).order_by(Event.id).limit(query.limit)))
+        *conds, _E.id > after_id).order_by(_E.id).limit(query.limit)))
     return open_payload(session, vault, rows), (rows[-1].id if rows else after_id)
 
 
