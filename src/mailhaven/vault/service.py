@@ -18,17 +18,18 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.storage.base import new_id, table
-from mailhaven.storage.db import insert_for
+from mailhaven.storage.db import affected, insert_for
 from mailhaven.vault.keyring import LEGACY_VERSION, Keyring
-from mailhaven.vault.models import VaultKey
+from mailhaven.vault.models import ERASED, VaultKey
 
 _NONCE = 12
 _CACHE_SIZE = 4096
@@ -213,6 +214,25 @@ class Vault:
         with self._cache_lock:
             self._unwrapped.pop(key_id, None)
 
+    def destroy(self, session: Session, keys: Iterable[str] | Select[Any]) -> int:
+        """Destroy these keys at once (what they sealed is unreadable from the commit on)
+        without deleting their rows: the key material goes, the row stays as ERASED until
+        the rows that reference it are deleted. `keys`: ids, or a SELECT of them (one
+        statement however many; the caller `forget`s those it knows). How many were
+        destroyed (not counting those destroyed already)."""
+        if isinstance(keys, Select):
+            which = [VaultKey.id.in_(keys)]
+        else:
+            ids = sorted(set(keys))
+            which = [VaultKey.id.in_(ids[start:start + 500])
+                     for start in range(0, len(ids), 500)]
+            for key_id in ids:
+                self.forget(key_id)
+        return sum(affected(session.execute(
+            update(VaultKey).where(these, VaultKey.purpose != ERASED)
+            .values(purpose=ERASED, blind_index=None, wrapped_key=b"")
+            .execution_options(synchronize_session=False))) for these in which)
+
     def _new_key_row(self, account_id: str, purpose: str, blind_index: str | None) -> dict:
         key_id = new_id()
         return {
@@ -258,12 +278,13 @@ class Vault:
 
     @staticmethod
     def keys(session: Session, ids: Iterable[str | None]) -> dict[str, VaultKey]:
-        """The keys with these ids that still exist (an erased key is simply absent); asked
-        500 at a time, within every database's limit of bound parameters."""
+        """The keys with these ids that still exist (an erased key is simply absent, its row
+        deleted or ERASED); asked 500 at a time, within every database's limit of bound
+        parameters."""
         wanted = sorted({i for i in ids if i})
         return {k.id: k for start in range(0, len(wanted), 500)
                 for k in session.scalars(select(VaultKey).where(
-                    VaultKey.id.in_(wanted[start:start + 500])))}
+                    VaultKey.id.in_(wanted[start:start + 500]), VaultKey.purpose != ERASED))}
 
     def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
         index = self.blind_index(account_id, address)
