@@ -214,6 +214,12 @@ class Vault:
         with self._cache_lock:
             self._unwrapped.pop(key_id, None)
 
+    def forget_all(self, key_ids: set[str]) -> None:
+        """`forget` each of these (many: the cache is walked, not the set)."""
+        with self._cache_lock:
+            for key_id in [k for k in self._unwrapped if k in key_ids]:
+                del self._unwrapped[key_id]
+
     def destroy(self, session: Session, keys: Iterable[str] | Select[Any]) -> int:
         """Destroy these keys at once (what they sealed is unreadable from the commit on)
         without deleting their rows: the key material goes, the row stays as ERASED until
