@@ -155,7 +155,8 @@ def test_a_backup_from_before_the_erasure_restores_unreadable_and_the_job_delete
 
     restored = restore_backup(services.db, keyring(services), services.settings.data_dir,
                               path, replace=True)
-    assert restored.erasures == 1
+    assert restored.erasures == 1 and restored.deletion_pending == 1
+    assert restored.keys_destroyed == 5  # hers and her messages': the rows stay a while
     # At once: her keys gone again (the ledger replayed), her rows back but unreadable.
     _assert_ann_unreadable(api, domain, storage_keys)
     rows = _ann_rows(services, account[0])
