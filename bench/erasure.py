@@ -189,11 +189,12 @@ def measure(services: Services, settings: Settings, account_id: str, address: st
         raise RuntimeError(f"erasure's counts {counts}")
     with services.db.sessions() as session:  # nothing readable from the commit on
         entry = session.scalars(select(Erasure).order_by(Erasure.id.desc()).limit(1)).one()
-        destroyed = json.loads(entry.key_ids)
-        readable = services.vault.keys(session, destroyed)
-    if readable or len(destroyed) != messages + 1:
-        raise RuntimeError(f"after the erasure, {len(readable)} of its {len(destroyed)} keys "
-                           "are readable")
+        readable = services.vault.keys(session, json.loads(entry.key_ids))
+        destroyed = session.scalar(select(func.count()).select_from(VaultKey).where(
+            VaultKey.purpose == ERASED))
+    if readable or destroyed != messages + 1:
+        raise RuntimeError(f"after the erasure, {len(readable)} of the ledger's keys are "
+                           f"readable, {destroyed} keys destroyed")
     started = time.perf_counter()
     deleted = erasure.run_pending(services.db, services.clock)
     delete_s = time.perf_counter() - started

@@ -28,7 +28,7 @@ from email.utils import formataddr, getaddresses
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, case, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account, ApiKey
@@ -89,8 +89,11 @@ class ErasureCounts:
 @dataclass(frozen=True)
 class RecipientErasure:
     counts: ErasureCounts
-    key_ids: tuple[str, ...]  # destroyed: the subject's and the shredded bodies'
-    storage_keys: tuple[str, ...]  # the messages they received
+    # for the ledger: the subject's keys, and what a re-run would not find again through
+    # their copies (received mail, its bodies' keys; keys named by the ledger)
+    key_ids: tuple[str, ...]
+    storage_keys: tuple[str, ...]
+    destroyed: int  # keys destroyed: theirs and their messages' content keys
 
 
 @dataclass(frozen=True)
@@ -170,25 +173,26 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
     their address taken out of what others keep. Their rows (events, copies, bodies, the
     destroyed keys' rows) are deleted here too when there are at most INLINE_ROWS of them,
     else by the background job (`delete_rows`, in batches): unreadable meanwhile."""
-    named = set(key_ids)
     subject_keys = sorted(session.scalars(select(VaultKey.id).where(
         VaultKey.account_id == account_id, VaultKey.purpose == "subject",
         VaultKey.blind_index == index, VaultKey.created_at <= at)))
-    # Their copies' messages, as a subquery: 100,000 ids are not sent back as parameters.
-    # (A re-run finds no copies under keys destroyed already: `delete_rows` deletes them.)
+    # Their copies' messages, as a subquery: 100,000 ids are neither read back nor sent
+    # back as parameters. (A re-run finds no copies under keys destroyed already:
+    # `delete_rows` deletes those.)
     theirs = select(Delivery.message_id).where(Delivery.account_id == account_id,
                                                Delivery.subject_key_id.in_(subject_keys))
-    copies = list(session.connection().execute(  # plain rows: no ORM loading for 100,000
-        select(Delivery.message_id, Delivery.status, Message.content_key_id)
-        .join(Message, Message.id == Delivery.message_id)
-        .where(Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))))
+    copies, messages, cancelled = session.execute(select(
+        func.count(), func.count(Delivery.message_id.distinct()),
+        func.coalesce(func.sum(case((Delivery.status == QUEUED, 1), else_=0)), 0)).where(
+        Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))).one()
     received = inbound.erase(session, account_id, index)  # mail they sent or received here
     erase_for_messages(session, account_id, received)  # and its route POSTs
-    mine = {m for m, *_ in copies}
-    # The messages named otherwise (received mail; a re-run's ledger): in chunks.
-    more = sorted((set(storage_keys) | set(received)) - mine)
-    touched = sorted(mine | set(more))
-    cancelled = sum(1 for _, status, _ in copies if status == QUEUED)
+    # The messages named otherwise (received mail; a re-run's ledger), not among their
+    # copies': in chunks.
+    named_messages = sorted(set(storage_keys) | set(received))
+    more = sorted(set(named_messages) - {key for chunk in _chunks(named_messages)
+                                         for key in session.scalars(theirs.where(
+                                             Delivery.message_id.in_(chunk)))})
     if cancelled:  # not sent: a worker holding one settles nothing (its lease is gone)
         session.execute(update(Delivery).where(
             Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys),
@@ -213,25 +217,25 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
     # The content keys of the messages they received (no other copy waiting): destroyed in
     # one statement for their copies' messages (by id alone: given account_id too, SQLite,
     # which has no statistics, reads the account's every message through its index
-    # instead; their copies are the account's), in chunks for the others.
-    kept = sorted(waiting)
-    vault.destroy(session, select(Message.content_key_id).where(
-        Message.id.in_(theirs), Message.id.not_in(kept)))
-    content_keys = {key for message, _, key in copies if key and message not in waiting}
+    # instead; their copies are the account's), in chunks for the others. (Their ids are
+    # not kept: a re-run finds them again as this did. A process's cache of unwrapped keys
+    # may keep one until it is pushed out: `Vault.keys` no longer finds its row.)
+    destroyed = vault.destroy(session, select(Message.content_key_id).where(
+        Message.id.in_(theirs), Message.id.not_in(sorted(waiting))))
+    named = set(key_ids)
     for chunk in _chunks([k for k in more if k not in waiting]):
         found = list(session.scalars(select(Message.content_key_id).where(
             Message.id.in_(chunk), Message.account_id == account_id,
             Message.content_key_id.is_not(None))))
-        vault.destroy(session, found)
-        content_keys.update(found)
-    vault.forget_all(content_keys)
-    destroyed = sorted(set(subject_keys) | named | content_keys)
-    vault.destroy(session, sorted(set(subject_keys) | named))
-    done = (events + len(copies) <= INLINE_ROWS
+        destroyed += vault.destroy(session, found)
+        named.update(found)
+    named.update(subject_keys)
+    destroyed += vault.destroy(session, named)
+    done = (events + copies <= INLINE_ROWS
             and delete_rows(session, account_id, index, at, limit=INLINE_ROWS).complete)
-    return RecipientErasure(ErasureCounts(events, cancelled, len(copies), len(touched),
+    return RecipientErasure(ErasureCounts(events, cancelled, copies, messages + len(more),
                                           DONE if done else SCHEDULED),
-                            tuple(destroyed), tuple(touched))
+                            tuple(sorted(named)), tuple(more), destroyed)
 
 
 def _their_events(account_id: str, index: str, at: float) -> tuple[ColumnElement[bool], ...]:
@@ -291,7 +295,12 @@ def _redact_other_events(session: Session, vault: Vault, account_id: str, index:
     index, so this works without knowing it)."""
     others = (Event.account_id == account_id,
               Event.recipient_index.is_distinct_from(index))  # theirs go whole
-    rows = list(session.scalars(select(Event).where(Event.storage_key.in_(theirs), *others)))
+    # Among their copies' messages, only those with another copy have events of another
+    # recipient (every recipient of a sent message has a copy, kept as long as its events;
+    # an erased one's events went with it): found off the index of copies by message alone.
+    shared = (select(Delivery.message_id).where(Delivery.message_id.in_(theirs))
+              .group_by(Delivery.message_id).having(func.count() > 1))
+    rows = list(session.scalars(select(Event).where(Event.storage_key.in_(shared), *others)))
     rows += [row for chunk in _chunks(more) for row in session.scalars(select(Event).where(
         Event.storage_key.in_(chunk), *others))]
     keys = vault.keys(session, (r.key_id for r in rows))

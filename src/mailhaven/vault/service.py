@@ -232,8 +232,7 @@ class Vault:
             ids = sorted(set(keys))
             which = [VaultKey.id.in_(ids[start:start + 500])
                      for start in range(0, len(ids), 500)]
-            for key_id in ids:
-                self.forget(key_id)
+            self.forget_all(set(ids))
         return sum(affected(session.execute(
             update(VaultKey).where(these, VaultKey.purpose != ERASED)
             .values(purpose=ERASED, blind_index=None, wrapped_key=b"")
