@@ -1,16 +1,21 @@
 """Erasing one recipient who has 100,000 events, on a small and on a large events table.
 
-What is measured: the wall time of the processor API's erasure, `privacy.service.erase`
-in one `db.transaction()` as `DELETE /v1/privacy/recipients/{address}` runs it (without
-the HTTP request around it): the subject's vault key destroyed, their deliveries, events and
-allowlist entries deleted, the bodies of their messages shredded (content keys destroyed),
-other recipients' events of those messages redacted, the ledger row and file written, the
-audit entry and the signed completion record made, the commit.
+What is measured, first (the goal): the wall time of the processor API's erasure,
+`privacy.service.erase` in one `db.transaction()` as `DELETE /v1/privacy/recipients/{address}`
+runs it (without the HTTP request around it): the subject's vault key and the content keys
+of their messages destroyed, queued copies cancelled, other recipients' events of those
+messages redacted, allowlist entries deleted, the ledger row and file written, the audit
+entry and the signed completion record made, the commit. From then on nothing of theirs is
+readable. Then (reported, no goal): the background deletion of their rows
+(`privacy.erasure.run_pending`, what the `ErasureDeleter` job runs): their deliveries and
+events deleted, the bodies emptied and the destroyed keys' rows deleted, in batches of
+`erasure.BATCH` rows per transaction.
 
 The subject: one message really sent to them through `sending.service.send` (its message,
 delivery, `accepted` event and the subject's key), then copied in SQL to --messages messages
 (each with its own content key), one delivery each (delivered) and two events each (accepted
-and delivered): 100,000 events over 30 days by default. Other recipients: one message sent
+and delivered): 100,000 events over 30 days by default; on PostgreSQL the tables are then
+VACUUM ANALYZEd, as autovacuum would. Other recipients: one message sent
 to 200 of them, then their events copied (as bench/events.py loads its filler) to
 --small and then --large events in the table. The subject is built and erased once at each
 size (a new subject each time). Goal (issue 5): < 1 s, independent of table size: the
@@ -20,6 +25,7 @@ figure is the time at the large size, its ratio to the small size's time is prin
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import tempfile
 import time
@@ -46,10 +52,12 @@ from mailhaven.delivery.models import Delivery
 from mailhaven.domains.service import owned_domain
 from mailhaven.events.models import Event
 from mailhaven.messages.models import Message
+from mailhaven.privacy import erasure
 from mailhaven.privacy import service as privacy
+from mailhaven.privacy.models import Erasure
 from mailhaven.sending.service import send
 from mailhaven.services import Services
-from mailhaven.vault.models import VaultKey
+from mailhaven.vault.models import ERASED, VaultKey
 
 DAYS = 30
 OTHERS = 200  # real recipients of the other recipients' message
@@ -114,6 +122,11 @@ def build_subject(services: Services, settings: Settings, account_id: str, addre
                        "storage_key": "n.message_id", "message_id_index": "n.message_id",
                        "timestamp": ":t0 + n.i * :step"}, params)
             conn.exec_driver_sql("DROP TABLE bench_n")
+        if not settings.resolved_database_url.startswith("sqlite"):
+            # As autovacuum would after this many inserts (an erasure comes long after the
+            # subject's mail): statistics for the planner, hint bits and visibility set.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE vault_keys, messages, deliveries, events")
     finally:
         engine.dispose()
     wal(settings)
@@ -151,7 +164,8 @@ def grow(services: Services, settings: Settings, account_id: str, first: int,
 class Run:
     table_events: int  # events in the table before the erasure
     build_s: float
-    erase_s: float
+    erase_s: float  # the request's transaction
+    delete_s: float  # the background deletion that follows
     summary: dict
 
 
@@ -171,29 +185,47 @@ def measure(services: Services, settings: Settings, account_id: str, address: st
         events = session.scalar(select(func.count()).select_from(Event))
     seconds, counts = erase(services, account_id, address)
     index = services.vault.blind_index(account_id, address)
+    if counts["events"] != 2 * messages - 1 or counts["copies"] != messages:
+        raise RuntimeError(f"erasure's counts {counts}")
+    with services.db.sessions() as session:  # nothing readable from the commit on
+        entry = session.scalars(select(Erasure).order_by(Erasure.id.desc()).limit(1)).one()
+        readable = services.vault.keys(session, json.loads(entry.key_ids))
+        destroyed = session.scalar(select(func.count()).select_from(VaultKey).where(
+            VaultKey.purpose == ERASED))
+    if readable or destroyed != messages + 1:
+        raise RuntimeError(f"after the erasure, {len(readable)} of the ledger's keys are "
+                           f"readable, {destroyed} keys destroyed")
+    started = time.perf_counter()
+    deleted = erasure.run_pending(services.db, services.clock)
+    delete_s = time.perf_counter() - started
     with services.db.sessions() as session:
         left = session.scalar(select(func.count()).select_from(Event).where(
             Event.recipient_index == index))
-    if left or counts["events"] != 2 * messages - 1 or counts["copies"] != messages:
-        raise RuntimeError(f"erasure left {left} events; counts {counts}")
-    print(f"  {events:,} events in the table: erased {counts} in {seconds:.3f} s", flush=True)
-    return Run(events, build_s, seconds, counts)
+        keys = session.scalar(select(func.count()).select_from(VaultKey).where(
+            VaultKey.purpose == ERASED))
+    if left or keys:
+        raise RuntimeError(f"the background deletion left {left} events, {keys} keys")
+    print(f"  {events:,} events in the table: erased {counts} in {seconds:.3f} s; "
+          f"{deleted:,} rows deleted in the background in {delete_s:.3f} s", flush=True)
+    return Run(events, build_s, seconds, delete_s, counts)
 
 
 def report(runs: list[Run], backend: str, messages: int, grow_s: list[float]) -> None:
     small, large = runs
     ratio = large.erase_s / small.erase_s
     columns = [Column("events in table", 16, ","), Column("subject events", 15, ","),
-               Column("erase s", 9, ".3f"), Column("goal < 1 s", 11, "")]
+               Column("erase s", 9, ".3f"), Column("goal < 1 s", 11, ""),
+               Column("deletion s", 11, ".3f")]
     rows = [[r.table_events, r.summary["events"], r.erase_s,
-             "met" if r.erase_s < 1 else "not met"] for r in runs]
+             "met" if r.erase_s < 1 else "not met", r.delete_s] for r in runs]
     summary = "\n".join([
         f"erasure, {backend}: one recipient with {2 * messages - 1:,} events, "
         f"{messages:,} copies and messages (built in {small.build_s:.1f} s and "
         f"{large.build_s:.1f} s; others' events loaded in "
         f"{' + '.join(f'{s:.1f}' for s in grow_s)} s)",
         table(columns, rows),
-        f"large / small: {ratio:.2f} (independent of table size: close to 1)"])
+        f"large / small: {ratio:.2f} (independent of table size: close to 1); "
+        f"erase s: the request (the goal); deletion s: the background job after it"])
     print()
     print(summary)
     record("erasure", backend, [
@@ -202,7 +234,13 @@ def report(runs: list[Run], backend: str, messages: int, grow_s: list[float]) ->
                value=large.erase_s, unit="s",
                reference=f"the same with {small.table_events:,} events in the table",
                reference_value=small.erase_s, ratio=ratio, goal="< 1 s",
-               met=large.erase_s < 1)], summary)
+               met=large.erase_s < 1),
+        Figure(figure=f"then delete their rows in the background, {large.table_events:,} "
+                      "events in the table",
+               value=large.delete_s, unit="s",
+               reference=f"the same with {small.table_events:,} events in the table",
+               reference_value=small.delete_s, ratio=large.delete_s / small.delete_s,
+               goal="", met=None)], summary)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from mailhaven.inbound.listener import MXRegion, start_mx
 from mailhaven.inbound.posts import RoutePostSender
 from mailhaven.inbound.processor import InboundProcessor
 from mailhaven.notices.runner import NoticeRunner
+from mailhaven.privacy.runner import ErasureDeleter
 from mailhaven.regional import create_platform_app
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.runner import Doorbell
@@ -92,6 +93,7 @@ def region_runners(services: Services, *, local: LocalNetwork | None = None,
         RoutePostSender(services, transport=hooks),
         NotificationSender(services, transport=hooks),
         InboundProcessor(services, doorbell=inbound_bell),
+        ErasureDeleter(services),  # erased subjects' rows: wherever mail is handled
     ]
     if not worker_only:
         runners += [

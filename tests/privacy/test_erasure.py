@@ -142,7 +142,7 @@ def test_erasing_a_subject_with_more_copies_than_a_chunk(  # type: ignore[no-unt
     erased = api.delete("/v1/privacy/recipients/ann%40example.org")
     assert erased.status_code == 200, erased.text
     assert erased.json()["record"]["counts"] == {
-        "events": 5, "cancelled": 5, "copies": 5, "messages": 5}
+        "events": 5, "cancelled": 5, "copies": 5, "messages": 5, "deletion": "done"}
 
     with services.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 1  # bob's

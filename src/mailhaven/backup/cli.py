@@ -148,7 +148,10 @@ def restore(
     common.console.print(
         f"Erasure ledger re-applied ({restored.erasures} erasures). Erased again: "
         f"{restored.keys_destroyed} vault keys, {restored.events_removed} events, "
-        f"{restored.queue_removed} queue entries, {restored.domains_removed} domains.")
+        f"{restored.queue_removed} queue entries, {restored.domains_removed} domains."
+        + (f" The rows of {restored.deletion_pending} of them, unreadable already, are "
+           "deleted by the background job (erasure-deletion) of `serve` or `worker`."
+           if restored.deletion_pending else ""))
 
 
 def _which(settings: Settings) -> str:

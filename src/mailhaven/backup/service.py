@@ -31,11 +31,12 @@ from mailhaven.privacy.erasure import (
     complete_ledger_file,
     ledger_entries,
     ledger_table,
+    pending,
     reapply,
 )
 from mailhaven.storage.db import MIGRATIONS, Database, empty_tables, restart_sequences
 from mailhaven.vault import Keyring, Vault
-from mailhaven.vault.models import VaultKey
+from mailhaven.vault.models import ERASED, VaultKey
 
 Progress = Callable[[str, int, int], None]  # table, rows done, rows in all
 
@@ -54,6 +55,9 @@ class Restored:
     events_removed: int
     queue_removed: int
     domains_removed: int
+    # erasures whose restored rows (unreadable: their keys are destroyed) are left to the
+    # background job, as after the erasure itself; the counts above are without them
+    deletion_pending: int = 0
 
 
 def _quiet(table: str, done: int, total: int) -> None:
@@ -196,12 +200,14 @@ def restore_backup(db: Database, keyring: Keyring, data_dir: Path, path: Path, *
                          details={"rows": sum(loaded.values()), "erasures_reapplied":
                                   len(entries)}, now=clock.now())
             ledger = ledger_table(session)
+            left = len(pending(session))
         complete_ledger_file(data_dir, ledger)
     except (zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
         raise ArchiveError(f"the backup is damaged: {exc}") from None
     finally:
         reader.close()
-    return Restored(loaded, len(entries), *(before[i] - after[i] for i in range(4)))
+    keys, events, queue, domains = (before[i] - after[i] for i in range(4))
+    return Restored(loaded, len(entries), keys, events, queue, domains, deletion_pending=left)
 
 
 def _is_empty(session: Session, tables: list[Table]) -> bool:
@@ -226,6 +232,9 @@ def _load(session: Session, reader: ArchiveReader, table: Table, progress: Progr
 
 
 def _tally(session: Session) -> tuple[int, int, int, int]:
-    return tuple(session.scalar(select(func.count()).select_from(model)) or 0  # type: ignore[return-value]
-                 for model in (VaultKey, Event, Delivery, Domain))
+    """Keys (a destroyed one's row, kept until the background job deletes it, is not one),
+    events, queue entries, domains."""
+    return tuple(session.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[return-value]
+                 for model, where in ((VaultKey, [VaultKey.purpose != ERASED]), (Event, []),
+                                      (Delivery, []), (Domain, [])))
 

@@ -114,8 +114,11 @@ def erase(account: common.AccountOpt,
     counts = asdict(record.record.counts)
     told = ", ".join(f"{n['party']} ({n['kind']} {n['id']}, {n['state']})"
                      for n in notified) or "nobody"
-    _print({**counts, "notified": notified} if as_json else None,
+    deletion = counts.pop("deletion")
+    _print({**counts, "deletion": deletion, "notified": notified} if as_json else None,
            "erased: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+           + (" (unreadable now; their rows are deleted by the background job)"
+              if deletion == "scheduled" else "")
            + f"; parties told (Article 19): {told}")
 
 

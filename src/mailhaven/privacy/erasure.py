@@ -2,30 +2,37 @@
 
 The subject's vault key is destroyed, so every copy of what it sealed (queue entries,
 events, suppressions, request details, audit details) becomes unreadable here and in every
-backup. Then the rows that would still point at the person go: their events, their queue
-entries (queued mail is cancelled), their allowlist entries, their SMTP logins; the bodies
-of the messages they received lose their keys once no other copy is waiting; other
-recipients' events of those messages lose the address from their To/Cc headers. Bounces,
-unsubscribes and complaints stay as keyed index only, so the person is never mailed again.
+backup, and so are the bodies of the messages they received (their content keys destroyed
+once no other copy is waiting); queued mail is cancelled; other recipients' events of
+those messages lose the address from their To/Cc headers; allowlist entries and SMTP logins
+go. All of that in the request (issue 17). The rows that still point at the person, now
+unreadable — their events, their queue entries, the emptied bodies, the destroyed keys' rows
+— are deleted in the request when they are few (INLINE_ROWS), else by the background job
+(`run_pending`, `privacy.runner.ErasureDeleter`) in batches of BATCH rows per transaction.
+Bounces, unsubscribes and complaints stay as keyed index only, so the person is never
+mailed again.
 
 Every erasure is written to the erasure ledger (a table, and a JSON-lines file beside the
-database) so that restoring an older backup can erase the subject again (`reapply`).
+database) so that restoring an older backup can erase the subject again (`reapply`); the
+table's `rows_deleted_at` stays NULL until the rows are deleted, which is what the job
+looks for (a restore re-opens it for every entry it re-applies).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from email.utils import formataddr, getaddresses
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, case, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.accounts.models import Account, ApiKey
+from mailhaven.clock import Clock
 from mailhaven.controls.service import holder_index
 from mailhaven.credentials.models import SmtpCredential
 from mailhaven.delivery.models import CANCELLED, QUEUED, Delivery
@@ -40,11 +47,11 @@ from mailhaven.messages.models import Message
 from mailhaven.privacy.models import Erasure
 from mailhaven.privacy.requests import add_months
 from mailhaven.storage import revocations
-from mailhaven.storage.db import affected
+from mailhaven.storage.db import Database, affected
 from mailhaven.storage.revocations import Revoked
 from mailhaven.suppressions.models import Suppression
 from mailhaven.vault import Vault
-from mailhaven.vault.models import VaultKey
+from mailhaven.vault.models import ERASED, VaultKey
 
 LEDGER_FILE = "erasure-ledger.jsonl"
 LEGAL_HOLD = "privacy-accountability"  # request records, consents, erasure ledger, audit
@@ -52,6 +59,12 @@ HOLD_YEARS = 3
 # Ids per IN (...): a subject may have 100,000 copies, more bind parameters than SQLite
 # (32,766) or PostgreSQL (65,535) take in one statement.
 CHUNK = 1000
+# Rows of each kind per transaction of the background deletion: locks stay short.
+BATCH = 5000
+# A subject with at most this many events and copies has them deleted in the request;
+# more, and the background job deletes them (they are unreadable from the commit on).
+INLINE_ROWS = 5000
+DONE, SCHEDULED = "done", "scheduled"
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -67,13 +80,20 @@ class ErasureCounts:
     cancelled: int  # queued copies that will not be sent
     copies: int
     messages: int
+    # DONE: the events and copies are deleted and the bodies emptied; SCHEDULED: they are
+    # unreadable (their keys destroyed) and the background job deletes them shortly
+    # (`rows_deleted_at` in the erasure ledger says when it has)
+    deletion: str = DONE
 
 
 @dataclass(frozen=True)
 class RecipientErasure:
     counts: ErasureCounts
-    key_ids: tuple[str, ...]  # destroyed: the subject's and the shredded bodies'
-    storage_keys: tuple[str, ...]  # the messages they received
+    # for the ledger: the subject's keys, and what a re-run would not find again through
+    # their copies (received mail, its bodies' keys; keys named by the ledger)
+    key_ids: tuple[str, ...]
+    storage_keys: tuple[str, ...]
+    destroyed: int  # keys destroyed: theirs and their messages' content keys
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,8 @@ def erase_recipient(session: Session, vault: Vault, account_id: str, address: st
     summary = erase_index(session, vault, account_id, index,
                           key_ids=[key.id] if key else [], at=now)
     _write_ledger(session, data_dir, LedgerEntry(account_id, index, summary.key_ids,
-                                                 summary.storage_keys, now))
+                                                 summary.storage_keys, now),
+                  rows_deleted_at=now if summary.counts.deletion == DONE else None)
     return summary
 
 
@@ -105,7 +126,7 @@ def erase_account(session: Session, vault: Vault, account_id: str, *, now: float
         .execution_options(synchronize_session=False)))
     summary = erase_account_data(session, vault, account_id, at=now)
     _write_ledger(session, data_dir, LedgerEntry(account_id, holder_index(account_id),
-                                                 summary.key_ids, (), now))
+                                                 summary.key_ids, (), now), rows_deleted_at=now)
     return replace(summary, cancelled=cancelled)
 
 
@@ -145,25 +166,44 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
                 key_ids: Iterable[str], at: float,
                 storage_keys: Iterable[str] = ()) -> RecipientErasure:
     """Erase the subject with this blind index as of `at`; safe to run again (a restored
-    backup runs it from the ledger). Data the subject got after `at` is not touched."""
-    subject_keys = set(key_ids) | set(session.scalars(select(VaultKey.id).where(
+    backup runs it from the ledger). Data the subject got after `at` is not touched.
+
+    What makes them unreadable is done here, in the caller's transaction: their keys and
+    their messages' content keys destroyed (`Vault.destroy`), queued copies cancelled,
+    their address taken out of what others keep. Their rows (events, copies, bodies, the
+    destroyed keys' rows) are deleted here too when there are at most INLINE_ROWS of them,
+    else by the background job (`delete_rows`, in batches): unreadable meanwhile."""
+    subject_keys = sorted(session.scalars(select(VaultKey.id).where(
         VaultKey.account_id == account_id, VaultKey.purpose == "subject",
         VaultKey.blind_index == index, VaultKey.created_at <= at)))
-    copies = session.execute(select(Delivery.id, Delivery.message_id, Delivery.status).where(
-        Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))).all()
+    # Their copies' messages, as a subquery: 100,000 ids are neither read back nor sent
+    # back as parameters. (A re-run finds no copies under keys destroyed already:
+    # `delete_rows` deletes those.)
+    theirs = select(Delivery.message_id).where(Delivery.account_id == account_id,
+                                               Delivery.subject_key_id.in_(subject_keys))
+    copies, messages, cancelled = session.execute(select(
+        func.count(), func.count(Delivery.message_id.distinct()),
+        func.coalesce(func.sum(case((Delivery.status == QUEUED, 1), else_=0)), 0)).where(
+        Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))).one()
     received = inbound.erase(session, account_id, index)  # mail they sent or received here
     erase_for_messages(session, account_id, received)  # and its route POSTs
-    touched = sorted({m for _, m, _ in copies} | set(storage_keys) | set(received))
-    cancelled = sum(1 for *_, status in copies if status == QUEUED)
-    session.execute(delete(Delivery).where(
-        Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys))
-        .execution_options(synchronize_session=False))
-    events = affected(session.execute(delete(Event).where(
-        Event.account_id == account_id, Event.recipient_index == index,
-        Event.timestamp <= at).execution_options(synchronize_session=False)))
-    _redact_other_events(session, vault, account_id, index, touched)
-    content_keys = _shred_bodies(session, account_id, touched)
-    _redact_kept_bodies(session, vault, account_id, index, touched)
+    # The messages named otherwise (received mail; a re-run's ledger), not among their
+    # copies': in chunks.
+    named_messages = sorted(set(storage_keys) | set(received))
+    more = sorted(set(named_messages) - {key for chunk in _chunks(named_messages)
+                                         for key in session.scalars(theirs.where(
+                                             Delivery.message_id.in_(chunk)))})
+    if cancelled:  # not sent: a worker holding one settles nothing (its lease is gone)
+        session.execute(update(Delivery).where(
+            Delivery.account_id == account_id, Delivery.subject_key_id.in_(subject_keys),
+            Delivery.status == QUEUED)
+            .values(status=CANCELLED, lease_owner=None, updated_at=at)
+            .execution_options(synchronize_session=False))
+    events = session.scalar(select(func.count()).select_from(Event).where(
+        *_their_events(account_id, index, at))) or 0
+    _redact_other_events(session, vault, account_id, index, theirs, more)
+    waiting = _waiting(session, theirs, more)
+    _redact_kept_bodies(session, vault, account_id, index, sorted(waiting))
     session.execute(delete(Suppression).where(
         Suppression.account_id == account_id, Suppression.kind == "whitelists",
         Suppression.value_index == index).execution_options(synchronize_session=False))
@@ -174,48 +214,95 @@ def erase_index(session: Session, vault: Vault, account_id: str, index: str, *,
     # Their memberships of mailing lists (the key's ON DELETE CASCADE would too; by index,
     # a membership under a key made after `at` goes as well: the address is the subject).
     erase_memberships(session, account_id, index)
-    destroyed = sorted(subject_keys | set(content_keys))
-    for chunk in _chunks(destroyed):
-        session.execute(delete(VaultKey).where(VaultKey.id.in_(chunk))
-                        .execution_options(synchronize_session=False))
-    for key_id in destroyed:
-        vault.forget(key_id)
-    return RecipientErasure(ErasureCounts(events, cancelled, len(copies), len(touched)),
-                            tuple(destroyed), tuple(touched))
+    # The content keys of the messages they received (no other copy waiting): destroyed in
+    # one statement for their copies' messages (by id alone: given account_id too, SQLite,
+    # which has no statistics, reads the account's every message through its index
+    # instead; their copies are the account's), in chunks for the others. (Their ids are
+    # not kept: a re-run finds them again as this did. A process's cache of unwrapped keys
+    # may keep one until it is pushed out: `Vault.keys` no longer finds its row.)
+    destroyed = vault.destroy(session, select(Message.content_key_id).where(
+        Message.id.in_(theirs), Message.id.not_in(sorted(waiting))))
+    named = set(key_ids)
+    for chunk in _chunks([k for k in more if k not in waiting]):
+        found = list(session.scalars(select(Message.content_key_id).where(
+            Message.id.in_(chunk), Message.account_id == account_id,
+            Message.content_key_id.is_not(None))))
+        destroyed += vault.destroy(session, found)
+        named.update(found)
+    named.update(subject_keys)
+    destroyed += vault.destroy(session, named)
+    done = (events + copies <= INLINE_ROWS
+            and delete_rows(session, account_id, index, at, limit=INLINE_ROWS).complete)
+    return RecipientErasure(ErasureCounts(events, cancelled, copies, messages + len(more),
+                                          DONE if done else SCHEDULED),
+                            tuple(sorted(named)), tuple(more), destroyed)
 
 
-def _shred_bodies(session: Session, account_id: str, storage_keys: list[str]) -> list[str]:
-    """Destroy the content keys of these messages, except where another recipient's copy is
-    still waiting (that body goes with retention, 3 days after its final state)."""
-    if not storage_keys:
-        return []
-    waiting = {key for chunk in _chunks(storage_keys) for key in session.scalars(
+def _their_events(account_id: str, index: str, at: float) -> tuple[ColumnElement[bool], ...]:
+    return (Event.recipient_index == index, Event.account_id == account_id,
+            Event.timestamp <= at)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    rows: int  # deleted (or, for bodies, emptied) by this batch
+    complete: bool  # nothing left of the erasure's (and of the account's destroyed keys')
+
+
+def delete_rows(session: Session, account_id: str, index: str, at: float, *,
+                limit: int = BATCH) -> Deleted:
+    """One batch of an erasure's deletion: at most `limit` rows of each kind. The subject's
+    copies and events, the bodies of messages whose content key was destroyed (emptied),
+    then the rows of the account's destroyed keys nothing names any more (deleting one
+    still named would write each row naming it, through ON DELETE SET NULL)."""
+    erased = select(VaultKey.id).where(VaultKey.account_id == account_id,
+                                       VaultKey.purpose == ERASED)
+    copies = affected(session.execute(delete(Delivery).where(Delivery.id.in_(
+        select(Delivery.id).where(Delivery.subject_key_id.in_(erased)).limit(limit)
+        .scalar_subquery())).execution_options(synchronize_session=False)))
+    events = affected(session.execute(delete(Event).where(Event.id.in_(
+        select(Event.id).where(*_their_events(account_id, index, at)).limit(limit)
+        .scalar_subquery())).execution_options(synchronize_session=False)))
+    bodies = affected(session.execute(update(Message).where(Message.id.in_(
+        select(Message.id).where(Message.content_key_id.in_(erased)).limit(limit)
+        .scalar_subquery())).values(content_sealed=None, content_key_id=None)
+        .execution_options(synchronize_session=False)))
+    unnamed = select(VaultKey.id).where(
+        VaultKey.account_id == account_id, VaultKey.purpose == ERASED,
+        ~exists().where(Delivery.subject_key_id == VaultKey.id),
+        ~exists().where(Event.key_id == VaultKey.id),
+        ~exists().where(Message.content_key_id == VaultKey.id)).limit(limit)
+    keys = affected(session.execute(delete(VaultKey).where(
+        VaultKey.id.in_(unnamed.scalar_subquery()))
+        .execution_options(synchronize_session=False)))
+    done = (copies, events, bodies, keys)
+    return Deleted(sum(done), all(n < limit for n in done))
+
+
+def _waiting(session: Session, theirs: Select[Any], more: list[str]) -> set[str]:
+    """Those of these messages another recipient's copy is still waiting for."""
+    waiting = set(session.scalars(select(Delivery.message_id).where(
+        Delivery.message_id.in_(theirs), Delivery.status == QUEUED)))
+    return waiting | {key for chunk in _chunks(more) for key in session.scalars(
         select(Delivery.message_id).where(Delivery.message_id.in_(chunk),
                                           Delivery.status == QUEUED))}
-    done = [k for k in storage_keys if k not in waiting]
-    keys = []
-    for chunk in _chunks(done):
-        # By id alone, the account checked here: given account_id too, SQLite (no
-        # statistics) reads the account's every message through its index instead.
-        keys += [key for owner, key in session.execute(select(
-            Message.account_id, Message.content_key_id).where(Message.id.in_(chunk)))
-            if owner == account_id]
-        # The key's ON DELETE SET NULL would write each message a second time.
-        session.execute(update(Message).where(Message.id.in_(chunk))
-                        .values(content_sealed=None, content_key_id=None)
-                        .execution_options(synchronize_session=False))
-    return [k for k in keys if k]
 
 
 def _redact_other_events(session: Session, vault: Vault, account_id: str, index: str,
-                         storage_keys: list[str]) -> None:
+                         theirs: Select[Any], more: list[str]) -> None:
     """Other recipients' events repeat the message's To/Cc headers (a received message's
     From and envelope sender too): take the erased address out of them (found by its blind
     index, so this works without knowing it)."""
-    if not storage_keys:
-        return
-    rows = [row for chunk in _chunks(storage_keys) for row in session.scalars(select(Event).where(
-        Event.account_id == account_id, Event.storage_key.in_(chunk)))]
+    others = (Event.account_id == account_id,
+              Event.recipient_index.is_distinct_from(index))  # theirs go whole
+    # Among their copies' messages, only those with another copy have events of another
+    # recipient (every recipient of a sent message has a copy, kept as long as its events;
+    # an erased one's events went with it): found off the index of copies by message alone.
+    shared = (select(Delivery.message_id).where(Delivery.message_id.in_(theirs))
+              .group_by(Delivery.message_id).having(func.count() > 1))
+    rows = list(session.scalars(select(Event).where(Event.storage_key.in_(shared), *others)))
+    rows += [row for chunk in _chunks(more) for row in session.scalars(select(Event).where(
+        Event.storage_key.in_(chunk), *others))]
     keys = vault.keys(session, (r.key_id for r in rows))
     for row in rows:
         key = keys.get(row.key_id or "")
@@ -303,16 +390,19 @@ class LedgerEntry:
                 "key_ids": list(self.key_ids), "storage_keys": list(self.storage_keys),
                 "at": self.at}
 
-    def row(self) -> Erasure:
+    def row(self, rows_deleted_at: float | None = None) -> Erasure:
         return Erasure(account_id=self.account_id, subject_index=self.subject_index,
                        key_ids=json.dumps(list(self.key_ids)),
-                       storage_keys=json.dumps(list(self.storage_keys)), at=self.at)
+                       storage_keys=json.dumps(list(self.storage_keys)), at=self.at,
+                       rows_deleted_at=rows_deleted_at)
 
 
-def _write_ledger(session: Session, data_dir: Path, entry: LedgerEntry) -> None:
+def _write_ledger(session: Session, data_dir: Path, entry: LedgerEntry, *,
+                  rows_deleted_at: float | None) -> None:
     """In the table and in the file beside the database: a backup restored over a lost
-    database is still corrected by the file."""
-    session.add(entry.row())
+    database is still corrected by the file. `rows_deleted_at` None: the background job
+    has rows to delete."""
+    session.add(entry.row(rows_deleted_at))
     append_ledger_file(data_dir, [entry])
 
 
@@ -352,14 +442,50 @@ def complete_ledger_file(data_dir: Path, entries: Iterable[LedgerEntry]) -> None
 
 
 def reapply(session: Session, vault: Vault, entries: list[LedgerEntry]) -> int:
-    """Erase again everyone in `entries` (after a restore), and put the ledger rows back."""
-    present = {entry.identity for entry in ledger_table(session)}
+    """Erase again everyone in `entries` (after a restore), and put the ledger rows back:
+    their keys destroyed at once, their rows deleted here when few, else left to the
+    background job (the entry's `rows_deleted_at` NULL again)."""
+    rows = {LedgerEntry.of(row).identity: row for row in session.scalars(select(Erasure))}
     for entry in entries:
+        done: float | None = entry.at
         if entry.deleted_account:
             erase_account_data(session, vault, entry.account_id, at=entry.at)
         else:
-            erase_index(session, vault, entry.account_id, entry.subject_index,
-                        key_ids=entry.key_ids, at=entry.at, storage_keys=entry.storage_keys)
-        if entry.identity not in present:
-            session.add(entry.row())
+            erased = erase_index(session, vault, entry.account_id, entry.subject_index,
+                                 key_ids=entry.key_ids, at=entry.at,
+                                 storage_keys=entry.storage_keys)
+            done = entry.at if erased.counts.deletion == DONE else None
+        row = rows.get(entry.identity)
+        if row is None:
+            session.add(entry.row(done))
+        else:
+            row.rows_deleted_at = done
     return len(entries)
+
+
+def pending(session: Session) -> list[Erasure]:
+    """The erasures whose rows the background job has still to delete, oldest first."""
+    return list(session.scalars(select(Erasure).where(Erasure.rows_deleted_at.is_(None))
+                                .order_by(Erasure.id)))
+
+
+def run_pending(db: Database, clock: Clock, *, batch: int = BATCH,
+                stopping: Callable[[], bool] = lambda: False) -> int:
+    """The background deletion: every pending erasure's rows, `batch` of each kind per
+    transaction, until none is left or `stopping()`; how many rows went. A process stopped
+    (or killed) between batches loses nothing: the entry stays pending, the next run goes
+    on where this one was."""
+    with db.sessions() as session:
+        work = [(row.id, row.account_id, row.subject_index, row.at)
+                for row in pending(session)]
+    total = 0
+    for entry_id, account_id, index, at in work:
+        while not stopping():
+            with db.transaction() as session:
+                deleted = delete_rows(session, account_id, index, at, limit=batch)
+                total += deleted.rows
+                if deleted.complete:
+                    session.execute(update(Erasure).where(Erasure.id == entry_id)
+                                    .values(rows_deleted_at=clock.now()))
+                    break
+    return total

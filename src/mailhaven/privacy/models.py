@@ -87,6 +87,11 @@ class Erasure(Base):
     key_ids: Mapped[str] = column(Text, default="[]", data=LEDGER)  # JSON
     storage_keys: Mapped[str] = column(Text, default="[]", data=LEDGER)  # messages touched
     at: Mapped[float] = column(Float, data=LEDGER)
+    # When the rows the erasure left unreadable (events, copies, bodies, destroyed keys'
+    # rows) were all deleted; NULL while the background deletion has some left
+    # (`privacy.erasure.delete_rows`, run by `privacy.runner.ErasureDeleter`).
+    rows_deleted_at: Mapped[float | None] = column(Float, nullable=True, index=True,
+                                                   data=LEDGER)
 
 
 class FormCounter(Base):

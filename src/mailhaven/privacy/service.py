@@ -173,7 +173,7 @@ def erase(session: Session, ctx: Context, account_id: str,
     index = ctx.vault.blind_index(account_id, email)
     journal(session, ctx, "privacy.erasure", subject_index=index,
             details={"account": account_id, **asdict(summary.counts),
-                     "keys_destroyed": len(summary.key_ids)})
+                     "keys_destroyed": summary.destroyed})
     return sign(session, ctx.vault, account_id,
                 RecipientErased(account_id, index, iso8601(ctx.now), summary.counts, told))
 

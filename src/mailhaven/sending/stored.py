@@ -31,7 +31,7 @@ from mailhaven.sending.service import (
     queue_all,
 )
 from mailhaven.services import Services
-from mailhaven.vault import Vault, VaultKey
+from mailhaven.vault import Vault
 from mailhaven.vault.service import normalize_address
 
 log = logging.getLogger("mailhaven.sending")
@@ -52,7 +52,7 @@ def _stored(session: Session, vault: Vault, domain_id: str,
     message = session.get(Message, storage_key)
     if message is None or message.domain_id != domain_id or message.content_sealed is None:
         raise NotFound(NOT_FOUND)
-    key = session.scalar(select(VaultKey).where(VaultKey.id == message.content_key_id))
+    key = Vault.keys(session, [message.content_key_id]).get(message.content_key_id or "")
     if key is None:  # its content key was erased
         raise NotFound(NOT_FOUND)
     return message, Document.load(vault.open(key, message.content_sealed,

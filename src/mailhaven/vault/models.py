@@ -14,6 +14,13 @@ WRAPPED_KEY = classified(
 )
 
 
+# A destroyed key's row: its key material, purpose and blind index gone at once (an erasure
+# in the request), the row itself left until what still names it is deleted (in the
+# background, `privacy.erasure.delete_rows`: deleting it now would write every row that
+# references it, through ON DELETE SET NULL). Read as absent everywhere (`Vault.keys`).
+ERASED = "erased"
+
+
 class VaultKey(Base):
     __tablename__ = "vault_keys"
     __table_args__ = (UniqueConstraint("account_id", "purpose", "blind_index"),)
@@ -22,7 +29,7 @@ class VaultKey(Base):
     account_id: Mapped[str] = column(
         String(24), ForeignKey("accounts.id", ondelete="CASCADE"), index=True, data=OWNERSHIP
     )
-    purpose: Mapped[str] = column(String(16), data=TECHNICAL)  # "subject" | "content"
+    purpose: Mapped[str] = column(String(16), data=TECHNICAL)  # "subject" | "content" | ERASED
     blind_index: Mapped[str | None] = column(String(64), data=RECIPIENT_INDEX)
     wrapped_key: Mapped[bytes] = column(LargeBinary, data=WRAPPED_KEY,
                                         info={"master_key_label": "{id}"})

@@ -101,7 +101,9 @@ def rewrap(db: Database, vault: Vault, columns: list[WrappedColumn], *, batch: i
         last = None
         while limit is None or done.rewrapped < limit:
             with db.transaction() as session:
-                query = select(*fields).where(col.is_not(None)).order_by(key).limit(batch)
+                # b"": a destroyed key (vault ERASED), nothing to re-wrap
+                query = (select(*fields).where(col.is_not(None), col != b"")
+                         .order_by(key).limit(batch))
                 if last is not None:
                     query = query.where(key > last)
                 rows = [dict(r._mapping) for r in session.execute(query)]

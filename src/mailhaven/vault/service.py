@@ -18,18 +18,18 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.storage.base import new_id, table
-from mailhaven.storage.db import insert_for
+from mailhaven.storage.db import affected, insert_for
 from mailhaven.vault.keyring import LEGACY_VERSION, Keyring
-from mailhaven.vault.models import VaultKey
+from mailhaven.vault.models import ERASED, VaultKey
 
 _NONCE = 12
 _CACHE_SIZE = 4096
@@ -235,6 +235,30 @@ class Vault:
         with self._cache_lock:
             self._unwrapped.pop(key_id, None)
 
+    def forget_all(self, key_ids: set[str]) -> None:
+        """`forget` each of these (many: the cache is walked, not the set)."""
+        with self._cache_lock:
+            for key_id in [k for k in self._unwrapped if k in key_ids]:
+                del self._unwrapped[key_id]
+
+    def destroy(self, session: Session, keys: Iterable[str] | Select[Any]) -> int:
+        """Destroy these keys at once (what they sealed is unreadable from the commit on)
+        without deleting their rows: the key material goes, the row stays as ERASED until
+        the rows that reference it are deleted. `keys`: ids, or a SELECT of them (one
+        statement however many; the caller `forget`s those it knows). How many were
+        destroyed (not counting those destroyed already)."""
+        if isinstance(keys, Select):
+            which = [VaultKey.id.in_(keys)]
+        else:
+            ids = sorted(set(keys))
+            which = [VaultKey.id.in_(ids[start:start + 500])
+                     for start in range(0, len(ids), 500)]
+            self.forget_all(set(ids))
+        return sum(affected(session.execute(
+            update(VaultKey).where(these, VaultKey.purpose != ERASED)
+            .values(purpose=ERASED, blind_index=None, wrapped_key=b"")
+            .execution_options(synchronize_session=False))) for these in which)
+
     def _new_key_row(self, account_id: str, purpose: str, blind_index: str | None) -> dict:
         key_id = new_id()
         return {
@@ -280,37 +304,29 @@ class Vault:
 
     @staticmethod
     def keys(session: Session, ids: Iterable[str | None]) -> dict[str, VaultKey]:
-        """The keys with these ids that still exist (an erased key is simply absent); asked
-        500 at a time, within every database's limit of bound parameters."""
+        """The keys with these ids that still exist (an erased key is simply absent, its row
+        deleted or ERASED); asked 500 at a time, within every database's limit of bound
+        parameters."""
         wanted = sorted({i for i in ids if i})
         return {k.id: k for start in range(0, len(wanted), 500)
                 for k in session.scalars(select(VaultKey).where(
-                    VaultKey.id.in_(wanted[start:start + 500])))}
+                    VaultKey.id.in_(wanted[start:start + 500]), VaultKey.purpose != ERASED))}
 
     def openers(self, session: Session, ids: Iterable[str | None]) -> dict[str, Opener]:
         """What opens under each of the keys with these ids that still exist (an erased key
         is absent, as in `keys`), for ids just read from the rows sealed under them.
 
-        Such a row names a key that existed when it was read: a key's deletion sets the
-        key_id of every row sealed under it to NULL (ON DELETE SET NULL, in the deleting
-        transaction). So a key already unwrapped in this process is not asked for again;
-        the others are read as rows of their id and wrapped key (no ORM object: a page of
-        events may have 300 keys) and unwrapped once."""
-        found: dict[str, Opener] = {}
-        wanted = {i for i in ids if i}
-        with self._cache_lock:
-            for key_id in wanted:
-                cipher = self._unwrapped.get(key_id)
-                if cipher is not None:
-                    self._unwrapped.move_to_end(key_id)
-                    found[key_id] = Opener(cipher)
-        missing = sorted(wanted - found.keys())
+        Each is asked of the database, however recently used: an erasure destroys a key in
+        its row (ERASED) and the rows sealed under it stay a while, so only the database
+        knows whether a key another process has erased still exists. A key already
+        unwrapped in this process is not unwrapped again; the others are read as rows of
+        their id and wrapped key (no ORM object: a page of events may have 300 keys)."""
+        wanted = sorted({i for i in ids if i})
         keys = table(VaultKey).c  # Core columns: no ORM step around the statement
-        for start in range(0, len(missing), 500):
-            found.update((key.id, Opener(self._cipher(key))) for key in session.execute(
-                select(keys.id, keys.wrapped_key).where(
-                    keys.id.in_(missing[start:start + 500]))))
-        return found
+        return {key.id: Opener(self._cipher(key))
+                for start in range(0, len(wanted), 500)
+                for key in session.execute(select(keys.id, keys.wrapped_key).where(
+                    keys.id.in_(wanted[start:start + 500]), keys.purpose != ERASED))}
 
     def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
         index = self.blind_index(account_id, address)
