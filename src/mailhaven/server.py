@@ -29,7 +29,7 @@ from mailhaven.regional import create_platform_app
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.runner import Doorbell
 from mailhaven.services import Platform, Services
-from mailhaven.storage import revocations
+from mailhaven.storage import queued, revocations
 from mailhaven.submission.server import start_submission
 from mailhaven.users.runner import PanelSweeper
 from mailhaven.webhooks.sender import WebhookSender
@@ -131,6 +131,7 @@ async def run_server(settings: Settings, *, dev: bool = False, region: str | Non
         wire()
         stack.callback(platform.close)
         stack.callback(_watch_revocations(platform))
+        stack.callback(_hear_queued(platform))
         services = _first(platform)
         # The MX rings a region's bell: that region's processor starts at once
         inbound_bells = {name: Doorbell() for name in platform.regions}
@@ -172,6 +173,18 @@ def _watch_revocations(platform: Platform) -> Callable[[], None]:
                               *(regional.db for regional in platform.regions.values())])
 
 
+def _hear_queued(platform: Platform) -> Callable[[], None]:
+    """Each region's delivery worker in this process wakes when another process queues mail
+    in its database (`storage.queued`); the function that stops listening."""
+    listeners = [queued.Listener(regional.db, regional.delivery_bell.ring).start()
+                 for regional in platform.regions.values()]
+
+    def stop() -> None:
+        for listener in listeners:
+            listener.stop()
+    return stop
+
+
 def _first(platform: Platform) -> Services:
     """The home region, or (a process of another region's site) the first one open."""
     home = platform.settings.home_region
@@ -208,6 +221,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None,
         wire()
         stack.callback(platform.close)
         stack.callback(_watch_revocations(platform))
+        stack.callback(_hear_queued(platform))
         if local is not None:
             local.answer_from(_first(platform).db)
         runners = [runner for regional in platform.regions.values()
