@@ -70,6 +70,24 @@ class Doorbell:
         return rung
 
 
+class LateBell(Doorbell):
+    """Another doorbell, heard `delay` seconds after it rings: a runner that should give
+    way to others woken by the same ring (serve's delivery worker to `mailhaven worker`
+    processes, which hear the commit through `storage.queued`) and take more at once."""
+
+    def __init__(self, bell: Doorbell, delay: float) -> None:
+        self.bell, self.delay = bell, delay
+
+    def ring(self) -> None:
+        self.bell.ring()
+
+    async def wait(self, timeout: float) -> bool:
+        rung = await self.bell.wait(timeout)
+        if rung:
+            await asyncio.sleep(self.delay)
+        return rung
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)

@@ -80,6 +80,12 @@ def _submission_sockets(stack: AsyncExitStack, settings: Settings,
     return starttls, implicit
 
 
+# `serve`'s delivery worker claims this long after the API rings it: `mailhaven worker`
+# processes beside it, woken by the same commit (storage.queued), take the copies first and
+# leave serve's core to the API; alone, it takes a few sends' copies in one claim.
+API_WORKER_DEFERS = 0.02
+
+
 def region_runners(services: Services, *, local: LocalNetwork | None = None,
                    inbound_bell: Doorbell | None = None, concurrency: int | None = None,
                    worker_only: bool = False) -> list[Runner]:
@@ -87,7 +93,8 @@ def region_runners(services: Services, *, local: LocalNetwork | None = None,
     runs them once per region it opened). `worker_only`: what `mailhaven worker` runs."""
     hooks = local.webhook_transport() if local is not None else None
     runners: list[Runner] = [
-        DeliveryWorker(services, concurrency=concurrency),
+        DeliveryWorker(services, concurrency=concurrency,
+                       defer=0.0 if worker_only else API_WORKER_DEFERS),
         WebhookSender(services, transport=hooks),
         RoutePostSender(services, transport=hooks),
         NotificationSender(services, transport=hooks),
