@@ -9,6 +9,11 @@ process queued mail, so a `mailhaven worker` beside `serve` takes its share at o
 of at its next poll. A notice missed (the LISTEN connection away, a file that can't be
 touched) only delays: the workers still poll, as they did before this existed. A process
 does not hear its own notices: it rings its own doorbell after the commit.
+
+A process whose only work is delivery (`mailhaven worker`) also says, every
+`HEARTBEAT_SECONDS`, that it is there (a NOTIFY; SQLite: a second file touched), so that
+`serve` can leave the copies its API queues to it (`Listener.workers_alive`) and keep its
+own core for the API; when the heartbeats stop, serve's worker takes its doorbell again.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ CHANNEL = "mailhaven_queued"
 POLL_SECONDS = 0.02  # SQLite: how often the file's time is read (a stat, no database work)
 LISTEN_SECONDS = 0.5  # PostgreSQL: how often the listener looks whether it must stop
 LIVENESS_SECONDS = 30.0  # PostgreSQL: a SELECT 1 this often on the LISTEN connection
+HEARTBEAT_SECONDS = 1.0  # how often a worker process says it is there
+ALIVE_SECONDS = 3.0  # a worker heard from within this long is taken to be working
 _ANNOUNCED = "mailhaven.queued"  # session.info: the transaction already announced
 _touched: dict[str, int] = {}  # SQLite: bell file -> the time this process last gave it
 
@@ -43,6 +50,12 @@ def bell_path(database: str | None) -> str | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return f"{database}-queued"
+
+
+def workers_path(database: str | None) -> str | None:
+    """The file SQLite's worker processes touch while they run."""
+    bell = bell_path(database)
+    return None if bell is None else f"{bell}-workers"
 
 
 def announce(session: Session) -> None:
@@ -79,8 +92,10 @@ class Listener:
     """A thread that calls `ring` when another process queued mail in `db`."""
 
     def __init__(self, db: Database, ring: Callable[[], None], *,
-                 poll: float = POLL_SECONDS) -> None:
-        self.db, self.ring, self.poll = db, ring, poll
+                 poll: float = POLL_SECONDS, worker: bool = False) -> None:
+        """`worker`: this process only delivers, and says so (heartbeats)."""
+        self.db, self.ring, self.poll, self.worker = db, ring, poll, worker
+        self._worker_heard: float | None = None  # monotonic: another worker's last heartbeat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="queued", daemon=True)
         self.listening = threading.Event()  # set once the first LISTEN / file read is done
@@ -99,6 +114,11 @@ class Listener:
         else:
             self._listen()
 
+    def workers_alive(self) -> bool:
+        """Whether a worker process (not this one) said lately that it is there."""
+        heard = self._worker_heard
+        return heard is not None and time.monotonic() - heard < ALIVE_SECONDS
+
     def _ring(self) -> None:
         try:
             self.ring()
@@ -110,7 +130,10 @@ class Listener:
         if path is None:
             self.listening.set()
             return
+        workers = workers_path(self.db.engine.url.database)
+        assert workers is not None
         seen: int | None = None
+        beat = 0.0
         while not self._stop.is_set():
             try:
                 mtime: int | None = os.stat(path).st_mtime_ns
@@ -120,6 +143,18 @@ class Listener:
                 if seen is not None and mtime is not None and mtime != _touched.get(path):
                     self._ring()
                 seen = mtime
+            now = time.monotonic()
+            if self.worker:
+                if now - beat >= HEARTBEAT_SECONDS:
+                    ring_file(workers)
+                    beat = now
+            else:
+                try:
+                    age = time.time() - os.stat(workers).st_mtime
+                except OSError:
+                    age = None
+                if age is not None and age < ALIVE_SECONDS:
+                    self._worker_heard = now - max(age, 0.0)
             self.listening.set()
             self._stop.wait(self.poll)
 
@@ -135,10 +170,18 @@ class Listener:
                     self.listening.set()
                     pause = RECONNECT_FIRST
                     checked = time.monotonic()
+                    beat = 0.0
                     while not self._stop.is_set():
-                        if any(note.payload != own
-                               for note in conn.notifies(timeout=LISTEN_SECONDS)):
-                            self._ring()
+                        if self.worker and time.monotonic() - beat >= HEARTBEAT_SECONDS:
+                            conn.execute(f"NOTIFY {CHANNEL}, 'worker {own}'")
+                            beat = time.monotonic()
+                        for note in conn.notifies(timeout=min(LISTEN_SECONDS,
+                                                              HEARTBEAT_SECONDS / 2)):
+                            if note.payload.startswith("worker "):
+                                if note.payload != f"worker {own}":
+                                    self._worker_heard = time.monotonic()
+                            elif note.payload != own:
+                                self._ring()  # the doorbell keeps one ring however many
                         if time.monotonic() - checked >= LIVENESS_SECONDS:
                             _answers(conn, within=LIVENESS_SECONDS)
                             checked = time.monotonic()
