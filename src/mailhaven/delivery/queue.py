@@ -15,7 +15,7 @@ from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Row, and_, case, func, null, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from mailhaven.clock import Clock
 from mailhaven.controls.service import NO_LIMITS, Limits
@@ -115,8 +115,10 @@ def _jobs(session: Session, vault: Vault, rows: Sequence[Delivery | Row],
     allowed to stall the queue."""
     messages = {m.id: m for m in session.execute(
         select(Message.__table__).where(Message.id.in_({r.message_id for r in rows})))}
+    # The domains' own columns only: their DKIM keys are the signer's, loaded apart.
     domains = {d.id: (d.name, DomainTracking.of(d)) for d in session.scalars(
-        select(Domain).where(Domain.id.in_({m.domain_id for m in messages.values()})))}
+        select(Domain).where(Domain.id.in_({m.domain_id for m in messages.values()}))
+        .options(lazyload(Domain.dkim_keys)))}
     keys = vault.keys(session, {r.subject_key_id for r in rows}
                       | {m.content_key_id for m in messages.values()})
     documents: dict[str, tuple[Document, MessageFacts]] = {}
