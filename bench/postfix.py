@@ -173,6 +173,7 @@ class Phase:
     injector_cpu: float = 0.0  # this process's clients (SMTP, HTTP), within the time
     serve_mb: float = 0.0  # peak resident memory (VmHWM) of `mailhaven serve`
     intake_cpu: float = 0.0  # drains: the untimed intake before (see `report`)
+    serve_cpu: float = 0.0  # Mailhaven: `serve`'s share of `cpu` (the rest: the workers)
 
     @property
     def rate(self) -> float:
@@ -341,8 +342,9 @@ class Bench:
             sink1 = self.sink.cpu()
             self.mailhaven_delivered += count
             wait_until(self.settled, min(60, self.remaining()), "the queue settled")
-            cpu = sum(tree_cpu_seconds(p.pid) - cpu0 for p, (_, cpu0) in zip(procs, starts,
-                                                                             strict=True))
+            each = [tree_cpu_seconds(p.pid) - cpu0 for p, (_, cpu0) in zip(procs, starts,
+                                                                           strict=True)]
+            cpu = sum(each)
             db = backends_cpu_since(self.services.db.engine, db0)
             serve_kb = memory_kb(procs[0].pid, "VmHWM")
         finally:
@@ -353,7 +355,7 @@ class Bench:
             raise RuntimeError(f"a worker exited with {[p.returncode for p in procs]}: {logs}")
         self.sent += count
         return Phase(name, count, end - t0, cpu, db, sink1 - sink0, client or 0.0,
-                     serve_mb=serve_kb / 1024, intake_cpu=intake_cpu)
+                     serve_mb=serve_kb / 1024, intake_cpu=intake_cpu, serve_cpu=each[0])
 
     async def submit(self, intake: str, prepared: Sequence) -> tuple[float, float]:
         """Over the network to `serve`: POST /v3/{domain}/messages by httpx clients, or SMTP
@@ -531,6 +533,12 @@ def report(rounds: list[dict[str, Phase]], bench: Bench, args: argparse.Namespac
                          f"{median([m for m, _ in both]):.2f}, Postfix + OpenDKIM "
                          f"{median([p for _, p in both]):.2f}")
             break
+    for name in (p for p in args.phases if p.startswith("mailhaven-")):
+        phases = [r[name] for r in rounds]
+        lines.append(f"{name}: CPU ms/msg by process: serve "
+                     f"{median([1000 * p.serve_cpu / p.messages for p in phases]):.2f}, "
+                     f"workers beside it "
+                     f"{median([1000 * (p.cpu - p.serve_cpu) / p.messages for p in phases]):.2f}")
     if bench.enqueue_rates:
         lines.append(f"enqueue (accept, in-process, untimed): "
                      f"{median(bench.enqueue_rates):.0f}/s")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from mailhaven.runner import Doorbell, Runner
+from mailhaven.runner import Doorbell, LateBell, Runner
 
 NEVER = 3600.0  # a poll interval the tests would never sit out
 
@@ -65,3 +65,20 @@ def test_an_idle_runner_wakes_when_rung_and_stops_when_told() -> None:
         return runner.rounds
 
     assert asyncio.run(run()) == 2
+
+
+def test_a_late_bell_is_heard_after_its_delay_and_not_while_others_take_the_work() -> None:
+    """serve's delivery worker: a ring is heard (late), unless worker processes are there."""
+    others = [False]
+    bell = Doorbell()
+    late = LateBell(bell, 0.001, give_way=lambda: others[0])
+
+    async def run() -> tuple[bool, bool]:
+        late.ring()
+        heard = await asyncio.wait_for(late.wait(NEVER), 30)
+        others[0] = True
+        late.ring()
+        left = await late.wait(0.05)  # the ring was the workers' to take: a poll's timeout
+        return heard, left
+
+    assert asyncio.run(run()) == (True, False)

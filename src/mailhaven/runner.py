@@ -8,6 +8,7 @@ import contextlib
 import functools
 import logging
 import threading
+from collections.abc import Callable
 
 from mailhaven.clock import Clock
 from mailhaven.errors import frames
@@ -68,6 +69,32 @@ class Doorbell:
                 if self._waiter is not None and self._waiter[1] is future:
                     self._waiter = None
         return rung
+
+
+class LateBell(Doorbell):
+    """Another doorbell, heard `delay` seconds after it rings, and not at all while
+    `give_way()` says others take the work: for a runner that should leave it to others
+    woken by the same ring (serve's delivery worker to `mailhaven worker` processes, which
+    hear the commit through `storage.queued`), and take more at once when it does."""
+
+    def __init__(self, bell: Doorbell, delay: float,
+                 give_way: Callable[[], bool] | None = None) -> None:
+        self.bell, self.delay, self.give_way = bell, delay, give_way
+
+    def ring(self) -> None:
+        self.bell.ring()
+
+    async def wait(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if not await self.bell.wait(max(0.0, deadline - loop.time())):
+                return False
+            if self.give_way is None or not self.give_way():
+                await asyncio.sleep(self.delay)
+                return True
+            if loop.time() >= deadline:  # others take it; the poll still looks
+                return False
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -30,7 +30,7 @@ from mailhaven.regional import create_platform_app
 from mailhaven.retention.runner import RetentionRunner
 from mailhaven.runner import Doorbell
 from mailhaven.services import Platform, Services
-from mailhaven.storage import revocations
+from mailhaven.storage import queued, revocations
 from mailhaven.submission.server import start_submission
 from mailhaven.users.runner import PanelSweeper
 from mailhaven.webhooks.sender import WebhookSender
@@ -81,14 +81,26 @@ def _submission_sockets(stack: AsyncExitStack, settings: Settings,
     return starttls, implicit
 
 
+# `serve`'s delivery worker claims this long after the API rings it, and not at all while
+# `mailhaven worker` processes say they are there (storage.queued): they, woken by the same
+# commit, take the copies, and serve's core is left to the API; alone, its worker takes a
+# few sends' copies in one claim.
+API_WORKER_DEFERS = 0.02
+
+
 def region_runners(services: Services, *, local: LocalNetwork | None = None,
                    inbound_bell: Doorbell | None = None, concurrency: int | None = None,
-                   worker_only: bool = False) -> list[Runner]:
+                   worker_only: bool = False,
+                   workers_alive: Callable[[], bool] | None = None) -> list[Runner]:
     """The background runners of one region, each with that region's services (a process
-    runs them once per region it opened). `worker_only`: what `mailhaven worker` runs."""
+    runs them once per region it opened). `worker_only`: what `mailhaven worker` runs.
+    `workers_alive`: whether `mailhaven worker` processes are at work beside this `serve`,
+    which then leaves the mail its API queues to them (its worker still polls)."""
     hooks = local.webhook_transport() if local is not None else None
     runners: list[Runner] = [
-        DeliveryWorker(services, concurrency=concurrency),
+        DeliveryWorker(services, concurrency=concurrency,
+                       defer=0.0 if worker_only else API_WORKER_DEFERS,
+                       give_way=None if worker_only else workers_alive),
         WebhookSender(services, transport=hooks),
         RoutePostSender(services, transport=hooks),
         NotificationSender(services, transport=hooks),
@@ -133,6 +145,7 @@ async def run_server(settings: Settings, *, dev: bool = False, region: str | Non
         wire()
         stack.callback(platform.close)
         stack.callback(_watch_revocations(platform))
+        listeners = _hear_queued(stack, platform)
         services = _first(platform)
         # The MX rings a region's bell: that region's processor starts at once
         inbound_bells = {name: Doorbell() for name in platform.regions}
@@ -157,7 +170,8 @@ async def run_server(settings: Settings, *, dev: bool = False, region: str | Non
         stop = asyncio.Event()
         runners = [runner for name, regional in platform.regions.items()
                    for runner in region_runners(regional, local=local,
-                                                inbound_bell=inbound_bells[name])]
+                                                inbound_bell=inbound_bells[name],
+                                                workers_alive=listeners[name].workers_alive)]
         _started(runners)
         tasks = [asyncio.create_task(r.run(stop)) for r in runners]
         try:
@@ -172,6 +186,19 @@ def _watch_revocations(platform: Platform) -> Callable[[], None]:
     ended by any process); the function that stops listening."""
     return revocations.watch([platform.directory,
                               *(regional.db for regional in platform.regions.values())])
+
+
+def _hear_queued(stack: AsyncExitStack, platform: Platform, *,
+                 worker: bool = False) -> dict[str, queued.Listener]:
+    """Each region's delivery worker in this process wakes when another process queues mail
+    in its database (`storage.queued`); a `worker` process says it is there. The listeners
+    by region, stopped with `stack`."""
+    listeners = {name: queued.Listener(regional.db, regional.delivery_bell.ring,
+                                       worker=worker).start()
+                 for name, regional in platform.regions.items()}
+    for listener in listeners.values():
+        stack.callback(listener.stop)
+    return listeners
 
 
 def _first(platform: Platform) -> Services:
@@ -210,6 +237,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None,
         wire()
         stack.callback(platform.close)
         stack.callback(_watch_revocations(platform))
+        _hear_queued(stack, platform, worker=True)
         if local is not None:
             local.answer_from(_first(platform).db)
         runners = [runner for regional in platform.regions.values()

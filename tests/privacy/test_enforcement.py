@@ -72,6 +72,19 @@ def test_a_withdrawn_marketing_consent_stops_marketing_at_once(api, services,
     assert _outcomes(api, domain) == [("failed", "suppress-unsubscribe")]
 
 
+def test_the_latest_consent_counts_a_withdrawal_given_back_lets_marketing_through(
+        api, services, domain) -> None:  # type: ignore[no-untyped-def]
+    for granted in ("no", "yes"):  # at the same (frozen) time: the ledger's order decides
+        assert api.post("/v1/privacy/consents", data={
+            "email": ANN, "purpose": "marketing-email", "granted": granted,
+            "source": "preference-centre"}).status_code == 201
+    with Sink() as sink:
+        _send(api, domain)
+        deliver_due(services, sink)
+    assert len(sink.received) == 1
+    assert _outcomes(api, domain) == [("delivered", None)]
+
+
 def test_no_tracking_and_no_analytics_for_an_objecting_recipient(api, live, services,
                                                                  domain) -> None:
     api.put(f"/v3/domains/{domain}/tracking/open", data={"active": "yes"})

@@ -15,7 +15,7 @@ from email.utils import parseaddr
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Row, and_, case, func, null, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from mailhaven.clock import Clock
 from mailhaven.controls.service import NO_LIMITS, Limits
@@ -86,17 +86,17 @@ def claim(db: Database, vault: Vault, *, owner: str, now: float, limit: int,
     copies of each account the worker has in flight already, out of `capacity` (its
     concurrency): the fair shares of this claim are counted over both."""
     with db.transaction() as session:
-        lease, ids = QUEUE.claim(session, owner=owner, now=now, limit=limit,
-                                 lease_seconds=lease_seconds, held=held, capacity=capacity,
-                                 attempts=Delivery.attempts + 1,
-                                 first_attempt_at=case((Delivery.attempts == 0, now),
-                                                       else_=Delivery.first_attempt_at))
-        if not ids:
+        # Plain rows as the claim's UPDATE returns them, not ORM objects: only read, and
+        # building objects was most of a claim.
+        lease, rows = QUEUE.claim_rows(
+            session, owner=owner, now=now, limit=limit, lease_seconds=lease_seconds,
+            held=held, capacity=capacity, attempts=Delivery.attempts + 1,
+            first_attempt_at=case((Delivery.attempts == 0, now),
+                                  else_=Delivery.first_attempt_at))
+        if not rows:
             return []
     # Decrypting and parsing bodies happens after the commit, outside the write lock.
     with db.sessions() as session:
-        # Plain rows, not ORM objects: only read, and building objects was most of a claim.
-        rows = session.execute(select(Delivery.__table__).where(Delivery.id.in_(ids))).all()
         # A copy cancelled while a worker that then died held it: settled, never sent.
         cancelled = [r.id for r in rows if r.cancel_requested]
         jobs, unreadable = _jobs(session, vault, [r for r in rows if not r.cancel_requested],
@@ -115,8 +115,10 @@ def _jobs(session: Session, vault: Vault, rows: Sequence[Delivery | Row],
     allowed to stall the queue."""
     messages = {m.id: m for m in session.execute(
         select(Message.__table__).where(Message.id.in_({r.message_id for r in rows})))}
+    # The domains' own columns only: their DKIM keys are the signer's, loaded apart.
     domains = {d.id: (d.name, DomainTracking.of(d)) for d in session.scalars(
-        select(Domain).where(Domain.id.in_({m.domain_id for m in messages.values()})))}
+        select(Domain).where(Domain.id.in_({m.domain_id for m in messages.values()}))
+        .options(lazyload(Domain.dkim_keys)))}
     keys = vault.keys(session, {r.subject_key_id for r in rows}
                       | {m.content_key_id for m in messages.values()})
     documents: dict[str, tuple[Document, MessageFacts]] = {}

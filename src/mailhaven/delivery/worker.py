@@ -37,7 +37,7 @@ from mailhaven.messages import content, payloads
 from mailhaven.messages.document import Document
 from mailhaven.messages.handlebars import TemplateError
 from mailhaven.messages.renderer import RenderTimeout, RenderUnavailable
-from mailhaven.runner import Runner
+from mailhaven.runner import Doorbell, LateBell, Runner
 from mailhaven.services import Services
 from mailhaven.storage.outcomes import written_through_outage
 from mailhaven.suppressions import service as suppressions
@@ -67,7 +67,10 @@ class DeliveryWorker(Runner):
     name = "delivery"
 
     def __init__(self, services: Services, *, owner: str | None = None,
-                 concurrency: int | None = None) -> None:
+                 concurrency: int | None = None, defer: float = 0.0,
+                 give_way: Callable[[], bool] | None = None) -> None:
+        """`defer`: how long after its doorbell rings the worker claims; `give_way`: when
+        it leaves the ring to others (`LateBell`)."""
         settings = services.settings
         self.services = services
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -87,7 +90,9 @@ class DeliveryWorker(Runner):
         self._held: defaultdict[str, int] = defaultdict(int)
         self._signers: dict[str, tuple[float, DkimSigner]] = {}  # domain id: (until, signer)
         self._signers_lock = threading.Lock()
-        self.doorbell = services.delivery_bell
+        self.doorbell: Doorbell = services.delivery_bell
+        if defer > 0 or give_way is not None:
+            self.doorbell = LateBell(self.doorbell, defer, give_way)
         # Building copies (plain rendering, signing) has threads of its own, apart from the
         # claims' and outcomes' database work; other rendering runs in the render pool.
         self._builders = ThreadPoolExecutor(BUILD_THREADS, thread_name_prefix="mailhaven-build")

@@ -4,6 +4,7 @@ names the list. One query finds whether any `to` is a list; a send to none is un
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from mailhaven.addresses import Address
 from mailhaven.domains.models import Domain
 from mailhaven.lists import service as lists
+from mailhaven.lists.models import MailingList
 from mailhaven.sending.request import SendRequest
 from mailhaven.vault import Vault
 from mailhaven.vault.service import normalize_address
@@ -25,11 +27,18 @@ LIST_VARIABLES = {
 
 
 def expand(session: Session, vault: Vault, domain: Domain, request: SendRequest, *,
-           public_url: str, exclude: str | None = None) -> int:
+           public_url: str, exclude: str | None = None,
+           known: Mapping[str, MailingList] | None = None) -> int:
     """Put the subscribed members of the lists `request.to` names in their place (at most
     `lists.MAX_FANOUT` copies; `exclude`, a poster, gets none); the number of members
-    added. Their copies are batch copies: the To header the request had is kept on each."""
-    named = lists.lists_named(session, domain.account_id, (a.email for a in request.to))
+    added. Their copies are batch copies: the To header the request had is kept on each.
+    `known`: the account's lists among these addresses and maybe others, looked up already
+    (`lists.lists_named`, once for sends that share a transaction)."""
+    if known is None:
+        named = lists.lists_named(session, domain.account_id, (a.email for a in request.to))
+    else:
+        named = {email: known[email] for email in
+                 (normalize_address(a.email) for a in request.to) if email in known}
     if not named:
         return 0
     original_to = list(request.to)

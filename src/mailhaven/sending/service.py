@@ -16,6 +16,7 @@ from mailhaven.domains.models import ACTIVE_DOMAIN, Domain
 from mailhaven.domains.service import owned_domain
 from mailhaven.errors import Forbidden, MailhavenError, NotFound
 from mailhaven.events.service import Recipient, record, record_each
+from mailhaven.lists import service as lists
 from mailhaven.messages import content
 from mailhaven.messages.document import Document
 from mailhaven.messages.models import Message
@@ -28,6 +29,7 @@ from mailhaven.sending.request import (
     build_request,
     header_text,
 )
+from mailhaven.storage import queued
 from mailhaven.storage.base import new_id, table
 from mailhaven.storage.db import Database
 from mailhaven.storage.group_commit import GroupCommit
@@ -106,7 +108,7 @@ def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock:
              public_url: str = "") -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(attempts)
     domains: dict[tuple[str, str], Domain | None] = {}
-    ready: list[tuple[int, Domain, SendRequest]] = []
+    built: list[tuple[int, Domain, SendRequest]] = []
     for n, attempt in enumerate(attempts):
         name = attempt.domain_name
         if (attempt.account_id, name) not in domains:
@@ -124,24 +126,43 @@ def _send_in(session: Session, vault: Vault, attempts: list[SendAttempt], clock:
             try:
                 request = build_request(attempt.fields, attempt.files, mime=attempt.mime,
                                         now=clock.now())
-                request.method = attempt.method
-                if request.template is not None:
-                    _with_template(session, vault, domain, request)
-                list_sends.expand(session, vault, domain, request, public_url=public_url)
-                if sender_policy == identity.DOMAIN:
-                    identity.check_sender(session, domain, request,
-                                          require_verified=require_verified)
             except MailhavenError as exc:
-                reject(session, vault, domain, attempt.fields, exc.message, clock,
-                       method=attempt.method)
+                _refused(session, vault, domain, attempt, exc, clock)
                 outcomes[n] = exc
             else:
-                ready.append((n, domain, request))
+                request.method = attempt.method
+                built.append((n, domain, request))
+    # The mailing lists every send of the transaction names, one query per account.
+    addresses: dict[str, list[str]] = {}
+    for _, domain, request in built:
+        addresses.setdefault(domain.account_id, []).extend(a.email for a in request.to)
+    named = {account_id: lists.lists_named(session, account_id, emails)
+             for account_id, emails in addresses.items()}
+    ready: list[tuple[int, Domain, SendRequest]] = []
+    for n, domain, request in built:
+        try:
+            if request.template is not None:
+                _with_template(session, vault, domain, request)
+            list_sends.expand(session, vault, domain, request, public_url=public_url,
+                              known=named[domain.account_id])
+            if sender_policy == identity.DOMAIN:
+                identity.check_sender(session, domain, request,
+                                      require_verified=require_verified)
+        except MailhavenError as exc:
+            _refused(session, vault, domain, attempts[n], exc, clock)
+            outcomes[n] = exc
+        else:
+            ready.append((n, domain, request))
     accepted = accept_all(session, vault, [(domain, request) for _, domain, request in ready],
                           clock)
     for (n, _, _), outcome in zip(ready, accepted, strict=True):
         outcomes[n] = outcome
     return [o for o in outcomes if o is not None]
+
+
+def _refused(session: Session, vault: Vault, domain: Domain, attempt: SendAttempt,
+             exc: MailhavenError, clock: Clock) -> None:
+    reject(session, vault, domain, attempt.fields, exc.message, clock, method=attempt.method)
 
 
 def _with_template(session: Session, vault: Vault, domain: Domain,
@@ -266,6 +287,7 @@ def queue_all(session: Session, vault: Vault, outgoing: list[Outgoing], *,
             _accepted_copies(out, storage_key, keys))
     if deliveries:  # a send to an empty mailing list has none
         session.execute(table(Delivery).insert(), deliveries)
+        queued.announce(session)  # other processes' workers wake at the commit
     for (account_id, domain_id), group in copies.items():
         record_each(session, vault, account_id=account_id, domain_id=domain_id,
                     event="accepted", copies=group, timestamp=now)

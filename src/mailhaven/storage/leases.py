@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
+    Row,
     ScalarSelect,
     Select,
     Update,
@@ -79,12 +80,27 @@ class LeasedQueue:
         lease = Lease(owner, now + lease_seconds)
         ids = self._due_ids(session, now, limit, held or {}, capacity or limit)
         if ids:
-            session.execute(
-                update(self.model).where(self.model.id.in_(ids))
-                .values(lease_owner=owner, next_attempt_at=lease.until, updated_at=now,
+            session.execute(self._take(ids, lease, now, values))
+        return lease, ids
+
+    def claim_rows(self, session: Session, *, owner: str, now: float, limit: int,
+                   lease_seconds: float, held: Mapping[str, int] | None = None,
+                   capacity: int | None = None, **values: Any) -> tuple[Lease, list[Row[Any]]]:
+        """`claim`, giving the rows taken as the claim left them (every column of the
+        table, from the UPDATE's RETURNING: no second read of them)."""
+        lease = Lease(owner, now + lease_seconds)
+        ids = self._due_ids(session, now, limit, held or {}, capacity or limit)
+        if not ids:
+            return lease, []
+        table = self.model.__table__
+        return lease, list(session.execute(self._take(ids, lease, now, values)
+                                           .returning(*table.c)))
+
+    def _take(self, ids: list[int], lease: Lease, now: float, values: dict[str, Any]) -> Update:
+        return (update(self.model).where(self.model.id.in_(ids))
+                .values(lease_owner=lease.owner, next_attempt_at=lease.until, updated_at=now,
                         **values)
                 .execution_options(synchronize_session=False))
-        return lease, ids
 
     def _due_ids(self, session: Session, now: float, limit: int, held: Mapping[str, int],
                  capacity: int) -> list[int]:
