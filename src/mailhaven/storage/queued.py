@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from mailhaven.storage.db import Database
-from mailhaven.storage.revocations import RECONNECT_FIRST, RECONNECT_MOST, _answers, _conninfo
+from mailhaven.storage.hearing import RECONNECT_FIRST, RECONNECT_MOST, Hearing, answers, conninfo
 
 log = logging.getLogger("mailhaven.storage")
 
@@ -88,31 +87,17 @@ def ring_file(path: str) -> None:
         log.warning("queued: could not ring %s (%s)", path, type(exc).__name__)
 
 
-class Listener:
+class Listener(Hearing):
     """A thread that calls `ring` when another process queued mail in `db`."""
+
+    name = "queued"
 
     def __init__(self, db: Database, ring: Callable[[], None], *,
                  poll: float = POLL_SECONDS, worker: bool = False) -> None:
         """`worker`: this process only delivers, and says so (heartbeats)."""
-        self.db, self.ring, self.poll, self.worker = db, ring, poll, worker
+        super().__init__(db, poll)
+        self.ring, self.worker = ring, worker
         self._worker_heard: float | None = None  # monotonic: another worker's last heartbeat
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="queued", daemon=True)
-        self.listening = threading.Event()  # set once the first LISTEN / file read is done
-
-    def start(self) -> Listener:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        if self.db.is_sqlite:
-            self._watch_file()
-        else:
-            self._listen()
 
     def workers_alive(self) -> bool:
         """Whether a worker process (not this one) said lately that it is there."""
@@ -125,7 +110,7 @@ class Listener:
         except Exception:  # the loop it wakes closed: nothing left to wake
             log.debug("queued: ringing failed", exc_info=True)
 
-    def _watch_file(self) -> None:
+    def _poll(self) -> None:
         path = bell_path(self.db.engine.url.database)
         if path is None:
             self.listening.set()
@@ -163,7 +148,7 @@ class Listener:
         own = str(os.getpid())
         while not self._stop.is_set():
             try:
-                with psycopg.connect(_conninfo(self.db), autocommit=True,
+                with psycopg.connect(conninfo(self.db), autocommit=True,
                                      application_name=f"mailhaven-queued {own}") as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     self._ring()  # whatever was queued before this LISTEN went unheard
@@ -183,7 +168,7 @@ class Listener:
                             elif note.payload != own:
                                 self._ring()  # the doorbell keeps one ring however many
                         if time.monotonic() - checked >= LIVENESS_SECONDS:
-                            _answers(conn, within=LIVENESS_SECONDS)
+                            answers(conn, within=LIVENESS_SECONDS)
                             checked = time.monotonic()
             except Exception as exc:
                 log.debug("queued: not listening (%s); trying again", type(exc).__name__)

@@ -9,18 +9,15 @@ subscribed cache drops what was named, or everything where a notice may have bee
 (the LISTEN connection came back after an outage; SQLite's counter names nothing). The
 announcing process drops its own entries at commit, without waiting for the watcher.
 
-A LISTEN connection that dies quietly (a peer gone, a NAT or firewall forgetting it, a
-server that stops answering) raises nothing by itself: TCP keepalives and a user timeout
-close a dead one, and a `SELECT 1` every `LIVENESS_SECONDS` that must be answered within as
-long closes one that is open but deaf; either way the watcher connects again and clears.
+A LISTEN connection that dies quietly is found (`storage.hearing`: keepalives, and a
+`SELECT 1` every `LIVENESS_SECONDS` that must be answered within as long); the watcher
+connects again and clears.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
-import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -29,25 +26,21 @@ from typing import Literal, Protocol
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from sqlalchemy import Integer, event, select, text, update
 from sqlalchemy.orm import Mapped, Session
 
 from mailhaven.storage.base import Base
 from mailhaven.storage.db import Database, affected
+from mailhaven.storage.hearing import RECONNECT_FIRST, RECONNECT_MOST, Hearing, answers, conninfo
 from mailhaven.storage.inventory import TECHNICAL, column
 
 log = logging.getLogger("mailhaven.revocations")
 
 CHANNEL = "mailhaven_revocations"
 POLL_SECONDS = 0.5  # SQLite: how often the counter is read; PostgreSQL: how often stop is seen
-RECONNECT_FIRST, RECONNECT_MOST = 0.5, 5.0  # PostgreSQL: pauses between LISTEN attempts
 LIVENESS_SECONDS = 30.0  # PostgreSQL: a SELECT 1 this often, which must be answered as soon
 # NOTIFY refuses a payload of 8000 bytes or more: longer lists go in several notices
 PAYLOAD_BYTES = 7900
-# libpq: a dead peer found within ~25 s when idle, unacknowledged writes given up after 30 s
-LISTEN_CONNECTION = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-                     "keepalives_count": 3, "tcp_user_timeout": 30_000, "connect_timeout": 10}
 
 Kind = Literal["key", "account", "domain"]
 
@@ -141,31 +134,17 @@ def application_name(pid: int | None = None) -> str:
     return f"mailhaven-revocations {os.getpid() if pid is None else pid}"
 
 
-class Watcher:
+class Watcher(Hearing):
     """A thread hearing one database's revocations for this process's caches."""
+
+    name = "revocations"
 
     def __init__(self, db: Database, *, poll: float = POLL_SECONDS,
                  liveness: float = LIVENESS_SECONDS) -> None:
-        self.db, self.poll, self.liveness = db, poll, liveness
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="revocations", daemon=True)
-        self.listening = threading.Event()  # set once the first LISTEN / counter read is done
+        super().__init__(db, poll)
+        self.liveness = liveness
 
-    def start(self) -> Watcher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        if self.db.is_sqlite:
-            self._count()
-        else:
-            self._listen()
-
-    def _count(self) -> None:
+    def _poll(self) -> None:
         seen: int | None = None
         while not self._stop.is_set():
             try:
@@ -185,7 +164,7 @@ class Watcher:
         outage = False
         while not self._stop.is_set():
             try:
-                with psycopg.connect(_conninfo(self.db), autocommit=True,
+                with psycopg.connect(conninfo(self.db), autocommit=True,
                                      application_name=application_name()) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     heard(None)  # whatever was announced before this LISTEN went unheard
@@ -198,7 +177,7 @@ class Watcher:
                         for note in conn.notifies(timeout=self.poll):
                             heard(Revoked.parse(note.payload))
                         if time.monotonic() - checked >= self.liveness:
-                            _answers(conn, within=self.liveness)
+                            answers(conn, within=self.liveness)
                             checked = time.monotonic()
             except Exception as exc:
                 if not outage:
@@ -207,31 +186,6 @@ class Watcher:
                 outage = True
                 self._stop.wait(pause)
                 pause = min(pause * 2, RECONNECT_MOST)
-
-
-def _answers(conn: psycopg.Connection, *, within: float) -> None:
-    """A `SELECT 1` on the LISTEN connection; one not answered `within` seconds has its
-    socket shut, so the wait ends in an error rather than never."""
-    cut = threading.Timer(within, _shut, args=(conn,))
-    cut.start()
-    try:
-        conn.execute("SELECT 1")
-    finally:
-        cut.cancel()
-
-
-def _shut(conn: psycopg.Connection) -> None:
-    try:
-        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
-            sock.shutdown(socket.SHUT_RDWR)
-    except (OSError, psycopg.Error):  # already closed: nothing to wake
-        pass
-
-
-def _conninfo(db: Database) -> str:
-    """libpq's form of the engine's URL (the password kept), with `LISTEN_CONNECTION`."""
-    url = db.engine.url.set(drivername="postgresql")
-    return make_conninfo(url.render_as_string(hide_password=False), **LISTEN_CONNECTION)
 
 
 def watch(dbs: Iterable[Database]) -> Callable[[], None]:
