@@ -31,8 +31,10 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -62,6 +64,7 @@ from mailhaven.events.models import Event
 from mailhaven.services import Services
 
 PATH = f"/v3/{DOMAIN}/messages"
+T = TypeVar("T")
 P50_GOAL_MS = 100  # issue 17's goals for accept -> delivered at half the peak rate
 P99_GOAL_MS = 500
 
@@ -224,6 +227,33 @@ def report(result: Result, backend: str) -> None:
     ], summary)
 
 
+def against_serve(name: str, database_url: str | None,
+                  run: Callable[[int, int, str, Services], Awaitable[T]]) -> tuple[T, int]:
+    """`mailhaven serve` on a fresh data directory (or a throwaway PostgreSQL database),
+    relaying to a sink process, an account seeded; `run(port, serve's pid, API key,
+    services)` against it (the services read the events). Its result, and how many
+    messages the sink received."""
+    sink_port = free_port()
+    with tempfile.TemporaryDirectory(prefix="mailhaven-bench-") as tmp, \
+            throwaway_database(database_url) as url:
+        data_dir = Path(tmp)
+        settings = bench_settings(data_dir, url)
+        _, api_key = seed(settings)
+        sink = start_sink(sink_port)
+        try:
+            services = Services.start(settings, migrate=False)
+            try:
+                with mailhaven_serve(data_dir, url, sink_port) as (proc, port):
+                    print(f"{name} on {backend_name(database_url)}: mailhaven serve pid "
+                          f"{proc.pid} on 127.0.0.1:{port}, sink pid {sink.pid}", flush=True)
+                    result = asyncio.run(run(port, proc.pid, api_key, services))
+            finally:
+                services.close()
+        finally:
+            received = stop_sink(sink)
+    return result, received
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -242,30 +272,15 @@ def main() -> None:
         parser.error("--peak-messages, --clients and --seconds must be positive")
 
     backend = backend_name(args.database_url)
-    sink_port = free_port()
-    with tempfile.TemporaryDirectory(prefix="mailhaven-bench-") as tmp, \
-            throwaway_database(args.database_url) as database_url:
-        data_dir = Path(tmp)
-        settings = bench_settings(data_dir, database_url)
-        _, api_key = seed(settings)
-        sink = start_sink(sink_port)
-        try:
-            services = Services.start(settings, migrate=False)  # to read the events
-            try:
-                with mailhaven_serve(data_dir, database_url, sink_port) as (proc, port):
-                    print(f"latency on {backend}: mailhaven serve pid {proc.pid} on "
-                          f"127.0.0.1:{port}, sink pid {sink.pid}", flush=True)
-                    result = asyncio.run(run(port, proc.pid, api_key, services, args))
-            finally:
-                services.close()
-        finally:
-            received = stop_sink(sink)
-        report(result, backend)
-        expected = args.warmup + args.peak_messages + result.paced_count
-        if received != expected:
-            raise SystemExit(f"sent {expected} messages but the sink counted {received}")
-        print(f"check: every message has its accepted and delivered events; the sink "
-              f"received all {received}")
+    result, received = against_serve(
+        "latency", args.database_url,
+        lambda port, pid, api_key, services: run(port, pid, api_key, services, args))
+    report(result, backend)
+    expected = args.warmup + args.peak_messages + result.paced_count
+    if received != expected:
+        raise SystemExit(f"sent {expected} messages but the sink counted {received}")
+    print(f"check: every message has its accepted and delivered events; the sink "
+          f"received all {received}")
 
 
 if __name__ == "__main__":

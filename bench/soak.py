@@ -42,7 +42,6 @@ import datetime
 import logging
 import os
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,20 +51,13 @@ from common import (
     Figure,
     backend_name,
     bench_arguments,
-    bench_settings,
-    free_port,
-    mailhaven_serve,
     memory_kb,
     percentile,
     record,
     run_script,
-    seed,
-    start_sink,
-    stop_sink,
     table,
-    throwaway_database,
 )
-from latency import Client, Sent, wait_delivered
+from latency import Client, Sent, against_serve, wait_delivered
 from mailhaven.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -438,24 +430,9 @@ def main() -> None:
                          ".venv/bin/pip install -e '.[bench]')") from None
 
     backend = backend_name(args.database_url)
-    sink_port = free_port()
-    with tempfile.TemporaryDirectory(prefix="mailhaven-bench-") as tmp, \
-            throwaway_database(args.database_url) as database_url:
-        data_dir = Path(tmp)
-        settings = bench_settings(data_dir, database_url)
-        _, api_key = seed(settings)
-        sink = start_sink(sink_port)
-        try:
-            services = Services.start(settings, migrate=False)  # to read the events
-            try:
-                with mailhaven_serve(data_dir, database_url, sink_port) as (proc, port):
-                    print(f"soak on {backend}: mailhaven serve pid {proc.pid} on "
-                          f"127.0.0.1:{port}, sink pid {sink.pid}", flush=True)
-                    peak, soak = asyncio.run(run(port, proc.pid, api_key, services, args))
-            finally:
-                services.close()
-        finally:
-            received = stop_sink(sink)
+    (peak, soak), received = against_serve(
+        "soak", args.database_url,
+        lambda port, pid, api_key, services: run(port, pid, api_key, services, args))
     v = verdicts(soak)
     rows = [minute_row(soak, m) for m in range(int(-(-soak.seconds // 60)))]
     summary = report(soak, v, peak, backend, table(MINUTE_COLUMNS, rows),
