@@ -7,8 +7,14 @@ the server of MAILHAVEN_BENCH_PG, else postgresql://postgres@127.0.0.1:5432/post
 `common.py`. The messages are `latency.py`'s: multipart, ~1 KB of text and a 10 KB
 attachment, a new recipient each, posted on raw keep-alive connections by `latency.Client`.
 
-1. Peak, as `latency.py` finds it: --peak-messages posted as fast as --clients connections
-   allow; the peak is messages / (last `delivered` event - first `accepted` event).
+1. Peak, sustained: what serve keeps up with when intake and delivery run at once. For
+   --peak-seconds (90) the --clients connections post as fast as serve answers, but only
+   while fewer than --backlog (300) accepted messages wait for delivery (the `delivered`
+   events counted every 0.2 s): closed on delivery, intake settles at the rate serve
+   delivers while it takes mail in. The peak is the messages delivered in the last two
+   thirds of that time, per second. (A burst's rate, as `latency.py` measures its peak,
+   overstates it: most of a burst's deliveries run after its intake, so one process never
+   does both at that rate; a soak at 70% of it only grows its queue.)
 2. Soak: for --minutes, an open-loop client posts at --fraction (70%) of that peak, each
    message at its scheduled time whatever the answers do (built as it goes: a 30-minute run
    is ~150,000 messages). Every --sample-seconds (10) it reads serve's resident memory
@@ -46,6 +52,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from common import (
     Column,
     Figure,
@@ -58,6 +66,7 @@ from common import (
     table,
 )
 from latency import Client, Sent, against_serve, wait_delivered
+from mailhaven.events.models import Event
 from mailhaven.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,15 +130,63 @@ def sample(pid: int, at: float) -> Sample:
 
 
 # -- the run -------------------------------------------------------------------------------
-async def find_peak(client: Client, services: Services, args: argparse.Namespace,
-                    deadline: float) -> float:
-    """The peak rate as `latency.py` measures it, after an untimed warm-up burst."""
+def delivered_count(services: Services) -> int:
+    with services.db.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Event).where(
+            Event.event == "delivered")) or 0
+
+
+@dataclass
+class Peak:
+    rate: float  # delivered/s over the measured window, intake running throughout
+    intake: float  # accepted/s over the same window
+    sent: list[Sent]
+
+
+async def sustained_peak(client: Client, services: Services, args: argparse.Namespace,
+                         deadline: float) -> Peak:
+    """Post as fast as serve answers while fewer than --backlog messages wait for delivery,
+    for --peak-seconds; after an untimed warm-up burst. See the module's docstring."""
     await wait_delivered(services, await client.burst(args.warmup), deadline)
-    burst = await client.burst(args.peak_messages)
-    times = await wait_delivered(services, burst, deadline)
-    first = min(t["accepted"] for t in times.values())
-    last = max(t["delivered"] for t in times.values())
-    return len(burst) / (last - first)
+    loop = asyncio.get_running_loop()
+    delivered = base = await asyncio.to_thread(delivered_count, services)
+    sent: list[Sent] = []
+    posted = 0
+    start = loop.time()
+    end = start + args.peak_seconds
+    window = start + args.peak_seconds / 3
+    marks: dict[str, tuple[float, int, int]] = {}  # "from"/"to" -> (time, delivered, sent)
+    room = asyncio.Event()
+
+    async def counter() -> None:
+        nonlocal delivered
+        while loop.time() < end:
+            delivered = await asyncio.to_thread(delivered_count, services)
+            now = loop.time()
+            if now >= window and "from" not in marks:
+                marks["from"] = (now, delivered, len(sent))
+            if posted - (delivered - base) < args.backlog:
+                room.set()
+            await asyncio.sleep(0.2)
+        marks["to"] = (loop.time(), delivered, len(sent))
+        room.set()
+
+    async def poster() -> None:
+        nonlocal posted
+        while loop.time() < end:
+            if posted - (delivered - base) >= args.backlog:
+                room.clear()
+                await room.wait()
+                continue
+            posted += 1
+            sent.append(await client.post(client.prepared(1)[0], time.time()))
+            if time.monotonic() > deadline:
+                raise TimeoutError("--max-seconds reached")
+
+    await asyncio.gather(counter(), *(poster() for _ in range(args.clients)))
+    await wait_delivered(services, sent, deadline)  # the soak starts from an empty queue
+    (t0, d0, s0), (t1, d1, s1) = marks["from"], marks["to"]
+    return Peak((d1 - d0) / (t1 - t0), (s1 - s0) / (t1 - t0), sent)
 
 
 MINUTE_COLUMNS = [Column("minute", 6, "d"), Column("sent/s", 7, ".1f"), Column("late ms", 7, ".0f"),
@@ -333,7 +390,7 @@ def plot(soak: Soak, v: Verdicts, peak: float, backend: str, path: Path,
         axis.grid(alpha=0.3)
     day = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     fig.suptitle(f"mailhaven serve, {backend}: {soak.seconds / 60:g} min at {soak.rate:.0f}/s "
-                 f"({soak.rate / peak:.0%} of the peak {peak:.0f}/s); {day}, {commit()}\n"
+                 f"({soak.rate / peak:.0%} of the sustained peak {peak:.0f}/s); {day}, {commit()}\n"
                  f"shaded: warm-up. RSS flat: {met(v.rss_flat)}, fds flat: "
                  f"{met(v.fds_flat)}, p99 stable: {met(v.p99_stable)}", fontsize=10)
     fig.tight_layout()
@@ -348,8 +405,9 @@ def report(soak: Soak, v: Verdicts, peak: float, backend: str, table_text: str,
     lag_ms = 1000 * max((s.started - s.scheduled for s in soak.sent), default=0.0)
     summary = "\n".join([
         f"soak, {backend}: mailhaven serve, {soak.seconds / 60:g} min at {soak.rate:.1f}/s "
-        f"({soak.rate / peak:.0%} of the peak {peak:.1f}/s): {len(soak.sent)} messages, open "
-        f"loop (sent at most {lag_ms:.0f} ms late); serve sampled every {sample_seconds:g} s",
+        f"({soak.rate / peak:.0%} of the sustained peak {peak:.1f}/s): {len(soak.sent)} "
+        f"messages, open loop (sent at most {lag_ms:.0f} ms late); serve sampled every "
+        f"{sample_seconds:g} s",
         table_text,
         f"warm-up: the first {v.warmup / 60:.1f} min; after it:",
         f"  serve RSS {v.rss_min_mb:.1f}-{v.rss_max_mb:.1f} MB, spread {v.rss_spread:.1%} "
@@ -383,14 +441,16 @@ def figures(soak: Soak, v: Verdicts, peak: float) -> list[Figure]:
 
 
 async def run(port: int, pid: int, api_key: str, services: Services,
-              args: argparse.Namespace) -> tuple[float, Soak]:
+              args: argparse.Namespace) -> tuple[Peak, Soak]:
     deadline = time.monotonic() + args.max_seconds
     client = Client(port, api_key, args.clients, deadline)
     try:
-        peak = await find_peak(client, services, args, deadline)
-        rate = args.rate or args.fraction * peak
-        print(f"  peak: accept to delivered {peak:.1f}/s; soaking at {rate:.1f}/s for "
-              f"{args.minutes:g} min (serve pid {pid})", flush=True)
+        peak = await sustained_peak(client, services, args, deadline)
+        rate = args.rate or args.fraction * peak.rate
+        print(f"  peak, sustained: {peak.rate:.1f} delivered/s ({peak.intake:.1f} accepted/s) "
+              f"with intake and delivery at once, {len(peak.sent)} messages in "
+              f"{args.peak_seconds:g} s; soaking at {rate:.1f}/s for {args.minutes:g} min "
+              f"(serve pid {pid})", flush=True)
         soak = await run_soak(client, services, pid, rate, args, deadline)
     finally:
         await client.close()
@@ -406,10 +466,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None,
                         help="soak at this many messages/s instead of a fraction of the peak")
     parser.add_argument("--sample-seconds", type=float, default=10)
-    parser.add_argument("--peak-messages", type=int, default=1000,
-                        help="messages of the burst that measures the peak rate")
+    parser.add_argument("--peak-seconds", type=float, default=90,
+                        help="how long the sustained peak is measured")
+    parser.add_argument("--backlog", type=int, default=300,
+                        help="most messages waiting for delivery while the peak is measured")
     parser.add_argument("--clients", type=int, default=64,
-                        help="connections (the burst's concurrency; the soak client's pool)")
+                        help="connections (the peak's posters; the soak client's pool)")
     parser.add_argument("--warmup", type=int, default=100,
                         help="messages of an untimed burst before the peak's")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "soak.png",
@@ -417,10 +479,10 @@ def main() -> None:
     bench_arguments(parser, max_seconds=0)
     parser.set_defaults(database_url=POSTGRES)
     args = parser.parse_args()
-    if args.minutes <= 0 or args.fraction <= 0 or args.sample_seconds <= 0 or min(
-            args.peak_messages, args.clients) < 1 or args.warmup < 0:
-        parser.error("--minutes, --fraction, --sample-seconds, --peak-messages and --clients "
-                     "must be positive")
+    if min(args.minutes, args.fraction, args.sample_seconds, args.peak_seconds) <= 0 or min(
+            args.backlog, args.clients) < 1 or args.warmup < 0:
+        parser.error("--minutes, --fraction, --sample-seconds, --peak-seconds, --backlog and "
+                     "--clients must be positive")
     if not args.max_seconds:
         args.max_seconds = 60 * args.minutes + 600
     try:
@@ -430,10 +492,10 @@ def main() -> None:
                          ".venv/bin/pip install -e '.[bench]')") from None
 
     backend = backend_name(args.database_url)
-    (peak, soak), received = against_serve(
+    (sustained, soak), received = against_serve(
         "soak", args.database_url,
         lambda port, pid, api_key, services: run(port, pid, api_key, services, args))
-    v = verdicts(soak)
+    v, peak = verdicts(soak), sustained.rate
     rows = [minute_row(soak, m) for m in range(int(-(-soak.seconds // 60)))]
     summary = report(soak, v, peak, backend, table(MINUTE_COLUMNS, rows),
                      args.sample_seconds)
@@ -441,7 +503,7 @@ def main() -> None:
     plot(soak, v, peak, backend, args.plot, args.sample_seconds)
     print(f"plot: {args.plot}")
     record("soak", backend, figures(soak, v, peak), summary)
-    expected = args.warmup + args.peak_messages + len(soak.sent)
+    expected = args.warmup + len(sustained.sent) + len(soak.sent)
     if received != expected:
         raise SystemExit(f"sent {expected} messages but the sink counted {received}")
     print(f"check: every message has its accepted and delivered events; the sink received "
