@@ -12,9 +12,8 @@ attachment, a new recipient each, posted on raw keep-alive connections by `laten
    while fewer than --backlog (300) accepted messages wait for delivery (the `delivered`
    events counted every 0.2 s): closed on delivery, intake settles at the rate serve
    delivers while it takes mail in. The peak is the messages delivered in the last two
-   thirds of that time, per second. (A burst's rate, as `latency.py` measures its peak,
-   overstates it: most of a burst's deliveries run after its intake, so one process never
-   does both at that rate; a soak at 70% of it only grows its queue.)
+   thirds of that time, per second. (`latency.py`'s peak is a burst's: intake first, most
+   deliveries after it; a steady load has both at once.)
 2. Soak: for --minutes, an open-loop client posts at --fraction (70%) of that peak, each
    message at its scheduled time whatever the answers do (built as it goes: a 30-minute run
    is ~150,000 messages). Every --sample-seconds (10) it reads serve's resident memory
