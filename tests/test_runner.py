@@ -82,3 +82,28 @@ def test_a_late_bell_is_heard_after_its_delay_and_not_while_others_take_the_work
         return heard, left
 
     assert asyncio.run(run()) == (True, False)
+
+
+def test_a_late_bell_is_heard_at_once_while_idle_and_only_after_its_delay_while_busy() -> None:
+    """serve's delivery worker alone: idle, it claims as the API rings (no batch to wait
+    for); with attempts in flight, it waits so that one claim takes several sends."""
+    busy = [False]
+    bell = Doorbell()
+    late = LateBell(bell, NEVER, busy=lambda: busy[0])
+
+    async def rung() -> asyncio.Future[bool]:
+        waiting = asyncio.ensure_future(late.wait(NEVER))
+        await asyncio.sleep(0)  # the waiter is registered
+        threading.Thread(target=late.ring).start()
+        return waiting
+
+    async def run() -> tuple[bool, bool]:
+        idle = await asyncio.wait_for(await rung(), 30)
+        busy[0] = True
+        waiting = await rung()
+        await asyncio.sleep(0.05)  # the ring reached the bell: the late bell sleeps its delay
+        heard, _ = await asyncio.wait({waiting}, timeout=0.05)
+        waiting.cancel()
+        return idle, bool(heard)
+
+    assert asyncio.run(run()) == (True, False)

@@ -72,14 +72,17 @@ class Doorbell:
 
 
 class LateBell(Doorbell):
-    """Another doorbell, heard `delay` seconds after it rings, and not at all while
-    `give_way()` says others take the work: for a runner that should leave it to others
-    woken by the same ring (serve's delivery worker to `mailhaven worker` processes, which
-    hear the commit through `storage.queued`), and take more at once when it does."""
+    """Another doorbell, heard `delay` seconds after it rings while `busy()` (always, without
+    it), and not at all while `give_way()` says others take the work: for a runner that
+    should leave it to others woken by the same ring (serve's delivery worker to `mailhaven
+    worker` processes, which hear the commit through `storage.queued`), and, busy, take more
+    at once when it does. An idle runner hears it at once: there is no batch to wait for,
+    and the delay would fall on every copy of a steady, moderate flow."""
 
     def __init__(self, bell: Doorbell, delay: float,
-                 give_way: Callable[[], bool] | None = None) -> None:
-        self.bell, self.delay, self.give_way = bell, delay, give_way
+                 give_way: Callable[[], bool] | None = None,
+                 busy: Callable[[], bool] | None = None) -> None:
+        self.bell, self.delay, self.give_way, self.busy = bell, delay, give_way, busy
 
     def ring(self) -> None:
         self.bell.ring()
@@ -91,7 +94,8 @@ class LateBell(Doorbell):
             if not await self.bell.wait(max(0.0, deadline - loop.time())):
                 return False
             if self.give_way is None or not self.give_way():
-                await asyncio.sleep(self.delay)
+                if self.busy is None or self.busy():
+                    await asyncio.sleep(self.delay)
                 return True
             if loop.time() >= deadline:  # others take it; the poll still looks
                 return False

@@ -81,10 +81,10 @@ def _submission_sockets(stack: AsyncExitStack, settings: Settings,
     return starttls, implicit
 
 
-# `serve`'s delivery worker claims this long after the API rings it, and not at all while
-# `mailhaven worker` processes say they are there (storage.queued): they, woken by the same
-# commit, take the copies, and serve's core is left to the API; alone, its worker takes a
-# few sends' copies in one claim.
+# `serve`'s delivery worker, with attempts in flight, claims this long after the API rings
+# it (idle, at once), and not at all while `mailhaven worker` processes say they are there
+# (storage.queued): they, woken by the same commit, take the copies, and serve's core is
+# left to the API; alone and busy, its worker takes a few sends' copies in one claim.
 API_WORKER_DEFERS = 0.02
 
 

@@ -69,8 +69,9 @@ class DeliveryWorker(Runner):
     def __init__(self, services: Services, *, owner: str | None = None,
                  concurrency: int | None = None, defer: float = 0.0,
                  give_way: Callable[[], bool] | None = None) -> None:
-        """`defer`: how long after its doorbell rings the worker claims; `give_way`: when
-        it leaves the ring to others (`LateBell`)."""
+        """`defer`: how long after its doorbell rings the worker claims while attempts are
+        in flight (idle, it claims at once); `give_way`: when it leaves the ring to others
+        (`LateBell`)."""
         settings = services.settings
         self.services = services
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -92,7 +93,8 @@ class DeliveryWorker(Runner):
         self._signers_lock = threading.Lock()
         self.doorbell: Doorbell = services.delivery_bell
         if defer > 0 or give_way is not None:
-            self.doorbell = LateBell(self.doorbell, defer, give_way)
+            self.doorbell = LateBell(self.doorbell, defer, give_way,
+                                     busy=lambda: bool(self._inflight))
         # Building copies (plain rendering, signing) has threads of its own, apart from the
         # claims' and outcomes' database work; other rendering runs in the render pool.
         self._builders = ThreadPoolExecutor(BUILD_THREADS, thread_name_prefix="mailhaven-build")
