@@ -10,15 +10,20 @@ that is open but deaf; either way the listener connects again."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+import time
 from typing import ClassVar, Self
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from mailhaven.storage.db import Database
+
+log = logging.getLogger(__name__)
 
 RECONNECT_FIRST, RECONNECT_MOST = 0.5, 5.0  # PostgreSQL: pauses between LISTEN attempts
 # libpq: a dead peer found within ~25 s when idle, unacknowledged writes given up after 30 s
@@ -30,9 +35,12 @@ class Hearing:
     """The thread: `_listen` on PostgreSQL, `_poll` on SQLite (each until `_stop`)."""
 
     name: ClassVar[str]  # the thread's
+    channel: ClassVar[str]  # PostgreSQL: what it LISTENs to
+    outage_level: ClassVar[int] = logging.WARNING  # how an outage and its end are logged
+    heard_again: ClassVar[str] = "listening again"  # logged when a LISTEN follows an outage
 
-    def __init__(self, db: Database, poll: float) -> None:
-        self.db, self.poll = db, poll
+    def __init__(self, db: Database, poll: float, liveness: float) -> None:
+        self.db, self.poll, self.liveness = db, poll, liveness
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.listening = threading.Event()  # set once the first LISTEN / poll is done
@@ -55,6 +63,43 @@ class Hearing:
         raise NotImplementedError
 
     def _listen(self) -> None:
+        """LISTEN on a connection of its own until stopped, `_hear` in turn with a liveness
+        check (`answers`); after any failure, connect again, the pauses doubling."""
+        pause, outage = RECONNECT_FIRST, False
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(conninfo(self.db), autocommit=True,
+                                     application_name=self.application_name()) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self._listening()
+                    if outage:
+                        log.log(self.outage_level, "%s: %s", self.name, self.heard_again)
+                    self.listening.set()
+                    outage, pause = False, RECONNECT_FIRST
+                    checked = time.monotonic()
+                    while not self._stop.is_set():
+                        self._hear(conn)
+                        if time.monotonic() - checked >= self.liveness:
+                            answers(conn, within=self.liveness)
+                            checked = time.monotonic()
+            except Exception as exc:
+                if not outage:
+                    log.log(self.outage_level, "%s: not listening (%s); trying again",
+                            self.name, type(exc).__name__)
+                outage = True
+                self._stop.wait(pause)
+                pause = min(pause * 2, RECONNECT_MOST)
+
+    def application_name(self) -> str:
+        """How the LISTEN connection is named in pg_stat_activity."""
+        return f"mailhaven-{self.name} {os.getpid()}"
+
+    def _listening(self) -> None:
+        """A LISTEN has begun: what was said before it went unheard."""
+        raise NotImplementedError
+
+    def _hear(self, conn: psycopg.Connection) -> None:
+        """One turn on the LISTEN connection: its notifications, for at most `poll`."""
         raise NotImplementedError
 
 

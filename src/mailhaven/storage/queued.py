@@ -25,12 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from mailhaven.storage.db import Database
-from mailhaven.storage.hearing import RECONNECT_FIRST, RECONNECT_MOST, Hearing, answers, conninfo
+from mailhaven.storage.hearing import Hearing
 
 log = logging.getLogger("mailhaven.storage")
 
@@ -91,12 +90,15 @@ class Listener(Hearing):
     """A thread that calls `ring` when another process queued mail in `db`."""
 
     name = "queued"
+    channel = CHANNEL
+    outage_level = logging.DEBUG  # mail still flows: the poll finds it
 
     def __init__(self, db: Database, ring: Callable[[], None], *,
                  poll: float = POLL_SECONDS, worker: bool = False) -> None:
         """`worker`: this process only delivers, and says so (heartbeats)."""
-        super().__init__(db, poll)
+        super().__init__(db, poll, LIVENESS_SECONDS)
         self.ring, self.worker = ring, worker
+        self._beat = 0.0  # monotonic: this worker's last heartbeat
         self._worker_heard: float | None = None  # monotonic: another worker's last heartbeat
 
     def workers_alive(self) -> bool:
@@ -143,34 +145,18 @@ class Listener(Hearing):
             self.listening.set()
             self._stop.wait(self.poll)
 
-    def _listen(self) -> None:
-        pause = RECONNECT_FIRST
+    def _listening(self) -> None:
+        self._ring()  # whatever was queued before this LISTEN went unheard
+        self._beat = 0.0
+
+    def _hear(self, conn: psycopg.Connection) -> None:
         own = str(os.getpid())
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(conninfo(self.db), autocommit=True,
-                                     application_name=f"mailhaven-queued {own}") as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
-                    self._ring()  # whatever was queued before this LISTEN went unheard
-                    self.listening.set()
-                    pause = RECONNECT_FIRST
-                    checked = time.monotonic()
-                    beat = 0.0
-                    while not self._stop.is_set():
-                        if self.worker and time.monotonic() - beat >= HEARTBEAT_SECONDS:
-                            conn.execute(f"NOTIFY {CHANNEL}, 'worker {own}'")
-                            beat = time.monotonic()
-                        for note in conn.notifies(timeout=min(LISTEN_SECONDS,
-                                                              HEARTBEAT_SECONDS / 2)):
-                            if note.payload.startswith("worker "):
-                                if note.payload != f"worker {own}":
-                                    self._worker_heard = time.monotonic()
-                            elif note.payload != own:
-                                self._ring()  # the doorbell keeps one ring however many
-                        if time.monotonic() - checked >= LIVENESS_SECONDS:
-                            answers(conn, within=LIVENESS_SECONDS)
-                            checked = time.monotonic()
-            except Exception as exc:
-                log.debug("queued: not listening (%s); trying again", type(exc).__name__)
-                self._stop.wait(pause)
-                pause = min(pause * 2, RECONNECT_MOST)
+        if self.worker and time.monotonic() - self._beat >= HEARTBEAT_SECONDS:
+            conn.execute(f"NOTIFY {CHANNEL}, 'worker {own}'")
+            self._beat = time.monotonic()
+        for note in conn.notifies(timeout=min(LISTEN_SECONDS, HEARTBEAT_SECONDS / 2)):
+            if note.payload.startswith("worker "):
+                if note.payload != f"worker {own}":
+                    self._worker_heard = time.monotonic()
+            elif note.payload != own:
+                self._ring()  # the doorbell keeps one ring however many

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import psycopg
-from psycopg import sql
 from sqlalchemy import Integer, event, select, text, update
 from sqlalchemy.orm import Mapped, Session
 
 from mailhaven.storage.base import Base
 from mailhaven.storage.db import Database, affected
-from mailhaven.storage.hearing import RECONNECT_FIRST, RECONNECT_MOST, Hearing, answers, conninfo
+from mailhaven.storage.hearing import Hearing
 from mailhaven.storage.inventory import TECHNICAL, column
 
 log = logging.getLogger("mailhaven.revocations")
@@ -138,11 +136,12 @@ class Watcher(Hearing):
     """A thread hearing one database's revocations for this process's caches."""
 
     name = "revocations"
+    channel = CHANNEL
+    heard_again = "listening again; caches cleared"
 
     def __init__(self, db: Database, *, poll: float = POLL_SECONDS,
                  liveness: float = LIVENESS_SECONDS) -> None:
-        super().__init__(db, poll)
-        self.liveness = liveness
+        super().__init__(db, poll, liveness)
 
     def _poll(self) -> None:
         seen: int | None = None
@@ -159,33 +158,12 @@ class Watcher(Hearing):
                 self.listening.set()
             self._stop.wait(self.poll)
 
-    def _listen(self) -> None:
-        pause = RECONNECT_FIRST
-        outage = False
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(conninfo(self.db), autocommit=True,
-                                     application_name=application_name()) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
-                    heard(None)  # whatever was announced before this LISTEN went unheard
-                    self.listening.set()
-                    if outage:
-                        log.warning("revocations: listening again; caches cleared")
-                    outage, pause = False, RECONNECT_FIRST
-                    checked = time.monotonic()
-                    while not self._stop.is_set():
-                        for note in conn.notifies(timeout=self.poll):
-                            heard(Revoked.parse(note.payload))
-                        if time.monotonic() - checked >= self.liveness:
-                            answers(conn, within=self.liveness)
-                            checked = time.monotonic()
-            except Exception as exc:
-                if not outage:
-                    log.warning("revocations: not listening (%s); trying again",
-                                type(exc).__name__)
-                outage = True
-                self._stop.wait(pause)
-                pause = min(pause * 2, RECONNECT_MOST)
+    def _listening(self) -> None:
+        heard(None)  # whatever was announced before this LISTEN went unheard
+
+    def _hear(self, conn: psycopg.Connection) -> None:
+        for note in conn.notifies(timeout=self.poll):
+            heard(Revoked.parse(note.payload))
 
 
 def watch(dbs: Iterable[Database]) -> Callable[[], None]:
