@@ -7,13 +7,17 @@ the server of MAILHAVEN_BENCH_PG, else postgresql://postgres@127.0.0.1:5432/post
 `common.py`. The messages are `latency.py`'s: multipart, ~1 KB of text and a 10 KB
 attachment, a new recipient each, posted on raw keep-alive connections by `latency.Client`.
 
-1. Peak, sustained: what serve keeps up with when intake and delivery run at once. For
-   --peak-seconds (90) the --clients connections post as fast as serve answers, but only
-   while fewer than --backlog (300) accepted messages wait for delivery (the `delivered`
-   events counted every 0.2 s): closed on delivery, intake settles at the rate serve
-   delivers while it takes mail in. The peak is the messages delivered in the last two
-   thirds of that time, per second. (`latency.py`'s peak is a burst's: intake first, most
-   deliveries after it; a steady load has both at once.)
+1. Peak, sustained: the highest steady rate serve keeps up with, intake and delivery at
+   once. First closed on delivery: for --peak-seconds (90) the --clients connections post
+   as fast as serve answers, but only while fewer than --backlog (300) accepted messages
+   wait for delivery (the `delivered` events counted every 0.2 s); what is delivered per
+   second in the last two thirds bounds the search from above. Bursty intake is cheaper
+   than steady (larger group commits and claims), so that rate is more than serve keeps up
+   with when mail comes steadily. Then --steps (4) open-loop rates of --step-seconds (60)
+   each, bisected between 40% and 100% of it: a rate is kept up with when the last third
+   of its messages are delivered within 1 s at the median (a queue that grows shows there)
+   and none is sent more than 1 s late. The peak is the highest rate kept up with. (
+   `latency.py`'s peak is a burst's: intake first, most deliveries after it.)
 2. Soak: for --minutes, an open-loop client posts at --fraction (70%) of that peak, each
    message at its scheduled time whatever the answers do (built as it goes: a 30-minute run
    is ~150,000 messages). Every --sample-seconds (10) it reads serve's resident memory
@@ -75,6 +79,8 @@ RSS_FLAT = 0.10  # after warm-up, max / min - 1
 FD_SLACK = 5
 P99_STABLE = 1.5  # last third's p99 / first third's
 GRACE = 15.0  # seconds after a minute before its messages' latencies are read
+STEADY_MS = 1000.0  # a steady rate is kept up with while its p50 (and lateness) stay below
+LOWEST = 0.4  # of the closed loop's rate: the lower end of the search for the steady one
 MB = 1024.0  # kB per MB
 
 
@@ -135,15 +141,33 @@ def delivered_count(services: Services) -> int:
             Event.event == "delivered")) or 0
 
 
+@dataclass(frozen=True)
+class Step:
+    rate: float
+    p50_ms: float  # accept -> delivered of the last third of the step's messages
+    late_ms: float  # how late the open-loop client sent, at worst
+
+    @property
+    def kept_up(self) -> bool:
+        return self.p50_ms < STEADY_MS and self.late_ms < STEADY_MS
+
+
 @dataclass
 class Peak:
-    rate: float  # delivered/s over the measured window, intake running throughout
+    closed: float  # delivered/s, closed on delivery, intake running throughout
     intake: float  # accepted/s over the same window
-    sent: list[Sent]
+    sent: list[Sent]  # every message of the peak's measures
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """The highest steady rate kept up with (the search's lower end when none was)."""
+        kept = [s.rate for s in self.steps if s.kept_up]
+        return max(kept) if kept else LOWEST * self.closed
 
 
-async def sustained_peak(client: Client, services: Services, args: argparse.Namespace,
-                         deadline: float) -> Peak:
+async def closed_peak(client: Client, services: Services, args: argparse.Namespace,
+                      deadline: float) -> Peak:
     """Post as fast as serve answers while fewer than --backlog messages wait for delivery,
     for --peak-seconds; after an untimed warm-up burst. See the module's docstring."""
     await wait_delivered(services, await client.burst(args.warmup), deadline)
@@ -186,6 +210,40 @@ async def sustained_peak(client: Client, services: Services, args: argparse.Name
     await wait_delivered(services, sent, deadline)  # the soak starts from an empty queue
     (t0, d0, s0), (t1, d1, s1) = marks["from"], marks["to"]
     return Peak((d1 - d0) / (t1 - t0), (s1 - s0) / (t1 - t0), sent)
+
+
+async def steady_step(client: Client, services: Services, rate: float, seconds: float,
+                      deadline: float) -> tuple[Step, list[Sent]]:
+    """Open loop at `rate` for `seconds`; kept up with if the last third's messages were
+    delivered within STEADY_MS (a queue that grows shows there) and none was sent late."""
+    sent = await client.paced(rate, seconds)
+    times = await wait_delivered(services, sent, deadline)  # the next starts from empty
+    last = sent[len(sent) * 2 // 3:]
+    p50 = percentile([1000 * (times[s.message_id]["delivered"] - times[s.message_id]["accepted"])
+                      for s in last], 50)
+    late = 1000 * max(s.started - s.scheduled for s in sent)
+    return Step(rate, p50, late), sent
+
+
+async def sustained_peak(client: Client, services: Services, args: argparse.Namespace,
+                         deadline: float) -> Peak:
+    """The closed loop's rate, then the highest steady rate kept up with, bisected between
+    LOWEST and all of it in --steps steps of --step-seconds. See the module's docstring."""
+    peak = await closed_peak(client, services, args, deadline)
+    print(f"  closed on delivery: {peak.closed:.1f} delivered/s ({peak.intake:.1f} accepted/s) "
+          f"in {args.peak_seconds:g} s; now steady rates, {args.step_seconds:g} s each:",
+          flush=True)
+    low, high = LOWEST * peak.closed, peak.closed
+    for _ in range(args.steps):
+        rate = (low + high) / 2
+        step, sent = await steady_step(client, services, rate, args.step_seconds, deadline)
+        peak.steps.append(step)
+        peak.sent += sent
+        print(f"    {rate:6.1f}/s: last third's p50 {step.p50_ms:7.1f} ms, sent at most "
+              f"{step.late_ms:5.0f} ms late: {'kept up' if step.kept_up else 'fell behind'}",
+              flush=True)
+        low, high = (rate, high) if step.kept_up else (low, rate)
+    return peak
 
 
 MINUTE_COLUMNS = [Column("minute", 6, "d"), Column("sent/s", 7, ".1f"), Column("late ms", 7, ".0f"),
@@ -398,8 +456,13 @@ def plot(soak: Soak, v: Verdicts, peak: float, backend: str, path: Path,
     plt.close(fig)
 
 
-def report(soak: Soak, v: Verdicts, peak: float, backend: str, table_text: str,
+def report(soak: Soak, v: Verdicts, sustained: Peak, backend: str, table_text: str,
            sample_seconds: float) -> str:
+    peak = sustained.rate
+    steps = ", ".join(f"{s.rate:.1f}/s {'kept up' if s.kept_up else 'fell behind'} "
+                      f"(p50 {s.p50_ms:.0f} ms)" for s in sustained.steps)
+    peak_line = (f"peak: closed on delivery {sustained.closed:.1f}/s; steady: {steps or 'none'}"
+                 f" -> sustained peak {peak:.1f}/s")
     every = list(soak.latency_ms.values())
     lag_ms = 1000 * max((s.started - s.scheduled for s in soak.sent), default=0.0)
     summary = "\n".join([
@@ -408,6 +471,7 @@ def report(soak: Soak, v: Verdicts, peak: float, backend: str, table_text: str,
         f"messages, open loop (sent at most {lag_ms:.0f} ms late); serve sampled every "
         f"{sample_seconds:g} s",
         table_text,
+        peak_line,
         f"warm-up: the first {v.warmup / 60:.1f} min; after it:",
         f"  serve RSS {v.rss_min_mb:.1f}-{v.rss_max_mb:.1f} MB, spread {v.rss_spread:.1%} "
         f"(flat: <= {RSS_FLAT:.0%} and < {RSS_GOAL_MB} MB): {met(v.rss_flat)}",
@@ -446,10 +510,8 @@ async def run(port: int, pid: int, api_key: str, services: Services,
     try:
         peak = await sustained_peak(client, services, args, deadline)
         rate = args.rate or args.fraction * peak.rate
-        print(f"  peak, sustained: {peak.rate:.1f} delivered/s ({peak.intake:.1f} accepted/s) "
-              f"with intake and delivery at once, {len(peak.sent)} messages in "
-              f"{args.peak_seconds:g} s; soaking at {rate:.1f}/s for {args.minutes:g} min "
-              f"(serve pid {pid})", flush=True)
+        print(f"  peak, sustained: {peak.rate:.1f}/s (the highest steady rate kept up with); "
+              f"soaking at {rate:.1f}/s for {args.minutes:g} min (serve pid {pid})", flush=True)
         soak = await run_soak(client, services, pid, rate, args, deadline)
     finally:
         await client.close()
@@ -468,7 +530,11 @@ def main() -> None:
     parser.add_argument("--peak-seconds", type=float, default=90,
                         help="how long the sustained peak is measured")
     parser.add_argument("--backlog", type=int, default=300,
-                        help="most messages waiting for delivery while the peak is measured")
+                        help="most messages waiting for delivery in the closed loop")
+    parser.add_argument("--steps", type=int, default=4,
+                        help="steady rates tried in the search for the sustained peak")
+    parser.add_argument("--step-seconds", type=float, default=60,
+                        help="how long each steady rate is tried")
     parser.add_argument("--clients", type=int, default=64,
                         help="connections (the peak's posters; the soak client's pool)")
     parser.add_argument("--warmup", type=int, default=100,
@@ -478,10 +544,11 @@ def main() -> None:
     bench_arguments(parser, max_seconds=0)
     parser.set_defaults(database_url=POSTGRES)
     args = parser.parse_args()
-    if min(args.minutes, args.fraction, args.sample_seconds, args.peak_seconds) <= 0 or min(
-            args.backlog, args.clients) < 1 or args.warmup < 0:
-        parser.error("--minutes, --fraction, --sample-seconds, --peak-seconds, --backlog and "
-                     "--clients must be positive")
+    if min(args.minutes, args.fraction, args.sample_seconds, args.peak_seconds,
+           args.step_seconds) <= 0 or min(args.backlog, args.clients) < 1 or min(
+            args.warmup, args.steps) < 0:
+        parser.error("--minutes, --fraction, --sample-seconds, --peak-seconds, "
+                     "--step-seconds, --backlog and --clients must be positive")
     if not args.max_seconds:
         args.max_seconds = 60 * args.minutes + 600
     try:
@@ -496,7 +563,7 @@ def main() -> None:
         lambda port, pid, api_key, services: run(port, pid, api_key, services, args))
     v, peak = verdicts(soak), sustained.rate
     rows = [minute_row(soak, m) for m in range(int(-(-soak.seconds // 60)))]
-    summary = report(soak, v, peak, backend, table(MINUTE_COLUMNS, rows),
+    summary = report(soak, v, sustained, backend, table(MINUTE_COLUMNS, rows),
                      args.sample_seconds)
     print("\n" + summary)
     plot(soak, v, peak, backend, args.plot, args.sample_seconds)
