@@ -252,35 +252,39 @@ class Deleted:
 
 def delete_rows(session: Session, account_id: str, index: str, at: float, *,
                 messages: Sequence[str] = (), limit: int = BATCH) -> Deleted:
-    """One batch of an erasure's deletion: at most `limit` rows of each kind. First the
-    bodies whose content key was destroyed (emptied, and the key's row deleted): of the
-    messages of the account's erased subjects' copies, and of `messages` (those the erasure
-    named otherwise: its ledger's storage keys); once none is left, the subject's copies;
-    their events; then the rows of the account's erased subject keys nothing names any more
-    (deleting one still named would write each row naming it, through ON DELETE SET NULL)."""
+    """One batch of an erasure's deletion: at most `limit` rows of each kind. The
+    account's erased subjects' copies, with the bodies of their messages whose content key
+    was destroyed (emptied, and the key's row deleted), the bodies of `messages` too (those
+    the erasure named otherwise: its ledger's storage keys); the subject's events; then the
+    rows of the account's erased subject keys nothing names any more (deleting one still
+    named would write each row naming it, through ON DELETE SET NULL)."""
     erased = select(VaultKey.id).where(VaultKey.account_id == account_id,
                                        VaultKey.purpose == ERASED)
     # A destroyed content key is marked in no index (`Vault.destroy`): it is found through
-    # its message, and its message through the copies that lead to it (or the ledger), so
-    # the bodies go before the copies. ERASED content keys: destroyed before migration 0043.
+    # its message, and its message through a copy that leads to it (or the ledger), so a
+    # batch of copies takes their bodies with it. ERASED content keys: destroyed before
+    # migration 0043.
     shredded = (select(Message.content_key_id)
                 .join(VaultKey, VaultKey.id == Message.content_key_id)
                 .where(VaultKey.wrapped_key == DESTROYED))
-    found = dict.fromkeys(session.scalars(shredded.where(Message.id.in_(
-        select(Delivery.message_id).where(Delivery.subject_key_id.in_(erased)))).limit(limit)))
-    for where in ([Message.content_key_id.in_(erased)],
-                  *([Message.id.in_(chunk)] for chunk in _chunks(messages))):
-        if len(found) < limit:
-            found.update(dict.fromkeys(session.scalars(
-                shredded.where(*where).limit(limit - len(found)))))
-    content = [key for key in found if key]
+    batch: list[tuple[str, str]] = [(row.id, row.message_id) for row in session.execute(
+        select(Delivery.id, Delivery.message_id).where(Delivery.subject_key_id.in_(erased))
+        .limit(limit))]
+    theirs = {key for chunk in _chunks(sorted({m for _, m in batch}))
+              for key in session.scalars(shredded.where(Message.id.in_(chunk)))}
+    named = list(session.scalars(shredded.where(Message.content_key_id.in_(erased))
+                                 .limit(limit)))
+    for chunk in _chunks(messages):
+        if len(named) < limit:
+            named += session.scalars(shredded.where(Message.id.in_(chunk))
+                                     .limit(limit - len(named)))
+    content = sorted(theirs | set(named))
     bodies = sum(affected(session.execute(update(Message).where(
         Message.content_key_id.in_(chunk)).values(content_sealed=None, content_key_id=None)
         .execution_options(synchronize_session=False))) for chunk in _chunks(content))
-    copies = 0 if len(content) >= limit else affected(session.execute(delete(Delivery).where(
-        Delivery.id.in_(select(Delivery.id).where(Delivery.subject_key_id.in_(erased))
-                        .limit(limit).scalar_subquery()))
-        .execution_options(synchronize_session=False)))
+    copies = sum(affected(session.execute(delete(Delivery).where(Delivery.id.in_(chunk))
+                                          .execution_options(synchronize_session=False)))
+                 for chunk in _chunks([i for i, _ in batch]))
     events = affected(session.execute(delete(Event).where(Event.id.in_(
         select(Event.id).where(*_their_events(account_id, index, at)).limit(limit)
         .scalar_subquery())).execution_options(synchronize_session=False)))
@@ -295,7 +299,7 @@ def delete_rows(session: Session, account_id: str, index: str, at: float, *,
         select(VaultKey.id).where(VaultKey.account_id == account_id,
                                   VaultKey.purpose == ERASED, *unnamed)
         .limit(limit).scalar_subquery())).execution_options(synchronize_session=False)))
-    done = (copies, events, len(content), keys)
+    done = (copies, events, len(named), keys)
     return Deleted(bodies + content_keys + copies + events + keys,
                    all(n < limit for n in done))
 
