@@ -262,22 +262,24 @@ def delete_rows(session: Session, account_id: str, index: str, at: float, *,
                                        VaultKey.purpose == ERASED)
     # A destroyed content key is marked in no index (`Vault.destroy`): it is found through
     # its message, and its message through a copy that leads to it (or the ledger), so a
-    # batch of copies takes their bodies with it. ERASED content keys: destroyed before
-    # migration 0043.
-    shredded = (select(Message.content_key_id)
-                .join(VaultKey, VaultKey.id == Message.content_key_id)
-                .where(VaultKey.wrapped_key == DESTROYED))
+    # batch of copies takes their bodies with it. (Messages by id, their keys by id, and the
+    # mark read, not filtered on: the planner, which has seen no key destroyed, would start
+    # from a scan of vault_keys.) ERASED content keys: destroyed before migration 0043.
+    def shredded(*where: ColumnElement[bool]) -> list[str]:
+        rows = session.execute(select(Message.content_key_id, VaultKey.wrapped_key).join(
+            VaultKey, VaultKey.id == Message.content_key_id).where(*where))
+        return [key for key, wrapped in rows if wrapped == DESTROYED]
+
     batch: list[tuple[str, str]] = [(row.id, row.message_id) for row in session.execute(
         select(Delivery.id, Delivery.message_id).where(Delivery.subject_key_id.in_(erased))
         .limit(limit))]
     theirs = {key for chunk in _chunks(sorted({m for _, m in batch}))
-              for key in session.scalars(shredded.where(Message.id.in_(chunk)))}
-    named = list(session.scalars(shredded.where(Message.content_key_id.in_(erased))
-                                 .limit(limit)))
+              for key in shredded(Message.id.in_(chunk))}
+    named = list(session.scalars(select(Message.content_key_id).where(
+        Message.content_key_id.in_(erased)).limit(limit)))
     for chunk in _chunks(messages):
         if len(named) < limit:
-            named += session.scalars(shredded.where(Message.id.in_(chunk))
-                                     .limit(limit - len(named)))
+            named += shredded(Message.id.in_(chunk))[:limit - len(named)]
     content = sorted(theirs | set(named))
     bodies = sum(affected(session.execute(update(Message).where(
         Message.content_key_id.in_(chunk)).values(content_sealed=None, content_key_id=None)
