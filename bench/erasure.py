@@ -57,7 +57,7 @@ from mailhaven.privacy import service as privacy
 from mailhaven.privacy.models import Erasure
 from mailhaven.sending.service import send
 from mailhaven.services import Services
-from mailhaven.vault.models import ERASED, VaultKey
+from mailhaven.vault.models import DESTROYED, VaultKey
 
 DAYS = 30
 OTHERS = 200  # real recipients of the other recipients' message
@@ -191,7 +191,7 @@ def measure(services: Services, settings: Settings, account_id: str, address: st
         entry = session.scalars(select(Erasure).order_by(Erasure.id.desc()).limit(1)).one()
         readable = services.vault.keys(session, json.loads(entry.key_ids))
         destroyed = session.scalar(select(func.count()).select_from(VaultKey).where(
-            VaultKey.purpose == ERASED))
+            VaultKey.wrapped_key == DESTROYED))
     if readable or destroyed != messages + 1:
         raise RuntimeError(f"after the erasure, {len(readable)} of the ledger's keys are "
                            f"readable, {destroyed} keys destroyed")
@@ -202,7 +202,7 @@ def measure(services: Services, settings: Settings, account_id: str, address: st
         left = session.scalar(select(func.count()).select_from(Event).where(
             Event.recipient_index == index))
         keys = session.scalar(select(func.count()).select_from(VaultKey).where(
-            VaultKey.purpose == ERASED))
+            VaultKey.wrapped_key == DESTROYED))
     if left or keys:
         raise RuntimeError(f"the background deletion left {left} events, {keys} keys")
     print(f"  {events:,} events in the table: erased {counts} in {seconds:.3f} s; "

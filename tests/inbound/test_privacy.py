@@ -13,7 +13,9 @@ from sqlalchemy import select
 
 from mailhaven.exports.service import export_recipient
 from mailhaven.messages.models import Message
+from mailhaven.privacy import erasure
 from mailhaven.privacy.erasure import erase_recipient
+from mailhaven.vault.models import VaultKey
 from tests.inbound.conftest import message, process_all, rows, stored_mime
 
 SENDER = "zq9.sender@far-away-zq9.test"
@@ -113,3 +115,23 @@ def test_erasing_a_recipient_removes_the_mail_they_received(received, services, 
     assert rows(services) == []
     with services.db.sessions() as session:
         assert session.get(Message, received).content_sealed is None
+
+
+def test_erased_in_the_background_the_senders_mail_is_unreadable_then_shredded(
+        received, services, account, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A large subject's rows go in the background: the received mail's body is found again
+    by the ledger's storage keys (its content key is marked in no index)."""
+    monkeypatch.setattr(erasure, "INLINE_ROWS", 0)
+    with services.db.sessions() as session:
+        key_id = session.get(Message, received).content_key_id
+    with services.db.transaction() as session:
+        done = erase_recipient(session, services.vault, account[0], SENDER,
+                               now=services.clock.now(), data_dir=services.settings.data_dir)
+    assert done.counts.deletion == erasure.SCHEDULED and received in done.storage_keys
+    with services.db.sessions() as session:
+        assert session.get(Message, received).content_sealed is not None  # still there ...
+        assert services.vault.keys(session, [key_id]) == {}  # ... and unreadable
+    erasure.run_pending(services.db, services.clock)
+    with services.db.sessions() as session:
+        assert session.get(Message, received).content_sealed is None
+        assert session.get(VaultKey, key_id) is None

@@ -19,7 +19,7 @@ from mailhaven.privacy import erasure
 from mailhaven.privacy.models import Erasure
 from mailhaven.privacy.runner import ErasureDeleter
 from mailhaven.services import Services
-from mailhaven.vault.models import ERASED, VaultKey
+from mailhaven.vault.models import DESTROYED, ERASED, VaultKey
 from tests.backup.support import keyring
 from tests.support import Sink, deliver_due
 
@@ -61,7 +61,7 @@ def _ann_rows(services: Services, account_id: str) -> dict[str, int]:
             "copies": count(select(Delivery.id).join(VaultKey, VaultKey.id ==
                                                      Delivery.subject_key_id)
                             .where(VaultKey.purpose == ERASED)),
-            "erased keys": count(select(VaultKey.id).where(VaultKey.purpose == ERASED)),
+            "erased keys": count(select(VaultKey.id).where(VaultKey.wrapped_key == DESTROYED)),
             "bodies": count(select(Message.id).where(Message.content_sealed.is_not(None))),
             "pending": count(select(Erasure.id).where(Erasure.rows_deleted_at.is_(None))),
         }
@@ -136,6 +136,7 @@ def test_a_process_that_dies_before_or_during_the_job_loses_nothing(  # type: ig
         assert deleted == 4  # a copy, an event, a body emptied and its key's row
         partial = _ann_rows(restarted, account[0])
         assert partial["pending"] == 1 and partial["events"] == 7 and partial["copies"] == 3
+        assert partial["erased keys"] == 1 + 3
         # The next run finishes it.
         assert erasure.run_pending(restarted.db, restarted.clock, batch=2) > 0
         assert _ann_rows(restarted, account[0]) == {

@@ -178,3 +178,20 @@ def test_a_blob_under_a_kek_the_file_does_not_hold_opens_nowhere(tmp_path) -> No
     write_keyring(path, Keyring({9: secrets.token_bytes(32)}, 9, secrets.token_bytes(32)))
     with pytest.raises(RuntimeError, match="blind-index key changed"):
         vault.seal_secret("label", b"x")
+
+
+def test_a_rotation_leaves_destroyed_keys_destroyed(services, account) -> None:
+    with services.db.transaction() as session:
+        content = services.vault.new_content_key(session, account[0])
+        subject = services.vault.subject(session, account[0], "ann@example.org")
+        services.vault.destroy(session, [content.id, subject.id])
+    key_file = services.settings.resolved_master_key_file
+
+    done = rotation.rotate(services.db, services.vault, key_file,
+                           rotation.wrapped_columns(metadata))
+
+    assert done.rewrapped > 0
+    wrapped = _raw(services, "SELECT id, wrapped_key FROM vault_keys")
+    assert wrapped[content.id] == wrapped[subject.id] == b""  # nothing to re-wrap, no key made
+    assert all(blob.startswith(HEADER_V2) for k, blob in wrapped.items()
+               if k not in (content.id, subject.id))

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from mailhaven.accounts.service import create_account
 from mailhaven.vault import Keyring, Vault, VaultKey, load_or_create_keyring
+from mailhaven.vault.models import DESTROYED, ERASED
 
 
 def test_sealed_values_open_only_under_their_key_and_context(services, account) -> None:
@@ -79,3 +80,45 @@ def test_the_key_file_is_created_once_and_private(tmp_path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_or_create_keyring(path) == first
     assert first.kek != first.index_key
+
+
+def _row(services, key_id: str) -> dict:  # type: ignore[no-untyped-def]
+    with services.db.sessions() as session:
+        return dict(session.execute(select(VaultKey.__table__).where(
+            VaultKey.id == key_id)).one()._mapping)
+
+
+def test_a_destroyed_key_opens_nothing_and_its_address_gets_a_new_key(services,
+                                                                      account) -> None:
+    vault = services.vault
+    with services.db.transaction() as session:
+        subject = vault.subject(session, account[0], "ann@example.org")
+        content = vault.new_content_key(session, account[0])
+    sealed = {k.id: vault.seal_text(k, "Ann's statement", "m") for k in (subject, content)}
+    before = _row(services, content.id)
+    with services.db.transaction() as session:
+        assert vault.destroy(session, [subject.id, content.id]) == 2
+        assert vault.destroy(session, [subject.id, content.id]) == 0  # destroyed already
+
+    shredded, erased = _row(services, content.id), _row(services, subject.id)
+    assert shredded["wrapped_key"] == erased["wrapped_key"] == DESTROYED
+    # A content key's indexed columns keep their values (what lets PostgreSQL's UPDATE of
+    # 50,000 of them be HOT); the subject key loses its blind index and is ERASED.
+    indexed = {c.name for index in VaultKey.__table__.indexes | {
+        c for c in VaultKey.__table__.constraints if hasattr(c, "columns")}
+        for c in index.columns}
+    assert indexed >= {"account_id", "purpose", "blind_index"}
+    assert {c: shredded[c] for c in indexed} == {c: before[c] for c in indexed}
+    assert erased["purpose"] == ERASED and erased["blind_index"] is None
+
+    fresh = Vault(Keyring.from_json(  # another process: nothing unwrapped in memory
+        services.settings.resolved_master_key_file.read_text()))
+    with services.db.transaction() as session:
+        for reader in (vault, fresh):
+            assert reader.keys(session, sealed) == {}
+            assert reader.openers(session, sealed) == {}
+        assert vault.find_subject(session, account[0], "ann@example.org") is None
+        again = vault.subject(session, account[0], "Ann@example.org")
+    assert again.id != subject.id and again.wrapped_key != DESTROYED
+    with pytest.raises(InvalidTag):
+        fresh.open_text(again, sealed[subject.id], "m")

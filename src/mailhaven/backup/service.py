@@ -36,7 +36,7 @@ from mailhaven.privacy.erasure import (
 )
 from mailhaven.storage.db import MIGRATIONS, Database, empty_tables, restart_sequences
 from mailhaven.vault import Keyring, Vault
-from mailhaven.vault.models import ERASED, VaultKey
+from mailhaven.vault.models import DESTROYED, VaultKey
 
 Progress = Callable[[str, int, int], None]  # table, rows done, rows in all
 
@@ -235,6 +235,6 @@ def _tally(session: Session) -> tuple[int, int, int, int]:
     """Keys (a destroyed one's row, kept until the background job deletes it, is not one),
     events, queue entries, domains."""
     return tuple(session.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[return-value]
-                 for model, where in ((VaultKey, [VaultKey.purpose != ERASED]), (Event, []),
+                 for model, where in ((VaultKey, [VaultKey.wrapped_key != DESTROYED]), (Event, []),
                                       (Delivery, []), (Domain, [])))
 

@@ -101,7 +101,7 @@ def rewrap(db: Database, vault: Vault, columns: list[WrappedColumn], *, batch: i
         last = None
         while limit is None or done.rewrapped < limit:
             with db.transaction() as session:
-                # b"": a destroyed key (vault ERASED), nothing to re-wrap
+                # b"": a destroyed key (vault DESTROYED), nothing to re-wrap
                 query = (select(*fields).where(col.is_not(None), col != b"")
                          .order_by(key).limit(batch))
                 if last is not None:

@@ -22,14 +22,14 @@ from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, case, select, update
 from sqlalchemy.orm import Session
 
 from mailhaven.clock import SYSTEM_CLOCK, Clock
 from mailhaven.storage.base import new_id, table
 from mailhaven.storage.db import affected, insert_for
 from mailhaven.vault.keyring import LEGACY_VERSION, Keyring
-from mailhaven.vault.models import ERASED, VaultKey
+from mailhaven.vault.models import DESTROYED, ERASED, VaultKey
 
 _NONCE = 12
 _CACHE_SIZE = 4096
@@ -243,10 +243,12 @@ class Vault:
 
     def destroy(self, session: Session, keys: Iterable[str] | Select[Any]) -> int:
         """Destroy these keys at once (what they sealed is unreadable from the commit on)
-        without deleting their rows: the key material goes, the row stays as ERASED until
-        the rows that reference it are deleted. `keys`: ids, or a SELECT of them (one
-        statement however many; the caller `forget`s those it knows). How many were
-        destroyed (not counting those destroyed already)."""
+        without deleting their rows: the key material goes (DESTROYED), the row stays until
+        the rows that reference it are deleted; a subject key also loses its blind index and
+        becomes ERASED, while a content key's indexed columns keep their values (a HOT
+        update on PostgreSQL). `keys`: ids, or a SELECT of them (one statement however
+        many; the caller `forget`s those it knows). How many were destroyed (not counting
+        those destroyed already)."""
         if isinstance(keys, Select):
             which = [VaultKey.id.in_(keys)]
         else:
@@ -254,9 +256,12 @@ class Vault:
             which = [VaultKey.id.in_(ids[start:start + 500])
                      for start in range(0, len(ids), 500)]
             self.forget_all(set(ids))
+        subject = VaultKey.purpose == "subject"
         return sum(affected(session.execute(
-            update(VaultKey).where(these, VaultKey.purpose != ERASED)
-            .values(purpose=ERASED, blind_index=None, wrapped_key=b"")
+            update(VaultKey).where(these, VaultKey.wrapped_key != DESTROYED)
+            .values(wrapped_key=DESTROYED,
+                    purpose=case((subject, ERASED), else_=VaultKey.purpose),
+                    blind_index=case((subject, None), else_=VaultKey.blind_index))
             .execution_options(synchronize_session=False))) for these in which)
 
     def _new_key_row(self, account_id: str, purpose: str, blind_index: str | None) -> dict:
@@ -305,19 +310,20 @@ class Vault:
     @staticmethod
     def keys(session: Session, ids: Iterable[str | None]) -> dict[str, VaultKey]:
         """The keys with these ids that still exist (an erased key is simply absent, its row
-        deleted or ERASED); asked 500 at a time, within every database's limit of bound
+        deleted or DESTROYED); asked 500 at a time, within every database's limit of bound
         parameters."""
         wanted = sorted({i for i in ids if i})
         return {k.id: k for start in range(0, len(wanted), 500)
                 for k in session.scalars(select(VaultKey).where(
-                    VaultKey.id.in_(wanted[start:start + 500]), VaultKey.purpose != ERASED))}
+                    VaultKey.id.in_(wanted[start:start + 500]),
+                    VaultKey.wrapped_key != DESTROYED))}
 
     def openers(self, session: Session, ids: Iterable[str | None]) -> dict[str, Opener]:
         """What opens under each of the keys with these ids that still exist (an erased key
         is absent, as in `keys`), for ids just read from the rows sealed under them.
 
         Each is asked of the database, however recently used: an erasure destroys a key in
-        its row (ERASED) and the rows sealed under it stay a while, so only the database
+        its row (DESTROYED) and the rows sealed under it stay a while, so only the database
         knows whether a key another process has erased still exists. A key already
         unwrapped in this process is not unwrapped again; the others are read as rows of
         their id and wrapped key (no ORM object: a page of events may have 300 keys)."""
@@ -326,7 +332,8 @@ class Vault:
         return {key.id: Opener(self._cipher(key))
                 for start in range(0, len(wanted), 500)
                 for key in session.execute(select(keys.id, keys.wrapped_key).where(
-                    keys.id.in_(wanted[start:start + 500]), keys.purpose != ERASED))}
+                    keys.id.in_(wanted[start:start + 500]),
+                    keys.wrapped_key != DESTROYED))}
 
     def find_subject(self, session: Session, account_id: str, address: str) -> VaultKey | None:
         index = self.blind_index(account_id, address)
