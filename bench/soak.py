@@ -549,8 +549,9 @@ def main() -> None:
             args.warmup, args.steps) < 0:
         parser.error("--minutes, --fraction, --sample-seconds, --peak-seconds, "
                      "--step-seconds, --backlog and --clients must be positive")
-    if not args.max_seconds:
-        args.max_seconds = 60 * args.minutes + 600
+    if not args.max_seconds:  # the peak's measures, the soak, then 10 minutes to spare
+        args.max_seconds = (args.peak_seconds + args.steps * (args.step_seconds + 60)
+                            + 60 * args.minutes + 600)
     try:
         import matplotlib  # noqa: F401  (before the run, not after 30 minutes)
     except ImportError:
