@@ -136,11 +136,10 @@ def test_a_domain_from_before_revision_0006_keeps_its_key_records_and_rows(
 
 
 # -- 0043: room for HOT updates in vault_keys -----------------------------------------------
-def test_vault_keys_leaves_room_on_each_page_on_postgresql(services, backend: str) -> None:
+@pytest.mark.postgres_only  # SQLite has no fillfactor
+def test_vault_keys_leaves_room_on_each_page_on_postgresql(services) -> None:
     """An erasure's destroyed content keys are new versions of their rows: with room on
     the page, PostgreSQL writes them there and no index entry (`Vault.destroy`)."""
-    if backend == "sqlite":
-        pytest.skip("SQLite has no fillfactor")
     with services.db.engine.connect() as conn:
         options = conn.execute(text(
             "SELECT reloptions FROM pg_class WHERE relname = 'vault_keys'")).scalar()
