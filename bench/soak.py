@@ -135,9 +135,12 @@ def sample(pid: int, at: float) -> Sample:
 
 
 # -- the run -------------------------------------------------------------------------------
-def delivered_count(services: Services) -> int:
+def delivered_count(services: Services, since: float) -> int:
+    """`delivered` events from `since` (wall clock) on: a range of the (domain, time) index."""
     with services.db.sessions() as session:
+        domain_id = session.scalar(select(Event.domain_id).limit(1))
         return session.scalar(select(func.count()).select_from(Event).where(
+            Event.domain_id == domain_id, Event.timestamp >= since,
             Event.event == "delivered")) or 0
 
 
@@ -158,10 +161,13 @@ class Peak:
     intake: float  # accepted/s over the same window
     sent: list[Sent]  # every message of the peak's measures
     steps: list[Step] = field(default_factory=list)
+    given: float | None = None  # --peak: measured by an earlier run, not by this one
 
     @property
     def rate(self) -> float:
         """The highest steady rate kept up with (the search's lower end when none was)."""
+        if self.given:
+            return self.given
         kept = [s.rate for s in self.steps if s.kept_up]
         return max(kept) if kept else LOWEST * self.closed
 
@@ -172,7 +178,8 @@ async def closed_peak(client: Client, services: Services, args: argparse.Namespa
     for --peak-seconds; after an untimed warm-up burst. See the module's docstring."""
     await wait_delivered(services, await client.burst(args.warmup), deadline)
     loop = asyncio.get_running_loop()
-    delivered = base = await asyncio.to_thread(delivered_count, services)
+    since = time.time()
+    delivered = base = await asyncio.to_thread(delivered_count, services, since)
     sent: list[Sent] = []
     posted = 0
     start = loop.time()
@@ -184,7 +191,7 @@ async def closed_peak(client: Client, services: Services, args: argparse.Namespa
     async def counter() -> None:
         nonlocal delivered
         while loop.time() < end:
-            delivered = await asyncio.to_thread(delivered_count, services)
+            delivered = await asyncio.to_thread(delivered_count, services, since)
             now = loop.time()
             if now >= window and "from" not in marks:
                 marks["from"] = (now, delivered, len(sent))
@@ -462,7 +469,8 @@ def report(soak: Soak, v: Verdicts, sustained: Peak, backend: str, table_text: s
     steps = ", ".join(f"{s.rate:.1f}/s {'kept up' if s.kept_up else 'fell behind'} "
                       f"(p50 {s.p50_ms:.0f} ms)" for s in sustained.steps)
     peak_line = (f"peak: closed on delivery {sustained.closed:.1f}/s; steady: {steps or 'none'}"
-                 f" -> sustained peak {peak:.1f}/s")
+                 f" -> sustained peak {peak:.1f}/s") if not sustained.given else (
+        f"peak: {peak:.1f}/s, given (--peak: measured by an earlier run)")
     every = list(soak.latency_ms.values())
     lag_ms = 1000 * max((s.started - s.scheduled for s in soak.sent), default=0.0)
     summary = "\n".join([
@@ -508,7 +516,11 @@ async def run(port: int, pid: int, api_key: str, services: Services,
     deadline = time.monotonic() + args.max_seconds
     client = Client(port, api_key, args.clients, deadline)
     try:
-        peak = await sustained_peak(client, services, args, deadline)
+        if args.peak:
+            await wait_delivered(services, await client.burst(args.warmup), deadline)
+            peak = Peak(0.0, 0.0, [], given=args.peak)
+        else:
+            peak = await sustained_peak(client, services, args, deadline)
         rate = args.rate or args.fraction * peak.rate
         print(f"  peak, sustained: {peak.rate:.1f}/s (the highest steady rate kept up with); "
               f"soaking at {rate:.1f}/s for {args.minutes:g} min (serve pid {pid})", flush=True)
@@ -535,6 +547,9 @@ def main() -> None:
                         help="steady rates tried in the search for the sustained peak")
     parser.add_argument("--step-seconds", type=float, default=60,
                         help="how long each steady rate is tried")
+    parser.add_argument("--peak", type=float, default=None,
+                        help="the sustained peak, as an earlier run on this machine measured "
+                             "it: not measured again")
     parser.add_argument("--clients", type=int, default=64,
                         help="connections (the peak's posters; the soak client's pool)")
     parser.add_argument("--warmup", type=int, default=100,
