@@ -108,11 +108,12 @@ def _routed(services: Services, dns: DnsServer, port: int) -> Services:
     ("data", 421, "4.4.2"),  # no answer to the final dot: the connection failed
 ])
 def test_a_stalled_destination_is_deferred_while_other_mail_flows(
-        api, services, domain, after, code, enhanced) -> None:
+        api, services, clock, domain, after, code, enhanced) -> None:
     stalled = [f"s{i}@stalled.test" for i in range(3)]
     flowing = [f"f{i}@flowing.test" for i in range(4)]
     for address in [*stalled, *flowing]:  # the stalled ones first: claimed first
         send(api, domain, {"to": address})
+        clock.advance(0.001)  # due in that order: a tie's order is the database's to choose
     with DnsServer(ZONE) as dns, Sink() as sink, StallingServer(sink.port, after) as stall:
         # four slots: three hang on the stalled host, the fourth carries everything else
         worker = DeliveryWorker(_routed(services, dns, sink.port), concurrency=4)
